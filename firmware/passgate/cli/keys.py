@@ -1,0 +1,39 @@
+"""``passgate keys``: make key pairs (issuer keys here; root and device keys register too)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("keys", help="make key pairs")
+    ksub = p.add_subparsers(dest="keys_command", required=True, metavar="KIND")
+    q = ksub.add_parser("new-issuer", help="make an issuer key pair (issuer.key 0600, issuer.pub)")
+    q.add_argument("--out", type=Path, required=True, help="folder for issuer.key/.pub/.toml")
+    q.add_argument("--name", default="passgate", help="issuer name carried in passes (iss)")
+    q.set_defaults(func=new_issuer)
+
+
+def new_issuer(args: argparse.Namespace) -> int:
+    from ..keys import new_keypair
+    from ..passformat import _ISSUER_RE
+    from . import UsageError
+
+    if not _ISSUER_RE.fullmatch(args.name):
+        raise UsageError("--name must be 1-32 printable characters")
+    _, pub, kid = new_keypair(args.out, "issuer")
+    # Metadata beside the public key: copy both into a checkpoint's trust folder.
+    pub.with_suffix(".toml").write_text(
+        f'# Issuer key metadata (kid {kid.hex()}). Edit zones/purposes/validity as needed.\n'
+        f"name = {_toml_str(args.name)}\n"
+        '# valid_from = 2026-01-01T00:00:00Z\n# valid_until = 2028-01-01T00:00:00Z\n'
+        '# zones = ["gate-1"]\n# purposes = ["work", "shopping"]\n',
+        encoding="utf-8",
+    )
+    print(kid.hex())
+    return 0
+
+
+def _toml_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

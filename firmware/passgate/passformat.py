@@ -1,0 +1,150 @@
+"""The passgate pass: ``PG1:`` + base45(COSE_Sign1(CWT claims)). See ``docs/pass-format.md``.
+
+Claims (CWT, RFC 8392), all required unless marked:
+
+====== ============ ==========================================================
+key    name         CBOR type and limits
+====== ============ ==========================================================
+1      iss          text, 1-32 chars: issuer name, must match the trusted key's
+4      exp          uint: expiry, POSIX seconds
+5      nbf          uint: not before, POSIX seconds (< exp)
+6      iat          uint: issued at, POSIX seconds
+7      cti          bytes, 12-32: the random pass id
+-65537 passgate     array [purpose text, zones array of text, hint text (optional)]
+====== ============ ==========================================================
+
+-65537 is the first key of the CWT registry's private-use range; packing purpose, zones
+and hint into one array costs 6 bytes instead of 15 for three private keys, which is what
+lets a pass with a hint fit QR version 8 at ECC M.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from . import base45
+from .cose import ALG_EDDSA, HDR_ALG, HDR_KID, Sign1, decode_sign1, encode_sign1, loads_strict, malformed, unsupported
+
+PREFIX = "PG1:"
+MAX_TEXT = 1024  # characters; checked before any decoding
+CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_PASSGATE = 1, 4, 5, 6, 7, -65537
+CLAIM_KEYS = frozenset({CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_PASSGATE})
+MAX_TIME = 2**40
+HINT_MAX = 12
+PASS_ID_MIN, PASS_ID_MAX = 12, 32
+
+_PURPOSE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,23}")
+_ZONE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+_ISSUER_RE = re.compile(r"[^\x00-\x1f\x7f]{1,32}")
+_HINT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,12}")
+_VERSION_RE = re.compile(r"PG[0-9]+:")
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    issuer: str
+    pass_id: bytes
+    not_before: int
+    expires: int
+    issued_at: int
+    purpose: str
+    zones: tuple[str, ...]
+    hint: str | None = None
+
+    def validate(self) -> None:
+        """Raise ``PassFormatError('malformed', ...)`` unless every field is within its limits."""
+        if not isinstance(self.issuer, str) or not _ISSUER_RE.fullmatch(self.issuer):
+            raise malformed("iss must be 1-32 printable characters")
+        if not isinstance(self.pass_id, bytes) or not PASS_ID_MIN <= len(self.pass_id) <= PASS_ID_MAX:
+            raise malformed("cti (pass id) must be 12-32 bytes")
+        for name in ("not_before", "expires", "issued_at"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value < MAX_TIME:
+                raise malformed(f"{name} must be a non-negative integer time")
+        if self.expires <= self.not_before:
+            raise malformed("exp must be after nbf")
+        if not isinstance(self.purpose, str) or not _PURPOSE_RE.fullmatch(self.purpose):
+            raise malformed("purpose must be a short lower-case identifier")
+        for zone in self.zones:
+            if not isinstance(zone, str) or not _ZONE_RE.fullmatch(zone):
+                raise malformed("zone names are 1-32 of A-Z a-z 0-9 _ . -")
+        if not self.zones or len(self.zones) > 16 or len(set(self.zones)) != len(self.zones):
+            raise malformed("zones must be 1-16 distinct names")
+        if self.hint is not None and (not isinstance(self.hint, str) or not _HINT_RE.fullmatch(self.hint)):
+            raise malformed(f"hint must be 1-{HINT_MAX} printable characters")
+
+    def to_cbor_map(self) -> dict:
+        extra: list = [self.purpose, list(self.zones)]
+        if self.hint is not None:
+            extra.append(self.hint)
+        return {
+            CLAIM_ISS: self.issuer,
+            CLAIM_EXP: self.expires,
+            CLAIM_NBF: self.not_before,
+            CLAIM_IAT: self.issued_at,
+            CLAIM_CTI: self.pass_id,
+            CLAIM_PASSGATE: extra,
+        }
+
+
+def encode(claims: Claims, sign, kid: bytes) -> str:
+    """Return the QR text of a pass; ``sign`` maps bytes to an Ed25519 signature."""
+    from .cose import dumps
+
+    claims.validate()
+    cose = encode_sign1(dumps(claims.to_cbor_map()), sign, {HDR_ALG: ALG_EDDSA, HDR_KID: kid})
+    return PREFIX + base45.encode(cose)
+
+
+def parse_text(text: str | bytes) -> Sign1:
+    """From QR text to the COSE structure, with the length capped before any decoding."""
+    if isinstance(text, bytes | bytearray):
+        if len(text) > MAX_TEXT:
+            raise malformed(f"longer than {MAX_TEXT} characters")
+        try:
+            text = bytes(text).decode("ascii")
+        except UnicodeDecodeError:
+            raise malformed("not ASCII text") from None
+    if not isinstance(text, str):
+        raise malformed("not text")
+    if len(text) > MAX_TEXT:
+        raise malformed(f"longer than {MAX_TEXT} characters")
+    text = text.strip("\r\n\t")
+    if not text.startswith(PREFIX):
+        if _VERSION_RE.match(text):
+            raise unsupported(f"pass format version {text.split(':', 1)[0]} is not supported")
+        raise malformed("not a passgate pass (no PG1: prefix)")
+    try:
+        raw = base45.decode(text[len(PREFIX):])
+    except ValueError as exc:
+        raise malformed(f"bad base45: {exc}") from None
+    return decode_sign1(raw)
+
+
+def parse_claims(payload: bytes) -> Claims:
+    """Decode and check the CWT claims set (call only after the signature verified)."""
+    obj = loads_strict(payload, "claims")
+    if not isinstance(obj, Mapping):
+        raise malformed("claims must be a map")
+    keys = set(obj)
+    if keys != CLAIM_KEYS:
+        missing, extra = CLAIM_KEYS - keys, keys - CLAIM_KEYS
+        raise malformed(f"claims missing {sorted(missing)}" if missing else f"unknown claims {sorted(extra, key=repr)}")
+    extra = obj[CLAIM_PASSGATE]
+    if not isinstance(extra, list | tuple) or len(extra) not in (2, 3) or not isinstance(extra[1], list | tuple):
+        raise malformed("passgate claim must be [purpose, zones, hint?]")
+    hint = extra[2] if len(extra) == 3 else None
+    claims = Claims(
+        issuer=obj[CLAIM_ISS],
+        pass_id=obj[CLAIM_CTI],
+        not_before=obj[CLAIM_NBF],
+        expires=obj[CLAIM_EXP],
+        issued_at=obj[CLAIM_IAT],
+        purpose=extra[0],
+        zones=tuple(extra[1]),
+        hint=hint,
+    )
+    claims.validate()
+    return claims

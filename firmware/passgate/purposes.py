@@ -1,0 +1,76 @@
+"""The purpose table: which purposes exist, their labels and their longest validity."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import TrustError
+from .passformat import _PURPOSE_RE
+from .timefmt import parse_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    id: str
+    label: str
+    max_s: int | None  # None: open-ended
+
+
+class PurposeTable:
+    def __init__(self, purposes: dict[str, Purpose]) -> None:
+        self._by_id = dict(purposes)
+
+    def get(self, purpose_id: str) -> Purpose | None:
+        return self._by_id.get(purpose_id)
+
+    def label(self, purpose_id: str | None) -> str:
+        p = self._by_id.get(purpose_id or "")
+        return p.label if p else (purpose_id or "")
+
+    def __contains__(self, purpose_id: object) -> bool:
+        return purpose_id in self._by_id
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    @classmethod
+    def from_toml(cls, text: str, where: str) -> PurposeTable:
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise TrustError(f"{where}: not valid TOML: {exc}") from None
+        table = doc.get("purposes")
+        if not isinstance(table, dict) or not table:
+            raise TrustError(f"{where}: needs a [purposes.ID] table per purpose")
+        out = {}
+        for pid, spec in table.items():
+            if not _PURPOSE_RE.fullmatch(pid) or not isinstance(spec, dict):
+                raise TrustError(f"{where}: purposes.{pid}: bad purpose id or entry")
+            label, max_text = spec.get("label", pid), spec.get("max", "")
+            if not isinstance(label, str) or not isinstance(max_text, str):
+                raise TrustError(f"{where}: purposes.{pid}: label and max must be strings")
+            try:
+                max_s = parse_duration(max_text) if max_text else None
+            except ValueError as exc:
+                raise TrustError(f"{where}: purposes.{pid}.max: {exc}") from None
+            out[pid] = Purpose(pid, label, max_s)
+        return cls(out)
+
+    @classmethod
+    def from_file(cls, path: Path) -> PurposeTable:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TrustError(f"{path}: {exc.strerror}") from None
+        return cls.from_toml(text, str(path))
+
+    @classmethod
+    def default(cls) -> PurposeTable:
+        text = resources.files("passgate").joinpath("data/purposes.toml").read_text("utf-8")
+        return cls.from_toml(text, "passgate/data/purposes.toml")

@@ -1,0 +1,87 @@
+"""The result of checking a pass: an enum result and a reason code drive everything else.
+
+Display texts, buzzer patterns, relay action and journal rows are all derived from a
+:class:`Verdict`; nothing downstream re-examines the pass.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Result(enum.Enum):
+    ACCEPT = "accept"
+    DENY = "deny"
+
+
+class Reason(enum.Enum):
+    """Why a pass was accepted or denied. The values are stable: they are stored and uploaded."""
+
+    VALID = "valid"
+    MALFORMED = "malformed"  # not a passgate pass, or broken structure
+    UNSUPPORTED = "unsupported"  # a format version, algorithm or critical header we do not know
+    UNKNOWN_KEY = "unknown_key"  # no trusted issuer key with this key id (and issuer name)
+    BAD_SIGNATURE = "bad_signature"  # a trusted key id, but no key verifies the signature
+    KEY_NOT_VALID = "key_not_valid"  # the issuer key is outside its validity window
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    WRONG_ZONE = "wrong_zone"
+    PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+    # Decided after the verifier, by the checkpoint:
+    ALREADY_USED = "already_used"  # anti-passback window
+    CLOCK_UNTRUSTED = "clock_untrusted"  # site policy denies time-bound passes on an untrusted clock
+    TRUST_STALE = "trust_stale"  # trust data past its expiry / max offline age, policy denies
+    JOURNAL_FAULT = "journal_fault"  # the scan could not be recorded, so no green
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the verifier concluded about one pass text at one instant.
+
+    ``remaining_s`` is the whole seconds of validity left (accepts only). ``not_before`` and
+    ``expires`` are the pass's own times (POSIX seconds) when the pass could be read, so a
+    screen can say "expired 14 min ago". ``pass_id`` is kept for anti-passback and the
+    journal's keyed hash; it is never printed, logged or uploaded as such.
+    """
+
+    result: Result
+    reason: Reason
+    checked_at: int
+    detail: str = ""
+    remaining_s: int | None = None
+    purpose: str | None = None
+    hint: str | None = None
+    kid: str | None = None  # hex
+    issuer: str | None = None
+    zones: tuple[str, ...] = ()
+    not_before: int | None = None
+    expires: int | None = None
+    pass_id: bytes | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.result is Result.ACCEPT
+
+    def deny(self, reason: Reason, detail: str = "") -> Verdict:
+        """The same pass facts, turned into a denial for ``reason`` (used by later stages)."""
+        from dataclasses import replace
+
+        return replace(self, result=Result.DENY, reason=reason, detail=detail, remaining_s=None)
+
+    def to_json(self) -> dict:
+        """The stable JSON form used by ``passgate verify --json`` (no pass id, no hint)."""
+        return {
+            "verdict": self.result.value,
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "remaining_s": self.remaining_s,
+            "purpose": self.purpose,
+            "kid": self.kid,
+            "issuer": self.issuer,
+            "zones": list(self.zones),
+            "not_before": self.not_before,
+            "expires": self.expires,
+            "checked_at": self.checked_at,
+        }

@@ -1,0 +1,95 @@
+"""The offline verifier: ``check(text, now, zone) -> Verdict``. Never raises on any input.
+
+Order of checks (the first failure is the reason): structure -> key id -> signature ->
+claims -> issuer name -> key validity -> revocation -> time window -> zone -> purpose.
+Revocation comes before time so a revoked pass says "revoked", not "expired".
+
+Clock-skew grace: ``skew_s`` (default 60 s) widens the window on both sides, because a
+checkpoint clock and an issuer clock that are both roughly right still differ by seconds;
+a minute is far below any purpose's duration (the shortest is 30 min).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .errors import PassFormatError
+from .passformat import Claims, parse_claims, parse_text
+from .timefmt import span
+from .trust import IssuerKey, TrustStore
+from .verdict import Reason, Result, Verdict
+
+DEFAULT_SKEW_S = 60
+
+
+class Verifier:
+    def __init__(self, trust: TrustStore, skew_s: int = DEFAULT_SKEW_S) -> None:
+        self.trust = trust
+        self.skew_s = skew_s
+
+    def check(self, text: str | bytes, now: int | float, zone: str | None = None) -> Verdict:
+        """Check one pass text at POSIX time ``now`` for checkpoint ``zone`` (None: any zone)."""
+        now = int(now)
+        try:
+            cose = parse_text(text)
+        except PassFormatError as exc:
+            return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail)
+        kid_hex = cose.kid.hex()
+        candidates = self.trust.candidates(cose.kid)
+        if not candidates:
+            return Verdict(Result.DENY, Reason.UNKNOWN_KEY, now, f"no trusted key {kid_hex}", kid=kid_hex)
+        key = _first_verifying(candidates, cose.to_be_signed, cose.signature)
+        if key is None:
+            return Verdict(Result.DENY, Reason.BAD_SIGNATURE, now, "signature does not verify", kid=kid_hex)
+        try:
+            claims = parse_claims(cose.payload)
+        except PassFormatError as exc:
+            return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail, kid=kid_hex)
+        return self._decide(claims, key, kid_hex, now, zone)
+
+    def _decide(self, c: Claims, key: IssuerKey, kid_hex: str, now: int, zone: str | None) -> Verdict:
+        facts = Verdict(
+            Result.ACCEPT, Reason.VALID, now, kid=kid_hex, issuer=c.issuer, purpose=c.purpose,
+            hint=c.hint, zones=c.zones, not_before=c.not_before, expires=c.expires, pass_id=c.pass_id,
+        )
+        if key.issuer is not None and c.issuer != key.issuer:
+            return facts.deny(Reason.UNKNOWN_KEY, f"key {kid_hex} does not belong to issuer {c.issuer!r}")
+        if not key.valid_at(now) or not key.valid_at(c.issued_at):
+            return facts.deny(Reason.KEY_NOT_VALID, "issuer key outside its validity window")
+        if c.pass_id in self.trust.revoked:
+            return facts.deny(Reason.REVOKED, "pass revoked")
+        if now < c.not_before - self.skew_s:
+            return facts.deny(Reason.NOT_YET_VALID, f"valid in {span(c.not_before - now)}")
+        if now >= c.expires + self.skew_s:
+            return facts.deny(Reason.EXPIRED, f"expired {span(now - c.expires)} ago")
+        if zone is not None:
+            if zone not in c.zones:
+                return facts.deny(Reason.WRONG_ZONE, f"pass not valid in zone {zone}")
+            if key.zones is not None and zone not in key.zones:
+                return facts.deny(Reason.WRONG_ZONE, f"issuer not allowed to admit to zone {zone}")
+        denied = self._purpose_problem(c, key, zone)
+        if denied:
+            return facts.deny(Reason.PURPOSE_NOT_ALLOWED, denied)
+        remaining = max(0, c.expires - now)
+        return replace(facts, remaining_s=remaining, detail=f"{span(remaining)} left")
+
+    def _purpose_problem(self, c: Claims, key: IssuerKey, zone: str | None) -> str:
+        purpose = self.trust.purposes.get(c.purpose)
+        if purpose is None:
+            return f"unknown purpose {c.purpose!r}"
+        if key.purposes is not None and c.purpose not in key.purposes:
+            return f"issuer not allowed to issue {c.purpose!r} passes"
+        allowed = self.trust.zone_purposes.get(zone or "")
+        if allowed is not None and c.purpose not in allowed:
+            return f"{purpose.label} not allowed in zone {zone}"
+        if purpose.max_s is not None and c.expires - c.not_before > purpose.max_s + self.skew_s:
+            return f"pass longer than {span(purpose.max_s)} allowed for {purpose.label}"
+        return ""
+
+
+def _first_verifying(keys: tuple[IssuerKey, ...], message: bytes, signature: bytes) -> IssuerKey | None:
+    for key in keys:
+        if key.verifies(message, signature):
+            return key
+    return None
+
