@@ -26,7 +26,7 @@ class BatchError(PassgateError, ValueError):
     pass
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path, purposes) -> list[dict]:
     from .cli.issue import pass_fields
 
     try:
@@ -39,7 +39,7 @@ def read_rows(path: Path) -> list[dict]:
             for n, row in enumerate(reader, 2):
                 zones = (row.get("zones") or "").replace(";", " ").split()
                 try:
-                    rows.append(pass_fields(row["purpose"] or "", zones, row.get("hint") or None,
+                    rows.append(pass_fields(purposes, row["purpose"] or "", zones, row.get("hint") or None,
                                             row.get("from") or None, row.get("duration") or None))
                 except PassgateError as exc:
                     raise BatchError(f"{path}:{n}: {exc}") from None
@@ -49,7 +49,7 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def issue_batch(issuer: Issuer, csv_path: Path, out: Path, png: bool = True) -> int:
-    rows = read_rows(csv_path)
+    rows = read_rows(csv_path, issuer.purposes)
     out.mkdir(parents=True, exist_ok=True)
     if png:
         from .qr import write_png

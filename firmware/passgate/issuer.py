@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import passformat
-from .errors import KeyFileError
+from .errors import KeyFileError, PassFormatError
 from .keys import kid_of, load_private, raw_public
 from .passformat import Claims
+from .purposes import PurposeTable
 
 PASS_ID_LEN = 12  # 96 random bits: the format's minimum, which keeps a pass in QR version 8-M
 
@@ -25,13 +26,15 @@ PASS_ID_LEN = 12  # 96 random bits: the format's minimum, which keeps a pass in 
 class Issuer:
     key: Ed25519PrivateKey
     name: str
+    purposes: PurposeTable = field(default_factory=PurposeTable.default)
 
     @property
     def kid(self) -> bytes:
         return kid_of(raw_public(self.key))
 
     @classmethod
-    def from_key_file(cls, key_path: Path, name: str | None = None) -> Issuer:
+    def from_key_file(cls, key_path: Path, name: str | None = None,
+                      purposes: PurposeTable | None = None) -> Issuer:
         """Load ``issuer.key``; the issuer name comes from ``name`` or ``issuer.toml`` beside it."""
         key_path = Path(key_path)
         key = load_private(key_path)
@@ -43,7 +46,7 @@ class Issuer:
                 raise KeyFileError(f"{meta}: cannot read issuer name ({exc}); pass --issuer NAME") from None
             if not isinstance(name, str):
                 raise KeyFileError(f"{meta}: no 'name' for the issuer; pass --issuer NAME")
-        return cls(key, name)
+        return cls(key, name, purposes or PurposeTable.default())
 
     def issue(
         self,
@@ -55,14 +58,20 @@ class Issuer:
         issued_at: int | None = None,
         pass_id: bytes | None = None,
     ) -> str:
-        """Return the QR text of a new pass (raises ``PassFormatError`` for bad fields)."""
+        """Return the QR text of a new pass (raises ``PassFormatError`` for bad fields).
+
+        ``purpose`` is a purpose id from the issuer's purpose table (``"shopping"``).
+        """
+        known = self.purposes.get(purpose)
+        if known is None:
+            raise PassFormatError("malformed", f"unknown purpose {purpose!r}")
         claims = Claims(
             issuer=self.name,
             pass_id=pass_id if pass_id is not None else os.urandom(PASS_ID_LEN),
             not_before=int(not_before),
             expires=int(not_before) + int(duration_s),
             issued_at=int(issued_at if issued_at is not None else not_before),
-            purpose=purpose,
+            purpose=known.code,
             zones=tuple(zones),
             hint=hint or None,
         )

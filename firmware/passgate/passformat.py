@@ -10,12 +10,13 @@ key    name         CBOR type and limits
 5      nbf          uint: not before, POSIX seconds (< exp)
 6      iat          uint: issued at, POSIX seconds
 7      cti          bytes, 12-32: the random pass id
--65537 passgate     array [purpose text, zones array of text, hint text (optional)]
+-65537 passgate     array [purpose code uint, zones array of text, hint text (optional)]
 ====== ============ ==========================================================
 
 -65537 is the first key of the CWT registry's private-use range; packing purpose, zones
-and hint into one array costs 6 bytes instead of 15 for three private keys, which is what
-lets a pass with a hint fit QR version 8 at ECC M.
+and hint into one array costs 6 bytes instead of 15 for three private keys, and the purpose
+is a code from the purpose table (one byte for codes 0-23) instead of its name: together
+that is what keeps a typical pass within QR version 8 at ECC M (docs/pass-format.md).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ CLAIM_KEYS = frozenset({CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, C
 MAX_TIME = 2**40
 HINT_MAX = 12
 PASS_ID_MIN, PASS_ID_MAX = 12, 32
+MAX_PURPOSE_CODE = 65535
 
-_PURPOSE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,23}")
 _ZONE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _ISSUER_RE = re.compile(r"[^\x00-\x1f\x7f]{1,32}")
 _HINT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,12}")
@@ -49,7 +50,7 @@ class Claims:
     not_before: int
     expires: int
     issued_at: int
-    purpose: str
+    purpose: int  # code in the purpose table
     zones: tuple[str, ...]
     hint: str | None = None
 
@@ -65,8 +66,8 @@ class Claims:
                 raise malformed(f"{name} must be a non-negative integer time")
         if self.expires <= self.not_before:
             raise malformed("exp must be after nbf")
-        if not isinstance(self.purpose, str) or not _PURPOSE_RE.fullmatch(self.purpose):
-            raise malformed("purpose must be a short lower-case identifier")
+        if type(self.purpose) is not int or not 0 <= self.purpose <= MAX_PURPOSE_CODE:
+            raise malformed(f"purpose must be a code 0-{MAX_PURPOSE_CODE}")
         for zone in self.zones:
             if not isinstance(zone, str) or not _ZONE_RE.fullmatch(zone):
                 raise malformed("zone names are 1-32 of A-Z a-z 0-9 _ . -")

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from .errors import TrustError
-from .passformat import _PURPOSE_RE
 from .timefmt import parse_duration
+
+
+MAX_CODE = 65535
+_PURPOSE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,23}")
 
 
 @dataclass(frozen=True, slots=True)
 class Purpose:
     id: str
+    code: int  # what a pass carries
     label: str
     max_s: int | None  # None: open-ended
 
@@ -22,9 +27,15 @@ class Purpose:
 class PurposeTable:
     def __init__(self, purposes: dict[str, Purpose]) -> None:
         self._by_id = dict(purposes)
+        self._by_code = {p.code: p for p in self._by_id.values()}
+        if len(self._by_code) != len(self._by_id):
+            raise TrustError("purpose table: two purposes share a code")
 
     def get(self, purpose_id: str) -> Purpose | None:
         return self._by_id.get(purpose_id)
+
+    def by_code(self, code: int) -> Purpose | None:
+        return self._by_code.get(code)
 
     def label(self, purpose_id: str | None) -> str:
         p = self._by_id.get(purpose_id or "")
@@ -48,18 +59,20 @@ class PurposeTable:
         table = doc.get("purposes")
         if not isinstance(table, dict) or not table:
             raise TrustError(f"{where}: needs a [purposes.ID] table per purpose")
-        out = {}
+        out: dict[str, Purpose] = {}
         for pid, spec in table.items():
-            if not _PURPOSE_RE.fullmatch(pid) or not isinstance(spec, dict):
+            if not _PURPOSE_ID_RE.fullmatch(pid) or not isinstance(spec, dict):
                 raise TrustError(f"{where}: purposes.{pid}: bad purpose id or entry")
-            label, max_text = spec.get("label", pid), spec.get("max", "")
+            label, max_text, code = spec.get("label", pid), spec.get("max", ""), spec.get("code")
             if not isinstance(label, str) or not isinstance(max_text, str):
                 raise TrustError(f"{where}: purposes.{pid}: label and max must be strings")
+            if type(code) is not int or not 0 <= code <= MAX_CODE:
+                raise TrustError(f"{where}: purposes.{pid}.code: an integer 0-{MAX_CODE} is required")
             try:
                 max_s = parse_duration(max_text) if max_text else None
             except ValueError as exc:
                 raise TrustError(f"{where}: purposes.{pid}.max: {exc}") from None
-            out[pid] = Purpose(pid, label, max_s)
+            out[pid] = Purpose(pid, code, label, max_s)
         return cls(out)
 
     @classmethod

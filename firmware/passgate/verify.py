@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from .errors import PassFormatError
 from .passformat import Claims, parse_claims, parse_text
+from .purposes import Purpose
 from .timefmt import span
 from .trust import IssuerKey, TrustStore
 from .verdict import Reason, Result, Verdict
@@ -48,8 +49,10 @@ class Verifier:
         return self._decide(claims, key, kid_hex, now, zone)
 
     def _decide(self, c: Claims, key: IssuerKey, kid_hex: str, now: int, zone: str | None) -> Verdict:
+        purpose = self.trust.purposes.by_code(c.purpose)
         facts = Verdict(
-            Result.ACCEPT, Reason.VALID, now, kid=kid_hex, issuer=c.issuer, purpose=c.purpose,
+            Result.ACCEPT, Reason.VALID, now, kid=kid_hex, issuer=c.issuer,
+            purpose=purpose.id if purpose else f"#{c.purpose}",
             hint=c.hint, zones=c.zones, not_before=c.not_before, expires=c.expires, pass_id=c.pass_id,
         )
         if key.issuer is not None and c.issuer != key.issuer:
@@ -67,20 +70,19 @@ class Verifier:
                 return facts.deny(Reason.WRONG_ZONE, f"pass not valid in zone {zone}")
             if key.zones is not None and zone not in key.zones:
                 return facts.deny(Reason.WRONG_ZONE, f"issuer not allowed to admit to zone {zone}")
-        denied = self._purpose_problem(c, key, zone)
+        denied = self._purpose_problem(c, purpose, key, zone)
         if denied:
             return facts.deny(Reason.PURPOSE_NOT_ALLOWED, denied)
         remaining = max(0, c.expires - now)
         return replace(facts, remaining_s=remaining, detail=f"{span(remaining)} left")
 
-    def _purpose_problem(self, c: Claims, key: IssuerKey, zone: str | None) -> str:
-        purpose = self.trust.purposes.get(c.purpose)
+    def _purpose_problem(self, c: Claims, purpose: Purpose | None, key: IssuerKey, zone: str | None) -> str:
         if purpose is None:
-            return f"unknown purpose {c.purpose!r}"
-        if key.purposes is not None and c.purpose not in key.purposes:
-            return f"issuer not allowed to issue {c.purpose!r} passes"
+            return f"unknown purpose code {c.purpose}"
+        if key.purposes is not None and purpose.id not in key.purposes:
+            return f"issuer not allowed to issue {purpose.id!r} passes"
         allowed = self.trust.zone_purposes.get(zone or "")
-        if allowed is not None and c.purpose not in allowed:
+        if allowed is not None and purpose.id not in allowed:
             return f"{purpose.label} not allowed in zone {zone}"
         if purpose.max_s is not None and c.expires - c.not_before > purpose.max_s + self.skew_s:
             return f"pass longer than {span(purpose.max_s)} allowed for {purpose.label}"

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.purpose or not args.zone:
         raise UsageError("--purpose and at least one --zone are required")
-    text = issuer.issue(**pass_fields(args.purpose, args.zone, args.hint, args.start, args.duration))
+    fields = pass_fields(issuer.purposes, args.purpose, args.zone, args.hint, args.start, args.duration)
+    text = issuer.issue(**fields)
     if args.png:
         from ..qr import write_png
 
@@ -46,35 +47,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def pass_fields(purpose: str, zones: list[str], hint: str | None, start: str | None,
+def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, start: str | None,
                 duration: str | None) -> dict:
-    """Turn command-line or CSV strings into ``Issuer.issue`` arguments (UsageError if bad)."""
+    """Turn command-line or CSV strings into ``Issuer.issue`` arguments (UsageError if bad).
+
+    ``purposes`` is the issuer's PurposeTable: it gives the code, and the default duration
+    (the purpose's maximum) when ``duration`` is empty.
+    """
     from ..errors import PassFormatError
-    from ..purposes import PurposeTable
+    from ..passformat import Claims
     from ..timefmt import parse_duration, parse_instant
     from . import UsageError
 
+    known = purposes.get(purpose)
+    if known is None:
+        raise UsageError(f"unknown purpose {purpose!r}; known: {', '.join(p.id for p in purposes)}")
     try:
         not_before = parse_instant(start) if start else int(time.time())
-        if duration:
-            duration_s = parse_duration(duration)
-        else:
-            known = PurposeTable.default().get(purpose)
-            if known is None or known.max_s is None:
-                raise UsageError(f"--duration is required for purpose {purpose!r}")
-            duration_s = known.max_s
+        duration_s = parse_duration(duration) if duration else known.max_s
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if duration_s is None:
+        raise UsageError(f"--duration is required for open-ended purpose {purpose!r}")
     if duration_s <= 0:
         raise UsageError("duration must be positive")
-    if hint is not None and len(hint) > 12:
-        raise UsageError("--hint is at most 12 characters")
-    fields = dict(purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s, hint=hint)
     try:
-        from ..passformat import Claims
-
-        Claims("x", b"\0" * 12, not_before, not_before + duration_s, not_before, purpose,
+        Claims("x", b"\0" * 12, not_before, not_before + duration_s, not_before, known.code,
                tuple(zones), hint or None).validate()
     except PassFormatError as exc:
         raise UsageError(exc.detail) from None
-    return fields
+    return dict(purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s, hint=hint)
