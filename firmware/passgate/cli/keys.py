@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", type=Path, required=True, help="folder for issuer.key/.pub/.toml")
     q.add_argument("--name", default="passgate", help="issuer name carried in passes (iss)")
     q.set_defaults(func=new_issuer)
+    d = ksub.add_parser("new-device", help="make this checkpoint's device key (device.key 0600)")
+    d.add_argument("--out", type=Path, required=True, help="folder for device.key/.pub")
+    d.set_defaults(func=new_device)
 
 
 def new_issuer(args: argparse.Namespace) -> int:
@@ -32,6 +35,15 @@ def new_issuer(args: argparse.Namespace) -> int:
         encoding="utf-8",
     )
     print(kid.hex())
+    return 0
+
+
+def new_device(args: argparse.Namespace) -> int:
+    """Make the device key that signs uploads; prints its fingerprint (shown at enrolment)."""
+    from ..sync.devicekey import new_device_key
+
+    _, _, fingerprint = new_device_key(args.out)
+    print(fingerprint)
     return 0
 
 

@@ -1,0 +1,131 @@
+"""Device key, backoff and the sync state file: the parts of the sync agent with no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from passgate.cli import main
+from passgate.errors import KeyFileError
+from passgate.keys import load_public, raw_public
+from passgate.sync.backoff import Backoff
+from passgate.sync.devicekey import load_device_key, new_device_key
+from passgate.sync.state import OFFLINE, ONLINE, UNKNOWN, SyncState, read_state, write_state
+
+
+# --- device key -------------------------------------------------------------------------------
+
+def test_new_device_key_is_0600_and_signs(tmp_path):
+    key_path, pub_path, fp = new_device_key(tmp_path / "k")
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    key = load_device_key(key_path)
+    assert key.fingerprint == fp and len(fp) == 16
+    assert raw_public(load_public(pub_path)) == key.public_raw
+    sig = key.sign(b"batch")
+    load_public(pub_path).verify(sig, b"batch")  # raises on a bad signature
+
+
+def test_device_key_refuses_overwrite(tmp_path):
+    new_device_key(tmp_path)
+    with pytest.raises(KeyFileError, match="refusing to overwrite"):
+        new_device_key(tmp_path)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
+def test_device_key_readable_by_others_is_refused(tmp_path, mode):
+    key_path, _, _ = new_device_key(tmp_path)
+    os.chmod(key_path, mode)
+    with pytest.raises(KeyFileError, match="must be 0600"):
+        load_device_key(key_path)
+
+
+def test_device_key_missing_is_a_clear_error(tmp_path):
+    with pytest.raises(KeyFileError, match="cannot read device key"):
+        load_device_key(tmp_path / "nope.key")
+
+
+def test_cli_keys_new_device(tmp_path, capsys):
+    assert main(["keys", "new-device", "--out", str(tmp_path / "dev")]) == 0
+    fp = capsys.readouterr().out.strip()
+    assert load_device_key(tmp_path / "dev" / "device.key").fingerprint == fp
+
+
+# --- backoff ----------------------------------------------------------------------------------
+
+def test_backoff_grows_exponentially_within_jitter_bounds():
+    b = Backoff(base=1, cap=1000, factor=2, rand=lambda: 0.0)
+    assert [b.next_delay() for _ in range(5)] == [0.5, 1, 2, 4, 8]  # lower bound: half the step
+    b = Backoff(base=1, cap=1000, factor=2, rand=lambda: 0.999999)
+    assert [round(b.next_delay(), 3) for _ in range(3)] == [1, 2, 4]  # upper bound: the step
+
+
+def test_backoff_is_capped_and_resets():
+    b = Backoff(base=2, cap=60, rand=lambda: 0.5)
+    delays = [b.next_delay() for _ in range(200)]  # no overflow after months of failures
+    assert max(delays) <= 60 and delays[-1] == 45  # 30 + 0.5 * 30
+    b.reset()
+    assert b.failures == 0 and b.next_delay() == 1.5
+
+
+def test_backoff_jitter_spreads_devices():
+    import random
+
+    rng = random.Random(7)
+    devices = [Backoff(base=4, cap=300, rand=rng.random) for _ in range(50)]
+    third = [[d.next_delay() for _ in range(3)][-1] for d in devices]
+    assert len({round(x, 3) for x in third}) > 40  # not all at the same instant
+    assert all(8 <= x <= 16 for x in third)
+
+
+def test_backoff_honours_retry_after_but_caps_it():
+    b = Backoff(base=1, cap=120, rand=lambda: 0.0)
+    assert b.next_delay(retry_after=30) == 30
+    assert b.next_delay(retry_after=10_000) == 120  # a hostile hint cannot park the device
+    assert b.next_delay(retry_after=0.1) == 2  # never below the backoff itself
+
+
+def test_backoff_rejects_nonsense():
+    with pytest.raises(ValueError):
+        Backoff(base=0)
+    with pytest.raises(ValueError):
+        Backoff(base=10, cap=5)
+
+
+# --- state file -------------------------------------------------------------------------------
+
+def test_state_round_trip_is_atomic_and_world_readable(tmp_path):
+    p = tmp_path / "sync-state.json"
+    s = SyncState(connectivity=ONLINE, last_success=1.5e9, pending=3, bundle_version=7)
+    write_state(p, s)
+    assert read_state(p) == s
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
+    write_state(p, s.with_(connectivity=OFFLINE, last_error="collector unreachable"))
+    assert read_state(p).connectivity == OFFLINE
+    assert [x.name for x in tmp_path.iterdir()] == ["sync-state.json"]  # no temp files left
+
+
+def test_state_missing_or_corrupt_reads_as_unknown(tmp_path, caplog):
+    p = tmp_path / "sync-state.json"
+    assert read_state(p).connectivity == UNKNOWN
+    p.write_text("{half")
+    assert read_state(p) == SyncState()
+    assert "unreadable" in caplog.text
+    p.write_text(json.dumps({"connectivity": "online", "future_field": 1}))
+    assert read_state(p).connectivity == ONLINE  # newer writers do not break older readers
+
+
+def test_state_write_failure_leaves_previous_state(tmp_path, monkeypatch):
+    p = tmp_path / "sync-state.json"
+    write_state(p, SyncState(connectivity=ONLINE))
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        write_state(p, SyncState(connectivity=OFFLINE))
+    assert read_state(p).connectivity == ONLINE
+    assert [x.name for x in tmp_path.iterdir()] == ["sync-state.json"]
