@@ -15,8 +15,8 @@ from passgate.sync.backoff import Backoff
 from passgate.sync.devicekey import load_device_key, new_device_key
 from passgate.sync.state import OFFLINE, ONLINE, UNKNOWN, SyncState, read_state, write_state
 
-
 # --- device key -------------------------------------------------------------------------------
+
 
 def test_new_device_key_is_0600_and_signs(tmp_path):
     key_path, pub_path, fp = new_device_key(tmp_path / "k")
@@ -55,19 +55,21 @@ def test_cli_keys_new_device(tmp_path, capsys):
 
 # --- backoff ----------------------------------------------------------------------------------
 
-def test_backoff_grows_exponentially_within_jitter_bounds():
-    b = Backoff(base=1, cap=1000, factor=2, rand=lambda: 0.0)
-    assert [b.next_delay() for _ in range(5)] == [0.5, 1, 2, 4, 8]  # lower bound: half the step
-    b = Backoff(base=1, cap=1000, factor=2, rand=lambda: 0.999999)
-    assert [round(b.next_delay(), 3) for _ in range(3)] == [1, 2, 4]  # upper bound: the step
+
+def test_backoff_grows_exponentially_with_full_jitter():
+    b = Backoff(base=2, cap=1000, factor=2, rand=lambda: 0.999999)
+    assert [round(b.next_delay(), 3) for _ in range(5)] == [2, 4, 8, 16, 32]  # the step itself
+    b = Backoff(base=2, cap=1000, factor=2, rand=lambda: 0.5)
+    assert [b.next_delay() for _ in range(3)] == [1, 2, 4]
 
 
 def test_backoff_is_capped_and_resets():
     b = Backoff(base=2, cap=60, rand=lambda: 0.5)
     delays = [b.next_delay() for _ in range(200)]  # no overflow after months of failures
-    assert max(delays) <= 60 and delays[-1] == 45  # 30 + 0.5 * 30
+    assert max(delays) <= 60 and delays[-1] == 30
     b.reset()
-    assert b.failures == 0 and b.next_delay() == 1.5
+    assert b.failures == 0 and b.next_delay() == 1
+    assert 30 <= Backoff(base=2, cap=60, rand=lambda: 0.0).at_cap() <= 60
 
 
 def test_backoff_jitter_spreads_devices():
@@ -77,14 +79,14 @@ def test_backoff_jitter_spreads_devices():
     devices = [Backoff(base=4, cap=300, rand=rng.random) for _ in range(50)]
     third = [[d.next_delay() for _ in range(3)][-1] for d in devices]
     assert len({round(x, 3) for x in third}) > 40  # not all at the same instant
-    assert all(8 <= x <= 16 for x in third)
+    assert all(0 <= x <= 16 for x in third) and max(third) > 8
 
 
-def test_backoff_honours_retry_after_but_caps_it():
-    b = Backoff(base=1, cap=120, rand=lambda: 0.0)
+def test_backoff_honours_retry_after_as_lower_bound_but_caps_it():
+    b = Backoff(base=1, cap=120, rand=lambda: 0.0, max_retry_after=3600)
     assert b.next_delay(retry_after=30) == 30
-    assert b.next_delay(retry_after=10_000) == 120  # a hostile hint cannot park the device
-    assert b.next_delay(retry_after=0.1) == 2  # never below the backoff itself
+    assert b.next_delay(retry_after=1e9) == 3600  # a buggy hint cannot park the device
+    assert Backoff(base=1, rand=lambda: 0.5).next_delay(retry_after=0.1) == 0.5
 
 
 def test_backoff_rejects_nonsense():
@@ -95,6 +97,7 @@ def test_backoff_rejects_nonsense():
 
 
 # --- state file -------------------------------------------------------------------------------
+
 
 def test_state_round_trip_is_atomic_and_world_readable(tmp_path):
     p = tmp_path / "sync-state.json"

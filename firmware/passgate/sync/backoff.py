@@ -2,8 +2,8 @@
 
 Why jitter: a fleet of checkpoints that lose the collector at the same moment (a reboot, a
 network outage) would otherwise all retry at the same instants and hammer it when it comes
-back. "Equal jitter" keeps at least half of each step, so a device never retries in a tight
-loop, and spreads the other half at random. The random source is injected so tests are
+back. "Full jitter" (docs/sync-protocol.md section 4: ``random(0, min(cap, base * 2**n))``)
+spreads a fleet's retries over the whole step. The random source is injected so tests are
 deterministic; the delay is returned, never slept here.
 """
 
@@ -17,9 +17,10 @@ class Backoff:
     """Delays for consecutive failures: ``base * factor**n`` capped at ``cap``, jittered.
 
     ``rand`` returns a float in [0, 1) (``random.random`` by default). ``next_delay`` is called
-    after each failure; ``reset`` after a success. A server's ``Retry-After`` hint raises the
-    delay (never lowers it) but is itself capped, so a hostile or buggy answer cannot park a
-    device for days.
+    after each failure; ``reset`` after a success. A server's ``Retry-After`` is a lower bound
+    on the delay, itself capped at ``max_retry_after`` so a buggy answer cannot park a device
+    for days. ``at_cap`` gives the "retry at maximum backoff" delay used for faults that only
+    an update or an administrator can fix.
     """
 
     def __init__(
@@ -28,10 +29,12 @@ class Backoff:
         cap: float = 300.0,
         factor: float = 2.0,
         rand: Callable[[], float] = random.random,
+        max_retry_after: float = 3600.0,
     ) -> None:
         if base <= 0 or cap < base or factor < 1:
             raise ValueError("backoff needs 0 < base <= cap and factor >= 1")
         self.base, self.cap, self.factor = float(base), float(cap), float(factor)
+        self.max_retry_after = float(max_retry_after)
         self._rand = rand
         self.failures = 0
 
@@ -40,10 +43,15 @@ class Backoff:
         # Exponent clamped so a device offline for months does not overflow a float.
         step = min(self.cap, self.base * self.factor ** min(self.failures, 64))
         self.failures += 1
-        delay = step / 2 + self._rand() * step / 2
+        delay = self._rand() * step
         if retry_after is not None and retry_after > delay:
-            delay = min(float(retry_after), self.cap)
+            delay = min(float(retry_after), self.max_retry_after)
         return delay
+
+    def at_cap(self) -> float:
+        """Count a failure and return the capped delay, jittered over its upper half."""
+        self.failures += 1
+        return self.cap / 2 + self._rand() * self.cap / 2
 
     def reset(self) -> None:
         """Forget past failures (call after a successful exchange)."""
