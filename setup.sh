@@ -13,7 +13,7 @@ HERE=$(pwd)
 VENV="$HERE/.venv"
 
 # System packages the tests need on a fresh Debian/Ubuntu machine.
-APT_PACKAGES=(python3-venv python3-dev libzbar0)
+APT_PACKAGES=(python3-venv python3-dev libzbar0 systemd)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -1,0 +1,89 @@
+"""CI gate for the systemd units: they verify cleanly and stay tightly locked down.
+
+``systemd-analyze verify`` needs the ExecStart binary and the system's own units, so the
+test stages a root: the host's unit files, our units, and a stand-in executable.
+``--recursive-errors=yes`` matters: without it verify exits 0 even for a typo.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = ROOT / "systemd"
+MAX_EXPOSURE = {"passgate-scanner.service": 2.0, "passgate-sync.service": 3.0}
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed (apt: systemd)"
+)
+
+
+def _stage(tmp_path: Path, units: dict[str, str] | None = None) -> Path:
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "usr/lib/systemd").mkdir(parents=True)
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    exe = root / "opt/passgate/venv/bin/passgate"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    for unit in MAX_EXPOSURE:
+        text = (units or {}).get(unit) or (UNITS / unit).read_text()
+        (root / "etc/systemd/system" / unit).write_text(text)
+    return root
+
+
+def _verify(root: Path, unit: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--recursive-errors=yes", f"--root={root}", unit],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize("unit", sorted(MAX_EXPOSURE))
+def test_unit_verifies(tmp_path, unit):
+    res = _verify(_stage(tmp_path), unit)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Unknown key" not in res.stderr
+
+
+def test_verify_gate_catches_a_typo(tmp_path):
+    """Negative control: the gate is only worth something if it fails on a broken unit."""
+    broken = (UNITS / "passgate-scanner.service").read_text().replace("NotifyAccess=", "NotifyAcess=")
+    res = _verify(_stage(tmp_path, {"passgate-scanner.service": broken}), "passgate-scanner.service")
+    assert res.returncode != 0
+    assert "NotifyAcess" in res.stderr
+
+
+@pytest.mark.parametrize("unit", sorted(MAX_EXPOSURE))
+def test_unit_exposure(unit, capsys):
+    res = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(UNITS / unit)],
+        capture_output=True, text=True, timeout=60,
+    )
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", res.stdout + res.stderr)
+    assert m, res.stdout + res.stderr
+    score = float(m.group(1))
+    with capsys.disabled():
+        print(f"\n  systemd-analyze security {unit}: exposure {score} (max {MAX_EXPOSURE[unit]})")
+    assert score <= MAX_EXPOSURE[unit]
+
+
+def test_scanner_has_no_network_and_a_watchdog():
+    text = (UNITS / "passgate-scanner.service").read_text()
+    for line in ("Type=notify", "PrivateNetwork=yes", "IPAddressDeny=any", "DevicePolicy=closed",
+                 "Restart=always", "RestrictAddressFamilies=AF_UNIX"):
+        assert re.search(rf"^{re.escape(line)}$", text, re.M), line
+    watchdog = re.search(r"^WatchdogSec=(\d+)s$", text, re.M)
+    assert watchdog and 0 < int(watchdog.group(1)) <= 30
+
+
+def test_hardware_watchdog_within_the_pi_limit():
+    text = (UNITS / "passgate-watchdog.conf").read_text()
+    m = re.search(r"^RuntimeWatchdogSec=(\d+)s$", text, re.M)
+    assert m and int(m.group(1)) <= 14  # the Pi's watchdog caps at ~15 s
