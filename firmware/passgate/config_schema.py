@@ -1,0 +1,270 @@
+"""The declared configuration schema: frozen dataclasses, one per TOML section.
+
+Every key is declared once, here, with its type, default, limits and a one-line meaning. The
+loader (:mod:`passgate.config`) validates against these declarations, ``passgate config --dump``
+prints them, and ``docs/configuration.md`` describes the same keys. Durations are stored as
+whole seconds (written ``"30m"``, ``"7d"`` or a plain number of seconds in TOML); hold times
+that people tune in fractions of a second are floats with an ``_s`` suffix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")  # zones and purposes, as in passes
+DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+DEFAULT_STATE_DIR = Path("/var/lib/passgate")
+MISSING = dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one key is checked. ``kind`` is one of: str, int, float, bool, path, duration,
+    choice, durations (a table of name -> duration), section, tables (name -> section)."""
+
+    kind: str
+    doc: str
+    choices: tuple[str, ...] = ()
+    lo: float | None = None
+    hi: float | None = None
+    pattern: re.Pattern | None = None
+    section: type | None = None
+    derive: str | None = None  # path default: this name inside checkpoint.state_dir
+    hex: bool = False  # dump as hexadecimal (I2C addresses)
+
+
+def key(default: Any, kind: str, doc: str, **spec: Any) -> Any:
+    """Declare a key: its default (``MISSING`` for required), its kind and its meaning."""
+    meta = {"spec": Spec(kind, doc, **spec)}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: MappingProxyType(dict(default)), metadata=meta)
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def spec_of(f: dataclasses.Field) -> Spec:
+    return f.metadata["spec"]
+
+
+@dataclass(frozen=True)
+class CheckpointSection:
+    zone: str = key(
+        MISSING, "str", "zone this checkpoint guards; a pass must name it", pattern=NAME_RE
+    )
+    device_id: str = key(
+        "", "str", "device id in journal rows and uploads (empty: the host name)", pattern=DEVICE_RE
+    )
+    state_dir: Path = key(
+        DEFAULT_STATE_DIR, "path", "writable folder for the journal, keys and trust state"
+    )
+
+
+@dataclass(frozen=True)
+class CameraSection:
+    source: str = key(
+        "picamera2", "choice", "frame source", choices=("picamera2", "files", "webcam")
+    )
+    width: int = key(
+        640, "int", "frame width in pixels (picamera2 lores / webcam)", lo=160, hi=4608
+    )
+    height: int = key(480, "int", "frame height in pixels", lo=120, hi=3472)
+    fps: float = key(15.0, "float", "frames per second asked of the camera", lo=1, hi=120)
+    path: Path | None = key(None, "path", "files source: a folder of images or a video file")
+    loop: bool = key(False, "bool", "files source: start again after the last frame")
+    webcam_index: int = key(
+        0, "int", "webcam source: V4L2 device number (/dev/videoN)", lo=0, hi=63
+    )
+    focus: str = key(
+        "fixed",
+        "choice",
+        "picamera2 focus: fixed lens position, auto (once at start) or continuous",
+        choices=("fixed", "auto", "continuous"),
+    )
+    lens_position: float = key(
+        6.7, "float", "fixed focus in dioptres (1/metres): 6.7 focuses at 15 cm", lo=0.0, hi=32.0
+    )
+    exposure_value: float = key(
+        0.0, "float", "exposure compensation in stops (phone screens: -1)", lo=-8, hi=8
+    )
+    metering: str = key(
+        "centre", "choice", "picamera2 metering mode", choices=("centre", "spot", "matrix")
+    )
+
+
+@dataclass(frozen=True)
+class DecoderSection:
+    backend: str = key(
+        "zxing", "choice", "QR decoder (docs/decoders.md)", choices=("zxing", "zbar")
+    )
+    gone_after_s: float = key(
+        1.0,
+        "float",
+        "a code unseen this long has left the view; showing it again is a new scan",
+        lo=0.1,
+        hi=30,
+    )
+
+
+@dataclass(frozen=True)
+class DisplaySection:
+    driver: str = key(
+        "ssd1306",
+        "choice",
+        "OLED controller; dummy renders off-screen, none disables the display",
+        choices=("ssd1306", "sh1106", "dummy", "none"),
+    )
+    i2c_port: int = key(1, "int", "I2C bus number (/dev/i2c-N)", lo=0, hi=22)
+    i2c_address: int = key(
+        0x3C, "int", "I2C address of the OLED (0x3C or 0x3D)", lo=0x03, hi=0x77, hex=True
+    )
+    rotate: int = key(0, "int", "rotation in quarter turns (2: mounted upside down)", lo=0, hi=3)
+    verdict_hold_s: float = key(
+        3.0, "float", "how long a verdict stays before the idle screen", lo=0.5, hi=60
+    )
+    png_dir: Path | None = key(None, "path", "dummy driver: write each new screen as a PNG here")
+
+
+@dataclass(frozen=True)
+class SignalsSection:
+    buzzer_pin: int = key(17, "int", "BCM pin of the buzzer", lo=2, hi=27)
+    buzzer_tonal: bool = key(
+        False, "bool", "true for a PWM piezo (TonalBuzzer), false for an on/off buzzer"
+    )
+    green_pin: int = key(27, "int", "BCM pin of the green LED", lo=2, hi=27)
+    red_pin: int = key(22, "int", "BCM pin of the red LED", lo=2, hi=27)
+    relay_pin: int = key(23, "int", "BCM pin of the door relay", lo=2, hi=27)
+    relay_active_high: bool = key(
+        False, "bool", "false: the relay board switches when its input is pulled low (most boards)"
+    )
+    relay_hold_s: float = key(
+        3.0, "float", "how long the door stays released after an accept", lo=0.2, hi=60
+    )
+
+
+@dataclass(frozen=True)
+class ZoneWindows:
+    window: int | None = key(
+        None, "duration", "anti-passback window in this zone (absent: the global one)"
+    )
+    purposes: MappingProxyType = key({}, "durations", "per-purpose windows in this zone")
+
+
+@dataclass(frozen=True)
+class AntipassbackSection:
+    window: int = key(
+        1800,
+        "duration",
+        "a pass accepted here is denied already_used for this long (0: off)",
+        lo=0,
+        hi=366 * 86400,
+    )
+    purposes: MappingProxyType = key({}, "durations", 'per-purpose windows, e.g. work = "10m"')
+    zones: MappingProxyType = key(
+        {}, "tables", "per-zone windows: [antipassback.zones.NAME]", section=ZoneWindows
+    )
+
+    def window_for(self, zone: str, purpose: str | None) -> int:
+        """The window for a purpose in a zone: the most specific setting wins."""
+        z = self.zones.get(zone)
+        if z is not None and purpose in z.purposes:
+            return z.purposes[purpose]
+        if z is not None and z.window is not None:
+            return z.window
+        if purpose in self.purposes:
+            return self.purposes[purpose]
+        return self.window
+
+
+@dataclass(frozen=True)
+class TrustSection:
+    source: str = key(
+        "bundle",
+        "choice",
+        "bundle: the installed signed bundle; dir: a plain folder (development)",
+        choices=("bundle", "dir"),
+    )
+    dir: Path = key(
+        Path("/etc/passgate/trust"), "path", "dir source: issuer *.pub, revoked.txt, purposes.toml"
+    )
+    bundle_dir: Path | None = key(
+        None, "path", "bundle source: where installed bundles live", derive="bundle"
+    )
+    max_offline_age: int = key(
+        7 * 86400,
+        "duration",
+        "trust data older than this is stale (a bundle's own setting wins)",
+        lo=60,
+        hi=366 * 86400,
+    )
+    stale_policy: str = key(
+        "deny",
+        "choice",
+        "stale trust data: deny everything (trust_stale) or accept flagged",
+        choices=("deny", "flag"),
+    )
+
+
+@dataclass(frozen=True)
+class JournalSection:
+    path: Path | None = key(None, "path", "SQLite journal file", derive="journal.sqlite")
+    retention: int = key(
+        30 * 86400,
+        "duration",
+        "uploaded rows older than this are pruned (unsent rows never are)",
+        lo=3600,
+        hi=10 * 366 * 86400,
+    )
+    hash_key_file: Path | None = key(
+        None,
+        "path",
+        "secret key for hashing pass ids (made on first start, mode 0600)",
+        derive="journal.key",
+    )
+
+
+@dataclass(frozen=True)
+class ClockSection:
+    untrusted_policy: str = key(
+        "flag",
+        "choice",
+        "clock not trusted: deny time-bound passes (clock_untrusted) or accept flagged",
+        choices=("deny", "flag"),
+    )
+    floor_file: Path | None = key(
+        None, "path", "where the time floor is persisted", derive="clock.floor"
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole effective configuration. ``sources`` lists the files it was read from."""
+
+    checkpoint: CheckpointSection = key(
+        MISSING, "section", "this checkpoint", section=CheckpointSection
+    )
+    camera: CameraSection = key(CameraSection(), "section", "the camera", section=CameraSection)
+    decoder: DecoderSection = key(
+        DecoderSection(), "section", "QR decoding", section=DecoderSection
+    )
+    display: DisplaySection = key(DisplaySection(), "section", "the OLED", section=DisplaySection)
+    signals: SignalsSection = key(
+        SignalsSection(), "section", "buzzer, LEDs, relay", section=SignalsSection
+    )
+    antipassback: AntipassbackSection = key(
+        AntipassbackSection(), "section", "anti-passback", section=AntipassbackSection
+    )
+    trust: TrustSection = key(TrustSection(), "section", "trust data", section=TrustSection)
+    journal: JournalSection = key(
+        JournalSection(), "section", "the scan journal", section=JournalSection
+    )
+    clock: ClockSection = key(ClockSection(), "section", "time", section=ClockSection)
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if "spec" in f.metadata)
