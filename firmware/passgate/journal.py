@@ -1,0 +1,397 @@
+"""The durable scan journal: one SQLite row per scan, committed before the verdict is shown.
+
+SQLite in WAL mode with ``synchronous=FULL``: a row whose :meth:`Journal.record` returned
+survives a crash or power loss (if the storage flushes honestly). Every database error
+becomes :class:`~passgate.errors.JournalError` after the transaction is rolled back, and the
+next call reopens the connection if needed, so the journal recovers when the fault clears.
+
+Two processes use the file: the scanner (``record``, anti-passback look-ups) and the sync
+agent (``pending``, ``mark_uploaded``, ``dead_letter``, ``prune``). Every transaction is
+short and ``busy_timeout`` waits out the other side's lock.
+
+Tables (``journal_schema.DDL``): ``scans`` (every scan; ``uploaded_at`` NULL while pending),
+``dead_letter`` (rows the collector refused for good, moved there, kept forever) and
+``meta`` (``pruned_seq``/``pruned_chain``: the last pruned row, so the chain of what is
+left stays verifiable; ``device_id``). The row encoding and hash chain are documented in
+:mod:`passgate.journal_schema`, which the collector can import on its own.
+
+Only a keyed hash of the pass id is stored (:meth:`Journal.pass_hash`, a fleet-wide key so
+the collector can match one pass across checkpoints); never the pass, its id or its hint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from .errors import JournalError
+from .journal_schema import (
+    COLUMNS,
+    DDL,
+    SCHEMA_VERSION,
+    ZERO_CHAIN,
+    Row,
+    ScanRecord,
+    chain_of,
+    encode_row,
+    to_ms,
+    verify_chain,
+)
+
+__all__ = ["Journal", "Row", "ScanRecord", "verify_chain", "encode_row", "chain_of", "ZERO_CHAIN"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500  # seqs per "IN (...)" statement, far below SQLite's variable limit
+
+_SELECT_ALL = f"""
+    SELECT {COLUMNS}, uploaded_at, NULL, NULL FROM scans WHERE t_ms >= :t AND seq > :after
+    UNION ALL
+    SELECT {COLUMNS}, NULL, dead_reason, dead_at FROM dead_letter WHERE t_ms >= :t AND seq > :after
+"""
+
+
+def _row(r) -> Row:
+    return Row.from_db(r[:12], r[12], r[13], r[14])
+
+
+def _chunks(seqs: Iterable[int]) -> Iterator[list[int]]:
+    items = sorted({int(s) for s in seqs})
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+class Journal:
+    """The scan journal at ``path`` (created if missing, unless ``readonly``).
+
+    ``hash_key`` is the fleet-wide secret for :meth:`pass_hash` (at least 16 bytes; ``None``
+    only for a read-only journal). ``device_id`` is remembered in the ``meta`` table.
+    ``busy_timeout_ms`` bounds how long a call waits for the other process's lock.
+    Raises :class:`JournalError` if the database cannot be opened or created.
+    Usable as a context manager; :meth:`close` is idempotent. Thread-safe (one lock).
+    """
+
+    def __init__(self, path: str | Path, hash_key: bytes | None, device_id: str = "", *,
+                 readonly: bool = False, busy_timeout_ms: int = 2000) -> None:
+        if not readonly and (not isinstance(hash_key, bytes) or len(hash_key) < 16):
+            raise ValueError("hash_key must be at least 16 bytes")
+        self.path = Path(path)
+        self.device_id = device_id
+        self.readonly = readonly
+        self._key = hash_key
+        self._busy_ms = int(busy_timeout_ms)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._run("open", lambda db: None, write=False)
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Journal:
+        """Open an existing journal for reading only (``passgate log``); never creates it."""
+        return cls(path, None, readonly=True)
+
+    # -- connection and transactions ---------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            target, uri = f"file:{quote(str(self.path.resolve()))}?mode=ro", True
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = str(self.path), False
+        db = sqlite3.connect(target, uri=uri, timeout=self._busy_ms / 1000,
+                             isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(f"{self.path}: journal schema {version} is newer than "
+                                   f"this passgate ({SCHEMA_VERSION})")
+            if self.readonly:
+                self._load_device_id(db)
+                return db
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
+            db.execute("PRAGMA synchronous = FULL")
+            if version < SCHEMA_VERSION:
+                db.executescript(f"BEGIN IMMEDIATE;\n{DDL}\n"
+                                 f"PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+            if self.device_id:
+                db.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?) ON CONFLICT"
+                           " (key) DO UPDATE SET value = excluded.value", (self.device_id,))
+            else:
+                self._load_device_id(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _load_device_id(self, db: sqlite3.Connection) -> None:
+        if not self.device_id and db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+            got = db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+            self.device_id = got[0] if got else ""
+
+    def _run(self, what: str, fn: Callable[[sqlite3.Connection], object], write: bool = True):
+        """Run ``fn(db)`` (inside ``BEGIN IMMEDIATE ... COMMIT`` when ``write``).
+
+        Any sqlite3 error rolls back and becomes JournalError; ``fn``'s result is returned
+        only after the COMMIT succeeded.
+        """
+        with self._lock:
+            try:
+                if self._db is None:
+                    self._db = self._connect()
+                db = self._db
+                if not write:
+                    return fn(db)
+                db.execute("BEGIN IMMEDIATE")
+                result = fn(db)
+                db.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                self._abort()
+                raise JournalError(f"journal {what} failed ({self.path}): {exc}") from exc
+            except BaseException:
+                self._abort()
+                raise
+
+    def _abort(self) -> None:
+        """Roll back an open transaction; if even that fails, drop the connection so the
+        next call starts from a fresh one."""
+        db = self._db
+        if db is None:
+            return
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # includes a closed or broken connection
+            log.warning("journal rollback failed, reopening on next use: %s", exc)
+            self._db = None
+            try:
+                db.close()
+            except sqlite3.Error as close_exc:
+                log.warning("journal close after failed rollback: %s", close_exc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing (scanner) -------------------------------------------------------------
+
+    def pass_hash(self, pass_id: bytes) -> bytes:
+        """HMAC-SHA256(fleet hash key, pass id) truncated to 16 bytes: what rows store."""
+        if self._key is None:
+            raise ValueError("a read-only journal has no hash key")
+        if not isinstance(pass_id, bytes):
+            raise TypeError("pass_id must be bytes")
+        return hmac.new(self._key, pass_id, hashlib.sha256).digest()[:16]
+
+    def record(self, rec: ScanRecord) -> int:
+        """Append ``rec`` and return its sequence number, only after the COMMIT is durable.
+
+        Raises :class:`JournalError` (nothing written) if the database cannot be written:
+        the caller must then not signal an accept.
+        """
+        def insert(db: sqlite3.Connection) -> int:
+            last, prev = self._head(db)
+            fields = {
+                "seq": last + 1, "nonce": rec.nonce, "t_ms": to_ms(rec.scanned_at),
+                "clock_state": rec.clock_state, "verdict": rec.verdict, "reason": rec.reason,
+                "pass_hash": rec.pass_hash, "kid": rec.kid, "purpose": rec.purpose,
+                "zone": rec.zone, "flags": rec.flags,
+            }
+            db.execute(
+                f"INSERT INTO scans ({COLUMNS}) VALUES (:seq, :nonce, :t_ms, :clock_state,"
+                " :verdict, :reason, :pass_hash, :kid, :purpose, :zone, :flags_text, :chain)",
+                {**fields, "flags_text": " ".join(rec.flags), "chain": chain_of(prev, fields)},
+            )
+            return last + 1
+
+        if not isinstance(rec, ScanRecord):
+            raise TypeError("record() takes a ScanRecord")
+        return self._run("record", insert)
+
+    def _pruned(self, db: sqlite3.Connection) -> tuple[int, bytes]:
+        got = dict(db.execute(
+            "SELECT key, value FROM meta WHERE key IN ('pruned_seq', 'pruned_chain')"))
+        return int(got.get("pruned_seq", 0)), bytes(got.get("pruned_chain", ZERO_CHAIN))
+
+    def _head(self, db: sqlite3.Connection, before: int | None = None) -> tuple[int, bytes]:
+        """(seq, chain) of the newest row (below ``before``): in ``scans``, ``dead_letter``
+        or pruned; (0, zeros) for an empty journal."""
+        best = self._pruned(db)
+        if before is not None and best[0] >= before:
+            best = (0, ZERO_CHAIN)
+        limit = 2**62 if before is None else before
+        for table in ("scans", "dead_letter"):
+            got = db.execute(f"SELECT seq, chain FROM {table} WHERE seq < ? "
+                             "ORDER BY seq DESC LIMIT 1", (limit,)).fetchone()
+            if got and got[0] > best[0]:
+                best = (got[0], bytes(got[1]))
+        return best
+
+    def last_accepted(self, pass_hash: bytes, zone: str, after: float,
+                      until: float) -> float | None:
+        """Time of the newest accepted scan of ``pass_hash`` in ``zone`` with
+        ``after < scanned_at <= until``, or ``None``. Used by anti-passback."""
+        where = "verdict = 'accept' AND pass_hash = ? AND zone = ? AND t_ms > ? AND t_ms <= ?"
+        args = (pass_hash, zone, to_ms(after), to_ms(until))
+        got = self._run("look-up", lambda db: db.execute(
+            f"SELECT max(t) FROM (SELECT max(t_ms) AS t FROM scans WHERE {where}"
+            f" UNION ALL SELECT max(t_ms) FROM dead_letter WHERE {where})", args * 2,
+        ).fetchone()[0], write=False)
+        return None if got is None else got / 1000
+
+    # -- upload support (sync agent) ---------------------------------------------------
+
+    def pending(self, limit: int = 500) -> list[Row]:
+        """Rows not yet uploaded, oldest first (by seq), at most ``limit``."""
+        return self._run("read", lambda db: [Row.from_db(r) for r in db.execute(
+            f"SELECT {COLUMNS} FROM scans WHERE uploaded_at IS NULL ORDER BY seq LIMIT ?",
+            (int(limit),))], write=False)
+
+    def pending_count(self) -> int:
+        return self._run("read", lambda db: db.execute(
+            "SELECT count(*) FROM scans WHERE uploaded_at IS NULL").fetchone()[0], write=False)
+
+    def chain_before(self, seq: int) -> bytes:
+        """The chain value of the row before ``seq`` (the ``prev`` to verify ``seq`` with).
+
+        Raises ``LookupError`` when that row was pruned and its chain is no longer kept.
+        """
+        found, chain = self._run("read", lambda db: self._head(db, before=seq), write=False)
+        if found != seq - 1:
+            raise LookupError(f"the row before seq {seq} is no longer in the journal")
+        return chain
+
+    def mark_uploaded(self, seqs: Iterable[int], at: float) -> int:
+        """Mark rows the collector confirmed as uploaded at time ``at``; returns how many
+        changed (already uploaded or unknown seqs are ignored)."""
+        def mark(db: sqlite3.Connection) -> int:
+            n = 0
+            for chunk in _chunks(seqs):
+                n += db.execute(
+                    "UPDATE scans SET uploaded_at = ? WHERE uploaded_at IS NULL AND seq IN "
+                    f"({','.join('?' * len(chunk))})", [to_ms(at), *chunk]).rowcount
+            return n
+        return self._run("mark uploaded", mark)
+
+    def dead_letter(self, seqs: Iterable[int], reason: str, at: float | None = None) -> int:
+        """Move pending rows the collector refused for good to ``dead_letter`` (kept, never
+        deleted, still counted by anti-passback and shown by ``passgate log``). Returns how
+        many moved; uploaded or unknown seqs are ignored."""
+        if not reason:
+            raise ValueError("a dead-letter reason is required")
+
+        def move(db: sqlite3.Connection) -> int:
+            n = 0
+            for chunk in _chunks(seqs):
+                cond = f"uploaded_at IS NULL AND seq IN ({','.join('?' * len(chunk))})"
+                n += db.execute(
+                    f"INSERT INTO dead_letter ({COLUMNS}, dead_at, dead_reason) SELECT "
+                    f"{COLUMNS}, ?, ? FROM scans WHERE {cond}",
+                    [None if at is None else to_ms(at), reason, *chunk]).rowcount
+                db.execute(f"DELETE FROM scans WHERE {cond}", chunk)
+            return n
+        return self._run("dead letter", move)
+
+    def dead_letters(self, limit: int | None = None) -> list[Row]:
+        """Dead-lettered rows, oldest first, with ``dead_reason`` and ``dead_at``."""
+        return self._run("read", lambda db: [_row(r) for r in db.execute(
+            f"SELECT {COLUMNS}, NULL, dead_reason, dead_at FROM dead_letter ORDER BY seq "
+            "LIMIT ?", (-1 if limit is None else int(limit),))], write=False)
+
+    def dead_letter_count(self) -> int:
+        return self._run("read", lambda db: db.execute(
+            "SELECT count(*) FROM dead_letter").fetchone()[0], write=False)
+
+    def prune(self, now: float, retention_s: float, batch: int = 1000) -> int:
+        """Delete uploaded rows scanned more than ``retention_s`` before ``now``.
+
+        Pending rows are never deleted. Rows go in seq order, as a prefix (stopping at the
+        first pending or recent row), so one kept value (the last pruned chain) keeps the
+        rest verifiable. Works in batches of short transactions so the scanner never waits
+        long. ``retention_s`` must cover the longest anti-passback window, which reads
+        accepted rows from here. Returns the number deleted.
+        """
+        cutoff = to_ms(now - retention_s)
+
+        def one_batch(db: sqlite3.Connection) -> int:
+            last = None
+            for seq, t_ms, uploaded, chain in db.execute(
+                    "SELECT seq, t_ms, uploaded_at, chain FROM scans ORDER BY seq LIMIT ?",
+                    (batch,)).fetchall():
+                if uploaded is None or t_ms >= cutoff:
+                    break
+                last = (seq, chain)
+            if last is None:
+                return 0
+            n = db.execute("DELETE FROM scans WHERE seq <= ?", (last[0],)).rowcount
+            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                           "DO UPDATE SET value = excluded.value",
+                           [("pruned_seq", last[0]), ("pruned_chain", bytes(last[1]))])
+            return n
+
+        total = 0
+        while True:
+            n = self._run("prune", one_batch)
+            total += n
+            if n < batch:
+                return total
+
+    # -- reading (passgate log, checks) ------------------------------------------------
+
+    def since(self, t: float, limit: int | None = None) -> list[Row]:
+        """Rows (pending, uploaded and dead-lettered) scanned at or after ``t``: the newest
+        ``limit`` of them (all when ``None``), returned oldest first."""
+        if limit is None:
+            return list(self.iter_since(t))
+        rows = self._run("read", lambda db: [_row(r) for r in db.execute(
+            f"{_SELECT_ALL} ORDER BY seq DESC LIMIT :limit",
+            {"t": to_ms(t), "after": 0, "limit": int(limit)})], write=False)
+        return rows[::-1]
+
+    def iter_since(self, t: float = float("-inf"), batch: int = 500) -> Iterator[Row]:
+        """All rows scanned at or after ``t`` in seq order, fetched ``batch`` at a time so
+        memory stays flat on a large journal."""
+        args = {"t": -(2**62) if t == float("-inf") else to_ms(t), "after": 0, "limit": batch}
+        while True:
+            rows = self._run("read", lambda db: [_row(r) for r in db.execute(
+                f"{_SELECT_ALL} ORDER BY seq LIMIT :limit", args)], write=False)
+            yield from rows
+            if len(rows) < batch:
+                return
+            args["after"] = rows[-1].seq
+
+    def counts(self, t: float) -> dict[tuple[str, str], int]:
+        """Number of rows scanned at or after ``t`` by (verdict, reason)."""
+        return self._run("read", lambda db: {(v, r): n for v, r, n in db.execute(
+            "SELECT verdict, reason, count(*) FROM (SELECT verdict, reason FROM scans WHERE"
+            " t_ms >= :t UNION ALL SELECT verdict, reason FROM dead_letter WHERE t_ms >= :t)"
+            " GROUP BY verdict, reason", {"t": to_ms(t)})}, write=False)
+
+    def verify(self) -> int | None:
+        """Recompute the chain of every row still held (scans and dead letters); return the
+        seq of the first row that does not check, or ``None``."""
+        pruned_seq, prev = self._run("read", self._pruned, write=False)
+        for row in self.iter_since():
+            if row.seq <= pruned_seq:  # dead letters older than the pruned prefix
+                continue
+            if verify_chain([row], prev) is not None:
+                return row.seq
+            prev = row.chain
+        return None
