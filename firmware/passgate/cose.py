@@ -112,17 +112,22 @@ def decode_sign1(data: bytes) -> Sign1:
     header = loads_strict(prot, "protected header") if prot else {}
     if not isinstance(header, Mapping):
         raise malformed("protected header must be a map")
+    if any(type(label) not in (int, str) for label in header):
+        raise malformed("header labels must be integers or text")
     crit = header.get(HDR_CRIT, [])
-    if not isinstance(crit, list | tuple) or not crit and HDR_CRIT in header:
+    if type(crit) not in (list, tuple) or (not crit and HDR_CRIT in header):
         raise malformed("crit must be a non-empty array")
+    if any(type(label) not in (int, str) for label in crit):
+        raise malformed("crit must list header labels (integers or text)")
     unknown_crit = [c for c in crit if c not in UNDERSTOOD_HEADERS]
     if unknown_crit:
         raise unsupported(f"unknown critical header {unknown_crit[0]!r}")
     if HDR_ALG not in header:
         raise malformed("no algorithm in the protected header")
-    if header[HDR_ALG] != ALG_EDDSA:
-        raise unsupported(f"algorithm {header[HDR_ALG]!r} is not EdDSA (-8)")
+    alg = header[HDR_ALG]
+    if type(alg) is not int or alg != ALG_EDDSA:
+        raise unsupported(f"algorithm {alg!r} is not EdDSA (-8)")
     kid = header.get(HDR_KID)
-    if not isinstance(kid, bytes) or len(kid) != KID_LEN:
+    if type(kid) is not bytes or len(kid) != KID_LEN:
         raise malformed("protected header needs an 8-byte key id")
     return Sign1(protected=prot, kid=kid, payload=payload, signature=signature)
