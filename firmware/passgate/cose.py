@@ -1,7 +1,9 @@
 """COSE_Sign1 (RFC 9052) with EdDSA, encoded and decoded strictly.
 
 Only what passgate needs: one signer, the algorithm and key id in the *protected* header.
-The unprotected header is parsed as a map and then ignored: it never decides anything.
+The unprotected header must be the empty map: it would decide nothing, and anything in it
+could be changed without breaking the signature, giving a second valid byte string for the
+same pass.
 Decoding demands deterministic CBOR (RFC 8949 section 4.2.1), checked by re-encoding, which
 also rejects duplicate keys, over-long integers, indefinite lengths and trailing bytes.
 Checked against the cose-wg EdDSA examples in ``tests/test_cose.py``.
@@ -107,6 +109,8 @@ def decode_sign1(data: bytes) -> Sign1:
         raise malformed("protected header and payload must be byte strings")
     if not isinstance(unprot, Mapping):
         raise malformed("unprotected header must be a map")
+    if unprot:
+        raise malformed("unprotected header must be empty (it is not signed)")
     if not isinstance(signature, bytes) or len(signature) != SIG_LEN:
         raise malformed("signature must be 64 bytes")
     header = loads_strict(prot, "protected header") if prot else {}
