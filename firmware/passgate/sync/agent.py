@@ -1,0 +1,301 @@
+"""The sync agent's loop: upload the journal, fetch trust bundles, report state.
+
+One *round* drains the journal in batches (oldest first, each batch consecutive rows), then
+asks for a newer bundle, then writes the sync state file the idle screen reads. The loop
+(:meth:`SyncAgent.run`) repeats rounds: after a good round it waits ``interval``, after a
+failed one the backoff delay. Everything with side effects is injected (journal, client,
+clock, bundle hooks, sleep), so the tests drive the real loop against a real collector with
+faults in between and no real waiting.
+
+What never happens here: a row deleted or evicted, a row marked uploaded without the
+collector naming it ``stored`` or ``duplicate``, a row dead-lettered for anything but a
+per-row ``rejected``. Logging is for transitions only ("collector unreachable",
+"collector back, uploaded 412"); rows are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import PassgateError
+from .backoff import Backoff
+from .client import CollectorClient, Refused, SyncError, TooLarge, Transient
+from .state import OFFLINE, ONLINE, SyncState, write_state
+
+log = logging.getLogger(__name__)
+
+ACKED = frozenset({"stored", "duplicate"})
+DEFAULT_BATCH = 200  # docs/sync-protocol.md "recommended batch" (about 30 KB)
+STATE_EVERY = 5.0  # seconds between state-file writes while a backlog drains
+
+
+class JournalLike(Protocol):
+    """What the agent needs from ``passgate.journal.Journal``."""
+
+    def pending(self, limit: int) -> list: ...
+    def pending_count(self) -> int: ...
+    def mark_uploaded(self, seqs: list[int], at: float) -> int: ...
+    def dead_letter(self, seqs: list[int], reason: str, at: float | None = None) -> int: ...
+    def dead_letter_count(self) -> int: ...
+    def chain_before(self, seq: int) -> bytes: ...
+    def prune(self, now: float, retention_s: float) -> int: ...
+
+
+class BundleHooks(Protocol):
+    """The installed trust bundle, as the agent sees it (wired to ``passgate.bundle``)."""
+
+    def installed(self) -> tuple[int, int] | None:
+        """(version, issued_at) of the installed bundle, or None when there is none."""
+        ...
+
+    def install(self, data: bytes) -> int:
+        """Install through the same checks as ``passgate bundle install``; return the
+        version now installed. Raises ``PassgateError`` (``TrustError``) on refusal."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    ok: bool
+    uploaded: int  # rows the collector confirmed this round (stored or duplicate)
+    dead_lettered: int
+    pending: int
+    delay: float  # how long the loop waits before the next round
+    error: str | None = None
+    bundle_installed: int | None = None
+
+
+class SyncAgent:
+    """Moves the journal to the collector and trust data back. Not thread-safe: one loop."""
+
+    def __init__(
+        self,
+        journal: JournalLike,
+        client: CollectorClient,
+        *,
+        now: Callable[[], float],
+        state_file: Path | None = None,
+        bundle: BundleHooks | None = None,
+        backoff: Backoff | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        interval: float = 60.0,
+        health: Callable[[], dict] | None = None,
+        retention_s: float | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.journal, self.client = journal, client
+        self._now = now
+        self._state_file = state_file
+        self._bundle = bundle
+        self.backoff = backoff or Backoff()
+        self.batch_size = batch_size
+        self.interval = interval
+        self._health = health
+        self.retention_s = retention_s
+        self._state = SyncState()
+        self._online: bool | None = None  # None until the first exchange: first result logs
+        self._last_error_code: str | None = None
+        self._refused_bundle: int | None = None  # a version that failed checks: not re-fetched
+        self._last_state_write = float("-inf")
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, sleep: Callable[[float], object] | None = None) -> None:
+        """Run rounds until ``stop`` is set. ``sleep`` defaults to ``stop.wait`` (wakes on stop)."""
+        sleep = sleep or stop.wait
+        while not stop.is_set():
+            sleep(self.run_round().delay)
+
+    def run_round(self) -> RoundResult:
+        """One round: drain, fetch a bundle, write state. Never raises for sync problems."""
+        uploaded = dead = 0
+        installed = None
+        try:
+            pending = self.journal.pending_count()
+            uploaded, dead, hint = self._drain(pending)
+            installed = self._maybe_fetch_bundle(hint)
+        except Transient as exc:
+            return self._failed(exc, self.backoff.next_delay(exc.retry_after), uploaded, dead)
+        except Refused as exc:
+            # Retrying the same request cannot help; only an update or an administrator can.
+            return self._failed(exc, self.backoff.at_cap(), uploaded, dead)
+        self.backoff.reset()
+        now = self._now()
+        if self._online is not True:
+            log.info("collector back, uploaded %d", uploaded)
+        self._online, self._last_error_code = True, None
+        if self.retention_s is not None:
+            # Only uploaded rows older than the retention go; pending rows never do.
+            self.journal.prune(now, self.retention_s)
+        pending = self.journal.pending_count()
+        self._write_state(
+            self._state.with_(
+                connectivity=ONLINE,
+                last_attempt=now,
+                last_success=now,
+                last_error=None,
+                pending=pending,
+                dead_letters=self.journal.dead_letter_count(),
+                bundle_version=self._bundle_version(),
+            ),
+            force=True,
+        )
+        return RoundResult(True, uploaded, dead, pending, self.interval, None, installed)
+
+    # --- upload ---------------------------------------------------------------------------
+
+    def _drain(self, pending: int) -> tuple[int, int, int | None]:
+        """Upload until nothing is pending; return (acknowledged, dead-lettered, bundle hint)."""
+        uploaded = dead = 0
+        hint = None
+        sent_any = False
+        while True:
+            rows = _consecutive(self.journal.pending(self.batch_size))
+            if not rows and sent_any:
+                return uploaded, dead, hint
+            # An empty batch is the protocol's heartbeat: health and a time token, no rows.
+            prev = self._prev_chain(rows[0].seq) if rows else bytes(32)
+            try:
+                reply = self.client.upload(prev, rows, self._status(pending))
+            except TooLarge:
+                if len(rows) <= 1:
+                    raise
+                self.batch_size = max(1, len(rows) // 2)
+                log.warning("collector says batches are too large; now %d rows", self.batch_size)
+                continue
+            sent_any = True
+            hint = reply.bundle_version
+            if not rows:
+                return uploaded, dead, hint
+            acked, rejected = self._apply(reply.results)
+            uploaded += acked
+            dead += rejected
+            pending = max(0, pending - acked - rejected)
+            if acked + rejected == 0:
+                # Answers we do not understand (a newer status value): keep the rows pending
+                # and back off rather than resend the same batch in a tight loop.
+                raise Transient(f"collector acknowledged none of {len(rows)} rows")
+            # Throttled: the idle screen's pending count moves while a backlog drains.
+            self._write_state(self._state.with_(connectivity=ONLINE, pending=pending))
+
+    def _prev_chain(self, seq: int) -> bytes:
+        try:
+            return self.journal.chain_before(seq)
+        except LookupError as exc:
+            # The row before is gone from the journal (it should never be: pruning keeps the
+            # last chain). Upload anyway: the collector flags the break for staff, while
+            # holding the rows back would hide them forever.
+            log.warning("journal chain: %s; uploading, the collector will flag the gap", exc)
+            return bytes(32)
+
+    def _apply(self, results) -> tuple[int, int]:
+        acked = [r.seq for r in results if r.status in ACKED]
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        for r in results:
+            if r.status == "rejected":
+                by_reason[r.reason or "rejected"].append(r.seq)
+        if acked:
+            self.journal.mark_uploaded(acked, self._now())
+        for reason, seqs in by_reason.items():
+            self.journal.dead_letter(seqs, reason, self._now())
+            log.warning(
+                "collector refused %d row(s) for good (%s); kept as dead letters", len(seqs), reason
+            )
+        return len(acked), sum(len(s) for s in by_reason.values())
+
+    def _status(self, backlog: int) -> dict:
+        status = {"backlog": backlog, "dead_letters": self.journal.dead_letter_count()}
+        inst = self._installed()
+        if inst is not None:
+            status["bundle_version"], status["bundle_issued_at"] = inst
+        if self._health is not None:
+            status.update(self._health())
+        return status
+
+    # --- bundle ---------------------------------------------------------------------------
+
+    def _maybe_fetch_bundle(self, hint: int | None) -> int | None:
+        if self._bundle is None:
+            return None
+        have = self._bundle_version()
+        # The batch reply names the newest published version: skip the request when it is
+        # not newer, or when it is the very version whose checks failed last time.
+        if hint is not None and (have is not None and hint <= have or hint == self._refused_bundle):
+            return None
+        reply = self.client.fetch_bundle(have)
+        if reply.data is None:
+            return None
+        if reply.version is not None and reply.version == self._refused_bundle:
+            return None
+        try:
+            version = self._bundle.install(reply.data)
+        except PassgateError as exc:
+            self._refused_bundle = reply.version
+            log.warning(
+                "bundle %s from the collector refused, keeping the installed one: %s",
+                reply.version,
+                exc,
+            )
+            self._state = self._state.with_(last_error=f"bundle refused: {exc}"[:200])
+            return None
+        self._refused_bundle = None
+        log.info("trust bundle %d installed (was %s)", version, have)
+        return version
+
+    def _installed(self) -> tuple[int, int] | None:
+        return self._bundle.installed() if self._bundle is not None else None
+
+    def _bundle_version(self) -> int | None:
+        inst = self._installed()
+        return inst[0] if inst else None
+
+    # --- state and logs -------------------------------------------------------------------
+
+    def _failed(self, exc: SyncError, delay: float, uploaded: int, dead: int) -> RoundResult:
+        if self._online is not False or exc.code != self._last_error_code:
+            log.warning("collector unreachable: %s (retrying in %.0f s)", exc.detail, delay)
+        else:
+            log.debug("still failing: %s", exc.detail)
+        self._online, self._last_error_code = False, exc.code
+        now = self._now()
+        pending = self.journal.pending_count()
+        self._write_state(
+            self._state.with_(
+                connectivity=OFFLINE,
+                last_attempt=now,
+                last_error=exc.detail[:200],
+                pending=pending,
+                dead_letters=self.journal.dead_letter_count(),
+                bundle_version=self._bundle_version(),
+            ),
+            force=True,
+        )
+        return RoundResult(False, uploaded, dead, pending, delay, exc.detail)
+
+    def _write_state(self, state: SyncState, force: bool = False) -> None:
+        now = self._now()
+        self._state = state.with_(updated_at=now)
+        if self._state_file is None or not force and now - self._last_state_write < STATE_EVERY:
+            return
+        try:
+            write_state(self._state_file, self._state)
+        except OSError as exc:
+            # The idle screen shows stale state; uploads matter more, so keep going, loudly.
+            log.error("cannot write sync state %s: %s", self._state_file, exc)
+            return
+        self._last_state_write = now
+
+
+def _consecutive(rows: list) -> list:
+    """The longest prefix of ``rows`` with consecutive seq, so ``prev_chain`` is exact."""
+    for i in range(1, len(rows)):
+        if rows[i].seq != rows[i - 1].seq + 1:
+            return rows[:i]
+    return rows

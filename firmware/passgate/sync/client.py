@@ -1,0 +1,282 @@
+"""The collector's HTTP API as the device sees it (docs/sync-protocol.md, version 1).
+
+Requests to the collector are COSE_Sign1 envelopes signed by the device key around a
+deterministic CBOR map; answers are CBOR. This module turns each exchange into a typed reply
+or one of three errors, so the agent's policy reads as a table:
+
+- :class:`Transient`: network failure, timeout, 5xx, 429 or a garbled answer. The request
+  may or may not have been committed; sending it again is always safe (idempotent on
+  (device id, nonce)). Retry with backoff.
+- :class:`TooLarge`: 413, send fewer rows.
+- :class:`Refused`: any other 4xx. Retrying the same request cannot help; the rows stay
+  pending and the agent shows a fault.
+
+Every answer that carries a ``Passgate-Time`` header, errors included, hands the decoded
+token bytes to ``time_sink`` before anything else happens: a device that can only reach a
+misconfigured collector still gets authenticated time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import cbor2
+
+from ..cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1, loads_strict
+from ..errors import PassFormatError, PassgateError
+from ..keys import kid_of
+from .devicekey import DeviceKey
+from .transport import HttpTransport, Request, Response, Transport
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+MAX_BUNDLE = 16 << 20  # section 4 "Limits": cap the download whatever Content-Length says
+TIME_HEADER = "Passgate-Time"
+# Row fields sent, exactly the journal's chained fields plus the chain (section 4, "Row map").
+ROW_FIELDS = (
+    "seq",
+    "nonce",
+    "t_ms",
+    "clock_state",
+    "verdict",
+    "reason",
+    "pass_hash",
+    "kid",
+    "purpose",
+    "zone",
+    "flags",
+    "chain",
+)
+
+
+class SyncError(PassgateError):
+    """Base of the errors of one exchange with the collector."""
+
+    def __init__(self, detail: str, status: int | None = None, code: str | None = None):
+        super().__init__(detail)
+        self.detail, self.status, self.code = detail, status, code
+
+
+class Transient(SyncError, ConnectionError):
+    """Retry later with backoff; ``retry_after`` (seconds) is the server's lower bound."""
+
+    def __init__(
+        self,
+        detail: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(detail, status, code)
+        self.retry_after = retry_after
+
+
+class Refused(SyncError, ValueError):
+    """A permanent refusal of the whole request (4xx); ``code`` is the protocol error code."""
+
+
+class TooLarge(Refused):
+    """413: the batch exceeds the collector's ``max_rows`` or ``max_body``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    seq: int
+    nonce: bytes
+    status: str  # "stored", "duplicate", "rejected", or a newer value treated as not acknowledged
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReply:
+    results: tuple[RowResult, ...]
+    bundle_version: int | None  # the newest bundle the collector publishes (a hint)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleReply:
+    data: bytes | None  # None: nothing newer than what is installed (304) or nothing published
+    version: int | None
+
+
+def row_to_wire(row: object) -> dict:
+    """A journal row (``passgate.journal_schema.Row`` or a mapping) as a protocol row map."""
+    get = row.get if isinstance(row, Mapping) else (lambda k: getattr(row, k))
+    out = {k: get(k) for k in ROW_FIELDS}
+    out["flags"] = sorted(set(out["flags"] or ()))
+    return out
+
+
+class CollectorClient:
+    """Talks to one collector as one device. ``now`` gives the device clock (POSIX seconds)
+    for the informational ``sent_at`` fields; ``time_sink`` receives raw time-token bytes."""
+
+    def __init__(
+        self,
+        base_url: str,
+        device_id: str,
+        key: DeviceKey,
+        *,
+        now: Callable[[], float],
+        transport: Transport | None = None,
+        time_sink: Callable[[bytes], None] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.device_id = device_id
+        self._key = key
+        self._kid = kid_of(key.public_raw)
+        self._now = now
+        self._transport = transport or HttpTransport()
+        self._time_sink = time_sink
+        self.timeout = timeout
+
+    # --- requests -------------------------------------------------------------------------
+
+    def enrol(self, token: str) -> dict:
+        """Register this device's public key with a one-time token (201 or 200 both fine)."""
+        body = self._signed(
+            {"t": "enrol", "device": self.device_id, "token": token, "pubkey": self._key.public_raw}
+        )
+        resp = self._send("POST", "/v1/enrol", body)
+        return self._cbor_map(resp, "enrol reply")
+
+    def upload(self, prev_chain: bytes, rows: Iterable[object], status: Mapping) -> BatchReply:
+        """Send one batch (consecutive rows, oldest first) and return the per-row results."""
+        wire_rows = [row_to_wire(r) for r in rows]
+        body = self._signed(
+            {
+                "t": "batch",
+                "device": self.device_id,
+                "prev_chain": prev_chain,
+                "rows": wire_rows,
+                "status": dict(status),
+            }
+        )
+        resp = self._send("POST", "/v1/batches", body)
+        reply = self._cbor_map(resp, "batch reply")
+        results = reply.get("results")
+        if not isinstance(results, list | tuple) or len(results) != len(wire_rows):
+            raise Transient("batch reply: results do not match the rows sent", resp.status)
+        out = []
+        for sent, got in zip(wire_rows, results, strict=True):
+            if (
+                not isinstance(got, Mapping)
+                or got.get("seq") != sent["seq"]
+                or got.get("nonce") != sent["nonce"]
+                or not isinstance(got.get("status"), str)
+            ):
+                # Never mark a row on an answer that does not name it exactly.
+                raise Transient("batch reply: a result does not name its row", resp.status)
+            reason = got.get("reason")
+            out.append(
+                RowResult(
+                    sent["seq"],
+                    sent["nonce"],
+                    got["status"],
+                    reason if isinstance(reason, str) else None,
+                )
+            )
+        version = reply.get("bundle_version")
+        return BatchReply(tuple(out), version if isinstance(version, int) else None)
+
+    def fetch_bundle(self, have: int | None) -> BundleReply:
+        """Download the published bundle if it is newer than ``have`` (conditional GET)."""
+        path = "/v1/bundle" if have is None else f"/v1/bundle?have={int(have)}"
+        headers = {} if have is None else {"If-None-Match": f'"{int(have)}"'}
+        resp = self._send("GET", path, b"", headers, max_reply=MAX_BUNDLE, ok=(200, 304, 404))
+        version = _int_or_none(resp.header("Passgate-Bundle-Version"))
+        if resp.status == 200:
+            return BundleReply(resp.body, version)
+        return BundleReply(None, version)
+
+    def time(self) -> None:
+        """Ask only for a time token (``GET /v1/time``); the token goes to ``time_sink``."""
+        self._send("GET", "/v1/time", b"", ok=(204, 200))
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _signed(self, fields: dict) -> bytes:
+        payload = dumps({"v": PROTOCOL, "sent_at": int(self._now()), **fields})
+        return encode_sign1(payload, self._key.sign, {HDR_ALG: ALG_EDDSA, HDR_KID: self._kid})
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict | None = None,
+        *,
+        max_reply: int = 1 << 20,
+        ok: tuple[int, ...] = (200, 201),
+    ) -> Response:
+        hdrs = {"Accept": "application/cbor", **(headers or {})}
+        if method == "POST":
+            hdrs["Content-Type"] = "application/cbor"
+        req = Request(method, self.base_url + path, body, hdrs, self.timeout, max_reply)
+        try:
+            resp = self._transport.send(req)
+        except OSError as exc:
+            # The class name only: messages can carry addresses, never row data, but stay short.
+            raise Transient(f"{type(exc).__name__}: {exc}"[:200]) from exc
+        self._take_time(resp)
+        if resp.status in ok:
+            return resp
+        code, detail = _error_of(resp)
+        what = f"{method} {path.split('?')[0]}: HTTP {resp.status}" + (f" {code}" if code else "")
+        if resp.status == 429 or resp.status >= 500:
+            retry_after = _int_or_none(resp.header("Retry-After"))
+            raise Transient(what, resp.status, code, retry_after)
+        if resp.status == 413:
+            raise TooLarge(what, resp.status, code)
+        if 400 <= resp.status < 500:
+            raise Refused(what + (f": {detail}" if detail else ""), resp.status, code)
+        # 1xx/3xx we did not ask for: a proxy or captive portal, not our collector.
+        raise Transient(what, resp.status, code)
+
+    def _take_time(self, resp: Response) -> None:
+        token = resp.header(TIME_HEADER)
+        if not token or self._time_sink is None:
+            return
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            log.warning("collector sent an undecodable time token; ignored")
+            return
+        self._time_sink(raw)
+
+    @staticmethod
+    def _cbor_map(resp: Response, what: str) -> dict:
+        try:
+            obj = loads_strict(resp.body, what)
+        except PassFormatError as exc:
+            raise Transient(f"{what}: {exc}", resp.status) from None
+        if not isinstance(obj, dict) or obj.get("v") != PROTOCOL:
+            raise Transient(f"{what}: not a version {PROTOCOL} map", resp.status)
+        return obj
+
+
+def _error_of(resp: Response) -> tuple[str | None, str | None]:
+    try:
+        obj = cbor2.loads(resp.body) if resp.body else None
+    except Exception:  # an error page from a proxy is HTML, not CBOR: no code, that is all
+        return None, None
+    if isinstance(obj, dict):
+        code, detail = obj.get("error"), obj.get("detail")
+        return (
+            code if isinstance(code, str) else None,
+            detail[:200] if isinstance(detail, str) else None,
+        )
+    return None, None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip().strip('"')
+    return int(text) if text.isdigit() else None

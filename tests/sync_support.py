@@ -1,0 +1,176 @@
+"""Test and bench support for the sync agent: journal filling and a fault-injecting transport.
+
+``fill_journal`` writes rows exactly as :meth:`Journal.record` would (same columns, same
+chain) but in one transaction, so a 60,000-row backlog takes a second instead of a minute of
+fsyncs; callers check the result with ``Journal.verify()``.
+
+``FaultTransport`` sits between the agent's client and a real transport to a real collector
+on 127.0.0.1 and injects, per request, the failures a field network produces.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from passgate.journal import Journal, ScanRecord
+from passgate.journal_schema import COLUMNS, ZERO_CHAIN, chain_of, to_ms
+from passgate.sync.transport import Request, Response, Transport
+
+HASH_KEY = bytes(range(32))
+T0 = 1_767_261_600.0  # 2026-01-01T10:00:00Z
+REASONS = ("valid", "expired", "revoked", "wrong_zone", "already_used", "malformed")
+
+
+def record(i: int, rng: random.Random, zone: str = "gate-1") -> ScanRecord:
+    """A plausible scan record number ``i`` (half accepted, hashed pass ids only)."""
+    ok = i % 2 == 0
+    return ScanRecord(
+        nonce=rng.randbytes(16),
+        scanned_at=T0 + i * 7.25,
+        clock_state="trusted" if i % 5 else "floor",
+        verdict="accept" if ok else "deny",
+        reason="valid" if ok else REASONS[1 + i % 5],
+        pass_hash=None if i % 13 == 0 else rng.randbytes(16),
+        kid=None if i % 13 == 0 else "a1b2c3d4e5f60718",
+        purpose=None if i % 13 == 0 else ("work", "shopping", "doctor")[i % 3],
+        zone=zone,
+        flags=("stale",) if i % 17 == 0 else (),
+    )
+
+
+def fill_journal(path: Path, n: int, seed: int = 1, device_id: str = "gate-1") -> None:
+    """Append ``n`` rows to the journal at ``path`` in one transaction (chain included)."""
+    Journal(path, HASH_KEY, device_id).close()  # creates the schema the real way
+    rng = random.Random(seed)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        last = db.execute("SELECT seq, chain FROM scans ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0], bytes(last[1])) if last else (0, ZERO_CHAIN)
+        rows = []
+        for i in range(n):
+            rec = record(seq + i, rng)
+            f = {
+                "seq": seq + i + 1,
+                "nonce": rec.nonce,
+                "t_ms": to_ms(rec.scanned_at),
+                "clock_state": rec.clock_state,
+                "verdict": rec.verdict,
+                "reason": rec.reason,
+                "pass_hash": rec.pass_hash,
+                "kid": rec.kid,
+                "purpose": rec.purpose,
+                "zone": rec.zone,
+                "flags": rec.flags,
+            }
+            prev = chain_of(prev, f)
+            # Stored as the journal stores them: flags as one space-separated text.
+            rows.append((*list(f.values())[:10], " ".join(rec.flags), prev))
+            if len(rows) == 5000:
+                db.executemany(
+                    f"INSERT INTO scans ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                rows.clear()
+        if rows:
+            db.executemany(
+                f"INSERT INTO scans ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+# --- fault injection ------------------------------------------------------------------------
+
+FAULTS = (
+    "refused",
+    "503",
+    "500_after_commit",
+    "timeout_before",
+    "timeout_after",
+    "reset_before",
+    "reset_after",
+    "lost_after_commit",
+    "duplicate",
+    "hold_for_reorder",
+    "garbled",
+)
+
+
+@dataclass
+class FaultTransport:
+    """Wraps ``inner``; for each request draws a fault with probability ``rate``.
+
+    - ``refused`` / ``reset_before`` / ``timeout_before``: the request never reaches the
+      collector (``ConnectionRefusedError`` / ``ConnectionResetError`` / ``TimeoutError``);
+    - ``503``: a proxy error page, collector not reached;
+    - ``500_after_commit``: the collector processed it, the device sees a 500;
+    - ``timeout_after`` / ``reset_after`` / ``lost_after_commit``: the collector committed,
+      the answer is lost on the way back;
+    - ``duplicate``: delivered twice, the device sees the second answer;
+    - ``hold_for_reorder``: the request is kept and the device sees a timeout; held
+      requests are delivered later, newest first, after other requests (reordering);
+    - ``garbled``: the collector committed, the device gets a 200 with a cut-off body.
+    Every ``send`` also delivers held requests with probability ``release``.
+    """
+
+    inner: Transport
+    rng: random.Random
+    rate: float = 0.3
+    release: float = 0.3
+    faults: tuple[str, ...] = FAULTS
+    counts: Counter = field(default_factory=Counter)
+    payloads: list[bytes] = field(default_factory=list)  # every body sent, for privacy checks
+    keep_payloads: bool = False
+    _held: deque = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, request: Request) -> Response:
+        if self.keep_payloads and request.body:
+            self.payloads.append(request.body)
+        self._maybe_release()
+        fault = self.rng.choice(self.faults) if self.rng.random() < self.rate else "none"
+        self.counts[fault] += 1
+        match fault:
+            case "refused":
+                raise ConnectionRefusedError(111, "Connection refused")
+            case "reset_before":
+                raise ConnectionResetError(104, "Connection reset by peer")
+            case "timeout_before":
+                raise TimeoutError("timed out")
+            case "503":
+                return Response(503, b"<html>502 Bad Gateway</html>", {"content-type": "text/html"})
+            case "hold_for_reorder":
+                self._held.append(request)
+                raise TimeoutError("timed out")
+        resp = self.inner.send(request)
+        match fault:
+            case "500_after_commit":
+                return Response(500, b"", {})
+            case "timeout_after":
+                raise TimeoutError("timed out")
+            case "reset_after":
+                raise ConnectionResetError(104, "Connection reset by peer")
+            case "lost_after_commit":
+                raise ConnectionAbortedError(103, "Software caused connection abort")
+            case "duplicate":
+                return self.inner.send(request)
+            case "garbled":
+                return Response(resp.status, resp.body[: len(resp.body) // 2], resp.headers)
+        return resp
+
+    def _maybe_release(self) -> None:
+        # Newest held request first: the collector sees batches out of their original order.
+        while self._held and self.rng.random() < self.release:
+            self.inner.send(self._held.pop())
+
+    def flush(self) -> None:
+        """Deliver every held request (stale duplicates arriving after everything else)."""
+        while self._held:
+            self.inner.send(self._held.pop())

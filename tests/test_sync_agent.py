@@ -1,0 +1,262 @@
+"""The sync agent's policy, against a real journal and a scripted collector client.
+
+The end-to-end behaviour (real collector, faults on the wire) is in test_sync_faults.py;
+here each rule of docs/sync-protocol.md section 4 is checked on its own: what gets marked,
+what gets dead-lettered, what stays pending, when the agent backs off, what it logs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from passgate.errors import TrustError
+from passgate.journal import Journal
+from passgate.sync.agent import SyncAgent
+from passgate.sync.backoff import Backoff
+from passgate.sync.client import BatchReply, BundleReply, Refused, RowResult, TooLarge, Transient
+from passgate.sync.state import OFFLINE, ONLINE, read_state
+from sync_support import HASH_KEY, T0, fill_journal
+
+
+class ScriptedClient:
+    """Answers ``upload`` with ``policy(rows) -> BatchReply`` or raises what ``errors`` yields."""
+
+    def __init__(self, policy=None, errors=(), bundle=None):
+        self.policy = policy or (lambda rows: [RowResult(r.seq, r.nonce, "stored") for r in rows])
+        self.errors = list(errors)
+        self.batches: list[tuple[bytes, list, dict]] = []
+        self.bundle = bundle  # (version, data) published
+        self.bundle_requests: list[int | None] = []
+        self.hint: int | None = None
+
+    def upload(self, prev_chain, rows, status):
+        rows = list(rows)
+        self.batches.append((prev_chain, rows, dict(status)))
+        if self.errors:
+            err = self.errors.pop(0)
+            if err is not None:
+                raise err
+        return BatchReply(tuple(self.policy(rows)), self.hint)
+
+    def fetch_bundle(self, have):
+        self.bundle_requests.append(have)
+        if self.bundle and (have is None or self.bundle[0] > have):
+            return BundleReply(self.bundle[1], self.bundle[0])
+        return BundleReply(None, self.bundle[0] if self.bundle else None)
+
+
+class FakeBundles:
+    def __init__(self, version=None, refuse=False):
+        self.version, self.refuse, self.installs = version, refuse, 0
+
+    def installed(self):
+        return None if self.version is None else (self.version, int(T0))
+
+    def install(self, data):
+        self.installs += 1
+        if self.refuse:
+            raise TrustError("bundle signature does not verify")
+        self.version = int(data.decode())
+        return self.version
+
+
+@pytest.fixture
+def journal(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    fill_journal(path, 1000)
+    j = Journal(path, HASH_KEY, "gate-1")
+    yield j
+    j.close()
+
+
+def make_agent(journal, client, tmp_path, **kw):
+    kw.setdefault("backoff", Backoff(base=2, cap=300, rand=lambda: 0.5))
+    return SyncAgent(journal, client, now=lambda: T0 + 10_000, state_file=tmp_path / "s.json", **kw)
+
+
+def test_round_drains_oldest_first_in_consecutive_batches(journal, tmp_path):
+    client = ScriptedClient()
+    result = make_agent(journal, client, tmp_path, batch_size=300).run_round()
+    assert result.ok and result.uploaded == 1000 and result.pending == 0
+    seqs = [[r.seq for r in rows] for _, rows, _ in client.batches]
+    assert [len(s) for s in seqs] == [300, 300, 300, 100]
+    assert sum(seqs, []) == list(range(1, 1001))
+    # prev_chain is the chain of the row before each batch (zeros before the first row).
+    assert client.batches[0][0] == bytes(32)
+    assert client.batches[1][0] == client.batches[0][1][-1].chain
+    assert client.batches[0][2]["backlog"] == 1000
+    assert journal.pending_count() == 0 and journal.verify() is None
+    state = read_state(tmp_path / "s.json")
+    assert (state.connectivity, state.pending, state.last_error) == (ONLINE, 0, None)
+
+
+def test_rejected_rows_are_dead_lettered_not_deleted(journal, tmp_path, caplog):
+    def policy(rows):
+        return [
+            RowResult(r.seq, r.nonce, "rejected", "invalid_row")
+            if r.seq % 100 == 7
+            else RowResult(r.seq, r.nonce, "duplicate" if r.seq % 2 else "stored")
+            for r in rows
+        ]
+
+    caplog.set_level(logging.INFO)
+    result = make_agent(journal, ScriptedClient(policy), tmp_path).run_round()
+    assert result.ok and (result.uploaded, result.dead_lettered) == (990, 10)
+    dead = journal.dead_letters()
+    assert [r.seq for r in dead] == [7 + 100 * i for i in range(10)]
+    assert {r.dead_reason for r in dead} == {"invalid_row"}
+    assert journal.pending_count() == 0 and journal.verify() is None  # kept, chain intact
+    assert read_state(tmp_path / "s.json").dead_letters == 10
+    # One line per batch, not per row.
+    assert sum("dead letters" in r.message for r in caplog.records) == 5
+
+
+def test_rows_without_an_acknowledgement_stay_pending_and_the_agent_backs_off(journal, tmp_path):
+    # A status value this device does not know means "not acknowledged".
+    client = ScriptedClient(lambda rows: [RowResult(r.seq, r.nonce, "queued") for r in rows])
+    result = make_agent(journal, client, tmp_path).run_round()
+    assert not result.ok and result.delay > 0 and "acknowledged none" in result.error
+    assert journal.pending_count() == 1000 and len(client.batches) == 1
+
+
+def test_partly_acknowledged_batch_resends_the_gap_alone(journal, tmp_path):
+    # "Not acknowledged" (a status this device does not know, e.g. a future "deferred")
+    # means the collector wants the row later: resend it, alone so prev_chain stays exact,
+    # and back off if it is still not taken rather than loop.
+    def policy(rows):
+        return [RowResult(r.seq, r.nonce, "later" if r.seq == 50 else "stored") for r in rows]
+
+    client = ScriptedClient(policy)
+    agent = make_agent(journal, client, tmp_path, batch_size=100)
+    assert not agent.run_round().ok
+    second_prev, second_rows, _ = client.batches[1]
+    assert [r.seq for r in second_rows] == [50]
+    assert second_prev == journal.chain_before(50)
+    assert journal.pending_count() == 901  # nothing lost, nothing marked without an answer
+    client.policy = lambda rows: [RowResult(r.seq, r.nonce, "stored") for r in rows]
+    assert agent.run_round().ok and journal.pending_count() == 0
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [Transient("ConnectionRefusedError"), Transient("HTTP 503", 503), Transient("HTTP 429", 429)],
+)
+def test_transient_errors_keep_rows_and_back_off_exponentially(journal, tmp_path, exc):
+    client = ScriptedClient(errors=[exc] * 4)
+    agent = make_agent(
+        journal, client, tmp_path, backoff=Backoff(base=2, cap=300, rand=lambda: 1.0)
+    )
+    delays = [agent.run_round().delay for _ in range(4)]
+    assert delays == [2, 4, 8, 16]
+    assert journal.pending_count() == 1000
+    assert read_state(tmp_path / "s.json").connectivity == OFFLINE
+    assert agent.run_round().ok and journal.pending_count() == 0
+    assert agent.backoff.failures == 0
+
+
+def test_retry_after_is_a_lower_bound(journal, tmp_path):
+    client = ScriptedClient(errors=[Transient("HTTP 429", 429, "rate_limited", retry_after=90)])
+    assert make_agent(journal, client, tmp_path).run_round().delay == 90
+
+
+def test_permanent_batch_refusal_keeps_every_row_and_waits_at_the_cap(journal, tmp_path):
+    client = ScriptedClient(errors=[Refused("HTTP 403 bad_signature", 403, "bad_signature")] * 3)
+    agent = make_agent(journal, client, tmp_path)
+    results = [agent.run_round() for _ in range(3)]
+    assert all(not r.ok and 150 <= r.delay <= 300 for r in results)
+    assert journal.pending_count() == 1000 and journal.dead_letter_count() == 0
+    assert "bad_signature" in read_state(tmp_path / "s.json").last_error
+
+
+def test_too_large_halves_the_batch(journal, tmp_path, caplog):
+    client = ScriptedClient(errors=[TooLarge("HTTP 413", 413), TooLarge("HTTP 413", 413)])
+    agent = make_agent(journal, client, tmp_path, batch_size=400)
+    assert agent.run_round().ok and journal.pending_count() == 0
+    assert agent.batch_size == 100 and [len(b[1]) for b in client.batches[:3]] == [400, 200, 100]
+
+
+def test_empty_journal_sends_a_heartbeat(tmp_path):
+    j = Journal(tmp_path / "j.sqlite", HASH_KEY, "gate-1")
+    client = ScriptedClient()
+    assert make_agent(j, client, tmp_path).run_round().ok
+    assert len(client.batches) == 1 and client.batches[0][1] == []
+    assert client.batches[0][2]["backlog"] == 0
+
+
+def test_logs_transitions_only(journal, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="passgate.sync")
+    client = ScriptedClient(errors=[Transient("ConnectionRefusedError")] * 5)
+    agent = make_agent(journal, client, tmp_path, batch_size=50)
+    for _ in range(6):
+        agent.run_round()
+    infos = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert infos[0].startswith("collector unreachable: ConnectionRefusedError")
+    assert infos[1:] == ["collector back, uploaded 1000"]
+    agent.run_round()  # a quiet good round logs nothing above debug
+    assert len([r for r in caplog.records if r.levelno >= logging.INFO]) == 2
+
+
+def test_newer_bundle_is_fetched_and_installed(journal, tmp_path):
+    bundles = FakeBundles(version=3)
+    client = ScriptedClient(bundle=(5, b"5"))
+    client.hint = 5
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    assert agent.run_round().bundle_installed == 5
+    assert client.bundle_requests == [3] and bundles.version == 5
+    assert read_state(tmp_path / "s.json").bundle_version == 5
+    agent.run_round()  # hint 5 <= installed 5: no request at all
+    assert client.bundle_requests == [3]
+
+
+def test_refused_bundle_keeps_the_old_one_and_is_not_fetched_again(journal, tmp_path, caplog):
+    bundles = FakeBundles(version=3, refuse=True)
+    client = ScriptedClient(bundle=(4, b"4"))
+    client.hint = 4
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    r = agent.run_round()
+    assert r.ok and r.bundle_installed is None and bundles.version == 3
+    assert "bundle 4 from the collector refused" in caplog.text
+    agent.run_round()
+    assert bundles.installs == 1  # the same refused version is not downloaded again
+    client.bundle, client.hint = (6, b"6"), 6
+    bundles.refuse = False
+    assert agent.run_round().bundle_installed == 6
+
+
+def test_retention_prunes_uploaded_rows_after_a_good_round(journal, tmp_path):
+    # now = T0 + 10,000 s and rows are 7.25 s apart: rows 1..881 are older than one hour.
+    client = ScriptedClient(
+        lambda rows: [
+            RowResult(r.seq, r.nonce, "stored")
+            if r.seq <= 600
+            else RowResult(r.seq, r.nonce, "rejected", "invalid_row")
+            for r in rows
+        ]
+    )
+    agent = make_agent(journal, client, tmp_path, retention_s=3600, batch_size=1000)
+    assert agent.run_round().ok
+    kept = journal.iter_since()
+    assert [r.seq for r in kept][:1] == [601]  # uploaded 1..600 pruned
+    assert journal.dead_letter_count() == 400  # dead letters never are
+    assert journal.verify() is None  # the chain of what is left still checks
+
+
+def test_run_loop_sleeps_interval_or_backoff_and_stops(journal, tmp_path):
+    import threading
+
+    stop = threading.Event()
+    client = ScriptedClient(errors=[Transient("x"), None])
+    agent = make_agent(
+        journal, client, tmp_path, interval=60, backoff=Backoff(base=2, rand=lambda: 1.0)
+    )
+    slept = []
+
+    def sleep(d):
+        slept.append(d)
+        if len(slept) == 3:
+            stop.set()
+
+    agent.run(stop, sleep)
+    assert slept == [2, 60, 60]
