@@ -1,39 +1,47 @@
 #!/usr/bin/env bash
-# passgate setup: one entry point for developers, CI and (later) devices.
+# passgate setup: one entry point for developers, CI and devices.
 #
-#   ./setup.sh test       set up this machine (system packages when root, .venv) and run all tests
-#   ./setup.sh simulate   set up and run the simulated checkpoint on a laptop
-#   ./setup.sh dev        set up only
+#   ./setup.sh test              set up this machine (system packages when root, .venv), run all tests
+#   ./setup.sh simulate [ARGS]   set up and run the simulated checkpoint on a laptop
+#   ./setup.sh dev               set up only
+#   sudo ./setup.sh install [--dry-run] [--readonly-root]
+#                                provision a Raspberry Pi (Raspberry Pi OS Bookworm or Trixie, 64-bit)
 #
-# Idempotent: packages already present are not reinstalled, the venv is reused, and the
-# Python install is skipped when pyproject.toml has not changed since the last one.
+# Every mode is idempotent: packages already present are not reinstalled, the venv is reused,
+# and a second `install` changes nothing and says so.
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
 VENV="$HERE/.venv"
 
 # System packages the tests need on a fresh Debian/Ubuntu machine.
-APT_PACKAGES=(python3-venv python3-dev libzbar0 systemd)
+APT_PACKAGES=(python3-venv python3-dev libzbar0 systemd debootstrap rsync)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-apt_install() {
-    local missing=()
+missing_packages() {
+    local p
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s\n' "$p"
     done
+}
+
+apt_install() {
+    local missing
+    read -r -a missing <<<"$(missing_packages "$@" | tr "\n" " ")"
     [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-            SUDO=sudo
+            sudo=(sudo)
         else
             say "missing system packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})"
             return 0
         fi
     fi
     say "installing system packages: ${missing[*]}"
-    ${SUDO:-} apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 python_env() {
@@ -70,8 +78,13 @@ case "$cmd" in
         apt_install "${APT_PACKAGES[@]}"
         python_env test
         ;;
+    install)
+        # shellcheck source=deploy/install.sh
+        . "$HERE/deploy/install.sh"
+        install_main "$@"
+        ;;
     *)
-        echo "usage: ./setup.sh test|simulate|dev" >&2
+        echo "usage: ./setup.sh test|simulate|dev|install [--dry-run]" >&2
         exit 2
         ;;
 esac

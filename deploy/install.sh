@@ -1,0 +1,225 @@
+# shellcheck shell=bash
+# `sudo ./setup.sh install`: provision a checkpoint. Sourced by setup.sh; not run directly.
+#
+# Each step checks before it acts and reports only what it changed, so a second run prints
+# "nothing to change". --dry-run prints what would be done and changes nothing.
+# Hardware steps (I2C, camera, picamera2, lgpio) run only on a Raspberry Pi; elsewhere (a
+# chroot in CI, a laptop) they are skipped and listed. PASSGATE_ASSUME_PI=1 / =0 overrides
+# the detection.
+
+PG_PREFIX=${PASSGATE_PREFIX:-/opt/passgate}
+PG_ETC=/etc/passgate
+PG_STATE=/var/lib/passgate
+PG_SYNC_STATE=/var/lib/passgate-sync
+PG_UNITS=(passgate-scanner.service passgate-sync.service)
+INSTALL_APT=(python3 python3-venv python3-pip libzbar0 i2c-tools sqlite3 rsync ca-certificates systemd)
+# From Raspberry Pi OS only. picamera2 must come from apt; the venv sees it through
+# --system-site-packages. lgpio is gpiozero's pin factory on a Pi 5 (and works on older Pis).
+PI_APT=(python3-picamera2 python3-libcamera python3-lgpio python3-rpi-lgpio)
+
+DRY_RUN=0
+READONLY_ROOT=0
+CHANGES=()
+SKIPPED=()
+
+changed() { CHANGES+=("$1"); say "changed: $1"; }
+skipped() { SKIPPED+=("$1"); say "skipped (not a Raspberry Pi): $1"; }
+
+# Run a command, or print it under --dry-run.
+act() {
+    if [ "$DRY_RUN" = 1 ]; then
+        printf 'would run: %s\n' "$*"
+    else
+        "$@"
+    fi
+}
+
+is_pi() {
+    case "${PASSGATE_ASSUME_PI:-}" in 1) return 0 ;; 0) return 1 ;; esac
+    [ -f /etc/rpi-issue ] || grep -qs "Raspberry Pi" /proc/device-tree/model
+}
+
+step_packages() {
+    local want=("${INSTALL_APT[@]}") missing
+    if is_pi; then want+=("${PI_APT[@]}"); else skipped "apt packages ${PI_APT[*]}"; fi
+    read -r -a missing <<<"$(missing_packages "${want[@]}" | tr "\n" " ")"
+    [ ${#missing[@]} -eq 0 ] && return 0
+    act apt-get update -qq
+    act env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    changed "apt packages installed: ${missing[*]}"
+}
+
+ensure_group() {
+    getent group "$1" >/dev/null && return 0
+    act groupadd --system "$1"
+    changed "group $1 created"
+}
+
+ensure_user() {  # name home groups...
+    local name=$1 home=$2 g
+    shift 2
+    if ! getent passwd "$name" >/dev/null; then
+        act useradd --system --user-group --home-dir "$home" --no-create-home \
+            --shell /usr/sbin/nologin --comment "passgate" "$name"
+        changed "user $name created"
+    fi
+    for g in "$@"; do
+        if ! id -nG "$name" 2>/dev/null | tr ' ' '\n' | grep -qx "$g"; then
+            act usermod -a -G "$g" "$name"
+            changed "user $name added to group $g"
+        fi
+    done
+}
+
+step_users() {
+    # The scanner needs the camera (video), GPIO (gpio) and I2C (i2c); on Raspberry Pi OS
+    # these groups exist, elsewhere they are created so the units still resolve.
+    local g
+    for g in video gpio i2c; do ensure_group "$g"; done
+    ensure_user passgate "$PG_STATE" video gpio i2c
+    # The sync agent: network, no devices; group passgate to share the journal.
+    ensure_user passgate-sync "$PG_SYNC_STATE" passgate
+}
+
+ensure_dir() {  # path owner group mode
+    local path=$1 owner=$2 group=$3 mode=$4
+    if [ ! -d "$path" ]; then
+        act install -d -o "$owner" -g "$group" -m "$mode" "$path"
+        changed "directory $path created"
+        return 0
+    fi
+    if [ "$(stat -c '%U:%G %a' "$path")" != "$owner:$group ${mode#0}" ]; then
+        act chown "$owner:$group" "$path"
+        act chmod "$mode" "$path"
+        changed "directory $path ownership/mode set to $owner:$group $mode"
+    fi
+}
+
+step_dirs() {
+    ensure_dir "$PG_PREFIX" root root 0755
+    ensure_dir "$PG_ETC" root passgate 0750
+    ensure_dir "$PG_ETC/passgate.d" root passgate 0750
+    # setgid: files made by either service belong to group passgate.
+    ensure_dir "$PG_STATE" passgate passgate 2770
+    ensure_dir "$PG_SYNC_STATE" passgate-sync passgate-sync 0700
+}
+
+# Files that are not part of the installed source (pip also builds into build/ and *.egg-info).
+RSYNC_EXCLUDES=(--exclude .git --exclude .venv --exclude __pycache__ --exclude '*.egg-info'
+    --exclude build --exclude state --exclude sim-output --exclude .pytest_cache --exclude .hypothesis)
+
+step_code() {
+    local src="$PG_PREFIX/src" venv="$PG_PREFIX/venv" stamp="$PG_PREFIX/venv/.passgate-src"
+    local diff="new"
+    if [ -d "$src" ]; then
+        diff=$(rsync -a --omit-dir-times --delete --dry-run --itemize-changes "${RSYNC_EXCLUDES[@]}" "$HERE/" "$src/")
+    fi
+    if [ -n "$diff" ]; then
+        act mkdir -p "$src"
+        act rsync -a --omit-dir-times --delete "${RSYNC_EXCLUDES[@]}" "$HERE/" "$src/"
+        changed "source copied to $src"
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        act python3 -m venv --system-site-packages "$venv"
+        changed "virtual environment $venv created (with system site packages for picamera2)"
+    fi
+    if [ -n "$diff" ] || [ ! -f "$stamp" ]; then
+        act "$venv/bin/pip" install -q --disable-pip-version-check "$src"
+        if [ "$DRY_RUN" = 0 ]; then date -u +%FT%TZ >"$stamp"; fi
+        changed "passgate installed into $venv"
+    fi
+}
+
+step_config() {
+    local example="$HERE/firmware/passgate/data/passgate.example.toml"
+    if [ ! -f "$PG_ETC/passgate.toml" ]; then
+        # Never overwritten once present: it is the site's file.
+        act install -o root -g passgate -m 0640 "$example" "$PG_ETC/passgate.toml"
+        changed "config $PG_ETC/passgate.toml created from the example"
+    fi
+}
+
+step_units() {
+    local u dest=/etc/systemd/system
+    for u in "${PG_UNITS[@]}"; do
+        if ! cmp -s "$HERE/systemd/$u" "$dest/$u"; then
+            act install -D -m 0644 "$HERE/systemd/$u" "$dest/$u"
+            changed "unit $u installed"
+        fi
+    done
+    local wd=/etc/systemd/system.conf.d/passgate-watchdog.conf
+    if ! cmp -s "$HERE/systemd/passgate-watchdog.conf" "$wd"; then
+        act install -D -m 0644 "$HERE/systemd/passgate-watchdog.conf" "$wd"
+        changed "hardware watchdog enabled (RuntimeWatchdogSec=14s)"
+    fi
+    for u in "${PG_UNITS[@]}"; do
+        if [ "$(systemctl is-enabled "$u" 2>/dev/null || true)" != enabled ]; then
+            # systemctl enable works offline (in a chroot or image) as well as on a live system.
+            act systemctl enable --quiet "$u"
+            changed "unit $u enabled"
+        fi
+    done
+    if [ ${#CHANGES[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
+        act systemctl daemon-reload
+    fi
+}
+
+config_txt() {
+    local f
+    for f in /boot/firmware/config.txt /boot/config.txt; do [ -f "$f" ] && { echo "$f"; return; }; done
+}
+
+step_hardware() {
+    if ! is_pi; then
+        skipped "enable I2C (raspi-config nonint do_i2c 0)"
+        skipped "enable the camera (camera_auto_detect=1 in config.txt)"
+        return 0
+    fi
+    if [ "$(raspi-config nonint get_i2c)" != 0 ]; then
+        act raspi-config nonint do_i2c 0
+        changed "I2C enabled"
+    fi
+    local cfg
+    cfg=$(config_txt)
+    if [ -n "$cfg" ] && ! grep -q '^camera_auto_detect=1' "$cfg"; then
+        act sh -c "echo camera_auto_detect=1 >> '$cfg'"
+        changed "camera auto-detect enabled in $cfg"
+    fi
+    if [ "$READONLY_ROOT" = 1 ] && [ "$(raspi-config nonint get_overlay_now)" != 0 ]; then
+        # State must then live on a writable partition: see docs/technician.md.
+        act raspi-config nonint do_overlayfs 0
+        changed "read-only root (overlay) enabled; takes effect after reboot"
+    fi
+}
+
+install_main() {
+    local arg
+    for arg in "$@"; do
+        case "$arg" in
+            --dry-run) DRY_RUN=1 ;;
+            --readonly-root) READONLY_ROOT=1 ;;
+            *) echo "install: unknown option $arg" >&2; exit 2 ;;
+        esac
+    done
+    if [ "$(id -u)" -ne 0 ] && [ "$DRY_RUN" = 0 ]; then
+        echo "install: run as root (sudo ./setup.sh install)" >&2
+        exit 2
+    fi
+    step_packages
+    step_users
+    step_dirs
+    step_code
+    step_config
+    step_units
+    step_hardware
+    if [ ${#CHANGES[@]} -eq 0 ]; then
+        say "nothing to change: passgate is installed and up to date"
+    elif [ "$DRY_RUN" = 1 ]; then
+        say "dry run: ${#CHANGES[@]} change(s) would be made"
+    else
+        say "done: ${#CHANGES[@]} change(s)"
+    fi
+    if [ ${#SKIPPED[@]} -gt 0 ]; then
+        say "hardware steps skipped: ${#SKIPPED[@]} (run on the Pi to apply them)"
+    fi
+}
