@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Reference images of every OLED screen, and the script that rewrites them.
+
+``tests/test_display.py`` renders each case in :data:`CASES` and compares it pixel by pixel
+with ``tests/reference/<name>.png``; on a mismatch it writes ``<name>.actual.png`` beside it.
+After a deliberate change to a screen, look at the ``.actual.png`` files, then run::
+
+    .venv/bin/python tests/reference/regenerate.py          # rewrite all references
+    .venv/bin/python tests/reference/regenerate.py --check  # only list what would change
+
+and review the changed PNGs in the commit. Screens are built through the same builders the
+daemon uses (``verdict_screen``, ``idle_screen``, the fault helpers), so the words are
+covered too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from passgate.clock import ClockState
+from passgate.display import (
+    AcceptedScreen,
+    Connectivity,
+    FaultScreen,
+    MessageScreen,
+    StoppedScreen,
+    TestPatternScreen,
+    camera_fault,
+    clock_not_set,
+    idle_screen,
+    journal_fault,
+    no_trust_data,
+    render,
+    trust_data_old,
+    verdict_screen,
+)
+from passgate.purposes import PurposeTable
+from passgate.verdict import Reason, Result, Verdict
+
+HERE = Path(__file__).resolve().parent
+T = 1_775_052_300  # 2026-04-01 14:05:00 UTC
+
+
+def _deny(reason: Reason, **kw) -> Verdict:
+    return Verdict(Result.DENY, reason, T, **kw)
+
+
+def cases() -> dict[str, object]:
+    """Name -> screen for every reference image."""
+    purposes = PurposeTable.default()
+    accept = Verdict(
+        Result.ACCEPT, Reason.VALID, T, remaining_s=2 * 3600 + 13 * 60, purpose="shopping",
+        not_before=T - 600, expires=T + 2 * 3600 + 13 * 60,
+    )
+    out: dict[str, object] = {
+        "idle_trusted_online": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0),
+        "idle_floor_offline_pending": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412),
+        "idle_backwards_unknown": idle_screen(
+            T + 59, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3
+        ),
+        "accepted": verdict_screen(accept, T, purposes),
+        "accepted_hint_seconds": verdict_screen(
+            Verdict(Result.ACCEPT, Reason.VALID, T, remaining_s=45, purpose="passport",
+                    hint="A.B. 1985", expires=T + 45),
+            T, purposes,
+        ),
+        "accepted_no_validity": AcceptedScreen("Work"),
+        "denied_expired": verdict_screen(_deny(Reason.EXPIRED, expires=T - 14 * 60), T),
+        "denied_not_yet_valid": verdict_screen(
+            _deny(Reason.NOT_YET_VALID, not_before=T + 2 * 3600 + 5 * 60), T
+        ),
+    }
+    relative = {Reason.VALID, Reason.EXPIRED, Reason.NOT_YET_VALID}
+    for reason in Reason:
+        if reason not in relative:
+            out[f"denied_{reason.value}"] = verdict_screen(_deny(reason), T)
+    out.update({
+        "fault_camera": camera_fault(),
+        "fault_clock_not_set": clock_not_set(),
+        "fault_no_trust_data": no_trust_data(),
+        "fault_trust_data_old": trust_data_old(3 * 86400 + 7200),
+        "fault_journal": journal_fault(),
+        "fault_long_text": FaultScreen(
+            "an unusually long fault title that wraps", "and a detail that is cut short at the end"
+        ),
+        "stopped": StoppedScreen(),
+        "message_provisioned": MessageScreen(
+            "enrolled", "device gate-3 joined zone north-door; trust bundle 2026-04-01 installed"
+        ),
+        "message_long_title": MessageScreen("provisioning failed", "no network: will retry"),
+        "test_pattern_0": TestPatternScreen(0),
+        "test_pattern_1": TestPatternScreen(1),
+    })
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only list references that differ")
+    args = parser.parse_args(argv)
+    changed = 0
+    for name, screen in cases().items():
+        path = HERE / f"{name}.png"
+        image = render(screen)
+        old = Image.open(path).convert("1") if path.exists() else None
+        if old is not None and old.size == image.size and old.tobytes() == image.tobytes():
+            continue
+        changed += 1
+        print(("differs: " if args.check else "wrote: ") + path.name)
+        if not args.check:
+            image.save(path, format="PNG")
+    print(f"{changed} of {len(cases())} reference images {'differ' if args.check else 'rewritten'}")
+    return 1 if args.check and changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
