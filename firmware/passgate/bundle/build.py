@@ -1,0 +1,175 @@
+"""Build and sign a bundle (at the operator's desk, with the offline root keys at hand).
+
+Inputs, as ``passgate bundle build`` takes them:
+
+- an issuers folder like the development ``--trust`` folder: ``*.pub`` + ``<stem>.toml``
+  metadata (name, valid_from, valid_until, zones, purposes);
+- a revocation file: one hex pass id per line (``revoked.txt``), or ``*.bin`` with packed
+  16-byte digests (what a collector keeps when it never stores pass ids);
+- a policy TOML: ``[purposes.ID]`` (omit to embed the default table), ``[zones.NAME]
+  purposes = [...]`` and ``[fleet]`` settings (see ``docs/policy.example.toml``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ..errors import TrustError
+from ..keys import kid_of, raw_public
+from ..purposes import PurposeTable
+from ..revocation import DIGEST_LEN, RevocationList
+from ..trust import IssuerKey, TrustStore, _load_zones
+from .format import (
+    MAGIC,
+    PART_NAMES,
+    PREFIX,
+    Manifest,
+    PartRef,
+    Signature,
+    body_protected,
+    encode_header,
+    sig_structure,
+    signer_protected,
+)
+from .parts import encode_fleet, encode_issuers, encode_policy
+from .policy import FleetPolicy
+from .roots import RootSet
+
+_POLICY_TABLES = {"purposes", "zones", "fleet"}
+
+
+@dataclass(frozen=True)
+class BundleContent:
+    """Everything a checkpoint trusts, before it is encoded and signed."""
+
+    issuers: tuple[IssuerKey, ...]
+    revoked: RevocationList = field(default_factory=RevocationList.empty)
+    purposes: PurposeTable = field(default_factory=PurposeTable.default)
+    zone_purposes: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    fleet: FleetPolicy = field(default_factory=FleetPolicy)
+
+    def check(self) -> None:
+        """Refuse content a checkpoint would choke on: better at the desk than at the door."""
+        if not self.issuers:
+            raise TrustError("bundle: at least one issuer key is needed")
+        known = {p.id for p in self.purposes}
+        for zone, allowed in self.zone_purposes.items():
+            if allowed - known:
+                raise TrustError(
+                    f"bundle: zone {zone}: unknown purpose {sorted(allowed - known)[0]!r}"
+                )
+        for key in self.issuers:
+            if key.purposes is not None and key.purposes - known:
+                raise TrustError(
+                    f"{key.source or 'issuer'}: unknown purpose {sorted(key.purposes - known)[0]!r}"
+                )
+
+    def encode(self) -> dict[str, bytes]:
+        """The four parts' bytes, by name."""
+        self.check()
+        return {
+            "issuers": encode_issuers(self.issuers),
+            "revoked": self.revoked.packed(),
+            "policy": encode_policy(self.purposes, self.zone_purposes),
+            "fleet": encode_fleet(self.fleet),
+        }
+
+
+def build_bundle(
+    content: BundleContent | Mapping[str, bytes],
+    signing_keys: Sequence[Ed25519PrivateKey],
+    version: int,
+    issued: int,
+    expires: int,
+    new_roots: RootSet | None = None,
+) -> bytes:
+    """Encode, hash, and sign with every key in ``signing_keys``; return the file's bytes.
+
+    ``content`` may also be already-encoded parts (tests use that to build hostile bundles).
+    ``new_roots`` declares a root rotation: sign with enough current *and* new roots.
+    """
+    if not signing_keys:
+        raise TrustError("bundle: at least one root key must sign")
+    if not isinstance(version, int) or version < 1:
+        raise TrustError("bundle: version must be a positive integer")
+    if expires <= issued:
+        raise TrustError("bundle: expiry must be after the issue time")
+    parts = content.encode() if isinstance(content, BundleContent) else dict(content)
+    refs = tuple(PartRef(n, len(parts[n]), hashlib.sha256(parts[n]).digest()) for n in PART_NAMES)
+    roots_field = None if new_roots is None else (new_roots.threshold, new_roots.keys)
+    payload = Manifest(version, int(issued), int(expires), refs, roots_field).to_cbor()
+    raws = [raw_public(k) for k in signing_keys]
+    if len(set(raws)) != len(raws):
+        raise TrustError("bundle: the same root key is given twice")
+    body = body_protected()
+    sigs = []
+    for key, raw in sorted(zip(signing_keys, raws, strict=True), key=lambda kr: kr[1]):
+        prot = signer_protected(kid_of(raw))
+        sigs.append(Signature(kid_of(raw), prot, key.sign(sig_structure(body, prot, payload))))
+    header = encode_header(payload, sigs)
+    return b"".join([PREFIX.pack(MAGIC, len(header)), header, *(parts[n] for n in PART_NAMES)])
+
+
+def content_from_files(
+    issuers_dir: Path, revoked: Path | None, policy: Path | None
+) -> BundleContent:
+    """Read the operator's files into a :class:`BundleContent` (TrustError names the file)."""
+    keys = tuple(TrustStore.from_dir(issuers_dir).keys)
+    purposes, zones, fleet = PurposeTable.default(), {}, FleetPolicy()
+    if policy is not None:
+        purposes, zones, fleet = read_policy(Path(policy))
+    content = BundleContent(
+        keys,
+        read_revoked(revoked) if revoked else RevocationList.empty(),
+        purposes,
+        MappingProxyType(zones),
+        fleet,
+    )
+    content.check()
+    return content
+
+
+def read_policy(path: Path) -> tuple[PurposeTable, dict[str, frozenset[str]], FleetPolicy]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TrustError(f"{path}: cannot read policy: {exc}") from None
+    unknown = set(doc) - _POLICY_TABLES
+    if unknown:
+        raise TrustError(
+            f"{path}: unknown table {sorted(unknown)[0]!r} (known: purposes, zones, fleet)"
+        )
+    purposes = (
+        PurposeTable.from_toml(text, str(path)) if "purposes" in doc else PurposeTable.default()
+    )
+    zones = _load_zones(path) if "zones" in doc else {}
+    try:
+        fleet = FleetPolicy.from_toml_table(doc.get("fleet"), str(path))
+    except ValueError as exc:
+        raise TrustError(str(exc)) from None
+    return purposes, zones, fleet
+
+
+def read_revoked(path: Path) -> RevocationList:
+    """Hex pass ids (text), or packed 16-byte digests in any order (``*.bin``)."""
+    path = Path(path)
+    if path.suffix != ".bin":
+        return RevocationList.from_text_file(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TrustError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) % DIGEST_LEN:
+        raise TrustError(f"{path}: length is not a multiple of {DIGEST_LEN}")
+    return RevocationList(np.unique(np.frombuffer(data, dtype=f"S{DIGEST_LEN}")))
