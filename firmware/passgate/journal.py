@@ -57,6 +57,11 @@ _SELECT_ALL = f"""
 """
 
 
+def _bound(t: float) -> int:
+    """A time bound in ms; -inf (no bound) becomes the smallest stored value."""
+    return -(2**62) if t == float("-inf") else to_ms(t)
+
+
 def _row(r) -> Row:
     return Row.from_db(r[:12], r[12], r[13], r[14])
 
@@ -362,13 +367,13 @@ class Journal:
             return list(self.iter_since(t))
         rows = self._run("read", lambda db: [_row(r) for r in db.execute(
             f"{_SELECT_ALL} ORDER BY seq DESC LIMIT :limit",
-            {"t": to_ms(t), "after": 0, "limit": int(limit)})], write=False)
+            {"t": _bound(t), "after": 0, "limit": int(limit)})], write=False)
         return rows[::-1]
 
     def iter_since(self, t: float = float("-inf"), batch: int = 500) -> Iterator[Row]:
         """All rows scanned at or after ``t`` in seq order, fetched ``batch`` at a time so
         memory stays flat on a large journal."""
-        args = {"t": -(2**62) if t == float("-inf") else to_ms(t), "after": 0, "limit": batch}
+        args = {"t": _bound(t), "after": 0, "limit": batch}
         while True:
             rows = self._run("read", lambda db: [_row(r) for r in db.execute(
                 f"{_SELECT_ALL} ORDER BY seq LIMIT :limit", args)], write=False)
@@ -377,12 +382,12 @@ class Journal:
                 return
             args["after"] = rows[-1].seq
 
-    def counts(self, t: float) -> dict[tuple[str, str], int]:
+    def counts(self, t: float = float("-inf")) -> dict[tuple[str, str], int]:
         """Number of rows scanned at or after ``t`` by (verdict, reason)."""
         return self._run("read", lambda db: {(v, r): n for v, r, n in db.execute(
             "SELECT verdict, reason, count(*) FROM (SELECT verdict, reason FROM scans WHERE"
             " t_ms >= :t UNION ALL SELECT verdict, reason FROM dead_letter WHERE t_ms >= :t)"
-            " GROUP BY verdict, reason", {"t": to_ms(t)})}, write=False)
+            " GROUP BY verdict, reason", {"t": _bound(t)})}, write=False)
 
     def verify(self) -> int | None:
         """Recompute the chain of every row still held (scans and dead letters); return the
