@@ -1,0 +1,96 @@
+"""Apply one verified batch to the store: dedup, chain checks, tamper alerts, device health.
+
+The rules are those of ``docs/sync-protocol.md`` section 4. A row signed by the enrolled key
+is stored even when its chain link is wrong (flagged, with an alert): the scan happened, staff
+must see it, and rejecting it would only hide the edit in the device's dead-letter table.
+Only malformed rows and nonce conflicts are refused, per row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from passgate.journal_schema import ZERO_CHAIN, chain_of, encode_row
+
+from . import protocol
+from .protocol import DUPLICATE, REJECTED, STORED, Batch
+from .store import SqlStore, Tx
+
+log = logging.getLogger(__name__)
+
+# Row problems (the ``problem`` column and the ``flag`` of a result).
+CHAIN_MISMATCH = "chain_mismatch"  # the row's chain is not SHA-256(prev || row): edited
+GAP = "gap"  # rows before it are missing, or prev_chain disagrees with what we hold
+
+
+def _same(stored: Mapping, row: Mapping) -> bool:
+    return encode_row(stored) == encode_row(row) and stored["chain"] == row["chain"]
+
+
+def _prev_for(i: int, batch: Batch, tx: Tx, alerts: list[tuple[str, str]]) -> bytes | None:
+    """The chain value row ``i`` must build on, or None when it cannot be known (a gap)."""
+    row = batch.rows[i]
+    seq = row["seq"]
+    if i > 0 and batch.rows[i - 1]["seq"] == seq - 1:
+        claimed = batch.rows[i - 1].get("chain")
+        return claimed if isinstance(claimed, bytes) and len(claimed) == 32 else None
+    held = ZERO_CHAIN if seq == 1 else tx.chain_at(seq - 1)
+    if i == 0 and held is not None and held != batch.prev_chain:
+        alerts.append(("chain_break", f"prev_chain of the batch starting at seq {seq} differs "
+                                      f"from the collector's row {seq - 1}: rows were replaced"))
+        return batch.prev_chain  # the rows may still be consistent among themselves
+    if held is None:
+        first_missing = tx.max_seq_below(seq) + 1
+        alerts.append(("chain_break", f"rows {first_missing}-{seq - 1} missing before seq {seq} "
+                                      "(removed on the device?)"))
+        return None
+    return held
+
+
+def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
+    """Store a verified batch in one transaction; return the per-row results."""
+    results: list[dict] = []
+    health = protocol.health_fields(batch.status)
+    if batch.sent_at is not None:
+        health["clock_offset_s"] = batch.sent_at - now
+    with store.batch(batch.device) as tx:
+        for i, row in enumerate(batch.rows):
+            seq = row["seq"]
+            nonce = row.get("nonce")
+            result = {"seq": seq, "nonce": nonce}  # echoed as sent: the device matches on it
+            problem = protocol.row_problem(row)
+            if problem is not None:
+                tx.insert_rejected(seq, nonce, row.get("chain"), "invalid_row", problem,
+                                   protocol.encode(row), now)
+                results.append(dict(result, status=REJECTED, reason="invalid_row"))
+                continue
+            stored = tx.stored(nonce)
+            if stored is not None:
+                if _same(stored, row):
+                    results.append(dict(result, status=DUPLICATE))
+                else:
+                    detail = f"seq {seq}: a stored row has this nonce with other content"
+                    tx.insert_rejected(seq, nonce, row["chain"], "nonce_conflict", detail,
+                                       protocol.encode(row), now)
+                    tx.alert("nonce_conflict", detail, now)
+                    results.append(dict(result, status=REJECTED, reason="nonce_conflict"))
+                continue
+            alerts: list[tuple[str, str]] = []
+            prev = _prev_for(i, batch, tx, alerts)
+            flag = GAP if alerts else None
+            if prev is not None and chain_of(prev, row) != row["chain"]:
+                flag = CHAIN_MISMATCH
+                alerts.append((CHAIN_MISMATCH, f"row {seq}: chain does not match its content "
+                                               "(edited after it was journaled)"))
+            if not tx.insert_scan(row, flag, now):  # only if the lock did not serialise us
+                results.append(dict(result, status=DUPLICATE))
+                continue
+            for kind, detail in alerts:
+                tx.alert(kind, detail, now)
+            if alerts:
+                log.warning("device %s: tamper alert at seq %d (%s)", batch.device, seq,
+                            alerts[0][0])
+            results.append(dict(result, status=STORED, **({"flag": flag} if flag else {})))
+        tx.update_health(health, now)
+    return results

@@ -1,0 +1,234 @@
+"""The wire format of ``docs/sync-protocol.md``: signed CBOR requests in, CBOR answers out.
+
+Everything here is pure (bytes in, values or :class:`ProtocolError` out), so the web layer
+stays thin and the rules are tested without a server. Device requests are COSE_Sign1
+envelopes read with ``passgate.cose`` (deterministic CBOR enforced by re-encoding); row
+shapes follow ``passgate.journal``'s row.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from passgate import cose
+from passgate.errors import KeyFileError, PassFormatError
+from passgate.keys import check_public_point, kid_of, public_from_raw, raw_public
+
+VERSION = 1
+CONTENT_TYPE = "application/cbor"
+TIME_HEADER = "Passgate-Time"
+DEVICE_HEADER = "Passgate-Device"
+NONCE_HEADER = "Passgate-Time-Nonce"
+TIME_NONCE_LEN = 16
+BUNDLE_VERSION_HEADER = "Passgate-Bundle-Version"
+MAX_ROWS = 500
+MAX_BODY = 1 << 20
+MAX_BUNDLE = 16 << 20
+GENESIS_CHAIN = bytes(32)
+
+DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+# Row field -> accepted Python types after CBOR decoding. ``None`` in the tuple = nullable.
+ROW_FIELDS: dict[str, tuple[type | None, ...]] = {
+    "seq": (int,),
+    "nonce": (bytes,),
+    "t_ms": (int,),
+    "clock_state": (str,),
+    "verdict": (str,),
+    "reason": (str,),
+    "pass_hash": (bytes, None),
+    "kid": (str, None),
+    "purpose": (str, None),
+    "zone": (str,),
+    "flags": (list,),
+    "chain": (bytes,),
+}
+BYTE_LENGTHS = {"nonce": 16, "pass_hash": 16, "chain": 32}
+MAX_TEXT = 64
+CLOCK_STATES = frozenset({"trusted", "floor", "backwards"})
+VERDICTS = frozenset({"accept", "deny"})
+
+# Row results (docs/sync-protocol.md section 4).
+STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+
+
+class ProtocolError(Exception):
+    """A request the collector refuses as a whole: ``status`` and a stable ``code``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def malformed(detail: str) -> ProtocolError:
+    return ProtocolError(400, "malformed", detail)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode(obj: object) -> bytes:
+    """Deterministic CBOR for response bodies."""
+    return cose.dumps(obj)
+
+
+def error_body(code: str, detail: str) -> bytes:
+    return encode({"error": code, "detail": detail})
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A decoded, not yet verified, device request."""
+
+    envelope: cose.Sign1
+    payload: dict
+
+    def verifies_with(self, raw_pub: bytes) -> bool:
+        """True when the header kid is this key's and the signature verifies."""
+        if kid_of(raw_pub) != self.envelope.kid:
+            return False
+        try:
+            public_from_raw(raw_pub).verify(self.envelope.signature, self.envelope.to_be_signed)
+        except (InvalidSignature, KeyFileError):
+            return False
+        return True
+
+
+def decode_signed(body: bytes, expect_type: str) -> Signed:
+    """Parse a COSE_Sign1 request whose payload is a map with ``v`` = 1 and ``t``."""
+    try:
+        env = cose.decode_sign1(body)
+        payload = cose.loads_strict(env.payload, "payload")
+    except PassFormatError as exc:
+        raise malformed(exc.detail) from None
+    if not isinstance(payload, Mapping):
+        raise malformed("payload must be a map")
+    payload = dict(payload)
+    if payload.get("v") != VERSION:
+        raise malformed(f"unsupported protocol version {payload.get('v')!r}")
+    if payload.get("t") != expect_type:
+        raise malformed(f"request type must be {expect_type!r}")
+    device = payload.get("device")
+    if not isinstance(device, str) or not DEVICE_ID_RE.fullmatch(device):
+        raise malformed("device id must be 1-64 characters of [a-z0-9._-]")
+    return Signed(env, payload)
+
+
+def sign_request(payload: Mapping, key: Ed25519PrivateKey) -> bytes:
+    """Build a signed request (the device's side; used by tests and tools)."""
+    protected = {cose.HDR_ALG: cose.ALG_EDDSA, cose.HDR_KID: kid_of(raw_public(key))}
+    return cose.encode_sign1(cose.dumps(dict(payload)), key.sign, protected)
+
+
+@dataclass(frozen=True)
+class EnrolRequest:
+    device: str
+    token: str
+    pubkey: bytes
+
+
+def parse_enrol(signed: Signed) -> EnrolRequest:
+    """Check an enrolment payload, including proof of possession of ``pubkey``."""
+    p = signed.payload
+    token, pubkey = p.get("token"), p.get("pubkey")
+    if not isinstance(token, str) or not 16 <= len(token) <= 128:
+        raise malformed("token must be text")
+    if not isinstance(pubkey, bytes):
+        raise malformed("pubkey must be 32 bytes")
+    try:
+        check_public_point(pubkey, "device key")
+    except KeyFileError as exc:
+        raise malformed(str(exc)) from None
+    if not signed.verifies_with(pubkey):
+        raise ProtocolError(403, "bad_signature", "signature does not verify with pubkey")
+    return EnrolRequest(p["device"], token, pubkey)
+
+
+@dataclass(frozen=True)
+class Batch:
+    device: str
+    sent_at: int | None
+    prev_chain: bytes
+    rows: tuple[dict, ...]
+    status: dict
+
+
+def parse_batch(signed: Signed, max_rows: int = MAX_ROWS) -> Batch:
+    """Check the batch envelope; rows are checked one by one later (:func:`row_problem`)."""
+    p = signed.payload
+    prev, rows, status = p.get("prev_chain"), p.get("rows"), p.get("status", {})
+    if not isinstance(prev, bytes) or len(prev) != 32:
+        raise malformed("prev_chain must be 32 bytes")
+    if not isinstance(rows, list | tuple):
+        raise malformed("rows must be an array")
+    if len(rows) > max_rows:
+        raise ProtocolError(413, "too_large", f"{len(rows)} rows; at most {max_rows} per batch")
+    if not isinstance(status, Mapping):
+        raise malformed("status must be a map")
+    sent_at = p.get("sent_at")
+    if sent_at is not None and not isinstance(sent_at, int):
+        raise malformed("sent_at must be an integer")
+    last = None
+    for i, row in enumerate(rows):
+        seq = row.get("seq") if isinstance(row, Mapping) else None
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise malformed(f"rows[{i}]: a row must be a map with an integer seq >= 1")
+        if last is not None and seq <= last:
+            raise malformed(f"rows[{i}]: seq {seq} after {last}; rows must ascend")
+        last = seq
+    return Batch(p["device"], sent_at, prev, tuple(dict(r) for r in rows), dict(status))
+
+
+def row_problem(row: Mapping) -> str | None:
+    """Why a row is not a well-formed journal row, or None when it is."""
+    if set(row) != set(ROW_FIELDS):
+        extra, missing = set(row) - set(ROW_FIELDS), set(ROW_FIELDS) - set(row)
+        return f"fields: unknown {sorted(map(str, extra))}, missing {sorted(missing)}"
+    for name, types in ROW_FIELDS.items():
+        value = row[name]
+        if value is None:
+            if None not in types:
+                return f"{name} is null"
+            continue
+        accepted = tuple(t for t in types if t) + ((tuple,) if list in types else ())
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            return f"{name} has the wrong type"
+        if name in BYTE_LENGTHS and len(value) != BYTE_LENGTHS[name]:
+            return f"{name} must be {BYTE_LENGTHS[name]} bytes"
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            return f"{name} longer than {MAX_TEXT} characters"
+    flags = row["flags"]
+    if any(not isinstance(f, str) or len(f) > MAX_TEXT for f in flags):
+        return "flags must be an array of short texts"
+    if list(flags) != sorted(set(flags)):
+        return "flags must be sorted, without duplicates"
+    if row["clock_state"] not in CLOCK_STATES:
+        return "unknown clock_state"
+    if row["verdict"] not in VERDICTS:
+        return "unknown verdict"
+    return None
+
+
+def health_fields(status: Mapping) -> dict:
+    """The known device-health keys with the right types; anything else is ignored."""
+    out: dict = {}
+    for key in ("backlog", "dead_letters", "bundle_version", "bundle_issued_at", "last_scan_ms"):
+        v = status.get(key)
+        if isinstance(v, int) and not isinstance(v, bool):
+            out[key] = v
+    for key in ("clock_state", "firmware"):
+        v = status.get(key)
+        if isinstance(v, str) and len(v) <= MAX_TEXT:
+            out[key] = v
+    return out

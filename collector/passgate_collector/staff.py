@@ -1,0 +1,116 @@
+"""The security staff's page: what happened, what looks wrong, which checkpoint is unwell.
+
+Server-rendered (Jinja2, autoescaped), no JavaScript: it must work in any browser a guard
+desk has. The page shows keyed pass hashes (shortened), never pass ids or names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import jinja2
+
+from .store import SqlStore
+
+ALERT_LIMIT = 50
+SHARING_LIMIT = 50
+STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "not seen"
+
+
+def fmt_time(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_age(seconds: float | None) -> str:
+    """A short, honest age: "42 s", "5 min", "3 h", "2 d"."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 0:
+        return f"in {fmt_age(-s)}"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s // size} {unit}"
+    return f"{s} s"
+
+
+def short_hash(h: bytes | None) -> str:
+    return h.hex()[:12] if h else "-"
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    device_id: str
+    state: str  # "ok", "stale" (not seen lately), "disabled", "never" (never synced)
+    last_seen: str
+    last_seen_age: str
+    clock_state: str
+    clock_offset: str
+    backlog: str
+    dead_letters: str
+    bundle_version: str
+    bundle_age: str
+    firmware: str
+    scans: int
+
+
+def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
+    counts = store.scan_counts()
+    published = store.bundle_published_at()
+    out = []
+    for d in store.devices():
+        if d.disabled:
+            state = "disabled"
+        elif d.last_seen is None:
+            state = "never"
+        else:
+            state = "ok" if now - d.last_seen <= STALE_AFTER_S else "stale"
+        issued = d.bundle_issued_at or published.get(d.bundle_version)
+        out.append(HealthRow(
+            device_id=d.device_id, state=state, last_seen=fmt_time(d.last_seen),
+            last_seen_age=fmt_age(None if d.last_seen is None else now - d.last_seen),
+            clock_state=d.clock_state or "-",
+            clock_offset="-" if d.clock_offset_s is None else f"{d.clock_offset_s:+d} s",
+            backlog="-" if d.backlog is None else str(d.backlog),
+            dead_letters="-" if d.dead_letters is None else str(d.dead_letters),
+            bundle_version="-" if d.bundle_version is None else str(d.bundle_version),
+            bundle_age=fmt_age(None if issued is None else now - issued),
+            firmware=d.firmware or "-", scans=counts.get(d.device_id, 0),
+        ))
+    return out
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("passgate_collector", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(time=fmt_time, age=fmt_age, short=short_hash,
+                       mstime=lambda ms: fmt_time(None if ms is None else ms / 1000))
+    return env
+
+
+def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
+    """The whole page as HTML for the instant ``now`` (POSIX seconds)."""
+    since_ms = (now - settings.denials_since_s) * 1000
+    sharing = store.shared_passes(window_s * 1000, 0, SHARING_LIMIT)
+    for s in sharing:
+        s["gap_s"] = (s["second_ms"] - s["first_ms"]) / 1000
+    latest = store.latest_bundle()
+    return _env().get_template("staff.html").render(
+        now=now,
+        alerts=store.alerts(ALERT_LIMIT),
+        flagged=store.flagged_scans(ALERT_LIMIT),
+        rejected=store.rejected_rows(ALERT_LIMIT),
+        health=health_rows(store, now),
+        sharing=sharing,
+        window_s=window_s,
+        denials=store.denials_by_reason(since_ms),
+        denials_since=fmt_age(settings.denials_since_s),
+        recent=store.recent_scans(settings.recent_per_device),
+        latest_bundle=latest,
+    )

@@ -1,0 +1,392 @@
+"""One storage interface, written once in SQL; the backends only supply connections.
+
+:class:`SqlStore` holds every query. SQL is written with ``?`` placeholders and the
+PostgreSQL backend rewrites them to ``%s``; DDL types come from ``schema``. Each public
+method is one transaction. Ingest runs inside :meth:`SqlStore.batch`, which serialises
+batches per device (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT ... FOR UPDATE`` on the
+device row), so two deliveries of the same batch racing each other store it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from . import schema
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """A storage-level refusal the caller can explain (e.g. an older bundle version)."""
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    pubkey: bytes
+    enrolled_at: int
+    disabled: bool
+    last_seen: int | None = None
+    clock_offset_s: int | None = None
+    clock_state: str | None = None
+    backlog: int | None = None
+    dead_letters: int | None = None
+    bundle_version: int | None = None
+    bundle_issued_at: int | None = None
+    firmware: str | None = None
+    last_scan_ms: int | None = None
+
+
+DEVICE_COLS = (
+    "device_id, pubkey, enrolled_at, disabled, last_seen, clock_offset_s, clock_state, backlog, "
+    "dead_letters, bundle_version, bundle_issued_at, firmware, last_scan_ms"
+)
+SCAN_COLS = (
+    "seq, nonce, t_ms, clock_state, verdict, reason, pass_hash, kid, purpose, zone, flags, chain"
+)
+HEALTH_KEYS = (
+    "clock_offset_s", "clock_state", "backlog", "dead_letters", "bundle_version",
+    "bundle_issued_at", "firmware", "last_scan_ms",
+)
+
+
+def _device(r: Sequence) -> Device:
+    return Device(r[0], bytes(r[1]), r[2], bool(r[3]), *r[4:])
+
+
+def scan_dict(r: Sequence) -> dict:
+    """A row in ``SCAN_COLS`` order as the journal-shaped mapping ``chain_of`` takes."""
+    keys = [k.strip() for k in SCAN_COLS.split(",")]
+    d = dict(zip(keys, r, strict=True))
+    for k in ("nonce", "pass_hash", "chain"):
+        if d[k] is not None:
+            d[k] = bytes(d[k])
+    d["flags"] = d["flags"].split() if d["flags"] else []
+    return d
+
+
+class Pool:
+    """A few reusable connections (per store, never global); a broken one is dropped."""
+
+    def __init__(self, connect: Callable[[], object], size: int) -> None:
+        self._connect, self._idle = connect, queue.LifoQueue(maxsize=size)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        ok = False
+        try:
+            yield conn
+            ok = True
+        finally:
+            if ok:
+                try:
+                    self._idle.put_nowait(conn)
+                except queue.Full:
+                    conn.close()
+            else:
+                conn.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class Tx:
+    """The queries one ingest transaction needs (see ``ingest.apply_batch``)."""
+
+    def __init__(self, store: SqlStore, cur, device_id: str) -> None:
+        self._s, self._cur, self.device_id = store, cur, device_id
+
+    def _q(self, sql: str, params: Sequence = ()) -> None:
+        self._cur.execute(self._s.sql(sql), tuple(params))
+
+    def stored(self, nonce: bytes) -> dict | None:
+        self._q(f"SELECT {SCAN_COLS} FROM scans WHERE device_id = ? AND nonce = ?",
+                (self.device_id, nonce))
+        r = self._cur.fetchone()
+        return scan_dict(r) if r else None
+
+    def chain_at(self, seq: int) -> bytes | None:
+        """The chain value of this device's row ``seq`` if the collector holds it."""
+        self._q("SELECT chain FROM scans WHERE device_id = ? AND seq = ? LIMIT 1",
+                (self.device_id, seq))
+        r = self._cur.fetchone()
+        if r is None:
+            self._q("SELECT chain FROM rejected WHERE device_id = ? AND seq = ? "
+                    "AND chain IS NOT NULL LIMIT 1", (self.device_id, seq))
+            r = self._cur.fetchone()
+        return bytes(r[0]) if r and r[0] is not None and len(r[0]) == 32 else None
+
+    def max_seq_below(self, seq: int) -> int:
+        """The highest seq below ``seq`` the collector holds for this device, or 0."""
+        best = 0
+        for table in ("scans", "rejected"):
+            self._q(f"SELECT MAX(seq) FROM {table} WHERE device_id = ? AND seq < ?",
+                    (self.device_id, seq))
+            r = self._cur.fetchone()
+            best = max(best, r[0] or 0)
+        return best
+
+    def insert_scan(self, row: dict, problem: str | None, now: int) -> bool:
+        """Insert a checked row; False when (device, nonce) is already there."""
+        self._q(
+            "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
+            "pass_hash, kid, purpose, zone, flags, chain, received_at, problem) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (device_id, nonce) DO NOTHING",
+            (self.device_id, row["nonce"], row["seq"], row["t_ms"], row["clock_state"],
+             row["verdict"], row["reason"], row["pass_hash"], row["kid"], row["purpose"],
+             row["zone"], " ".join(row["flags"]), row["chain"], now, problem),
+        )
+        return self._cur.rowcount == 1
+
+    def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
+                        raw: bytes, now: int) -> None:
+        nonce = nonce if isinstance(nonce, bytes) else None
+        chain = chain if isinstance(chain, bytes) and len(chain) == 32 else None
+        self._q("INSERT INTO rejected (device_id, seq, nonce, chain, reason, detail, received_at,"
+                " raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.device_id, seq, nonce, chain, reason, detail, now, raw))
+
+    def alert(self, kind: str, detail: str, now: int) -> None:
+        self._s._alert(self._cur, self.device_id, kind, detail, now)
+
+    def update_health(self, health: dict, now: int) -> None:
+        cols = [k for k in HEALTH_KEYS if k in health]
+        sets = ", ".join(["last_seen = ?"] + [f"{k} = ?" for k in cols])
+        self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
+                [now] + [health[k] for k in cols] + [self.device_id])
+
+
+class SqlStore:
+    """The storage interface. Subclasses set ``kind``, ``types`` and ``_connect``."""
+
+    kind = "sql"
+    types: dict[str, str] = {}
+    placeholder = "?"
+
+    def __init__(self, pool_size: int = 4) -> None:
+        self._pool = Pool(self._connect, pool_size)
+        self.migrate()
+
+    # --- backend hooks -------------------------------------------------------------------
+    def _connect(self):
+        raise NotImplementedError
+
+    def _begin(self, cur, write: bool) -> None:
+        cur.execute("BEGIN")
+
+    def _lock_device(self, cur, device_id: str) -> None:
+        """Serialise batches of one device (no-op where BEGIN already locks)."""
+
+    def _lock_migration(self, cur) -> None:
+        """Keep two collectors starting at once from both creating tables (no-op here)."""
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    # --- plumbing ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self, write: bool = True) -> Iterator:
+        with self._pool.connection() as conn:
+            cur = conn.cursor()
+            self._begin(cur, write)
+            try:
+                yield cur
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except Exception as exc:  # the connection is dropped by the pool anyway
+                    log.warning("rollback failed: %s", type(exc).__name__)
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def _all(self, sql: str, params: Sequence = ()) -> list:
+        with self._tx(write=False) as cur:
+            cur.execute(self.sql(sql), tuple(params))
+            return cur.fetchall()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def migrate(self) -> None:
+        with self._tx() as cur:
+            self._lock_migration(cur)
+            for stmt in schema.statements(self.types):
+                cur.execute(stmt)
+            cur.execute(self.sql("SELECT value FROM meta WHERE key = 'schema'"))
+            r = cur.fetchone()
+            if r is None:
+                cur.execute(self.sql("INSERT INTO meta (key, value) VALUES ('schema', ?)"),
+                            (str(schema.SCHEMA_VERSION),))
+            elif int(r[0]) > schema.SCHEMA_VERSION:
+                raise StoreError(f"database schema {r[0]} is newer than this collector's")
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            return self._all("SELECT 1")[0][0] == 1
+        except Exception as exc:  # any driver error means "not healthy"; say which
+            log.warning("database health check failed: %s", type(exc).__name__)
+            return False
+
+    def _alert(self, cur, device_id: str, kind: str, detail: str, now: int) -> None:
+        cur.execute(self.sql("INSERT INTO alerts (device_id, kind, detail, created_at) "
+                             "VALUES (?, ?, ?, ?)"), (device_id, kind, detail, now))
+
+    # --- enrolment -----------------------------------------------------------------------
+    def add_token(self, token_hash: bytes, device_id: str, now: int, expires_at: int) -> None:
+        with self._tx() as cur:
+            cur.execute(self.sql("INSERT INTO tokens (token_hash, device_id, created_at, "
+                                 "expires_at) VALUES (?, ?, ?, ?)"),
+                        (token_hash, device_id, now, expires_at))
+
+    def enrol(self, token_hash: bytes, device_id: str, pubkey: bytes, kid: bytes,
+              now: int) -> str:
+        """Use a one-time token. Returns ``"created"`` or ``"again"`` (same token and key,
+        the first answer was lost); raises :class:`StoreError` with ``bad_token`` or
+        ``already_enrolled`` as its message otherwise."""
+        with self._tx() as cur:
+            cur.execute(self.sql("SELECT device_id, expires_at, used_at, pubkey FROM tokens "
+                                 "WHERE token_hash = ?"), (token_hash,))
+            tok = cur.fetchone()
+            if tok is None or tok[0] != device_id:
+                raise StoreError("bad_token")
+            cur.execute(self.sql("SELECT pubkey FROM devices WHERE device_id = ?"), (device_id,))
+            dev = cur.fetchone()
+            if tok[2] is not None:
+                if tok[3] is not None and bytes(tok[3]) == pubkey and dev is not None \
+                        and bytes(dev[0]) == pubkey:
+                    return "again"
+                raise StoreError("bad_token")
+            if tok[1] < now:
+                raise StoreError("bad_token")
+            if dev is not None:
+                raise StoreError("already_enrolled")
+            cur.execute(self.sql("UPDATE tokens SET used_at = ?, pubkey = ? WHERE token_hash = ?"),
+                        (now, pubkey, token_hash))
+            cur.execute(self.sql("INSERT INTO devices (device_id, pubkey, kid, enrolled_at) "
+                                 "VALUES (?, ?, ?, ?)"), (device_id, pubkey, kid, now))
+            return "created"
+
+    def device(self, device_id: str) -> Device | None:
+        rows = self._all(f"SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?", (device_id,))
+        return _device(rows[0]) if rows else None
+
+    def devices(self) -> list[Device]:
+        return [_device(r) for r in self._all(f"SELECT {DEVICE_COLS} FROM devices "
+                                              "ORDER BY device_id")]
+
+    def set_disabled(self, device_id: str, disabled: bool) -> bool:
+        with self._tx() as cur:
+            cur.execute(self.sql("UPDATE devices SET disabled = ? WHERE device_id = ?"),
+                        (int(disabled), device_id))
+            return cur.rowcount == 1
+
+    def remove_device(self, device_id: str) -> bool:
+        """Forget a device's key (its scans stay); it can enrol again with a new token."""
+        with self._tx() as cur:
+            cur.execute(self.sql("DELETE FROM devices WHERE device_id = ?"), (device_id,))
+            return cur.rowcount == 1
+
+    # --- ingest --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self, device_id: str) -> Iterator[Tx]:
+        """One transaction for one device's batch; batches of a device never interleave."""
+        with self._tx() as cur:
+            self._lock_device(cur, device_id)
+            yield Tx(self, cur, device_id)
+
+    def add_alert(self, device_id: str, kind: str, detail: str, now: int) -> None:
+        with self._tx() as cur:
+            self._alert(cur, device_id, kind, detail, now)
+
+    # --- bundles -------------------------------------------------------------------------
+    def publish_bundle(self, version: int, data: bytes, sha256: str, now: int) -> None:
+        with self._tx() as cur:
+            cur.execute("SELECT MAX(version) FROM bundles")
+            latest = cur.fetchone()[0]
+            if latest is not None and version <= latest:
+                raise StoreError(f"bundle version {version} is not newer than the published "
+                                 f"{latest}; devices refuse rollbacks, so the collector does too")
+            cur.execute(self.sql("INSERT INTO bundles (version, data, sha256, published_at) "
+                                 "VALUES (?, ?, ?, ?)"), (version, data, sha256, now))
+
+    def latest_bundle(self) -> tuple[int, str, int] | None:
+        """(version, sha256, published_at) of the newest bundle, or None."""
+        rows = self._all("SELECT version, sha256, published_at FROM bundles "
+                         "ORDER BY version DESC LIMIT 1")
+        return tuple(rows[0]) if rows else None
+
+    def bundle_data(self, version: int) -> bytes | None:
+        rows = self._all("SELECT data FROM bundles WHERE version = ?", (version,))
+        return bytes(rows[0][0]) if rows else None
+
+    def bundle_published_at(self) -> dict[int, int]:
+        return dict(self._all("SELECT version, published_at FROM bundles"))
+
+    # --- staff page ----------------------------------------------------------------------
+    def recent_scans(self, per_device: int) -> dict[str, list[dict]]:
+        """The newest ``per_device`` scans of every device, newest first."""
+        out: dict[str, list[dict]] = {}
+        for dev in self.devices_with_scans():
+            rows = self._all(f"SELECT {SCAN_COLS}, problem FROM scans WHERE device_id = ? "
+                             "ORDER BY seq DESC LIMIT ?", (dev, per_device))
+            out[dev] = [dict(scan_dict(r[:-1]), problem=r[-1]) for r in rows]
+        return out
+
+    def devices_with_scans(self) -> list[str]:
+        return [r[0] for r in self._all("SELECT DISTINCT device_id FROM scans ORDER BY 1")]
+
+    def denials_by_reason(self, since_ms: int) -> list[tuple[str, int]]:
+        return [tuple(r) for r in self._all(
+            "SELECT reason, COUNT(*) FROM scans WHERE verdict = 'deny' AND t_ms >= ? "
+            "GROUP BY reason ORDER BY 2 DESC, 1", (since_ms,))]
+
+    def scan_counts(self) -> dict[str, int]:
+        return dict(self._all("SELECT device_id, COUNT(*) FROM scans GROUP BY device_id"))
+
+    def shared_passes(self, window_ms: int, since_ms: int, limit: int) -> list[dict]:
+        """Pairs of scans of one pass hash at two devices less than ``window_ms`` apart."""
+        rows = self._all(
+            "SELECT a.pass_hash, a.device_id, a.t_ms, a.verdict, b.device_id, b.t_ms, b.verdict "
+            "FROM scans a JOIN scans b ON b.pass_hash = a.pass_hash "
+            "AND b.device_id <> a.device_id AND b.t_ms >= a.t_ms AND b.t_ms <= a.t_ms + ? "
+            "AND (b.t_ms > a.t_ms OR b.device_id > a.device_id) "
+            "WHERE a.pass_hash IS NOT NULL AND a.t_ms >= ? ORDER BY b.t_ms DESC LIMIT ?",
+            (window_ms, since_ms, limit))
+        keys = ("pass_hash", "first_device", "first_ms", "first_verdict", "second_device",
+                "second_ms", "second_verdict")
+        return [dict(zip(keys, (bytes(r[0]), *r[1:]), strict=True)) for r in rows]
+
+    def alerts(self, limit: int) -> list[dict]:
+        rows = self._all("SELECT id, device_id, kind, detail, created_at FROM alerts "
+                         "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("id", "device_id", "kind", "detail", "created_at"), r, strict=True))
+                for r in rows]
+
+    def flagged_scans(self, limit: int) -> list[dict]:
+        rows = self._all(f"SELECT device_id, {SCAN_COLS}, problem FROM scans "
+                         "WHERE problem IS NOT NULL ORDER BY received_at DESC, seq DESC LIMIT ?",
+                         (limit,))
+        return [dict(scan_dict(r[1:-1]), device_id=r[0], problem=r[-1]) for r in rows]
+
+    def rejected_rows(self, limit: int) -> list[dict]:
+        rows = self._all("SELECT device_id, seq, reason, detail, received_at FROM rejected "
+                         "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("device_id", "seq", "reason", "detail", "received_at"), r,
+                         strict=True)) for r in rows]

@@ -1,0 +1,96 @@
+"""The collector's tables, written once for both SQL backends.
+
+``{blob}``, ``{big}`` and ``{serial}`` are filled per dialect (SQLite: BLOB / INTEGER /
+INTEGER PRIMARY KEY; PostgreSQL: BYTEA / BIGINT / an identity column). Times the collector
+makes are POSIX seconds; scan times are the device's POSIX milliseconds (``t_ms``), exactly
+as chained. ``flags`` is stored as the journal does: space-separated, sorted.
+"""
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    pubkey {blob} NOT NULL,
+    kid {blob} NOT NULL,
+    enrolled_at {big} NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    last_seen {big},
+    clock_offset_s {big},
+    clock_state TEXT,
+    backlog {big},
+    dead_letters {big},
+    bundle_version {big},
+    bundle_issued_at {big},
+    firmware TEXT,
+    last_scan_ms {big}
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash {blob} PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    created_at {big} NOT NULL,
+    expires_at {big} NOT NULL,
+    used_at {big},
+    pubkey {blob}
+);
+CREATE TABLE IF NOT EXISTS scans (
+    device_id TEXT NOT NULL,
+    nonce {blob} NOT NULL,
+    seq {big} NOT NULL,
+    t_ms {big} NOT NULL,
+    clock_state TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    pass_hash {blob},
+    kid TEXT,
+    purpose TEXT,
+    zone TEXT NOT NULL,
+    flags TEXT NOT NULL,
+    chain {blob} NOT NULL,
+    received_at {big} NOT NULL,
+    problem TEXT,
+    PRIMARY KEY (device_id, nonce)
+);
+CREATE INDEX IF NOT EXISTS scans_device_seq ON scans (device_id, seq);
+CREATE INDEX IF NOT EXISTS scans_time ON scans (t_ms);
+CREATE INDEX IF NOT EXISTS scans_pass ON scans (pass_hash, t_ms);
+CREATE TABLE IF NOT EXISTS rejected (
+    id {serial},
+    device_id TEXT NOT NULL,
+    seq {big} NOT NULL,
+    nonce {blob},
+    chain {blob},
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at {big} NOT NULL,
+    raw {blob} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejected_device_seq ON rejected (device_id, seq);
+CREATE TABLE IF NOT EXISTS alerts (
+    id {serial},
+    device_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    created_at {big} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (created_at);
+CREATE TABLE IF NOT EXISTS bundles (
+    version {big} PRIMARY KEY,
+    data {blob} NOT NULL,
+    sha256 TEXT NOT NULL,
+    published_at {big} NOT NULL
+);
+"""
+
+SQLITE_TYPES = {"blob": "BLOB", "big": "INTEGER", "serial": "INTEGER PRIMARY KEY"}
+POSTGRES_TYPES = {
+    "blob": "BYTEA",
+    "big": "BIGINT",
+    "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+}
+
+
+def statements(types: dict[str, str]) -> list[str]:
+    """The DDL for one dialect, split into single statements."""
+    return [s.strip() for s in DDL.format(**types).split(";") if s.strip()]
