@@ -1,15 +1,28 @@
 """Time as the checkpoint knows it: a value and how far it can be trusted.
 
-Every journal row and the idle screen carry the :class:`ClockState`. The full floor logic
-(persisted floor, signed time tokens, timesyncd) is built on this interface; stages only
-ever call ``clock.read()`` and never ``time.time()`` themselves.
+Every journal row and the idle screen carry the :class:`ClockState`. Stages only ever call
+``clock.read()`` and never ``time.time()`` themselves. :class:`SystemClock` is the real one:
+a persisted floor of authenticated time (:mod:`passgate.clockstore`), signed time tokens
+(:mod:`passgate.timetoken`), timesyncd's sync flag and an optional RTC. ``docs/trust.md``
+explains the states and what may raise the floor.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
+
+from .clockstore import Anchor, ClockStore, TokenResult
+from .errors import TrustError
+from .timetoken import TimeKey
+
+log = logging.getLogger(__name__)
 
 
 class ClockState(enum.Enum):
@@ -43,3 +56,257 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# --------------------------------------------------------------------------------------------
+# The real clock: system time, judged against a persisted floor of authenticated time.
+# --------------------------------------------------------------------------------------------
+
+# Created by systemd-timesyncd once it has synchronised; /run is a tmpfs, so it means "since boot".
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+RTC_SINCE_EPOCH = Path("/sys/class/rtc/rtc0/since_epoch")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+RELEASE_EPOCH = 1735689600  # 2025-01-01: no real time is earlier; the floor starts here
+
+
+@dataclass(frozen=True, slots=True)
+class ClockConfig:
+    """What the site trusts. ``trust_timesyncd``: a clock timesyncd reports synchronised is
+    trusted and raises the floor (NTP is not authenticated: sites that fear a forged NTP
+    answer set this false and rely on signed tokens). ``trust_rtc``: a battery RTC that agrees
+    with the system clock is trusted (hardware/rtc.md). ``token_trust_s``: how long a fresh
+    token keeps the clock trusted, counted on the monotonic clock (drift is ppm)."""
+
+    trust_timesyncd: bool = True
+    trust_rtc: bool = False
+    token_trust_s: float = 86400.0
+    persist_every_s: float = 600.0
+    tolerance_s: float = 2.0
+    rtc_tolerance_s: float = 5.0
+    rtc_probe_every_s: float = 10.0
+    epoch: float = RELEASE_EPOCH
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStatus:
+    """Everything ``passgate time status`` shows."""
+
+    reading: TimeReading
+    source: str  # timesyncd, rtc, token, system, floor
+    system: float
+    floor: float
+    floor_source: str
+    token_age_s: float | None
+    synchronised: bool
+    rtc_offset_s: float | None
+
+
+def read_boot_id(path: Path = BOOT_ID) -> str:
+    """The kernel's id of this boot: monotonic readings compare only within one boot."""
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        log.warning("no boot id (%s): tokens and floors will not carry across processes", exc)
+        return f"process-{uuid.uuid4()}"
+
+
+class RtcProbe:
+    """Reads a kernel RTC's time (``since_epoch``, whole seconds); None if it cannot be read.
+
+    The DS3231 driver refuses to read a time it knows is invalid (oscillator stopped, e.g. a
+    flat battery), so a read error means "no trustworthy RTC", never "time 0".
+    """
+
+    def __init__(self, path: Path = RTC_SINCE_EPOCH) -> None:
+        self.path = Path(path)
+        self._failed = False
+
+    def __call__(self) -> float | None:
+        try:
+            value = float(self.path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError) as exc:
+            if not self._failed:
+                log.warning("RTC unreadable (%s): not trusted", exc)
+            self._failed = True
+            return None
+        if self._failed:
+            log.info("RTC readable again")
+        self._failed = False
+        return value
+
+
+class SystemClock:
+    """The checkpoint's clock: ``read() -> TimeReading(now, state)``.
+
+    - ``trusted``: timesyncd reports sync (if the site trusts it), or an RTC agrees with the
+      system clock (if trusted), or a fresh signed token was received in this boot less than
+      ``token_trust_s`` ago (then now = token time + monotonic elapsed);
+    - ``floor``: none of those, and the system clock is not before the floor;
+    - ``backwards``: the system clock is before the floor; now = floor + monotonic elapsed.
+
+    Only trusted time (and monotonic progress from an authenticated floor) raises the floor;
+    the system clock jumping forward never does. Everything time-like is injected.
+    """
+
+    def __init__(
+        self,
+        store: ClockStore | None = None,
+        config: ClockConfig = ClockConfig(),
+        *,
+        system_time: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        boot_id: str | None = None,
+        timesync_flag: Path = TIMESYNC_FLAG,
+        rtc: Callable[[], float | None] | None = None,
+        persist: bool = True,
+    ) -> None:
+        self.store, self.config = store, config
+        self._time, self._mono = system_time, monotonic
+        self.boot_id = boot_id if boot_id is not None else read_boot_id()
+        self._flag = Path(timesync_flag)
+        self._rtc = rtc if rtc is not None else (RtcProbe() if config.trust_rtc else None)
+        self._persist = persist and store is not None
+        mono = self._mono()
+        self._floor, self._floor_mono, self._floor_source = float(config.epoch), mono, "epoch"
+        self._stored = float(config.epoch)  # the floor value last seen on disk
+        self._anchor: Anchor | None = None
+        self._stamp: object = None
+        self._rtc_cache: tuple[float, float | None] | None = None  # (mono probed, rtc - system)
+        self._last: tuple[ClockState, str] | None = None
+        self._warned: set[str] = set()
+        self._sync_store(mono)
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self) -> TimeReading:
+        return self.status().reading
+
+    def status(self) -> ClockStatus:
+        mono, system = self._mono(), self._time()
+        self._sync_store(mono)
+        lower = self._floor + (mono - self._floor_mono)
+        source, t = self._trusted(system, mono, lower)
+        if source:
+            now, state = max(t, lower), ClockState.TRUSTED
+            if now > lower:
+                self._floor, self._floor_mono, self._floor_source = now, mono, source
+        elif system >= lower:
+            now, state, source = system, ClockState.FLOOR, "system"
+        else:
+            now, state, source = lower, ClockState.BACKWARDS, "floor"
+        self._maybe_persist(mono)
+        self._log_transition(state, source, system, lower)
+        anchor_age = mono - self._anchor.mono if self._anchor is not None else None
+        rtc_offset = self._rtc_cache[1] if self._rtc_cache else None
+        return ClockStatus(
+            TimeReading(now, state),
+            source,
+            system,
+            self._floor + (mono - self._floor_mono),
+            self._floor_source,
+            anchor_age,
+            self._flag.exists(),
+            rtc_offset,
+        )
+
+    def _trusted(self, system: float, mono: float, lower: float) -> tuple[str, float]:
+        tol = self.config.tolerance_s
+        if self.config.trust_timesyncd and self._flag.exists():
+            if system >= lower - tol:
+                return "timesyncd", system
+            self._warn_once(
+                "sync-behind", "timesyncd reports sync but the clock is before the floor"
+            )
+        if self.config.trust_rtc and self._rtc is not None:
+            offset = self._rtc_offset(system, mono)
+            if (
+                offset is not None
+                and abs(offset) <= self.config.rtc_tolerance_s
+                and system >= lower - tol
+            ):
+                return "rtc", system
+        a = self._anchor
+        if (
+            a is not None
+            and a.boot == self.boot_id
+            and 0 <= mono - a.mono <= self.config.token_trust_s
+        ):
+            return "token", a.t + (mono - a.mono)
+        return "", 0.0
+
+    def _rtc_offset(self, system: float, mono: float) -> float | None:
+        cache = self._rtc_cache
+        if cache is None or mono - cache[0] >= self.config.rtc_probe_every_s:
+            rtc_t = self._rtc()
+            cache = self._rtc_cache = (mono, None if rtc_t is None else rtc_t - system)
+        return cache[1]
+
+    # -- the stored state ------------------------------------------------------------------
+    def _sync_store(self, mono: float) -> None:
+        if self.store is None:
+            return
+        stamp = self.store.stamp()
+        if stamp == self._stamp:
+            return
+        try:
+            state = self.store.load()
+        except TrustError as exc:
+            self._warn_once("store", f"{exc}; keeping the floor in memory")
+            return
+        self._stamp = stamp
+        stored = state.floor_at(self.boot_id, mono)
+        if stored is not None:
+            self._stored = max(self._stored, state.floor)
+            if stored > self._floor + (mono - self._floor_mono):
+                self._floor, self._floor_mono, self._floor_source = stored, mono, state.floor_source
+        a = state.anchor
+        self._anchor = a if a is not None and a.boot == self.boot_id else None
+
+    def _maybe_persist(self, mono: float) -> None:
+        """Persist the floor when it moved ``persist_every_s`` past what is stored: bounded
+        SD writes, and a restart or reboot loses at most that much progress."""
+        if not self._persist:
+            return
+        lower = self._floor + (mono - self._floor_mono)
+        if lower - self._stored < self.config.persist_every_s:
+            return
+        source = self._floor_source if self._floor_mono == mono else "monotonic"
+        try:
+            self.store.raise_floor(lower, self.boot_id, mono, source)
+        except OSError as exc:
+            self._warn_once("persist", f"cannot persist the clock floor: {exc}")
+            return
+        self._stored = lower
+        self._stamp = self.store.stamp()  # our own write; nothing new to read back
+
+    # -- tokens (for the sync agent and ``passgate time``) ---------------------------------
+    def new_challenge(self) -> bytes:
+        """A nonce to send to the collector with a time request (see :mod:`passgate.timetoken`)."""
+        return self._need_store().new_challenge(self.boot_id, self._mono())
+
+    def accept_token(self, data: bytes, keys: Sequence[TimeKey], device_id: str) -> TokenResult:
+        """Verify and record a signed time token; raises ``TimeTokenError`` if refused."""
+        result = self._need_store().accept_token(data, keys, device_id, self.boot_id, self._mono())
+        self._stamp = None  # re-read at the next read()
+        return result
+
+    def _need_store(self) -> ClockStore:
+        if self.store is None:
+            raise TrustError("this clock has no state file")
+        return self.store
+
+    # -- logging: transitions only ---------------------------------------------------------
+    def _log_transition(self, state: ClockState, source: str, system: float, lower: float) -> None:
+        if self._last == (state, source):
+            return
+        self._last = (state, source)
+        if state is ClockState.BACKWARDS:
+            log.warning(
+                "clock went backwards: system time is %.0f s before the floor", lower - system
+            )
+        else:
+            log.info("clock %s (%s)", state.value, source)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)

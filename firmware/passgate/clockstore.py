@@ -1,0 +1,218 @@
+"""The clock's persisted state: the floor, the last fresh token, pending challenges.
+
+One small JSON file (``/var/lib/passgate/clock.floor`` by default), replaced atomically under
+an ``flock`` because three kinds of process update it: the scanner (the floor follows
+authenticated time as it runs), the sync agent (tokens from the collector) and a technician
+(``passgate time set``)::
+
+    {"floor": 1767225600.0, "floor_boot": "<boot id>", "floor_mono": 812.5, "floor_source": "token",
+     "anchor": {"t": 1767225600.0, "boot": "<boot id>", "mono": 812.5, "kid": "<hex>"},
+     "challenges": [{"nonce": "<hex>", "boot": "<boot id>", "mono": 800.1}]}
+
+``floor_mono`` is the monotonic clock when the floor was written, valid only within the same
+boot (``boot``): within a boot, floor + (monotonic now - floor_mono) is still a lower bound
+of the real time. The floor never decreases: every write takes the maximum with what is on
+disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomicfile import locked, write_atomic
+from .errors import TrustError
+from .timetoken import TimeKey, TimeTokenError, new_nonce, verify_token
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLOCK_FILE = Path("/var/lib/passgate/clock.floor")
+CHALLENGE_TTL_S = 600.0  # a token must answer a challenge within ten minutes
+MAX_CHALLENGES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A fresh token: the time ``t`` was true at monotonic ``mono`` in boot ``boot``."""
+
+    t: float
+    boot: str
+    mono: float
+    kid: str = ""
+
+
+@dataclass(frozen=True)
+class ClockFile:
+    floor: float | None = None
+    floor_boot: str = ""
+    floor_mono: float = 0.0
+    floor_source: str = ""
+    anchor: Anchor | None = None
+    challenges: tuple[dict, ...] = field(default_factory=tuple)
+
+    def floor_at(self, boot: str, mono: float) -> float | None:
+        """The floor carried forward to monotonic ``mono`` (same boot), else as written."""
+        if self.floor is None:
+            return None
+        if boot and boot == self.floor_boot and mono >= self.floor_mono:
+            return self.floor + (mono - self.floor_mono)
+        return self.floor
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResult:
+    """What a token did: ``trusted`` (fresh, answered a challenge) and/or raised the floor."""
+
+    token_time: float
+    trusted: bool
+    floor_raised: bool
+    detail: str
+
+
+class ClockStore:
+    def __init__(self, path: Path = DEFAULT_CLOCK_FILE) -> None:
+        self.path = Path(path)
+        self._lock = self.path.with_name(self.path.name + ".lock")
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        """A cheap change marker, so the scanner re-reads only when someone wrote."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def load(self) -> ClockFile:
+        """The stored state; a missing file is an empty state, a damaged one an error."""
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return ClockFile()
+        except (OSError, ValueError) as exc:
+            raise TrustError(f"{self.path}: unreadable clock state: {exc}") from None
+        try:
+            anchor = doc.get("anchor")
+            return ClockFile(
+                floor=None if doc.get("floor") is None else float(doc["floor"]),
+                floor_boot=str(doc.get("floor_boot", "")),
+                floor_mono=float(doc.get("floor_mono", 0.0)),
+                floor_source=str(doc.get("floor_source", "")),
+                anchor=None
+                if not anchor
+                else Anchor(
+                    float(anchor["t"]),
+                    str(anchor["boot"]),
+                    float(anchor["mono"]),
+                    str(anchor.get("kid", "")),
+                ),
+                challenges=tuple(dict(c) for c in doc.get("challenges", [])),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise TrustError(f"{self.path}: clock state has a bad field: {exc!r}") from None
+
+    def raise_floor(self, t: float, boot: str, mono: float, source: str) -> float:
+        """Raise the stored floor to ``t`` (authenticated time at ``mono``); never lowers it.
+
+        Returns the floor as stored afterwards (carried to ``mono``).
+        """
+        with locked(self._lock):
+            state = self.load()
+            current = state.floor_at(boot, mono)
+            # Within a boot the stored floor already implies floor + monotonic elapsed; writing
+            # that progress down still matters, because a reboot forgets monotonic time.
+            best = t if current is None else max(t, current)
+            if state.floor is not None and best <= state.floor:
+                return best
+            self._write(state, floor=best, floor_boot=boot, floor_mono=mono, floor_source=source)
+            return best
+
+    def new_challenge(self, boot: str, mono: float) -> bytes:
+        """A fresh nonce to send with a time request; valid for ``CHALLENGE_TTL_S``, once."""
+        nonce = new_nonce()
+        with locked(self._lock):
+            state = self.load()
+            live = [c for c in state.challenges if _live(c, boot, mono)][-(MAX_CHALLENGES - 1) :]
+            live.append({"nonce": nonce.hex(), "boot": boot, "mono": mono})
+            self._write(state, challenges=tuple(live))
+        return nonce
+
+    def accept_token(
+        self, data: bytes, keys: Sequence[TimeKey], device_id: str, boot: str, mono: float
+    ) -> TokenResult:
+        """Verify a token and record what it proves. Raises :class:`TimeTokenError` if refused.
+
+        A token answering a pending challenge (same boot, within the TTL, used once) makes
+        the clock trusted from now on (an *anchor*); any authentic token raises the floor.
+        """
+        token = verify_token(data, keys, device_id)
+        with locked(self._lock):
+            state = self.load()
+            current = state.floor_at(boot, mono)
+            changes: dict = {}
+            fresh = token.nonce is not None and any(
+                c.get("nonce") == token.nonce.hex() and _live(c, boot, mono)
+                for c in state.challenges
+            )
+            if fresh:
+                if current is not None and token.t < current - 1.0:
+                    # Authentic and fresh, yet behind the floor: the floor came from a clock
+                    # the site trusted that ran ahead. Say so; never move the floor back.
+                    log.warning("fresh time token is %.0f s behind the floor", current - token.t)
+                changes["anchor"] = Anchor(token.t, boot, mono, token.kid.hex())
+                changes["challenges"] = tuple(
+                    c for c in state.challenges if c.get("nonce") != token.nonce.hex()
+                )
+            raised = current is None or token.t > current
+            if raised:
+                changes.update(
+                    floor=token.t, floor_boot=boot, floor_mono=mono, floor_source="token"
+                )
+            if changes:
+                self._write(state, **changes)
+        if fresh:
+            detail = "clock trusted (fresh signed time)"
+        elif token.nonce is not None:
+            detail = "token answers no pending challenge (old or reused): floor only"
+        else:
+            detail = "token has no challenge: floor only"
+        log.info(
+            "time token from %s: %s%s", token.kid.hex(), detail, ", floor raised" if raised else ""
+        )
+        return TokenResult(token.t, fresh, raised, detail)
+
+    def _write(self, state: ClockFile, **changes) -> None:
+        merged = {**state.__dict__, **changes}
+        anchor = merged["anchor"]
+        doc = {
+            "floor": merged["floor"],
+            "floor_boot": merged["floor_boot"],
+            "floor_mono": merged["floor_mono"],
+            "floor_source": merged["floor_source"],
+            "anchor": None
+            if anchor is None
+            else {"t": anchor.t, "boot": anchor.boot, "mono": anchor.mono, "kid": anchor.kid},
+            "challenges": list(merged["challenges"]),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, (json.dumps(doc, sort_keys=True) + "\n").encode())
+
+
+def _live(challenge: dict, boot: str, mono: float) -> bool:
+    return (
+        challenge.get("boot") == boot
+        and 0 <= mono - float(challenge.get("mono", -1e18)) <= CHALLENGE_TTL_S
+    )
+
+
+__all__ = [
+    "Anchor",
+    "ClockFile",
+    "ClockStore",
+    "TimeTokenError",
+    "TokenResult",
+    "DEFAULT_CLOCK_FILE",
+]

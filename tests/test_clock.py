@@ -1,0 +1,303 @@
+"""The clock: floor, states, signed time tokens. System time and monotonic time are injected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from passgate.clock import ClockConfig, ClockState, FixedClock, SystemClock
+from passgate.clockstore import CHALLENGE_TTL_S, ClockStore
+from passgate.keys import raw_public
+from passgate.timetoken import TimeKey, TimeTokenError, make_token, verify_token
+
+NOW = 1_790_000_000.0  # 2026-09-21
+DAY, YEAR = 86400.0, 365 * 86400.0
+DEVICE = "gate-1-pi"
+
+
+class FakeTime:
+    """A settable system clock and a monotonic clock that only moves forward."""
+
+    def __init__(self, system: float = NOW) -> None:
+        self.system, self.mono = system, 1000.0
+
+    def time(self) -> float:
+        return self.system
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def run(self, seconds: float) -> None:
+        """Real time passes: both clocks move."""
+        self.system += seconds
+        self.mono += seconds
+
+    def reboot(self, system: float) -> None:
+        """Monotonic restarts; the system clock restarts from whatever was saved."""
+        self.mono, self.system = 5.0, system
+
+
+@pytest.fixture
+def t():
+    return FakeTime()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ClockStore(tmp_path / "clock.floor")
+
+
+@pytest.fixture
+def time_key():
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def keys(time_key):
+    return (TimeKey(raw_public(time_key)),)
+
+
+def make_clock(store, t, boot="boot-1", flag=None, **config):
+    return SystemClock(
+        store, ClockConfig(**config), system_time=t.time, monotonic=t.monotonic, boot_id=boot,
+        timesync_flag=flag if flag is not None else store.path.parent / "no-such-flag",
+    )
+
+
+def stored_floor(store) -> float | None:
+    return store.load().floor
+
+
+def trusted_now(store, t, keys, time_key, clock=None):
+    """Give the clock a fresh token at the current real time (challenge, then answer)."""
+    clock = clock or make_clock(store, t)
+    nonce = clock.new_challenge()
+    t.mono += 0.2  # the round trip
+    return clock.accept_token(make_token(time_key, t.system, DEVICE, nonce), keys, DEVICE)
+
+
+# -- states ----------------------------------------------------------------------------------
+def test_no_trusted_source_is_floor_state_with_system_time(store, t):
+    reading = make_clock(store, t).read()
+    assert reading.state is ClockState.FLOOR and reading.now == NOW
+
+
+def test_timesyncd_flag_makes_the_clock_trusted_and_raises_the_floor(store, t, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    reading = make_clock(store, t, flag=flag).read()
+    assert reading.trusted and reading.now == NOW
+    assert stored_floor(store) == NOW  # authenticated (site-trusted) time persisted
+
+
+def test_timesyncd_not_trusted_when_the_site_says_so(store, t, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    reading = make_clock(store, t, flag=flag, trust_timesyncd=False).read()
+    assert reading.state is ClockState.FLOOR
+    assert stored_floor(store) is None
+
+
+def test_rtc_that_agrees_with_the_system_clock_is_trusted(store, t):
+    def clock_with(rtc_value):
+        return SystemClock(
+            store, ClockConfig(trust_rtc=True), system_time=t.time, monotonic=t.monotonic,
+            boot_id="b", timesync_flag=store.path.parent / "none", rtc=lambda: rtc_value,
+        )
+
+    assert clock_with(NOW + 1).read().trusted
+    assert clock_with(NOW + 3600).read().state is ClockState.FLOOR  # RTC and system disagree
+    assert clock_with(None).read().state is ClockState.FLOOR  # RTC unreadable (oscillator stopped)
+
+
+# -- the floor holds: set back while running and across restarts -----------------------------
+@pytest.mark.parametrize("set_to", [NOW - DAY, 0.0], ids=["one-day-back", "1970"])
+def test_set_back_while_trusted_by_token_keeps_token_time(store, t, keys, time_key, set_to):
+    clock = make_clock(store, t)
+    trusted_now(store, t, keys, time_key, clock)
+    floor = stored_floor(store)
+    t.run(60)
+    t.system = set_to  # someone (or a dead battery) sets the clock back
+    t.run(30)
+    reading = clock.read()
+    # A fresh token anchors time on the monotonic clock: the system clock no longer matters.
+    assert reading.state is ClockState.TRUSTED
+    assert reading.now == pytest.approx(floor + 90, abs=0.5)
+    assert stored_floor(store) >= floor
+
+
+@pytest.mark.parametrize("set_to", [NOW - DAY, 0.0], ids=["one-day-back", "1970"])
+def test_clock_set_back_without_token_is_backwards_and_the_floor_never_decreases(
+    store, t, tmp_path, set_to
+):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    make_clock(store, t, flag=flag).read()  # trusted NTP time sets the floor
+    flag.unlink()  # after a reboot timesyncd has not synchronised (no network)
+    floor = stored_floor(store)
+    clock = make_clock(store, t, flag=flag)
+    t.run(100)
+    t.system = set_to
+    reading = clock.read()
+    assert reading.state is ClockState.BACKWARDS
+    assert reading.now == pytest.approx(floor + 100)
+    t.run(1000)  # the floor keeps moving with monotonic time, and is persisted
+    assert clock.read().now == pytest.approx(floor + 1100)
+    assert stored_floor(store) >= floor
+    assert json.loads(store.path.read_text())["floor"] >= floor
+
+
+@pytest.mark.parametrize("set_to", [NOW - DAY, 0.0], ids=["one-day-back", "1970"])
+def test_floor_holds_across_a_restart_and_a_reboot(store, t, keys, time_key, set_to):
+    trusted_now(store, t, keys, time_key)
+    floor = stored_floor(store)
+    t.run(700)
+    make_clock(store, t, token_trust_s=60).read()  # persists monotonic progress (> 600 s)
+    progressed = stored_floor(store)
+    assert progressed >= floor + 600
+
+    # The scanner restarts in the same boot with the system clock set back.
+    t.system = set_to
+    reading = make_clock(store, t, token_trust_s=60).read()
+    assert reading.state is ClockState.BACKWARDS
+    assert reading.now >= progressed
+
+    # Reboot: monotonic restarts, the system clock comes back a day late (or at 1970).
+    t.reboot(set_to)
+    reading = make_clock(store, t, boot="boot-2").read()
+    assert reading.state is ClockState.BACKWARDS
+    assert reading.now >= progressed  # the floor held
+    assert stored_floor(store) >= progressed  # and never decreased
+
+
+def test_floor_is_never_lowered_by_a_write(store):
+    store.raise_floor(NOW, "b", 10.0, "token")
+    # Same boot, 10 s later: the floor carried by monotonic time is NOW + 10, kept.
+    assert store.raise_floor(NOW - YEAR, "b", 20.0, "token") == NOW + 10
+    # Another boot: monotonic readings do not compare, the stored value stands.
+    assert store.raise_floor(0, "other-boot", 1.0, "token") == NOW + 10
+    assert stored_floor(store) == NOW + 10
+
+
+# -- forward jumps do not poison the floor ----------------------------------------------------
+def test_forward_one_year_and_back_does_not_poison_the_floor(store, t, keys, time_key):
+    clock = make_clock(store, t, token_trust_s=30)
+    trusted_now(store, t, keys, time_key, clock)
+    t.run(60)  # the token's trust has lapsed: untrusted from here
+    floor_before = stored_floor(store)
+
+    t.system += YEAR  # unauthenticated jump forward
+    reading = clock.read()
+    assert reading.state is ClockState.FLOOR and reading.now == t.system
+    t.run(3 * 3600)  # hours at the wrong time: the floor must not follow the system clock
+    clock.read()
+    assert stored_floor(store) < floor_before + DAY
+
+    t.system -= YEAR  # the clock comes back to the right time
+    reading = clock.read()
+    assert reading.state is ClockState.FLOOR  # not backwards: the floor was not poisoned
+    assert reading.now == t.system
+    # And a restart agrees.
+    assert make_clock(store, t, token_trust_s=30).read().state is ClockState.FLOOR
+
+
+def test_trusted_timesyncd_forward_jump_is_the_sites_choice(store, t, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    clock = make_clock(store, t, flag=flag, trust_timesyncd=False)
+    t.system += YEAR
+    clock.read()
+    assert stored_floor(store) is None  # untrusted source: no floor raised
+
+
+# -- tokens ------------------------------------------------------------------------------------
+def test_recovery_to_trusted_after_an_authenticated_token(store, t, keys, time_key):
+    clock = make_clock(store, t)
+    t.system = 0.0  # booted at 1970, no network
+    assert clock.read().state is ClockState.BACKWARDS
+    result = trusted_now_at(clock, t, keys, time_key, real=NOW + 50)
+    assert result.trusted and result.floor_raised
+    reading = clock.read()
+    assert reading.state is ClockState.TRUSTED
+    assert reading.now == pytest.approx(NOW + 50, abs=0.5)
+    t.run(3600)
+    assert clock.read().now == pytest.approx(NOW + 50 + 3600, abs=0.5)  # token + monotonic
+    # Another process (the scanner) sees it through the shared file.
+    assert make_clock(store, t).read().state is ClockState.TRUSTED
+    # Trust lasts token_trust_s, then the clock is floor-based again (system still 1970).
+    t.run(DAY)
+    assert clock.read().state is ClockState.BACKWARDS
+    # A reboot also ends it: monotonic readings of another boot mean nothing.
+    t.reboot(0.0)
+    assert make_clock(store, t, boot="boot-2").read().state is ClockState.BACKWARDS
+
+
+def trusted_now_at(clock, t, keys, time_key, real):
+    nonce = clock.new_challenge()
+    t.mono += 0.1
+    return clock.accept_token(make_token(time_key, real, DEVICE, nonce), keys, DEVICE)
+
+
+def test_token_without_challenge_raises_the_floor_only(store, t, keys, time_key):
+    clock = make_clock(store, t)
+    t.system = 0.0
+    result = clock.accept_token(make_token(time_key, NOW, DEVICE), keys, DEVICE)
+    assert not result.trusted and result.floor_raised
+    reading = clock.read()
+    assert reading.state is ClockState.BACKWARDS and reading.now >= NOW
+
+
+def test_replayed_or_stale_challenge_token_is_not_fresh(store, t, keys, time_key):
+    clock = make_clock(store, t)
+    nonce = clock.new_challenge()
+    token = make_token(time_key, NOW, DEVICE, nonce)
+    assert clock.accept_token(token, keys, DEVICE).trusted
+    assert not clock.accept_token(token, keys, DEVICE).trusted  # used once
+    late = clock.new_challenge()
+    t.mono += CHALLENGE_TTL_S + 1
+    assert not clock.accept_token(make_token(time_key, NOW, DEVICE, late), keys, DEVICE).trusted
+
+
+def test_token_refusals(store, t, keys, time_key):
+    clock = make_clock(store, t)
+    other = Ed25519PrivateKey.generate()
+    with pytest.raises(TimeTokenError, match="not a pinned time key"):
+        clock.accept_token(make_token(other, NOW, DEVICE), keys, DEVICE)
+    with pytest.raises(TimeTokenError, match="for device"):
+        clock.accept_token(make_token(time_key, NOW, "gate-2"), keys, DEVICE)
+    token = bytearray(make_token(time_key, NOW, DEVICE))
+    token[-1] ^= 1
+    with pytest.raises(TimeTokenError, match="does not verify"):
+        clock.accept_token(bytes(token), keys, DEVICE)
+    with pytest.raises(TimeTokenError):
+        clock.accept_token(b"\x00" * 40, keys, DEVICE)
+    assert stored_floor(store) is None  # no refused token touched the floor
+
+
+def test_token_round_trip_and_size(keys, time_key):
+    nonce = bytes(range(16))
+    data = make_token(time_key, NOW + 0.25, DEVICE, nonce)
+    assert len(data) < 160
+    tok = verify_token(data, keys, DEVICE)
+    assert (tok.t, tok.device_id, tok.nonce) == (NOW + 0.25, DEVICE, nonce)
+
+
+def test_weak_time_key_refused():
+    from passgate.errors import KeyFileError
+
+    with pytest.raises(KeyFileError):
+        TimeKey(bytes(32))  # not a prime-order point
+
+
+def test_damaged_state_file_keeps_the_clock_running(store, t):
+    store.path.write_text("{not json")
+    reading = make_clock(store, t, persist_every_s=1e9).read()
+    assert reading.state is ClockState.FLOOR
+
+
+def test_fixed_clock_interface_unchanged():
+    c = FixedClock(NOW)
+    c.advance(5)
+    assert c.read().now == NOW + 5 and c.read().trusted
