@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import uuid
 
 import cbor2
 import pytest
@@ -98,7 +99,9 @@ def pg_cluster():
         yield cluster
 
 
-_db_counter = itertools.count(1)
+def fresh_database(cluster) -> str:
+    """URL of a new, empty database on the throwaway cluster."""
+    return cluster.create_database("t_" + uuid.uuid4().hex)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -108,6 +111,6 @@ def store(request, tmp_path):
         s = open_store(f"sqlite:///{tmp_path}/collector.db")
     else:
         cluster = request.getfixturevalue("pg_cluster")
-        s = open_store(cluster.create_database(f"t{os.getpid()}_{next(_db_counter)}"))
+        s = open_store(fresh_database(cluster))
     yield s
     s.close()

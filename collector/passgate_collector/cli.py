@@ -121,6 +121,15 @@ def cmd_device(args) -> int:
     return EXIT_OK
 
 
+def cmd_time_key_new(args) -> int:
+    from passgate.keys import new_keypair
+
+    key_path, pub_path, kid = new_keypair(Path(args.out), "time")
+    print(f"time key {kid.hex()}: private {key_path} (0600, for serve --time-key), "
+          f"public {pub_path} (pin it on the devices)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="passgate-collector",
                                 description="passgate fleet collector (docs/collector.md)")
@@ -155,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     bp = with_db(b.add_parser("publish", help="publish a signed bundle file to the fleet"))
     bp.add_argument("file")
     bp.set_defaults(func=cmd_bundle_publish)
+
+    k = sub.add_parser("time-key", help="the key that signs time tokens").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    kn = k.add_parser("new", help="make time.key (0600) and time.pub in a directory")
+    kn.add_argument("--out", required=True, help="directory for time.key and time.pub")
+    kn.set_defaults(func=cmd_time_key_new)
 
     d = with_db(sub.add_parser("device", help="list, disable, enable or remove devices"))
     d.add_argument("action", choices=("list", "disable", "enable", "remove"))

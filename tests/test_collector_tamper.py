@@ -1,0 +1,147 @@
+"""Tamper tests: a batch with a bad device signature, a removed row, an edited row, rewritten
+history. Each is refused or flagged, raises an alert, and shows on the staff page; clean
+uploads verify end to end with the journal's own ``verify_chain``. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from collector_support import T0, FakeDevice, fake_time_token, pg_cluster, store  # noqa: F401
+from passgate.journal_schema import ZERO_CHAIN, chain_of, verify_chain
+from passgate_collector.web import create_app
+
+CBOR = {"Content-Type": "application/cbor"}
+
+
+@pytest.fixture
+def app(store):  # noqa: F811
+    return create_app(store, time_token=fake_time_token, now=lambda: T0 + 7200)
+
+
+@pytest.fixture
+def dev(app, store):  # noqa: F811
+    d = FakeDevice("gate-east")
+    store.add_token(hashlib.sha256(b"t" * 20).digest(), d.device_id, T0, T0 + 86400)
+    r = app.test_client().post("/v1/enrol", data=d.enrol_body("t" * 20), headers=CBOR)
+    assert r.status_code == 201
+    return d
+
+
+def upload(app, body: bytes):
+    r = app.test_client().post("/v1/batches", data=body, headers=CBOR)
+    return r.status_code, cbor2.loads(r.data)
+
+
+def page(app) -> str:
+    r = app.test_client().get("/")
+    assert r.status_code == 200
+    return r.get_data(as_text=True)
+
+
+def alert_rows(html: str) -> list[tuple[str, str]]:
+    """(kind, device) of every alert row on the staff page."""
+    return re.findall(r'<tr class="alert" data-kind="([a-z_]+)" data-device="([a-z0-9._-]+)"',
+                      html)
+
+
+def stored_rows(store, device: str) -> list[dict]:  # noqa: F811
+    return sorted(store.recent_scans(10_000)[device], key=lambda r: r["seq"])
+
+
+def test_clean_upload_has_no_alerts_and_verifies_end_to_end(app, store, dev):  # noqa: F811
+    rows = dev.scans(30)
+    for i in range(0, 30, 7):  # uneven batches
+        assert upload(app, dev.batch_body(rows[i:i + 7]))[0] == 200
+    held = stored_rows(store, dev.device_id)
+    assert [r["seq"] for r in held] == list(range(1, 31))
+    assert verify_chain(held, ZERO_CHAIN) is None  # the collector's copy is the journal's chain
+    assert store.alerts(10) == [] and alert_rows(page(app)) == []
+    assert "No tamper alerts." in page(app)
+
+
+def test_bad_signature_is_refused_and_shown(app, store, dev):  # noqa: F811
+    rows = dev.scans(5)
+    status, body = upload(app, dev.batch_body(rows, key=Ed25519PrivateKey.generate()))
+    assert (status, body["error"]) == (403, "bad_signature")
+    # A valid signature over other bytes: flip one byte of the signed payload.
+    good = bytearray(dev.batch_body(rows))
+    good[-70] ^= 0x01
+    status, body = upload(app, bytes(good))
+    assert status in (400, 403)
+    assert store.scan_counts() == {}
+    assert ("bad_signature", "gate-east") in alert_rows(page(app))
+    # The rows stay pending on the device and upload fine once signed properly.
+    assert upload(app, dev.batch_body(rows))[0] == 200
+    assert store.scan_counts() == {"gate-east": 5}
+
+
+def test_removed_row_inside_a_batch_is_flagged(app, store, dev):  # noqa: F811
+    rows = dev.scans(10)
+    assert upload(app, dev.batch_body(rows[:4]))[0] == 200
+    tampered = rows[4:5] + rows[6:]  # row 6 deleted on the device before upload
+    status, body = upload(app, dev.batch_body(tampered))
+    assert status == 200
+    assert [r["status"] for r in body["results"]] == ["stored"] * 5  # nothing is lost
+    assert [r.get("flag") for r in body["results"]] == [None, "gap", None, None, None]
+    (alert,) = store.alerts(10)
+    assert alert["kind"] == "chain_break" and "rows 6-6 missing" in alert["detail"]
+    html = page(app)
+    assert ("chain_break", "gate-east") in alert_rows(html)
+    assert 'data-problem="gap"' in html and "rows 6-6 missing before seq 7" in html
+
+
+def test_removed_rows_between_batches_are_flagged(app, store, dev):  # noqa: F811
+    rows = dev.scans(12)
+    upload(app, dev.batch_body(rows[:5]))
+    # Rows 6-8 deleted; the device sends 9.. with the chain of the last row it still has.
+    status, body = upload(app, dev.batch_body(rows[8:], prev=rows[4]["chain"]))
+    assert status == 200 and body["results"][0]["flag"] == "gap"
+    assert any("rows 6-8 missing" in a["detail"] for a in store.alerts(10))
+    assert ("chain_break", "gate-east") in alert_rows(page(app))
+
+
+def test_edited_row_is_flagged_where_it_was_edited(app, store, dev):  # noqa: F811
+    rows = dev.scans(6, verdict="deny", reason="expired")
+    edited = [dict(r) for r in rows]
+    edited[2]["verdict"], edited[2]["reason"] = "accept", "valid"  # chain left as it was
+    status, body = upload(app, dev.batch_body(edited))
+    assert status == 200
+    assert [r.get("flag") for r in body["results"]] == [None, None, "chain_mismatch", None, None,
+                                                        None]
+    (alert,) = store.alerts(10)
+    assert alert["kind"] == "chain_mismatch" and "row 3" in alert["detail"]
+    (flagged,) = store.flagged_scans(10)
+    assert (flagged["seq"], flagged["problem"], flagged["verdict"]) == (3, "chain_mismatch",
+                                                                         "accept")
+    html = page(app)
+    assert ("chain_mismatch", "gate-east") in alert_rows(html)
+    assert 'data-problem="chain_mismatch"' in html
+
+
+def test_rewritten_history_is_caught(app, store, dev):  # noqa: F811
+    rows = dev.scans(8)
+    upload(app, dev.batch_body(rows[:5]))
+    # The attacker rewrites row 2 and re-chains everything after it, consistently.
+    forged = [dict(r) for r in rows]
+    forged[1]["verdict"], forged[1]["reason"] = "deny", "revoked"
+    prev = forged[0]["chain"]
+    for r in forged[1:]:
+        r["chain"] = prev = chain_of(prev, r)
+    # Resending the rewritten rows: same nonces, other content -> refused and alerted.
+    status, body = upload(app, dev.batch_body(forged[1:5], prev=forged[0]["chain"]))
+    assert [r["status"] for r in body["results"]] == ["rejected"] * 4
+    assert {r["reason"] for r in body["results"]} == {"nonce_conflict"}
+    # Only the new rows, on top of the forged chain: prev_chain disagrees with row 5 held.
+    status, body = upload(app, dev.batch_body(forged[5:], prev=forged[4]["chain"]))
+    assert status == 200 and body["results"][0]["flag"] == "gap"
+    kinds = {a["kind"] for a in store.alerts(20)}
+    assert kinds == {"nonce_conflict", "chain_break"}
+    assert any("rows were replaced" in a["detail"] for a in store.alerts(20))
+    # What the collector first stored is kept untouched.
+    assert stored_rows(store, dev.device_id)[1]["verdict"] == "accept"
+    assert ("nonce_conflict", "gate-east") in alert_rows(page(app))
