@@ -286,12 +286,13 @@ def test_two_connections_interleave(tmp_path):
 
 
 WRITER = textwrap.dedent("""
-    import os, sys
+    import os, sys, time
     from passgate.journal import Journal, ScanRecord
     j = Journal(sys.argv[1], bytes(range(32)))
     for i in range(int(sys.argv[2])):
         j.record(ScanRecord(os.urandom(16), 1775000000.0 + i, "trusted", "accept", "valid",
                             j.pass_hash(b"%d" % i), None, "work", "lobby"))
+        time.sleep(0.002)  # a scan stream, so the two processes overlap for a while
     print("done")
 """)
 
@@ -302,15 +303,17 @@ def test_scanner_and_sync_processes_share_the_file(tmp_path):
     Journal(path, KEY).close()
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(n)],
                               stdout=subprocess.PIPE, text=True)
-    uploaded = []
+    uploaded, overlapped = [], 0
     with Journal(path, KEY) as sync:
         while writer.poll() is None or sync.pending_count():
             batch = sync.pending(50)
+            overlapped += bool(batch) and writer.poll() is None
             uploaded += [r.seq for r in batch]
             sync.mark_uploaded([r.seq for r in batch], at=T0 + 10**6)
             sync.prune(now=T0 + 10, retention_s=0)
         assert writer.wait(timeout=60) == 0 and writer.stdout.read().strip() == "done"
         assert uploaded == list(range(1, n + 1))  # each row once, in order
+        assert overlapped >= 2  # batches were drained while the writer was still writing
         assert sync.verify() is None and sync.pending_count() == 0
         assert raw(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -341,3 +344,35 @@ def test_no_pass_id_hint_or_issuer_in_database_or_wal(tmp_path):
         assert secret not in blobs
     assert j.pass_hash(pass_id) in blobs  # the check would have seen stored bytes
     j.close()
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import os, sys
+    from passgate.journal import Journal, ScanRecord
+    j = Journal(sys.argv[1], bytes(range(32)))
+    while True:
+        rec = ScanRecord(os.urandom(16), 1775000000.0, "trusted", "accept", "valid", None,
+                         None, "work", "lobby")
+        seq = j.record(rec)
+        print(seq, rec.nonce.hex(), flush=True)  # "signalled": only after record() returned
+""")
+
+
+def test_sigkill_loses_no_acknowledged_row(tmp_path):
+    path = tmp_path / "j.db"
+    acked: dict[int, str] = {}
+    for kill_after in (5, 40, 17):
+        writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)],
+                                  stdout=subprocess.PIPE, text=True)
+        for _ in range(kill_after):
+            seq, nonce = writer.stdout.readline().split()
+            acked[int(seq)] = nonce
+        writer.kill()
+        writer.wait(timeout=30)
+    with Journal(path, KEY) as j:
+        stored = {r.seq: r.nonce.hex() for r in j.since(0)}
+        assert all(stored.get(seq) == nonce for seq, nonce in acked.items())
+        assert sorted(stored) == list(range(1, len(stored) + 1))  # no gaps, no duplicates
+        assert j.verify() is None
+        assert j.record(rec()) == len(stored) + 1
+    assert raw(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -26,6 +26,7 @@ import hmac
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -35,11 +36,15 @@ from .journal_schema import (
     COLUMNS,
     DDL,
     SCHEMA_VERSION,
+    SELECT_ALL,
     ZERO_CHAIN,
     Row,
     ScanRecord,
     chain_of,
     encode_row,
+    ms_bound,
+    row_with_status,
+    seq_chunks,
     to_ms,
     verify_chain,
 )
@@ -47,30 +52,6 @@ from .journal_schema import (
 __all__ = ["Journal", "Row", "ScanRecord", "verify_chain", "encode_row", "chain_of", "ZERO_CHAIN"]
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 500  # seqs per "IN (...)" statement, far below SQLite's variable limit
-
-_SELECT_ALL = f"""
-    SELECT {COLUMNS}, uploaded_at, NULL, NULL FROM scans WHERE t_ms >= :t AND seq > :after
-    UNION ALL
-    SELECT {COLUMNS}, NULL, dead_reason, dead_at FROM dead_letter WHERE t_ms >= :t AND seq > :after
-"""
-
-
-def _bound(t: float) -> int:
-    """A time bound in ms; -inf (no bound) becomes the smallest stored value."""
-    return -(2**62) if t == float("-inf") else to_ms(t)
-
-
-def _row(r) -> Row:
-    return Row.from_db(r[:12], r[12], r[13], r[14])
-
-
-def _chunks(seqs: Iterable[int]) -> Iterator[list[int]]:
-    items = sorted({int(s) for s in seqs})
-    for i in range(0, len(items), _CHUNK):
-        yield items[i:i + _CHUNK]
-
 
 class Journal:
     """The scan journal at ``path`` (created if missing, unless ``readonly``).
@@ -286,9 +267,13 @@ class Journal:
     def mark_uploaded(self, seqs: Iterable[int], at: float) -> int:
         """Mark rows the collector confirmed as uploaded at time ``at``; returns how many
         changed (already uploaded or unknown seqs are ignored)."""
+        chunks = list(seq_chunks(seqs))
+        if not chunks:  # no write lock for nothing: the scanner may be waiting for it
+            return 0
+
         def mark(db: sqlite3.Connection) -> int:
             n = 0
-            for chunk in _chunks(seqs):
+            for chunk in chunks:
                 n += db.execute(
                     "UPDATE scans SET uploaded_at = ? WHERE uploaded_at IS NULL AND seq IN "
                     f"({','.join('?' * len(chunk))})", [to_ms(at), *chunk]).rowcount
@@ -301,10 +286,13 @@ class Journal:
         many moved; uploaded or unknown seqs are ignored."""
         if not reason:
             raise ValueError("a dead-letter reason is required")
+        chunks = list(seq_chunks(seqs))
+        if not chunks:
+            return 0
 
         def move(db: sqlite3.Connection) -> int:
             n = 0
-            for chunk in _chunks(seqs):
+            for chunk in chunks:
                 cond = f"uploaded_at IS NULL AND seq IN ({','.join('?' * len(chunk))})"
                 n += db.execute(
                     f"INSERT INTO dead_letter ({COLUMNS}, dead_at, dead_reason) SELECT "
@@ -316,7 +304,7 @@ class Journal:
 
     def dead_letters(self, limit: int | None = None) -> list[Row]:
         """Dead-lettered rows, oldest first, with ``dead_reason`` and ``dead_at``."""
-        return self._run("read", lambda db: [_row(r) for r in db.execute(
+        return self._run("read", lambda db: [row_with_status(r) for r in db.execute(
             f"SELECT {COLUMNS}, NULL, dead_reason, dead_at FROM dead_letter ORDER BY seq "
             "LIMIT ?", (-1 if limit is None else int(limit),))], write=False)
 
@@ -324,16 +312,24 @@ class Journal:
         return self._run("read", lambda db: db.execute(
             "SELECT count(*) FROM dead_letter").fetchone()[0], write=False)
 
-    def prune(self, now: float, retention_s: float, batch: int = 1000) -> int:
+    def prune(self, now: float, retention_s: float, batch: int = 1000,
+              pause_s: float = 0.05) -> int:
         """Delete uploaded rows scanned more than ``retention_s`` before ``now``.
 
         Pending rows are never deleted. Rows go in seq order, as a prefix (stopping at the
         first pending or recent row), so one kept value (the last pruned chain) keeps the
-        rest verifiable. Works in batches of short transactions so the scanner never waits
-        long. ``retention_s`` must cover the longest anti-passback window, which reads
-        accepted rows from here. Returns the number deleted.
+        rest verifiable. Works in batches of short transactions with ``pause_s`` between
+        them: SQLite's lock is not fair, and a process committing back to back would starve
+        the scanner's ``record``. Takes no write lock when there is nothing to prune.
+        ``retention_s`` must cover the longest anti-passback window, which reads accepted
+        rows from here. Returns the number deleted.
         """
         cutoff = to_ms(now - retention_s)
+
+        def prunable(db: sqlite3.Connection) -> bool:
+            first = db.execute(
+                "SELECT uploaded_at, t_ms FROM scans ORDER BY seq LIMIT 1").fetchone()
+            return first is not None and first[0] is not None and first[1] < cutoff
 
         def one_batch(db: sqlite3.Connection) -> int:
             last = None
@@ -352,11 +348,14 @@ class Journal:
             return n
 
         total = 0
-        while True:
+        while self._run("prune", prunable, write=False):
+            if total:
+                time.sleep(pause_s)
             n = self._run("prune", one_batch)
             total += n
             if n < batch:
-                return total
+                break
+        return total
 
     # -- reading (passgate log, checks) ------------------------------------------------
 
@@ -365,18 +364,18 @@ class Journal:
         ``limit`` of them (all when ``None``), returned oldest first."""
         if limit is None:
             return list(self.iter_since(t))
-        rows = self._run("read", lambda db: [_row(r) for r in db.execute(
-            f"{_SELECT_ALL} ORDER BY seq DESC LIMIT :limit",
-            {"t": _bound(t), "after": 0, "limit": int(limit)})], write=False)
+        rows = self._run("read", lambda db: [row_with_status(r) for r in db.execute(
+            f"{SELECT_ALL} ORDER BY seq DESC LIMIT :limit",
+            {"t": ms_bound(t), "after": 0, "limit": int(limit)})], write=False)
         return rows[::-1]
 
     def iter_since(self, t: float = float("-inf"), batch: int = 500) -> Iterator[Row]:
         """All rows scanned at or after ``t`` in seq order, fetched ``batch`` at a time so
         memory stays flat on a large journal."""
-        args = {"t": _bound(t), "after": 0, "limit": batch}
+        args = {"t": ms_bound(t), "after": 0, "limit": batch}
         while True:
-            rows = self._run("read", lambda db: [_row(r) for r in db.execute(
-                f"{_SELECT_ALL} ORDER BY seq LIMIT :limit", args)], write=False)
+            rows = self._run("read", lambda db: [row_with_status(r) for r in db.execute(
+                f"{SELECT_ALL} ORDER BY seq LIMIT :limit", args)], write=False)
             yield from rows
             if len(rows) < batch:
                 return
@@ -387,7 +386,7 @@ class Journal:
         return self._run("read", lambda db: {(v, r): n for v, r, n in db.execute(
             "SELECT verdict, reason, count(*) FROM (SELECT verdict, reason FROM scans WHERE"
             " t_ms >= :t UNION ALL SELECT verdict, reason FROM dead_letter WHERE t_ms >= :t)"
-            " GROUP BY verdict, reason", {"t": _bound(t)})}, write=False)
+            " GROUP BY verdict, reason", {"t": ms_bound(t)})}, write=False)
 
     def verify(self) -> int | None:
         """Recompute the chain of every row still held (scans and dead letters); return the

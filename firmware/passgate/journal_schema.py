@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -112,6 +112,34 @@ CREATE INDEX IF NOT EXISTS dead_letter_accepted ON dead_letter (pass_hash, zone,
     WHERE verdict = 'accept';
 CREATE INDEX IF NOT EXISTS dead_letter_time ON dead_letter (t_ms);
 """
+
+
+# -- SQL helpers for passgate.journal ------------------------------------------------
+
+_CHUNK = 500  # seqs per "IN (...)" statement, far below SQLite's variable limit
+
+SELECT_ALL = f"""
+    SELECT {COLUMNS}, uploaded_at, NULL, NULL FROM scans WHERE t_ms >= :t AND seq > :after
+    UNION ALL
+    SELECT {COLUMNS}, NULL, dead_reason, dead_at FROM dead_letter WHERE t_ms >= :t AND seq > :after
+"""
+
+
+def ms_bound(t: float) -> int:
+    """A time bound in ms; -inf (no bound) becomes the smallest stored value."""
+    return -(2**62) if t == float("-inf") else to_ms(t)
+
+
+def row_with_status(r: Sequence) -> Row:
+    """A row from a SELECT of COLUMNS plus uploaded_at, dead_reason, dead_at."""
+    return Row.from_db(r[:12], r[12], r[13], r[14])
+
+
+def seq_chunks(seqs: Iterable[int]) -> Iterator[list[int]]:
+    """Distinct seqs, sorted, in lists short enough for one ``IN (...)``."""
+    items = sorted({int(s) for s in seqs})
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
 
 
 def to_ms(t: float) -> int:
