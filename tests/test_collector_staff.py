@@ -12,7 +12,7 @@ import pytest
 from collector_support import T0, FakeDevice, fake_time_token, pass_hash, pg_cluster, store  # noqa: F401
 from passgate_collector import protocol
 from passgate_collector.ingest import apply_batch
-from passgate_collector.staff import fmt_age
+from passgate_collector.staff import fmt_age, fmt_offset
 from passgate_collector.web import Settings, create_app
 
 CBOR = {"Content-Type": "application/cbor"}
@@ -123,3 +123,21 @@ def test_concurrent_duplicate_deliveries_store_once(store):  # noqa: F811
                                                (200000, "2 d"), (None, "-")])
 def test_fmt_age(seconds, text):
     assert fmt_age(seconds) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(-3, "-3 s"), (90, "+90 s"), (-600, "10 min behind"),
+                                               (86400 * 3, "3 d ahead"), (None, "-")])
+def test_fmt_offset(seconds, text):
+    assert fmt_offset(seconds) == text
+
+
+def test_clock_far_off_is_highlighted(store):  # noqa: F811
+    app = create_app(store, time_token=None, now=lambda: NOW)
+    c = app.test_client()
+    dev = FakeDevice("gate-late")
+    enrol(c, store, dev)
+    r = c.post("/v1/batches", data=dev.batch_body([], sent_at=NOW - 3 * 3600), headers=CBOR)
+    assert r.status_code == 200
+    row = re.search(r'data-device="gate-late">(.*?)</tr>', c.get("/").get_data(as_text=True),
+                    re.S).group(1)
+    assert '<td class="offset warn">3 h behind</td>' in row

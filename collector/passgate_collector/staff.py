@@ -15,7 +15,8 @@ from .store import SqlStore
 
 ALERT_LIMIT = 50
 SHARING_LIMIT = 50
-STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "not seen"
+STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "stale"
+CLOCK_WARN_S = 2 * 3600  # field notes: verifiers flag a device clock > 2 h off the server's
 
 
 def fmt_time(t: float | None) -> str:
@@ -37,6 +38,15 @@ def fmt_age(seconds: float | None) -> str:
     return f"{s} s"
 
 
+def fmt_offset(seconds: int | None) -> str:
+    """Device clock minus collector clock: "+3 s", "5 min behind", "2 d ahead"."""
+    if seconds is None:
+        return "-"
+    if abs(seconds) < 120:
+        return f"{seconds:+d} s"
+    return f"{fmt_age(abs(seconds))} {'ahead' if seconds > 0 else 'behind'}"
+
+
 def short_hash(h: bytes | None) -> str:
     return h.hex()[:12] if h else "-"
 
@@ -49,6 +59,7 @@ class HealthRow:
     last_seen_age: str
     clock_state: str
     clock_offset: str
+    clock_warn: bool  # the clock went backwards, or is more than CLOCK_WARN_S off
     backlog: str
     dead_letters: str
     bundle_version: str
@@ -73,7 +84,9 @@ def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
             device_id=d.device_id, state=state, last_seen=fmt_time(d.last_seen),
             last_seen_age=fmt_age(None if d.last_seen is None else now - d.last_seen),
             clock_state=d.clock_state or "-",
-            clock_offset="-" if d.clock_offset_s is None else f"{d.clock_offset_s:+d} s",
+            clock_offset=fmt_offset(d.clock_offset_s),
+            clock_warn=d.clock_state == "backwards"
+            or (d.clock_offset_s is not None and abs(d.clock_offset_s) > CLOCK_WARN_S),
             backlog="-" if d.backlog is None else str(d.backlog),
             dead_letters="-" if d.dead_letters is None else str(d.dead_letters),
             bundle_version="-" if d.bundle_version is None else str(d.bundle_version),
