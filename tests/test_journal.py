@@ -126,6 +126,11 @@ def test_reopen_continues_sequence_and_chain(tmp_path):
     with Journal(path, KEY) as j:
         assert j.record(rec()) == 3
         assert j.verify() is None and j.pending_count() == 3
+        assert j.device_id == ""
+    with Journal(path, KEY, "gate-2") as j:
+        pass
+    with Journal(path, KEY) as j:
+        assert j.device_id == "gate-2"  # remembered in meta
 
 
 def test_upload_queue(journal):
@@ -251,6 +256,9 @@ def test_cannot_open_or_create(tmp_path):
     with pytest.raises(JournalError):
         Journal.open_readonly(tmp_path / "missing.db")
     assert not (tmp_path / "missing.db").exists()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(JournalError):  # the state folder cannot be made
+        Journal(tmp_path / "a-file" / "j.db", KEY)
     with pytest.raises(ValueError):
         Journal(tmp_path / "j.db", b"short")
 

@@ -53,6 +53,7 @@ __all__ = ["Journal", "Row", "ScanRecord", "verify_chain", "encode_row", "chain_
 
 log = logging.getLogger(__name__)
 
+
 class Journal:
     """The scan journal at ``path`` (created if missing, unless ``readonly``).
 
@@ -107,11 +108,12 @@ class Journal:
             if version < SCHEMA_VERSION:
                 db.executescript(f"BEGIN IMMEDIATE;\n{DDL}\n"
                                  f"PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
-            if self.device_id:
+            stored = db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
+            if self.device_id and (stored is None or stored[0] != self.device_id):
                 db.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?) ON CONFLICT"
                            " (key) DO UPDATE SET value = excluded.value", (self.device_id,))
-            else:
-                self._load_device_id(db)
+            elif stored is not None:
+                self.device_id = self.device_id or stored[0]
         except BaseException:
             db.close()
             raise
@@ -140,7 +142,10 @@ class Journal:
                 result = fn(db)
                 db.execute("COMMIT")
                 return result
-            except sqlite3.Error as exc:
+            except JournalError:
+                self._abort()
+                raise
+            except (sqlite3.Error, OSError) as exc:  # OSError: e.g. cannot create the folder
                 self._abort()
                 raise JournalError(f"journal {what} failed ({self.path}): {exc}") from exc
             except BaseException:
