@@ -36,7 +36,7 @@ def state(tmp_path):
         (180, "deny", "malformed", "trusted", None, ()),
         (240, "accept", "valid", "backwards", "work", ("clock_untrusted", "trust_stale")),
     ]
-    with Journal(tmp_path / "journal.db", KEY, "gate-7") as j:
+    with Journal(tmp_path / "journal.sqlite", KEY, "gate-7") as j:
         for dt, verdict, reason, clock, purpose, flags in rows:
             j.record(ScanRecord(os.urandom(16), T0 + dt, clock, verdict, reason,
                                 j.pass_hash(b"id") if purpose else None,
@@ -76,7 +76,7 @@ def test_human_lines_and_summary(state, capsys):
 
 
 def test_limit_and_since(state, capsys):
-    code, out, _ = log(capsys, "--journal", str(state / "journal.db"), "--limit", "2",
+    code, out, _ = log(capsys, "--journal", str(state / "journal.sqlite"), "--limit", "2",
                        "--since", "2026-01-01T10:01:00Z")
     lines = out.splitlines()
     assert code == 0 and len(lines) == 4  # header, the newest two, summary
@@ -113,10 +113,10 @@ def test_state_dir_from_environment(state, capsys, monkeypatch):
 
 
 def test_reads_while_the_writer_has_it_open(state, capsys):
-    with Journal(state / "journal.db", KEY) as writer:
+    with Journal(state / "journal.sqlite", KEY) as writer:
         writer.record(ScanRecord(os.urandom(16), T0 + 400, "trusted", "deny", "revoked",
                                  None, None, None, "lobby"))
-        assert (state / "journal.db-wal").exists()
+        assert (state / "journal.sqlite-wal").exists()
         code, out, _ = log(capsys, "--state", str(state), "--limit", "1")
     assert code == 0 and "revoked" in out and "6 scans" in out
 
@@ -125,7 +125,7 @@ def test_missing_journal_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PASSGATE_STATE_DIR", str(tmp_path / "nowhere"))
     code, out, err = log(capsys)
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and "nowhere/journal.db: no journal there" in err
+    assert err.count("\n") == 1 and "nowhere/journal.sqlite: no journal there" in err
     assert not (tmp_path / "nowhere").exists()  # the reader never creates anything
 
 
@@ -137,5 +137,5 @@ def test_bad_options_exit_2(state, capsys, argv):
 
 def test_state_and_journal_are_exclusive(state, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["log", "--state", str(state), "--journal", str(state / "journal.db")])
+        main(["log", "--state", str(state), "--journal", str(state / "journal.sqlite")])
     assert exc.value.code == 2

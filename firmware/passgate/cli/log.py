@@ -2,7 +2,8 @@
 
 The journal is opened read-only, so this is safe while the scanner and the sync agent run.
 Where the journal is: ``--journal FILE``, else ``--state DIR``, else ``$PASSGATE_STATE_DIR``,
-else ``/var/lib/passgate``; inside a state folder the file is ``journal.db``.
+else ``/var/lib/passgate``; inside a state folder the file is ``journal.sqlite``, the name
+``[journal] path`` defaults to in the config.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 DEFAULT_STATE_DIR = Path("/var/lib/passgate")
-JOURNAL_NAME = "journal.db"
+JOURNAL_NAME = "journal.sqlite"  # the name config.py derives inside checkpoint.state_dir
 DEFAULT_LIMIT = 50
 
 # Reasons in the words the OLED uses; an unknown value (a newer firmware's) is shown as is.
