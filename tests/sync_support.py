@@ -174,3 +174,74 @@ class FaultTransport:
         """Deliver every held request (stale duplicates arriving after everything else)."""
         while self._held:
             self.inner.send(self._held.pop())
+
+
+# --- a real collector on 127.0.0.1 -----------------------------------------------------------
+
+
+class LiveCollector:
+    """The real collector app (``passgate_collector.web``) served by waitress on 127.0.0.1 in a
+    thread, with its real store. ``time_key`` signs a time token into every answer."""
+
+    def __init__(self, db_url: str, time_key=None, port: int = 0, max_rows: int = 500) -> None:
+        import waitress
+
+        from passgate_collector.store import open_store
+        from passgate_collector.timesign import TimeSigner
+        from passgate_collector.web import Settings, create_app
+
+        self.store = open_store(db_url)
+        app = create_app(self.store, time_token=TimeSigner(time_key) if time_key else None,
+                         settings=Settings(max_rows=max_rows))
+        self.server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4,
+                                             ident="passgate-collector-test")
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._thread.start()
+
+    def add_token(self, device: str, token: str) -> None:
+        import hashlib
+        import time
+
+        now = int(time.time())
+        self.store.add_token(hashlib.sha256(token.encode()).digest(), device, now, now + 3600)
+
+    def close(self) -> None:
+        self.server.close()
+        self._thread.join(5)
+        self.store.close()
+
+    def __enter__(self) -> LiveCollector:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (now): connecting to it is refused."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def collector_rows(db_path: Path, device: str) -> list[tuple]:
+    """(seq, nonce, chain, problem) of every row the collector stored for ``device``."""
+    db = sqlite3.connect(db_path)
+    try:
+        return db.execute("SELECT seq, nonce, chain, problem FROM scans WHERE device_id = ? "
+                          "ORDER BY seq", (device,)).fetchall()
+    finally:
+        db.close()
+
+
+def device_rows(journal_path: Path) -> list[tuple]:
+    """(seq, nonce, chain, uploaded_at) of every row in the device journal."""
+    db = sqlite3.connect(journal_path)
+    try:
+        return db.execute(
+            "SELECT seq, nonce, chain, uploaded_at FROM scans ORDER BY seq").fetchall()
+    finally:
+        db.close()

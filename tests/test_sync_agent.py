@@ -50,9 +50,13 @@ class ScriptedClient:
 class FakeBundles:
     def __init__(self, version=None, refuse=False):
         self.version, self.refuse, self.installs = version, refuse, 0
+        self.refreshes = []
 
     def installed(self):
         return None if self.version is None else (self.version, int(T0))
+
+    def refreshed(self, now):
+        self.refreshes.append(now)
 
     def install(self, data):
         self.installs += 1
@@ -81,8 +85,10 @@ def test_round_drains_oldest_first_in_consecutive_batches(journal, tmp_path):
     result = make_agent(journal, client, tmp_path, batch_size=300).run_round()
     assert result.ok and result.uploaded == 1000 and result.pending == 0
     seqs = [[r.seq for r in rows] for _, rows, _ in client.batches]
-    assert [len(s) for s in seqs] == [300, 300, 300, 100]
+    # ... and a closing heartbeat, so the collector's health view shows the backlog gone.
+    assert [len(s) for s in seqs] == [300, 300, 300, 100, 0]
     assert sum(seqs, []) == list(range(1, 1001))
+    assert client.batches[-1][2]["backlog"] == 0
     # prev_chain is the chain of the row before each batch (zeros before the first row).
     assert client.batches[0][0] == bytes(32)
     assert client.batches[1][0] == client.batches[0][1][-1].chain
@@ -206,8 +212,19 @@ def test_newer_bundle_is_fetched_and_installed(journal, tmp_path):
     assert agent.run_round().bundle_installed == 5
     assert client.bundle_requests == [3] and bundles.version == 5
     assert read_state(tmp_path / "s.json").bundle_version == 5
-    agent.run_round()  # hint 5 <= installed 5: no request at all
-    assert client.bundle_requests == [3]
+    assert bundles.refreshes == []
+    agent.run_round()  # hint 5 <= installed 5: no request at all, but a successful refresh
+    assert client.bundle_requests == [3] and bundles.refreshes == [T0 + 10_000]
+
+
+def test_no_hint_asks_conditionally_and_a_failed_round_is_no_refresh(journal, tmp_path):
+    bundles = FakeBundles(version=5)
+    client = ScriptedClient(bundle=(5, b"5"), errors=[Transient("HTTP 503", 503)])
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    assert not agent.run_round().ok
+    assert client.bundle_requests == [] and bundles.refreshes == []  # stale data stays stale
+    assert agent.run_round().ok
+    assert client.bundle_requests == [5] and bundles.refreshes == [T0 + 10_000]
 
 
 def test_refused_bundle_keeps_the_old_one_and_is_not_fetched_again(journal, tmp_path, caplog):
@@ -220,6 +237,7 @@ def test_refused_bundle_keeps_the_old_one_and_is_not_fetched_again(journal, tmp_
     assert "bundle 4 from the collector refused" in caplog.text
     agent.run_round()
     assert bundles.installs == 1  # the same refused version is not downloaded again
+    assert bundles.refreshes == []  # and the old bundle is not made to look fresh
     client.bundle, client.hint = (6, b"6"), 6
     bundles.refuse = False
     assert agent.run_round().bundle_installed == 6

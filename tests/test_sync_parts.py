@@ -132,3 +132,49 @@ def test_state_write_failure_leaves_previous_state(tmp_path, monkeypatch):
         write_state(p, SyncState(connectivity=OFFLINE))
     assert read_state(p).connectivity == ONLINE
     assert [x.name for x in tmp_path.iterdir()] == ["sync-state.json"]
+
+
+# --- time link --------------------------------------------------------------------------------
+
+
+class _FakeClock:
+    def __init__(self):
+        self.challenges, self.accepted = 0, []
+
+    def new_challenge(self):
+        self.challenges += 1
+        return bytes([self.challenges]) * 16
+
+    def accept_token(self, raw, keys, device_id):
+        from passgate.clockstore import TokenResult
+        from passgate.timetoken import TimeTokenError
+
+        if raw == b"bad":
+            raise TimeTokenError("time token signature does not verify")
+        self.accepted.append(raw)
+        return TokenResult(1.8e9, raw == b"fresh", True, "")
+
+
+def test_time_link_one_challenge_until_answered_then_throttles(caplog):
+    from passgate.sync.hooks import TimeLink
+
+    mono = [1000.0]
+    clock = _FakeClock()
+    link = TimeLink(clock, lambda: (), "gate-1", monotonic=lambda: mono[0], every_s=300)
+    assert link.challenge() == link.challenge() == b"\x01" * 16  # reused, not one per request
+    link.accept(b"stale")  # does not answer: floor only, challenge stays
+    assert link.challenge() == b"\x01" * 16
+    link.accept(b"fresh")
+    assert clock.accepted == [b"stale", b"fresh"]
+    mono[0] += 10
+    link.accept(b"floor")  # nothing outstanding and accepted 10 s ago: skipped (no SD write)
+    assert clock.accepted == [b"stale", b"fresh"]
+    mono[0] += 300
+    link.accept(b"floor")
+    assert clock.accepted[-1] == b"floor"
+    assert link.challenge() == b"\x02" * 16  # a new challenge after the fresh answer
+    mono[0] += 500
+    assert link.challenge() == b"\x03" * 16  # renewed before the clock store expires it
+    for _ in range(3):
+        link.accept(b"bad")
+    assert caplog.text.count("collector time refused") == 1  # logged once, not per answer

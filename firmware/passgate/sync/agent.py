@@ -59,6 +59,11 @@ class BundleHooks(Protocol):
         version now installed. Raises ``PassgateError`` (``TrustError``) on refusal."""
         ...
 
+    def refreshed(self, now: float) -> None:
+        """The collector has nothing newer than the installed bundle: it is fresh as of now.
+        Called only after a successful check, so a failing link shows as staleness."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class RoundResult:
@@ -87,6 +92,7 @@ class SyncAgent:
         interval: float = 60.0,
         health: Callable[[], dict] | None = None,
         retention_s: float | None = None,
+        enrol: Callable[[], object] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -99,6 +105,7 @@ class SyncAgent:
         self.interval = interval
         self._health = health
         self.retention_s = retention_s
+        self._enrol = enrol  # run before every round: a no-op once enrolled
         self._state = SyncState()
         self._online: bool | None = None  # None until the first exchange: first result logs
         self._last_error_code: str | None = None
@@ -118,9 +125,15 @@ class SyncAgent:
         uploaded = dead = 0
         installed = None
         try:
+            if self._enrol is not None:
+                self._enrol()
             pending = self.journal.pending_count()
             uploaded, dead, hint = self._drain(pending)
             installed = self._maybe_fetch_bundle(hint)
+            if uploaded or dead or installed is not None:
+                # The last batch reported the backlog before it and the bundle before any
+                # install: one heartbeat so staff see the device as it is now.
+                self.client.upload(bytes(32), [], self._status(self.journal.pending_count()))
         except Transient as exc:
             return self._failed(exc, self.backoff.next_delay(exc.retry_after), uploaded, dead)
         except Refused as exc:
@@ -227,10 +240,15 @@ class SyncAgent:
         have = self._bundle_version()
         # The batch reply names the newest published version: skip the request when it is
         # not newer, or when it is the very version whose checks failed last time.
-        if hint is not None and (have is not None and hint <= have or hint == self._refused_bundle):
+        if hint is not None and have is not None and hint <= have:
+            self._bundle.refreshed(self._now())
+            return None
+        if hint is not None and hint == self._refused_bundle:
             return None
         reply = self.client.fetch_bundle(have)
         if reply.data is None:
+            if have is not None and (reply.version is None or reply.version <= have):
+                self._bundle.refreshed(self._now())
             return None
         if reply.version is not None and reply.version == self._refused_bundle:
             return None

@@ -11,9 +11,10 @@ or one of three errors, so the agent's policy reads as a table:
 - :class:`Refused`: any other 4xx. Retrying the same request cannot help; the rows stay
   pending and the agent shows a fault.
 
-Every answer that carries a ``Passgate-Time`` header, errors included, hands the decoded
-token bytes to ``time_sink`` before anything else happens: a device that can only reach a
-misconfigured collector still gets authenticated time.
+Every request names the device (``Passgate-Device``) and carries the clock's challenge
+(``Passgate-Time-Nonce``, from ``time_nonce``). Every answer that carries a ``Passgate-Time``
+header, errors included, hands the decoded token bytes to ``time_sink`` before anything else
+happens: a device that can only reach a misconfigured collector still gets authenticated time.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 PROTOCOL = 1
 MAX_BUNDLE = 16 << 20  # section 4 "Limits": cap the download whatever Content-Length says
 TIME_HEADER = "Passgate-Time"
+DEVICE_HEADER = "Passgate-Device"
+NONCE_HEADER = "Passgate-Time-Nonce"
 # Row fields sent, exactly the journal's chained fields plus the chain (section 4, "Row map").
 ROW_FIELDS = (
     "seq",
@@ -125,6 +128,7 @@ class CollectorClient:
         now: Callable[[], float],
         transport: Transport | None = None,
         time_sink: Callable[[bytes], None] | None = None,
+        time_nonce: Callable[[], bytes | None] | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -134,6 +138,7 @@ class CollectorClient:
         self._now = now
         self._transport = transport or HttpTransport()
         self._time_sink = time_sink
+        self._time_nonce = time_nonce
         self.timeout = timeout
 
     # --- requests -------------------------------------------------------------------------
@@ -215,7 +220,12 @@ class CollectorClient:
         max_reply: int = 1 << 20,
         ok: tuple[int, ...] = (200, 201),
     ) -> Response:
-        hdrs = {"Accept": "application/cbor", **(headers or {})}
+        # Whom the time token is for, and the clock's fresh challenge: a token that echoes
+        # it proves the time is now, not replayed (passgate.timetoken).
+        hdrs = {"Accept": "application/cbor", DEVICE_HEADER: self.device_id, **(headers or {})}
+        nonce = self._time_nonce() if self._time_nonce is not None else None
+        if nonce:
+            hdrs[NONCE_HEADER] = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode()
         if method == "POST":
             hdrs["Content-Type"] = "application/cbor"
         req = Request(method, self.base_url + path, body, hdrs, self.timeout, max_reply)
@@ -248,7 +258,11 @@ class CollectorClient:
         except (binascii.Error, ValueError):
             log.warning("collector sent an undecodable time token; ignored")
             return
-        self._time_sink(raw)
+        try:
+            self._time_sink(raw)
+        except (PassgateError, OSError, ValueError) as exc:
+            # Time is a bonus of every answer; a bad token must never cost an upload.
+            log.warning("time token not used: %s", exc)
 
     @staticmethod
     def _cbor_map(resp: Response, what: str) -> dict:

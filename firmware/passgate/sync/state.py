@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+
+from ..atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,8 @@ def state_path(state_dir: Path) -> Path:
 
 def write_state(path: Path, state: SyncState) -> None:
     """Atomically replace ``path`` with ``state`` as JSON (mode 0644: the scanner reads it)."""
-    path = Path(path)
     data = json.dumps(asdict(state), sort_keys=True, indent=1).encode() + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=".sync-state.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        # Do not leave temporary files behind in the state folder; re-raise the real error.
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    write_atomic(Path(path), data, mode=0o644)
 
 
 def read_state(path: Path) -> SyncState:
@@ -91,11 +78,3 @@ def read_state(path: Path) -> SyncState:
     except TypeError as exc:
         log.warning("sync state %s has bad fields: %s", path, exc)
         return SyncState()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,0 +1,251 @@
+"""``passgate sync``: the sync agent process (and ``sync enrol``, ``sync status``).
+
+    passgate sync [--once] [--state DIR] [--collector URL] [--config FILE]
+    passgate sync enrol --token TOKEN [--collector URL] [--device ID]
+    passgate sync status [--json]
+
+Folders: the checkpoint's state folder (``--state``, else ``checkpoint.state_dir`` of the
+config) holds the journal, ``sync-state.json`` (read by the idle screen) and the bundle; the
+agent's private folder (``--sync-dir``, else ``$STATE_DIRECTORY`` as systemd sets it for
+``passgate-sync.service``, else the state folder) holds ``device.key`` and
+``enrolment.json``. Exit codes: 0 done, 1 the round or enrolment did not complete
+(rows stay queued), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+_S = argparse.SUPPRESS  # options given before or after "enrol" both count
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=_S, help="passgate.toml (default /etc/...)")
+    common.add_argument("--state", type=Path, default=_S, help="checkpoint state folder")
+    common.add_argument("--sync-dir", type=Path, default=_S, help="folder of device.key")
+    common.add_argument("--collector", default=_S, help="collector base URL (https://...)")
+    common.add_argument("--time-keys", type=Path, default=_S,
+                        help="pinned time public key(s), a .pub or a folder (STATE/time-keys)")
+    p = sub.add_parser("sync", parents=[common], help="upload the journal, fetch trust and time")
+    p.add_argument("--once", action="store_true", help="one round, then exit (0 if all sent)")
+    p.add_argument("--batch", type=int, default=200, help="rows per upload (default 200)")
+    p.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
+    p.set_defaults(func=run)
+    ssub = p.add_subparsers(dest="sync_command", metavar="ACTION")
+    e = ssub.add_parser("enrol", parents=[common], help="register the device key (one-time token)")
+    e.add_argument("--token", required=True, help="token from 'passgate-collector token new'")
+    e.add_argument("--device", default=_S, help="device id (default: checkpoint.device_id)")
+    e.set_defaults(func=enrol)
+    s = ssub.add_parser("status", parents=[common], help="show the sync state and dead letters")
+    s.add_argument("--json", action="store_true", help="print the state file as JSON")
+    s.set_defaults(func=status)
+
+
+@dataclass(frozen=True)
+class Paths:
+    state_dir: Path
+    journal: Path
+    bundle_dir: Path
+    floor_file: Path
+    time_keys: Path
+    sync_dir: Path
+    retention_s: float | None
+    device_id: str | None  # None: no config and no --device (the enrolment record has it)
+
+    @property
+    def key(self) -> Path:
+        return self.sync_dir / "device.key"
+
+    @property
+    def enrolment(self) -> Path:
+        from ..sync.enrolment import ENROLMENT_FILE
+
+        return self.sync_dir / ENROLMENT_FILE
+
+    @property
+    def sync_state(self) -> Path:
+        from ..sync.state import state_path
+
+        return state_path(self.state_dir)
+
+
+def resolve(args: argparse.Namespace) -> Paths:
+    """Folders and settings from the options, the config file, and systemd's environment."""
+    from ..config import DEFAULT_PATH, load_config
+    from ..config_schema import JournalSection
+    from . import UsageError
+
+    config = getattr(args, "config", None)
+    cfg = load_config(config) if config is not None or DEFAULT_PATH.is_file() else None
+    state = getattr(args, "state", None)
+    if state is None and cfg is None:
+        raise UsageError(f"no config at {DEFAULT_PATH}: give --config FILE or --state DIR")
+    if state is not None:
+        # An explicit state folder wins over the config's paths (tests, a laptop, a rescue).
+        journal, bundle_dir = state / "journal.sqlite", state / "bundle"
+        floor = state / "clock.floor"
+    else:
+        state, journal = cfg.checkpoint.state_dir, cfg.journal.path
+        bundle_dir, floor = cfg.trust.bundle_dir, cfg.clock.floor_file
+    return Paths(
+        state_dir=Path(state),
+        journal=Path(journal),
+        bundle_dir=Path(bundle_dir),
+        floor_file=Path(floor),
+        time_keys=Path(getattr(args, "time_keys", None) or Path(state) / "time-keys"),
+        sync_dir=Path(
+            getattr(args, "sync_dir", None) or os.environ.get("STATE_DIRECTORY") or state
+        ),
+        retention_s=cfg.journal.retention if cfg else JournalSection().retention,
+        device_id=getattr(args, "device", None) or (cfg.checkpoint.device_id if cfg else None),
+    )
+
+
+def _time_link(paths: Paths, device: str):
+    """The real clock (persisted floor) and the pinned time keys, loaded when first needed."""
+    import time
+    from functools import cache
+
+    from ..clock import SystemClock
+    from ..clockstore import ClockStore
+    from ..sync.hooks import TimeLink
+    from ..timetoken import load_time_keys
+
+    clock = SystemClock(ClockStore(paths.floor_file))
+    keys = cache(lambda: load_time_keys(paths.time_keys))
+    return clock, TimeLink(clock, keys, device, monotonic=time.monotonic)
+
+
+def _client(paths: Paths, collector: str, device: str):
+    """(client, clock) for one collector; the client feeds every time token to the clock."""
+    from ..sync.client import CollectorClient
+    from ..sync.devicekey import load_device_key
+
+    key = load_device_key(paths.key)
+    clock, link = _time_link(paths, device)
+    client = CollectorClient(
+        collector, device, key, now=lambda: clock.read().now,
+        time_sink=link.accept, time_nonce=link.challenge,
+    )
+    return client, clock
+
+
+def enrol(args: argparse.Namespace) -> int:
+    from ..sync.client import Refused, Transient
+    from ..sync.devicekey import load_device_key
+    from ..sync.enrolment import Enrolment, attempt, load_enrolment, save_enrolment
+    from . import UsageError
+
+    paths = resolve(args)
+    previous = load_enrolment(paths.enrolment)
+    collector = getattr(args, "collector", None) or (previous.collector if previous else None)
+    if not collector:
+        raise UsageError("--collector URL is required for the first enrolment")
+    if not paths.device_id:
+        raise UsageError("--device ID is required without a config file")
+    done = previous is not None and previous.enrolled_at is not None
+    if done and previous.collector == collector and previous.device == paths.device_id:
+        print(f"already enrolled with {collector} as {previous.device}")
+        return 0
+    fingerprint = load_device_key(paths.key).fingerprint
+    record = Enrolment(collector, paths.device_id, fingerprint, token=args.token)
+    paths.sync_dir.mkdir(parents=True, exist_ok=True)
+    save_enrolment(paths.enrolment, record)  # kept for the agent if the network is not up yet
+    client, clock = _client(paths, collector, paths.device_id)
+    try:
+        attempt(client, paths.enrolment, record, clock.read().now)
+    except Transient as exc:
+        print(f"collector not reachable ({exc.detail}); the sync agent will enrol when it can")
+        return 1
+    except Refused as exc:
+        print(f"enrolment refused: {exc.detail}")
+        return 1
+    print(f"enrolled with {collector} as {paths.device_id} (key {fingerprint})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from .. import __version__
+    from ..journal import Journal
+    from ..sync.agent import SyncAgent
+    from ..sync.enrolment import attempt, load_enrolment
+    from ..sync.hooks import InstalledBundles
+    from . import UsageError
+
+    if args.batch < 1 or args.interval <= 0:
+        raise UsageError("--batch must be >= 1 and --interval > 0")
+    paths = resolve(args)
+    enrolment = load_enrolment(paths.enrolment)
+    collector = getattr(args, "collector", None) or (enrolment.collector if enrolment else None)
+    if not collector:
+        raise UsageError("no collector: run 'passgate sync enrol --collector URL --token T' "
+                         "first, or give --collector URL")
+    device = enrolment.device if enrolment else paths.device_id
+    if not device:
+        raise UsageError("no device id: enrol first, or give --config FILE")
+    client, clock = _client(paths, collector, device)
+
+    def now() -> float:
+        return clock.read().now
+
+    enrol_hook = None
+    if enrolment is not None and enrolment.outstanding:
+        pending = {"record": enrolment}
+
+        def enrol_hook() -> None:
+            pending["record"] = attempt(client, paths.enrolment, pending["record"], now())
+
+    # The agent never hashes a pass id, so it is not given the fleet hash key (the scanner's
+    # secret): the journal insists on a key, and a random one makes any accidental
+    # pass_hash() call from this process useless rather than right.
+    journal = Journal(paths.journal, os.urandom(32))
+    agent = SyncAgent(
+        journal, client, now=now, state_file=paths.sync_state,
+        bundle=InstalledBundles(paths.bundle_dir, now), batch_size=args.batch,
+        interval=args.interval, retention_s=paths.retention_s, enrol=enrol_hook,
+        health=lambda: {"clock_state": clock.read().state.value, "firmware": __version__},
+    )
+    try:
+        if args.once:
+            r = agent.run_round()
+            print(f"{'ok' if r.ok else 'failed'}: uploaded {r.uploaded}, dead letters "
+                  f"{r.dead_lettered}, pending {r.pending}" + (f" ({r.error})" if r.error else ""))
+            return 0 if r.ok and r.pending == 0 else 1
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        logging.getLogger(__name__).info("sync agent started: %s as %s", collector, device)
+        agent.run(stop)
+        return 0
+    finally:
+        journal.close()
+
+
+def status(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from ..sync.state import read_state
+    from ..timefmt import iso
+
+    paths = resolve(args)
+    st = read_state(paths.sync_state)
+    if args.json:
+        print(json.dumps(asdict(st), sort_keys=True))
+        return 0
+    when = iso(st.last_success) if st.last_success else "never"
+    print(
+        f"connectivity {st.connectivity}; last success {when}; pending {st.pending}; "
+        f"dead letters {st.dead_letters}; bundle {st.bundle_version}"
+    )
+    if st.last_error:
+        print(f"last error: {st.last_error}")
+    return 0

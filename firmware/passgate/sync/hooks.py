@@ -1,0 +1,120 @@
+"""The sync agent's links to the rest of the checkpoint: the installed trust bundle and the
+clock floor. Both are owned by other modules (``passgate.bundle``, ``passgate.clock``); this
+file only adapts them to the small interfaces the agent takes, so the agent never imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class InstalledBundles:
+    """:class:`~passgate.sync.agent.BundleHooks` over a bundle folder (``trust.bundle_dir``).
+
+    ``installed`` reads only the installed file's header (a few hundred bytes), so asking every
+    round costs nothing even for a 16 MB bundle; the signature and every other check happen in
+    ``install_bundle``, exactly as for ``passgate bundle install``.
+    """
+
+    def __init__(self, bundle_dir: Path, now: Callable[[], float]) -> None:
+        self.dir = Path(bundle_dir)
+        self._now = now
+        self._cache: tuple[tuple[int, int, int], tuple[int, int]] | None = None
+
+    def installed(self) -> tuple[int, int] | None:
+        from ..bundle import BundleError, installed_stamp
+        from ..bundle.install import BUNDLE_FILE
+        from ..bundle.verify import read_header
+
+        stamp = installed_stamp(self.dir)
+        if stamp is None:
+            return None
+        if self._cache is not None and self._cache[0] == stamp:
+            return self._cache[1]
+        try:
+            with open(self.dir / BUNDLE_FILE, "rb") as f:
+                m = read_header(f).manifest
+        except (OSError, BundleError) as exc:
+            # Report "no bundle": the collector then offers its newest, which install checks.
+            log.warning("installed bundle header unreadable: %s", exc)
+            return None
+        self._cache = (stamp, (m.version, m.issued))
+        return self._cache[1]
+
+    def install(self, data: bytes) -> int:
+        from ..bundle import install_bundle
+
+        return install_bundle(data, self.dir, self._now()).version
+
+    def refreshed(self, now: float) -> None:
+        from ..bundle import NoTrustData, record_refresh
+
+        try:
+            record_refresh(self.dir, now)
+        except NoTrustData as exc:
+            log.warning("cannot record the bundle refresh: %s", exc)
+
+
+class TimeLink:
+    """Connects collector answers to the clock floor (``passgate.clock.SystemClock``).
+
+    One challenge is outstanding at a time and rides on every request until a token answers
+    it (that token makes the clock ``trusted``); it is renewed before the clock store would
+    let it expire. Other tokens only raise the floor, so they are taken at most every
+    ``every_s`` seconds: each accepted token is a synced write to the SD card, and a backlog
+    drain brings one with each of hundreds of answers. A token that fails verification is
+    logged (once per distinct problem) and ignored; it never interrupts an upload.
+    """
+
+    RENEW_S = 480.0  # below clockstore.CHALLENGE_TTL_S (600 s)
+
+    def __init__(self, clock, keys: Callable[[], tuple], device_id: str, *,
+                 monotonic: Callable[[], float], every_s: float = 300.0) -> None:
+        self.clock, self._keys, self.device_id = clock, keys, device_id
+        self._mono, self.every_s = monotonic, every_s
+        self._nonce: tuple[bytes, float] | None = None
+        self._last_accept: float | None = None
+        self._last_problem: str | None = None
+        self.accepted = 0
+
+    def challenge(self) -> bytes | None:
+        """The nonce to send with a request (``Passgate-Time-Nonce``), or None."""
+        now = self._mono()
+        if self._nonce is None or now - self._nonce[1] > self.RENEW_S:
+            try:
+                self._nonce = (self.clock.new_challenge(), now)
+            except (OSError, ValueError) as exc:  # TrustError is a ValueError: no clock file
+                self._problem(f"cannot make a time challenge: {exc}")
+                return None
+        return self._nonce[0]
+
+    def accept(self, raw: bytes) -> None:
+        """Feed one token from a collector answer to the clock (time_sink of the client)."""
+        from ..timetoken import TimeTokenError
+
+        now = self._mono()
+        waiting = self._nonce is not None
+        if not waiting and self._last_accept is not None and now - self._last_accept < self.every_s:
+            return
+        try:
+            keys = self._keys()
+            result = self.clock.accept_token(raw, keys, self.device_id)
+        except TimeTokenError as exc:
+            self._problem(f"collector time refused: {exc}")
+            return
+        except OSError as exc:
+            self._problem(f"cannot record collector time: {exc}")
+            return
+        self._last_accept, self._last_problem = now, None
+        self.accepted += 1
+        if result.trusted:
+            self._nonce = None  # answered (and used up): the next request gets a new one
+
+    def _problem(self, message: str) -> None:
+        if message != self._last_problem:
+            log.warning("%s", message)
+        self._last_problem = message

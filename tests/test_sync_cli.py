@@ -1,0 +1,119 @@
+"""``passgate sync`` as a technician and systemd run it, against a real collector on 127.0.0.1:
+enrolment (also when the network is not up yet), one round that uploads, installs the newer
+published bundle through the same checks as ``passgate bundle install``, and feeds the signed
+time into the clock floor; the state file the idle screen reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+pytest.importorskip("flask", reason="collector extra not installed: pip install -e '.[collector]'")
+pytest.importorskip("waitress", reason="collector extra not installed")
+
+from bundle_support import Fleet  # noqa: E402
+from passgate.bundle import install_bundle  # noqa: E402
+from passgate.cli import main  # noqa: E402
+from passgate.clockstore import ClockStore  # noqa: E402
+from passgate.journal import Journal  # noqa: E402
+from passgate.keys import public_pem  # noqa: E402
+from passgate.sync.state import ONLINE, read_state  # noqa: E402
+from sync_support import LiveCollector, collector_rows, fill_journal, free_port  # noqa: E402
+
+DEVICE = "gate-1"
+TOKEN = "enrol-" + "c" * 40
+TIME_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"cli time key").digest())
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A provisioned checkpoint: 500 queued scans, device key, pinned roots with bundle v1
+    installed, pinned time key; and a fleet that publishes bundle v2."""
+    state, sync = tmp_path / "state", tmp_path / "sync"
+    fill_journal(state / "journal.sqlite", 500)
+    assert main(["keys", "new-device", "--out", str(sync)]) == 0
+    (state / "time-keys").mkdir()
+    (state / "time-keys" / "time.pub").write_bytes(public_pem(TIME_KEY))
+    fleet = Fleet()
+    now = int(time.time())
+    install_bundle(fleet.bundle(1, issued=now - 60), state / "bundle", now, roots=fleet.roots.set)
+    v2 = fleet.bundle(2, issued=now - 30)
+    args = ["--state", str(state), "--sync-dir", str(sync)]
+    return state, sync, v2, args
+
+
+def publish(collector: LiveCollector, data: bytes, version: int) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    collector.store.publish_bundle(version, data, digest, int(time.time()))
+
+
+def test_enrol_then_one_round(site, tmp_path, capsys):
+    state, sync, v2, args = site
+    with LiveCollector(f"sqlite:///{tmp_path}/c.db", TIME_KEY) as collector:
+        collector.add_token(DEVICE, TOKEN)
+        publish(collector, v2, 2)
+        assert main(["sync", "enrol", "--token", TOKEN, "--collector", collector.url,
+                     "--device", DEVICE, *args]) == 0
+        assert "enrolled with" in capsys.readouterr().out
+        record = sync / "enrolment.json"
+        assert stat.S_IMODE(record.stat().st_mode) == 0o600
+        assert TOKEN not in record.read_text()  # used up: not kept on the card
+        assert main(["sync", "--once", *args]) == 0
+        assert "ok: uploaded 500" in capsys.readouterr().out
+        assert len(collector_rows(tmp_path / "c.db", DEVICE)) == 500
+        device = collector.store.device(DEVICE)
+    with Journal(state / "journal.sqlite", bytes(32)) as j:
+        assert j.pending_count() == 0
+    installed = json.loads((state / "bundle" / "installed.json").read_text())
+    assert installed["version"] == 2  # through install_bundle's checks
+    clock = ClockStore(state / "clock.floor").load()
+    assert clock.floor_source == "token" and clock.anchor is not None  # trusted, fresh time
+    assert abs(clock.floor - time.time()) < 60
+    st = read_state(state / "sync-state.json")
+    assert (st.connectivity, st.pending, st.bundle_version, st.dead_letters) == (ONLINE, 0, 2, 0)
+    # The collector saw the device's health in the batch status map.
+    assert device.backlog == 0 and device.bundle_version is not None
+    assert main(["sync", "status", *args]) == 0
+    assert "connectivity online" in capsys.readouterr().out
+
+
+def test_first_boot_offline_enrols_later(site, tmp_path, capsys):
+    state, sync, _, args = site
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    assert main(["sync", "enrol", "--token", TOKEN, "--collector", url,
+                 "--device", DEVICE, *args]) == 1
+    assert "will enrol when it can" in capsys.readouterr().out
+    assert main(["sync", "--once", *args]) == 1  # still offline: rows stay queued
+    st = read_state(state / "sync-state.json")
+    assert st.connectivity == "offline" and st.pending == 500
+    assert "ConnectionRefusedError" in st.last_error
+    with LiveCollector(f"sqlite:///{tmp_path}/c.db", TIME_KEY, port=port) as collector:
+        collector.add_token(DEVICE, TOKEN)
+        assert main(["sync", "--once", *args]) == 0  # enrols first, then uploads
+        assert len(collector_rows(tmp_path / "c.db", DEVICE)) == 500
+    assert TOKEN not in (sync / "enrolment.json").read_text()
+
+
+def test_removed_device_keeps_its_rows(site, tmp_path, capsys):
+    state, sync, _, args = site
+    with LiveCollector(f"sqlite:///{tmp_path}/c.db", TIME_KEY) as collector:
+        collector.add_token(DEVICE, TOKEN)
+        assert main(["sync", "enrol", "--token", TOKEN, "--collector", collector.url,
+                     "--device", DEVICE, *args]) == 0
+        collector.store.remove_device(DEVICE)
+        assert main(["sync", "--once", *args]) == 1
+    with Journal(state / "journal.sqlite", bytes(32)) as j:
+        assert j.pending_count() == 500 and j.dead_letter_count() == 0
+    assert "unknown_device" in read_state(state / "sync-state.json").last_error
+
+
+def test_usage_errors(tmp_path, capsys):
+    assert main(["sync", "--once", "--state", str(tmp_path)]) == 2
+    assert "no collector" in capsys.readouterr().err
+    assert main(["sync", "--once", "--state", str(tmp_path), "--batch", "0"]) == 2
