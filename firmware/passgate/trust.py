@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from .errors import KeyFileError, TrustError
 from .keys import check_public_point, kid_of, load_public, raw_public
@@ -37,6 +37,8 @@ class IssuerKey:
     Signatures are verified with libsodium (PyNaCl): measured 1.9x faster than
     ``cryptography`` here (71 vs 134 us), and strict per RFC 8032 (it also refuses small-order
     R and non-canonical S). The raw key is checked for a valid point on construction.
+    ``crypto_sign_open`` is called directly: ``VerifyKey.verify`` adds wrapper work and
+    raises ``ValueError`` (not ``BadSignatureError``) for a signature of the wrong length.
     """
 
     kid: bytes
@@ -48,11 +50,8 @@ class IssuerKey:
     purposes: frozenset[str] | None = None  # None: any purpose
     source: str = ""
 
-    _verify_key: VerifyKey | None = None
-
     def __post_init__(self) -> None:
         check_public_point(self.raw, self.source or "issuer key")
-        object.__setattr__(self, "_verify_key", VerifyKey(self.raw))
 
     @classmethod
     def from_public(cls, public: Ed25519PublicKey, **meta) -> IssuerKey:
@@ -64,8 +63,11 @@ class IssuerKey:
         return cls(kid=kid_of(raw), raw=raw, **meta)
 
     def verifies(self, message: bytes, signature: bytes) -> bool:
+        """True if ``signature`` is this key's Ed25519 signature of ``message``; never raises."""
+        if type(signature) is not bytes or len(signature) != 64 or type(message) is not bytes:
+            return False
         try:
-            self._verify_key.verify(message, signature)
+            crypto_sign_open(signature + message, self.raw)
         except BadSignatureError:
             return False
         return True
@@ -166,7 +168,8 @@ def _load_zones(path: Path) -> dict[str, frozenset[str]]:
         raise TrustError(f"{path}: [zones.NAME] tables expected")
     out = {}
     for zone, spec in zones.items():
-        allowed = _str_set(spec.get("purposes") if isinstance(spec, dict) else None, f"{path}: zones.{zone}.purposes")
+        purposes = spec.get("purposes") if isinstance(spec, dict) else None
+        allowed = _str_set(purposes, f"{path}: zones.{zone}.purposes")
         if allowed is not None:
             out[zone] = allowed
     return out
