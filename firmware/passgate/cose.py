@@ -3,10 +3,18 @@
 Only what passgate needs: one signer, the algorithm and key id in the *protected* header.
 The unprotected header must be the empty map: it would decide nothing, and anything in it
 could be changed without breaking the signature, giving a second valid byte string for the
-same pass.
-Decoding demands deterministic CBOR (RFC 8949 section 4.2.1), checked by re-encoding, which
-also rejects duplicate keys, over-long integers, indefinite lengths and trailing bytes.
-Checked against the cose-wg EdDSA examples in ``tests/test_cose.py``.
+same pass. Decoding demands deterministic CBOR (cbor2's ``canonical=True``: shortest forms,
+definite lengths, map keys length-first then bytewise), checked by re-encoding, which also
+rejects duplicate keys, over-long integers, indefinite lengths and trailing bytes. With
+that, every accepted pass has exactly one encoding.
+
+The decode side re-encodes with the small :func:`canonical` below instead of
+``cbor2.dumps``: cbor2's encoder costs 3-7 us per call here, several times the decode, and
+the verifier's budget is ~30 us besides the signature check. :func:`canonical` only knows
+the types a pass can hold (ints, byte and text strings, arrays, maps, tags, bools, null);
+anything else, floats included, is malformed. ``tests/test_cose.py`` checks it equals
+``cbor2.dumps(canonical=True)`` on generated values, and the encode side and
+:func:`sig_structure` against the cose-wg EdDSA examples.
 """
 
 from __future__ import annotations
@@ -41,6 +49,60 @@ def dumps(obj: object) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
+def head(major: int, n: int) -> bytes:
+    """The shortest CBOR head for major type ``major`` and argument ``n`` (0 <= n < 2**64)."""
+    mt = major << 5
+    if n < 24:
+        return bytes((mt | n,))
+    if n < 0x100:
+        return bytes((mt | 24, n))
+    if n < 0x10000:
+        return bytes((mt | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((mt | 26,)) + n.to_bytes(4, "big")
+    return bytes((mt | 27,)) + n.to_bytes(8, "big")
+
+
+_SIMPLE = {False: b"\xf4", True: b"\xf5"}
+
+
+def _length_first(item: tuple[bytes, bytes]) -> tuple[int, bytes]:
+    """Map order of cbor2's canonical mode: shorter encoded key first, then bytewise."""
+    return len(item[0]), item[0]
+
+
+def canonical(obj: object) -> bytes:
+    """Deterministic CBOR of a decoded value, as ``cbor2.dumps(obj, canonical=True)`` gives it.
+
+    Raises :class:`PassFormatError` (malformed) for types a pass never holds.
+    """
+    t = type(obj)
+    if t is bytes:
+        return head(2, len(obj)) + obj
+    if t is int:
+        if 0 <= obj < 2**64:
+            return head(0, obj)
+        if -(2**64) <= obj < 0:
+            return head(1, -1 - obj)
+        raise malformed("integer out of range")
+    if t is str:
+        b = obj.encode("utf-8")
+        return head(3, len(b)) + b
+    if t is list or t is tuple:
+        return head(4, len(obj)) + b"".join([canonical(v) for v in obj])
+    if t is dict or isinstance(obj, Mapping):
+        items = [(canonical(k), canonical(v)) for k, v in obj.items()]
+        items.sort(key=_length_first)
+        return head(5, len(items)) + b"".join([k + v for k, v in items])
+    if t is cbor2.CBORTag:
+        return head(6, obj.tag) + canonical(obj.value)
+    if t is bool:
+        return _SIMPLE[obj]
+    if obj is None:
+        return b"\xf6"
+    raise malformed(f"unexpected CBOR item ({t.__name__})")
+
+
 def _refuse_tag(decoder: object) -> object:
     raise ValueError("semantic CBOR tag not allowed")
 
@@ -54,22 +116,50 @@ _REFUSED_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256,
 _SEMANTIC_DECODERS = {tag: _refuse_tag for tag in _REFUSED_TAGS}
 
 
-def loads_strict(data: bytes, what: str) -> object:
-    """Decode one CBOR item that must be exactly ``data`` in deterministic encoding."""
+def loads(data: bytes, what: str) -> object:
+    """Decode one CBOR item with duplicates, indefinite lengths and semantic tags refused.
+
+    Does not check that ``data`` is deterministic CBOR or has no trailing bytes: callers do,
+    with :func:`loads_strict` or by comparing with the encoding they expect.
+    """
     try:
-        obj = cbor2.loads(data, allow_duplicate_keys=False, allow_indefinite=False, max_depth=8,
-                          semantic_decoders=_SEMANTIC_DECODERS)
-        again = dumps(obj)
+        return cbor2.loads(data, allow_duplicate_keys=False, allow_indefinite=False, max_depth=8,
+                           semantic_decoders=_SEMANTIC_DECODERS)
     except Exception as exc:  # cbor2 raises several types on hostile input; all mean malformed
         raise malformed(f"{what}: not valid CBOR ({type(exc).__name__})") from None
-    if again != bytes(data):
-        raise malformed(f"{what}: not deterministic CBOR (duplicates, padding or trailing bytes)")
+
+
+def not_deterministic(what: str) -> PassFormatError:
+    return malformed(f"{what}: not deterministic CBOR (duplicates, padding or trailing bytes)")
+
+
+def loads_strict(data: bytes, what: str) -> object:
+    """Decode one CBOR item that must be exactly ``data`` in deterministic encoding."""
+    obj = loads(data, what)
+    try:
+        again = canonical(obj)
+    except PassFormatError as exc:
+        raise malformed(f"{what}: {exc.detail}") from None
+    except RecursionError:  # tags nest without limit in cbor2; stay an answer, not a crash
+        raise malformed(f"{what}: nested too deeply") from None
+    if again != data:
+        raise not_deterministic(what)
     return obj
 
 
 def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
-    """The ToBeSigned bytes of RFC 9052 section 4.4 for a COSE_Sign1."""
-    return dumps(["Signature1", protected, external_aad, payload])
+    """The ToBeSigned bytes of RFC 9052 section 4.4 for a COSE_Sign1.
+
+    ``["Signature1", protected, external_aad, payload]`` in deterministic CBOR, written out
+    directly (the first 11 bytes are the array head and the context string): it is on the
+    verify path. Equal to ``dumps`` of that array, checked in ``tests/test_cose.py``.
+    """
+    return b"".join((
+        b"\x84\x6aSignature1",
+        head(2, len(protected)), protected,
+        head(2, len(external_aad)), external_aad,
+        head(2, len(payload)), payload,
+    ))
 
 
 def encode_sign1(
@@ -78,7 +168,10 @@ def encode_sign1(
     protected: dict,
     unprotected: dict | None = None,
 ) -> bytes:
-    """Build a tagged COSE_Sign1; ``sign`` maps the ToBeSigned bytes to a signature."""
+    """Build a tagged COSE_Sign1; ``sign`` maps the ToBeSigned bytes to a signature.
+
+    ``unprotected`` exists to reproduce other COSE examples; passgate passes leave it empty.
+    """
     prot = dumps(protected)
     signature = sign(sig_structure(prot, payload))
     return dumps(cbor2.CBORTag(TAG_SIGN1, [prot, unprotected or {}, payload, signature]))
@@ -96,23 +189,44 @@ class Sign1:
         return sig_structure(self.protected, self.payload)
 
 
+_SIGN1_HEAD = b"\xd2\x84"  # tag 18, array of 4
+_SIG_HEAD = head(2, SIG_LEN)
+# The protected header every passgate issuer writes: {1: -8, 4: h'<8-byte kid>'}.
+_PLAIN_PROTECTED = b"\xa2\x01\x27\x04\x48"
+_PLAIN_PROTECTED_LEN = len(_PLAIN_PROTECTED) + KID_LEN
+
+
 def decode_sign1(data: bytes) -> Sign1:
     """Parse a passgate COSE_Sign1 or raise :class:`PassFormatError` saying why."""
-    obj = loads_strict(data, "COSE")
-    if not isinstance(obj, cbor2.CBORTag) or obj.tag != TAG_SIGN1:
+    obj = loads(data, "COSE")
+    if type(obj) is not cbor2.CBORTag or obj.tag != TAG_SIGN1:
         raise malformed("not a tagged COSE_Sign1 (CBOR tag 18)")
     items = obj.value
-    if not isinstance(items, list | tuple) or len(items) != 4:  # cbor2 6 decodes tag content as tuple
+    if type(items) not in (list, tuple) or len(items) != 4:  # cbor2 6 gives tag content as tuple
         raise malformed("COSE_Sign1 must be an array of 4")
     prot, unprot, payload, signature = items
-    if not isinstance(prot, bytes) or not isinstance(payload, bytes):
+    if type(prot) is not bytes or type(payload) is not bytes:
         raise malformed("protected header and payload must be byte strings")
     if not isinstance(unprot, Mapping):
         raise malformed("unprotected header must be a map")
     if unprot:
         raise malformed("unprotected header must be empty (it is not signed)")
-    if not isinstance(signature, bytes) or len(signature) != SIG_LEN:
+    if type(signature) is not bytes or len(signature) != SIG_LEN:
         raise malformed("signature must be 64 bytes")
+    # The one deterministic encoding of this structure (what loads_strict would demand).
+    expected = b"".join((_SIGN1_HEAD, head(2, len(prot)), prot, b"\xa0",
+                         head(2, len(payload)), payload, _SIG_HEAD, signature))
+    if expected != data:
+        raise not_deterministic("COSE")
+    if len(prot) == _PLAIN_PROTECTED_LEN and prot.startswith(_PLAIN_PROTECTED):
+        # The header as issued; exactly what _protected_kid accepts for these bytes, faster.
+        return Sign1(protected=prot, kid=prot[len(_PLAIN_PROTECTED):], payload=payload,
+                     signature=signature)
+    return Sign1(protected=prot, kid=_protected_kid(prot), payload=payload, signature=signature)
+
+
+def _protected_kid(prot: bytes) -> bytes:
+    """Check the protected header (EdDSA, critical headers understood) and return its kid."""
     header = loads_strict(prot, "protected header") if prot else {}
     if not isinstance(header, Mapping):
         raise malformed("protected header must be a map")
@@ -134,4 +248,4 @@ def decode_sign1(data: bytes) -> Sign1:
     kid = header.get(HDR_KID)
     if type(kid) is not bytes or len(kid) != KID_LEN:
         raise malformed("protected header needs an 8-byte key id")
-    return Sign1(protected=prot, kid=kid, payload=payload, signature=signature)
+    return kid

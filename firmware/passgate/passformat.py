@@ -22,11 +22,22 @@ that is what keeps a typical pass within QR version 8 at ECC M (docs/pass-format
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import base45
-from .cose import ALG_EDDSA, HDR_ALG, HDR_KID, Sign1, decode_sign1, encode_sign1, loads_strict, malformed, unsupported
+from .cose import (
+    ALG_EDDSA,
+    HDR_ALG,
+    HDR_KID,
+    Sign1,
+    decode_sign1,
+    encode_sign1,
+    head,
+    loads,
+    malformed,
+    not_deterministic,
+    unsupported,
+)
 
 PREFIX = "PG1:"
 MAX_TEXT = 1024  # characters; checked before any decoding
@@ -58,10 +69,10 @@ class Claims:
         """Raise ``PassFormatError('malformed', ...)`` unless every field is within its limits."""
         if not isinstance(self.issuer, str) or not _ISSUER_RE.fullmatch(self.issuer):
             raise malformed("iss must be 1-32 printable characters")
-        if not isinstance(self.pass_id, bytes) or not PASS_ID_MIN <= len(self.pass_id) <= PASS_ID_MAX:
+        if type(self.pass_id) is not bytes or not PASS_ID_MIN <= len(self.pass_id) <= PASS_ID_MAX:
             raise malformed("cti (pass id) must be 12-32 bytes")
-        for name in ("not_before", "expires", "issued_at"):
-            value = getattr(self, name)
+        for name, value in (("not_before", self.not_before), ("expires", self.expires),
+                            ("issued_at", self.issued_at)):
             if type(value) is not int or not 0 <= value < MAX_TIME:
                 raise malformed(f"{name} must be a non-negative integer time")
         if self.expires <= self.not_before:
@@ -73,7 +84,8 @@ class Claims:
                 raise malformed("zone names are 1-32 of A-Z a-z 0-9 _ . -")
         if not self.zones or len(self.zones) > 16 or len(set(self.zones)) != len(self.zones):
             raise malformed("zones must be 1-16 distinct names")
-        if self.hint is not None and (not isinstance(self.hint, str) or not _HINT_RE.fullmatch(self.hint)):
+        hint = self.hint
+        if hint is not None and (not isinstance(hint, str) or not _HINT_RE.fullmatch(hint)):
             raise malformed(f"hint must be 1-{HINT_MAX} printable characters")
 
     def to_cbor_map(self) -> dict:
@@ -125,27 +137,56 @@ def parse_text(text: str | bytes) -> Sign1:
 
 
 def parse_claims(payload: bytes) -> Claims:
-    """Decode and check the CWT claims set (call only after the signature verified)."""
-    obj = loads_strict(payload, "claims")
-    if not isinstance(obj, Mapping):
+    """Decode and check the CWT claims set (call only after the signature verified).
+
+    Strictness: after every field is checked, ``payload`` must be exactly
+    :func:`claims_cbor` of the result, the one deterministic encoding of those claims.
+    """
+    obj = loads(payload, "claims")
+    if type(obj) is not dict:
         raise malformed("claims must be a map")
-    keys = set(obj)
-    if keys != CLAIM_KEYS:
+    if obj.keys() != CLAIM_KEYS:
+        keys = set(obj)
+        if any(type(k) is not int for k in keys):
+            raise malformed("claim keys must be integers")
         missing, extra = CLAIM_KEYS - keys, keys - CLAIM_KEYS
-        raise malformed(f"claims missing {sorted(missing)}" if missing else f"unknown claims {sorted(extra, key=repr)}")
+        raise malformed(f"claims missing {sorted(missing)}" if missing
+                        else f"unknown claims {sorted(extra)}")
     extra = obj[CLAIM_PASSGATE]
-    if not isinstance(extra, list | tuple) or len(extra) not in (2, 3) or not isinstance(extra[1], list | tuple):
+    if (type(extra) not in (list, tuple) or len(extra) not in (2, 3)
+            or type(extra[1]) not in (list, tuple)):
         raise malformed("passgate claim must be [purpose, zones, hint?]")
-    hint = extra[2] if len(extra) == 3 else None
-    claims = Claims(
-        issuer=obj[CLAIM_ISS],
-        pass_id=obj[CLAIM_CTI],
-        not_before=obj[CLAIM_NBF],
-        expires=obj[CLAIM_EXP],
-        issued_at=obj[CLAIM_IAT],
-        purpose=extra[0],
-        zones=tuple(extra[1]),
-        hint=hint,
-    )
+    claims = Claims(obj[CLAIM_ISS], obj[CLAIM_CTI], obj[CLAIM_NBF], obj[CLAIM_EXP], obj[CLAIM_IAT],
+                    extra[0], tuple(extra[1]), extra[2] if len(extra) == 3 else None)
     claims.validate()
+    if claims_cbor(claims) != payload:
+        # Keys equal to the claim numbers but not integers (True == 1) end up here too.
+        if any(type(k) is not int for k in obj):
+            raise malformed("claim keys must be integers")
+        raise not_deterministic("claims")
     return claims
+
+
+_KEY_PASSGATE = head(1, -1 - CLAIM_PASSGATE)
+
+
+def claims_cbor(c: Claims) -> bytes:
+    """Deterministic CBOR of validated claims: ``cbor2.dumps(c.to_cbor_map(), canonical=True)``.
+
+    Written out (keys 1, 4, 5, 6, 7 then -65537: cbor2's canonical order) because it is on the
+    verify path, where cbor2's encoder costs ~7 us; ``tests/test_passformat.py`` checks the
+    two agree.
+    """
+    iss = c.issuer.encode()
+    parts = [b"\xa6\x01", head(3, len(iss)), iss,
+             b"\x04", head(0, c.expires), b"\x05", head(0, c.not_before),
+             b"\x06", head(0, c.issued_at), b"\x07", head(2, len(c.pass_id)), c.pass_id,
+             _KEY_PASSGATE, b"\x82" if c.hint is None else b"\x83", head(0, c.purpose),
+             head(4, len(c.zones))]
+    for zone in c.zones:
+        z = zone.encode()
+        parts += (head(3, len(z)), z)
+    if c.hint is not None:
+        h = c.hint.encode()
+        parts += (head(3, len(h)), h)
+    return b"".join(parts)
