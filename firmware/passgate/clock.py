@@ -298,11 +298,11 @@ class SystemClock:
     def _log_transition(self, state: ClockState, source: str, system: float, lower: float) -> None:
         if self._last == (state, source):
             return
-        self._last = (state, source)
+        first, self._last = self._last is None, (state, source)
         if state is ClockState.BACKWARDS:
-            log.warning(
-                "clock went backwards: system time is %.0f s before the floor", lower - system
-            )
+            log.warning("clock backwards: system time is %.0f s before the floor", lower - system)
+        elif first:  # not a transition: the owner (daemon, command) reports the start state
+            log.debug("clock %s (%s)", state.value, source)
         else:
             log.info("clock %s (%s)", state.value, source)
 

@@ -16,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = ksub.add_parser("new-device", help="make this checkpoint's device key (device.key 0600)")
     d.add_argument("--out", type=Path, required=True, help="folder for device.key/.pub")
     d.set_defaults(func=new_device)
+    r = ksub.add_parser("new-root", help="make an offline bundle root key (root.key, root.pub)")
+    r.add_argument("--out", type=Path, required=True, help="folder for root.key/.pub (offline)")
+    r.set_defaults(func=new_root)
+    t = ksub.add_parser("new-time", help="make a time-token key pair (time.key 0600, time.pub)")
+    t.add_argument("--out", type=Path, required=True, help="folder for time.key/.pub")
+    t.set_defaults(func=new_time)
 
 
 def new_issuer(args: argparse.Namespace) -> int:
@@ -49,3 +55,21 @@ def new_device(args: argparse.Namespace) -> int:
 
 def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def new_root(args: argparse.Namespace) -> int:
+    """A root key signs trust bundles; keep root.key offline (docs/trust.md, the ceremony)."""
+    from ..keys import new_keypair
+
+    _, _, kid = new_keypair(args.out, "root")
+    print(kid.hex())
+    return 0
+
+
+def new_time(args: argparse.Namespace) -> int:
+    """A time key signs time tokens on the collector; devices pin time.pub."""
+    from ..keys import new_keypair
+
+    _, _, kid = new_keypair(args.out, "time")
+    print(kid.hex())
+    return 0

@@ -1,0 +1,328 @@
+"""``passgate bundle``: build, inspect, install signed trust bundles; ``verify --bundle``.
+
+Exit codes: 0 done (or verified), 1 a check failed (the bundle was refused, or does not verify
+against the given roots), 2 usage or unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_STATE = Path("/var/lib/passgate/bundle")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bundle", help="build, inspect and install signed trust bundles")
+    bsub = p.add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
+
+    b = bsub.add_parser("build", help="build and sign a bundle with offline root keys")
+    b.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        required=True,
+        help="root private key (repeat: k of n)",
+    )
+    b.add_argument(
+        "--issuers", type=Path, required=True, help="folder of issuer *.pub + *.toml metadata"
+    )
+    b.add_argument(
+        "--revoked", type=Path, help="revoked pass ids: hex per line, or *.bin packed digests"
+    )
+    b.add_argument(
+        "--policy", type=Path, help="policy TOML: purposes, zones, fleet (docs/policy.example.toml)"
+    )
+    b.add_argument(
+        "--version", type=int, required=True, help="bundle version; must grow with every bundle"
+    )
+    b.add_argument("--expires", default="7d", help="validity: a duration (7d) or an ISO-8601 time")
+    b.add_argument("--issued", help="issue time, ISO-8601 (default: now)")
+    b.add_argument(
+        "--new-roots", type=Path, help="rotate: the new root set (roots.toml or *.pub folder)"
+    )
+    b.add_argument(
+        "--new-threshold", type=int, help="with --new-roots as a *.pub folder: its threshold"
+    )
+    b.add_argument("--out", type=Path, required=True, help="bundle file to write")
+    b.set_defaults(func=build)
+
+    i = bsub.add_parser("inspect", help="show what a bundle holds and who signed it")
+    i.add_argument("file", type=Path)
+    _roots_options(i)
+    i.add_argument("--json", action="store_true", help="print a JSON object")
+    i.set_defaults(func=inspect)
+
+    n = bsub.add_parser("install", help="install a bundle on this device (the sync agent's checks)")
+    n.add_argument("file", type=Path)
+    n.add_argument(
+        "--state", type=Path, default=DEFAULT_STATE, help=f"bundle folder (default {DEFAULT_STATE})"
+    )
+    _roots_options(n, " (provisioning only: pins them)")
+    n.add_argument(
+        "--max-size", default="64M", help="refuse bundles larger than this (default 64M)"
+    )
+    n.add_argument("--at", help="install as of this ISO-8601 time (default: the checkpoint clock)")
+    n.add_argument("--clock", type=Path, help="clock state file for the default time")
+    n.set_defaults(func=install)
+
+    s = bsub.add_parser("status", help="the installed bundle and how fresh it is")
+    s.add_argument(
+        "--state", type=Path, default=DEFAULT_STATE, help=f"bundle folder (default {DEFAULT_STATE})"
+    )
+    s.add_argument("--at", help="as of this ISO-8601 time (default: the checkpoint clock)")
+    s.add_argument("--clock", type=Path, help="clock state file for the default time")
+    s.add_argument("--json", action="store_true", help="print a JSON object")
+    s.set_defaults(func=status)
+
+
+def _roots_options(p: argparse.ArgumentParser, note: str = "") -> None:
+    p.add_argument(
+        "--roots", type=Path, help=f"root public keys: roots.toml, or a folder of *.pub{note}"
+    )
+    p.add_argument(
+        "--threshold", type=int, help="with --roots as a *.pub folder: how many must sign"
+    )
+
+
+def add_verify_options(p: argparse.ArgumentParser) -> None:
+    """``passgate verify --bundle FILE [--roots R]``: take the trust store from a bundle."""
+    p.add_argument(
+        "--bundle", type=Path, help="verify against a signed bundle file instead of --trust"
+    )
+    _roots_options(p, " to check the bundle's signatures")
+    p.get_default("trust_loaders").append(_bundle_trust)
+
+
+def _bundle_trust(args: argparse.Namespace):
+    if getattr(args, "bundle", None) is None:
+        return None
+    from ..bundle import read_bundle, trust_status
+    from ..timefmt import iso
+
+    bundle = read_bundle(args.bundle, _roots(args))
+    store, info = bundle.trust()
+    if info.verified:
+        note = f"bundle v{info.version} verified: signed by {len(info.signed_by)} pinned root(s)"
+    else:
+        note = (
+            f"bundle v{info.version} NOT verified: its signatures were not checked (give --roots)"
+        )
+    print(f"passgate: {note}", file=sys.stderr)
+    st = trust_status(info, _now(args.at, None)[0])
+    if st.expired:
+        print(f"passgate: warning: {st.message} (expiry {iso(info.expires)})", file=sys.stderr)
+    return store
+
+
+def build(args: argparse.Namespace) -> int:
+    from ..atomicfile import write_atomic
+    from ..bundle import RootSet, build_bundle, content_from_files
+    from ..keys import load_private
+    from ..timefmt import iso, parse_duration, parse_instant
+    from . import UsageError
+
+    try:
+        issued = parse_instant(args.issued) if args.issued else int(time.time())
+        try:
+            expires = issued + parse_duration(args.expires)
+        except ValueError:
+            expires = parse_instant(args.expires)
+    except ValueError as exc:
+        raise UsageError(f"--issued/--expires: {exc}") from None
+    if expires <= issued:
+        raise UsageError("--expires must be after the issue time")
+    content = content_from_files(args.issuers, args.revoked, args.policy)
+    keys = [load_private(p) for p in args.root]
+    new_roots = RootSet.load(args.new_roots, args.new_threshold) if args.new_roots else None
+    data = build_bundle(content, keys, args.version, issued, expires, new_roots)
+    write_atomic(args.out, data)
+    print(
+        f"bundle v{args.version}: {len(data)} bytes, {len(content.issuers)} issuer key(s), "
+        f"{len(content.revoked)} revoked, {len(keys)} root signature(s), expires {iso(expires)}"
+        + (f", rotates roots to {new_roots.describe()}" if new_roots else "")
+    )
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from ..bundle import BundleRefused, read_bundle
+
+    roots = _roots(args)
+    try:
+        bundle = read_bundle(args.file, roots)
+        store, info = bundle.trust()
+    except BundleRefused as exc:
+        return _refused(exc)
+    if args.json:
+        print(json.dumps(_info_json(info, store), sort_keys=True))
+    else:
+        print(_describe(info, roots, store=store))
+    return 0
+
+
+def install(args: argparse.Namespace) -> int:
+    from ..bundle import BundleRefused, install_bundle
+    from ..timefmt import iso
+
+    now, how = _now(args.at, args.clock)
+    try:
+        info = install_bundle(
+            args.file, args.state, now, roots=_roots(args), max_bytes=_size(args.max_size)
+        )
+    except BundleRefused as exc:
+        return _refused(exc)
+    print(
+        f"installed bundle v{info.version} in {args.state} "
+        f"(expires {iso(info.expires)}; time: {how})"
+    )
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from ..bundle import load_installed, trust_status
+
+    _, info = load_installed(args.state)
+    now, _how = _now(args.at, args.clock)
+    st = trust_status(info, now)
+    if args.json:
+        print(
+            json.dumps(
+                {**_info_json(info), "stale": st.stale, "age_s": st.age_s, "why": st.why},
+                sort_keys=True,
+            )
+        )
+    else:
+        print(_describe(info, None, installed=True))
+        print(f"status: {'STALE: ' if st.stale else ''}{st.message}")
+    return 1 if st.stale else 0
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _roots(args: argparse.Namespace):
+    if getattr(args, "roots", None) is None:
+        return None
+    from ..bundle import RootSet
+
+    return RootSet.load(args.roots, args.threshold)
+
+
+def _now(at: str | None, clock_file: Path | None) -> tuple[float, str]:
+    from ..timefmt import parse_instant
+    from . import UsageError
+
+    if at:
+        try:
+            return float(parse_instant(at)), "--at"
+        except ValueError as exc:
+            raise UsageError(f"--at: {exc}") from None
+    from .timecmd import effective_reading
+
+    reading = effective_reading(clock_file)
+    return reading.now, f"clock {reading.state.value}"
+
+
+def _size(text: str) -> int:
+    from . import UsageError
+
+    m = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text.strip().lower())
+    if not m:
+        raise UsageError(f"--max-size: {text!r} is not a size like 64M")
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2)]
+
+
+def _refused(exc) -> int:
+    print(f"passgate: refused ({exc.reason.value}): {exc}", file=sys.stderr)
+    return 1
+
+
+def _info_json(info, store=None) -> dict:
+    out = {
+        "version": info.version,
+        "issued": info.issued,
+        "expires": info.expires,
+        "manifest_sha256": info.manifest_sha256,
+        "size": info.size,
+        "verified": info.verified,
+        "signed_by": list(info.signed_by),
+        "issuers": info.issuers,
+        "revoked": info.revoked,
+        "parts": [{"name": n, "length": length, "sha256": h} for n, length, h in info.parts],
+        "new_roots": None
+        if info.new_roots is None
+        else {
+            "threshold": info.new_roots.threshold,
+            "kids": [k.hex() for k in info.new_roots.kids],
+        },
+        "fleet": info.fleet.to_cbor_obj(),
+        "installed_at": info.installed_at,
+        "last_refresh": info.last_refresh,
+    }
+    if store is not None:
+        out["issuer_keys"] = [_issuer_json(k) for k in store.keys]
+        out["purposes"] = {
+            p.id: {"code": p.code, "label": p.label, "max_s": p.max_s} for p in store.purposes
+        }
+        out["zones"] = {z: sorted(ps) for z, ps in store.zone_purposes.items()}
+    return out
+
+
+def _issuer_json(k) -> dict:
+    return {
+        "kid": k.kid.hex(),
+        "name": k.issuer,
+        "valid_from": k.valid_from,
+        "valid_until": k.valid_until,
+        "zones": None if k.zones is None else sorted(k.zones),
+        "purposes": None if k.purposes is None else sorted(k.purposes),
+    }
+
+
+def _describe(info, roots, installed: bool = False, store=None) -> str:
+    from ..timefmt import iso, span
+
+    d = info.fleet.default
+    lines = [
+        f"bundle v{info.version}: issued {iso(info.issued)}, expires {iso(info.expires)}, "
+        f"{info.size} bytes",
+        f"manifest sha256 {info.manifest_sha256}",
+    ]
+    if info.verified:
+        who = "the pinned roots" if roots is None else f"roots {roots.describe()}"
+        lines.append(f"signatures: VERIFIED against {who}: {', '.join(info.signed_by)}")
+    else:
+        lines.append(
+            f"signatures: NOT verified (give --roots); claimed by {', '.join(info.signed_by)}"
+        )
+    if info.new_roots is not None:
+        lines.append(f"rotates roots to: {info.new_roots.describe()}")
+    lines += [f"part {n}: {length} bytes, sha256 {h}" for n, length, h in info.parts]
+    lines.append(f"issuer keys: {info.issuers}; revoked passes: {info.revoked}")
+    for k in store.keys if store is not None else ():
+        j = _issuer_json(k)
+        start = iso(k.valid_from) if k.valid_from else "-"
+        window = f"{start} .. {iso(k.valid_until) if k.valid_until else '-'}"
+        lines.append(
+            f"  key {j['kid']} {j['name'] or '(any issuer name)'}: valid {window}, "
+            f"zones {', '.join(j['zones']) if j['zones'] else 'any'}, "
+            f"purposes {', '.join(j['purposes']) if j['purposes'] else 'any'}"
+        )
+    if store is not None:
+        by_code = sorted(store.purposes, key=lambda p: p.code)
+        lines.append(f"purposes: {', '.join(p.id for p in by_code)}")
+        lines += [f"  zone {z}: {', '.join(sorted(ps))}" for z, ps in store.zone_purposes.items()]
+    fleet = info.fleet.to_cbor_obj()
+    lines.append(
+        f"fleet: max offline {span(d.max_offline_s)}, clock untrusted -> {d.clock}, "
+        f"stale -> {d.stale}, "
+        f"anti-passback {span(d.anti_passback_s)}"
+        + "".join(f"; site {k}: {v}" for k, v in fleet["sites"].items())
+        + "".join(f"; zone {k}: {v}" for k, v in fleet["zones"].items())
+    )
+    if installed and info.installed_at is not None:
+        lines.append(f"installed {iso(info.installed_at)}, last refresh {iso(info.last_refresh)}")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""``passgate time``: the checkpoint clock's state, and signed time tokens by hand.
+
+- ``time status``: state (trusted / floor / backwards), effective and system time, floor;
+- ``time challenge``: a nonce to get a *fresh* token for (then the clock becomes trusted);
+- ``time set --token FILE``: accept a token (raw COSE bytes or base64 text);
+- ``time token``: sign a token with a time key (the collector's job; for tests and ceremonies).
+
+Exit codes: 0 done, 1 the token was refused (or, for ``status``, the clock is not trusted),
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CLOCK = Path("/var/lib/passgate/clock.floor")
+DEFAULT_TIME_KEYS = Path("/var/lib/passgate/time-keys")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("time", help="clock state and signed time tokens")
+    tsub = p.add_subparsers(dest="time_command", required=True, metavar="ACTION")
+
+    s = tsub.add_parser("status", help="show the clock state and the floor")
+    _clock_option(s)
+    s.add_argument("--json", action="store_true", help="print a JSON object")
+    s.set_defaults(func=status)
+
+    c = tsub.add_parser(
+        "challenge", help="make a nonce; a token answering it makes the clock trusted"
+    )
+    _clock_option(c)
+    c.set_defaults(func=challenge)
+
+    t = tsub.add_parser("set", help="accept a signed time token")
+    t.add_argument(
+        "--token", type=Path, required=True, help="token file (raw or base64); '-' reads stdin"
+    )
+    _clock_option(t)
+    t.add_argument(
+        "--time-keys",
+        type=Path,
+        default=DEFAULT_TIME_KEYS,
+        help=f"pinned time public key(s): a .pub or a folder (default {DEFAULT_TIME_KEYS})",
+    )
+    t.add_argument("--device-id", help="this checkpoint's id (default: the host name)")
+    t.set_defaults(func=set_token)
+
+    k = tsub.add_parser("token", help="sign a time token with a time key (collector side)")
+    k.add_argument("--key", type=Path, required=True, help="time private key (time.key)")
+    k.add_argument("--device", required=True, help="device id the token is for")
+    k.add_argument("--nonce", help="the device's challenge, hex (makes the token fresh)")
+    k.add_argument("--at", help="the time to sign, ISO-8601 (default: now)")
+    k.add_argument("--out", type=Path, help="write raw bytes here (default: base64 on stdout)")
+    k.set_defaults(func=make)
+
+
+def _clock_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--clock", type=Path, default=None, help=f"clock state file (default {DEFAULT_CLOCK})"
+    )
+
+
+def make_clock(clock_file: Path | None, persist: bool = False):
+    """A :class:`SystemClock` on the given (or default) state file; no file: no floor."""
+    from .. import clock
+    from ..clockstore import ClockStore
+
+    path = clock_file or DEFAULT_CLOCK
+    store = ClockStore(path) if clock_file is not None or path.parent.is_dir() else None
+    # The flag path is looked up at call time so tests can point it elsewhere.
+    return clock.SystemClock(store, persist=persist, timesync_flag=clock.TIMESYNC_FLAG)
+
+
+def effective_reading(clock_file: Path | None):
+    """The checkpoint's effective time for commands (``bundle install``): never written back."""
+    return make_clock(clock_file).read()
+
+
+def status(args: argparse.Namespace) -> int:
+    from ..timefmt import iso, span
+
+    st = make_clock(args.clock).status()
+    r = st.reading
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "state": r.state.value,
+                    "now": r.now,
+                    "source": st.source,
+                    "system": st.system,
+                    "floor": st.floor,
+                    "floor_source": st.floor_source,
+                    "token_age_s": st.token_age_s,
+                    "synchronised": st.synchronised,
+                    "rtc_offset_s": st.rtc_offset_s,
+                },
+                sort_keys=True,
+            )
+        )
+    else:
+        print(f"clock {r.state.value} ({st.source}): {iso(r.now)}")
+        print(f"system clock {iso(st.system)}; floor {iso(st.floor)} ({st.floor_source})")
+        print(
+            f"timesyncd synchronised: {'yes' if st.synchronised else 'no'}"
+            + (f"; fresh token {span(st.token_age_s)} ago" if st.token_age_s is not None else "")
+        )
+    return 0 if r.trusted else 1
+
+
+def challenge(args: argparse.Namespace) -> int:
+    clock = make_clock(args.clock or DEFAULT_CLOCK)
+    print(clock.new_challenge().hex())
+    return 0
+
+
+def set_token(args: argparse.Namespace) -> int:
+    from ..timefmt import iso
+    from ..timetoken import TimeTokenError, load_time_keys
+    from . import EXIT_DENIED
+
+    data = _read_token(args.token)
+    keys = load_time_keys(args.time_keys)
+    clock = make_clock(args.clock or DEFAULT_CLOCK)
+    try:
+        result = clock.accept_token(data, keys, args.device_id or socket.gethostname())
+    except TimeTokenError as exc:
+        print(f"passgate: refused: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    reading = clock.read()
+    print(
+        f"token time {iso(result.token_time)}: {result.detail}"
+        + ("; floor raised" if result.floor_raised else "; floor already later")
+    )
+    print(f"clock {reading.state.value}: {iso(reading.now)}")
+    return 0
+
+
+def make(args: argparse.Namespace) -> int:
+    from ..atomicfile import write_atomic
+    from ..keys import load_private
+    from ..timefmt import parse_instant
+    from ..timetoken import make_token
+    from . import UsageError
+
+    try:
+        t = parse_instant(args.at) if args.at else time.time()
+        nonce = bytes.fromhex(args.nonce) if args.nonce else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    token = make_token(load_private(args.key), t, args.device, nonce)
+    if args.out:
+        write_atomic(args.out, token)
+    else:
+        print(base64.b64encode(token).decode())
+    return 0
+
+
+def _read_token(path: Path) -> bytes:
+    from ..timetoken import MAX_TOKEN
+    from . import UsageError
+
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(4 * MAX_TOKEN)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(4 * MAX_TOKEN)  # base64 of the largest token fits; more is not one
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    if data[:1] == b"\xd2":  # CBOR tag 18: a raw COSE_Sign1
+        return data
+    try:
+        return base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError(f"{path}: neither a raw token nor base64") from None
