@@ -61,7 +61,11 @@ def keys(time_key):
 
 def make_clock(store, t, boot="boot-1", flag=None, **config):
     return SystemClock(
-        store, ClockConfig(**config), system_time=t.time, monotonic=t.monotonic, boot_id=boot,
+        store,
+        ClockConfig(**config),
+        system_time=t.time,
+        monotonic=t.monotonic,
+        boot_id=boot,
         timesync_flag=flag if flag is not None else store.path.parent / "no-such-flag",
     )
 
@@ -103,8 +107,13 @@ def test_timesyncd_not_trusted_when_the_site_says_so(store, t, tmp_path):
 def test_rtc_that_agrees_with_the_system_clock_is_trusted(store, t):
     def clock_with(rtc_value):
         return SystemClock(
-            store, ClockConfig(trust_rtc=True), system_time=t.time, monotonic=t.monotonic,
-            boot_id="b", timesync_flag=store.path.parent / "none", rtc=lambda: rtc_value,
+            store,
+            ClockConfig(trust_rtc=True),
+            system_time=t.time,
+            monotonic=t.monotonic,
+            boot_id="b",
+            timesync_flag=store.path.parent / "none",
+            rtc=lambda: rtc_value,
         )
 
     assert clock_with(NOW + 1).read().trusted
