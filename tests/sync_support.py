@@ -245,3 +245,79 @@ def device_rows(journal_path: Path) -> list[tuple]:
             "SELECT seq, nonce, chain, uploaded_at FROM scans ORDER BY seq").fetchall()
     finally:
         db.close()
+
+
+class CollectorProcess:
+    """``passgate-collector serve`` in its own process on 127.0.0.1:``port`` (the real CLI), so
+    the measuring process holds only the sync agent. ``token(device)`` makes an enrolment
+    token with the real ``token new`` command."""
+
+    def __init__(self, db_url: str, port: int, time_key_file: Path | None = None) -> None:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.db_url, self.port = db_url, port
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "passgate_collector.cli", "serve", "--db", db_url,
+               "--port", str(port), "--threads", "4"]
+        if time_key_file is not None:
+            cmd += ["--time-key", str(time_key_file)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode(errors="replace")[-2000:]
+                    self.close()
+                    raise RuntimeError(f"collector did not start: {err}") from None
+                time.sleep(0.1)
+
+    def token(self, device: str) -> str:
+        import subprocess
+        import sys
+
+        out = subprocess.run([sys.executable, "-m", "passgate_collector.cli", "token", "new",
+                              "--device", device, "--db", self.db_url],
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    def peak_rss_kib(self) -> int | None:
+        """VmHWM of the collector process (peak resident set), or None once it has exited."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+    def __enter__(self) -> CollectorProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def rss_kib() -> int:
+    """Current resident set size of this process (KiB)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
