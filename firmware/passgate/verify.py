@@ -38,15 +38,30 @@ class Verifier:
         kid_hex = cose.kid.hex()
         candidates = self.trust.candidates(cose.kid)
         if not candidates:
-            return Verdict(Result.DENY, Reason.UNKNOWN_KEY, now, f"no trusted key {kid_hex}", kid=kid_hex)
-        key = _first_verifying(candidates, cose.to_be_signed, cose.signature)
-        if key is None:
-            return Verdict(Result.DENY, Reason.BAD_SIGNATURE, now, "signature does not verify", kid=kid_hex)
-        try:
-            claims = parse_claims(cose.payload)
-        except PassFormatError as exc:
-            return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail, kid=kid_hex)
-        return self._decide(claims, key, kid_hex, now, zone)
+            return Verdict(Result.DENY, Reason.UNKNOWN_KEY, now, f"no trusted key {kid_hex}",
+                           kid=kid_hex)
+        message, signature = cose.to_be_signed, cose.signature
+        claims: Claims | None = None
+        first_denial: Verdict | None = None
+        # Key ids are 8 bytes and may collide, and one key may be listed with different
+        # metadata (say, an old and a renewed validity window): every key with this kid that
+        # verifies the signature gets its say, and the pass is accepted if one admits it.
+        for key in candidates:
+            if not key.verifies(message, signature):
+                continue
+            if claims is None:
+                try:
+                    claims = parse_claims(cose.payload)
+                except PassFormatError as exc:
+                    return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail, kid=kid_hex)
+            verdict = self._decide(claims, key, kid_hex, now, zone)
+            if verdict.accepted:
+                return verdict
+            first_denial = first_denial or verdict
+        if first_denial is None:
+            return Verdict(Result.DENY, Reason.BAD_SIGNATURE, now, "signature does not verify",
+                           kid=kid_hex)
+        return first_denial
 
     def _decide(self, c: Claims, key: IssuerKey, kid_hex: str, now: int, zone: str | None) -> Verdict:
         purpose = self.trust.purposes.by_code(c.purpose)
@@ -87,11 +102,4 @@ class Verifier:
         if purpose.max_s is not None and c.expires - c.not_before > purpose.max_s + self.skew_s:
             return f"pass longer than {span(purpose.max_s)} allowed for {purpose.label}"
         return ""
-
-
-def _first_verifying(keys: tuple[IssuerKey, ...], message: bytes, signature: bytes) -> IssuerKey | None:
-    for key in keys:
-        if key.verifies(message, signature):
-            return key
-    return None
 
