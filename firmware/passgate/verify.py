@@ -11,8 +11,6 @@ a minute is far below any purpose's duration (the shortest is 30 min).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .errors import PassFormatError
 from .passformat import Claims, parse_claims, parse_text
 from .purposes import Purpose
@@ -63,35 +61,46 @@ class Verifier:
                            kid=kid_hex)
         return first_denial
 
-    def _decide(self, c: Claims, key: IssuerKey, kid_hex: str, now: int, zone: str | None) -> Verdict:
+    def _decide(self, c: Claims, key: IssuerKey, kid_hex: str, now: int,
+                zone: str | None) -> Verdict:
         purpose = self.trust.purposes.by_code(c.purpose)
-        facts = Verdict(
-            Result.ACCEPT, Reason.VALID, now, kid=kid_hex, issuer=c.issuer,
-            purpose=purpose.id if purpose else f"#{c.purpose}",
-            hint=c.hint, zones=c.zones, not_before=c.not_before, expires=c.expires, pass_id=c.pass_id,
+        reason, detail = self._problem(c, purpose, key, kid_hex, now, zone)
+        remaining = None
+        if reason is Reason.VALID:
+            remaining = max(0, c.expires - now)
+            detail = f"{span(remaining)} left"
+        # One construction per check: a frozen dataclass costs a few microseconds to build.
+        return Verdict(
+            Result.ACCEPT if remaining is not None else Result.DENY, reason, now, detail,
+            remaining, purpose.id if purpose else f"#{c.purpose}", c.hint, kid_hex, c.issuer,
+            c.zones, c.not_before, c.expires, c.pass_id,
         )
+
+    def _problem(self, c: Claims, purpose: Purpose | None, key: IssuerKey, kid_hex: str, now: int,
+                 zone: str | None) -> tuple[Reason, str]:
+        """The first reason to deny (in the documented order), or ``(VALID, "")``."""
         if key.issuer is not None and c.issuer != key.issuer:
-            return facts.deny(Reason.UNKNOWN_KEY, f"key {kid_hex} does not belong to issuer {c.issuer!r}")
+            return Reason.UNKNOWN_KEY, f"key {kid_hex} does not belong to issuer {c.issuer!r}"
         if not key.valid_at(now) or not key.valid_at(c.issued_at):
-            return facts.deny(Reason.KEY_NOT_VALID, "issuer key outside its validity window")
+            return Reason.KEY_NOT_VALID, "issuer key outside its validity window"
         if c.pass_id in self.trust.revoked:
-            return facts.deny(Reason.REVOKED, "pass revoked")
+            return Reason.REVOKED, "pass revoked"
         if now < c.not_before - self.skew_s:
-            return facts.deny(Reason.NOT_YET_VALID, f"valid in {span(c.not_before - now)}")
+            return Reason.NOT_YET_VALID, f"valid in {span(c.not_before - now)}"
         if now >= c.expires + self.skew_s:
-            return facts.deny(Reason.EXPIRED, f"expired {span(now - c.expires)} ago")
+            return Reason.EXPIRED, f"expired {span(now - c.expires)} ago"
         if zone is not None:
             if zone not in c.zones:
-                return facts.deny(Reason.WRONG_ZONE, f"pass not valid in zone {zone}")
+                return Reason.WRONG_ZONE, f"pass not valid in zone {zone}"
             if key.zones is not None and zone not in key.zones:
-                return facts.deny(Reason.WRONG_ZONE, f"issuer not allowed to admit to zone {zone}")
+                return Reason.WRONG_ZONE, f"issuer not allowed to admit to zone {zone}"
         denied = self._purpose_problem(c, purpose, key, zone)
         if denied:
-            return facts.deny(Reason.PURPOSE_NOT_ALLOWED, denied)
-        remaining = max(0, c.expires - now)
-        return replace(facts, remaining_s=remaining, detail=f"{span(remaining)} left")
+            return Reason.PURPOSE_NOT_ALLOWED, denied
+        return Reason.VALID, ""
 
-    def _purpose_problem(self, c: Claims, purpose: Purpose | None, key: IssuerKey, zone: str | None) -> str:
+    def _purpose_problem(self, c: Claims, purpose: Purpose | None, key: IssuerKey,
+                         zone: str | None) -> str:
         if purpose is None:
             return f"unknown purpose code {c.purpose}"
         if key.purposes is not None and purpose.id not in key.purposes:
