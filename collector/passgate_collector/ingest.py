@@ -41,10 +41,9 @@ def _prev_for(i: int, batch: Batch, tx: Tx, alerts: list[tuple[str, str]]) -> by
                                       f"from the collector's row {seq - 1}: rows were replaced"))
         return batch.prev_chain  # the rows may still be consistent among themselves
     if held is None:
-        first_missing = tx.max_seq_below(seq) + 1
+        first_missing = batch.rows[i - 1]["seq"] + 1 if i > 0 else tx.max_seq_below(seq) + 1
         alerts.append(("chain_break", f"rows {first_missing}-{seq - 1} missing before seq {seq} "
                                       "(removed on the device?)"))
-        return None
     return held
 
 
@@ -55,9 +54,12 @@ def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
     if batch.sent_at is not None:
         health["clock_offset_s"] = batch.sent_at - now
     with store.batch(batch.device) as tx:
+        nonces = [r["nonce"] for r in batch.rows if isinstance(r.get("nonce"), bytes)]
+        known = tx.stored(nonces)  # one query for the whole batch, not one per row
+        to_insert: list[tuple[dict, str | None]] = []
+        all_alerts: list[tuple[str, str]] = []
         for i, row in enumerate(batch.rows):
-            seq = row["seq"]
-            nonce = row.get("nonce")
+            seq, nonce = row["seq"], row.get("nonce")
             result = {"seq": seq, "nonce": nonce}  # echoed as sent: the device matches on it
             problem = protocol.row_problem(row)
             if problem is not None:
@@ -65,7 +67,7 @@ def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
                                    protocol.encode(row), now)
                 results.append(dict(result, status=REJECTED, reason="invalid_row"))
                 continue
-            stored = tx.stored(nonce)
+            stored = known.get(nonce)
             if stored is not None:
                 if _same(stored, row):
                     results.append(dict(result, status=DUPLICATE))
@@ -73,7 +75,7 @@ def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
                     detail = f"seq {seq}: a stored row has this nonce with other content"
                     tx.insert_rejected(seq, nonce, row["chain"], "nonce_conflict", detail,
                                        protocol.encode(row), now)
-                    tx.alert("nonce_conflict", detail, now)
+                    all_alerts.append(("nonce_conflict", detail))
                     results.append(dict(result, status=REJECTED, reason="nonce_conflict"))
                 continue
             alerts: list[tuple[str, str]] = []
@@ -83,14 +85,15 @@ def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
                 flag = CHAIN_MISMATCH
                 alerts.append((CHAIN_MISMATCH, f"row {seq}: chain does not match its content "
                                                "(edited after it was journaled)"))
-            if not tx.insert_scan(row, flag, now):  # only if the lock did not serialise us
-                results.append(dict(result, status=DUPLICATE))
-                continue
-            for kind, detail in alerts:
-                tx.alert(kind, detail, now)
-            if alerts:
-                log.warning("device %s: tamper alert at seq %d (%s)", batch.device, seq,
-                            alerts[0][0])
+            to_insert.append((row, flag))
+            known[nonce] = row  # a second copy later in this batch is a duplicate
+            all_alerts += alerts
             results.append(dict(result, status=STORED, **({"flag": flag} if flag else {})))
+        tx.insert_scans(to_insert, now)
+        for kind, detail in all_alerts:
+            tx.alert(kind, detail, now)
+        if all_alerts:
+            log.warning("device %s: %d tamper alert(s), first: %s", batch.device,
+                        len(all_alerts), all_alerts[0][0])
         tx.update_health(health, now)
     return results

@@ -111,11 +111,19 @@ class Tx:
     def _q(self, sql: str, params: Sequence = ()) -> None:
         self._cur.execute(self._s.sql(sql), tuple(params))
 
-    def stored(self, nonce: bytes) -> dict | None:
-        self._q(f"SELECT {SCAN_COLS} FROM scans WHERE device_id = ? AND nonce = ?",
-                (self.device_id, nonce))
-        r = self._cur.fetchone()
-        return scan_dict(r) if r else None
+    def stored(self, nonces: Sequence[bytes]) -> dict[bytes, dict]:
+        """The rows this device already has with any of ``nonces``, by nonce."""
+        out: dict[bytes, dict] = {}
+        nonces = list(dict.fromkeys(nonces))
+        for i in range(0, len(nonces), 400):  # stay far below SQLite's parameter limit
+            chunk = nonces[i:i + 400]
+            marks = ", ".join("?" * len(chunk))
+            self._q(f"SELECT {SCAN_COLS} FROM scans WHERE device_id = ? AND nonce IN ({marks})",
+                    (self.device_id, *chunk))
+            for r in self._cur.fetchall():
+                row = scan_dict(r)
+                out[row["nonce"]] = row
+        return out
 
     def chain_at(self, seq: int) -> bytes | None:
         """The chain value of this device's row ``seq`` if the collector holds it."""
@@ -138,18 +146,22 @@ class Tx:
             best = max(best, r[0] or 0)
         return best
 
-    def insert_scan(self, row: dict, problem: str | None, now: int) -> bool:
-        """Insert a checked row; False when (device, nonce) is already there."""
-        self._q(
+    def insert_scans(self, rows: Sequence[tuple[dict, str | None]], now: int) -> None:
+        """Insert checked (row, problem) pairs whose nonces :meth:`stored` did not find.
+
+        The batch lock (see :meth:`SqlStore.batch`) guarantees nobody inserted them since;
+        ``ON CONFLICT DO NOTHING`` is only a second line of defence.
+        """
+        if not rows:
+            return
+        self._cur.executemany(self._s.sql(
             "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
             "pass_hash, kid, purpose, zone, flags, chain, received_at, problem) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (device_id, nonce) DO NOTHING",
-            (self.device_id, row["nonce"], row["seq"], row["t_ms"], row["clock_state"],
-             row["verdict"], row["reason"], row["pass_hash"], row["kid"], row["purpose"],
-             row["zone"], " ".join(row["flags"]), row["chain"], now, problem),
-        )
-        return self._cur.rowcount == 1
+            "ON CONFLICT (device_id, nonce) DO NOTHING"),
+            [(self.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
+              r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
+              " ".join(r["flags"]), r["chain"], now, problem) for r, problem in rows])
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:
