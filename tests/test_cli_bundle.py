@@ -1,0 +1,285 @@
+"""The command line for bundles and time: keys new-root, bundle build/inspect/install/status,
+verify --bundle, time challenge/token/set/status. Exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from passgate import clock
+from passgate.cli import main
+
+FROM = "2026-01-01T10:00:00Z"
+AT = "2026-01-01T10:30:00Z"
+
+
+@pytest.fixture(autouse=True)
+def no_timesyncd(monkeypatch, tmp_path):
+    """The machine running the tests may have timesyncd: the CLI must not see its flag."""
+    monkeypatch.setattr(clock, "TIMESYNC_FLAG", tmp_path / "no-timesync-flag")
+
+
+@pytest.fixture
+def ops(tmp_path, capsys):
+    """An operator's desk: three roots (threshold 2), an issuer, a time key, a policy."""
+    w = tmp_path
+    for r in "abc":
+        assert main(["keys", "new-root", "--out", str(w / "roots" / r)]) == 0
+    (w / "rootpubs").mkdir()
+    for r in "abc":
+        (w / "rootpubs" / f"{r}.pub").write_bytes((w / "roots" / r / "root.pub").read_bytes())
+    (w / "rootpubs" / "roots.toml").write_text(_roots_toml(w / "rootpubs", 2))
+    assert main(["keys", "new-issuer", "--out", str(w / "issuers"), "--name", "city"]) == 0
+    assert main(["keys", "new-time", "--out", str(w / "time")]) == 0
+    (w / "policy.toml").write_text(
+        '[zones.gate-1]\npurposes = ["work", "shopping"]\n\n'
+        '[fleet]\nmax_offline_age = "3d"\nclock_policy = "deny"\n'
+    )
+    capsys.readouterr()
+    return w
+
+
+def _roots_toml(folder, threshold):
+    from passgate.bundle import RootSet
+
+    return RootSet.load(folder, threshold).to_toml()
+
+
+def build(w, version, *extra, roots="ab", revoked=()):
+    (w / "revoked.txt").write_text("".join(f"{r}\n" for r in revoked))
+    args = [
+        "bundle",
+        "build",
+        "--issuers",
+        str(w / "issuers"),
+        "--revoked",
+        str(w / "revoked.txt"),
+        "--policy",
+        str(w / "policy.toml"),
+        "--version",
+        str(version),
+        "--issued",
+        FROM,
+        "--expires",
+        "7d",
+        "--out",
+        str(w / f"v{version}.pgb"),
+        *extra,
+    ]
+    for r in roots:
+        args += ["--root", str(w / "roots" / r / "root.key")]
+    assert main(args) == 0
+    return w / f"v{version}.pgb"
+
+
+def issue(w, capsys, purpose="shopping"):
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "issue",
+                "--key",
+                str(w / "issuers" / "issuer.key"),
+                "--purpose",
+                purpose,
+                "--zone",
+                "gate-1",
+                "--from",
+                FROM,
+                "--duration",
+                "1h",
+            ]
+        )
+        == 0
+    )
+    return capsys.readouterr().out.strip()
+
+
+def test_build_and_inspect(ops, capsys):
+    path = build(ops, 1, revoked=["00112233445566778899aabb"])
+    assert "bundle v1" in capsys.readouterr().out
+    assert main(["bundle", "inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "NOT verified" in out
+        and "revoked passes: 1" in out
+        and "zone gate-1: shopping, work" in out
+    )
+    assert main(["bundle", "inspect", str(path), "--roots", str(ops / "rootpubs")]) == 0
+    assert "VERIFIED against roots 2 of 3" in capsys.readouterr().out
+    # The same folder without its roots.toml needs a threshold; 3 of 3 is not met.
+    (ops / "rootpubs" / "roots.toml").unlink()
+    assert main(["bundle", "inspect", str(path), "--roots", str(ops / "rootpubs")]) == 2
+    assert "give the threshold" in capsys.readouterr().err
+    assert (
+        main(["bundle", "inspect", str(path), "--roots", str(ops / "rootpubs"), "--threshold", "3"])
+        == 1
+    )
+    assert "refused (under_threshold)" in capsys.readouterr().err
+    assert main(["bundle", "inspect", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["version"] == 1 and doc["verified"] is False and len(doc["signed_by"]) == 2
+    assert doc["issuer_keys"][0]["name"] == "city" and doc["fleet"]["default"]["clock"] == "deny"
+
+
+def test_install_refusals_and_status(ops, capsys, tmp_path):
+    state = ["--state", str(tmp_path / "dev" / "bundle"), "--at", AT]
+    v1, v2 = build(ops, 1), build(ops, 2)
+    assert main(["bundle", "install", str(v1), *state]) == 1
+    assert "refused (no_roots)" in capsys.readouterr().err
+    assert main(["bundle", "install", str(v2), *state, "--roots", str(ops / "rootpubs")]) == 0
+    assert "installed bundle v2" in capsys.readouterr().out
+    assert main(["bundle", "install", str(v1), *state]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "passgate: refused (rollback): bundle v1 is older than the installed v2"
+    assert main(["bundle", "install", str(v2), *state, "--max-size", "100"]) == 1
+    assert "refused (too_large)" in capsys.readouterr().err
+    assert main(["bundle", "install", str(v2), *state, "--max-size", "lots"]) == 2
+    assert main(["bundle", "status", *state]) == 0
+    assert "trust data current" in capsys.readouterr().out
+    late = ["--state", state[1], "--at", "2026-01-05T10:30:00Z"]
+    assert main(["bundle", "status", *late]) == 1  # stale: 4 days without a refresh
+    assert "STALE: trust data 4 days old" in capsys.readouterr().out
+
+
+def test_rotation_through_the_command_line(ops, capsys, tmp_path):
+    dev = ["--state", str(tmp_path / "bundle"), "--at", AT]
+    assert (
+        main(["bundle", "install", str(build(ops, 1)), *dev, "--roots", str(ops / "rootpubs")]) == 0
+    )
+    for r in "de":
+        assert main(["keys", "new-root", "--out", str(ops / "roots" / r)]) == 0
+    (ops / "newpubs").mkdir()
+    for r in "de":
+        (ops / "newpubs" / f"{r}.pub").write_bytes((ops / "roots" / r / "root.pub").read_bytes())
+    rotate = build(
+        ops, 2, "--new-roots", str(ops / "newpubs"), "--new-threshold", "2", roots="abde"
+    )
+    assert main(["bundle", "install", str(rotate), *dev]) == 0
+    capsys.readouterr()
+    assert main(["bundle", "install", str(build(ops, 3, roots="ab")), *dev]) == 1
+    assert "under_threshold" in capsys.readouterr().err
+    assert main(["bundle", "install", str(build(ops, 4, roots="de")), *dev]) == 0
+
+
+def test_verify_with_a_bundle(ops, capsys):
+    path = build(ops, 1)
+    text = issue(ops, capsys)
+    assert main(["verify", text, "--bundle", str(path), "--zone", "gate-1", "--at", AT]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ACCEPT shopping") and "NOT verified" in err
+    assert (
+        main(
+            [
+                "verify",
+                text,
+                "--bundle",
+                str(path),
+                "--roots",
+                str(ops / "rootpubs"),
+                "--zone",
+                "gate-1",
+                "--at",
+                AT,
+                "--json",
+            ]
+        )
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert json.loads(out)["verdict"] == "accept" and "verified: signed by 2" in err
+    # A revoked pass, through a newer bundle.
+    from passgate.passformat import parse_claims, parse_text
+
+    pass_id = parse_claims(parse_text(text).payload).pass_id
+    revoked = build(ops, 2, revoked=[pass_id.hex()])
+    capsys.readouterr()
+    assert main(["verify", text, "--bundle", str(revoked), "--zone", "gate-1", "--at", AT]) == 1
+    assert capsys.readouterr().out.startswith("DENY revoked")
+    # A bundle that fails its root check is an error, not a verdict.
+    assert (
+        main(
+            [
+                "verify",
+                text,
+                "--bundle",
+                str(path),
+                "--roots",
+                str(ops / "roots" / "c" / "root.pub"),
+                "--at",
+                AT,
+            ]
+        )
+        == 2
+    )
+
+
+def test_time_commands(ops, capsys, tmp_path):
+    import socket
+
+    clock_file = str(tmp_path / "clock.floor")
+    keys = ["--time-keys", str(ops / "time" / "time.pub"), "--device-id", "gate-1-pi"]
+    assert main(["time", "status", "--clock", clock_file]) == 1  # not trusted
+    assert "clock floor (system)" in capsys.readouterr().out
+    assert main(["time", "challenge", "--clock", clock_file]) == 0
+    nonce = capsys.readouterr().out.strip()
+    assert len(bytes.fromhex(nonce)) == 16
+    token = tmp_path / "token.bin"
+    assert (
+        main(
+            [
+                "time",
+                "token",
+                "--key",
+                str(ops / "time" / "time.key"),
+                "--device",
+                "gate-1-pi",
+                "--nonce",
+                nonce,
+                "--out",
+                str(token),
+            ]
+        )
+        == 0
+    )
+    assert main(["time", "set", "--token", str(token), "--clock", clock_file, *keys]) == 0
+    assert "clock trusted (fresh signed time)" in capsys.readouterr().out
+    assert main(["time", "status", "--clock", clock_file, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["state"] == "trusted" and doc["source"] == "token"
+    assert abs(doc["floor"] - time.time()) < 60
+    # Base64 tokens are accepted too; one for another device is refused (exit 1).
+    assert (
+        main(["time", "token", "--key", str(ops / "time" / "time.key"), "--device", "other"]) == 0
+    )
+    (tmp_path / "other.b64").write_text(capsys.readouterr().out)
+    assert (
+        main(["time", "set", "--token", str(tmp_path / "other.b64"), "--clock", clock_file, *keys])
+        == 1
+    )
+    assert "for device 'other'" in capsys.readouterr().err
+    assert socket.gethostname()  # the default device id exists on every machine
+
+
+def test_build_usage_errors(ops, capsys):
+    with pytest.raises(SystemExit):
+        main(["bundle", "build", "--issuers", str(ops / "issuers")])  # argparse: missing options
+    capsys.readouterr()
+    args = [
+        "bundle",
+        "build",
+        "--root",
+        str(ops / "roots" / "a" / "root.key"),
+        "--issuers",
+        str(ops / "issuers"),
+        "--version",
+        "1",
+        "--out",
+        str(ops / "x.pgb"),
+    ]
+    assert main([*args, "--expires", "next tuesday"]) == 2
+    assert main([*args, "--policy", str(ops / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "missing.toml" in err
