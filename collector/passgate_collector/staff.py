@@ -15,6 +15,7 @@ from .store import SqlStore
 
 ALERT_LIMIT = 50
 SHARING_LIMIT = 50
+SHARING_SINCE_S = 7 * 86400  # look for shared passes among the last week's scans
 STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "stale"
 CLOCK_WARN_S = 2 * 3600  # field notes: verifiers flag a device clock > 2 h off the server's
 
@@ -110,7 +111,7 @@ def _env() -> jinja2.Environment:
 def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
     """The whole page as HTML for the instant ``now`` (POSIX seconds)."""
     since_ms = (now - settings.denials_since_s) * 1000
-    sharing = store.shared_passes(window_s * 1000, 0, SHARING_LIMIT)
+    sharing = store.shared_passes(window_s * 1000, (now - SHARING_SINCE_S) * 1000, SHARING_LIMIT)
     for s in sharing:
         s["gap_s"] = (s["second_ms"] - s["first_ms"]) / 1000
     latest = store.latest_bundle()

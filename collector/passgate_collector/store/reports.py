@@ -1,0 +1,79 @@
+"""Read-only queries behind the staff page (mixed into :class:`~.base.SqlStore`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SCAN_COLS = (
+    "seq, nonce, t_ms, clock_state, verdict, reason, pass_hash, kid, purpose, zone, flags, chain"
+)
+
+
+def scan_dict(r: Sequence) -> dict:
+    """A row in ``SCAN_COLS`` order as the journal-shaped mapping ``chain_of`` takes."""
+    keys = [k.strip() for k in SCAN_COLS.split(",")]
+    d = dict(zip(keys, r, strict=True))
+    for k in ("nonce", "pass_hash", "chain"):
+        if d[k] is not None:
+            d[k] = bytes(d[k])
+    d["flags"] = d["flags"].split() if d["flags"] else []
+    return d
+
+
+class Reports:
+    """Needs ``self._all(sql, params)`` from the store."""
+
+    def _all(self, sql: str, params: Sequence = ()) -> list:
+        raise NotImplementedError
+
+    # --- staff page ----------------------------------------------------------------------
+    def recent_scans(self, per_device: int) -> dict[str, list[dict]]:
+        """The newest ``per_device`` scans of every device, newest first."""
+        out: dict[str, list[dict]] = {}
+        for dev in self.devices_with_scans():
+            rows = self._all(f"SELECT {SCAN_COLS}, problem FROM scans WHERE device_id = ? "
+                             "ORDER BY seq DESC LIMIT ?", (dev, per_device))
+            out[dev] = [dict(scan_dict(r[:-1]), problem=r[-1]) for r in rows]
+        return out
+
+    def devices_with_scans(self) -> list[str]:
+        return [r[0] for r in self._all("SELECT DISTINCT device_id FROM scans ORDER BY 1")]
+
+    def denials_by_reason(self, since_ms: int) -> list[tuple[str, int]]:
+        return [tuple(r) for r in self._all(
+            "SELECT reason, COUNT(*) FROM scans WHERE verdict = 'deny' AND t_ms >= ? "
+            "GROUP BY reason ORDER BY 2 DESC, 1", (since_ms,))]
+
+    def scan_counts(self) -> dict[str, int]:
+        return dict(self._all("SELECT device_id, COUNT(*) FROM scans GROUP BY device_id"))
+
+    def shared_passes(self, window_ms: int, since_ms: int, limit: int) -> list[dict]:
+        """Pairs of scans of one pass hash at two devices less than ``window_ms`` apart."""
+        rows = self._all(
+            "SELECT a.pass_hash, a.device_id, a.t_ms, a.verdict, b.device_id, b.t_ms, b.verdict "
+            "FROM scans a JOIN scans b ON b.pass_hash = a.pass_hash "
+            "AND b.device_id <> a.device_id AND b.t_ms >= a.t_ms AND b.t_ms <= a.t_ms + ? "
+            "AND (b.t_ms > a.t_ms OR b.device_id > a.device_id) "
+            "WHERE a.pass_hash IS NOT NULL AND a.t_ms >= ? ORDER BY b.t_ms DESC LIMIT ?",
+            (window_ms, since_ms, limit))
+        keys = ("pass_hash", "first_device", "first_ms", "first_verdict", "second_device",
+                "second_ms", "second_verdict")
+        return [dict(zip(keys, (bytes(r[0]), *r[1:]), strict=True)) for r in rows]
+
+    def alerts(self, limit: int) -> list[dict]:
+        rows = self._all("SELECT id, device_id, kind, detail, created_at FROM alerts "
+                         "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("id", "device_id", "kind", "detail", "created_at"), r, strict=True))
+                for r in rows]
+
+    def flagged_scans(self, limit: int) -> list[dict]:
+        rows = self._all(f"SELECT device_id, {SCAN_COLS}, problem FROM scans "
+                         "WHERE problem IS NOT NULL ORDER BY received_at DESC, seq DESC LIMIT ?",
+                         (limit,))
+        return [dict(scan_dict(r[1:-1]), device_id=r[0], problem=r[-1]) for r in rows]
+
+    def rejected_rows(self, limit: int) -> list[dict]:
+        rows = self._all("SELECT device_id, seq, reason, detail, received_at FROM rejected "
+                         "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("device_id", "seq", "reason", "detail", "received_at"), r,
+                         strict=True)) for r in rows]
