@@ -200,3 +200,33 @@ def test_trust_folder_end_to_end(tmp_path: Path, issuer_key: Ed25519PrivateKey, 
 
 def test_verdict_kid_is_the_protected_header_kid(verifier: Verifier, text: str) -> None:
     assert verifier.check(text, NOW).kid == parse_text(text).kid.hex()
+
+
+def test_revocation_list_is_exact() -> None:
+    """Membership equals a Python set's, for revoked ids, others, and a shared-prefix bucket."""
+    import random
+
+    rng = random.Random(5)
+    revoked_ids = [rng.randbytes(12) for _ in range(20_000)] + [b"", b"x" * 32]
+    others = [rng.randbytes(12) for _ in range(5_000)]
+    revoked_set = set(revoked_ids)
+    rl = RevocationList.from_pass_ids(revoked_ids + revoked_ids[:100])  # duplicates collapse
+    assert len(rl) == len(revoked_set) and rl.nbytes >= 16 * len(rl)
+    assert all(p in rl for p in revoked_ids)
+    assert not any(p in rl for p in others if p not in revoked_set)
+    assert "text" not in rl and None not in rl  # type: ignore[operator]
+    again = RevocationList.from_packed(rl.packed())
+    assert again.packed() == rl.packed() and all(p in again for p in revoked_ids[:500])
+    empty = RevocationList.empty()
+    assert len(empty) == 0 and PASS_ID not in empty
+
+
+def test_revocation_packed_form_checked() -> None:
+    from passgate.errors import TrustError
+    from passgate.revocation import digest
+
+    a, b = sorted([digest(b"a" * 12), digest(b"b" * 12)])
+    assert len(RevocationList.from_packed(a + b)) == 2
+    for bad, why in [(b + a, "sorted"), (a + a, "sorted"), (a + b[:15], "multiple of 16")]:
+        with pytest.raises(TrustError, match=why):
+            RevocationList.from_packed(bad)
