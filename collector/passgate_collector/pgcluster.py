@@ -71,14 +71,23 @@ class PgCluster:
         os.chmod(self.dir, 0o700)
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
                   "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        self.resume()
+        log.info("throwaway PostgreSQL started in %s", self.dir)
+        return self
+
+    def resume(self) -> None:
+        """Start the server process (again, after :meth:`pause`)."""
         opts = f"-c listen_addresses='' -c unix_socket_directories='{self.dir}' -p 5432"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_file),
                   "-o", opts, "-w", "-t", "60", "start")
         self.started = True
-        log.info("throwaway PostgreSQL started in %s", self.dir)
-        return self
+
+    def pause(self) -> None:
+        """Stop the server process but keep the data (an outage, for tests)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self.started = False
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql:///{dbname}?host={self.dir}&user=postgres&port=5432"
