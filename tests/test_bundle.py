@@ -248,3 +248,19 @@ def test_age_words():
         "1 day",
         "3 days",
     ]
+
+
+def test_shipped_policy_example_builds(operator_files):
+    from conftest import REPO_ROOT
+
+    issuers, revoked, _, _ = operator_files
+    content = content_from_files(issuers, revoked, REPO_ROOT / "docs" / "policy.example.toml")
+    lab = content.fleet.for_checkpoint("lab", site="hospital")
+    assert (lab.clock, lab.stale, lab.anti_passback_s, lab.max_offline_s) == (
+        "deny",
+        "flag",
+        0,
+        DAY,
+    )
+    assert content.fleet.for_checkpoint("gate-1").anti_passback_for("shopping") == 3 * 3600
+    assert content.zone_purposes["lab"] == {"work"}

@@ -285,3 +285,18 @@ def test_tampered_installed_bundle_is_refused_at_load(device):
     with pytest.raises(BundleRefused) as exc:
         load_installed(device)
     assert exc.value.reason is Refusal.PART_MISMATCH
+
+
+def test_transition_bundles_bring_stragglers_along(tmp_path, fleet):
+    """After a rotation, bundles signed by both sets and declaring the new one serve devices
+    on either side; a device that missed the rotation bundle still rotates."""
+    old, new = fleet.roots, Roots.make()
+    rotated, straggler = tmp_path / "rotated", tmp_path / "straggler"
+    for dev in (rotated, straggler):
+        install_bundle(fleet.bundle(5), dev, NOW, roots=old.set)
+    both = old.keys[:2] + new.keys[:2]
+    install_bundle(fleet.bundle(6, signers=both, new_roots=new.set), rotated, NOW)
+    v7 = fleet.bundle(7, signers=both, new_roots=new.set)
+    for dev in (rotated, straggler):
+        assert install_bundle(v7, dev, NOW + 60).version == 7
+        assert pinned_roots(dev) == new.set
