@@ -300,3 +300,19 @@ def test_transition_bundles_bring_stragglers_along(tmp_path, fleet):
     for dev in (rotated, straggler):
         assert install_bundle(v7, dev, NOW + 60).version == 7
         assert pinned_roots(dev) == new.set
+
+
+def test_watcher_reloads_on_install_and_follows_refreshes(device, fleet, tmp_path):
+    from passgate.bundle import BundleWatcher
+
+    watcher = BundleWatcher(device)
+    first = watcher.current()
+    assert first.info.version == 5 and not first.missing
+    assert watcher.current() is first  # nothing changed: no reload
+    record_refresh(device, NOW + 2 * DAY)
+    refreshed = watcher.current()
+    assert refreshed.store is first.store and refreshed.info.last_refresh == NOW + 2 * DAY
+    assert not refreshed.status(NOW + 4 * DAY, max_offline_s=3 * DAY).stale
+    install_bundle(fleet.bundle(6), device, NOW + 60)
+    assert watcher.current().info.version == 6
+    assert "no trust data" in BundleWatcher(tmp_path / "empty").current().missing

@@ -12,6 +12,7 @@ For the sync agent::
 For the scanner::
 
     store, info = load_installed(state_dir)                 # NoTrustData if none
+    loaded = BundleWatcher(state_dir).current()             # or: reloads when it changes
     status = trust_status(info, reading.now)                # .stale, .message for the OLED
     doubt = stale_policy_decision(status, info.fleet, zone) # None, flag, or deny trust_stale
     doubt = clock_policy_decision(reading, info.fleet, zone)
@@ -40,6 +41,7 @@ from .policy import (
 )
 from .roots import RootSet
 from .verify import DEFAULT_MAX_BYTES, BundleInfo, read_bundle
+from .watch import BundleWatcher, Loaded
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -48,9 +50,11 @@ __all__ = [
     "BundleError",
     "BundleInfo",
     "BundleRefused",
+    "BundleWatcher",
     "CheckpointPolicy",
     "Doubt",
     "FleetPolicy",
+    "Loaded",
     "NoTrustData",
     "Refusal",
     "RootSet",
