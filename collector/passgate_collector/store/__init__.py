@@ -1,9 +1,8 @@
 """Storage: ``open_store(url)`` picks the backend from the URL scheme.
 
-``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` and ``sqlite://:memory:`` select
-:class:`SqliteStore`; ``postgresql://...`` (or ``postgres://``) selects
-:class:`PostgresStore`. Both implement :class:`SqlStore`'s methods, the one interface the
-web application and the CLI use.
+``sqlite:///relative.db`` and ``sqlite:////absolute/path.db`` select :class:`SqliteStore`;
+``postgresql://...`` (or ``postgres://``) selects :class:`PostgresStore`. Both implement
+:class:`SqlStore`'s methods, the one interface the web application and the CLI use.
 """
 
 from __future__ import annotations

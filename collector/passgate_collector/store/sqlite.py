@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from . import schema
-from .base import SqlStore
+from .base import SqlStore, StoreError
 
 
 class SqliteStore(SqlStore):
@@ -20,9 +20,11 @@ class SqliteStore(SqlStore):
 
     def __init__(self, path: str | Path, pool_size: int = 4) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(pool_size=1 if self.path == ":memory:" else pool_size)
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            # Each pooled connection to :memory: would be a different, empty database.
+            raise StoreError("the collector needs a database file, e.g. sqlite:///collector.db")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(pool_size=pool_size)
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (see SqlStore._tx).
