@@ -244,12 +244,12 @@ class SystemClock:
     def _sync_store(self, mono: float) -> None:
         if self.store is None:
             return
-        stamp = self.store.stamp()
-        if stamp == self._stamp:
-            return
         try:
+            stamp = self.store.stamp()
+            if stamp == self._stamp:
+                return
             state = self.store.load()
-        except TrustError as exc:
+        except (OSError, TrustError) as exc:
             self._warn_once("store", f"{exc}; keeping the floor in memory")
             return
         self._stamp = stamp
