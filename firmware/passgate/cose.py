@@ -210,7 +210,8 @@ def decode_sign1(data: bytes) -> Sign1:
     if not isinstance(unprot, Mapping):
         raise malformed("unprotected header must be a map")
     if unprot:
-        raise malformed("unprotected header must be empty (it is not signed)")
+        raise malformed("unprotected header must be empty (it is not signed: alg and kid "
+                        "belong in the protected header)")
     if type(signature) is not bytes or len(signature) != SIG_LEN:
         raise malformed("signature must be 64 bytes")
     # The one deterministic encoding of this structure (what loads_strict would demand).
