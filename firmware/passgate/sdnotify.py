@@ -44,7 +44,10 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto("\n".join(lines).encode("utf-8", "replace"), self._addr)
+            # MSG_DONTWAIT: a stalled receiver must never block the frame loop.
+            self._sock.sendto(
+                "\n".join(lines).encode("utf-8", "replace"), socket.MSG_DONTWAIT, self._addr
+            )
         except OSError as exc:
             if not self._failing:
                 log.warning("cannot notify systemd: %s", exc)
