@@ -76,21 +76,24 @@ class Live:
         assert collector_cli(["token", "new", "--device", device, "--db", self.db]) == 0
         return capsys.readouterr().out.strip()
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM, as systemd stops it; returns the exit code."""
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            code = self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(10)
+            code = self.proc.wait(10)
         self.log.close()
+        return code
 
 
 @pytest.fixture
 def live(tmp_path):
     server = Live(tmp_path)
     yield server
-    server.stop()
+    if server.proc.poll() is None:
+        server.stop()
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -162,3 +165,6 @@ def test_staff_page_in_headless_chromium(live, tmp_path, capsys):
     keep = os.environ.get("PASSGATE_SCREENSHOT_DIR")
     if keep:
         shutil.copy(png, Path(keep) / "collector-staff.png")
+
+    assert live.stop() == 0  # SIGTERM is a clean stop
+    assert "collector stopped" in (tmp_path / "server.log").read_text()

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -55,11 +56,19 @@ def cmd_serve(args) -> int:
                         sharing_window_s=args.sharing_window)
     app = create_app(store, time_token=signer, settings=settings)
     log.info("collector on http://%s:%d (%s database)", args.host, args.port, store.kind)
+
+    def stop(_signum, _frame) -> None:
+        raise KeyboardInterrupt  # waitress shuts down cleanly on it; systemd sends SIGTERM
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         serve(app, host=args.host, port=args.port, threads=args.threads,
               max_request_body_size=args.max_body + 1024, ident="passgate-collector")
+    except KeyboardInterrupt:
+        pass  # the normal way to stop
     finally:
         store.close()
+        log.info("collector stopped")
     return EXIT_OK
 
 
