@@ -503,6 +503,9 @@ def test_display_from_config_accepts_any_object_with_the_section_names():
         display.show(camera_fault())
         assert display.wait_idle(5)
         assert display.healthy == {"dummy": True}
+    Section.rotate = 1  # portrait: refused at once, not failing later on the worker
+    with pytest.raises(ConfigError, match="display.rotate"):
+        Display.from_config(Section())
 
 
 def test_luma_factory_is_called_on_the_worker_thread():

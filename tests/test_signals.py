@@ -362,6 +362,18 @@ def test_config_is_checked(kwargs, message):
         SignalsConfig(**kwargs)
 
 
+def test_config_from_a_section_with_the_same_names():
+    class Section:
+        buzzer_pin, buzzer_tonal, green_pin, red_pin, relay_pin = 18, True, 5, 6, 26
+        relay_active_high, relay_hold_s, unrelated = True, 4.5, "ignored"
+
+    cfg = SignalsConfig.from_section(Section())
+    assert (cfg.buzzer_pin, cfg.relay_pin, cfg.relay_active_high, cfg.relay_hold_s) == (
+        18, 26, True, 4.5,
+    )
+    assert cfg.deny_s == SignalsConfig().deny_s
+
+
 def test_pattern_data():
     assert FAULT_PATTERN.value("red", 0.0) == 1.0
     assert FAULT_PATTERN.value("red", 0.7) == 0.0

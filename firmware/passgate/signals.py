@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError, HardwareError
@@ -64,6 +64,12 @@ class SignalsConfig:
     relay_active_high: bool = False
     relay_hold_s: float = 3.0
     deny_s: float = 2.0
+
+    @classmethod
+    def from_section(cls, section: Any) -> SignalsConfig:
+        """Build from any object with these attribute names (the ``[signals]`` section)."""
+        names = [f.name for f in fields(cls)]
+        return cls(**{n: getattr(section, n) for n in names if hasattr(section, n)})
 
     def __post_init__(self) -> None:
         seen: dict[int, str] = {}

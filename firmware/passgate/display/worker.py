@@ -13,6 +13,7 @@ The other outputs and the checkpoint carry on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -143,8 +144,12 @@ class Display:
         names (the ``[display]`` config section): the panel from ``driver``/``i2c_*``/
         ``rotate``, a :class:`~.device.PngFolder` when ``png_dir`` is set. ``terminal``
         adds a live half-block view on that stream (pass ``terminal_if_tty()``). ``bus`` is a
-        fake smbus for tests.
+        fake smbus for tests. Values are checked as :class:`~.device.DisplayConfig` checks
+        them (raises :class:`~passgate.errors.ConfigError`, e.g. for ``rotate=1``).
         """
+        if not isinstance(cfg, DisplayConfig):
+            names = [f.name for f in dataclasses.fields(DisplayConfig)]
+            cfg = DisplayConfig(**{n: getattr(cfg, n) for n in names if hasattr(cfg, n)})
         outputs: dict[str, Output | Callable[[], Output]] = {}
         if cfg.driver == "dummy":
             outputs["dummy"] = partial(open_luma, "dummy", rotate=cfg.rotate)
@@ -153,13 +158,12 @@ class Display:
             outputs[name] = partial(
                 open_luma, cfg.driver, cfg.i2c_port, cfg.i2c_address, cfg.rotate, bus=bus
             )
-        png_dir = getattr(cfg, "png_dir", None)
-        if png_dir is not None:
-            outputs[f"png:{png_dir}"] = partial(PngFolder, Path(png_dir))
+        if cfg.png_dir is not None:
+            outputs[f"png:{cfg.png_dir}"] = partial(PngFolder, Path(cfg.png_dir))
         if terminal is not None:
             view = terminal if isinstance(terminal, TerminalView) else TerminalView(terminal)
             outputs["terminal"] = view
-        return cls(outputs, retry_s=getattr(cfg, "retry_s", DisplayConfig.retry_s))
+        return cls(outputs, retry_s=cfg.retry_s)
 
     # -- caller side: never blocks on rendering or the bus, never raises -----------------
 
