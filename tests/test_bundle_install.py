@@ -88,9 +88,10 @@ def test_same_version_swap_refused(device, fleet):
     refused(device, fleet.bundle(5, [b"another-pass-2"]), Refusal.SAME_VERSION)
 
 
-def test_same_bundle_again_is_a_refresh(device, fleet):
+def test_same_bundle_again_is_accepted_but_not_a_refresh(device, fleet):
     info = install_bundle(fleet.bundle(5, REVOKED_V1), device, NOW + 3600)
-    assert info.version == 5 and info.last_refresh == NOW + 3600
+    assert info.version == 5 and info.last_refresh == NOW
+    assert load_installed(device)[1].last_refresh == NOW
 
 
 def test_mix_and_match_refused(device, fleet):

@@ -81,8 +81,9 @@ def install_bundle(
     ``data_or_path``: bytes, a path or a binary stream (read at most ``max_bytes + 1`` bytes).
     ``now``: the checkpoint's effective time (``clock.read().now``), for the expiry check.
     ``roots``: only for provisioning a device with no pinned roots; on a provisioned device it
-    must equal the pinned set. Re-installing the installed bundle is not an error: it counts
-    as a successful refresh. Raises :class:`BundleRefused` (``.reason``) with one line.
+    must equal the pinned set. Re-installing the installed bundle is not an error and
+    changes nothing (it does not count as a refresh). Raises :class:`BundleRefused`
+    (``.reason``) with one line.
     """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -115,9 +116,10 @@ def install_bundle(
                         f"bundle v{bundle.version} differs from the installed bundle "
                         "of the same version",
                     )
+                # Not a refresh: the same file proves nothing about what is newest now (the
+                # sync agent calls record_refresh when the collector says so).
                 log.info("bundle v%d already installed", bundle.version)
-                _write_record(state_dir, {**record, "last_refresh": now})
-                return _info(bundle, {**record, "last_refresh": now})
+                return _info(bundle, record)
         if now >= bundle.manifest.expires:
             raise refuse(
                 Refusal.EXPIRED,
