@@ -198,6 +198,9 @@ def test_verify_with_a_bundle(ops, capsys):
     capsys.readouterr()
     assert main(["verify", text, "--bundle", str(revoked), "--zone", "gate-1", "--at", AT]) == 1
     assert capsys.readouterr().out.startswith("DENY revoked")
+    both = ["--bundle", str(path), "--trust", str(ops / "issuers")]
+    assert main(["verify", text, *both, "--at", AT]) == 2
+    assert "not both" in capsys.readouterr().err
     # A bundle that fails its root check is an error, not a verdict.
     assert (
         main(

@@ -103,6 +103,10 @@ def _bundle_trust(args: argparse.Namespace):
         return None
     from ..bundle import read_bundle, trust_status
     from ..timefmt import iso
+    from . import UsageError
+
+    if getattr(args, "trust", None) is not None:
+        raise UsageError("give --trust DIR or --bundle FILE, not both")
 
     bundle = read_bundle(args.bundle, _roots(args))
     store, info = bundle.trust()
