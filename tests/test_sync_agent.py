@@ -15,7 +15,15 @@ from passgate.errors import TrustError
 from passgate.journal import Journal
 from passgate.sync.agent import SyncAgent
 from passgate.sync.backoff import Backoff
-from passgate.sync.client import BatchReply, BundleReply, Refused, RowResult, TooLarge, Transient
+from passgate.sync.client import (
+    BatchReply,
+    BundleReply,
+    BundleTooLarge,
+    Refused,
+    RowResult,
+    TooLarge,
+    Transient,
+)
 from passgate.sync.state import OFFLINE, ONLINE, read_state
 from sync_support import HASH_KEY, T0, fill_journal
 
@@ -238,9 +246,46 @@ def test_refused_bundle_keeps_the_old_one_and_is_not_fetched_again(journal, tmp_
     agent.run_round()
     assert bundles.installs == 1  # the same refused version is not downloaded again
     assert bundles.refreshes == []  # and the old bundle is not made to look fresh
+    assert "bundle 4 refused" in read_state(tmp_path / "s.json").last_error  # visible, not lost
     client.bundle, client.hint = (6, b"6"), 6
     bundles.refuse = False
     assert agent.run_round().bundle_installed == 6
+    assert read_state(tmp_path / "s.json").last_error is None
+
+
+def test_oversized_bundle_is_a_bundle_refusal_not_a_dead_link(journal, tmp_path):
+    bundles = FakeBundles(version=3)
+    client = ScriptedClient(bundle=(9, b"9"))
+    client.hint = 9
+
+    def too_large(have):
+        client.bundle_requests.append(have)
+        raise BundleTooLarge("bundle larger than 67108864 bytes")
+
+    client.fetch_bundle = too_large
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    assert agent.run_round().ok and agent.run_round().ok  # uploads go on; backoff untouched
+    assert client.bundle_requests == [3] and bundles.installs == 0
+    st = read_state(tmp_path / "s.json")
+    assert st.connectivity == ONLINE and "bundle 9 refused" in st.last_error
+
+
+def test_stop_between_batches_leaves_the_rest_queued(journal, tmp_path):
+    import threading
+
+    stop = threading.Event()
+    client = ScriptedClient()
+    real = client.upload
+
+    def upload(prev, rows, status):
+        stop.set()  # SIGTERM arrives while the first batch is in flight
+        return real(prev, rows, status)
+
+    client.upload = upload
+    make_agent(journal, client, tmp_path, batch_size=100).run(stop, lambda d: None)
+    # One batch, then only the closing heartbeat telling the collector what is left.
+    assert [len(b[1]) for b in client.batches] == [100, 0] and journal.pending_count() == 900
+    assert client.batches[1][2]["backlog"] == 900
 
 
 def test_retention_prunes_uploaded_rows_after_a_good_round(journal, tmp_path):

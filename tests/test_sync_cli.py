@@ -117,3 +117,19 @@ def test_usage_errors(tmp_path, capsys):
     assert main(["sync", "--once", "--state", str(tmp_path)]) == 2
     assert "no collector" in capsys.readouterr().err
     assert main(["sync", "--once", "--state", str(tmp_path), "--batch", "0"]) == 2
+
+
+def test_bundle_download_is_capped(tmp_path):
+    from passgate.sync.client import BundleTooLarge, CollectorClient
+    from passgate.sync.devicekey import load_device_key, new_device_key
+
+    key = load_device_key(new_device_key(tmp_path / "k")[0])
+    with LiveCollector(f"sqlite:///{tmp_path}/c.db") as collector:
+        publish(collector, b"\x00" * 5000, 3)
+        client = CollectorClient(collector.url, DEVICE, key, now=time.time, max_bundle=4096)
+        with pytest.raises(BundleTooLarge):
+            client.fetch_bundle(None)
+        big = CollectorClient(collector.url, DEVICE, key, now=time.time, max_bundle=5000)
+        got = big.fetch_bundle(None)
+        assert (got.version, len(got.data)) == (3, 5000)
+        assert big.fetch_bundle(3).data is None  # conditional: nothing newer than v3

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from ..errors import PassgateError
 from .backoff import Backoff
-from .client import CollectorClient, Refused, SyncError, TooLarge, Transient
+from .client import BundleTooLarge, CollectorClient, Refused, SyncError, TooLarge, Transient
 from .state import OFFLINE, ONLINE, SyncState, write_state
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class SyncAgent:
         self._online: bool | None = None  # None until the first exchange: first result logs
         self._last_error_code: str | None = None
         self._refused_bundle: int | None = None  # a version that failed checks: not re-fetched
+        self._bundle_error: str | None = None  # shown in the state until a bundle installs
+        self._stop: threading.Event | None = None
         self._last_state_write = float("-inf")
 
     # --- the loop -------------------------------------------------------------------------
@@ -117,6 +119,7 @@ class SyncAgent:
     def run(self, stop: threading.Event, sleep: Callable[[float], object] | None = None) -> None:
         """Run rounds until ``stop`` is set. ``sleep`` defaults to ``stop.wait`` (wakes on stop)."""
         sleep = sleep or stop.wait
+        self._stop = stop  # also checked between batches: SIGTERM mid-backlog ends promptly
         while not stop.is_set():
             sleep(self.run_round().delay)
 
@@ -153,7 +156,7 @@ class SyncAgent:
                 connectivity=ONLINE,
                 last_attempt=now,
                 last_success=now,
-                last_error=None,
+                last_error=self._bundle_error,
                 pending=pending,
                 dead_letters=self.journal.dead_letter_count(),
                 bundle_version=self._bundle_version(),
@@ -170,6 +173,8 @@ class SyncAgent:
         hint = None
         sent_any = False
         while True:
+            if sent_any and self._stop is not None and self._stop.is_set():
+                return uploaded, dead, hint  # the rest stays queued for the next start
             rows = _consecutive(self.journal.pending(self.batch_size))
             if not rows and sent_any:
                 return uploaded, dead, hint
@@ -242,10 +247,14 @@ class SyncAgent:
         # not newer, or when it is the very version whose checks failed last time.
         if hint is not None and have is not None and hint <= have:
             self._bundle.refreshed(self._now())
+            self._bundle_error = None
             return None
         if hint is not None and hint == self._refused_bundle:
             return None
-        reply = self.client.fetch_bundle(have)
+        try:
+            reply = self.client.fetch_bundle(have)
+        except BundleTooLarge as exc:
+            return self._bundle_refused(hint, exc)
         if reply.data is None:
             if have is not None and (reply.version is None or reply.version <= have):
                 self._bundle.refreshed(self._now())
@@ -255,17 +264,19 @@ class SyncAgent:
         try:
             version = self._bundle.install(reply.data)
         except PassgateError as exc:
-            self._refused_bundle = reply.version
-            log.warning(
-                "bundle %s from the collector refused, keeping the installed one: %s",
-                reply.version,
-                exc,
-            )
-            self._state = self._state.with_(last_error=f"bundle refused: {exc}"[:200])
-            return None
-        self._refused_bundle = None
+            return self._bundle_refused(reply.version, exc)
+        self._refused_bundle = self._bundle_error = None
         log.info("trust bundle %d installed (was %s)", version, have)
         return version
+
+    def _bundle_refused(self, version: int | None, exc: Exception) -> None:
+        # Remembered so the same version is not downloaded again every round; the round
+        # itself succeeded (the link works), and the old bundle's age shows the problem.
+        self._refused_bundle = version
+        self._bundle_error = f"bundle {version} refused: {exc}"[:200]
+        log.warning("bundle %s from the collector refused, keeping the installed one: %s",
+                    version, exc)
+        return None
 
     def _installed(self) -> tuple[int, int] | None:
         return self._bundle.installed() if self._bundle is not None else None

@@ -31,12 +31,11 @@ from ..cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1, loads_stric
 from ..errors import PassFormatError, PassgateError
 from ..keys import kid_of
 from .devicekey import DeviceKey
-from .transport import HttpTransport, Request, Response, Transport
+from .transport import HttpTransport, ReplyTooLarge, Request, Response, Transport
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = 1
-MAX_BUNDLE = 16 << 20  # section 4 "Limits": cap the download whatever Content-Length says
 TIME_HEADER = "Passgate-Time"
 DEVICE_HEADER = "Passgate-Device"
 NONCE_HEADER = "Passgate-Time-Nonce"
@@ -87,6 +86,11 @@ class TooLarge(Refused):
     """413: the batch exceeds the collector's ``max_rows`` or ``max_body``."""
 
 
+class BundleTooLarge(Refused):
+    """The published bundle is larger than this device accepts: a bundle problem, not a
+    link problem, so the agent treats it like a bundle that failed its checks."""
+
+
 @dataclass(frozen=True, slots=True)
 class RowResult:
     seq: int
@@ -130,6 +134,7 @@ class CollectorClient:
         time_sink: Callable[[bytes], None] | None = None,
         time_nonce: Callable[[], bytes | None] | None = None,
         timeout: float = 30.0,
+        max_bundle: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.device_id = device_id
@@ -140,6 +145,7 @@ class CollectorClient:
         self._time_sink = time_sink
         self._time_nonce = time_nonce
         self.timeout = timeout
+        self.max_bundle = max_bundle  # None: passgate.bundle.DEFAULT_MAX_BYTES
 
     # --- requests -------------------------------------------------------------------------
 
@@ -194,7 +200,17 @@ class CollectorClient:
         """Download the published bundle if it is newer than ``have`` (conditional GET)."""
         path = "/v1/bundle" if have is None else f"/v1/bundle?have={int(have)}"
         headers = {} if have is None else {"If-None-Match": f'"{int(have)}"'}
-        resp = self._send("GET", path, b"", headers, max_reply=MAX_BUNDLE, ok=(200, 304, 404))
+        # Cap the download at the installer's own limit, whatever Content-Length says: a
+        # larger file would be refused by install_bundle anyway (endless-data attack).
+        from ..bundle import DEFAULT_MAX_BYTES
+
+        limit = self.max_bundle or DEFAULT_MAX_BYTES
+        try:
+            resp = self._send("GET", path, b"", headers, max_reply=limit, ok=(200, 304, 404))
+        except Transient as exc:
+            if isinstance(exc.__cause__, ReplyTooLarge):
+                raise BundleTooLarge(f"bundle larger than {limit} bytes") from exc
+            raise
         version = _int_or_none(resp.header("Passgate-Bundle-Version"))
         if resp.status == 200:
             return BundleReply(resp.body, version)
