@@ -9,10 +9,11 @@ skipped with a note when the server binaries are absent), the device enrolled wi
 token, then ``passgate sync --once`` run as a real process until the backlog is empty.
 
 Printed: rows per second over the whole ``sync --once`` process (interpreter start
-included), and the peak RSS of the sync process and of the collector process (``wait4``
-rusage, i.e. each process's own high-water mark). PostgreSQL's server processes are not
-included in the collector figure. Everything runs on 127.0.0.1 without TLS; the machine is
-shared, so expect 10-20% variation between runs.
+included), and the peak RSS and CPU time of the sync process and of the collector process
+(``wait4`` rusage, i.e. each process's own high-water mark), which shows which side
+limits. PostgreSQL's server processes are not included in the collector figures.
+Everything runs on 127.0.0.1 without TLS; the machine is shared, so expect 10-20% variation
+between runs.
 """
 
 from __future__ import annotations
@@ -48,11 +49,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_exit(proc: subprocess.Popen) -> tuple[int, int]:
-    """(exit status, peak RSS in KiB) of a child, from its own rusage."""
+def wait_exit(proc: subprocess.Popen) -> tuple[int, int, float]:
+    """(exit status, peak RSS in KiB, CPU seconds) of a child, from its own rusage."""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss
+    return proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def start_collector(db_url: str, port: int, time_key: Path) -> subprocess.Popen:
@@ -110,21 +111,22 @@ def run_backend(name: str, db_url: str, rows: int, batch: int, work: Path) -> di
             raise RuntimeError("enrolment failed: " + enrol.stderr.read())
         t = time.perf_counter()
         agent = passgate("sync", "--once", "--batch", str(batch), *dirs)
-        status, agent_rss = wait_exit(agent)
+        status, agent_rss, agent_cpu = wait_exit(agent)
         drain_s = time.perf_counter() - t
         out = agent.stdout.read().strip()
         if status != 0:
             raise RuntimeError(f"sync --once failed ({status}): {out} {agent.stderr.read()[-800:]}")
     finally:
         collector.send_signal(signal.SIGTERM)
-        _, collector_rss = wait_exit(collector)
+        _, collector_rss, collector_cpu = wait_exit(collector)
         collector.stderr.close()
     db = sqlite3.connect(state / "journal.sqlite")
     pending = db.execute("SELECT count(*) FROM scans WHERE uploaded_at IS NULL").fetchone()[0]
     db.close()
     return {"backend": name, "rows": rows, "fill_s": fill_s, "drain_s": drain_s,
             "rows_per_s": rows / drain_s, "agent_rss_mib": agent_rss / 1024,
-            "collector_rss_mib": collector_rss / 1024, "pending_after": pending, "agent": out}
+            "collector_rss_mib": collector_rss / 1024, "pending_after": pending, "agent": out,
+            "agent_cpu_s": agent_cpu, "collector_cpu_s": collector_cpu}
 
 
 def main() -> None:
@@ -160,7 +162,9 @@ def main() -> None:
               f"{r['agent_rss_mib']:>13.1f} {r['collector_rss_mib']:>18.1f} "
               f"{r['pending_after']:>5}")
     for r in results:
-        print(f"  {r['backend']}: journal filled in {r['fill_s']:.1f} s; agent said: {r['agent']}")
+        print(f"  {r['backend']}: CPU seconds: sync {r['agent_cpu_s']:.1f}, collector "
+              f"{r['collector_cpu_s']:.1f} (whole life); journal filled in {r['fill_s']:.1f} s; "
+              f"agent said: {r['agent']}")
 
 
 if __name__ == "__main__":
