@@ -239,3 +239,16 @@ def test_encode_refuses_invalid_claims() -> None:
 def test_protected_header_is_the_plain_form(issuer: Issuer) -> None:
     s = parse_text(issuer.issue("shopping", ["gate-1"], T0, 3600))
     assert s.protected == cose.dumps({cose.HDR_ALG: cose.ALG_EDDSA, cose.HDR_KID: issuer.kid})
+
+
+def test_encode_refuses_a_pass_the_verifier_would_not_read() -> None:
+    """Every field within its limit, but 16 long zones and a long name: over 1,024 chars."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    big = claims(issuer="Я" * 32, hint="Ж" * 12,
+                 zones=tuple(f"z{i:02d}" + "x" * 29 for i in range(16)))
+    big.validate()
+    with pytest.raises(PassFormatError, match="over the 1024"):
+        passformat.encode(big, key.sign, b"k" * 8)
+    # The largest zone list with a short name still fits, and parses.
+    fits = claims(zones=tuple(f"z{i:02d}" + "x" * 29 for i in range(16)), hint=None)
+    assert len(passformat.encode(fits, key.sign, b"k" * 8)) <= passformat.MAX_TEXT

@@ -103,12 +103,21 @@ class Claims:
 
 
 def encode(claims: Claims, sign, kid: bytes) -> str:
-    """Return the QR text of a pass; ``sign`` maps bytes to an Ed25519 signature."""
+    """Return the QR text of a pass; ``sign`` maps bytes to an Ed25519 signature.
+
+    Raises ``PassFormatError`` (malformed) for invalid claims, and for claims that are each
+    within limits but together make a text over ``MAX_TEXT`` (16 long zones and a long
+    non-ASCII issuer name can): the verifier would refuse such a pass unread.
+    """
     from .cose import dumps
 
     claims.validate()
     cose = encode_sign1(dumps(claims.to_cbor_map()), sign, {HDR_ALG: ALG_EDDSA, HDR_KID: kid})
-    return PREFIX + base45.encode(cose)
+    text = PREFIX + base45.encode(cose)
+    if len(text) > MAX_TEXT:
+        raise malformed(f"the pass would be {len(text)} characters, over the {MAX_TEXT} a "
+                        "checkpoint reads: use fewer or shorter zones, a shorter issuer or hint")
+    return text
 
 
 def parse_text(text: str | bytes) -> Sign1:
