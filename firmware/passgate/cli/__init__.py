@@ -16,7 +16,7 @@ import sys
 from ..errors import PassgateError
 
 # Module names under passgate.cli; each defines register(subparsers).
-COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd")
+COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd", "provision")
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
