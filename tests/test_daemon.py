@@ -1,122 +1,86 @@
-"""The frame loop with fakes: every stage swapped for a small test double, time injected."""
+"""The frame loop, driven frame by frame with injected time.
+
+The real journal (SQLite in tmp_path), debouncer, anti-passback, verifier and display policy
+run; the camera is a list of frames (each frame is the tuple of texts a fake decoder "sees"),
+wrapped in the camera package's FlakyFrameSource for faults; signals and the display are
+recording fakes (pin-level tests of the real Signals are in test_signals.py, and the
+SIGTERM test below uses the real Signals on MockFactory pins).
+"""
 
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from passgate.bundle.policy import CheckpointPolicy, FleetPolicy, TrustStatus
+from passgate.bundle.verify import BundleInfo
+from passgate.bundle.watch import Loaded
+from passgate.camera import FlakyFrameSource
+from passgate.camera.base import SourceBase
 from passgate.clock import ClockState, FixedClock
-from passgate.daemon import Checkpoint, StaticTrust, Timing, TrustView
-from passgate.decide import OnDoubt, Policy, TrustState
+from passgate.daemon import Checkpoint, Timing
+from passgate.debounce import Debouncer
 from passgate.display import screens
-from passgate.errors import HardwareError, JournalError
-from passgate.issuer import Issuer
-from passgate.trust import IssuerKey, TrustStore
-from passgate.verify import Verifier
+from passgate.errors import JournalError
+from passgate.journal import Journal
+from passgate.sdnotify import Notifier
+from passgate.trustview import BundleTrust, StaticTrust, TrustView, antipassback_for
 
-NOW = 1_780_000_000
+NOW = 1_767_261_600
 ZONE = "gate-1"
+FRAME_S = 0.1  # each frame takes this long on the fake monotonic clock
+POLICY = CheckpointPolicy(clock="flag", stale="deny", anti_passback_s=600)
 
 
 class Mono:
-    """A monotonic clock that only moves when the loop waits (or a test says so)."""
+    """A monotonic clock that moves only when the loop waits or a frame is decoded; the
+    wall clock (a FixedClock) moves with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: FixedClock) -> None:
         self.t = 1000.0
+        self.clock = clock
         self.waits: list[float] = []
 
     def __call__(self) -> float:
         return self.t
 
+    def advance(self, s: float) -> None:
+        self.t += s
+        self.clock.advance(s)
+
     def wait(self, s: float) -> None:
         self.waits.append(s)
-        self.t += s
+        self.advance(s)
 
 
-class Frames:
-    """A frame source over a list; a frame is the tuple of texts the fake decoder 'sees'.
+class Frames(SourceBase):
+    """Frames from a list (then None: the scene ended). Position survives close/open."""
 
-    ``HardwareError`` items are raised by read(); ``fail_opens`` makes the next opens fail.
-    """
+    name = "test frames"
 
-    def __init__(self, frames, fail_opens: int = 0) -> None:
+    def __init__(self, frames) -> None:
+        super().__init__()
         self.frames = list(frames)
-        self.fail_opens = fail_opens
-        self.opens = self.closes = 0
-        self.is_open = False
 
-    def open(self) -> None:
-        self.opens += 1
-        if self.fail_opens:
-            self.fail_opens -= 1
-            raise HardwareError("camera not detected")
-        self.is_open = True
+    def _open(self) -> None:
+        pass
 
-    def read(self):
-        assert self.is_open
-        if not self.frames:
-            return None
-        item = self.frames.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item
+    def _read(self):
+        return self.frames.pop(0) if self.frames else None
 
-    def close(self) -> None:
-        self.closes += 1
-        self.is_open = False
+    def _close(self) -> None:
+        pass
 
 
 class Decoder:
+    def __init__(self, mono: Mono) -> None:
+        self.mono = mono
+
     def decode(self, frame):
+        self.mono.advance(FRAME_S)
         return list(frame)
-
-
-class Debounce:
-    """One presentation per code: new when it was not in view during the last second."""
-
-    def __init__(self, gone_after_s: float = 1.0) -> None:
-        self.last: dict[str, float] = {}
-        self.gone = gone_after_s
-
-    def feed(self, texts, t):
-        new = [x for x in texts if t - self.last.get(x, float("-inf")) > self.gone]
-        for x in texts:
-            self.last[x] = t
-        return new
-
-
-class Journal:
-    def __init__(self) -> None:
-        self.rows = []
-        self.fail: str | None = None
-
-    def pass_hash(self, pass_id: bytes) -> bytes:
-        return (pass_id * 2)[:16]
-
-    def record(self, rec) -> int:
-        if self.fail:
-            raise JournalError(self.fail)
-        self.rows.append(rec)
-        return len(self.rows)
-
-    def pending_count(self) -> int:
-        return len(self.rows)
-
-
-class AntiPassback:
-    def __init__(self, journal: Journal, window_s: float) -> None:
-        self.journal, self.window = journal, window_s
-
-    def already_used(self, pass_hash, zone, purpose, now) -> bool:
-        return any(
-            r.pass_hash == pass_hash
-            and r.zone == zone
-            and r.verdict == "accept"
-            and now - r.scanned_at < self.window
-            for r in self.journal.rows
-        )
 
 
 class Signals:
@@ -130,6 +94,7 @@ class Signals:
 
     def deny(self):
         self.calls.append("deny")
+        self.relay = False
 
     def fault(self, on):
         self.calls.append(f"fault({on})")
@@ -147,154 +112,205 @@ class Display:
     def show(self, screen):
         if self.broken:
             raise OSError(121, "Remote I/O error")
-        self.shown.append(screen)
+        if not self.shown or self.shown[-1] != screen:
+            self.shown.append(screen)
+
+
+class FailingJournal:
+    """The real journal, with record() failing while ``fail`` is set (disk full, read-only)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.inner, self.fail = journal, None
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def record(self, rec):
+        if self.fail:
+            raise JournalError(f"journal record failed: {self.fail}")
+        return self.inner.record(rec)
 
 
 @pytest.fixture
-def issuer() -> Issuer:
-    return Issuer(Ed25519PrivateKey.generate(), "city")
-
-
-@pytest.fixture
-def trust(issuer: Issuer) -> StaticTrust:
-    return StaticTrust(Verifier(TrustStore([IssuerKey.from_public(issuer.key.public_key())])))
+def journal(tmp_path):
+    with Journal(tmp_path / "journal.sqlite", b"k" * 32, "test-device") as j:
+        yield j
 
 
 def make(
     frames,
-    trust,
+    store,
+    journal,
     *,
-    journal=None,
+    flaky=None,
     display=None,
     clock=None,
-    policy=Policy(),  # noqa: B008 (frozen)
-    window=600,
-    fail_opens=0,
-    timing=Timing(verdict_hold_s=3.0),  # noqa: B008 (frozen)
+    policy=POLICY,
+    trust=None,
+    timing=None,
 ):
-    mono = Mono()
-    journal = journal or Journal()
+    clock = clock or FixedClock(NOW)
+    mono = Mono(clock)
+    source = Frames(frames)
+    if flaky is not None:
+        source = FlakyFrameSource(source, **flaky)
     cp = Checkpoint(
-        source=Frames(frames, fail_opens),
-        decoder=Decoder(),
-        debouncer=Debounce(),
-        trust=trust,
-        antipassback=AntiPassback(journal, window),
+        source=source,
+        decoder=Decoder(mono),
+        debouncer=Debouncer(absent_frames=3, absent_s=0.5),
+        trust=trust or StaticTrust(store, policy, journal),
         journal=journal,
         signals=Signals(),
         display=display if display is not None else Display(),
-        clock=clock or FixedClock(NOW),
+        clock=clock,
         zone=ZONE,
-        policy=policy,
-        timing=timing,
+        timing=timing or Timing(verdict_hold_s=3.0),
         monotonic=mono,
         wait=mono.wait,
     )
     cp.mono = mono
+    cp.seen = []
+    cp.on_scan = cp.seen.append
     return cp
 
 
-def passes(issuer: Issuer):
-    ok = issuer.issue("work", [ZONE], NOW - 60, 3600)
-    other = issuer.issue("work", ["lobby"], NOW - 60, 3600)
-    expired = issuer.issue("shopping", [ZONE], NOW - 4 * 3600, 3 * 3600)
-    return ok, other, expired
+def later(cp, seconds: float) -> None:
+    """Let time pass: the wall clock and the monotonic clock together."""
+    cp.mono.advance(seconds)
 
 
-def test_one_verdict_per_presentation_and_anti_passback(issuer, trust):
-    ok, other, expired = passes(issuer)
-    # ok stays in view for 3 frames (one scan), leaves, comes back (already used),
-    # then two codes in one frame.
-    frames = [(ok,), (ok,), (ok,), (), (), (), (ok,), (), (expired, other)]
-    cp = make(frames, trust)
-    # each empty frame lets the (fake) time move on: the debouncer must see the code leave
-    cp.decoder = type("D", (), {"decode": lambda self, f: (cp.mono.wait(0.6), list(f))[1]})()
-    seen = []
-    cp.on_scan = seen.append
-    assert cp.run() == 9
-    assert [s.verdict.reason.value for s in seen] == [
-        "valid",
-        "already_used",
-        "expired",
-        "wrong_zone",
-    ]
-    assert [s.seq for s in seen] == [1, 2, 3, 4]
+def reasons(cp) -> list[str]:
+    return [s.verdict.reason.value for s in cp.seen]
+
+
+def issue(issuer, zones=(ZONE,), start=NOW - 60, duration=3600, purpose="work"):
+    return issuer.issue(purpose, list(zones), start, duration)
+
+
+def test_debounce_and_anti_passback_over_frame_sequences(issuer, trust, journal):
+    ok = issue(issuer)
+    other_zone = issue(issuer, zones=["lobby"])
+    expired = issue(issuer, start=NOW - 4 * 3600, duration=3 * 3600, purpose="shopping")
+    frames = (
+        [(ok,)] * 5  # held in view: one presentation
+        + [(), (ok,), ()]  # a missed decode is not "taken away"
+        + [()] * 10  # gone (3 frames and 0.5 s)
+        + [(ok,)] * 3  # shown again: anti-passback
+        + [()] * 10
+        + [(expired, other_zone, expired)]  # two codes in one frame, one listed twice
+        + [()] * 3
+    )
+    cp = make(frames, trust, journal)
+    assert cp.run() == len(frames)
+    assert reasons(cp) == ["valid", "already_used", "expired", "wrong_zone"]
     assert cp.signals.calls == ["accept", "deny", "deny", "deny"]
-    rows = cp.journal.rows
-    assert [r.reason for r in rows] == ["valid", "already_used", "expired", "wrong_zone"]
-    assert rows[0].pass_hash == rows[1].pass_hash and rows[0].zone == ZONE
-    assert len({r.nonce for r in rows}) == 4
-    assert isinstance(cp.display.shown[0], screens.IdleScreen)
-    assert isinstance(cp.display.shown[1], screens.AcceptedScreen)
+    rows = journal.since(0)
+    assert [(r.seq, r.verdict, r.reason) for r in rows] == [
+        (1, "accept", "valid"),
+        (2, "deny", "already_used"),
+        (3, "deny", "expired"),
+        (4, "deny", "wrong_zone"),
+    ]
+    assert [s.seq for s in cp.seen] == [1, 2, 3, 4]
+    assert rows[0].pass_hash == rows[1].pass_hash != rows[3].pass_hash
+    assert rows[0].zone == ZONE and rows[0].clock_state == "trusted" and rows[0].flags == ()
+    assert [r.nonce for r in rows] == [s.nonce for s in cp.seen]
+    assert journal.verify() is None
+    shown = cp.display.shown
+    assert isinstance(shown[0], screens.IdleScreen)
+    assert isinstance(shown[1], screens.AcceptedScreen) and shown[1].remaining == "58 min"
+    assert screens.DeniedScreen("already used") in shown
 
 
-def test_journal_failure_means_no_green_and_a_visible_fault_until_it_clears(issuer, trust, caplog):
-    ok, *_ = passes(issuer)
-    journal = Journal()
-    journal.fail = "disk I/O error"
-    cp = make([], trust, journal=journal)
+def test_anti_passback_survives_a_restart(issuer, trust, tmp_path):
+    ok = issue(issuer)
+    path = tmp_path / "j.sqlite"
+    with Journal(path, b"k" * 32) as j1:
+        cp = make([(ok,)], trust, j1)
+        cp.run()
+    with Journal(path, b"k" * 32) as j2:  # a new process: only the journal remembers
+        cp2 = make([(ok,)], trust, j2)
+        cp2.run()
+    assert reasons(cp) == ["valid"] and reasons(cp2) == ["already_used"]
+    window_off = make(
+        [(ok,)], trust, Journal(path, b"k" * 32), policy=CheckpointPolicy(anti_passback_s=0)
+    )
+    window_off.run()
+    assert reasons(window_off) == ["valid"]
+
+
+def test_journal_failure_means_no_green_and_a_visible_fault_until_it_clears(
+    issuer, trust, journal, caplog
+):
     caplog.set_level(logging.INFO, "passgate.daemon")
+    ok, ok2 = issue(issuer), issue(issuer)
+    failing = FailingJournal(journal)
+    failing.fail = "database or disk is full"
+    cp = make([], trust, failing)
     s1 = cp.scan(ok)
-    assert s1.seq is None and not s1.verdict.accepted and s1.verdict.reason.value == "journal_fault"
+    assert s1.seq is None and not s1.verdict.accepted
+    assert s1.verdict.reason.value == "journal_fault"
     assert cp.signals.calls == ["deny", "fault(True)"]
     assert cp.display.shown[-1] == screens.DeniedScreen("not recorded", "journal fault")
-    cp.scan(ok)  # a second failing scan: still red, fault not logged again
-    cp.mono.t += 5
-    cp.handle_texts([])
+    cp.scan(ok2)  # still failing: still red, not logged again
+    later(cp, 5)
+    cp.handle_texts([])  # the verdict's hold is over: the fault stays on screen
     assert cp.display.shown[-1] == screens.journal_fault()
-    journal.fail = None
+    assert journal.since(0) == []
+    failing.fail = None
     s3 = cp.scan(ok)
     assert s3.seq == 1 and s3.verdict.accepted
     assert cp.signals.calls[-2:] == ["accept", "fault(False)"]
+    later(cp, 5)
+    cp.handle_texts([])
+    assert isinstance(cp.display.shown[-1], screens.IdleScreen)
     logs = [r.getMessage() for r in caplog.records]
     assert sum("fault: journal" in m for m in logs) == 1
     assert sum("recovered: journal" in m for m in logs) == 1
 
 
-def test_anti_passback_lookup_failure_is_a_journal_fault_too(issuer, trust):
-    ok, *_ = passes(issuer)
-    cp = make([], trust)
+def test_anti_passback_lookup_failure_is_a_journal_fault_too(issuer, trust, journal):
+    cp = make([], trust, journal)
 
-    def broken(*a):
-        raise JournalError("database is locked")
+    class Broken:
+        def already_used(self, *a):
+            raise JournalError("database is locked")
 
-    cp.antipassback.already_used = broken
-    s = cp.scan(ok)
-    assert s.verdict.reason.value == "journal_fault" and cp.journal.rows == []
+    view = cp.trust.current(NOW)
+    cp.trust = type(
+        "T", (), {"current": lambda self, now: TrustView(view.verifier, view.policy, Broken())}
+    )()
+    s = cp.scan(issue(issuer))
+    assert s.verdict.reason.value == "journal_fault" and journal.since(0) == []
+    assert cp.signals.calls == ["deny", "fault(True)"]
 
 
-def test_camera_fault_backoff_and_recovery(issuer, trust, caplog):
-    ok, *_ = passes(issuer)
+def test_camera_fault_backoff_and_recovery(issuer, trust, journal, caplog):
     caplog.set_level(logging.INFO, "passgate.daemon")
-    frames = [(), HardwareError("frame timeout"), (ok,), ()]
-    cp = make(frames, trust, fail_opens=0)
-    cp.source.fail_opens = 0
-    # after the read error, the next two opens fail: backoff 0.5, then 1, then 2
-    orig_open = cp.source.open
-    state = {"n": 0}
-
-    def open_():
-        state["n"] += 1
-        if state["n"] in (2, 3):
-            raise HardwareError("camera not detected")
-        orig_open()
-
-    cp.source.open = open_
-    seen = []
-    cp.on_scan = seen.append
+    ok = issue(issuer)
+    frames = [()] * 3 + [(ok,)] * 3 + [()] * 3
+    # reads 3 and 4 fail; after each failed read the next 2 opens fail too
+    cp = make(frames, trust, journal, flaky=dict(fail_reads=[(3, 5)], open_failures_after_fault=2))
     cp.run()
-    assert [s.verdict.reason.value for s in seen] == ["valid"]  # scanning resumed
-    assert sum(cp.mono.waits) == pytest.approx(0.5 + 1 + 2)
+    assert reasons(cp) == ["valid"]  # scanning resumed
+    # read 3 fails: wait 0.5; opens fail twice: 1, 2; read 4 fails: 4; opens: 8, 16; then up
+    assert sum(cp.mono.waits) == pytest.approx(0.5 + 1 + 2 + 4 + 8 + 16)
     assert cp.signals.calls == ["fault(True)", "fault(False)", "accept"]
-    assert screens.camera_fault("retrying") in cp.display.shown
-    assert cp.source.closes >= 1
+    assert screens.camera_fault() in cp.display.shown
     logs = [r.getMessage() for r in caplog.records]
     assert sum("fault: camera" in m for m in logs) == 1
     assert sum("recovered: camera" in m for m in logs) == 1
+    assert cp.source.faults == 6
 
 
-def test_camera_backoff_is_capped_and_stop_interrupts_it(trust):
-    cp = make([], trust, fail_opens=100, timing=Timing(backoff_initial_s=1, backoff_max_s=4))
+def test_camera_backoff_is_capped_and_stop_interrupts_it(trust, journal):
+    cp = make(
+        [()],
+        trust,
+        journal,
+        flaky=dict(initial_open_failures=100),
+        timing=Timing(backoff_initial_s=1, backoff_max_s=4),
+    )
     opened_at = []
     real_open = cp.source.open
 
@@ -309,116 +325,194 @@ def test_camera_backoff_is_capped_and_stop_interrupts_it(trust):
     gaps = [b - a for a, b in zip(opened_at, opened_at[1:], strict=False)]
     assert gaps == [1, 2, 4, 4, 4, 4]
     assert cp.signals.calls == ["fault(True)"]
+    assert cp.frames == 0
 
 
-def test_display_failure_does_not_stop_scanning(issuer, trust, caplog):
-    ok, *_ = passes(issuer)
+def test_display_failure_does_not_stop_scanning(issuer, trust, journal, caplog):
     caplog.set_level(logging.INFO, "passgate.daemon")
-    cp = make([(ok,), ()], trust, display=Display(broken=True))
-    seen = []
-    cp.on_scan = seen.append
+    cp = make([(issue(issuer),), ()], trust, journal, display=Display(broken=True))
     assert cp.run() == 2
-    assert seen[0].verdict.accepted and cp.signals.calls == ["accept"]
+    assert reasons(cp) == ["valid"] and cp.signals.calls == ["accept"]
     assert sum("fault: display" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_decoder_exception_is_logged_once_and_scanning_goes_on(issuer, trust, caplog):
-    ok, *_ = passes(issuer)
-    cp = make([("boom",), ("boom",), (ok,)], trust)
+def test_a_real_display_with_no_panel_does_not_stop_scanning(issuer, trust, journal, caplog):
+    from passgate.display import Display as RealDisplay
 
-    class Flaky:
+    def no_panel():
+        raise OSError(2, "No such file or directory: '/dev/i2c-1'")
+
+    with RealDisplay({"ssd1306": no_panel}, retry_s=60) as display:
+        cp = make([(issue(issuer),), ()], trust, journal, display=display)
+        cp.run()
+        display.wait_idle(5)
+        assert display.healthy == {"ssd1306": False}
+    assert reasons(cp) == ["valid"] and cp.signals.calls == ["accept"]
+    assert sum("display output ssd1306 failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_decoder_exception_is_logged_once_and_scanning_goes_on(issuer, trust, journal, caplog):
+    ok = issue(issuer)
+    cp = make([("boom",), ("boom",), (ok,)], trust, journal)
+
+    class Flaky(Decoder):
         def decode(self, frame):
             if frame == ("boom",):
                 raise RuntimeError("bad frame")
-            return list(frame)
+            return super().decode(frame)
 
-    cp.decoder = Flaky()
-    seen = []
-    cp.on_scan = seen.append
+    cp.decoder = Flaky(cp.mono)
     cp.run()
-    assert [s.verdict.accepted for s in seen] == [True]
+    assert reasons(cp) == ["valid"]
     assert sum("fault: decoder" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_clock_and_trust_policies_reach_the_journal_and_the_screen(issuer, trust):
-    ok, *_ = passes(issuer)
-    clock = FixedClock(NOW, ClockState.FLOOR)
-    cp = make([], trust, clock=clock, policy=Policy(clock_untrusted=OnDoubt.FLAG))
+def test_clock_policy_reaches_the_journal_and_the_screen(issuer, trust, journal, tmp_path):
+    ok = issue(issuer)
+    floor = FixedClock(NOW, ClockState.FLOOR)
+    cp = make([], trust, journal, clock=floor)
     s = cp.scan(ok)
     assert s.verdict.accepted and s.flags == {"clock_untrusted"}
-    assert cp.journal.rows[0].flags == ("clock_untrusted",)
-    assert cp.journal.rows[0].clock_state == "floor"
+    row = journal.since(0)[0]
+    assert row.flags == ("clock_untrusted",) and row.clock_state == "floor"
 
-    strict = make([], trust, clock=clock, policy=Policy(clock_untrusted=OnDoubt.DENY))
-    assert strict.scan(ok).verdict.reason.value == "clock_untrusted"
-    strict.mono.t += 10
-    strict.handle_texts([])
-    assert strict.display.shown[-1] == screens.clock_not_set()
+    with Journal(tmp_path / "strict.sqlite", b"k" * 32) as j2:
+        strict = make([], trust, j2, clock=floor, policy=CheckpointPolicy(clock="deny"))
+        assert strict.scan(ok).verdict.reason.value == "clock_untrusted"
+        later(strict, 10)
+        strict.handle_texts([])
+        assert strict.display.shown[-1] == screens.clock_not_set()
+        assert "fault(True)" not in strict.signals.calls  # shown, but not a hardware fault
+
+
+def test_stale_trust_data_is_refused_and_shown(issuer, trust, journal):
+    stale = TrustStatus(True, 3 * 86400, "3 days old")
 
     class Stale:
         def current(self, now):
-            return TrustView(trust.current(now).verifier, TrustState(True, 3 * 86400, "3 days old"))
+            return TrustView(
+                StaticTrust(trust, POLICY, journal).current(now).verifier,
+                POLICY,
+                antipassback_for(journal, POLICY),
+                stale,
+            )
 
-    st = make([], Stale())
-    assert st.scan(ok).verdict.reason.value == "trust_stale"
-    st.mono.t += 10
-    st.handle_texts([])
-    assert st.display.shown[-1] == screens.trust_data_old(3 * 86400, "passes refused")
+    cp = make([], trust, journal, trust=Stale())
+    s = cp.scan(issue(issuer))
+    assert s.verdict.reason.value == "trust_stale" and s.flags == {"trust_stale"}
+    assert s.verdict.detail == "trust data 3 days old"
+    later(cp, 10)
+    cp.handle_texts([])
+    assert cp.display.shown[-1] == screens.trust_data_old(3 * 86400, "passes refused")
 
 
-def test_idle_screen_returns_after_the_hold_and_unchanged_screens_are_not_resent(issuer, trust):
-    ok, *_ = passes(issuer)
-    cp = make([], trust)
+def _info(fleet: FleetPolicy, issued=NOW - 3600, expires=NOW + 30 * 86400) -> BundleInfo:
+    return BundleInfo(
+        version=1,
+        issued=issued,
+        expires=expires,
+        manifest_sha256="0" * 64,
+        size=1,
+        signed_by=(),
+        verified=True,
+        new_roots=None,
+        parts=(),
+        issuers=1,
+        revoked=0,
+        fleet=fleet,
+        last_refresh=None,
+    )
+
+
+def test_bundle_trust_without_a_bundle_denies_and_says_so_then_follows_an_install(
+    issuer, trust, journal
+):
+    class Watcher:
+        loaded = Loaded(None, None, "no trust data: no bundle installed")
+
+        def current(self):
+            return self.loaded
+
+    watcher = Watcher()
+    provider = BundleTrust(watcher, journal, ZONE, POLICY)
+    cp = make([], trust, journal, trust=provider)
+    ok = issue(issuer)
+    assert cp.scan(ok).verdict.reason.value == "unknown_key"
+    later(cp, 5)
     cp.handle_texts([])
-    cp.handle_texts([])
-    assert len(cp.display.shown) == 1  # same idle screen: not sent again
-    cp.handle_texts([ok])
-    cp.mono.t += 2.9
-    cp.handle_texts([])
-    assert isinstance(cp.display.shown[-1], screens.AcceptedScreen)
-    cp.mono.t += 0.4  # the hold ends within one tick (0.25 s)
+    assert cp.display.shown[-1] == screens.no_trust_data()
+    assert "fault(True)" in cp.signals.calls
+    # the sync agent installs a bundle whose fleet policy sets a 1 h window for this zone
+    fleet = FleetPolicy(
+        CheckpointPolicy(anti_passback_s=0), zones={ZONE: {"anti_passback_s": 3600}}
+    )
+    watcher.loaded = Loaded(trust, _info(fleet))
+    assert cp.scan(ok).verdict.accepted
+    later(cp, 5)
     cp.handle_texts([])
     assert isinstance(cp.display.shown[-1], screens.IdleScreen)
-    assert cp.display.shown[-1].pending == 1
+    assert cp.signals.calls[-1] == "fault(False)"
+    assert cp.scan(ok).verdict.reason.value == "already_used"  # the zone's window applies
+    # the bundle ages past its expiry: stale, and the fleet default policy denies
+    watcher.loaded = Loaded(trust, _info(fleet, expires=NOW - 60))
+    assert cp.scan(issue(issuer)).verdict.reason.value == "trust_stale"
 
 
-def test_shutdown_releases_the_relay_and_says_stopped(issuer, trust):
-    ok, *_ = passes(issuer)
-    cp = make([(ok,)], trust)
+def test_idle_screen_returns_after_the_hold_with_the_pending_count(issuer, trust, journal):
+    clock = FixedClock(NOW)
+    cp = make([], trust, journal, clock=clock)
+    cp.handle_texts([])
+    cp.handle_texts([])
+    assert len(cp.display.shown) == 1
+    cp.handle_texts([issue(issuer)])
+    assert isinstance(cp.display.shown[-1], screens.AcceptedScreen)
+    later(cp, 2.9)
+    cp.handle_texts([])
+    assert isinstance(cp.display.shown[-1], screens.AcceptedScreen)
+    later(cp, 0.4)
+    cp.handle_texts([])
+    assert cp.display.shown[-1] == screens.IdleScreen(
+        screens.idle_screen(NOW + 3.3, tz=None).time_text, pending=1
+    )
+
+
+def test_shutdown_releases_the_relay_and_says_stopped(issuer, trust, journal):
+    cp = make([(issue(issuer),)], trust, journal)
     cp.run()
     assert cp.signals.relay
     cp.shutdown()
-    assert not cp.signals.relay
+    assert not cp.signals.relay and cp.signals.calls[-1] == "release"
     assert cp.display.shown[-1] == screens.StoppedScreen()
 
 
-def test_watchdog_pings_only_while_the_loop_runs(trust, tmp_path):
-    import socket
-
-    from passgate.sdnotify import Notifier
-
+def test_watchdog_pings_while_the_loop_runs_ready_once_frames_flow(trust, journal, tmp_path):
     path = str(tmp_path / "notify")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.setblocking(False)
-    cp = make([()] * 20, trust)
-    cp.notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "3000000"})
     got = []
 
-    class Decoder:  # each frame takes 0.5 s; read what systemd would have read meanwhile
-        def decode(self, frame):
-            cp.mono.wait(0.5)
-            while True:
-                try:
-                    got.append(sock.recv(4096).decode())
-                except BlockingIOError:
-                    return []
+    def drain():
+        while True:
+            try:
+                got.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                return
 
-    cp.decoder = Decoder()
+    cp = make([()] * 20, trust, journal)
+
+    class Slow(Decoder):  # each frame takes 0.5 s; read what systemd would have read
+        def decode(self, frame):
+            self.mono.advance(0.5)
+            drain()
+            return []
+
+    cp.decoder = Slow(cp.mono)
+    cp.notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "3000000"})
     cp.run()
-    cp.decoder.decode(())
+    drain()
     sock.close()
     assert got[0] == "WATCHDOG=1"
-    assert "READY=1\nSTATUS=scanning" in got
+    assert got.count("READY=1\nSTATUS=scanning") == 1
     # 20 frames x 0.5 s = 10 s of loop, a ping at most every 1 s (a third of the timeout)
     assert 8 <= got.count("WATCHDOG=1") <= 11

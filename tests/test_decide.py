@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from passgate.clock import ClockState, TimeReading
-from passgate.decide import FRESH, Decision, OnDoubt, Policy, TrustState, decide
+from passgate.decide import FRESH, CheckpointPolicy, Decision, TrustStatus, decide
 from passgate.sdnotify import Notifier
 from passgate.verdict import Reason, Result, Verdict
 
@@ -28,9 +28,9 @@ EXPIRED = OK.deny(Reason.EXPIRED, "expired 14 min ago")
 TRUSTED = TimeReading(NOW, ClockState.TRUSTED)
 FLOOR = TimeReading(NOW, ClockState.FLOOR)
 BACKWARDS = TimeReading(NOW, ClockState.BACKWARDS)
-STALE = TrustState(stale=True, age_s=3 * 86400, why="3 days old")
-STRICT = Policy(clock_untrusted=OnDoubt.DENY, trust_stale=OnDoubt.DENY)
-LENIENT = Policy(clock_untrusted=OnDoubt.FLAG, trust_stale=OnDoubt.FLAG)
+STALE = TrustStatus(stale=True, age_s=3 * 86400, why="3 days old")
+STRICT = CheckpointPolicy(clock="deny", stale="deny")
+LENIENT = CheckpointPolicy(clock="flag", stale="flag")
 
 
 def reason(d: Decision) -> str:
@@ -64,7 +64,7 @@ def test_verifier_denial_stands_and_carries_the_conditions():
             FLOOR,
             FRESH,
             True,
-            Policy(OnDoubt.DENY, OnDoubt.FLAG),
+            CheckpointPolicy(clock="deny", stale="flag"),
             "clock_untrusted",
             {"clock_untrusted"},
         ),

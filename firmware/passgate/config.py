@@ -184,7 +184,19 @@ def validate(
         if kind == "int":
             if isinstance(v, bool) or not isinstance(v, int):
                 raise fail(dotted, f"must be a whole number, not {_show(v)}")
+            if spec.values and v not in spec.values:
+                raise fail(dotted, f"must be {' or '.join(map(str, spec.values))}, not {v}")
             return _bounded(spec, v, dotted, fail)
+        if kind == "size":
+            if (
+                not isinstance(v, list)
+                or len(v) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in v)
+            ):
+                raise fail(dotted, f"must be [width, height] in pixels, not {_show(v)}")
+            if not all(16 <= n <= 8192 and n % 2 == 0 for n in v):
+                raise fail(dotted, f"width and height must be even numbers 16-8192, not {v}")
+            return (v[0], v[1])
         if kind == "float":
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise fail(dotted, f"must be a number, not {_show(v)}")
@@ -251,6 +263,29 @@ def _cross_checks(cfg: Config, fail) -> None:
         )
     if cfg.display.png_dir is not None and cfg.display.driver != "dummy":
         raise fail("display.png_dir", "only the dummy driver writes PNG files")
+    _component_checks(cfg, fail)
+
+
+def _component_checks(cfg: Config, fail) -> None:
+    """Run the checks the hardware adapters' own config classes make (cross-field rules such
+    as lores_size <= main_size), so they fail here, naming the file, not at start-up."""
+    from .camera.picam import CameraConfig
+    from .display.device import DisplayConfig
+    from .signals import SignalsConfig
+
+    for section, cls in (
+        ("camera", CameraConfig),
+        ("display", DisplayConfig),
+        ("signals", SignalsConfig),
+    ):
+        sec = getattr(cfg, section)
+        names = [f.name for f in dataclasses.fields(cls) if hasattr(sec, f.name)]
+        try:
+            cls(**{n: getattr(sec, n) for n in names})
+        except ConfigError as exc:
+            name, _, problem = str(exc).partition(": ")
+            name = name.removeprefix(f"{section}.")
+            raise fail(f"{section}.{name}", problem or str(exc)) from None
 
 
 def _tname(v: Any) -> str:
@@ -314,6 +349,8 @@ def _toml_value(spec: Spec, v: Any) -> str:
         return "{ " + inner + " }" if inner else "{}"
     if spec.kind == "duration":
         return f'"{format_duration(v)}"'
+    if spec.kind == "size":
+        return f"[{v[0]}, {v[1]}]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if spec.hex:

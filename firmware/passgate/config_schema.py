@@ -25,7 +25,8 @@ MISSING = dataclasses.MISSING
 @dataclass(frozen=True)
 class Spec:
     """How one key is checked. ``kind`` is one of: str, int, float, bool, path, duration,
-    choice, durations (a table of name -> duration), section, tables (name -> section)."""
+    size ([width, height]), choice, durations (a table of name -> duration), section,
+    tables (name -> section)."""
 
     kind: str
     doc: str
@@ -36,6 +37,7 @@ class Spec:
     section: type | None = None
     derive: str | None = None  # path default: this name inside checkpoint.state_dir
     hex: bool = False  # dump as hexadecimal (I2C addresses)
+    values: tuple = ()  # the only numbers allowed, when a range does not say it
 
 
 def key(default: Any, kind: str, doc: str, **spec: Any) -> Any:
@@ -70,30 +72,46 @@ class CameraSection:
     source: str = key(
         "picamera2", "choice", "frame source", choices=("picamera2", "files", "webcam")
     )
-    width: int = key(
-        640, "int", "frame width in pixels (picamera2 lores / webcam)", lo=160, hi=4608
+    camera: int = key(0, "int", "picamera2: camera number (a Pi 5 has two connectors)", lo=0, hi=7)
+    lores_size: tuple = key(
+        (640, 480), "size", "[width, height] of the decoded frames (picamera2 lores, webcam)"
     )
-    height: int = key(480, "int", "frame height in pixels", lo=120, hi=3472)
+    main_size: tuple = key(
+        (1280, 960), "size", "picamera2 main stream: picks the sensor mode (same aspect ratio)"
+    )
     fps: float = key(15.0, "float", "frames per second asked of the camera", lo=1, hi=120)
+    focus: str = key(
+        "manual",
+        "choice",
+        "manual: fixed lens_position (Camera Module 3); continuous: autofocus; fixed: no lens",
+        choices=("manual", "continuous", "fixed"),
+    )
+    lens_position: float = key(
+        6.7, "float", "manual focus in dioptres (1/metres): 6.7 focuses at 15 cm", lo=0.0, hi=32.0
+    )
+    af_range: str = key(
+        "normal", "choice", "continuous focus range", choices=("normal", "macro", "full")
+    )
+    metering: str = key(
+        "centre", "choice", "exposure metering mode", choices=("centre", "spot", "matrix")
+    )
+    exposure_value: float = key(
+        0.0, "float", "exposure compensation in stops (bright phone screens: -1)", lo=-8, hi=8
+    )
+    exposure_time_us: int | None = key(
+        None, "int", "fixed shutter time in microseconds (absent: automatic)", lo=1, hi=10_000_000
+    )
+    analogue_gain: float | None = key(
+        None, "float", "fixed analogue gain (absent: automatic)", lo=1, hi=64
+    )
+    timeout_s: float = key(
+        2.0, "float", "a frame that takes longer than this is a camera fault", lo=0.1, hi=60
+    )
+    buffer_count: int = key(4, "int", "picamera2 frame buffers", lo=2, hi=16)
     path: Path | None = key(None, "path", "files source: a folder of images or a video file")
     loop: bool = key(False, "bool", "files source: start again after the last frame")
     webcam_index: int = key(
-        0, "int", "webcam source: V4L2 device number (/dev/videoN)", lo=0, hi=63
-    )
-    focus: str = key(
-        "fixed",
-        "choice",
-        "picamera2 focus: fixed lens position, auto (once at start) or continuous",
-        choices=("fixed", "auto", "continuous"),
-    )
-    lens_position: float = key(
-        6.7, "float", "fixed focus in dioptres (1/metres): 6.7 focuses at 15 cm", lo=0.0, hi=32.0
-    )
-    exposure_value: float = key(
-        0.0, "float", "exposure compensation in stops (phone screens: -1)", lo=-8, hi=8
-    )
-    metering: str = key(
-        "centre", "choice", "picamera2 metering mode", choices=("centre", "spot", "matrix")
+        0, "int", "webcam source: V4L2 device number N of /dev/videoN", lo=0, hi=63
     )
 
 
@@ -102,12 +120,20 @@ class DecoderSection:
     backend: str = key(
         "zxing", "choice", "QR decoder (docs/decoders.md)", choices=("zxing", "zbar")
     )
-    gone_after_s: float = key(
+    try_invert: bool = key(True, "bool", "also read light-on-dark codes (dark-mode phone screens)")
+    absent_frames: int = key(
+        5,
+        "int",
+        "a code missing from this many frames in a row may have left the view",
+        lo=1,
+        hi=1000,
+    )
+    absent_s: float = key(
         1.0,
         "float",
-        "a code unseen this long has left the view; showing it again is a new scan",
-        lo=0.1,
-        hi=30,
+        "... and for this many seconds; shown again after that, it is a new presentation",
+        lo=0.0,
+        hi=60,
     )
 
 
@@ -116,35 +142,44 @@ class DisplaySection:
     driver: str = key(
         "ssd1306",
         "choice",
-        "OLED controller; dummy renders off-screen, none disables the display",
+        "OLED controller; dummy renders off-screen, none: no display",
         choices=("ssd1306", "sh1106", "dummy", "none"),
     )
-    i2c_port: int = key(1, "int", "I2C bus number (/dev/i2c-N)", lo=0, hi=22)
+    i2c_port: int = key(1, "int", "I2C bus number N of /dev/i2c-N", lo=0, hi=22)
     i2c_address: int = key(
         0x3C, "int", "I2C address of the OLED (0x3C or 0x3D)", lo=0x03, hi=0x77, hex=True
     )
-    rotate: int = key(0, "int", "rotation in quarter turns (2: mounted upside down)", lo=0, hi=3)
+    rotate: int = key(0, "int", "0, or 2 when the panel is mounted upside down", values=(0, 2))
     verdict_hold_s: float = key(
         3.0, "float", "how long a verdict stays before the idle screen", lo=0.5, hi=60
+    )
+    retry_s: float = key(
+        10.0, "float", "how often a missing or failed panel is tried again", lo=0.5, hi=3600
     )
     png_dir: Path | None = key(None, "path", "dummy driver: write each new screen as a PNG here")
 
 
 @dataclass(frozen=True)
 class SignalsSection:
-    buzzer_pin: int = key(17, "int", "BCM pin of the buzzer", lo=2, hi=27)
-    buzzer_tonal: bool = key(
-        False, "bool", "true for a PWM piezo (TonalBuzzer), false for an on/off buzzer"
+    buzzer_pin: int = key(
+        17, "int", "BCM pin of the buzzer (2 and 3 are the OLED's I2C)", lo=4, hi=27
     )
-    green_pin: int = key(27, "int", "BCM pin of the green LED", lo=2, hi=27)
-    red_pin: int = key(22, "int", "BCM pin of the red LED", lo=2, hi=27)
-    relay_pin: int = key(23, "int", "BCM pin of the door relay", lo=2, hi=27)
+    buzzer_tonal: bool = key(
+        False, "bool", "true: passive piezo driven with PWM tones; false: on/off active buzzer"
+    )
+    buzzer_active_high: bool = key(
+        True, "bool", "false for buzzer modules that sound when their input is low"
+    )
+    green_pin: int = key(27, "int", "BCM pin of the green LED", lo=4, hi=27)
+    red_pin: int = key(22, "int", "BCM pin of the red LED", lo=4, hi=27)
+    relay_pin: int = key(23, "int", "BCM pin of the door relay board's IN", lo=4, hi=27)
     relay_active_high: bool = key(
-        False, "bool", "false: the relay board switches when its input is pulled low (most boards)"
+        False, "bool", "false: the relay board switches when IN is pulled low (most boards)"
     )
     relay_hold_s: float = key(
         3.0, "float", "how long the door stays released after an accept", lo=0.2, hi=60
     )
+    deny_s: float = key(2.0, "float", "how long the red LED stays lit after a deny", lo=0.2, hi=60)
 
 
 @dataclass(frozen=True)
@@ -223,7 +258,7 @@ class JournalSection:
     hash_key_file: Path | None = key(
         None,
         "path",
-        "secret key for hashing pass ids (made on first start, mode 0600)",
+        "fleet key (32 bytes, 0600) for hashing pass ids; written by provisioning",
         derive="journal.key",
     )
 
@@ -233,9 +268,13 @@ class ClockSection:
     untrusted_policy: str = key(
         "flag",
         "choice",
-        "clock not trusted: deny time-bound passes (clock_untrusted) or accept flagged",
+        "clock not trusted: deny passes (clock_untrusted) or accept flagged",
         choices=("deny", "flag"),
     )
+    trust_timesyncd: bool = key(
+        True, "bool", "a clock systemd-timesyncd reports synchronised counts as trusted"
+    )
+    trust_rtc: bool = key(False, "bool", "a battery RTC (DS3231) that agrees counts as trusted")
     floor_file: Path | None = key(
         None, "path", "where the time floor is persisted", derive="clock.floor"
     )

@@ -27,14 +27,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .bundle.policy import DENY
 from .clock import Clock, TimeReading
-from .decide import FRESH, Decision, OnDoubt, Policy, TrustState, decide
+from .decide import Decision, decide
 from .display import screens
+from .display.policy import DisplayPolicy
 from .errors import HardwareError, JournalError
 from .journal_schema import ScanRecord
 from .sdnotify import Notifier
+from .trustview import TrustProvider, TrustView
 from .verdict import Reason, Verdict
-from .verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,6 @@ class Debouncer(Protocol):
     def feed(self, texts: list[str], t: float) -> list[str]: ...
 
 
-class AntiPassback(Protocol):
-    def already_used(
-        self, pass_hash: bytes, zone: str, purpose: str | None, now: float
-    ) -> bool: ...
-
-
 class Journal(Protocol):
     def pass_hash(self, pass_id: bytes) -> bytes: ...
     def record(self, rec: ScanRecord) -> int: ...
@@ -79,29 +75,6 @@ class Display(Protocol):
 
 
 @dataclass(frozen=True)
-class TrustView:
-    """What the checkpoint trusts right now. ``missing`` is why there is nothing to trust."""
-
-    verifier: Verifier
-    state: TrustState = FRESH
-    missing: str = ""
-
-
-class TrustProvider(Protocol):
-    def current(self, now: float) -> TrustView: ...
-
-
-class StaticTrust:
-    """A trust store that never changes and never goes stale (``--trust DIR``, tests)."""
-
-    def __init__(self, verifier: Verifier) -> None:
-        self._view = TrustView(verifier)
-
-    def current(self, now: float) -> TrustView:
-        return self._view
-
-
-@dataclass(frozen=True)
 class Timing:
     verdict_hold_s: float = 3.0
     backoff_initial_s: float = 0.5
@@ -111,7 +84,6 @@ class Timing:
 
 
 DEFAULT_TIMING = Timing()
-DEFAULT_POLICY = Policy()
 
 
 @dataclass(frozen=True)
@@ -131,9 +103,7 @@ class Scan:
 class Faults:
     """Active fault conditions, logged once on entry and once on recovery."""
 
-    # Display priority: the first active one is the screen shown while idle.
-    ORDER = ("camera", "journal", "trust_missing", "trust_stale", "clock", "display", "decoder")
-    SIGNALLED = frozenset({"camera", "journal", "trust_missing"})  # red fault pattern
+    SIGNALLED = frozenset({"camera", "journal", "trust_missing"})  # the red fault blink
 
     def __init__(self) -> None:
         self.active: dict[str, str] = {}
@@ -151,16 +121,20 @@ class Faults:
         log.info("recovered: %s", name.replace("_", " "))
         return True
 
-    def first(self) -> str | None:
-        return next((n for n in self.ORDER if n in self.active), None)
-
     @property
     def signalled(self) -> bool:
         return bool(self.SIGNALLED & self.active.keys())
 
 
 class Checkpoint:
-    """The checkpoint's frame loop. Build it with every part, then :meth:`run` it."""
+    """The checkpoint's frame loop. Build it with every part, then :meth:`run` it.
+
+    ``display`` gets a screen from a :class:`DisplayPolicy` on every loop turn (it must not
+    block: :class:`passgate.display.Display` renders and pushes on its own thread, and skips
+    unchanged screens). ``monotonic`` and ``wait`` drive the timers; ``nonce`` makes the
+    16-byte client nonce of each journal row; ``on_scan`` observes every scan after it was
+    recorded and signalled.
+    """
 
     def __init__(
         self,
@@ -169,15 +143,12 @@ class Checkpoint:
         decoder: Decoder,
         debouncer: Debouncer,
         trust: TrustProvider,
-        antipassback: AntiPassback,
         journal: Journal,
         signals: Signals,
         display: Display | None,
         clock: Clock,
         zone: str,
-        policy: Policy = DEFAULT_POLICY,
         timing: Timing = DEFAULT_TIMING,
-        purposes=None,
         notifier: Notifier | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wait: Callable[[float], Any] | None = None,
@@ -185,28 +156,26 @@ class Checkpoint:
         on_scan: Callable[[Scan], None] | None = None,
     ) -> None:
         self.source, self.decoder, self.debouncer = source, decoder, debouncer
-        self.trust, self.antipassback, self.journal = trust, antipassback, journal
+        self.trust, self.journal = trust, journal
         self.signals, self.display, self.clock = signals, display, clock
-        self.zone, self.policy, self.timing, self.purposes = zone, policy, timing, purposes
+        self.zone, self.timing = zone, timing
         self.notifier = notifier or Notifier({})
         self._mono, self._nonce = monotonic, nonce
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
         self.on_scan = on_scan
         self.faults = Faults()
+        self.screens = DisplayPolicy(hold_s=timing.verdict_hold_s, tz=None)
         self.frames = 0
         self.scans = 0
         self._camera_open = False
         self._backoff = timing.backoff_initial_s
-        self._hold_until = float("-inf")
         self._next_tick = float("-inf")
         self._last_ping = float("-inf")
-        self._pending = 0
         self._next_pending = float("-inf")
-        self._shown: Any = None
         self._fault_signal = False
         self._status = ""
-        self._stale_age: int | None = None
+        self._pending = 0
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -247,7 +216,6 @@ class Checkpoint:
         self.frames += 1
         if self.frames == 1:
             self.notifier.ready("scanning")
-            self._set_status("scanning")
             log.info("frames flow: scanning")
         return scans
 
@@ -271,46 +239,45 @@ class Checkpoint:
             used = bool(
                 verdict.accepted
                 and pass_hash is not None
-                and self.antipassback.already_used(
+                and view.antipassback.already_used(
                     pass_hash, self.zone, verdict.purpose, reading.now
                 )
             )
-            decision = decide(verdict, reading, view.state, used, self.policy)
-            seq = self.journal.record(
-                ScanRecord.of(
-                    decision.verdict, reading, self.zone, nonce, pass_hash, decision.flags
-                )
+            decision = decide(verdict, reading, view.status, used, view.policy)
+            record = ScanRecord.of(
+                decision.verdict, reading, self.zone, nonce, pass_hash, decision.flags
             )
+            seq = self.journal.record(record)
         except JournalError as exc:
-            self.faults.set("journal", str(exc))
+            self._toggle("journal", str(exc), screens.journal_fault())
             decision = Decision(verdict.deny(Reason.JOURNAL_FAULT, "scan not recorded"))
             seq = None
         else:
-            if self.faults.clear("journal"):
-                self._pending_due()
-        self._signal(decision.verdict, reading.now)
+            if "journal" in self.faults.active:
+                self._toggle("journal", "")
+                self._next_pending = float("-inf")
+        # Only now, with the row committed (or the scan denied), is anything signalled.
+        if decision.accepted:
+            self.signals.accept()
+        else:
+            self.signals.deny()
+        self.screens.purposes = view.verifier.trust.purposes
+        self.screens.verdict(decision.verdict, reading.now)
+        self._show(reading.now)
         self.scans += 1
-        self._pending += seq is not None
+        if seq is not None:
+            self._pending += 1
+            self.screens.status(pending=self._pending)
         self._after_faults()
         scan = Scan(seq, decision.verdict, decision.flags, reading, nonce)
-        log.debug(
-            "scan %s: %s %s", seq, decision.verdict.result.value, decision.verdict.reason.value
-        )
         if self.on_scan is not None:
             self.on_scan(scan)
         return scan
 
-    def _signal(self, verdict: Verdict, now: float) -> None:
-        if verdict.accepted:
-            self.signals.accept()
-        else:
-            self.signals.deny()
-        self._show(screens.verdict_screen(verdict, now, self.purposes))
-        self._hold_until = self._mono() + self.timing.verdict_hold_s
-
-    # -- faults, idle screen, watchdog -------------------------------------------------
+    # -- faults, screens, watchdog -----------------------------------------------------
 
     def _tick(self, mono: float) -> None:
+        """Housekeeping, at most every ``tick_s``: watchdog, fault states, the screen."""
         if self.notifier.watchdog_s and mono - self._last_ping >= self.notifier.watchdog_s / 3:
             self.notifier.watchdog()
             self._last_ping = mono
@@ -318,24 +285,35 @@ class Checkpoint:
             return
         self._next_tick = mono + self.timing.tick_s
         reading = self.clock.read()
-        self._update_conditions(reading)
-        self._after_faults()
-        if mono >= self._hold_until:
-            self._show(self._base_screen(reading, mono))
-
-    def _update_conditions(self, reading: TimeReading) -> None:
         view = self.trust.current(reading.now)
-        self._toggle("trust_missing", view.missing)
-        self._toggle("trust_stale", (view.state.why or "stale") if view.state.stale else "")
-        clock_bad = not reading.trusted and self.policy.clock_untrusted is OnDoubt.DENY
-        self._toggle("clock", f"clock {reading.state.value}" if clock_bad else "")
-        self._stale_age = view.state.age_s
+        self._update_conditions(reading, view)
+        if mono >= self._next_pending:
+            self._refresh_pending(mono)
+        self.screens.status(clock=reading.state)
+        self._after_faults()
+        self._show(reading.now)
 
-    def _toggle(self, name: str, detail: str) -> None:
+    def _update_conditions(self, reading: TimeReading, view: TrustView) -> None:
+        self._toggle("trust_missing", view.missing, screens.no_trust_data())
+        status = view.status
+        detail = "passes refused" if view.policy.stale == DENY else "scans flagged"
+        stale_screen = (
+            screens.FaultScreen("trust data expired", detail)
+            if status.expired
+            else screens.trust_data_old(status.age_s, detail)
+        )
+        self._toggle("trust_stale", status.message if status.stale else "", stale_screen)
+        clock_bad = not reading.trusted and view.policy.clock == DENY
+        self._toggle(
+            "clock", f"clock {reading.state.value}" if clock_bad else "", screens.clock_not_set()
+        )
+
+    def _toggle(self, name: str, detail: str, screen: screens.FaultScreen | None = None) -> None:
         if detail:
-            self.faults.set(name, detail)
-        else:
-            self.faults.clear(name)
+            if self.faults.set(name, detail) and screen is not None:
+                self.screens.set_fault(name, screen)
+        elif self.faults.clear(name):
+            self.screens.set_fault(name, None)
 
     def _after_faults(self) -> None:
         """Turn the fault signal on or off, and tell systemd, on a change only."""
@@ -343,51 +321,30 @@ class Checkpoint:
         if on != self._fault_signal:
             self._fault_signal = on
             self.signals.fault(on)
-        first = self.faults.first()
-        self._set_status(f"fault: {first.replace('_', ' ')}" if first else "scanning")
+        active = [n.replace("_", " ") for n in self.faults.active]
+        status = f"fault: {', '.join(active)}" if active else "scanning"
+        if status != self._status:
+            self._status = status
+            self.notifier.status(status)
 
-    def _base_screen(self, reading: TimeReading, mono: float):
-        first = self.faults.first()
-        if first == "camera":
-            return screens.camera_fault("retrying")
-        if first == "journal":
-            return screens.journal_fault()
-        if first == "trust_missing":
-            return screens.no_trust_data()
-        if first == "trust_stale":
-            refused = self.policy.trust_stale is OnDoubt.DENY
-            detail = "passes refused" if refused else "scans flagged"
-            return screens.trust_data_old(self._stale_age or 0, detail)
-        if first == "clock":
-            return screens.clock_not_set()
-        if mono >= self._next_pending:
-            self._pending_due(mono)
-        return screens.idle_screen(reading.now, reading.state, pending=self._pending, tz=None)
-
-    def _pending_due(self, mono: float | None = None) -> None:
-        mono = self._mono() if mono is None else mono
+    def _refresh_pending(self, mono: float) -> None:
         self._next_pending = mono + self.timing.pending_every_s
         try:
             self._pending = self.journal.pending_count()
+            self.screens.status(pending=self._pending)
         except JournalError as exc:
-            self.faults.set("journal", str(exc))
+            self._toggle("journal", str(exc), screens.journal_fault())
 
-    def _show(self, screen: Any) -> None:
-        if self.display is None or screen == self._shown:
+    def _show(self, now: float) -> None:
+        if self.display is None:
             return
         try:
-            self.display.show(screen)
+            self.display.show(self.screens.at(now))
         except Exception as exc:  # a broken OLED must not stop scanning: LEDs and buzzer carry on
             self.faults.set("display", f"{type(exc).__name__}: {exc}")
             return
-        self._shown = screen
         if "display" in self.faults.active:
             self.faults.clear("display")
-
-    def _set_status(self, text: str) -> None:
-        if text != self._status:
-            self._status = text
-            self.notifier.status(text)
 
     # -- the camera --------------------------------------------------------------------
 
@@ -407,19 +364,28 @@ class Checkpoint:
         if frame is None:
             return _END
         if self.faults.clear("camera"):
+            self.screens.set_fault("camera", None)
             self._backoff = self.timing.backoff_initial_s
             self._after_faults()
+            self._next_tick = float("-inf")  # the normal screen again, now
         return frame
 
     def _camera_failed(self, exc: Exception) -> None:
-        self.faults.set("camera", str(exc))
+        if self.faults.set("camera", str(exc)):
+            self.screens.set_fault("camera", screens.camera_fault())
+            self._reset_debouncer()
         self._close_camera()
         self._after_faults()
-        delay = self._backoff
         self._next_tick = float("-inf")  # show the fault screen now, not at the next tick
-        self._tick(self._mono())
+        delay = self._backoff
         self._backoff = min(self._backoff * 2, self.timing.backoff_max_s)
         self.sleep(delay)
+
+    def _reset_debouncer(self) -> None:
+        """After a camera fault whatever is shown next is a new presentation."""
+        reset = getattr(self.debouncer, "reset", None)
+        if reset is not None:
+            reset()
 
     def _close_camera(self) -> None:
         if not self._camera_open:
@@ -446,9 +412,10 @@ class Checkpoint:
         """After :meth:`run`: release the relay, say "stopped", tell systemd."""
         self.notifier.stopping()
         self.signals.release()
+        self.screens.stop()
         if self.display is not None:
             try:
-                self.display.show(screens.StoppedScreen())
+                self.display.show(self.screens.at(0))
             except Exception as exc:  # stopping anyway; the reason is worth a line
                 log.warning("could not show the stopped screen: %s", exc)
         log.info("stopped after %d frames, %d scans", self.frames, self.scans)

@@ -14,43 +14,40 @@ Order (the first that applies gives the reason):
 With the ``flag`` policies the pass is accepted and the journal row carries the flag, so the
 collector can find scans admitted on stale data or an unsure clock. Flags are attached to
 denials too: a row always says under which conditions it was judged.
+
+The policy decisions themselves (what "stale" and "untrusted" mean, deny or flag) are the
+bundle's: :func:`passgate.bundle.policy.stale_policy_decision` and
+:func:`~passgate.bundle.policy.clock_policy_decision`, fed the checkpoint's effective
+:class:`~passgate.bundle.policy.CheckpointPolicy` (from the installed bundle for this zone, or
+from the local config for a plain trust folder).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from .bundle.policy import (
+    FLAG_CLOCK_UNTRUSTED,
+    FLAG_TRUST_STALE,
+    CheckpointPolicy,
+    TrustStatus,
+    clock_policy_decision,
+    stale_policy_decision,
+)
 from .clock import TimeReading
 from .verdict import Reason, Verdict
 
-FLAG_CLOCK_UNTRUSTED = "clock_untrusted"
-FLAG_TRUST_STALE = "trust_stale"
+__all__ = [
+    "FLAG_CLOCK_UNTRUSTED",
+    "FLAG_TRUST_STALE",
+    "FRESH",
+    "CheckpointPolicy",
+    "Decision",
+    "TrustStatus",
+    "decide",
+]
 
-
-class OnDoubt(enum.Enum):
-    """What a site does when its clock or trust data cannot be fully believed."""
-
-    DENY = "deny"
-    FLAG = "flag"  # accept, and mark the journal row
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    clock_untrusted: OnDoubt = OnDoubt.FLAG
-    trust_stale: OnDoubt = OnDoubt.DENY
-
-
-@dataclass(frozen=True, slots=True)
-class TrustState:
-    """How fresh the trust data is. ``age_s``: seconds since it was issued (None: unknown)."""
-
-    stale: bool
-    age_s: int | None = None
-    why: str = ""  # "expired 2 days ago", "3 days old": shown on the OLED and in the verdict
-
-
-FRESH = TrustState(stale=False)
+FRESH = TrustStatus(stale=False, age_s=0, why="current")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,29 +63,27 @@ class Decision:
 def decide(
     verdict: Verdict,
     reading: TimeReading,
-    trust: TrustState,
+    trust: TrustStatus,
     already_used: bool,
-    policy: Policy,
+    policy: CheckpointPolicy,
 ) -> Decision:
     """The final verdict for one presentation, and the flags its journal row carries.
 
-    ``already_used`` is whether this pass was accepted here within its anti-passback window;
-    callers need only work it out for verdicts the verifier accepted.
+    ``trust`` is the staleness of the trust data at ``reading.now`` (:data:`FRESH` for a plain
+    trust folder). ``already_used`` is whether this pass was accepted here within its
+    anti-passback window; callers need only work it out for verdicts the verifier accepted.
     """
-    flags = set()
-    if not reading.trusted:
-        flags.add(FLAG_CLOCK_UNTRUSTED)
-    if trust.stale:
-        flags.add(FLAG_TRUST_STALE)
-    flags = frozenset(flags)
+    doubts = [
+        d
+        for d in (stale_policy_decision(trust, policy), clock_policy_decision(reading, policy))
+        if d is not None
+    ]
+    flags = frozenset(d.flag for d in doubts)
     if not verdict.accepted:
         return Decision(verdict, flags)
-    if trust.stale and policy.trust_stale is OnDoubt.DENY:
-        return Decision(
-            verdict.deny(Reason.TRUST_STALE, f"trust data {trust.why or 'stale'}"), flags
-        )
-    if not reading.trusted and policy.clock_untrusted is OnDoubt.DENY:
-        return Decision(verdict.deny(Reason.CLOCK_UNTRUSTED, f"clock {reading.state.value}"), flags)
+    for doubt in doubts:  # stale first: the broadest problem is the reason given
+        if doubt.deny is not None:
+            return Decision(verdict.deny(doubt.deny, doubt.detail), flags)
     if already_used:
         return Decision(verdict.deny(Reason.ALREADY_USED, "already used here"), flags)
     return Decision(verdict, flags)

@@ -1,0 +1,135 @@
+"""What the checkpoint trusts right now: a verifier, the policy that goes with it, staleness.
+
+Two providers give the frame loop a :class:`TrustView` whenever it asks:
+
+- :class:`BundleTrust`, on a device: the installed signed bundle, reloaded when the sync agent
+  installs a new one (:class:`passgate.bundle.watch.BundleWatcher`). The bundle's fleet policy
+  for this zone decides the clock and staleness policies and the anti-passback windows.
+  Without a usable bundle every pass is denied (no key is trusted) and the OLED says
+  "no trust data"; the local config's policy applies meanwhile.
+- :class:`StaticTrust`: a plain trust folder (``trust.source = "dir"``, the simulation, tests),
+  never stale, with the local config's policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
+
+from .antipassback import AntiPassback
+from .bundle.policy import CheckpointPolicy, TrustStatus, trust_status
+from .config_schema import Config
+from .decide import FRESH
+from .trust import TrustStore
+from .verify import Verifier
+
+log = logging.getLogger(__name__)
+
+
+class AcceptLog(Protocol):
+    def last_accepted(
+        self, pass_hash: bytes, zone: str, after: float, until: float
+    ) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class TrustView:
+    """What the checkpoint trusts right now, and the policy that comes with it.
+
+    ``status``: staleness of the trust data. ``policy``: the effective settings for this
+    checkpoint (clock and stale policies, anti-passback windows). ``antipassback``: built for
+    that policy. ``missing``: why there is no trust data at all (every pass is then denied
+    ``unknown_key``, and the OLED says "no trust data").
+    """
+
+    verifier: Verifier
+    policy: CheckpointPolicy
+    antipassback: AntiPassback
+    status: TrustStatus = FRESH
+    missing: str = ""
+
+
+class TrustProvider(Protocol):
+    def current(self, now: float) -> TrustView: ...
+
+
+def local_policy(cfg: Config) -> CheckpointPolicy:
+    """The local config's settings, resolved for this checkpoint's zone.
+
+    ``[antipassback]`` may name other zones (one file for several checkpoints); only this
+    zone's windows matter here, so they fold into one default and per-purpose windows.
+    """
+    ap, zone = cfg.antipassback, cfg.checkpoint.zone
+    named = set(ap.purposes)
+    if zone in ap.zones:
+        named |= set(ap.zones[zone].purposes)
+    return CheckpointPolicy(
+        clock=cfg.clock.untrusted_policy,
+        stale=cfg.trust.stale_policy,
+        max_offline_s=cfg.trust.max_offline_age,
+        anti_passback_s=ap.window_for(zone, None),
+        anti_passback_purposes=MappingProxyType({p: ap.window_for(zone, p) for p in sorted(named)}),
+    )
+
+
+def antipassback_for(journal: AcceptLog, policy: CheckpointPolicy) -> AntiPassback:
+    return AntiPassback(
+        journal, policy.anti_passback_s, purpose_windows=dict(policy.anti_passback_purposes)
+    )
+
+
+class StaticTrust:
+    """A trust store that never changes and never goes stale."""
+
+    def __init__(self, store: TrustStore, policy: CheckpointPolicy, journal: AcceptLog) -> None:
+        self._view = TrustView(Verifier(store), policy, antipassback_for(journal, policy))
+
+    def current(self, now: float) -> TrustView:
+        return self._view
+
+
+class BundleTrust:
+    """The installed bundle as a :class:`TrustView`, following installs by the sync agent.
+
+    ``watcher``: a :class:`~passgate.bundle.watch.BundleWatcher` (or anything with
+    ``current() -> Loaded``). ``fallback``: the policy while no bundle is usable.
+    """
+
+    def __init__(self, watcher, journal: AcceptLog, zone: str, fallback: CheckpointPolicy) -> None:
+        self.watcher, self.journal, self.zone = watcher, journal, zone
+        self._fallback = TrustView(
+            Verifier(TrustStore([])), fallback, antipassback_for(journal, fallback)
+        )
+        self._loaded = None
+        self._view = self._fallback
+
+    def current(self, now: float) -> TrustView:
+        loaded = self.watcher.current()
+        if loaded is not self._loaded:
+            self._loaded = loaded
+            self._view = self._build(loaded)
+        if loaded.info is None:
+            return self._view
+        status = trust_status(loaded.info, now, max_offline_s=self._view.policy.max_offline_s)
+        if status == self._view.status:
+            return self._view
+        self._view = TrustView(
+            self._view.verifier, self._view.policy, self._view.antipassback, status
+        )
+        return self._view
+
+    def _build(self, loaded) -> TrustView:
+        if loaded.store is None or loaded.info is None:
+            missing = loaded.missing or "no trust data"
+            return TrustView(
+                self._fallback.verifier,
+                self._fallback.policy,
+                self._fallback.antipassback,
+                FRESH,
+                missing,
+            )
+        policy = loaded.info.fleet.for_checkpoint(self.zone)
+        return TrustView(Verifier(loaded.store), policy, antipassback_for(self.journal, policy))
+
