@@ -11,7 +11,8 @@ PG_PREFIX=${PASSGATE_PREFIX:-/opt/passgate}
 PG_ETC=/etc/passgate
 PG_STATE=/var/lib/passgate
 PG_SYNC_STATE=/var/lib/passgate-sync
-PG_UNITS=(passgate-scanner.service passgate-sync.service)
+# passgate-firstboot does nothing unless /boot/firmware/passgate-device.toml exists.
+PG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service)
 INSTALL_APT=(python3 python3-venv python3-pip libzbar0 i2c-tools sqlite3 rsync ca-certificates systemd)
 # From Raspberry Pi OS only. picamera2 must come from apt; the venv sees it through
 # --system-site-packages. lgpio is gpiozero's pin factory on a Pi 5 (and works on older Pis).
