@@ -373,7 +373,7 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
     dev, changes = plan.device, []
     own = _chown if owners is not None else (lambda *a: None)
     scanner = owners.scanner if owners else None
-    _ensure_dir(plan.state_dir, 0o2770, scanner, own)
+    _ensure_dir(plan.state_dir, 0o770, scanner, own)
     _ensure_dir(plan.dropin.parent, 0o750, (0, owners.config_group) if owners else None, own)
     if _read_bytes(plan.dropin) != plan.dropin_text.encode():
         write_atomic(plan.dropin, plan.dropin_text.encode(), mode=0o640)
@@ -387,9 +387,9 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
         version = install_bundle(dev.bundle, plan.bundle_dir, now, roots=dev.roots).version
         changes.append(f"bundle v{version} installed")
     for path in [plan.bundle_dir, *plan.bundle_dir.rglob("*")]:
-        # Both services share this folder (group passgate, as their UMask=0007 would make it).
-        mode = 0o2770 if path.is_dir() else (path.stat().st_mode & 0o777) | 0o660
-        os.chmod(path, mode)
+        # Both services write here (group passgate, as their UMask=0007 would make it).
+        mode = path.stat().st_mode
+        _chmod(path, 0o770 if path.is_dir() else (mode & 0o777) | 0o660)
         own(path, scanner)
     if _read_bytes(plan.hash_key_file) is None:
         plan.hash_key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -399,7 +399,7 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
 
     if dev.time_keys:
         folder = plan.state_dir / "time-keys"  # where `passgate sync` looks for them
-        _ensure_dir(folder, 0o2770, scanner, own)
+        _ensure_dir(folder, 0o770, scanner, own)
         for raw in dev.time_keys:
             pem, path = public_pem(public_from_raw(raw)), folder / f"time-{kid_of(raw).hex()}.pub"
             if _read_bytes(path) != pem:
@@ -433,8 +433,17 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
 def _ensure_dir(path: Path, mode: int, owner: tuple[int, int] | None, own) -> None:
     if not path.is_dir():
         path.mkdir(parents=True)
-        os.chmod(path, mode)
+        _chmod(path, mode)
         own(path, owner)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    """Set the permission bits only if they differ, keeping a folder's inherited setgid bit
+    (group passgate under /var/lib/passgate). The first-boot unit runs with UMask=0007 and
+    RestrictSUIDSGID=yes, so on a device this normally finds nothing to change."""
+    st = path.stat()
+    if st.st_mode & 0o777 != mode:
+        os.chmod(path, mode | (st.st_mode & 0o2000))
 
 
 def _chown(path: Path, owner: tuple[int, int] | None) -> None:
