@@ -377,6 +377,27 @@ def test_video_file_plays_loops_and_resumes(tmp_path):
         assert [int(looping.read()[0, 0]) for _ in range(5)] == [10, 20, 30, 10, 20]
 
 
+def test_video_file_with_real_opencv(tmp_path, passes):
+    """Only where the webcam extra is installed: a real MJPEG file, re-opened half-way."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV not installed (pip install 'passgate[webcam]')")
+    steps = [SceneStep(None, 2), SceneStep(passes[0], 3), SceneStep(None, 2)]
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    with SceneSource(steps) as scene:
+        while (frame := scene.read()) is not None:
+            writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    decoder = default_decoder()
+    src = VideoFileSource(path)
+    with src:
+        seen = [decoder.decode(src.read()) for _ in range(3)]
+    with src:
+        while (frame := src.read()) is not None:
+            assert frame.shape == (480, 640) and frame.dtype == np.uint8
+            seen.append(decoder.decode(frame))
+    assert seen == [[], [], [passes[0]], [passes[0]], [passes[0]], [], []]
+
+
 def test_video_file_missing_is_a_hardware_error(tmp_path):
     with pytest.raises(HardwareError, match="no such file"):
         VideoFileSource(tmp_path / "nope.mp4", cv=FakeCV([])).open()

@@ -97,7 +97,7 @@ class ZbarDecoder:
 
     name = "zbar"
 
-    def __init__(self, try_invert: bool = False) -> None:
+    def __init__(self, try_invert: bool = True) -> None:
         from pyzbar import pyzbar
 
         self._pyzbar = pyzbar
