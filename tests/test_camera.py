@@ -207,6 +207,23 @@ def test_picamera_open_failure_then_recovery_by_reopen():
     src.close()
 
 
+def test_picamera_failing_configure_releases_the_camera():
+    class BadConfig(FakePicamera2):
+        def configure(self, config):
+            raise ValueError("lores stream must be YUV")
+
+    made = []
+
+    def factory(num):
+        made.append(BadConfig(num))
+        return made[-1]
+
+    src = PicameraSource(factory=factory)
+    with pytest.raises(HardwareError, match="lores stream must be YUV"):
+        src.open()
+    assert made[0].calls == ["stop", "close"] and not src.is_open
+
+
 def test_picamera_close_errors_are_logged_not_raised(caplog):
     factory = Factory()
     src = PicameraSource(factory=factory)
