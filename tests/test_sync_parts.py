@@ -120,6 +120,14 @@ def test_state_missing_or_corrupt_reads_as_unknown(tmp_path, caplog):
     assert read_state(p).connectivity == ONLINE  # newer writers do not break older readers
 
 
+def test_state_from_a_stopped_agent_reads_as_unknown():
+    s = SyncState(connectivity=ONLINE, updated_at=1000.0)
+    assert s.connectivity_at(1000.0 + 60) == ONLINE
+    assert s.connectivity_at(1000.0 + 901) == UNKNOWN  # the agent died: no stale "online"
+    assert s.connectivity_at(1000.0 - 3600) == UNKNOWN  # clock went back past the write
+    assert SyncState(connectivity=OFFLINE).connectivity_at(5.0) == UNKNOWN  # never written
+
+
 def test_state_write_failure_leaves_previous_state(tmp_path, monkeypatch):
     p = tmp_path / "sync-state.json"
     write_state(p, SyncState(connectivity=ONLINE))

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "sync-state.json"
 
 ONLINE, OFFLINE, UNKNOWN = "online", "offline", "unknown"
+# The agent writes the file after every round: at least every 300 s (the backoff cap) plus
+# the round itself; twice that and more means nobody is updating it.
+STALE_AFTER = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,14 @@ class SyncState:
 
     def with_(self, **changes) -> SyncState:
         return replace(self, **changes)
+
+    def connectivity_at(self, now: float, max_age: float = STALE_AFTER) -> str:
+        """What the idle screen should show at ``now``: ``unknown`` when the file is older
+        than ``max_age`` seconds (the sync process stopped or hangs), else ``connectivity``.
+        Without this a dead sync agent would leave "online" on the screen forever."""
+        if self.updated_at is None or not 0 <= now - self.updated_at <= max_age:
+            return UNKNOWN
+        return self.connectivity
 
 
 def state_path(state_dir: Path) -> Path:
