@@ -39,8 +39,9 @@ def read_rows(path: Path, purposes) -> list[dict]:
             for n, row in enumerate(reader, 2):
                 zones = (row.get("zones") or "").replace(";", " ").split()
                 try:
-                    rows.append(pass_fields(purposes, row["purpose"] or "", zones, row.get("hint") or None,
-                                            row.get("from") or None, row.get("duration") or None))
+                    rows.append(pass_fields(purposes, row["purpose"] or "", zones,
+                                            row.get("hint") or None, row.get("from") or None,
+                                            row.get("duration") or None))
                 except PassgateError as exc:
                     raise BatchError(f"{path}:{n}: {exc}") from None
     except OSError as exc:
@@ -49,21 +50,33 @@ def read_rows(path: Path, purposes) -> list[dict]:
 
 
 def issue_batch(issuer: Issuer, csv_path: Path, out: Path, png: bool = True) -> int:
+    """Issue one pass per row of ``csv_path`` into ``out``; return the number of passes.
+
+    Every row is validated and signed in memory before any file is written, so a row that
+    cannot become a pass (say, too long for a checkpoint to read) stops the batch cleanly.
+    Progress bars go to stderr. PNGs take most of the time (~1.5 ms each, see ``qr.py``).
+    """
     rows = read_rows(csv_path, issuer.purposes)
+    issued = []
+    for n, fields in enumerate(tqdm(rows, desc="signing", unit="pass", file=sys.stderr), 2):
+        pass_id = os.urandom(PASS_ID_LEN)
+        try:
+            issued.append((pass_id, fields, issuer.issue(pass_id=pass_id, **fields)))
+        except PassgateError as exc:
+            raise BatchError(f"{csv_path}:{n}: {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
+    with open(out / "passes.csv", "w", newline="", encoding="ascii") as f:
+        w = csv.writer(f)
+        w.writerow(["row", "pass_id", "purpose", "zones", "not_before", "expires", "text"])
+        for i, (pass_id, fields, text) in enumerate(issued, 1):
+            nbf = fields["not_before"]
+            w.writerow([i, pass_id.hex(), fields["purpose"], " ".join(fields["zones"]), nbf,
+                        nbf + fields["duration_s"], text])
     if png:
         from .qr import write_png
 
         (out / "png").mkdir(exist_ok=True)
-    with open(out / "passes.csv", "w", newline="", encoding="ascii") as f:
-        w = csv.writer(f)
-        w.writerow(["row", "pass_id", "purpose", "zones", "not_before", "expires", "text"])
-        for i, fields in enumerate(tqdm(rows, desc="issuing", unit="pass", file=sys.stderr), 1):
-            pass_id = os.urandom(PASS_ID_LEN)
-            text = issuer.issue(pass_id=pass_id, **fields)
-            nbf = fields["not_before"]
-            w.writerow([i, pass_id.hex(), fields["purpose"], " ".join(fields["zones"]), nbf,
-                        nbf + fields["duration_s"], text])
-            if png:
-                write_png(text, out / "png" / f"{i:06d}.png", scale=4)
-    return len(rows)
+        for i, (_, _, text) in enumerate(tqdm(issued, desc="QR codes", unit="png",
+                                              file=sys.stderr), 1):
+            write_png(text, out / "png" / f"{i:06d}.png", scale=4)
+    return len(issued)
