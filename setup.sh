@@ -6,6 +6,8 @@
 #   ./setup.sh dev               set up only
 #   sudo ./setup.sh install [--dry-run] [--readonly-root]
 #                                provision a Raspberry Pi (Raspberry Pi OS Bookworm or Trixie, 64-bit)
+#   sudo ./setup.sh image --base IMAGE.img --config DEVICE.toml --out OUT.img [--bundle FILE]
+#                                a stock image + a device file -> a ready-to-flash image
 #
 # Every mode is idempotent: packages already present are not reinstalled, the venv is reused,
 # and a second `install` changes nothing and says so.
@@ -14,8 +16,14 @@ cd "$(dirname "$0")"
 HERE=$(pwd)
 VENV="$HERE/.venv"
 
-# System packages the tests need on a fresh Debian/Ubuntu machine.
-APT_PACKAGES=(python3-venv python3-dev libzbar0 systemd debootstrap rsync)
+# System packages: what running passgate on a laptop needs, and what the test suite adds
+# (systemd-analyze for the unit gate, debootstrap/rsync and image tools for the install and
+# image tests, PostgreSQL for the collector's second backend, Chromium for the staff page).
+BASE_APT=(python3-venv python3-dev libzbar0)
+TEST_APT=("${BASE_APT[@]}" systemd debootstrap rsync mtools dosfstools fdisk e2fsprogs
+    postgresql chromium chromium-driver)
+# One venv for every mode, so switching between simulate and test never reinstalls.
+EXTRAS=test,collector
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -65,26 +73,32 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
     test)
-        apt_install "${APT_PACKAGES[@]}"
-        python_env test
+        apt_install "${TEST_APT[@]}"
+        python_env "$EXTRAS"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     simulate)
-        apt_install "${APT_PACKAGES[@]}"
-        python_env test
+        apt_install "${BASE_APT[@]}"
+        python_env "$EXTRAS"
         exec "$VENV/bin/passgate" run --simulate "$@"
         ;;
     dev)
-        apt_install "${APT_PACKAGES[@]}"
-        python_env test
+        apt_install "${TEST_APT[@]}"
+        python_env "$EXTRAS"
         ;;
     install)
         # shellcheck source=deploy/install.sh
         . "$HERE/deploy/install.sh"
         install_main "$@"
         ;;
+    image)
+        # shellcheck source=deploy/image.sh
+        . "$HERE/deploy/install.sh"
+        . "$HERE/deploy/image.sh"
+        image_main "$@"
+        ;;
     *)
-        echo "usage: ./setup.sh test|simulate|dev|install [--dry-run]" >&2
+        echo "usage: ./setup.sh test|simulate|dev|install [--dry-run]|image --base IMG --config F --out OUT" >&2
         exit 2
         ;;
 esac
