@@ -162,7 +162,7 @@ def validate(
             if spec.choices and v not in spec.choices:
                 raise fail(dotted, f"must be one of {', '.join(spec.choices)}, not {v!r}")
             if spec.pattern and v and not spec.pattern.fullmatch(v):
-                raise fail(dotted, f"{v!r} is not a valid name (letters, digits, '.', '_', '-')")
+                raise fail(dotted, f"{v!r} is not valid (it must match {spec.pattern.pattern})")
             return v
         if kind == "path":
             if not isinstance(v, str) or not v:
@@ -245,8 +245,9 @@ def _derive(cfg: Config) -> Config:
 
 
 def _hostname() -> str:
-    name = socket.gethostname().split(".")[0] or "passgate"
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64]
+    name = socket.gethostname().split(".")[0].lower() or "passgate"
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "-" for c in name)[:64]
+    return name if name[0].isalnum() else "passgate"
 
 
 def _cross_checks(cfg: Config, fail) -> None:
@@ -263,6 +264,20 @@ def _cross_checks(cfg: Config, fail) -> None:
         )
     if cfg.display.png_dir is not None and cfg.display.driver != "dummy":
         raise fail("display.png_dir", "only the dummy driver writes PNG files")
+    ap = cfg.antipassback
+    windows = [("antipassback.window", ap.window)]
+    windows += [(f"antipassback.purposes.{p}", w) for p, w in ap.purposes.items()]
+    for z, zw in ap.zones.items():
+        windows += [(f"antipassback.zones.{z}.window", zw.window or 0)]
+        windows += [(f"antipassback.zones.{z}.purposes.{p}", w) for p, w in zw.purposes.items()]
+    where_, longest = max(windows, key=lambda kv: kv[1])
+    if longest > cfg.journal.retention:
+        raise fail(
+            where_,
+            f"{format_duration(longest)} is longer than journal.retention "
+            f"({format_duration(cfg.journal.retention)}); anti-passback reads accepted "
+            "rows from the journal, so keep them at least as long",
+        )
     _component_checks(cfg, fail)
 
 

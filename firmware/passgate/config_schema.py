@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")  # zones and purposes, as in passes
-DEVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+DEVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")  # the collector's rule: lower case
 DEFAULT_STATE_DIR = Path("/var/lib/passgate")
 MISSING = dataclasses.MISSING
 
@@ -60,7 +60,10 @@ class CheckpointSection:
         MISSING, "str", "zone this checkpoint guards; a pass must name it", pattern=NAME_RE
     )
     device_id: str = key(
-        "", "str", "device id in journal rows and uploads (empty: the host name)", pattern=DEVICE_RE
+        "",
+        "str",
+        "device id in journal rows and uploads, lower case (empty: the host name)",
+        pattern=DEVICE_RE,
     )
     state_dir: Path = key(
         DEFAULT_STATE_DIR, "path", "writable folder for the journal, keys and trust state"

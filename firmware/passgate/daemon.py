@@ -90,10 +90,12 @@ DEFAULT_TIMING = Timing()
 class Scan:
     """One presentation's outcome, handed to observers after it was recorded and signalled.
 
-    ``seq`` is the journal row, or None when the journal could not record it.
+    ``seq`` is the journal row, or None when the journal could not record it. ``text`` is
+    the pass text as decoded: kept in memory for observers, never logged or stored.
     """
 
     seq: int | None
+    text: str
     verdict: Verdict
     flags: frozenset[str]
     reading: TimeReading
@@ -269,7 +271,7 @@ class Checkpoint:
             self._pending += 1
             self.screens.status(pending=self._pending)
         self._after_faults()
-        scan = Scan(seq, decision.verdict, decision.flags, reading, nonce)
+        scan = Scan(seq, text, decision.verdict, decision.flags, reading, nonce)
         if self.on_scan is not None:
             self.on_scan(scan)
         return scan

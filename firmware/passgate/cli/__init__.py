@@ -16,7 +16,8 @@ import sys
 from ..errors import PassgateError
 
 # Module names under passgate.cli; each defines register(subparsers).
-COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd", "provision")
+COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd", "provision",
+            "run", "config")
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 

@@ -1,0 +1,92 @@
+"""``passgate run``: the checkpoint daemon (``--simulate``: the same on a laptop).
+
+The hardware objects are built here and only here: the frame source from ``[camera]``
+(picamera2 is imported when it opens), gpiozero's pin factory (lgpio on a Pi 5, RPi.GPIO on
+older boards; ``GPIOZERO_PIN_FACTORY=mock`` runs the real entry point on a laptop), and the
+real clock with its persisted floor. The luma I2C device is opened by the display worker
+from ``[display]``. Everything else is assembled by :func:`passgate.wiring.run_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+PIN_FACTORIES = {"lgpio": "lgpio", "rpigpio": "rpigpio", "mock": "mock"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the checkpoint (--simulate: on a laptop, no hardware)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="main config file (default /etc/passgate/passgate.toml)",
+    )
+    sim = p.add_argument_group("simulation (no config, no hardware)")
+    sim.add_argument(
+        "--simulate",
+        action="store_true",
+        help="simulated camera, GPIO on MockFactory, OLED as PNG files",
+    )
+    sim.add_argument(
+        "--state",
+        type=Path,
+        default=Path("state"),
+        metavar="DIR",
+        help="state folder for keys, trust data, journal and PNGs (default ./state)",
+    )
+    sim.add_argument("--loop", action="store_true", help="play the scene (or frames) forever")
+    sim.add_argument("--frames", type=Path, metavar="DIR", help="frames from a folder of images")
+    sim.add_argument(
+        "--camera",
+        choices=("scene", "webcam"),
+        default="scene",
+        help="scene: the scripted scene (default); webcam: a V4L2/USB webcam",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import UsageError
+
+    if args.simulate:
+        if args.config is not None:
+            raise UsageError("--simulate needs no config; drop --config")
+        if args.frames is not None and args.camera != "scene":
+            raise UsageError("give --frames DIR or --camera webcam, not both")
+        from ..simulate import main
+
+        return main(args.state, loop=args.loop, frames=args.frames, camera=args.camera)
+    sim_only = [
+        o
+        for o, v in (
+            ("--loop", args.loop),
+            ("--frames", args.frames),
+            ("--camera", args.camera != "scene"),
+        )
+        if v
+    ]
+    if sim_only:
+        raise UsageError(f"{', '.join(sim_only)}: only with --simulate")
+    return run_device(args.config)
+
+
+def run_device(config: Path | None) -> int:
+    """The real checkpoint: config, hardware, loop until SIGTERM."""
+    from ..clock import ClockConfig, SystemClock
+    from ..clockstore import ClockStore
+    from ..config import load_config
+    from ..signals import make_pin_factory
+    from ..wiring import make_source, run_checkpoint
+
+    cfg = load_config(config)  # ConfigError -> exit 2 with one line naming file and key
+    wanted = os.environ.get("GPIOZERO_PIN_FACTORY", "auto").lower()
+    pin_factory = make_pin_factory(PIN_FACTORIES.get(wanted, "auto"))
+    clock = SystemClock(
+        ClockStore(cfg.clock.floor_file),
+        ClockConfig(trust_timesyncd=cfg.clock.trust_timesyncd, trust_rtc=cfg.clock.trust_rtc),
+    )
+    run_checkpoint(cfg, source=make_source(cfg), pin_factory=pin_factory, clock=clock)
+    return 0

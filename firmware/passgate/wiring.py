@@ -1,0 +1,181 @@
+"""Assembling a checkpoint from a config, and running it until SIGTERM.
+
+:func:`run_checkpoint` is shared by ``passgate run`` and ``passgate run --simulate``. The
+entry points build what touches hardware (the frame source, the gpiozero pin factory, the
+clock) and hand it in; everything else (journal, trust, signals, display, the loop) is built
+here from the config, inside one :class:`contextlib.ExitStack`, so it is closed in reverse
+order however the run ends. On SIGTERM (or SIGINT) the loop stops, the relay is released,
+the OLED says "stopped", and the frame source, display, signals and journal close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .config_schema import Config
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+HASH_KEY_LEN = 32
+
+
+def read_hash_key(path: Path) -> bytes:
+    """The fleet's pass-hash key (written by provisioning); ConfigError if absent or wrong."""
+    try:
+        key = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"journal.hash_key_file: {path}: not found (provisioning writes it: passgate provision)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"journal.hash_key_file: {path}: cannot read: {exc.strerror}") from None
+    if len(key) != HASH_KEY_LEN:
+        raise ConfigError(
+            f"journal.hash_key_file: {path}: {len(key)} bytes, expected {HASH_KEY_LEN}"
+        )
+    return key
+
+
+def make_source(cfg: Config) -> Any:
+    """The frame source ``[camera]`` asks for (not opened: the loop opens it, with retries)."""
+    from .camera import Paced
+    from .camera.files import FolderSource, VideoFileSource
+    from .camera.picam import CameraConfig, PicameraSource
+    from .camera.webcam import WebcamSource
+
+    cam = cfg.camera
+    if cam.source == "picamera2":
+        names = [n for n in CameraConfig.__dataclass_fields__ if hasattr(cam, n)]
+        return PicameraSource(CameraConfig(**{n: getattr(cam, n) for n in names}))
+    if cam.source == "webcam":
+        return WebcamSource(cam.webcam_index, size=cam.lores_size, fps=cam.fps)
+    inner = (
+        FolderSource(cam.path, loop=cam.loop)
+        if Path(cam.path).is_dir()
+        else VideoFileSource(cam.path, loop=cam.loop)
+    )
+    return Paced(inner, cam.fps)  # files come as fast as asked; the loop expects a camera's pace
+
+
+def make_trust(cfg: Config, journal: Any) -> Any:
+    """The trust provider ``[trust]`` asks for: the installed bundle, or a plain folder."""
+    from .trustview import BundleTrust, StaticTrust, local_policy
+
+    policy = local_policy(cfg)
+    if cfg.trust.source == "dir":
+        from .trust import TrustStore
+
+        return StaticTrust(TrustStore.from_dir(cfg.trust.dir), policy, journal)
+    from .bundle.watch import BundleWatcher
+
+    return BundleTrust(BundleWatcher(cfg.trust.bundle_dir), journal, cfg.checkpoint.zone, policy)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop`` on SIGTERM and SIGINT while inside; the previous handlers come back after.
+
+    Only possible in the main thread (Python delivers signals there); elsewhere, a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum, frame):
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_checkpoint(
+    cfg: Config,
+    *,
+    source: Any,
+    pin_factory: Any,
+    clock: Any,
+    terminal: Any = None,
+    notifier: Any = None,
+    decoder: Any = None,
+    on_scan: Callable | None = None,
+    on_signal_change: Callable[[str, float], None] | None = None,
+    ready: Callable[[Any], None] | None = None,
+    max_frames: int | None = None,
+) -> Any:
+    """Build the checkpoint from ``cfg`` around the given hardware parts and run it.
+
+    Returns the :class:`~passgate.daemon.Checkpoint` after it stopped (SIGTERM, SIGINT, the
+    end of a finite source, or ``max_frames``). ``ready(checkpoint)`` is called just before
+    the loop starts (tests use it to reach the parts). ``decoder`` replaces the one
+    ``[decoder]`` names (tests and benchmarks feed pre-decoded texts). Raises ``ConfigError`` or
+    ``HardwareError`` when something cannot be set up at all.
+    """
+    from .daemon import Checkpoint, Timing
+    from .debounce import Debouncer
+    from .decode import make_decoder
+    from .display import Display
+    from .journal import Journal
+    from .sdnotify import Notifier
+    from .signals import Signals, SignalsConfig
+
+    key = read_hash_key(cfg.journal.hash_key_file)
+    with contextlib.ExitStack() as stack:
+        notifier = notifier if notifier is not None else stack.enter_context(Notifier())
+        journal = stack.enter_context(Journal(cfg.journal.path, key, cfg.checkpoint.device_id))
+        trust = make_trust(cfg, journal)
+        signals = stack.enter_context(
+            Signals(
+                SignalsConfig.from_section(cfg.signals),
+                pin_factory=pin_factory,
+                on_change=on_signal_change,
+            )
+        )
+        display = Display.from_config(cfg.display, terminal=terminal)
+        stack.callback(display.close)
+        stack.callback(source.close)
+        checkpoint = Checkpoint(
+            source=source,
+            decoder=decoder or make_decoder(cfg.decoder.backend, try_invert=cfg.decoder.try_invert),
+            debouncer=Debouncer(cfg.decoder.absent_frames, cfg.decoder.absent_s),
+            trust=trust,
+            journal=journal,
+            signals=signals,
+            display=display,
+            clock=clock,
+            zone=cfg.checkpoint.zone,
+            timing=Timing(verdict_hold_s=cfg.display.verdict_hold_s),
+            notifier=notifier,
+            on_scan=on_scan,
+        )
+        # Runs first on the way out: relay released and "stopped" shown before anything closes.
+        stack.callback(checkpoint.shutdown)
+        log.info(
+            "checkpoint %s in zone %s: camera %s, display %s, trust %s",
+            cfg.checkpoint.device_id,
+            cfg.checkpoint.zone,
+            getattr(source, "name", "?"),
+            cfg.display.driver,
+            cfg.trust.source,
+        )
+        if ready is not None:
+            ready(checkpoint)
+        with stop_on_signals(checkpoint.stop):
+            checkpoint.run(max_frames)
+        return checkpoint
+
+
+__all__ = ["make_source", "make_trust", "read_hash_key", "run_checkpoint", "stop_on_signals"]
