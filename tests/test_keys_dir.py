@@ -1,0 +1,49 @@
+"""Key hygiene in the repository: private keys only under keys/demo/, and the demo works."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "keys" / "demo"
+
+
+def _tracked_files() -> list[Path]:
+    res = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [REPO / f for f in res.stdout.split("\0") if f]
+
+
+def test_no_private_key_outside_keys_demo():
+    offenders = []
+    for path in _tracked_files():
+        if DEMO in path.parents or not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        data = path.read_bytes()
+        if b"PRIVATE KEY-----" in data and b"-----BEGIN" in data:
+            # Source and docs may mention the marker; a PEM block has it on its own line.
+            if any(line.startswith(b"-----BEGIN") and line.rstrip().endswith(b"PRIVATE KEY-----")
+                   for line in data.splitlines()):
+                offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []
+
+
+def test_demo_private_keys_are_clearly_named():
+    keys = sorted(DEMO.rglob("*.key"))
+    assert keys, "keys/demo/ should hold the demo keys"
+    assert all(k.name.startswith("demo-") for k in keys)
+
+
+def test_demo_bundle_verifies_against_demo_roots(tmp_path):
+    from passgate.bundle import RootSet, install_bundle, load_installed
+
+    roots = RootSet.load(DEMO / "roots" / "roots.toml")
+    assert roots.threshold == 2 and len(roots.keys) == 3
+    info = install_bundle(DEMO / "demo-bundle.pgb", tmp_path, now=1_780_000_000, roots=roots)
+    store, loaded = load_installed(tmp_path)
+    assert info.version == loaded.version == 1
+    assert [k.issuer for k in store.keys] == ["DEMO"]
