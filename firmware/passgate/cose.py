@@ -49,8 +49,7 @@ def dumps(obj: object) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
-def head(major: int, n: int) -> bytes:
-    """The shortest CBOR head for major type ``major`` and argument ``n`` (0 <= n < 2**64)."""
+def _make_head(major: int, n: int) -> bytes:
     mt = major << 5
     if n < 24:
         return bytes((mt | n,))
@@ -61,6 +60,15 @@ def head(major: int, n: int) -> bytes:
     if n < 0x100000000:
         return bytes((mt | 26,)) + n.to_bytes(4, "big")
     return bytes((mt | 27,)) + n.to_bytes(8, "big")
+
+
+# Heads for arguments below 256 (string lengths, small ints), made once: ~14 heads per pass.
+_SMALL_HEADS = tuple(tuple(_make_head(major, n) for n in range(256)) for major in range(8))
+
+
+def head(major: int, n: int) -> bytes:
+    """The shortest CBOR head for major type ``major`` and argument ``n`` (0 <= n < 2**64)."""
+    return _SMALL_HEADS[major][n] if n < 256 else _make_head(major, n)
 
 
 _SIMPLE = {False: b"\xf4", True: b"\xf5"}

@@ -122,7 +122,7 @@ def encode(claims: Claims, sign, kid: bytes) -> str:
 
 def parse_text(text: str | bytes) -> Sign1:
     """From QR text to the COSE structure, with the length capped before any decoding."""
-    if isinstance(text, bytes | bytearray):
+    if type(text) is not str and isinstance(text, bytes | bytearray):
         if len(text) > MAX_TEXT:
             raise malformed(f"longer than {MAX_TEXT} characters")
         try:
