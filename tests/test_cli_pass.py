@@ -159,6 +159,20 @@ def test_issue_bad_key_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     one_line_error(err, "cannot read private key")
 
 
+@pytest.mark.parametrize(("content", "words"), [
+    (b"name = \"\xff\xfe\"\n", ["cannot read issuer name"]),  # not UTF-8: was a traceback
+    (b"name = [", ["cannot read issuer name"]),
+    (b"zones = []\n", ["no 'name'"]),
+])
+def test_issue_bad_issuer_toml(issuer_dir: Path, capsys: pytest.CaptureFixture, content: bytes,
+                               words: list[str]) -> None:
+    (issuer_dir / "issuer.toml").write_bytes(content)
+    code, out, err = run(capsys, "issue", "--key", str(issuer_dir / "issuer.key"), "--purpose",
+                         "shopping", "--zone", "gate-1")
+    assert code == 2 and out == ""
+    one_line_error(err, *words)
+
+
 # --- verify ------------------------------------------------------------------------------
 
 def test_verify_accept_human_line(pass_text: str, trust_dir: Path,

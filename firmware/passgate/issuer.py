@@ -42,8 +42,9 @@ class Issuer:
             meta = key_path.with_suffix(".toml")
             try:
                 name = tomllib.loads(meta.read_text("utf-8")).get("name")
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise KeyFileError(f"{meta}: cannot read issuer name ({exc}); pass --issuer NAME") from None
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise KeyFileError(
+                    f"{meta}: cannot read issuer name ({exc}); pass --issuer NAME") from None
             if not isinstance(name, str):
                 raise KeyFileError(f"{meta}: no 'name' for the issuer; pass --issuer NAME")
         return cls(key, name, purposes or PurposeTable.default())
