@@ -192,3 +192,12 @@ def test_cctv_ed25519_weak_keys_refused_at_load() -> None:
           f"{len(mixed)} more with a low-order component, refused; {len(refused)} keys refused, "
           f"{len(loaded)} loaded; {accepted} of {len(vectors) - len(flagged) - len(mixed)} "
           f"signatures under loaded keys verify")
+
+
+def test_missing_shared_vectors_skip_with_a_clear_message(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    import conftest
+
+    monkeypatch.setattr(conftest, "SHARED_VECTORS", tmp_path / "absent")
+    with pytest.raises(pytest.skip.Exception, match=r"absent.*\.\./shared/vectors"):
+        shared_vector("ed25519/wycheproof_ed25519_test.json")
