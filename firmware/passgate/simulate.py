@@ -86,7 +86,7 @@ def load_issuer(state: Path) -> tuple[Issuer, Path]:
     from .keys import new_keypair
 
     for folder in demo_key_dirs():
-        for key in sorted(folder.glob("*issuer*.key")):
+        for key in sorted(folder.glob("**/*issuer*.key")):
             if key.with_suffix(".pub").is_file():
                 name = ISSUER_NAME if not key.with_suffix(".toml").is_file() else None
                 return Issuer.from_key_file(key, name), key.with_suffix(".pub")

@@ -1,0 +1,253 @@
+"""The entry points end to end: the simulation, ``passgate run`` on a laptop, SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from passgate import qr, simulate
+from passgate.config import from_dict
+from passgate.display import render
+from passgate.display.screens import DeniedScreen, StoppedScreen
+from passgate.journal import Journal
+
+CLI = [sys.executable, "-c", "import sys; from passgate.cli import main; sys.exit(main())"]
+SCENE = [
+    ("ACCEPT", "valid pass"),
+    ("DENY   expired", "expired pass"),
+    ("DENY   bad_signature", "forged pass"),
+    ("DENY   revoked", "revoked pass"),
+    ("DENY   wrong_zone", "pass for another zone"),
+    ("DENY   unknown_key", "unknown issuer"),
+    ("DENY   already_used", "valid pass again"),
+]
+
+
+def pixels(path_or_image) -> np.ndarray:
+    img = Image.open(path_or_image) if isinstance(path_or_image, Path) else path_or_image
+    return np.asarray(img.convert("1"), dtype=bool)
+
+
+def verdict_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if " ACCEPT " in ln or " DENY " in ln]
+
+
+def test_the_simulated_checkpoint_plays_the_scene(tmp_path: Path):
+    state = tmp_path / "state"
+    out = io.StringIO()
+    assert simulate.main(state, out=out, fps=300) == 0
+    lines = verdict_lines(out.getvalue())
+    assert len(lines) == len(SCENE), out.getvalue()
+    for line, (verdict, label) in zip(lines, SCENE, strict=True):
+        assert f" {verdict}" in line and line.endswith(f"[{label}]"), line
+    assert "door released" in out.getvalue()
+    assert "7 scans (1 accepted, 6 denied)" in out.getvalue()
+
+    with Journal.open_readonly(state / "journal.sqlite") as j:
+        rows = j.since(0)
+        assert [r.reason for r in rows] == [
+            "valid",
+            "expired",
+            "bad_signature",
+            "revoked",
+            "wrong_zone",
+            "unknown_key",
+            "already_used",
+        ]
+        assert {r.zone for r in rows} == {"gate-1"} and j.verify() is None
+    pngs = sorted((state / "oled").glob("frame-*.png"))
+    shown = [pixels(p) for p in pngs]
+    assert (shown[-1] == pixels(render(StoppedScreen()))).all()
+    for screen in (
+        DeniedScreen("revoked"),
+        DeniedScreen("invalid signature"),
+        DeniedScreen("unknown issuer"),
+        DeniedScreen("already used"),
+    ):
+        assert any((s == pixels(render(screen))).all() for s in shown), screen
+    assert len(pngs) >= 9  # idle, 7 verdicts (played fast: no idle between), stopped
+
+    # A second run keeps the keys and the journal: the new scene's passes are new passes.
+    key = next((state / "keys").glob("*.key"), None) if (state / "keys").exists() else None
+    before = key.read_bytes() if key else None
+    out2 = io.StringIO()
+    simulate.main(state, out=out2, fps=300)
+    assert [ln.split("  [")[1] for ln in verdict_lines(out2.getvalue())] == [
+        f"{label}]" for _, label in SCENE
+    ]
+    assert verdict_lines(out2.getvalue())[0].split()[1] == "#8"
+    if key:
+        assert key.read_bytes() == before
+
+
+def test_frames_from_a_folder(tmp_path: Path):
+    state = tmp_path / "state"
+    simulate.prepare(state, time.time())
+    issuer, _ = simulate.load_issuer(state)
+    now = int(time.time())
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    blank = Image.new("L", (640, 480), 200)
+
+    def frame(name: str, text: str | None) -> None:
+        img = blank.copy()
+        if text is not None:
+            qr.write_png(text, tmp_path / "code.png", scale=4)
+            img.paste(Image.open(tmp_path / "code.png").convert("L"), (150, 80))
+        img.save(frames / f"{name}.png")
+
+    valid = issuer.issue("work", ["gate-1"], now - 60, 3600)
+    wrong_zone = issuer.issue("work", ["elsewhere"], now - 60, 3600)
+    script = [None] * 3 + [valid] * 3 + [None] * 12 + [wrong_zone] * 2 + [None] * 3
+    for i, text in enumerate(script):
+        frame(f"{i:03d}", text)
+    out = io.StringIO()
+    simulate.main(state, frames=frames, out=out, fps=300)
+    lines = verdict_lines(out.getvalue())
+    assert [ln.split()[2:4] for ln in lines] == [["ACCEPT", "work:"], ["DENY", "wrong_zone:"]]
+    assert lines[0].endswith("[a code not in the scene]")
+
+
+def test_run_usage_errors_exit_2(tmp_path: Path):
+    for argv, message in (
+        (["run", "--loop"], "--loop: only with --simulate"),
+        (["run", "--simulate", "--config", "x.toml"], "--simulate needs no config"),
+        (["run", "--simulate", "--frames", "d", "--camera", "webcam"], "not both"),
+        (["run", "--config", str(tmp_path / "none.toml")], "config file not found"),
+    ):
+        r = subprocess.run([*CLI, *argv], capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def device_setup(tmp_path: Path, frames_loop: bool = True) -> tuple[Path, object]:
+    """A laptop 'device': trust folder, hash key, a folder of frames, a config file."""
+    state = tmp_path / "state"
+    simulate.prepare(state, time.time())
+    issuer, _ = simulate.load_issuer(state)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    now = int(time.time())
+    blank = Image.new("L", (640, 480), 200)
+    for i in range(6):
+        blank.save(frames / f"a{i}.png")
+    qr.write_png(issuer.issue("work", ["gate-1"], now - 60, 3600), tmp_path / "code.png", scale=4)
+    img = blank.copy()
+    img.paste(Image.open(tmp_path / "code.png").convert("L"), (150, 80))
+    img.save(frames / "b.png")
+    config = tmp_path / "passgate.toml"
+    config.write_text(f"""
+[checkpoint]
+zone = "gate-1"
+state_dir = "{state}"
+[camera]
+source = "files"
+path = "{frames}"
+loop = {str(frames_loop).lower()}
+fps = 50
+[decoder]
+absent_s = 0.05
+[display]
+driver = "dummy"
+png_dir = "{state / "oled"}"
+[trust]
+source = "dir"
+dir = "{state / "trust"}"
+""")
+    return config, issuer
+
+
+def test_sigterm_in_process_releases_the_relay_and_shows_stopped(tmp_path: Path):
+    """The entry point's own SIGTERM handler, with the real Signals on MockFactory pins."""
+    from passgate.clock import FixedClock
+    from passgate.config import load_config
+    from passgate.signals import make_pin_factory
+    from passgate.wiring import make_source, run_checkpoint
+
+    config, _ = device_setup(tmp_path)
+    cfg = load_config(config)
+    factory = make_pin_factory("mock")
+    relay = factory.pin(cfg.signals.relay_pin)
+    seen = []
+
+    def on_scan(scan):
+        seen.append((scan.verdict.accepted, relay.state))
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered to the loop's handler, main thread
+
+    before = signal.getsignal(signal.SIGTERM)
+    checkpoint = run_checkpoint(
+        cfg,
+        source=make_source(cfg),
+        pin_factory=factory,
+        clock=FixedClock(time.time()),
+        on_scan=on_scan,
+    )
+    assert seen == [(True, False)]  # accepted: relay energised (active low: pin low)
+    assert checkpoint.stopping and checkpoint.scans == 1
+    # idle high (active low: off), energised low on accept, released high on SIGTERM, and
+    # only then the pin is closed (MockPin reads 0 once closed: an input, no longer driven)
+    assert [bool(s.state) for s in relay.states] == [False, True, False, True, False]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler was put back
+    last = sorted((cfg.checkpoint.state_dir / "oled").glob("*.png"))[-1]
+    assert (pixels(last) == pixels(render(StoppedScreen()))).all()
+
+
+@pytest.mark.slow
+def test_sigterm_to_passgate_run_stops_cleanly(tmp_path: Path):
+    """``passgate run --config`` as a process (GPIO on MockFactory), stopped by SIGTERM."""
+    config, _ = device_setup(tmp_path)
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*CLI, "run", "--config", str(config)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "frames flow" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=20)
+    log = "".join(lines) + rest
+    assert proc.returncode == 0, log
+    assert "SIGTERM: stopping" in log and "stopped after" in log
+    pngs = sorted((tmp_path / "state" / "oled").glob("*.png"))
+    assert (pixels(pngs[-1]) == pixels(render(StoppedScreen()))).all()
+    with Journal.open_readonly(tmp_path / "state" / "journal.sqlite") as j:
+        assert [r.reason for r in j.since(0)][:1] == ["valid"]
+
+
+def test_missing_hash_key_is_a_config_error(tmp_path: Path):
+    config, _ = device_setup(tmp_path)
+    (tmp_path / "state" / "journal.key").unlink()
+    r = subprocess.run(
+        [*CLI, "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"},
+    )
+    assert r.returncode == 2
+    assert "journal.hash_key_file" in r.stderr and "not found" in r.stderr
+
+
+def test_sim_config_is_an_ordinary_config(tmp_path: Path):
+    cfg = simulate.sim_config(tmp_path)
+    assert cfg == from_dict(
+        {
+            "checkpoint": {"zone": "gate-1", "device_id": "sim-gate-1", "state_dir": str(tmp_path)},
+            "trust": {"source": "dir", "dir": str(tmp_path / "trust")},
+            "display": {"driver": "dummy", "png_dir": str(tmp_path / "oled")},
+            "decoder": {"absent_frames": 5, "absent_s": 10 / 15},
+            "antipassback": {"window": "10m"},
+            "clock": {"untrusted_policy": "flag"},
+        }
+    )
