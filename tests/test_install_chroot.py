@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SUITE = "bookworm"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "passgate" / f"{SUITE}-minbase.tar"
+from chroot_util import REPO, copy_source, make_root, trust_host_ca
+from chroot_util import mode as _mode
+from chroot_util import owner as _owner
+from chroot_util import run as _run
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,50 +28,13 @@ pytestmark = [
 ]
 
 
-def _run(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, **kw)
-
-
-def _make_root(root: Path) -> None:
-    if CACHE.exists():
-        root.mkdir()
-        _run("tar", "-xf", str(CACHE), "-C", str(root), check=True)
-        return
-    res = _run("debootstrap", "--variant=minbase", SUITE, str(root), "http://deb.debian.org/debian",
-               timeout=900)
-    if res.returncode != 0:
-        pytest.skip(f"debootstrap failed (no Debian mirror?): {res.stderr[-500:]}")
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    _run("tar", "-cf", str(CACHE), "-C", str(root), ".", check=True)
-
-
-def _copy_source(dest: Path) -> None:
-    """The committed tree (git ls-files) when available, so the test installs what CI clones."""
-    res = _run("git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    files = [f for f in res.stdout.split("\0") if f] if res.returncode == 0 else []
-    if not files:
-        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"))
-        return
-    for rel in files:
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-
-
 @pytest.fixture(scope="module")
 def chroot(tmp_path_factory):
     root = tmp_path_factory.mktemp("chroot") / "root"
-    _make_root(root)
-    # This machine reaches PyPI through a TLS-inspecting gateway whose CA only the host trusts:
-    # hand the host's bundle to the chroot (update-ca-certificates keeps it when it reruns).
-    host_ca = Path("/etc/ssl/certs/ca-certificates.crt")
-    if host_ca.exists():
-        for rel in ("usr/local/share/ca-certificates/host-bundle.crt", "etc/ssl/certs/ca-certificates.crt"):
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(host_ca, root / rel)
+    make_root(root)
+    trust_host_ca(root)
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-    _copy_source(root / "src")
+    copy_source(root / "src")
     subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
     try:
         yield root
@@ -82,14 +45,6 @@ def chroot(tmp_path_factory):
 def _install(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
     return _run("chroot", str(root), "/src/setup.sh", "install", *args, env=env, timeout=1200)
-
-
-def _mode(path: Path) -> str:
-    return oct(stat.S_IMODE(path.stat().st_mode))
-
-
-def _owner(root: Path, path: str) -> str:
-    return _run("chroot", str(root), "stat", "-c", "%U:%G", path).stdout.strip()
 
 
 def test_install_in_a_debian_chroot(chroot: Path):
