@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from passgate import cose
+from passgate.bundle.verify import DEFAULT_MAX_BYTES
 from passgate.errors import KeyFileError, PassFormatError
 from passgate.keys import check_public_point, kid_of, public_from_raw, raw_public
 
@@ -29,7 +30,7 @@ TIME_NONCE_LEN = 16
 BUNDLE_VERSION_HEADER = "Passgate-Bundle-Version"
 MAX_ROWS = 500
 MAX_BODY = 1 << 20
-MAX_BUNDLE = 16 << 20
+MAX_BUNDLE = DEFAULT_MAX_BYTES  # what a device's installer accepts (1,000,000 revocations ~16 MB)
 GENESIS_CHAIN = bytes(32)
 
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
