@@ -20,6 +20,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -29,13 +30,19 @@ import pytest
 from bundle_support import Fleet
 from chroot_util import CHROOT_ENV, REPO, make_root, mode, owner, run
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (loop devices, mount, chroot)"),
-    pytest.mark.skipif(shutil.which("mcopy") is None, reason="mtools not installed"),
-    pytest.mark.skipif(shutil.which("debootstrap") is None, reason="debootstrap not installed"),
-    pytest.mark.skipif(not Path("/dev/loop-control").exists(), reason="no loop devices"),
-]
+
+def builds_images(test):
+    """Marks for the tests that build and mount disk images."""
+    for mark in (
+        pytest.mark.slow,
+        pytest.mark.skipif(os.geteuid() != 0, reason="needs root (loop devices, mount, chroot)"),
+        pytest.mark.skipif(shutil.which("mcopy") is None, reason="mtools not installed"),
+        pytest.mark.skipif(shutil.which("debootstrap") is None, reason="debootstrap not installed"),
+        pytest.mark.skipif(not Path("/dev/loop-control").exists(), reason="no loop devices"),
+    ):
+        test = mark(test)
+    return test
+
 
 SECTOR = 512
 BOOT_START, BOOT_SECTORS = 8192, 64 * 2048  # 64 MiB FAT at 4 MiB, as Raspberry Pi OS lays it out
@@ -146,6 +153,7 @@ class Mounted:
         run("losetup", "-d", self.loop)
 
 
+@builds_images
 def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, device_files):
     (rootfs / "usr/lib/raspberrypi-sys-mods").mkdir(parents=True, exist_ok=True)
     (rootfs / "usr/lib/raspberrypi-sys-mods/init_config").write_text("#!/usr/bin/python3\n")
@@ -242,6 +250,7 @@ def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, 
         m.close()
 
 
+@builds_images
 def test_trixie_image_staged_for_first_boot(tmp_path, rootfs, device_files):
     (rootfs / "etc/cloud").mkdir(parents=True, exist_ok=True)
     (rootfs / "etc/cloud/cloud.cfg").write_text("datasource_list: [NoCloud, None]\n")
@@ -283,6 +292,7 @@ def test_trixie_image_staged_for_first_boot(tmp_path, rootfs, device_files):
     assert again.returncode == 0 and "already in user-data" in again.stderr
 
 
+@builds_images
 def test_a_bad_device_file_writes_no_image(tmp_path, device_files):
     bad = device_files / "bad.toml"  # beside the bundle it names
     bad.write_text((device_files / "device.toml").read_text().replace(HASH_KEY.hex(), "ab"))
@@ -291,3 +301,54 @@ def test_a_bad_device_file_writes_no_image(tmp_path, device_files):
     res = setup_image("--base", str(base), "--config", str(bad), "--out", str(tmp_path / "o.img"))
     assert res.returncode == 2 and "pass_hash_key" in res.stderr
     assert not (tmp_path / "o.img").exists() and not (tmp_path / "o.img.part").exists()
+
+
+# --- the image tool's decisions, without images (fast) ----------------------------------------
+
+
+def image_sh(snippet: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``snippet`` with deploy/image.sh's functions loaded (as setup.sh sources it)."""
+    script = (f'say() {{ echo "$*" >&2; }}; . "{REPO}/deploy/image.sh"; '
+              f'IMG_PY="{sys.executable}"; {snippet}')
+    return run("bash", "-c", script, "image_sh", *args)
+
+
+@pytest.mark.parametrize("kind, before, expect, after", [
+    ("custom.toml", "", "added", {"config_version": 1, "system": {"hostname": "gate-1"}}),
+    ("custom.toml", '[system]\ntimezone = "UTC"\n[user]\nname = "t"\n', "added",
+     {"config_version": 1, "system": {"hostname": "gate-1", "timezone": "UTC"},
+      "user": {"name": "t"}}),
+    ("custom.toml", 'config_version = 1\n[system]\nhostname = "gate-1"\n', "same", None),
+    ("custom.toml", 'config_version = 1\n[system]\nhostname = "kiosk"\n', "conflict: kiosk", None),
+    ("user-data", "", "added", "#cloud-config\n# passgate: the device id\nhostname: gate-1\n"
+     "manage_etc_hosts: localhost\n"),
+    ("user-data", "#cloud-config\nhostname: other # set by imager\n", "conflict: other", None),
+    ("user-data", "#!/bin/sh\necho hi\n", "conflict: not a #cloud-config file", None),
+    ("user-data", "#cloud-config\npreserve_hostname: true\n", "conflict: preserve_hostname is true",
+     None),
+    ("meta-data", "instance-id: x\n", "added", "instance-id: x\n# passgate: the device id\n"
+     "local-hostname: gate-1\n"),
+    ("meta-data", "", "added", "# passgate: the device id\nlocal-hostname: gate-1\n"
+     "instance-id: passgate-gate-1\n"),
+])
+def test_host_name_merge(tmp_path, kind, before, expect, after):
+    f = tmp_path / kind
+    f.write_text(before)
+    res = image_sh('img_merge_hostname "$1" "$2" gate-1', kind, str(f))
+    assert res.stdout.strip() == expect, res.stderr
+    text = f.read_text()
+    if after is None:
+        assert text == before  # never rewritten unless added
+    elif kind == "custom.toml":
+        assert tomllib.loads(text) == after
+    else:
+        assert text == after
+
+
+def test_architecture_of_a_root(tmp_path):
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text("Package: base-files\nArchitecture: arm64\n\n"
+                      "Package: dpkg\nStatus: install ok installed\nArchitecture: arm64\n")
+    assert image_sh('img_arch "$1"', str(tmp_path)).stdout.strip() == "arm64"
+    assert image_sh("img_qemu_ready riscv64 || echo no").stdout.strip() == "no"
