@@ -17,7 +17,7 @@ from ..errors import PassgateError
 
 # Module names under passgate.cli; each defines register(subparsers).
 COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd", "provision",
-            "run", "config")
+            "run", "config", "selftest")
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 

@@ -1,0 +1,320 @@
+"""``passgate selftest``: on-site checks for a technician, one line per check.
+
+    sudo systemctl stop passgate-scanner      # it holds the camera, the OLED and the pins
+    sudo /opt/passgate/venv/bin/passgate selftest [--config FILE] [--frames N] [--skip CHECK ...]
+    passgate selftest --simulate [--state DIR]   # a laptop: simulated camera, pins and OLED
+
+Checks, in order: camera, decode, display, signals, clock, bundle, collector, disk, journal
+(:mod:`passgate.selftest`, :mod:`passgate.selftest_state`). The hardware objects (frame
+source, gpiozero pin factory, OLED, clock) are built here and only here; with ``--simulate``
+they are the fakes ``passgate run --simulate`` uses. Exit codes: 0 no check failed (warnings
+allowed), 1 a check failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..selftest import CHECKS
+
+DEFAULT_SYNC_DIR = Path("/var/lib/passgate-sync")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "selftest",
+        help="on-site checks: camera, decode, display, outputs, clock, trust, collector, disk, "
+        "journal",
+    )
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="main config file (default /etc/passgate/passgate.toml)")
+    p.add_argument("--simulate", action="store_true",
+                   help="no hardware: simulated camera showing a demo pass, MockFactory pins, "
+                   "OLED as PNG files in STATE/oled/")
+    p.add_argument("--state", type=Path, default=Path("state"), metavar="DIR",
+                   help="--simulate: state folder (default ./state, as passgate run --simulate)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--frames", type=int, default=30, metavar="N",
+                   help="frames to capture for the camera and decode checks (default 30)")
+    p.add_argument("--skip", nargs="+", action="extend", default=[], choices=CHECKS,
+                   metavar="CHECK", help=f"leave out checks: {', '.join(CHECKS)}")
+    p.add_argument("--collector", metavar="URL",
+                   help="collector to try a TCP connection to (default: the sync agent's "
+                   "enrolment record)")
+    p.add_argument("--sync-dir", type=Path, default=DEFAULT_SYNC_DIR, metavar="DIR",
+                   help=f"the sync agent's folder with enrolment.json (default {DEFAULT_SYNC_DIR})")
+    p.add_argument("--no-connect", action="store_true",
+                   help="do not open a TCP connection to the collector")
+    p.set_defaults(func=selftest)
+
+
+class RealTime:
+    """The monotonic clock and sleep every timed check uses (tests pass a fake)."""
+
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
+@dataclass
+class Hardware:
+    """Everything that touches hardware, made by the entry point.
+
+    ``source``: a frame source, not opened. ``pin_factory()``: makes the gpiozero factory.
+    ``display()``: opens the OLED (or PNG output); ``None`` when none is configured.
+    ``clock``: ``read()`` (and ``status()`` for the real clock). ``camera_note``: what the
+    camera line adds about the camera's settings (the lens position).
+    """
+
+    source: Any
+    pin_factory: Callable[[], Any]
+    display: Callable[[], Any] | None
+    display_name: str
+    clock: Any
+    camera_note: str = ""
+
+
+def selftest(args: argparse.Namespace, *, out: TextIO | None = None,
+             timer: Any = RealTime) -> int:
+    """The command; ``out`` and ``timer`` (``monotonic``/``sleep``) are for tests."""
+    from ..selftest import exit_code, run_checks, summary
+    from . import UsageError
+
+    out = out or sys.stdout
+    if args.frames < 1:
+        raise UsageError("--frames must be at least 1")
+    if args.simulate and args.config is not None:
+        raise UsageError("--simulate needs no config; drop --config")
+    with contextlib.ExitStack() as stack:
+        if args.simulate:
+            cfg, hw = simulated(args.state, stack, timer)
+        else:
+            from ..config import load_config
+
+            cfg = load_config(args.config)  # ConfigError: one line, exit 2
+            hw = device_hardware(cfg, stack)
+        url, note = collector_url(args.collector, args.sync_dir)
+        checks = build_checks(cfg, hw, frames=args.frames, url=url, url_note=note,
+                              connect=not args.no_connect, timer=timer)
+
+        def emit(result):
+            if not args.json:
+                print(result.line(), file=out, flush=True)
+
+        results = run_checks(checks, skip=args.skip, emit=emit)
+    if args.json:
+        doc = {"ok": exit_code(results) == 0, "results": [r.to_json() for r in results]}
+        print(json.dumps(doc, sort_keys=True), file=out)
+    else:
+        print(summary(results), file=out)
+    return exit_code(results)
+
+
+def collector_url(given: str | None, sync_dir: Path) -> tuple[str | None, str]:
+    """The collector URL to try, and a note when it cannot be known."""
+    from ..errors import ConfigError
+    from ..sync.enrolment import ENROLMENT_FILE, load_enrolment
+
+    if given:
+        return given, ""
+    try:
+        record = load_enrolment(Path(sync_dir) / ENROLMENT_FILE)
+    except ConfigError as exc:  # typically: permission denied without sudo
+        return None, f"collector URL unknown ({exc})"
+    return (record.collector, "") if record is not None else (None, "")
+
+
+def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
+                 url_note: str = "", connect: bool = True, timer: Any = RealTime
+                 ) -> list[tuple[str, Callable[[], Any]]]:
+    """The checks for ``cfg`` around the given hardware, as ``(name, thunk)`` in order."""
+    from .. import selftest as st
+    from .. import selftest_state as ss
+    from ..signals import SignalsConfig
+    from ..sync.state import read_state, state_path
+
+    zone, shared = cfg.checkpoint.zone, {}
+
+    def trust() -> tuple[Any, Any]:
+        """(Loaded bundle or None, TrustStore or None), read once."""
+        if "trust" not in shared:
+            if cfg.trust.source == "dir":
+                from ..trust import TrustStore
+
+                try:
+                    shared["trust"] = (None, TrustStore.from_dir(cfg.trust.dir))
+                except Exception:  # noqa: BLE001 - the bundle check reports why
+                    shared["trust"] = (None, None)
+            else:
+                from ..bundle.watch import BundleWatcher
+
+                loaded = BundleWatcher(cfg.trust.bundle_dir).current()
+                shared["trust"] = (loaded, loaded.store)
+        return shared["trust"]
+
+    def camera():
+        shared["capture"] = cap = st.capture(hw.source, frames, timer.monotonic)
+        return st.check_camera(cap, cfg.camera.fps, setting=hw.camera_note)
+
+    def decode():
+        from ..decode import make_decoder
+        from ..verify import Verifier
+
+        cap = shared.get("capture")
+        if cap is None:
+            return st.Result("decode", st.Status.SKIP, "camera check skipped: no frames")
+        store = trust()[1]
+        judge = None
+        if store is not None:
+            verifier = Verifier(store)
+
+            def judge(text):
+                return verifier.check(text, hw.clock.read().now, zone)
+
+        decoder = make_decoder(cfg.decoder.backend, try_invert=cfg.decoder.try_invert)
+        return st.check_decode(cap.frames, decoder, judge)
+
+    def display():
+        return st.check_display(hw.display, hw.display_name, sleep=timer.sleep,
+                                monotonic=timer.monotonic)
+
+    def signals():
+        return st.check_signals(SignalsConfig.from_section(cfg.signals), hw.pin_factory,
+                                clock=timer.monotonic, sleep=timer.sleep)
+
+    def clock():
+        return _clock_check(cfg, hw.clock, trust()[0])
+
+    def bundle():
+        if cfg.trust.source == "dir":
+            from ..trust import TrustStore
+
+            return ss.check_trust_folder(partial(TrustStore.from_dir, cfg.trust.dir),
+                                         cfg.trust.dir)
+        return ss.check_bundle(trust()[0], hw.clock.read().now, zone)
+
+    def collector():
+        state = read_state(state_path(cfg.checkpoint.state_dir))
+        return ss.check_collector(state, hw.clock.read().now, url=url, url_note=url_note,
+                                  connect=ss.tcp_connect if connect else None,
+                                  monotonic=timer.monotonic)
+
+    def disk():
+        return ss.check_disk(cfg.checkpoint.state_dir)
+
+    def journal():
+        return ss.check_journal(cfg.journal.path)
+
+    return [("camera", camera), ("decode", decode), ("display", display),
+            ("signals", signals), ("clock", clock), ("bundle", bundle),
+            ("collector", collector), ("disk", disk), ("journal", journal)]
+
+
+def _camera_setting(cam: Any) -> str:
+    if cam.source != "picamera2":
+        return f"source {cam.source}"
+    if cam.focus == "manual":
+        cm = f", ~{100 / cam.lens_position:.0f} cm" if cam.lens_position > 0 else ", infinity"
+        return f"lens_position {cam.lens_position:g}{cm}"
+    return f"focus {cam.focus}"
+
+
+def _clock_check(cfg: Any, clock: Any, loaded: Any) -> Any:
+    """The clock line: the state, the saved floor, and the policy that applies here."""
+    from ..clockstore import ClockStore
+    from ..errors import TrustError
+    from ..selftest_state import check_clock
+    from ..trustview import local_policy
+
+    status = clock.status() if hasattr(clock, "status") else None
+    reading = status.reading if status is not None else clock.read()
+    floor, floor_error = None, ""
+    if cfg.clock.floor_file is not None:
+        try:
+            floor = ClockStore(cfg.clock.floor_file).load().floor
+        except TrustError as exc:
+            floor_error = str(exc)
+    info = loaded.info if loaded is not None else None
+    policy = (info.fleet.for_checkpoint(cfg.checkpoint.zone) if info is not None
+              else local_policy(cfg)).clock
+    return check_clock(reading, source=status.source if status else "",
+                       system=status.system if status else None, stored_floor=floor,
+                       floor_error=floor_error, policy=policy)
+
+
+def device_hardware(cfg: Any, stack: contextlib.ExitStack) -> Hardware:
+    """The real camera, pins, OLED and clock from the config (nothing opened yet)."""
+    from ..clock import ClockConfig, SystemClock
+    from ..clockstore import ClockStore
+    from ..signals import make_pin_factory
+    from ..wiring import make_source
+
+    def pins() -> Any:
+        wanted = os.environ.get("GPIOZERO_PIN_FACTORY", "auto").lower()
+        factory = make_pin_factory(wanted if wanted in ("lgpio", "rpigpio", "mock") else "auto")
+        stack.callback(factory.close)
+        return factory
+
+    opener, name = display_output(cfg.display)
+    # persist=False: a self-test reads the clock, it never moves the saved floor.
+    clock = SystemClock(ClockStore(cfg.clock.floor_file),
+                        ClockConfig(trust_timesyncd=cfg.clock.trust_timesyncd,
+                                    trust_rtc=cfg.clock.trust_rtc), persist=False)
+    return Hardware(make_source(cfg), pins, opener, name, clock, _camera_setting(cfg.camera))
+
+
+def display_output(d: Any) -> tuple[Callable[[], Any] | None, str]:
+    """(opener, name) for the ``[display]`` section; the opener raises if the panel is absent."""
+    from ..display import PngFolder, open_luma
+
+    if d.driver == "none":
+        return None, "none"
+    if d.driver == "dummy":
+        if d.png_dir is not None:
+            return partial(PngFolder, d.png_dir, prefix="selftest"), f"PNG files in {d.png_dir}"
+        return partial(open_luma, "dummy"), "dummy display (no panel)"
+    return (partial(open_luma, d.driver, d.i2c_port, d.i2c_address, d.rotate, persist=True),
+            f"{d.driver} on /dev/i2c-{d.i2c_port} at 0x{d.i2c_address:02X}")
+
+
+def simulated(state: Path, stack: contextlib.ExitStack, timer: Any = RealTime
+              ) -> tuple[Any, Hardware]:
+    """The simulation's config and fakes: a scene with the demo pass held up to the camera,
+    MockFactory pins, the dummy OLED writing PNGs, the laptop's clock taken as trusted.
+
+    The state folder is prepared as ``passgate run --simulate`` prepares it (demo keys, trust
+    folder, hash key), and an empty journal is created if there is none yet, as the
+    scanner would at its first start."""
+    from ..camera import Paced, SceneSource, SceneStep
+    from ..journal import Journal
+    from ..signals import make_pin_factory
+    from ..simulate import SystemTimeClock, prepare, sim_config
+    from ..wiring import read_hash_key
+
+    state = Path(state)
+    cast = prepare(state, time.time())
+    cfg = sim_config(state)
+    if not cfg.journal.path.exists():
+        key = read_hash_key(cfg.journal.hash_key_file)
+        Journal(cfg.journal.path, key, cfg.checkpoint.device_id).close()
+    card = dict(cast.passes)["valid pass"]
+    scene = SceneSource([SceneStep(card, 1_000_000)], seed=11)
+    source = Paced(scene, cfg.camera.fps, clock=timer.monotonic, sleep=timer.sleep)
+
+    def pins() -> Any:
+        factory = make_pin_factory("mock")
+        stack.callback(factory.close)
+        return factory
+
+    opener, name = display_output(cfg.display)
+    return cfg, Hardware(source, pins, opener, name, SystemTimeClock(),
+                         "simulated camera: the demo pass held up")
