@@ -516,3 +516,17 @@ def test_watchdog_pings_while_the_loop_runs_ready_once_frames_flow(trust, journa
     assert got.count("READY=1\nSTATUS=scanning") == 1
     # 20 frames x 0.5 s = 10 s of loop, a ping at most every 1 s (a third of the timeout)
     assert 8 <= got.count("WATCHDOG=1") <= 11
+
+
+def test_idle_screen_shows_the_sync_agents_view_of_the_network(trust, journal, tmp_path):
+    from passgate.sync.state import SyncState, state_path, write_state
+    from passgate.wiring import sync_connectivity
+
+    write_state(state_path(tmp_path), SyncState(connectivity="online", updated_at=NOW))
+    cp = make([], trust, journal)
+    cp._connectivity = sync_connectivity(tmp_path)
+    cp.handle_texts([])
+    assert cp.display.shown[-1].connectivity is screens.Connectivity.ONLINE
+    later(cp, 1000)  # the agent stopped writing: no longer believed
+    cp.handle_texts([])
+    assert cp.display.shown[-1].connectivity is screens.Connectivity.UNKNOWN

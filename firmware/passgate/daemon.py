@@ -135,7 +135,8 @@ class Checkpoint:
     block: :class:`passgate.display.Display` renders and pushes on its own thread, and skips
     unchanged screens). ``monotonic`` and ``wait`` drive the timers; ``nonce`` makes the
     16-byte client nonce of each journal row; ``on_scan`` observes every scan after it was
-    recorded and signalled.
+    recorded and signalled; ``connectivity(now)`` (polled every ``pending_every_s``) says
+    what the idle screen shows about the collector.
     """
 
     def __init__(
@@ -156,6 +157,7 @@ class Checkpoint:
         wait: Callable[[float], Any] | None = None,
         nonce: Callable[[], bytes] = lambda: os.urandom(NONCE_LEN),
         on_scan: Callable[[Scan], None] | None = None,
+        connectivity: Callable[[float], screens.Connectivity] | None = None,
     ) -> None:
         self.source, self.decoder, self.debouncer = source, decoder, debouncer
         self.trust, self.journal = trust, journal
@@ -166,6 +168,7 @@ class Checkpoint:
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait
         self.on_scan = on_scan
+        self._connectivity = connectivity
         self.faults = Faults()
         self.screens = DisplayPolicy(hold_s=timing.verdict_hold_s, tz=None)
         self.frames = 0
@@ -290,7 +293,7 @@ class Checkpoint:
         view = self.trust.current(reading.now)
         self._update_conditions(reading, view)
         if mono >= self._next_pending:
-            self._refresh_pending(mono)
+            self._refresh_status(mono, reading.now)
         self.screens.status(clock=reading.state)
         self._after_faults()
         self._show(reading.now)
@@ -329,8 +332,12 @@ class Checkpoint:
             self._status = status
             self.notifier.status(status)
 
-    def _refresh_pending(self, mono: float) -> None:
+    def _refresh_status(self, mono: float, now: float) -> None:
+        """The idle screen's slow indicators: pending uploads, and the sync agent's view of
+        the network (the scanner itself has none)."""
         self._next_pending = mono + self.timing.pending_every_s
+        if self._connectivity is not None:
+            self.screens.status(connectivity=self._connectivity(now))
         try:
             self._pending = self.journal.pending_count()
             self.screens.status(pending=self._pending)

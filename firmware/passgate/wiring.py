@@ -78,6 +78,19 @@ def make_trust(cfg: Config, journal: Any) -> Any:
     return BundleTrust(BundleWatcher(cfg.trust.bundle_dir), journal, cfg.checkpoint.zone, policy)
 
 
+def sync_connectivity(state_dir: Path) -> Callable[[float], Any]:
+    """The sync agent's view of the network, from its state file in ``state_dir``."""
+    from .display.screens import Connectivity
+    from .sync.state import read_state, state_path
+
+    path = state_path(state_dir)
+
+    def connectivity(now: float) -> Connectivity:
+        return Connectivity(read_state(path).connectivity_at(now))
+
+    return connectivity
+
+
 @contextlib.contextmanager
 def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     """Call ``stop`` on SIGTERM and SIGINT while inside; the previous handlers come back after.
@@ -160,6 +173,7 @@ def run_checkpoint(
             timing=Timing(verdict_hold_s=cfg.display.verdict_hold_s),
             notifier=notifier,
             on_scan=on_scan,
+            connectivity=sync_connectivity(cfg.checkpoint.state_dir),
         )
         # Runs first on the way out: relay released and "stopped" shown before anything closes.
         stack.callback(checkpoint.shutdown)
