@@ -24,6 +24,7 @@ from passgate.config import load_config
 from passgate.display import MessageScreen, render
 from passgate.provision import ProvisionError, dropin_toml, read_device_file
 from passgate.sync.enrolment import load_enrolment
+from passgate.wiring import read_hash_key  # how `passgate run` reads it
 
 HASH_KEY = bytes(range(100, 132))
 TOKEN = "tok_" + "A" * 40
@@ -111,7 +112,7 @@ def test_first_boot_writes_everything_and_removes_the_file(site, capsys):
     assert (state / "bundle/roots.toml").exists()
     assert json.loads((state / "bundle/installed.json").read_text())["version"] == 3
     key = state / "journal.key"
-    assert key.read_bytes() == HASH_KEY and mode(key) == 0o600  # raw 32 bytes
+    assert read_hash_key(cfg.journal.hash_key_file) == HASH_KEY and mode(key) == 0o600
     assert mode(state / "bundle") & 0o777 == 0o770 and mode(state / "bundle/.lock") & 0o060
     assert (state / f"time-keys/time-{'21225ba29bfa98f0'}.pub").read_text().startswith("-----BEGIN")
 
