@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+from pathlib import Path
 from types import SimpleNamespace
 
 import gpiozero.pins.mock
@@ -530,9 +531,36 @@ def test_disk_thresholds(tmp_path, free_mb, status):
         assert path == tmp_path
         return SimpleNamespace(f_bavail=free_mb * 256, f_frsize=4096, f_blocks=8000 * 256)
 
-    r = check_disk(tmp_path, statvfs=statvfs)
+    r = check_disk(tmp_path, statvfs=statvfs, mounts=None)
     assert r.status is status and r.figures["free_mb"] == free_mb
     assert r.detail.startswith(f"{free_mb} MB free of 8000 MB on {tmp_path}")
+
+
+MOUNTS = """\
+/dev/mmcblk0p2 / ext4 rw,noatime 0 0
+overlay / overlay rw,lowerdir=/media/root-ro,upperdir=/media/root-rw/overlay 0 0
+/dev/mmcblk0p3 /var/lib/passgate ext4 rw,noatime 0 0
+tmpfs /run tmpfs rw,nosuid 0 0
+/dev/sda1 /media/my\\040stick vfat rw 0 0
+"""
+
+
+def test_a_state_folder_lost_at_reboot_warns(tmp_path):
+    from passgate.selftest_state import mount_of
+
+    assert mount_of(Path("/var/lib/passgate/journal.sqlite"), MOUNTS) == (
+        "/var/lib/passgate", "ext4")
+    assert mount_of(Path("/var/lib/passgate-sync"), MOUNTS) == ("/", "overlay")
+    assert mount_of(Path("/run/x"), MOUNTS) == ("/run", "tmpfs")
+    assert mount_of(Path("/media/my stick/a"), MOUNTS) == ("/media/my stick", "vfat")
+
+    def statvfs(path):
+        return SimpleNamespace(f_bavail=10**6, f_frsize=4096, f_blocks=2 * 10**6)
+
+    r = check_disk(Path("/var/lib/passgate-sync"), statvfs=statvfs, mounts=lambda: MOUNTS)
+    assert r.status is Status.WARN and "on overlay at /, lost at every reboot" in r.detail
+    ok = check_disk(Path("/var/lib/passgate"), statvfs=statvfs, mounts=lambda: MOUNTS)
+    assert ok.status is Status.PASS and ok.figures["fstype"] == "ext4"
 
 
 def test_disk_on_a_missing_folder_fails(tmp_path):

@@ -9,6 +9,7 @@ journal is opened read-only, the clock floor is not persisted, the bundle is not
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -197,20 +198,62 @@ def check_collector(state: Any, now: float, *, url: str | None = None, url_note:
 # ---- disk -----------------------------------------------------------------------------------
 
 
+VOLATILE_FS = frozenset({"overlay", "tmpfs", "ramfs"})
+
+
+def read_mounts() -> str:
+    """The kernel's mount table (``/proc/self/mounts``)."""
+    return Path("/proc/self/mounts").read_text(encoding="utf-8", errors="replace")
+
+
+def mount_of(path: Path, table: str) -> tuple[str, str] | None:
+    """(mount point, file system type) holding ``path``: the longest matching mount point."""
+    target = str(Path(path).resolve())
+    best: tuple[str, str] | None = None
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # Spaces and tabs in mount points are written as octal escapes (\040).
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, fields[2])
+    return best
+
+
 def check_disk(path: Path, *, statvfs: Callable[[Any], Any] = os.statvfs,
+               mounts: Callable[[], str] | None = read_mounts,
                warn_mb: float = 500, fail_mb: float = 50) -> Result:
-    """Free space on the filesystem of the state folder (what non-root users may use)."""
+    """Free space on the filesystem of the state folder (what non-root users may use).
+
+    With ``mounts`` (the mount table), a state folder on a RAM-backed file system (tmpfs, or
+    the overlay of a read-only root) is a WARN: the journal and keys would vanish at reboot.
+    """
     try:
         st = statvfs(path)
     except OSError as exc:
         return Result("disk", Status.FAIL, f"cannot check {path}: {exc}")
     free = st.f_bavail * st.f_frsize / MB
     total = st.f_blocks * st.f_frsize / MB
-    figures = {"free_mb": round(free, 1), "total_mb": round(total, 1), "path": str(path)}
+    figures = {"free_mb": round(free, 1), "total_mb": round(total, 1), "path": str(path),
+               "fstype": None}
     detail = f"{free:.0f} MB free of {total:.0f} MB on {path}"
+    mount = None
+    if mounts is not None:
+        try:
+            mount = mount_of(path, mounts())
+        except OSError as exc:
+            detail += f" (mount table unreadable: {exc})"
+    if mount is not None:
+        figures["fstype"] = mount[1]
     if free < fail_mb:
         return Result("disk", Status.FAIL, f"{detail}: below {fail_mb:g} MB, the journal "
                       "will stop recording (no passes accepted)", figures)
+    if mount is not None and mount[1] in VOLATILE_FS:
+        return Result("disk", Status.WARN, f"{detail}: on {mount[1]} at {mount[0]}, lost at "
+                      "every reboot (read-only root? the state needs a writable partition)",
+                      figures)
     if free < warn_mb:
         return Result("disk", Status.WARN, f"{detail}: below {warn_mb:g} MB", figures)
     return Result("disk", Status.PASS, detail, figures)

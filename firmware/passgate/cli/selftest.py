@@ -104,7 +104,8 @@ def selftest(args: argparse.Namespace, *, out: TextIO | None = None,
             hw = device_hardware(cfg, stack)
         url, note = collector_url(args.collector, args.sync_dir)
         checks = build_checks(cfg, hw, frames=args.frames, url=url, url_note=note,
-                              connect=not args.no_connect, timer=timer)
+                              connect=not args.no_connect, timer=timer,
+                              check_mounts=not args.simulate)
 
         def emit(result):
             if not args.json:
@@ -134,9 +135,12 @@ def collector_url(given: str | None, sync_dir: Path) -> tuple[str | None, str]:
 
 
 def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
-                 url_note: str = "", connect: bool = True, timer: Any = RealTime
-                 ) -> list[tuple[str, Callable[[], Any]]]:
-    """The checks for ``cfg`` around the given hardware, as ``(name, thunk)`` in order."""
+                 url_note: str = "", connect: bool = True, timer: Any = RealTime,
+                 check_mounts: bool = True) -> list[tuple[str, Callable[[], Any]]]:
+    """The checks for ``cfg`` around the given hardware, as ``(name, thunk)`` in order.
+
+    ``check_mounts``: look at the state folder's file system type (not in a simulation,
+    whose state folder may well be on a laptop's tmpfs)."""
     from .. import selftest as st
     from .. import selftest_state as ss
     from ..signals import SignalsConfig
@@ -209,7 +213,8 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
                                   monotonic=timer.monotonic)
 
     def disk():
-        return ss.check_disk(cfg.checkpoint.state_dir)
+        return ss.check_disk(cfg.checkpoint.state_dir,
+                             mounts=ss.read_mounts if check_mounts else None)
 
     def journal():
         return ss.check_journal(cfg.journal.path)
