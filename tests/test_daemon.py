@@ -530,3 +530,53 @@ def test_idle_screen_shows_the_sync_agents_view_of_the_network(trust, journal, t
     later(cp, 1000)  # the agent stopped writing: no longer believed
     cp.handle_texts([])
     assert cp.display.shown[-1].connectivity is screens.Connectivity.UNKNOWN
+
+
+def test_a_hung_frame_loop_stops_the_watchdog_pings(trust, journal, tmp_path):
+    """systemd restarts a hung scanner only if the pings stop: they come from the loop alone."""
+    import threading
+    import time
+
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+    hung, release = threading.Event(), threading.Event()
+
+    class Hangs(Frames):
+        def _read(self):
+            if len(self.frames) == 5:  # the camera stops answering mid-stream
+                hung.set()
+                release.wait(10)
+            return super()._read()
+
+    def pings() -> int:
+        n = 0
+        while True:
+            try:
+                n += sock.recv(4096) == b"WATCHDOG=1"
+            except BlockingIOError:
+                return n
+
+    cp = Checkpoint(
+        source=Hangs([()] * 10),
+        decoder=Decoder(Mono(FixedClock(NOW))),
+        debouncer=Debouncer(),
+        trust=StaticTrust(trust, POLICY, journal),
+        journal=journal,
+        signals=Signals(),
+        display=Display(),
+        clock=FixedClock(NOW),
+        zone=ZONE,
+        notifier=Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "300000"}),
+    )
+    loop = threading.Thread(target=cp.run)
+    loop.start()
+    assert hung.wait(10)
+    assert pings() >= 1  # while frames flowed
+    time.sleep(0.5)  # several watchdog periods (0.1 s each) with the loop stuck in read()
+    assert pings() == 0
+    release.set()
+    loop.join(10)
+    assert pings() >= 1  # the loop is alive again
+    sock.close()

@@ -23,9 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .bundle.policy import DENY
 from .clock import Clock, TimeReading
@@ -38,19 +36,15 @@ from .sdnotify import Notifier
 from .trustview import TrustProvider, TrustView
 from .verdict import Reason, Verdict
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .camera.base import FrameSource  # open(), read() -> frame | None at the end, close()
+    from .decode import Decoder  # decode(frame) -> list[str]
+
 log = logging.getLogger(__name__)
 
 NONCE_LEN = 16
-
-
-class FrameSource(Protocol):
-    def open(self) -> None: ...
-    def read(self) -> np.ndarray | None: ...  # None: the source has ended (files, scenes)
-    def close(self) -> None: ...
-
-
-class Decoder(Protocol):
-    def decode(self, frame: np.ndarray) -> list[str]: ...
 
 
 class Debouncer(Protocol):
