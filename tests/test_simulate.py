@@ -251,3 +251,13 @@ def test_sim_config_is_an_ordinary_config(tmp_path: Path):
             "clock": {"untrusted_policy": "flag"},
         }
     )
+
+
+def test_loop_plays_the_scene_again(tmp_path: Path):
+    out = io.StringIO()
+    scene_frames = simulate.scene(simulate.prepare(tmp_path / "s", time.time()), False).total_frames
+    simulate.main(tmp_path / "state", loop=True, out=out, fps=300, max_frames=scene_frames + 45)
+    lines = verdict_lines(out.getvalue())
+    assert len(lines) == len(SCENE) + 1
+    # the second time round the valid pass is already used: anti-passback, across the loop
+    assert " DENY   already_used" in lines[-1] and lines[-1].endswith("[valid pass]")

@@ -62,16 +62,19 @@ class Cast:
     passes: tuple[tuple[str, str], ...]
 
     def labeller(self):
-        """A function naming each scanned text; a text shown twice gets its labels in turn."""
-        queues: dict[str, list[str]] = {}
+        """A function naming each scanned text; a text shown twice gets its labels in turn
+        (and again from the start when the scene loops)."""
+        names: dict[str, list[str]] = {}
         for name, text in self.passes:
-            queues.setdefault(text, []).append(name)
+            names.setdefault(text, []).append(name)
+        seen: dict[str, int] = {}
 
         def label(text: str) -> str:
-            names = queues.get(text)
-            if not names:
+            if text not in names:
                 return "a code not in the scene"
-            return names.pop(0) if len(names) > 1 else names[0]
+            i = seen.get(text, 0)
+            seen[text] = i + 1
+            return names[text][i % len(names[text])]
 
         return label
 

@@ -147,6 +147,9 @@ def run_checkpoint(
 
     key = read_hash_key(cfg.journal.hash_key_file)
     with contextlib.ExitStack() as stack:
+        # The hardware parts handed in are ours to close, last: the pin factory after the
+        # devices on it, the source after the loop (it closes it too; closing is idempotent).
+        stack.callback(pin_factory.close)
         notifier = notifier if notifier is not None else stack.enter_context(Notifier())
         journal = stack.enter_context(Journal(cfg.journal.path, key, cfg.checkpoint.device_id))
         trust = make_trust(cfg, journal)
