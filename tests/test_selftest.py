@@ -440,7 +440,7 @@ def test_bundle_fresh_stale_expiring_and_missing(tmp_path):
     watcher = _installed(tmp_path / "b", fleet, expires=NOW + 30 * DAY)
     ok = check_bundle(watcher.current(), NOW + 3600, "gate-1")
     assert ok.status is Status.PASS, ok.line()
-    assert ok.detail.startswith("v3, refreshed 1h 00m ago, 1 issuer keys, 0 revoked, expires")
+    assert ok.detail.startswith("v3, refreshed 1h 00m ago, 1 issuer key, 0 revoked, expires")
     stale = check_bundle(watcher.current(), NOW + 8 * DAY, "gate-1")
     assert stale.status is Status.FAIL and "stale (trust data 8 days old" in stale.detail
     assert "passes refused" in stale.detail and stale.figures["stale"] is True

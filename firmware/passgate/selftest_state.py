@@ -88,7 +88,8 @@ def check_bundle(loaded: Any, now: float, zone: str | None = None) -> Result:
                "revoked": info.revoked, "max_offline_s": policy.max_offline_s}
     refreshed = "refreshed" if info.last_refresh and info.last_refresh >= info.issued else "issued"
     detail = (f"v{info.version}, {refreshed} {span(max(0, now - since))} ago, "
-              f"{info.issuers} issuer keys, {info.revoked} revoked")
+              f"{info.issuers} issuer key{'s' if info.issuers != 1 else ''}, "
+              f"{info.revoked} revoked")
     if status.expired:
         detail += f", {status.message}"
     else:
@@ -291,10 +292,11 @@ def inspect_journal(path: Path) -> tuple[int, int, str]:
     """(rows pending upload, dead letters, ``PRAGMA quick_check``) on a read-only connection.
 
     A read-only connection to a WAL database creates ``-shm`` and ``-wal`` files when they
-    are missing, and leaves them behind; made by root (``sudo passgate selftest``) they would
-    lock the scanner's own user out of its journal. So when there is no ``-wal`` file (the
-    scanner is stopped and closed cleanly) the file is opened ``immutable``: nothing is
-    created. With a ``-wal`` file (the scanner is running, or crashed) its files are used.
+    are missing, and leaves them behind (SQLite gives them the database's owner and mode, so
+    they do no harm, but a self-test should leave no trace). So when there is no ``-wal``
+    file (the scanner is stopped and closed cleanly) the file is opened ``immutable``:
+    nothing is created. With a ``-wal`` file (the scanner is running, or crashed) its files
+    are used.
     """
     path = Path(path)
     mode = "ro" if Path(f"{path}-wal").exists() else "ro&immutable=1"
