@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""The OLED pictures in docs/technician.md, drawn by the firmware's own renderer.
+
+Every picture is ``passgate.display.render`` of a screen built the way the firmware builds it
+(``verdict_screen``, ``idle_screen``, the fault helpers, the provisioning and self-test
+messages), enlarged 4x with nearest-neighbour scaling inside a grey bezel so it reads like
+the 128x64 panel. ``tests/test_technician_docs.py`` regenerates them and compares pixels, so
+the pictures cannot drift from the firmware. After a deliberate change to a screen::
+
+    .venv/bin/python docs/screens/make_screens.py          # rewrite the PNGs
+    .venv/bin/python docs/screens/make_screens.py --check  # only list what differs (exit 1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from passgate.clock import ClockState
+from passgate.display import (
+    Connectivity,
+    FaultScreen,
+    MessageScreen,
+    StoppedScreen,
+    TestPatternScreen,
+    camera_fault,
+    clock_not_set,
+    idle_screen,
+    journal_fault,
+    no_trust_data,
+    render,
+    trust_data_old,
+    verdict_screen,
+)
+from passgate.purposes import PurposeTable
+from passgate.verdict import Reason, Result, Verdict
+
+HERE = Path(__file__).resolve().parent
+SCALE = 4
+BEZEL = 6  # pixels of grey around the enlarged panel
+BEZEL_GREY = 96
+T = 1_775_052_300  # 2026-04-01 14:05:00 UTC: every clock on the pictures reads 14:05
+
+# What `passgate provision` puts on the OLED (firmware/passgate/cli/provision.py): the
+# titles are checked against that file by the test.
+PROVISION_TITLES = ("Provisioned", "Already set up", "Setup refused", "Setup failed")
+
+
+def _deny(reason: Reason, **kw) -> Verdict:
+    return Verdict(Result.DENY, reason, T, **kw)
+
+
+def screens() -> dict[str, object]:
+    """File name (without .png) -> screen, in the order the document shows them."""
+    purposes = PurposeTable.default()
+    accept = Verdict(Result.ACCEPT, Reason.VALID, T, remaining_s=2 * 3600 + 13 * 60,
+                     purpose="shopping", not_before=T - 600, expires=T + 2 * 3600 + 13 * 60)
+    hinted = Verdict(Result.ACCEPT, Reason.VALID, T, remaining_s=6 * 3600, purpose="work",
+                     hint="A.B. 1985", expires=T + 6 * 3600)
+    return {
+        # first boot
+        "provisioned": MessageScreen("Provisioned", "gate-north-1 zone north key 1a2b3c4d"),
+        "already-set-up": MessageScreen("Already set up", "gate-north-1 zone north key "
+                                        "1a2b3c4d"),
+        "setup-refused": MessageScreen("Setup refused", "journal.pass_hash_key: is a "
+                                       "placeholder: make the fleet's key once"),
+        "setup-failed": MessageScreen("Setup failed", "/var/lib/passgate/bundle: No space "
+                                      "left on device"),
+        # waiting
+        "idle": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0),
+        "idle-offline": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412),
+        "idle-clock-backwards": idle_screen(T, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3),
+        # verdicts
+        "accepted": verdict_screen(accept, T, purposes),
+        "accepted-hint": verdict_screen(hinted, T, purposes),
+        "denied-expired": verdict_screen(_deny(Reason.EXPIRED, expires=T - 14 * 60), T),
+        "denied-not-yet-valid": verdict_screen(
+            _deny(Reason.NOT_YET_VALID, not_before=T + 2 * 3600 + 5 * 60), T),
+        "denied-wrong-zone": verdict_screen(_deny(Reason.WRONG_ZONE), T),
+        "denied-already-used": verdict_screen(_deny(Reason.ALREADY_USED), T),
+        "denied-unknown-issuer": verdict_screen(_deny(Reason.UNKNOWN_KEY), T),
+        "denied-invalid-signature": verdict_screen(_deny(Reason.BAD_SIGNATURE), T),
+        "denied-revoked": verdict_screen(_deny(Reason.REVOKED), T),
+        "denied-unreadable": verdict_screen(_deny(Reason.MALFORMED), T),
+        "denied-clock-untrusted": verdict_screen(_deny(Reason.CLOCK_UNTRUSTED), T),
+        "denied-trust-stale": verdict_screen(_deny(Reason.TRUST_STALE), T),
+        "denied-not-recorded": verdict_screen(_deny(Reason.JOURNAL_FAULT), T),
+        # faults (as the daemon raises them)
+        "fault-camera": camera_fault(),
+        "fault-clock-not-set": clock_not_set(),
+        "fault-no-trust-data": no_trust_data(),
+        "fault-trust-data-old": trust_data_old(3 * 86400 + 7200, "passes refused"),
+        "fault-trust-data-expired": FaultScreen("trust data expired", "passes refused"),
+        "fault-journal": journal_fault(),
+        # stopping
+        "stopped": StoppedScreen(),
+        # passgate selftest
+        "selftest-pattern-0": TestPatternScreen(0),
+        "selftest-pattern-1": TestPatternScreen(1),
+        "selftest-message": MessageScreen("selftest", "display ok; results on the terminal"),
+    }
+
+
+def picture(screen: object) -> Image.Image:
+    """The panel image enlarged ``SCALE`` times in a grey bezel (mode ``"L"``)."""
+    panel = render(screen).convert("L").resize((128 * SCALE, 64 * SCALE),
+                                               Image.Resampling.NEAREST)
+    out = Image.new("L", (panel.width + 2 * BEZEL, panel.height + 2 * BEZEL), BEZEL_GREY)
+    out.paste(panel, (BEZEL, BEZEL))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only list pictures that differ")
+    args = parser.parse_args(argv)
+    wanted = screens()
+    changed = 0
+    for name, screen in wanted.items():
+        path = HERE / f"{name}.png"
+        image = picture(screen)
+        old = Image.open(path).convert("L") if path.exists() else None
+        if old is not None and old.size == image.size and old.tobytes() == image.tobytes():
+            continue
+        changed += 1
+        print(("differs: " if args.check else "wrote: ") + path.name)
+        if not args.check:
+            image.save(path, format="PNG", optimize=True)
+    extra = sorted(p.name for p in HERE.glob("*.png") if p.stem not in wanted)
+    for name in extra:
+        print(f"not made by this script: {name}")
+    print(f"{changed} of {len(wanted)} pictures {'differ' if args.check else 'rewritten'}")
+    return 1 if args.check and (changed or extra) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
