@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -85,11 +86,25 @@ class Hardware:
 
 def selftest(args: argparse.Namespace, *, out: TextIO | None = None,
              timer: Any = RealTime) -> int:
-    """The command; ``out`` and ``timer`` (``monotonic``/``sleep``) are for tests."""
+    """The command; ``out`` and ``timer`` (``monotonic``/``sleep``) are for tests.
+
+    Informational log lines (the camera starting, the bundle loading) would interleave with
+    the result lines on the terminal, so only warnings are logged unless ``-v`` is given.
+    """
+    root = logging.getLogger()
+    before = root.level
+    if not getattr(args, "verbose", False):
+        root.setLevel(max(before, logging.WARNING))
+    try:
+        return _selftest(args, out or sys.stdout, timer)
+    finally:
+        root.setLevel(before)
+
+
+def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
     from ..selftest import exit_code, run_checks, summary
     from . import UsageError
 
-    out = out or sys.stdout
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
     if args.simulate and args.config is not None:
