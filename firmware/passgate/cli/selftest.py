@@ -167,11 +167,12 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
         """(Loaded bundle or None, TrustStore or None), read once."""
         if "trust" not in shared:
             if cfg.trust.source == "dir":
+                from ..errors import PassgateError
                 from ..trust import TrustStore
 
                 try:
                     shared["trust"] = (None, TrustStore.from_dir(cfg.trust.dir))
-                except Exception:  # noqa: BLE001 - the bundle check reports why
+                except (PassgateError, OSError):  # the bundle check reports why
                     shared["trust"] = (None, None)
             else:
                 from ..bundle.watch import BundleWatcher
