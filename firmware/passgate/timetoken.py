@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from .cose import ALG_EDDSA, HDR_ALG, HDR_KID, decode_sign1, dumps, encode_sign1, loads_strict
 from .errors import KeyFileError, PassFormatError, TrustError
-from .keys import check_public_point, kid_of, load_public, raw_public
+from .keys import check_public_point, kid_of, load_public, raw_public, verify_signature
 
 TOKEN_TYPE = "passgate-time/1"
 NONCE_LEN = 16
@@ -92,7 +90,7 @@ def verify_token(data: bytes, keys: Sequence[TimeKey], device_id: str) -> TimeTo
     candidates = [k for k in keys if k.kid == sign1.kid]
     if not candidates:
         raise TimeTokenError(f"time token signed by {sign1.kid.hex()}, not a pinned time key")
-    if not any(_verifies(k.raw, sign1.to_be_signed, sign1.signature) for k in candidates):
+    if not any(verify_signature(k.raw, sign1.to_be_signed, sign1.signature) for k in candidates):
         raise TimeTokenError("time token signature does not verify")
     try:
         claims = loads_strict(sign1.payload, "time token payload")
@@ -132,10 +130,3 @@ def load_time_keys(paths: Path | Iterable[Path]) -> tuple[TimeKey, ...]:
     except KeyFileError as exc:
         raise TimeTokenError(str(exc)) from None
 
-
-def _verifies(raw: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        VerifyKey(raw).verify(message, signature)
-    except BadSignatureError:
-        return False
-    return True

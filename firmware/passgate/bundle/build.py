@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ..errors import TrustError
 from ..keys import kid_of, raw_public
 from ..purposes import PurposeTable
-from ..revocation import DIGEST_LEN, RevocationList, digest
+from ..revocation import DIGEST_LEN, RevocationList
 from ..trust import IssuerKey, TrustStore, _load_zones
 from .format import (
     MAGIC,
@@ -162,29 +162,14 @@ def read_policy(path: Path) -> tuple[PurposeTable, dict[str, frozenset[str]], Fl
 
 
 def read_revoked(path: Path) -> RevocationList:
-    """Hex pass ids (text), or packed 16-byte digests in any order (``*.bin``).
-
-    Text is digested line by line into one buffer (the same rules as the trust folder's
-    ``revoked.txt``: ``#`` comments, blank lines), so a million ids cost ~16 MB, not a
-    list of a million Python objects.
-    """
+    """Hex pass ids (text, as the trust folder's ``revoked.txt``), or packed 16-byte digests
+    in any order (``*.bin``: what a collector keeps if it never stores pass ids)."""
     path = Path(path)
+    if path.suffix != ".bin":
+        return RevocationList.from_text_file(path)
     try:
-        if path.suffix == ".bin":
-            data = path.read_bytes()
-        else:
-            buf = bytearray()
-            with open(path, encoding="ascii") as f:
-                for n, line in enumerate(f, 1):
-                    line = line.split("#", 1)[0].strip()
-                    if not line:
-                        continue
-                    try:
-                        buf += digest(bytes.fromhex(line))
-                    except ValueError:
-                        raise TrustError(f"{path}:{n}: not a hex pass id") from None
-            data = bytes(buf)
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise TrustError(f"{path}: cannot read revocation list: {exc}") from None
     if len(data) % DIGEST_LEN:
         raise TrustError(f"{path}: length is not a multiple of {DIGEST_LEN}")

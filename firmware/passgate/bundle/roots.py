@@ -14,11 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
-
 from ..errors import KeyFileError, TrustError
-from ..keys import check_public_point, kid_of, load_public, raw_public
+from ..keys import check_public_point, kid_of, load_public, raw_public, verify_signature
 from .format import Signature, sig_structure
 
 ROOTS_FILE = "roots.toml"
@@ -79,7 +76,9 @@ class RootSet:
             if not candidates:
                 continue  # a signature by a key we do not trust neither helps nor hurts
             message = sig_structure(body_protected, sig.protected, payload)
-            hit = next((raw for raw in candidates if _verifies(raw, message, sig.signature)), None)
+            hit = next(
+                (raw for raw in candidates if verify_signature(raw, message, sig.signature)), None
+            )
             if hit is None:
                 invalid += 1
             else:
@@ -152,11 +151,3 @@ class RootSet:
         except KeyFileError as exc:
             raise TrustError(str(exc)) from None
 
-
-def _verifies(raw: bytes, message: bytes, signature: bytes) -> bool:
-    # libsodium's verify is strict per RFC 8032 (small-order R, non-canonical S refused).
-    try:
-        VerifyKey(raw).verify(message, signature)
-    except BadSignatureError:
-        return False
-    return True
