@@ -11,7 +11,6 @@ from pathlib import Path
 from .errors import TrustError
 from .timefmt import parse_duration
 
-
 MAX_CODE = 65535
 _PURPOSE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,23}")
 
@@ -67,7 +66,9 @@ class PurposeTable:
             if not isinstance(label, str) or not isinstance(max_text, str):
                 raise TrustError(f"{where}: purposes.{pid}: label and max must be strings")
             if type(code) is not int or not 0 <= code <= MAX_CODE:
-                raise TrustError(f"{where}: purposes.{pid}.code: an integer 0-{MAX_CODE} is required")
+                raise TrustError(
+                    f"{where}: purposes.{pid}.code: an integer 0-{MAX_CODE} is required"
+                )
             try:
                 max_s = parse_duration(max_text) if max_text else None
             except ValueError as exc:

@@ -31,7 +31,7 @@ class Reason(enum.Enum):
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
     # Decided after the verifier, by the checkpoint:
     ALREADY_USED = "already_used"  # anti-passback window
-    CLOCK_UNTRUSTED = "clock_untrusted"  # site policy denies time-bound passes on an untrusted clock
+    CLOCK_UNTRUSTED = "clock_untrusted"  # site policy: no time-bound pass on an untrusted clock
     TRUST_STALE = "trust_stale"  # trust data past its expiry / max offline age, policy denies
     JOURNAL_FAULT = "journal_fault"  # the scan could not be recorded, so no green
 

@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.purpose or not args.zone:
         raise UsageError("--purpose and at least one --zone are required")
-    fields = pass_fields(issuer.purposes, args.purpose, args.zone, args.hint, args.start, args.duration)
+    fields = pass_fields(
+        issuer.purposes, args.purpose, args.zone, args.hint, args.start, args.duration
+    )
     text = issuer.issue(**fields)
     if args.png:
         from ..qr import write_png
@@ -76,4 +78,6 @@ def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, star
                tuple(zones), hint or None).validate()
     except PassFormatError as exc:
         raise UsageError(exc.detail) from None
-    return dict(purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s, hint=hint)
+    return dict(
+        purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s, hint=hint
+    )
