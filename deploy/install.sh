@@ -6,11 +6,21 @@
 # Hardware steps (I2C, camera, picamera2, lgpio) run only on a Raspberry Pi; elsewhere (a
 # chroot in CI, a laptop) they are skipped and listed. PASSGATE_ASSUME_PI=1 / =0 overrides
 # the detection.
+#
+#   --dry-run          print what would be done, change nothing
+#   --readonly-root    the state on its own partition (PGSTATE, or --state-device), then
+#                      Raspberry Pi OS's overlay on: the root is read-only from the next boot
+#   --writable-root    the overlay off again (the state stays on its partition)
+#   --state-device DEV the state partition to use (with --readonly-root, or alone: state
+#                      partition without the overlay)
+# The state partition and the overlay are deploy/state.sh.
 
 PG_PREFIX=${PASSGATE_PREFIX:-/opt/passgate}
 PG_ETC=/etc/passgate
 PG_STATE=/var/lib/passgate
 PG_SYNC_STATE=/var/lib/passgate-sync
+# shellcheck source=deploy/state.sh
+. "$(dirname "${BASH_SOURCE[0]}")/state.sh"
 # passgate-firstboot does nothing unless /boot/firmware/passgate-device.toml exists.
 PG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service)
 INSTALL_APT=(python3 python3-venv python3-pip libzbar0 i2c-tools sqlite3 rsync ca-certificates systemd)
@@ -20,6 +30,7 @@ PI_APT=(python3-picamera2 python3-libcamera python3-lgpio python3-rpi-lgpio)
 
 DRY_RUN=0
 READONLY_ROOT=0
+WRITABLE_ROOT=0
 CHANGES=()
 SKIPPED=()
 
@@ -165,9 +176,18 @@ step_units() {
     fi
 }
 
+# `passgate` on the PATH (sudo's too), for technicians: the venv's entry point.
+step_cli() {
+    local link=/usr/local/bin/passgate target="$PG_PREFIX/venv/bin/passgate"
+    [ "$(readlink "$link" 2>/dev/null)" = "$target" ] && return 0
+    act mkdir -p "$(dirname "$link")"
+    act ln -sfn "$target" "$link"
+    changed "command $link -> $target"
+}
+
 config_txt() {
-    local f
-    for f in /boot/firmware/config.txt /boot/config.txt; do [ -f "$f" ] && { echo "$f"; return; }; done
+    local d
+    for d in "${PG_BOOT_DIRS[@]}"; do [ -f "$d/config.txt" ] && { echo "$d/config.txt"; return; }; done
 }
 
 step_hardware() {
@@ -186,33 +206,63 @@ step_hardware() {
         act sh -c "echo camera_auto_detect=1 >> '$cfg'"
         changed "camera auto-detect enabled in $cfg"
     fi
-    if [ "$READONLY_ROOT" = 1 ] && [ "$(raspi-config nonint get_overlay_now)" != 0 ]; then
-        # State must then live on a writable partition: see docs/technician.md.
-        act raspi-config nonint do_overlayfs 0
-        changed "read-only root (overlay) enabled; takes effect after reboot"
-    fi
 }
 
 install_main() {
-    local arg
-    for arg in "$@"; do
-        case "$arg" in
+    local state_device="" want_state=0 check_only=0
+    while [ $# -gt 0 ]; do
+        case "$1" in
             --dry-run) DRY_RUN=1 ;;
-            --readonly-root) READONLY_ROOT=1 ;;
-            *) echo "install: unknown option $arg" >&2; exit 2 ;;
+            --readonly-root) READONLY_ROOT=1; want_state=1 ;;
+            --writable-root) WRITABLE_ROOT=1 ;;
+            --state-device) state_device=${2:-}; want_state=1
+                [ -n "$state_device" ] || { echo "install: --state-device needs a device" >&2; exit 2; }
+                shift ;;
+            --state-device=*) state_device=${1#*=}; want_state=1 ;;
+            *) echo "install: unknown option $1" >&2; exit 2 ;;
         esac
+        shift
     done
+    if [ "$READONLY_ROOT" = 1 ] && [ "$WRITABLE_ROOT" = 1 ]; then
+        echo "install: --readonly-root or --writable-root, not both" >&2
+        exit 2
+    fi
     if [ "$(id -u)" -ne 0 ] && [ "$DRY_RUN" = 0 ]; then
         echo "install: run as root (sudo ./setup.sh install)" >&2
         exit 2
+    fi
+    # Refuse before anything is changed: --readonly-root without a state partition.
+    if [ "$want_state" = 1 ]; then resolve_state_device "$state_device"; fi
+    if overlay_now && [ "$WRITABLE_ROOT" = 1 ]; then
+        # Anything but the overlay switch would be written to RAM: the rest after the reboot.
+        step_overlay
+        say "the root is read-only until the reboot: run 'sudo ./setup.sh install' after it for the rest"
+        install_summary
+        return 0
+    fi
+    if overlay_now && [ "$DRY_RUN" = 0 ]; then
+        # The root is an overlay in RAM: only look, and refuse if there is anything to change.
+        DRY_RUN=1
+        check_only=1
     fi
     step_packages
     step_users
     step_dirs
     step_code
+    step_cli
     step_config
     step_units
+    step_state
     step_hardware
+    step_overlay
+    if [ "$check_only" = 1 ] && [ ${#CHANGES[@]} -gt 0 ]; then
+        echo "install: the root is read-only now (overlay): ${#CHANGES[@]} change(s) would be lost at the next boot; run 'sudo ./setup.sh install --writable-root', reboot, and run this again" >&2
+        exit 1
+    fi
+    install_summary
+}
+
+install_summary() {
     if [ ${#CHANGES[@]} -eq 0 ]; then
         say "nothing to change: passgate is installed and up to date"
     elif [ "$DRY_RUN" = 1 ]; then
