@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from passgate.clock import ClockConfig, ClockState, FixedClock, SystemClock
+from passgate.clocksources import STA_UNSYNC, KernelSync, read_timex
 from passgate.clockstore import CHALLENGE_TTL_S, ClockStore
 from passgate.keys import raw_public
 from passgate.timetoken import TimeKey, TimeTokenError, make_token, verify_token
@@ -18,20 +19,39 @@ DEVICE = "gate-1-pi"
 
 
 class FakeTime:
-    """A settable system clock and a monotonic clock that only moves forward."""
+    """A settable system clock, a monotonic clock that only moves forward, and the kernel's
+    NTP status as Linux keeps it: setting the clock (``t.system = ...``, i.e. ``date -s``)
+    or rebooting marks it unsynchronised; only ``ntp_sync`` (an NTP client) marks it synced."""
 
     def __init__(self, system: float = NOW) -> None:
-        self.system, self.mono = system, 1000.0
+        self._system, self.mono, self.synced = system, 1000.0, True
+
+    @property
+    def system(self) -> float:
+        return self._system
+
+    @system.setter
+    def system(self, value: float) -> None:
+        self._system, self.synced = value, False  # settimeofday sets STA_UNSYNC
+
+    def ntp_sync(self, real: float | None = None) -> None:
+        """An NTP client steps the clock to ``real`` (if given) and disciplines it."""
+        if real is not None:
+            self._system = real
+        self.synced = True
 
     def time(self) -> float:
-        return self.system
+        return self._system
 
     def monotonic(self) -> float:
         return self.mono
 
+    def kernel_synced(self) -> bool:
+        return self.synced
+
     def run(self, seconds: float) -> None:
         """Real time passes: both clocks move."""
-        self.system += seconds
+        self._system += seconds
         self.mono += seconds
 
     def reboot(self, system: float) -> None:
@@ -67,6 +87,7 @@ def make_clock(store, t, boot="boot-1", flag=None, **config):
         monotonic=t.monotonic,
         boot_id=boot,
         timesync_flag=flag if flag is not None else store.path.parent / "no-such-flag",
+        kernel_sync=t.kernel_synced,
     )
 
 
@@ -219,6 +240,164 @@ def test_trusted_timesyncd_forward_jump_is_the_sites_choice(store, t, tmp_path):
     t.system += YEAR
     clock.read()
     assert stored_floor(store) is None  # untrusted source: no floor raised
+
+
+# -- timesyncd's flag is once per boot: the kernel says whether the clock is synced now ---------
+def test_forward_jump_while_the_sync_flag_is_present_does_not_poison_the_floor(store, t, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()  # timesyncd synchronised once in this boot; it never removes the flag
+    clock = make_clock(store, t, flag=flag, trust_timesyncd=True)
+    assert clock.read().trusted
+    floor_before = stored_floor(store)
+    assert floor_before == NOW
+
+    t.system += YEAR  # date -s: the flag stays, the kernel marks the clock unsynchronised
+    reading = clock.read()
+    assert reading.state is ClockState.FLOOR and reading.now == t.system
+    t.run(3 * 3600)  # hours at the wrong time, long enough to persist the floor
+    clock.read()
+    assert stored_floor(store) < floor_before + DAY
+    assert make_clock(store, t, flag=flag).read().state is ClockState.FLOOR  # a restart agrees
+
+    t.ntp_sync(NOW + 3 * 3600)  # NTP steps the clock back to the right time
+    reading = clock.read()
+    assert reading.trusted and reading.now == NOW + 3 * 3600  # not backwards: no poison
+    t.reboot(NOW + 3 * 3600 + 60)
+    t.ntp_sync()
+    assert make_clock(store, t, boot="boot-2", flag=flag).read().trusted
+
+
+def test_sync_flag_without_kernel_sync_is_not_trusted(store, t, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    t.synced = False  # e.g. the clock was set by hand after timesyncd's first sync
+    clock = make_clock(store, t, flag=flag)
+    assert clock.read().state is ClockState.FLOOR
+    assert not clock.status().synchronised
+    assert stored_floor(store) is None
+
+
+@pytest.mark.parametrize(
+    "status, maxerror, synced",
+    [
+        (0x2001, 4_000, True),  # STA_PLL | STA_NANO, NTP-disciplined
+        (0x2001 | STA_UNSYNC, 4_000, False),  # what settimeofday leaves
+        (0x2001, 16_000_000, False),  # maxerror at the kernel's ceiling: not synchronised
+        (0, 15_999_999, True),
+    ],
+)
+def test_kernel_sync_is_sta_unsync_clear_and_a_small_maxerror(status, maxerror, synced):
+    assert KernelSync(lambda: (status, maxerror))() is synced
+
+
+def test_kernel_status_unreadable_is_not_synchronised_and_logged_once(caplog):
+    def broken():
+        raise OSError("adjtimex unavailable")
+
+    probe = KernelSync(broken)
+    assert probe() is False and probe() is False
+    assert len([r for r in caplog.records if "kernel clock status" in r.message]) == 1
+
+
+def test_read_timex_on_this_kernel():
+    status, maxerror = read_timex()
+    # The kernel caps maxerror at 16 s; a wrong structure layout would read something else.
+    assert 0 <= maxerror <= 16_000_000
+    assert 0 <= status < 1 << 16
+
+
+# -- a fresh signed token repairs a floor that an unauthenticated source set too high ----------
+def test_fresh_token_repairs_a_floor_raised_by_a_forged_ntp_answer(
+    store, t, keys, time_key, tmp_path
+):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    t.ntp_sync(NOW + YEAR)  # a forged NTP answer: the kernel is "synchronised" a year ahead
+    scanner = make_clock(store, t, flag=flag)
+    assert scanner.read().trusted
+    assert stored_floor(store) == NOW + YEAR and store.load().floor_source == "timesyncd"
+    t.ntp_sync(NOW)  # the real NTP server again
+    assert scanner.read().state is ClockState.BACKWARDS
+    t.reboot(NOW + 60)  # a reboot does not help: the floor is on the card
+    t.ntp_sync()
+    scanner = make_clock(store, t, boot="boot-2", flag=flag)
+    assert scanner.read().state is ClockState.BACKWARDS
+
+    # The sync agent (another process) gets a fresh signed token from the collector.
+    agent = make_clock(store, t, boot="boot-2", flag=flag)
+    result = trusted_now_at(agent, t, keys, time_key, real=t.system)
+    assert result.trusted and result.floor_repaired and not result.floor_raised
+    assert stored_floor(store) == pytest.approx(NOW + 60, abs=1)
+    assert store.load().floor_source == "token"
+    # The scanner held the year-ahead floor in memory: it adopts the repaired one...
+    reading = scanner.read()
+    assert reading.trusted and reading.now == pytest.approx(NOW + 60, abs=1)
+    t.run(700)  # ...and persisting its progress does not bring the old floor back
+    scanner.read()
+    assert stored_floor(store) < NOW + DAY
+    t.reboot(t.system)
+    t.ntp_sync()
+    assert make_clock(store, t, boot="boot-3", flag=flag).read().trusted
+
+
+def test_a_writer_from_before_a_repair_cannot_undo_it(store, keys, time_key):
+    store.raise_floor(NOW + YEAR, "b", 10.0, "timesyncd")
+    seen = store.load().repairs
+    nonce = store.new_challenge("b", 20.0)
+    result = store.accept_token(make_token(time_key, NOW, DEVICE, nonce), keys, DEVICE, "b", 20.5)
+    assert result.floor_repaired and stored_floor(store) == NOW
+    assert store.load().repairs == seen + 1
+    # A scanner that read the floor before the repair persists its progress: refused.
+    store.raise_floor(NOW + YEAR + 600, "b", 610.0, "timesyncd", repairs=seen)
+    assert stored_floor(store) == NOW
+
+
+def test_a_fresh_token_outranks_ntp_while_it_lasts(store, t, keys, time_key, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    t.ntp_sync(NOW + YEAR)  # NTP keeps answering a year ahead
+    clock = make_clock(store, t, flag=flag)
+    clock.read()
+    assert trusted_now_at(clock, t, keys, time_key, real=NOW).floor_repaired
+    t.run(3600)
+    reading = clock.read()
+    assert reading.trusted and reading.now == pytest.approx(NOW + 3600, abs=1)
+    assert stored_floor(store) < NOW + DAY
+
+
+def test_repair_stops_at_a_time_a_token_already_proved(store, t, keys, time_key):
+    clock = make_clock(store, t)
+    clock.accept_token(make_token(time_key, NOW, DEVICE), keys, DEVICE)  # authentic, not fresh
+    store.raise_floor(NOW + YEAR, "boot-1", t.mono, "timesyncd")
+    # A fresh token a day before what a token already proved (a stolen time key, say).
+    result = trusted_now_at(clock, t, keys, time_key, real=NOW - DAY)
+    assert result.floor_repaired
+    assert stored_floor(store) == pytest.approx(NOW, abs=1)
+
+
+def test_a_floor_set_by_a_token_is_never_lowered(store, t, keys, time_key):
+    clock = make_clock(store, t)
+    clock.accept_token(make_token(time_key, NOW + YEAR, DEVICE), keys, DEVICE)
+    result = trusted_now_at(clock, t, keys, time_key, real=NOW)
+    assert result.trusted and not result.floor_repaired
+    assert stored_floor(store) == NOW + YEAR
+
+
+def test_a_token_without_challenge_cannot_repair(store, t, keys, time_key):
+    store.raise_floor(NOW + YEAR, "boot-1", t.mono, "timesyncd")
+    result = make_clock(store, t).accept_token(make_token(time_key, NOW, DEVICE), keys, DEVICE)
+    assert not result.floor_repaired and stored_floor(store) == NOW + YEAR
+
+
+def test_monotonic_progress_keeps_the_floors_source(store, t, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    clock = make_clock(store, t, flag=flag)
+    clock.read()
+    flag.unlink()
+    t.run(700)
+    clock.read()
+    assert stored_floor(store) == NOW + 700 and store.load().floor_source == "timesyncd"
 
 
 # -- tokens ------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Every journal row and the idle screen carry the :class:`ClockState`. Stages only ever call
 ``clock.read()`` and never ``time.time()`` themselves. :class:`SystemClock` is the real one:
 a persisted floor of authenticated time (:mod:`passgate.clockstore`), signed time tokens
-(:mod:`passgate.timetoken`), timesyncd's sync flag and an optional RTC. ``docs/trust.md``
-explains the states and what may raise the floor.
+(:mod:`passgate.timetoken`), the kernel's NTP synchronisation status and an optional RTC.
+``docs/trust.md`` explains the states and what may raise (or repair) the floor.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .clocksources import KernelSync, RtcProbe
 from .clockstore import Anchor, ClockStore, TokenResult
 from .errors import TrustError
 from .timetoken import TimeKey
@@ -63,19 +64,21 @@ class FixedClock:
 # --------------------------------------------------------------------------------------------
 
 # Created by systemd-timesyncd once it has synchronised; /run is a tmpfs, so it means "since boot".
+# Only that: timesyncd touches it once per boot, so it says nothing about the clock *now* (a
+# later ``date -s`` leaves it in place). The kernel's status (KernelSync) does.
 TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
-RTC_SINCE_EPOCH = Path("/sys/class/rtc/rtc0/since_epoch")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 RELEASE_EPOCH = 1735689600  # 2025-01-01: no real time is earlier; the floor starts here
 
 
 @dataclass(frozen=True, slots=True)
 class ClockConfig:
-    """What the site trusts. ``trust_timesyncd``: a clock timesyncd reports synchronised is
-    trusted and raises the floor (NTP is not authenticated: sites that fear a forged NTP
-    answer set this false and rely on signed tokens). ``trust_rtc``: a battery RTC that agrees
-    with the system clock is trusted (hardware/rtc.md). ``token_trust_s``: how long a fresh
-    token keeps the clock trusted, counted on the monotonic clock (drift is ppm)."""
+    """What the site trusts. ``trust_timesyncd``: a clock timesyncd has synchronised in this
+    boot *and* the kernel reports synchronised now is trusted and raises the floor (NTP is not
+    authenticated: sites that fear a forged NTP answer set this false and rely on signed
+    tokens; a fresh signed token repairs a floor NTP set too high). ``trust_rtc``: a battery
+    RTC that agrees with the system clock is trusted (hardware/rtc.md). ``token_trust_s``: how
+    long a fresh token keeps the clock trusted, counted on the monotonic clock (drift is ppm)."""
 
     trust_timesyncd: bool = True
     trust_rtc: bool = False
@@ -97,7 +100,7 @@ class ClockStatus:
     floor: float
     floor_source: str
     token_age_s: float | None
-    synchronised: bool
+    synchronised: bool  # timesyncd synchronised in this boot and the kernel says so now
     rtc_offset_s: float | None
 
 
@@ -110,37 +113,13 @@ def read_boot_id(path: Path = BOOT_ID) -> str:
         return f"process-{uuid.uuid4()}"
 
 
-class RtcProbe:
-    """Reads a kernel RTC's time (``since_epoch``, whole seconds); None if it cannot be read.
-
-    The DS3231 driver refuses to read a time it knows is invalid (oscillator stopped, e.g. a
-    flat battery), so a read error means "no trustworthy RTC", never "time 0".
-    """
-
-    def __init__(self, path: Path = RTC_SINCE_EPOCH) -> None:
-        self.path = Path(path)
-        self._failed = False
-
-    def __call__(self) -> float | None:
-        try:
-            value = float(self.path.read_text(encoding="ascii").strip())
-        except (OSError, ValueError) as exc:
-            if not self._failed:
-                log.warning("RTC unreadable (%s): not trusted", exc)
-            self._failed = True
-            return None
-        if self._failed:
-            log.info("RTC readable again")
-        self._failed = False
-        return value
-
-
 class SystemClock:
     """The checkpoint's clock: ``read() -> TimeReading(now, state)``.
 
-    - ``trusted``: timesyncd reports sync (if the site trusts it), or an RTC agrees with the
-      system clock (if trusted), or a fresh signed token was received in this boot less than
-      ``token_trust_s`` ago (then now = token time + monotonic elapsed);
+    - ``trusted``: a fresh signed token was received in this boot less than ``token_trust_s``
+      ago (then now = token time + monotonic elapsed), or timesyncd synchronised the clock and
+      the kernel says it is synchronised now (if the site trusts NTP), or an RTC agrees with
+      the system clock (if trusted);
     - ``floor``: none of those, and the system clock is not before the floor;
     - ``backwards``: the system clock is before the floor; now = floor + monotonic elapsed.
 
@@ -157,6 +136,7 @@ class SystemClock:
         monotonic: Callable[[], float] = time.monotonic,
         boot_id: str | None = None,
         timesync_flag: Path = TIMESYNC_FLAG,
+        kernel_sync: Callable[[], bool] | None = None,
         rtc: Callable[[], float | None] | None = None,
         persist: bool = True,
     ) -> None:
@@ -164,13 +144,15 @@ class SystemClock:
         self._time, self._mono = system_time, monotonic
         self.boot_id = boot_id if boot_id is not None else read_boot_id()
         self._flag = Path(timesync_flag)
+        self._kernel_sync = kernel_sync if kernel_sync is not None else KernelSync()
         self._rtc = rtc if rtc is not None else (RtcProbe() if config.trust_rtc else None)
         self._persist = persist and store is not None
         mono = self._mono()
         self._floor, self._floor_mono, self._floor_source = float(config.epoch), mono, "epoch"
         self._stored = float(config.epoch)  # the floor value last seen on disk
+        self._repairs: int | None = None  # the store's repair count our floor is based on
         self._anchor: Anchor | None = None
-        self._stamp: object = None
+        self._stamp: object = ()  # never a real stamp (None is "no file"): load first
         self._rtc_cache: tuple[float, float | None] | None = None  # (mono probed, rtc - system)
         self._last: tuple[ClockState, str] | None = None
         self._warned: set[str] = set()
@@ -184,7 +166,8 @@ class SystemClock:
         mono, system = self._mono(), self._time()
         self._sync_store(mono)
         lower = self._floor + (mono - self._floor_mono)
-        source, t = self._trusted(system, mono, lower)
+        synced = self._flag.exists() and self._kernel_sync()
+        source, t = self._trusted(system, mono, lower, synced)
         if source:
             now, state = max(t, lower), ClockState.TRUSTED
             if now > lower:
@@ -204,13 +187,22 @@ class SystemClock:
             self._floor + (mono - self._floor_mono),
             self._floor_source,
             anchor_age,
-            self._flag.exists(),
+            synced,
             rtc_offset,
         )
 
-    def _trusted(self, system: float, mono: float, lower: float) -> tuple[str, float]:
+    def _trusted(self, system: float, mono: float, lower: float, synced: bool) -> tuple[str, float]:
         tol = self.config.tolerance_s
-        if self.config.trust_timesyncd and self._flag.exists():
+        a = self._anchor
+        # Signed, fresh time first: it is the only authenticated source, and it must not be
+        # overridden by an NTP answer that may be forged (the floor it set can be repaired).
+        if (
+            a is not None
+            and a.boot == self.boot_id
+            and 0 <= mono - a.mono <= self.config.token_trust_s
+        ):
+            return "token", a.t + (mono - a.mono)
+        if self.config.trust_timesyncd and synced:
             if system >= lower - tol:
                 return "timesyncd", system
             self._warn_once(
@@ -224,13 +216,6 @@ class SystemClock:
                 and system >= lower - tol
             ):
                 return "rtc", system
-        a = self._anchor
-        if (
-            a is not None
-            and a.boot == self.boot_id
-            and 0 <= mono - a.mono <= self.config.token_trust_s
-        ):
-            return "token", a.t + (mono - a.mono)
         return "", 0.0
 
     def _rtc_offset(self, system: float, mono: float) -> float | None:
@@ -254,10 +239,18 @@ class SystemClock:
             return
         self._stamp = stamp
         stored = state.floor_at(self.boot_id, mono)
-        if stored is not None:
+        if self._repairs is not None and state.repairs != self._repairs:
+            # Another process repaired the floor (a fresh token lowered a floor NTP or an RTC
+            # had set too high): adopt the stored floor instead of keeping the higher one.
+            low = max(float(self.config.epoch), stored if stored is not None else 0.0)
+            self._floor, self._floor_mono, self._floor_source = low, mono, state.floor_source
+            self._stored = state.floor if state.floor is not None else float(self.config.epoch)
+            log.warning("clock floor repaired by a signed time token: %.0f", low)
+        elif stored is not None:
             self._stored = max(self._stored, state.floor)
             if stored > self._floor + (mono - self._floor_mono):
                 self._floor, self._floor_mono, self._floor_source = stored, mono, state.floor_source
+        self._repairs = state.repairs
         a = state.anchor
         self._anchor = a if a is not None and a.boot == self.boot_id else None
 
@@ -269,14 +262,15 @@ class SystemClock:
         lower = self._floor + (mono - self._floor_mono)
         if lower - self._stored < self.config.persist_every_s:
             return
-        source = self._floor_source if self._floor_mono == mono else "monotonic"
+        # Monotonic progress keeps the source the floor came from: a floor NTP set stays
+        # repairable by a token however long it was carried forward.
         try:
-            self.store.raise_floor(lower, self.boot_id, mono, source)
+            self.store.raise_floor(lower, self.boot_id, mono, self._floor_source, self._repairs)
         except OSError as exc:
             self._warn_once("persist", f"cannot persist the clock floor: {exc}")
             return
         self._stored = lower
-        self._stamp = self.store.stamp()  # our own write; nothing new to read back
+        self._stamp = ()  # read it back next time: a repair may have refused our write
 
     # -- tokens (for the sync agent and ``passgate time``) ---------------------------------
     def new_challenge(self) -> bytes:
@@ -286,7 +280,7 @@ class SystemClock:
     def accept_token(self, data: bytes, keys: Sequence[TimeKey], device_id: str) -> TokenResult:
         """Verify and record a signed time token; raises ``TimeTokenError`` if refused."""
         result = self._need_store().accept_token(data, keys, device_id, self.boot_id, self._mono())
-        self._stamp = None  # re-read at the next read()
+        self._stamp = ()  # re-read at the next read()
         return result
 
     def _need_store(self) -> ClockStore:

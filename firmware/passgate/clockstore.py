@@ -6,13 +6,21 @@ authenticated time as it runs), the sync agent (tokens from the collector) and a
 (``passgate time set``)::
 
     {"floor": 1767225600.0, "floor_boot": "<boot id>", "floor_mono": 812.5, "floor_source": "token",
+     "token_floor": 1767225600.0, "repairs": 0,
      "anchor": {"t": 1767225600.0, "boot": "<boot id>", "mono": 812.5, "kid": "<hex>"},
      "challenges": [{"nonce": "<hex>", "boot": "<boot id>", "mono": 800.1}]}
 
 ``floor_mono`` is the monotonic clock when the floor was written, valid only within the same
 boot (``boot``): within a boot, floor + (monotonic now - floor_mono) is still a lower bound
-of the real time. The floor never decreases: every write takes the maximum with what is on
-disk.
+of the real time. ``floor_source`` says which authority set the floor's value (``token``,
+``timesyncd``, ``rtc``; monotonic progress keeps the source it started from).
+
+Every write takes the maximum with what is on disk, with one exception, the *repair*: a fresh
+signed token (it answers a challenge of this boot) may lower a floor that no token set, i.e.
+one raised by a source the site trusts but that is not authenticated (NTP, an RTC), down to
+the token's time but never below the latest token time seen (``token_floor``). ``repairs``
+counts these, so a process holding an older floor in memory adopts the lower one instead of
+writing its own back. ``docs/trust.md`` section 5 says why this is safe.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ class ClockFile:
     floor_source: str = ""
     anchor: Anchor | None = None
     challenges: tuple[dict, ...] = field(default_factory=tuple)
+    token_floor: float | None = None  # the latest time any authentic token carried
+    repairs: int = 0  # how many times a fresh token lowered a floor that no token had set
 
     def floor_at(self, boot: str, mono: float) -> float | None:
         """The floor carried forward to monotonic ``mono`` (same boot), else as written."""
@@ -65,12 +75,14 @@ class ClockFile:
 
 @dataclass(frozen=True, slots=True)
 class TokenResult:
-    """What a token did: ``trusted`` (fresh, answered a challenge) and/or raised the floor."""
+    """What a token did: ``trusted`` (fresh, answered a challenge) and/or raised the floor;
+    ``floor_repaired``: it lowered a floor that an unauthenticated source had set too high."""
 
     token_time: float
     trusted: bool
     floor_raised: bool
     detail: str
+    floor_repaired: bool = False
 
 
 class ClockStore:
@@ -110,23 +122,34 @@ class ClockStore:
                     str(anchor.get("kid", "")),
                 ),
                 challenges=tuple(dict(c) for c in doc.get("challenges", [])),
+                token_floor=None if doc.get("token_floor") is None else float(doc["token_floor"]),
+                repairs=int(doc.get("repairs", 0)),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise TrustError(f"{self.path}: clock state has a bad field: {exc!r}") from None
 
-    def raise_floor(self, t: float, boot: str, mono: float, source: str) -> float:
+    def raise_floor(
+        self, t: float, boot: str, mono: float, source: str, repairs: int | None = None
+    ) -> float:
         """Raise the stored floor to ``t`` (authenticated time at ``mono``); never lowers it.
 
-        Returns the floor as stored afterwards (carried to ``mono``).
+        ``source`` is the authority ``t`` came from. ``repairs``: the repair count the caller's
+        ``t`` is based on; if a repair happened since, ``t`` may be the very value the repair
+        removed, so nothing is written. Returns the floor as stored afterwards (carried to
+        ``mono``).
         """
         with locked(self._lock):
             state = self.load()
             current = state.floor_at(boot, mono)
+            if repairs is not None and repairs != state.repairs:
+                return t if current is None else current
             # Within a boot the stored floor already implies floor + monotonic elapsed; writing
             # that progress down still matters, because a reboot forgets monotonic time.
             best = t if current is None else max(t, current)
             if state.floor is not None and best <= state.floor:
                 return best
+            if current is not None and current > t:
+                source = state.floor_source  # the stored value wins: so does its authority
             self._write(state, floor=best, floor_boot=boot, floor_mono=mono, floor_source=source)
             return best
 
@@ -146,7 +169,8 @@ class ClockStore:
         """Verify a token and record what it proves. Raises :class:`TimeTokenError` if refused.
 
         A token answering a pending challenge (same boot, within the TTL, used once) makes
-        the clock trusted from now on (an *anchor*); any authentic token raises the floor.
+        the clock trusted from now on (an *anchor*); any authentic token raises the floor. A
+        fresh token behind a floor that no token set lowers it (the repair, module docstring).
         """
         token = verify_token(data, keys, device_id)
         with locked(self._lock):
@@ -157,21 +181,21 @@ class ClockStore:
                 c.get("nonce") == token.nonce.hex() and _live(c, boot, mono)
                 for c in state.challenges
             )
+            repaired = False
             if fresh:
-                if current is not None and token.t < current - 1.0:
-                    # Authentic and fresh, yet behind the floor: the floor came from a clock
-                    # the site trusted that ran ahead. Say so; never move the floor back.
-                    log.warning("fresh time token is %.0f s behind the floor", current - token.t)
                 changes["anchor"] = Anchor(token.t, boot, mono, token.kid.hex())
                 changes["challenges"] = tuple(
                     c for c in state.challenges if c.get("nonce") != token.nonce.hex()
                 )
-            raised = current is None or token.t > current
+                if current is not None and token.t < current - 1.0:
+                    repaired = self._repair(state, current, token.t, boot, mono, changes)
+            raised = not repaired and (current is None or token.t > current)
             if raised:
                 changes.update(
                     floor=token.t, floor_boot=boot, floor_mono=mono, floor_source="token"
                 )
             if changes:
+                changes["token_floor"] = max(token.t, state.token_floor or 0.0)
                 self._write(state, **changes)
         if fresh:
             detail = "clock trusted (fresh signed time)"
@@ -179,10 +203,40 @@ class ClockStore:
             detail = "token answers no pending challenge (old or reused): floor only"
         else:
             detail = "token has no challenge: floor only"
-        log.info(
-            "time token from %s: %s%s", token.kid.hex(), detail, ", floor raised" if raised else ""
+        done = ", floor raised" if raised else ", floor repaired" if repaired else ""
+        log.info("time token from %s: %s%s", token.kid.hex(), detail, done)
+        return TokenResult(token.t, fresh, raised, detail, repaired)
+
+    @staticmethod
+    def _repair(
+        state: ClockFile, current: float, t: float, boot: str, mono: float, changes: dict
+    ) -> bool:
+        """A fresh token behind the floor: lower the floor if no token set it (the repair)."""
+        if state.floor_source == "token":
+            # Two authenticated times disagree (the collector's clock went back): the floor
+            # holds, as it does against everything else.
+            log.warning("fresh time token is %.0f s behind the floor set by a token", current - t)
+            return False
+        # The floor came from a source the site trusts but nobody signed (NTP, an RTC) and a
+        # signed, fresh time contradicts it: the signed time wins, but never below a time a
+        # token already proved.
+        lowered = max(t, state.token_floor or 0.0)
+        if lowered >= current:
+            return False
+        log.warning(
+            "clock floor lowered by %.0f s: a fresh signed time token contradicts the floor "
+            "set by %s",
+            current - lowered,
+            state.floor_source or "an unknown source",
         )
-        return TokenResult(token.t, fresh, raised, detail)
+        changes.update(
+            floor=lowered,
+            floor_boot=boot,
+            floor_mono=mono,
+            floor_source="token",
+            repairs=state.repairs + 1,
+        )
+        return True
 
     def _write(self, state: ClockFile, **changes) -> None:
         merged = {**state.__dict__, **changes}
@@ -196,6 +250,8 @@ class ClockStore:
             if anchor is None
             else {"t": anchor.t, "boot": anchor.boot, "mono": anchor.mono, "kid": anchor.kid},
             "challenges": list(merged["challenges"]),
+            "token_floor": merged["token_floor"],
+            "repairs": merged["repairs"],
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, (json.dumps(doc, sort_keys=True) + "\n").encode())

@@ -110,7 +110,7 @@ def status(args: argparse.Namespace) -> int:
         print(f"clock {r.state.value} ({st.source}): {iso(r.now)}")
         print(f"system clock {iso(st.system)}; floor {iso(st.floor)} ({st.floor_source})")
         print(
-            f"timesyncd synchronised: {'yes' if st.synchronised else 'no'}"
+            f"NTP synchronised (timesyncd, kernel): {'yes' if st.synchronised else 'no'}"
             + (f"; fresh token {span(st.token_age_s)} ago" if st.token_age_s is not None else "")
         )
     return 0 if r.trusted else 1
@@ -138,7 +138,13 @@ def set_token(args: argparse.Namespace) -> int:
     reading = clock.read()
     print(
         f"token time {iso(result.token_time)}: {result.detail}"
-        + ("; floor raised" if result.floor_raised else "; floor already later")
+        + (
+            "; floor raised"
+            if result.floor_raised
+            else "; floor lowered (it was set by an unsigned source)"
+            if result.floor_repaired
+            else "; floor already later"
+        )
     )
     print(f"clock {reading.state.value}: {iso(reading.now)}")
     return 0
