@@ -266,6 +266,48 @@ def test_time_commands(ops, capsys, tmp_path):
     assert socket.gethostname()  # the default device id exists on every machine
 
 
+def test_time_and_bundle_commands_use_the_configs_clock(ops, capsys, tmp_path, monkeypatch):
+    """The site's [clock] settings (here: a DS3231 as rtc1, trusted) and files reach every
+    command that reads the clock, not only the scanner."""
+    from passgate import clocksources
+
+    rtc = tmp_path / "sys-class-rtc"
+    (rtc / "rtc1").mkdir(parents=True)
+    (rtc / "rtc1" / "since_epoch").write_text(f"{int(time.time())}\n")
+    monkeypatch.setattr(clocksources, "RTC_CLASS", rtc)
+    state = tmp_path / "state"
+    (state / "time-keys").mkdir(parents=True)
+    (state / "time-keys" / "time.pub").write_bytes((ops / "time" / "time.pub").read_bytes())
+    cfg = tmp_path / "passgate.toml"
+    cfg.write_text(
+        f'[checkpoint]\nzone = "gate-1"\ndevice_id = "gate-1-pi"\nstate_dir = "{state}"\n\n'
+        '[clock]\ntrust_rtc = true\nrtc_device = "rtc1"\n'
+    )
+    assert main(["time", "status", "--clock", str(tmp_path / "other.floor")]) == 1  # defaults
+    capsys.readouterr()
+    assert main(["time", "status", "--config", str(cfg), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["state"], doc["source"]) == ("trusted", "rtc")
+
+    args = ["bundle", "build", "--issuers", str(ops / "issuers"), "--version", "1"]
+    args += ["--root", str(ops / "roots" / "a" / "root.key"), "--out", str(tmp_path / "b.pgb")]
+    assert main(args) == 0
+    install = ["bundle", "install", str(tmp_path / "b.pgb"), "--state", str(tmp_path / "bundle")]
+    install += ["--roots", str(ops / "roots" / "a" / "root.pub")]
+    assert main([*install, "--config", str(cfg)]) == 0
+    assert "time: clock trusted" in capsys.readouterr().out
+
+    # challenge and set: the config's floor file, time keys and device id.
+    assert main(["time", "challenge", "--config", str(cfg)]) == 0
+    nonce = capsys.readouterr().out.strip()
+    assert (state / "clock.floor").is_file()
+    token = tmp_path / "token.bin"
+    sign = ["time", "token", "--key", str(ops / "time" / "time.key"), "--device", "gate-1-pi"]
+    assert main([*sign, "--nonce", nonce, "--out", str(token)]) == 0
+    assert main(["time", "set", "--token", str(token), "--config", str(cfg)]) == 0
+    assert "clock trusted (fresh signed time)" in capsys.readouterr().out
+
+
 def test_build_usage_errors(ops, capsys):
     with pytest.raises(SystemExit):
         main(["bundle", "build", "--issuers", str(ops / "issuers")])  # argparse: missing options

@@ -216,6 +216,28 @@ def test_example_file_is_valid_and_documents_every_key():
             assert f"`{f.name}`" in doc, f"docs/configuration.md lacks {sec}.{f.name}"
 
 
+def test_clock_settings_reach_the_clock(main: Path):
+    from passgate.clock import ClockConfig
+    from passgate.config_schema import ClockSection
+
+    assert ClockConfig.from_section(ClockSection()) == ClockConfig()  # the defaults agree
+    write(
+        main.parent / "passgate.d" / "50-rtc.toml",
+        '[clock]\ntrust_timesyncd = false\ntrust_rtc = true\nrtc_device = "rtc1"\n'
+        'token_trust = "2h"\n',
+    )
+    clock = ClockConfig.from_section(load_config(main).clock)
+    assert (clock.trust_timesyncd, clock.trust_rtc, clock.rtc_device, clock.token_trust_s) == (
+        False,
+        True,
+        "rtc1",
+        7200.0,
+    )
+    write(main.parent / "passgate.d" / "60-bad.toml", '[clock]\nrtc_device = "/dev/rtc1"\n')
+    with pytest.raises(ConfigError, match="clock.rtc_device"):
+        load_config(main)
+
+
 CLI = [sys.executable, "-c", "import sys; from passgate.cli import main; sys.exit(main())"]
 
 

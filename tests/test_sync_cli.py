@@ -119,6 +119,25 @@ def test_usage_errors(tmp_path, capsys):
     assert main(["sync", "--once", "--state", str(tmp_path), "--batch", "0"]) == 2
 
 
+def test_the_agents_clock_follows_the_config(tmp_path):
+    import argparse
+
+    from passgate.cli.sync import _time_link, resolve
+    from passgate.clock import ClockConfig
+
+    cfg = tmp_path / "passgate.toml"
+    cfg.write_text(
+        f'[checkpoint]\nzone = "gate-1"\ndevice_id = "gate-1"\nstate_dir = "{tmp_path}"\n\n'
+        '[clock]\ntrust_timesyncd = false\ntrust_rtc = true\nrtc_device = "rtc1"\n'
+        'token_trust = "2h"\n'
+    )
+    clock, _link = _time_link(resolve(argparse.Namespace(config=cfg)), DEVICE)
+    assert clock.config == ClockConfig(
+        trust_timesyncd=False, trust_rtc=True, token_trust_s=7200.0, rtc_device="rtc1"
+    )
+    assert clock.store.path == tmp_path / "clock.floor"
+
+
 def test_bundle_download_is_capped(tmp_path):
     from passgate.sync.client import BundleTooLarge, CollectorClient
     from passgate.sync.devicekey import load_device_key, new_device_key

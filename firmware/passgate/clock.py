@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .clocksources import KernelSync, RtcProbe
+from .clocksources import KernelSync, RtcProbe, rtc_since_epoch
 from .clockstore import Anchor, ClockStore, TokenResult
 from .errors import TrustError
 from .timetoken import TimeKey
@@ -83,11 +83,23 @@ class ClockConfig:
     trust_timesyncd: bool = True
     trust_rtc: bool = False
     token_trust_s: float = 86400.0
+    rtc_device: str = "rtc0"  # /sys/class/rtc/<this>; a DS3231 on a Pi 5 is rtc1
     persist_every_s: float = 600.0
     tolerance_s: float = 2.0
     rtc_tolerance_s: float = 5.0
     rtc_probe_every_s: float = 10.0
     epoch: float = RELEASE_EPOCH
+
+    @classmethod
+    def from_section(cls, section) -> ClockConfig:
+        """The site's settings from the config's ``[clock]`` (:class:`ClockSection`). Every
+        process that reads the clock (scanner, sync agent, commands) builds it this way."""
+        return cls(
+            trust_timesyncd=section.trust_timesyncd,
+            trust_rtc=section.trust_rtc,
+            token_trust_s=float(section.token_trust),
+            rtc_device=section.rtc_device,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +157,9 @@ class SystemClock:
         self.boot_id = boot_id if boot_id is not None else read_boot_id()
         self._flag = Path(timesync_flag)
         self._kernel_sync = kernel_sync if kernel_sync is not None else KernelSync()
-        self._rtc = rtc if rtc is not None else (RtcProbe() if config.trust_rtc else None)
+        if rtc is None and config.trust_rtc:
+            rtc = RtcProbe(rtc_since_epoch(config.rtc_device))
+        self._rtc = rtc
         self._persist = persist and store is not None
         mono = self._mono()
         self._floor, self._floor_mono, self._floor_source = float(config.epoch), mono, "epoch"

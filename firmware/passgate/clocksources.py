@@ -14,7 +14,16 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-RTC_SINCE_EPOCH = Path("/sys/class/rtc/rtc0/since_epoch")
+RTC_CLASS = Path("/sys/class/rtc")
+RTC_SINCE_EPOCH = RTC_CLASS / "rtc0" / "since_epoch"
+
+
+def rtc_since_epoch(device: str = "rtc0") -> Path:
+    """The ``since_epoch`` file of kernel RTC ``device`` (``rtc1`` for a DS3231 on a Pi 5,
+    whose own RTC is ``rtc0``). ``RTC_CLASS`` is looked up at call time (tests move it)."""
+    return RTC_CLASS / device / "since_epoch"
+
+
 STA_UNSYNC = 0x0040  # <linux/timex.h>: the kernel clock is not synchronised
 # NTP_PHASE_LIMIT: the kernel's ceiling for maxerror (microseconds). Setting the clock puts
 # maxerror there (and sets STA_UNSYNC); systemd's NTPSynchronized wants it below.
@@ -115,4 +124,11 @@ class RtcProbe:
         return value
 
 
-__all__ = ["KernelSync", "RtcProbe", "read_timex", "RTC_SINCE_EPOCH", "STA_UNSYNC"]
+__all__ = [
+    "KernelSync",
+    "RtcProbe",
+    "read_timex",
+    "rtc_since_epoch",
+    "RTC_SINCE_EPOCH",
+    "STA_UNSYNC",
+]

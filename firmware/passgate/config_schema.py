@@ -18,6 +18,7 @@ from typing import Any
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")  # zones and purposes, as in passes
 DEVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")  # the collector's rule: lower case
+RTC_RE = re.compile(r"rtc[0-9]{1,2}")  # a kernel RTC's name under /sys/class/rtc
 DEFAULT_STATE_DIR = Path("/var/lib/passgate")
 MISSING = dataclasses.MISSING
 
@@ -275,9 +276,22 @@ class ClockSection:
         choices=("deny", "flag"),
     )
     trust_timesyncd: bool = key(
-        True, "bool", "a clock systemd-timesyncd reports synchronised counts as trusted"
+        True, "bool", "a clock NTP (timesyncd and the kernel) reports synchronised is trusted"
     )
     trust_rtc: bool = key(False, "bool", "a battery RTC (DS3231) that agrees counts as trusted")
+    rtc_device: str = key(
+        "rtc0",
+        "str",
+        "the RTC trust_rtc compares with, rtcN of /sys/class/rtc (a DS3231 on a Pi 5: rtc1)",
+        pattern=RTC_RE,
+    )
+    token_trust: int = key(
+        86400,
+        "duration",
+        "how long a fresh signed time token keeps the clock trusted (monotonic time)",
+        lo=60,
+        hi=7 * 86400,
+    )
     floor_file: Path | None = key(
         None, "path", "where the time floor is persisted", derive="clock.floor"
     )

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from .timecmd import config_option
+
 DEFAULT_STATE = Path("/var/lib/passgate/bundle")
 
 
@@ -68,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     n.add_argument("--at", help="install as of this ISO-8601 time (default: the checkpoint clock)")
     n.add_argument("--clock", type=Path, help="clock state file for the default time")
+    config_option(n)
     n.set_defaults(func=install)
 
     s = bsub.add_parser("status", help="the installed bundle and how fresh it is")
@@ -76,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--at", help="as of this ISO-8601 time (default: the checkpoint clock)")
     s.add_argument("--clock", type=Path, help="clock state file for the default time")
+    config_option(s)
     s.add_argument("--json", action="store_true", help="print a JSON object")
     s.set_defaults(func=status)
 
@@ -172,8 +176,9 @@ def inspect(args: argparse.Namespace) -> int:
 def install(args: argparse.Namespace) -> int:
     from ..bundle import BundleRefused, install_bundle
     from ..timefmt import iso
+    from .timecmd import site_config
 
-    now, how = _now(args.at, args.clock)
+    now, how = _now(args.at, args.clock, site_config(args.config))
     try:
         info = install_bundle(
             args.file, args.state, now, roots=_roots(args), max_bytes=_size(args.max_size)
@@ -189,9 +194,10 @@ def install(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     from ..bundle import load_installed, trust_status
+    from .timecmd import site_config
 
     _, info = load_installed(args.state)
-    now, _how = _now(args.at, args.clock)
+    now, _how = _now(args.at, args.clock, site_config(args.config))
     st = trust_status(info, now)
     if args.json:
         print(
@@ -215,7 +221,7 @@ def _roots(args: argparse.Namespace):
     return RootSet.load(args.roots, args.threshold)
 
 
-def _now(at: str | None, clock_file: Path | None) -> tuple[float, str]:
+def _now(at: str | None, clock_file: Path | None, cfg=None) -> tuple[float, str]:
     from ..timefmt import parse_instant
     from . import UsageError
 
@@ -226,7 +232,7 @@ def _now(at: str | None, clock_file: Path | None) -> tuple[float, str]:
             raise UsageError(f"--at: {exc}") from None
     from .timecmd import effective_reading
 
-    reading = effective_reading(clock_file)
+    reading = effective_reading(clock_file, cfg)
     return reading.now, f"clock {reading.state.value}"
 
 

@@ -216,12 +216,13 @@ def _base_config(etc: Path):
 
 
 def _clock_now(state: Path | None, cfg) -> float:
-    from ..clock import SystemClock
+    from ..clock import ClockConfig, SystemClock
     from ..clockstore import ClockStore
 
     floor = (Path(state) / "clock.floor") if state else (cfg.clock.floor_file if cfg else None)
     store = ClockStore(floor) if floor is not None and floor.parent.is_dir() else None
-    return SystemClock(store, persist=False).read().now
+    settings = ClockConfig.from_section(cfg.clock) if cfg else ClockConfig()
+    return SystemClock(store, settings, persist=False).read().now
 
 
 def _screen(title: str, body: str):

@@ -84,9 +84,6 @@ def run_device(config: Path | None) -> int:
     cfg = load_config(config)  # ConfigError -> exit 2 with one line naming file and key
     wanted = os.environ.get("GPIOZERO_PIN_FACTORY", "auto").lower()
     pin_factory = make_pin_factory(PIN_FACTORIES.get(wanted, "auto"))
-    clock = SystemClock(
-        ClockStore(cfg.clock.floor_file),
-        ClockConfig(trust_timesyncd=cfg.clock.trust_timesyncd, trust_rtc=cfg.clock.trust_rtc),
-    )
+    clock = SystemClock(ClockStore(cfg.clock.floor_file), ClockConfig.from_section(cfg.clock))
     run_checkpoint(cfg, source=make_source(cfg), pin_factory=pin_factory, clock=clock)
     return 0

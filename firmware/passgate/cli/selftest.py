@@ -287,9 +287,8 @@ def device_hardware(cfg: Any, stack: contextlib.ExitStack) -> Hardware:
 
     opener, name = display_output(cfg.display)
     # persist=False: a self-test reads the clock, it never moves the saved floor.
-    clock = SystemClock(ClockStore(cfg.clock.floor_file),
-                        ClockConfig(trust_timesyncd=cfg.clock.trust_timesyncd,
-                                    trust_rtc=cfg.clock.trust_rtc), persist=False)
+    clock = SystemClock(ClockStore(cfg.clock.floor_file), ClockConfig.from_section(cfg.clock),
+                        persist=False)
     return Hardware(make_source(cfg), pins, opener, name, clock, _camera_setting(cfg.camera))
 
 

@@ -20,6 +20,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _S = argparse.SUPPRESS  # options given before or after "enrol" both count
 
@@ -57,6 +58,7 @@ class Paths:
     sync_dir: Path
     retention_s: float | None
     device_id: str | None  # None: no config and no --device (the enrolment record has it)
+    clock: Any = None  # passgate.clock.ClockConfig: the site's clock settings (None: defaults)
 
     @property
     def key(self) -> Path:
@@ -77,6 +79,7 @@ class Paths:
 
 def resolve(args: argparse.Namespace) -> Paths:
     """Folders and settings from the options, the config file, and systemd's environment."""
+    from ..clock import ClockConfig
     from ..config import DEFAULT_PATH, load_config
     from ..config_schema import JournalSection
     from . import UsageError
@@ -104,6 +107,7 @@ def resolve(args: argparse.Namespace) -> Paths:
         ),
         retention_s=cfg.journal.retention if cfg else JournalSection().retention,
         device_id=getattr(args, "device", None) or (cfg.checkpoint.device_id if cfg else None),
+        clock=ClockConfig.from_section(cfg.clock) if cfg else ClockConfig(),
     )
 
 
@@ -112,12 +116,12 @@ def _time_link(paths: Paths, device: str):
     import time
     from functools import cache
 
-    from ..clock import SystemClock
+    from ..clock import ClockConfig, SystemClock
     from ..clockstore import ClockStore
     from ..sync.hooks import TimeLink
     from ..timetoken import load_time_keys
 
-    clock = SystemClock(ClockStore(paths.floor_file))
+    clock = SystemClock(ClockStore(paths.floor_file), paths.clock or ClockConfig())
     keys = cache(lambda: load_time_keys(paths.time_keys))
     return clock, TimeLink(clock, keys, device, monotonic=time.monotonic)
 

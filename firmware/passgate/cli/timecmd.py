@@ -5,8 +5,9 @@
 - ``time set --token FILE``: accept a token (raw COSE bytes or base64 text);
 - ``time token``: sign a token with a time key (the collector's job; for tests and ceremonies).
 
-Exit codes: 0 done, 1 the token was refused (or, for ``status``, the clock is not trusted),
-2 usage error.
+The clock settings (what the site trusts, the RTC, the state file) come from ``--config FILE``,
+else from ``/etc/passgate/passgate.toml`` when it exists, else the defaults. Exit codes: 0 done,
+1 the token was refused (or, for ``status``, the clock is not trusted), 2 usage error.
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--time-keys",
         type=Path,
-        default=DEFAULT_TIME_KEYS,
-        help=f"pinned time public key(s): a .pub or a folder (default {DEFAULT_TIME_KEYS})",
+        help="pinned time public key(s): a .pub or a folder (default: time-keys in the "
+        f"config's state_dir, else {DEFAULT_TIME_KEYS})",
     )
-    t.add_argument("--device-id", help="this checkpoint's id (default: the host name)")
+    t.add_argument(
+        "--device-id", help="this checkpoint's id (default: the config's, else the host name)"
+    )
     t.set_defaults(func=set_token)
 
     k = tsub.add_parser("token", help="sign a time token with a time key (collector side)")
@@ -64,30 +67,57 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _clock_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--clock", type=Path, default=None, help=f"clock state file (default {DEFAULT_CLOCK})"
+        "--clock",
+        type=Path,
+        default=None,
+        help=f"clock state file (default: the config's clock.floor_file, else {DEFAULT_CLOCK})",
+    )
+    config_option(p)
+
+
+def config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="passgate.toml for the site's settings (default /etc/passgate/passgate.toml, "
+        "if present)",
     )
 
 
-def make_clock(clock_file: Path | None, persist: bool = False):
-    """A :class:`SystemClock` on the given (or default) state file; no file: no floor."""
+def site_config(path: Path | None):
+    """The checkpoint's config: ``path``, else the default file if there is one, else None
+    (a laptop, an operator's desk). ConfigError (exit 2) if it is given but unusable."""
+    from ..config import DEFAULT_PATH, load_config
+
+    if path is None and not DEFAULT_PATH.is_file():
+        return None
+    return load_config(path)
+
+
+def make_clock(clock_file: Path | None, persist: bool = False, cfg=None, need_store=False):
+    """A :class:`SystemClock` with the config's clock settings (``cfg``: a Config or None) on
+    ``clock_file``, else the config's floor file, else the default one; a default file whose
+    folder does not exist means no floor, unless ``need_store`` (the command writes)."""
     from .. import clock
     from ..clockstore import ClockStore
 
-    path = clock_file or DEFAULT_CLOCK
-    store = ClockStore(path) if clock_file is not None or path.parent.is_dir() else None
+    path = clock_file or (cfg.clock.floor_file if cfg is not None else DEFAULT_CLOCK)
+    explicit = need_store or clock_file is not None or cfg is not None
+    store = ClockStore(path) if explicit or path.parent.is_dir() else None
+    config = clock.ClockConfig.from_section(cfg.clock) if cfg is not None else clock.ClockConfig()
     # The flag path is looked up at call time so tests can point it elsewhere.
-    return clock.SystemClock(store, persist=persist, timesync_flag=clock.TIMESYNC_FLAG)
+    return clock.SystemClock(store, config, persist=persist, timesync_flag=clock.TIMESYNC_FLAG)
 
 
-def effective_reading(clock_file: Path | None):
+def effective_reading(clock_file: Path | None, cfg=None):
     """The checkpoint's effective time for commands (``bundle install``): never written back."""
-    return make_clock(clock_file).read()
+    return make_clock(clock_file, cfg=cfg).read()
 
 
 def status(args: argparse.Namespace) -> int:
     from ..timefmt import iso, span
 
-    st = make_clock(args.clock).status()
+    st = make_clock(args.clock, cfg=site_config(args.config)).status()
     r = st.reading
     if args.json:
         print(
@@ -117,7 +147,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def challenge(args: argparse.Namespace) -> int:
-    clock = make_clock(args.clock or DEFAULT_CLOCK)
+    clock = make_clock(args.clock, cfg=site_config(args.config), need_store=True)
     print(clock.new_challenge().hex())
     return 0
 
@@ -127,11 +157,14 @@ def set_token(args: argparse.Namespace) -> int:
     from ..timetoken import TimeTokenError, load_time_keys
     from . import EXIT_DENIED
 
+    cfg = site_config(args.config)
     data = _read_token(args.token)
-    keys = load_time_keys(args.time_keys)
-    clock = make_clock(args.clock or DEFAULT_CLOCK)
+    default_keys = cfg.checkpoint.state_dir / "time-keys" if cfg is not None else DEFAULT_TIME_KEYS
+    keys = load_time_keys(args.time_keys or default_keys)
+    clock = make_clock(args.clock, cfg=cfg, need_store=True)
+    device = args.device_id or (cfg.checkpoint.device_id if cfg is not None else None)
     try:
-        result = clock.accept_token(data, keys, args.device_id or socket.gethostname())
+        result = clock.accept_token(data, keys, device or socket.gethostname())
     except TimeTokenError as exc:
         print(f"passgate: refused: {exc}", file=sys.stderr)
         return EXIT_DENIED
