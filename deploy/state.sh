@@ -135,6 +135,15 @@ state_move() {  # FROM TO
     changed "state moved from $from (root) to $to (state partition)"
 }
 
+# Mount a path by its fstab line, as the next boot will. With nofail, mount says nothing and
+# exits 0 when it cannot find the device, so the result is checked: a line that does not
+# mount now would not mount at boot either.
+state_mount() {  # PATH
+    act mount "$1" || state_fail "cannot mount $1 from its $PG_FSTAB line (see above)"
+    [ "$DRY_RUN" = 1 ] || mountpoint -q "$1" \
+        || state_fail "mount $1 did nothing: its $PG_FSTAB line does not find $STATE_DEV (UUID $STATE_UUID; is /dev/disk/by-uuid there?)"
+}
+
 # The state partition in fstab, mounted, its folders made, state on the root moved onto it,
 # and the two bind mounts in place. Runs for --readonly-root and --state-device only.
 step_state() {
@@ -152,7 +161,7 @@ step_state() {
     fi
     ensure_dir "$PG_DATA" root root 0755
     if ! mountpoint -q "$PG_DATA"; then
-        act mount "$PG_DATA" || state_fail "cannot mount $STATE_DEV at $PG_DATA (see above)"
+        state_mount "$PG_DATA"
         changed "state partition mounted at $PG_DATA"
     fi
     ensure_dir "$PG_DATA/passgate" passgate passgate 2770
@@ -163,7 +172,7 @@ step_state() {
     for m in "$PG_STATE" "$PG_SYNC_STATE"; do
         if ! mountpoint -q "$m"; then
             state_units_stop
-            act mount "$m" || state_fail "cannot bind-mount $m (see above)"
+            state_mount "$m"
             changed "$m is now the state partition's folder (bind mount)"
         fi
     done

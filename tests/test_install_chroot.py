@@ -3,8 +3,11 @@
 The chroot is not a Raspberry Pi, so the hardware steps (picamera2/lgpio packages, I2C,
 camera) are skipped and must be reported as skipped; everything else (packages, users,
 groups, directories and their modes, the venv, config, units, watchdog) is checked, and a
-second run must change nothing. Needs root, debootstrap and access to the Debian and PyPI
-package registries; skipped otherwise with the reason.
+second run must change nothing. Then ``--readonly-root`` with a loop device as the state
+partition: fstab, the mounts, existing state moved onto it (and gone from the root
+underneath), a second run changing nothing; the overlay itself is a Raspberry Pi step and
+is reported as skipped. Needs root, debootstrap and access to the Debian and PyPI package
+registries; skipped otherwise with the reason.
 """
 
 from __future__ import annotations
@@ -82,8 +85,78 @@ def test_install_in_a_debian_chroot(chroot: Path):
     assert cfg.stdout.split() == ["0", "True"], "venv must see system site packages (picamera2)"
     helped = _run("chroot", str(chroot), "/opt/passgate/venv/bin/passgate", "--help")
     assert helped.returncode == 0 and "passgate" in helped.stdout
+    link = chroot / "usr/local/bin/passgate"
+    assert os.readlink(link) == "/opt/passgate/venv/bin/passgate"
+    assert _run("chroot", str(chroot), "/usr/local/bin/passgate", "--help").returncode == 0
 
     again = _install(chroot)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "nothing to change" in again.stderr
     assert "changed:" not in again.stderr
+
+
+def _mount(*args: str) -> Path:
+    subprocess.run(["mount", *args], check=True)
+    return Path(args[-1])
+
+
+def test_readonly_root_moves_the_state_onto_its_partition(chroot: Path, tmp_path: Path):
+    if not (chroot / "opt/passgate/venv/bin/passgate").exists():
+        assert _install(chroot).returncode == 0  # run on its own: install first
+    # State as a box that ran for a while has it: a journal and the device key.
+    run_as = lambda user, *cmd: _run("chroot", f"--userspec={user}:{user}", str(chroot), *cmd)
+    assert run_as("passgate", "sh", "-c", "umask 007; echo rows > /var/lib/passgate/journal.sqlite"
+                  ).returncode == 0
+    assert run_as("passgate-sync", "sh", "-c",
+                  "umask 077; echo secret > /var/lib/passgate-sync/device.key").returncode == 0
+    img = tmp_path / "state.img"
+    img.write_bytes(b"")
+    os.truncate(img, 32 * 2**20)
+    assert _run("mkfs.ext4", "-q", "-L", "PGSTATE", str(img)).returncode == 0
+    loop = _run("losetup", "--find", "--show", str(img), check=True).stdout.strip()
+    # /dev and /sys as on a running system: mount finds the partition by its UUID through them.
+    mounts = [_mount("--bind", "/dev", str(chroot / "dev")),
+              _mount("-t", "sysfs", "sys", str(chroot / "sys"))]
+    try:
+        first = _install(chroot, "--readonly-root", "--state-device", loop)
+        print(first.stderr[-2000:])
+        assert first.returncode == 0, first.stderr[-3000:]
+        mounts += [chroot / "var/lib/passgate-data", chroot / "var/lib/passgate",
+                   chroot / "var/lib/passgate-sync"]
+        assert "state moved from /var/lib/passgate (root)" in first.stderr
+        assert "state moved from /var/lib/passgate-sync (root)" in first.stderr
+        assert "skipped (not a Raspberry Pi): read-only root (overlay) on" in first.stderr
+
+        uuid = _run("blkid", "-p", "-o", "value", "-s", "UUID", loop).stdout.strip()
+        fstab = (chroot / "etc/fstab").read_text()
+        assert f"UUID={uuid} /var/lib/passgate-data ext4 " in fstab
+        data = chroot / "var/lib/passgate-data"
+        for path, who, perm in (("passgate", "passgate:passgate", "0o2770"),
+                                ("passgate-sync", "passgate-sync:passgate-sync", "0o700")):
+            assert _owner(chroot, f"/var/lib/passgate-data/{path}") == who
+            assert _mode(data / path) == perm
+            source = _run("findmnt", "-n", "-o", "SOURCE", str(chroot / "var/lib" / path)).stdout
+            assert source.strip() == f"{loop}[/{path}]", source  # bind mount of the partition
+        assert (data / "passgate/journal.sqlite").read_text() == "rows\n"
+        assert _owner(chroot, "/var/lib/passgate/journal.sqlite") == "passgate:passgate"
+        key = data / "passgate-sync/device.key"
+        assert key.read_text() == "secret\n" and _mode(key) == "0o600"
+
+        # Underneath the bind mounts the root's own folders are empty: no second copy.
+        under = tmp_path / "under"
+        under.mkdir()
+        mounts.append(_mount("--bind", str(chroot), str(under)))
+        assert not any((under / "var/lib/passgate").iterdir())
+        assert not any((under / "var/lib/passgate-sync").iterdir())
+
+        # Again (the device found through fstab this time), then back to a writable root.
+        for args in (("--readonly-root",), ("--writable-root",)):
+            again = _install(chroot, *args)
+            assert again.returncode == 0, again.stderr[-2000:]
+            assert "nothing to change" in again.stderr and "changed:" not in again.stderr
+        assert "read-only root (overlay) off" in again.stderr  # skipped: not a Pi
+        assert (chroot / "etc/fstab").read_text() == fstab
+    finally:
+        for m in reversed(mounts):
+            subprocess.run(["umount", "-l", str(m)], check=False)
+        _run("losetup", "-d", loop)
