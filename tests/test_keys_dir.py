@@ -47,3 +47,18 @@ def test_demo_bundle_verifies_against_demo_roots(tmp_path):
     store, loaded = load_installed(tmp_path)
     assert info.version == loaded.version == 1
     assert [k.issuer for k in store.keys] == ["DEMO"]
+
+
+def test_device_file_example_pins_the_demo_keys(tmp_path):
+    """The example device file provisions with keys/demo/demo-bundle.pgb: same roots, time key."""
+    from passgate.bundle import RootSet
+    from passgate.keys import load_public, raw_public
+    from passgate.provision import read_device_file
+
+    example = REPO / "deploy" / "passgate-device.example.toml"
+    f = tmp_path / "passgate-device.toml"
+    f.write_text(example.read_text().replace("00" * 32, bytes(range(32)).hex()))  # placeholder refused
+    dev = read_device_file(f)
+    demo_roots = RootSet.load(DEMO / "roots" / "roots.toml")
+    assert (dev.roots.threshold, set(dev.roots.keys)) == (demo_roots.threshold, set(demo_roots.keys))
+    assert raw_public(load_public(DEMO / "time" / "demo-time.pub")) in {k for k in dev.time_keys}
