@@ -317,3 +317,28 @@ def test_watcher_reloads_on_install_and_follows_refreshes(device, fleet, tmp_pat
     install_bundle(fleet.bundle(6), device, NOW + 60)
     assert watcher.current().info.version == 6
     assert "no trust data" in BundleWatcher(tmp_path / "empty").current().missing
+
+
+def test_site_policy_reaches_the_checkpoint_through_its_config(tmp_path, fleet):
+    """checkpoint.site selects the bundle's [fleet.sites.NAME]: wiring -> BundleTrust."""
+    from passgate.bundle import CheckpointPolicy, FleetPolicy
+    from passgate.config import from_dict
+    from passgate.wiring import make_trust
+
+    policy = FleetPolicy(
+        CheckpointPolicy(clock="flag", max_offline_s=7 * DAY),
+        sites={"hq": {"clock": "deny", "max_offline_s": DAY}},
+        zones={"lab": {"clock": "flag"}},
+    )
+    state = tmp_path / "state"
+    install_bundle(fleet.bundle(5, fleet=policy), state / "bundle", NOW, roots=fleet.roots.set)
+
+    def view(zone="gate-1", **checkpoint):
+        cfg = from_dict({"checkpoint": {"zone": zone, "state_dir": str(state), **checkpoint}})
+        return make_trust(cfg, journal=None).current(NOW + 2 * DAY)
+
+    at_hq, elsewhere, lab_at_hq = view(site="hq"), view(), view("lab", site="hq")
+    assert at_hq.policy.clock == "deny" and at_hq.status.stale  # 2 days > hq's 1 day
+    assert elsewhere.policy.clock == "flag" and not elsewhere.status.stale
+    assert lab_at_hq.policy.clock == "flag"  # the zone's setting wins over the site's
+    assert lab_at_hq.policy.max_offline_s == DAY  # ...and the site's over the fleet default

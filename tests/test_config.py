@@ -238,6 +238,15 @@ def test_clock_settings_reach_the_clock(main: Path):
         load_config(main)
 
 
+def test_checkpoint_site_is_optional_and_checked(main: Path):
+    assert load_config(main).checkpoint.site == ""
+    write(main.parent / "passgate.d" / "50-site.toml", '[checkpoint]\nsite = "hq"\n')
+    assert load_config(main).checkpoint.site == "hq"
+    write(main.parent / "passgate.d" / "60-bad.toml", '[checkpoint]\nsite = "h q"\n')
+    with pytest.raises(ConfigError, match="checkpoint.site"):
+        load_config(main)
+
+
 CLI = [sys.executable, "-c", "import sys; from passgate.cli import main; sys.exit(main())"]
 
 

@@ -60,6 +60,12 @@ class CheckpointSection:
     zone: str = key(
         MISSING, "str", "zone this checkpoint guards; a pass must name it", pattern=NAME_RE
     )
+    site: str = key(
+        "",
+        "str",
+        "site this checkpoint belongs to: the bundle's [fleet.sites.NAME] applies (empty: none)",
+        pattern=NAME_RE,
+    )
     device_id: str = key(
         "",
         "str",

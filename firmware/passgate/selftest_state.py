@@ -67,7 +67,7 @@ def check_clock(reading: TimeReading, *, source: str = "", system: float | None 
 # ---- trust data -----------------------------------------------------------------------------
 
 
-def check_bundle(loaded: Any, now: float, zone: str | None = None) -> Result:
+def check_bundle(loaded: Any, now: float, zone: str | None = None, site: str = "") -> Result:
     """The installed bundle: version, age, expiry, staleness under its own fleet policy.
 
     ``loaded`` is a :class:`~passgate.bundle.watch.Loaded` (store and info, or ``missing``).
@@ -80,7 +80,7 @@ def check_bundle(loaded: Any, now: float, zone: str | None = None) -> Result:
     if info is None:
         return Result("bundle", Status.FAIL, f"{loaded.missing or 'no trust data'}: every pass "
                       "is denied (install a bundle, or check provisioning)", {"version": None})
-    policy = info.fleet.for_checkpoint(zone)
+    policy = info.fleet.for_checkpoint(zone, site or None)
     status = trust_status(info, now, max_offline_s=policy.max_offline_s)
     since = max(info.issued, info.last_refresh or 0)
     figures = {"version": info.version, "age_s": status.age_s, "stale": status.stale,

@@ -4,7 +4,7 @@ Two providers give the frame loop a :class:`TrustView` whenever it asks:
 
 - :class:`BundleTrust`, on a device: the installed signed bundle, reloaded when the sync agent
   installs a new one (:class:`passgate.bundle.watch.BundleWatcher`). The bundle's fleet policy
-  for this zone decides the clock and staleness policies and the anti-passback windows.
+  for this zone and site decides the clock and staleness policies and the anti-passback windows.
   Without a usable bundle every pass is denied (no key is trusted) and the OLED says
   "no trust data"; the local config's policy applies meanwhile.
 - :class:`StaticTrust`: a plain trust folder (``trust.source = "dir"``, the simulation, tests),
@@ -94,11 +94,20 @@ class BundleTrust:
     """The installed bundle as a :class:`TrustView`, following installs by the sync agent.
 
     ``watcher``: a :class:`~passgate.bundle.watch.BundleWatcher` (or anything with
-    ``current() -> Loaded``). ``fallback``: the policy while no bundle is usable.
+    ``current() -> Loaded``). ``fallback``: the policy while no bundle is usable. ``site``: the
+    checkpoint's site (``checkpoint.site``); the fleet's zone setting wins over the site's,
+    which wins over the fleet default.
     """
 
-    def __init__(self, watcher, journal: AcceptLog, zone: str, fallback: CheckpointPolicy) -> None:
-        self.watcher, self.journal, self.zone = watcher, journal, zone
+    def __init__(
+        self,
+        watcher,
+        journal: AcceptLog,
+        zone: str,
+        fallback: CheckpointPolicy,
+        site: str = "",
+    ) -> None:
+        self.watcher, self.journal, self.zone, self.site = watcher, journal, zone, site
         self._fallback = TrustView(
             Verifier(TrustStore([])), fallback, antipassback_for(journal, fallback)
         )
@@ -130,6 +139,5 @@ class BundleTrust:
                 FRESH,
                 missing,
             )
-        policy = loaded.info.fleet.for_checkpoint(self.zone)
+        policy = loaded.info.fleet.for_checkpoint(self.zone, self.site or None)
         return TrustView(Verifier(loaded.store), policy, antipassback_for(self.journal, policy))
-

@@ -75,7 +75,8 @@ def make_trust(cfg: Config, journal: Any) -> Any:
         return StaticTrust(TrustStore.from_dir(cfg.trust.dir), policy, journal)
     from .bundle.watch import BundleWatcher
 
-    return BundleTrust(BundleWatcher(cfg.trust.bundle_dir), journal, cfg.checkpoint.zone, policy)
+    cp = cfg.checkpoint
+    return BundleTrust(BundleWatcher(cfg.trust.bundle_dir), journal, cp.zone, policy, cp.site)
 
 
 def sync_connectivity(state_dir: Path) -> Callable[[float], Any]:

@@ -220,7 +220,7 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
 
             return ss.check_trust_folder(partial(TrustStore.from_dir, cfg.trust.dir),
                                          cfg.trust.dir)
-        return ss.check_bundle(trust()[0], hw.clock.read().now, zone)
+        return ss.check_bundle(trust()[0], hw.clock.read().now, zone, cfg.checkpoint.site)
 
     def collector():
         state = read_state(state_path(cfg.checkpoint.state_dir))
@@ -265,7 +265,8 @@ def _clock_check(cfg: Any, clock: Any, loaded: Any) -> Any:
         except TrustError as exc:
             floor_error = str(exc)
     info = loaded.info if loaded is not None else None
-    policy = (info.fleet.for_checkpoint(cfg.checkpoint.zone) if info is not None
+    policy = (info.fleet.for_checkpoint(cfg.checkpoint.zone, cfg.checkpoint.site or None)
+              if info is not None
               else local_policy(cfg)).clock
     return check_clock(reading, source=status.source if status else "",
                        system=status.system if status else None, stored_floor=floor,
