@@ -384,3 +384,26 @@ def test_sigkill_loses_no_acknowledged_row(tmp_path):
         assert j.verify() is None
         assert j.record(rec()) == len(stored) + 1
     assert raw(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_journal_file_is_group_writable_whatever_the_umask(tmp_path):
+    """Scanner (passgate) writes, sync agent (group passgate) marks uploaded: both need write."""
+    import os
+    import stat
+
+    old = os.umask(0o077)
+    try:
+        path = tmp_path / "state" / "journal.sqlite"
+        j = Journal(path, b"k" * 32, "dev")
+        j.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o660
+
+
+def test_sync_side_never_creates_the_journal(tmp_path):
+    from passgate.errors import JournalError
+
+    with pytest.raises(JournalError, match="no journal yet"):
+        Journal(tmp_path / "journal.sqlite", b"k" * 32, create=False)
+    assert not (tmp_path / "journal.sqlite").exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -65,17 +66,40 @@ class Journal:
     """
 
     def __init__(self, path: str | Path, hash_key: bytes | None, device_id: str = "", *,
-                 readonly: bool = False, busy_timeout_ms: int = 2000) -> None:
+                 readonly: bool = False, create: bool = True,
+                 busy_timeout_ms: int = 2000) -> None:
         if not readonly and (not isinstance(hash_key, bytes) or len(hash_key) < 16):
             raise ValueError("hash_key must be at least 16 bytes")
         self.path = Path(path)
         self.device_id = device_id
         self.readonly = readonly
+        self._create = create
         self._key = hash_key
         self._busy_ms = int(busy_timeout_ms)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._run("open", lambda db: None, write=False)
+
+    def _ensure_file(self) -> None:
+        """Create the database file group-writable (0660), whatever the process umask.
+
+        The scanner (user passgate) writes scans and the sync agent (user passgate-sync, group
+        passgate) marks them uploaded, so both need write access; SQLite gives the -wal and
+        -shm files the main file's mode. ``create=False`` (the sync agent) never creates it.
+        """
+        if self.path.exists():
+            return
+        if not self._create:
+            raise JournalError(f"{self.path}: no journal yet (the scanner creates it)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
+        except FileExistsError:
+            return  # another process created it first
+        try:
+            os.fchmod(fd, 0o660)
+        finally:
+            os.close(fd)
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> Journal:
@@ -88,7 +112,7 @@ class Journal:
         if self.readonly:
             target, uri = f"file:{quote(str(self.path.resolve()))}?mode=ro", True
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._ensure_file()
             target, uri = str(self.path), False
         db = sqlite3.connect(target, uri=uri, timeout=self._busy_ms / 1000,
                              isolation_level=None, check_same_thread=False)

@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     # The agent never hashes a pass id, so it is not given the fleet hash key (the scanner's
     # secret): the journal insists on a key, and a random one makes any accidental
     # pass_hash() call from this process useless rather than right.
-    journal = Journal(paths.journal, os.urandom(32))
+    journal = Journal(paths.journal, os.urandom(32), create=False)  # the scanner creates it
     agent = SyncAgent(
         journal, client, now=now, state_file=paths.sync_state,
         bundle=InstalledBundles(paths.bundle_dir, now), batch_size=args.batch,
