@@ -144,6 +144,36 @@ def test_install_refusals_and_status(ops, capsys, tmp_path):
     assert "STALE: trust data 4 days old" in capsys.readouterr().out
 
 
+def test_install_problems_of_the_machine_are_one_line_and_exit_2(
+    ops, capsys, tmp_path, monkeypatch
+):
+    import errno
+
+    from passgate.bundle import install as installer
+
+    v1 = build(ops, 1)
+    opts = ["--roots", str(ops / "rootpubs"), "--at", AT]
+    (tmp_path / "file").write_text("a regular file where the state folder should be")
+    assert main(["bundle", "install", str(v1), "--state", str(tmp_path / "file" / "b"), *opts]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("passgate: error: cannot install into ")
+    assert main(["bundle", "status", "--state", str(tmp_path / "file" / "b"), "--at", AT]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+    def disk_full(path, chunks, mode=0o644):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(installer, "write_atomic", disk_full)
+    state = tmp_path / "dev"
+    assert main(["bundle", "install", str(v1), "--state", str(state), *opts]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith("No space left on device")
+    assert not (state / "current.pgb").exists()
+    monkeypatch.undo()
+    assert main(["bundle", "install", str(v1), "--state", str(state), "--at", AT]) == 1  # refusal
+    assert "refused (no_roots)" in capsys.readouterr().err
+
+
 def test_rotation_through_the_command_line(ops, capsys, tmp_path):
     dev = ["--state", str(tmp_path / "bundle"), "--at", AT]
     assert (

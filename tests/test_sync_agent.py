@@ -270,6 +270,68 @@ def test_oversized_bundle_is_a_bundle_refusal_not_a_dead_link(journal, tmp_path)
     assert st.connectivity == ONLINE and "bundle 9 refused" in st.last_error
 
 
+def test_a_bundle_this_device_cannot_write_is_logged_once_and_the_rounds_go_on(
+    journal, tmp_path, caplog
+):
+    import errno
+
+    from passgate.sync.agent import BUNDLE_RETRY_S
+
+    class FullDisk(FakeBundles):
+        full = True
+
+        def install(self, data):
+            if self.full:
+                self.installs += 1
+                raise OSError(errno.ENOSPC, "No space left on device", "/srv/bundle/.x.tmp")
+            return super().install(data)
+
+    bundles, client, now = FullDisk(version=3), ScriptedClient(bundle=(4, b"4")), [T0]
+    client.hint = 4
+    agent = SyncAgent(
+        journal, client, now=lambda: now[0], state_file=tmp_path / "s.json", bundle=bundles
+    )
+    r = agent.run_round()
+    assert r.ok and r.bundle_installed is None and journal.pending_count() == 0
+    now[0] += 60
+    assert agent.run_round().ok
+    assert bundles.installs == 1  # not downloaded again every round while the disk is full
+    assert caplog.text.count("No space left on device") == 1
+    assert "bundle 4 not installed" in read_state(tmp_path / "s.json").last_error
+    bundles.full = False  # space freed: the same version installs at the next retry
+    now[0] += BUNDLE_RETRY_S
+    assert agent.run_round().bundle_installed == 4 and bundles.version == 4
+    assert read_state(tmp_path / "s.json").last_error is None
+
+
+def test_a_bundle_folder_under_a_regular_file_does_not_end_the_round(journal, tmp_path, caplog):
+    from bundle_support import Fleet
+    from passgate.sync.hooks import InstalledBundles
+
+    (tmp_path / "file").write_text("a regular file where the state folder should be")
+    bundles = InstalledBundles(tmp_path / "file" / "bundle", lambda: T0)
+    client = ScriptedClient(bundle=(4, Fleet().bundle(4)))
+    client.hint = 4
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    r = agent.run_round()
+    assert r.ok and r.bundle_installed is None and journal.pending_count() == 0
+    assert "bundle 4 not installed" in read_state(tmp_path / "s.json").last_error
+    agent.run_round()
+    assert caplog.text.count("Not a directory") == 2  # the header probe and the install, once
+
+
+def test_a_refresh_that_cannot_be_recorded_does_not_end_the_round(journal, tmp_path, caplog):
+    class ReadOnly(FakeBundles):
+        def refreshed(self, now):
+            raise OSError(30, "Read-only file system", "/srv/bundle/installed.json")
+
+    client = ScriptedClient(bundle=(3, b"3"))
+    client.hint = 3
+    agent = make_agent(journal, client, tmp_path, bundle=ReadOnly(version=3))
+    assert agent.run_round().ok and agent.run_round().ok
+    assert caplog.text.count("Read-only file system") == 1
+
+
 def test_stop_between_batches_leaves_the_rest_queued(journal, tmp_path):
     import threading
 

@@ -1,7 +1,9 @@
 """``passgate bundle``: build, inspect, install signed trust bundles; ``verify --bundle``.
 
 Exit codes: 0 done (or verified), 1 a check failed (the bundle was refused, or does not verify
-against the given roots), 2 usage or unreadable input.
+against the given roots; the installed bundle stays active), 2 usage, unreadable input, or a
+problem of this machine rather than of the bundle (disk full, a state folder that cannot be
+created or written): one line on stderr either way.
 """
 
 from __future__ import annotations
@@ -185,6 +187,8 @@ def install(args: argparse.Namespace) -> int:
         )
     except BundleRefused as exc:
         return _refused(exc)
+    except OSError as exc:
+        return _environment(exc, f"cannot install into {args.state}")
     print(
         f"installed bundle v{info.version} in {args.state} "
         f"(expires {iso(info.expires)}; time: {how})"
@@ -196,7 +200,10 @@ def status(args: argparse.Namespace) -> int:
     from ..bundle import load_installed, trust_status
     from .timecmd import site_config
 
-    _, info = load_installed(args.state)
+    try:
+        _, info = load_installed(args.state)
+    except OSError as exc:
+        return _environment(exc, f"cannot read {args.state}")
     now, _how = _now(args.at, args.clock, site_config(args.config))
     st = trust_status(info, now)
     if args.json:
@@ -248,6 +255,17 @@ def _size(text: str) -> int:
 def _refused(exc) -> int:
     print(f"passgate: refused ({exc.reason.value}): {exc}", file=sys.stderr)
     return 1
+
+
+def _environment(exc: OSError, what: str) -> int:
+    """This machine's problem, not the bundle's (disk full, no such folder): exit 2."""
+    from . import EXIT_USAGE
+
+    detail = exc.strerror or str(exc)
+    if exc.strerror and exc.filename:
+        detail = f"{exc.filename}: {exc.strerror}"
+    print(f"passgate: error: {what}: {detail}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _info_json(info, store=None) -> dict:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 ACKED = frozenset({"stored", "duplicate"})
 DEFAULT_BATCH = 200  # docs/sync-protocol.md "recommended batch" (about 30 KB)
 STATE_EVERY = 5.0  # seconds between state-file writes while a backlog drains
+BUNDLE_RETRY_S = 900.0  # seconds before a bundle this device could not write is fetched again
 
 
 class JournalLike(Protocol):
@@ -56,7 +57,8 @@ class BundleHooks(Protocol):
 
     def install(self, data: bytes) -> int:
         """Install through the same checks as ``passgate bundle install``; return the
-        version now installed. Raises ``PassgateError`` (``TrustError``) on refusal."""
+        version now installed. Raises ``PassgateError`` (``TrustError``) on refusal, and
+        ``OSError`` when the device cannot write it (disk full, state folder unwritable)."""
         ...
 
     def refreshed(self, now: float) -> None:
@@ -111,6 +113,8 @@ class SyncAgent:
         self._last_error_code: str | None = None
         self._refused_bundle: int | None = None  # a version that failed checks: not re-fetched
         self._bundle_error: str | None = None  # shown in the state until a bundle installs
+        self._unwritable: tuple[int | None, float] | None = None  # (version, when) not written
+        self._refresh_problem: str | None = None
         self._stop: threading.Event | None = None
         self._last_state_write = float("-inf")
 
@@ -246,18 +250,22 @@ class SyncAgent:
         # The batch reply names the newest published version: skip the request when it is
         # not newer, or when it is the very version whose checks failed last time.
         if hint is not None and have is not None and hint <= have:
-            self._bundle.refreshed(self._now())
+            self._refreshed()
             self._bundle_error = None
             return None
         if hint is not None and hint == self._refused_bundle:
             return None
+        if self._unwritable is not None:
+            version, since = self._unwritable
+            if (hint is None or hint == version) and 0 <= self._now() - since < BUNDLE_RETRY_S:
+                return None  # not another download of it every round while the disk is full
         try:
             reply = self.client.fetch_bundle(have)
         except BundleTooLarge as exc:
             return self._bundle_refused(hint, exc)
         if reply.data is None:
             if have is not None and (reply.version is None or reply.version <= have):
-                self._bundle.refreshed(self._now())
+                self._refreshed()
             return None
         if reply.version is not None and reply.version == self._refused_bundle:
             return None
@@ -265,7 +273,9 @@ class SyncAgent:
             version = self._bundle.install(reply.data)
         except PassgateError as exc:
             return self._bundle_refused(reply.version, exc)
-        self._refused_bundle = self._bundle_error = None
+        except OSError as exc:
+            return self._bundle_unwritable(reply.version, exc)
+        self._refused_bundle = self._bundle_error = self._unwritable = None
         log.info("trust bundle %d installed (was %s)", version, have)
         return version
 
@@ -274,9 +284,32 @@ class SyncAgent:
         # itself succeeded (the link works), and the old bundle's age shows the problem.
         self._refused_bundle = version
         self._bundle_error = f"bundle {version} refused: {exc}"[:200]
-        log.warning("bundle %s from the collector refused, keeping the installed one: %s",
-                    version, exc)
+        log.warning(
+            "bundle %s from the collector refused, keeping the installed one: %s", version, exc
+        )
         return None
+
+    def _bundle_unwritable(self, version: int | None, exc: OSError) -> None:
+        # The device is at fault, not the bundle (disk full, state folder unwritable): not
+        # remembered as refused, so it installs once that is fixed, but fetched again only
+        # after BUNDLE_RETRY_S; one log line per distinct problem, and the round goes on.
+        message = f"bundle {version} not installed: {_os_detail(exc)}"[:200]
+        if message != self._bundle_error:
+            log.error("%s; keeping the installed one", message)
+        self._bundle_error = message
+        self._unwritable = (version, self._now())
+        return None
+
+    def _refreshed(self) -> None:
+        try:
+            self._bundle.refreshed(self._now())
+        except OSError as exc:
+            problem = _os_detail(exc)
+            if problem != self._refresh_problem:
+                log.error("cannot record the bundle refresh: %s", problem)
+            self._refresh_problem = problem
+            return
+        self._refresh_problem = None
 
     def _installed(self) -> tuple[int, int] | None:
         return self._bundle.installed() if self._bundle is not None else None
@@ -320,6 +353,13 @@ class SyncAgent:
             log.error("cannot write sync state %s: %s", self._state_file, exc)
             return
         self._last_state_write = now
+
+
+def _os_detail(exc: OSError) -> str:
+    """One line for an OSError: the file and the system's words, without the errno prefix."""
+    if exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return exc.strerror or str(exc)
 
 
 def _consecutive(rows: list) -> list:

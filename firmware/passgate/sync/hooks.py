@@ -24,24 +24,29 @@ class InstalledBundles:
         self.dir = Path(bundle_dir)
         self._now = now
         self._cache: tuple[tuple[int, int, int], tuple[int, int]] | None = None
+        self._problem: str | None = None  # logged once, not at every batch
 
     def installed(self) -> tuple[int, int] | None:
         from ..bundle import BundleError, installed_stamp
         from ..bundle.install import BUNDLE_FILE
         from ..bundle.verify import read_header
 
-        stamp = installed_stamp(self.dir)
-        if stamp is None:
-            return None
-        if self._cache is not None and self._cache[0] == stamp:
-            return self._cache[1]
         try:
+            stamp = installed_stamp(self.dir)
+            if stamp is None:
+                return None
+            if self._cache is not None and self._cache[0] == stamp:
+                return self._cache[1]
             with open(self.dir / BUNDLE_FILE, "rb") as f:
                 m = read_header(f).manifest
         except (OSError, BundleError) as exc:
-            # Report "no bundle": the collector then offers its newest, which install checks.
-            log.warning("installed bundle header unreadable: %s", exc)
+            # Report "no bundle": the collector then offers its newest, which install checks
+            # (and an unusable folder, e.g. under a regular file, then fails there, visibly).
+            if str(exc) != self._problem:
+                log.warning("installed bundle header unreadable: %s", exc)
+            self._problem = str(exc)
             return None
+        self._problem = None
         self._cache = (stamp, (m.version, m.issued))
         return self._cache[1]
 
