@@ -323,3 +323,85 @@ def test_console_script_contract(tmp_path: Path) -> None:
     assert denied.returncode == 1 and denied.stdout.startswith("DENY wrong_zone")
     usage = sh("verify", text)
     assert usage.returncode == 2 and usage.stderr.strip().count("\n") == 0
+
+
+# --- fail closed, one line: found by the issue 2 audit --------------------------------------
+
+def test_issue_refuses_a_duration_the_purpose_does_not_allow(issuer_dir: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run(capsys, "issue", "--key", str(issuer_dir / "issuer.key"),
+                         "--purpose", "shopping", "--zone", "g", "--duration", "5h")
+    assert code == 2 and out == ""
+    one_line_error(err, "5h", "shopping", "deny")
+
+
+def test_issue_uses_the_purpose_table_beside_the_key(issuer_dir: Path, trust_dir: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    table = '[purposes.visitor]\ncode = 40\nlabel = "Visitor"\nmax = "2h"\n'
+    (issuer_dir / "purposes.toml").write_text(table)
+    (trust_dir / "purposes.toml").write_text(table)
+    code, out, err = run(capsys, "issue", "--key", str(issuer_dir / "issuer.key"),
+                         "--purpose", "visitor", "--zone", "g", "--from", FROM)
+    assert code == 0, err
+    code, out, _ = run(capsys, "verify", out.strip(), "--trust", str(trust_dir), "--at", AT)
+    assert code == 0 and "visitor" in out
+    code, _, err = run(capsys, "issue", "--key", str(issuer_dir / "issuer.key"),
+                       "--purposes", str(tmp := issuer_dir / "none.toml"), "--purpose", "visitor",
+                       "--zone", "g")
+    assert code == 2 and not tmp.exists()
+    one_line_error(err, "none.toml")
+
+
+def test_os_errors_are_one_line_exit_2(issuer_dir: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run(capsys, "issue", "--key", str(issuer_dir / "issuer.key"), "--purpose",
+                         "shopping", "--zone", "g", "--png", str(tmp_path / "no/such/dir/p.png"))
+    assert code == 2
+    one_line_error(err, "no/such/dir")
+
+
+def test_batch_never_overwrites_a_record_of_issued_ids(issuer_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("purpose,zones\nshopping,g\n")
+    out_dir = tmp_path / "out"
+    argv = ("issue", "--key", str(issuer_dir / "issuer.key"), "--batch", str(rows),
+            "--out", str(out_dir), "--no-png")
+    assert run(capsys, *argv)[0] == 0
+    record = (out_dir / "passes.csv").read_bytes()
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and (out_dir / "passes.csv").read_bytes() == record
+    one_line_error(err, "already holds a batch")
+
+
+@pytest.mark.parametrize("name,content,word", [
+    ("issuer.toml", 'name = "Test City"\nvalid_untill = 2020-01-01T00:00:00Z\n', "valid_untill"),
+    ("zones.toml", '[zones]\ngate-1 = ["work"]\n', "zones.gate-1"),
+    ("purposes.toml", '[purposes.a]\ncode = 1\n[purposes.b]\ncode = 1\n', "purposes.b.code"),
+])
+def test_trust_folder_typos_fail_closed(pass_text: str, trust_dir: Path, name: str, content: str,
+                                        word: str, capsys: pytest.CaptureFixture) -> None:
+    (trust_dir / name).write_text(content)
+    code, out, err = run(capsys, "verify", pass_text, "--trust", str(trust_dir), "--at", AT)
+    assert code == 2 and out == ""
+    one_line_error(err, word)
+
+
+def test_verify_image_too_large_is_a_one_line_error(trust_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # any real picture is now a "bomb"
+    Image.new("L", (64, 64), 255).save(tmp_path / "big.png")
+    code, _, err = run(capsys, "verify", "--image", str(tmp_path / "big.png"),
+                       "--trust", str(trust_dir))
+    assert code == 2
+    one_line_error(err, "cannot read image")
+
+
+def test_a_non_finite_time_denies(verifier, issuer) -> None:
+    text = issuer.issue("shopping", ["g"], 1_767_261_600, 3600)
+    for bad in (float("nan"), float("inf")):
+        v = verifier.check(text, bad, "g")
+        assert not v.accepted and v.reason.value == "clock_untrusted"

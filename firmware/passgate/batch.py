@@ -56,6 +56,9 @@ def issue_batch(issuer: Issuer, csv_path: Path, out: Path, png: bool = True) -> 
     cannot become a pass (say, too long for a checkpoint to read) stops the batch cleanly.
     Progress bars go to stderr. PNGs take most of the time (~1.5 ms each, see ``qr.py``).
     """
+    if (out / "passes.csv").exists() or (out / "png").is_dir() and any((out / "png").iterdir()):
+        # passes.csv is the record of issued pass ids (what revocation needs): never overwrite it.
+        raise BatchError(f"{out} already holds a batch (passes.csv, png/); choose a new folder")
     rows = read_rows(csv_path, issuer.purposes)
     issued = []
     for n, fields in enumerate(tqdm(rows, desc="signing", unit="pass", file=sys.stderr), 2):

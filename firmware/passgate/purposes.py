@@ -59,9 +59,13 @@ class PurposeTable:
         if not isinstance(table, dict) or not table:
             raise TrustError(f"{where}: needs a [purposes.ID] table per purpose")
         out: dict[str, Purpose] = {}
+        codes: dict[int, str] = {}
         for pid, spec in table.items():
             if not _PURPOSE_ID_RE.fullmatch(pid) or not isinstance(spec, dict):
                 raise TrustError(f"{where}: purposes.{pid}: bad purpose id or entry")
+            unknown = set(spec) - {"code", "label", "max", "source"}
+            if unknown:
+                raise TrustError(f"{where}: purposes.{pid}: unknown key {sorted(unknown)[0]!r}")
             label, max_text, code = spec.get("label", pid), spec.get("max", ""), spec.get("code")
             if not isinstance(label, str) or not isinstance(max_text, str):
                 raise TrustError(f"{where}: purposes.{pid}: label and max must be strings")
@@ -69,6 +73,9 @@ class PurposeTable:
                 raise TrustError(
                     f"{where}: purposes.{pid}.code: an integer 0-{MAX_CODE} is required"
                 )
+            if code in codes:
+                raise TrustError(f"{where}: purposes.{pid}.code: {code} is already {codes[code]!r}")
+            codes[code] = pid
             try:
                 max_s = parse_duration(max_text) if max_text else None
             except ValueError as exc:

@@ -126,6 +126,9 @@ def _str_set(value: object, where: str) -> frozenset[str] | None:
     return None if "*" in value else frozenset(value)
 
 
+ISSUER_META_KEYS = frozenset({"name", "valid_from", "valid_until", "zones", "purposes"})
+
+
 def _load_issuer(pub: Path) -> IssuerKey:
     try:
         public = load_public(pub)
@@ -134,6 +137,11 @@ def _load_issuer(pub: Path) -> IssuerKey:
     meta_path = pub.with_suffix(".toml")
     meta = _read_toml(meta_path) if meta_path.exists() else {}
     where = str(meta_path)
+    unknown = set(meta) - ISSUER_META_KEYS
+    if unknown:
+        # A typo such as valid_untill must not leave a key valid forever: fail closed.
+        raise TrustError(f"{where}: unknown key {sorted(unknown)[0]!r} "
+                         f"(known: {', '.join(sorted(ISSUER_META_KEYS))})")
     times = {}
     for name in ("valid_from", "valid_until"):
         value = meta.get(name)
@@ -160,8 +168,10 @@ def _load_zones(path: Path) -> dict[str, frozenset[str]]:
         raise TrustError(f"{path}: [zones.NAME] tables expected")
     out = {}
     for zone, spec in zones.items():
-        purposes = spec.get("purposes") if isinstance(spec, dict) else None
-        allowed = _str_set(purposes, f"{path}: zones.{zone}.purposes")
+        if not isinstance(spec, dict) or set(spec) - {"purposes"}:
+            # [zones] gate-1 = [...] (not a table) must not be silently ignored: fail closed.
+            raise TrustError(f"{path}: zones.{zone}: expected a table with only 'purposes'")
+        allowed = _str_set(spec.get("purposes"), f"{path}: zones.{zone}.purposes")
         if allowed is not None:
             out[zone] = allowed
     return out

@@ -11,6 +11,8 @@ a minute is far below any purpose's duration (the shortest is 30 min).
 
 from __future__ import annotations
 
+import math
+
 from .errors import PassFormatError
 from .passformat import Claims, parse_claims, parse_text
 from .purposes import Purpose
@@ -28,7 +30,10 @@ class Verifier:
 
     def check(self, text: str | bytes, now: int | float, zone: str | None = None) -> Verdict:
         """Check one pass text at POSIX time ``now`` for checkpoint ``zone`` (None: any zone)."""
-        now = int(now)
+        if not isinstance(now, int):
+            if not math.isfinite(now):  # a broken clock reading must deny, not raise
+                return Verdict(Result.DENY, Reason.CLOCK_UNTRUSTED, 0, "no valid time")
+            now = int(now)
         try:
             cose = parse_text(text)
         except PassFormatError as exc:

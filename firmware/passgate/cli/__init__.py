@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     except PassgateError as exc:
         print(f"passgate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        # A file or folder the command cannot read or write: one line, not a traceback.
+        hint = " (run it with sudo?)" if isinstance(exc, PermissionError) else ""
+        print(f"passgate: error: {exc}{hint}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 

@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", help="validity, e.g. 3h, 30m (default: the purpose's maximum)")
     p.add_argument("--png", type=Path, help="also write the QR code as a PNG")
     p.add_argument("--batch", type=Path, help="CSV with columns purpose,zones,hint,from,duration")
-    p.add_argument("--out", type=Path, help="with --batch: folder for passes.txt and PNGs")
+    p.add_argument("--out", type=Path,
+                   help="with --batch: an empty (or new) folder for passes.csv and PNGs")
+    p.add_argument("--purposes", type=Path,
+                   help="purpose table (default: purposes.toml beside the key, else the built-in)")
     p.add_argument("--no-png", action="store_true", help="with --batch: texts only")
     p.set_defaults(func=run)
 
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..issuer import Issuer
     from . import UsageError
 
-    issuer = Issuer.from_key_file(args.key, args.issuer)
+    issuer = Issuer.from_key_file(args.key, args.issuer, purpose_table(args))
     if args.batch:
         if not args.out:
             raise UsageError("--batch needs --out DIR")
@@ -49,6 +52,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def purpose_table(args: argparse.Namespace):
+    """The issuer's purpose table: --purposes, else purposes.toml beside the key, else built-in.
+
+    It must be the table the fleet's checkpoints use (the bundle's policy), or passes carry
+    codes the checkpoints read differently.
+    """
+    from ..purposes import PurposeTable
+
+    if args.purposes is not None:
+        return PurposeTable.from_file(args.purposes)
+    beside = Path(args.key).with_name("purposes.toml")
+    return PurposeTable.from_file(beside) if beside.is_file() else PurposeTable.default()
+
+
 def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, start: str | None,
                 duration: str | None) -> dict:
     """Turn command-line or CSV strings into ``Issuer.issue`` arguments (UsageError if bad).
@@ -58,7 +75,7 @@ def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, star
     """
     from ..errors import PassFormatError
     from ..passformat import Claims
-    from ..timefmt import parse_duration, parse_instant
+    from ..timefmt import parse_duration, parse_instant, span
     from . import UsageError
 
     known = purposes.get(purpose)
@@ -73,6 +90,9 @@ def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, star
         raise UsageError(f"--duration is required for open-ended purpose {purpose!r}")
     if duration_s <= 0:
         raise UsageError("duration must be positive")
+    if known.max_s is not None and duration_s > known.max_s:
+        raise UsageError(f"duration {span(duration_s)} is longer than the {span(known.max_s)} "
+                         f"allowed for {purpose}: every checkpoint would deny it")
     try:
         Claims("x", b"\0" * 12, not_before, not_before + duration_s, not_before, known.code,
                tuple(zones), hint or None).validate()

@@ -43,18 +43,24 @@ def read_text(args: argparse.Namespace) -> str:
     if args.image and args.text:
         raise UsageError("give a pass text or --image, not both")
     if args.image:
+        from PIL import Image
+
         from ..qr import decode_image_file
 
         try:
             found = decode_image_file(args.image)
-        except OSError as exc:
+        except (OSError, Image.DecompressionBombError, ValueError) as exc:
             raise UsageError(f"{args.image}: cannot read image: {exc}") from None
         if not found:
             raise UsageError(f"{args.image}: no QR code found")
         return found[0]
     if args.text is None:
         raise UsageError("give a pass text, '-' for stdin, or --image FILE")
-    return sys.stdin.read() if args.text == "-" else args.text
+    if args.text == "-":
+        from ..passformat import MAX_TEXT
+
+        return sys.stdin.read(MAX_TEXT + 1)  # longer than a pass can be: denied malformed
+    return args.text
 
 
 def run(args: argparse.Namespace) -> int:
