@@ -342,3 +342,31 @@ def test_site_policy_reaches_the_checkpoint_through_its_config(tmp_path, fleet):
     assert elsewhere.policy.clock == "flag" and not elsewhere.status.stale
     assert lab_at_hq.policy.clock == "flag"  # the zone's setting wins over the site's
     assert lab_at_hq.policy.max_offline_s == DAY  # ...and the site's over the fleet default
+
+
+def test_power_cut_before_the_record_still_refuses_a_same_version_swap(device, fleet):
+    """current.pgb is written before installed.json: a power cut between them leaves the record
+    saying v5 while v6 is installed. Another v6 must still be refused, and v5 too."""
+    old_record = (device / "installed.json").read_bytes()
+    v6 = fleet.bundle(6)
+    install_bundle(v6, device, NOW + 60)
+    (device / "installed.json").write_bytes(old_record)  # the record write never happened
+    installed = (device / BUNDLE_FILE).read_bytes()
+    for data, reason in (
+        (fleet.bundle(6, [b"another-pass-2"]), Refusal.SAME_VERSION),
+        (fleet.bundle(5, REVOKED_V1), Refusal.ROLLBACK),
+    ):
+        with pytest.raises(BundleRefused) as exc:
+            install_bundle(data, device, NOW + 120)
+        assert exc.value.reason is reason
+        assert (device / BUNDLE_FILE).read_bytes() == installed
+    # A refresh counts for the bundle really installed, and re-installing it finishes the record.
+    record_refresh(device, NOW + 3 * DAY)
+    assert load_installed(device)[1].last_refresh == NOW + 3 * DAY
+    assert install_bundle(v6, device, NOW + 3 * DAY + 60).version == 6
+    _, info = load_installed(device)
+    assert (info.version, info.installed_at, info.last_refresh) == (
+        6,
+        NOW + 3 * DAY + 60,
+        NOW + 3 * DAY,
+    )

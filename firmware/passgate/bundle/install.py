@@ -119,6 +119,10 @@ def install_bundle(
                 # Not a refresh: the same file proves nothing about what is newest now (the
                 # sync agent calls record_refresh when the collector says so).
                 log.info("bundle v%d already installed", bundle.version)
+                if "installed_at" not in record:
+                    # The record was lost or is one install behind (power cut): finish it.
+                    record = {"last_refresh": None, **record, "installed_at": now}
+                    _write_record(state_dir, record)
                 return _info(bundle, record)
         if now >= bundle.manifest.expires:
             raise refuse(
@@ -181,7 +185,9 @@ def record_refresh(state_dir: Path, now: float) -> None:
     a failed attempt must not make stale data look fresh."""
     state_dir = Path(state_dir)
     with locked(state_dir / LOCK_FILE):
-        record = _read_record(state_dir)
+        # The installed file's own version wins over a record an interrupted install left
+        # behind: the refresh must count for the bundle that is really installed.
+        record = _installed_record(state_dir)
         if record is None:
             raise NoTrustData(f"{state_dir}: no bundle installed")
         _write_record(state_dir, {**record, "last_refresh": now})
@@ -226,23 +232,34 @@ def _recover_rotation(state_dir: Path, pinned: RootSet) -> RootSet:
 
 
 def _installed_record(state_dir: Path) -> dict | None:
-    """The rollback record; if it is lost or damaged, the installed bundle's own header."""
+    """The rollback record: the higher version of ``installed.json`` and the installed file's
+    own header. The bundle is written before the record, so a power cut between the two
+    leaves the record one install behind; trusting it alone would let a second, different
+    bundle of the installed version in (a same-version swap). A lost or damaged record is
+    replaced by the header. A header-only record has no ``installed_at``."""
     try:
         record = _read_record(state_dir)
     except TrustError as exc:
         log.warning("%s; using the installed bundle's header", exc)
         record = None
-    if record is not None:
-        return record
     try:
         with open(state_dir / BUNDLE_FILE, "rb") as f:
             header = read_header(f)
     except FileNotFoundError:
-        return None
+        return record
     except BundleError as exc:
-        log.warning("installed bundle unreadable (%s): no rollback record", exc)
-        return None
-    return {"version": header.manifest.version, "manifest_sha256": header.manifest_sha256}
+        log.warning("installed bundle unreadable (%s): rollback record only", exc)
+        return record
+    installed = {"version": header.manifest.version, "manifest_sha256": header.manifest_sha256}
+    if record is None or installed["version"] > record["version"]:
+        if record is not None:
+            log.warning(
+                "install record says v%d but v%d is installed (interrupted install)",
+                record["version"],
+                installed["version"],
+            )
+        return installed
+    return record
 
 
 def _info(bundle, record: dict) -> BundleInfo:
