@@ -15,6 +15,10 @@
 #   --grow SIZE     grow the root partition by SIZE (e.g. 1G); default: only if it has less
 #                   than 900 MiB free for the install
 #   --stage         do not run the install here: stage it for the first boot
+#   --state-partition SIZE
+#                   append an ext4 partition labelled PGSTATE (e.g. 1G) for the checkpoint's
+#                   state, with the root's fstab and folders set up for it, so that the
+#                   read-only root (`install --readonly-root` on the device) keeps the state
 #   --host-ca       trust this machine's CA bundle inside the image while installing (for a
 #                   TLS-inspecting proxy; removed again afterwards)
 #   --force         overwrite OUT
@@ -24,6 +28,7 @@ IMG_MIN_FREE_MB=900
 IMG_TOOLS=(mtools fdisk e2fsprogs rsync)
 IMG_MOUNTS=()
 IMG_LOOP=""
+IMG_STATE_LOOP=""
 IMG_WORK=""
 IMG_PART=""
 
@@ -37,6 +42,7 @@ img_cleanup() {
     done
     IMG_MOUNTS=()
     if [ -n "$IMG_LOOP" ]; then losetup -d "$IMG_LOOP" || true; IMG_LOOP=""; fi
+    if [ -n "$IMG_STATE_LOOP" ]; then losetup -d "$IMG_STATE_LOOP" || true; IMG_STATE_LOOP=""; fi
     if [ -n "$IMG_WORK" ]; then rm -rf "$IMG_WORK"; IMG_WORK=""; fi
     if [ -n "$IMG_PART" ]; then rm -f "$IMG_PART"; IMG_PART=""; fi  # a failed build leaves nothing
 }
@@ -84,11 +90,15 @@ img_attach_root() {
     img_mount -t ext4 "$IMG_LOOP" "$IMG_ROOT"
 }
 
-img_detach_root() {
+img_umount() {  # a path mounted with img_mount
     local m kept=()
-    umount "$IMG_ROOT" || img_fail "cannot unmount $IMG_ROOT"
-    for m in "${IMG_MOUNTS[@]}"; do [ "$m" = "$IMG_ROOT" ] || kept+=("$m"); done
+    umount "$1" || img_fail "cannot unmount $1"
+    for m in "${IMG_MOUNTS[@]}"; do [ "$m" = "$1" ] || kept+=("$m"); done
     IMG_MOUNTS=("${kept[@]}")
+}
+
+img_detach_root() {
+    img_umount "$IMG_ROOT"
     losetup -d "$IMG_LOOP"
     IMG_LOOP=""
 }
@@ -98,7 +108,7 @@ img_grow() {  # MiB
     img_note "growing the root partition by $1 MiB"
     img_detach_root
     truncate -s "+$1M" "$IMG_FILE"
-    if [ "$IMG_LABEL" = gpt ]; then sfdisk -q --relocate gpt-bk-to-end "$IMG_FILE"; fi
+    if [ "$IMG_LABEL" = gpt ]; then sfdisk -q --relocate gpt-bak-std "$IMG_FILE"; fi
     echo ", +" | sfdisk -q --no-reread --no-tell-kernel -N "$IMG_ROOT_NUM" "$IMG_FILE" \
         || img_fail "sfdisk could not grow partition $IMG_ROOT_NUM"
     img_partitions "$IMG_FILE"
@@ -305,6 +315,70 @@ img_install_chroot() {
     img_note "passgate installed in the image (chroot${IMG_QEMU_USED:+, $IMG_QEMU_USED})"
 }
 
+# A folder of the state partition (mounted at $IMG_ROOT$PG_DATA), owned as in the image's own
+# user database (root until the install has made the users: a staged install fixes it at first
+# boot through the bind mount). What the root already holds in ROOTDIR moves onto it.
+img_state_dir() {  # NAME USER GROUP MODE ROOTDIR
+    local d=$IMG_ROOT$PG_DATA/$1 from=$IMG_ROOT$5 uid gid
+    uid=$(awk -F: -v n="$2" '$1 == n { print $3; exit }' "$IMG_ROOT/etc/passwd")
+    gid=$(awk -F: -v n="$3" '$1 == n { print $3; exit }' "$IMG_ROOT/etc/group")
+    mkdir -p "$d"
+    chown "+${uid:-0}:+${gid:-0}" "$d"
+    chmod "$4" "$d"  # after chown, which may clear the setgid bit
+    if [ -d "$from" ] && [ -n "$(ls -A "$from")" ]; then
+        rsync -aH --numeric-ids "$from/" "$d/" || img_fail "cannot move $5 onto the state partition"
+        find "$from" -mindepth 1 -delete
+        img_note "$5: moved onto the state partition"
+    fi
+    mkdir -p "$from"  # the mount point
+}
+
+# The state partition: ext4, label PGSTATE, appended after the root; its two folders made and
+# the root's fstab given the lines `install --readonly-root` writes, so the checkpoint keeps its
+# state there from the first boot on. The overlay itself is switched on at the device
+# (raspi-config cannot run here). Raspberry Pi OS's first boot grows the root only when it
+# is the last partition: with this one after it, the root keeps the size it has here.
+img_state_partition() {  # BYTES
+    local mib=$((($1 + 1048575) / 1048576)) MiB=1048576 out start size uuid end
+    img_note "adding the state partition: $mib MiB, ext4, label $PG_STATE_LABEL"
+    # Right after the root, on a MiB boundary (sfdisk would otherwise take the first gap,
+    # which on a Raspberry Pi OS image is the one before the boot partition).
+    start=$(((IMG_ROOT_OFF + IMG_ROOT_SIZE + MiB - 1) / MiB * MiB))
+    end=$((start + mib * MiB))
+    if [ "$IMG_LABEL" = gpt ]; then end=$((end + MiB)); fi  # room for GPT's backup table
+    if [ "$(stat -c %s "$IMG_FILE")" -lt "$end" ]; then truncate -s "$end" "$IMG_FILE"; fi
+    if [ "$IMG_LABEL" = gpt ]; then sfdisk -q --relocate gpt-bak-std "$IMG_FILE"; fi
+    echo "start=$((start / IMG_SECTOR)), size=$((mib * MiB / IMG_SECTOR)), type=L" \
+        | sfdisk -q --append --no-reread --no-tell-kernel "$IMG_FILE" >/dev/null \
+        || img_fail "sfdisk could not append the state partition"
+    out=$(sfdisk -J "$IMG_FILE" | python3 -c 'import json, sys
+t = json.load(sys.stdin)["partitiontable"]
+p, s = t["partitions"][-1], t.get("sectorsize", 512)
+print(p["start"] * s, p["size"] * s)') || img_fail "cannot read the new partition table"
+    read -r start size <<<"$out"
+    IMG_STATE_LOOP=$(losetup --find --show --offset "$start" --sizelimit "$size" "$IMG_FILE") \
+        || img_fail "losetup failed for the state partition"
+    # With the image's own mke2fs defaults where it has them, so its fsck knows every feature;
+    # tables initialised now rather than in the background at the device's first mount.
+    local mkfs=(mkfs.ext4 -q -F -L "$PG_STATE_LABEL" -E lazy_itable_init=0,lazy_journal_init=0 "$IMG_STATE_LOOP")
+    if ! { [ -f "$IMG_ROOT/etc/mke2fs.conf" ] && MKE2FS_CONFIG=$IMG_ROOT/etc/mke2fs.conf "${mkfs[@]}" 2>/dev/null; }; then
+        "${mkfs[@]}" || img_fail "mkfs.ext4 failed on the state partition"
+    fi
+    uuid=$(blkid -p -o value -s UUID "$IMG_STATE_LOOP")
+    mkdir -p "$IMG_ROOT$PG_DATA"
+    img_mount -t ext4 "$IMG_STATE_LOOP" "$IMG_ROOT$PG_DATA"
+    img_state_dir passgate passgate passgate 2770 "$PG_STATE"
+    img_state_dir passgate-sync passgate-sync passgate-sync 0700 "$PG_SYNC_STATE"
+    img_umount "$IMG_ROOT$PG_DATA"
+    losetup -d "$IMG_STATE_LOOP"
+    IMG_STATE_LOOP=""
+    fstab_write_block "$IMG_ROOT$PG_FSTAB" "$uuid"
+    img_note "state partition UUID $uuid in /etc/fstab: $PG_STATE and $PG_SYNC_STATE are bind mounts of its folders"
+    local free
+    free=$(img_free_mb)
+    img_note "the root keeps its size at first boot (the state partition follows it): $free MiB free; --grow SIZE for more"
+}
+
 # A one-time unit that runs setup.sh install on the device, then starts provisioning and the
 # services. It stops being started once the venv exists.
 img_install_stage() {
@@ -336,7 +410,7 @@ EOF
 }
 
 image_main() {
-    local base="" cfg="" out="" bundle="" grow="" stage=0 force=0
+    local base="" cfg="" out="" bundle="" grow="" stage=0 force=0 state_size="" state_bytes=""
     IMG_HOST_CA=0
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -346,6 +420,7 @@ image_main() {
             --bundle) bundle=${2:-}; shift ;;
             --grow) grow=${2:-}; shift ;;
             --stage) stage=1 ;;
+            --state-partition) state_size=${2:-}; shift ;;
             --host-ca) IMG_HOST_CA=1 ;;
             --force) force=1 ;;
             *) img_fail "unknown option $1 (see deploy/image.sh)" 2 ;;
@@ -353,7 +428,12 @@ image_main() {
         shift
     done
     [ -n "$base" ] && [ -n "$cfg" ] && [ -n "$out" ] \
-        || img_fail "usage: ./setup.sh image --base IMAGE.img --config DEVICE.toml --out OUT.img [--bundle FILE] [--grow SIZE] [--stage] [--host-ca] [--force]" 2
+        || img_fail "usage: ./setup.sh image --base IMAGE.img --config DEVICE.toml --out OUT.img [--bundle FILE] [--grow SIZE] [--state-partition SIZE] [--stage] [--host-ca] [--force]" 2
+    if [ -n "$state_size" ]; then
+        state_bytes=$(numfmt --from=iec "$state_size" 2>/dev/null) \
+            || img_fail "--state-partition $state_size: not a size (e.g. 512M, 1G)" 2
+        [ "$state_bytes" -ge $((16 * 1048576)) ] || img_fail "--state-partition: at least 16M" 2
+    fi
     [ -f "$base" ] || img_fail "$base: no such image" 2
     [ -f "$cfg" ] || img_fail "$cfg: no such device file" 2
     [ -z "$bundle" ] || [ -f "$bundle" ] || img_fail "$bundle: no such bundle" 2
@@ -384,6 +464,9 @@ image_main() {
     say "image: copying $base (sparse)"
     cp --sparse=always "$base" "$IMG_FILE" || img_fail "cannot copy $base"
     img_partitions "$IMG_FILE"
+    if [ -n "$state_bytes" ] && [ "$IMG_ROOT_LAST" != 1 ]; then
+        img_fail "--state-partition: the root is not the last partition of $base (a state partition already?)" 2
+    fi
     img_attach_root
 
     local arch host mech
@@ -412,6 +495,7 @@ image_main() {
         img_install_stage
     fi
     img_hardware
+    if [ -n "$state_bytes" ]; then img_state_partition "$state_bytes"; fi
     img_set_hostname "$mech" "$hostname"
 
     img_fat_put "$cfg" "$IMG_DEVICE_FILE"

@@ -6,9 +6,11 @@ from the cached debootstrap tarball (chroot_util). It is Debian on this machine'
 not Raspberry Pi OS, so the install runs in a chroot (the Raspberry Pi apt packages are not
 there to add). Checked: the device file and bundle on the boot partition (read with mtools),
 the host name through custom.toml (Bookworm) or cloud-init (Trixie) without losing what those
-files held, passgate installed and its units enabled in the root; then the first-boot unit's
-own command inside the image's root: files, modes, owners, the result file, the device file
-gone. The Trixie-style image uses --stage (install at first boot): checked is the staged
+files held, passgate installed and its units enabled in the root, and the state partition
+(--state-partition: PGSTATE, ext4, the root's fstab, its folders' owners); then the first-boot
+unit's own command inside the image's root, with the state mounted as that fstab says: files,
+modes, owners, the result file, the device file gone, the state on the partition and nothing
+under it on the root. The Trixie-style image uses --stage (install at first boot): checked is the staged
 source and the one-time unit. Needs root, loop devices, mtools, and the Debian and PyPI
 registries; skipped otherwise with the reason.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -133,15 +136,23 @@ class Mounted:
     """The root partition of an image, mounted read-write through a loop device."""
 
     def __init__(self, img: Path, where: Path) -> None:
-        parts = json.loads(run("sfdisk", "-J", str(img), check=True).stdout)["partitiontable"]
-        root = parts["partitions"][1]
+        self.parts = json.loads(run("sfdisk", "-J", str(img), check=True).stdout)["partitiontable"]
+        self.img = img
         self.dir = where
+        self.loops: list[str] = []
+        self.mounts: list[Path] = []
         where.mkdir()
-        self.loop = run("losetup", "--find", "--show", "--offset", str(root["start"] * SECTOR),
-                        "--sizelimit", str(root["size"] * SECTOR), str(img),
-                        check=True).stdout.strip()
-        run("mount", self.loop, str(where), check=True)
-        self.mounts = [where]
+        self.loop = self.attach(1)
+        self.mount(self.loop, str(where))
+
+    def attach(self, index: int) -> str:
+        """A loop device for partition ``index`` (0-based) of the image."""
+        part = self.parts["partitions"][index]
+        loop = run("losetup", "--find", "--show", "--offset", str(part["start"] * SECTOR),
+                   "--sizelimit", str(part["size"] * SECTOR), str(self.img),
+                   check=True).stdout.strip()
+        self.loops.append(loop)
+        return loop
 
     def mount(self, *args: str) -> None:
         run("mount", *args, check=True)
@@ -150,7 +161,8 @@ class Mounted:
     def close(self) -> None:
         for m in reversed(self.mounts):
             run("umount", str(m))
-        run("losetup", "-d", self.loop)
+        for loop in self.loops:
+            run("losetup", "-d", loop)
 
 
 @builds_images
@@ -166,7 +178,7 @@ def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, 
     t0 = time.monotonic()
     res = setup_image("--base", str(base), "--config", str(device_files / "device.toml"),
                       "--out", str(out), "--bundle", str(device_files / "passgate-bundle.bin"),
-                      "--host-ca")
+                      "--host-ca", "--state-partition", "64M")
     print(f"\n  setup.sh image (chroot install): {time.monotonic() - t0:.0f} s, "
           f"{out.stat().st_size // 2**20} MiB image" if out.exists() else "")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -183,9 +195,35 @@ def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, 
     assert "dtoverlay=vc4-kms-v3d" in config_txt and "dtparam=i2c_arm=on" in config_txt
     assert "camera_auto_detect=1" in config_txt
 
+    parts = json.loads(run("sfdisk", "-J", str(out)).stdout)["partitiontable"]["partitions"]
+    assert [p["type"] for p in parts] == ["c", "83", "83"]
+    assert 63 * 2**20 <= parts[2]["size"] * SECTOR <= 65 * 2**20
+    assert parts[2]["start"] >= parts[1]["start"] + parts[1]["size"]
+
     m = Mounted(out, tmp_path / "root")
     try:
         r = m.dir
+        # The state partition: label, file system, and the root's fstab pointing at it.
+        state = m.attach(2)
+        probe = dict(line.split("=", 1) for line in run(
+            "blkid", "-p", "-o", "export", state).stdout.splitlines() if "=" in line)
+        assert probe["LABEL"] == "PGSTATE" and probe["TYPE"] == "ext4"
+        fstab = (r / "etc/fstab").read_text()
+        data = re.search(r"^UUID=(\S+) /var/lib/passgate-data ext4 (\S+) 0 2$", fstab, re.M)
+        assert data and data.group(1) == probe["UUID"], fstab
+        assert "nofail" in data.group(2).split(",")
+        binds = re.findall(r"^(/var/lib/passgate-data/\S+) (/var/lib/\S+) none bind,\S+ 0 0$",
+                           fstab, re.M)
+        assert binds == [("/var/lib/passgate-data/passgate", "/var/lib/passgate"),
+                         ("/var/lib/passgate-data/passgate-sync", "/var/lib/passgate-sync")]
+        m.mount(state, str(r / "var/lib/passgate-data"))
+        assert owner(r, "/var/lib/passgate-data/passgate") == "passgate:passgate"
+        assert mode(r / "var/lib/passgate-data/passgate") == "0o2770"
+        assert owner(r, "/var/lib/passgate-data/passgate-sync") == "passgate-sync:passgate-sync"
+        assert mode(r / "var/lib/passgate-data/passgate-sync") == "0o700"
+        for src, dst in binds:  # as the device's boot mounts them
+            m.mount("--bind", str(r / src.lstrip("/")), str(r / dst.lstrip("/")))
+
         assert (r / "opt/passgate/venv/bin/passgate").exists()
         for unit in ("passgate-scanner.service", "passgate-sync.service",
                      "passgate-firstboot.service"):
@@ -247,6 +285,15 @@ def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, 
         again = run("chroot", str(r), "sh", "-c", cmd, env=CHROOT_ENV, timeout=120)
         assert again.returncode == 0, again.stderr
         assert "already provisioned" in again.stderr and "changed:" not in again.stdout
+
+        # The state is on the partition; on the root under the bind mounts there is nothing.
+        assert (r / "var/lib/passgate-data/passgate/journal.key").read_bytes() == HASH_KEY
+        assert (r / "var/lib/passgate-data/passgate-sync/device.key").is_file()
+        under = tmp_path / "under"
+        under.mkdir()
+        m.mount("--bind", str(r), str(under))
+        assert not any((under / "var/lib/passgate").iterdir())
+        assert not any((under / "var/lib/passgate-sync").iterdir())
     finally:
         m.close()
 
@@ -291,6 +338,15 @@ def test_trixie_image_staged_for_first_boot(tmp_path, rootfs, device_files):
     again = setup_image("--base", str(out), "--config", str(device_files / "device.toml"),
                         "--out", str(tmp_path / "again.img"), "--stage")
     assert again.returncode == 0 and "already in user-data" in again.stderr
+
+
+def test_a_bad_state_partition_size_is_refused_first(tmp_path):
+    res = setup_image("--base", str(tmp_path / "none.img"), "--config", str(tmp_path / "d.toml"),
+                      "--out", str(tmp_path / "o.img"), "--state-partition", "lots")
+    assert res.returncode == 2 and "--state-partition lots: not a size" in res.stderr
+    res = setup_image("--base", str(tmp_path / "none.img"), "--config", str(tmp_path / "d.toml"),
+                      "--out", str(tmp_path / "o.img"), "--state-partition", "1M")
+    assert res.returncode == 2 and "at least 16M" in res.stderr
 
 
 @builds_images
