@@ -264,3 +264,16 @@ def test_shipped_policy_example_builds(operator_files):
     )
     assert content.fleet.for_checkpoint("gate-1").anti_passback_for("shopping") == 3 * 3600
     assert content.zone_purposes["lab"] == {"work"}
+
+
+@pytest.mark.parametrize("version", [0, 2**53, 10**19, True])
+def test_build_refuses_versions_readers_refuse_or_that_freeze_versioning(version):
+    fleet = Fleet()
+    with pytest.raises(TrustError, match="version"):
+        build_bundle(fleet.content(), fleet.roots.keys[:2], version, NOW, NOW + DAY)
+
+
+def test_the_highest_buildable_version_reads_back():
+    fleet = Fleet()
+    data = build_bundle(fleet.content(), fleet.roots.keys[:2], 2**53 - 1, NOW, NOW + DAY)
+    assert read_bundle(data, fleet.roots.set).version == 2**53 - 1

@@ -358,3 +358,11 @@ def test_build_usage_errors(ops, capsys):
     assert main([*args, "--policy", str(ops / "missing.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "missing.toml" in err
+    # A version no reader accepts, or one after which nothing could be newer: refused.
+    args[args.index("--version") + 1] = "99999999999999999999"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--version: version must be 1..9007199254740991" in err
+    args[args.index("--version") + 1] = str(2**53)
+    assert main(args) == 2
+    assert not (ops / "x.pgb").exists()

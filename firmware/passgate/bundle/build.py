@@ -29,6 +29,7 @@ from ..revocation import DIGEST_LEN, RevocationList
 from ..trust import IssuerKey, TrustStore, _load_zones
 from .format import (
     MAGIC,
+    MAX_BUILD_VERSION,
     PART_NAMES,
     PREFIX,
     Manifest,
@@ -100,8 +101,7 @@ def build_bundle(
     """
     if not signing_keys:
         raise TrustError("bundle: at least one root key must sign")
-    if not isinstance(version, int) or version < 1:
-        raise TrustError("bundle: version must be a positive integer")
+    check_version(version)
     if expires <= issued:
         raise TrustError("bundle: expiry must be after the issue time")
     parts = content.encode() if isinstance(content, BundleContent) else dict(content)
@@ -118,6 +118,14 @@ def build_bundle(
         sigs.append(Signature(kid_of(raw), prot, key.sign(sig_structure(body, prot, payload))))
     header = encode_header(payload, sigs)
     return b"".join([PREFIX.pack(MAGIC, len(header)), header, *(parts[n] for n in PART_NAMES)])
+
+
+def check_version(version: object) -> None:
+    """A version every reader accepts and that can still grow: 1 .. 2**53 - 1."""
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TrustError("bundle: version must be an integer")
+    if not 1 <= version <= MAX_BUILD_VERSION:
+        raise TrustError(f"bundle: version must be 1..{MAX_BUILD_VERSION}, not {version}")
 
 
 def content_from_files(

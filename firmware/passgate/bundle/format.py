@@ -40,6 +40,10 @@ TAG_SIGN = 98
 HDR_CONTENT_TYPE = 3
 PART_NAMES = ("issuers", "revoked", "policy", "fleet")
 MAX_TIME = 2**40
+# Readers accept versions up to 2**53 (exact in every JSON and JavaScript number); a bundle of
+# version 2**53 could never be followed by a newer one, so builders stop one below.
+MAX_VERSION = 2**53
+MAX_BUILD_VERSION = MAX_VERSION - 1
 MAX_SIGNATURES = 32
 
 
@@ -140,7 +144,7 @@ def parse_manifest(payload: bytes) -> Manifest:
         raise refuse(
             Refusal.MALFORMED, f"bundle: unknown manifest field {sorted(map(str, unknown))[0]!r}"
         )
-    version = _int(doc, "version", 1, 2**53, "")
+    version = _int(doc, "version", 1, MAX_VERSION, "")
     issued = _int(doc, "issued", 0, MAX_TIME, "")
     expires = _int(doc, "expires", issued + 1, MAX_TIME, "")
     parts_doc = doc.get("parts")

@@ -132,10 +132,16 @@ def _bundle_trust(args: argparse.Namespace):
 def build(args: argparse.Namespace) -> int:
     from ..atomicfile import write_atomic
     from ..bundle import RootSet, build_bundle, content_from_files
+    from ..bundle.build import check_version
+    from ..errors import TrustError
     from ..keys import load_private
     from ..timefmt import iso, parse_duration, parse_instant
     from . import UsageError
 
+    try:
+        check_version(args.version)  # before reading a million revocations
+    except TrustError as exc:
+        raise UsageError(f"--version: {str(exc).removeprefix('bundle: ')}") from None
     try:
         issued = parse_instant(args.issued) if args.issued else int(time.time())
         try:
