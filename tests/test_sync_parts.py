@@ -145,22 +145,39 @@ def test_state_write_failure_leaves_previous_state(tmp_path, monkeypatch):
 # --- time link --------------------------------------------------------------------------------
 
 
+def _token(label: str, nonce: bytes | None = None) -> bytes:
+    """A COSE_Sign1 shaped like a time token (the fake clock below does the verifying)."""
+    from passgate.cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1
+
+    payload = {"label": label} if nonce is None else {"label": label, "nonce": nonce}
+    header = {HDR_ALG: ALG_EDDSA, HDR_KID: b"k" * 8}
+    return encode_sign1(dumps(payload), lambda _m: bytes(64), header)
+
+
 class _FakeClock:
+    """Challenges 01..., 02...; a token is fresh when it echoes a challenge not yet used."""
+
     def __init__(self):
-        self.challenges, self.accepted = 0, []
+        self.challenges, self.accepted, self.open = 0, [], set()
 
     def new_challenge(self):
         self.challenges += 1
-        return bytes([self.challenges]) * 16
+        nonce = bytes([self.challenges]) * 16
+        self.open.add(nonce)
+        return nonce
 
     def accept_token(self, raw, keys, device_id):
         from passgate.clockstore import TokenResult
+        from passgate.cose import decode_sign1, loads
         from passgate.timetoken import TimeTokenError
 
         if raw == b"bad":
             raise TimeTokenError("time token signature does not verify")
-        self.accepted.append(raw)
-        return TokenResult(1.8e9, raw == b"fresh", True, "")
+        payload = loads(decode_sign1(raw).payload, "token")
+        self.accepted.append(payload["label"])
+        fresh = payload.get("nonce") in self.open
+        self.open.discard(payload.get("nonce"))
+        return TokenResult(1.8e9, fresh, True, "fresh" if fresh else "floor only")
 
 
 def test_time_link_one_challenge_until_answered_then_throttles(caplog):
@@ -169,20 +186,85 @@ def test_time_link_one_challenge_until_answered_then_throttles(caplog):
     mono = [1000.0]
     clock = _FakeClock()
     link = TimeLink(clock, lambda: (), "gate-1", monotonic=lambda: mono[0], every_s=300)
-    assert link.challenge() == link.challenge() == b"\x01" * 16  # reused, not one per request
-    link.accept(b"stale")  # does not answer: floor only, challenge stays
-    assert link.challenge() == b"\x01" * 16
-    link.accept(b"fresh")
-    assert clock.accepted == [b"stale", b"fresh"]
+    first = link.challenge()
+    assert first == link.challenge() == b"\x01" * 16  # reused, not one per request
+    link.accept(_token("stale"))  # does not answer: floor only, challenge stays
+    assert link.challenge() == first
+    link.accept(_token("floor-again"))  # another floor-only token 0 s later: skipped
+    link.accept(_token("fresh", first))  # answers the challenge: always taken
+    assert clock.accepted == ["stale", "fresh"]
     mono[0] += 10
-    link.accept(b"floor")  # nothing outstanding and accepted 10 s ago: skipped (no SD write)
-    assert clock.accepted == [b"stale", b"fresh"]
+    assert link.challenge() is None  # trusted 10 s ago: no new challenge (no SD write)
+    link.accept(_token("floor"))  # nothing outstanding and accepted 10 s ago: skipped
+    assert clock.accepted == ["stale", "fresh"]
     mono[0] += 300
-    link.accept(b"floor")
-    assert clock.accepted[-1] == b"floor"
-    assert link.challenge() == b"\x02" * 16  # a new challenge after the fresh answer
+    link.accept(_token("floor"))
+    assert clock.accepted[-1] == "floor"
+    assert link.challenge() == b"\x02" * 16  # every_s after the fresh answer: a new one
     mono[0] += 500
     assert link.challenge() == b"\x03" * 16  # renewed before the clock store expires it
     for _ in range(3):
         link.accept(b"bad")
     assert caplog.text.count("collector time refused") == 1  # logged once, not per answer
+
+
+def test_time_link_in_the_clients_call_sequence_writes_the_floor_rarely(tmp_path, monkeypatch,
+                                                                         caplog):
+    """The client asks ``challenge()`` before every request and hands every answer's token to
+    ``accept()``. After a trusted answer, neither may write the clock file (each write is an
+    fsync on the SD card) nor log above DEBUG until ``every_s`` has passed."""
+    import base64
+    import logging
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from passgate.clock import ClockConfig, ClockState, SystemClock
+    from passgate.clockstore import ClockStore
+    from passgate.sync.client import NONCE_HEADER, TIME_HEADER, CollectorClient
+    from passgate.sync.hooks import TimeLink
+    from passgate.sync.transport import Response
+    from passgate.timetoken import TimeKey, make_token
+
+    t = {"sys": 1.8e9, "mono": 1000.0}
+    store = ClockStore(tmp_path / "clock.floor")
+    writes = []
+    real_write = store._write
+
+    def counting_write(state, **changes):
+        writes.append(t["mono"])
+        return real_write(state, **changes)
+
+    monkeypatch.setattr(store, "_write", counting_write)
+    clock = SystemClock(store, ClockConfig(trust_timesyncd=False), system_time=lambda: t["sys"],
+                        monotonic=lambda: t["mono"], boot_id="boot-1",
+                        timesync_flag=tmp_path / "no-flag", kernel_sync=lambda: False)
+    time_key = Ed25519PrivateKey.generate()
+    link = TimeLink(clock, lambda: (TimeKey(raw_public(time_key)),), "gate-1",
+                    monotonic=lambda: t["mono"], every_s=300)
+
+    class Collector:
+        """Answers as the real one does: a token echoing the request's challenge, if any."""
+
+        def send(self, request):
+            nonce = request.headers.get(NONCE_HEADER)
+            if nonce:
+                nonce = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+            raw = make_token(time_key, t["sys"], "gate-1", nonce or None)
+            return Response(204, b"", {TIME_HEADER.lower(): base64.urlsafe_b64encode(raw).decode()})
+
+    key = load_device_key(new_device_key(tmp_path / "k")[0])
+    client = CollectorClient("http://collector", "gate-1", key, now=lambda: t["sys"],
+                             transport=Collector(), time_sink=link.accept,
+                             time_nonce=link.challenge)
+    caplog.set_level(logging.DEBUG)
+    for _ in range(600):  # a backlog drain: one answer a second for ten minutes
+        client.time()
+        t["sys"] += 1.0
+        t["mono"] += 1.0
+    # Per every_s: one challenge and the answer that makes the clock trusted (plus at most
+    # one floor persist of the clock itself), not two writes per request.
+    assert len(writes) <= 6, writes[:10]
+    assert link.accepted == 2
+    assert clock.read().state is ClockState.TRUSTED
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(loud) <= 1, loud[:5]  # the clock became trusted: said once

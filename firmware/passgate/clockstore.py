@@ -204,7 +204,9 @@ class ClockStore:
         else:
             detail = "token has no challenge: floor only"
         done = ", floor raised" if raised else ", floor repaired" if repaired else ""
-        log.info("time token from %s: %s%s", token.kid.hex(), detail, done)
+        # DEBUG: the sync agent takes tokens all day; it and ``passgate time token`` report
+        # the outcome themselves, the agent only when it changes.
+        log.debug("time token from %s: %s%s", token.kid.hex(), detail, done)
         return TokenResult(token.t, fresh, raised, detail, repaired)
 
     @staticmethod

@@ -11,10 +11,11 @@ or one of three errors, so the agent's policy reads as a table:
 - :class:`Refused`: any other 4xx. Retrying the same request cannot help; the rows stay
   pending and the agent shows a fault.
 
-Every request names the device (``Passgate-Device``) and carries the clock's challenge
-(``Passgate-Time-Nonce``, from ``time_nonce``). Every answer that carries a ``Passgate-Time``
-header, errors included, hands the decoded token bytes to ``time_sink`` before anything else
-happens: a device that can only reach a misconfigured collector still gets authenticated time.
+Every request names the device (``Passgate-Device``) and carries the clock's challenge when
+``time_nonce`` gives one (``Passgate-Time-Nonce``; ``sync.hooks.TimeLink`` decides when).
+Every answer that carries a ``Passgate-Time`` header, errors included, hands the decoded
+token bytes to ``time_sink`` before anything else happens: a device that can only reach a
+misconfigured collector still gets authenticated time.
 """
 
 from __future__ import annotations

@@ -67,12 +67,23 @@ class InstalledBundles:
 class TimeLink:
     """Connects collector answers to the clock floor (``passgate.clock.SystemClock``).
 
-    One challenge is outstanding at a time and rides on every request until a token answers
-    it (that token makes the clock ``trusted``); it is renewed before the clock store would
-    let it expire. Other tokens only raise the floor, so they are taken at most every
-    ``every_s`` seconds: each accepted token is a synced write to the SD card, and a backlog
-    drain brings one with each of hundreds of answers. A token that fails verification is
-    logged (once per distinct problem) and ignored; it never interrupts an upload.
+    The client asks :meth:`challenge` before every request and hands every answer's token to
+    :meth:`accept`, so both must be cheap when there is nothing to do: every challenge made
+    and every token taken is a synced write of the clock file to the SD card, and a backlog
+    drain brings hundreds of answers.
+
+    - After a token made the clock ``trusted``, no new challenge is made for ``every_s``
+      seconds: the clock stays trusted on its monotonic clock far longer than that
+      (``token_trust_s``).
+    - One challenge is outstanding at a time and rides on every request until a token answers
+      it; it is renewed before the clock store would let it expire.
+    - A token that answers the outstanding challenge is always taken (it is the one that makes
+      the clock trusted); any other token only raises the floor and is taken at most every
+      ``every_s`` seconds.
+
+    Logging: the outcome (trusted, or floor only) at INFO when it changes, otherwise DEBUG. A
+    token that fails verification is logged once per distinct problem and ignored; it never
+    interrupts an upload.
     """
 
     RENEW_S = 480.0  # below clockstore.CHALLENGE_TTL_S (600 s)
@@ -83,12 +94,16 @@ class TimeLink:
         self._mono, self.every_s = monotonic, every_s
         self._nonce: tuple[bytes, float] | None = None
         self._last_accept: float | None = None
+        self._last_trusted: float | None = None
+        self._last_outcome: str | None = None
         self._last_problem: str | None = None
         self.accepted = 0
 
     def challenge(self) -> bytes | None:
         """The nonce to send with a request (``Passgate-Time-Nonce``), or None."""
         now = self._mono()
+        if self._nonce is None and self._recent(self._last_trusted, now):
+            return None  # trusted a moment ago: a new challenge would only cost a write
         if self._nonce is None or now - self._nonce[1] > self.RENEW_S:
             try:
                 self._nonce = (self.clock.new_challenge(), now)
@@ -102,8 +117,8 @@ class TimeLink:
         from ..timetoken import TimeTokenError
 
         now = self._mono()
-        waiting = self._nonce is not None
-        if not waiting and self._last_accept is not None and now - self._last_accept < self.every_s:
+        answers = self._nonce is not None and _token_nonce(raw) == self._nonce[0]
+        if not answers and self._recent(self._last_accept, now):
             return
         try:
             keys = self._keys()
@@ -117,9 +132,31 @@ class TimeLink:
         self._last_accept, self._last_problem = now, None
         self.accepted += 1
         if result.trusted:
-            self._nonce = None  # answered (and used up): the next request gets a new one
+            self._nonce = None  # answered (and used up): no new one for every_s
+            self._last_trusted = now
+        outcome = "trusted" if result.trusted else "floor only"
+        level = logging.INFO if outcome != self._last_outcome else logging.DEBUG
+        log.log(level, "collector time: %s", result.detail)
+        self._last_outcome = outcome
+
+    def _recent(self, then: float | None, now: float) -> bool:
+        return then is not None and 0 <= now - then < self.every_s
 
     def _problem(self, message: str) -> None:
         if message != self._last_problem:
             log.warning("%s", message)
         self._last_problem = message
+
+
+def _token_nonce(raw: bytes) -> bytes | None:
+    """The challenge a token claims to answer, read without verifying it (``accept_token``
+    verifies). Only decides whether the token is worth a write now; None if unreadable."""
+    from ..cose import decode_sign1, loads_strict
+    from ..errors import PassFormatError
+
+    try:
+        payload = loads_strict(decode_sign1(raw).payload, "time token")
+    except (PassFormatError, ValueError):
+        return None
+    nonce = payload.get("nonce") if isinstance(payload, dict) else None
+    return nonce if isinstance(nonce, bytes) else None
