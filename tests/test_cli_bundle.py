@@ -197,9 +197,16 @@ def test_rotation_through_the_command_line(ops, capsys, tmp_path):
 def test_verify_with_a_bundle(ops, capsys):
     path = build(ops, 1)
     text = issue(ops, capsys)
-    assert main(["verify", text, "--bundle", str(path), "--zone", "gate-1", "--at", AT]) == 0
+    # Without root keys there is no verdict: the bundle's signatures would go unchecked.
+    assert main(["verify", text, "--bundle", str(path), "--zone", "gate-1", "--at", AT]) == 2
     out, err = capsys.readouterr()
-    assert out.startswith("ACCEPT shopping") and "NOT verified" in err
+    assert out == "" and err.count("\n") == 1 and "--bundle needs --roots" in err
+    dev = ["--bundle", str(path), "--unverified-bundle", "--zone", "gate-1", "--at", AT]
+    assert main(["verify", text, *dev]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ACCEPT shopping") and "NOT verified (--unverified-bundle)" in err
+    assert main(["verify", text, *dev, "--roots", str(ops / "rootpubs")]) == 2
+    assert "not both" in capsys.readouterr().err
     assert (
         main(
             [
@@ -219,16 +226,21 @@ def test_verify_with_a_bundle(ops, capsys):
         == 0
     )
     out, err = capsys.readouterr()
-    assert json.loads(out)["verdict"] == "accept" and "verified: signed by 2" in err
+    assert json.loads(out)["verdict"] == "accept"
+    assert "verified against the roots given with --roots (2 of 3" in err
     # A revoked pass, through a newer bundle.
     from passgate.passformat import parse_claims, parse_text
 
     pass_id = parse_claims(parse_text(text).payload).pass_id
     revoked = build(ops, 2, revoked=[pass_id.hex()])
     capsys.readouterr()
-    assert main(["verify", text, "--bundle", str(revoked), "--zone", "gate-1", "--at", AT]) == 1
+    roots = ["--roots", str(ops / "rootpubs")]
+    assert (
+        main(["verify", text, "--bundle", str(revoked), *roots, "--zone", "gate-1", "--at", AT])
+        == 1
+    )
     assert capsys.readouterr().out.startswith("DENY revoked")
-    both = ["--bundle", str(path), "--trust", str(ops / "issuers")]
+    both = ["--bundle", str(path), *roots, "--trust", str(ops / "issuers")]
     assert main(["verify", text, *both, "--at", AT]) == 2
     assert "not both" in capsys.readouterr().err
     # A bundle that fails its root check is an error, not a verdict.

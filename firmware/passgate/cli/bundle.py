@@ -96,31 +96,54 @@ def _roots_options(p: argparse.ArgumentParser, note: str = "") -> None:
 
 
 def add_verify_options(p: argparse.ArgumentParser) -> None:
-    """``passgate verify --bundle FILE [--roots R]``: take the trust store from a bundle."""
+    """``passgate verify --bundle FILE --roots R``: take the trust store from a bundle whose
+    signatures are checked against root keys given on the command line."""
     p.add_argument(
         "--bundle", type=Path, help="verify against a signed bundle file instead of --trust"
     )
-    _roots_options(p, " to check the bundle's signatures")
+    _roots_options(p, " to check the bundle's signatures (required with --bundle)")
+    p.add_argument(
+        "--unverified-bundle",
+        action="store_true",
+        help="development only: use --bundle without checking its signatures (no --roots)",
+    )
     p.get_default("trust_loaders").append(_bundle_trust)
 
 
 def _bundle_trust(args: argparse.Namespace):
+    from . import UsageError
+
+    unverified = getattr(args, "unverified_bundle", False)
     if getattr(args, "bundle", None) is None:
+        if unverified:
+            raise UsageError("--unverified-bundle goes with --bundle FILE")
         return None
     from ..bundle import read_bundle, trust_status
     from ..timefmt import iso
-    from . import UsageError
 
     if getattr(args, "trust", None) is not None:
         raise UsageError("give --trust DIR or --bundle FILE, not both")
+    roots = _roots(args)
+    if roots is None and not unverified:
+        # A verdict against a bundle nobody checked would look like a real one: refuse.
+        raise UsageError(
+            "--bundle needs --roots R to check its signatures "
+            "(--unverified-bundle skips the check, for development only)"
+        )
+    if roots is not None and unverified:
+        raise UsageError("give --roots R or --unverified-bundle, not both")
 
-    bundle = read_bundle(args.bundle, _roots(args))
+    bundle = read_bundle(args.bundle, roots)
     store, info = bundle.trust()
     if info.verified:
-        note = f"bundle v{info.version} verified: signed by {len(info.signed_by)} pinned root(s)"
+        note = (
+            f"bundle v{info.version} verified against the roots given with --roots "
+            f"({roots.describe()}): signed by {', '.join(info.signed_by)}"
+        )
     else:
         note = (
-            f"bundle v{info.version} NOT verified: its signatures were not checked (give --roots)"
+            f"bundle v{info.version} NOT verified (--unverified-bundle): its signatures "
+            "were not checked"
         )
     print(f"passgate: {note}", file=sys.stderr)
     st = trust_status(info, _now(args.at, None)[0])
