@@ -4,9 +4,10 @@
 #   ./setup.sh test              set up this machine (system packages when root, .venv), run all tests
 #   ./setup.sh simulate [ARGS]   set up and run the simulated checkpoint on a laptop
 #   ./setup.sh dev               set up only
-#   sudo ./setup.sh install [--dry-run] [--readonly-root]
+#   sudo ./setup.sh install [--dry-run] [--readonly-root | --writable-root] [--state-device DEV]
 #                                provision a Raspberry Pi (Raspberry Pi OS Bookworm or Trixie, 64-bit)
 #   sudo ./setup.sh image --base IMAGE.img --config DEVICE.toml --out OUT.img [--bundle FILE]
+#                         [--state-partition SIZE] (more: deploy/image.sh)
 #                                a stock image + a device file -> a ready-to-flash image
 #
 # Every mode is idempotent: packages already present are not reinstalled, the venv is reused,
