@@ -145,3 +145,87 @@ def test_rewritten_history_is_caught(app, store, dev):  # noqa: F811
     # What the collector first stored is kept untouched.
     assert stored_rows(store, dev.device_id)[1]["verdict"] == "accept"
     assert ("nonce_conflict", "gate-east") in alert_rows(page(app))
+
+
+def enrolled_device(app, store, device_id: str) -> FakeDevice:  # noqa: F811
+    d = FakeDevice(device_id)
+    token = ("t-" + device_id).ljust(20, "x")
+    store.add_token(hashlib.sha256(token.encode()).digest(), device_id, T0, T0 + 86400)
+    assert app.test_client().post("/v1/enrol", data=d.enrol_body(token),
+                                  headers=CBOR).status_code == 201
+    return d
+
+
+def rechained(rows: list[dict], prev: bytes, first_seq: int) -> list[dict]:
+    """``rows`` renumbered from ``first_seq`` and chained on ``prev``, as someone with write
+    access to the journal would leave them (the chain has no key: anyone can recompute it)."""
+    out = []
+    for i, r in enumerate(rows):
+        r = dict(r, seq=first_seq + i)
+        r["chain"] = prev = chain_of(prev, r)
+        out.append(r)
+    return out
+
+
+def test_what_the_chain_detects_and_what_it_cannot(app, store):  # noqa: F811
+    """docs/sync-protocol.md, "What the chain detects": every case it claims stays detected,
+    and the one it disclaims (a consistent rewrite of rows never uploaded) is documented by
+    this test too: a per-row MAC would turn its last assertion around."""
+    kinds = {}
+
+    def alerts_of(device: str) -> list[str]:
+        return sorted(a["kind"] for a in store.alerts(100) if a["device_id"] == device)
+
+    # 1. A held row edited and re-sent (same nonce, other content): refused and alerted.
+    d = enrolled_device(app, store, "gate-a")
+    rows = d.scans(6)
+    upload(app, d.batch_body(rows[:5]))
+    edited = dict(rows[4], verdict="deny", reason="revoked")
+    _, body = upload(app, d.batch_body([edited], prev=rows[3]["chain"]))
+    assert body["results"][0]["reason"] == "nonce_conflict"
+    kinds["gate-a"] = alerts_of("gate-a")
+
+    # 2. Unsent rows removed, the rest left as they were: the seq gap is flagged.
+    d = enrolled_device(app, store, "gate-b")
+    rows = d.scans(10)
+    upload(app, d.batch_body(rows[:5]))
+    _, body = upload(app, d.batch_body(rows[7:], prev=rows[4]["chain"]))
+    assert body["results"][0]["flag"] == "gap"
+    kinds["gate-b"] = alerts_of("gate-b")
+
+    # 3. A rewrite that straddles what the collector holds: held row 5 changed on the
+    # device, rows 6.. re-chained on it. The next batch's prev_chain contradicts row 5 held.
+    d = enrolled_device(app, store, "gate-c")
+    rows = d.scans(10)
+    upload(app, d.batch_body(rows[:5]))
+    forged5 = dict(rows[4], verdict="deny", reason="revoked")
+    forged5["chain"] = chain_of(rows[3]["chain"], forged5)
+    rest = rechained(rows[5:], forged5["chain"], 6)
+    _, body = upload(app, d.batch_body(rest, prev=forged5["chain"]))
+    assert body["results"][0]["flag"] == "gap"
+    kinds["gate-c"] = alerts_of("gate-c")
+
+    # 4. An edit inside a batch without re-chaining: the edited row is flagged.
+    d = enrolled_device(app, store, "gate-d")
+    rows = [dict(r) for r in d.scans(5)]
+    rows[2]["verdict"] = "deny"
+    _, body = upload(app, d.batch_body(rows))
+    assert [r.get("flag") for r in body["results"]][2] == "chain_mismatch"
+    kinds["gate-d"] = alerts_of("gate-d")
+
+    assert kinds == {"gate-a": ["nonce_conflict"], "gate-b": ["chain_break"],
+                     "gate-c": ["chain_break"], "gate-d": ["chain_mismatch"]}
+    assert {k for k, _ in alert_rows(page(app))} == {"nonce_conflict", "chain_break",
+                                                      "chain_mismatch"}
+
+    # 5. The limit: rows 6-7 never uploaded are deleted, 8.. renumbered to 6.. and re-chained
+    # on the real row 5. Whoever can write the journal (root, the sync user) can do this, and
+    # without a key the collector cannot tell: no alert, no flag.
+    d = enrolled_device(app, store, "gate-e")
+    rows = d.scans(10)
+    upload(app, d.batch_body(rows[:5]))
+    rewritten = rechained(rows[7:], rows[4]["chain"], 6)
+    _, body = upload(app, d.batch_body(rewritten, prev=rows[4]["chain"]))
+    assert [r["status"] for r in body["results"]] == ["stored"] * 3
+    assert [r.get("flag") for r in body["results"]] == [None] * 3
+    assert alerts_of("gate-e") == []
