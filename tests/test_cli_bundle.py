@@ -187,6 +187,16 @@ def test_rotation_through_the_command_line(ops, capsys, tmp_path):
     rotate = build(
         ops, 2, "--new-roots", str(ops / "newpubs"), "--new-threshold", "2", roots="abde"
     )
+    # inspect shows who of the new set signed, not only the old roots.
+    from passgate.bundle import RootSet
+
+    new_kids = [k.hex() for k in RootSet.load(ops / "newpubs", 2).kids]
+    capsys.readouterr()
+    assert main(["bundle", "inspect", str(rotate), "--roots", str(ops / "rootpubs")]) == 0
+    out = capsys.readouterr().out
+    assert f"signatures of the new roots: VERIFIED: {', '.join(new_kids)}" in out
+    assert main(["bundle", "inspect", str(rotate), "--roots", str(ops / "rootpubs"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["new_roots"]["signed_by"] == new_kids
     assert main(["bundle", "install", str(rotate), *dev]) == 0
     capsys.readouterr()
     assert main(["bundle", "install", str(build(ops, 3, roots="ab")), *dev]) == 1
@@ -348,6 +358,19 @@ def test_time_and_bundle_commands_use_the_configs_clock(ops, capsys, tmp_path, m
     assert main([*sign, "--nonce", nonce, "--out", str(token)]) == 0
     assert main(["time", "set", "--token", str(token), "--config", str(cfg)]) == 0
     assert "clock trusted (fresh signed time)" in capsys.readouterr().out
+
+
+def test_install_and_status_follow_the_configs_bundle_dir(ops, capsys, tmp_path):
+    state = tmp_path / "state"
+    cfg = tmp_path / "passgate.toml"
+    cfg.write_text(f'[checkpoint]\nzone = "gate-1"\nstate_dir = "{state}"\n')
+    v1 = build(ops, 1)
+    opts = ["--config", str(cfg), "--at", AT]
+    assert main(["bundle", "install", str(v1), *opts, "--roots", str(ops / "rootpubs")]) == 0
+    assert f"installed bundle v1 in {state / 'bundle'}" in capsys.readouterr().out
+    assert (state / "bundle" / "current.pgb").is_file()
+    assert main(["bundle", "status", *opts]) == 0
+    assert "bundle v1" in capsys.readouterr().out
 
 
 def test_build_usage_errors(ops, capsys):

@@ -50,8 +50,9 @@ class BundleInfo:
 
     ``verified``: the signatures met a root set's threshold (False only for ``inspect``
     without root keys). ``signed_by``: hex kids of the roots whose signature verified (or,
-    unverified, every kid that claims to have signed). ``installed_at`` / ``last_refresh``
-    are set for an installed bundle only.
+    unverified, every kid that claims to have signed). ``new_signed_by``: for a rotation,
+    hex kids of the declared new roots whose signature verified (verified only).
+    ``installed_at`` / ``last_refresh`` are set for an installed bundle only.
     """
 
     version: int
@@ -68,6 +69,7 @@ class BundleInfo:
     fleet: FleetPolicy
     installed_at: float | None = None
     last_refresh: float | None = None
+    new_signed_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class VerifiedBundle:
     verified: bool
     parts: dict[str, bytes]
     new_roots: RootSet | None
+    new_signed_by: tuple[bytes, ...] = ()  # raw keys of the new root set that signed (verified)
 
     @property
     def version(self) -> int:
@@ -124,6 +127,7 @@ class VerifiedBundle:
             issuers=issuers,
             revoked=revoked,
             fleet=fleet,
+            new_signed_by=tuple(kid_of(k).hex() for k in self.new_signed_by),
             **installed,
         )
 
@@ -197,7 +201,7 @@ def read_header(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES) -> Header:
 def _read(stream: BinaryIO, roots: RootSet | None, max_bytes: int) -> VerifiedBundle:
     h = read_header(stream, max_bytes)
     manifest = h.manifest
-    signed_by, new_roots = check_signatures(h, roots)
+    signed_by, new_roots, new_signed_by = count_signatures(h, roots)
     total = len(h.prefix) + len(h.raw) + manifest.parts_length
     if total > max_bytes:
         raise refuse(
@@ -225,6 +229,7 @@ def _read(stream: BinaryIO, roots: RootSet | None, max_bytes: int) -> VerifiedBu
         roots is not None,
         parts,
         new_roots,
+        new_signed_by,
     )
 
 
@@ -234,6 +239,15 @@ def check_signatures(h: Header, roots: RootSet | None) -> tuple[tuple[bytes, ...
     Returns the raw root keys with a valid signature and the declared new root set (or None).
     With ``roots`` None nothing is verified and no keys are returned.
     """
+    signed_by, new_roots, _ = count_signatures(h, roots)
+    return signed_by, new_roots
+
+
+def count_signatures(
+    h: Header, roots: RootSet | None
+) -> tuple[tuple[bytes, ...], RootSet | None, tuple[bytes, ...]]:
+    """:func:`check_signatures`, and also the raw keys of the declared new root set whose
+    signature verified (empty without a rotation or without ``roots``)."""
     body_prot, payload, signatures, manifest = h.body_protected, h.payload, h.signatures, h.manifest
     new_roots = None
     if manifest.new_roots is not None:
@@ -242,7 +256,7 @@ def check_signatures(h: Header, roots: RootSet | None) -> tuple[tuple[bytes, ...
         except (TrustError, KeyFileError) as exc:
             raise refuse(Refusal.MALFORMED, f"bundle: new root set refused: {exc}") from None
     if roots is None:
-        return (), new_roots
+        return (), new_roots, ()
     counted = roots.count(body_prot, payload, signatures)
     if not counted.met:
         reason = Refusal.BAD_SIGNATURE if counted.invalid else Refusal.UNDER_THRESHOLD
@@ -256,16 +270,19 @@ def check_signatures(h: Header, roots: RootSet | None) -> tuple[tuple[bytes, ...
             f"bundle v{manifest.version}: {what}{len(counted.valid)} valid root signature(s), "
             f"threshold is {roots.threshold}",
         )
-    if new_roots is not None and new_roots != roots:
-        # A rotation: the new keys must also reach their own threshold, proving they are held.
-        fresh = new_roots.count(body_prot, payload, signatures)
-        if not fresh.met:
-            raise refuse(
-                Refusal.UNDER_THRESHOLD,
-                f"bundle v{manifest.version}: new root set has {len(fresh.valid)} "
-                f"valid signature(s), its threshold is {new_roots.threshold}",
-            )
-    return counted.valid, new_roots
+    if new_roots is None:
+        return counted.valid, None, ()
+    if new_roots == roots:  # the current set declared again (after a rotation): same count
+        return counted.valid, new_roots, counted.valid
+    # A rotation: the new keys must also reach their own threshold, proving they are held.
+    fresh = new_roots.count(body_prot, payload, signatures)
+    if not fresh.met:
+        raise refuse(
+            Refusal.UNDER_THRESHOLD,
+            f"bundle v{manifest.version}: new root set has {len(fresh.valid)} "
+            f"valid signature(s), its threshold is {new_roots.threshold}",
+        )
+    return counted.valid, new_roots, fresh.valid
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str, short: Refusal = Refusal.MALFORMED) -> bytes:

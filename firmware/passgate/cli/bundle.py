@@ -64,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     n = bsub.add_parser("install", help="install a bundle on this device (the sync agent's checks)")
     n.add_argument("file", type=Path)
     n.add_argument(
-        "--state", type=Path, default=DEFAULT_STATE, help=f"bundle folder (default {DEFAULT_STATE})"
+        "--state",
+        type=Path,
+        help=f"bundle folder (default: the config's trust.bundle_dir, else {DEFAULT_STATE})",
     )
     _roots_options(n, " (provisioning only: pins them)")
     n.add_argument(
@@ -77,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = bsub.add_parser("status", help="the installed bundle and how fresh it is")
     s.add_argument(
-        "--state", type=Path, default=DEFAULT_STATE, help=f"bundle folder (default {DEFAULT_STATE})"
+        "--state",
+        type=Path,
+        help=f"bundle folder (default: the config's trust.bundle_dir, else {DEFAULT_STATE})",
     )
     s.add_argument("--at", help="as of this ISO-8601 time (default: the checkpoint clock)")
     s.add_argument("--clock", type=Path, help="clock state file for the default time")
@@ -209,19 +213,18 @@ def install(args: argparse.Namespace) -> int:
     from ..timefmt import iso
     from .timecmd import site_config
 
-    now, how = _now(args.at, args.clock, site_config(args.config))
+    cfg = site_config(args.config)
+    state = _state(args, cfg)
+    now, how = _now(args.at, args.clock, cfg)
     try:
         info = install_bundle(
-            args.file, args.state, now, roots=_roots(args), max_bytes=_size(args.max_size)
+            args.file, state, now, roots=_roots(args), max_bytes=_size(args.max_size)
         )
     except BundleRefused as exc:
         return _refused(exc)
     except OSError as exc:
-        return _environment(exc, f"cannot install into {args.state}")
-    print(
-        f"installed bundle v{info.version} in {args.state} "
-        f"(expires {iso(info.expires)}; time: {how})"
-    )
+        return _environment(exc, f"cannot install into {state}")
+    print(f"installed bundle v{info.version} in {state} (expires {iso(info.expires)}; time: {how})")
     return 0
 
 
@@ -229,11 +232,13 @@ def status(args: argparse.Namespace) -> int:
     from ..bundle import load_installed, trust_status
     from .timecmd import site_config
 
+    cfg = site_config(args.config)
+    state = _state(args, cfg)
     try:
-        _, info = load_installed(args.state)
+        _, info = load_installed(state)
     except OSError as exc:
-        return _environment(exc, f"cannot read {args.state}")
-    now, _how = _now(args.at, args.clock, site_config(args.config))
+        return _environment(exc, f"cannot read {state}")
+    now, _how = _now(args.at, args.clock, cfg)
     st = trust_status(info, now)
     if args.json:
         print(
@@ -249,6 +254,13 @@ def status(args: argparse.Namespace) -> int:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _state(args: argparse.Namespace, cfg) -> Path:
+    """The bundle folder: ``--state``, else the config's ``trust.bundle_dir``, else the default."""
+    if args.state is not None:
+        return args.state
+    return cfg.trust.bundle_dir if cfg is not None else DEFAULT_STATE
+
+
 def _roots(args: argparse.Namespace):
     if getattr(args, "roots", None) is None:
         return None
@@ -314,6 +326,7 @@ def _info_json(info, store=None) -> dict:
         else {
             "threshold": info.new_roots.threshold,
             "kids": [k.hex() for k in info.new_roots.kids],
+            "signed_by": list(info.new_signed_by),
         },
         "fleet": info.fleet.to_cbor_obj(),
         "installed_at": info.installed_at,
@@ -357,6 +370,8 @@ def _describe(info, roots, installed: bool = False, store=None) -> str:
         )
     if info.new_roots is not None:
         lines.append(f"rotates roots to: {info.new_roots.describe()}")
+        if info.verified:
+            lines.append(f"signatures of the new roots: VERIFIED: {', '.join(info.new_signed_by)}")
     lines += [f"part {n}: {length} bytes, sha256 {h}" for n, length, h in info.parts]
     lines.append(f"issuer keys: {info.issuers}; revoked passes: {info.revoked}")
     for k in store.keys if store is not None else ():
