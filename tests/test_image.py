@@ -10,8 +10,8 @@ files held, passgate installed and its units enabled in the root, and the state 
 (--state-partition: PGSTATE, ext4, the root's fstab, its folders' owners); then the first-boot
 unit's own command inside the image's root, with the state mounted as that fstab says: files,
 modes, owners, the result file, the device file gone, the state on the partition and nothing
-under it on the root. The Trixie-style image uses --stage (install at first boot): checked is the staged
-source and the one-time unit. Needs root, loop devices, mtools, and the Debian and PyPI
+under it on the root. The Trixie-style image uses --stage (install at first boot): checked is
+the staged source and the one-time unit. Needs root, loop devices, mtools, and the Debian and PyPI
 registries; skipped otherwise with the reason.
 """
 

@@ -60,12 +60,13 @@ def test_install_in_a_debian_chroot(chroot: Path):
     print(first.stderr[-3000:])
     assert first.returncode == 0, first.stderr[-3000:]
     for skipped in ("python3-picamera2", "do_i2c", "camera_auto_detect"):
-        assert f"skipped (not a Raspberry Pi)" in first.stderr and skipped in first.stderr
+        assert "skipped (not a Raspberry Pi)" in first.stderr and skipped in first.stderr
 
     groups = _run("chroot", str(chroot), "id", "-nG", "passgate").stdout.split()
     assert {"passgate", "video", "gpio", "i2c"} <= set(groups)
     sync_groups = _run("chroot", str(chroot), "id", "-nG", "passgate-sync").stdout.split()
-    assert set(sync_groups) == {"passgate-sync", "passgate"}  # no device groups for the network side
+    # No device groups for the network side.
+    assert set(sync_groups) == {"passgate-sync", "passgate"}
 
     assert _owner(chroot, "/var/lib/passgate") == "passgate:passgate"
     assert _mode(chroot / "var/lib/passgate") == "0o2770"
@@ -76,7 +77,8 @@ def test_install_in_a_debian_chroot(chroot: Path):
     assert _owner(chroot, "/etc/passgate/passgate.toml") == "root:passgate"
 
     for unit in ("passgate-scanner.service", "passgate-sync.service"):
-        assert (chroot / "etc/systemd/system" / unit).read_text() == (REPO / "systemd" / unit).read_text()
+        installed = (chroot / "etc/systemd/system" / unit).read_text()
+        assert installed == (REPO / "systemd" / unit).read_text()
         assert (chroot / "etc/systemd/system/multi-user.target.wants" / unit).is_symlink()
     assert (chroot / "etc/systemd/system.conf.d/passgate-watchdog.conf").exists()
 
@@ -104,7 +106,9 @@ def test_readonly_root_moves_the_state_onto_its_partition(chroot: Path, tmp_path
     if not (chroot / "opt/passgate/venv/bin/passgate").exists():
         assert _install(chroot).returncode == 0  # run on its own: install first
     # State as a box that ran for a while has it: a journal and the device key.
-    run_as = lambda user, *cmd: _run("chroot", f"--userspec={user}:{user}", str(chroot), *cmd)
+    def run_as(user: str, *cmd: str) -> subprocess.CompletedProcess:
+        return _run("chroot", f"--userspec={user}:{user}", str(chroot), *cmd)
+
     assert run_as("passgate", "sh", "-c", "umask 007; echo rows > /var/lib/passgate/journal.sqlite"
                   ).returncode == 0
     assert run_as("passgate-sync", "sh", "-c",

@@ -122,7 +122,8 @@ def test_dry_run_with_a_state_device_shows_fstab_mounts_and_changes_nothing(loop
         assert re.search(rf"^\s+/var/lib/passgate-data/{src} /var/lib/{dst} none bind,\S*"
                          r"x-systemd.requires-mounts-for=/var/lib/passgate-data\S* 0 0$", out, re.M)
     for line in ("would run: mount /var/lib/passgate-data",
-                 "would run: install -d -o passgate -g passgate -m 2770 /var/lib/passgate-data/passgate",
+                 "would run: install -d -o passgate -g passgate -m 2770 "
+                 "/var/lib/passgate-data/passgate",
                  "would run: install -d -o passgate-sync -g passgate-sync -m 0700 "
                  "/var/lib/passgate-data/passgate-sync",
                  "would run: mount /var/lib/passgate\n", "would run: mount /var/lib/passgate-sync"):
@@ -211,7 +212,8 @@ case "$2" in
             sed -i 's|\(/boot/firmware vfat defaults\)|\1,ro|' "$FAKE_DIR/fstab"
         else
             echo "saw $(cut -d' ' -f1 "$c")" >>"$FAKE_DIR/calls"
-            sed -i -e 's/\(.*\)overlayroot=tmpfs \(.*\)/\1\2/' -e 's/\(.*\)boot=overlay \(.*\)/\1\2/' "$c"
+            sed -i -e 's/\(.*\)overlayroot=tmpfs \(.*\)/\1\2/' \
+                -e 's/\(.*\)boot=overlay \(.*\)/\1\2/' "$c"
         fi ;;
     disable_bootro) sed -i 's|\(/boot/firmware vfat defaults\),ro|\1|' "$FAKE_DIR/fstab" ;;
     *) exit 2 ;;
@@ -288,7 +290,8 @@ def test_install_on_an_overlay_only_looks(fake_pi):
     # this machine, and "REAL" says so.
     base = (f'PG_PROC_CMDLINE="{fake_pi}/proc-cmdline"; '
             'id() { [ "$1" = -u ] && echo 0 || command id "$@"; }; '
-            'act() { if [ "$DRY_RUN" = 1 ]; then echo "would run: $*"; else echo "REAL $*"; fi; }; ')
+            'act() { if [ "$DRY_RUN" = 1 ]; then echo "would run: $*"; '
+            'else echo "REAL $*"; fi; }; ')
     look = install_sh(base + "install_main")
     assert "REAL" not in look.stdout
     assert look.returncode == 1
@@ -330,7 +333,8 @@ def test_units_require_and_follow_the_state_mounts():
     try:
         stage.chmod(0o755)  # read by an unprivileged systemd --test
         fstab = stage / "fstab"
-        fstab.write_text(install_sh("state_fstab_block 0a1b2c3d-0000-4000-8000-000000000001").stdout)
+        uuid = "0a1b2c3d-0000-4000-8000-000000000001"
+        fstab.write_text(install_sh(f"state_fstab_block {uuid}").stdout)
         gen = stage / "gen"
         for d in ("n", "e", "l"):
             (gen / d).mkdir(parents=True)
@@ -344,9 +348,10 @@ def test_units_require_and_follow_the_state_mounts():
         for unit in STATE_UNITS:
             shutil.copy(REPO / "systemd" / unit, units / unit)
         bind = (units / "var-lib-passgate.mount").read_text()
-        assert "RequiresMountsFor=/var/lib/passgate-data" in bind  # the bind waits for the partition
+        # The bind mounts wait for the partition.
+        assert "RequiresMountsFor=/var/lib/passgate-data" in bind
         data = (units / "var-lib-passgate\\x2ddata.mount").read_text()
-        assert "What=/dev/disk/by-uuid/0a1b2c3d-0000-4000-8000-000000000001" in data
+        assert f"What=/dev/disk/by-uuid/{uuid}" in data
         for dirpath, _, files in os.walk(stage):
             for name in files:
                 Path(dirpath, name).chmod(0o644)
