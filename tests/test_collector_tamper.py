@@ -229,3 +229,51 @@ def test_what_the_chain_detects_and_what_it_cannot(app, store):  # noqa: F811
     assert [r["status"] for r in body["results"]] == ["stored"] * 3
     assert [r.get("flag") for r in body["results"]] == [None] * 3
     assert alerts_of("gate-e") == []
+
+
+def test_a_flood_of_forged_batches_cannot_bury_tamper_alerts(app, store, dev):  # noqa: F811
+    """Anyone who knows a device id can POST batches with a bad signature. They are counted
+    per (device, kind), not listed one by one, so a flood neither grows the database nor
+    pushes the real tamper alerts of that device off the staff page."""
+    rows = [dict(r) for r in dev.scans(6)]
+    rows[2]["verdict"] = "deny"  # edited on the device: chain_mismatch
+    assert upload(app, dev.batch_body(rows[:4]))[0] == 200
+    assert upload(app, dev.batch_body(rows[5:], prev=rows[3]["chain"]))[0] == 200  # 5 gone
+    forger = Ed25519PrivateKey.generate()
+    for _ in range(60):
+        assert upload(app, dev.batch_body(dev.scans(1), key=forger))[0] == 403
+    html = page(app)
+    shown = alert_rows(html)
+    assert ("chain_mismatch", "gate-east") in shown and ("chain_break", "gate-east") in shown
+    assert shown.count(("bad_signature", "gate-east")) == 1  # one line with its count
+    row = re.search(r'data-kind="bad_signature" data-device="gate-east">(.*?)</tr>', html, re.S)
+    assert '<td class="count">60</td>' in row.group(1)
+    summary = {a["kind"]: a for a in store.alert_summary()}
+    assert (summary["bad_signature"]["count"], summary["chain_mismatch"]["count"]) == (60, 1)
+    assert summary["bad_signature"]["last_at"] >= summary["bad_signature"]["first_at"]
+    # Only signed tamper events are kept one by one: the flood added no rows to the list.
+    assert sorted(a["kind"] for a in store.alerts(1000)) == ["chain_break", "chain_mismatch"]
+
+
+def test_alerts_of_a_version_1_database_are_summed_up_on_upgrade(store):  # noqa: F811
+    from passgate_collector.store import open_store
+    from passgate_collector.store.schema import SCHEMA_VERSION
+
+    with store._tx() as cur:  # back to schema 1: no alert_kinds, one row per alert
+        cur.execute("DROP TABLE alert_kinds")
+        cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+        for i, kind in enumerate(["bad_signature"] * 3 + ["chain_break"]):
+            cur.execute(store.sql("INSERT INTO alerts (device_id, kind, detail, created_at) "
+                                  "VALUES (?, ?, ?, ?)"), ("gate-old", kind, f"d{i}", T0 + i))
+    url = store.url if store.kind == "postgresql" else f"sqlite:///{store.path}"
+    upgraded = open_store(url)
+    try:
+        got = {a["kind"]: a for a in upgraded.alert_summary()}
+        assert [a["kind"] for a in upgraded.alert_summary()] == ["chain_break", "bad_signature"]
+        bad = got["bad_signature"]
+        assert (bad["count"], bad["first_at"], bad["last_at"]) == (3, T0, T0 + 2)
+        assert (bad["first_detail"], bad["last_detail"]) == ("d0", "d2")
+        version = upgraded._all("SELECT value FROM meta WHERE key = 'schema'")[0][0]
+        assert version == str(SCHEMA_VERSION)
+    finally:
+        upgraded.close()

@@ -13,7 +13,7 @@ import jinja2
 
 from .store import SqlStore
 
-ALERT_LIMIT = 50
+ALERT_LIMIT = 50  # tamper events listed one by one; every (device, kind) is summed up above
 SHARING_LIMIT = 50
 SHARING_SINCE_S = 7 * 86400  # look for shared passes among the last week's scans
 STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "stale"
@@ -117,7 +117,9 @@ def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
     latest = store.latest_bundle()
     return _env().get_template("staff.html").render(
         now=now,
+        alert_kinds=store.alert_summary(),
         alerts=store.alerts(ALERT_LIMIT),
+        alert_limit=ALERT_LIMIT,
         flagged=store.flagged_scans(ALERT_LIMIT),
         rejected=store.rejected_rows(ALERT_LIMIT),
         health=health_rows(store, now),

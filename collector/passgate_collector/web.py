@@ -135,10 +135,12 @@ def create_app(
         if dev is None:
             raise ProtocolError(401, "unknown_device", "device not enrolled")
         if not signed.verifies_with(dev.pubkey):
-            store.add_alert(device_id, "bad_signature",
-                            f"batch refused: signature does not verify with the enrolled key "
-                            f"(header kid {signed.envelope.kid.hex()})", clock())
-            log.warning("device %s: batch with a bad signature refused", device_id)
+            n = store.add_alert(device_id, "bad_signature",
+                                f"batch refused: signature does not verify with the enrolled "
+                                f"key (header kid {signed.envelope.kid.hex()})", clock())
+            if n == 1 or str(n).rstrip("0") == "1":  # 1, 10, 100...: a flood is not a log flood
+                log.warning("device %s: batch with a bad signature refused (%d so far)",
+                            device_id, n)
             raise ProtocolError(403, "bad_signature", "signature does not verify")
         if dev.disabled:
             raise ProtocolError(403, "device_disabled", "this device is disabled")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from . import schema
-from .reports import SCAN_COLS, Reports, scan_dict
+from .reports import SCAN_COLS, UNSIGNED_ALERTS, Reports, scan_dict
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +233,17 @@ class SqlStore(Reports):
             if r is None:
                 cur.execute(self.sql("INSERT INTO meta (key, value) VALUES ('schema', ?)"),
                             (str(schema.SCHEMA_VERSION),))
-            elif int(r[0]) > schema.SCHEMA_VERSION:
+                return
+            have = int(r[0])
+            if have > schema.SCHEMA_VERSION:
                 raise StoreError(f"database schema {r[0]} is newer than this collector's")
+            for version in range(have + 1, schema.SCHEMA_VERSION + 1):
+                for stmt in schema.MIGRATIONS.get(version, ()):
+                    cur.execute(stmt)
+                log.info("database schema upgraded to version %d", version)
+            if have < schema.SCHEMA_VERSION:
+                cur.execute(self.sql("UPDATE meta SET value = ? WHERE key = 'schema'"),
+                            (str(schema.SCHEMA_VERSION),))
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -244,9 +253,20 @@ class SqlStore(Reports):
             log.warning("database health check failed: %s", type(exc).__name__)
             return False
 
-    def _alert(self, cur, device_id: str, kind: str, detail: str, now: int) -> None:
-        cur.execute(self.sql("INSERT INTO alerts (device_id, kind, detail, created_at) "
-                             "VALUES (?, ?, ?, ?)"), (device_id, kind, detail, now))
+    def _alert(self, cur, device_id: str, kind: str, detail: str, now: int) -> int:
+        """Count one alert for (device, kind); keep it as an event too unless anyone could
+        have caused it (``UNSIGNED_ALERTS``). Returns how many of this kind there are now."""
+        cur.execute(self.sql(
+            "INSERT INTO alert_kinds (device_id, kind, n, first_at, last_at, first_detail, "
+            "last_detail) VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (device_id, kind) DO UPDATE "
+            "SET n = alert_kinds.n + 1, last_at = excluded.last_at, "
+            "last_detail = excluded.last_detail"), (device_id, kind, now, now, detail, detail))
+        if kind not in UNSIGNED_ALERTS:
+            cur.execute(self.sql("INSERT INTO alerts (device_id, kind, detail, created_at) "
+                                 "VALUES (?, ?, ?, ?)"), (device_id, kind, detail, now))
+        cur.execute(self.sql("SELECT n FROM alert_kinds WHERE device_id = ? AND kind = ?"),
+                    (device_id, kind))
+        return int(cur.fetchone()[0])
 
     # --- enrolment -----------------------------------------------------------------------
     def add_token(self, token_hash: bytes, device_id: str, now: int, expires_at: int) -> None:
@@ -311,9 +331,10 @@ class SqlStore(Reports):
             self._lock_device(cur, device_id)
             yield Tx(self, cur, device_id)
 
-    def add_alert(self, device_id: str, kind: str, detail: str, now: int) -> None:
+    def add_alert(self, device_id: str, kind: str, detail: str, now: int) -> int:
+        """Record one alert; returns the count of this (device, kind) so far."""
         with self._tx() as cur:
-            self._alert(cur, device_id, kind, detail, now)
+            return self._alert(cur, device_id, kind, detail, now)
 
     # --- bundles -------------------------------------------------------------------------
     def publish_bundle(self, version: int, data: bytes, sha256: str, now: int) -> None:

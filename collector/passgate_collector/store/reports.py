@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Alert kinds anyone can cause without the device key (a forged batch for a known device id):
+# counted in alert_kinds only, never one row each, so a flood can neither grow the database
+# nor push the signed tamper alerts out of sight.
+UNSIGNED_ALERTS = frozenset({"bad_signature"})
+
 SCAN_COLS = (
     "seq, nonce, t_ms, clock_state, verdict, reason, pass_hash, kid, purpose, zone, flags, chain"
 )
@@ -60,7 +65,22 @@ class Reports:
                 "second_ms", "second_verdict")
         return [dict(zip(keys, (bytes(r[0]), *r[1:]), strict=True)) for r in rows]
 
+    def alert_summary(self) -> list[dict]:
+        """One entry per (device, kind) ever alerted: count, first and last time, first and
+        latest detail. Signed tamper kinds first, then forged batches; newest first within.
+        At most (devices x kinds) entries, so the staff page shows all of them."""
+        unsigned = sorted(UNSIGNED_ALERTS)
+        rows = self._all(
+            "SELECT device_id, kind, n, first_at, last_at, first_detail, last_detail "
+            f"FROM alert_kinds ORDER BY CASE WHEN kind IN ({', '.join('?' * len(unsigned))}) "
+            "THEN 1 ELSE 0 END, last_at DESC, device_id, kind", unsigned)
+        keys = ("device_id", "kind", "count", "first_at", "last_at", "first_detail",
+                "last_detail")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     def alerts(self, limit: int) -> list[dict]:
+        """The newest ``limit`` alert events, one per incident (forged batches are only
+        counted, see :meth:`alert_summary`)."""
         rows = self._all("SELECT id, device_id, kind, detail, created_at FROM alerts "
                          "ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(zip(("id", "device_id", "kind", "detail", "created_at"), r, strict=True))

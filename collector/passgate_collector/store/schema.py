@@ -4,9 +4,12 @@
 INTEGER PRIMARY KEY; PostgreSQL: BYTEA / BIGINT / an identity column). Times the collector
 makes are POSIX seconds; scan times are the device's POSIX milliseconds (``t_ms``), exactly
 as chained. ``flags`` is stored as the journal does: space-separated, sorted.
+
+A database made by an older collector is brought up to date by ``MIGRATIONS`` (run once, in
+order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +78,16 @@ CREATE TABLE IF NOT EXISTS alerts (
     created_at {big} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (created_at);
+CREATE TABLE IF NOT EXISTS alert_kinds (
+    device_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    n {big} NOT NULL,
+    first_at {big} NOT NULL,
+    last_at {big} NOT NULL,
+    first_detail TEXT NOT NULL,
+    last_detail TEXT NOT NULL,
+    PRIMARY KEY (device_id, kind)
+);
 CREATE TABLE IF NOT EXISTS bundles (
     version {big} PRIMARY KEY,
     data {blob} NOT NULL,
@@ -88,6 +101,21 @@ POSTGRES_TYPES = {
     "blob": "BYTEA",
     "big": "BIGINT",
     "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+}
+
+
+# version -> statements that bring a database of version - 1 to it (same SQL for both).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: alerts counted per (device, kind) in alert_kinds; the old alert rows are summed up.
+    2: (
+        "INSERT INTO alert_kinds (device_id, kind, n, first_at, last_at, first_detail, "
+        "last_detail) SELECT device_id, kind, COUNT(*), MIN(created_at), MAX(created_at), "
+        "(SELECT b.detail FROM alerts b WHERE b.device_id = a.device_id AND b.kind = a.kind "
+        "ORDER BY b.id LIMIT 1), "
+        "(SELECT b.detail FROM alerts b WHERE b.device_id = a.device_id AND b.kind = a.kind "
+        "ORDER BY b.id DESC LIMIT 1) "
+        "FROM alerts a GROUP BY device_id, kind",
+    ),
 }
 
 
