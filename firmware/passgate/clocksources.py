@@ -67,8 +67,9 @@ def read_timex(adjtimex: Callable | None = None) -> tuple[int, int]:
 
 
 class KernelSync:
-    """Is the kernel clock synchronised *now*? The test timedatectl's ``NTPSynchronized``
-    makes: ``STA_UNSYNC`` clear and ``maxerror`` below 16 s.
+    """Is the kernel clock synchronised *now*? ``maxerror`` below 16 s (the test behind
+    timedatectl's ``NTPSynchronized``) and, stricter, ``STA_UNSYNC`` clear (timesyncd clears
+    it with every adjustment: ``status = STA_PLL``).
 
     Setting the clock by hand (``date -s``, ``settimeofday``, an RTC or a saved time at boot)
     sets ``STA_UNSYNC`` and ``maxerror`` to 16 s; only an NTP client's ``adjtimex`` clears
