@@ -152,3 +152,35 @@ def test_bundle_download_is_capped(tmp_path):
         got = big.fetch_bundle(None)
         assert (got.version, len(got.data)) == (3, 5000)
         assert big.fetch_bundle(3).data is None  # conditional: nothing newer than v3
+
+
+BAD_URLS = ["127.0.0.1:18470", "ftp://x", "http://h:notaport", "http://", "https://:8470/x"]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_bad_collector_url_is_a_usage_error(site, capsys, url):
+    from passgate.sync.enrolment import Enrolment, save_enrolment
+
+    state, sync, _, args = site
+    assert main(["sync", "enrol", "--token", TOKEN, "--collector", url, "--device", DEVICE,
+                 *args]) == 2
+    err = capsys.readouterr().err
+    assert "collector URL" in err and len(err.strip().splitlines()) == 1
+    assert not (sync / "enrolment.json").exists()  # nothing recorded for a URL that cannot work
+    save_enrolment(sync / "enrolment.json",
+                   Enrolment("http://127.0.0.1:9", DEVICE, "00" * 8, enrolled_at=1.0))
+    for once in (["--once"], []):  # the loop too: exit 2, not a crash loop under systemd
+        assert main(["sync", *once, "--collector", url, *args]) == 2
+        err = capsys.readouterr().err
+        assert "collector URL" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_bad_url_in_the_client_is_a_refusal_not_a_crash(tmp_path, url):
+    from passgate.sync.client import CollectorClient, Refused
+    from passgate.sync.devicekey import load_device_key, new_device_key
+
+    key = load_device_key(new_device_key(tmp_path / "k")[0])
+    client = CollectorClient(url, DEVICE, key, now=time.time)
+    with pytest.raises(Refused, match="collector URL"):
+        client.time()

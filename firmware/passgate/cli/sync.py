@@ -140,6 +140,25 @@ def _client(paths: Paths, collector: str, device: str):
     return client, clock
 
 
+def check_collector_url(url: str) -> str:
+    """``url`` if it is ``http(s)://HOST[:PORT][/PATH]``, else ``UsageError`` (exit 2, one
+    line): a URL that can never work must stop the command, not crash-loop the service."""
+    from urllib.parse import urlsplit
+
+    from . import UsageError
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check (ValueError if not a number)
+    except ValueError as exc:
+        raise UsageError(f"collector URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"collector URL {url!r} must be https://HOST[:PORT] (or http://)")
+    if parts.query or parts.fragment:
+        raise UsageError(f"collector URL {url!r}: no ?query or #fragment, only the base URL")
+    return url
+
+
 def enrol(args: argparse.Namespace) -> int:
     from ..sync.client import Refused, Transient
     from ..sync.devicekey import load_device_key
@@ -151,6 +170,7 @@ def enrol(args: argparse.Namespace) -> int:
     collector = getattr(args, "collector", None) or (previous.collector if previous else None)
     if not collector:
         raise UsageError("--collector URL is required for the first enrolment")
+    check_collector_url(collector)
     if not paths.device_id:
         raise UsageError("--device ID is required without a config file")
     done = previous is not None and previous.enrolled_at is not None
@@ -192,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if not collector:
         raise UsageError("no collector: run 'passgate sync enrol --collector URL --token T' "
                          "first, or give --collector URL")
+    check_collector_url(collector)
     device = enrolment.device if enrolment else paths.device_id
     if not device:
         raise UsageError("no device id: enrol first, or give --config FILE")

@@ -8,8 +8,8 @@ or one of three errors, so the agent's policy reads as a table:
   may or may not have been committed; sending it again is always safe (idempotent on
   (device id, nonce)). Retry with backoff.
 - :class:`TooLarge`: 413, send fewer rows.
-- :class:`Refused`: any other 4xx. Retrying the same request cannot help; the rows stay
-  pending and the agent shows a fault.
+- :class:`Refused`: any other 4xx, or a collector URL that cannot be used. Retrying the same
+  request cannot help; the rows stay pending and the agent shows a fault.
 
 Every request names the device (``Passgate-Device``) and carries the clock's challenge when
 ``time_nonce`` gives one (``Passgate-Time-Nonce``; ``sync.hooks.TimeLink`` decides when).
@@ -251,6 +251,10 @@ class CollectorClient:
         except OSError as exc:
             # The class name only: messages can carry addresses, never row data, but stay short.
             raise Transient(f"{type(exc).__name__}: {exc}"[:200]) from exc
+        except ValueError as exc:
+            # A collector URL that can never work (no scheme, ftp://, a port that is not a
+            # number): retrying cannot help, and it must not crash the agent's loop.
+            raise Refused(f"bad collector URL: {exc}"[:200]) from exc
         self._take_time(resp)
         if resp.status in ok:
             return resp

@@ -49,7 +49,8 @@ class ReplyTooLarge(OSError):
 
 class Transport(Protocol):
     def send(self, request: Request) -> Response:
-        """Send one request. Network failures (refused, reset, timeout, TLS) raise ``OSError``."""
+        """Send one request. Network failures (refused, reset, timeout, TLS) raise ``OSError``;
+        a URL that cannot be used raises ``ValueError``."""
         ...
 
 
@@ -64,16 +65,22 @@ class HttpTransport:
         self._ssl = ssl_context
 
     def send(self, request: Request) -> Response:
+        # A URL that can never work is a ValueError (the client's "refused"), never an
+        # OSError (which would be retried as a network failure for ever).
         url = urllib.parse.urlsplit(request.url)
-        if url.scheme == "https":
-            ctx = self._ssl or ssl.create_default_context()
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                url.hostname, url.port, timeout=request.timeout, context=ctx
-            )
-        elif url.scheme == "http":
-            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=request.timeout)
-        else:
-            raise ValueError(f"collector URL must be http:// or https://, got {request.url!r}")
+        port = url.port  # ValueError when the port is not a number
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"collector URL must be http(s)://HOST[:PORT], got {request.url!r}")
+        try:
+            if url.scheme == "https":
+                ctx = self._ssl or ssl.create_default_context()
+                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                    url.hostname, port, timeout=request.timeout, context=ctx
+                )
+            else:
+                conn = http.client.HTTPConnection(url.hostname, port, timeout=request.timeout)
+        except http.client.InvalidURL as exc:
+            raise ValueError(f"collector URL {request.url!r}: {exc}") from None
         path = url.path or "/"
         if url.query:
             path += "?" + url.query
