@@ -101,3 +101,22 @@ def test_serve_listens_on_loopback_only(host, tmp_path, capsys):
 def test_unknown_db_scheme(capsys):
     assert main(["device", "list", "--db", "mysql://x"]) == 2
     assert "unsupported database URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["token", "new", "--device", "gate-1"], ["serve"],
+                                  ["device", "list"]])
+def test_unreachable_postgresql_is_one_line_and_exit_2(tmp_path, capsys, argv):
+    pytest.importorskip("psycopg", reason="psycopg not installed (collector extra)")
+    url = f"postgresql:///passgate?host={tmp_path}/no-server-here&connect_timeout=3"
+    assert main([*argv, "--db", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("passgate-collector: error: cannot open the PostgreSQL database")
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path, capsys):
+    junk = tmp_path / "c.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    assert main(["device", "list", "--db", f"sqlite:///{junk}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot open the SQLite database" in err

@@ -13,8 +13,16 @@ __all__ = ["Device", "SqlStore", "StoreError", "Tx", "open_store"]
 
 
 def open_store(url: str) -> SqlStore:
-    """Open (and create or migrate) the database named by ``url``."""
+    """Open (and create or migrate) the database named by ``url``.
+
+    A database that cannot be opened (server unreachable, login refused, a file that is not a
+    database) raises :class:`StoreError` with one line saying why, never the driver's error:
+    the command line promises one line and exit code 2. The URL is not repeated (it may hold
+    a password).
+    """
     if url.startswith("sqlite://"):
+        import sqlite3
+
         from .sqlite import SqliteStore
 
         path = url[len("sqlite://"):]
@@ -22,10 +30,25 @@ def open_store(url: str) -> SqlStore:
             path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
         if not path:
             raise StoreError("sqlite URL needs a path, e.g. sqlite:///collector.db")
-        return SqliteStore(path)
+        try:
+            return SqliteStore(path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite database {path}: {_one_line(exc)}") from None
     if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError("PostgreSQL needs psycopg: pip install -e '.[collector]'") from None
         from .postgres import PostgresStore
 
-        return PostgresStore(url)
+        try:
+            return PostgresStore(url)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the PostgreSQL database: {_one_line(exc)}") from None
     raise StoreError(f"unsupported database URL {url.split(':', 1)[0]!r}: "
                      "use sqlite:///path or postgresql://...")
+
+
+def _one_line(exc: Exception, limit: int = 300) -> str:
+    """A driver's message (libpq's spans several lines) as one short line."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
