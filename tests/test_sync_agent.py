@@ -385,3 +385,16 @@ def test_run_loop_sleeps_interval_or_backoff_and_stops(journal, tmp_path):
 
     agent.run(stop, sleep)
     assert slept == [2, 60, 60]
+
+
+def test_a_restarted_agent_keeps_the_last_success_when_its_first_round_fails(journal, tmp_path):
+    # 'passgate sync --once' after a good run, with the collector down: the state must still
+    # say when the last success was ('sync status' said "never").
+    assert make_agent(journal, ScriptedClient(), tmp_path).run_round().ok
+    good = read_state(tmp_path / "s.json")
+    assert good.last_success is not None
+    failing = ScriptedClient(errors=[Transient("ConnectionRefusedError")])
+    assert not make_agent(journal, failing, tmp_path).run_round().ok
+    st = read_state(tmp_path / "s.json")
+    assert st.connectivity == OFFLINE and "ConnectionRefusedError" in st.last_error
+    assert st.last_success == good.last_success

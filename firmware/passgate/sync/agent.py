@@ -26,7 +26,7 @@ from typing import Protocol
 from ..errors import PassgateError
 from .backoff import Backoff
 from .client import BundleTooLarge, CollectorClient, Refused, SyncError, TooLarge, Transient
-from .state import OFFLINE, ONLINE, SyncState, write_state
+from .state import OFFLINE, ONLINE, SyncState, read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ class SyncAgent:
         self._health = health
         self.retention_s = retention_s
         self._enrol = enrol  # run before every round: a no-op once enrolled
-        self._state = SyncState()
+        # From the file, so a restart whose first round fails still tells when the last
+        # success was ("sync status" after a failed --once said "never").
+        self._state = read_state(state_file) if state_file is not None else SyncState()
         self._online: bool | None = None  # None until the first exchange: first result logs
         self._last_error_code: str | None = None
         self._refused_bundle: int | None = None  # a version that failed checks: not re-fetched
