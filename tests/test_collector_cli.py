@@ -120,3 +120,18 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path, capsys):
     assert main(["device", "list", "--db", f"sqlite:///{junk}"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot open the SQLite database" in err
+
+
+def test_device_list_shows_the_fingerprint_enrolment_printed(db, capsys):
+    from passgate.keys import kid_of
+
+    dev = FakeDevice("gate-3")
+    store = open_store(db)
+    try:
+        store.add_token(b"y" * 32, "gate-3", T0, T0 + 60)
+        store.enrol(b"y" * 32, "gate-3", dev.pubkey, kid_of(dev.pubkey), T0)
+    finally:
+        store.close()
+    assert main(["device", "list", "--db", db]) == 0
+    # The hex key id, as 'passgate keys new-device' and 'passgate sync enrol' print it.
+    assert f"key {kid_of(dev.pubkey).hex()}\t" in capsys.readouterr().out

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from passgate.errors import PassgateError
+from passgate.keys import kid_of
 
 from . import protocol
 from .store import StoreError, open_store
@@ -113,7 +114,8 @@ def cmd_device(args) -> int:
             for d in store.devices():
                 state = "disabled" if d.disabled else "enabled"
                 seen = "never" if d.last_seen is None else f"{int(time.time()) - d.last_seen} s ago"
-                print(f"{d.device_id}\t{state}\tkey {protocol.b64url(d.pubkey)[:11]}\tseen {seen}")
+                # The key fingerprint as provisioning and enrolment print it on the device.
+                print(f"{d.device_id}\t{state}\tkey {kid_of(d.pubkey).hex()}\tseen {seen}")
             return EXIT_OK
         if not args.device:
             raise UsageError(f"device {args.action} needs a device id")
