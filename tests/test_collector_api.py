@@ -227,3 +227,28 @@ def test_bundle_download_is_conditional(client, store):  # noqa: F811
 def test_health(client, store):  # noqa: F811
     r = client.get("/v1/health")
     assert r.status_code == 200 and body(r) == {"ok": True, "db": store.kind}
+
+
+def test_a_late_batch_does_not_turn_device_health_back(client, store, clock):  # noqa: F811
+    dev = enrolled(client, store, FakeDevice("gate-1"))
+    now = int(clock.t)
+
+    def send(rows, sent_at, **status):
+        r = post(client, "/v1/batches", dev.batch_body(rows, status=status, sent_at=sent_at))
+        assert r.status_code == 200
+        return [x["status"] for x in body(r)["results"]]
+
+    assert send([], now - 10, backlog=10, bundle_version=3) == []
+    # A batch made a minute earlier, delivered late (held by the network, or a duplicate):
+    # its rows are stored, its health is older than what the collector shows, so ignored.
+    assert send(dev.scans(2), now - 60, backlog=500, bundle_version=2) == ["stored"] * 2
+    d = store.device("gate-1")
+    assert (d.backlog, d.bundle_version, d.clock_offset_s) == (10, 3, -10)
+    assert d.last_seen == now  # it was heard from, though
+    assert send([], now, backlog=0, bundle_version=3) == []
+    assert store.device("gate-1").backlog == 0
+    # A device clock a year ahead, then repaired: its health is not frozen for a year.
+    assert send([], now + 365 * 86400, backlog=7) == []
+    assert store.device("gate-1").backlog == 7
+    assert send([], now + 5, backlog=4) == []
+    assert (store.device("gate-1").backlog, store.device("gate-1").clock_offset_s) == (4, 5)

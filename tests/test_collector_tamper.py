@@ -261,6 +261,7 @@ def test_alerts_of_a_version_1_database_are_summed_up_on_upgrade(store):  # noqa
 
     with store._tx() as cur:  # back to schema 1: no alert_kinds, one row per alert
         cur.execute("DROP TABLE alert_kinds")
+        cur.execute("ALTER TABLE devices DROP COLUMN health_sent_at")  # schema 3
         cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
         for i, kind in enumerate(["bad_signature"] * 3 + ["chain_break"]):
             cur.execute(store.sql("INSERT INTO alerts (device_id, kind, detail, created_at) "
@@ -275,5 +276,6 @@ def test_alerts_of_a_version_1_database_are_summed_up_on_upgrade(store):  # noqa
         assert (bad["first_detail"], bad["last_detail"]) == ("d0", "d2")
         version = upgraded._all("SELECT value FROM meta WHERE key = 'schema'")[0][0]
         assert version == str(SCHEMA_VERSION)
+        assert upgraded._all("SELECT COUNT(health_sent_at) FROM devices") == [(0,)]
     finally:
         upgraded.close()

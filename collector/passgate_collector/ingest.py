@@ -95,5 +95,5 @@ def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
         if all_alerts:
             log.warning("device %s: %d tamper alert(s), first: %s", batch.device,
                         len(all_alerts), all_alerts[0][0])
-        tx.update_health(health, now)
+        tx.update_health(health, now, batch.sent_at)
     return results

@@ -48,8 +48,9 @@ DEVICE_COLS = (
 )
 HEALTH_KEYS = (
     "clock_offset_s", "clock_state", "backlog", "dead_letters", "bundle_version",
-    "bundle_issued_at", "firmware", "last_scan_ms",
+    "bundle_issued_at", "firmware", "last_scan_ms", "health_sent_at",
 )
+HEALTH_AHEAD_S = 3600  # a status time further ahead of the collector's is a wrong device clock
 
 
 def _device(r: Sequence) -> Device:
@@ -161,7 +162,20 @@ class Tx:
     def alert(self, kind: str, detail: str, now: int) -> None:
         self._s._alert(self._cur, self.device_id, kind, detail, now)
 
-    def update_health(self, health: dict, now: int) -> None:
+    def update_health(self, health: dict, now: int, sent_at: int | None = None) -> None:
+        """Record a batch's status as the device's health, unless the health shown came from
+        a later status (``sent_at``, device clock): a batch delivered late, or twice, must not
+        turn the health back. ``last_seen`` moves either way."""
+        if sent_at is not None:
+            self._q("SELECT health_sent_at FROM devices WHERE device_id = ?", (self.device_id,))
+            r = self._cur.fetchone()
+            held = r[0] if r else None
+            # A held time far ahead of ours came from a device clock that was wrong and has
+            # since been corrected: without this, its health would freeze until then.
+            if held is not None and sent_at < held <= now + HEALTH_AHEAD_S:
+                health = {}
+            else:
+                health = dict(health, health_sent_at=sent_at)
         cols = [k for k in HEALTH_KEYS if k in health]
         sets = ", ".join(["last_seen = ?"] + [f"{k} = ?" for k in cols])
         self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
@@ -238,7 +252,7 @@ class SqlStore(Reports):
             if have > schema.SCHEMA_VERSION:
                 raise StoreError(f"database schema {r[0]} is newer than this collector's")
             for version in range(have + 1, schema.SCHEMA_VERSION + 1):
-                for stmt in schema.MIGRATIONS.get(version, ()):
+                for stmt in schema.migration(version, self.types):
                     cur.execute(stmt)
                 log.info("database schema upgraded to version %d", version)
             if have < schema.SCHEMA_VERSION:

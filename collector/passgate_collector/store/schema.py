@@ -9,7 +9,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS devices (
     bundle_version {big},
     bundle_issued_at {big},
     firmware TEXT,
-    last_scan_ms {big}
+    last_scan_ms {big},
+    health_sent_at {big}
 );
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash {blob} PRIMARY KEY,
@@ -104,7 +105,7 @@ POSTGRES_TYPES = {
 }
 
 
-# version -> statements that bring a database of version - 1 to it (same SQL for both).
+# version -> statements that bring a database of version - 1 to it (types filled as above).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: alerts counted per (device, kind) in alert_kinds; the old alert rows are summed up.
     2: (
@@ -116,9 +117,16 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ORDER BY b.id DESC LIMIT 1) "
         "FROM alerts a GROUP BY device_id, kind",
     ),
+    # 3: the device clock's sent_at of the status the health columns come from.
+    3: ("ALTER TABLE devices ADD COLUMN health_sent_at {big}",),
 }
 
 
 def statements(types: dict[str, str]) -> list[str]:
     """The DDL for one dialect, split into single statements."""
     return [s.strip() for s in DDL.format(**types).split(";") if s.strip()]
+
+
+def migration(version: int, types: dict[str, str]) -> list[str]:
+    """The statements that upgrade a database from ``version - 1`` to ``version``."""
+    return [stmt.format(**types) for stmt in MIGRATIONS.get(version, ())]
