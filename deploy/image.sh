@@ -253,10 +253,10 @@ img_hardware() {
     fi
 }
 
-img_copy_source() {  # DEST: the committed tree and untracked files (what a clone has)
+img_copy_source() {  # DEST: the tracked files only (never a stray device file or token)
     mkdir -p "$1"
     if git -C "$HERE" rev-parse --git-dir >/dev/null 2>&1; then
-        (cd "$HERE" && git ls-files -z --cached --others --exclude-standard \
+        (cd "$HERE" && git ls-files -z --cached \
             | rsync -a --from0 --ignore-missing-args --files-from=- ./ "$1/") \
             || img_fail "cannot copy the source"
     else

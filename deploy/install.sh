@@ -120,17 +120,36 @@ step_dirs() {
 RSYNC_EXCLUDES=(--exclude .git --exclude .venv --exclude __pycache__ --exclude '*.egg-info'
     --exclude build --exclude state --exclude sim-output --exclude .pytest_cache --exclude .hypothesis)
 
+# What is installed: in a git checkout the tracked files only (as in their working tree), so
+# a stray device file, token or image lying in the checkout never reaches /opt/passgate/src
+# (world-readable) or a flashed card; elsewhere (an unpacked tarball) the tree minus build
+# folders. Prints the folder to copy from.
+source_tree() {
+    if ! git -C "$HERE" rev-parse --git-dir >/dev/null 2>&1; then
+        echo "$HERE"
+        return 0
+    fi
+    local stage
+    stage=$(mktemp -d /tmp/passgate-src.XXXXXX)
+    (cd "$HERE" && git ls-files -z --cached \
+        | rsync -a --from0 --ignore-missing-args --files-from=- ./ "$stage/")
+    echo "$stage"
+}
+
 step_code() {
     local src="$PG_PREFIX/src" venv="$PG_PREFIX/venv" stamp="$PG_PREFIX/venv/.passgate-src"
-    local diff="new"
+    local diff="new" from
+    from=$(source_tree)
     if [ -d "$src" ]; then
-        diff=$(rsync -a --omit-dir-times --delete --dry-run --itemize-changes "${RSYNC_EXCLUDES[@]}" "$HERE/" "$src/")
+        diff=$(rsync -a --omit-dir-times --delete --dry-run --itemize-changes \
+            "${RSYNC_EXCLUDES[@]}" "$from/" "$src/")
     fi
     if [ -n "$diff" ]; then
         act mkdir -p "$src"
-        act rsync -a --omit-dir-times --delete "${RSYNC_EXCLUDES[@]}" "$HERE/" "$src/"
+        act rsync -a --omit-dir-times --delete "${RSYNC_EXCLUDES[@]}" "$from/" "$src/"
         changed "source copied to $src"
     fi
+    if [ "$from" != "$HERE" ]; then rm -rf "$from"; fi
     if [ ! -x "$venv/bin/python" ]; then
         act python3 -m venv --system-site-packages "$venv"
         changed "virtual environment $venv created (with system site packages for picamera2)"

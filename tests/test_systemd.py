@@ -89,3 +89,20 @@ def test_hardware_watchdog_within_the_pi_limit():
     text = (UNITS / "passgate-watchdog.conf").read_text()
     m = re.search(r"^RuntimeWatchdogSec=(\d+)s$", text, re.M)
     assert m and int(m.group(1)) <= 14  # the Pi's watchdog caps at ~15 s
+
+
+@pytest.mark.parametrize("unit", ["passgate-scanner.service", "passgate-sync.service"])
+def test_units_can_read_the_boot_id(unit):
+    """The clock binds trusted time to /proc/sys/kernel/random/boot_id, read by both the
+    scanner and the sync agent; ProcSubset=pid hides /proc/sys, so each would invent its own
+    boot id and a signed time token fetched by the agent would never make the scanner trusted."""
+    assert not re.search(r"^ProcSubset=pid$", (UNITS / unit).read_text(), re.M)
+
+
+def test_scanner_gives_lgpio_a_writable_working_directory():
+    """lgpio creates its notification pipes in the working directory; '/' is not writable."""
+    text = (UNITS / "passgate-scanner.service").read_text()
+    wd = re.search(r"^WorkingDirectory=(\S+)$", text, re.M)
+    assert wd and wd.group(1) == "/run/passgate"
+    assert re.search(r"^RuntimeDirectory=passgate$", text, re.M)
+    assert re.search(r"^Environment=LG_WD=/run/passgate$", text, re.M)
