@@ -252,3 +252,19 @@ def test_a_late_batch_does_not_turn_device_health_back(client, store, clock):  #
     assert store.device("gate-1").backlog == 7
     assert send([], now + 5, backlog=4) == []
     assert (store.device("gate-1").backlog, store.device("gate-1").clock_offset_s) == (4, 5)
+
+
+def test_unknown_paths_and_methods_under_v1_answer_a_cbor_error(client):
+    hdrs = {protocol.DEVICE_HEADER: "gate-7"}
+    for resp, status, code in (
+        (client.get("/v1/nope", headers=hdrs), 404, "not_found"),
+        (client.get("/v1/batches", headers=hdrs), 405, "method_not_allowed"),
+        (client.post("/v1/time", data=b"", headers={**CBOR, **hdrs}), 405, "method_not_allowed"),
+    ):
+        assert (resp.status_code, resp.mimetype) == (status, "application/cbor")
+        err = body(resp)
+        assert set(err) == {"error", "detail"} and err["error"] == code
+        assert protocol.TIME_HEADER in resp.headers  # still an answer to a named device
+    allow = client.get("/v1/batches").headers["Allow"].split(", ")
+    assert "POST" in allow and "GET" not in allow
+    assert client.get("/nope").mimetype == "text/html"  # the staff side keeps HTML pages

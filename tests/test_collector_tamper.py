@@ -279,3 +279,18 @@ def test_alerts_of_a_version_1_database_are_summed_up_on_upgrade(store):  # noqa
         assert upgraded._all("SELECT COUNT(health_sent_at) FROM devices") == [(0,)]
     finally:
         upgraded.close()
+
+
+def test_a_seq_jump_is_flagged_only_when_the_missing_rows_are_not_held(app, store, dev):  # noqa: F811
+    rows = dev.scans(6)
+    assert upload(app, dev.batch_body(rows[2:3]))[0] == 200  # row 3 first (flagged: 1-2 missing)
+    store_alerts = len(store.alerts(100))
+    # Rows 1, 2, 4: a jump after 2, but the collector holds row 3, and row 4 chains on it.
+    _, body = upload(app, dev.batch_body([rows[0], rows[1], rows[3]]))
+    assert [r.get("flag") for r in body["results"]] == [None, None, None]
+    assert len(store.alerts(100)) == store_alerts
+    # Rows 5 and 7 with 6 held nowhere: row 7 is flagged and the gap named.
+    rows7 = dev.scans(1)
+    _, body = upload(app, dev.batch_body([rows[4], rows7[0]]))
+    assert [r.get("flag") for r in body["results"]] == [None, "gap"]
+    assert "rows 6-6 missing before seq 7" in store.alerts(1)[0]["detail"]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from passgate.keys import kid_of
 
@@ -90,6 +92,20 @@ def create_app(
     @app.errorhandler(ProtocolError)
     def protocol_error(exc: ProtocolError) -> Response:
         return _error(exc.status, exc.code, exc.detail)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Under /v1/ every error body is the protocol's CBOR map (docs/sync-protocol.md
+        # section 1), also for paths and methods Flask refuses itself; staff pages keep HTML.
+        if not request.path.startswith("/v1/") or exc.code is None:
+            return exc
+        code = "malformed" if exc.code == 400 else re.sub(
+            r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")  # not_found...
+        resp = _error(exc.code, code, exc.description or exc.name or "")
+        allow = getattr(exc, "valid_methods", None)  # a 405 must say what is allowed
+        if allow:
+            resp.headers["Allow"] = ", ".join(allow)
+        return resp
 
     @app.errorhandler(413)
     def too_large(_exc) -> Response:
