@@ -52,7 +52,9 @@ class ScriptedClient:
         self.bundle_requests.append(have)
         if self.bundle and (have is None or self.bundle[0] > have):
             return BundleReply(self.bundle[1], self.bundle[0])
-        return BundleReply(None, self.bundle[0] if self.bundle else None)
+        if self.bundle is None:  # the collector's 404 no_bundle
+            return BundleReply(None, None, published=False)
+        return BundleReply(None, self.bundle[0])
 
 
 class FakeBundles:
@@ -398,3 +400,24 @@ def test_a_restarted_agent_keeps_the_last_success_when_its_first_round_fails(jou
     st = read_state(tmp_path / "s.json")
     assert st.connectivity == OFFLINE and "ConnectionRefusedError" in st.last_error
     assert st.last_success == good.last_success
+
+
+def test_no_bundle_published_is_no_refresh(journal, tmp_path):
+    # The collector answers 404 no_bundle: it confirmed nothing, so the installed bundle's
+    # age keeps counting (docs/sync-protocol.md section 5).
+    bundles = FakeBundles(version=5)
+    client = ScriptedClient(bundle=None)
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    assert agent.run_round().ok and agent.run_round().ok
+    assert client.bundle_requests == [5, 5] and bundles.refreshes == []
+    client.bundle = (5, b"5")  # published now, and not newer: that is a refresh
+    assert agent.run_round().ok and bundles.refreshes == [T0 + 10_000]
+
+
+def test_a_refusal_is_logged_as_a_refusal_not_as_unreachable(journal, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="passgate.sync")
+    refused = Refused("POST /v1/enrol: HTTP 403 bad_token", 403, "bad_token")
+    agent = make_agent(journal, ScriptedClient(errors=[refused]), tmp_path)
+    assert not agent.run_round().ok
+    assert "collector refused: POST /v1/enrol: HTTP 403 bad_token" in caplog.text
+    assert "unreachable" not in caplog.text

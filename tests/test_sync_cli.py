@@ -138,6 +138,21 @@ def test_the_agents_clock_follows_the_config(tmp_path):
     assert clock.store.path == tmp_path / "clock.floor"
 
 
+def test_no_published_bundle_does_not_refresh_the_installed_one(site, tmp_path, capsys):
+    state, sync, v2, args = site
+    with LiveCollector(f"sqlite:///{tmp_path}/c.db", TIME_KEY) as collector:
+        collector.add_token(DEVICE, TOKEN)
+        assert main(["sync", "enrol", "--token", TOKEN, "--collector", collector.url,
+                     "--device", DEVICE, *args]) == 0
+        record = state / "bundle" / "installed.json"
+        before = json.loads(record.read_text())
+        assert main(["sync", "--once", *args]) == 0  # GET /v1/bundle?have=1 -> 404 no_bundle
+        assert json.loads(record.read_text()) == before  # the age of bundle 1 keeps counting
+        publish(collector, v2, 2)
+        assert main(["sync", "--once", *args]) == 0  # published: installed as usual
+        assert json.loads(record.read_text())["version"] == 2
+
+
 def test_bundle_download_is_capped(tmp_path):
     from passgate.sync.client import BundleTooLarge, CollectorClient
     from passgate.sync.devicekey import load_device_key, new_device_key
@@ -152,6 +167,10 @@ def test_bundle_download_is_capped(tmp_path):
         got = big.fetch_bundle(None)
         assert (got.version, len(got.data)) == (3, 5000)
         assert big.fetch_bundle(3).data is None  # conditional: nothing newer than v3
+        assert big.fetch_bundle(3).published
+    with LiveCollector(f"sqlite:///{tmp_path}/empty.db") as collector:
+        nothing = CollectorClient(collector.url, DEVICE, key, now=time.time).fetch_bundle(3)
+        assert (nothing.data, nothing.published) == (None, False)  # 404 no_bundle
 
 
 BAD_URLS = ["127.0.0.1:18470", "ftp://x", "http://h:notaport", "http://", "https://:8470/x"]

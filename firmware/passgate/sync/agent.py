@@ -266,7 +266,11 @@ class SyncAgent:
         except BundleTooLarge as exc:
             return self._bundle_refused(hint, exc)
         if reply.data is None:
-            if have is not None and (reply.version is None or reply.version <= have):
+            # Only "nothing newer" (304) confirms the installed bundle; a collector with none
+            # published (404) confirms nothing, so the staleness clock keeps running.
+            if reply.published and have is not None and (
+                reply.version is None or reply.version <= have
+            ):
                 self._refreshed()
             return None
         if reply.version is not None and reply.version == self._refused_bundle:
@@ -324,7 +328,10 @@ class SyncAgent:
 
     def _failed(self, exc: SyncError, delay: float, uploaded: int, dead: int) -> RoundResult:
         if self._online is not False or exc.code != self._last_error_code:
-            log.warning("collector unreachable: %s (retrying in %.0f s)", exc.detail, delay)
+            # A 4xx is an answer: the link works and the collector said no (bad_token...).
+            what = "collector unreachable" if isinstance(exc, Transient) else (
+                "collector refused" if exc.status else "cannot sync")
+            log.warning("%s: %s (retrying in %.0f s)", what, exc.detail, delay)
         else:
             log.debug("still failing: %s", exc.detail)
         self._online, self._last_error_code = False, exc.code

@@ -110,6 +110,7 @@ class BatchReply:
 class BundleReply:
     data: bytes | None  # None: nothing newer than what is installed (304) or nothing published
     version: int | None
+    published: bool = True  # False: the collector has no bundle at all (404 no_bundle)
 
 
 def row_to_wire(row: object) -> dict:
@@ -215,7 +216,7 @@ class CollectorClient:
         version = _int_or_none(resp.header("Passgate-Bundle-Version"))
         if resp.status == 200:
             return BundleReply(resp.body, version)
-        return BundleReply(None, version)
+        return BundleReply(None, version, published=resp.status != 404)
 
     def time(self) -> None:
         """Ask only for a time token (``GET /v1/time``); the token goes to ``time_sink``."""
