@@ -203,3 +203,20 @@ def test_a_bad_url_in_the_client_is_a_refusal_not_a_crash(tmp_path, url):
     client = CollectorClient(url, DEVICE, key, now=time.time)
     with pytest.raises(Refused, match="collector URL"):
         client.time()
+
+
+def test_sync_dir_defaults_to_the_installed_devices_folder(tmp_path, monkeypatch):
+    """By hand (`sudo passgate sync enrol`) the agent looks where the unit and provisioning do."""
+    import argparse
+
+    from passgate.cli import sync as cli_sync
+
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    args = argparse.Namespace(state=tmp_path / "state", config=None)
+    monkeypatch.setattr(cli_sync, "DEVICE_SYNC_DIR", tmp_path / "absent")
+    assert cli_sync.resolve(args).sync_dir == tmp_path / "state"
+    (tmp_path / "var-lib-passgate-sync").mkdir()
+    monkeypatch.setattr(cli_sync, "DEVICE_SYNC_DIR", tmp_path / "var-lib-passgate-sync")
+    assert cli_sync.resolve(args).sync_dir == tmp_path / "var-lib-passgate-sync"
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "from-systemd"))
+    assert cli_sync.resolve(args).sync_dir == tmp_path / "from-systemd"

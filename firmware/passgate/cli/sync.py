@@ -7,7 +7,8 @@
 Folders: the checkpoint's state folder (``--state``, else ``checkpoint.state_dir`` of the
 config) holds the journal, ``sync-state.json`` (read by the idle screen) and the bundle; the
 agent's private folder (``--sync-dir``, else ``$STATE_DIRECTORY`` as systemd sets it for
-``passgate-sync.service``, else the state folder) holds ``device.key`` and
+``passgate-sync.service``, else /var/lib/passgate-sync when it exists, else the state
+folder) holds ``device.key`` and
 ``enrolment.json``. Exit codes: 0 done, 1 the round or enrolment did not complete
 (rows stay queued), 2 usage or configuration error.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+DEVICE_SYNC_DIR = Path("/var/lib/passgate-sync")
 _S = argparse.SUPPRESS  # options given before or after "enrol" both count
 
 
@@ -103,7 +105,10 @@ def resolve(args: argparse.Namespace) -> Paths:
         floor_file=Path(floor),
         time_keys=Path(getattr(args, "time_keys", None) or Path(state) / "time-keys"),
         sync_dir=Path(
-            getattr(args, "sync_dir", None) or os.environ.get("STATE_DIRECTORY") or state
+            getattr(args, "sync_dir", None) or os.environ.get("STATE_DIRECTORY")
+            # An installed device (setup.sh install made it): the same folder the unit uses,
+            # so `sudo passgate sync enrol` by hand finds the provisioned device key.
+            or (DEVICE_SYNC_DIR if DEVICE_SYNC_DIR.is_dir() else state)
         ),
         retention_s=cfg.journal.retention if cfg else JournalSection().retention,
         device_id=getattr(args, "device", None) or (cfg.checkpoint.device_id if cfg else None),
