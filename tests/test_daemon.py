@@ -242,7 +242,7 @@ def test_anti_passback_survives_a_restart(issuer, trust, tmp_path):
 def test_journal_failure_means_no_green_and_a_visible_fault_until_it_clears(
     issuer, trust, journal, caplog
 ):
-    caplog.set_level(logging.INFO, "passgate.daemon")
+    caplog.set_level(logging.INFO, "passgate")
     ok, ok2 = issue(issuer), issue(issuer)
     failing = FailingJournal(journal)
     failing.fail = "database or disk is full"
@@ -286,7 +286,7 @@ def test_anti_passback_lookup_failure_is_a_journal_fault_too(issuer, trust, jour
 
 
 def test_camera_fault_backoff_and_recovery(issuer, trust, journal, caplog):
-    caplog.set_level(logging.INFO, "passgate.daemon")
+    caplog.set_level(logging.INFO, "passgate")
     ok = issue(issuer)
     frames = [()] * 3 + [(ok,)] * 3 + [()] * 3
     # reads 3 and 4 fail; after each failed read the next 2 opens fail too
@@ -329,7 +329,7 @@ def test_camera_backoff_is_capped_and_stop_interrupts_it(trust, journal):
 
 
 def test_display_failure_does_not_stop_scanning(issuer, trust, journal, caplog):
-    caplog.set_level(logging.INFO, "passgate.daemon")
+    caplog.set_level(logging.INFO, "passgate")
     cp = make([(issue(issuer),), ()], trust, journal, display=Display(broken=True))
     assert cp.run() == 2
     assert reasons(cp) == ["valid"] and cp.signals.calls == ["accept"]

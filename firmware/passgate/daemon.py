@@ -25,15 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .bundle.policy import DENY
 from .clock import Clock, TimeReading
+from .conditions import Conditions
 from .decide import Decision, decide
 from .display import screens
 from .display.policy import DisplayPolicy
 from .errors import HardwareError, JournalError
 from .journal_schema import ScanRecord
 from .sdnotify import Notifier
-from .trustview import TrustProvider, TrustView
+from .trustview import TrustProvider
 from .verdict import Reason, Verdict
 
 if TYPE_CHECKING:
@@ -96,32 +96,6 @@ class Scan:
     nonce: bytes
 
 
-class Faults:
-    """Active fault conditions, logged once on entry and once on recovery."""
-
-    SIGNALLED = frozenset({"camera", "journal", "trust_missing"})  # the red fault blink
-
-    def __init__(self) -> None:
-        self.active: dict[str, str] = {}
-
-    def set(self, name: str, detail: str) -> bool:
-        if name in self.active:
-            return False
-        self.active[name] = detail
-        log.warning("fault: %s: %s", name.replace("_", " "), detail)
-        return True
-
-    def clear(self, name: str) -> bool:
-        if self.active.pop(name, None) is None:
-            return False
-        log.info("recovered: %s", name.replace("_", " "))
-        return True
-
-    @property
-    def signalled(self) -> bool:
-        return bool(self.SIGNALLED & self.active.keys())
-
-
 class Checkpoint:
     """The checkpoint's frame loop. Build it with every part, then :meth:`run` it.
 
@@ -163,8 +137,8 @@ class Checkpoint:
         self._wait = wait or self._stop.wait
         self.on_scan = on_scan
         self._connectivity = connectivity
-        self.faults = Faults()
         self.screens = DisplayPolicy(hold_s=timing.verdict_hold_s, tz=None)
+        self.faults = Conditions(self.screens)
         self.frames = 0
         self.scans = 0
         self._camera_open = False
@@ -172,8 +146,6 @@ class Checkpoint:
         self._next_tick = float("-inf")
         self._last_ping = float("-inf")
         self._next_pending = float("-inf")
-        self._fault_signal = False
-        self._status = ""
         self._pending = 0
 
     # -- the loop ----------------------------------------------------------------------
@@ -248,12 +220,11 @@ class Checkpoint:
             )
             seq = self.journal.record(record)
         except JournalError as exc:
-            self._toggle("journal", str(exc), screens.journal_fault())
+            self.faults.journal_failed(str(exc), read=False)
             decision = Decision(verdict.deny(Reason.JOURNAL_FAULT, "scan not recorded"))
             seq = None
         else:
-            if "journal" in self.faults.active:
-                self._toggle("journal", "")
+            if self.faults.journal_ok(read=False):
                 self._next_pending = float("-inf")
         # Only now, with the row committed (or the scan denied), is anything signalled.
         if decision.accepted:
@@ -285,45 +256,19 @@ class Checkpoint:
         self._next_tick = mono + self.timing.tick_s
         reading = self.clock.read()
         view = self.trust.current(reading.now)
-        self._update_conditions(reading, view)
+        self.faults.update(reading, view)
         if mono >= self._next_pending:
             self._refresh_status(mono, reading.now)
         self.screens.status(clock=reading.state)
         self._after_faults()
         self._show(reading.now)
 
-    def _update_conditions(self, reading: TimeReading, view: TrustView) -> None:
-        self._toggle("trust_missing", view.missing, screens.no_trust_data())
-        status = view.status
-        detail = "passes refused" if view.policy.stale == DENY else "scans flagged"
-        stale_screen = (
-            screens.FaultScreen("trust data expired", detail)
-            if status.expired
-            else screens.trust_data_old(status.age_s, detail)
-        )
-        self._toggle("trust_stale", status.message if status.stale else "", stale_screen)
-        clock_bad = not reading.trusted and view.policy.clock == DENY
-        self._toggle(
-            "clock", f"clock {reading.state.value}" if clock_bad else "", screens.clock_not_set()
-        )
-
-    def _toggle(self, name: str, detail: str, screen: screens.FaultScreen | None = None) -> None:
-        if detail:
-            if self.faults.set(name, detail) and screen is not None:
-                self.screens.set_fault(name, screen)
-        elif self.faults.clear(name):
-            self.screens.set_fault(name, None)
-
     def _after_faults(self) -> None:
         """Turn the fault signal on or off, and tell systemd, on a change only."""
-        on = self.faults.signalled
-        if on != self._fault_signal:
-            self._fault_signal = on
-            self.signals.fault(on)
-        active = [n.replace("_", " ") for n in self.faults.active]
-        status = f"fault: {', '.join(active)}" if active else "scanning"
-        if status != self._status:
-            self._status = status
+        blink, status = self.faults.changes()
+        if blink is not None:
+            self.signals.fault(blink)
+        if status is not None:
             self.notifier.status(status)
 
     def _refresh_status(self, mono: float, now: float) -> None:
@@ -336,7 +281,7 @@ class Checkpoint:
             self._pending = self.journal.pending_count()
             self.screens.status(pending=self._pending)
         except JournalError as exc:
-            self._toggle("journal", str(exc), screens.journal_fault())
+            self.faults.journal_failed(str(exc), read=True)
 
     def _show(self, now: float) -> None:
         if self.display is None:
@@ -366,16 +311,14 @@ class Checkpoint:
             return None
         if frame is None:
             return _END
-        if self.faults.clear("camera"):
-            self.screens.set_fault("camera", None)
+        if self.faults.camera_ok():
             self._backoff = self.timing.backoff_initial_s
             self._after_faults()
             self._next_tick = float("-inf")  # the normal screen again, now
         return frame
 
     def _camera_failed(self, exc: Exception) -> None:
-        if self.faults.set("camera", str(exc)):
-            self.screens.set_fault("camera", screens.camera_fault())
+        if self.faults.camera_failed(str(exc)):
             self._reset_debouncer()
         self._close_camera()
         self._after_faults()
