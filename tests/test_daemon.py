@@ -194,7 +194,7 @@ def test_debounce_and_anti_passback_over_frame_sequences(issuer, trust, journal)
     frames = (
         [(ok,)] * 5  # held in view: one presentation
         + [(), (ok,), ()]  # a missed decode is not "taken away"
-        + [()] * 10  # gone (3 frames and 0.5 s)
+        + [()] * 30  # gone (3 frames and 0.5 s), and the accept's 3 s hold is over
         + [(ok,)] * 3  # shown again: anti-passback
         + [()] * 10
         + [(expired, other_zone, expired)]  # two codes in one frame, one listed twice
@@ -267,6 +267,22 @@ def test_journal_failure_means_no_green_and_a_visible_fault_until_it_clears(
     logs = [r.getMessage() for r in caplog.records]
     assert sum("fault: journal" in m for m in logs) == 1
     assert sum("recovered: journal" in m for m in logs) == 1
+
+
+def test_a_journal_fault_on_a_reshow_does_not_cut_the_door_either(issuer, trust, journal):
+    ok = issue(issuer)
+    failing = FailingJournal(journal)
+    cp = make([], trust, failing)
+    assert cp.scan(ok).verdict.accepted
+    failing.fail = "disk I/O error"
+    later(cp, 1)
+    again = cp.scan(ok)  # the same person, still in the door's hold
+    assert again.verdict.reason.value == "journal_fault" and again.flags == {"reshow"}
+    assert cp.signals.calls == ["accept", "fault(True)"] and cp.signals.relay
+    assert isinstance(cp.display.shown[-1], screens.AcceptedScreen)
+    later(cp, 3)
+    assert cp.scan(ok).verdict.reason.value == "journal_fault"  # the hold is over: red
+    assert cp.signals.calls[-1] == "deny"
 
 
 def test_anti_passback_lookup_failure_is_a_journal_fault_too(issuer, trust, journal):
@@ -580,3 +596,68 @@ def test_a_hung_frame_loop_stops_the_watchdog_pings(trust, journal, tmp_path):
     loop.join(10)
     assert pings() >= 1  # the loop is alive again
     sock.close()
+
+
+def pin_signals(cp, relay_hold_s=3.0):
+    """The real Signals on MockFactory pins, stepped by the loop's fake monotonic clock: each
+    decoded frame polls them, and every output change is kept as (seconds, channel, value)."""
+    from passgate.signals import Signals as RealSignals
+    from passgate.signals import SignalsConfig, make_pin_factory
+
+    factory = make_pin_factory("mock")
+    changes = []
+    cfg = SignalsConfig(relay_hold_s=relay_hold_s)
+    signals = RealSignals(
+        cfg,
+        pin_factory=factory,
+        clock=cp.mono,
+        background=False,
+        on_change=lambda ch, v: changes.append((round(cp.mono.t - 1000, 2), ch, v)),
+    )
+    decoder = cp.decoder
+
+    class Polled:
+        def decode(self, frame):
+            texts = decoder.decode(frame)  # time moves on by a frame
+            signals.poll()
+            return texts
+
+    cp.decoder, cp.signals = Polled(), signals
+    return signals, factory.pin(cfg.relay_pin), changes
+
+
+def test_the_same_pass_shown_again_during_its_own_hold_keeps_the_door_open(
+    issuer, trust, journal
+):
+    """Accepted, taken away long enough to count as gone (> 0.5 s), shown again while the
+    door is still released: recorded as already used, but nothing is signalled, the relay
+    keeps its full hold and the accept screen stays. After the hold it is a plain deny."""
+    ok = issue(issuer)
+    frames = (
+        [(ok,)] * 3  # accepted at 0.1 s
+        + [()] * 8  # gone
+        + [(ok,)] * 3  # shown again at 1.2 s, inside the 3 s hold
+        + [()] * 30
+        + [(ok,)] * 2  # and at 4.5 s, after the hold: a real repeat
+        + [()] * 3
+    )
+    cp = make(frames, trust, journal, timing=Timing(verdict_hold_s=3.0, relay_hold_s=3.0))
+    signals, relay, changes = pin_signals(cp, relay_hold_s=3.0)
+    at_scan = []
+    cp.on_scan = lambda s: (cp.seen.append(s), at_scan.append(relay.state))
+    cp.run()
+    assert reasons(cp) == ["valid", "already_used", "already_used"]
+    assert [s.flags for s in cp.seen] == [frozenset(), {"reshow"}, frozenset()]
+    assert at_scan == [0, 0, 1]  # active low: energised (0) through the reshow
+    relay_steps = [(t, v) for t, ch, v in changes if ch == "relay"]
+    assert relay_steps == [(0.1, 1.0), (3.1, 0.0)]  # the whole hold, not cut at 1.2 s
+    assert [(t, v) for t, ch, v in changes if ch == "red"] == [(4.5, 1.0)]  # one deny
+    rows = journal.since(0)
+    assert [(r.verdict, r.reason, r.flags) for r in rows] == [
+        ("accept", "valid", ()),
+        ("deny", "already_used", ("reshow",)),
+        ("deny", "already_used", ()),
+    ]
+    kinds = [type(s).__name__ for s in cp.display.shown]
+    assert kinds == ["IdleScreen", "AcceptedScreen", "IdleScreen", "DeniedScreen"]
+    assert cp.display.shown[-1] == screens.DeniedScreen("already used")

@@ -80,6 +80,18 @@ def test_policy_table(reading, trust, used, policy, expect, flags):
         assert d.verdict.purpose == "work"  # the pass facts survive for the journal
 
 
+def test_a_pass_shown_again_during_its_own_hold_is_a_quiet_already_used():
+    d = decide(OK, TRUSTED, FRESH, already_used=True, policy=STRICT, held=True)
+    assert reason(d) == "already_used" and d.flags == {"reshow"} and not d.signalled
+    # held but no anti-passback window (0: off): accepted again, signalled as usual
+    again = decide(OK, TRUSTED, FRESH, already_used=False, policy=STRICT, held=True)
+    assert again.accepted and again.signalled and again.flags == frozenset()
+    # a stricter reason wins and is signalled
+    stale = decide(OK, TRUSTED, STALE, already_used=True, policy=STRICT, held=True)
+    assert reason(stale) == "trust_stale" and stale.signalled
+    assert decide(OK, TRUSTED, FRESH, already_used=True, policy=STRICT).signalled
+
+
 def test_stale_denial_says_how_stale():
     d = decide(OK, TRUSTED, STALE, already_used=False, policy=STRICT)
     assert d.verdict.detail == "trust data 3 days old"

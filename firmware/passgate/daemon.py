@@ -6,6 +6,9 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
 - A scan is committed to the journal before its verdict is signalled. If the journal cannot
   record it, the scan is denied ``journal_fault`` (never green) and a fault screen stays up
   until a later scan records again.
+- The pass whose accept is still holding the door (within ``max(relay_hold_s,
+  verdict_hold_s)``) shown again is recorded (``already_used``, flag ``reshow``) but
+  signals nothing: no deny cuts the relay, the accept screen stays.
 - The display is only ever asked to ``show`` a screen (rendering and the I2C push run on the
   display's own worker); if that fails, scanning carries on with LEDs and buzzer.
 - A camera that fails is closed and re-opened with exponential backoff; the fault screen and
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .clock import Clock, TimeReading
 from .conditions import Conditions
-from .decide import Decision, decide
+from .decide import FLAG_RESHOW, Decision, decide
 from .display import screens
 from .display.policy import DisplayPolicy
 from .errors import HardwareError, JournalError
@@ -71,6 +74,7 @@ class Display(Protocol):
 @dataclass(frozen=True)
 class Timing:
     verdict_hold_s: float = 3.0
+    relay_hold_s: float = 3.0  # the door's hold after an accept (signals.relay_hold_s)
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     tick_s: float = 0.25  # how often the idle screen and fault states are looked at
@@ -147,6 +151,7 @@ class Checkpoint:
         self._last_ping = float("-inf")
         self._next_pending = float("-inf")
         self._pending = 0
+        self._holding: tuple[bytes, float] | None = None  # (pass hash, mono) of the last accept
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -206,6 +211,7 @@ class Checkpoint:
         verdict = view.verifier.check(text, reading.now, self.zone)
         pass_hash = self.journal.pass_hash(verdict.pass_id) if verdict.pass_id else None
         nonce = self._nonce()
+        held = verdict.accepted and self._held(pass_hash)
         try:
             used = bool(
                 verdict.accepted
@@ -214,25 +220,29 @@ class Checkpoint:
                     pass_hash, self.zone, verdict.purpose, reading.now
                 )
             )
-            decision = decide(verdict, reading, view.status, used, view.policy)
+            decision = decide(verdict, reading, view.status, used, view.policy, held)
             record = ScanRecord.of(
                 decision.verdict, reading, self.zone, nonce, pass_hash, decision.flags
             )
             seq = self.journal.record(record)
         except JournalError as exc:
             self.faults.journal_failed(str(exc), read=False)
-            decision = Decision(verdict.deny(Reason.JOURNAL_FAULT, "scan not recorded"))
+            quiet = frozenset({FLAG_RESHOW}) if held else frozenset()  # the accept stands
+            decision = Decision(verdict.deny(Reason.JOURNAL_FAULT, "scan not recorded"), quiet)
             seq = None
         else:
             if self.faults.journal_ok(read=False):
                 self._next_pending = float("-inf")
         # Only now, with the row committed (or the scan denied), is anything signalled.
-        if decision.accepted:
-            self.signals.accept()
-        else:
-            self.signals.deny()
-        self.screens.purposes = view.verifier.trust.purposes
-        self.screens.verdict(decision.verdict, reading.now)
+        if decision.signalled:
+            if decision.accepted:
+                self.signals.accept()
+                self._holding = (pass_hash, self._mono()) if pass_hash else None
+            else:
+                self.signals.deny()  # this ends any hold: the relay drops
+                self._holding = None
+            self.screens.purposes = view.verifier.trust.purposes
+            self.screens.verdict(decision.verdict, reading.now)
         self._show(reading.now)
         self.scans += 1
         if seq is not None:
@@ -243,6 +253,13 @@ class Checkpoint:
         if self.on_scan is not None:
             self.on_scan(scan)
         return scan
+
+    def _held(self, pass_hash: bytes | None) -> bool:
+        """Whether ``pass_hash`` is the pass whose accept still holds the door or the screen."""
+        if pass_hash is None or self._holding is None or self._holding[0] != pass_hash:
+            return False
+        hold = max(self.timing.relay_hold_s, self.timing.verdict_hold_s)
+        return self._mono() - self._holding[1] < hold
 
     # -- faults, screens, watchdog -----------------------------------------------------
 

@@ -9,7 +9,11 @@ Order (the first that applies gives the reason):
    changed since, so the site chose to admit nobody rather than admit the wrong person.
 3. An untrusted clock with the ``deny`` policy -> ``clock_untrusted``: every pass has a
    validity window, and a clock that may lag lets expired passes through.
-4. Already accepted here within the anti-passback window -> ``already_used``.
+4. Already accepted here within the anti-passback window -> ``already_used``. When the pass
+   is the one whose accept is still holding the door open (``held``: shown again during its
+   own relay or verdict hold, as people do when they are unsure it worked), the row also
+   carries the ``reshow`` flag and the checkpoint signals nothing: that person is already
+   going through, and a deny would lock the door on them.
 
 With the ``flag`` policies the pass is accepted and the journal row carries the flag, so the
 collector can find scans admitted on stale data or an unsure clock. Flags are attached to
@@ -39,6 +43,7 @@ from .verdict import Reason, Verdict
 
 __all__ = [
     "FLAG_CLOCK_UNTRUSTED",
+    "FLAG_RESHOW",
     "FLAG_TRUST_STALE",
     "FRESH",
     "CheckpointPolicy",
@@ -48,6 +53,7 @@ __all__ = [
 ]
 
 FRESH = TrustStatus(stale=False, age_s=0, why="current")
+FLAG_RESHOW = "reshow"  # already used, but by the accept still holding the door: not signalled
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,11 @@ class Decision:
     def accepted(self) -> bool:
         return self.verdict.accepted
 
+    @property
+    def signalled(self) -> bool:
+        """False for a reshow: recorded, but neither signals nor screen change."""
+        return FLAG_RESHOW not in self.flags
+
 
 def decide(
     verdict: Verdict,
@@ -66,12 +77,14 @@ def decide(
     trust: TrustStatus,
     already_used: bool,
     policy: CheckpointPolicy,
+    held: bool = False,
 ) -> Decision:
     """The final verdict for one presentation, and the flags its journal row carries.
 
     ``trust`` is the staleness of the trust data at ``reading.now`` (:data:`FRESH` for a plain
     trust folder). ``already_used`` is whether this pass was accepted here within its
     anti-passback window; callers need only work it out for verdicts the verifier accepted.
+    ``held``: the pass is the one whose accept is still holding the door (see rule 4).
     """
     doubts = [
         d
@@ -85,5 +98,7 @@ def decide(
         if doubt.deny is not None:
             return Decision(verdict.deny(doubt.deny, doubt.detail), flags)
     if already_used:
+        if held:
+            flags |= {FLAG_RESHOW}
         return Decision(verdict.deny(Reason.ALREADY_USED, "already used here"), flags)
     return Decision(verdict, flags)

@@ -168,7 +168,9 @@ def verdict_line(scan: Any, label: str) -> str:
     seq = f"#{scan.seq}" if scan.seq is not None else "#-"
     if v.accepted:
         return f"{when} {seq:>4} ACCEPT {v.purpose}: {v.detail}  [{label}]"
-    return f"{when} {seq:>4} DENY   {v.reason.value}: {v.detail}  [{label}]"
+    quiet = " (shown again while the door is open: recorded, not signalled)"
+    quiet = quiet if "reshow" in scan.flags else ""
+    return f"{when} {seq:>4} DENY   {v.reason.value}: {v.detail}{quiet}  [{label}]"
 
 
 def main(

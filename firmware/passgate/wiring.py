@@ -174,7 +174,9 @@ def run_checkpoint(
             display=display,
             clock=clock,
             zone=cfg.checkpoint.zone,
-            timing=Timing(verdict_hold_s=cfg.display.verdict_hold_s),
+            timing=Timing(
+                verdict_hold_s=cfg.display.verdict_hold_s, relay_hold_s=cfg.signals.relay_hold_s
+            ),
             notifier=notifier,
             on_scan=on_scan,
             connectivity=sync_connectivity(cfg.checkpoint.state_dir),
