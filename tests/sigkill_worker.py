@@ -5,10 +5,16 @@
 Runs :func:`passgate.wiring.run_checkpoint` (real journal, debouncer, verifier, anti-passback,
 signals on MockFactory pins, display worker with no outputs) over a frame source that yields
 pre-decoded texts: N distinct valid passes, each followed by an empty frame, so every pass is
-a new presentation. After each scan is recorded and signalled, one line ``<nonce hex> <seq>``
-is appended to SIDE_FILE with a single ``write`` (O_APPEND): the record of what this process
-*signalled*. ``READY=1`` goes to ``$NOTIFY_SOCKET`` once frames flow, as under systemd.
+a new presentation. ``READY=1`` goes to ``$NOTIFY_SOCKET`` once frames flow, as under systemd.
 STATE must have been prepared with ``passgate.simulate.prepare`` (keys, trust, hash key).
+
+SIDE_FILE gets two kinds of line, each with a single ``write`` (O_APPEND):
+
+- ``signal <accept|deny> <pass hash hex>``, written by a wrapper around the checkpoint's
+  Signals the moment the loop calls ``accept()`` or ``deny()`` (just before the pins move):
+  the record of what this process *signalled*, however the loop is ordered inside;
+- ``scan <nonce hex> <seq> <pass hash hex>``, from ``on_scan`` after the scan is complete,
+  to check that the journal row is the one the loop reported.
 """
 
 from __future__ import annotations
@@ -21,24 +27,33 @@ from pathlib import Path
 from passgate import simulate
 from passgate.camera.base import SourceBase
 from passgate.config import from_dict
+from passgate.issuer import PASS_ID_LEN
 from passgate.signals import make_pin_factory
 from passgate.wiring import run_checkpoint
 
 
 class Texts(SourceBase):
-    """Frames that are already the decoded texts: (pass,), (), (pass,), () ..."""
+    """Frames that are already the decoded texts: (pass,), (), (pass,), () ...
+
+    ``current`` is the pass of the frame read last: the one the loop is working on."""
 
     name = "pre-decoded stream"
 
     def __init__(self, texts: list[str]) -> None:
         super().__init__()
         self.frames = [f for t in texts for f in ((t,), ())]
+        self.current: str | None = None
 
     def _open(self) -> None:
         pass
 
     def _read(self):
-        return self.frames.pop(0) if self.frames else None
+        if not self.frames:
+            return None
+        frame = self.frames.pop(0)
+        if frame:
+            self.current = frame[0]
+        return frame
 
     def _close(self) -> None:
         pass
@@ -49,10 +64,35 @@ class PassThrough:
         return list(frame)
 
 
+class SignalLog:
+    """The checkpoint's Signals, with a side-file line the moment a verdict is signalled."""
+
+    def __init__(self, inner, fd: int, source: Texts, hashes: dict[str, str]) -> None:
+        self.inner, self.fd, self.source, self.hashes = inner, fd, source, hashes
+
+    def _line(self, what: str) -> None:
+        os.write(self.fd, f"signal {what} {self.hashes[self.source.current]}\n".encode())
+
+    def accept(self) -> None:
+        self._line("accept")
+        self.inner.accept()
+
+    def deny(self) -> None:
+        self._line("deny")
+        self.inner.deny()
+
+    def fault(self, on: bool) -> None:
+        self.inner.fault(on)
+
+    def release(self) -> None:
+        self.inner.release()
+
+
 def main(state: Path, side: Path, n: int) -> int:
     issuer, _ = simulate.load_issuer(state)
     now = int(time.time())
-    texts = [issuer.issue("work", ["gate-1"], now - 60, 3600) for _ in range(n)]
+    ids = [os.urandom(PASS_ID_LEN) for _ in range(n)]
+    texts = [issuer.issue("work", ["gate-1"], now - 60, 3600, pass_id=i) for i in ids]
     cfg = from_dict(
         {
             "checkpoint": {"zone": "gate-1", "device_id": "sigkill", "state_dir": str(state)},
@@ -62,17 +102,25 @@ def main(state: Path, side: Path, n: int) -> int:
         }
     )
     fd = os.open(side, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    source = Texts(texts)
+    hashes: dict[str, str] = {}
 
-    def signalled(scan) -> None:
-        os.write(fd, f"{scan.nonce.hex()} {scan.seq}\n".encode())
+    def ready(checkpoint) -> None:  # before the loop starts: the journal is open
+        for text, pass_id in zip(texts, ids, strict=True):
+            hashes[text] = checkpoint.journal.pass_hash(pass_id).hex()
+        checkpoint.signals = SignalLog(checkpoint.signals, fd, source, hashes)
+
+    def scanned(scan) -> None:
+        os.write(fd, f"scan {scan.nonce.hex()} {scan.seq} {hashes[scan.text]}\n".encode())
 
     run_checkpoint(
         cfg,
-        source=Texts(texts),
+        source=source,
         pin_factory=make_pin_factory("mock"),
         clock=simulate.SystemTimeClock(),
         decoder=PassThrough(),
-        on_scan=signalled,
+        on_scan=scanned,
+        ready=ready,
     )
     os.close(fd)
     return 0

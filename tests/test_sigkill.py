@@ -1,10 +1,14 @@
 """SIGKILL the checkpoint at random points during a stream of scans, restart it, repeat.
 
-Every scan the process signalled (a line in the side file, written after the journal commit
-and the signal) must be in the journal; no scan may be in it twice; the database must pass
-``PRAGMA integrity_check`` and its hash chain must verify. Rows committed but never signalled
-(killed between the commit and the side-file line) are allowed, at most one per kill: the
-client nonce is what makes their later upload idempotent.
+Every scan the process signalled must be in the journal. "Signalled" is written to the side
+file by a wrapper around the checkpoint's Signals at the moment the loop calls ``accept()``
+or ``deny()`` (tests/sigkill_worker.py), not after the scan: a loop that signalled before its
+commit would leave signalled passes missing from the journal, and this test would see them.
+No pass may be signalled twice or be in the journal twice; the scans the loop reported must
+be the journal's rows (nonce, seq, pass); the database must pass ``PRAGMA integrity_check``
+and its hash chain must verify. Rows committed but never signalled (killed between the commit
+and the signal) are allowed, at most one per kill: the client nonce is what makes their later
+upload idempotent.
 """
 
 from __future__ import annotations
@@ -27,15 +31,23 @@ from passgate.journal import Journal
 
 WORKER = Path(__file__).with_name("sigkill_worker.py")
 MIN_SIGNALLED = 1000
-MIN_KILLS = 10
+MIN_KILLS = 20  # ~16 mid-stream: a loop that signals before its commit is caught (p > 0.99)
 
 
-def side_lines(path: Path) -> list[tuple[str, int]]:
+def side_lines(path: Path) -> tuple[list[str], list[tuple[str, int, str]]]:
+    """(pass hashes signalled, in order; (nonce, seq, pass hash) of the scans reported)."""
     if not path.exists():
-        return []
+        return [], []
     text = path.read_text()
     complete = text[: text.rfind("\n") + 1]  # a line cut by the kill is not a signalled scan
-    return [(nonce, int(seq)) for nonce, seq in (ln.split() for ln in complete.splitlines())]
+    signalled, scans = [], []
+    for line in complete.splitlines():
+        kind, *fields = line.split()
+        if kind == "signal":
+            signalled.append(fields[1])
+        else:
+            scans.append((fields[0], int(fields[1]), fields[2]))
+    return signalled, scans
 
 
 @pytest.mark.slow
@@ -50,7 +62,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path):
     rng = random.Random(20260101)
     kills, ready_s, killed_before_ready = 0, [], 0
     try:
-        while kills < MIN_KILLS or len(side_lines(side)) < MIN_SIGNALLED:
+        while kills < MIN_KILLS or len(side_lines(side)[0]) < MIN_SIGNALLED:
             assert kills < 60, "the stream is not making progress"
             start = time.monotonic()
             proc = subprocess.Popen(
@@ -79,27 +91,29 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path):
     finally:
         sock.close()
 
-    signalled = side_lines(side)
-    nonces = [n for n, _ in signalled]
+    signalled, scans = side_lines(side)
     db = sqlite3.connect(state / "journal.sqlite")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    rows = db.execute("SELECT nonce, seq FROM scans ORDER BY seq").fetchall()
+    rows = db.execute("SELECT nonce, seq, pass_hash FROM scans ORDER BY seq").fetchall()
     db.close()
-    journal = {bytes(n).hex(): seq for n, seq in rows}
-    missing = [n for n in nonces if n not in journal]
-    wrong_seq = [(n, s) for n, s in signalled if journal.get(n) not in (None, s)]
-    unsignalled = len(journal) - len(set(nonces))
+    by_nonce = {bytes(n).hex(): (seq, bytes(ph).hex()) for n, seq, ph in rows}
+    by_pass = {bytes(ph).hex() for _, _, ph in rows}
+    missing = [p for p in signalled if p not in by_pass]
+    wrong = [(n, s, p) for n, s, p in scans if by_nonce.get(n) != (s, p)]
+    unsignalled = len(by_pass - set(signalled))
     print(
         f"\n{kills} kills ({killed_before_ready} before READY), {len(signalled)} scans signalled, "
         f"{len(rows)} rows, {unsignalled} committed but not signalled; restart to READY: "
         f"median {statistics.median(ready_s):.2f} s, max {max(ready_s):.2f} s"
     )
     assert len(signalled) >= MIN_SIGNALLED
-    assert missing == []
-    assert len(journal) == len(rows)  # no nonce twice in the journal
-    assert len(set(nonces)) == len(nonces)  # no scan signalled twice
-    assert wrong_seq == []
-    assert [seq for _, seq in rows] == list(range(1, len(rows) + 1))  # no gap, no reuse
+    assert missing == []  # nothing signalled that the journal does not hold
+    assert len(set(signalled)) == len(signalled)  # no pass signalled twice
+    assert len(by_pass) == len(rows)  # no pass twice in the journal
+    assert len(by_nonce) == len(rows)  # no nonce twice in the journal
+    assert len({n for n, _, _ in scans}) == len(scans)  # no scan reported twice
+    assert wrong == []  # each reported scan is the journal row it says
+    assert [seq for _, seq, _ in rows] == list(range(1, len(rows) + 1))  # no gap, no reuse
     assert 0 <= unsignalled <= kills
     with Journal.open_readonly(state / "journal.sqlite") as j:
         assert j.verify() is None  # the hash chain holds across every crash
