@@ -661,3 +661,45 @@ def test_the_same_pass_shown_again_during_its_own_hold_keeps_the_door_open(
     kinds = [type(s).__name__ for s in cp.display.shown]
     assert kinds == ["IdleScreen", "AcceptedScreen", "IdleScreen", "DeniedScreen"]
     assert cp.display.shown[-1] == screens.DeniedScreen("already used")
+
+
+def test_a_camera_dead_at_boot_still_tells_systemd_ready_after_the_start_grace(
+    trust, journal, tmp_path
+):
+    """With Type=notify a missing READY=1 makes systemd kill and restart the scanner (at
+    TimeoutStartSec), which resets the backoff and flickers the OLED. The loop is alive and
+    retrying, so after the start grace it says READY=1 with the camera fault as its status."""
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+    got: list[tuple[float, str]] = []
+
+    # 8 opens fail (at 0, 1, 3, 7, 11, 15, 19 and 23 s of backoff), the 9th at 27 s works
+    cp = make(
+        [()] * 5,
+        trust,
+        journal,
+        flaky=dict(initial_open_failures=8),
+        timing=Timing(backoff_initial_s=1, backoff_max_s=4, ready_grace_s=20),
+    )
+    cp.notifier = Notifier({"NOTIFY_SOCKET": path})
+    start = cp.mono.t
+
+    def wait(s):
+        cp.mono.wait(s)
+        while True:
+            try:
+                got.append((cp.mono.t - start, sock.recv(4096).decode()))
+            except BlockingIOError:
+                return
+
+    cp._wait = wait
+    cp.run()
+    wait(0)
+    sock.close()
+    ready = [(t, m) for t, m in got if "READY=1" in m]
+    assert [m for _, m in ready] == ["READY=1\nSTATUS=fault: camera"]  # once, saying why
+    assert 20 <= ready[0][0] <= 20.5  # at the grace, not when frames came (27 s)
+    assert got[-1][1] == "STATUS=scanning"  # the camera came back: status, not READY again
+    assert cp.frames == 5

@@ -14,6 +14,9 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
 - A camera that fails is closed and re-opened with exponential backoff; the fault screen and
   signal stay on until frames flow again.
 - Each fault is logged once when it starts and once when it clears, never per frame.
+- systemd hears ``READY=1`` once frames flow, or after ``ready_grace_s`` without a frame
+  (with ``STATUS=fault: camera``): the loop is alive and retrying, so it must not be killed
+  at ``TimeoutStartSec`` and restarted in a loop.
 - Wall time comes only from the injected clock; timers (verdict hold, backoff, watchdog)
   from the injected monotonic function, so tests run synchronously.
 """
@@ -75,6 +78,7 @@ class Display(Protocol):
 class Timing:
     verdict_hold_s: float = 3.0
     relay_hold_s: float = 3.0  # the door's hold after an accept (signals.relay_hold_s)
+    ready_grace_s: float = 20.0  # READY=1 after this even with no frame (TimeoutStartSec=60s)
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     tick_s: float = 0.25  # how often the idle screen and fault states are looked at
@@ -152,6 +156,8 @@ class Checkpoint:
         self._next_pending = float("-inf")
         self._pending = 0
         self._holding: tuple[bytes, float] | None = None  # (pass hash, mono) of the last accept
+        self._ready = False  # READY=1 sent
+        self._started = float("inf")  # set by run(): the start grace counts from there
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -165,7 +171,8 @@ class Checkpoint:
 
     def run(self, max_frames: int | None = None) -> int:
         """Process frames until :meth:`stop`, the end of the source or ``max_frames``."""
-        self._tick(self._mono())  # the idle (or fault) screen before the first frame
+        self._started = self._mono()
+        self._tick(self._started)  # the idle (or fault) screen before the first frame
         try:
             while not self._stop.is_set() and (max_frames is None or self.frames < max_frames):
                 frame = self._next_frame()
@@ -191,8 +198,8 @@ class Checkpoint:
         scans = self.handle_texts(texts)
         self.frames += 1
         if self.frames == 1:
-            self.notifier.ready("scanning")
             log.info("frames flow: scanning")
+            self._tell_ready()
         return scans
 
     def handle_texts(self, texts: list[str]) -> list[Scan]:
@@ -268,6 +275,9 @@ class Checkpoint:
         if self.notifier.watchdog_s and mono - self._last_ping >= self.notifier.watchdog_s / 3:
             self.notifier.watchdog()
             self._last_ping = mono
+        if not self._ready and mono - self._started >= self.timing.ready_grace_s:
+            log.warning("no frame %gs after start: ready anyway", self.timing.ready_grace_s)
+            self._tell_ready()
         if mono < self._next_tick:
             return
         self._next_tick = mono + self.timing.tick_s
@@ -287,6 +297,14 @@ class Checkpoint:
             self.signals.fault(blink)
         if status is not None:
             self.notifier.status(status)
+
+    def _tell_ready(self) -> None:
+        """``READY=1`` once: when frames flow, or after the start grace without them (a camera
+        dead at boot must not make systemd restart a loop that is alive and retrying; the
+        watchdog still catches a hung loop)."""
+        if not self._ready:
+            self._ready = True
+            self.notifier.ready(self.faults.status)
 
     def _refresh_status(self, mono: float, now: float) -> None:
         """The idle screen's slow indicators: pending uploads, and the sync agent's view of
