@@ -703,3 +703,50 @@ def test_a_camera_dead_at_boot_still_tells_systemd_ready_after_the_start_grace(
     assert 20 <= ready[0][0] <= 20.5  # at the grace, not when frames came (27 s)
     assert got[-1][1] == "STATUS=scanning"  # the camera came back: status, not READY again
     assert cp.frames == 5
+
+
+def test_a_bad_sync_state_file_reads_unknown_and_is_logged_once_per_problem(
+    trust, journal, tmp_path, caplog
+):
+    """The sync agent's file is not the scanner's to trust: whatever is in it, the idle screen
+    says "unknown" and the loop carries on (it used to crash ``passgate run``)."""
+    from passgate.sync.state import SyncState, state_path, write_state
+    from passgate.wiring import sync_connectivity
+
+    caplog.set_level(logging.INFO, "passgate")
+    path = state_path(tmp_path)
+    cp = make([], trust, journal)
+    cp._connectivity = sync_connectivity(tmp_path)
+    bad = [
+        f'{{"connectivity": "degraded", "updated_at": {NOW}}}',
+        '{"connectivity": "online", "updated_at": "soon"}',
+        '{"connectivity": "online", "updated_at": 1e999}',
+        '{"connectivity": "online", "updated_at": true}',
+        f'{{"connectivity": ["online"], "updated_at": {NOW}}}',
+        "garbage{",
+        "[1, 2]",
+        b"\xff\xfe not utf-8",
+    ]
+    for content in bad:
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        for _ in range(3):  # the loop polls every pending_every_s: logged once, not each time
+            later(cp, 10)
+            cp.handle_texts([])
+            assert cp.display.shown[-1].connectivity is screens.Connectivity.UNKNOWN
+    path.unlink()
+    path.mkdir()  # unreadable: a folder where the file should be
+    for _ in range(3):
+        later(cp, 10)
+        cp.handle_texts([])
+    path.rmdir()
+    write_state(path, SyncState(connectivity="online", updated_at=NOW + 270))
+    later(cp, 10)
+    cp.handle_texts([])
+    assert cp.display.shown[-1].connectivity is screens.Connectivity.ONLINE
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == len(bad) + 1, warnings
+    assert all(w.startswith(f"sync state {path}: ") for w in warnings), warnings
+    assert sum("sync state" in r.getMessage() for r in caplog.records) == len(bad) + 2

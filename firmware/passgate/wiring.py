@@ -11,7 +11,9 @@ the OLED says "stopped", and the frame source, display, signals and journal clos
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -81,15 +83,66 @@ def make_trust(cfg: Config, journal: Any) -> Any:
 
 def sync_connectivity(state_dir: Path) -> Callable[[float], Any]:
     """The sync agent's view of the network, from its state file in ``state_dir``."""
-    from .display.screens import Connectivity
-    from .sync.state import read_state, state_path
+    return SyncConnectivity(state_dir)
 
-    path = state_path(state_dir)
 
-    def connectivity(now: float) -> Connectivity:
-        return Connectivity(read_state(path).connectivity_at(now))
+class SyncConnectivity:
+    """What the idle screen shows about the collector, read from the sync agent's state file.
 
-    return connectivity
+    The file is another process's: anything wrong with it (unreadable, not JSON, a
+    connectivity that is not online/offline/unknown, an ``updated_at`` that is not a time)
+    reads as unknown, and is logged once when that problem appears, never on every poll. A
+    missing file (no sync round yet, or no sync agent) is unknown without a word.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        from .sync.state import state_path
+
+        self.path = state_path(state_dir)
+        self._problem = ""
+
+    def __call__(self, now: float) -> Any:
+        from .display.screens import Connectivity
+
+        state, problem = self._read()
+        if problem != self._problem:
+            if problem:
+                log.warning("sync state %s: %s (shown as unknown)", self.path, problem)
+            else:
+                log.info("sync state %s: readable again", self.path)
+            self._problem = problem
+        return Connectivity.UNKNOWN if state is None else Connectivity(state.connectivity_at(now))
+
+    def _read(self) -> tuple[Any, str]:
+        from .sync.state import OFFLINE, ONLINE, UNKNOWN, SyncState
+
+        try:
+            raw = json.loads(self.path.read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            return None, ""
+        except OSError as exc:
+            return None, f"unreadable: {exc.strerror or exc}"
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return None, "not JSON text"
+        if not isinstance(raw, dict):
+            return None, "not a JSON object"
+        connectivity = raw.get("connectivity", UNKNOWN)
+        if not isinstance(connectivity, str) or connectivity not in (ONLINE, OFFLINE, UNKNOWN):
+            return None, f"connectivity is {_short(connectivity)}, not online/offline/unknown"
+        updated = raw.get("updated_at")
+        if updated is not None:
+            try:
+                if isinstance(updated, bool) or not math.isfinite(updated):
+                    raise TypeError
+                updated = float(updated)
+            except (TypeError, OverflowError):
+                return None, f"updated_at is {_short(updated)}, not a time"
+        return SyncState(connectivity=connectivity, updated_at=updated), ""
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 @contextlib.contextmanager
