@@ -750,3 +750,39 @@ def test_a_bad_sync_state_file_reads_unknown_and_is_logged_once_per_problem(
     assert len(warnings) == len(bad) + 1, warnings
     assert all(w.startswith(f"sync state {path}: ") for w in warnings), warnings
     assert sum("sync state" in r.getMessage() for r in caplog.records) == len(bad) + 2
+
+
+def test_a_journal_not_openable_at_start_is_a_fault_that_clears_when_it_opens(
+    issuer, trust, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, "passgate")
+    blocker = tmp_path / "state"
+    blocker.write_text("not a folder yet\n")  # e.g. the state partition is not mounted
+    journal = Journal(blocker / "journal.sqlite", b"k" * 32, connect=False)
+    cp = make([], trust, journal)
+    cp.handle_texts([])  # the first look at the journal (the pending count) fails
+    assert cp.display.shown[-1] == screens.journal_fault()
+    assert cp.signals.calls == ["fault(True)"]
+    assert cp.scan(issue(issuer)).verdict.reason.value == "journal_fault"
+    blocker.unlink()  # the folder appears: the journal opens on its next use
+    later(cp, 11)  # the pending count is looked at again
+    cp.handle_texts([])
+    assert cp.faults.active == {} and cp.signals.calls[-1] == "fault(False)"
+    assert isinstance(cp.display.shown[-1], screens.IdleScreen)
+    assert cp.scan(issue(issuer)).verdict.accepted and journal.pending_count() == 1
+    logs = [r.getMessage() for r in caplog.records]
+    assert sum("fault: journal" in m for m in logs) == 1
+    assert sum("recovered: journal" in m for m in logs) == 1
+
+
+def test_a_journal_that_reads_but_cannot_write_stays_a_fault_until_a_scan_records(
+    issuer, trust, journal
+):
+    failing = FailingJournal(journal)
+    failing.fail = "database or disk is full"
+    cp = make([], trust, failing)
+    cp.scan(issue(issuer))
+    later(cp, 11)
+    cp.handle_texts([])  # the pending count still reads fine on a full disk
+    assert "journal" in cp.faults.active
+    assert cp.display.shown[-1] == screens.journal_fault()

@@ -261,3 +261,37 @@ def test_loop_plays_the_scene_again(tmp_path: Path):
     assert len(lines) == len(SCENE) + 1
     # the second time round the valid pass is already used: anti-passback, across the loop
     assert " DENY   already_used" in lines[-1] and lines[-1].endswith("[valid pass]")
+
+
+def test_a_journal_that_cannot_be_opened_is_a_fault_on_screen_not_an_exit(tmp_path: Path):
+    """Scans are denied journal_fault (never green) and the OLED says "journal fault"; the
+    scanner keeps running (under systemd an exit would be a restart loop with a blank OLED)."""
+    import dataclasses
+
+    from passgate.clock import FixedClock
+    from passgate.config import load_config
+    from passgate.display.screens import journal_fault
+    from passgate.signals import make_pin_factory
+    from passgate.wiring import make_source, run_checkpoint
+
+    config, _ = device_setup(tmp_path, frames_loop=False)
+    cfg = load_config(config)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the journal's folder should be\n")
+    cfg = dataclasses.replace(
+        cfg, journal=dataclasses.replace(cfg.journal, path=blocker / "journal.sqlite")
+    )
+    factory = make_pin_factory("mock")
+    relay = factory.pin(cfg.signals.relay_pin)
+    seen = []
+    checkpoint = run_checkpoint(
+        cfg,
+        source=make_source(cfg),
+        pin_factory=factory,
+        clock=FixedClock(time.time()),
+        on_scan=lambda scan: seen.append((scan.verdict.reason.value, relay.state)),
+    )
+    assert seen == [("journal_fault", True)]  # the relay never moved (active low: high)
+    assert "journal" in checkpoint.faults.active
+    shown = [pixels(p) for p in sorted((cfg.checkpoint.state_dir / "oled").glob("*.png"))]
+    assert any((s == pixels(render(journal_fault()))).all() for s in shown)

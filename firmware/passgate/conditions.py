@@ -69,17 +69,18 @@ class Conditions:
     # -- the journal and the camera ------------------------------------------------------
 
     def journal_failed(self, detail: str, *, read: bool) -> None:
-        """A journal call failed. ``read``: a look-up or count (nothing was to be written)."""
+        """A journal call failed. ``read``: a look-up or count (nothing was to be written).
+        What failed first says what the fault is: a read (the journal cannot be opened at
+        all; scans fail too while it lasts) or a write (a full disk or read-only storage)."""
         if "journal" not in self.active:
             self._journal_by_read = read
-        elif not read:
-            self._journal_by_read = False  # now only a successful write clears it
         self.toggle("journal", detail, screens.journal_fault())
 
     def journal_ok(self, *, read: bool) -> bool:
         """A journal call worked. A write clears the journal fault; a read clears only a
-        fault that a read raised (a journal that could not be opened at all), because reads
-        still work on a full disk. True if the fault cleared."""
+        fault that began with a read (a journal that could not be opened), because reads
+        still work on a full disk. If writes still fail, the next scan raises it again.
+        True if the fault cleared."""
         if "journal" not in self.active or (read and not self._journal_by_read):
             return False
         self.toggle("journal", "")

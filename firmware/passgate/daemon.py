@@ -5,7 +5,8 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
 
 - A scan is committed to the journal before its verdict is signalled. If the journal cannot
   record it, the scan is denied ``journal_fault`` (never green) and a fault screen stays up
-  until a later scan records again.
+  until a later scan records again (a journal that could not even be read clears as soon as
+  it reads again).
 - The pass whose accept is still holding the door (within ``max(relay_hold_s,
   verdict_hold_s)``) shown again is recorded (``already_used``, flag ``reshow``) but
   signals nothing: no deny cuts the relay, the accept screen stays.
@@ -317,6 +318,8 @@ class Checkpoint:
             self.screens.status(pending=self._pending)
         except JournalError as exc:
             self.faults.journal_failed(str(exc), read=True)
+        else:
+            self.faults.journal_ok(read=True)  # clears a journal that could not be opened
 
     def _show(self, now: float) -> None:
         if self.display is None:

@@ -61,13 +61,15 @@ class Journal:
     ``hash_key`` is the fleet-wide secret for :meth:`pass_hash` (at least 16 bytes; ``None``
     only for a read-only journal). ``device_id`` is remembered in the ``meta`` table.
     ``busy_timeout_ms`` bounds how long a call waits for the other process's lock.
-    Raises :class:`JournalError` if the database cannot be opened or created.
+    Raises :class:`JournalError` if the database cannot be opened or created; with
+    ``connect=False`` it is not opened here but by the first call (which raises then, and
+    every later call tries again: the scanner starts with a fault rather than not at all).
     Usable as a context manager; :meth:`close` is idempotent. Thread-safe (one lock).
     """
 
     def __init__(self, path: str | Path, hash_key: bytes | None, device_id: str = "", *,
                  readonly: bool = False, create: bool = True,
-                 busy_timeout_ms: int = 2000) -> None:
+                 busy_timeout_ms: int = 2000, connect: bool = True) -> None:
         if not readonly and (not isinstance(hash_key, bytes) or len(hash_key) < 16):
             raise ValueError("hash_key must be at least 16 bytes")
         self.path = Path(path)
@@ -78,7 +80,8 @@ class Journal:
         self._busy_ms = int(busy_timeout_ms)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._run("open", lambda db: None, write=False)
+        if connect:
+            self._run("open", lambda db: None, write=False)
 
     def _ensure_file(self) -> None:
         """Create the database file group-writable (0660), whatever the process umask.

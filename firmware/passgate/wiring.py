@@ -66,6 +66,21 @@ def make_source(cfg: Config) -> Any:
     return Paced(inner, cam.fps)  # files come as fast as asked; the loop expects a camera's pace
 
 
+def open_journal(cfg: Config, key: bytes) -> Any:
+    """The scan journal, opened now if it can be. If not (the state folder is missing or
+    read-only, the file is damaged), a journal that tries again on every call: the loop then
+    starts with the "journal fault" screen and denies scans ``journal_fault`` until it opens.
+    That is a fault to show at the door, not a configuration error to exit with."""
+    from .errors import JournalError
+    from .journal import Journal
+
+    args = (cfg.journal.path, key, cfg.checkpoint.device_id)
+    try:
+        return Journal(*args)
+    except JournalError:  # the loop's first look at it raises and logs the fault
+        return Journal(*args, connect=False)
+
+
 def make_trust(cfg: Config, journal: Any) -> Any:
     """The trust provider ``[trust]`` asks for: the installed bundle, or a plain folder."""
     from .trustview import BundleTrust, StaticTrust, local_policy
@@ -195,7 +210,6 @@ def run_checkpoint(
     from .debounce import Debouncer
     from .decode import make_decoder
     from .display import Display
-    from .journal import Journal
     from .sdnotify import Notifier
     from .signals import Signals, SignalsConfig
 
@@ -205,7 +219,7 @@ def run_checkpoint(
         # devices on it, the source after the loop (it closes it too; closing is idempotent).
         stack.callback(pin_factory.close)
         notifier = notifier if notifier is not None else stack.enter_context(Notifier())
-        journal = stack.enter_context(Journal(cfg.journal.path, key, cfg.checkpoint.device_id))
+        journal = stack.enter_context(open_journal(cfg, key))
         trust = make_trust(cfg, journal)
         signals = stack.enter_context(
             Signals(
@@ -251,4 +265,11 @@ def run_checkpoint(
         return checkpoint
 
 
-__all__ = ["make_source", "make_trust", "read_hash_key", "run_checkpoint", "stop_on_signals"]
+__all__ = [
+    "make_source",
+    "make_trust",
+    "open_journal",
+    "read_hash_key",
+    "run_checkpoint",
+    "stop_on_signals",
+]
