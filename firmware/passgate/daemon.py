@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .camera.retry import Retrying
 from .clock import Clock, TimeReading
 from .conditions import Conditions
 from .decide import FLAG_RESHOW, Decision, decide
@@ -150,8 +151,7 @@ class Checkpoint:
         self.faults = Conditions(self.screens)
         self.frames = 0
         self.scans = 0
-        self._camera_open = False
-        self._backoff = timing.backoff_initial_s
+        self.camera = Retrying(source, timing.backoff_initial_s, timing.backoff_max_s)
         self._next_tick = float("-inf")
         self._last_ping = float("-inf")
         self._next_pending = float("-inf")
@@ -183,7 +183,7 @@ class Checkpoint:
                 if frame is not None:
                     self.process(frame)
         finally:
-            self._close_camera()
+            self.camera.close()
         return self.frames
 
     def process(self, frame: np.ndarray) -> list[Scan]:
@@ -335,50 +335,28 @@ class Checkpoint:
     # -- the camera --------------------------------------------------------------------
 
     def _next_frame(self) -> Any:
-        if not self._camera_open:
-            try:
-                self.source.open()
-            except HardwareError as exc:
-                self._camera_failed(exc)
-                return None
-            self._camera_open = True
         try:
-            frame = self.source.read()
+            frame = self.camera.read()
         except HardwareError as exc:
-            self._camera_failed(exc)
+            if self.faults.camera_failed(str(exc)):
+                self._reset_debouncer()
+            self._after_faults()
+            self._next_tick = float("-inf")  # show the fault screen now, not at the next tick
+            self.sleep(self.camera.failed())
             return None
         if frame is None:
             return _END
         if self.faults.camera_ok():
-            self._backoff = self.timing.backoff_initial_s
+            self.camera.working()
             self._after_faults()
             self._next_tick = float("-inf")  # the normal screen again, now
         return frame
-
-    def _camera_failed(self, exc: Exception) -> None:
-        if self.faults.camera_failed(str(exc)):
-            self._reset_debouncer()
-        self._close_camera()
-        self._after_faults()
-        self._next_tick = float("-inf")  # show the fault screen now, not at the next tick
-        delay = self._backoff
-        self._backoff = min(self._backoff * 2, self.timing.backoff_max_s)
-        self.sleep(delay)
 
     def _reset_debouncer(self) -> None:
         """After a camera fault whatever is shown next is a new presentation."""
         reset = getattr(self.debouncer, "reset", None)
         if reset is not None:
             reset()
-
-    def _close_camera(self) -> None:
-        if not self._camera_open:
-            return
-        self._camera_open = False
-        try:
-            self.source.close()
-        except HardwareError as exc:
-            log.debug("closing the failed camera: %s", exc)
 
     def sleep(self, seconds: float) -> None:
         """Wait, interruptibly, keeping the watchdog fed and the screen current."""
