@@ -63,6 +63,17 @@ def test_dropins_override_in_name_order_and_tables_merge(main: Path):
         ("[display]\ni2c_address = 0x80", "display.i2c_address", "0x80 is above the maximum 0x77"),
         ('[display]\ni2c_port = "1"', "display.i2c_port", "must be a whole number, not '1'"),
         ("[display]\nverdict_hold_s = 0", "display.verdict_hold_s", "below the minimum 0.5"),
+        ('[checkpoint]\nzone = ""', "checkpoint.zone", "must not be empty"),
+        (
+            "[display]\nverdict_hold_s = 2.5",
+            "display.verdict_hold_s",
+            "2.5 s is shorter than signals.relay_hold_s (3 s)",
+        ),
+        (
+            "[signals]\nrelay_hold_s = 5",
+            "signals.relay_hold_s",
+            "5 s is longer than display.verdict_hold_s (3 s)",
+        ),
         ("[signals]\nrelay_active_high = 1", "signals.relay_active_high", "must be true or false"),
         ("[signals]\nrelay_pin = 40", "signals.relay_pin", "above the maximum 27"),
         (

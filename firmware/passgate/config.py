@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .config_schema import MISSING, NAME_RE, SECTIONS, Config, Spec, spec_of
+from .config_schema import MISSING, NAME_RE, SECTIONS, Config, DisplaySection, Spec, spec_of
 from .errors import ConfigError
 from .timefmt import parse_duration
 
@@ -159,6 +159,8 @@ def validate(
         if kind == "str" or kind == "choice":
             if not isinstance(v, str):
                 raise fail(dotted, f"must be a string, not {_show(v)}")
+            if spec.nonempty and not v:
+                raise fail(dotted, "must not be empty")
             if spec.choices and v not in spec.choices:
                 raise fail(dotted, f"must be one of {', '.join(spec.choices)}, not {v!r}")
             if spec.pattern and v and not spec.pattern.fullmatch(v):
@@ -261,6 +263,22 @@ def _cross_checks(cfg: Config, fail) -> None:
     if cfg.camera.source == "files" and cfg.camera.path is None:
         raise fail(
             "camera.source", "the files source needs camera.path (a folder of images or a video)"
+        )
+    verdict, relay = cfg.display.verdict_hold_s, s.relay_hold_s
+    if verdict < relay:
+        # The accept screen would give way to "show your pass" while the door is still
+        # released: the next person steps up to a door that closes on them.
+        why = "the screen would invite the next person while the door is still released"
+        if verdict != DisplaySection.verdict_hold_s:
+            raise fail(
+                "display.verdict_hold_s",
+                f"{verdict:g} s is shorter than signals.relay_hold_s ({relay:g} s): {why}; "
+                "make it at least as long",
+            )
+        raise fail(
+            "signals.relay_hold_s",
+            f"{relay:g} s is longer than display.verdict_hold_s ({verdict:g} s): {why}; "
+            f"set display.verdict_hold_s to at least {relay:g}",
         )
     if cfg.display.png_dir is not None and cfg.display.driver != "dummy":
         raise fail("display.png_dir", "only the dummy driver writes PNG files")

@@ -39,6 +39,7 @@ class Spec:
     derive: str | None = None  # path default: this name inside checkpoint.state_dir
     hex: bool = False  # dump as hexadecimal (I2C addresses)
     values: tuple = ()  # the only numbers allowed, when a range does not say it
+    nonempty: bool = False  # a string that may not be ""
 
 
 def key(default: Any, kind: str, doc: str, **spec: Any) -> Any:
@@ -58,7 +59,11 @@ def spec_of(f: dataclasses.Field) -> Spec:
 @dataclass(frozen=True)
 class CheckpointSection:
     zone: str = key(
-        MISSING, "str", "zone this checkpoint guards; a pass must name it", pattern=NAME_RE
+        MISSING,
+        "str",
+        "zone this checkpoint guards; a pass must name it",
+        pattern=NAME_RE,
+        nonempty=True,
     )
     site: str = key(
         "",
@@ -161,7 +166,11 @@ class DisplaySection:
     )
     rotate: int = key(0, "int", "0, or 2 when the panel is mounted upside down", values=(0, 2))
     verdict_hold_s: float = key(
-        3.0, "float", "how long a verdict stays before the idle screen", lo=0.5, hi=60
+        3.0,
+        "float",
+        "how long a verdict stays before the idle screen (at least signals.relay_hold_s)",
+        lo=0.5,
+        hi=60,
     )
     retry_s: float = key(
         10.0, "float", "how often a missing or failed panel is tried again", lo=0.5, hi=3600
