@@ -295,3 +295,29 @@ def test_a_journal_that_cannot_be_opened_is_a_fault_on_screen_not_an_exit(tmp_pa
     assert "journal" in checkpoint.faults.active
     shown = [pixels(p) for p in sorted((cfg.checkpoint.state_dir / "oled").glob("*.png"))]
     assert any((s == pixels(render(journal_fault()))).all() for s in shown)
+
+
+def test_a_camera_path_missing_at_start_up_is_retried_as_what_it_turns_out_to_be(
+    tmp_path: Path,
+):
+    """camera.path is looked at on every open: a folder that appears later (a mount) is
+    read as a folder, not taken for a video file for good."""
+    from passgate.errors import HardwareError
+    from passgate.wiring import make_source
+
+    frames = tmp_path / "frames"
+    cfg = from_dict(
+        {
+            "checkpoint": {"zone": "gate-1", "state_dir": str(tmp_path)},
+            "camera": {"source": "files", "path": str(frames)},
+        }
+    )
+    source = make_source(cfg)
+    with pytest.raises(HardwareError, match="no such folder or video file"):
+        source.open()
+    frames.mkdir()
+    Image.new("L", (64, 48), 200).save(frames / "a.png")
+    source.open()
+    assert source.read().shape == (48, 64)
+    assert source.read() is None
+    source.close()

@@ -48,7 +48,7 @@ def read_hash_key(path: Path) -> bytes:
 def make_source(cfg: Config) -> Any:
     """The frame source ``[camera]`` asks for (not opened: the loop opens it, with retries)."""
     from .camera import Paced
-    from .camera.files import FolderSource, VideoFileSource
+    from .camera.files import PathSource
     from .camera.picam import CameraConfig, PicameraSource
     from .camera.webcam import WebcamSource
 
@@ -58,11 +58,8 @@ def make_source(cfg: Config) -> Any:
         return PicameraSource(CameraConfig(**{n: getattr(cam, n) for n in names}))
     if cam.source == "webcam":
         return WebcamSource(cam.webcam_index, size=cam.lores_size, fps=cam.fps)
-    inner = (
-        FolderSource(cam.path, loop=cam.loop)
-        if Path(cam.path).is_dir()
-        else VideoFileSource(cam.path, loop=cam.loop)
-    )
+    # Folder or video is decided at each open: the path may appear only later (a mount).
+    inner = PathSource(cam.path, loop=cam.loop)
     return Paced(inner, cam.fps)  # files come as fast as asked; the loop expects a camera's pace
 
 

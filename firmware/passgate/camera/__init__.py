@@ -11,6 +11,7 @@ source                 what                                                     
 ``WebcamSource``       V4L2 / USB webcam (``webcam``)                             ``[webcam]``
 ``FolderSource``       a folder of images, sorted (``files``)                     PIL
 ``VideoFileSource``    a video file (``files``)                                   ``[webcam]``
+``PathSource``         either of the two, decided at each open (``files``)        -
 ``SceneSource``        a scripted simulated scene (``scene``)                     PIL
 ``FlakyFrameSource``   test double failing on a script (``fake``)                 -
 ``Paced``              caps another source at a frame rate (``base``)             -
@@ -22,7 +23,7 @@ their source opens.
 
 from .base import FrameSource, Paced, SourceBase
 from .fake import FlakyFrameSource
-from .files import FolderSource, VideoFileSource
+from .files import FolderSource, PathSource, VideoFileSource
 from .picam import CameraConfig, PicameraSource
 from .scene import SceneSource, SceneStep
 from .webcam import WebcamSource
@@ -33,6 +34,7 @@ __all__ = [
     "FolderSource",
     "FrameSource",
     "Paced",
+    "PathSource",
     "PicameraSource",
     "SceneSource",
     "SceneStep",

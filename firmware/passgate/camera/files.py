@@ -1,5 +1,7 @@
 """Frames from files: a folder of images (PIL) or a video file (OpenCV, the ``webcam`` extra).
 
+:class:`PathSource` is ``camera.path``: either of them, decided each time it opens.
+
 Both are finite: ``read()`` returns ``None`` at the end unless ``loop`` is set. Both keep
 their position across ``close()`` / ``open()``, so a retried source carries on instead of
 replaying from the start.
@@ -143,3 +145,38 @@ class VideoFileSource(SourceBase):
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+
+
+class PathSource(SourceBase):
+    """``path`` as a :class:`FolderSource` when it is a folder, a :class:`VideoFileSource`
+    when it is a file, decided at each ``open()``: a folder that is missing at start-up
+    (an unmounted disk) is a camera fault retried with backoff, then read as a folder once
+    it appears, not taken for a video file for good. Position is kept across re-opens as
+    long as the path stays the same kind.
+    """
+
+    def __init__(self, path: Path | str, loop: bool = False) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.loop = loop
+        self.name = f"files {self.path}"
+        self._inner: FolderSource | VideoFileSource | None = None
+
+    def _open(self) -> None:
+        if self.path.is_dir():
+            kind: type[FolderSource] | type[VideoFileSource] = FolderSource
+        elif self.path.is_file():
+            kind = VideoFileSource
+        else:
+            raise HardwareError(f"{self.name}: no such folder or video file")
+        if not isinstance(self._inner, kind):
+            self._inner = kind(self.path, loop=self.loop)
+        self._inner.open()
+
+    def _read(self) -> np.ndarray | None:
+        assert self._inner is not None
+        return self._inner.read()
+
+    def _close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
