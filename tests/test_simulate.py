@@ -123,8 +123,9 @@ def test_run_usage_errors_exit_2(tmp_path: Path):
         (["run", "--simulate", "--config", "x.toml"], "--simulate needs no config"),
         (["run", "--simulate", "--frames", "d", "--camera", "webcam"], "not both"),
         (["run", "--config", str(tmp_path / "none.toml")], "config file not found"),
+        (["run", "--simulate", "--frames", str(tmp_path / "missing")], "not a folder"),
     ):
-        r = subprocess.run([*CLI, *argv], capture_output=True, text=True, cwd=tmp_path)
+        r = subprocess.run([*CLI, *argv], capture_output=True, text=True, cwd=tmp_path, timeout=30)
         assert r.returncode == 2, (argv, r.stderr)
         assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 

@@ -56,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--simulate needs no config; drop --config")
         if args.frames is not None and args.camera != "scene":
             raise UsageError("give --frames DIR or --camera webcam, not both")
+        if args.frames is not None and not args.frames.is_dir():
+            # A device's camera.path may appear later (a mount) and is retried; a folder
+            # typed on the command line that is not there is a mistake to say at once.
+            raise UsageError(f"--frames {args.frames}: not a folder")
         from ..simulate import main
 
         return main(args.state, loop=args.loop, frames=args.frames, camera=args.camera)
