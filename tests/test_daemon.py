@@ -453,7 +453,11 @@ def test_bundle_trust_without_a_bundle_denies_and_says_so_then_follows_an_instal
     provider = BundleTrust(watcher, journal, ZONE, POLICY)
     cp = make([], trust, journal, trust=provider)
     ok = issue(issuer)
-    assert cp.scan(ok).verdict.reason.value == "unknown_key"
+    # not "unknown issuer": the pass may be fine, the checkpoint has nothing to check it with
+    s = cp.scan(ok)
+    assert (s.verdict.reason.value, s.verdict.detail) == ("trust_stale", "no trust data")
+    assert s.flags == {"trust_stale"} and journal.since(0)[-1].reason == "trust_stale"
+    assert cp.scan("not a pass").verdict.reason.value == "malformed"  # that stands
     later(cp, 5)
     cp.handle_texts([])
     assert cp.display.shown[-1] == screens.no_trust_data()

@@ -92,6 +92,15 @@ def test_a_pass_shown_again_during_its_own_hold_is_a_quiet_already_used():
     assert decide(OK, TRUSTED, FRESH, already_used=True, policy=STRICT).signalled
 
 
+def test_no_trust_data_is_said_as_such_not_unknown_issuer():
+    unknown = OK.deny(Reason.UNKNOWN_KEY, "no trusted key")
+    d = decide(unknown, TRUSTED, FRESH, already_used=False, policy=LENIENT, no_trust=True)
+    assert (reason(d), d.verdict.detail) == ("trust_stale", "no trust data")
+    assert d.flags == {"trust_stale"}
+    assert reason(decide(unknown, TRUSTED, FRESH, False, LENIENT)) == "unknown_key"
+    assert reason(decide(EXPIRED, TRUSTED, FRESH, False, LENIENT, no_trust=True)) == "expired"
+
+
 def test_stale_denial_says_how_stale():
     d = decide(OK, TRUSTED, STALE, already_used=False, policy=STRICT)
     assert d.verdict.detail == "trust data 3 days old"

@@ -228,7 +228,9 @@ class Checkpoint:
                     pass_hash, self.zone, verdict.purpose, reading.now
                 )
             )
-            decision = decide(verdict, reading, view.status, used, view.policy, held)
+            decision = decide(
+                verdict, reading, view.status, used, view.policy, held, bool(view.missing)
+            )
             record = ScanRecord.of(
                 decision.verdict, reading, self.zone, nonce, pass_hash, decision.flags
             )

@@ -4,7 +4,12 @@ The verifier judges the pass alone. This stage adds what only the checkpoint kno
 its trust data and its clock can be believed, and whether the pass was already accepted here.
 Order (the first that applies gives the reason):
 
-1. A verifier denial stands: the pass is bad whatever the checkpoint's state.
+1. A verifier denial stands: the pass is bad whatever the checkpoint's state. One exception:
+   with no trust data at all (``no_trust``: no bundle installed, or none usable) every signed
+   pass is ``unknown_key``, which the OLED would call "unknown issuer" and staff would read
+   as a forgery. That is said as it is: ``trust_stale``, detail ``no trust data``, flagged
+   ``trust_stale`` (no data is the stalest data; the reason set is stored and uploaded, so it
+   gets no new member). An unreadable code stays ``malformed``.
 2. Stale trust data with the ``deny`` policy -> ``trust_stale``. Keys and revocations may have
    changed since, so the site chose to admit nobody rather than admit the wrong person.
 3. An untrusted clock with the ``deny`` policy -> ``clock_untrusted``: every pass has a
@@ -78,6 +83,7 @@ def decide(
     already_used: bool,
     policy: CheckpointPolicy,
     held: bool = False,
+    no_trust: bool = False,
 ) -> Decision:
     """The final verdict for one presentation, and the flags its journal row carries.
 
@@ -85,6 +91,7 @@ def decide(
     trust folder). ``already_used`` is whether this pass was accepted here within its
     anti-passback window; callers need only work it out for verdicts the verifier accepted.
     ``held``: the pass is the one whose accept is still holding the door (see rule 4).
+    ``no_trust``: the checkpoint has no trust data at all (see rule 1).
     """
     doubts = [
         d
@@ -92,6 +99,9 @@ def decide(
         if d is not None
     ]
     flags = frozenset(d.flag for d in doubts)
+    if no_trust and verdict.reason is Reason.UNKNOWN_KEY:
+        no_data = verdict.deny(Reason.TRUST_STALE, "no trust data")
+        return Decision(no_data, flags | {FLAG_TRUST_STALE})
     if not verdict.accepted:
         return Decision(verdict, flags)
     for doubt in doubts:  # stale first: the broadest problem is the reason given
