@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -790,3 +791,35 @@ def test_a_journal_that_reads_but_cannot_write_stays_a_fault_until_a_scan_record
     cp.handle_texts([])  # the pending count still reads fine on a full disk
     assert "journal" in cp.faults.active
     assert cp.display.shown[-1] == screens.journal_fault()
+
+
+def test_a_bundle_window_longer_than_the_journal_retention_is_warned_and_honoured(
+    issuer, trust, journal, caplog
+):
+    """The local config cannot set a window longer than journal.retention (refused at load);
+    a bundle's fleet policy can. Then the scanner says so once, and pruning (by the sync
+    agent, with the configured retention) keeps accepted rows for the window anyway."""
+    day = 86400
+    fleet = FleetPolicy(
+        CheckpointPolicy(anti_passback_s=0), zones={ZONE: {"anti_passback_s": 60 * day}}
+    )
+
+    class Watcher:
+        loaded = Loaded(trust, replace(_info(fleet, issued=NOW - 50 * day), last_refresh=NOW))
+
+        def current(self):
+            return self.loaded
+
+    clock = FixedClock(NOW - 45 * day)
+    provider = BundleTrust(Watcher(), journal, ZONE, POLICY, retention_s=30 * day)
+    cp = make([], trust, journal, clock=clock, trust=provider)
+    ok = issue(issuer, start=NOW - 46 * day, duration=50 * day)
+    assert cp.scan(ok).verdict.accepted  # 45 days ago
+    journal.mark_uploaded([1], at=NOW - 45 * day + 60)
+    clock.advance(45 * day)
+    assert journal.prune(now=NOW, retention_s=30 * day) == 0  # inside the 60-day window
+    assert cp.scan(ok).verdict.reason.value == "already_used"
+    assert journal.prune(now=NOW + 20 * day, retention_s=30 * day) >= 1  # past it: pruned
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "60d" in warnings[0] and "journal.retention (30d)" in warnings[0]

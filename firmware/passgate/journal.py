@@ -344,6 +344,27 @@ class Journal:
         return self._run("read", lambda db: db.execute(
             "SELECT count(*) FROM dead_letter").fetchone()[0], write=False)
 
+    def keep_for(self, seconds: float) -> None:
+        """Keep uploaded rows at least ``seconds`` whatever retention :meth:`prune` is given.
+
+        The scanner sets this to the longest anti-passback window it applies (a bundle's
+        fleet policy may ask for more than ``journal.retention``), and the sync agent, which
+        prunes, need not know the bundle: anti-passback reads accepted rows from here.
+        """
+        value = max(0, int(seconds))
+
+        def store(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO meta (key, value) VALUES ('keep_s', ?) ON CONFLICT (key)"
+                       " DO UPDATE SET value = excluded.value", (value,))
+
+        if self._run("read", self._keep_s, write=False) != value:
+            self._run("keep", store)
+
+    @staticmethod
+    def _keep_s(db: sqlite3.Connection) -> int:
+        got = db.execute("SELECT value FROM meta WHERE key = 'keep_s'").fetchone()
+        return int(got[0]) if got else 0
+
     def prune(self, now: float, retention_s: float, batch: int = 1000,
               pause_s: float = 0.05) -> int:
         """Delete uploaded rows scanned more than ``retention_s`` before ``now``.
@@ -353,10 +374,12 @@ class Journal:
         rest verifiable. Works in batches of short transactions with ``pause_s`` between
         them: SQLite's lock is not fair, and a process committing back to back would starve
         the scanner's ``record``. Takes no write lock when there is nothing to prune.
-        ``retention_s`` must cover the longest anti-passback window, which reads accepted
-        rows from here. Returns the number deleted.
+        Rows younger than :meth:`keep_for` (the longest anti-passback window, which reads
+        accepted rows from here) are kept even when ``retention_s`` is shorter. Returns the
+        number deleted.
         """
-        cutoff = to_ms(now - retention_s)
+        keep = self._run("prune", self._keep_s, write=False)
+        cutoff = to_ms(now - max(retention_s, keep))
 
         def prunable(db: sqlite3.Connection) -> bool:
             first = db.execute(

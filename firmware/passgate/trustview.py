@@ -5,8 +5,10 @@ Two providers give the frame loop a :class:`TrustView` whenever it asks:
 - :class:`BundleTrust`, on a device: the installed signed bundle, reloaded when the sync agent
   installs a new one (:class:`passgate.bundle.watch.BundleWatcher`). The bundle's fleet policy
   for this zone and site decides the clock and staleness policies and the anti-passback windows.
-  Without a usable bundle every pass is denied (no key is trusted) and the OLED says
-  "no trust data"; the local config's policy applies meanwhile.
+  A window longer than ``journal.retention`` is logged once per bundle, and the journal is
+  told to keep rows for it (:meth:`passgate.journal.Journal.keep_for`), since anti-passback
+  reads them there. Without a usable bundle every pass is denied (``trust_stale``, "no trust
+  data") and the OLED says "no trust data"; the local config's policy applies meanwhile.
 - :class:`StaticTrust`: a plain trust folder (``trust.source = "dir"``, the simulation, tests),
   never stale, with the local config's policy.
 """
@@ -22,6 +24,7 @@ from .antipassback import AntiPassback
 from .bundle.policy import CheckpointPolicy, TrustStatus, trust_status
 from .config_schema import Config
 from .decide import FRESH
+from .errors import JournalError
 from .trust import TrustStore
 from .verify import Verifier
 
@@ -34,14 +37,18 @@ class AcceptLog(Protocol):
     ) -> float | None: ...
 
 
+class KeepingLog(AcceptLog, Protocol):
+    def keep_for(self, seconds: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class TrustView:
     """What the checkpoint trusts right now, and the policy that comes with it.
 
     ``status``: staleness of the trust data. ``policy``: the effective settings for this
     checkpoint (clock and stale policies, anti-passback windows). ``antipassback``: built for
-    that policy. ``missing``: why there is no trust data at all (every pass is then denied
-    ``unknown_key``, and the OLED says "no trust data").
+    that policy. ``missing``: why there is no trust data at all (every pass is then denied,
+    see :func:`passgate.decide.decide`, and the OLED says "no trust data").
     """
 
     verifier: Verifier
@@ -96,18 +103,20 @@ class BundleTrust:
     ``watcher``: a :class:`~passgate.bundle.watch.BundleWatcher` (or anything with
     ``current() -> Loaded``). ``fallback``: the policy while no bundle is usable. ``site``: the
     checkpoint's site (``checkpoint.site``); the fleet's zone setting wins over the site's,
-    which wins over the fleet default.
+    which wins over the fleet default. ``retention_s``: ``journal.retention``, to warn about.
     """
 
     def __init__(
         self,
         watcher,
-        journal: AcceptLog,
+        journal: KeepingLog,
         zone: str,
         fallback: CheckpointPolicy,
         site: str = "",
+        retention_s: float | None = None,
     ) -> None:
         self.watcher, self.journal, self.zone, self.site = watcher, journal, zone, site
+        self.retention_s = retention_s
         self._fallback = TrustView(
             Verifier(TrustStore([])), fallback, antipassback_for(journal, fallback)
         )
@@ -140,4 +149,29 @@ class BundleTrust:
                 missing,
             )
         policy = loaded.info.fleet.for_checkpoint(self.zone, self.site or None)
+        self._keep_rows(policy, loaded.info.version)
         return TrustView(Verifier(loaded.store), policy, antipassback_for(self.journal, policy))
+
+    def _keep_rows(self, policy: CheckpointPolicy, version: int) -> None:
+        """Make the journal keep accepted rows for the longest window this policy applies."""
+        longest = max([policy.anti_passback_s, *policy.anti_passback_purposes.values()])
+        if self.retention_s is not None and longest > self.retention_s:
+            log.warning(
+                "bundle %d: anti-passback window %s in zone %s is longer than "
+                "journal.retention (%s); uploaded rows are kept for the window",
+                version,
+                _duration(longest),
+                self.zone,
+                _duration(self.retention_s),
+            )
+        try:
+            self.journal.keep_for(longest)
+        except JournalError as exc:  # the journal fault shows on its own; pruning may be early
+            log.warning("journal: cannot record the anti-passback window to keep rows for: %s",
+                        exc)
+
+
+def _duration(seconds: float) -> str:
+    from .config import format_duration
+
+    return format_duration(int(seconds))

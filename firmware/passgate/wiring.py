@@ -90,7 +90,14 @@ def make_trust(cfg: Config, journal: Any) -> Any:
     from .bundle.watch import BundleWatcher
 
     cp = cfg.checkpoint
-    return BundleTrust(BundleWatcher(cfg.trust.bundle_dir), journal, cp.zone, policy, cp.site)
+    return BundleTrust(
+        BundleWatcher(cfg.trust.bundle_dir),
+        journal,
+        cp.zone,
+        policy,
+        cp.site,
+        retention_s=cfg.journal.retention,
+    )
 
 
 def sync_connectivity(state_dir: Path) -> Callable[[float], Any]:
