@@ -29,4 +29,5 @@ def test_wiring_picture_is_current(tmp_path):
     spec.loader.exec_module(mod)
     fresh = Image.open(mod.draw(tmp_path / "wiring.png")).convert("RGB")
     committed = Image.open(HW / "wiring.png").convert("RGB")
-    assert fresh.tobytes() == committed.tobytes(), "run hardware/draw_wiring.py and commit wiring.png"
+    stale = "run hardware/draw_wiring.py and commit wiring.png"
+    assert fresh.tobytes() == committed.tobytes(), stale

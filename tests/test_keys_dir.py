@@ -24,11 +24,12 @@ def test_no_private_key_outside_keys_demo():
         if DEMO in path.parents or not path.is_file() or path.stat().st_size > 2_000_000:
             continue
         data = path.read_bytes()
-        if b"PRIVATE KEY-----" in data and b"-----BEGIN" in data:
-            # Source and docs may mention the marker; a PEM block has it on its own line.
-            if any(line.startswith(b"-----BEGIN") and line.rstrip().endswith(b"PRIVATE KEY-----")
-                   for line in data.splitlines()):
-                offenders.append(str(path.relative_to(REPO)))
+        # Source and docs may mention the marker; a PEM block has it on its own line.
+        if b"PRIVATE KEY-----" in data and any(
+            line.startswith(b"-----BEGIN") and line.rstrip().endswith(b"PRIVATE KEY-----")
+            for line in data.splitlines()
+        ):
+            offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
 
 
@@ -57,8 +58,10 @@ def test_device_file_example_pins_the_demo_keys(tmp_path):
 
     example = REPO / "deploy" / "passgate-device.example.toml"
     f = tmp_path / "passgate-device.toml"
-    f.write_text(example.read_text().replace("00" * 32, bytes(range(32)).hex()))  # placeholder refused
+    # The all-zero placeholder key is refused: give it a real one.
+    f.write_text(example.read_text().replace("00" * 32, bytes(range(32)).hex()))
     dev = read_device_file(f)
     demo_roots = RootSet.load(DEMO / "roots" / "roots.toml")
-    assert (dev.roots.threshold, set(dev.roots.keys)) == (demo_roots.threshold, set(demo_roots.keys))
-    assert raw_public(load_public(DEMO / "time" / "demo-time.pub")) in {k for k in dev.time_keys}
+    assert dev.roots.threshold == demo_roots.threshold
+    assert set(dev.roots.keys) == set(demo_roots.keys)
+    assert raw_public(load_public(DEMO / "time" / "demo-time.pub")) in set(dev.time_keys)

@@ -56,8 +56,9 @@ def test_unit_verifies(tmp_path, unit):
 
 def test_verify_gate_catches_a_typo(tmp_path):
     """Negative control: the gate is only worth something if it fails on a broken unit."""
-    broken = (UNITS / "passgate-scanner.service").read_text().replace("NotifyAccess=", "NotifyAcess=")
-    res = _verify(_stage(tmp_path, {"passgate-scanner.service": broken}), "passgate-scanner.service")
+    unit = "passgate-scanner.service"
+    broken = (UNITS / unit).read_text().replace("NotifyAccess=", "NotifyAcess=")
+    res = _verify(_stage(tmp_path, {unit: broken}), unit)
     assert res.returncode != 0
     assert "NotifyAcess" in res.stderr
 
