@@ -164,6 +164,8 @@ class BundleTrust:
                 self.zone,
                 _duration(self.retention_s),
             )
+        if self.journal is None:  # a provider without a journal (tools, tests): nothing to keep
+            return
         try:
             self.journal.keep_for(longest)
         except JournalError as exc:  # the journal fault shows on its own; pruning may be early
