@@ -823,3 +823,84 @@ def test_a_bundle_window_longer_than_the_journal_retention_is_warned_and_honoure
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
     assert "60d" in warnings[0] and "journal.retention (30d)" in warnings[0]
+
+
+class Told(Notifier):
+    """systemd's side of the notify socket: the STATUS= texts the loop sends, in order."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.lines: list[str] = []
+
+    def notify(self, *lines: str) -> bool:
+        self.lines.extend(lines)
+        return True
+
+
+def test_gpio_missing_at_start_is_a_fault_and_accepts_are_flagged_no_relay_until_it_works(
+    issuer, trust, journal, caplog
+):
+    """No pin factory at start-up: the loop runs without outputs under a "GPIO fault" screen,
+    still verifying, recording and showing scans; an accept opens nothing and its row says
+    so (``no_relay``) but it counts for anti-passback. The factory is made again with the
+    loop's backoff; once it works the fault clears and the relay is driven."""
+    import functools
+
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from passgate.errors import HardwareError
+    from passgate.signals import Signals as RealSignals
+    from passgate.signals import SignalsConfig
+    from passgate.signals_retry import RetryingSignals
+
+    caplog.set_level(logging.INFO, "passgate")
+    cp = make([], trust, journal, timing=Timing(backoff_initial_s=1, backoff_max_s=4))
+    factory = MockFactory(pin_class=MockPWMPin)
+    works, attempts = [], []
+
+    def maker():
+        attempts.append(round(cp.mono.t - 1000, 2))
+        if not works:
+            raise HardwareError("no GPIO pin factory: lgpio: can not open gpiochip")
+        return factory
+
+    quiet = functools.partial(RealSignals, clock=cp.mono, background=False)
+    cfg = SignalsConfig()
+    cp.signals = RetryingSignals(cfg, maker, make_signals=quiet, initial_s=1, max_s=4)
+    cp.notifier = told = Told()
+    cp.handle_texts([])  # the first look: the fault is raised, the retry timer starts
+    assert cp.display.shown[-1] == screens.gpio_fault()
+    assert told.lines == ["STATUS=fault: gpio"]
+
+    ok = issue(issuer)
+    first = cp.scan(ok)
+    assert first.verdict.accepted and first.flags == {"no_relay"}
+    row = journal.since(0)[-1]
+    assert (row.verdict, row.reason, row.flags) == ("accept", "valid", ("no_relay",))
+    assert isinstance(cp.display.shown[-1], screens.AcceptedScreen)  # the result is shown
+    later(cp, 3.1)
+    cp.handle_texts([])  # the retry due at 1 s fails (at 3.1 s): the next waits 2 s
+    assert cp.display.shown[-1] == screens.gpio_fault()
+    assert attempts == [0, 3.1]
+
+    works.append(True)
+    later(cp, 1.8)
+    cp.handle_texts([])
+    assert attempts == [0, 3.1]  # not due yet (at 5.1 s)
+    later(cp, 0.3)  # the next look (every tick_s)
+    cp.handle_texts([])
+    assert attempts == [0, 3.1, 5.2] and cp.faults.active == {}
+    assert told.lines[-1] == "STATUS=scanning"
+    assert isinstance(cp.display.shown[-1], screens.IdleScreen)
+
+    again = cp.scan(ok)  # the no_relay accept counted: a copy of the pass gets no green
+    assert again.verdict.reason.value == "already_used" and again.flags == frozenset()
+    assert factory.pin(cfg.red_pin).state  # and now the red LED says so
+    fresh = cp.scan(issue(issuer, purpose="shopping"))
+    assert fresh.verdict.accepted and fresh.flags == frozenset()
+    assert not factory.pin(cfg.relay_pin).state  # active low: the door is released
+    logs = [r.getMessage() for r in caplog.records]
+    assert sum("fault: gpio" in m for m in logs) == 1
+    assert sum("recovered: gpio" in m for m in logs) == 1
+    cp.signals.close()
+    factory.close()

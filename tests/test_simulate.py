@@ -322,3 +322,64 @@ def test_a_camera_path_missing_at_start_up_is_retried_as_what_it_turns_out_to_be
     assert source.read().shape == (48, 64)
     assert source.read() is None
     source.close()
+
+
+def test_gpio_missing_at_start_up_is_a_fault_on_screen_not_an_exit_and_recovers(
+    tmp_path: Path, caplog
+):
+    """``passgate run`` hands in a function that makes the pin factory. While it raises, the
+    checkpoint runs without outputs: "GPIO fault" on the OLED, scans recorded and shown, an
+    accept flagged ``no_relay`` (the relay never moved). It is made again with backoff, and
+    then the door opens. (Under systemd an exit would be a restart loop, a blank OLED.)"""
+    import logging
+
+    from passgate.clock import FixedClock
+    from passgate.config import load_config
+    from passgate.display.screens import AcceptedScreen, gpio_fault
+    from passgate.errors import HardwareError
+    from passgate.signals import make_pin_factory
+    from passgate.wiring import make_source, run_checkpoint
+
+    caplog.set_level(logging.INFO, "passgate")
+    config, _ = device_setup(tmp_path)
+    with config.open("a") as f:
+        f.write("[antipassback]\nwindow = 0\n")  # every pass of the loop is a fresh accept
+    cfg = load_config(config)
+    factory = make_pin_factory("mock")
+    relay = factory.pin(cfg.signals.relay_pin)
+    seen, made, parts, screens = [], [], [], []
+
+    def maker():
+        made.append(1)
+        if not seen:  # no GPIO until a scan was made without it
+            raise HardwareError("no GPIO pin factory: lgpio: can not open gpiochip")
+        return factory
+
+    def on_scan(scan):
+        seen.append((scan.verdict.reason.value, scan.flags, len(relay.states), relay.state))
+        screens.append(parts[0].screens.at(scan.reading.now))
+        if "no_relay" not in scan.flags:
+            parts[0].stop()
+
+    checkpoint = run_checkpoint(
+        cfg,
+        source=make_source(cfg),
+        pin_factory=maker,
+        clock=FixedClock(time.time()),
+        on_scan=on_scan,
+        ready=parts.append,
+        max_frames=1000,
+    )
+    assert seen[0] == ("valid", {"no_relay"}, 1, False)  # the relay pin was never claimed
+    reason, flags, driven, state = seen[-1]
+    assert (reason, flags, state) == ("valid", frozenset(), False)  # active low: released
+    assert driven > 1 and len(made) >= 2 and checkpoint.faults.active == {}
+    with Journal.open_readonly(cfg.journal.path) as j:
+        assert [r.flags for r in j.since(0)] == [tuple(f) for _, f, _, _ in seen]
+    shown = [pixels(p) for p in sorted((cfg.checkpoint.state_dir / "oled").glob("*.png"))]
+    assert isinstance(screens[0], AcceptedScreen)  # the no_relay accept is shown as one
+    for screen in (gpio_fault(), screens[0]):
+        assert any((s == pixels(render(screen))).all() for s in shown), screen
+    logs = [r.getMessage() for r in caplog.records]
+    assert sum("fault: gpio" in m for m in logs) == 1
+    assert sum("recovered: gpio" in m for m in logs) == 1

@@ -28,6 +28,7 @@ from passgate.display import (
     TestPatternScreen,
     camera_fault,
     clock_not_set,
+    gpio_fault,
     idle_screen,
     journal_fault,
     no_trust_data,
@@ -95,6 +96,7 @@ def screens() -> dict[str, object]:
         "fault-trust-data-old": trust_data_old(3 * 86400 + 7200, "passes refused"),
         "fault-trust-data-expired": FaultScreen("trust data expired", "passes refused"),
         "fault-journal": journal_fault(),
+        "fault-gpio": gpio_fault(),
         # stopping
         "stopped": StoppedScreen(),
         # passgate selftest

@@ -1,9 +1,9 @@
 """The checkpoint's fault conditions: what is wrong right now, and what that shows.
 
 :class:`Conditions` belongs to the frame loop (:class:`passgate.daemon.Checkpoint`). Each
-condition has a name (``camera``, ``journal``, ``trust_missing``, ``trust_stale``, ``clock``,
-``decoder``, ``display``) and a short, data-free detail. It is logged once when it starts and
-once when it clears, never per frame, and the ones with a screen raise it on the
+condition has a name (``camera``, ``journal``, ``gpio``, ``trust_missing``, ``trust_stale``,
+``clock``, ``decoder``, ``display``) and a short, data-free detail. It is logged once when it
+starts and once when it clears, never per frame, and the ones with a screen raise it on the
 :class:`~passgate.display.policy.DisplayPolicy`. The loop asks :meth:`Conditions.changes` for
 what to tell the outside world (the red fault blink, systemd's ``STATUS=``), so nothing here
 touches hardware and every transition is tested without it.
@@ -99,6 +99,13 @@ class Conditions:
             return False
         self.screens.set_fault("camera", None)
         return True
+
+    def outputs(self, detail: str, *, relay: bool) -> None:
+        """The buzzer, LEDs and relay cannot be set up (``detail`` says why), or can again
+        (``""``). ``relay``: a door relay is fitted, so the screen says the door will not
+        open. Not a blink condition: the red LED is one of the outputs that is missing."""
+        screen = screens.gpio_fault() if relay else screens.gpio_fault("no LEDs or buzzer")
+        self.toggle("gpio", detail, screen)
 
     # -- trust data and the clock ----------------------------------------------------------
 

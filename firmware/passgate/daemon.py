@@ -14,6 +14,10 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
   display's own worker); if that fails, scanning carries on with LEDs and buzzer.
 - A camera that fails is closed and re-opened with exponential backoff; the fault screen and
   signal stay on until frames flow again.
+- Outputs that cannot be set up (GPIO missing, a pin busy) are retried with backoff under a
+  "GPIO fault" screen; scans go on. An accept then opens nothing, but is recorded as the
+  accept it is, flagged ``no_relay`` (and counts for anti-passback: staff may admit the
+  holder on the green screen; a copy shown next must not get a second green).
 - Each fault is logged once when it starts and once when it clears, never per frame.
 - systemd hears ``READY=1`` once frames flow, or after ``ready_grace_s`` without a frame
   (with ``STATUS=fault: camera``): the loop is alive and retrying, so it must not be killed
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NONCE_LEN = 16
+FLAG_NO_RELAY = "no_relay"  # accepted while the door relay could not be driven
 
 
 class Debouncer(Protocol):
@@ -114,7 +119,9 @@ class Checkpoint:
     unchanged screens). ``monotonic`` and ``wait`` drive the timers; ``nonce`` makes the
     16-byte client nonce of each journal row; ``on_scan`` observes every scan after it was
     recorded and signalled; ``connectivity(now)`` (polled every ``pending_every_s``) says
-    what the idle screen shows about the collector.
+    what the idle screen shows about the collector. ``signals`` with ``retry(mono)`` and
+    ``relay_down`` (:class:`~passgate.signals_retry.RetryingSignals`) may have no outputs
+    yet: a GPIO fault, shown and retried instead of ending the run.
     """
 
     def __init__(
@@ -231,6 +238,8 @@ class Checkpoint:
             decision = decide(
                 verdict, reading, view.status, used, view.policy, held, bool(view.missing)
             )
+            if decision.accepted and getattr(self.signals, "relay_down", False):
+                decision = Decision(decision.verdict, decision.flags | {FLAG_NO_RELAY})
             record = ScanRecord.of(
                 decision.verdict, reading, self.zone, nonce, pass_hash, decision.flags
             )
@@ -287,11 +296,18 @@ class Checkpoint:
         reading = self.clock.read()
         view = self.trust.current(reading.now)
         self.faults.update(reading, view)
+        self._check_outputs(mono)
         if mono >= self._next_pending:
             self._refresh_status(mono, reading.now)
         self.screens.status(clock=reading.state)
         self._after_faults()
         self._show(reading.now)
+
+    def _check_outputs(self, mono: float) -> None:
+        """Outputs not set up yet are tried again (with backoff) and shown as a fault."""
+        retry = getattr(self.signals, "retry", None)
+        if retry is not None:
+            self.faults.outputs(retry(mono), relay=self.signals.relay_down)  # type: ignore
 
     def _after_faults(self) -> None:
         """Turn the fault signal on or off, and tell systemd, on a change only."""

@@ -1,11 +1,12 @@
 """Assembling a checkpoint from a config, and running it until SIGTERM.
 
 :func:`run_checkpoint` is shared by ``passgate run`` and ``passgate run --simulate``. The
-entry points build what touches hardware (the frame source, the gpiozero pin factory, the
-clock) and hand it in; everything else (journal, trust, signals, display, the loop) is built
-here from the config, inside one :class:`contextlib.ExitStack`, so it is closed in reverse
-order however the run ends. On SIGTERM (or SIGINT) the loop stops, the relay is released,
-the OLED says "stopped", and the frame source, display, signals and journal close.
+entry points build what touches hardware (the frame source, the gpiozero pin factory or a
+function that makes it, the clock) and hand it in; everything else (journal, trust, signals,
+display, the loop) is built here from the config, inside one :class:`contextlib.ExitStack`,
+so it is closed in reverse order however the run ends. On SIGTERM (or SIGINT) the loop stops,
+the relay is released, the OLED says "stopped", and the frame source, display, signals and
+journal close.
 """
 
 from __future__ import annotations
@@ -207,7 +208,10 @@ def run_checkpoint(
     Returns the :class:`~passgate.daemon.Checkpoint` after it stopped (SIGTERM, SIGINT, the
     end of a finite source, or ``max_frames``). ``ready(checkpoint)`` is called just before
     the loop starts (tests use it to reach the parts). ``decoder`` replaces the one
-    ``[decoder]`` names (tests and benchmarks feed pre-decoded texts). Raises ``ConfigError`` or
+    ``[decoder]`` names (tests and benchmarks feed pre-decoded texts). ``pin_factory``: a
+    gpiozero pin factory (closed last), or a function without arguments that makes one:
+    called again, with backoff, while it raises ``HardwareError`` (the checkpoint runs with a
+    "GPIO fault" meanwhile, as it does when a pin is busy). Raises ``ConfigError`` or
     ``HardwareError`` when something cannot be set up at all.
     """
     from .daemon import Checkpoint, Timing
@@ -215,21 +219,29 @@ def run_checkpoint(
     from .decode import make_decoder
     from .display import Display
     from .sdnotify import Notifier
-    from .signals import Signals, SignalsConfig
+    from .signals import SignalsConfig
+    from .signals_retry import RetryingSignals
 
     key = read_hash_key(cfg.journal.hash_key_file)
     with contextlib.ExitStack() as stack:
         # The hardware parts handed in are ours to close, last: the pin factory after the
         # devices on it, the source after the loop (it closes it too; closing is idempotent).
-        stack.callback(pin_factory.close)
+        # A factory made by a function handed in is closed with the signals.
+        if not callable(pin_factory):
+            stack.callback(pin_factory.close)
         notifier = notifier if notifier is not None else stack.enter_context(Notifier())
         journal = stack.enter_context(open_journal(cfg, key))
         trust = make_trust(cfg, journal)
+        timing = Timing(
+            verdict_hold_s=cfg.display.verdict_hold_s, relay_hold_s=cfg.signals.relay_hold_s
+        )
         signals = stack.enter_context(
-            Signals(
+            RetryingSignals(
                 SignalsConfig.from_section(cfg.signals),
-                pin_factory=pin_factory,
+                pin_factory,
                 on_change=on_signal_change,
+                initial_s=timing.backoff_initial_s,
+                max_s=timing.backoff_max_s,
             )
         )
         display = Display.from_config(cfg.display, terminal=terminal)
@@ -245,9 +257,7 @@ def run_checkpoint(
             display=display,
             clock=clock,
             zone=cfg.checkpoint.zone,
-            timing=Timing(
-                verdict_hold_s=cfg.display.verdict_hold_s, relay_hold_s=cfg.signals.relay_hold_s
-            ),
+            timing=timing,
             notifier=notifier,
             on_scan=on_scan,
             connectivity=sync_connectivity(cfg.checkpoint.state_dir),

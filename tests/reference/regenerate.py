@@ -31,6 +31,7 @@ from passgate.display import (
     TestPatternScreen,
     camera_fault,
     clock_not_set,
+    gpio_fault,
     idle_screen,
     journal_fault,
     no_trust_data,
@@ -84,6 +85,7 @@ def cases() -> dict[str, object]:
         "fault_no_trust_data": no_trust_data(),
         "fault_trust_data_old": trust_data_old(3 * 86400 + 7200),
         "fault_journal": journal_fault(),
+        "fault_gpio": gpio_fault(),
         "fault_long_text": FaultScreen(
             "an unusually long fault title that wraps", "and a detail that is cut short at the end"
         ),

@@ -10,6 +10,7 @@ from ``[display]``. Everything else is assembled by :func:`passgate.wiring.run_c
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def run_device(config: Path | None) -> int:
 
     cfg = load_config(config)  # ConfigError -> exit 2 with one line naming file and key
     wanted = os.environ.get("GPIOZERO_PIN_FACTORY", "auto").lower()
-    pin_factory = make_pin_factory(PIN_FACTORIES.get(wanted, "auto"))
+    # Built by the checkpoint, and built again while it fails: no GPIO at start-up is a
+    # "GPIO fault" on the OLED, not an exit (under systemd, a restart loop, a blank screen).
+    pin_factory = functools.partial(make_pin_factory, PIN_FACTORIES.get(wanted, "auto"))
     clock = SystemClock(ClockStore(cfg.clock.floor_file), ClockConfig.from_section(cfg.clock))
     run_checkpoint(cfg, source=make_source(cfg), pin_factory=pin_factory, clock=clock)
     return 0

@@ -221,3 +221,8 @@ def trust_data_old(age_s: float, detail: str = "") -> FaultScreen:
 
 def journal_fault(detail: str = "no passes accepted") -> FaultScreen:
     return FaultScreen("journal fault", detail)
+
+
+def gpio_fault(detail: str = "door will not open") -> FaultScreen:
+    """The buzzer, LEDs and door relay cannot be driven (GPIO missing or a pin busy)."""
+    return FaultScreen("GPIO fault", detail)
