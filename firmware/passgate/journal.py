@@ -3,7 +3,8 @@
 SQLite in WAL mode with ``synchronous=FULL``: a row whose :meth:`Journal.record` returned
 survives a crash or power loss (if the storage flushes honestly). Every database error
 becomes :class:`~passgate.errors.JournalError` after the transaction is rolled back, and the
-next call reopens the connection if needed, so the journal recovers when the fault clears.
+next call reopens the connection if needed, so the journal recovers when the fault clears
+(that plumbing is :class:`passgate.journal_db.JournalDB`, the base class).
 
 Two processes use the file: the scanner (``record``, anti-passback look-ups) and the sync
 agent (``pending``, ``mark_uploaded``, ``dead_letter``, ``prune``). Every transaction is
@@ -23,20 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
-from .errors import JournalError
+from .journal_db import JournalDB
 from .journal_schema import (
     COLUMNS,
-    DDL,
-    SCHEMA_VERSION,
     SELECT_ALL,
     ZERO_CHAIN,
     Row,
@@ -52,10 +47,8 @@ from .journal_schema import (
 
 __all__ = ["Journal", "Row", "ScanRecord", "verify_chain", "encode_row", "chain_of", "ZERO_CHAIN"]
 
-log = logging.getLogger(__name__)
 
-
-class Journal:
+class Journal(JournalDB):
     """The scan journal at ``path`` (created if missing, unless ``readonly``).
 
     ``hash_key`` is the fleet-wide secret for :meth:`pass_hash` (at least 16 bytes; ``None``
@@ -72,141 +65,16 @@ class Journal:
                  busy_timeout_ms: int = 2000, connect: bool = True) -> None:
         if not readonly and (not isinstance(hash_key, bytes) or len(hash_key) < 16):
             raise ValueError("hash_key must be at least 16 bytes")
-        self.path = Path(path)
-        self.device_id = device_id
-        self.readonly = readonly
-        self._create = create
+        super().__init__(path, device_id, readonly=readonly, create=create,
+                         busy_timeout_ms=busy_timeout_ms)
         self._key = hash_key
-        self._busy_ms = int(busy_timeout_ms)
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
         if connect:
             self._run("open", lambda db: None, write=False)
-
-    def _ensure_file(self) -> None:
-        """Create the database file group-writable (0660), whatever the process umask.
-
-        The scanner (user passgate) writes scans and the sync agent (user passgate-sync, group
-        passgate) marks them uploaded, so both need write access; SQLite gives the -wal and
-        -shm files the main file's mode. ``create=False`` (the sync agent) never creates it.
-        """
-        if self.path.exists():
-            return
-        if not self._create:
-            raise JournalError(f"{self.path}: no journal yet (the scanner creates it)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
-        except FileExistsError:
-            return  # another process created it first
-        try:
-            os.fchmod(fd, 0o660)
-        finally:
-            os.close(fd)
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> Journal:
         """Open an existing journal for reading only (``passgate log``); never creates it."""
         return cls(path, None, readonly=True)
-
-    # -- connection and transactions ---------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        if self.readonly:
-            target, uri = f"file:{quote(str(self.path.resolve()))}?mode=ro", True
-        else:
-            self._ensure_file()
-            target, uri = str(self.path), False
-        db = sqlite3.connect(target, uri=uri, timeout=self._busy_ms / 1000,
-                             isolation_level=None, check_same_thread=False)
-        try:
-            db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(f"{self.path}: journal schema {version} is newer than "
-                                   f"this passgate ({SCHEMA_VERSION})")
-            if self.readonly:
-                self._load_device_id(db)
-                return db
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
-            db.execute("PRAGMA synchronous = FULL")
-            if version < SCHEMA_VERSION:
-                db.executescript(f"BEGIN IMMEDIATE;\n{DDL}\n"
-                                 f"PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
-            stored = db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
-            if self.device_id and (stored is None or stored[0] != self.device_id):
-                db.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?) ON CONFLICT"
-                           " (key) DO UPDATE SET value = excluded.value", (self.device_id,))
-            elif stored is not None:
-                self.device_id = self.device_id or stored[0]
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _load_device_id(self, db: sqlite3.Connection) -> None:
-        if not self.device_id and db.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
-            got = db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
-            self.device_id = got[0] if got else ""
-
-    def _run(self, what: str, fn: Callable[[sqlite3.Connection], object], write: bool = True):
-        """Run ``fn(db)`` (inside ``BEGIN IMMEDIATE ... COMMIT`` when ``write``).
-
-        Any sqlite3 error rolls back and becomes JournalError; ``fn``'s result is returned
-        only after the COMMIT succeeded.
-        """
-        with self._lock:
-            try:
-                if self._db is None:
-                    self._db = self._connect()
-                db = self._db
-                if not write:
-                    return fn(db)
-                db.execute("BEGIN IMMEDIATE")
-                result = fn(db)
-                db.execute("COMMIT")
-                return result
-            except JournalError:
-                self._abort()
-                raise
-            except (sqlite3.Error, OSError) as exc:  # OSError: e.g. cannot create the folder
-                self._abort()
-                raise JournalError(f"journal {what} failed ({self.path}): {exc}") from exc
-            except BaseException:
-                self._abort()
-                raise
-
-    def _abort(self) -> None:
-        """Roll back an open transaction; if even that fails, drop the connection so the
-        next call starts from a fresh one."""
-        db = self._db
-        if db is None:
-            return
-        try:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-        except sqlite3.Error as exc:  # includes a closed or broken connection
-            log.warning("journal rollback failed, reopening on next use: %s", exc)
-            self._db = None
-            try:
-                db.close()
-            except sqlite3.Error as close_exc:
-                log.warning("journal close after failed rollback: %s", close_exc)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- writing (scanner) -------------------------------------------------------------
 
