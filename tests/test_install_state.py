@@ -373,6 +373,6 @@ def test_units_require_and_follow_the_state_mounts():
 
 def test_the_shell_scripts_parse():
     """bash -n on the deploy scripts: a syntax slip in a Pi-only branch shows here too."""
-    for f in ("deploy/install.sh", "deploy/state.sh", "deploy/image.sh"):
+    for f in ("deploy/install.sh", "deploy/state.sh", "deploy/image.sh", "deploy/image-disk.sh"):
         res = run("bash", "-n", str(REPO / f))
         assert res.returncode == 0, (f, res.stderr)
