@@ -107,3 +107,18 @@ def test_scanner_gives_lgpio_a_writable_working_directory():
     assert wd and wd.group(1) == "/run/passgate"
     assert re.search(r"^RuntimeDirectory=passgate$", text, re.M)
     assert re.search(r"^Environment=LG_WD=/run/passgate$", text, re.M)
+
+
+@pytest.mark.parametrize("unit", ["passgate-scanner.service", "passgate-sync.service"])
+def test_units_can_read_the_kernel_ntp_state(unit):
+    """The clock trusts NTP only when adjtimex() says the kernel is synchronised. ProtectClock=
+    and ~@privileged both forbid adjtimex (it is in @clock, even read-only), so the units turn
+    the first off and allow the two calls back after the deny list; without CAP_SYS_TIME
+    (empty bounding set) they still cannot set the clock."""
+    text = (UNITS / unit).read_text()
+    assert not re.search(r"^ProtectClock=yes$", text, re.M)
+    filters = re.findall(r"^SystemCallFilter=(.*)$", text, re.M)
+    deny = next(i for i, f in enumerate(filters) if f.startswith("~"))
+    allowed_after = " ".join(filters[deny + 1:]).split()
+    assert {"adjtimex", "clock_adjtime"} <= set(allowed_after)
+    assert re.search(r"^CapabilityBoundingSet=$", text, re.M)
