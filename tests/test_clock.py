@@ -479,10 +479,96 @@ def test_weak_time_key_refused():
         TimeKey(bytes(32))  # not a prime-order point
 
 
-def test_damaged_state_file_keeps_the_clock_running(store, t):
+DAMAGED = {
+    "garbage": b"{not json",
+    "binary": b"\xff\xfe\x00clock",
+    "empty": b"",
+    "truncated": b'{"floor": 1790000000.0, "floor_boot": "boot-1", "floor_mo',
+    "not-a-map": b"[1790000000.0]",
+    "floor-text": b'{"floor": "tomorrow"}',
+    "floor-list": b'{"floor": [1790000000.0]}',
+    "floor-infinite": b'{"floor": Infinity}',
+    "anchor-number": b'{"floor": 1790000000.0, "anchor": 5}',
+    "challenges-number": b'{"challenges": 7}',
+    "challenge-mono-text": b'{"challenges": [{"nonce": "00", "boot": "b", "mono": "x"}]}',
+    "repairs-text": b'{"repairs": "many"}',
+}
+
+
+@pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
+def test_damaged_state_file_is_rewritten_and_read_never_raises(store, t, tmp_path, content, caplog):
+    """With the default persist interval: a trusted clock persists at once, and the damaged
+    file made ``raise_floor`` raise out of read() into the scanner's frame loop."""
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    store.path.write_bytes(content)
+    clock = make_clock(store, t, flag=flag)
+    assert clock.read().trusted
+    t.run(700)
+    assert clock.read().trusted
+    assert stored_floor(store) >= NOW  # rewritten from the floor in memory: readable again
+    flag.unlink()  # untrusted from here: the floor still holds across a restart
+    t.system = NOW - DAY
+    assert make_clock(store, t).read().state is ClockState.BACKWARDS
+    assert len([r for r in caplog.records if "clock state" in r.message]) == 1  # logged once
+
+
+@pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
+def test_damaged_state_file_with_untrusted_time_passing(store, t, content):
+    store.path.write_bytes(content)
+    clock = make_clock(store, t)
+    assert clock.read().state is ClockState.FLOOR
+    t.run(700)  # monotonic progress past the persist interval: a write is due
+    assert clock.read().state is ClockState.FLOOR
+    store.load()  # readable again
+
+
+def test_state_file_damaged_while_running_is_rewritten(store, t, tmp_path):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    clock = make_clock(store, t, flag=flag)
+    clock.read()
+    store.path.write_text('{"floor": "gone"}')
+    t.run(700)
+    assert clock.read().trusted
+    assert stored_floor(store) == pytest.approx(NOW + 700)
+
+
+def test_state_file_damaged_between_load_and_persist(store, t, tmp_path, monkeypatch):
+    """The file changes after read() compared its stamp: raise_floor is the one to find it."""
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    clock = make_clock(store, t, flag=flag)
+    clock.read()
+    monkeypatch.setattr(store, "stamp", lambda: clock._stamp)  # no reload: straight to persist
     store.path.write_text("{not json")
-    reading = make_clock(store, t, persist_every_s=1e9).read()
-    assert reading.state is ClockState.FLOOR
+    t.run(700)
+    assert clock.read().trusted
+    assert stored_floor(store) == pytest.approx(NOW + 700)
+
+
+def test_damaged_state_file_is_not_written_by_a_read_only_clock(store, t):
+    store.path.write_text("{not json")
+    clock = SystemClock(
+        store,
+        ClockConfig(),
+        system_time=t.time,
+        monotonic=t.monotonic,
+        boot_id="boot-1",
+        timesync_flag=store.path.parent / "none",
+        kernel_sync=t.kernel_synced,
+        persist=False,
+    )
+    t.run(700)
+    assert clock.read().state is ClockState.FLOOR
+    assert store.path.read_text() == "{not json"
+
+
+def test_damaged_state_file_does_not_stop_tokens(store, t, keys, time_key):
+    clock = make_clock(store, t)
+    store.path.write_text("{not json")  # damaged after the clock started (the sync agent)
+    result = trusted_now_at(clock, t, keys, time_key, real=NOW)
+    assert result.trusted and stored_floor(store) == pytest.approx(NOW)
 
 
 def test_fixed_clock_interface_unchanged():

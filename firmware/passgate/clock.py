@@ -165,6 +165,7 @@ class SystemClock:
         self._floor, self._floor_mono, self._floor_source = float(config.epoch), mono, "epoch"
         self._stored = float(config.epoch)  # the floor value last seen on disk
         self._repairs: int | None = None  # the store's repair count our floor is based on
+        self._token_floor: float | None = None  # the stored token_floor last seen
         self._anchor: Anchor | None = None
         self._stamp: object = ()  # never a real stamp (None is "no file"): load first
         self._rtc_cache: tuple[float, float | None] | None = None  # (mono probed, rtc - system)
@@ -248,8 +249,12 @@ class SystemClock:
             if stamp == self._stamp:
                 return
             state = self.store.load()
-        except (OSError, TrustError) as exc:
+        except OSError as exc:
             self._warn_once("store", f"{exc}; keeping the floor in memory")
+            return
+        except TrustError as exc:
+            self._stamp = stamp  # not re-parsed every frame: only when someone writes it
+            self._replace_damaged(mono, exc)
             return
         self._stamp = stamp
         stored = state.floor_at(self.boot_id, mono)
@@ -265,6 +270,7 @@ class SystemClock:
             if stored > self._floor + (mono - self._floor_mono):
                 self._floor, self._floor_mono, self._floor_source = stored, mono, state.floor_source
         self._repairs = state.repairs
+        self._token_floor = state.token_floor
         a = state.anchor
         self._anchor = a if a is not None and a.boot == self.boot_id else None
 
@@ -283,17 +289,49 @@ class SystemClock:
         except OSError as exc:
             self._warn_once("persist", f"cannot persist the clock floor: {exc}")
             return
+        except TrustError as exc:  # damaged since we last read it
+            self._replace_damaged(mono, exc)
+            return
         self._stored = lower
         self._stamp = ()  # read it back next time: a repair may have refused our write
+
+    def _replace_damaged(self, mono: float, exc: TrustError) -> None:
+        """The state file is unreadable (garbage, truncated, a wrong-typed field): every
+        process would refuse it from now on, so it is rewritten from the floor in memory.
+        ``read()`` never raises for the file: the scanner's frame loop calls it."""
+        if not self._persist:
+            self._warn_once("damaged", f"{exc}; keeping the floor in memory")
+            return
+        lower = self._floor + (mono - self._floor_mono)
+        try:
+            self.store.replace_damaged(
+                lower,
+                self.boot_id,
+                mono,
+                self._floor_source,
+                repairs=self._repairs or 0,
+                token_floor=self._token_floor,
+                anchor=self._anchor,
+            )
+        except OSError as write_exc:
+            self._warn_once("persist", f"{exc}; cannot rewrite it: {write_exc}")
+            return
+        self._warn_once("damaged", f"{exc}; rewritten with the floor in memory ({lower:.0f})")
+        self._stored = lower
+        self._stamp = ()  # read back what is there now (ours, or another process's rewrite)
 
     # -- tokens (for the sync agent and ``passgate time``) ---------------------------------
     def new_challenge(self) -> bytes:
         """A nonce to send to the collector with a time request (see :mod:`passgate.timetoken`)."""
-        return self._need_store().new_challenge(self.boot_id, self._mono())
+        store = self._need_store()
+        self._sync_store(self._mono())  # a damaged file is rewritten first
+        return store.new_challenge(self.boot_id, self._mono())
 
     def accept_token(self, data: bytes, keys: Sequence[TimeKey], device_id: str) -> TokenResult:
         """Verify and record a signed time token; raises ``TimeTokenError`` if refused."""
-        result = self._need_store().accept_token(data, keys, device_id, self.boot_id, self._mono())
+        store = self._need_store()
+        self._sync_store(self._mono())  # a damaged file is rewritten first
+        result = store.accept_token(data, keys, device_id, self.boot_id, self._mono())
         self._stamp = ()  # re-read at the next read()
         return result
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,24 +110,69 @@ class ClockStore:
         try:
             anchor = doc.get("anchor")
             return ClockFile(
-                floor=None if doc.get("floor") is None else float(doc["floor"]),
+                floor=None if doc.get("floor") is None else _finite(doc["floor"]),
                 floor_boot=str(doc.get("floor_boot", "")),
-                floor_mono=float(doc.get("floor_mono", 0.0)),
+                floor_mono=_finite(doc.get("floor_mono", 0.0)),
                 floor_source=str(doc.get("floor_source", "")),
                 anchor=None
                 if not anchor
                 else Anchor(
-                    float(anchor["t"]),
+                    _finite(anchor["t"]),
                     str(anchor["boot"]),
-                    float(anchor["mono"]),
+                    _finite(anchor["mono"]),
                     str(anchor.get("kid", "")),
                 ),
-                challenges=tuple(dict(c) for c in doc.get("challenges", [])),
-                token_floor=None if doc.get("token_floor") is None else float(doc["token_floor"]),
+                # Normalised here, so a wrong-typed entry is a damaged file, not a crash later.
+                challenges=tuple(
+                    {"nonce": str(c["nonce"]), "boot": str(c["boot"]), "mono": _finite(c["mono"])}
+                    for c in doc.get("challenges", [])
+                ),
+                token_floor=None if doc.get("token_floor") is None else _finite(doc["token_floor"]),
                 repairs=int(doc.get("repairs", 0)),
             )
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise TrustError(f"{self.path}: clock state has a bad field: {exc!r}") from None
+
+    def replace_damaged(
+        self,
+        floor: float,
+        boot: str,
+        mono: float,
+        source: str,
+        *,
+        repairs: int = 0,
+        token_floor: float | None = None,
+        anchor: Anchor | None = None,
+    ) -> bool:
+        """Overwrite an unreadable state file with what a process still holds in memory.
+
+        A damaged file helps nobody (every reader and writer refuses it), and the floor it held
+        is lost either way; the caller's floor (``floor`` at ``mono``, from ``source``), its
+        repair count, the latest token time and anchor it saw are the best knowledge left.
+        Under the lock, and only if the file is still unreadable: another process may have
+        rewritten it first. Returns True if it wrote. Pending challenges are not kept (a token
+        answering one only raises the floor). Raises OSError if the file cannot be written.
+        """
+        with locked(self._lock):
+            try:
+                self.load()
+            except TrustError:
+                damaged = True  # the caller has logged why
+            else:
+                damaged = False
+            if not damaged:
+                return False
+            fresh = ClockFile(
+                floor=floor,
+                floor_boot=boot,
+                floor_mono=mono,
+                floor_source=source,
+                anchor=anchor,
+                token_floor=token_floor,
+                repairs=repairs,
+            )
+            self._write(fresh)
+            return True
 
     def raise_floor(
         self, t: float, boot: str, mono: float, source: str, repairs: int | None = None
@@ -257,6 +303,14 @@ class ClockStore:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, (json.dumps(doc, sort_keys=True) + "\n").encode())
+
+
+def _finite(value: object) -> float:
+    """A stored number; NaN or infinity (JSON allows both) is a damaged file."""
+    number = float(value)  # type: ignore[arg-type]  # TypeError/ValueError: a bad field
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
 
 
 def _live(challenge: dict, boot: str, mono: float) -> bool:
