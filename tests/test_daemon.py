@@ -904,3 +904,67 @@ def test_gpio_missing_at_start_is_a_fault_and_accepts_are_flagged_no_relay_until
     assert sum("recovered: gpio" in m for m in logs) == 1
     cp.signals.close()
     factory.close()
+
+
+def _presented(*texts, gap=6):
+    """Frames showing each text for 2 frames then nothing for ``gap`` (a new presentation
+    each time: the debouncer's 3 frames and 0.5 s of absence), then 4 s of nothing."""
+    frames = []
+    for text in texts:
+        frames += [(text,)] * 2 + [()] * gap
+    return frames + [()] * 40
+
+
+def _relay_steps(changes):
+    return [(t, v) for t, ch, v in changes if ch == "relay"]
+
+
+def test_every_accept_still_holding_is_remembered_and_another_deny_ends_the_holds(
+    issuer, trust, journal
+):
+    """A accepted, B accepted 0.8 s later, A shown again: A's own hold is not over, so that
+    is a quiet reshow (it used to be a plain deny that cut the relay during B's hold). A
+    stranger's deny follows the normal rules (the relay drops at once), and ends every hold:
+    B shown again then is an ordinary repeat, red."""
+    a, b = issue(issuer), issue(issuer)
+    stranger = issue(issuer, start=NOW - 4 * 3600, duration=3 * 3600)  # expired
+    cp = make(_presented(a, b, a, stranger, b), trust, journal)
+    _, _, changes = pin_signals(cp)
+    cp.run()
+    assert reasons(cp) == ["valid", "valid", "already_used", "expired", "already_used"]
+    assert [s.flags for s in cp.seen] == [set(), set(), {"reshow"}, set(), set()]
+    assert _relay_steps(changes) == [(0.1, 1.0), (2.5, 0.0)]  # cut by the stranger only
+    assert [(t, v) for t, ch, v in changes if ch == "red"][:1] == [(2.5, 1.0)]
+
+
+def test_a_pass_that_expires_during_its_own_hold_does_not_cut_the_relay(issuer, trust, journal):
+    """Accepted one second before it expires, shown again 1.2 s later: now expired, recorded
+    so (flag reshow), but nothing is signalled and the door keeps its hold (a deny used to
+    cut it)."""
+    skew = 60  # the verifier's default clock-skew grace
+    ok = issuer.issue("work", [ZONE], NOW - 3600, 3600 - skew + 1)  # expired from NOW + 1
+    cp = make(_presented(ok, ok, gap=10), trust, journal)  # shown at 0.1 s and 1.3 s
+    _, _, changes = pin_signals(cp)
+    cp.run()
+    assert reasons(cp) == ["valid", "expired"]
+    assert cp.seen[1].flags == {"reshow"}
+    assert _relay_steps(changes) == [(0.1, 1.0), (3.1, 0.0)]
+    assert not [c for c in changes if c[1] == "red"]
+    assert journal.since(0)[-1].flags == ("reshow",)
+    assert not any(isinstance(s, screens.DeniedScreen) for s in cp.display.shown)
+
+
+def test_a_clock_policy_flip_during_a_hold_does_not_cut_the_relay_for_that_pass(
+    issuer, trust, journal
+):
+    clock = FixedClock(NOW)
+    ok = issue(issuer)
+    cp = make([], trust, journal, clock=clock, policy=CheckpointPolicy(clock="deny"))
+    assert cp.scan(ok).verdict.accepted
+    later(cp, 1)
+    clock.state = ClockState.FLOOR  # the clock is no longer believed (a jump, a lost sync)
+    again = cp.scan(ok)
+    assert again.verdict.reason.value == "clock_untrusted"
+    assert again.flags == {"clock_untrusted", "reshow"}
+    assert cp.signals.calls == ["accept"] and cp.signals.relay
+    assert isinstance(cp.display.shown[-1], screens.AcceptedScreen)

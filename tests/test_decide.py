@@ -80,15 +80,18 @@ def test_policy_table(reading, trust, used, policy, expect, flags):
         assert d.verdict.purpose == "work"  # the pass facts survive for the journal
 
 
-def test_a_pass_shown_again_during_its_own_hold_is_a_quiet_already_used():
+def test_a_pass_shown_again_during_its_own_hold_is_quiet_whatever_its_verdict():
     d = decide(OK, TRUSTED, FRESH, already_used=True, policy=STRICT, held=True)
     assert reason(d) == "already_used" and d.flags == {"reshow"} and not d.signalled
     # held but no anti-passback window (0: off): accepted again, signalled as usual
     again = decide(OK, TRUSTED, FRESH, already_used=False, policy=STRICT, held=True)
     assert again.accepted and again.signalled and again.flags == frozenset()
-    # a stricter reason wins and is signalled
+    # another reason is recorded as it is, and is quiet too: the door is that person's
     stale = decide(OK, TRUSTED, STALE, already_used=True, policy=STRICT, held=True)
-    assert reason(stale) == "trust_stale" and stale.signalled
+    assert reason(stale) == "trust_stale" and stale.flags == {"trust_stale", "reshow"}
+    assert not stale.signalled
+    gone = decide(EXPIRED, TRUSTED, FRESH, already_used=False, policy=STRICT, held=True)
+    assert reason(gone) == "expired" and not gone.signalled
     assert decide(OK, TRUSTED, FRESH, already_used=True, policy=STRICT).signalled
 
 

@@ -7,9 +7,10 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
   record it, the scan is denied ``journal_fault`` (never green) and a fault screen stays up
   until a later scan records again (a journal that could not even be read clears as soon as
   it reads again).
-- The pass whose accept is still holding the door (within ``max(relay_hold_s,
-  verdict_hold_s)``) shown again is recorded (``already_used``, flag ``reshow``) but
-  signals nothing: no deny cuts the relay, the accept screen stays.
+- A pass shown again while its own accept still holds (within ``max(relay_hold_s,
+  verdict_hold_s)``; every accept is tracked, see :mod:`passgate.holds`) is recorded with
+  whatever verdict the checks give, flagged ``reshow``, but signals nothing: no deny cuts
+  the relay, the accept screen stays. Any other deny is signalled, and ends every hold.
 - The display is only ever asked to ``show`` a screen (rendering and the I2C push run on the
   display's own worker); if that fails, scanning carries on with LEDs and buzzer.
 - A camera that fails is closed and re-opened with exponential backoff; the fault screen and
@@ -43,6 +44,7 @@ from .decide import FLAG_RESHOW, Decision, decide
 from .display import screens
 from .display.policy import DisplayPolicy
 from .errors import HardwareError, JournalError
+from .holds import Holds
 from .journal_schema import ScanRecord
 from .sdnotify import Notifier
 from .trustview import TrustProvider
@@ -163,7 +165,7 @@ class Checkpoint:
         self._last_ping = float("-inf")
         self._next_pending = float("-inf")
         self._pending = 0
-        self._holding: tuple[bytes, float] | None = None  # (pass hash, mono) of the last accept
+        self.holds = Holds(max(timing.relay_hold_s, timing.verdict_hold_s))
         self._ready = False  # READY=1 sent
         self._started = float("inf")  # set by run(): the start grace counts from there
 
@@ -226,7 +228,7 @@ class Checkpoint:
         verdict = view.verifier.check(text, reading.now, self.zone)
         pass_hash = self.journal.pass_hash(verdict.pass_id) if verdict.pass_id else None
         nonce = self._nonce()
-        held = verdict.accepted and self._held(pass_hash)
+        held = self.holds.held(pass_hash, self._mono())
         try:
             used = bool(
                 verdict.accepted
@@ -256,10 +258,11 @@ class Checkpoint:
         if decision.signalled:
             if decision.accepted:
                 self.signals.accept()
-                self._holding = (pass_hash, self._mono()) if pass_hash else None
+                if pass_hash is not None:
+                    self.holds.start(pass_hash, self._mono())
             else:
                 self.signals.deny()  # this ends any hold: the relay drops
-                self._holding = None
+                self.holds.end_all()
             self.screens.purposes = view.verifier.trust.purposes
             self.screens.verdict(decision.verdict, reading.now)
         self._show(reading.now)
@@ -272,13 +275,6 @@ class Checkpoint:
         if self.on_scan is not None:
             self.on_scan(scan)
         return scan
-
-    def _held(self, pass_hash: bytes | None) -> bool:
-        """Whether ``pass_hash`` is the pass whose accept still holds the door or the screen."""
-        if pass_hash is None or self._holding is None or self._holding[0] != pass_hash:
-            return False
-        hold = max(self.timing.relay_hold_s, self.timing.verdict_hold_s)
-        return self._mono() - self._holding[1] < hold
 
     # -- faults, screens, watchdog -----------------------------------------------------
 

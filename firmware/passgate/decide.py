@@ -14,11 +14,13 @@ Order (the first that applies gives the reason):
    changed since, so the site chose to admit nobody rather than admit the wrong person.
 3. An untrusted clock with the ``deny`` policy -> ``clock_untrusted``: every pass has a
    validity window, and a clock that may lag lets expired passes through.
-4. Already accepted here within the anti-passback window -> ``already_used``. When the pass
-   is the one whose accept is still holding the door open (``held``: shown again during its
-   own relay or verdict hold, as people do when they are unsure it worked), the row also
-   carries the ``reshow`` flag and the checkpoint signals nothing: that person is already
-   going through, and a deny would lock the door on them.
+4. Already accepted here within the anti-passback window -> ``already_used``.
+
+A pass whose own accept is still holding the door (``held``: shown again during its hold, as
+people do when they are unsure it worked) is judged the same way, but a denial for it (for
+any reason: already used, expired a moment ago, a clock that stopped being trusted) carries
+the ``reshow`` flag and the checkpoint signals nothing: that person is already going
+through, and a deny would lock the door on them.
 
 With the ``flag`` policies the pass is accepted and the journal row carries the flag, so the
 collector can find scans admitted on stale data or an unsure clock. Flags are attached to
@@ -39,6 +41,7 @@ from .bundle.policy import (
     FLAG_CLOCK_UNTRUSTED,
     FLAG_TRUST_STALE,
     CheckpointPolicy,
+    Doubt,
     TrustStatus,
     clock_policy_decision,
     stale_policy_decision,
@@ -58,7 +61,7 @@ __all__ = [
 ]
 
 FRESH = TrustStatus(stale=False, age_s=0, why="current")
-FLAG_RESHOW = "reshow"  # already used, but by the accept still holding the door: not signalled
+FLAG_RESHOW = "reshow"  # shown again while its own accept holds the door: not signalled
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ def decide(
     ``trust`` is the staleness of the trust data at ``reading.now`` (:data:`FRESH` for a plain
     trust folder). ``already_used`` is whether this pass was accepted here within its
     anti-passback window; callers need only work it out for verdicts the verifier accepted.
-    ``held``: the pass is the one whose accept is still holding the door (see rule 4).
+    ``held``: the pass's own accept is still holding the door (see after rule 4).
     ``no_trust``: the checkpoint has no trust data at all (see rule 1).
     """
     doubts = [
@@ -99,6 +102,20 @@ def decide(
         if d is not None
     ]
     flags = frozenset(d.flag for d in doubts)
+    decision = _judge(verdict, doubts, flags, already_used, no_trust)
+    if held and not decision.accepted:
+        return Decision(decision.verdict, decision.flags | {FLAG_RESHOW})
+    return decision
+
+
+def _judge(
+    verdict: Verdict,
+    doubts: list[Doubt],
+    flags: frozenset[str],
+    already_used: bool,
+    no_trust: bool,
+) -> Decision:
+    """Rules 1 to 4, in order."""
     if no_trust and verdict.reason is Reason.UNKNOWN_KEY:
         no_data = verdict.deny(Reason.TRUST_STALE, "no trust data")
         return Decision(no_data, flags | {FLAG_TRUST_STALE})
@@ -108,7 +125,5 @@ def decide(
         if doubt.deny is not None:
             return Decision(verdict.deny(doubt.deny, doubt.detail), flags)
     if already_used:
-        if held:
-            flags |= {FLAG_RESHOW}
         return Decision(verdict.deny(Reason.ALREADY_USED, "already used here"), flags)
     return Decision(verdict, flags)
