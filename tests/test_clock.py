@@ -375,6 +375,20 @@ def test_repair_stops_at_a_time_a_token_already_proved(store, t, keys, time_key)
     assert stored_floor(store) == pytest.approx(NOW, abs=1)
 
 
+def test_a_token_that_changes_nothing_else_still_bounds_a_repair(store, t, keys, time_key):
+    """A genuine token without a challenge, below a floor NTP set: it neither raises nor
+    repairs, but it proves its time, so a later fresh token (a stolen time key) cannot
+    repair below it."""
+    store.raise_floor(NOW + YEAR, "boot-1", t.mono, "timesyncd")
+    clock = make_clock(store, t)
+    result = clock.accept_token(make_token(time_key, NOW, DEVICE), keys, DEVICE)
+    assert not result.floor_raised and not result.floor_repaired
+    assert store.load().token_floor == NOW
+    result = trusted_now_at(clock, t, keys, time_key, real=NOW - DAY)
+    assert result.floor_repaired
+    assert stored_floor(store) == pytest.approx(NOW)
+
+
 def test_a_floor_set_by_a_token_is_never_lowered(store, t, keys, time_key):
     clock = make_clock(store, t)
     clock.accept_token(make_token(time_key, NOW + YEAR, DEVICE), keys, DEVICE)

@@ -240,8 +240,11 @@ class ClockStore:
                 changes.update(
                     floor=token.t, floor_boot=boot, floor_mono=mono, floor_source="token"
                 )
+            # Every authentic token proves its time, even one that changes nothing else (below a
+            # floor NTP set, say): a later repair must never go below it.
+            if state.token_floor is None or token.t > state.token_floor:
+                changes["token_floor"] = token.t
             if changes:
-                changes["token_floor"] = max(token.t, state.token_floor or 0.0)
                 self._write(state, **changes)
         if fresh:
             detail = "clock trusted (fresh signed time)"
