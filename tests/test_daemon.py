@@ -968,3 +968,22 @@ def test_a_clock_policy_flip_during_a_hold_does_not_cut_the_relay_for_that_pass(
     assert again.flags == {"clock_untrusted", "reshow"}
     assert cp.signals.calls == ["accept"] and cp.signals.relay
     assert isinstance(cp.display.shown[-1], screens.AcceptedScreen)
+
+
+def test_with_anti_passback_off_a_reshow_during_the_hold_does_not_retrigger_the_relay(
+    issuer, trust, journal
+):
+    """Window 0: the pass is accepted again by the checks, and recorded so (flag reshow),
+    but the relay keeps the first accept's hold (it used to start a new one: a reshow
+    every 2 s kept the door open indefinitely). After the hold it is a new accept."""
+    ok = issue(issuer)
+    off = CheckpointPolicy(anti_passback_s=0)
+    cp = make(_presented(ok, ok, ok, gap=14), trust, journal, policy=off)  # 0.1, 1.7, 3.3 s
+    _, _, changes = pin_signals(cp)
+    cp.run()
+    assert reasons(cp) == ["valid", "valid", "valid"]
+    assert [s.flags for s in cp.seen] == [set(), {"reshow"}, set()]
+    assert _relay_steps(changes) == [(0.1, 1.0), (3.1, 0.0), (3.3, 1.0), (6.3, 0.0)]
+    assert [(r.verdict, r.flags) for r in journal.since(0)] == [
+        ("accept", ()), ("accept", ("reshow",)), ("accept", ()),
+    ]

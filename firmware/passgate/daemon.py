@@ -240,7 +240,8 @@ class Checkpoint:
             decision = decide(
                 verdict, reading, view.status, used, view.policy, held, bool(view.missing)
             )
-            if decision.accepted and getattr(self.signals, "relay_down", False):
+            down = getattr(self.signals, "relay_down", False)  # a reshow opens nothing anyway
+            if down and decision.accepted and decision.signalled:
                 decision = Decision(decision.verdict, decision.flags | {FLAG_NO_RELAY})
             record = ScanRecord.of(
                 decision.verdict, reading, self.zone, nonce, pass_hash, decision.flags

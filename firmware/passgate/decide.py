@@ -17,10 +17,11 @@ Order (the first that applies gives the reason):
 4. Already accepted here within the anti-passback window -> ``already_used``.
 
 A pass whose own accept is still holding the door (``held``: shown again during its hold, as
-people do when they are unsure it worked) is judged the same way, but a denial for it (for
-any reason: already used, expired a moment ago, a clock that stopped being trusted) carries
-the ``reshow`` flag and the checkpoint signals nothing: that person is already going
-through, and a deny would lock the door on them.
+people do when they are unsure it worked) is judged the same way, but its decision (whatever
+it is: already used, expired a moment ago, a clock that stopped being trusted, or accepted
+again with anti-passback off) carries the ``reshow`` flag and the checkpoint signals nothing:
+that person is already going through, a deny would lock the door on them, and a new accept
+would re-trigger the relay (a pass held up every few seconds would keep the door open).
 
 With the ``flag`` policies the pass is accepted and the journal row carries the flag, so the
 collector can find scans admitted on stale data or an unsure clock. Flags are attached to
@@ -103,7 +104,7 @@ def decide(
     ]
     flags = frozenset(d.flag for d in doubts)
     decision = _judge(verdict, doubts, flags, already_used, no_trust)
-    if held and not decision.accepted:
+    if held:
         return Decision(decision.verdict, decision.flags | {FLAG_RESHOW})
     return decision
 
