@@ -340,6 +340,44 @@ def test_fresh_token_repairs_a_floor_raised_by_a_forged_ntp_answer(
     assert make_clock(store, t, boot="boot-3", flag=flag).read().trusted
 
 
+def _delete(store):
+    store.path.unlink()
+
+
+def _older_copy(store):  # a restored backup from before the repair
+    store.path.write_text(json.dumps({"floor": NOW - 40 * DAY, "floor_source": "token"}))
+
+
+def _higher_count_no_token(store):  # a "repair" that no token made
+    doc = {"floor": NOW - 40 * DAY, "floor_source": "timesyncd", "repairs": 9}
+    store.path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("replace", [_delete, _older_copy, _higher_count_no_token])
+def test_a_deleted_or_replaced_clock_file_does_not_lower_a_live_floor(
+    store, t, keys, time_key, tmp_path, replace
+):
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    t.ntp_sync(NOW + YEAR)
+    scanner = make_clock(store, t, flag=flag)
+    scanner.read()
+    t.ntp_sync(NOW)
+    assert trusted_now_at(make_clock(store, t, flag=flag), t, keys, time_key, NOW).floor_repaired
+    scanner.read()  # adopts the genuine repair
+    t.run(DAY + 10)  # the token's trust is over
+    flag.unlink()  # and NTP is gone
+    floor = scanner.status().floor
+    assert floor == pytest.approx(NOW + DAY + 10, abs=1)
+    replace(store)
+    t.system = NOW - 30 * DAY  # set back a month, nothing authenticated says so
+    reading = scanner.read()
+    assert reading.state is ClockState.BACKWARDS and reading.now >= floor
+    t.run(700)
+    scanner.read()
+    assert stored_floor(store) >= floor  # the live floor is written back
+
+
 def test_a_writer_from_before_a_repair_cannot_undo_it(store, keys, time_key):
     store.raise_floor(NOW + YEAR, "b", 10.0, "timesyncd")
     seen = store.load().repairs

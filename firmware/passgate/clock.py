@@ -258,10 +258,17 @@ class SystemClock:
             return
         self._stamp = stamp
         stored = state.floor_at(self.boot_id, mono)
-        if self._repairs is not None and state.repairs != self._repairs:
+        if (
+            self._repairs is not None
+            and state.repairs > self._repairs
+            and state.floor_source == "token"
+            and stored is not None
+        ):
             # Another process repaired the floor (a fresh token lowered a floor NTP or an RTC
             # had set too high): adopt the stored floor instead of keeping the higher one.
-            low = max(float(self.config.epoch), stored if stored is not None else 0.0)
+            # Only then: a deleted file (no count), an older copy (a lower count) or one whose
+            # floor no token set is no repair, and only raises our floor like any other.
+            low = max(float(self.config.epoch), stored)
             self._floor, self._floor_mono, self._floor_source = low, mono, state.floor_source
             self._stored = state.floor if state.floor is not None else float(self.config.epoch)
             log.warning("clock floor repaired by a signed time token: %.0f", low)
