@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -376,6 +377,43 @@ def test_a_deleted_or_replaced_clock_file_does_not_lower_a_live_floor(
     t.run(700)
     scanner.read()
     assert stored_floor(store) >= floor  # the live floor is written back
+
+
+def test_network_delay_is_no_contradiction(store, t, keys, time_key, tmp_path, caplog):
+    """NTP and the collector both right, a slow link: the token is signed seconds before it
+    is accepted. Neither a repair nor a WARNING, in any round (the first lands on a floor NTP
+    set, the later ones on a floor the previous token set)."""
+    caplog.set_level(logging.INFO, "passgate")
+    flag = tmp_path / "synchronized"
+    flag.touch()
+    scanner = make_clock(store, t, flag=flag)
+    agent = make_clock(store, t, flag=flag)
+    scanner.read()
+    t.run(700)
+    scanner.read()
+    assert store.load().floor_source == "timesyncd"
+    for latency in [1.5, 0.2, 2.5, 0.3, 3.0, 0.2] * 4:
+        nonce = agent.new_challenge()
+        signed_at = t.system
+        t.run(latency)
+        token = make_token(time_key, signed_at, DEVICE, nonce)
+        result = agent.accept_token(token, keys, DEVICE)
+        assert result.trusted and not result.floor_repaired
+        scanner.read()
+        t.run(300)
+        scanner.read()
+    assert store.load().repairs == 0
+    assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("behind, repaired", [(6.5, False), (7.5, True)])
+def test_repair_tolerance_is_the_round_trip_plus_tolerance(store, keys, time_key, behind, repaired):
+    store.raise_floor(NOW, "b", 10.0, "timesyncd")
+    nonce = store.new_challenge("b", 10.0)
+    # Accepted 5 s after the challenge, when the floor is NOW + 5: the slack is 5 + 2 s.
+    token = make_token(time_key, NOW + 5 - behind, DEVICE, nonce)
+    result = store.accept_token(token, keys, DEVICE, "b", 15.0, tolerance_s=2.0)
+    assert result.trusted and result.floor_repaired is repaired
 
 
 def test_a_writer_from_before_a_repair_cannot_undo_it(store, keys, time_key):

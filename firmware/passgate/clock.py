@@ -338,7 +338,9 @@ class SystemClock:
         """Verify and record a signed time token; raises ``TimeTokenError`` if refused."""
         store = self._need_store()
         self._sync_store(self._mono())  # a damaged file is rewritten first
-        result = store.accept_token(data, keys, device_id, self.boot_id, self._mono())
+        result = store.accept_token(
+            data, keys, device_id, self.boot_id, self._mono(), self.config.tolerance_s
+        )
         self._stamp = ()  # re-read at the next read()
         return result
 

@@ -210,30 +210,48 @@ class ClockStore:
         return nonce
 
     def accept_token(
-        self, data: bytes, keys: Sequence[TimeKey], device_id: str, boot: str, mono: float
+        self,
+        data: bytes,
+        keys: Sequence[TimeKey],
+        device_id: str,
+        boot: str,
+        mono: float,
+        tolerance_s: float = 2.0,
     ) -> TokenResult:
         """Verify a token and record what it proves. Raises :class:`TimeTokenError` if refused.
 
         A token answering a pending challenge (same boot, within the TTL, used once) makes
         the clock trusted from now on (an *anchor*); any authentic token raises the floor. A
-        fresh token behind a floor that no token set lowers it (the repair, module docstring).
+        fresh token behind a floor that no token set lowers it (the repair, module docstring),
+        if it is behind by more than the time since the challenge plus ``tolerance_s``.
         """
         token = verify_token(data, keys, device_id)
         with locked(self._lock):
             state = self.load()
             current = state.floor_at(boot, mono)
             changes: dict = {}
-            fresh = token.nonce is not None and any(
-                c.get("nonce") == token.nonce.hex() and _live(c, boot, mono)
-                for c in state.challenges
-            )
+            answered = None
+            if token.nonce is not None:
+                answered = next(
+                    (
+                        c
+                        for c in state.challenges
+                        if c.get("nonce") == token.nonce.hex() and _live(c, boot, mono)
+                    ),
+                    None,
+                )
+            fresh = answered is not None
             repaired = False
-            if fresh:
+            if answered is not None:
                 changes["anchor"] = Anchor(token.t, boot, mono, token.kid.hex())
                 changes["challenges"] = tuple(
-                    c for c in state.challenges if c.get("nonce") != token.nonce.hex()
+                    c for c in state.challenges if c.get("nonce") != answered["nonce"]
                 )
-                if current is not None and token.t < current - 1.0:
+                # The collector signed somewhere between the challenge and now: a right floor
+                # may be ahead of the token's time by that much (network delay, a slow
+                # answer), and the clocks on both sides by a little more.
+                slack = (mono - float(answered["mono"])) + tolerance_s
+                if current is not None and current - token.t > slack:
                     repaired = self._repair(state, current, token.t, boot, mono, changes)
             raised = not repaired and (current is None or token.t > current)
             if raised:
