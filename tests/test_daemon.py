@@ -987,3 +987,24 @@ def test_with_anti_passback_off_a_reshow_during_the_hold_does_not_retrigger_the_
     assert [(r.verdict, r.flags) for r in journal.since(0)] == [
         ("accept", ()), ("accept", ("reshow",)), ("accept", ()),
     ]
+
+
+def test_a_reshow_after_the_relay_dropped_is_an_ordinary_repeat_even_on_a_green_screen(
+    issuer, trust, journal
+):
+    """verdict_hold_s 10 s, relay_hold_s 3 s: the hold that makes a reshow quiet is the
+    relay's. Shown at 1.7 s: quiet. Shown at 4.9 s, with the door shut and the green screen
+    still up, the pass is an ordinary repeat: red, already used (it used to stay quiet, so a
+    second person with a copy saw green at a shut door)."""
+    ok = issue(issuer)
+    frames = [(ok,)] * 2 + [()] * 14 + [(ok,)] * 2 + [()] * 30 + [(ok,)] * 2 + [()] * 20
+    cp = make(frames, trust, journal, timing=Timing(verdict_hold_s=10.0, relay_hold_s=3.0))
+    _, _, changes = pin_signals(cp, relay_hold_s=3.0)
+    cp.run()
+    assert reasons(cp) == ["valid", "already_used", "already_used"]
+    assert [s.flags for s in cp.seen] == [set(), {"reshow"}, set()]
+    assert _relay_steps(changes) == [(0.1, 1.0), (3.1, 0.0)]
+    assert [(t, v) for t, ch, v in changes if ch == "red"][:1] == [(4.9, 1.0)]
+    kinds = [type(s).__name__ for s in cp.display.shown]
+    assert kinds == ["IdleScreen", "AcceptedScreen", "DeniedScreen"]
+    assert cp.display.shown[-1] == screens.DeniedScreen("already used")

@@ -7,10 +7,12 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
   record it, the scan is denied ``journal_fault`` (never green) and a fault screen stays up
   until a later scan records again (a journal that could not even be read clears as soon as
   it reads again).
-- A pass shown again while its own accept still holds (within ``max(relay_hold_s,
-  verdict_hold_s)``; every accept is tracked, see :mod:`passgate.holds`) is recorded with
-  whatever verdict the checks give, flagged ``reshow``, but signals nothing: no deny cuts
-  the relay, the accept screen stays. Any other deny is signalled, and ends every hold.
+- A pass shown again while its own accept still holds the door (``relay_hold_s``; every
+  accept is tracked, see :mod:`passgate.holds`) is recorded with whatever verdict the checks
+  give, flagged ``reshow``, but signals nothing: the relay is not cut, re-triggered or
+  extended, the screen stays. Any other deny is signalled, and ends every hold. After the
+  relay dropped, a green screen still up (``verdict_hold_s`` is longer) does not make a
+  reshow quiet: the door is shut, so whoever shows the pass then must see red.
 - The display is only ever asked to ``show`` a screen (rendering and the I2C push run on the
   display's own worker); if that fails, scanning carries on with LEDs and buzzer.
 - A camera that fails is closed and re-opened with exponential backoff; the fault screen and
@@ -165,7 +167,7 @@ class Checkpoint:
         self._last_ping = float("-inf")
         self._next_pending = float("-inf")
         self._pending = 0
-        self.holds = Holds(max(timing.relay_hold_s, timing.verdict_hold_s))
+        self.holds = Holds(timing.relay_hold_s)  # the door's hold, not the screen's
         self._ready = False  # READY=1 sent
         self._started = float("inf")  # set by run(): the start grace counts from there
 
