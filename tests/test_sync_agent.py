@@ -87,7 +87,8 @@ def journal(tmp_path):
 
 def make_agent(journal, client, tmp_path, **kw):
     kw.setdefault("backoff", Backoff(base=2, cap=300, rand=lambda: 0.5))
-    return SyncAgent(journal, client, now=lambda: T0 + 10_000, state_file=tmp_path / "s.json", **kw)
+    kw.setdefault("now", lambda: T0 + 10_000)
+    return SyncAgent(journal, client, state_file=tmp_path / "s.json", **kw)
 
 
 def test_round_drains_oldest_first_in_consecutive_batches(journal, tmp_path):
@@ -368,6 +369,31 @@ def test_retention_prunes_uploaded_rows_after_a_good_round(journal, tmp_path):
     assert [r.seq for r in kept][:1] == [601]  # uploaded 1..600 pruned
     assert journal.dead_letter_count() == 400  # dead letters never are
     assert journal.verify() is None  # the chain of what is left still checks
+
+
+def test_prune_takes_the_prune_time_not_a_forward_jumped_clock(journal, tmp_path):
+    """The device clock jumped a year ahead (untrusted): ``now`` would prune every uploaded
+    row, anti-passback window included. The clock floor (T0 + 3700) is what pruning uses:
+    only rows scanned before T0 + 100 (seqs 1..14, 7.25 s apart) are an hour old."""
+    agent = make_agent(
+        journal,
+        ScriptedClient(),
+        tmp_path,
+        retention_s=3600,
+        batch_size=1000,
+        now=lambda: T0 + 365 * 86400,
+        prune_time=lambda: T0 + 3700,
+    )
+    assert agent.run_round().ok
+    assert [r.seq for r in journal.iter_since()][:1] == [15]
+
+
+def test_no_prune_time_no_pruning(journal, tmp_path):
+    agent = make_agent(
+        journal, ScriptedClient(), tmp_path, retention_s=3600, prune_time=lambda: None
+    )
+    assert agent.run_round().ok
+    assert len(list(journal.iter_since())) == 1000 and journal.pending_count() == 0
 
 
 def test_run_loop_sleeps_interval_or_backoff_and_stops(journal, tmp_path):

@@ -220,3 +220,39 @@ def test_sync_dir_defaults_to_the_installed_devices_folder(tmp_path, monkeypatch
     assert cli_sync.resolve(args).sync_dir == tmp_path / "var-lib-passgate-sync"
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "from-systemd"))
     assert cli_sync.resolve(args).sync_dir == tmp_path / "from-systemd"
+
+
+def test_the_agent_prunes_at_the_clock_floor_not_a_jumped_clock(site, monkeypatch):
+    """The system clock a year ahead, nothing trusted: the agent's ``now`` follows it, but the
+    time it prunes with is the clock floor (a lower bound of the real time)."""
+    import passgate.cli.sync as cli_sync
+    import passgate.sync.agent as agent_mod
+    from passgate.clock import ClockConfig, SystemClock
+    from passgate.sync.enrolment import Enrolment, save_enrolment
+    from passgate.sync.hooks import TimeLink
+
+    state, sync, _, args = site
+    save_enrolment(sync / "enrolment.json",
+                   Enrolment("http://127.0.0.1:9", DEVICE, "00" * 8, enrolled_at=1.0))
+    floor = 1_790_000_000.0
+    store = ClockStore(state / "clock.floor")
+    store.raise_floor(floor, "boot-1", 100.0, "token")
+    clock = SystemClock(store, ClockConfig(trust_timesyncd=False),
+                        system_time=lambda: floor + 365 * 86400, monotonic=lambda: 160.0,
+                        boot_id="boot-1", timesync_flag=state / "no-flag",
+                        kernel_sync=lambda: False)
+    link = TimeLink(clock, lambda: (), DEVICE, monotonic=lambda: 160.0)
+    monkeypatch.setattr(cli_sync, "_time_link", lambda paths, device: (clock, link))
+    seen = {}
+
+    class Agent:
+        def __init__(self, journal, client, **kw):
+            seen.update(kw)
+
+        def run_round(self):
+            return agent_mod.RoundResult(True, 0, 0, 0, 60.0)
+
+    monkeypatch.setattr(agent_mod, "SyncAgent", Agent)
+    assert main(["sync", "--once", *args]) == 0
+    assert seen["now"]() == floor + 365 * 86400  # the untrusted system clock
+    assert seen["prune_time"]() == pytest.approx(floor + 60)  # floor + monotonic elapsed

@@ -242,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
         bundle=InstalledBundles(paths.bundle_dir, now), batch_size=args.batch,
         interval=args.interval, retention_s=paths.retention_s, enrol=enrol_hook,
         health=lambda: {"clock_state": clock.read().state.value, "firmware": __version__},
+        prune_time=lambda: clock.status().floor,  # never ahead of authenticated time
     )
     try:
         if args.once:

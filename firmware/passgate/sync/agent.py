@@ -95,6 +95,7 @@ class SyncAgent:
         health: Callable[[], dict] | None = None,
         retention_s: float | None = None,
         enrol: Callable[[], object] | None = None,
+        prune_time: Callable[[], float | None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -107,6 +108,10 @@ class SyncAgent:
         self.interval = interval
         self._health = health
         self.retention_s = retention_s
+        # Pruning deletes: it takes a time that cannot be ahead of the real one (the clock
+        # floor), not ``now``, which a forward-jumped, untrusted clock would push past rows
+        # still inside the anti-passback window. None from it skips pruning this round.
+        self._prune_time = prune_time or now
         self._enrol = enrol  # run before every round: a no-op once enrolled
         # From the file, so a restart whose first round fails still tells when the last
         # success was ("sync status" after a failed --once said "never").
@@ -153,9 +158,9 @@ class SyncAgent:
         if self._online is not True:
             log.info("collector back, uploaded %d", uploaded)
         self._online, self._last_error_code = True, None
-        if self.retention_s is not None:
+        if self.retention_s is not None and (prune_at := self._prune_time()) is not None:
             # Only uploaded rows older than the retention go; pending rows never do.
-            self.journal.prune(now, self.retention_s)
+            self.journal.prune(prune_at, self.retention_s)
         pending = self.journal.pending_count()
         self._write_state(
             self._state.with_(
