@@ -1008,3 +1008,42 @@ def test_a_reshow_after_the_relay_dropped_is_an_ordinary_repeat_even_on_a_green_
     kinds = [type(s).__name__ for s in cp.display.shown]
     assert kinds == ["IdleScreen", "AcceptedScreen", "DeniedScreen"]
     assert cp.display.shown[-1] == screens.DeniedScreen("already used")
+
+
+def test_a_refresh_of_the_same_bundle_rebuilds_nothing_and_warns_once(trust, journal, caplog):
+    """Each sync round records a refresh in installed.json, and the watcher hands out a new
+    Loaded for it. The verifier, policy and anti-passback are kept (keyed on the bundle's
+    manifest hash); only the staleness follows the refresh. A long window is warned about
+    once per bundle (it was warned on every round), again only for a new bundle."""
+    day = 86400
+    fleet = FleetPolicy(
+        CheckpointPolicy(anti_passback_s=0), zones={ZONE: {"anti_passback_s": 60 * day}}
+    )
+    info = _info(fleet, issued=NOW - 10 * day)
+
+    class Watcher:
+        loaded = Loaded(trust, info)
+
+        def current(self):
+            return self.loaded
+
+    watcher = Watcher()
+    provider = BundleTrust(watcher, journal, ZONE, POLICY, retention_s=30 * day)
+    first = provider.current(NOW)
+    assert first.status.age_s == 10 * day
+    for i in range(1, 5):  # four sync rounds, each a refresh of the same bundle
+        watcher.loaded = Loaded(trust, replace(info, last_refresh=NOW + 60 * i))
+        view = provider.current(NOW + 60 * i)
+        assert view.verifier is first.verifier and view.antipassback is first.antipassback
+        assert view.status.age_s == 0  # the refresh itself is followed
+    watcher.loaded = Loaded(None, None, "no trust data: bundle unreadable")
+    assert provider.current(NOW + 300).missing
+    watcher.loaded = Loaded(trust, replace(info, last_refresh=NOW + 360))  # readable again
+    assert not provider.current(NOW + 360).missing
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    newer = replace(info, version=2, manifest_sha256="1" * 64)
+    watcher.loaded = Loaded(trust, newer)
+    provider.current(NOW + 420)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and warnings[1].startswith("bundle 2:"), warnings

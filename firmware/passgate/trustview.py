@@ -3,12 +3,15 @@
 Two providers give the frame loop a :class:`TrustView` whenever it asks:
 
 - :class:`BundleTrust`, on a device: the installed signed bundle, reloaded when the sync agent
-  installs a new one (:class:`passgate.bundle.watch.BundleWatcher`). The bundle's fleet policy
-  for this zone and site decides the clock and staleness policies and the anti-passback windows.
-  A window longer than ``journal.retention`` is logged once per bundle, and the journal is
-  told to keep rows for it (:meth:`passgate.journal.Journal.keep_for`), since anti-passback
-  reads them there. Without a usable bundle every pass is denied (``trust_stale``, "no trust
-  data") and the OLED says "no trust data"; the local config's policy applies meanwhile.
+  installs a new one (:class:`passgate.bundle.watch.BundleWatcher`). What is built from it
+  (verifier, policy, anti-passback) is kept until the bundle (version and manifest hash)
+  changes: the refresh the sync agent records every round moves only the staleness. The
+  bundle's fleet policy for this zone and site decides the clock and staleness policies and
+  the anti-passback windows. A window longer than ``journal.retention`` is logged once per
+  bundle, and the journal is told to keep rows for it
+  (:meth:`passgate.journal.Journal.keep_for`), since anti-passback reads them there. Without a
+  usable bundle every pass is denied (``trust_stale``, "no trust data") and the OLED says "no
+  trust data"; the local config's policy applies meanwhile.
 - :class:`StaticTrust`: a plain trust folder (``trust.source = "dir"``, the simulation, tests),
   never stale, with the local config's policy.
 """
@@ -22,6 +25,7 @@ from typing import Protocol
 
 from .antipassback import AntiPassback
 from .bundle.policy import CheckpointPolicy, TrustStatus, trust_status
+from .bundle.verify import BundleInfo
 from .config_schema import Config
 from .decide import FRESH
 from .errors import JournalError
@@ -120,13 +124,17 @@ class BundleTrust:
         self._fallback = TrustView(
             Verifier(TrustStore([])), fallback, antipassback_for(journal, fallback)
         )
-        self._loaded = None
+        self._bundle: object = None  # what the view was built from: see _identity()
+        self._warned = ""  # manifest hash of the last bundle warned about
         self._view = self._fallback
 
     def current(self, now: float) -> TrustView:
         loaded = self.watcher.current()
-        if loaded is not self._loaded:
-            self._loaded = loaded
+        # The watcher hands out a new Loaded for every refresh the sync agent records: that
+        # moves only the staleness, worked out below. Rebuild (and warn) per bundle.
+        bundle = _identity(loaded)
+        if bundle != self._bundle:
+            self._bundle = bundle
             self._view = self._build(loaded)
         if loaded.info is None:
             return self._view
@@ -149,17 +157,19 @@ class BundleTrust:
                 missing,
             )
         policy = loaded.info.fleet.for_checkpoint(self.zone, self.site or None)
-        self._keep_rows(policy, loaded.info.version)
+        self._keep_rows(policy, loaded.info)
         return TrustView(Verifier(loaded.store), policy, antipassback_for(self.journal, policy))
 
-    def _keep_rows(self, policy: CheckpointPolicy, version: int) -> None:
+    def _keep_rows(self, policy: CheckpointPolicy, info: BundleInfo) -> None:
         """Make the journal keep accepted rows for the longest window this policy applies."""
         longest = max([policy.anti_passback_s, *policy.anti_passback_purposes.values()])
-        if self.retention_s is not None and longest > self.retention_s:
+        too_long = self.retention_s is not None and longest > self.retention_s
+        if too_long and info.manifest_sha256 != self._warned:  # a reload of it says nothing new
+            self._warned = info.manifest_sha256
             log.warning(
                 "bundle %d: anti-passback window %s in zone %s is longer than "
                 "journal.retention (%s); uploaded rows are kept for the window",
-                version,
+                info.version,
                 _duration(longest),
                 self.zone,
                 _duration(self.retention_s),
@@ -169,8 +179,14 @@ class BundleTrust:
         try:
             self.journal.keep_for(longest)
         except JournalError as exc:  # the journal fault shows on its own; pruning may be early
-            log.warning("journal: cannot record the anti-passback window to keep rows for: %s",
-                        exc)
+            log.warning("journal: cannot record the anti-passback window to keep rows for: %s", exc)
+
+
+def _identity(loaded) -> tuple[int, str] | str:
+    """What a view is built from: the bundle's (version, manifest hash), or why there is none."""
+    if loaded.store is None or loaded.info is None:
+        return loaded.missing or "no trust data"
+    return loaded.info.version, loaded.info.manifest_sha256
 
 
 def _duration(seconds: float) -> str:
