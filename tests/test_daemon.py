@@ -1047,3 +1047,49 @@ def test_a_refresh_of_the_same_bundle_rebuilds_nothing_and_warns_once(trust, jou
     provider.current(NOW + 420)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and warnings[1].startswith("bundle 2:"), warnings
+
+
+def test_the_window_to_keep_rows_for_is_recorded_once_the_journal_recovers(
+    issuer, trust, tmp_path, caplog
+):
+    """A bundle's 60-day window is told to the journal when the bundle loads; if the journal
+    cannot be opened then (the state partition not mounted yet), it is told again once the
+    journal reads again. It used to be lost until the next bundle, so the sync agent pruned
+    accepted rows anti-passback still needed."""
+    caplog.set_level(logging.INFO, "passgate")
+    day = 86400
+    fleet = FleetPolicy(
+        CheckpointPolicy(anti_passback_s=0), zones={ZONE: {"anti_passback_s": 60 * day}}
+    )
+
+    class Watcher:
+        loaded = Loaded(trust, replace(_info(fleet, issued=NOW - 50 * day), last_refresh=NOW))
+
+        def current(self):
+            return self.loaded
+
+    blocker = tmp_path / "state"
+    blocker.write_text("not a folder yet\n")
+    journal = Journal(blocker / "journal.sqlite", b"k" * 32, connect=False)
+    clock = FixedClock(NOW - 45 * day)
+    provider = BundleTrust(Watcher(), journal, ZONE, POLICY, retention_s=30 * day)
+    cp = make([], trust, journal, clock=clock, trust=provider)
+    cp.handle_texts([])  # the bundle loads; the journal cannot be opened
+    assert "journal" in cp.faults.active
+    later(cp, 11)
+    cp.handle_texts([])  # still not: tried again, said once
+    blocker.unlink()
+    later(cp, 11)
+    cp.handle_texts([])  # it opens: the window is recorded now
+    assert cp.faults.active == {}
+    ok = issue(issuer, start=NOW - 46 * day, duration=50 * day)
+    assert cp.scan(ok).verdict.accepted  # 45 days ago
+    clock.advance(45 * day)
+    with Journal(journal.path, b"k" * 32, create=False) as agent:  # the sync agent's side
+        agent.mark_uploaded([1], at=NOW - 45 * day + 60)
+        assert agent.prune(now=NOW, retention_s=30 * day) == 0  # inside the 60-day window
+    assert cp.scan(ok).verdict.reason.value == "already_used"
+    logs = [r.getMessage() for r in caplog.records]
+    assert sum("cannot record the anti-passback window" in m for m in logs) == 1, logs
+    assert sum("keeping rows for the anti-passback window" in m for m in logs) == 1, logs
+    journal.close()

@@ -337,6 +337,7 @@ class Checkpoint:
             self.faults.journal_failed(str(exc), read=True)
         else:
             self.faults.journal_ok(read=True)  # clears a journal that could not be opened
+            getattr(self.trust, "retry_keep", lambda: None)()  # rows to keep, if still owed
 
     def _show(self, now: float) -> None:
         if self.display is None:

@@ -126,6 +126,8 @@ class BundleTrust:
         )
         self._bundle: object = None  # what the view was built from: see _identity()
         self._warned = ""  # manifest hash of the last bundle warned about
+        self._keep_owed: float | None = None  # a window the journal has not been told yet
+        self._keep_failed = False  # telling it failed (and was logged)
         self._view = self._fallback
 
     def current(self, now: float) -> TrustView:
@@ -176,10 +178,32 @@ class BundleTrust:
             )
         if self.journal is None:  # a provider without a journal (tools, tests): nothing to keep
             return
+        self._keep_owed = longest
+        self.retry_keep()
+
+    def retry_keep(self) -> None:
+        """Tell the journal the window to keep rows for, if that is still owed: it failed
+        when the bundle loaded (the journal could not be opened or written). The frame loop
+        calls this whenever the journal reads; until it works, pruning may be early."""
+        if self._keep_owed is None:
+            return
         try:
-            self.journal.keep_for(longest)
-        except JournalError as exc:  # the journal fault shows on its own; pruning may be early
-            log.warning("journal: cannot record the anti-passback window to keep rows for: %s", exc)
+            self.journal.keep_for(self._keep_owed)
+        except JournalError as exc:  # the journal fault shows on its own; said here once
+            if not self._keep_failed:
+                self._keep_failed = True
+                log.warning(
+                    "journal: cannot record the anti-passback window to keep rows "
+                    "for (tried again when it reads): %s",
+                    exc,
+                )
+            return
+        if self._keep_failed:
+            log.info(
+                "journal: keeping rows for the anti-passback window (%s) now",
+                _duration(self._keep_owed),
+            )
+        self._keep_owed, self._keep_failed = None, False
 
 
 def _identity(loaded) -> tuple[int, str] | str:
