@@ -7,12 +7,9 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
   record it, the scan is denied ``journal_fault`` (never green) and a fault screen stays up
   until a later scan records again (a journal that could not even be read clears as soon as
   it reads again).
-- A pass shown again while its own accept still holds the door (``relay_hold_s``; every
-  accept is tracked, see :mod:`passgate.holds`) is recorded with whatever verdict the checks
-  give, flagged ``reshow``, but signals nothing: the relay is not cut, re-triggered or
-  extended, the screen stays. Any other deny is signalled, and ends every hold. After the
-  relay dropped, a green screen still up (``verdict_hold_s`` is longer) does not make a
-  reshow quiet: the door is shut, so whoever shows the pass then must see red.
+- A pass shown again while its own accept still holds the door (``relay_hold_s``, see
+  :mod:`passgate.holds`) is recorded with whatever verdict the checks give, flagged
+  ``reshow``, and signals nothing: the relay is not cut, re-triggered or extended.
 - The display is only ever asked to ``show`` a screen (rendering and the I2C push run on the
   display's own worker); if that fails, scanning carries on with LEDs and buzzer.
 - A camera that fails is closed and re-opened with exponential backoff; the fault screen and
@@ -163,9 +160,7 @@ class Checkpoint:
         self.frames = 0
         self.scans = 0
         self.camera = Retrying(source, timing.backoff_initial_s, timing.backoff_max_s)
-        self._next_tick = float("-inf")
-        self._last_ping = float("-inf")
-        self._next_pending = float("-inf")
+        self._next_tick = self._last_ping = self._next_pending = float("-inf")
         self._pending = 0
         self.holds = Holds(timing.relay_hold_s)  # the door's hold, not the screen's
         self._ready = False  # READY=1 sent
@@ -261,8 +256,7 @@ class Checkpoint:
         if decision.signalled:
             if decision.accepted:
                 self.signals.accept()
-                if pass_hash is not None:
-                    self.holds.start(pass_hash, self._mono())
+                self.holds.start(pass_hash, self._mono())
             else:
                 self.signals.deny()  # this ends any hold: the relay drops
                 self.holds.end_all()
