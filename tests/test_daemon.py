@@ -458,6 +458,7 @@ def test_bundle_trust_without_a_bundle_denies_and_says_so_then_follows_an_instal
     s = cp.scan(ok)
     assert (s.verdict.reason.value, s.verdict.detail) == ("trust_stale", "no trust data")
     assert s.flags == {"trust_stale"} and journal.since(0)[-1].reason == "trust_stale"
+    assert cp.display.shown[-1] == screens.DeniedScreen("no trust data")  # not "stale"
     assert cp.scan("not a pass").verdict.reason.value == "malformed"  # that stands
     later(cp, 5)
     cp.handle_texts([])

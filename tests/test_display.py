@@ -122,6 +122,15 @@ def test_reason_words(reason, words):
     assert reason_words(_deny(reason), T)[0] == words
 
 
+def test_no_trust_data_is_said_as_such_on_the_deny_screen():
+    """A pass denied because there is no trust data at all (trust_stale, detail "no trust
+    data") reads "no trust data", not "trust data stale" (there is no data to be stale)."""
+    none = _deny(Reason.TRUST_STALE, detail="no trust data")
+    assert verdict_screen(none, T) == DeniedScreen("no trust data")
+    stale = _deny(Reason.TRUST_STALE, detail="trust data 3 days old")
+    assert verdict_screen(stale, T) == DeniedScreen("trust data stale")
+
+
 def test_time_relative_words_follow_the_display_time():
     expired = _deny(Reason.EXPIRED, expires=T - 14 * 60)
     assert reason_words(expired, T) == ("expired 14 min ago", "")

@@ -37,7 +37,7 @@ from passgate.display import (
     verdict_screen,
 )
 from passgate.purposes import PurposeTable
-from passgate.verdict import Reason, Result, Verdict
+from passgate.verdict import NO_TRUST_DATA, Reason, Result, Verdict
 
 HERE = Path(__file__).resolve().parent
 SCALE = 4
@@ -88,6 +88,7 @@ def screens() -> dict[str, object]:
         "denied-unreadable": verdict_screen(_deny(Reason.MALFORMED), T),
         "denied-clock-untrusted": verdict_screen(_deny(Reason.CLOCK_UNTRUSTED), T),
         "denied-trust-stale": verdict_screen(_deny(Reason.TRUST_STALE), T),
+        "denied-no-trust-data": verdict_screen(_deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T),
         "denied-not-recorded": verdict_screen(_deny(Reason.JOURNAL_FAULT), T),
         # faults (as the daemon raises them)
         "fault-camera": camera_fault(),

@@ -48,7 +48,7 @@ from .bundle.policy import (
     stale_policy_decision,
 )
 from .clock import TimeReading
-from .verdict import Reason, Verdict
+from .verdict import NO_TRUST_DATA, Reason, Verdict
 
 __all__ = [
     "FLAG_CLOCK_UNTRUSTED",
@@ -118,7 +118,7 @@ def _judge(
 ) -> Decision:
     """Rules 1 to 4, in order."""
     if no_trust and verdict.reason is Reason.UNKNOWN_KEY:
-        no_data = verdict.deny(Reason.TRUST_STALE, "no trust data")
+        no_data = verdict.deny(Reason.TRUST_STALE, NO_TRUST_DATA)
         return Decision(no_data, flags | {FLAG_TRUST_STALE})
     if not verdict.accepted:
         return Decision(verdict, flags)

@@ -36,6 +36,11 @@ class Reason(enum.Enum):
     JOURNAL_FAULT = "journal_fault"  # the scan could not be recorded, so no green
 
 
+# The detail of a TRUST_STALE denial when the checkpoint has no trust data at all (the OLED
+# says this rather than "trust data stale").
+NO_TRUST_DATA = "no trust data"
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What the verifier concluded about one pass text at one instant.

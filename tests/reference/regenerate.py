@@ -40,7 +40,7 @@ from passgate.display import (
     verdict_screen,
 )
 from passgate.purposes import PurposeTable
-from passgate.verdict import Reason, Result, Verdict
+from passgate.verdict import NO_TRUST_DATA, Reason, Result, Verdict
 
 HERE = Path(__file__).resolve().parent
 T = 1_775_052_300  # 2026-04-01 14:05:00 UTC
@@ -79,6 +79,7 @@ def cases() -> dict[str, object]:
     for reason in Reason:
         if reason not in relative:
             out[f"denied_{reason.value}"] = verdict_screen(_deny(reason), T)
+    out["denied_no_trust_data"] = verdict_screen(_deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T)
     out.update({
         "fault_camera": camera_fault(),
         "fault_clock_not_set": clock_not_set(),

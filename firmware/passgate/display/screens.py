@@ -18,7 +18,7 @@ from datetime import UTC, datetime, tzinfo
 from ..clock import ClockState
 from ..purposes import PurposeTable
 from ..timefmt import span
-from ..verdict import Reason, Verdict
+from ..verdict import NO_TRUST_DATA, Reason, Verdict
 
 
 class Connectivity(enum.Enum):
@@ -153,6 +153,8 @@ def reason_words(verdict: Verdict, now: float) -> tuple[str, str]:
         return "not yet valid", f"starts in {span(starts - now)}"
     if reason is Reason.JOURNAL_FAULT:
         return "not recorded", "journal fault"
+    if reason is Reason.TRUST_STALE and verdict.detail == NO_TRUST_DATA:
+        return NO_TRUST_DATA, ""  # none at all: nothing to be stale
     return REASON_WORDS.get(reason, reason.value.replace("_", " ")), ""
 
 
@@ -206,7 +208,7 @@ def clock_not_set(detail: str = "passes refused") -> FaultScreen:
 
 
 def no_trust_data(detail: str = "install a bundle") -> FaultScreen:
-    return FaultScreen("no trust data", detail)
+    return FaultScreen(NO_TRUST_DATA, detail)
 
 
 def trust_data_old(age_s: float, detail: str = "") -> FaultScreen:
