@@ -73,7 +73,7 @@ fstab_write_block() {  # FILE UUID
 # system labelled PGSTATE. Sets STATE_DEV and STATE_UUID, or refuses with one line (exit 2):
 # nothing has been changed at that point.
 resolve_state_device() {  # DEV (may be empty)
-    local dev=$1 uuid type target
+    local dev=$1 uuid type target current
     if [ -z "$dev" ]; then
         uuid=$(fstab_state_uuid "$PG_FSTAB")
         if [ -n "$uuid" ]; then dev=$(blkid -U "$uuid" 2>/dev/null || true); fi
@@ -90,6 +90,13 @@ resolve_state_device() {  # DEV (may be empty)
             *) state_fail "$dev is mounted at $target: the state needs a partition of its own" 2 ;;
         esac
     done < <(findmnt -rn -o TARGET -S "$dev" 2>/dev/null || true)
+    # A state partition already in use stays in use: fstab pointed at another, empty one would
+    # leave the journal and the device key behind on the old one (the bind mounts are there,
+    # so nothing would be moved). Moving it is a deliberate act, done by hand.
+    current=$(findmnt -n -o SOURCE --mountpoint "$PG_DATA" 2>/dev/null || true)
+    if [ -n "$current" ] && [ "$(readlink -f "$current")" != "$(readlink -f "$dev")" ]; then
+        state_fail "the state lives on $current (mounted at $PG_DATA), not $dev: to keep it, run this without --state-device; to move it, stop ${PG_SERVICES[*]}, copy it with 'rsync -aH --numeric-ids $PG_DATA/ MOUNTPOINT/' onto $dev mounted elsewhere, unmount $PG_STATE, $PG_SYNC_STATE and $PG_DATA, then run this again" 2
+    fi
     STATE_DEV=$dev
     STATE_UUID=$(blkid -p -o value -s UUID "$dev")
 }

@@ -137,6 +137,40 @@ def test_dry_run_with_a_state_device_shows_fstab_mounts_and_changes_nothing(loop
     assert auto.returncode == 0 and f"UUID={uuid} /var/lib/passgate-data" in auto.stdout
 
 
+@needs_loop
+def test_a_new_state_device_is_refused_while_the_state_is_on_another(loop_device, tmp_path):
+    """The state partition in use is not swapped for an empty one (the state would stay behind:
+    the bind mounts are there, so nothing would be moved)."""
+    run("mkfs.ext4", "-q", "-L", "PGSTATE", loop_device, check=True)
+    img = tmp_path / "new.img"
+    img.write_bytes(b"")
+    os.truncate(img, 16 * 2**20)
+    new = run("losetup", "--find", "--show", str(img), check=True).stdout.strip()
+    data = tmp_path / "data"
+    data.mkdir()
+    try:
+        run("mkfs.ext4", "-q", new, check=True)
+        run("mount", loop_device, str(data), check=True)
+        try:
+            # PG_DATA is a scratch folder here; the rest of the install is only looked at.
+            base = f'PG_DATA="{data}"; install_main --dry-run --state-device '
+            res = install_sh(base + new)
+            assert res.returncode == 2, res.stderr
+            assert res.stdout == "", "refused before any step (no 'would run' line)"
+            lines = res.stderr.strip().splitlines()
+            assert len(lines) == 1, res.stderr
+            assert f"state lives on {loop_device}" in lines[0] and new in lines[0]
+            assert "rsync" in lines[0]
+            # Control: the partition that is mounted there is accepted, and not mounted again.
+            same = install_sh(base + loop_device)
+            assert same.returncode == 0, same.stderr
+            assert f"would run: mount {data}\n" not in same.stdout
+        finally:
+            run("umount", str(data))
+    finally:
+        run("losetup", "-d", new)
+
+
 # ---- the fstab block ------------------------------------------------------------------------
 
 
