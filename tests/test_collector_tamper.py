@@ -277,6 +277,32 @@ def test_alerts_of_a_version_1_database_are_summed_up_on_upgrade(store):  # noqa
         version = upgraded._all("SELECT value FROM meta WHERE key = 'schema'")[0][0]
         assert version == str(SCHEMA_VERSION)
         assert upgraded._all("SELECT COUNT(health_sent_at) FROM devices") == [(0,)]
+        # Only counted from now on: the old forged-batch rows no longer bury real events.
+        assert [a["kind"] for a in upgraded.alerts(1)] == ["chain_break"]
+        assert upgraded._all("SELECT kind FROM alerts") == [("chain_break",)]
+    finally:
+        upgraded.close()
+
+
+def test_forged_batch_rows_left_by_an_earlier_upgrade_are_dropped(store):  # noqa: F811
+    """A database upgraded from schema 1 by an earlier collector still holds its forged-batch
+    rows in ``alerts`` (already counted in alert_kinds): they are neither listed nor kept."""
+    from passgate_collector.store import open_store
+
+    store.add_alert("gate-old", "chain_break", "real", T0)
+    with store._tx() as cur:  # as migration 2 left them: counted, and still there
+        for i in range(3):
+            cur.execute(store.sql("INSERT INTO alerts (device_id, kind, detail, created_at) "
+                                  "VALUES (?, ?, ?, ?)"),
+                        ("gate-old", "bad_signature", "f", T0 + i))
+    assert [a["kind"] for a in store.alerts(1)] == ["chain_break"]  # not listed, even now
+    with store._tx() as cur:
+        cur.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    url = store.url if store.kind == "postgresql" else f"sqlite:///{store.path}"
+    upgraded = open_store(url)
+    try:
+        assert upgraded._all("SELECT kind FROM alerts") == [("chain_break",)]
+        assert [(a["kind"], a["count"]) for a in upgraded.alert_summary()] == [("chain_break", 1)]
     finally:
         upgraded.close()
 

@@ -80,9 +80,12 @@ class Reports:
 
     def alerts(self, limit: int) -> list[dict]:
         """The newest ``limit`` alert events, one per incident (forged batches are only
-        counted, see :meth:`alert_summary`)."""
+        counted, see :meth:`alert_summary`; rows of them an older collector kept are left
+        out here too, should any remain)."""
+        unsigned = sorted(UNSIGNED_ALERTS)
         rows = self._all("SELECT id, device_id, kind, detail, created_at FROM alerts "
-                         "ORDER BY id DESC LIMIT ?", (limit,))
+                         f"WHERE kind NOT IN ({', '.join('?' * len(unsigned))}) "
+                         "ORDER BY id DESC LIMIT ?", (*unsigned, limit))
         return [dict(zip(("id", "device_id", "kind", "detail", "created_at"), r, strict=True))
                 for r in rows]
 
