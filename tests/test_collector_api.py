@@ -254,6 +254,31 @@ def test_a_late_batch_does_not_turn_device_health_back(client, store, clock):  #
     assert (store.device("gate-1").backlog, store.device("gate-1").clock_offset_s) == (4, 5)
 
 
+def test_health_follows_a_device_clock_corrected_from_less_than_an_hour_fast(
+        client, store, clock):  # noqa: F811
+    """A status from a clock 50 minutes fast, then the clock is corrected: the correct
+    statuses after it are shown at once, not only once the collector's time passes the
+    wrong one."""
+    dev = enrolled(client, store, FakeDevice("gate-1"))
+    now = int(clock.t)
+
+    def send(sent_at, backlog):
+        r = post(client, "/v1/batches", dev.batch_body([], status={"backlog": backlog},
+                                                       sent_at=sent_at))
+        assert r.status_code == 200
+
+    send(now + 3000, 9)
+    assert store.device("gate-1").backlog == 9
+    for later, backlog in ((600, 3), (1200, 2), (1800, 1)):
+        clock.t = now + later
+        send(now + later, backlog)
+        d = store.device("gate-1")
+        assert (d.backlog, d.clock_offset_s) == (backlog, 0), later
+    # Once held by a clock that is right, a late batch still does not turn it back.
+    send(now + 1700, 8)
+    assert store.device("gate-1").backlog == 1
+
+
 def test_unknown_paths_and_methods_under_v1_answer_a_cbor_error(client):
     hdrs = {protocol.DEVICE_HEADER: "gate-7"}
     for resp, status, code in (

@@ -50,7 +50,6 @@ HEALTH_KEYS = (
     "clock_offset_s", "clock_state", "backlog", "dead_letters", "bundle_version",
     "bundle_issued_at", "firmware", "last_scan_ms", "health_sent_at",
 )
-HEALTH_AHEAD_S = 3600  # a status time further ahead of the collector's is a wrong device clock
 
 
 def _device(r: Sequence) -> Device:
@@ -170,9 +169,10 @@ class Tx:
             self._q("SELECT health_sent_at FROM devices WHERE device_id = ?", (self.device_id,))
             r = self._cur.fetchone()
             held = r[0] if r else None
-            # A held time far ahead of ours came from a device clock that was wrong and has
-            # since been corrected: without this, its health would freeze until then.
-            if held is not None and sent_at < held <= now + HEALTH_AHEAD_S:
+            # A held time ahead of ours came from a device clock that was fast and may since
+            # have been corrected: a lower time is taken then, or the health would freeze
+            # until the collector's clock caught up with the wrong one (however little ahead).
+            if held is not None and sent_at < held <= now:
                 health = {}
             else:
                 health = dict(health, health_sent_at=sent_at)
