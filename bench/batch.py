@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.batch import issue_batch
-from passgate.issuer import Issuer
+from passgate.issuing.batch import issue_batch
+from passgate.issuing.issuer import Issuer
 
 ROWS = [("shopping", "gate-1", "AB12"), ("dog_walk", "gate-1 lobby", ""),
         ("work", "garage", "ZK-7781"), ("trash", "gate-2", "")]

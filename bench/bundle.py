@@ -31,7 +31,7 @@ NOW = 1_790_000_000
 
 def setup(work: Path, revoked: int, issuers: int) -> dict:
     """The operator's files: root keys, issuer keys with metadata, revoked ids, a policy."""
-    from passgate.keys import new_keypair
+    from passgate.passes.keys import new_keypair
 
     t0 = time.perf_counter()
     for r in "abc":
@@ -66,7 +66,7 @@ def stage(name: str, work: Path) -> dict:
         load_installed,
         read_bundle,
     )
-    from passgate.keys import load_private
+    from passgate.passes.keys import load_private
 
     base_kb = _maxrss_kb()
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from passgate.camera import synth
+from passgate.hardware.camera import synth
 
 SIZES = ((640, 480), (1280, 720))
 CATEGORIES = ("clean", "small", "rotation", "perspective", "blur", "noise", "inverted",
@@ -35,7 +35,7 @@ def bench_pass() -> str:
     """A typical pass (213 base45 characters, QR version 8 at ECC M) signed with a fixed key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from passgate.issuer import Issuer
+    from passgate.issuing.issuer import Issuer
 
     key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"passgate decoder corpus").digest())
     return Issuer(key, "NNov").issue("shopping", ["gate-1"], not_before=1_700_000_000,

@@ -4,7 +4,7 @@
     .venv/bin/python bench/decoders.py --per-category 50 --empty 100
 
 Candidates: zxing-cpp with and without ``try_invert``, pyzbar QR-only, and pyzbar QR-only with
-an inverted re-scan; each through ``passgate.decode``, exactly as the daemon calls it. Times
+an inverted re-scan; each through ``passgate.hardware.decode``, exactly as the daemon calls it. Times
 are the calling thread's CPU time per call (``time.thread_time``; neither backend starts
 threads of its own), which a machine shared with other work disturbs far less than
 wall-clock time; on an idle core the two agree. Prints Markdown tables
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import CATEGORIES, EMPTY, SIZES, Sample, generate  # noqa: E402
-from passgate.decode import Decoder, ZbarDecoder, ZxingDecoder  # noqa: E402
+from passgate.hardware.decode import Decoder, ZbarDecoder, ZxingDecoder  # noqa: E402
 
 CANDIDATES: dict[str, Callable[[], Decoder]] = {
     "zxing-cpp, try_invert (default)": lambda: ZxingDecoder(try_invert=True),

@@ -37,17 +37,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from passgate import simulate
-from passgate.camera import Paced, SceneSource, SceneStep
-from passgate.daemon import Checkpoint, Timing
-from passgate.debounce import Debouncer
-from passgate.decode import default_decoder
-from passgate.display import Display
-from passgate.journal import Journal
-from passgate.signals import Signals, SignalsConfig, make_pin_factory
-from passgate.trust import TrustStore
-from passgate.trustview import StaticTrust, local_policy
-from passgate.wiring import read_hash_key
+from passgate.checkpoint import simulate
+from passgate.checkpoint.debounce import Debouncer
+from passgate.checkpoint.loop import Checkpoint, Timing
+from passgate.checkpoint.trustview import StaticTrust, local_policy
+from passgate.checkpoint.wiring import read_hash_key
+from passgate.hardware.camera import Paced, SceneSource, SceneStep
+from passgate.hardware.decode import default_decoder
+from passgate.hardware.display import Display
+from passgate.hardware.signals.gpio import Signals, SignalsConfig, make_pin_factory
+from passgate.journal.journal import Journal
+from passgate.passes.truststore import TrustStore
 
 CLI = [sys.executable, "-c", "import sys; from passgate.cli import main; sys.exit(main())"]
 

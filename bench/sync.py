@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # fill_journal: the journal's own row format
 
-from passgate.keys import public_pem, write_private  # noqa: E402
+from passgate.passes.keys import public_pem, write_private  # noqa: E402
 from sync_support import fill_journal  # noqa: E402
 
 DEVICE = "bench-1"

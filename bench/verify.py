@@ -25,12 +25,12 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.issuer import Issuer
-from passgate.keys import raw_public
-from passgate.passformat import parse_text
-from passgate.revocation import RevocationList
-from passgate.trust import IssuerKey, TrustStore
-from passgate.verify import Verifier
+from passgate.issuing.issuer import Issuer
+from passgate.passes.format import parse_text
+from passgate.passes.keys import raw_public
+from passgate.passes.revocation import RevocationList
+from passgate.passes.truststore import IssuerKey, TrustStore
+from passgate.passes.verify import Verifier
 
 NOW = 1_767_261_600  # 2026-01-01T10:00:00Z
 ZONES = ["gate-1", "gate-2", "lobby", "garage"]
@@ -132,7 +132,7 @@ def bench_verify(texts: list[str], trust: TrustStore, rounds: int, profile: bool
 
 
 def parse_claims_zone(text: str) -> str:
-    from passgate.passformat import parse_claims
+    from passgate.passes.format import parse_claims
 
     return parse_claims(parse_text(text).payload).zones[0]
 

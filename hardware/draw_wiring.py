@@ -1,7 +1,7 @@
 """Draw hardware/wiring.png from the pin defaults in passgate's config schema.
 
 The picture and the firmware cannot disagree: the BCM numbers come from
-``passgate.config_schema.SignalsSection`` and the I2C addresses from ``DisplaySection``.
+``passgate.config.schema.SignalsSection`` and the I2C addresses from ``DisplaySection``.
 Run ``.venv/bin/python hardware/draw_wiring.py`` after changing a default pin.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from passgate.config_schema import DisplaySection, SignalsSection
+from passgate.config.schema import DisplaySection, SignalsSection
 
 OUT = Path(__file__).with_name("wiring.png")
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from passgate.bundle import BundleContent, FleetPolicy, RootSet, build_bundle
-from passgate.keys import raw_public
-from passgate.revocation import RevocationList
-from passgate.trust import IssuerKey
+from passgate.passes.keys import raw_public
+from passgate.passes.revocation import RevocationList
+from passgate.passes.truststore import IssuerKey
 
 NOW = 1_790_000_000  # 2026-09-21
 DAY = 86400

@@ -13,7 +13,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.journal_schema import ZERO_CHAIN, chain_of
+from passgate.journal.schema import ZERO_CHAIN, chain_of
 
 pytest.importorskip("flask", reason="collector extra not installed: pip install -e '.[collector]'")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.issuer import Issuer
-from passgate.keys import raw_public
-from passgate.trust import IssuerKey, TrustStore
-from passgate.verify import Verifier
+from passgate.issuing.issuer import Issuer
+from passgate.passes.keys import raw_public
+from passgate.passes.truststore import IssuerKey, TrustStore
+from passgate.passes.verify import Verifier
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Public test vectors live beside the repository (../shared/vectors), not inside it.

@@ -2,11 +2,11 @@
 
     python tests/sigkill_worker.py STATE SIDE_FILE N
 
-Runs :func:`passgate.wiring.run_checkpoint` (real journal, debouncer, verifier, anti-passback,
+Runs :func:`passgate.checkpoint.wiring.run_checkpoint` (real journal, debouncer, verifier, anti-passback,
 signals on MockFactory pins, display worker with no outputs) over a frame source that yields
 pre-decoded texts: N distinct valid passes, each followed by an empty frame, so every pass is
 a new presentation. ``READY=1`` goes to ``$NOTIFY_SOCKET`` once frames flow, as under systemd.
-STATE must have been prepared with ``passgate.simulate.prepare`` (keys, trust, hash key).
+STATE must have been prepared with ``passgate.checkpoint.simulate.prepare`` (keys, trust, hash key).
 
 SIDE_FILE gets two kinds of line, each with a single ``write`` (O_APPEND):
 
@@ -24,12 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from passgate import simulate
-from passgate.camera.base import SourceBase
-from passgate.config import from_dict
-from passgate.issuer import PASS_ID_LEN
-from passgate.signals import make_pin_factory
-from passgate.wiring import run_checkpoint
+from passgate.checkpoint import simulate
+from passgate.checkpoint.wiring import run_checkpoint
+from passgate.config.load import from_dict
+from passgate.hardware.camera.base import SourceBase
+from passgate.hardware.signals.gpio import make_pin_factory
+from passgate.issuing.issuer import PASS_ID_LEN
 
 
 class Texts(SourceBase):

@@ -17,8 +17,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from passgate.journal import Journal, ScanRecord
-from passgate.journal_schema import COLUMNS, ZERO_CHAIN, chain_of, to_ms
+from passgate.journal.journal import Journal, ScanRecord
+from passgate.journal.schema import COLUMNS, ZERO_CHAIN, chain_of, to_ms
 from passgate.sync.transport import Request, Response, Transport
 
 HASH_KEY = bytes(range(32))

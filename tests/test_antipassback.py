@@ -7,9 +7,9 @@ from types import MappingProxyType
 
 import pytest
 
-from passgate.antipassback import AntiPassback
-from passgate.config_schema import AntipassbackSection, ZoneWindows
-from passgate.journal import Journal, ScanRecord
+from passgate.config.schema import AntipassbackSection, ZoneWindows
+from passgate.journal.antipassback import AntiPassback
+from passgate.journal.journal import Journal, ScanRecord
 
 KEY = b"fleet hash key for tests"
 T0 = 1_767_261_600.0

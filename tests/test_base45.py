@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from passgate import base45
+from passgate.passes import base45
 
 # RFC 9285 section 4.3 (encoding) and 4.4 (decoding) examples.
 RFC_EXAMPLES = [

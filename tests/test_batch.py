@@ -14,13 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
 from conftest import ISSUER_NAME
-from passgate import keys, qr
-from passgate.batch import BatchError, issue_batch
 from passgate.cli import main
-from passgate.issuer import Issuer
-from passgate.timefmt import parse_instant
-from passgate.trust import TrustStore
-from passgate.verify import Verifier
+from passgate.issuing import qr
+from passgate.issuing.batch import BatchError, issue_batch
+from passgate.issuing.issuer import Issuer
+from passgate.passes import keys
+from passgate.passes.truststore import TrustStore
+from passgate.passes.verify import Verifier
+from passgate.util.timefmt import parse_instant
 
 FROM = "2026-01-01T09:00:00Z"
 ROWS = [

@@ -23,12 +23,12 @@ from passgate.bundle import (
 )
 from passgate.bundle.format import MAGIC, PART_NAMES, PREFIX, TAG_SIGN
 from passgate.bundle.policy import TrustStatus, age_words
-from passgate.clock import ClockState, TimeReading
+from passgate.clock.clock import ClockState, TimeReading
 from passgate.errors import TrustError
-from passgate.issuer import Issuer
-from passgate.keys import new_keypair
-from passgate.verdict import Reason
-from passgate.verify import Verifier
+from passgate.issuing.issuer import Issuer
+from passgate.passes.keys import new_keypair
+from passgate.passes.verdict import Reason
+from passgate.passes.verify import Verifier
 
 POLICY = """
 [purposes.work]

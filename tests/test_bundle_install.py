@@ -23,7 +23,7 @@ from passgate.bundle import (
 from passgate.bundle.format import MAGIC, PREFIX
 from passgate.bundle.install import BUNDLE_FILE
 from passgate.errors import KeyFileError
-from passgate.keys import raw_public
+from passgate.passes.keys import raw_public
 
 REVOKED_V1 = [b"revoked-pass-0001"]
 
@@ -322,8 +322,8 @@ def test_watcher_reloads_on_install_and_follows_refreshes(device, fleet, tmp_pat
 def test_site_policy_reaches_the_checkpoint_through_its_config(tmp_path, fleet):
     """checkpoint.site selects the bundle's [fleet.sites.NAME]: wiring -> BundleTrust."""
     from passgate.bundle import CheckpointPolicy, FleetPolicy
-    from passgate.config import from_dict
-    from passgate.wiring import make_trust
+    from passgate.checkpoint.wiring import make_trust
+    from passgate.config.load import from_dict
 
     policy = FleetPolicy(
         CheckpointPolicy(clock="flag", max_offline_s=7 * DAY),

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bundle_support import DAY, NOW, Roots
 from conftest import REPO_ROOT
 from passgate.bundle import BundleContent, build_bundle, install_bundle, load_installed, read_bundle
-from passgate.revocation import RevocationList
-from passgate.trust import IssuerKey
+from passgate.passes.revocation import RevocationList
+from passgate.passes.truststore import IssuerKey
 
 
 def load_bench():

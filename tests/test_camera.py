@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
-from passgate.camera import (
+from passgate.errors import ConfigError, HardwareError
+from passgate.hardware.camera import (
     CameraConfig,
     FlakyFrameSource,
     FolderSource,
@@ -24,9 +25,8 @@ from passgate.camera import (
     VideoFileSource,
     WebcamSource,
 )
-from passgate.decode import default_decoder
-from passgate.errors import ConfigError, HardwareError
-from passgate.issuer import Issuer
+from passgate.hardware.decode import default_decoder
+from passgate.issuing.issuer import Issuer
 
 # --- a fake Picamera2 --------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ def test_picamera_drops_controls_the_camera_lacks(caplog):
     """Picamera2 raises on a control the camera does not advertise (AfMode on a v2 module)."""
     factory = Factory(autofocus=False)
     src = PicameraSource(CameraConfig(focus="manual"), factory=factory)
-    with caplog.at_level(logging.WARNING, logger="passgate.camera.picam"):
+    with caplog.at_level(logging.WARNING, logger="passgate.hardware.camera.picam"):
         src.open()
         src.close()
         src.open()  # a re-open does not warn again
@@ -251,7 +251,7 @@ def test_missing_picamera2_is_a_hardware_error_with_advice(monkeypatch):
 
 
 def test_importing_passgate_camera_imports_no_camera_library():
-    code = ("import sys, passgate.camera, passgate.decode; "
+    code = ("import sys, passgate.hardware.camera, passgate.hardware.decode; "
             "libs = ('picamera2', 'cv2', 'libcamera', 'zxingcpp', 'pyzbar'); "
             "print([m for m in libs if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

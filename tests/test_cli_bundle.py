@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from passgate import clock
 from passgate.cli import main
+from passgate.clock import clock
 
 FROM = "2026-01-01T10:00:00Z"
 AT = "2026-01-01T10:30:00Z"
@@ -239,7 +239,7 @@ def test_verify_with_a_bundle(ops, capsys):
     assert json.loads(out)["verdict"] == "accept"
     assert "verified against the roots given with --roots (2 of 3" in err
     # A revoked pass, through a newer bundle.
-    from passgate.passformat import parse_claims, parse_text
+    from passgate.passes.format import parse_claims, parse_text
 
     pass_id = parse_claims(parse_text(text).payload).pass_id
     revoked = build(ops, 2, revoked=[pass_id.hex()])
@@ -321,7 +321,7 @@ def test_time_commands(ops, capsys, tmp_path):
 def test_time_and_bundle_commands_use_the_configs_clock(ops, capsys, tmp_path, monkeypatch):
     """The site's [clock] settings (here: a DS3231 as rtc1, trusted) and files reach every
     command that reads the clock, not only the scanner."""
-    from passgate import clocksources
+    from passgate.clock import sources as clocksources
 
     rtc = tmp_path / "sys-class-rtc"
     (rtc / "rtc1").mkdir(parents=True)

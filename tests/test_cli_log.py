@@ -10,7 +10,7 @@ import pytest
 
 from passgate.cli import main
 from passgate.cli.log import since_time
-from passgate.journal import Journal, ScanRecord
+from passgate.journal.journal import Journal, ScanRecord
 
 KEY = b"fleet hash key for tests"
 T0 = 1_767_261_600.0  # 2026-01-01T10:00:00Z

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from passgate import keys, qr
 from passgate.cli import main
+from passgate.issuing import qr
+from passgate.passes import keys
 
 AT = "2026-01-01T10:00:00Z"
 FROM = "2026-01-01T09:00:00Z"
@@ -215,7 +216,7 @@ def test_verify_denied_exit_1(pass_text: str, trust_dir: Path, capsys: pytest.Ca
 
 def test_verify_revoked_from_trust_folder(pass_text: str, trust_dir: Path, issuer_dir: Path,
                                           capsys: pytest.CaptureFixture) -> None:
-    from passgate.passformat import parse_claims, parse_text
+    from passgate.passes.format import parse_claims, parse_text
 
     pass_id = parse_claims(parse_text(pass_text).payload).pass_id
     (trust_dir / "revoked.txt").write_text(pass_id.hex() + "\n")

@@ -8,11 +8,11 @@ import logging
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.clock import ClockConfig, ClockState, FixedClock, SystemClock
-from passgate.clocksources import STA_UNSYNC, KernelSync, read_timex
-from passgate.clockstore import CHALLENGE_TTL_S, ClockStore
-from passgate.keys import raw_public
-from passgate.timetoken import TimeKey, TimeTokenError, make_token, verify_token
+from passgate.clock.clock import ClockConfig, ClockState, FixedClock, SystemClock
+from passgate.clock.sources import STA_UNSYNC, KernelSync, read_timex
+from passgate.clock.store import CHALLENGE_TTL_S, ClockStore
+from passgate.clock.tokens import TimeKey, TimeTokenError, make_token, verify_token
+from passgate.passes.keys import raw_public
 
 NOW = 1_790_000_000.0  # 2026-09-21
 DAY, YEAR = 86400.0, 365 * 86400.0

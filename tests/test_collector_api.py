@@ -132,7 +132,7 @@ def test_every_v1_response_carries_a_time_token(client, store):  # noqa: F811
 
 
 def test_real_time_token_verifies_on_the_device_side(store, clock):  # noqa: F811
-    from passgate.timetoken import TimeKey, verify_token
+    from passgate.clock.tokens import TimeKey, verify_token
     from passgate_collector.timesign import TimeSigner
 
     key = Ed25519PrivateKey.generate()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
 from collector_support import FakeDevice, pass_hash
-from passgate.timetoken import load_time_keys, verify_token
+from passgate.clock.tokens import load_time_keys, verify_token
 from passgate_collector import protocol
 from passgate_collector.cli import main as collector_cli
 

@@ -123,7 +123,7 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path, capsys):
 
 
 def test_device_list_shows_the_fingerprint_enrolment_printed(db, capsys):
-    from passgate.keys import kid_of
+    from passgate.passes.keys import kid_of
 
     dev = FakeDevice("gate-3")
     store = open_store(db)

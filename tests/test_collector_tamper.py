@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector_support import T0, FakeDevice, fake_time_token, pg_cluster, store  # noqa: F401
-from passgate.journal_schema import ZERO_CHAIN, chain_of, verify_chain
+from passgate.journal.schema import ZERO_CHAIN, chain_of, verify_chain
 from passgate_collector.web import create_app
 
 CBOR = {"Content-Type": "application/cbor"}

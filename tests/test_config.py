@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from passgate.config import ConfigError, dump_toml, format_duration, from_dict, load_config
+from passgate.config.load import ConfigError, dump_toml, format_duration, from_dict, load_config
 from passgate.errors import PassgateError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "firmware/passgate/data/passgate.example.toml"
@@ -219,7 +219,7 @@ def test_example_file_is_valid_and_documents_every_key():
     doc = (EXAMPLE.parents[3] / "docs/configuration.md").read_text()
     import dataclasses
 
-    from passgate.config_schema import SECTIONS
+    from passgate.config.schema import SECTIONS
 
     for sec in SECTIONS:
         for f in dataclasses.fields(getattr(cfg, sec)):
@@ -228,8 +228,8 @@ def test_example_file_is_valid_and_documents_every_key():
 
 
 def test_clock_settings_reach_the_clock(main: Path):
-    from passgate.clock import ClockConfig
-    from passgate.config_schema import ClockSection
+    from passgate.clock.clock import ClockConfig
+    from passgate.config.schema import ClockSection
 
     assert ClockConfig.from_section(ClockSection()) == ClockConfig()  # the defaults agree
     write(

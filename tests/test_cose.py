@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import shared_vector
-from passgate import cose
 from passgate.errors import PassFormatError
-from passgate.trust import IssuerKey
+from passgate.passes import cose
+from passgate.passes.truststore import IssuerKey
 
 # cose-wg header names used in the examples -> COSE labels (RFC 9052 section 3.1)
 ALG, CTYP, KID = 1, 3, 4

@@ -18,16 +18,16 @@ import pytest
 from passgate.bundle.policy import CheckpointPolicy, FleetPolicy, TrustStatus
 from passgate.bundle.verify import BundleInfo
 from passgate.bundle.watch import Loaded
-from passgate.camera import FlakyFrameSource
-from passgate.camera.base import SourceBase
-from passgate.clock import ClockState, FixedClock
-from passgate.daemon import Checkpoint, Timing
-from passgate.debounce import Debouncer
-from passgate.display import screens
+from passgate.checkpoint.debounce import Debouncer
+from passgate.checkpoint.loop import Checkpoint, Timing
+from passgate.checkpoint.sdnotify import Notifier
+from passgate.checkpoint.trustview import BundleTrust, StaticTrust, TrustView, antipassback_for
+from passgate.clock.clock import ClockState, FixedClock
 from passgate.errors import JournalError
-from passgate.journal import Journal
-from passgate.sdnotify import Notifier
-from passgate.trustview import BundleTrust, StaticTrust, TrustView, antipassback_for
+from passgate.hardware.camera import FlakyFrameSource
+from passgate.hardware.camera.base import SourceBase
+from passgate.hardware.display import screens
+from passgate.journal.journal import Journal
 
 NOW = 1_767_261_600
 ZONE = "gate-1"
@@ -354,7 +354,7 @@ def test_display_failure_does_not_stop_scanning(issuer, trust, journal, caplog):
 
 
 def test_a_real_display_with_no_panel_does_not_stop_scanning(issuer, trust, journal, caplog):
-    from passgate.display import Display as RealDisplay
+    from passgate.hardware.display import Display as RealDisplay
 
     def no_panel():
         raise OSError(2, "No such file or directory: '/dev/i2c-1'")
@@ -541,8 +541,8 @@ def test_watchdog_pings_while_the_loop_runs_ready_once_frames_flow(trust, journa
 
 
 def test_idle_screen_shows_the_sync_agents_view_of_the_network(trust, journal, tmp_path):
-    from passgate.sync.state import SyncState, state_path, write_state
-    from passgate.wiring import sync_connectivity
+    from passgate.checkpoint.wiring import sync_connectivity
+    from passgate.journal.syncstate import SyncState, state_path, write_state
 
     write_state(state_path(tmp_path), SyncState(connectivity="online", updated_at=NOW))
     cp = make([], trust, journal)
@@ -607,8 +607,8 @@ def test_a_hung_frame_loop_stops_the_watchdog_pings(trust, journal, tmp_path):
 def pin_signals(cp, relay_hold_s=3.0):
     """The real Signals on MockFactory pins, stepped by the loop's fake monotonic clock: each
     decoded frame polls them, and every output change is kept as (seconds, channel, value)."""
-    from passgate.signals import Signals as RealSignals
-    from passgate.signals import SignalsConfig, make_pin_factory
+    from passgate.hardware.signals.gpio import Signals as RealSignals
+    from passgate.hardware.signals.gpio import SignalsConfig, make_pin_factory
 
     factory = make_pin_factory("mock")
     changes = []
@@ -716,8 +716,8 @@ def test_a_bad_sync_state_file_reads_unknown_and_is_logged_once_per_problem(
 ):
     """The sync agent's file is not the scanner's to trust: whatever is in it, the idle screen
     says "unknown" and the loop carries on (it used to crash ``passgate run``)."""
-    from passgate.sync.state import SyncState, state_path, write_state
-    from passgate.wiring import sync_connectivity
+    from passgate.checkpoint.wiring import sync_connectivity
+    from passgate.journal.syncstate import SyncState, state_path, write_state
 
     caplog.set_level(logging.INFO, "passgate")
     path = state_path(tmp_path)
@@ -850,9 +850,9 @@ def test_gpio_missing_at_start_is_a_fault_and_accepts_are_flagged_no_relay_until
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     from passgate.errors import HardwareError
-    from passgate.signals import Signals as RealSignals
-    from passgate.signals import SignalsConfig
-    from passgate.signals_retry import RetryingSignals
+    from passgate.hardware.signals.gpio import Signals as RealSignals
+    from passgate.hardware.signals.gpio import SignalsConfig
+    from passgate.hardware.signals.retry import RetryingSignals
 
     caplog.set_level(logging.INFO, "passgate")
     cp = make([], trust, journal, timing=Timing(backoff_initial_s=1, backoff_max_s=4))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from passgate.debounce import Debouncer
+from passgate.checkpoint.debounce import Debouncer
 
 FPS = 10
 

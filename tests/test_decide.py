@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from passgate.clock import ClockState, TimeReading
-from passgate.decide import FRESH, CheckpointPolicy, Decision, TrustStatus, decide
-from passgate.sdnotify import Notifier
-from passgate.verdict import Reason, Result, Verdict
+from passgate.checkpoint.decide import FRESH, CheckpointPolicy, Decision, TrustStatus, decide
+from passgate.checkpoint.sdnotify import Notifier
+from passgate.clock.clock import ClockState, TimeReading
+from passgate.passes.verdict import Reason, Result, Verdict
 
 NOW = 1_780_000_000
 OK = Verdict(

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from passgate import decode
-from passgate.camera import synth
-from passgate.decode import ZbarDecoder, ZxingDecoder, default_decoder, make_decoder
-from passgate.issuer import Issuer
+from passgate.hardware import decode
+from passgate.hardware.camera import synth
+from passgate.hardware.decode import ZbarDecoder, ZxingDecoder, default_decoder, make_decoder
+from passgate.issuing.issuer import Issuer
 
 SIZE = (640, 480)
 
@@ -143,7 +143,7 @@ def test_backend_failure_is_logged_once_and_means_no_code(monkeypatch, caplog, p
 
     monkeypatch.setattr(d._zx, "read_barcodes", broken)
     frame = _frame(pass_text)
-    with caplog.at_level(logging.DEBUG, logger="passgate.decode"):
+    with caplog.at_level(logging.DEBUG, logger="passgate.hardware.decode"):
         assert d.decode(frame) == []
         assert d.decode(frame) == []
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from passgate.clock import ClockState
-from passgate.display import (
+from passgate.clock.clock import ClockState
+from passgate.errors import ConfigError, HardwareError
+from passgate.hardware.display import (
     AcceptedScreen,
     Connectivity,
     DeniedScreen,
@@ -39,12 +40,11 @@ from passgate.display import (
     trust_data_old,
     verdict_screen,
 )
-from passgate.display.render import fit, wrap
-from passgate.display.screens import REASON_WORDS, remaining_text
-from passgate.display.term import frame_text
-from passgate.errors import ConfigError, HardwareError
-from passgate.purposes import PurposeTable
-from passgate.verdict import Reason, Result, Verdict
+from passgate.hardware.display.render import fit, wrap
+from passgate.hardware.display.screens import REASON_WORDS, remaining_text
+from passgate.hardware.display.term import frame_text
+from passgate.passes.purposes import PurposeTable
+from passgate.passes.verdict import Reason, Result, Verdict
 
 REF = Path(__file__).parent / "reference"
 T = 1_775_052_300  # 2026-04-01 14:05:00 UTC
@@ -320,7 +320,7 @@ def test_show_never_renders_on_the_caller_and_latest_screen_wins():
 
 
 def test_failing_panel_is_logged_once_retried_and_recovers(caplog):
-    caplog.set_level(logging.INFO, logger="passgate.display.worker")
+    caplog.set_level(logging.INFO, logger="passgate.hardware.display.worker")
     panel = FakePanel(fail_times=3)
     other = FakePanel()
     display = Display({"oled": lambda: panel, "png": other}, retry_s=0.01)
@@ -342,7 +342,7 @@ def test_failing_panel_is_logged_once_retried_and_recovers(caplog):
 
 
 def test_missing_panel_at_start_does_not_stop_anything(caplog):
-    caplog.set_level(logging.INFO, logger="passgate.display.worker")
+    caplog.set_level(logging.INFO, logger="passgate.hardware.display.worker")
     attempts = []
 
     def factory():
@@ -494,7 +494,7 @@ def test_from_config_adds_a_terminal_view():
 
 def test_importing_the_display_package_touches_no_luma_or_bus():
     code = (
-        "import sys, passgate.display, passgate.display.worker;"
+        "import sys, passgate.hardware.display, passgate.hardware.display.worker;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('luma', 'smbus2', 'smbus')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

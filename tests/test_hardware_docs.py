@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from passgate.config_schema import SignalsSection
+from passgate.config.schema import SignalsSection
 
 HW = Path(__file__).resolve().parent.parent / "hardware"
 

@@ -14,11 +14,11 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.clock import ClockState, TimeReading
+from passgate.clock.clock import ClockState, TimeReading
 from passgate.errors import JournalError
-from passgate.journal import ZERO_CHAIN, Journal, ScanRecord, verify_chain
-from passgate.journal_schema import encode_row
-from passgate.verdict import Reason
+from passgate.journal.journal import ZERO_CHAIN, Journal, ScanRecord, verify_chain
+from passgate.journal.schema import encode_row
+from passgate.passes.verdict import Reason
 
 KEY = bytes(range(32))
 T0 = 1_775_000_000.0
@@ -295,7 +295,7 @@ def test_two_connections_interleave(tmp_path):
 
 WRITER = textwrap.dedent("""
     import os, sys, time
-    from passgate.journal import Journal, ScanRecord
+    from passgate.journal.journal import Journal, ScanRecord
     j = Journal(sys.argv[1], bytes(range(32)))
     for i in range(int(sys.argv[2])):
         j.record(ScanRecord(os.urandom(16), 1775000000.0 + i, "trusted", "accept", "valid",
@@ -327,9 +327,9 @@ def test_scanner_and_sync_processes_share_the_file(tmp_path):
 
 
 def test_no_pass_id_hint_or_issuer_in_database_or_wal(tmp_path):
-    from passgate.issuer import Issuer
-    from passgate.trust import IssuerKey, TrustStore
-    from passgate.verify import Verifier
+    from passgate.issuing.issuer import Issuer
+    from passgate.passes.truststore import IssuerKey, TrustStore
+    from passgate.passes.verify import Verifier
 
     key = Ed25519PrivateKey.generate()
     issuer_name, hint, pass_id = "Zorbatron Municipality", "Qwynn", b"PASSID-7f3a91"
@@ -356,7 +356,7 @@ def test_no_pass_id_hint_or_issuer_in_database_or_wal(tmp_path):
 
 KILLED_WRITER = textwrap.dedent("""
     import os, sys
-    from passgate.journal import Journal, ScanRecord
+    from passgate.journal.journal import Journal, ScanRecord
     j = Journal(sys.argv[1], bytes(range(32)))
     while True:
         rec = ScanRecord(os.urandom(16), 1775000000.0, "trusted", "accept", "valid", None,

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from conftest import fixed_key, shared_vector
-from passgate import keys
 from passgate.errors import KeyFileError, TrustError
-from passgate.trust import IssuerKey, TrustStore
+from passgate.passes import keys
+from passgate.passes.truststore import IssuerKey, TrustStore
 
 SPKI_ED25519_PREFIX = bytes.fromhex("302a300506032b6570032100")  # SubjectPublicKeyInfo header
 IDENTITY = bytes.fromhex("01" + "00" * 31)  # the neutral point: y = 1

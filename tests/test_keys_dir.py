@@ -53,7 +53,7 @@ def test_demo_bundle_verifies_against_demo_roots(tmp_path):
 def test_device_file_example_pins_the_demo_keys(tmp_path):
     """The example device file provisions with keys/demo/demo-bundle.pgb: same roots, time key."""
     from passgate.bundle import RootSet
-    from passgate.keys import load_public, raw_public
+    from passgate.passes.keys import load_public, raw_public
     from passgate.provision import read_device_file
 
     example = REPO / "deploy" / "passgate-device.example.toml"

@@ -8,11 +8,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from passgate import base45, cose, passformat, qr
 from passgate.errors import PassFormatError
-from passgate.issuer import Issuer
-from passgate.keys import kid_of, raw_public
-from passgate.passformat import Claims, claims_cbor, parse_claims, parse_text
+from passgate.issuing import qr
+from passgate.issuing.issuer import Issuer
+from passgate.passes import base45, cose
+from passgate.passes import format as passformat
+from passgate.passes.format import Claims, claims_cbor, parse_claims, parse_text
+from passgate.passes.keys import kid_of, raw_public
 
 T0 = 1_586_944_800  # 2020-04-15T10:00:00Z
 

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ISSUER_NAME, NOW, fixed_key
-from passgate import base45
-from passgate.issuer import Issuer
-from passgate.keys import raw_public
-from passgate.trust import IssuerKey, TrustStore
-from passgate.verdict import Reason
-from passgate.verify import Verifier
+from passgate.issuing.issuer import Issuer
+from passgate.passes import base45
+from passgate.passes.keys import raw_public
+from passgate.passes.truststore import IssuerKey, TrustStore
+from passgate.passes.verdict import Reason
+from passgate.passes.verify import Verifier
 
 LIMIT_S = 0.100
 VERIFIER_REASONS = {Reason.MALFORMED, Reason.UNSUPPORTED, Reason.UNKNOWN_KEY,

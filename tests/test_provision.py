@@ -18,13 +18,13 @@ from luma.core.device import dummy
 
 from bundle_support import DAY, NOW, Fleet
 from passgate.bundle import install_bundle
+from passgate.checkpoint.wiring import read_hash_key  # how `passgate run` reads it
 from passgate.cli import build_parser, main
 from passgate.cli.provision import dispose, provision
-from passgate.config import load_config
-from passgate.display import MessageScreen, render
+from passgate.config.load import load_config
+from passgate.hardware.display import MessageScreen, render
 from passgate.provision import ProvisionError, dropin_toml, read_device_file
 from passgate.sync.enrolment import load_enrolment
-from passgate.wiring import read_hash_key  # how `passgate run` reads it
 
 HASH_KEY = bytes(range(100, 132))
 TOKEN = "tok_" + "A" * 40

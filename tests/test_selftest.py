@@ -26,16 +26,20 @@ from PIL import Image, ImageChops
 from bundle_support import DAY, NOW, Fleet
 from passgate.bundle import CheckpointPolicy, FleetPolicy, install_bundle, pin_roots
 from passgate.bundle.watch import BundleWatcher
-from passgate.camera import FlakyFrameSource, Paced, SceneSource, SceneStep, synth
 from passgate.cli import main as cli_main
 from passgate.cli.selftest import register, selftest
-from passgate.clock import ClockState, SystemClock, TimeReading
-from passgate.clockstore import ClockStore
-from passgate.decode import make_decoder
-from passgate.display import MessageScreen, TestPatternScreen, open_luma, render
+from passgate.clock.clock import ClockState, SystemClock, TimeReading
+from passgate.clock.store import ClockStore
 from passgate.errors import HardwareError
-from passgate.journal import Journal, ScanRecord
-from passgate.selftest import (
+from passgate.hardware.camera import FlakyFrameSource, Paced, SceneSource, SceneStep, synth
+from passgate.hardware.decode import make_decoder
+from passgate.hardware.display import MessageScreen, TestPatternScreen, open_luma, render
+from passgate.hardware.signals.gpio import SignalsConfig
+from passgate.journal.journal import Journal, ScanRecord
+from passgate.journal.syncstate import SyncState
+from passgate.passes.truststore import TrustStore
+from passgate.passes.verify import Verifier
+from passgate.selftest.checks import (
     CHECKS,
     Capture,
     Result,
@@ -50,7 +54,7 @@ from passgate.selftest import (
     run_checks,
     summary,
 )
-from passgate.selftest_state import (
+from passgate.selftest.state import (
     check_bundle,
     check_clock,
     check_collector,
@@ -60,10 +64,6 @@ from passgate.selftest_state import (
     collector_address,
     tcp_connect,
 )
-from passgate.signals import SignalsConfig
-from passgate.sync.state import SyncState
-from passgate.trust import TrustStore
-from passgate.verify import Verifier
 
 LINE_RE = re.compile(r"^(PASS|WARN|FAIL|SKIP)  [a-z]{4,9} {1,6} \S.*$")
 TEXT = "a QR code on the wall"
@@ -93,7 +93,7 @@ def scene_frames(text: str | None, n: int = 6, seed: int = 3) -> list[np.ndarray
 
 @pytest.fixture(scope="module")
 def code_frames(issuer_key):
-    from passgate.issuer import Issuer
+    from passgate.issuing.issuer import Issuer
 
     text = Issuer(issuer_key, "Test City").issue("shopping", ["gate-1"], NOW - 600, 3 * 3600)
     return text, scene_frames(text)
@@ -285,7 +285,7 @@ def test_display_draws_both_pattern_phases_then_a_message():
 
 
 def test_display_through_luma_dummy_and_png_files(tmp_path):
-    from passgate.display import PngFolder
+    from passgate.hardware.display import PngFolder
 
     assert check_display(lambda: open_luma("dummy"), sleep=lambda s: None).status is Status.PASS
     r = check_display(lambda: PngFolder(tmp_path, prefix="selftest"), sleep=lambda s: None)
@@ -462,7 +462,7 @@ def test_stale_under_a_flag_policy_warns_and_near_expiry_warns(tmp_path):
 
 
 def test_trust_folder(tmp_path, issuer_key):
-    from passgate.keys import public_pem
+    from passgate.passes.keys import public_pem
 
     (tmp_path / "issuer.pub").write_bytes(public_pem(issuer_key))
     ok = check_trust_folder(lambda: TrustStore.from_dir(tmp_path), tmp_path)
@@ -546,7 +546,7 @@ tmpfs /run tmpfs rw,nosuid 0 0
 
 
 def test_a_state_folder_lost_at_reboot_warns(tmp_path):
-    from passgate.selftest_state import mount_of
+    from passgate.selftest.state import mount_of
 
     assert mount_of(Path("/var/lib/passgate/journal.sqlite"), MOUNTS) == (
         "/var/lib/passgate", "ext4")

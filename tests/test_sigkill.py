@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from passgate import simulate
-from passgate.journal import Journal
+from passgate.checkpoint import simulate
+from passgate.journal.journal import Journal
 
 WORKER = Path(__file__).with_name("sigkill_worker.py")
 MIN_SIGNALLED = 1000

@@ -17,7 +17,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
 from passgate.errors import ConfigError, HardwareError
-from passgate.signals import (
+from passgate.hardware.signals.gpio import (
     ACCEPT_TONES,
     DENY_TONES,
     FAULT_PATTERN,
@@ -316,7 +316,7 @@ class FlakyPin(MockPWMPin):
 
 
 def test_a_failing_output_is_logged_once_and_the_others_carry_on(make, clock, mock_factory, caplog):
-    caplog.set_level(logging.INFO, logger="passgate.signals")
+    caplog.set_level(logging.INFO, logger="passgate.hardware.signals.gpio")
     mock_factory.pin(GREEN, pin_class=FlakyPin)
     sig = make()
     FlakyPin.broken = True

@@ -14,8 +14,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from passgate.errors import HardwareError
-from passgate.signals import Signals, SignalsConfig
-from passgate.signals_retry import RetryingSignals
+from passgate.hardware.signals.gpio import Signals, SignalsConfig
+from passgate.hardware.signals.retry import RetryingSignals
 
 CFG = SignalsConfig()  # buzzer 17, green 27, red 22, relay 23 (active low)
 quiet = functools.partial(Signals, background=False)  # no thread: states applied on call

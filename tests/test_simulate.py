@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from passgate import qr, simulate
-from passgate.config import from_dict
-from passgate.display import render
-from passgate.display.screens import DeniedScreen, StoppedScreen
-from passgate.journal import Journal
+from passgate.checkpoint import simulate
+from passgate.config.load import from_dict
+from passgate.hardware.display import render
+from passgate.hardware.display.screens import DeniedScreen, StoppedScreen
+from passgate.issuing import qr
+from passgate.journal.journal import Journal
 
 CLI = [sys.executable, "-c", "import sys; from passgate.cli import main; sys.exit(main())"]
 SCENE = [
@@ -169,10 +170,10 @@ dir = "{state / "trust"}"
 
 def test_sigterm_in_process_releases_the_relay_and_shows_stopped(tmp_path: Path):
     """The entry point's own SIGTERM handler, with the real Signals on MockFactory pins."""
-    from passgate.clock import FixedClock
-    from passgate.config import load_config
-    from passgate.signals import make_pin_factory
-    from passgate.wiring import make_source, run_checkpoint
+    from passgate.checkpoint.wiring import make_source, run_checkpoint
+    from passgate.clock.clock import FixedClock
+    from passgate.config.load import load_config
+    from passgate.hardware.signals.gpio import make_pin_factory
 
     config, _ = device_setup(tmp_path)
     cfg = load_config(config)
@@ -269,11 +270,11 @@ def test_a_journal_that_cannot_be_opened_is_a_fault_on_screen_not_an_exit(tmp_pa
     scanner keeps running (under systemd an exit would be a restart loop with a blank OLED)."""
     import dataclasses
 
-    from passgate.clock import FixedClock
-    from passgate.config import load_config
-    from passgate.display.screens import journal_fault
-    from passgate.signals import make_pin_factory
-    from passgate.wiring import make_source, run_checkpoint
+    from passgate.checkpoint.wiring import make_source, run_checkpoint
+    from passgate.clock.clock import FixedClock
+    from passgate.config.load import load_config
+    from passgate.hardware.display.screens import journal_fault
+    from passgate.hardware.signals.gpio import make_pin_factory
 
     config, _ = device_setup(tmp_path, frames_loop=False)
     cfg = load_config(config)
@@ -303,8 +304,8 @@ def test_a_camera_path_missing_at_start_up_is_retried_as_what_it_turns_out_to_be
 ):
     """camera.path is looked at on every open: a folder that appears later (a mount) is
     read as a folder, not taken for a video file for good."""
+    from passgate.checkpoint.wiring import make_source
     from passgate.errors import HardwareError
-    from passgate.wiring import make_source
 
     frames = tmp_path / "frames"
     cfg = from_dict(
@@ -333,12 +334,12 @@ def test_gpio_missing_at_start_up_is_a_fault_on_screen_not_an_exit_and_recovers(
     then the door opens. (Under systemd an exit would be a restart loop, a blank OLED.)"""
     import logging
 
-    from passgate.clock import FixedClock
-    from passgate.config import load_config
-    from passgate.display.screens import AcceptedScreen, gpio_fault
+    from passgate.checkpoint.wiring import make_source, run_checkpoint
+    from passgate.clock.clock import FixedClock
+    from passgate.config.load import load_config
     from passgate.errors import HardwareError
-    from passgate.signals import make_pin_factory
-    from passgate.wiring import make_source, run_checkpoint
+    from passgate.hardware.display.screens import AcceptedScreen, gpio_fault
+    from passgate.hardware.signals.gpio import make_pin_factory
 
     caplog.set_level(logging.INFO, "passgate")
     config, _ = device_setup(tmp_path)

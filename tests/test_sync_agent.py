@@ -12,7 +12,8 @@ import logging
 import pytest
 
 from passgate.errors import TrustError
-from passgate.journal import Journal
+from passgate.journal.journal import Journal
+from passgate.journal.syncstate import OFFLINE, ONLINE, read_state
 from passgate.sync.agent import SyncAgent
 from passgate.sync.backoff import Backoff
 from passgate.sync.client import (
@@ -24,7 +25,6 @@ from passgate.sync.client import (
     TooLarge,
     Transient,
 )
-from passgate.sync.state import OFFLINE, ONLINE, read_state
 from sync_support import HASH_KEY, T0, fill_journal
 
 

@@ -19,10 +19,10 @@ pytest.importorskip("waitress", reason="collector extra not installed")
 from bundle_support import Fleet  # noqa: E402
 from passgate.bundle import install_bundle  # noqa: E402
 from passgate.cli import main  # noqa: E402
-from passgate.clockstore import ClockStore  # noqa: E402
-from passgate.journal import Journal  # noqa: E402
-from passgate.keys import public_pem  # noqa: E402
-from passgate.sync.state import ONLINE, read_state  # noqa: E402
+from passgate.clock.store import ClockStore  # noqa: E402
+from passgate.journal.journal import Journal  # noqa: E402
+from passgate.journal.syncstate import ONLINE, read_state  # noqa: E402
+from passgate.passes.keys import public_pem  # noqa: E402
 from sync_support import LiveCollector, collector_rows, fill_journal, free_port  # noqa: E402
 
 DEVICE = "gate-1"
@@ -123,7 +123,7 @@ def test_the_agents_clock_follows_the_config(tmp_path):
     import argparse
 
     from passgate.cli.sync import _time_link, resolve
-    from passgate.clock import ClockConfig
+    from passgate.clock.clock import ClockConfig
 
     cfg = tmp_path / "passgate.toml"
     cfg.write_text(
@@ -227,7 +227,7 @@ def test_the_agent_prunes_at_the_clock_floor_not_a_jumped_clock(site, monkeypatc
     time it prunes with is the clock floor (a lower bound of the real time)."""
     import passgate.cli.sync as cli_sync
     import passgate.sync.agent as agent_mod
-    from passgate.clock import ClockConfig, SystemClock
+    from passgate.clock.clock import ClockConfig, SystemClock
     from passgate.sync.enrolment import Enrolment, save_enrolment
     from passgate.sync.hooks import TimeLink
 

@@ -22,15 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 pytest.importorskip("flask", reason="collector extra not installed: pip install -e '.[collector]'")
 pytest.importorskip("waitress", reason="collector extra not installed")
 
-from passgate.journal import Journal  # noqa: E402
-from passgate.keys import raw_public  # noqa: E402
+from passgate.clock.tokens import TimeKey, new_nonce, verify_token  # noqa: E402
+from passgate.journal.journal import Journal  # noqa: E402
+from passgate.journal.syncstate import ONLINE, read_state  # noqa: E402
+from passgate.passes.keys import raw_public  # noqa: E402
 from passgate.sync.agent import SyncAgent  # noqa: E402
 from passgate.sync.backoff import Backoff  # noqa: E402
 from passgate.sync.client import CollectorClient  # noqa: E402
 from passgate.sync.devicekey import load_device_key, new_device_key  # noqa: E402
-from passgate.sync.state import ONLINE, read_state  # noqa: E402
 from passgate.sync.transport import HttpTransport  # noqa: E402
-from passgate.timetoken import TimeKey, new_nonce, verify_token  # noqa: E402
 from sync_support import (  # noqa: E402
     FAULTS,
     FaultTransport,

@@ -10,10 +10,10 @@ import pytest
 
 from passgate.cli import main
 from passgate.errors import KeyFileError
-from passgate.keys import load_public, raw_public
+from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState, read_state, write_state
+from passgate.passes.keys import load_public, raw_public
 from passgate.sync.backoff import Backoff
 from passgate.sync.devicekey import load_device_key, new_device_key
-from passgate.sync.state import OFFLINE, ONLINE, UNKNOWN, SyncState, read_state, write_state
 
 # --- device key -------------------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ def test_state_write_failure_leaves_previous_state(tmp_path, monkeypatch):
 
 def _token(label: str, nonce: bytes | None = None) -> bytes:
     """A COSE_Sign1 shaped like a time token (the fake clock below does the verifying)."""
-    from passgate.cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1
+    from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1
 
     payload = {"label": label} if nonce is None else {"label": label, "nonce": nonce}
     header = {HDR_ALG: ALG_EDDSA, HDR_KID: b"k" * 8}
@@ -167,9 +167,9 @@ class _FakeClock:
         return nonce
 
     def accept_token(self, raw, keys, device_id):
-        from passgate.clockstore import TokenResult
-        from passgate.cose import decode_sign1, loads
-        from passgate.timetoken import TimeTokenError
+        from passgate.clock.store import TokenResult
+        from passgate.clock.tokens import TimeTokenError
+        from passgate.passes.cose import decode_sign1, loads
 
         if raw == b"bad":
             raise TimeTokenError("time token signature does not verify")
@@ -218,12 +218,12 @@ def test_time_link_in_the_clients_call_sequence_writes_the_floor_rarely(tmp_path
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from passgate.clock import ClockConfig, ClockState, SystemClock
-    from passgate.clockstore import ClockStore
+    from passgate.clock.clock import ClockConfig, ClockState, SystemClock
+    from passgate.clock.store import ClockStore
+    from passgate.clock.tokens import TimeKey, make_token
     from passgate.sync.client import NONCE_HEADER, TIME_HEADER, CollectorClient
     from passgate.sync.hooks import TimeLink
     from passgate.sync.transport import Response
-    from passgate.timetoken import TimeKey, make_token
 
     t = {"sys": 1.8e9, "mono": 1000.0}
     store = ClockStore(tmp_path / "clock.floor")

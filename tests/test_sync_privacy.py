@@ -2,7 +2,7 @@
 database, its WAL, the logs or the bytes uploaded to the collector.
 
 Scans go through the scanner's real steps (``Verifier.check`` -> ``Journal.pass_hash`` ->
-``ScanRecord.of`` -> ``Journal.record``, as ``passgate.daemon`` does), accepted and denied
+``ScanRecord.of`` -> ``Journal.record``, as ``passgate.checkpoint.loop`` does), accepted and denied
 alike; then the sync agent uploads them to a real collector on 127.0.0.1 while every request
 body is captured. Each secret is searched in several spellings (raw, hex, base64, base64url).
 """
@@ -21,8 +21,8 @@ pytest.importorskip("flask", reason="collector extra not installed: pip install 
 pytest.importorskip("waitress", reason="collector extra not installed")
 
 from conftest import ISSUER_NAME  # noqa: E402
-from passgate.clock import ClockState, TimeReading  # noqa: E402
-from passgate.journal import Journal, ScanRecord  # noqa: E402
+from passgate.clock.clock import ClockState, TimeReading  # noqa: E402
+from passgate.journal.journal import Journal, ScanRecord  # noqa: E402
 from passgate.sync.agent import SyncAgent  # noqa: E402
 from passgate.sync.client import CollectorClient  # noqa: E402
 from passgate.sync.devicekey import load_device_key, new_device_key  # noqa: E402
@@ -59,7 +59,7 @@ def test_no_pass_id_hint_or_issuer_name_leaves_the_scanner(tmp_path, issuer, ver
         passes.append((pid, hint, text))
     # A forged one: a valid structure signed by a key the checkpoint does not trust.
     from conftest import fixed_key
-    from passgate.issuer import Issuer
+    from passgate.issuing.issuer import Issuer
 
     forger = Issuer(fixed_key("forger"), ISSUER_NAME)
     pid = rng.randbytes(16)

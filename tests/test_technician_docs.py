@@ -1,6 +1,6 @@
 """docs/technician.md and its OLED pictures: drawn by the firmware, so they cannot drift.
 
-``docs/screens/make_screens.py`` renders every picture with ``passgate.display.render``;
+``docs/screens/make_screens.py`` renders every picture with ``passgate.hardware.display.render``;
 here each one is regenerated and compared pixel by pixel with the committed PNG. On a
 deliberate change to a screen, run the script and commit the new pictures.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from passgate.display import render
-from passgate.selftest import check_display
+from passgate.hardware.display import render
+from passgate.selftest.checks import check_display
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "technician.md"

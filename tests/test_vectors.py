@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from passgate.issuer import Issuer
-from passgate.revocation import RevocationList
-from passgate.timefmt import parse_instant
-from passgate.trust import IssuerKey, TrustStore
-from passgate.verdict import Reason
-from passgate.verify import Verifier
+from passgate.issuing.issuer import Issuer
+from passgate.passes.revocation import RevocationList
+from passgate.passes.truststore import IssuerKey, TrustStore
+from passgate.passes.verdict import Reason
+from passgate.passes.verify import Verifier
+from passgate.util.timefmt import parse_instant
 
 VECTOR_DIR = Path(__file__).with_name("vectors")
 DOC = json.loads((VECTOR_DIR / "passgate_vectors.json").read_text())

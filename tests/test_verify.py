@@ -8,15 +8,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import ISSUER_NAME, NOW, fixed_key
-from passgate import base45, keys
-from passgate.issuer import Issuer
-from passgate.keys import raw_public
-from passgate.passformat import parse_text
-from passgate.purposes import PurposeTable
-from passgate.revocation import RevocationList
-from passgate.trust import IssuerKey, TrustStore
-from passgate.verdict import Reason, Result
-from passgate.verify import DEFAULT_SKEW_S, Verifier
+from passgate.issuing.issuer import Issuer
+from passgate.passes import base45, keys
+from passgate.passes.format import parse_text
+from passgate.passes.keys import raw_public
+from passgate.passes.purposes import PurposeTable
+from passgate.passes.revocation import RevocationList
+from passgate.passes.truststore import IssuerKey, TrustStore
+from passgate.passes.verdict import Reason, Result
+from passgate.passes.verify import DEFAULT_SKEW_S, Verifier
 
 HOUR = 3600
 PASS_ID = bytes.fromhex("0102030405060708090a0b0c")
@@ -83,8 +83,8 @@ def test_bad_signature(verifier: Verifier, issuer: Issuer, text: str) -> None:
 
 def test_forged_pass_under_a_trusted_kid(verifier: Verifier, issuer: Issuer) -> None:
     """Another key signs a pass claiming the trusted issuer's kid: bad_signature."""
-    from passgate import passformat
-    from passgate.passformat import Claims
+    from passgate.passes import format as passformat
+    from passgate.passes.format import Claims
 
     forger = fixed_key("forger")
     c = Claims(ISSUER_NAME, PASS_ID, NOW, NOW + HOUR, NOW, 1, ("gate-1",))
@@ -173,7 +173,7 @@ def test_same_key_listed_twice_any_entry_may_admit(issuer_key: Ed25519PrivateKey
 
 def test_malformed_claims_after_a_valid_signature(issuer_key: Ed25519PrivateKey,
                                                   verifier: Verifier, issuer: Issuer) -> None:
-    from passgate import cose
+    from passgate.passes import cose
 
     payload = cose.dumps({1: ISSUER_NAME})  # signed, but claims missing
     raw = cose.encode_sign1(payload, issuer_key.sign, {1: -8, 4: issuer.kid})
@@ -223,7 +223,7 @@ def test_revocation_list_is_exact() -> None:
 
 def test_revocation_packed_form_checked() -> None:
     from passgate.errors import TrustError
-    from passgate.revocation import digest
+    from passgate.passes.revocation import digest
 
     a, b = sorted([digest(b"a" * 12), digest(b"b" * 12)])
     assert len(RevocationList.from_packed(a + b)) == 2

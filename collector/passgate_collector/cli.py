@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from passgate.errors import PassgateError
-from passgate.keys import kid_of
+from passgate.passes.keys import kid_of
 
 from . import protocol
 from .store import StoreError, open_store
@@ -133,7 +133,7 @@ def cmd_device(args) -> int:
 
 
 def cmd_time_key_new(args) -> int:
-    from passgate.keys import new_keypair
+    from passgate.passes.keys import new_keypair
 
     key_path, pub_path, kid = new_keypair(Path(args.out), "time")
     print(f"time key {kid.hex()}: private {key_path} (0600, for serve --time-key), "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from passgate.journal_schema import ZERO_CHAIN, chain_of, encode_row
+from passgate.journal.schema import ZERO_CHAIN, chain_of, encode_row
 
 from . import protocol
 from .protocol import DUPLICATE, REJECTED, STORED, Batch

@@ -2,8 +2,8 @@
 
 Everything here is pure (bytes in, values or :class:`ProtocolError` out), so the web layer
 stays thin and the rules are tested without a server. Device requests are COSE_Sign1
-envelopes read with ``passgate.cose`` (deterministic CBOR enforced by re-encoding); row
-shapes follow ``passgate.journal``'s row.
+envelopes read with ``passgate.passes.cose`` (deterministic CBOR enforced by re-encoding); row
+shapes follow ``passgate.journal.journal``'s row.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate import cose
 from passgate.bundle.verify import DEFAULT_MAX_BYTES
 from passgate.errors import KeyFileError, PassFormatError
-from passgate.keys import check_public_point, kid_of, public_from_raw, raw_public
+from passgate.passes import cose
+from passgate.passes.keys import check_public_point, kid_of, public_from_raw, raw_public
 
 VERSION = 1
 CONTENT_TYPE = "application/cbor"

@@ -1,6 +1,6 @@
-"""Signed time tokens for every response, made with ``passgate.timetoken.make_token``.
+"""Signed time tokens for every response, made with ``passgate.clock.tokens.make_token``.
 
-The token format and its verification belong to the firmware (``passgate.timetoken``); the
+The token format and its verification belong to the firmware (``passgate.clock.tokens``); the
 collector only holds the time private key and says which device and challenge a token is
 for (``docs/sync-protocol.md`` section 1).
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.keys import load_private
-from passgate.timetoken import make_token
+from passgate.clock.tokens import make_token
+from passgate.passes.keys import load_private
 
 
 class TimeSigner:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from passgate.keys import kid_of
+from passgate.passes.keys import kid_of
 
 from . import protocol, staff
 from .ingest import apply_batch

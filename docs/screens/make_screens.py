@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The OLED pictures in docs/technician.md, drawn by the firmware's own renderer.
 
-Every picture is ``passgate.display.render`` of a screen built the way the firmware builds it
+Every picture is ``passgate.hardware.display.render`` of a screen built the way the firmware builds it
 (``verdict_screen``, ``idle_screen``, the fault helpers, the provisioning and self-test
 messages), enlarged 4x with nearest-neighbour scaling inside a grey bezel so it reads like
 the 128x64 panel. ``tests/test_technician_docs.py`` regenerates them and compares pixels, so
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from passgate.clock import ClockState
-from passgate.display import (
+from passgate.clock.clock import ClockState
+from passgate.hardware.display import (
     Connectivity,
     FaultScreen,
     MessageScreen,
@@ -36,8 +36,8 @@ from passgate.display import (
     trust_data_old,
     verdict_screen,
 )
-from passgate.purposes import PurposeTable
-from passgate.verdict import NO_TRUST_DATA, Reason, Result, Verdict
+from passgate.passes.purposes import PurposeTable
+from passgate.passes.verdict import NO_TRUST_DATA, Reason, Result, Verdict
 
 HERE = Path(__file__).resolve().parent
 SCALE = 4

@@ -7,7 +7,7 @@ Run on the Pi, with the scanner stopped and the test card held at the marked spo
     sudo systemctl start passgate-scanner
 
 It drives the real camera, OLED and pins (the relay clicks) and prints every figure, so the
-provisional camera thresholds in ``passgate.selftest.CameraLimits`` can be checked against a
+provisional camera thresholds in ``passgate.selftest.checks.CameraLimits`` can be checked against a
 real Camera Module 3. Not run in CI: there is no Pi there.
 """
 

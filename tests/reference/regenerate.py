@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from passgate.clock import ClockState
-from passgate.display import (
+from passgate.clock.clock import ClockState
+from passgate.hardware.display import (
     AcceptedScreen,
     Connectivity,
     FaultScreen,
@@ -39,8 +39,8 @@ from passgate.display import (
     trust_data_old,
     verdict_screen,
 )
-from passgate.purposes import PurposeTable
-from passgate.verdict import NO_TRUST_DATA, Reason, Result, Verdict
+from passgate.passes.purposes import PurposeTable
+from passgate.passes.verdict import NO_TRUST_DATA, Reason, Result, Verdict
 
 HERE = Path(__file__).resolve().parent
 T = 1_775_052_300  # 2026-04-01 14:05:00 UTC

@@ -30,7 +30,7 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate import base45
+from passgate.passes import base45
 
 OUT = Path(__file__).with_name("passgate_vectors.json")
 AT = 1_767_261_600  # 2026-01-01T10:00:00Z

@@ -18,9 +18,9 @@ For the scanner::
     doubt = clock_policy_decision(reading, info.fleet, zone)
 """
 
-from .build import BundleContent, build_bundle, content_from_files
-from .format import BundleError, BundleRefused, Refusal
-from .install import (
+from passgate.bundle.build import BundleContent, build_bundle, content_from_files
+from passgate.bundle.format import BundleError, BundleRefused, Refusal
+from passgate.bundle.install import (
     DEFAULT_STATE_DIR,
     NoTrustData,
     install_bundle,
@@ -30,7 +30,7 @@ from .install import (
     pinned_roots,
     record_refresh,
 )
-from .policy import (
+from passgate.bundle.policy import (
     CheckpointPolicy,
     Doubt,
     FleetPolicy,
@@ -39,9 +39,9 @@ from .policy import (
     stale_policy_decision,
     trust_status,
 )
-from .roots import RootSet
-from .verify import DEFAULT_MAX_BYTES, BundleInfo, read_bundle
-from .watch import BundleWatcher, Loaded
+from passgate.bundle.roots import RootSet
+from passgate.bundle.verify import DEFAULT_MAX_BYTES, BundleInfo, read_bundle
+from passgate.bundle.watch import BundleWatcher, Loaded
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -22,12 +22,7 @@ from types import MappingProxyType
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import TrustError
-from ..keys import kid_of, raw_public
-from ..purposes import PurposeTable
-from ..revocation import DIGEST_LEN, RevocationList
-from ..trust import IssuerKey, TrustStore, _load_zones
-from .format import (
+from passgate.bundle.format import (
     MAGIC,
     MAX_BUILD_VERSION,
     PART_NAMES,
@@ -40,9 +35,14 @@ from .format import (
     sig_structure,
     signer_protected,
 )
-from .parts import encode_fleet, encode_issuers, encode_policy
-from .policy import FleetPolicy
-from .roots import RootSet
+from passgate.bundle.parts import encode_fleet, encode_issuers, encode_policy
+from passgate.bundle.policy import FleetPolicy
+from passgate.bundle.roots import RootSet
+from passgate.errors import TrustError
+from passgate.passes.keys import kid_of, raw_public
+from passgate.passes.purposes import PurposeTable
+from passgate.passes.revocation import DIGEST_LEN, RevocationList
+from passgate.passes.truststore import IssuerKey, TrustStore, _load_zones
 
 _POLICY_TABLES = {"purposes", "zones", "fleet"}
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import cbor2
 
-from ..cose import ALG_EDDSA, HDR_ALG, HDR_KID, KID_LEN, SIG_LEN, dumps, loads_strict
-from ..errors import PassFormatError, TrustError
+from passgate.errors import PassFormatError, TrustError
+from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, KID_LEN, SIG_LEN, dumps, loads_strict
 
 MAGIC = b"PGBUNDL1"
 PREFIX = struct.Struct(">8sI")

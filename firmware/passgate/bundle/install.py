@@ -22,13 +22,19 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..atomicfile import locked, write_atomic
-from ..errors import TrustError
-from ..timefmt import iso
-from ..trust import TrustStore
-from .format import BundleError, Refusal, refuse
-from .roots import ROOTS_FILE, RootSet
-from .verify import DEFAULT_MAX_BYTES, BundleInfo, check_signatures, read_bundle, read_header
+from passgate.bundle.format import BundleError, Refusal, refuse
+from passgate.bundle.roots import ROOTS_FILE, RootSet
+from passgate.bundle.verify import (
+    DEFAULT_MAX_BYTES,
+    BundleInfo,
+    check_signatures,
+    read_bundle,
+    read_header,
+)
+from passgate.errors import TrustError
+from passgate.passes.truststore import TrustStore
+from passgate.util.atomicfile import locked, write_atomic
+from passgate.util.timefmt import iso
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from ..cose import dumps
-from ..errors import KeyFileError, TrustError
-from ..passformat import _ZONE_RE
-from ..purposes import _PURPOSE_ID_RE as _PURPOSE_RE
-from ..purposes import MAX_CODE, Purpose, PurposeTable
-from ..revocation import RevocationList
-from ..trust import IssuerKey, TrustStore
-from .format import MAX_TIME, Refusal, refuse, strict_cbor
-from .policy import FleetPolicy
+from passgate.bundle.format import MAX_TIME, Refusal, refuse, strict_cbor
+from passgate.bundle.policy import FleetPolicy
+from passgate.errors import KeyFileError, TrustError
+from passgate.passes.cose import dumps
+from passgate.passes.format import _ZONE_RE
+from passgate.passes.purposes import _PURPOSE_ID_RE as _PURPOSE_RE
+from passgate.passes.purposes import MAX_CODE, Purpose, PurposeTable
+from passgate.passes.revocation import RevocationList
+from passgate.passes.truststore import IssuerKey, TrustStore
 
 _ISSUER_FIELDS = {"key", "name", "valid_from", "valid_until", "zones", "purposes"}
 

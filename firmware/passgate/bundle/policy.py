@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from ..clock import TimeReading
-from ..timefmt import parse_duration
-from ..verdict import Reason
-from .format import Refusal, refuse
+from passgate.bundle.format import Refusal, refuse
+from passgate.clock.clock import TimeReading
+from passgate.passes.verdict import Reason
+from passgate.util.timefmt import parse_duration
 
 DENY, FLAG = "deny", "flag"
 FLAG_CLOCK_UNTRUSTED = "clock_untrusted"  # same strings as decide.py's journal flags

@@ -4,7 +4,7 @@ A device pins one root set at provisioning (``roots.toml`` in its bundle folder)
 counts only if at least ``threshold`` *distinct* pinned keys signed its manifest; a bundle may
 carry a new root set, accepted only when the current threshold and the new one both signed it
 (the new keys prove they exist and are held). Every root key goes through
-:func:`passgate.keys.check_public_point`: a low-order key would make a forged signature valid.
+:func:`passgate.passes.keys.check_public_point`: a low-order key would make a forged signature valid.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import KeyFileError, TrustError
-from ..keys import check_public_point, kid_of, load_public, raw_public, verify_signature
-from .format import Signature, sig_structure
+from passgate.bundle.format import Signature, sig_structure
+from passgate.errors import KeyFileError, TrustError
+from passgate.passes.keys import (
+    check_public_point,
+    kid_of,
+    load_public,
+    raw_public,
+    verify_signature,
+)
 
 ROOTS_FILE = "roots.toml"
 

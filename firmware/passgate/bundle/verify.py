@@ -21,10 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import KeyFileError, TrustError
-from ..keys import kid_of
-from ..trust import TrustStore
-from .format import (
+from passgate.bundle.format import (
     MAGIC,
     MAX_HEADER,
     PREFIX,
@@ -35,9 +32,12 @@ from .format import (
     parse_manifest,
     refuse,
 )
-from .parts import trust_store
-from .policy import FleetPolicy
-from .roots import RootSet
+from passgate.bundle.parts import trust_store
+from passgate.bundle.policy import FleetPolicy
+from passgate.bundle.roots import RootSet
+from passgate.errors import KeyFileError, TrustError
+from passgate.passes.keys import kid_of
+from passgate.passes.truststore import TrustStore
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,17 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import PassgateError
-from ..trust import TrustStore
-from .install import BUNDLE_FILE, RECORD_FILE, _installed_record, installed_stamp, load_installed
-from .policy import TrustStatus, trust_status
-from .verify import BundleInfo
+from passgate.bundle.install import (
+    BUNDLE_FILE,
+    RECORD_FILE,
+    _installed_record,
+    installed_stamp,
+    load_installed,
+)
+from passgate.bundle.policy import TrustStatus, trust_status
+from passgate.bundle.verify import BundleInfo
+from passgate.errors import PassgateError
+from passgate.passes.truststore import TrustStore
 
 log = logging.getLogger(__name__)
 

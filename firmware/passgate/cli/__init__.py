@@ -13,7 +13,7 @@ import importlib
 import logging
 import sys
 
-from ..errors import PassgateError
+from passgate.errors import PassgateError
 
 # Module names under passgate.cli; each defines register(subparsers).
 COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd", "provision",

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .timecmd import config_option
+from passgate.cli.timecmd import config_option
 
 DEFAULT_STATE = Path("/var/lib/passgate/bundle")
 
@@ -115,15 +115,15 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
 
 
 def _bundle_trust(args: argparse.Namespace):
-    from . import UsageError
+    from passgate.cli import UsageError
 
     unverified = getattr(args, "unverified_bundle", False)
     if getattr(args, "bundle", None) is None:
         if unverified:
             raise UsageError("--unverified-bundle goes with --bundle FILE")
         return None
-    from ..bundle import read_bundle, trust_status
-    from ..timefmt import iso
+    from passgate.bundle import read_bundle, trust_status
+    from passgate.util.timefmt import iso
 
     if getattr(args, "trust", None) is not None:
         raise UsageError("give --trust DIR or --bundle FILE, not both")
@@ -157,13 +157,13 @@ def _bundle_trust(args: argparse.Namespace):
 
 
 def build(args: argparse.Namespace) -> int:
-    from ..atomicfile import write_atomic
-    from ..bundle import RootSet, build_bundle, content_from_files
-    from ..bundle.build import check_version
-    from ..errors import TrustError
-    from ..keys import load_private
-    from ..timefmt import iso, parse_duration, parse_instant
-    from . import UsageError
+    from passgate.bundle import RootSet, build_bundle, content_from_files
+    from passgate.bundle.build import check_version
+    from passgate.cli import UsageError
+    from passgate.errors import TrustError
+    from passgate.passes.keys import load_private
+    from passgate.util.atomicfile import write_atomic
+    from passgate.util.timefmt import iso, parse_duration, parse_instant
 
     try:
         check_version(args.version)  # before reading a million revocations
@@ -193,7 +193,7 @@ def build(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from ..bundle import BundleRefused, read_bundle
+    from passgate.bundle import BundleRefused, read_bundle
 
     roots = _roots(args)
     try:
@@ -209,9 +209,9 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def install(args: argparse.Namespace) -> int:
-    from ..bundle import BundleRefused, install_bundle
-    from ..timefmt import iso
-    from .timecmd import site_config
+    from passgate.bundle import BundleRefused, install_bundle
+    from passgate.cli.timecmd import site_config
+    from passgate.util.timefmt import iso
 
     cfg = site_config(args.config)
     state = _state(args, cfg)
@@ -229,8 +229,8 @@ def install(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from ..bundle import load_installed, trust_status
-    from .timecmd import site_config
+    from passgate.bundle import load_installed, trust_status
+    from passgate.cli.timecmd import site_config
 
     cfg = site_config(args.config)
     state = _state(args, cfg)
@@ -264,28 +264,28 @@ def _state(args: argparse.Namespace, cfg) -> Path:
 def _roots(args: argparse.Namespace):
     if getattr(args, "roots", None) is None:
         return None
-    from ..bundle import RootSet
+    from passgate.bundle import RootSet
 
     return RootSet.load(args.roots, args.threshold)
 
 
 def _now(at: str | None, clock_file: Path | None, cfg=None) -> tuple[float, str]:
-    from ..timefmt import parse_instant
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.util.timefmt import parse_instant
 
     if at:
         try:
             return float(parse_instant(at)), "--at"
         except ValueError as exc:
             raise UsageError(f"--at: {exc}") from None
-    from .timecmd import effective_reading
+    from passgate.cli.timecmd import effective_reading
 
     reading = effective_reading(clock_file, cfg)
     return reading.now, f"clock {reading.state.value}"
 
 
 def _size(text: str) -> int:
-    from . import UsageError
+    from passgate.cli import UsageError
 
     m = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text.strip().lower())
     if not m:
@@ -300,7 +300,7 @@ def _refused(exc) -> int:
 
 def _environment(exc: OSError, what: str) -> int:
     """This machine's problem, not the bundle's (disk full, no such folder): exit 2."""
-    from . import EXIT_USAGE
+    from passgate.cli import EXIT_USAGE
 
     detail = exc.strerror or str(exc)
     if exc.strerror and exc.filename:
@@ -353,7 +353,7 @@ def _issuer_json(k) -> dict:
 
 
 def _describe(info, roots, installed: bool = False, store=None) -> str:
-    from ..timefmt import iso, span
+    from passgate.util.timefmt import iso, span
 
     d = info.fleet.default
     lines = [

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import dump_toml, load_config
+    from passgate.config.load import dump_toml, load_config
 
     cfg = load_config(args.config)  # ConfigError: one line naming file and key, exit 2
     if args.dump:

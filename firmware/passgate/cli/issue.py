@@ -27,14 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..issuer import Issuer
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.issuing.issuer import Issuer
 
     issuer = Issuer.from_key_file(args.key, args.issuer, purpose_table(args))
     if args.batch:
         if not args.out:
             raise UsageError("--batch needs --out DIR")
-        from ..batch import issue_batch
+        from passgate.issuing.batch import issue_batch
 
         issue_batch(issuer, args.batch, args.out, png=not args.no_png)
         return 0
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     )
     text = issuer.issue(**fields)
     if args.png:
-        from ..qr import write_png
+        from passgate.issuing.qr import write_png
 
         write_png(text, args.png)
     print(text)
@@ -58,7 +58,7 @@ def purpose_table(args: argparse.Namespace):
     It must be the table the fleet's checkpoints use (the bundle's policy), or passes carry
     codes the checkpoints read differently.
     """
-    from ..purposes import PurposeTable
+    from passgate.passes.purposes import PurposeTable
 
     if args.purposes is not None:
         return PurposeTable.from_file(args.purposes)
@@ -73,10 +73,10 @@ def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, star
     ``purposes`` is the issuer's PurposeTable: it gives the code, and the default duration
     (the purpose's maximum) when ``duration`` is empty.
     """
-    from ..errors import PassFormatError
-    from ..passformat import Claims
-    from ..timefmt import parse_duration, parse_instant, span
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.errors import PassFormatError
+    from passgate.passes.format import Claims
+    from passgate.util.timefmt import parse_duration, parse_instant, span
 
     known = purposes.get(purpose)
     if known is None:

@@ -25,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def new_issuer(args: argparse.Namespace) -> int:
-    from ..keys import new_keypair
-    from ..passformat import _ISSUER_RE
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.passes.format import _ISSUER_RE
+    from passgate.passes.keys import new_keypair
 
     if not _ISSUER_RE.fullmatch(args.name):
         raise UsageError("--name must be 1-32 printable characters")
@@ -46,7 +46,7 @@ def new_issuer(args: argparse.Namespace) -> int:
 
 def new_device(args: argparse.Namespace) -> int:
     """Make the device key that signs uploads; prints its fingerprint (shown at enrolment)."""
-    from ..sync.devicekey import new_device_key
+    from passgate.sync.devicekey import new_device_key
 
     _, _, fingerprint = new_device_key(args.out)
     print(fingerprint)
@@ -59,7 +59,7 @@ def _toml_str(s: str) -> str:
 
 def new_root(args: argparse.Namespace) -> int:
     """A root key signs trust bundles; keep root.key offline (docs/trust.md, the ceremony)."""
-    from ..keys import new_keypair
+    from passgate.passes.keys import new_keypair
 
     _, _, kid = new_keypair(args.out, "root")
     print(kid.hex())
@@ -68,7 +68,7 @@ def new_root(args: argparse.Namespace) -> int:
 
 def new_time(args: argparse.Namespace) -> int:
     """A time key signs time tokens on the collector; devices pin time.pub."""
-    from ..keys import new_keypair
+    from passgate.passes.keys import new_keypair
 
     _, _, kid = new_keypair(args.out, "time")
     print(kid.hex())

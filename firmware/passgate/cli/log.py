@@ -71,8 +71,8 @@ def journal_path(args: argparse.Namespace, environ=os.environ) -> Path:
 
 def since_time(text: str | None, now: float) -> float | None:
     """``--since``: a span back from ``now`` or an ISO-8601 instant (None: no bound)."""
-    from ..timefmt import parse_duration, parse_instant
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.util.timefmt import parse_duration, parse_instant
 
     if text is None:
         return None
@@ -135,9 +135,9 @@ def summary(counts: dict, shown: int, pending: int, dead: int, since: float | No
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..journal import Journal
-    from ..timefmt import iso
-    from . import EXIT_OK, UsageError
+    from passgate.cli import EXIT_OK, UsageError
+    from passgate.journal.journal import Journal
+    from passgate.util.timefmt import iso
 
     if args.limit < 0:
         raise UsageError("--limit must be 0 (all) or more")

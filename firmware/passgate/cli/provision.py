@@ -48,7 +48,7 @@ def provision(args: argparse.Namespace, *, now: float | None = None,
               output: object | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """The command. ``now`` (POSIX seconds) and ``output`` (a luma-like device) are for tests:
     by default the checkpoint's clock is read once and the configured OLED is opened."""
-    from ..provision import DEFAULT_ETC, DEFAULT_SYNC_DIR, ProvisionError, read_device_file
+    from passgate.provision import DEFAULT_ETC, DEFAULT_SYNC_DIR, ProvisionError, read_device_file
 
     etc = args.etc or DEFAULT_ETC
     base = _base_config(etc)
@@ -58,7 +58,7 @@ def provision(args: argparse.Namespace, *, now: float | None = None,
         device = read_device_file(args.device_file, args.bundle)
         if args.check:
             return _print_check(device, now, args.json)
-        from ..provision import Owners, check
+        from passgate.provision import Owners, check
 
         owners = None if args.no_chown or os.geteuid() != 0 else Owners.lookup()
         plan = check(device, now, etc_dir=etc, state_dir=args.state,
@@ -77,8 +77,8 @@ def provision(args: argparse.Namespace, *, now: float | None = None,
 
 
 def _apply(args, plan, owners, now, output, sleep) -> int:
-    from ..errors import PassgateError
-    from ..provision import apply
+    from passgate.errors import PassgateError
+    from passgate.provision import apply
 
     dev = plan.device
     summary = {"device_id": dev.device_id, "zone": dev.zone, "hostname": dev.hostname,
@@ -123,7 +123,7 @@ def dispose(paths: list[Path]) -> str:
     Returns ``removed``, ``unreadable`` (could not delete, mode 000 took) or ``kept: why``
     for the device file (the first path); the others are public and only deleted.
     """
-    from ..atomicfile import fsync_dir
+    from passgate.util.atomicfile import fsync_dir
 
     outcome = "removed"
     for i, path in enumerate(paths):
@@ -155,10 +155,10 @@ def dispose(paths: list[Path]) -> str:
 
 def _record(state, record, now, owners, device_file, sha256=None) -> None:
     """Write ``provision.json`` in the state folder (if it exists); a failure is logged."""
-    from .. import __version__
-    from ..atomicfile import write_atomic
-    from ..provision import RESULT_FILE
-    from ..timefmt import iso
+    from passgate import __version__
+    from passgate.provision import RESULT_FILE
+    from passgate.util.atomicfile import write_atomic
+    from passgate.util.timefmt import iso
 
     if state is None or not Path(state).is_dir():
         log.warning("no state folder %s: provisioning result not recorded", state)
@@ -175,9 +175,9 @@ def _record(state, record, now, owners, device_file, sha256=None) -> None:
 
 
 def _print_check(device, now: float, as_json: bool) -> int:
-    from ..bundle import read_bundle
-    from ..provision import ProvisionError
-    from ..timefmt import iso
+    from passgate.bundle import read_bundle
+    from passgate.provision import ProvisionError
+    from passgate.util.timefmt import iso
 
     bundle = None
     if device.bundle is not None:
@@ -202,8 +202,8 @@ def _print_check(device, now: float, as_json: bool) -> int:
 
 def _base_config(etc: Path):
     """The config as it is before provisioning (for the clock and the OLED), or None."""
-    from ..config import load_config
-    from ..errors import ConfigError
+    from passgate.config.load import load_config
+    from passgate.errors import ConfigError
 
     main = Path(etc) / "passgate.toml"
     if not main.is_file():
@@ -216,8 +216,8 @@ def _base_config(etc: Path):
 
 
 def _clock_now(state: Path | None, cfg) -> float:
-    from ..clock import ClockConfig, SystemClock
-    from ..clockstore import ClockStore
+    from passgate.clock.clock import ClockConfig, SystemClock
+    from passgate.clock.store import ClockStore
 
     floor = (Path(state) / "clock.floor") if state else (cfg.clock.floor_file if cfg else None)
     store = ClockStore(floor) if floor is not None and floor.parent.is_dir() else None
@@ -226,15 +226,15 @@ def _clock_now(state: Path | None, cfg) -> float:
 
 
 def _screen(title: str, body: str):
-    from ..display import MessageScreen
+    from passgate.hardware.display import MessageScreen
 
     return MessageScreen(title, body)
 
 
 def _show(screen, cfg, output, hold_s: float, sleep) -> None:
     """Put ``screen`` on the OLED and keep it ``hold_s``; a missing panel is only logged."""
-    from ..display import render
-    from ..errors import PassgateError
+    from passgate.errors import PassgateError
+    from passgate.hardware.display import render
 
     try:
         if output is None:
@@ -250,8 +250,8 @@ def _show(screen, cfg, output, hold_s: float, sleep) -> None:
 
 
 def _open_output(cfg):
-    from ..config_schema import DisplaySection
-    from ..display import PngFolder, open_luma
+    from passgate.config.schema import DisplaySection
+    from passgate.hardware.display import PngFolder, open_luma
 
     d = cfg.display if cfg is not None else DisplaySection()
     if d.driver == "none":

@@ -4,7 +4,7 @@ The hardware objects are built here and only here: the frame source from ``[came
 (picamera2 is imported when it opens), gpiozero's pin factory (lgpio on a Pi 5, RPi.GPIO on
 older boards; ``GPIOZERO_PIN_FACTORY=mock`` runs the real entry point on a laptop), and the
 real clock with its persisted floor. The luma I2C device is opened by the display worker
-from ``[display]``. Everything else is assembled by :func:`passgate.wiring.run_checkpoint`.
+from ``[display]``. Everything else is assembled by :func:`passgate.checkpoint.wiring.run_checkpoint`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import UsageError
+    from passgate.cli import UsageError
 
     if args.simulate:
         if args.config is not None:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             # A device's camera.path may appear later (a mount) and is retried; a folder
             # typed on the command line that is not there is a mistake to say at once.
             raise UsageError(f"--frames {args.frames}: not a folder")
-        from ..simulate import main
+        from passgate.checkpoint.simulate import main
 
         return main(args.state, loop=args.loop, frames=args.frames, camera=args.camera)
     sim_only = [
@@ -80,11 +80,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_device(config: Path | None) -> int:
     """The real checkpoint: config, hardware, loop until SIGTERM."""
-    from ..clock import ClockConfig, SystemClock
-    from ..clockstore import ClockStore
-    from ..config import load_config
-    from ..signals import make_pin_factory
-    from ..wiring import make_source, run_checkpoint
+    from passgate.checkpoint.wiring import make_source, run_checkpoint
+    from passgate.clock.clock import ClockConfig, SystemClock
+    from passgate.clock.store import ClockStore
+    from passgate.config.load import load_config
+    from passgate.hardware.signals.gpio import make_pin_factory
 
     cfg = load_config(config)  # ConfigError -> exit 2 with one line naming file and key
     wanted = os.environ.get("GPIOZERO_PIN_FACTORY", "auto").lower()

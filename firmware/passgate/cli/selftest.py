@@ -5,7 +5,7 @@
     passgate selftest --simulate [--state DIR]   # a laptop: simulated camera, pins and OLED
 
 Checks, in order: camera, decode, display, signals, clock, bundle, collector, disk, journal
-(:mod:`passgate.selftest`, :mod:`passgate.selftest_state`). The hardware objects (frame
+(:mod:`passgate.selftest.checks`, :mod:`passgate.selftest.state`). The hardware objects (frame
 source, gpiozero pin factory, OLED, clock) are built here and only here; with ``--simulate``
 they are the fakes ``passgate run --simulate`` uses. Exit codes: 0 no check failed (warnings
 allowed), 1 a check failed, 2 usage or configuration error.
@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..selftest import CHECKS
+from passgate.selftest.checks import CHECKS
 
 DEFAULT_SYNC_DIR = Path("/var/lib/passgate-sync")
 
@@ -102,8 +102,8 @@ def selftest(args: argparse.Namespace, *, out: TextIO | None = None,
 
 
 def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
-    from ..selftest import exit_code, run_checks, summary
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.selftest.checks import exit_code, run_checks, summary
 
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
@@ -113,7 +113,7 @@ def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
         if args.simulate:
             cfg, hw = simulated(args.state, stack, timer)
         else:
-            from ..config import load_config
+            from passgate.config.load import load_config
 
             cfg = load_config(args.config)  # ConfigError: one line, exit 2
             hw = device_hardware(cfg, stack)
@@ -137,8 +137,8 @@ def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
 
 def collector_url(given: str | None, sync_dir: Path) -> tuple[str | None, str]:
     """The collector URL to try, and a note when it cannot be known."""
-    from ..errors import ConfigError
-    from ..sync.enrolment import ENROLMENT_FILE, load_enrolment
+    from passgate.errors import ConfigError
+    from passgate.sync.enrolment import ENROLMENT_FILE, load_enrolment
 
     if given:
         return given, ""
@@ -156,10 +156,10 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
 
     ``check_mounts``: look at the state folder's file system type (not in a simulation,
     whose state folder may well be on a laptop's tmpfs)."""
-    from .. import selftest as st
-    from .. import selftest_state as ss
-    from ..signals import SignalsConfig
-    from ..sync.state import read_state, state_path
+    from passgate.hardware.signals.gpio import SignalsConfig
+    from passgate.journal.syncstate import read_state, state_path
+    from passgate.selftest import checks as st
+    from passgate.selftest import state as ss
 
     zone, shared = cfg.checkpoint.zone, {}
 
@@ -167,15 +167,15 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
         """(Loaded bundle or None, TrustStore or None), read once."""
         if "trust" not in shared:
             if cfg.trust.source == "dir":
-                from ..errors import PassgateError
-                from ..trust import TrustStore
+                from passgate.errors import PassgateError
+                from passgate.passes.truststore import TrustStore
 
                 try:
                     shared["trust"] = (None, TrustStore.from_dir(cfg.trust.dir))
                 except (PassgateError, OSError):  # the bundle check reports why
                     shared["trust"] = (None, None)
             else:
-                from ..bundle.watch import BundleWatcher
+                from passgate.bundle.watch import BundleWatcher
 
                 loaded = BundleWatcher(cfg.trust.bundle_dir).current()
                 shared["trust"] = (loaded, loaded.store)
@@ -186,8 +186,8 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
         return st.check_camera(cap, cfg.camera.fps, setting=hw.camera_note)
 
     def decode():
-        from ..decode import make_decoder
-        from ..verify import Verifier
+        from passgate.hardware.decode import make_decoder
+        from passgate.passes.verify import Verifier
 
         cap = shared.get("capture")
         if cap is None:
@@ -216,7 +216,7 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
 
     def bundle():
         if cfg.trust.source == "dir":
-            from ..trust import TrustStore
+            from passgate.passes.truststore import TrustStore
 
             return ss.check_trust_folder(partial(TrustStore.from_dir, cfg.trust.dir),
                                          cfg.trust.dir)
@@ -251,10 +251,10 @@ def _camera_setting(cam: Any) -> str:
 
 def _clock_check(cfg: Any, clock: Any, loaded: Any) -> Any:
     """The clock line: the state, the saved floor, and the policy that applies here."""
-    from ..clockstore import ClockStore
-    from ..errors import TrustError
-    from ..selftest_state import check_clock
-    from ..trustview import local_policy
+    from passgate.checkpoint.trustview import local_policy
+    from passgate.clock.store import ClockStore
+    from passgate.errors import TrustError
+    from passgate.selftest.state import check_clock
 
     status = clock.status() if hasattr(clock, "status") else None
     reading = status.reading if status is not None else clock.read()
@@ -275,10 +275,10 @@ def _clock_check(cfg: Any, clock: Any, loaded: Any) -> Any:
 
 def device_hardware(cfg: Any, stack: contextlib.ExitStack) -> Hardware:
     """The real camera, pins, OLED and clock from the config (nothing opened yet)."""
-    from ..clock import ClockConfig, SystemClock
-    from ..clockstore import ClockStore
-    from ..signals import make_pin_factory
-    from ..wiring import make_source
+    from passgate.checkpoint.wiring import make_source
+    from passgate.clock.clock import ClockConfig, SystemClock
+    from passgate.clock.store import ClockStore
+    from passgate.hardware.signals.gpio import make_pin_factory
 
     def pins() -> Any:
         wanted = os.environ.get("GPIOZERO_PIN_FACTORY", "auto").lower()
@@ -295,7 +295,7 @@ def device_hardware(cfg: Any, stack: contextlib.ExitStack) -> Hardware:
 
 def display_output(d: Any) -> tuple[Callable[[], Any] | None, str]:
     """(opener, name) for the ``[display]`` section; the opener raises if the panel is absent."""
-    from ..display import PngFolder, open_luma
+    from passgate.hardware.display import PngFolder, open_luma
 
     if d.driver == "none":
         return None, "none"
@@ -315,11 +315,11 @@ def simulated(state: Path, stack: contextlib.ExitStack, timer: Any = RealTime
     The state folder is prepared as ``passgate run --simulate`` prepares it (demo keys, trust
     folder, hash key), and an empty journal is created if there is none yet, as the
     scanner would at its first start."""
-    from ..camera import Paced, SceneSource, SceneStep
-    from ..journal import Journal
-    from ..signals import make_pin_factory
-    from ..simulate import SystemTimeClock, prepare, sim_config
-    from ..wiring import read_hash_key
+    from passgate.checkpoint.simulate import SystemTimeClock, prepare, sim_config
+    from passgate.checkpoint.wiring import read_hash_key
+    from passgate.hardware.camera import Paced, SceneSource, SceneStep
+    from passgate.hardware.signals.gpio import make_pin_factory
+    from passgate.journal.journal import Journal
 
     state = Path(state)
     cast = prepare(state, time.time())

@@ -60,7 +60,7 @@ class Paths:
     sync_dir: Path
     retention_s: float | None
     device_id: str | None  # None: no config and no --device (the enrolment record has it)
-    clock: Any = None  # passgate.clock.ClockConfig: the site's clock settings (None: defaults)
+    clock: Any = None  # passgate.clock.clock.ClockConfig: the site's clock settings (None: defaults)
 
     @property
     def key(self) -> Path:
@@ -68,23 +68,23 @@ class Paths:
 
     @property
     def enrolment(self) -> Path:
-        from ..sync.enrolment import ENROLMENT_FILE
+        from passgate.sync.enrolment import ENROLMENT_FILE
 
         return self.sync_dir / ENROLMENT_FILE
 
     @property
     def sync_state(self) -> Path:
-        from ..sync.state import state_path
+        from passgate.journal.syncstate import state_path
 
         return state_path(self.state_dir)
 
 
 def resolve(args: argparse.Namespace) -> Paths:
     """Folders and settings from the options, the config file, and systemd's environment."""
-    from ..clock import ClockConfig
-    from ..config import DEFAULT_PATH, load_config
-    from ..config_schema import JournalSection
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.clock.clock import ClockConfig
+    from passgate.config.load import DEFAULT_PATH, load_config
+    from passgate.config.schema import JournalSection
 
     config = getattr(args, "config", None)
     cfg = load_config(config) if config is not None or DEFAULT_PATH.is_file() else None
@@ -121,10 +121,10 @@ def _time_link(paths: Paths, device: str):
     import time
     from functools import cache
 
-    from ..clock import ClockConfig, SystemClock
-    from ..clockstore import ClockStore
-    from ..sync.hooks import TimeLink
-    from ..timetoken import load_time_keys
+    from passgate.clock.clock import ClockConfig, SystemClock
+    from passgate.clock.store import ClockStore
+    from passgate.clock.tokens import load_time_keys
+    from passgate.sync.hooks import TimeLink
 
     clock = SystemClock(ClockStore(paths.floor_file), paths.clock or ClockConfig())
     keys = cache(lambda: load_time_keys(paths.time_keys))
@@ -133,8 +133,8 @@ def _time_link(paths: Paths, device: str):
 
 def _client(paths: Paths, collector: str, device: str):
     """(client, clock) for one collector; the client feeds every time token to the clock."""
-    from ..sync.client import CollectorClient
-    from ..sync.devicekey import load_device_key
+    from passgate.sync.client import CollectorClient
+    from passgate.sync.devicekey import load_device_key
 
     key = load_device_key(paths.key)
     clock, link = _time_link(paths, device)
@@ -150,7 +150,7 @@ def check_collector_url(url: str) -> str:
     line): a URL that can never work must stop the command, not crash-loop the service."""
     from urllib.parse import urlsplit
 
-    from . import UsageError
+    from passgate.cli import UsageError
 
     try:
         parts = urlsplit(url)
@@ -165,10 +165,10 @@ def check_collector_url(url: str) -> str:
 
 
 def enrol(args: argparse.Namespace) -> int:
-    from ..sync.client import Refused, Transient
-    from ..sync.devicekey import load_device_key
-    from ..sync.enrolment import Enrolment, attempt, load_enrolment, save_enrolment
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.sync.client import Refused, Transient
+    from passgate.sync.devicekey import load_device_key
+    from passgate.sync.enrolment import Enrolment, attempt, load_enrolment, save_enrolment
 
     paths = resolve(args)
     previous = load_enrolment(paths.enrolment)
@@ -202,12 +202,12 @@ def enrol(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from .. import __version__
-    from ..journal import Journal
-    from ..sync.agent import SyncAgent
-    from ..sync.enrolment import attempt, load_enrolment
-    from ..sync.hooks import InstalledBundles
-    from . import UsageError
+    from passgate import __version__
+    from passgate.cli import UsageError
+    from passgate.journal.journal import Journal
+    from passgate.sync.agent import SyncAgent
+    from passgate.sync.enrolment import attempt, load_enrolment
+    from passgate.sync.hooks import InstalledBundles
 
     if args.batch < 1 or args.interval <= 0:
         raise UsageError("--batch must be >= 1 and --interval > 0")
@@ -264,8 +264,8 @@ def status(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from ..sync.state import read_state
-    from ..timefmt import iso
+    from passgate.journal.syncstate import read_state
+    from passgate.util.timefmt import iso
 
     paths = resolve(args)
     st = read_state(paths.sync_state)

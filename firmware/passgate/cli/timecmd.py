@@ -87,7 +87,7 @@ def config_option(p: argparse.ArgumentParser) -> None:
 def site_config(path: Path | None):
     """The checkpoint's config: ``path``, else the default file if there is one, else None
     (a laptop, an operator's desk). ConfigError (exit 2) if it is given but unusable."""
-    from ..config import DEFAULT_PATH, load_config
+    from passgate.config.load import DEFAULT_PATH, load_config
 
     if path is None and not DEFAULT_PATH.is_file():
         return None
@@ -98,8 +98,8 @@ def make_clock(clock_file: Path | None, persist: bool = False, cfg=None, need_st
     """A :class:`SystemClock` with the config's clock settings (``cfg``: a Config or None) on
     ``clock_file``, else the config's floor file, else the default one; a default file whose
     folder does not exist means no floor, unless ``need_store`` (the command writes)."""
-    from .. import clock
-    from ..clockstore import ClockStore
+    from passgate.clock import clock
+    from passgate.clock.store import ClockStore
 
     path = clock_file or (cfg.clock.floor_file if cfg is not None else DEFAULT_CLOCK)
     explicit = need_store or clock_file is not None or cfg is not None
@@ -115,7 +115,7 @@ def effective_reading(clock_file: Path | None, cfg=None):
 
 
 def status(args: argparse.Namespace) -> int:
-    from ..timefmt import iso, span
+    from passgate.util.timefmt import iso, span
 
     st = make_clock(args.clock, cfg=site_config(args.config)).status()
     r = st.reading
@@ -153,9 +153,9 @@ def challenge(args: argparse.Namespace) -> int:
 
 
 def set_token(args: argparse.Namespace) -> int:
-    from ..timefmt import iso
-    from ..timetoken import TimeTokenError, load_time_keys
-    from . import EXIT_DENIED
+    from passgate.cli import EXIT_DENIED
+    from passgate.clock.tokens import TimeTokenError, load_time_keys
+    from passgate.util.timefmt import iso
 
     cfg = site_config(args.config)
     data = _read_token(args.token)
@@ -184,11 +184,11 @@ def set_token(args: argparse.Namespace) -> int:
 
 
 def make(args: argparse.Namespace) -> int:
-    from ..atomicfile import write_atomic
-    from ..keys import load_private
-    from ..timefmt import parse_instant
-    from ..timetoken import make_token
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.clock.tokens import make_token
+    from passgate.passes.keys import load_private
+    from passgate.util.atomicfile import write_atomic
+    from passgate.util.timefmt import parse_instant
 
     try:
         t = parse_instant(args.at) if args.at else time.time()
@@ -204,8 +204,8 @@ def make(args: argparse.Namespace) -> int:
 
 
 def _read_token(path: Path) -> bytes:
-    from ..timetoken import MAX_TOKEN
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.clock.tokens import MAX_TOKEN
 
     try:
         if str(path) == "-":

@@ -18,15 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at", help="check at this ISO-8601 time instead of now")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=run, trust_loaders=[])
-    from .bundle import add_verify_options  # --bundle FILE [--roots R]: adds a trust loader
+    from passgate.cli.bundle import (
+        add_verify_options,  # --bundle FILE [--roots R]: adds a trust loader
+    )
 
     add_verify_options(p)
 
 
 def load_trust(args: argparse.Namespace):
     """The trust store named on the command line. Other modules may add loaders (--bundle)."""
-    from ..trust import TrustStore
-    from . import UsageError
+    from passgate.cli import UsageError
+    from passgate.passes.truststore import TrustStore
 
     for loader in args.trust_loaders:
         store = loader(args)
@@ -38,14 +40,14 @@ def load_trust(args: argparse.Namespace):
 
 
 def read_text(args: argparse.Namespace) -> str:
-    from . import UsageError
+    from passgate.cli import UsageError
 
     if args.image and args.text:
         raise UsageError("give a pass text or --image, not both")
     if args.image:
         from PIL import Image
 
-        from ..qr import decode_image_file
+        from passgate.issuing.qr import decode_image_file
 
         try:
             found = decode_image_file(args.image)
@@ -57,16 +59,16 @@ def read_text(args: argparse.Namespace) -> str:
     if args.text is None:
         raise UsageError("give a pass text, '-' for stdin, or --image FILE")
     if args.text == "-":
-        from ..passformat import MAX_TEXT
+        from passgate.passes.format import MAX_TEXT
 
         return sys.stdin.read(MAX_TEXT + 1)  # longer than a pass can be: denied malformed
     return args.text
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..timefmt import parse_instant
-    from ..verify import Verifier
-    from . import EXIT_DENIED, EXIT_OK, UsageError
+    from passgate.cli import EXIT_DENIED, EXIT_OK, UsageError
+    from passgate.passes.verify import Verifier
+    from passgate.util.timefmt import parse_instant
 
     text = read_text(args)
     try:

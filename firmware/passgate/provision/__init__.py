@@ -19,9 +19,9 @@ Modules: :mod:`.devicefile` (the format and its checks), :mod:`.check` (against 
 loader and the device's state; the drop-in writer), :mod:`.apply` (the writes).
 """
 
-from .apply import Outcome, Owners, apply
-from .check import Plan, check, dropin_toml
-from .devicefile import (
+from passgate.provision.apply import Outcome, Owners, apply
+from passgate.provision.check import Plan, check, dropin_toml
+from passgate.provision.devicefile import (
     DEFAULT_BUNDLE,
     DEFAULT_ETC,
     DEFAULT_SYNC_DIR,

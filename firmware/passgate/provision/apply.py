@@ -8,11 +8,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomicfile import write_atomic
-from ..bundle import install_bundle, pin_roots, pinned_roots
-from ..keys import kid_of, public_from_raw, public_pem
-from .check import Plan, read_bytes_or_none
-from .devicefile import ProvisionError
+from passgate.bundle import install_bundle, pin_roots, pinned_roots
+from passgate.passes.keys import kid_of, public_from_raw, public_pem
+from passgate.provision.check import Plan, read_bytes_or_none
+from passgate.provision.devicefile import ProvisionError
+from passgate.util.atomicfile import write_atomic
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class Outcome:
 
 def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
     """Write what :func:`check` planned; each step skips what is already in place."""
-    from ..sync.devicekey import load_device_key, new_device_key
-    from ..sync.enrolment import Enrolment, load_enrolment, save_enrolment
+    from passgate.sync.devicekey import load_device_key, new_device_key
+    from passgate.sync.enrolment import Enrolment, load_enrolment, save_enrolment
 
     dev, changes = plan.device, []
     own = _chown if owners is not None else (lambda *a: None)
@@ -99,7 +99,7 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
         changes.append(f"device key made in {plan.sync_dir}")
     fingerprint = load_device_key(key_path).fingerprint
     if dev.collector_url is not None:
-        from ..sync.enrolment import ENROLMENT_FILE
+        from passgate.sync.enrolment import ENROLMENT_FILE
 
         path = plan.sync_dir / ENROLMENT_FILE
         old = load_enrolment(path)

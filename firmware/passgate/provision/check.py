@@ -16,11 +16,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..bundle import BundleError, pinned_roots, read_bundle
-from ..bundle.install import RECORD_FILE
-from ..config import DROPIN_DIR, Config, load_config
-from ..errors import ConfigError, TrustError
-from .devicefile import DEFAULT_ETC, DEFAULT_SYNC_DIR, DROPIN_NAME, DeviceFile, ProvisionError
+from passgate.bundle import BundleError, pinned_roots, read_bundle
+from passgate.bundle.install import RECORD_FILE
+from passgate.config.load import DROPIN_DIR, Config, load_config
+from passgate.errors import ConfigError, TrustError
+from passgate.provision.devicefile import (
+    DEFAULT_ETC,
+    DEFAULT_SYNC_DIR,
+    DROPIN_NAME,
+    DeviceFile,
+    ProvisionError,
+)
 
 log = logging.getLogger(__name__)
 

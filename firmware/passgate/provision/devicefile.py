@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bundle import RootSet
-from ..config_schema import NAME_RE
-from ..errors import ConfigError, KeyFileError, TrustError
-from ..keys import check_public_point
+from passgate.bundle import RootSet
+from passgate.config.schema import NAME_RE
+from passgate.errors import ConfigError, KeyFileError, TrustError
+from passgate.passes.keys import check_public_point
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import PassgateError
-from .backoff import Backoff
-from .client import BundleTooLarge, CollectorClient, Refused, SyncError, TooLarge, Transient
-from .state import OFFLINE, ONLINE, SyncState, read_state, write_state
+from passgate.errors import PassgateError
+from passgate.journal.syncstate import OFFLINE, ONLINE, SyncState, read_state, write_state
+from passgate.sync.backoff import Backoff
+from passgate.sync.client import (
+    BundleTooLarge,
+    CollectorClient,
+    Refused,
+    SyncError,
+    TooLarge,
+    Transient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,7 @@ BUNDLE_RETRY_S = 900.0  # seconds before a bundle this device could not write is
 
 
 class JournalLike(Protocol):
-    """What the agent needs from ``passgate.journal.Journal``."""
+    """What the agent needs from ``passgate.journal.journal.Journal``."""
 
     def pending(self, limit: int) -> list: ...
     def pending_count(self) -> int: ...

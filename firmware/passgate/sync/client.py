@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import cbor2
 
-from ..cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1, loads_strict
-from ..errors import PassFormatError, PassgateError
-from ..keys import kid_of
-from .devicekey import DeviceKey
-from .transport import HttpTransport, ReplyTooLarge, Request, Response, Transport
+from passgate.errors import PassFormatError, PassgateError
+from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1, loads_strict
+from passgate.passes.keys import kid_of
+from passgate.sync.devicekey import DeviceKey
+from passgate.sync.transport import HttpTransport, ReplyTooLarge, Request, Response, Transport
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class BundleReply:
 
 
 def row_to_wire(row: object) -> dict:
-    """A journal row (``passgate.journal_schema.Row`` or a mapping) as a protocol row map."""
+    """A journal row (``passgate.journal.schema.Row`` or a mapping) as a protocol row map."""
     get = row.get if isinstance(row, Mapping) else (lambda k: getattr(row, k))
     out = {k: get(k) for k in ROW_FIELDS}
     out["flags"] = sorted(set(out["flags"] or ()))
@@ -204,7 +204,7 @@ class CollectorClient:
         headers = {} if have is None else {"If-None-Match": f'"{int(have)}"'}
         # Cap the download at the installer's own limit, whatever Content-Length says: a
         # larger file would be refused by install_bundle anyway (endless-data attack).
-        from ..bundle import DEFAULT_MAX_BYTES
+        from passgate.bundle import DEFAULT_MAX_BYTES
 
         limit = self.max_bundle or DEFAULT_MAX_BYTES
         try:
@@ -239,7 +239,7 @@ class CollectorClient:
         ok: tuple[int, ...] = (200, 201),
     ) -> Response:
         # Whom the time token is for, and the clock's fresh challenge: a token that echoes
-        # it proves the time is now, not replayed (passgate.timetoken).
+        # it proves the time is now, not replayed (passgate.clock.tokens).
         hdrs = {"Accept": "application/cbor", DEVICE_HEADER: self.device_id, **(headers or {})}
         nonce = self._time_nonce() if self._time_nonce is not None else None
         if nonce:

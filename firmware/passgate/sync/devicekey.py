@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import KeyFileError
-from ..keys import kid_of, load_private, new_keypair, raw_public
+from passgate.errors import KeyFileError
+from passgate.passes.keys import kid_of, load_private, new_keypair, raw_public
 
 KEY_FILE, PUB_FILE = "device.key", "device.pub"
 

@@ -15,8 +15,8 @@ import logging
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from ..errors import ConfigError
-from .client import CollectorClient, Refused
+from passgate.errors import ConfigError
+from passgate.sync.client import CollectorClient, Refused
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def load_enrolment(path: Path) -> Enrolment | None:
 
 
 def save_enrolment(path: Path, enrolment: Enrolment) -> None:
-    from ..atomicfile import write_atomic
+    from passgate.util.atomicfile import write_atomic
 
     data = json.dumps(asdict(enrolment), sort_keys=True, indent=1).encode() + b"\n"
     write_atomic(Path(path), data, mode=0o600)

@@ -1,5 +1,5 @@
 """The sync agent's links to the rest of the checkpoint: the installed trust bundle and the
-clock floor. Both are owned by other modules (``passgate.bundle``, ``passgate.clock``); this
+clock floor. Both are owned by other modules (``passgate.bundle``, ``passgate.clock.clock``); this
 file only adapts them to the small interfaces the agent takes, so the agent never imports them.
 """
 
@@ -27,9 +27,9 @@ class InstalledBundles:
         self._problem: str | None = None  # logged once, not at every batch
 
     def installed(self) -> tuple[int, int] | None:
-        from ..bundle import BundleError, installed_stamp
-        from ..bundle.install import BUNDLE_FILE
-        from ..bundle.verify import read_header
+        from passgate.bundle import BundleError, installed_stamp
+        from passgate.bundle.install import BUNDLE_FILE
+        from passgate.bundle.verify import read_header
 
         try:
             stamp = installed_stamp(self.dir)
@@ -51,12 +51,12 @@ class InstalledBundles:
         return self._cache[1]
 
     def install(self, data: bytes) -> int:
-        from ..bundle import install_bundle
+        from passgate.bundle import install_bundle
 
         return install_bundle(data, self.dir, self._now()).version
 
     def refreshed(self, now: float) -> None:
-        from ..bundle import NoTrustData, record_refresh
+        from passgate.bundle import NoTrustData, record_refresh
 
         try:
             record_refresh(self.dir, now)
@@ -65,7 +65,7 @@ class InstalledBundles:
 
 
 class TimeLink:
-    """Connects collector answers to the clock floor (``passgate.clock.SystemClock``).
+    """Connects collector answers to the clock floor (``passgate.clock.clock.SystemClock``).
 
     The client asks :meth:`challenge` before every request and hands every answer's token to
     :meth:`accept`, so both must be cheap when there is nothing to do: every challenge made
@@ -114,7 +114,7 @@ class TimeLink:
 
     def accept(self, raw: bytes) -> None:
         """Feed one token from a collector answer to the clock (time_sink of the client)."""
-        from ..timetoken import TimeTokenError
+        from passgate.clock.tokens import TimeTokenError
 
         now = self._mono()
         answers = self._nonce is not None and _token_nonce(raw) == self._nonce[0]
@@ -151,8 +151,8 @@ class TimeLink:
 def _token_nonce(raw: bytes) -> bytes | None:
     """The challenge a token claims to answer, read without verifying it (``accept_token``
     verifies). Only decides whether the token is worth a write now; None if unreadable."""
-    from ..cose import decode_sign1, loads_strict
-    from ..errors import PassFormatError
+    from passgate.errors import PassFormatError
+    from passgate.passes.cose import decode_sign1, loads_strict
 
     try:
         payload = loads_strict(decode_sign1(raw).payload, "time token")

@@ -1,0 +1,253 @@
+"""``passgate run --simulate``: the whole checkpoint on a laptop, no hardware, no config.
+
+What is real: the decoder, debouncer, verifier, decide stage, journal (SQLite in the state
+folder), anti-passback, display policy and renderer, and the signal patterns. What is
+simulated: the camera (a scripted scene of synthetic frames, or ``--frames DIR``, or a real
+webcam with ``--camera webcam``), the GPIO pins (gpiozero's ``MockFactory``) and the OLED
+(luma's dummy device, written as PNG files to ``STATE/oled/`` and drawn in the terminal when
+stdout is one).
+
+The scene: a valid pass, an expired one, a forged one (a trusted key id, a signature by
+another key), a revoked one, one for another zone, one from an unknown issuer, and the valid
+one again (anti-passback: already used), with empty frames in between. The issuer key comes
+from ``keys/demo/`` when present, else it is generated once into ``STATE/keys/``; its public
+half and the revocation list form the trust folder ``STATE/trust/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from passgate.clock.clock import ClockState, TimeReading
+from passgate.config.load import from_dict
+from passgate.issuing.issuer import Issuer
+
+log = logging.getLogger(__name__)
+
+ZONE = "gate-1"
+FPS = 15.0
+CODE_FRAMES = 10  # a code held up for 2/3 s
+GAP_FRAMES = 50  # then 3.3 s of empty view: the verdict stays 3 s, then idle
+ISSUER_NAME = "Demo City"
+
+
+class SystemTimeClock:
+    """The laptop's clock, taken as trusted (the simulation has no floor to keep)."""
+
+    def read(self) -> TimeReading:
+        return TimeReading(time.time(), ClockState.TRUSTED)
+
+
+@dataclass(frozen=True)
+class _Forger(Issuer):
+    """Signs with its own key but claims another issuer's key id: a forged pass."""
+
+    claimed_kid: bytes = b""
+
+    @property
+    def kid(self) -> bytes:
+        return self.claimed_kid
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The passes of the scene, by label, in the order shown."""
+
+    passes: tuple[tuple[str, str], ...]
+
+    def labeller(self):
+        """A function naming each scanned text; a text shown twice gets its labels in turn
+        (and again from the start when the scene loops)."""
+        names: dict[str, list[str]] = {}
+        for name, text in self.passes:
+            names.setdefault(text, []).append(name)
+        seen: dict[str, int] = {}
+
+        def label(text: str) -> str:
+            if text not in names:
+                return "a code not in the scene"
+            i = seen.get(text, 0)
+            seen[text] = i + 1
+            return names[text][i % len(names[text])]
+
+        return label
+
+
+def demo_key_dirs() -> list[Path]:
+    """Where committed demo keys may be: ``./keys/demo`` and the source tree's ``keys/demo``."""
+    return [Path.cwd() / "keys" / "demo", Path(__file__).resolve().parents[2] / "keys" / "demo"]
+
+
+def load_issuer(state: Path) -> tuple[Issuer, Path]:
+    """The demo issuer and its public key file: from keys/demo, else made once in the state."""
+    from passgate.passes.keys import new_keypair
+
+    for folder in demo_key_dirs():
+        for key in sorted(folder.glob("**/*issuer*.key")):
+            if key.with_suffix(".pub").is_file():
+                name = ISSUER_NAME if not key.with_suffix(".toml").is_file() else None
+                return Issuer.from_key_file(key, name), key.with_suffix(".pub")
+    keys = state / "keys"
+    if not (keys / "issuer.key").is_file():
+        new_keypair(keys, "issuer")
+        log.info("made a demo issuer key in %s", keys)
+    return Issuer.from_key_file(keys / "issuer.key", ISSUER_NAME), keys / "issuer.pub"
+
+
+def prepare(state: Path, now: float) -> Cast:
+    """Keys, trust folder, hash key and the scene's passes, in ``state``."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    state.mkdir(parents=True, exist_ok=True)
+    issuer, pub = load_issuer(state)
+    trust = state / "trust"
+    trust.mkdir(exist_ok=True)
+    (trust / "issuer.pub").write_bytes(pub.read_bytes())
+    (trust / "issuer.toml").write_text(f'name = "{issuer.name}"\n', encoding="utf-8")
+    key_file = state / "journal.key"
+    if not key_file.is_file():
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+
+    t = int(now)
+    revoked_id = os.urandom(12)
+    (trust / "revoked.txt").write_text(revoked_id.hex() + "\n", encoding="ascii")
+    forger = _Forger(Ed25519PrivateKey.generate(), issuer.name, claimed_kid=issuer.kid)
+    stranger = Issuer(Ed25519PrivateKey.generate(), "Elsewhere")
+    valid = issuer.issue("shopping", [ZONE], t - 600, 3 * 3600, hint="A.B.")
+    return Cast(
+        (
+            ("valid pass", valid),
+            ("expired pass", issuer.issue("dog_walk", [ZONE], t - 2 * 3600, 3600)),
+            ("forged pass", forger.issue("work", [ZONE], t - 600, 8 * 3600)),
+            ("revoked pass", issuer.issue("doctor", [ZONE], t - 600, 3 * 3600, pass_id=revoked_id)),
+            ("pass for another zone", issuer.issue("work", ["lobby"], t - 600, 8 * 3600)),
+            ("unknown issuer", stranger.issue("work", [ZONE], t - 600, 8 * 3600)),
+            ("valid pass again", valid),
+        )
+    )
+
+
+def scene(cast: Cast, loop: bool, size: tuple[int, int] = (640, 480)) -> Any:
+    from passgate.hardware.camera import SceneSource, SceneStep
+
+    steps = [SceneStep(None, 30)]
+    for _, text in cast.passes:
+        steps += [SceneStep(text, CODE_FRAMES), SceneStep(None, GAP_FRAMES)]
+    return SceneSource(steps, size=size, seed=7, loop=loop)
+
+
+def sim_config(state: Path, fps: float = FPS) -> Any:
+    """The checkpoint's config for the simulation (what a device reads from TOML).
+
+    A code counts as gone after 10 empty frames, so the scene reads the same at any ``fps``
+    (tests play it fast)."""
+    return from_dict(
+        {
+            "checkpoint": {"zone": ZONE, "device_id": "sim-gate-1", "state_dir": str(state)},
+            "trust": {"source": "dir", "dir": str(state / "trust")},
+            "display": {"driver": "dummy", "png_dir": str(state / "oled")},
+            "decoder": {"absent_frames": 5, "absent_s": min(1.0, 10 / fps)},
+            "antipassback": {"window": "10m"},
+            "clock": {"untrusted_policy": "flag"},
+        },
+        origin="<simulation>",
+    )
+
+
+def verdict_line(scan: Any, label: str) -> str:
+    v = scan.verdict
+    when = time.strftime("%H:%M:%S", time.localtime(scan.reading.now))
+    seq = f"#{scan.seq}" if scan.seq is not None else "#-"
+    if v.accepted:
+        return f"{when} {seq:>4} ACCEPT {v.purpose}: {v.detail}  [{label}]"
+    quiet = " (shown again while the door is open: recorded, not signalled)"
+    quiet = quiet if "reshow" in scan.flags else ""
+    return f"{when} {seq:>4} DENY   {v.reason.value}: {v.detail}{quiet}  [{label}]"
+
+
+def main(
+    state: Path,
+    *,
+    loop: bool = False,
+    frames: Path | None = None,
+    camera: str = "scene",
+    out: TextIO | None = None,
+    max_frames: int | None = None,
+    fps: float = FPS,
+) -> int:
+    """Run the simulated checkpoint; returns the exit code (0).
+
+    ``fps``: the pace of the simulated camera (tests play the scene faster)."""
+    from passgate.checkpoint.wiring import run_checkpoint
+    from passgate.hardware.camera import Paced
+    from passgate.hardware.camera.files import FolderSource
+    from passgate.hardware.display import terminal_if_tty
+    from passgate.hardware.signals.gpio import make_pin_factory
+
+    out = out or sys.stdout
+    state = Path(state)
+    cast = prepare(state, time.time())
+    cfg = sim_config(state, fps)
+    if frames is not None:
+        source = Paced(FolderSource(frames, loop=loop), fps)
+        what = f"frames from {frames}"
+    elif camera == "webcam":
+        source = _webcam(fps)
+        what = "the webcam (hold a pass up to it: make one with passgate issue)"
+    else:
+        source = Paced(scene(cast, loop), fps)
+        what = "a scripted scene: " + ", ".join(name for name, _ in cast.passes)
+    print(f"passgate simulation: zone {ZONE}, camera: {what}", file=out)
+    print(f"state in {state} (journal.sqlite, OLED frames in oled/); Ctrl-C stops", file=out)
+    counts = {"accept": 0, "deny": 0}
+    label = cast.labeller()
+    door = [0.0]
+
+    def on_scan(scan: Any) -> None:
+        counts[scan.verdict.result.value] += 1
+        print(verdict_line(scan, label(scan.text)), file=out, flush=True)
+
+    def on_change(channel: str, value: float) -> None:
+        if channel == "relay" and value != door[0]:
+            door[0] = value
+            print(f"         door {'released' if value else 'locked'}", file=out, flush=True)
+
+    checkpoint = run_checkpoint(
+        cfg,
+        source=source,
+        pin_factory=make_pin_factory("mock"),
+        clock=SystemTimeClock(),
+        terminal=terminal_if_tty(out),
+        on_scan=on_scan,
+        on_signal_change=on_change,
+        max_frames=max_frames,
+    )
+    print(
+        f"{checkpoint.scans} scans ({counts['accept']} accepted, {counts['deny']} denied) in "
+        f"{checkpoint.frames} frames; see them with: passgate log --state {state}",
+        file=out,
+    )
+    return 0
+
+
+def _webcam(fps: float) -> Any:
+    from passgate.cli import UsageError
+    from passgate.hardware.camera.files import import_cv2
+    from passgate.hardware.camera.webcam import WebcamSource
+
+    try:
+        import_cv2()
+    except Exception as exc:  # HardwareError: OpenCV missing, with the pip command to fix it
+        raise UsageError(str(exc)) from None
+    return WebcamSource(0, size=(640, 480), fps=fps)
+
+
+__all__ = ["main", "prepare", "scene", "sim_config", "verdict_line"]

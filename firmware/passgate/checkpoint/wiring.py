@@ -1,0 +1,289 @@
+"""Assembling a checkpoint from a config, and running it until SIGTERM.
+
+:func:`run_checkpoint` is shared by ``passgate run`` and ``passgate run --simulate``. The
+entry points build what touches hardware (the frame source, the gpiozero pin factory or a
+function that makes it, the clock) and hand it in; everything else (journal, trust, signals,
+display, the loop) is built here from the config, inside one :class:`contextlib.ExitStack`,
+so it is closed in reverse order however the run ends. On SIGTERM (or SIGINT) the loop stops,
+the relay is released, the OLED says "stopped", and the frame source, display, signals and
+journal close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from passgate.config.schema import Config
+from passgate.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+HASH_KEY_LEN = 32
+
+
+def read_hash_key(path: Path) -> bytes:
+    """The fleet's pass-hash key (written by provisioning); ConfigError if absent or wrong."""
+    try:
+        key = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"journal.hash_key_file: {path}: not found (provisioning writes it: passgate provision)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"journal.hash_key_file: {path}: cannot read: {exc.strerror}") from None
+    if len(key) != HASH_KEY_LEN:
+        raise ConfigError(
+            f"journal.hash_key_file: {path}: {len(key)} bytes, expected {HASH_KEY_LEN}"
+        )
+    return key
+
+
+def make_source(cfg: Config) -> Any:
+    """The frame source ``[camera]`` asks for (not opened: the loop opens it, with retries)."""
+    from passgate.hardware.camera import Paced
+    from passgate.hardware.camera.files import PathSource
+    from passgate.hardware.camera.picam import CameraConfig, PicameraSource
+    from passgate.hardware.camera.webcam import WebcamSource
+
+    cam = cfg.camera
+    if cam.source == "picamera2":
+        names = [n for n in CameraConfig.__dataclass_fields__ if hasattr(cam, n)]
+        return PicameraSource(CameraConfig(**{n: getattr(cam, n) for n in names}))
+    if cam.source == "webcam":
+        return WebcamSource(cam.webcam_index, size=cam.lores_size, fps=cam.fps)
+    # Folder or video is decided at each open: the path may appear only later (a mount).
+    inner = PathSource(cam.path, loop=cam.loop)
+    return Paced(inner, cam.fps)  # files come as fast as asked; the loop expects a camera's pace
+
+
+def open_journal(cfg: Config, key: bytes) -> Any:
+    """The scan journal, opened now if it can be. If not (the state folder is missing or
+    read-only, the file is damaged), a journal that tries again on every call: the loop then
+    starts with the "journal fault" screen and denies scans ``journal_fault`` until it opens.
+    That is a fault to show at the door, not a configuration error to exit with."""
+    from passgate.errors import JournalError
+    from passgate.journal.journal import Journal
+
+    args = (cfg.journal.path, key, cfg.checkpoint.device_id)
+    try:
+        return Journal(*args)
+    except JournalError:  # the loop's first look at it raises and logs the fault
+        return Journal(*args, connect=False)
+
+
+def make_trust(cfg: Config, journal: Any) -> Any:
+    """The trust provider ``[trust]`` asks for: the installed bundle, or a plain folder."""
+    from passgate.checkpoint.trustview import BundleTrust, StaticTrust, local_policy
+
+    policy = local_policy(cfg)
+    if cfg.trust.source == "dir":
+        from passgate.passes.truststore import TrustStore
+
+        return StaticTrust(TrustStore.from_dir(cfg.trust.dir), policy, journal)
+    from passgate.bundle.watch import BundleWatcher
+
+    cp = cfg.checkpoint
+    return BundleTrust(
+        BundleWatcher(cfg.trust.bundle_dir),
+        journal,
+        cp.zone,
+        policy,
+        cp.site,
+        retention_s=cfg.journal.retention,
+    )
+
+
+def sync_connectivity(state_dir: Path) -> Callable[[float], Any]:
+    """The sync agent's view of the network, from its state file in ``state_dir``."""
+    return SyncConnectivity(state_dir)
+
+
+class SyncConnectivity:
+    """What the idle screen shows about the collector, read from the sync agent's state file.
+
+    The file is another process's: anything wrong with it (unreadable, not JSON, a
+    connectivity that is not online/offline/unknown, an ``updated_at`` that is not a time)
+    reads as unknown, and is logged once when that problem appears, never on every poll. A
+    missing file (no sync round yet, or no sync agent) is unknown without a word.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        from passgate.journal.syncstate import state_path
+
+        self.path = state_path(state_dir)
+        self._problem = ""
+
+    def __call__(self, now: float) -> Any:
+        from passgate.hardware.display.screens import Connectivity
+
+        state, problem = self._read()
+        if problem != self._problem:
+            if problem:
+                log.warning("sync state %s: %s (shown as unknown)", self.path, problem)
+            else:
+                log.info("sync state %s: readable again", self.path)
+            self._problem = problem
+        return Connectivity.UNKNOWN if state is None else Connectivity(state.connectivity_at(now))
+
+    def _read(self) -> tuple[Any, str]:
+        from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState
+
+        try:
+            raw = json.loads(self.path.read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            return None, ""
+        except OSError as exc:
+            return None, f"unreadable: {exc.strerror or exc}"
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return None, "not JSON text"
+        if not isinstance(raw, dict):
+            return None, "not a JSON object"
+        connectivity = raw.get("connectivity", UNKNOWN)
+        if not isinstance(connectivity, str) or connectivity not in (ONLINE, OFFLINE, UNKNOWN):
+            return None, f"connectivity is {_short(connectivity)}, not online/offline/unknown"
+        updated = raw.get("updated_at")
+        if updated is not None:
+            try:
+                if isinstance(updated, bool) or not math.isfinite(updated):
+                    raise TypeError
+                updated = float(updated)
+            except (TypeError, OverflowError):
+                return None, f"updated_at is {_short(updated)}, not a time"
+        return SyncState(connectivity=connectivity, updated_at=updated), ""
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop`` on SIGTERM and SIGINT while inside; the previous handlers come back after.
+
+    Only possible in the main thread (Python delivers signals there); elsewhere, a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum, frame):
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_checkpoint(
+    cfg: Config,
+    *,
+    source: Any,
+    pin_factory: Any,
+    clock: Any,
+    terminal: Any = None,
+    notifier: Any = None,
+    decoder: Any = None,
+    on_scan: Callable | None = None,
+    on_signal_change: Callable[[str, float], None] | None = None,
+    ready: Callable[[Any], None] | None = None,
+    max_frames: int | None = None,
+) -> Any:
+    """Build the checkpoint from ``cfg`` around the given hardware parts and run it.
+
+    Returns the :class:`~passgate.checkpoint.loop.Checkpoint` after it stopped (SIGTERM, SIGINT, the
+    end of a finite source, or ``max_frames``). ``ready(checkpoint)`` is called just before
+    the loop starts (tests use it to reach the parts). ``decoder`` replaces the one
+    ``[decoder]`` names (tests and benchmarks feed pre-decoded texts). ``pin_factory``: a
+    gpiozero pin factory (closed last), or a function without arguments that makes one:
+    called again, with backoff, while it raises ``HardwareError`` (the checkpoint runs with a
+    "GPIO fault" meanwhile, as it does when a pin is busy). Raises ``ConfigError`` or
+    ``HardwareError`` when something cannot be set up at all.
+    """
+    from passgate.checkpoint.debounce import Debouncer
+    from passgate.checkpoint.loop import Checkpoint, Timing
+    from passgate.checkpoint.sdnotify import Notifier
+    from passgate.hardware.decode import make_decoder
+    from passgate.hardware.display import Display
+    from passgate.hardware.signals.gpio import SignalsConfig
+    from passgate.hardware.signals.retry import RetryingSignals
+
+    key = read_hash_key(cfg.journal.hash_key_file)
+    with contextlib.ExitStack() as stack:
+        # The hardware parts handed in are ours to close, last: the pin factory after the
+        # devices on it, the source after the loop (it closes it too; closing is idempotent).
+        # A factory made by a function handed in is closed with the signals.
+        if not callable(pin_factory):
+            stack.callback(pin_factory.close)
+        notifier = notifier if notifier is not None else stack.enter_context(Notifier())
+        journal = stack.enter_context(open_journal(cfg, key))
+        trust = make_trust(cfg, journal)
+        timing = Timing(
+            verdict_hold_s=cfg.display.verdict_hold_s, relay_hold_s=cfg.signals.relay_hold_s
+        )
+        signals = stack.enter_context(
+            RetryingSignals(
+                SignalsConfig.from_section(cfg.signals),
+                pin_factory,
+                on_change=on_signal_change,
+                initial_s=timing.backoff_initial_s,
+                max_s=timing.backoff_max_s,
+            )
+        )
+        display = Display.from_config(cfg.display, terminal=terminal)
+        stack.callback(display.close)
+        stack.callback(source.close)
+        checkpoint = Checkpoint(
+            source=source,
+            decoder=decoder or make_decoder(cfg.decoder.backend, try_invert=cfg.decoder.try_invert),
+            debouncer=Debouncer(cfg.decoder.absent_frames, cfg.decoder.absent_s),
+            trust=trust,
+            journal=journal,
+            signals=signals,
+            display=display,
+            clock=clock,
+            zone=cfg.checkpoint.zone,
+            timing=timing,
+            notifier=notifier,
+            on_scan=on_scan,
+            connectivity=sync_connectivity(cfg.checkpoint.state_dir),
+        )
+        # Runs first on the way out: relay released and "stopped" shown before anything closes.
+        stack.callback(checkpoint.shutdown)
+        log.info(
+            "checkpoint %s in zone %s: camera %s, display %s, trust %s",
+            cfg.checkpoint.device_id,
+            cfg.checkpoint.zone,
+            getattr(source, "name", "?"),
+            cfg.display.driver,
+            cfg.trust.source,
+        )
+        if ready is not None:
+            ready(checkpoint)
+        with stop_on_signals(checkpoint.stop):
+            checkpoint.run(max_frames)
+        return checkpoint
+
+
+__all__ = [
+    "make_source",
+    "make_trust",
+    "open_journal",
+    "read_hash_key",
+    "run_checkpoint",
+    "stop_on_signals",
+]

@@ -1,0 +1,79 @@
+"""The issuer's side: sign passes, one at a time or in batches.
+
+Issuing runs at the issuer's office, never on a checkpoint. The private key is loaded once
+and used through ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from passgate.errors import KeyFileError, PassFormatError
+from passgate.passes import format as passformat
+from passgate.passes.format import Claims
+from passgate.passes.keys import kid_of, load_private, raw_public
+from passgate.passes.purposes import PurposeTable
+
+PASS_ID_LEN = 12  # 96 random bits: the format's minimum, which keeps a pass in QR version 8-M
+
+
+@dataclass(frozen=True)
+class Issuer:
+    key: Ed25519PrivateKey
+    name: str
+    purposes: PurposeTable = field(default_factory=PurposeTable.default)
+
+    @property
+    def kid(self) -> bytes:
+        return kid_of(raw_public(self.key))
+
+    @classmethod
+    def from_key_file(cls, key_path: Path, name: str | None = None,
+                      purposes: PurposeTable | None = None) -> Issuer:
+        """Load ``issuer.key``; the issuer name comes from ``name`` or ``issuer.toml`` beside it."""
+        key_path = Path(key_path)
+        key = load_private(key_path)
+        if name is None:
+            meta = key_path.with_suffix(".toml")
+            try:
+                name = tomllib.loads(meta.read_text("utf-8")).get("name")
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise KeyFileError(
+                    f"{meta}: cannot read issuer name ({exc}); pass --issuer NAME") from None
+            if not isinstance(name, str):
+                raise KeyFileError(f"{meta}: no 'name' for the issuer; pass --issuer NAME")
+        return cls(key, name, purposes or PurposeTable.default())
+
+    def issue(
+        self,
+        purpose: str,
+        zones: list[str] | tuple[str, ...],
+        not_before: int,
+        duration_s: int,
+        hint: str | None = None,
+        issued_at: int | None = None,
+        pass_id: bytes | None = None,
+    ) -> str:
+        """Return the QR text of a new pass (raises ``PassFormatError`` for bad fields).
+
+        ``purpose`` is a purpose id from the issuer's purpose table (``"shopping"``).
+        """
+        known = self.purposes.get(purpose)
+        if known is None:
+            raise PassFormatError("malformed", f"unknown purpose {purpose!r}")
+        claims = Claims(
+            issuer=self.name,
+            pass_id=pass_id if pass_id is not None else os.urandom(PASS_ID_LEN),
+            not_before=int(not_before),
+            expires=int(not_before) + int(duration_s),
+            issued_at=int(issued_at if issued_at is not None else not_before),
+            purpose=known.code,
+            zones=tuple(zones),
+            hint=hint or None,
+        )
+        return passformat.encode(claims, self.key.sign, self.kid)

@@ -1,0 +1,260 @@
+"""COSE_Sign1 (RFC 9052) with EdDSA, encoded and decoded strictly.
+
+Only what passgate needs: one signer, the algorithm and key id in the *protected* header.
+The unprotected header must be the empty map: it would decide nothing, and anything in it
+could be changed without breaking the signature, giving a second valid byte string for the
+same pass. Decoding demands deterministic CBOR (cbor2's ``canonical=True``: shortest forms,
+definite lengths, map keys length-first then bytewise), checked by re-encoding, which also
+rejects duplicate keys, over-long integers, indefinite lengths and trailing bytes. With
+that, every accepted pass has exactly one encoding.
+
+The decode side re-encodes with the small :func:`canonical` below instead of
+``cbor2.dumps``: cbor2's encoder costs 3-7 us per call here, several times the decode, and
+the verifier's budget is ~30 us besides the signature check. :func:`canonical` only knows
+the types a pass can hold (ints, byte and text strings, arrays, maps, tags, bools, null);
+anything else, floats included, is malformed. ``tests/test_cose.py`` checks it equals
+``cbor2.dumps(canonical=True)`` on generated values, and the encode side and
+:func:`sig_structure` against the cose-wg EdDSA examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import cbor2
+
+from passgate.errors import PassFormatError
+
+TAG_SIGN1 = 18
+HDR_ALG = 1
+HDR_CRIT = 2
+HDR_KID = 4
+ALG_EDDSA = -8
+KID_LEN = 8
+SIG_LEN = 64
+UNDERSTOOD_HEADERS = frozenset({HDR_ALG, HDR_CRIT, HDR_KID})
+
+
+def malformed(detail: str) -> PassFormatError:
+    return PassFormatError("malformed", detail)
+
+
+def unsupported(detail: str) -> PassFormatError:
+    return PassFormatError("unsupported", detail)
+
+
+def dumps(obj: object) -> bytes:
+    """Deterministic CBOR: shortest forms, definite lengths, map keys in canonical order."""
+    return cbor2.dumps(obj, canonical=True)
+
+
+def _make_head(major: int, n: int) -> bytes:
+    mt = major << 5
+    if n < 24:
+        return bytes((mt | n,))
+    if n < 0x100:
+        return bytes((mt | 24, n))
+    if n < 0x10000:
+        return bytes((mt | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((mt | 26,)) + n.to_bytes(4, "big")
+    return bytes((mt | 27,)) + n.to_bytes(8, "big")
+
+
+# Heads for arguments below 256 (string lengths, small ints), made once: ~14 heads per pass.
+_SMALL_HEADS = tuple(tuple(_make_head(major, n) for n in range(256)) for major in range(8))
+
+
+def head(major: int, n: int) -> bytes:
+    """The shortest CBOR head for major type ``major`` and argument ``n`` (0 <= n < 2**64)."""
+    return _SMALL_HEADS[major][n] if n < 256 else _make_head(major, n)
+
+
+_SIMPLE = {False: b"\xf4", True: b"\xf5"}
+
+
+def _length_first(item: tuple[bytes, bytes]) -> tuple[int, bytes]:
+    """Map order of cbor2's canonical mode: shorter encoded key first, then bytewise."""
+    return len(item[0]), item[0]
+
+
+def canonical(obj: object) -> bytes:
+    """Deterministic CBOR of a decoded value, as ``cbor2.dumps(obj, canonical=True)`` gives it.
+
+    Raises :class:`PassFormatError` (malformed) for types a pass never holds.
+    """
+    t = type(obj)
+    if t is bytes:
+        return head(2, len(obj)) + obj
+    if t is int:
+        if 0 <= obj < 2**64:
+            return head(0, obj)
+        if -(2**64) <= obj < 0:
+            return head(1, -1 - obj)
+        raise malformed("integer out of range")
+    if t is str:
+        b = obj.encode("utf-8")
+        return head(3, len(b)) + b
+    if t is list or t is tuple:
+        return head(4, len(obj)) + b"".join([canonical(v) for v in obj])
+    if t is dict or isinstance(obj, Mapping):
+        items = [(canonical(k), canonical(v)) for k, v in obj.items()]
+        items.sort(key=_length_first)
+        return head(5, len(items)) + b"".join([k + v for k, v in items])
+    if t is cbor2.CBORTag:
+        return head(6, obj.tag) + canonical(obj.value)
+    if t is bool:
+        return _SIMPLE[obj]
+    if obj is None:
+        return b"\xf6"
+    raise malformed(f"unexpected CBOR item ({t.__name__})")
+
+
+def _refuse_tag(decoder: object) -> object:
+    raise ValueError("semantic CBOR tag not allowed")
+
+
+# Tags cbor2 would turn into Python objects (dates, bignums, decimals, regexes, sets, shared
+# and string references...). No passgate structure holds one, and shared references (28/29)
+# let a few hundred bytes expand into billions of items when re-encoded (measured: 13 s for
+# a 253-byte input), so they are refused while decoding, before any of that happens.
+_REFUSED_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260,
+                 261, 1004, 55799)
+_SEMANTIC_DECODERS = {tag: _refuse_tag for tag in _REFUSED_TAGS}
+
+
+def loads(data: bytes, what: str) -> object:
+    """Decode one CBOR item with duplicates, indefinite lengths and semantic tags refused.
+
+    Does not check that ``data`` is deterministic CBOR or has no trailing bytes: callers do,
+    with :func:`loads_strict` or by comparing with the encoding they expect.
+    """
+    try:
+        return cbor2.loads(data, allow_duplicate_keys=False, allow_indefinite=False, max_depth=8,
+                           semantic_decoders=_SEMANTIC_DECODERS)
+    except Exception as exc:  # cbor2 raises several types on hostile input; all mean malformed
+        raise malformed(f"{what}: not valid CBOR ({type(exc).__name__})") from None
+
+
+def not_deterministic(what: str) -> PassFormatError:
+    return malformed(f"{what}: not deterministic CBOR (duplicates, padding or trailing bytes)")
+
+
+def loads_strict(data: bytes, what: str) -> object:
+    """Decode one CBOR item that must be exactly ``data`` in deterministic encoding."""
+    obj = loads(data, what)
+    try:
+        again = canonical(obj)
+    except PassFormatError as exc:
+        raise malformed(f"{what}: {exc.detail}") from None
+    except RecursionError:  # tags nest without limit in cbor2; stay an answer, not a crash
+        raise malformed(f"{what}: nested too deeply") from None
+    if again != data:
+        raise not_deterministic(what)
+    return obj
+
+
+def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
+    """The ToBeSigned bytes of RFC 9052 section 4.4 for a COSE_Sign1.
+
+    ``["Signature1", protected, external_aad, payload]`` in deterministic CBOR, written out
+    directly (the first 11 bytes are the array head and the context string): it is on the
+    verify path. Equal to ``dumps`` of that array, checked in ``tests/test_cose.py``.
+    """
+    return b"".join((
+        b"\x84\x6aSignature1",
+        head(2, len(protected)), protected,
+        head(2, len(external_aad)), external_aad,
+        head(2, len(payload)), payload,
+    ))
+
+
+def encode_sign1(
+    payload: bytes,
+    sign: Callable[[bytes], bytes],
+    protected: dict,
+    unprotected: dict | None = None,
+) -> bytes:
+    """Build a tagged COSE_Sign1; ``sign`` maps the ToBeSigned bytes to a signature.
+
+    ``unprotected`` exists to reproduce other COSE examples; passgate passes leave it empty.
+    """
+    prot = dumps(protected)
+    signature = sign(sig_structure(prot, payload))
+    return dumps(cbor2.CBORTag(TAG_SIGN1, [prot, unprotected or {}, payload, signature]))
+
+
+@dataclass(frozen=True, slots=True)
+class Sign1:
+    protected: bytes
+    kid: bytes
+    payload: bytes
+    signature: bytes
+
+    @property
+    def to_be_signed(self) -> bytes:
+        return sig_structure(self.protected, self.payload)
+
+
+_SIGN1_HEAD = b"\xd2\x84"  # tag 18, array of 4
+_SIG_HEAD = head(2, SIG_LEN)
+# The protected header every passgate issuer writes: {1: -8, 4: h'<8-byte kid>'}.
+_PLAIN_PROTECTED = b"\xa2\x01\x27\x04\x48"
+_PLAIN_PROTECTED_LEN = len(_PLAIN_PROTECTED) + KID_LEN
+
+
+def decode_sign1(data: bytes) -> Sign1:
+    """Parse a passgate COSE_Sign1 or raise :class:`PassFormatError` saying why."""
+    obj = loads(data, "COSE")
+    if type(obj) is not cbor2.CBORTag or obj.tag != TAG_SIGN1:
+        raise malformed("not a tagged COSE_Sign1 (CBOR tag 18)")
+    items = obj.value
+    if type(items) not in (list, tuple) or len(items) != 4:  # cbor2 6 gives tag content as tuple
+        raise malformed("COSE_Sign1 must be an array of 4")
+    prot, unprot, payload, signature = items
+    if type(prot) is not bytes or type(payload) is not bytes:
+        raise malformed("protected header and payload must be byte strings")
+    if not isinstance(unprot, Mapping):
+        raise malformed("unprotected header must be a map")
+    if unprot:
+        raise malformed("unprotected header must be empty (it is not signed: alg and kid "
+                        "belong in the protected header)")
+    if type(signature) is not bytes or len(signature) != SIG_LEN:
+        raise malformed("signature must be 64 bytes")
+    # The one deterministic encoding of this structure (what loads_strict would demand).
+    expected = b"".join((_SIGN1_HEAD, head(2, len(prot)), prot, b"\xa0",
+                         head(2, len(payload)), payload, _SIG_HEAD, signature))
+    if expected != data:
+        raise not_deterministic("COSE")
+    if len(prot) == _PLAIN_PROTECTED_LEN and prot.startswith(_PLAIN_PROTECTED):
+        # The header as issued; exactly what _protected_kid accepts for these bytes, faster.
+        return Sign1(protected=prot, kid=prot[len(_PLAIN_PROTECTED):], payload=payload,
+                     signature=signature)
+    return Sign1(protected=prot, kid=_protected_kid(prot), payload=payload, signature=signature)
+
+
+def _protected_kid(prot: bytes) -> bytes:
+    """Check the protected header (EdDSA, critical headers understood) and return its kid."""
+    header = loads_strict(prot, "protected header") if prot else {}
+    if not isinstance(header, Mapping):
+        raise malformed("protected header must be a map")
+    if any(type(label) not in (int, str) for label in header):
+        raise malformed("header labels must be integers or text")
+    crit = header.get(HDR_CRIT, [])
+    if type(crit) not in (list, tuple) or (not crit and HDR_CRIT in header):
+        raise malformed("crit must be a non-empty array")
+    if any(type(label) not in (int, str) for label in crit):
+        raise malformed("crit must list header labels (integers or text)")
+    unknown_crit = [c for c in crit if c not in UNDERSTOOD_HEADERS]
+    if unknown_crit:
+        raise unsupported(f"unknown critical header {unknown_crit[0]!r}")
+    if HDR_ALG not in header:
+        raise malformed("no algorithm in the protected header")
+    alg = header[HDR_ALG]
+    if type(alg) is not int or alg != ALG_EDDSA:
+        raise unsupported(f"algorithm {alg!r} is not EdDSA (-8)")
+    kid = header.get(HDR_KID)
+    if type(kid) is not bytes or len(kid) != KID_LEN:
+        raise malformed("protected header needs an 8-byte key id")
+    return kid

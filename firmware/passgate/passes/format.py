@@ -1,0 +1,201 @@
+"""The passgate pass: ``PG1:`` + base45(COSE_Sign1(CWT claims)). See ``docs/pass-format.md``.
+
+Claims (CWT, RFC 8392), all required unless marked:
+
+====== ============ ==========================================================
+key    name         CBOR type and limits
+====== ============ ==========================================================
+1      iss          text, 1-32 chars: issuer name, must match the trusted key's
+4      exp          uint: expiry, POSIX seconds
+5      nbf          uint: not before, POSIX seconds (< exp)
+6      iat          uint: issued at, POSIX seconds
+7      cti          bytes, 12-32: the random pass id
+-65537 passgate     array [purpose code uint, zones array of text, hint text (optional)]
+====== ============ ==========================================================
+
+-65537 is the first key of the CWT registry's private-use range; packing purpose, zones
+and hint into one array costs 6 bytes instead of 15 for three private keys, and the purpose
+is a code from the purpose table (one byte for codes 0-23) instead of its name: together
+that is what keeps a typical pass within QR version 8 at ECC M (docs/pass-format.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from passgate.passes import base45
+from passgate.passes.cose import (
+    ALG_EDDSA,
+    HDR_ALG,
+    HDR_KID,
+    Sign1,
+    decode_sign1,
+    encode_sign1,
+    head,
+    loads,
+    malformed,
+    not_deterministic,
+    unsupported,
+)
+
+PREFIX = "PG1:"
+MAX_TEXT = 1024  # characters; checked before any decoding
+CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_PASSGATE = 1, 4, 5, 6, 7, -65537
+CLAIM_KEYS = frozenset({CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_PASSGATE})
+MAX_TIME = 2**40
+HINT_MAX = 12
+PASS_ID_MIN, PASS_ID_MAX = 12, 32
+MAX_PURPOSE_CODE = 65535
+
+_ZONE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+_ISSUER_RE = re.compile(r"[^\x00-\x1f\x7f]{1,32}")
+_HINT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,12}")
+_VERSION_RE = re.compile(r"PG[0-9]+:")
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    issuer: str
+    pass_id: bytes
+    not_before: int
+    expires: int
+    issued_at: int
+    purpose: int  # code in the purpose table
+    zones: tuple[str, ...]
+    hint: str | None = None
+
+    def validate(self) -> None:
+        """Raise ``PassFormatError('malformed', ...)`` unless every field is within its limits."""
+        if not isinstance(self.issuer, str) or not _ISSUER_RE.fullmatch(self.issuer):
+            raise malformed("iss must be 1-32 printable characters")
+        if type(self.pass_id) is not bytes or not PASS_ID_MIN <= len(self.pass_id) <= PASS_ID_MAX:
+            raise malformed("cti (pass id) must be 12-32 bytes")
+        for name, value in (("not_before", self.not_before), ("expires", self.expires),
+                            ("issued_at", self.issued_at)):
+            if type(value) is not int or not 0 <= value < MAX_TIME:
+                raise malformed(f"{name} must be a non-negative integer time")
+        if self.expires <= self.not_before:
+            raise malformed("exp must be after nbf")
+        if type(self.purpose) is not int or not 0 <= self.purpose <= MAX_PURPOSE_CODE:
+            raise malformed(f"purpose must be a code 0-{MAX_PURPOSE_CODE}")
+        for zone in self.zones:
+            if not isinstance(zone, str) or not _ZONE_RE.fullmatch(zone):
+                raise malformed("zone names are 1-32 of A-Z a-z 0-9 _ . -")
+        if not self.zones or len(self.zones) > 16 or len(set(self.zones)) != len(self.zones):
+            raise malformed("zones must be 1-16 distinct names")
+        hint = self.hint
+        if hint is not None and (not isinstance(hint, str) or not _HINT_RE.fullmatch(hint)):
+            raise malformed(f"hint must be 1-{HINT_MAX} printable characters")
+
+    def to_cbor_map(self) -> dict:
+        extra: list = [self.purpose, list(self.zones)]
+        if self.hint is not None:
+            extra.append(self.hint)
+        return {
+            CLAIM_ISS: self.issuer,
+            CLAIM_EXP: self.expires,
+            CLAIM_NBF: self.not_before,
+            CLAIM_IAT: self.issued_at,
+            CLAIM_CTI: self.pass_id,
+            CLAIM_PASSGATE: extra,
+        }
+
+
+def encode(claims: Claims, sign, kid: bytes) -> str:
+    """Return the QR text of a pass; ``sign`` maps bytes to an Ed25519 signature.
+
+    Raises ``PassFormatError`` (malformed) for invalid claims, and for claims that are each
+    within limits but together make a text over ``MAX_TEXT`` (16 long zones and a long
+    non-ASCII issuer name can): the verifier would refuse such a pass unread.
+    """
+    from passgate.passes.cose import dumps
+
+    claims.validate()
+    cose = encode_sign1(dumps(claims.to_cbor_map()), sign, {HDR_ALG: ALG_EDDSA, HDR_KID: kid})
+    text = PREFIX + base45.encode(cose)
+    if len(text) > MAX_TEXT:
+        raise malformed(f"the pass would be {len(text)} characters, over the {MAX_TEXT} a "
+                        "checkpoint reads: use fewer or shorter zones, a shorter issuer or hint")
+    return text
+
+
+def parse_text(text: str | bytes) -> Sign1:
+    """From QR text to the COSE structure, with the length capped before any decoding."""
+    if type(text) is not str and isinstance(text, bytes | bytearray):
+        if len(text) > MAX_TEXT:
+            raise malformed(f"longer than {MAX_TEXT} characters")
+        try:
+            text = bytes(text).decode("ascii")
+        except UnicodeDecodeError:
+            raise malformed("not ASCII text") from None
+    if not isinstance(text, str):
+        raise malformed("not text")
+    if len(text) > MAX_TEXT:
+        raise malformed(f"longer than {MAX_TEXT} characters")
+    text = text.strip("\r\n\t")
+    if not text.startswith(PREFIX):
+        if _VERSION_RE.match(text):
+            raise unsupported(f"pass format version {text.split(':', 1)[0]} is not supported")
+        raise malformed("not a passgate pass (no PG1: prefix)")
+    try:
+        raw = base45.decode(text[len(PREFIX):])
+    except ValueError as exc:
+        raise malformed(f"bad base45: {exc}") from None
+    return decode_sign1(raw)
+
+
+def parse_claims(payload: bytes) -> Claims:
+    """Decode and check the CWT claims set (call only after the signature verified).
+
+    Strictness: after every field is checked, ``payload`` must be exactly
+    :func:`claims_cbor` of the result, the one deterministic encoding of those claims.
+    """
+    obj = loads(payload, "claims")
+    if type(obj) is not dict:
+        raise malformed("claims must be a map")
+    if obj.keys() != CLAIM_KEYS:
+        keys = set(obj)
+        if any(type(k) is not int for k in keys):
+            raise malformed("claim keys must be integers")
+        missing, extra = CLAIM_KEYS - keys, keys - CLAIM_KEYS
+        raise malformed(f"claims missing {sorted(missing)}" if missing
+                        else f"unknown claims {sorted(extra)}")
+    extra = obj[CLAIM_PASSGATE]
+    if (type(extra) not in (list, tuple) or len(extra) not in (2, 3)
+            or type(extra[1]) not in (list, tuple)):
+        raise malformed("passgate claim must be [purpose, zones, hint?]")
+    claims = Claims(obj[CLAIM_ISS], obj[CLAIM_CTI], obj[CLAIM_NBF], obj[CLAIM_EXP], obj[CLAIM_IAT],
+                    extra[0], tuple(extra[1]), extra[2] if len(extra) == 3 else None)
+    claims.validate()
+    if claims_cbor(claims) != payload:
+        # Keys equal to the claim numbers but not integers (True == 1) end up here too.
+        if any(type(k) is not int for k in obj):
+            raise malformed("claim keys must be integers")
+        raise not_deterministic("claims")
+    return claims
+
+
+_KEY_PASSGATE = head(1, -1 - CLAIM_PASSGATE)
+
+
+def claims_cbor(c: Claims) -> bytes:
+    """Deterministic CBOR of validated claims: ``cbor2.dumps(c.to_cbor_map(), canonical=True)``.
+
+    Written out (keys 1, 4, 5, 6, 7 then -65537: cbor2's canonical order) because it is on the
+    verify path, where cbor2's encoder costs ~7 us; ``tests/test_passformat.py`` checks the
+    two agree.
+    """
+    iss = c.issuer.encode()
+    parts = [b"\xa6\x01", head(3, len(iss)), iss,
+             b"\x04", head(0, c.expires), b"\x05", head(0, c.not_before),
+             b"\x06", head(0, c.issued_at), b"\x07", head(2, len(c.pass_id)), c.pass_id,
+             _KEY_PASSGATE, b"\x82" if c.hint is None else b"\x83", head(0, c.purpose),
+             head(4, len(c.zones))]
+    for zone in c.zones:
+        z = zone.encode()
+        parts += (head(3, len(z)), z)
+    if c.hint is not None:
+        h = c.hint.encode()
+        parts += (head(3, len(h)), h)
+    return b"".join(parts)
