@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from passgate.errors import PassgateError
+from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
 
 from . import protocol
@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DB = "sqlite:///collector.db"
 DEFAULT_PORT = 8470
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A command-line problem found after parsing (exit code 2)."""
 
 
 def _db(args) -> str:
@@ -46,11 +42,12 @@ def cmd_serve(args) -> int:
     from .web import Settings, create_app
 
     try:
-        if not ipaddress.ip_address(args.host).is_loopback:
-            raise UsageError(f"--host {args.host}: the collector listens on loopback only; "
-                             "put a TLS reverse proxy in front (docs/collector.md)")
+        loopback = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
         raise UsageError(f"--host {args.host!r} is not an IP address") from None
+    if not loopback:
+        raise UsageError(f"--host {args.host}: the collector listens on loopback only; "
+                         "put a TLS reverse proxy in front (docs/collector.md)")
     store = open_store(_db(args))
     signer = load_time_signer(Path(args.time_key)) if args.time_key else None
     settings = Settings(max_rows=args.max_rows, max_body=args.max_body,

@@ -17,11 +17,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .errors import PgCommandFailed, PgUnavailable
+
 log = logging.getLogger(__name__)
-
-
-class PgUnavailable(RuntimeError):
-    """No usable PostgreSQL server binaries here; the message says what is missing."""
 
 
 def find_bindir() -> Path:
@@ -62,7 +60,7 @@ class PgCluster:
         proc = subprocess.run([*self._as, *cmd], capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             log_text = self.log_file.read_text() if self.log_file.exists() else ""
-            raise RuntimeError(f"{Path(cmd[0]).name} failed ({proc.returncode}): "
+            raise PgCommandFailed(f"{Path(cmd[0]).name} failed ({proc.returncode}): "
                                f"{proc.stderr.strip()[-800:]} {log_text[-800:]}")
 
     def start(self) -> PgCluster:

@@ -21,6 +21,8 @@ from passgate.errors import KeyFileError, PassFormatError
 from passgate.passes import cose
 from passgate.passes.keys import check_public_point, kid_of, public_from_raw, raw_public
 
+from .errors import ProtocolError
+
 VERSION = 1
 CONTENT_TYPE = "application/cbor"
 TIME_HEADER = "Passgate-Time"
@@ -31,7 +33,6 @@ BUNDLE_VERSION_HEADER = "Passgate-Bundle-Version"
 MAX_ROWS = 500
 MAX_BODY = 1 << 20
 MAX_BUNDLE = DEFAULT_MAX_BYTES  # what a device's installer accepts (1,000,000 revocations ~16 MB)
-GENESIS_CHAIN = bytes(32)
 
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -57,14 +58,6 @@ VERDICTS = frozenset({"accept", "deny"})
 
 # Row results (docs/sync-protocol.md section 4).
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
-
-
-class ProtocolError(Exception):
-    """A request the collector refuses as a whole: ``status`` and a stable ``code``."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
 
 def malformed(detail: str) -> ProtocolError:

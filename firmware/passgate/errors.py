@@ -1,16 +1,48 @@
-"""One small exception hierarchy.
+"""Every error passgate raises on purpose: one tree, in this one module.
 
-As in gpiozero, every class also inherits the matching built-in type, so callers that
-only know ``ValueError`` or ``OSError`` still catch them.
+Rules kept here (pinned by ``tests/test_errors.py``):
+
+- Every class derives from :class:`PassgateError`, so ``passgate`` (cli) turns any of them
+  into exit code 2 and one line on stderr, never a traceback.
+- As in gpiozero's ``exc.py``, every class also inherits the matching built-in type
+  (``ValueError`` for refused input, ``OSError`` for a device or file that failed,
+  ``ConnectionError`` for the network), so callers that only know the built-in still catch
+  them; kvmd's ``AtxOperationError(OperationError, AtxError)`` is the model for the mix.
+- No other passgate module defines an exception class or raises a bare built-in one
+  (``ValueError``, ``RuntimeError``, ``OSError``...): it picks the fitting class below.
+  Allowed built-ins: ``NotImplementedError`` (an abstract method), ``TypeError`` (a caller
+  passed the wrong type: a bug, not an input), ``AssertionError`` (an impossible branch).
+- Messages are one readable line; they are shown to technicians as they are.
+- The tree stays small: a new class only where a caller needs to tell it apart.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the enum lives with the bundle format; importing it here would cycle
+    from passgate.bundle.format import Refusal
 
 
 class PassgateError(Exception):
     """Base of every error passgate raises on purpose."""
 
 
+# --- input refused: ValueError ---------------------------------------------------------
+
+
+class UsageError(PassgateError, ValueError):
+    """A command-line problem found after parsing (exit code 2)."""
+
+
 class ConfigError(PassgateError, ValueError):
-    """A configuration file or option is wrong; the message names the file, key and problem."""
+    """A configuration file, option or value is wrong; the message names the file or option,
+    the key and the problem."""
+
+
+class ProvisionError(ConfigError):
+    """The device file, or the device's current state, refuses provisioning. Nothing was
+    written; the message is one line naming the file and the key."""
 
 
 class KeyFileError(PassgateError, ValueError):
@@ -19,6 +51,26 @@ class KeyFileError(PassgateError, ValueError):
 
 class TrustError(PassgateError, ValueError):
     """Trust material (keys, revocation list, purpose table, bundle) is invalid or refused."""
+
+
+class BundleError(TrustError):
+    """A bundle cannot be read or installed. Its message is one readable line."""
+
+
+class BundleRefused(BundleError):
+    """A bundle was refused; the installed one (if any) stays active. ``reason`` says why."""
+
+    def __init__(self, reason: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NoTrustData(BundleError):
+    """No bundle is installed (or the folder has no pinned roots): the OLED says "no trust data"."""
+
+
+class TimeTokenError(TrustError):
+    """A time token is malformed, not signed by a pinned time key, or for another device."""
 
 
 class PassFormatError(PassgateError, ValueError):
@@ -30,10 +82,76 @@ class PassFormatError(PassgateError, ValueError):
         self.detail = detail
 
 
+class BatchError(PassgateError, ValueError):
+    """A batch CSV of passes to issue is unreadable or has a bad row (file and row named)."""
+
+
+class ClockError(PassgateError, ValueError):
+    """The stored clock state holds a value that cannot be a time (a damaged file)."""
+
+
+class ArgumentError(PassgateError, ValueError):
+    """A caller passed a value the code refuses before doing anything (a scan record with a
+    bad field, a non-positive rate, a frame that is not grayscale): a bug, not a user input."""
+
+
+# --- a device, file or row that failed: OSError / LookupError --------------------------
+
+
 class HardwareError(PassgateError, OSError):
-    """A hardware adapter failed (camera, display, GPIO)."""
+    """A hardware adapter failed (camera, display, GPIO, the kernel clock)."""
 
 
 class JournalError(PassgateError, OSError):
     """The scan journal cannot be written; no green may be signalled for that scan."""
 
+
+class RowPruned(PassgateError, LookupError):
+    """A journal row (or the chain value it carried) was pruned and is no longer kept."""
+
+
+# --- one exchange with the collector ---------------------------------------------------
+
+
+class SyncError(PassgateError):
+    """Base of the errors of one exchange with the collector."""
+
+    def __init__(self, detail: str, status: int | None = None, code: str | None = None):
+        super().__init__(detail)
+        self.detail, self.status, self.code = detail, status, code
+
+
+class Transient(SyncError, ConnectionError):
+    """Retry later with backoff; ``retry_after`` (seconds) is the server's lower bound."""
+
+    def __init__(
+        self,
+        detail: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(detail, status, code)
+        self.retry_after = retry_after
+
+
+class Refused(SyncError, ValueError):
+    """A permanent refusal of the whole request (4xx); ``code`` is the protocol error code."""
+
+
+class TooLarge(Refused):
+    """413: the batch exceeds the collector's ``max_rows`` or ``max_body``."""
+
+
+class BundleTooLarge(Refused):
+    """The published bundle is larger than this device accepts: a bundle problem, not a
+    link problem, so the agent treats it like a bundle that failed its checks."""
+
+
+class LinkError(PassgateError, ConnectionError):
+    """The transport's exchange failed (truncated or garbled reply); the client retries it
+    as :class:`Transient`."""
+
+
+class ReplyTooLarge(LinkError):
+    """The answer was longer than the request's ``max_reply``; treated as a network failure."""

@@ -15,14 +15,11 @@ import queue
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ..errors import StoreError
 from . import schema
 from .reports import SCAN_COLS, UNSIGNED_ALERTS, Reports, scan_dict
 
 log = logging.getLogger(__name__)
-
-
-class StoreError(Exception):
-    """A storage-level refusal the caller can explain (e.g. an older bundle version)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import cbor2
 
-from passgate.errors import PassFormatError, TrustError
+from passgate.errors import BundleRefused, PassFormatError
 from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, KID_LEN, SIG_LEN, dumps, loads_strict
 
 MAGIC = b"PGBUNDL1"
@@ -60,18 +60,6 @@ class Refusal(enum.Enum):
     EXPIRED = "expired"  # already past its expiry
     NO_ROOTS = "no_roots"  # no root keys pinned on this device
     ROOTS_MISMATCH = "roots_mismatch"  # other roots given than the pinned ones
-
-
-class BundleError(TrustError):
-    """A bundle cannot be read or installed. Its message is one readable line."""
-
-
-class BundleRefused(BundleError):
-    """A bundle was refused; the installed one (if any) stays active. ``reason`` says why."""
-
-    def __init__(self, reason: Refusal, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def refuse(reason: Refusal, message: str) -> BundleRefused:

@@ -22,7 +22,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from passgate.bundle.format import BundleError, Refusal, refuse
+from passgate.bundle.format import Refusal, refuse
 from passgate.bundle.roots import ROOTS_FILE, RootSet
 from passgate.bundle.verify import (
     DEFAULT_MAX_BYTES,
@@ -31,7 +31,7 @@ from passgate.bundle.verify import (
     read_bundle,
     read_header,
 )
-from passgate.errors import TrustError
+from passgate.errors import BundleError, NoTrustData, TrustError
 from passgate.passes.truststore import TrustStore
 from passgate.util.atomicfile import locked, write_atomic
 from passgate.util.timefmt import iso
@@ -42,10 +42,6 @@ DEFAULT_STATE_DIR = Path("/var/lib/passgate/bundle")
 BUNDLE_FILE = "current.pgb"
 RECORD_FILE = "installed.json"
 LOCK_FILE = ".lock"
-
-
-class NoTrustData(BundleError):
-    """No bundle is installed (or the folder has no pinned roots): the OLED says "no trust data"."""
 
 
 def pinned_roots(state_dir: Path) -> RootSet | None:

@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from passgate.bundle.format import Refusal, refuse
 from passgate.clock.clock import TimeReading
+from passgate.errors import TrustError
 from passgate.passes.verdict import Reason
 from passgate.util.timefmt import parse_duration
 
@@ -113,14 +114,14 @@ class FleetPolicy:
         if table is None:
             return cls()
         if not isinstance(table, Mapping):
-            raise ValueError(f"{where}: [fleet] must be a table")
+            raise TrustError(f"{where}: [fleet] must be a table")
         sites, zones = table.get("sites", {}), table.get("zones", {})
         rest = {k: v for k, v in table.items() if k not in ("sites", "zones")}
         default = replace(CheckpointPolicy(), **_toml_level(rest, f"{where}: fleet"))
         groups = {}
         for name, group in (("sites", sites), ("zones", zones)):
             if not isinstance(group, Mapping):
-                raise ValueError(f"{where}: fleet.{name} must be tables by name")
+                raise TrustError(f"{where}: fleet.{name} must be tables by name")
             groups[name] = MappingProxyType(
                 {
                     k: MappingProxyType(_toml_level(v, f"{where}: fleet.{name}.{k}"))
@@ -136,21 +137,21 @@ def _plain(level: Mapping) -> dict:
 
 def _toml_level(table: object, where: str) -> dict:
     if not isinstance(table, Mapping):
-        raise ValueError(f"{where}: must be a table")
+        raise TrustError(f"{where}: must be a table")
     out = {}
     for key, value in table.items():
         if key not in _KEYS:
-            raise ValueError(f"{where}: unknown setting {key!r} (known: {', '.join(_KEYS)})")
+            raise TrustError(f"{where}: unknown setting {key!r} (known: {', '.join(_KEYS)})")
         name, kind = _KEYS[key]
         if kind == "choice":
             if value not in (DENY, FLAG):
-                raise ValueError(f'{where}.{key}: must be "deny" or "flag", not {value!r}')
+                raise TrustError(f'{where}.{key}: must be "deny" or "flag", not {value!r}')
             out[name] = value
         elif kind == "duration":
             out[name] = _duration(value, f"{where}.{key}")
         else:
             if not isinstance(value, Mapping):
-                raise ValueError(f"{where}.{key}: must be a table of purpose = duration")
+                raise TrustError(f"{where}.{key}: must be a table of purpose = duration")
             out[name] = MappingProxyType(
                 {p: _duration(v, f"{where}.{key}.{p}") for p, v in value.items()}
             )
@@ -164,8 +165,8 @@ def _duration(value: object, where: str) -> int:
         try:
             return parse_duration(value)
         except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-    raise ValueError(f'{where}: must be a duration like "15m" or "3d"')
+            raise TrustError(f"{where}: {exc}") from None
+    raise TrustError(f'{where}: must be a duration like "15m" or "3d"')
 
 
 def _checked_level(level: object, where: str, complete: bool = False) -> dict:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from passgate.errors import ArgumentError
+
 
 @dataclass(slots=True)
 class _Seen:
@@ -31,9 +33,9 @@ class Debouncer:
     def __init__(self, absent_frames: int = 5, absent_s: float = 1.0) -> None:
         if isinstance(absent_frames, bool) or not isinstance(absent_frames, int) \
                 or absent_frames < 1:
-            raise ValueError(f"absent_frames must be an integer >= 1, not {absent_frames!r}")
+            raise ArgumentError(f"absent_frames must be an integer >= 1, not {absent_frames!r}")
         if not isinstance(absent_s, int | float) or not absent_s >= 0:
-            raise ValueError(f"absent_s must be >= 0 seconds, not {absent_s!r}")
+            raise ArgumentError(f"absent_s must be >= 0 seconds, not {absent_s!r}")
         self.absent_frames = absent_frames
         self.absent_s = float(absent_s)
         self._seen: dict[str, _Seen] = {}

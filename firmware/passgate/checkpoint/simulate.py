@@ -239,7 +239,7 @@ def main(
 
 
 def _webcam(fps: float) -> Any:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.hardware.camera.files import import_cv2
     from passgate.hardware.camera.webcam import WebcamSource
 

@@ -22,10 +22,6 @@ COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd", "prov
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(PassgateError, ValueError):
-    """A command-line problem found after parsing (exit code 2)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="passgate", description="Offline QR-pass checkpoint.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

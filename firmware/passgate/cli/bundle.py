@@ -115,7 +115,7 @@ def add_verify_options(p: argparse.ArgumentParser) -> None:
 
 
 def _bundle_trust(args: argparse.Namespace):
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
 
     unverified = getattr(args, "unverified_bundle", False)
     if getattr(args, "bundle", None) is None:
@@ -159,8 +159,7 @@ def _bundle_trust(args: argparse.Namespace):
 def build(args: argparse.Namespace) -> int:
     from passgate.bundle import RootSet, build_bundle, content_from_files
     from passgate.bundle.build import check_version
-    from passgate.cli import UsageError
-    from passgate.errors import TrustError
+    from passgate.errors import TrustError, UsageError
     from passgate.passes.keys import load_private
     from passgate.util.atomicfile import write_atomic
     from passgate.util.timefmt import iso, parse_duration, parse_instant
@@ -270,7 +269,7 @@ def _roots(args: argparse.Namespace):
 
 
 def _now(at: str | None, clock_file: Path | None, cfg=None) -> tuple[float, str]:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.util.timefmt import parse_instant
 
     if at:
@@ -285,7 +284,7 @@ def _now(at: str | None, clock_file: Path | None, cfg=None) -> tuple[float, str]
 
 
 def _size(text: str) -> int:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
 
     m = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text.strip().lower())
     if not m:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.issuing.issuer import Issuer
 
     issuer = Issuer.from_key_file(args.key, args.issuer, purpose_table(args))
@@ -73,8 +73,7 @@ def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, star
     ``purposes`` is the issuer's PurposeTable: it gives the code, and the default duration
     (the purpose's maximum) when ``duration`` is empty.
     """
-    from passgate.cli import UsageError
-    from passgate.errors import PassFormatError
+    from passgate.errors import PassFormatError, UsageError
     from passgate.passes.format import Claims
     from passgate.util.timefmt import parse_duration, parse_instant, span
 

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def new_issuer(args: argparse.Namespace) -> int:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.passes.format import _ISSUER_RE
     from passgate.passes.keys import new_keypair
 

@@ -71,7 +71,7 @@ def journal_path(args: argparse.Namespace, environ=os.environ) -> Path:
 
 def since_time(text: str | None, now: float) -> float | None:
     """``--since``: a span back from ``now`` or an ISO-8601 instant (None: no bound)."""
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.util.timefmt import parse_duration, parse_instant
 
     if text is None:
@@ -135,7 +135,8 @@ def summary(counts: dict, shown: int, pending: int, dead: int, since: float | No
 
 
 def run(args: argparse.Namespace) -> int:
-    from passgate.cli import EXIT_OK, UsageError
+    from passgate.cli import EXIT_OK
+    from passgate.errors import UsageError
     from passgate.journal.journal import Journal
     from passgate.util.timefmt import iso
 

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
 
     if args.simulate:
         if args.config is not None:

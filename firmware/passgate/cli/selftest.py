@@ -102,7 +102,7 @@ def selftest(args: argparse.Namespace, *, out: TextIO | None = None,
 
 
 def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.selftest.checks import exit_code, run_checks, summary
 
     if args.frames < 1:

@@ -64,7 +64,9 @@ class Paths:
 
     @property
     def key(self) -> Path:
-        return self.sync_dir / "device.key"
+        from passgate.sync.devicekey import KEY_FILE
+
+        return self.sync_dir / KEY_FILE
 
     @property
     def enrolment(self) -> Path:
@@ -81,10 +83,10 @@ class Paths:
 
 def resolve(args: argparse.Namespace) -> Paths:
     """Folders and settings from the options, the config file, and systemd's environment."""
-    from passgate.cli import UsageError
     from passgate.clock.clock import ClockConfig
     from passgate.config.load import DEFAULT_PATH, load_config
     from passgate.config.schema import JournalSection
+    from passgate.errors import UsageError
 
     config = getattr(args, "config", None)
     cfg = load_config(config) if config is not None or DEFAULT_PATH.is_file() else None
@@ -150,7 +152,7 @@ def check_collector_url(url: str) -> str:
     line): a URL that can never work must stop the command, not crash-loop the service."""
     from urllib.parse import urlsplit
 
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
 
     try:
         parts = urlsplit(url)
@@ -165,8 +167,7 @@ def check_collector_url(url: str) -> str:
 
 
 def enrol(args: argparse.Namespace) -> int:
-    from passgate.cli import UsageError
-    from passgate.sync.client import Refused, Transient
+    from passgate.errors import Refused, Transient, UsageError
     from passgate.sync.devicekey import load_device_key
     from passgate.sync.enrolment import Enrolment, attempt, load_enrolment, save_enrolment
 
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from passgate import __version__
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.journal.journal import Journal
     from passgate.sync.agent import SyncAgent
     from passgate.sync.enrolment import attempt, load_enrolment

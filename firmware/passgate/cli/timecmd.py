@@ -184,8 +184,8 @@ def set_token(args: argparse.Namespace) -> int:
 
 
 def make(args: argparse.Namespace) -> int:
-    from passgate.cli import UsageError
     from passgate.clock.tokens import make_token
+    from passgate.errors import UsageError
     from passgate.passes.keys import load_private
     from passgate.util.atomicfile import write_atomic
     from passgate.util.timefmt import parse_instant
@@ -204,8 +204,8 @@ def make(args: argparse.Namespace) -> int:
 
 
 def _read_token(path: Path) -> bytes:
-    from passgate.cli import UsageError
     from passgate.clock.tokens import MAX_TOKEN
+    from passgate.errors import UsageError
 
     try:
         if str(path) == "-":

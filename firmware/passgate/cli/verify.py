@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_trust(args: argparse.Namespace):
     """The trust store named on the command line. Other modules may add loaders (--bundle)."""
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
     from passgate.passes.truststore import TrustStore
 
     for loader in args.trust_loaders:
@@ -40,7 +40,7 @@ def load_trust(args: argparse.Namespace):
 
 
 def read_text(args: argparse.Namespace) -> str:
-    from passgate.cli import UsageError
+    from passgate.errors import UsageError
 
     if args.image and args.text:
         raise UsageError("give a pass text or --image, not both")
@@ -66,7 +66,8 @@ def read_text(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from passgate.cli import EXIT_DENIED, EXIT_OK, UsageError
+    from passgate.cli import EXIT_DENIED, EXIT_OK
+    from passgate.errors import UsageError
     from passgate.passes.verify import Verifier
     from passgate.util.timefmt import parse_instant
 

@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from passgate.errors import HardwareError
+
 log = logging.getLogger(__name__)
 
 RTC_CLASS = Path("/sys/class/rtc")
@@ -50,7 +52,7 @@ def load_adjtimex() -> Callable:
     try:
         return ctypes.CDLL(None, use_errno=True).adjtimex
     except (OSError, AttributeError) as exc:
-        raise OSError(f"adjtimex unavailable: {exc}") from None
+        raise HardwareError(f"adjtimex unavailable: {exc}") from None
 
 
 def read_timex(adjtimex: Callable | None = None) -> tuple[int, int]:
@@ -62,7 +64,7 @@ def read_timex(adjtimex: Callable | None = None) -> tuple[int, int]:
     tx = _Timex()
     if adjtimex(ctypes.byref(tx)) == -1:
         err = ctypes.get_errno()
-        raise OSError(err, f"adjtimex: {os.strerror(err)}")
+        raise HardwareError(err, f"adjtimex: {os.strerror(err)}")
     return tx.status, tx.maxerror
 
 

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from passgate.clock.tokens import TimeKey, TimeTokenError, new_nonce, verify_token
-from passgate.errors import TrustError
+from passgate.clock.tokens import TimeKey, new_nonce, verify_token
+from passgate.errors import ClockError, TimeTokenError, TrustError
 from passgate.util.atomicfile import locked, write_atomic
 
 log = logging.getLogger(__name__)
@@ -330,7 +330,7 @@ def _finite(value: object) -> float:
     """A stored number; NaN or infinity (JSON allows both) is a damaged file."""
     number = float(value)  # type: ignore[arg-type]  # TypeError/ValueError: a bad field
     if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
+        raise ClockError(f"not a finite number: {value!r}")
     return number
 
 

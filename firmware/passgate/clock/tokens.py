@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.errors import KeyFileError, PassFormatError, TrustError
+from passgate.errors import KeyFileError, PassFormatError, TimeTokenError
 from passgate.passes.cose import (
     ALG_EDDSA,
     HDR_ALG,
@@ -48,10 +48,6 @@ NONCE_LEN = 16
 MAX_TOKEN = 1024
 MIN_T_MS = 1_577_836_800_000  # 2020-01-01: a token before that is a bug, not a time
 MAX_T_MS = 2**44  # year 2527
-
-
-class TimeTokenError(TrustError):
-    """A time token is malformed, not signed by a pinned time key, or for another device."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from typing import Protocol
 
 import numpy as np
 
+from passgate.errors import ArgumentError, ConfigError
+
 log = logging.getLogger(__name__)
 
 MIN_SIDE = 21  # a version-1 QR symbol is 21 modules: nothing smaller can hold a code
@@ -40,7 +42,7 @@ class Decoder(Protocol):
 def _check(frame: np.ndarray) -> bool:
     """True if the frame is worth decoding; ValueError if it is not a grayscale frame at all."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 2:
-        raise ValueError(
+        raise ArgumentError(
             f"decoders take a 2-D uint8 grayscale frame, got "
             f"{getattr(frame, 'dtype', type(frame).__name__)} {getattr(frame, 'shape', '')}")
     return min(frame.shape) >= MIN_SIDE
@@ -141,7 +143,7 @@ def make_decoder(name: str = DEFAULT, try_invert: bool = True) -> Decoder:
     try:
         cls = DECODERS[name]
     except KeyError:
-        raise ValueError(f"unknown decoder {name!r}; choose one of {sorted(DECODERS)}") from None
+        raise ConfigError(f"unknown decoder {name!r}; choose one of {sorted(DECODERS)}") from None
     return cls(try_invert=try_invert)
 
 

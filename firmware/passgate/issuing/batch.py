@@ -18,12 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from passgate.errors import PassgateError
+from passgate.errors import BatchError, PassgateError
 from passgate.issuing.issuer import PASS_ID_LEN, Issuer
-
-
-class BatchError(PassgateError, ValueError):
-    pass
 
 
 def read_rows(path: Path, purposes) -> list[dict]:

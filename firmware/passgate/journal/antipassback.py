@@ -19,6 +19,8 @@ import math
 from collections.abc import Mapping
 from typing import Protocol
 
+from passgate.errors import ConfigError
+
 
 class AcceptLog(Protocol):
     """What anti-passback reads: :meth:`passgate.journal.journal.Journal.last_accepted`."""
@@ -30,7 +32,7 @@ class AcceptLog(Protocol):
 def _window(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
             or value < 0:
-        raise ValueError(f"anti-passback window for {what} must be >= 0 seconds, not {value!r}")
+        raise ConfigError(f"anti-passback window for {what} must be >= 0 seconds, not {value!r}")
     return float(value)
 
 

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from passgate.errors import ArgumentError, RowPruned
 from passgate.journal.db import JournalDB
 from passgate.journal.schema import (
     COLUMNS,
@@ -64,7 +65,7 @@ class Journal(JournalDB):
                  readonly: bool = False, create: bool = True,
                  busy_timeout_ms: int = 2000, connect: bool = True) -> None:
         if not readonly and (not isinstance(hash_key, bytes) or len(hash_key) < 16):
-            raise ValueError("hash_key must be at least 16 bytes")
+            raise ArgumentError("hash_key must be at least 16 bytes")
         super().__init__(path, device_id, readonly=readonly, create=create,
                          busy_timeout_ms=busy_timeout_ms)
         self._key = hash_key
@@ -81,7 +82,7 @@ class Journal(JournalDB):
     def pass_hash(self, pass_id: bytes) -> bytes:
         """HMAC-SHA256(fleet hash key, pass id) truncated to 16 bytes: what rows store."""
         if self._key is None:
-            raise ValueError("a read-only journal has no hash key")
+            raise ArgumentError("a read-only journal has no hash key")
         if not isinstance(pass_id, bytes):
             raise TypeError("pass_id must be bytes")
         return hmac.new(self._key, pass_id, hashlib.sha256).digest()[:16]
@@ -161,7 +162,7 @@ class Journal(JournalDB):
         """
         found, chain = self._run("read", lambda db: self._head(db, before=seq), write=False)
         if found != seq - 1:
-            raise LookupError(f"the row before seq {seq} is no longer in the journal")
+            raise RowPruned(f"the row before seq {seq} is no longer in the journal")
         return chain
 
     def mark_uploaded(self, seqs: Iterable[int], at: float) -> int:
@@ -185,7 +186,7 @@ class Journal(JournalDB):
         deleted, still counted by anti-passback and shown by ``passgate log``). Returns how
         many moved; uploaded or unknown seqs are ignored."""
         if not reason:
-            raise ValueError("a dead-letter reason is required")
+            raise ArgumentError("a dead-letter reason is required")
         chunks = list(seq_chunks(seqs))
         if not chunks:
             return 0

@@ -48,6 +48,7 @@ from enum import Enum
 import cbor2
 
 from passgate.clock.clock import ClockState
+from passgate.errors import ArgumentError
 from passgate.passes.verdict import Reason, Result
 
 ENCODING_VERSION = 1
@@ -175,27 +176,27 @@ class ScanRecord:
         for name in ("clock_state", "verdict", "reason"):
             object.__setattr__(self, name, _value(getattr(self, name)))
         if isinstance(self.flags, str):
-            raise ValueError("flags must be a tuple of strings, not one string")
+            raise ArgumentError("flags must be a tuple of strings, not one string")
         for flag in self.flags:
             if not isinstance(flag, str) or not _FLAG_RE.fullmatch(flag):
-                raise ValueError(f"flag {flag!r} must match [a-z0-9_]{{1,32}}")
+                raise ArgumentError(f"flag {flag!r} must match [a-z0-9_]{{1,32}}")
         object.__setattr__(self, "flags", tuple(sorted(set(self.flags))))
         if not isinstance(self.nonce, bytes) or len(self.nonce) != NONCE_LEN:
-            raise ValueError("nonce must be 16 bytes")
+            raise ArgumentError("nonce must be 16 bytes")
         if self.pass_hash is not None and (
             not isinstance(self.pass_hash, bytes) or len(self.pass_hash) != PASS_HASH_LEN
         ):
-            raise ValueError("pass_hash must be 16 bytes or None")
+            raise ArgumentError("pass_hash must be 16 bytes or None")
         if self.clock_state not in _CLOCK_STATES:
-            raise ValueError(f"unknown clock state {self.clock_state!r}")
+            raise ArgumentError(f"unknown clock state {self.clock_state!r}")
         if self.verdict not in _VERDICTS:
-            raise ValueError(f"verdict must be 'accept' or 'deny', not {self.verdict!r}")
+            raise ArgumentError(f"verdict must be 'accept' or 'deny', not {self.verdict!r}")
         if self.reason not in _REASONS:
-            raise ValueError(f"unknown reason {self.reason!r}")
+            raise ArgumentError(f"unknown reason {self.reason!r}")
         if not isinstance(self.zone, str):
-            raise ValueError("zone must be a string")
+            raise ArgumentError("zone must be a string")
         if not isinstance(self.scanned_at, int | float) or self.scanned_at != self.scanned_at:
-            raise ValueError("scanned_at must be a number")
+            raise ArgumentError("scanned_at must be a number")
 
     @classmethod
     def of(cls, verdict, reading, zone: str, nonce: bytes, pass_hash: bytes | None,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from passgate.errors import PassFormatError
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _INVALID = 0xFF
 _TABLE = bytes(ALPHABET.index(chr(b)) if chr(b) in ALPHABET else _INVALID for b in range(256))
@@ -32,23 +34,23 @@ def encode(data: bytes) -> str:
 def decode(text: str) -> bytes:
     """Decode base45, raising ``ValueError`` for any character, length or value RFC 9285 forbids."""
     if len(text) % 3 == 1:
-        raise ValueError("base45 length leaves a single character")
+        raise PassFormatError("malformed", "base45 length leaves a single character")
     try:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
-        raise ValueError("non-ASCII character in base45") from None
+        raise PassFormatError("malformed", "non-ASCII character in base45") from None
     values = raw.translate(_TABLE)
     if _INVALID in values:
         bad = chr(raw[values.index(_INVALID)])
-        raise ValueError(f"character {bad!r} is not base45")
+        raise PassFormatError("malformed", f"character {bad!r} is not base45")
     full = len(values) - len(values) % 3
     triples = np.frombuffer(values, dtype=np.uint8, count=full).reshape(-1, 3) @ _WEIGHTS
     if len(triples) and int(triples.max()) > 0xFFFF:
-        raise ValueError("base45 triple exceeds 65535")
+        raise PassFormatError("malformed", "base45 triple exceeds 65535")
     out = triples.astype(">u2").tobytes()
     if full != len(values):
         n = values[full] + values[full + 1] * 45
         if n > 0xFF:
-            raise ValueError("base45 pair exceeds 255")
+            raise PassFormatError("malformed", "base45 pair exceeds 255")
         out += bytes((n,))
     return out

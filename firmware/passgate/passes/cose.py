@@ -112,7 +112,7 @@ def canonical(obj: object) -> bytes:
 
 
 def _refuse_tag(decoder: object) -> object:
-    raise ValueError("semantic CBOR tag not allowed")
+    raise malformed("semantic CBOR tag not allowed")
 
 
 # Tags cbor2 would turn into Python objects (dates, bignums, decimals, regexes, sets, shared

@@ -19,6 +19,7 @@ Modules: :mod:`.devicefile` (the format and its checks), :mod:`.check` (against 
 loader and the device's state; the drop-in writer), :mod:`.apply` (the writes).
 """
 
+from passgate.errors import ProvisionError
 from passgate.provision.apply import Outcome, Owners, apply
 from passgate.provision.check import Plan, check, dropin_toml
 from passgate.provision.devicefile import (
@@ -30,7 +31,6 @@ from passgate.provision.devicefile import (
     HASH_KEY_LEN,
     RESULT_FILE,
     DeviceFile,
-    ProvisionError,
     read_device_file,
 )
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from passgate.bundle import install_bundle, pin_roots, pinned_roots
+from passgate.errors import ProvisionError
 from passgate.passes.keys import kid_of, public_from_raw, public_pem
 from passgate.provision.check import Plan, read_bytes_or_none
-from passgate.provision.devicefile import ProvisionError
 from passgate.util.atomicfile import write_atomic
 
 
@@ -50,7 +50,7 @@ class Outcome:
 
 def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
     """Write what :func:`check` planned; each step skips what is already in place."""
-    from passgate.sync.devicekey import load_device_key, new_device_key
+    from passgate.sync.devicekey import KEY_FILE, load_device_key, new_device_key
     from passgate.sync.enrolment import Enrolment, load_enrolment, save_enrolment
 
     dev, changes = plan.device, []
@@ -92,7 +92,7 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
 
     sync_owner = owners.sync if owners else None
     _ensure_dir(plan.sync_dir, 0o700, sync_owner, own)
-    key_path = plan.sync_dir / "device.key"
+    key_path = plan.sync_dir / KEY_FILE
     if not key_path.exists():
         for path in new_device_key(plan.sync_dir)[:2]:
             own(path, sync_owner)

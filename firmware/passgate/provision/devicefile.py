@@ -18,7 +18,7 @@ from typing import Any
 
 from passgate.bundle import RootSet
 from passgate.config.schema import NAME_RE
-from passgate.errors import ConfigError, KeyFileError, TrustError
+from passgate.errors import KeyFileError, ProvisionError, TrustError
 from passgate.passes.keys import check_public_point
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,6 @@ _KNOWN = {
     "trust": ({"roots"}, {"bundle", "time_keys"}),
     "journal": ({"pass_hash_key"}, set()),
 }
-
-
-class ProvisionError(ConfigError):
-    """The device file, or the device's current state, refuses provisioning. Nothing was
-    written; the message is one line naming the file and the key."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from passgate.clock.clock import ClockState, TimeReading
+from passgate.errors import ConfigError
 from passgate.selftest.checks import Result, Status
 from passgate.util.timefmt import iso, span
 
@@ -127,7 +128,7 @@ def collector_address(url: str) -> tuple[str, int]:
     """``https://host[:port]/...`` -> (host, port); ValueError for anything else."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        raise ConfigError(f"not an http(s) URL: {url!r}")
     return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 

@@ -23,17 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from passgate.errors import PassgateError
-from passgate.journal.syncstate import OFFLINE, ONLINE, SyncState, read_state, write_state
-from passgate.sync.backoff import Backoff
-from passgate.sync.client import (
+from passgate.errors import (
+    ArgumentError,
     BundleTooLarge,
-    CollectorClient,
+    PassgateError,
     Refused,
     SyncError,
     TooLarge,
     Transient,
 )
+from passgate.journal.schema import ZERO_CHAIN
+from passgate.journal.syncstate import OFFLINE, ONLINE, SyncState, read_state, write_state
+from passgate.sync.backoff import Backoff
+from passgate.sync.client import CollectorClient
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ class SyncAgent:
         prune_time: Callable[[], float | None] | None = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise ArgumentError("batch_size must be at least 1")
         self.journal, self.client = journal, client
         self._now = now
         self._state_file = state_file
@@ -154,7 +156,7 @@ class SyncAgent:
             if uploaded or dead or installed is not None:
                 # The last batch reported the backlog before it and the bundle before any
                 # install: one heartbeat so staff see the device as it is now.
-                self.client.upload(bytes(32), [], self._status(self.journal.pending_count()))
+                self.client.upload(ZERO_CHAIN, [], self._status(self.journal.pending_count()))
         except Transient as exc:
             return self._failed(exc, self.backoff.next_delay(exc.retry_after), uploaded, dead)
         except Refused as exc:
@@ -197,7 +199,7 @@ class SyncAgent:
             if not rows and sent_any:
                 return uploaded, dead, hint
             # An empty batch is the protocol's heartbeat: health and a time token, no rows.
-            prev = self._prev_chain(rows[0].seq) if rows else bytes(32)
+            prev = self._prev_chain(rows[0].seq) if rows else ZERO_CHAIN
             try:
                 reply = self.client.upload(prev, rows, self._status(pending))
             except TooLarge:
@@ -229,7 +231,7 @@ class SyncAgent:
             # last chain). Upload anyway: the collector flags the break for staff, while
             # holding the rows back would hide them forever.
             log.warning("journal chain: %s; uploading, the collector will flag the gap", exc)
-            return bytes(32)
+            return ZERO_CHAIN
 
     def _apply(self, results) -> tuple[int, int]:
         acked = [r.seq for r in results if r.status in ACKED]

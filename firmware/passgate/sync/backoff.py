@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from passgate.errors import ArgumentError
+
 
 class Backoff:
     """Delays for consecutive failures: ``base * factor**n`` capped at ``cap``, jittered.
@@ -32,7 +34,7 @@ class Backoff:
         max_retry_after: float = 3600.0,
     ) -> None:
         if base <= 0 or cap < base or factor < 1:
-            raise ValueError("backoff needs 0 < base <= cap and factor >= 1")
+            raise ArgumentError("backoff needs 0 < base <= cap and factor >= 1")
         self.base, self.cap, self.factor = float(base), float(cap), float(factor)
         self.max_retry_after = float(max_retry_after)
         self._rand = rand

@@ -28,11 +28,19 @@ from dataclasses import dataclass
 
 import cbor2
 
-from passgate.errors import PassFormatError, PassgateError
+from passgate.errors import (
+    BundleTooLarge,
+    PassFormatError,
+    PassgateError,
+    Refused,
+    ReplyTooLarge,
+    TooLarge,
+    Transient,
+)
 from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, dumps, encode_sign1, loads_strict
 from passgate.passes.keys import kid_of
 from passgate.sync.devicekey import DeviceKey
-from passgate.sync.transport import HttpTransport, ReplyTooLarge, Request, Response, Transport
+from passgate.sync.transport import HttpTransport, Request, Response, Transport
 
 log = logging.getLogger(__name__)
 
@@ -55,41 +63,6 @@ ROW_FIELDS = (
     "flags",
     "chain",
 )
-
-
-class SyncError(PassgateError):
-    """Base of the errors of one exchange with the collector."""
-
-    def __init__(self, detail: str, status: int | None = None, code: str | None = None):
-        super().__init__(detail)
-        self.detail, self.status, self.code = detail, status, code
-
-
-class Transient(SyncError, ConnectionError):
-    """Retry later with backoff; ``retry_after`` (seconds) is the server's lower bound."""
-
-    def __init__(
-        self,
-        detail: str,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ):
-        super().__init__(detail, status, code)
-        self.retry_after = retry_after
-
-
-class Refused(SyncError, ValueError):
-    """A permanent refusal of the whole request (4xx); ``code`` is the protocol error code."""
-
-
-class TooLarge(Refused):
-    """413: the batch exceeds the collector's ``max_rows`` or ``max_body``."""
-
-
-class BundleTooLarge(Refused):
-    """The published bundle is larger than this device accepts: a bundle problem, not a
-    link problem, so the agent treats it like a bundle that failed its checks."""
 
 
 @dataclass(frozen=True, slots=True)

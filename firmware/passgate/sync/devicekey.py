@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from passgate.errors import KeyFileError
 from passgate.passes.keys import kid_of, load_private, new_keypair, raw_public
 
-KEY_FILE, PUB_FILE = "device.key", "device.pub"
+KEY_FILE = "device.key"
 
 
 @dataclass(frozen=True)

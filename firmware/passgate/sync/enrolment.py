@@ -15,8 +15,8 @@ import logging
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from passgate.errors import ConfigError
-from passgate.sync.client import CollectorClient, Refused
+from passgate.errors import ConfigError, Refused
+from passgate.sync.client import CollectorClient
 
 log = logging.getLogger(__name__)
 

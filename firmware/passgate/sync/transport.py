@@ -18,6 +18,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from passgate.errors import ConfigError, LinkError, ReplyTooLarge
+
 # A reply larger than this is not from our collector (bundles have their own, larger limit,
 # passed per request): stop reading instead of filling the SD card or the memory.
 DEFAULT_MAX_REPLY = 1 << 20
@@ -43,10 +45,6 @@ class Response:
         return self.headers.get(name.lower())
 
 
-class ReplyTooLarge(OSError):
-    """The answer was longer than the request's ``max_reply``; treated as a network failure."""
-
-
 class Transport(Protocol):
     def send(self, request: Request) -> Response:
         """Send one request. Network failures (refused, reset, timeout, TLS) raise ``OSError``;
@@ -70,7 +68,7 @@ class HttpTransport:
         url = urllib.parse.urlsplit(request.url)
         port = url.port  # ValueError when the port is not a number
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"collector URL must be http(s)://HOST[:PORT], got {request.url!r}")
+            raise ConfigError(f"collector URL must be http(s)://HOST[:PORT], got {request.url!r}")
         try:
             if url.scheme == "https":
                 ctx = self._ssl or ssl.create_default_context()
@@ -80,7 +78,7 @@ class HttpTransport:
             else:
                 conn = http.client.HTTPConnection(url.hostname, port, timeout=request.timeout)
         except http.client.InvalidURL as exc:
-            raise ValueError(f"collector URL {request.url!r}: {exc}") from None
+            raise ConfigError(f"collector URL {request.url!r}: {exc}") from None
         path = url.path or "/"
         if url.query:
             path += "?" + url.query
@@ -96,11 +94,11 @@ class HttpTransport:
                 raise ReplyTooLarge(f"reply longer than {request.max_reply} bytes")
             # read(n) returns short data quietly when the peer closes early: check the length.
             if declared is not None and declared.isdigit() and len(body) != int(declared):
-                raise ConnectionError(f"truncated reply: {len(body)} of {declared} bytes")
+                raise LinkError(f"truncated reply: {len(body)} of {declared} bytes")
             headers_out = {k.lower(): v for k, v in resp.getheaders()}
             return Response(resp.status, body, headers_out)
         except http.client.HTTPException as exc:
             # Malformed status lines, truncated bodies: the network's fault, so retryable.
-            raise ConnectionError(f"bad HTTP exchange: {exc.__class__.__name__}") from exc
+            raise LinkError(f"bad HTTP exchange: {exc.__class__.__name__}") from exc
         finally:
             conn.close()

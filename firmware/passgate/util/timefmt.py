@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from passgate.errors import ConfigError
+
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?")
 
 
@@ -15,7 +17,7 @@ def parse_duration(text: str) -> int:
         return int(text)
     m = _DURATION_RE.fullmatch(text)
     if not text or not m or not any(m.groups()):
-        raise ValueError(f"{text!r} is not a duration like 3h, 30m, 1h30m or 7d")
+        raise ConfigError(f"{text!r} is not a duration like 3h, 30m, 1h30m or 7d")
     d, h, mi, s = (int(g) if g else 0 for g in m.groups())
     return ((d * 24 + h) * 60 + mi) * 60 + s
 
@@ -25,7 +27,7 @@ def parse_instant(text: str) -> int:
     try:
         dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
-        raise ValueError(f"{text!r} is not an ISO-8601 date and time") from None
+        raise ConfigError(f"{text!r} is not an ISO-8601 date and time") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp())

@@ -19,7 +19,7 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from passgate.errors import HardwareError
+from passgate.errors import ArgumentError, HardwareError
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Paced(SourceBase):
                  sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__()
         if not fps > 0:
-            raise ValueError("fps must be positive")
+            raise ArgumentError("fps must be positive")
         self.source = source
         self.name = source.name
         self.period = 1.0 / fps

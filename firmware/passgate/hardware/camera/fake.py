@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from passgate.errors import HardwareError
+from passgate.errors import ArgumentError, HardwareError
 from passgate.hardware.camera.base import FrameSource, SourceBase
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class FlakyFrameSource(SourceBase):
         self.fail_reads = tuple((int(a), int(b)) for a, b in fail_reads)
         for start, stop in self.fail_reads:
             if not 0 <= start <= stop:
-                raise ValueError(f"bad failure range ({start}, {stop})")
+                raise ArgumentError(f"bad failure range ({start}, {stop})")
         self.open_failures_after_fault = int(open_failures_after_fault)
         self.reads = 0
         self.opens = 0

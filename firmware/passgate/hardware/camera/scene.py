@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from passgate.errors import ArgumentError
 from passgate.hardware.camera import synth
 from passgate.hardware.camera.base import SourceBase
 
@@ -47,15 +48,15 @@ class SceneSource(SourceBase):
         super().__init__()
         self.steps = tuple(steps)
         if not self.steps:
-            raise ValueError("a scene needs at least one step")
+            raise ArgumentError("a scene needs at least one step")
         for i, step in enumerate(self.steps):
             if not isinstance(step.frames, int) or step.frames < 1:
-                raise ValueError(f"step {i}: frames must be a positive integer")
+                raise ArgumentError(f"step {i}: frames must be a positive integer")
             if step.text is not None and not isinstance(step.text, str):
-                raise ValueError(f"step {i}: text must be a string or None")
+                raise ArgumentError(f"step {i}: text must be a string or None")
         w, h = size
         if not (isinstance(w, int) and isinstance(h, int) and w >= 320 and h >= 240):
-            raise ValueError(f"size must be (width, height) of at least 320x240, got {size!r}")
+            raise ArgumentError(f"size must be (width, height) of at least 320x240, got {size!r}")
         self.size = (w, h)
         self.seed = int(seed)
         self.loop = loop

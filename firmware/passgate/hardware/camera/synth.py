@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from passgate.errors import ArgumentError
+
 SUPERSAMPLE = 2  # render at 2x and average down: anti-aliased edges
 SOURCE_PX = 8  # source image pixels per module before the perspective warp
 FOCAL = 0.8  # focal length as a fraction of frame width
@@ -91,7 +93,7 @@ def fit_pose(pose: Pose, symbol_modules: int, size: tuple[int, int], rng: np.ran
                 center = (float(rng.uniform(lo[0], hi[0])), float(rng.uniform(lo[1], hi[1])))
             return Pose(module, pose.angle_deg, pose.tilt_deg, pose.tilt_dir_deg, center)
         module *= 0.95
-    raise ValueError(f"a {symbol_modules}-module code cannot fit a {w}x{h} frame")
+    raise ArgumentError(f"a {symbol_modules}-module code cannot fit a {w}x{h} frame")
 
 
 def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -89,7 +89,7 @@ def open_luma(
         dev.persist = persist
         return dev
     if driver not in ("ssd1306", "sh1106"):
-        raise ValueError(f"unknown OLED driver {driver!r}")
+        raise ConfigError(f"unknown OLED driver {driver!r}")
     where = f"OLED {driver} on /dev/i2c-{port} at 0x{address:02X}"
     try:
         import luma.core.error

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, tzinfo
 
 from passgate.clock.clock import ClockState
+from passgate.errors import ArgumentError
 from passgate.hardware.display.screens import (
     Connectivity,
     FaultScreen,
@@ -60,7 +61,7 @@ class DisplayPolicy:
         fault_cycle_s: float = 3.0,
     ) -> None:
         if hold_s <= 0 or fault_cycle_s <= 0:
-            raise ValueError("hold_s and fault_cycle_s must be positive")
+            raise ArgumentError("hold_s and fault_cycle_s must be positive")
         self.hold_s = float(hold_s)
         self.purposes = purposes
         self.tz = tz

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from passgate.errors import ConfigError, HardwareError
+from passgate.errors import ArgumentError, ConfigError, HardwareError
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def make_pin_factory(kind: str = "auto") -> Any:
         return MockFactory(pin_class=MockPWMPin)
     names = {"auto": ("lgpio", "rpigpio"), "lgpio": ("lgpio",), "rpigpio": ("rpigpio",)}
     if kind not in names:
-        raise ValueError(f"unknown pin factory {kind!r}")
+        raise ConfigError(f"unknown pin factory {kind!r}")
     errors = []
     for name in names[kind]:
         try:
@@ -211,7 +211,7 @@ class Signals:
         patterns: Mapping[str, Pattern] | None = None,
     ) -> None:
         if pin_factory is None:
-            raise ValueError("pin_factory is required: build one with make_pin_factory()")
+            raise ArgumentError("pin_factory is required: build one with make_pin_factory()")
         self.cfg = cfg
         self._clock = clock
         self._on_change = on_change
