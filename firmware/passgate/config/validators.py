@@ -58,6 +58,13 @@ def show(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else repr(v)
 
 
+def type_name(v: Any) -> str:
+    """What a value is, for a key that wants a table: ``a string``, ``int``."""
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(v), type(v).__name__
+    )
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -173,7 +180,7 @@ def valid_duration(lo: int | None = 0, hi: int | None = None) -> Validator:
 def valid_durations_table(v: Any) -> Mapping[str, int]:
     """A table of ``name = duration`` (per-purpose windows), names as in passes."""
     if not isinstance(v, Mapping):
-        raise ConfigError(f"must be a table of name = duration, not {show(v)}")
+        raise ConfigError(f"must be a table of name = duration, not {type_name(v)}")
     check = valid_duration(0)
     out = {}
     for name, d in v.items():
