@@ -50,13 +50,12 @@ def make_source(cfg: Config) -> Any:
     """The frame source ``[camera]`` asks for (not opened: the loop opens it, with retries)."""
     from passgate.hardware.camera import Paced
     from passgate.hardware.camera.files import PathSource
-    from passgate.hardware.camera.picam import CameraConfig, PicameraSource
+    from passgate.hardware.camera.picam import PicameraSource
     from passgate.hardware.camera.webcam import WebcamSource
 
     cam = cfg.camera
     if cam.source == "picamera2":
-        names = [n for n in CameraConfig.__dataclass_fields__ if hasattr(cam, n)]
-        return PicameraSource(CameraConfig(**{n: getattr(cam, n) for n in names}))
+        return PicameraSource(cam)  # [camera] is the adapter's own CameraConfig
     if cam.source == "webcam":
         return WebcamSource(cam.webcam_index, size=cam.lores_size, fps=cam.fps)
     # Folder or video is decided at each open: the path may appear only later (a mount).
@@ -219,7 +218,6 @@ def run_checkpoint(
     from passgate.checkpoint.sdnotify import Notifier
     from passgate.hardware.decode import make_decoder
     from passgate.hardware.display import Display
-    from passgate.hardware.signals.gpio import SignalsConfig
     from passgate.hardware.signals.retry import RetryingSignals
 
     key = read_hash_key(cfg.journal.hash_key_file)
@@ -237,7 +235,7 @@ def run_checkpoint(
         )
         signals = stack.enter_context(
             RetryingSignals(
-                SignalsConfig.from_section(cfg.signals),
+                cfg.signals,  # [signals] is the adapter's own SignalsConfig
                 pin_factory,
                 on_change=on_signal_change,
                 initial_s=timing.backoff_initial_s,

@@ -156,7 +156,6 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
 
     ``check_mounts``: look at the state folder's file system type (not in a simulation,
     whose state folder may well be on a laptop's tmpfs)."""
-    from passgate.hardware.signals.gpio import SignalsConfig
     from passgate.journal.syncstate import read_state, state_path
     from passgate.selftest import checks as st
     from passgate.selftest import state as ss
@@ -208,7 +207,7 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
                                 monotonic=timer.monotonic)
 
     def signals():
-        return st.check_signals(SignalsConfig.from_section(cfg.signals), hw.pin_factory,
+        return st.check_signals(cfg.signals, hw.pin_factory,
                                 clock=timer.monotonic, sleep=timer.sleep)
 
     def clock():

@@ -20,11 +20,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from passgate.errors import ConfigError, HardwareError
+from passgate.config.options import check, option
+from passgate.config.validators import (
+    BadValue,
+    valid_bool,
+    valid_choice,
+    valid_float_range,
+    valid_int_range,
+    valid_path,
+    valid_size,
+)
+from passgate.errors import HardwareError
 from passgate.hardware.camera.base import SourceBase
 
 log = logging.getLogger(__name__)
@@ -37,74 +48,83 @@ AF_MANUAL, AF_CONTINUOUS = 0, 2
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """Camera settings (the ``[camera]`` table of the config file).
+    """The ``[camera]`` table of the config file, each key declared once, here.
 
     Sizes are ``(width, height)``. The lores stream is what gets decoded; the main stream
     exists because Picamera2 needs one and it picks the sensor mode and field of view
-    (keep the two aspect ratios equal, or the lores image is stretched).
+    (keep the two aspect ratios equal, or the lores image is stretched). ``source``, ``path``,
+    ``loop`` and ``webcam_index`` choose the other frame sources (:func:`make_source
+    <passgate.checkpoint.wiring.make_source>`); :class:`PicameraSource` reads the rest.
 
     Invalid values raise ``ConfigError`` naming the field; the config loader adds the file.
     """
 
-    camera: int = 0  # camera number (0 = first; Pi 5 has two connectors)
-    main_size: tuple[int, int] = (1280, 960)
-    lores_size: tuple[int, int] = (640, 480)
-    fps: float = 15.0
+    source: str = option(
+        "picamera2", valid_choice("picamera2", "files", "webcam"), "frame source"
+    )
+    camera: int = option(
+        0, valid_int_range(0, 7), "picamera2: camera number (a Pi 5 has two connectors)"
+    )
+    lores_size: tuple[int, int] = option(
+        (640, 480), valid_size, "[width, height] of the decoded frames (picamera2 lores, webcam)"
+    )
+    main_size: tuple[int, int] = option(
+        (1280, 960), valid_size, "picamera2 main stream: picks the sensor mode (same aspect ratio)"
+    )
+    fps: float = option(15.0, valid_float_range(1, 120), "frames per second asked of the camera")
     # "manual": fixed LensPosition (Camera Module 3; continuous autofocus hunts for ~2 s at
     # 10-15 cm). "continuous": autofocus in af_range. "fixed": no focus control (v2, HQ).
-    focus: str = "manual"
-    lens_position: float = 6.7  # dioptres = 1 / distance in metres: 6.7 is about 15 cm
-    af_range: str = "normal"  # "normal", "macro" or "full" (continuous focus only)
-    metering: str = "centre"  # "centre", "spot" or "matrix"
-    exposure_value: float = 0.0  # EV compensation -8..8; negative helps bright phone screens
-    exposure_time_us: int | None = None  # fixed shutter in microseconds; None = automatic
-    analogue_gain: float | None = None  # fixed gain; None = automatic
-    timeout_s: float = 2.0  # a frame that takes longer than this is a camera fault
-    buffer_count: int = 4
+    focus: str = option(
+        "manual",
+        valid_choice(*FOCUS),
+        "manual: fixed lens_position (Camera Module 3); continuous: autofocus; fixed: no lens",
+    )
+    lens_position: float = option(
+        6.7,
+        valid_float_range(0.0, 32.0),
+        "manual focus in dioptres (1/metres): 6.7 focuses at 15 cm",
+    )
+    af_range: str = option("normal", valid_choice(*AF_RANGE), "continuous focus range")
+    metering: str = option("centre", valid_choice(*METERING), "exposure metering mode")
+    exposure_value: float = option(
+        0.0,
+        valid_float_range(-8, 8),
+        "exposure compensation in stops (bright phone screens: -1)",
+    )
+    exposure_time_us: int | None = option(
+        None,
+        valid_int_range(1, 10_000_000),
+        "fixed shutter time in microseconds (absent: automatic)",
+    )
+    analogue_gain: float | None = option(
+        None, valid_float_range(1, 64), "fixed analogue gain (absent: automatic)"
+    )
+    timeout_s: float = option(
+        2.0, valid_float_range(0.1, 60), "a frame that takes longer than this is a camera fault"
+    )
+    buffer_count: int = option(4, valid_int_range(2, 16), "picamera2 frame buffers")
+    path: Path | None = option(
+        None, valid_path, "files source: a folder of images or a video file"
+    )
+    loop: bool = option(False, valid_bool, "files source: start again after the last frame")
+    webcam_index: int = option(
+        0, valid_int_range(0, 63), "webcam source: V4L2 device number N of /dev/videoN"
+    )
 
     def __post_init__(self) -> None:
-        for key in ("main_size", "lores_size"):
-            value = getattr(self, key)
-            if (not isinstance(value, tuple | list) or len(value) != 2
-                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-                raise ConfigError(f"{key}: must be [width, height] in pixels, got {value!r}")
-            if not all(16 <= v <= 8192 and v % 2 == 0 for v in value):
-                raise ConfigError(f"{key}: width and height must be even, 16-8192, got {value!r}")
-            object.__setattr__(self, key, tuple(value))
+        check(self, rules=self._rules)  # errors say "fps: ...", as they always have here
+
+    def _rules(self) -> None:
         if self.lores_size[0] > self.main_size[0] or self.lores_size[1] > self.main_size[1]:
-            raise ConfigError(f"lores_size: {self.lores_size} must not exceed "
-                              f"main_size {self.main_size}")
-        if not isinstance(self.camera, int) or self.camera < 0:
-            raise ConfigError(f"camera: must be a camera number >= 0, got {self.camera!r}")
-        if not _number(self.fps) or not 1 <= self.fps <= 120:
-            raise ConfigError(f"fps: must be 1-120, got {self.fps!r}")
-        if self.focus not in FOCUS:
-            raise ConfigError(f"focus: must be one of {', '.join(FOCUS)}, got {self.focus!r}")
-        if not _number(self.lens_position) or not 0 <= self.lens_position <= 32:
-            raise ConfigError(f"lens_position: dioptres 0-32 (0 = infinity), "
-                              f"got {self.lens_position!r}")
-        if self.af_range not in AF_RANGE:
-            raise ConfigError(f"af_range: must be one of {', '.join(AF_RANGE)}, "
-                              f"got {self.af_range!r}")
-        if self.metering not in METERING:
-            raise ConfigError(f"metering: must be one of {', '.join(METERING)}, "
-                              f"got {self.metering!r}")
-        if not _number(self.exposure_value) or not -8 <= self.exposure_value <= 8:
-            raise ConfigError(f"exposure_value: must be -8..8, got {self.exposure_value!r}")
-        if self.exposure_time_us is not None:
-            if not isinstance(self.exposure_time_us, int) or self.exposure_time_us <= 0:
-                raise ConfigError(f"exposure_time_us: must be a positive integer, "
-                                  f"got {self.exposure_time_us!r}")
-            if self.exposure_time_us > self.frame_duration_us:
-                raise ConfigError(f"exposure_time_us: {self.exposure_time_us} is longer than "
-                                  f"a frame at {self.fps} fps ({self.frame_duration_us} us)")
-        gain = self.analogue_gain
-        if gain is not None and (not _number(gain) or gain < 1):
-            raise ConfigError(f"analogue_gain: must be >= 1, got {self.analogue_gain!r}")
-        if not _number(self.timeout_s) or self.timeout_s <= 0:
-            raise ConfigError(f"timeout_s: must be positive, got {self.timeout_s!r}")
-        if not isinstance(self.buffer_count, int) or not 2 <= self.buffer_count <= 16:
-            raise ConfigError(f"buffer_count: must be 2-16, got {self.buffer_count!r}")
+            raise BadValue("lores_size", f"{self.lores_size} must not exceed "
+                           f"main_size {self.main_size}")
+        if self.exposure_time_us is not None and self.exposure_time_us > self.frame_duration_us:
+            raise BadValue("exposure_time_us", f"{self.exposure_time_us} is longer than a frame "
+                           f"at {self.fps} fps ({self.frame_duration_us} us)")
+        if self.source == "files" and self.path is None:
+            raise BadValue(
+                "source", "the files source needs camera.path (a folder of images or a video)"
+            )
 
     @property
     def frame_duration_us(self) -> int:
@@ -130,10 +150,6 @@ class CameraConfig:
             c["AfMode"] = AF_CONTINUOUS
             c["AfRange"] = AF_RANGE[self.af_range]
         return c
-
-
-def _number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _picamera2_class() -> Callable[..., Any]:

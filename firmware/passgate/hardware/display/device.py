@@ -2,8 +2,8 @@
 
 An *output* is anything with luma's two methods, ``display(image)`` and ``cleanup()``. luma is
 imported inside the functions here, never at module import, so importing passgate touches no
-bus. :class:`DisplayConfig` describes the panel in physical terms; the daemon's config loader
-fills it from ``[display]``.
+bus. :class:`DisplayConfig` describes the panel in physical terms; it is the ``[display]`` table
+of the config file, each key declared once, there.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from passgate.errors import ConfigError, HardwareError
+from passgate.config.options import check, option, toml_hex
+from passgate.config.validators import (
+    valid_choice,
+    valid_float_range,
+    valid_i2c_address,
+    valid_int_choice,
+    valid_int_range,
+    valid_path,
+)
+from passgate.errors import HardwareError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +40,7 @@ class Output(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DisplayConfig:
-    """The OLED and how screens behave. Field names match the ``[display]`` config section.
+    """The OLED and how screens behave: the ``[display]`` config section.
 
     ``driver``: the controller chip. ``"ssd1306"`` (most 0.96" 128x64 modules), ``"sh1106"``
     (most 1.3" modules: 132-column RAM, luma offsets it), ``"dummy"`` (luma's off-screen
@@ -46,23 +55,34 @@ class DisplayConfig:
     ``retry_s``: how often a missing or failed panel is tried again.
     """
 
-    driver: str = "ssd1306"
-    i2c_port: int = 1
-    i2c_address: int = 0x3C
-    rotate: int = 0
-    verdict_hold_s: float = 3.0
-    png_dir: Path | None = None
-    retry_s: float = 10.0
+    driver: str = option(
+        "ssd1306",
+        valid_choice(*DRIVERS),
+        "OLED controller; dummy renders off-screen, none: no display",
+    )
+    i2c_port: int = option(1, valid_int_range(0, 22), "I2C bus number N of /dev/i2c-N")
+    i2c_address: int = option(
+        0x3C, valid_i2c_address, "I2C address of the OLED (0x3C or 0x3D)", dump=toml_hex
+    )
+    rotate: int = option(
+        0, valid_int_choice(0, 2), "0, or 2 when the panel is mounted upside down"
+    )
+    verdict_hold_s: float = option(
+        3.0,
+        valid_float_range(0.5, 60),
+        "how long a verdict stays before the idle screen (at least signals.relay_hold_s)",
+    )
+    retry_s: float = option(
+        10.0,
+        valid_float_range(0.5, 3600),
+        "how often a missing or failed panel is tried again",
+    )
+    png_dir: Path | None = option(
+        None, valid_path, "dummy driver: write each new screen as a PNG here"
+    )
 
     def __post_init__(self) -> None:
-        if self.driver not in DRIVERS:
-            raise ConfigError(f"display.driver: {self.driver!r} is not one of {', '.join(DRIVERS)}")
-        if self.rotate not in (0, 2):
-            raise ConfigError(
-                "display.rotate: 0, or 2 when mounted upside down (screens are landscape)"
-            )
-        if self.verdict_hold_s <= 0 or self.retry_s <= 0:
-            raise ConfigError("display.verdict_hold_s and retry_s must be positive")
+        check(self, "display.")
 
 
 def open_luma(

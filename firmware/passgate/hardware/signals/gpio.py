@@ -22,23 +22,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from passgate.config.options import check, option
+from passgate.config.validators import (
+    unique_gpio_pins,
+    valid_bool,
+    valid_float_range,
+    valid_gpio_pin,
+)
 from passgate.errors import ArgumentError, ConfigError, HardwareError
 
 log = logging.getLogger(__name__)
 
 CHANNELS = ("green", "red", "relay", "buzzer")
+PIN_KEYS = ("buzzer_pin", "green_pin", "red_pin", "relay_pin")  # checked for clashes in order
 _EPS = 1e-6  # float slack: a step due at t is applied when polled at t
 
 
 @dataclass(frozen=True, slots=True)
 class SignalsConfig:
-    """Where the outputs are wired and how long they act. Names match ``[signals]``.
+    """Where the outputs are wired and how long they act: the ``[signals]`` config section,
+    each key declared once, here.
 
-    Pins are BCM GPIO numbers (``GPIO17`` is physical pin 11). ``None`` means not fitted.
-    BCM 2 and 3 are refused: they are I2C SDA/SCL, used by the OLED.
+    Pins are BCM GPIO numbers (``GPIO17`` is physical pin 11), no two the same. ``None`` means
+    not fitted (Python only: a config file cannot say it). BCM 2 and 3 are refused: they are
+    I2C SDA/SCL, used by the OLED.
 
     ``buzzer_pin``: the buzzer's signal input (BCM 17, physical pin 11).
     ``buzzer_tonal``: False for an *active* buzzer (it beeps at its own pitch when powered:
@@ -55,38 +65,37 @@ class SignalsConfig:
     ``deny_s``: how long the red LED stays lit after a deny.
     """
 
-    buzzer_pin: int | None = 17
-    buzzer_tonal: bool = False
-    buzzer_active_high: bool = True
-    green_pin: int | None = 27
-    red_pin: int | None = 22
-    relay_pin: int | None = 23
-    relay_active_high: bool = False
-    relay_hold_s: float = 3.0
-    deny_s: float = 2.0
-
-    @classmethod
-    def from_section(cls, section: Any) -> SignalsConfig:
-        """Build from any object with these attribute names (the ``[signals]`` section)."""
-        names = [f.name for f in fields(cls)]
-        return cls(**{n: getattr(section, n) for n in names if hasattr(section, n)})
+    buzzer_pin: int | None = option(
+        17, valid_gpio_pin, "BCM pin of the buzzer (2 and 3 are the OLED's I2C)"
+    )
+    buzzer_tonal: bool = option(
+        False,
+        valid_bool,
+        "true: passive piezo driven with PWM tones; false: on/off active buzzer",
+    )
+    buzzer_active_high: bool = option(
+        True, valid_bool, "false for buzzer modules that sound when their input is low"
+    )
+    green_pin: int | None = option(27, valid_gpio_pin, "BCM pin of the green LED")
+    red_pin: int | None = option(22, valid_gpio_pin, "BCM pin of the red LED")
+    relay_pin: int | None = option(23, valid_gpio_pin, "BCM pin of the door relay board's IN")
+    relay_active_high: bool = option(
+        False,
+        valid_bool,
+        "false: the relay board switches when IN is pulled low (most boards)",
+    )
+    relay_hold_s: float = option(
+        3.0, valid_float_range(0.2, 60), "how long the door stays released after an accept"
+    )
+    deny_s: float = option(
+        2.0, valid_float_range(0.2, 60), "how long the red LED stays lit after a deny"
+    )
 
     def __post_init__(self) -> None:
-        seen: dict[int, str] = {}
-        for name in ("buzzer_pin", "green_pin", "red_pin", "relay_pin"):
-            pin = getattr(self, name)
-            if pin is None:
-                continue
-            if type(pin) is not int or not 4 <= pin <= 27:
-                raise ConfigError(
-                    f"signals.{name}: BCM pin 4-27 expected (2 and 3 are the OLED's I2C)"
-                )
-            if pin in seen:
-                raise ConfigError(f"signals.{name}: GPIO{pin} is already signals.{seen[pin]}")
-            seen[pin] = name
-        for name in ("relay_hold_s", "deny_s"):
-            if not 0 < getattr(self, name) <= 300:
-                raise ConfigError(f"signals.{name}: a duration in seconds, above 0 and up to 300")
+        check(self, "signals.", self._rules)
+
+    def _rules(self) -> None:
+        unique_gpio_pins({name: getattr(self, name) for name in PIN_KEYS})
 
 
 Steps = tuple[tuple[float, float], ...]
