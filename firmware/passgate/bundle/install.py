@@ -21,6 +21,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from passgate.bundle.format import BundleError, Refusal, refuse
 from passgate.bundle.roots import ROOTS_FILE, RootSet
@@ -237,7 +238,7 @@ def _recover_rotation(state_dir: Path, pinned: RootSet) -> RootSet:
     return new_roots
 
 
-def _installed_record(state_dir: Path) -> dict | None:
+def _installed_record(state_dir: Path) -> dict[str, Any] | None:
     """The rollback record: the higher version of ``installed.json`` and the installed file's
     own header. The bundle is written before the record, so a power cut between the two
     leaves the record one install behind; trusting it alone would let a second, different
@@ -268,14 +269,14 @@ def _installed_record(state_dir: Path) -> dict | None:
     return record
 
 
-def _info(bundle, record: dict) -> BundleInfo:
+def _info(bundle, record: dict[str, Any]) -> BundleInfo:
     _, info = bundle.trust()
     return replace(
         info, installed_at=record.get("installed_at"), last_refresh=record.get("last_refresh")
     )
 
 
-def _read_record(state_dir: Path) -> dict | None:
+def _read_record(state_dir: Path) -> dict[str, Any] | None:
     path = state_dir / RECORD_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -288,7 +289,7 @@ def _read_record(state_dir: Path) -> dict | None:
     return record
 
 
-def _write_record(state_dir: Path, record: dict) -> None:
+def _write_record(state_dir: Path, record: dict[str, Any]) -> None:
     write_atomic(
         state_dir / RECORD_FILE, (json.dumps(record, sort_keys=True, indent=1) + "\n").encode()
     )
