@@ -28,6 +28,8 @@ from passgate.bundle.roots import ROOTS_FILE, RootSet
 from passgate.bundle.verify import (
     DEFAULT_MAX_BYTES,
     BundleInfo,
+    Source,
+    VerifiedBundle,
     check_signatures,
     read_bundle,
     read_header,
@@ -76,7 +78,7 @@ def pin_roots(state_dir: Path, roots: RootSet) -> None:
 
 
 def install_bundle(
-    data_or_path,
+    data_or_path: Source,
     state_dir: Path,
     now: float,
     *,
@@ -96,11 +98,6 @@ def install_bundle(
     state_dir.mkdir(parents=True, exist_ok=True)
     with locked(state_dir / LOCK_FILE):
         pinned = pinned_roots(state_dir)
-        if pinned is None and roots is None:
-            raise refuse(
-                Refusal.NO_ROOTS,
-                f"{state_dir}: no root keys pinned; provision them first (--roots)",
-            )
         if pinned is not None and roots is not None and roots != pinned:
             raise refuse(
                 Refusal.ROOTS_MISMATCH, f"{state_dir}: the given root keys are not the pinned ones"
@@ -108,6 +105,11 @@ def install_bundle(
         if pinned is not None:
             pinned = _recover_rotation(state_dir, pinned)
         trusted = pinned or roots
+        if trusted is None:
+            raise refuse(
+                Refusal.NO_ROOTS,
+                f"{state_dir}: no root keys pinned; provision them first (--roots)",
+            )
         bundle = read_bundle(data_or_path, trusted, max_bytes)
         record = _installed_record(state_dir)
         if record is not None:
@@ -269,7 +271,7 @@ def _installed_record(state_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def _info(bundle, record: dict[str, Any]) -> BundleInfo:
+def _info(bundle: VerifiedBundle, record: dict[str, Any]) -> BundleInfo:
     _, info = bundle.trust()
     return replace(
         info, installed_at=record.get("installed_at"), last_refresh=record.get("last_refresh")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -83,7 +84,7 @@ def decode_issuers(data: bytes, source: str) -> list[IssuerKey]:
     return keys
 
 
-def _names(value: object, pattern, where: str) -> frozenset[str] | None:
+def _names(value: object, pattern: re.Pattern[str], where: str) -> frozenset[str] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple) or not all(
@@ -104,7 +105,7 @@ def encode_policy(purposes: PurposeTable, zone_purposes: Mapping[str, frozenset[
     return dumps({"purposes": table, "zones": zones})
 
 
-def decode_policy(data: bytes) -> tuple[PurposeTable, dict[str, frozenset[str]]]:
+def decode_policy(data: bytes) -> tuple[PurposeTable, dict[str, frozenset[str] | None]]:
     doc = strict_cbor(data, "policy part")
     if not isinstance(doc, Mapping) or set(doc) != {"purposes", "zones"}:
         raise refuse(Refusal.MALFORMED, "bundle: policy part must be {purposes, zones}")

@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from passgate.bundle.format import Refusal, refuse
 from passgate.clock.clock import TimeReading
 from passgate.passes.verdict import Reason
 from passgate.util.timefmt import parse_duration
+
+if TYPE_CHECKING:
+    from passgate.bundle.verify import BundleInfo
 
 DENY, FLAG = "deny", "flag"
 FLAG_CLOCK_UNTRUSTED = "clock_untrusted"  # same strings as decide.py's journal flags
@@ -248,7 +251,10 @@ class TrustStatus:
 
 
 def trust_status(
-    info, now: float, last_refresh: float | None = None, max_offline_s: int | None = None
+    info: BundleInfo,
+    now: float,
+    last_refresh: float | None = None,
+    max_offline_s: int | None = None,
 ) -> TrustStatus:
     """Staleness of an installed bundle at effective time ``now``.
 

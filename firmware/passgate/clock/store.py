@@ -308,7 +308,7 @@ class ClockStore:
         )
         return True
 
-    def _write(self, state: ClockFile, **changes) -> None:
+    def _write(self, state: ClockFile, **changes: Any) -> None:
         merged = {**state.__dict__, **changes}
         anchor = merged["anchor"]
         doc = {

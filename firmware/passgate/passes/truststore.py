@@ -83,7 +83,7 @@ class TrustStore:
         keys: Iterable[IssuerKey],
         revoked: RevocationList | None = None,
         purposes: PurposeTable | None = None,
-        zone_purposes: Mapping[str, frozenset[str]] | None = None,
+        zone_purposes: Mapping[str, frozenset[str] | None] | None = None,  # None: any purpose
     ) -> None:
         self._by_kid: dict[bytes, tuple[IssuerKey, ...]] = {}
         for key in keys:
