@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 HASH_KEY_LEN = 32
 
 
-def _path(path: Path | None, key: str) -> Path:
+def loaded_path(path: Path | None, key: str) -> Path:
     """A path the loaded config has filled in (derived from ``checkpoint.state_dir`` when not
     given); ConfigError for a config that was not loaded through :mod:`passgate.config.load`."""
     if path is None:
@@ -81,7 +81,7 @@ def make_source(cfg: Config) -> FrameSource:
     if cam.source == "webcam":
         return WebcamSource(cam.webcam_index, size=cam.lores_size, fps=cam.fps)
     # Folder or video is decided at each open: the path may appear only later (a mount).
-    inner = PathSource(_path(cam.path, "camera.path"), loop=cam.loop)
+    inner = PathSource(loaded_path(cam.path, "camera.path"), loop=cam.loop)
     return Paced(inner, cam.fps)  # files come as fast as asked; the loop expects a camera's pace
 
 
@@ -93,7 +93,7 @@ def open_journal(cfg: Config, key: bytes) -> Journal:
     from passgate.errors import JournalError
     from passgate.journal.journal import Journal
 
-    args = (_path(cfg.journal.path, "journal.path"), key, cfg.checkpoint.device_id)
+    args = (loaded_path(cfg.journal.path, "journal.path"), key, cfg.checkpoint.device_id)
     try:
         return Journal(*args)
     except JournalError:  # the loop's first look at it raises and logs the fault
@@ -113,7 +113,7 @@ def make_trust(cfg: Config, journal: Journal) -> TrustSource:
 
     cp = cfg.checkpoint
     return BundleTrust(
-        BundleWatcher(_path(cfg.trust.bundle_dir, "trust.bundle_dir")),
+        BundleWatcher(loaded_path(cfg.trust.bundle_dir, "trust.bundle_dir")),
         journal,
         cp.zone,
         policy,
@@ -243,7 +243,7 @@ def run_checkpoint(
     from passgate.hardware.signals.gpio import SignalsConfig
     from passgate.hardware.signals.retry import RetryingSignals
 
-    key = read_hash_key(_path(cfg.journal.hash_key_file, "journal.hash_key_file"))
+    key = read_hash_key(loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file"))
     with contextlib.ExitStack() as stack:
         # The hardware parts handed in are ours to close, last: the pin factory after the
         # devices on it, the source after the loop (it closes it too; closing is idempotent).
@@ -301,6 +301,7 @@ def run_checkpoint(
 
 
 __all__ = [
+    "loaded_path",
     "make_source",
     "make_trust",
     "open_journal",

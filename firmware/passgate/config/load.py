@@ -132,8 +132,13 @@ def validate(
 
     def value(spec: Spec, v: Any, dotted: str) -> Any:
         kind = spec.kind
+        sub_cls: type = object
+        if kind in ("section", "tables"):
+            if spec.section is None:
+                raise TypeError(f"{dotted}: a {kind} key declared without its section class")
+            sub_cls = spec.section
         if kind == "section":
-            return section(spec.section, v, dotted + ".")
+            return section(sub_cls, v, dotted + ".")
         if kind == "tables":
             if not isinstance(v, Mapping):
                 raise fail(dotted, f"must be a table, not {_tname(v)}")
@@ -141,7 +146,7 @@ def validate(
             for name, sub in v.items():
                 if not NAME_RE.fullmatch(name):
                     raise fail(f"{dotted}.{name}", "not a valid zone name")
-                out[name] = section(spec.section, sub, f"{dotted}.{name}.")
+                out[name] = section(sub_cls, sub, f"{dotted}.{name}.")
             return MappingProxyType(out)
         if kind == "durations":
             if not isinstance(v, Mapping):
