@@ -40,6 +40,7 @@ from PIL import Image
 from passgate.checkpoint import simulate
 from passgate.checkpoint.debounce import Debouncer
 from passgate.checkpoint.loop import Checkpoint, Timing
+from passgate.checkpoint.parts import FixedTrust
 from passgate.checkpoint.trustview import StaticTrust, local_policy
 from passgate.checkpoint.wiring import read_hash_key
 from passgate.hardware.camera import Paced, SceneSource, SceneStep
@@ -85,7 +86,7 @@ def make_checkpoint(state: Path, source=None):
     return cp, (journal, signals, display)
 
 
-class StaticView:
+class StaticView(FixedTrust):
     def __init__(self, view) -> None:
         self.view = view
 

@@ -87,6 +87,13 @@ class SignalLog:
     def release(self) -> None:
         self.inner.release()
 
+    @property
+    def relay_down(self) -> bool:  # the rest of the loop's Outputs interface: passed through
+        return self.inner.relay_down
+
+    def retry(self, now: float) -> str:
+        return self.inner.retry(now)
+
 
 def main(state: Path, side: Path, n: int) -> int:
     issuer, _ = simulate.load_issuer(state)

@@ -20,6 +20,7 @@ from passgate.bundle.verify import BundleInfo
 from passgate.bundle.watch import Loaded
 from passgate.checkpoint.debounce import Debouncer
 from passgate.checkpoint.loop import Checkpoint, Timing
+from passgate.checkpoint.parts import FixedOutputs, FixedTrust
 from passgate.checkpoint.sdnotify import Notifier
 from passgate.checkpoint.trustview import BundleTrust, StaticTrust, TrustView, antipassback_for
 from passgate.clock.clock import ClockState, FixedClock
@@ -84,7 +85,7 @@ class Decoder:
         return list(frame)
 
 
-class Signals:
+class Signals(FixedOutputs):
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.relay = False
@@ -295,7 +296,9 @@ def test_anti_passback_lookup_failure_is_a_journal_fault_too(issuer, trust, jour
 
     view = cp.trust.current(NOW)
     cp.trust = type(
-        "T", (), {"current": lambda self, now: TrustView(view.verifier, view.policy, Broken())}
+        "T",
+        (FixedTrust,),
+        {"current": lambda self, now: TrustView(view.verifier, view.policy, Broken())},
     )()
     s = cp.scan(issue(issuer))
     assert s.verdict.reason.value == "journal_fault" and journal.since(0) == []
@@ -405,7 +408,7 @@ def test_clock_policy_reaches_the_journal_and_the_screen(issuer, trust, journal,
 def test_stale_trust_data_is_refused_and_shown(issuer, trust, journal):
     stale = TrustStatus(True, 3 * 86400, "3 days old")
 
-    class Stale:
+    class Stale(FixedTrust):
         def current(self, now):
             return TrustView(
                 StaticTrust(trust, POLICY, journal).current(now).verifier,

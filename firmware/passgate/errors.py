@@ -45,6 +45,19 @@ class ProvisionError(ConfigError):
     written; the message is one line naming the file and the key."""
 
 
+class BadValue(ConfigError):
+    """A problem with the value of ``name`` (a key, or ``key.entry`` inside a table).
+
+    ``prefix`` is only for the message of an error raised outside the loader (``signals.``
+    when a ``SignalsConfig`` is built in Python); the
+    loader uses ``name`` and ``problem`` and adds the file and the section itself.
+    """
+
+    def __init__(self, name: str, problem: str, prefix: str = "") -> None:
+        super().__init__(f"{prefix}{name}: {problem}")
+        self.name, self.problem = name, problem
+
+
 class KeyFileError(PassgateError, ValueError):
     """A key file is missing, unreadable or refused (for example a low-order Ed25519 point)."""
 

@@ -133,6 +133,7 @@ def content_from_files(
 ) -> BundleContent:
     """Read the operator's files into a :class:`BundleContent` (TrustError names the file)."""
     keys = tuple(TrustStore.from_dir(issuers_dir).keys)
+    zones: dict[str, frozenset[str]]
     purposes, zones, fleet = PurposeTable.default(), {}, FleetPolicy()
     if policy is not None:
         purposes, zones, fleet = read_policy(Path(policy))

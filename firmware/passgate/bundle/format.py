@@ -24,6 +24,7 @@ import enum
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cbor2
 
@@ -109,7 +110,7 @@ def strict_cbor(data: bytes, what: str) -> object:
         raise refuse(Refusal.MALFORMED, f"bundle: {exc.detail}") from None
 
 
-def _int(doc: Mapping, key: str, lo: int, hi: int, where: str) -> int:
+def _int(doc: Mapping[str, Any], key: str, lo: int, hi: int, where: str) -> int:
     v = doc.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
         raise refuse(Refusal.MALFORMED, f"bundle: {where}{key} must be an integer in {lo}..{hi}")

@@ -21,12 +21,15 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from passgate.bundle.format import Refusal, refuse
 from passgate.bundle.roots import ROOTS_FILE, RootSet
 from passgate.bundle.verify import (
     DEFAULT_MAX_BYTES,
     BundleInfo,
+    Source,
+    VerifiedBundle,
     check_signatures,
     read_bundle,
     read_header,
@@ -71,7 +74,7 @@ def pin_roots(state_dir: Path, roots: RootSet) -> None:
 
 
 def install_bundle(
-    data_or_path,
+    data_or_path: Source,
     state_dir: Path,
     now: float,
     *,
@@ -91,11 +94,6 @@ def install_bundle(
     state_dir.mkdir(parents=True, exist_ok=True)
     with locked(state_dir / LOCK_FILE):
         pinned = pinned_roots(state_dir)
-        if pinned is None and roots is None:
-            raise refuse(
-                Refusal.NO_ROOTS,
-                f"{state_dir}: no root keys pinned; provision them first (--roots)",
-            )
         if pinned is not None and roots is not None and roots != pinned:
             raise refuse(
                 Refusal.ROOTS_MISMATCH, f"{state_dir}: the given root keys are not the pinned ones"
@@ -103,6 +101,11 @@ def install_bundle(
         if pinned is not None:
             pinned = _recover_rotation(state_dir, pinned)
         trusted = pinned or roots
+        if trusted is None:
+            raise refuse(
+                Refusal.NO_ROOTS,
+                f"{state_dir}: no root keys pinned; provision them first (--roots)",
+            )
         bundle = read_bundle(data_or_path, trusted, max_bytes)
         record = _installed_record(state_dir)
         if record is not None:
@@ -233,7 +236,7 @@ def _recover_rotation(state_dir: Path, pinned: RootSet) -> RootSet:
     return new_roots
 
 
-def _installed_record(state_dir: Path) -> dict | None:
+def _installed_record(state_dir: Path) -> dict[str, Any] | None:
     """The rollback record: the higher version of ``installed.json`` and the installed file's
     own header. The bundle is written before the record, so a power cut between the two
     leaves the record one install behind; trusting it alone would let a second, different
@@ -264,14 +267,14 @@ def _installed_record(state_dir: Path) -> dict | None:
     return record
 
 
-def _info(bundle, record: dict) -> BundleInfo:
+def _info(bundle: VerifiedBundle, record: dict[str, Any]) -> BundleInfo:
     _, info = bundle.trust()
     return replace(
         info, installed_at=record.get("installed_at"), last_refresh=record.get("last_refresh")
     )
 
 
-def _read_record(state_dir: Path) -> dict | None:
+def _read_record(state_dir: Path) -> dict[str, Any] | None:
     path = state_dir / RECORD_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -284,7 +287,7 @@ def _read_record(state_dir: Path) -> dict | None:
     return record
 
 
-def _write_record(state_dir: Path, record: dict) -> None:
+def _write_record(state_dir: Path, record: dict[str, Any]) -> None:
     write_atomic(
         state_dir / RECORD_FILE, (json.dumps(record, sort_keys=True, indent=1) + "\n").encode()
     )

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from passgate.bundle.format import MAX_TIME, Refusal, refuse, strict_cbor
 from passgate.bundle.policy import FleetPolicy
@@ -31,7 +33,7 @@ _ISSUER_FIELDS = {"key", "name", "valid_from", "valid_until", "zones", "purposes
 def encode_issuers(keys: Iterable[IssuerKey]) -> bytes:
     out = []
     for k in sorted(keys, key=lambda k: k.raw):
-        entry: dict = {"key": k.raw}
+        entry: dict[str, Any] = {"key": k.raw}
         if k.issuer is not None:
             entry["name"] = k.issuer
         if k.valid_from is not None:
@@ -82,7 +84,7 @@ def decode_issuers(data: bytes, source: str) -> list[IssuerKey]:
     return keys
 
 
-def _names(value: object, pattern, where: str) -> frozenset[str] | None:
+def _names(value: object, pattern: re.Pattern[str], where: str) -> frozenset[str] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple) or not all(
@@ -95,7 +97,7 @@ def _names(value: object, pattern, where: str) -> frozenset[str] | None:
 def encode_policy(purposes: PurposeTable, zone_purposes: Mapping[str, frozenset[str]]) -> bytes:
     table = {}
     for p in purposes:
-        entry: dict = {"code": p.code, "label": p.label}
+        entry: dict[str, Any] = {"code": p.code, "label": p.label}
         if p.max_s is not None:
             entry["max_s"] = p.max_s
         table[p.id] = entry
@@ -103,7 +105,7 @@ def encode_policy(purposes: PurposeTable, zone_purposes: Mapping[str, frozenset[
     return dumps({"purposes": table, "zones": zones})
 
 
-def decode_policy(data: bytes) -> tuple[PurposeTable, dict[str, frozenset[str]]]:
+def decode_policy(data: bytes) -> tuple[PurposeTable, dict[str, frozenset[str] | None]]:
     doc = strict_cbor(data, "policy part")
     if not isinstance(doc, Mapping) or set(doc) != {"purposes", "zones"}:
         raise refuse(Refusal.MALFORMED, "bundle: policy part must be {purposes, zones}")

@@ -18,12 +18,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from passgate.bundle.format import Refusal, refuse
 from passgate.clock.clock import TimeReading
 from passgate.errors import TrustError
 from passgate.passes.verdict import Reason
 from passgate.util.timefmt import parse_duration
+
+if TYPE_CHECKING:
+    from passgate.bundle.verify import BundleInfo
 
 DENY, FLAG = "deny", "flag"
 FLAG_CLOCK_UNTRUSTED = "clock_untrusted"  # same strings as decide.py's journal flags
@@ -53,7 +57,7 @@ class CheckpointPolicy:
     def anti_passback_for(self, purpose: str | None) -> int:
         return self.anti_passback_purposes.get(purpose or "", self.anti_passback_s)
 
-    def to_cbor_obj(self) -> dict:
+    def to_cbor_obj(self) -> dict[str, Any]:
         return {
             "clock": self.clock,
             "stale": self.stale,
@@ -66,8 +70,8 @@ class CheckpointPolicy:
 @dataclass(frozen=True)
 class FleetPolicy:
     default: CheckpointPolicy = field(default_factory=CheckpointPolicy)
-    sites: Mapping[str, Mapping] = field(default_factory=lambda: MappingProxyType({}))
-    zones: Mapping[str, Mapping] = field(default_factory=lambda: MappingProxyType({}))
+    sites: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    zones: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def max_offline_s(self) -> int:
@@ -82,7 +86,7 @@ class FleetPolicy:
         return policy
 
     # -- the bundle part ------------------------------------------------------------------
-    def to_cbor_obj(self) -> dict:
+    def to_cbor_obj(self) -> dict[str, Any]:
         return {
             "default": self.default.to_cbor_obj(),
             "sites": {k: _plain(v) for k, v in self.sites.items()},
@@ -131,11 +135,11 @@ class FleetPolicy:
         return cls(default, groups["sites"], groups["zones"])
 
 
-def _plain(level: Mapping) -> dict:
+def _plain(level: Mapping[str, Any]) -> dict[str, Any]:
     return {k: dict(v) if isinstance(v, Mapping) else v for k, v in level.items()}
 
 
-def _toml_level(table: object, where: str) -> dict:
+def _toml_level(table: object, where: str) -> dict[str, Any]:
     if not isinstance(table, Mapping):
         raise TrustError(f"{where}: must be a table")
     out = {}
@@ -169,7 +173,7 @@ def _duration(value: object, where: str) -> int:
     raise TrustError(f'{where}: must be a duration like "15m" or "3d"')
 
 
-def _checked_level(level: object, where: str, complete: bool = False) -> dict:
+def _checked_level(level: object, where: str, complete: bool = False) -> dict[str, Any]:
     if not isinstance(level, Mapping) or not set(level) <= set(_CBOR_KEYS):
         raise refuse(Refusal.MALFORMED, f"bundle: {where}: unknown or missing settings")
     if complete and set(level) != set(_CBOR_KEYS):
@@ -248,7 +252,10 @@ class TrustStatus:
 
 
 def trust_status(
-    info, now: float, last_refresh: float | None = None, max_offline_s: int | None = None
+    info: BundleInfo,
+    now: float,
+    last_refresh: float | None = None,
+    max_offline_s: int | None = None,
 ) -> TrustStatus:
     """Staleness of an installed bundle at effective time ``now``.
 

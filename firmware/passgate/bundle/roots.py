@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from passgate.bundle.format import Signature, sig_structure
 from passgate.errors import KeyFileError, TrustError
@@ -108,7 +109,8 @@ class RootSet:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise TrustError(f"{where}: not valid TOML: {exc}") from None
-        keys, threshold = doc.get("keys"), doc.get("threshold")
+        keys = doc.get("keys")
+        threshold: Any = doc.get("threshold")  # whatever TOML held: RootSet checks it
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise TrustError(f"{where}: keys must be a list of hex public keys")
         try:

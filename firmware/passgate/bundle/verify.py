@@ -41,6 +41,9 @@ from passgate.passes.truststore import TrustStore
 
 log = logging.getLogger(__name__)
 
+# Where a bundle is read from: its bytes, a path, or a binary stream.
+Source = bytes | bytearray | memoryview | str | Path | BinaryIO
+
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # 1,000,000 revocations are 16 MB; room for four times that
 
 
@@ -107,7 +110,9 @@ class VerifiedBundle:
         store, fleet = trust_store(self.parts, f"bundle v{self.version}")
         return store, self.info(fleet, len(store.keys), len(store.revoked))
 
-    def info(self, fleet: FleetPolicy, issuers: int, revoked: int, **installed) -> BundleInfo:
+    def info(
+        self, fleet: FleetPolicy, issuers: int, revoked: int, **installed: float | None
+    ) -> BundleInfo:
         kids = (
             [kid_of(k) for k in self.signed_by]
             if self.verified
@@ -133,7 +138,7 @@ class VerifiedBundle:
 
 
 def open_source(
-    source: bytes | bytearray | memoryview | str | Path | BinaryIO, max_bytes: int
+    source: Source, max_bytes: int
 ) -> BinaryIO:
     """A readable stream for ``source``; bytes larger than ``max_bytes`` are refused at once."""
     if isinstance(source, bytes | bytearray | memoryview):
@@ -152,7 +157,7 @@ def open_source(
 
 
 def read_bundle(
-    source, roots: RootSet | None, max_bytes: int = DEFAULT_MAX_BYTES
+    source: Source, roots: RootSet | None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> VerifiedBundle:
     """Read and verify one bundle from bytes, a path or a binary stream.
 

@@ -83,6 +83,8 @@ class BundleWatcher:
         except PassgateError as exc:
             log.warning("install record unreadable: %s", exc)
             return loaded
+        if loaded.info is None:  # only called with a bundle loaded
+            return loaded
         if record.get("manifest_sha256") != loaded.info.manifest_sha256:
             return loaded  # a new bundle is being installed; the next stat of it reloads
         info = dataclasses.replace(loaded.info, last_refresh=record.get("last_refresh"))

@@ -50,14 +50,14 @@ class Debouncer:
             seen.missed += 1
             if seen.missed >= self.absent_frames and t - seen.last_t >= self.absent_s:
                 del self._seen[text]  # gone: forgotten, so memory stays bounded
-        new = []
+        new: list[str] = []
         for text in present:
-            seen = self._seen.get(text)
-            if seen is None:
+            known = self._seen.get(text)
+            if known is None:
                 new.append(text)
                 self._seen[text] = _Seen(t)
             else:
-                seen.last_t, seen.missed = t, 0
+                known.last_t, known.missed = t, 0
         return new
 
     @property

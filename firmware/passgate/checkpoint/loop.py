@@ -34,13 +34,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from passgate.checkpoint.conditions import Conditions
 from passgate.checkpoint.decide import FLAG_RESHOW, Decision, decide
 from passgate.checkpoint.holds import Holds
+from passgate.checkpoint.parts import Outputs, Presentations, ScanLog, Screen, TrustSource
 from passgate.checkpoint.sdnotify import Notifier
-from passgate.checkpoint.trustview import TrustProvider
 from passgate.clock.clock import Clock, TimeReading
 from passgate.errors import HardwareError, JournalError
 from passgate.hardware.camera.retry import Retrying
@@ -61,27 +61,6 @@ log = logging.getLogger(__name__)
 
 NONCE_LEN = 16
 FLAG_NO_RELAY = "no_relay"  # accepted while the door relay could not be driven
-
-
-class Debouncer(Protocol):
-    def feed(self, texts: list[str], t: float) -> list[str]: ...
-
-
-class Journal(Protocol):
-    def pass_hash(self, pass_id: bytes) -> bytes: ...
-    def record(self, rec: ScanRecord) -> int: ...
-    def pending_count(self) -> int: ...
-
-
-class Signals(Protocol):
-    def accept(self) -> None: ...
-    def deny(self) -> None: ...
-    def fault(self, on: bool) -> None: ...
-    def release(self) -> None: ...
-
-
-class Display(Protocol):
-    def show(self, screen: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -118,13 +97,14 @@ class Checkpoint:
     """The checkpoint's frame loop. Build it with every part, then :meth:`run` it.
 
     ``display`` gets a screen from a :class:`DisplayPolicy` on every loop turn (it must not
-    block: :class:`passgate.hardware.display.Display` renders and pushes on its own thread, and skips
-    unchanged screens). ``monotonic`` and ``wait`` drive the timers; ``nonce`` makes the
+    block: :class:`passgate.hardware.display.Display` renders and pushes on its own thread,
+    and skips unchanged screens). ``monotonic`` and ``wait`` drive the timers; ``nonce`` makes the
     16-byte client nonce of each journal row; ``on_scan`` observes every scan after it was
     recorded and signalled; ``connectivity(now)`` (polled every ``pending_every_s``) says
-    what the idle screen shows about the collector. ``signals`` with ``retry(mono)`` and
-    ``relay_down`` (:class:`~passgate.hardware.signals.retry.RetryingSignals`) may have no outputs
-    yet: a GPIO fault, shown and retried instead of ending the run.
+    what the idle screen shows about the collector. The parts' interfaces are in
+    :mod:`passgate.checkpoint.parts`; ``signals`` may have no outputs yet
+    (:class:`~passgate.hardware.signals.retry.RetryingSignals`): a GPIO fault, shown and
+    retried (``retry(mono)``) instead of ending the run.
     """
 
     def __init__(
@@ -132,11 +112,11 @@ class Checkpoint:
         *,
         source: FrameSource,
         decoder: Decoder,
-        debouncer: Debouncer,
-        trust: TrustProvider,
-        journal: Journal,
-        signals: Signals,
-        display: Display | None,
+        debouncer: Presentations,
+        trust: TrustSource,
+        journal: ScanLog,
+        signals: Outputs,
+        display: Screen | None,
         clock: Clock,
         zone: str,
         timing: Timing = DEFAULT_TIMING,
@@ -239,7 +219,7 @@ class Checkpoint:
             decision = decide(
                 verdict, reading, view.status, used, view.policy, held, bool(view.missing)
             )
-            down = getattr(self.signals, "relay_down", False)  # a reshow opens nothing anyway
+            down = self.signals.relay_down  # a reshow opens nothing anyway
             if down and decision.accepted and decision.signalled:
                 decision = Decision(decision.verdict, decision.flags | {FLAG_NO_RELAY})
             record = ScanRecord.of(
@@ -300,9 +280,8 @@ class Checkpoint:
 
     def _check_outputs(self, mono: float) -> None:
         """Outputs not set up yet are tried again (with backoff) and shown as a fault."""
-        retry = getattr(self.signals, "retry", None)
-        if retry is not None:
-            self.faults.outputs(retry(mono), relay=self.signals.relay_down)  # type: ignore
+        error = self.signals.retry(mono)  # "" for outputs that are always set up
+        self.faults.outputs(error, relay=self.signals.relay_down)
 
     def _after_faults(self) -> None:
         """Turn the fault signal on or off, and tell systemd, on a change only."""
@@ -333,7 +312,7 @@ class Checkpoint:
             self.faults.journal_failed(str(exc), read=True)
         else:
             self.faults.journal_ok(read=True)  # clears a journal that could not be opened
-            getattr(self.trust, "retry_keep", lambda: None)()  # rows to keep, if still owed
+            self.trust.retry_keep()  # rows to keep, if still owed
 
     def _show(self, now: float) -> None:
         if self.display is None:
@@ -353,7 +332,7 @@ class Checkpoint:
             frame = self.camera.read()
         except HardwareError as exc:
             if self.faults.camera_failed(str(exc)):
-                self._reset_debouncer()
+                self.debouncer.reset()  # whatever is shown next is a new presentation
             self._after_faults()
             self._next_tick = float("-inf")  # show the fault screen now, not at the next tick
             self.sleep(self.camera.failed())
@@ -365,12 +344,6 @@ class Checkpoint:
             self._after_faults()
             self._next_tick = float("-inf")  # the normal screen again, now
         return frame
-
-    def _reset_debouncer(self) -> None:
-        """After a camera fault whatever is shown next is a new presentation."""
-        reset = getattr(self.debouncer, "reset", None)
-        if reset is not None:
-            reset()
 
     def sleep(self, seconds: float) -> None:
         """Wait, interruptibly, keeping the watchdog fed and the screen current."""

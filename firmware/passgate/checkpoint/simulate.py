@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -61,7 +62,7 @@ class Cast:
 
     passes: tuple[tuple[str, str], ...]
 
-    def labeller(self):
+    def labeller(self) -> Callable[[str], str]:
         """A function naming each scanned text; a text shown twice gets its labels in turn
         (and again from the start when the scene loops)."""
         names: dict[str, list[str]] = {}

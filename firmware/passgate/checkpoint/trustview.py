@@ -9,9 +9,9 @@ Two providers give the frame loop a :class:`TrustView` whenever it asks:
   bundle's fleet policy for this zone and site decides the clock and staleness policies and
   the anti-passback windows. A window longer than ``journal.retention`` is logged once per
   bundle, and the journal is told to keep rows for it
-  (:meth:`passgate.journal.journal.Journal.keep_for`), since anti-passback reads them there. Without a
-  usable bundle every pass is denied (``trust_stale``, "no trust data") and the OLED says "no
-  trust data"; the local config's policy applies meanwhile.
+  (:meth:`passgate.journal.journal.Journal.keep_for`), since anti-passback reads them there.
+  Without a usable bundle every pass is denied (``trust_stale``, "no trust data") and the OLED
+  says "no trust data"; the local config's policy applies meanwhile.
 - :class:`StaticTrust`: a plain trust folder (``trust.source = "dir"``, the simulation, tests),
   never stale, with the local config's policy.
 """
@@ -25,7 +25,9 @@ from typing import Protocol
 
 from passgate.bundle.policy import CheckpointPolicy, TrustStatus, trust_status
 from passgate.bundle.verify import BundleInfo
+from passgate.bundle.watch import Loaded
 from passgate.checkpoint.decide import FRESH
+from passgate.checkpoint.parts import FixedTrust
 from passgate.config.schema import Config
 from passgate.errors import JournalError
 from passgate.journal.antipassback import AntiPassback
@@ -45,6 +47,15 @@ class KeepingLog(AcceptLog, Protocol):
     def keep_for(self, seconds: float) -> None: ...
 
 
+class BundleSource(Protocol):
+    """The installed bundle as :class:`BundleTrust` reads it
+    (:class:`passgate.bundle.watch.BundleWatcher`)."""
+
+    def current(self) -> Loaded:
+        """The bundle installed now (its store and info), or why there is none."""
+        ...
+
+
 @dataclass(frozen=True)
 class TrustView:
     """What the checkpoint trusts right now, and the policy that comes with it.
@@ -60,10 +71,6 @@ class TrustView:
     antipassback: AntiPassback
     status: TrustStatus = FRESH
     missing: str = ""
-
-
-class TrustProvider(Protocol):
-    def current(self, now: float) -> TrustView: ...
 
 
 def local_policy(cfg: Config) -> CheckpointPolicy:
@@ -91,8 +98,8 @@ def antipassback_for(journal: AcceptLog, policy: CheckpointPolicy) -> AntiPassba
     )
 
 
-class StaticTrust:
-    """A trust store that never changes and never goes stale."""
+class StaticTrust(FixedTrust):
+    """A trust store that never changes and never goes stale (so no rows to keep for it)."""
 
     def __init__(self, store: TrustStore, policy: CheckpointPolicy, journal: AcceptLog) -> None:
         self._view = TrustView(Verifier(store), policy, antipassback_for(journal, policy))
@@ -112,7 +119,7 @@ class BundleTrust:
 
     def __init__(
         self,
-        watcher,
+        watcher: BundleSource,
         journal: KeepingLog,
         zone: str,
         fallback: CheckpointPolicy,
@@ -148,7 +155,7 @@ class BundleTrust:
         )
         return self._view
 
-    def _build(self, loaded) -> TrustView:
+    def _build(self, loaded: Loaded) -> TrustView:
         if loaded.store is None or loaded.info is None:
             missing = loaded.missing or "no trust data"
             return TrustView(
@@ -165,8 +172,10 @@ class BundleTrust:
     def _keep_rows(self, policy: CheckpointPolicy, info: BundleInfo) -> None:
         """Make the journal keep accepted rows for the longest window this policy applies."""
         longest = max([policy.anti_passback_s, *policy.anti_passback_purposes.values()])
-        too_long = self.retention_s is not None and longest > self.retention_s
-        if too_long and info.manifest_sha256 != self._warned:  # a reload of it says nothing new
+        retention = self.retention_s
+        too_long = retention is not None and longest > retention
+        # a reload of the same bundle says nothing new
+        if retention is not None and too_long and info.manifest_sha256 != self._warned:
             self._warned = info.manifest_sha256
             log.warning(
                 "bundle %d: anti-passback window %s in zone %s is longer than "
@@ -174,7 +183,7 @@ class BundleTrust:
                 info.version,
                 _duration(longest),
                 self.zone,
-                _duration(self.retention_s),
+                _duration(retention),
             )
         if self.journal is None:  # a provider without a journal (tools, tests): nothing to keep
             return
@@ -206,7 +215,7 @@ class BundleTrust:
         self._keep_owed, self._keep_failed = None, False
 
 
-def _identity(loaded) -> tuple[int, str] | str:
+def _identity(loaded: Loaded) -> tuple[int, str] | str:
     """What a view is built from: the bundle's (version, manifest hash), or why there is none."""
     if loaded.store is None or loaded.info is None:
         return loaded.missing or "no trust data"

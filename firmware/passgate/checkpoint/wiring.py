@@ -19,14 +19,35 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO
 
 from passgate.config.schema import Config
 from passgate.errors import ConfigError
 
+if TYPE_CHECKING:
+    from passgate.checkpoint.loop import Checkpoint, Scan
+    from passgate.checkpoint.parts import TrustSource
+    from passgate.checkpoint.sdnotify import Notifier
+    from passgate.clock.clock import Clock
+    from passgate.hardware.camera.base import FrameSource
+    from passgate.hardware.decode import Decoder
+    from passgate.hardware.display.screens import Connectivity
+    from passgate.hardware.display.term import TerminalView
+    from passgate.journal.journal import Journal
+    from passgate.journal.syncstate import SyncState
+
 log = logging.getLogger(__name__)
 
 HASH_KEY_LEN = 32
+
+
+def loaded_path(path: Path | None, key: str) -> Path:
+    """A path the loaded config has filled in (derived from ``checkpoint.state_dir`` when not
+    given); ConfigError for a config that was not loaded through :mod:`passgate.config.load`."""
+    if path is None:
+        raise ConfigError(f"{key}: not set")
+    return path
 
 
 def read_hash_key(path: Path) -> bytes:
@@ -46,7 +67,7 @@ def read_hash_key(path: Path) -> bytes:
     return key
 
 
-def make_source(cfg: Config) -> Any:
+def make_source(cfg: Config) -> FrameSource:
     """The frame source ``[camera]`` asks for (not opened: the loop opens it, with retries)."""
     from passgate.hardware.camera import Paced
     from passgate.hardware.camera.files import PathSource
@@ -59,11 +80,11 @@ def make_source(cfg: Config) -> Any:
     if cam.source == "webcam":
         return WebcamSource(cam.webcam_index, size=cam.lores_size, fps=cam.fps)
     # Folder or video is decided at each open: the path may appear only later (a mount).
-    inner = PathSource(cam.path, loop=cam.loop)
+    inner = PathSource(loaded_path(cam.path, "camera.path"), loop=cam.loop)
     return Paced(inner, cam.fps)  # files come as fast as asked; the loop expects a camera's pace
 
 
-def open_journal(cfg: Config, key: bytes) -> Any:
+def open_journal(cfg: Config, key: bytes) -> Journal:
     """The scan journal, opened now if it can be. If not (the state folder is missing or
     read-only, the file is damaged), a journal that tries again on every call: the loop then
     starts with the "journal fault" screen and denies scans ``journal_fault`` until it opens.
@@ -71,14 +92,14 @@ def open_journal(cfg: Config, key: bytes) -> Any:
     from passgate.errors import JournalError
     from passgate.journal.journal import Journal
 
-    args = (cfg.journal.path, key, cfg.checkpoint.device_id)
+    args = (loaded_path(cfg.journal.path, "journal.path"), key, cfg.checkpoint.device_id)
     try:
         return Journal(*args)
     except JournalError:  # the loop's first look at it raises and logs the fault
         return Journal(*args, connect=False)
 
 
-def make_trust(cfg: Config, journal: Any) -> Any:
+def make_trust(cfg: Config, journal: Journal) -> TrustSource:
     """The trust provider ``[trust]`` asks for: the installed bundle, or a plain folder."""
     from passgate.checkpoint.trustview import BundleTrust, StaticTrust, local_policy
 
@@ -91,7 +112,7 @@ def make_trust(cfg: Config, journal: Any) -> Any:
 
     cp = cfg.checkpoint
     return BundleTrust(
-        BundleWatcher(cfg.trust.bundle_dir),
+        BundleWatcher(loaded_path(cfg.trust.bundle_dir, "trust.bundle_dir")),
         journal,
         cp.zone,
         policy,
@@ -100,7 +121,7 @@ def make_trust(cfg: Config, journal: Any) -> Any:
     )
 
 
-def sync_connectivity(state_dir: Path) -> Callable[[float], Any]:
+def sync_connectivity(state_dir: Path) -> Callable[[float], Connectivity]:
     """The sync agent's view of the network, from its state file in ``state_dir``."""
     return SyncConnectivity(state_dir)
 
@@ -120,7 +141,7 @@ class SyncConnectivity:
         self.path = state_path(state_dir)
         self._problem = ""
 
-    def __call__(self, now: float) -> Any:
+    def __call__(self, now: float) -> Connectivity:
         from passgate.hardware.display.screens import Connectivity
 
         state, problem = self._read()
@@ -132,7 +153,7 @@ class SyncConnectivity:
             self._problem = problem
         return Connectivity.UNKNOWN if state is None else Connectivity(state.connectivity_at(now))
 
-    def _read(self) -> tuple[Any, str]:
+    def _read(self) -> tuple[SyncState | None, str]:
         from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState
 
         try:
@@ -173,9 +194,9 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}  # whatever signal.signal() handed back
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         stop()
 
@@ -191,17 +212,17 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 def run_checkpoint(
     cfg: Config,
     *,
-    source: Any,
-    pin_factory: Any,
-    clock: Any,
-    terminal: Any = None,
-    notifier: Any = None,
-    decoder: Any = None,
-    on_scan: Callable | None = None,
+    source: FrameSource,
+    pin_factory: Any,  # a gpiozero PinFactory or a function making one (gpiozero is untyped)
+    clock: Clock,
+    terminal: TextIO | TerminalView | None = None,
+    notifier: Notifier | None = None,
+    decoder: Decoder | None = None,
+    on_scan: Callable[[Scan], None] | None = None,
     on_signal_change: Callable[[str, float], None] | None = None,
-    ready: Callable[[Any], None] | None = None,
+    ready: Callable[[Checkpoint], None] | None = None,
     max_frames: int | None = None,
-) -> Any:
+) -> Checkpoint:
     """Build the checkpoint from ``cfg`` around the given hardware parts and run it.
 
     Returns the :class:`~passgate.checkpoint.loop.Checkpoint` after it stopped (SIGTERM, SIGINT, the
@@ -220,7 +241,7 @@ def run_checkpoint(
     from passgate.hardware.display import Display
     from passgate.hardware.signals.retry import RetryingSignals
 
-    key = read_hash_key(cfg.journal.hash_key_file)
+    key = read_hash_key(loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file"))
     with contextlib.ExitStack() as stack:
         # The hardware parts handed in are ours to close, last: the pin factory after the
         # devices on it, the source after the loop (it closes it too; closing is idempotent).
@@ -266,7 +287,7 @@ def run_checkpoint(
             "checkpoint %s in zone %s: camera %s, display %s, trust %s",
             cfg.checkpoint.device_id,
             cfg.checkpoint.zone,
-            getattr(source, "name", "?"),
+            source.name,
             cfg.display.driver,
             cfg.trust.source,
         )
@@ -278,6 +299,7 @@ def run_checkpoint(
 
 
 __all__ = [
+    "loaded_path",
     "make_source",
     "make_trust",
     "open_journal",

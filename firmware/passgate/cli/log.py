@@ -115,7 +115,7 @@ def summary(counts: dict, shown: int, pending: int, dead: int, since: float | No
     """``12 scans since ... (showing 12): 9 accepted, 3 denied (2 expired, ...); ...``."""
     total = sum(counts.values())
     accepted = sum(n for (v, _), n in counts.items() if v == "accept")
-    denied = Counter()
+    denied: Counter[str] = Counter()
     for (v, reason), n in counts.items():
         if v != "accept":
             denied[REASON_WORDS.get(reason, reason)] += n

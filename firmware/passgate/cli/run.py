@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_device(config: Path | None) -> int:
     """The real checkpoint: config, hardware, loop until SIGTERM."""
-    from passgate.checkpoint.wiring import make_source, run_checkpoint
+    from passgate.checkpoint.wiring import loaded_path, make_source, run_checkpoint
     from passgate.clock.clock import ClockConfig, SystemClock
     from passgate.clock.store import ClockStore
     from passgate.config.load import load_config
@@ -91,6 +91,7 @@ def run_device(config: Path | None) -> int:
     # Built by the checkpoint, and built again while it fails: no GPIO at start-up is a
     # "GPIO fault" on the OLED, not an exit (under systemd, a restart loop, a blank screen).
     pin_factory = functools.partial(make_pin_factory, PIN_FACTORIES.get(wanted, "auto"))
-    clock = SystemClock(ClockStore(cfg.clock.floor_file), ClockConfig.from_section(cfg.clock))
+    floor_file = loaded_path(cfg.clock.floor_file, "clock.floor_file")
+    clock = SystemClock(ClockStore(floor_file), ClockConfig.from_section(cfg.clock))
     run_checkpoint(cfg, source=make_source(cfg), pin_factory=pin_factory, clock=clock)
     return 0

@@ -160,7 +160,8 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
     from passgate.selftest import checks as st
     from passgate.selftest import state as ss
 
-    zone, shared = cfg.checkpoint.zone, {}
+    zone = cfg.checkpoint.zone
+    shared: dict[str, Any] = {}  # each look-up made once, by the checks that need it
 
     def trust() -> tuple[Any, Any]:
         """(Loaded bundle or None, TrustStore or None), read once."""

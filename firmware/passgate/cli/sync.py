@@ -98,6 +98,7 @@ def resolve(args: argparse.Namespace) -> Paths:
         journal, bundle_dir = state / "journal.sqlite", state / "bundle"
         floor = state / "clock.floor"
     else:
+        assert cfg is not None  # a state folder or a config: checked above
         state, journal = cfg.checkpoint.state_dir, cfg.journal.path
         bundle_dir, floor = cfg.trust.bundle_dir, cfg.clock.floor_file
     return Paths(
@@ -180,7 +181,8 @@ def enrol(args: argparse.Namespace) -> int:
     if not paths.device_id:
         raise UsageError("--device ID is required without a config file")
     done = previous is not None and previous.enrolled_at is not None
-    if done and previous.collector == collector and previous.device == paths.device_id:
+    if (done and previous is not None and previous.collector == collector
+            and previous.device == paths.device_id):
         print(f"already enrolled with {collector} as {previous.device}")
         return 0
     fingerprint = load_device_key(paths.key).fingerprint

@@ -154,7 +154,8 @@ def challenge(args: argparse.Namespace) -> int:
 
 def set_token(args: argparse.Namespace) -> int:
     from passgate.cli import EXIT_DENIED
-    from passgate.clock.tokens import TimeTokenError, load_time_keys
+    from passgate.clock.tokens import load_time_keys
+    from passgate.errors import TimeTokenError
     from passgate.util.timefmt import iso
 
     cfg = site_config(args.config)

@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from passgate.clock.sources import KernelSync, RtcProbe, rtc_since_epoch
 from passgate.clock.store import Anchor, ClockStore, TokenResult
 from passgate.clock.tokens import TimeKey
 from passgate.errors import TrustError
+
+if TYPE_CHECKING:
+    from passgate.config.schema import ClockSection
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class ClockConfig:
     epoch: float = RELEASE_EPOCH
 
     @classmethod
-    def from_section(cls, section) -> ClockConfig:
+    def from_section(cls, section: ClockSection) -> ClockConfig:
         """The site's settings from the config's ``[clock]`` (:class:`ClockSection`). Every
         process that reads the clock (scanner, sync agent, commands) builds it this way."""
         return cls(
@@ -234,9 +237,11 @@ class SystemClock:
         return "", 0.0
 
     def _rtc_offset(self, system: float, mono: float) -> float | None:
-        cache = self._rtc_cache
+        cache, rtc = self._rtc_cache, self._rtc
+        if rtc is None:  # the caller only asks when there is an RTC
+            return None
         if cache is None or mono - cache[0] >= self.config.rtc_probe_every_s:
-            rtc_t = self._rtc()
+            rtc_t = rtc()
             cache = self._rtc_cache = (mono, None if rtc_t is None else rtc_t - system)
         return cache[1]
 
@@ -272,7 +277,7 @@ class SystemClock:
             self._floor, self._floor_mono, self._floor_source = low, mono, state.floor_source
             self._stored = state.floor if state.floor is not None else float(self.config.epoch)
             log.warning("clock floor repaired by a signed time token: %.0f", low)
-        elif stored is not None:
+        elif stored is not None and state.floor is not None:  # floor_at is None only then
             self._stored = max(self._stored, state.floor)
             if stored > self._floor + (mono - self._floor_mono):
                 self._floor, self._floor_mono, self._floor_source = stored, mono, state.floor_source
@@ -284,7 +289,8 @@ class SystemClock:
     def _maybe_persist(self, mono: float) -> None:
         """Persist the floor when it moved ``persist_every_s`` past what is stored: bounded
         SD writes, and a restart or reboot loses at most that much progress."""
-        if not self._persist:
+        store = self.store
+        if not self._persist or store is None:  # _persist implies a store
             return
         lower = self._floor + (mono - self._floor_mono)
         if lower - self._stored < self.config.persist_every_s:
@@ -292,7 +298,7 @@ class SystemClock:
         # Monotonic progress keeps the source the floor came from: a floor NTP set stays
         # repairable by a token however long it was carried forward.
         try:
-            self.store.raise_floor(lower, self.boot_id, mono, self._floor_source, self._repairs)
+            store.raise_floor(lower, self.boot_id, mono, self._floor_source, self._repairs)
         except OSError as exc:
             self._warn_once("persist", f"cannot persist the clock floor: {exc}")
             return
@@ -306,12 +312,13 @@ class SystemClock:
         """The state file is unreadable (garbage, truncated, a wrong-typed field): every
         process would refuse it from now on, so it is rewritten from the floor in memory.
         ``read()`` never raises for the file: the scanner's frame loop calls it."""
-        if not self._persist:
+        store = self.store
+        if not self._persist or store is None:  # _persist implies a store
             self._warn_once("damaged", f"{exc}; keeping the floor in memory")
             return
         lower = self._floor + (mono - self._floor_mono)
         try:
-            self.store.replace_damaged(
+            store.replace_damaged(
                 lower,
                 self.boot_id,
                 mono,

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from passgate.errors import HardwareError
 
@@ -47,7 +48,7 @@ class _Timex(ctypes.Structure):
     ]
 
 
-def load_adjtimex() -> Callable:
+def load_adjtimex() -> Callable[..., Any]:
     """libc's ``adjtimex``; OSError if there is none (not Linux)."""
     try:
         return ctypes.CDLL(None, use_errno=True).adjtimex
@@ -55,7 +56,7 @@ def load_adjtimex() -> Callable:
         raise HardwareError(f"adjtimex unavailable: {exc}") from None
 
 
-def read_timex(adjtimex: Callable | None = None) -> tuple[int, int]:
+def read_timex(adjtimex: Callable[..., Any] | None = None) -> tuple[int, int]:
     """``adjtimex`` in read-only mode (modes = 0): (status bits, maxerror in microseconds).
 
     Raises OSError if the call fails.
@@ -82,7 +83,7 @@ class KernelSync:
 
     def __init__(self, reader: Callable[[], tuple[int, int]] | None = None) -> None:
         self._reader = reader or self._read
-        self._adjtimex: Callable | None = None
+        self._adjtimex: Callable[..., Any] | None = None
         self._failed = False
 
     def _read(self) -> tuple[int, int]:

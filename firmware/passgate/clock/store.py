@@ -32,6 +32,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from passgate.clock.tokens import TimeKey, new_nonce, verify_token
 from passgate.errors import ClockError, TimeTokenError, TrustError
@@ -61,7 +62,7 @@ class ClockFile:
     floor_mono: float = 0.0
     floor_source: str = ""
     anchor: Anchor | None = None
-    challenges: tuple[dict, ...] = field(default_factory=tuple)
+    challenges: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     token_floor: float | None = None  # the latest time any authentic token carried
     repairs: int = 0  # how many times a fresh token lowered a floor that no token had set
 
@@ -229,7 +230,7 @@ class ClockStore:
         with locked(self._lock):
             state = self.load()
             current = state.floor_at(boot, mono)
-            changes: dict = {}
+            changes: dict[str, Any] = {}
             answered = None
             if token.nonce is not None:
                 answered = next(
@@ -278,7 +279,7 @@ class ClockStore:
 
     @staticmethod
     def _repair(
-        state: ClockFile, current: float, t: float, boot: str, mono: float, changes: dict
+        state: ClockFile, current: float, t: float, boot: str, mono: float, changes: dict[str, Any]
     ) -> bool:
         """A fresh token behind the floor: lower the floor if no token set it (the repair)."""
         if state.floor_source == "token":
@@ -307,7 +308,7 @@ class ClockStore:
         )
         return True
 
-    def _write(self, state: ClockFile, **changes) -> None:
+    def _write(self, state: ClockFile, **changes: Any) -> None:
         merged = {**state.__dict__, **changes}
         anchor = merged["anchor"]
         doc = {
@@ -334,7 +335,7 @@ def _finite(value: object) -> float:
     return number
 
 
-def _live(challenge: dict, boot: str, mono: float) -> bool:
+def _live(challenge: dict[str, Any], boot: str, mono: float) -> bool:
     return (
         challenge.get("boot") == boot
         and 0 <= mono - float(challenge.get("mono", -1e18)) <= CHALLENGE_TTL_S

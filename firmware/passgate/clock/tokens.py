@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -79,7 +80,7 @@ def make_token(
     """Sign a token (the collector's side, and ``passgate time token``)."""
     if nonce is not None and len(nonce) != NONCE_LEN:
         raise TimeTokenError(f"nonce must be {NONCE_LEN} bytes")
-    claims: dict = {"typ": TOKEN_TYPE, "t_ms": int(round(t * 1000)), "dev": device_id}
+    claims: dict[str, Any] = {"typ": TOKEN_TYPE, "t_ms": int(round(t * 1000)), "dev": device_id}
     if nonce is not None:
         claims["nonce"] = nonce
     protected = {HDR_ALG: ALG_EDDSA, HDR_KID: kid_of(raw_public(key))}

@@ -28,8 +28,8 @@ from passgate.config.options import (
     toml_value,
 )
 from passgate.config.schema import NAME_RE, SECTIONS, Config, DisplayConfig
-from passgate.config.validators import BadValue, type_name
-from passgate.errors import ConfigError
+from passgate.config.validators import type_name
+from passgate.errors import BadValue, ConfigError
 
 DEFAULT_PATH = Path("/etc/passgate/passgate.toml")
 DROPIN_DIR = "passgate.d"

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from passgate.config.validators import BadValue, Validator
-from passgate.errors import ConfigError
+from passgate.config.validators import Validator
+from passgate.errors import BadValue, ConfigError
 
 MISSING = dataclasses.MISSING
 

@@ -23,7 +23,7 @@ from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any
 
-from passgate.errors import ConfigError
+from passgate.errors import BadValue, ConfigError
 from passgate.util.timefmt import parse_duration
 
 Validator = Callable[[Any], Any]
@@ -34,19 +34,6 @@ RTC_RE = re.compile(r"rtc[0-9]{1,2}")  # a kernel RTC's name under /sys/class/rt
 
 # BCM 2 and 3 are I2C SDA/SCL (the OLED, an RTC); 0 and 1 are the HAT EEPROM's ID bus.
 GPIO_FIRST, GPIO_LAST = 4, 27
-
-
-class BadValue(ConfigError):
-    """A problem with the value of ``name`` (a key, or ``key.entry`` inside a table).
-
-    ``prefix`` is only for the message of an error raised outside the loader (``signals.``
-    when a :class:`~passgate.hardware.signals.gpio.SignalsConfig` is built in Python); the
-    loader uses ``name`` and ``problem`` and adds the file and the section itself.
-    """
-
-    def __init__(self, name: str, problem: str, prefix: str = "") -> None:
-        super().__init__(f"{prefix}{name}: {problem}")
-        self.name, self.problem = name, problem
 
 
 def show(v: Any) -> str:

@@ -19,7 +19,7 @@ decoder at WARNING, then at DEBUG) and counts as nothing found. A frame that is 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -76,7 +76,8 @@ class ZxingDecoder:
         # zxing-cpp 3 widened QRCode to the family (Micro QR, rMQR too): in the corpus a
         # patch of an inverted pass then read as a spurious Micro QR "376261". Ask for
         # Model 2 where the name exists (3.x), and keep only QR Model 2 results either way.
-        self._formats = getattr(fmt, "QRCodeModel2", fmt.QRCode)
+        # Any: a BarcodeFormat, whose name depends on the zxing-cpp version installed.
+        self._formats: Any = getattr(fmt, "QRCodeModel2", fmt.QRCode)
         self._qr = fmt.QRCode
         self.try_invert = try_invert
         self._error = _ErrorLog(self.name)
@@ -131,7 +132,9 @@ class ZbarDecoder:
         return out
 
 
-DECODERS = {"zxing": ZxingDecoder, "zbar": ZbarDecoder}
+DECODERS: dict[str, type[ZxingDecoder] | type[ZbarDecoder]] = {
+    "zxing": ZxingDecoder, "zbar": ZbarDecoder
+}
 
 
 def make_decoder(name: str = DEFAULT, try_invert: bool = True) -> Decoder:

@@ -24,7 +24,10 @@ def make(text: str) -> segno.QRCode:
 
 
 def version_of(text: str) -> int:
-    return make(text).version
+    version = make(text).version
+    if not isinstance(version, int):  # segno names Micro QR versions ("M4"); make_qr never
+        raise TypeError(f"not a QR Model 2 version: {version!r}")
+    return version
 
 
 def modules(text: str) -> np.ndarray:

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from passgate.config.schema import AntipassbackSection
 
 from passgate.errors import ConfigError
 
@@ -66,7 +69,7 @@ class AntiPassback:
         }
 
     @classmethod
-    def from_config(cls, journal: AcceptLog, section) -> AntiPassback:
+    def from_config(cls, journal: AcceptLog, section: AntipassbackSection) -> AntiPassback:
         """Build from the config's ``[antipassback]`` section (``window``, ``purposes``,
         ``zones.NAME.window`` and ``zones.NAME.purposes``)."""
         zones = dict(section.zones)

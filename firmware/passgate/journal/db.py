@@ -18,13 +18,15 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 from urllib.parse import quote
 
 from passgate.errors import JournalError
 from passgate.journal.schema import DDL, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")  # what a journal call returns
 
 
 class JournalDB:
@@ -109,7 +111,7 @@ class JournalDB:
             got = db.execute("SELECT value FROM meta WHERE key = 'device_id'").fetchone()
             self.device_id = got[0] if got else ""
 
-    def _run(self, what: str, fn: Callable[[sqlite3.Connection], object], write: bool = True):
+    def _run(self, what: str, fn: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
         """Run ``fn(db)`` (inside ``BEGIN IMMEDIATE ... COMMIT`` when ``write``).
 
         Any sqlite3 error rolls back and becomes JournalError; ``fn``'s result is returned
@@ -163,5 +165,5 @@ class JournalDB:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -152,8 +152,8 @@ class Journal(JournalDB):
             (int(limit),))], write=False)
 
     def pending_count(self) -> int:
-        return self._run("read", lambda db: db.execute(
-            "SELECT count(*) FROM scans WHERE uploaded_at IS NULL").fetchone()[0], write=False)
+        return self._run("read", lambda db: int(db.execute(
+            "SELECT count(*) FROM scans WHERE uploaded_at IS NULL").fetchone()[0]), write=False)
 
     def chain_before(self, seq: int) -> bytes:
         """The chain value of the row before ``seq`` (the ``prev`` to verify ``seq`` with).
@@ -210,8 +210,8 @@ class Journal(JournalDB):
             "LIMIT ?", (-1 if limit is None else int(limit),))], write=False)
 
     def dead_letter_count(self) -> int:
-        return self._run("read", lambda db: db.execute(
-            "SELECT count(*) FROM dead_letter").fetchone()[0], write=False)
+        return self._run("read", lambda db: int(db.execute(
+            "SELECT count(*) FROM dead_letter").fetchone()[0]), write=False)
 
     def keep_for(self, seconds: float) -> None:
         """Keep uploaded rows at least ``seconds`` whatever retention :meth:`prune` is given.

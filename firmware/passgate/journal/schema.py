@@ -41,15 +41,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 import cbor2
 
 from passgate.clock.clock import ClockState
 from passgate.errors import ArgumentError
 from passgate.passes.verdict import Reason, Result
+
+if TYPE_CHECKING:
+    from passgate.clock.clock import TimeReading
+    from passgate.passes.verdict import Verdict
 
 ENCODING_VERSION = 1
 SCHEMA_VERSION = 1  # PRAGMA user_version of the database
@@ -131,7 +136,7 @@ def ms_bound(t: float) -> int:
     return -(2**62) if t == float("-inf") else to_ms(t)
 
 
-def row_with_status(r: Sequence) -> Row:
+def row_with_status(r: Sequence[Any]) -> Row:
     """A row from a SELECT of COLUMNS plus uploaded_at, dead_reason, dead_at."""
     return Row.from_db(r[:12], r[12], r[13], r[14])
 
@@ -199,13 +204,13 @@ class ScanRecord:
             raise ArgumentError("scanned_at must be a number")
 
     @classmethod
-    def of(cls, verdict, reading, zone: str, nonce: bytes, pass_hash: bytes | None,
-           flags: Iterable[str] = ()) -> ScanRecord:
+    def of(cls, verdict: Verdict, reading: TimeReading, zone: str, nonce: bytes,
+           pass_hash: bytes | None, flags: Iterable[str] = ()) -> ScanRecord:
         """Build a record from a final :class:`~passgate.passes.verdict.Verdict` and the
         :class:`~passgate.clock.clock.TimeReading` it was decided at."""
         return cls(
-            nonce=nonce, scanned_at=reading.now, clock_state=reading.state,
-            verdict=verdict.result, reason=verdict.reason, pass_hash=pass_hash,
+            nonce=nonce, scanned_at=reading.now, clock_state=reading.state.value,
+            verdict=verdict.result.value, reason=verdict.reason.value, pass_hash=pass_hash,
             kid=verdict.kid, purpose=verdict.purpose, zone=zone, flags=tuple(flags),
         )
 
@@ -245,7 +250,13 @@ class Row:
         return "pending" if self.uploaded_at is None else "uploaded"
 
     @classmethod
-    def from_db(cls, r: Sequence, uploaded_ms=None, dead_reason=None, dead_ms=None) -> Row:
+    def from_db(
+        cls,
+        r: Sequence[Any],
+        uploaded_ms: int | None = None,
+        dead_reason: str | None = None,
+        dead_ms: int | None = None,
+    ) -> Row:
         """From a tuple in :data:`COLUMNS` order plus the status columns."""
         return cls(
             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
@@ -254,7 +265,7 @@ class Row:
             None if dead_ms is None else dead_ms / 1000,
         )
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """JSON-ready form (bytes as lower-case hex), used by ``passgate log --json``."""
         return {
             "seq": self.seq, "nonce": self.nonce.hex(), "t_ms": self.t_ms,
@@ -271,13 +282,13 @@ _FIELDS = ("seq", "nonce", "t_ms", "clock_state", "verdict", "reason", "pass_has
            "purpose", "zone", "flags")
 
 
-def encode_row(row: Row | Mapping) -> bytes:
+def encode_row(row: Row | Mapping[str, Any]) -> bytes:
     """The canonical CBOR encoding of a row's chained fields (see the module docstring).
 
     ``row`` is a :class:`Row` or a mapping with the same field names and types (bytes for
     ``nonce`` and ``pass_hash``, int ``t_ms``), so a collector can use its own rows.
     """
-    get = row.get if isinstance(row, Mapping) else (lambda k: getattr(row, k))
+    get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else (lambda k: getattr(row, k))
     seq, nonce, t_ms, clock, verdict, reason, ph, kid, purpose, zone, flags = (
         get(k) for k in _FIELDS
     )
@@ -288,12 +299,12 @@ def encode_row(row: Row | Mapping) -> bytes:
     )
 
 
-def chain_of(prev: bytes, row: Row | Mapping) -> bytes:
+def chain_of(prev: bytes, row: Row | Mapping[str, Any]) -> bytes:
     """``SHA-256(prev || encode_row(row))``: the chain value ``row`` must carry."""
     return hashlib.sha256(bytes(prev) + encode_row(row)).digest()
 
 
-def verify_chain(rows: Iterable[Row | Mapping], prev: bytes = ZERO_CHAIN) -> int | None:
+def verify_chain(rows: Iterable[Row | Mapping[str, Any]], prev: bytes = ZERO_CHAIN) -> int | None:
     """Check consecutive rows against the chain value ``prev`` of the row before the first.
 
     Returns the index (into ``rows``) of the first row whose stored ``chain`` is not what

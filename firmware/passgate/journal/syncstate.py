@@ -12,6 +12,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from passgate.util.atomicfile import write_atomic
 
@@ -45,7 +46,7 @@ class SyncState:
     bundle_version: int | None = None
     updated_at: float | None = None
 
-    def with_(self, **changes) -> SyncState:
+    def with_(self, **changes: Any) -> SyncState:
         return replace(self, **changes)
 
     def connectivity_at(self, now: float, max_age: float = STALE_AFTER) -> str:

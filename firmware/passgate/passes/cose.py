@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 import cbor2
 
@@ -84,34 +85,34 @@ def canonical(obj: object) -> bytes:
 
     Raises :class:`PassFormatError` (malformed) for types a pass never holds.
     """
-    t = type(obj)
-    if t is bytes:
+    t = type(obj)  # exact types: a bool is not an int here (type(obj) is X narrows for mypy)
+    if type(obj) is bytes:
         return head(2, len(obj)) + obj
-    if t is int:
+    if type(obj) is int:
         if 0 <= obj < 2**64:
             return head(0, obj)
         if -(2**64) <= obj < 0:
             return head(1, -1 - obj)
         raise malformed("integer out of range")
-    if t is str:
+    if type(obj) is str:
         b = obj.encode("utf-8")
         return head(3, len(b)) + b
-    if t is list or t is tuple:
+    if type(obj) is list or type(obj) is tuple:
         return head(4, len(obj)) + b"".join([canonical(v) for v in obj])
-    if t is dict or isinstance(obj, Mapping):
+    if isinstance(obj, Mapping):  # dict included
         items = [(canonical(k), canonical(v)) for k, v in obj.items()]
         items.sort(key=_length_first)
         return head(5, len(items)) + b"".join([k + v for k, v in items])
-    if t is cbor2.CBORTag:
+    if type(obj) is cbor2.CBORTag:
         return head(6, obj.tag) + canonical(obj.value)
-    if t is bool:
+    if type(obj) is bool:
         return _SIMPLE[obj]
     if obj is None:
         return b"\xf6"
     raise malformed(f"unexpected CBOR item ({t.__name__})")
 
 
-def _refuse_tag(decoder: object) -> object:
+def _refuse_tag(immutable: object) -> NoReturn:  # cbor2 calls it with one argument
     raise malformed("semantic CBOR tag not allowed")
 
 
@@ -121,7 +122,9 @@ def _refuse_tag(decoder: object) -> object:
 # a 253-byte input), so they are refused while decoding, before any of that happens.
 _REFUSED_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260,
                  261, 1004, 55799)
-_SEMANTIC_DECODERS = {tag: _refuse_tag for tag in _REFUSED_TAGS}
+_SEMANTIC_DECODERS: dict[int, Callable[[bool], NoReturn]] = dict.fromkeys(
+    _REFUSED_TAGS, _refuse_tag
+)
 
 
 def loads(data: bytes, what: str) -> object:
@@ -173,8 +176,8 @@ def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -
 def encode_sign1(
     payload: bytes,
     sign: Callable[[bytes], bytes],
-    protected: dict,
-    unprotected: dict | None = None,
+    protected: dict[int, object],
+    unprotected: dict[int, object] | None = None,
 ) -> bytes:
     """Build a tagged COSE_Sign1; ``sign`` maps the ToBeSigned bytes to a signature.
 

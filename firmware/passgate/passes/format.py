@@ -22,6 +22,7 @@ that is what keeps a typical pass within QR version 8 at ECC M (docs/pass-format
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from passgate.passes import base45
@@ -88,8 +89,8 @@ class Claims:
         if hint is not None and (not isinstance(hint, str) or not _HINT_RE.fullmatch(hint)):
             raise malformed(f"hint must be 1-{HINT_MAX} printable characters")
 
-    def to_cbor_map(self) -> dict:
-        extra: list = [self.purpose, list(self.zones)]
+    def to_cbor_map(self) -> dict[int, object]:
+        extra: list[object] = [self.purpose, list(self.zones)]
         if self.hint is not None:
             extra.append(self.hint)
         return {
@@ -102,7 +103,7 @@ class Claims:
         }
 
 
-def encode(claims: Claims, sign, kid: bytes) -> str:
+def encode(claims: Claims, sign: Callable[[bytes], bytes], kid: bytes) -> str:
     """Return the QR text of a pass; ``sign`` maps bytes to an Ed25519 signature.
 
     Raises ``PassFormatError`` (malformed) for invalid claims, and for claims that are each

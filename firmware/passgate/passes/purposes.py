@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -43,7 +44,7 @@ class PurposeTable:
     def __contains__(self, purpose_id: object) -> bool:
         return purpose_id in self._by_id
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Purpose]:
         return iter(self._by_id.values())
 
     def __len__(self) -> int:

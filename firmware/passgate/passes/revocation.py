@@ -37,7 +37,9 @@ class RevocationList:
         """``sorted_digests``: sorted, unique digests (dtype ``S16``), e.g. from ``np.unique``."""
         self._packed = np.ascontiguousarray(sorted_digests, dtype=_DTYPE).tobytes()
         n = len(self._packed) // DIGEST_LEN
-        prefixes = np.frombuffer(self._packed, dtype=">u2")[:: DIGEST_LEN // 2] if n else []
+        prefixes: np.ndarray | list[int] = (
+            np.frombuffer(self._packed, dtype=">u2")[:: DIGEST_LEN // 2] if n else []
+        )
         # _offsets[b] = index of the first entry whose first two bytes are >= b.
         starts = np.searchsorted(prefixes, np.arange(_BUCKETS + 1), side="left")
         self._offsets = array("q", (starts * DIGEST_LEN).tolist())

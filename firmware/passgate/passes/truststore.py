@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -41,8 +42,8 @@ class IssuerKey:
     Signatures are verified with libsodium (PyNaCl): measured 1.9x faster than
     ``cryptography`` here (71 vs 134 us), and strict per RFC 8032 (it also refuses small-order
     R and non-canonical S). The raw key is checked for a valid point on construction.
-    Verification goes through :func:`passgate.passes.keys.verify_signature`, shared with the bundle's
-    root signatures and the time tokens.
+    Verification goes through :func:`passgate.passes.keys.verify_signature`, shared with the
+    bundle's root signatures and the time tokens.
     """
 
     kid: bytes
@@ -58,12 +59,12 @@ class IssuerKey:
         check_public_point(self.raw, self.source or "issuer key")
 
     @classmethod
-    def from_public(cls, public: Ed25519PublicKey, **meta) -> IssuerKey:
+    def from_public(cls, public: Ed25519PublicKey, **meta: Any) -> IssuerKey:
         raw = raw_public(public)
         return cls(kid=kid_of(raw), raw=raw, **meta)
 
     @classmethod
-    def from_raw(cls, raw: bytes, **meta) -> IssuerKey:
+    def from_raw(cls, raw: bytes, **meta: Any) -> IssuerKey:
         return cls(kid=kid_of(raw), raw=raw, **meta)
 
     def verifies(self, message: bytes, signature: bytes) -> bool:
@@ -82,7 +83,7 @@ class TrustStore:
         keys: Iterable[IssuerKey],
         revoked: RevocationList | None = None,
         purposes: PurposeTable | None = None,
-        zone_purposes: Mapping[str, frozenset[str]] | None = None,
+        zone_purposes: Mapping[str, frozenset[str] | None] | None = None,  # None: any purpose
     ) -> None:
         self._by_kid: dict[bytes, tuple[IssuerKey, ...]] = {}
         for key in keys:
@@ -117,7 +118,7 @@ class TrustStore:
         )
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -155,12 +156,12 @@ def _load_issuer(pub: Path) -> IssuerKey:
             times[name] = None if value is None else parse_instant(str(value))
         except ValueError as exc:
             raise TrustError(f"{where}: {name}: {exc}") from None
-    name = meta.get("name")
-    if name is not None and not isinstance(name, str):
+    issuer = meta.get("name")
+    if issuer is not None and not isinstance(issuer, str):
         raise TrustError(f"{where}: name must be a string")
     return IssuerKey.from_public(
         public,
-        issuer=name,
+        issuer=issuer,
         zones=_str_set(meta.get("zones"), f"{where}: zones"),
         purposes=_str_set(meta.get("purposes"), f"{where}: purposes"),
         source=str(pub),

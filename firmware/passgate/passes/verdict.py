@@ -75,7 +75,7 @@ class Verdict:
 
         return replace(self, result=Result.DENY, reason=reason, detail=detail, remaining_s=None)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         """The stable JSON form used by ``passgate verify --json`` (no pass id, no hint)."""
         return {
             "verdict": self.result.value,

@@ -66,7 +66,7 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
         pin_roots(plan.bundle_dir, dev.roots)
         changes.append(f"root keys pinned: {dev.roots.describe()}")
     version = None
-    if plan.bundle is not None:
+    if plan.bundle is not None and dev.bundle is not None:  # the plan's bundle is dev.bundle
         version = install_bundle(dev.bundle, plan.bundle_dir, now, roots=dev.roots).version
         changes.append(f"bundle v{version} installed")
     for path in [plan.bundle_dir, *plan.bundle_dir.rglob("*")]:
@@ -105,7 +105,8 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
         old = load_enrolment(path)
         same = old is not None and (old.collector, old.device, old.fingerprint) == (
             dev.collector_url, dev.device_id, fingerprint)
-        if not (same and (old.enrolled_at is not None or old.token == dev.enrol_token)):
+        if not (old is not None and same
+                and (old.enrolled_at is not None or old.token == dev.enrol_token)):
             save_enrolment(path, Enrolment(dev.collector_url, dev.device_id, fingerprint,
                                            token=dev.enrol_token))
             own(path, sync_owner)

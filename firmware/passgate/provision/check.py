@@ -18,6 +18,7 @@ from typing import Any
 
 from passgate.bundle import BundleError, pinned_roots, read_bundle
 from passgate.bundle.install import RECORD_FILE
+from passgate.checkpoint.wiring import loaded_path
 from passgate.config.load import DROPIN_DIR, Config, load_config
 from passgate.errors import ConfigError, TrustError
 from passgate.provision.devicefile import (
@@ -61,7 +62,8 @@ def check(device: DeviceFile, now: float, *, etc_dir: Path = DEFAULT_ETC,
         bundle_dir, key_file = state / "bundle", state / "journal.key"
     else:
         state = cfg.checkpoint.state_dir
-        bundle_dir, key_file = cfg.trust.bundle_dir, cfg.journal.hash_key_file
+        bundle_dir = loaded_path(cfg.trust.bundle_dir, "trust.bundle_dir")
+        key_file = loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file")
     try:
         pinned = pinned_roots(bundle_dir)
     except TrustError as exc:

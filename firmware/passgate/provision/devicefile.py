@@ -96,12 +96,15 @@ def read_device_file(path: Path, bundle: Path | None = None) -> DeviceFile:
     if type(fmt) is not int or fmt != FORMAT:
         raise fail("format", f"this passgate reads device file format {FORMAT}")
     tables = {name: _table(doc, name, *spec, fail) for name, spec in _KNOWN.items()}
+    required = {}
     for name in ("device", "trust", "journal"):
-        if tables[name] is None:
+        table = tables[name]
+        if table is None:
             raise fail(name, "required section is missing")
+        required[name] = table
 
-    device_id = _text(tables["device"], "device.id", fail)
-    zone = _text(tables["device"], "device.zone", fail)
+    device_id = _text(required["device"], "device.id", fail)
+    zone = _text(required["device"], "device.zone", fail)
     if not DEVICE_ID_RE.fullmatch(device_id):
         raise fail("device.id", f"{device_id!r}: 1-64 of a-z 0-9 . _ - (lower case), "
                    "starting with a letter or digit")
@@ -121,7 +124,7 @@ def read_device_file(path: Path, bundle: Path | None = None) -> DeviceFile:
         if not TOKEN_RE.fullmatch(token):
             raise fail("sync.enrol_token", "not a token from 'passgate-collector token new'")
 
-    trust = tables["trust"]
+    trust = required["trust"]
     roots = _roots(trust["roots"], fail)
     if bundle is None and "bundle" in trust:
         bundle = path.parent / _text(trust, "trust.bundle", fail)
@@ -131,7 +134,7 @@ def read_device_file(path: Path, bundle: Path | None = None) -> DeviceFile:
         bundle = path.parent / DEFAULT_BUNDLE
     time_keys = _keys(trust.get("time_keys", []), "trust.time_keys", fail)
 
-    key_hex = _text(tables["journal"], "journal.pass_hash_key", fail)
+    key_hex = _text(required["journal"], "journal.pass_hash_key", fail)
     try:
         hash_key = bytes.fromhex(key_hex)
     except ValueError:

@@ -300,6 +300,7 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
     bus, ~100 ms a 100 kHz one.
     """
     from passgate.hardware.display import MessageScreen, TestPatternScreen, render
+    from passgate.hardware.display.screens import Screen
 
     if open_output is None:
         return Result("display", Status.SKIP, "no display configured (display.driver = none)")
@@ -307,7 +308,7 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
         output = open_output()
     except Exception as exc:  # noqa: BLE001 - HardwareError, OSError, luma's own errors
         return Result("display", Status.FAIL, f"cannot open {name}: {_hint(str(exc))}")
-    screens = [TestPatternScreen(0), TestPatternScreen(1),
+    screens: list[Screen] = [TestPatternScreen(0), TestPatternScreen(1),
                MessageScreen("selftest", "display ok; results on the terminal")]
     pushes: list[float] = []
     try:

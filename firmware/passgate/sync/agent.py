@@ -278,7 +278,8 @@ class SyncAgent:
         try:
             reply = self.client.fetch_bundle(have)
         except BundleTooLarge as exc:
-            return self._bundle_refused(hint, exc)
+            self._bundle_refused(hint, exc)
+            return None
         if reply.data is None:
             # Only "nothing newer" (304) confirms the installed bundle; a collector with none
             # published (404) confirms nothing, so the staleness clock keeps running.
@@ -292,9 +293,11 @@ class SyncAgent:
         try:
             version = self._bundle.install(reply.data)
         except PassgateError as exc:
-            return self._bundle_refused(reply.version, exc)
+            self._bundle_refused(reply.version, exc)
+            return None
         except OSError as exc:
-            return self._bundle_unwritable(reply.version, exc)
+            self._bundle_unwritable(reply.version, exc)
+            return None
         self._refused_bundle = self._bundle_error = self._unwritable = None
         log.info("trust bundle %d installed (was %s)", version, have)
         return version
@@ -321,6 +324,8 @@ class SyncAgent:
         return None
 
     def _refreshed(self) -> None:
+        if self._bundle is None:  # only called by the bundle round, which needs it
+            return
         try:
             self._bundle.refreshed(self._now())
         except OSError as exc:

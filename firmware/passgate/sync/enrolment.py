@@ -71,7 +71,7 @@ def attempt(client: CollectorClient, path: Path, enrolment: Enrolment, now: floa
     Raises ``Transient`` (record unchanged: try again later) or ``Refused`` (recorded, the
     token is dropped from further attempts).
     """
-    if not enrolment.outstanding:
+    if not enrolment.outstanding or enrolment.token is None:  # outstanding: a token is held
         return enrolment
     try:
         client.enrol(enrolment.token)

@@ -114,7 +114,7 @@ class TimeLink:
 
     def accept(self, raw: bytes) -> None:
         """Feed one token from a collector answer to the clock (time_sink of the client)."""
-        from passgate.clock.tokens import TimeTokenError
+        from passgate.errors import TimeTokenError
 
         now = self._mono()
         answers = self._nonce is not None and _token_nonce(raw) == self._nonce[0]

@@ -18,12 +18,13 @@ from pathlib import Path
 def write_atomic(path: Path, chunks: bytes | Iterable[bytes], mode: int = 0o644) -> None:
     """Atomically replace ``path`` with ``chunks`` (bytes or an iterable of bytes)."""
     path = Path(path)
-    if isinstance(chunks, bytes | bytearray | memoryview):
-        chunks = (chunks,)
+    parts: Iterable[bytes | bytearray | memoryview] = (
+        (chunks,) if isinstance(chunks, bytes | bytearray | memoryview) else chunks
+    )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
+            for chunk in parts:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())

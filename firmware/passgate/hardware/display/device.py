@@ -23,7 +23,7 @@ from passgate.config.validators import (
     valid_int_range,
     valid_path,
 )
-from passgate.errors import HardwareError
+from passgate.errors import ConfigError, HardwareError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from passgate.clock.clock import ClockState
+from passgate.errors import HardwareError
 from passgate.hardware.display.screens import (
     AcceptedScreen,
     Connectivity,
@@ -37,7 +40,7 @@ COLS = WIDTH // CELL_W  # 21 characters across at scale 1
 
 
 @functools.cache
-def _font() -> ImageFont.ImageFont:
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     # A cache, not state: the font is immutable once loaded.
     loader = getattr(ImageFont, "load_default_imagefont", None)  # Pillow >= 10.1
     return loader() if loader else ImageFont.load_default()
@@ -269,6 +272,8 @@ def _test_pattern(c: Canvas, s: TestPatternScreen) -> None:
     # Border (edge pixels), a checkerboard of 1-pixel squares (every pixel's neighbours
     # differ) on the left half and 4-pixel stripes on the right; phase 1 is the inverse.
     px = c.image.load()
+    if px is None:  # load() gives pixel access for every in-memory image
+        raise HardwareError("no pixel access to the canvas")
     for yy in range(HEIGHT):
         for xx in range(WIDTH):
             if xx in (0, WIDTH - 1) or yy in (0, HEIGHT - 1):
@@ -280,7 +285,7 @@ def _test_pattern(c: Canvas, s: TestPatternScreen) -> None:
             px[xx, yy] = on ^ (s.phase % 2)
 
 
-_DRAW = {
+_DRAW: dict[type, Callable[[Canvas, Any], None]] = {
     IdleScreen: _idle,
     AcceptedScreen: _accepted,
     DeniedScreen: _denied,

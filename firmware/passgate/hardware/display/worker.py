@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from PIL import Image
 
@@ -115,7 +115,7 @@ class Display:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._slots = [
-            _Slot(name, out if not hasattr(out, "display") else partial(_same, out), retry_s)
+            _Slot(name, _opener(out), retry_s)
             for name, out in outputs.items()
         ]
         self._render = renderer
@@ -262,3 +262,10 @@ class Display:
 
 def _same(output: Output) -> Output:
     return output
+
+
+def _opener(out: Output | Callable[[], Output]) -> Callable[[], Output]:
+    """An output given open (it has ``display``), or the function that opens it."""
+    if hasattr(out, "display"):
+        return partial(_same, cast(Output, out))
+    return out

@@ -266,6 +266,15 @@ class Signals:
                 raise HardwareError(f"signals.{channel}: cannot use GPIO{pin}: {exc}") from exc
         return devices
 
+    # The frame loop's Outputs interface (passgate.checkpoint.parts): outputs built are set up
+    # for good, so there is nothing to retry and the relay is never down.
+    relay_down = False
+
+    def retry(self, now: float) -> str:
+        """Nothing to set up again: always ``""`` (GPIO that may not be there yet is
+        :class:`~passgate.hardware.signals.retry.RetryingSignals`)."""
+        return ""
+
     # -- what the daemon calls; each returns at once --------------------------------------
 
     def accept(self) -> None:
