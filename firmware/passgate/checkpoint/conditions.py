@@ -4,7 +4,8 @@
 condition has a name (``camera``, ``journal``, ``gpio``, ``trust_missing``, ``trust_stale``,
 ``clock``, ``decoder``, ``display``) and a short, data-free detail. It is logged once when it
 starts and once when it clears, never per frame, and the ones with a screen raise it on the
-:class:`~passgate.hardware.display.policy.DisplayPolicy`. The loop asks :meth:`Conditions.changes` for
+:class:`~passgate.hardware.display.policy.DisplayPolicy`. The loop asks :meth:`Conditions.changes`
+for
 what to tell the outside world (the red fault blink, systemd's ``STATUS=``), so nothing here
 touches hardware and every transition is tested without it.
 """

@@ -118,7 +118,8 @@ class Checkpoint:
     """The checkpoint's frame loop. Build it with every part, then :meth:`run` it.
 
     ``display`` gets a screen from a :class:`DisplayPolicy` on every loop turn (it must not
-    block: :class:`passgate.hardware.display.Display` renders and pushes on its own thread, and skips
+    block: :class:`passgate.hardware.display.Display` renders and pushes on its own thread, and
+    skips
     unchanged screens). ``monotonic`` and ``wait`` drive the timers; ``nonce`` makes the
     16-byte client nonce of each journal row; ``on_scan`` observes every scan after it was
     recorded and signalled; ``connectivity(now)`` (polled every ``pending_every_s``) says

@@ -9,7 +9,8 @@ Two providers give the frame loop a :class:`TrustView` whenever it asks:
   bundle's fleet policy for this zone and site decides the clock and staleness policies and
   the anti-passback windows. A window longer than ``journal.retention`` is logged once per
   bundle, and the journal is told to keep rows for it
-  (:meth:`passgate.journal.journal.Journal.keep_for`), since anti-passback reads them there. Without a
+  (:meth:`passgate.journal.journal.Journal.keep_for`), since anti-passback reads them there.
+  Without a
   usable bundle every pass is denied (``trust_stale``, "no trust data") and the OLED says "no
   trust data"; the local config's policy applies meanwhile.
 - :class:`StaticTrust`: a plain trust folder (``trust.source = "dir"``, the simulation, tests),

@@ -1,7 +1,8 @@
 """The declared configuration schema: frozen dataclasses, one per TOML section.
 
 Every key is declared once, here, with its type, default, limits and a one-line meaning. The
-loader (:mod:`passgate.config.load`) validates against these declarations, ``passgate config --dump``
+loader (:mod:`passgate.config.load`) validates against these declarations, ``passgate config
+--dump``
 prints them, and ``docs/configuration.md`` describes the same keys. Durations are stored as
 whole seconds (written ``"30m"``, ``"7d"`` or a plain number of seconds in TOML); hold times
 that people tune in fractions of a second are floats with an ``_s`` suffix.
