@@ -4,7 +4,8 @@
     .venv/bin/python bench/decoders.py --per-category 50 --empty 100
 
 Candidates: zxing-cpp with and without ``try_invert``, pyzbar QR-only, and pyzbar QR-only with
-an inverted re-scan; each through ``passgate.hardware.decode``, exactly as the daemon calls it. Times
+an inverted re-scan; each through ``passgate.hardware.decode``, exactly as the daemon calls it.
+Times
 are the calling thread's CPU time per call (``time.thread_time``; neither backend starts
 threads of its own), which a machine shared with other work disturbs far less than
 wall-clock time; on an idle core the two agree. Prints Markdown tables

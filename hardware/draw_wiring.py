@@ -52,7 +52,8 @@ def draw(path: Path = OUT) -> Path:
     img = Image.new("RGB", (980, 620), "white")
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default_imagefont()
-    d.text((20, 12), "passgate wiring (BCM numbering; defaults from firmware config)", fill="black", font=font)
+    d.text((20, 12), "passgate wiring (BCM numbering; defaults from firmware config)",
+           fill="black", font=font)
     # The 40-pin header, two columns: odd pins left, even pins right.
     x0, y0, pitch = 430, 50, 26
     d.rectangle((x0 - 14, y0 - 14, x0 + 64, y0 + 20 * pitch), outline="black", width=2)

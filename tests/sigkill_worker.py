@@ -2,7 +2,8 @@
 
     python tests/sigkill_worker.py STATE SIDE_FILE N
 
-Runs :func:`passgate.checkpoint.wiring.run_checkpoint` (real journal, debouncer, verifier, anti-passback,
+Runs :func:`passgate.checkpoint.wiring.run_checkpoint` (real journal, debouncer, verifier,
+anti-passback,
 signals on MockFactory pins, display worker with no outputs) over a frame source that yields
 pre-decoded texts: N distinct valid passes, each followed by an empty frame, so every pass is
 a new presentation. ``READY=1`` goes to ``$NOTIFY_SOCKET`` once frames flow, as under systemd.

@@ -273,8 +273,8 @@ def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, 
         assert enrol["token"] == TOKEN and enrol["collector"] == "https://collector.example"
 
         # The scanner's user can read its config and key; a second run changes nothing.
-        script = ("from passgate.config.load import load_config; from passgate.checkpoint.wiring import "
-                  "read_hash_key; c = load_config(); "
+        script = ("from passgate.config.load import load_config; "
+                  "from passgate.checkpoint.wiring import read_hash_key; c = load_config(); "
                   "print(c.checkpoint.device_id, read_hash_key(c.journal.hash_key_file).hex())")
         dump = run("chroot", "--userspec=passgate:passgate", str(r),
                    "/opt/passgate/venv/bin/python", "-c", script, env=CHROOT_ENV)

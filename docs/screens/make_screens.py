@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The OLED pictures in docs/technician.md, drawn by the firmware's own renderer.
 
-Every picture is ``passgate.hardware.display.render`` of a screen built the way the firmware builds it
+Every picture is ``passgate.hardware.display.render`` of a screen built the way the firmware builds
+it
 (``verdict_screen``, ``idle_screen``, the fault helpers, the provisioning and self-test
 messages), enlarged 4x with nearest-neighbour scaling inside a grey bezel so it reads like
 the 128x64 panel. ``tests/test_technician_docs.py`` regenerates them and compares pixels, so

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from passgate.bundle.format import (
@@ -182,4 +181,4 @@ def read_revoked(path: Path) -> RevocationList:
         raise TrustError(f"{path}: cannot read revocation list: {exc}") from None
     if len(data) % DIGEST_LEN:
         raise TrustError(f"{path}: length is not a multiple of {DIGEST_LEN}")
-    return RevocationList(np.unique(np.frombuffer(data, dtype=f"S{DIGEST_LEN}")))
+    return RevocationList.from_digests(data)

@@ -4,7 +4,8 @@ A device pins one root set at provisioning (``roots.toml`` in its bundle folder)
 counts only if at least ``threshold`` *distinct* pinned keys signed its manifest; a bundle may
 carry a new root set, accepted only when the current threshold and the new one both signed it
 (the new keys prove they exist and are held). Every root key goes through
-:func:`passgate.passes.keys.check_public_point`: a low-order key would make a forged signature valid.
+:func:`passgate.passes.keys.check_public_point`: a low-order key would make a forged signature
+valid.
 """
 
 from __future__ import annotations

@@ -2,8 +2,14 @@
 
 Exit codes are a contract: 0 success / accepted, 1 denied or a check failed, 2 usage or
 configuration error (one line on stderr saying what is wrong).
-Sub-command modules import heavy libraries inside their handlers, so ``passgate --help``
-and start-up stay fast.
+
+Loading is lazy: a sub-command's module is imported only when that sub-command runs (or
+shows its own ``--help``); the others appear in the parser as empty placeholders carrying
+the one-line description in ``COMMANDS``, so ``passgate --help`` and argparse's errors
+list every sub-command without importing any. Sub-command modules in turn import heavy
+libraries inside their handlers. ``passgate verify`` thus loads no numpy, no other
+sub-command and no ``passgate.checkpoint`` (``tests/test_cli_lazy.py``, which also checks
+that each description here is the one its module registers).
 """
 
 from __future__ import annotations
@@ -12,27 +18,56 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Iterable
 
 from passgate.errors import PassgateError
 
-# Module names under passgate.cli; each defines register(subparsers).
-COMMANDS = ("keys", "issue", "verify", "log", "sync", "bundle", "timecmd", "provision",
-            "run", "config", "selftest")
+# Sub-command name -> (module under passgate.cli defining register(subparsers), the help
+# line that module gives it). The order is the order of ``passgate --help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "keys": ("keys", "make key pairs"),
+    "issue": ("issue", "issue a pass (or --batch many)"),
+    "verify": ("verify", "verify a pass offline"),
+    "log": ("log", "show the scan journal (for security staff)"),
+    "sync": ("sync", "upload the journal, fetch trust and time"),
+    "bundle": ("bundle", "build, inspect and install signed trust bundles"),
+    "time": ("timecmd", "clock state and signed time tokens"),
+    "provision": ("provision", "apply a device file (passgate-device.toml)"),
+    "run": ("run", "run the checkpoint (--simulate: on a laptop, no hardware)"),
+    "config": ("config", "check the configuration (--dump: print the effective config as TOML)"),
+    "selftest": ("selftest", "on-site checks: camera, decode, display, outputs, clock, trust, "
+                 "collector, disk, journal"),
+}
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the sub-commands named in ``load`` (default: all) registered by their
+    modules, and the others as placeholders that only name and describe themselves."""
+    wanted = set(COMMANDS) if load is None else set(load)
     parser = argparse.ArgumentParser(prog="passgate", description="Offline QR-pass checkpoint.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    for name, (module, help_line) in COMMANDS.items():
+        if name in wanted:
+            importlib.import_module(f"{__name__}.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
+def command_named(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` runs: its first word that is not an option (the top level
+    has only flags), if that is a sub-command's name; None lets argparse say what is wrong."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = command_named(argv)
+    parser = build_parser(() if command is None else (command,))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -1,4 +1,5 @@
-"""``passgate bundle``: build, inspect, install signed trust bundles; ``verify --bundle``.
+"""``passgate bundle``: build, inspect, install signed trust bundles (``verify --bundle``:
+in trustopts).
 
 Exit codes: 0 done (or verified), 1 a check failed (the bundle was refused, or does not verify
 against the given roots; the installed bundle stays active), 2 usage, unreadable input, or a
@@ -16,6 +17,9 @@ import time
 from pathlib import Path
 
 from passgate.cli.timecmd import config_option
+from passgate.cli.trustopts import now as _now
+from passgate.cli.trustopts import roots as _roots
+from passgate.cli.trustopts import roots_options as _roots_options
 
 DEFAULT_STATE = Path("/var/lib/passgate/bundle")
 
@@ -88,72 +92,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     config_option(s)
     s.add_argument("--json", action="store_true", help="print a JSON object")
     s.set_defaults(func=status)
-
-
-def _roots_options(p: argparse.ArgumentParser, note: str = "") -> None:
-    p.add_argument(
-        "--roots", type=Path, help=f"root public keys: roots.toml, or a folder of *.pub{note}"
-    )
-    p.add_argument(
-        "--threshold", type=int, help="with --roots as a *.pub folder: how many must sign"
-    )
-
-
-def add_verify_options(p: argparse.ArgumentParser) -> None:
-    """``passgate verify --bundle FILE --roots R``: take the trust store from a bundle whose
-    signatures are checked against root keys given on the command line."""
-    p.add_argument(
-        "--bundle", type=Path, help="verify against a signed bundle file instead of --trust"
-    )
-    _roots_options(p, " to check the bundle's signatures (required with --bundle)")
-    p.add_argument(
-        "--unverified-bundle",
-        action="store_true",
-        help="development only: use --bundle without checking its signatures (no --roots)",
-    )
-    p.get_default("trust_loaders").append(_bundle_trust)
-
-
-def _bundle_trust(args: argparse.Namespace):
-    from passgate.errors import UsageError
-
-    unverified = getattr(args, "unverified_bundle", False)
-    if getattr(args, "bundle", None) is None:
-        if unverified:
-            raise UsageError("--unverified-bundle goes with --bundle FILE")
-        return None
-    from passgate.bundle import read_bundle, trust_status
-    from passgate.util.timefmt import iso
-
-    if getattr(args, "trust", None) is not None:
-        raise UsageError("give --trust DIR or --bundle FILE, not both")
-    roots = _roots(args)
-    if roots is None and not unverified:
-        # A verdict against a bundle nobody checked would look like a real one: refuse.
-        raise UsageError(
-            "--bundle needs --roots R to check its signatures "
-            "(--unverified-bundle skips the check, for development only)"
-        )
-    if roots is not None and unverified:
-        raise UsageError("give --roots R or --unverified-bundle, not both")
-
-    bundle = read_bundle(args.bundle, roots)
-    store, info = bundle.trust()
-    if info.verified:
-        note = (
-            f"bundle v{info.version} verified against the roots given with --roots "
-            f"({roots.describe()}): signed by {', '.join(info.signed_by)}"
-        )
-    else:
-        note = (
-            f"bundle v{info.version} NOT verified (--unverified-bundle): its signatures "
-            "were not checked"
-        )
-    print(f"passgate: {note}", file=sys.stderr)
-    st = trust_status(info, _now(args.at, None)[0])
-    if st.expired:
-        print(f"passgate: warning: {st.message} (expiry {iso(info.expires)})", file=sys.stderr)
-    return store
 
 
 def build(args: argparse.Namespace) -> int:
@@ -258,29 +196,6 @@ def _state(args: argparse.Namespace, cfg) -> Path:
     if args.state is not None:
         return args.state
     return cfg.trust.bundle_dir if cfg is not None else DEFAULT_STATE
-
-
-def _roots(args: argparse.Namespace):
-    if getattr(args, "roots", None) is None:
-        return None
-    from passgate.bundle import RootSet
-
-    return RootSet.load(args.roots, args.threshold)
-
-
-def _now(at: str | None, clock_file: Path | None, cfg=None) -> tuple[float, str]:
-    from passgate.errors import UsageError
-    from passgate.util.timefmt import parse_instant
-
-    if at:
-        try:
-            return float(parse_instant(at)), "--at"
-        except ValueError as exc:
-            raise UsageError(f"--at: {exc}") from None
-    from passgate.cli.timecmd import effective_reading
-
-    reading = effective_reading(clock_file, cfg)
-    return reading.now, f"clock {reading.state.value}"
 
 
 def _size(text: str) -> int:

@@ -4,7 +4,8 @@ The hardware objects are built here and only here: the frame source from ``[came
 (picamera2 is imported when it opens), gpiozero's pin factory (lgpio on a Pi 5, RPi.GPIO on
 older boards; ``GPIOZERO_PIN_FACTORY=mock`` runs the real entry point on a laptop), and the
 real clock with its persisted floor. The luma I2C device is opened by the display worker
-from ``[display]``. Everything else is assembled by :func:`passgate.checkpoint.wiring.run_checkpoint`.
+from ``[display]``. Everything else is assembled by
+:func:`passgate.checkpoint.wiring.run_checkpoint`.
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ class Paths:
     sync_dir: Path
     retention_s: float | None
     device_id: str | None  # None: no config and no --device (the enrolment record has it)
-    clock: Any = None  # passgate.clock.clock.ClockConfig: the site's clock settings (None: defaults)
+    # passgate.clock.clock.ClockConfig: the site's clock settings (None: defaults)
+    clock: Any = None
 
     @property
     def key(self) -> Path:

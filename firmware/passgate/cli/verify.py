@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at", help="check at this ISO-8601 time instead of now")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=run, trust_loaders=[])
-    from passgate.cli.bundle import (
+    from passgate.cli.trustopts import (
         add_verify_options,  # --bundle FILE [--roots R]: adds a trust loader
     )
 

@@ -336,7 +336,8 @@ class SystemClock:
 
     # -- tokens (for the sync agent and ``passgate time``) ---------------------------------
     def new_challenge(self) -> bytes:
-        """A nonce to send to the collector with a time request (see :mod:`passgate.clock.tokens`)."""
+        """A nonce to send to the collector with a time request (see
+        :mod:`passgate.clock.tokens`)."""
         store = self._need_store()
         self._sync_store(self._mono())  # a damaged file is rewritten first
         return store.new_challenge(self.boot_id, self._mono())

@@ -1,6 +1,7 @@
 """Where the clock's trust comes from, read from the kernel: NTP synchronisation and an RTC.
 
-Both are probes the :class:`passgate.clock.clock.SystemClock` calls (and tests replace): nothing here
+Both are probes the :class:`passgate.clock.clock.SystemClock` calls (and tests replace): nothing
+here
 decides anything about the floor. Read lazily, never at import.
 """
 

@@ -5,25 +5,28 @@ Each entry is the first 16 bytes of SHA-256 of the pass id, so entries have one 
 unlike a Bloom filter (a 128-bit digest collision is not a realistic event).
 
 A lookup reads a 65,537-entry offset table indexed by the digest's first two bytes (512 kB),
-then searches only that bucket (~15 entries at 1,000,000) with ``bytes.find``: about 1.5 us,
-where ``numpy.searchsorted`` on the array took about 8 us (mostly numpy call overhead).
-Measured in ``bench/verify.py``.
+then searches only that bucket (~15 entries at 1,000,000) with ``bytes.find``: about 1 us.
+Measured in ``bench/verify.py``. No numpy: it sits on the verify path, which stays numpy-free
+(``tests/test_cli_lazy.py``). Building sorts one first-byte bucket at a time (~4,000 entries
+at 1,000,000), so the short-lived per-entry objects never number more than a bucket's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import operator
+import sys
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
-
-import numpy as np
 
 from passgate.errors import TrustError
 
 DIGEST_LEN = 16
-_DTYPE = np.dtype(f"S{DIGEST_LEN}")
 _BUCKETS = 1 << 16  # indexed by the first two digest bytes
+_CHUNK = 4096  # entries compared at a time when checking a packed list's order
 
 
 def digest(pass_id: bytes) -> bytes:
@@ -33,40 +36,61 @@ def digest(pass_id: bytes) -> bytes:
 class RevocationList:
     """An exact set of revoked pass ids, stored as their sorted 16-byte digests."""
 
-    def __init__(self, sorted_digests: np.ndarray) -> None:
-        """``sorted_digests``: sorted, unique digests (dtype ``S16``), e.g. from ``np.unique``."""
-        self._packed = np.ascontiguousarray(sorted_digests, dtype=_DTYPE).tobytes()
-        n = len(self._packed) // DIGEST_LEN
-        prefixes: np.ndarray | list[int] = (
-            np.frombuffer(self._packed, dtype=">u2")[:: DIGEST_LEN // 2] if n else []
+    def __init__(self, sorted_digests: bytes | bytearray | memoryview) -> None:
+        """``sorted_digests``: sorted, unique 16-byte digests back to back (any buffer)."""
+        self._packed = bytes(sorted_digests)
+        # The first two bytes of every entry, as big-endian unsigned 16-bit numbers.
+        pairs = bytearray(2 * len(self))
+        pairs[0::2] = self._packed[0::DIGEST_LEN]
+        pairs[1::2] = self._packed[1::DIGEST_LEN]
+        prefixes = array("H", pairs)
+        if sys.byteorder == "little":
+            prefixes.byteswap()
+        # _offsets[b] = byte offset of the first entry whose first two bytes are >= b.
+        self._offsets = array(
+            "q", (bisect_left(prefixes, b) * DIGEST_LEN for b in range(_BUCKETS + 1))
         )
-        # _offsets[b] = index of the first entry whose first two bytes are >= b.
-        starts = np.searchsorted(prefixes, np.arange(_BUCKETS + 1), side="left")
-        self._offsets = array("q", (starts * DIGEST_LEN).tolist())
 
     @classmethod
     def empty(cls) -> RevocationList:
-        return cls(np.empty(0, dtype=_DTYPE))
+        return cls(b"")
 
     @classmethod
     def from_pass_ids(cls, pass_ids: Iterable[bytes]) -> RevocationList:
-        # One growing buffer, not a list of a million digest objects (which left ~50 MB of
-        # freed small-object arenas in the process after a 1,000,000-entry build).
-        packed = bytearray()
+        # One growing buffer per first digest byte, not a list of a million digest objects
+        # (which left ~50 MB of freed small-object arenas in the process after a
+        # 1,000,000-entry build).
+        buckets = [bytearray() for _ in range(256)]
         sha256 = hashlib.sha256
         for pass_id in pass_ids:
-            packed += sha256(pass_id).digest()[:DIGEST_LEN]
-        return cls(np.unique(np.frombuffer(packed, dtype=_DTYPE)))
+            d = sha256(pass_id).digest()
+            buckets[d[0]] += d[:DIGEST_LEN]
+        return cls(b"".join(_sorted_unique(b) for b in buckets))
+
+    @classmethod
+    def from_digests(cls, data: bytes) -> RevocationList:
+        """Packed 16-byte digests in any order, duplicates allowed (a collector's ``*.bin``)."""
+        if len(data) % DIGEST_LEN:
+            raise ValueError(f"length is not a multiple of {DIGEST_LEN}")
+        buckets = [bytearray() for _ in range(256)]
+        view = memoryview(data)
+        for i in range(0, len(data), DIGEST_LEN):
+            buckets[data[i]] += view[i : i + DIGEST_LEN]
+        return cls(b"".join(_sorted_unique(b) for b in buckets))
 
     @classmethod
     def from_packed(cls, data: bytes, where: str = "revocation list") -> RevocationList:
         """Load the binary form (sorted unique digests back to back), checking it is so."""
         if len(data) % DIGEST_LEN:
             raise TrustError(f"{where}: length is not a multiple of {DIGEST_LEN}")
-        arr = np.frombuffer(data, dtype=_DTYPE)
-        if len(arr) > 1 and not bool(np.all(arr[1:] > arr[:-1])):
-            raise TrustError(f"{where}: entries are not sorted and unique")
-        return cls(arr)
+        step = _CHUNK * DIGEST_LEN
+        for start in range(0, len(data), step):
+            # Each chunk overlaps the next by one entry, so every neighbouring pair is compared.
+            chunk = data[start : start + step + DIGEST_LEN]
+            entries = [chunk[i : i + DIGEST_LEN] for i in range(0, len(chunk), DIGEST_LEN)]
+            if not all(map(operator.lt, entries, islice(entries, 1, None))):
+                raise TrustError(f"{where}: entries are not sorted and unique")
+        return cls(data)
 
     @classmethod
     def from_text_file(cls, path: Path) -> RevocationList:
@@ -101,6 +125,12 @@ class RevocationList:
                 return True
             i = self._packed.find(d, i + 1, end)
         return False
+
+
+def _sorted_unique(packed: bytearray) -> bytes:
+    """One bucket's digests, sorted, duplicates dropped."""
+    entries = {bytes(packed[i : i + DIGEST_LEN]) for i in range(0, len(packed), DIGEST_LEN)}
+    return b"".join(sorted(entries))
 
 
 def _hex_lines(path: Path) -> Iterable[bytes]:

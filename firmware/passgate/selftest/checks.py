@@ -357,9 +357,11 @@ def check_signals(cfg: Any, pin_factory: Callable[[], Any], *,
                   sleep: Callable[[float], None] = time.sleep, step_s: float = 0.5,
                   relay_s: float = 0.2) -> Result:
     """Cycle buzzer, green LED, red LED and the door relay (a short pulse) through
-    :class:`~passgate.hardware.signals.gpio.Signals`, so the wiring polarity settings apply as in service.
+    :class:`~passgate.hardware.signals.gpio.Signals`, so the wiring polarity settings apply as in
+    service.
 
-    ``cfg`` is a :class:`~passgate.hardware.signals.gpio.SignalsConfig`; ``pin_factory()`` returns the
+    ``cfg`` is a :class:`~passgate.hardware.signals.gpio.SignalsConfig`; ``pin_factory()`` returns
+    the
     gpiozero pin factory (called here, so that a missing GPIO library is this check's FAIL).
     FAIL when a pin cannot be claimed or an output could not be switched. Whether the buzzer
     sounded and the lock clicked only a person can tell.

@@ -1,7 +1,8 @@
 """A frame source as the frame loop keeps it: opened when needed, closed when it fails, and
 the exponential backoff to wait before trying again.
 
-The loop (:class:`passgate.checkpoint.loop.Checkpoint`) decides what a failure means (a fault screen,
+The loop (:class:`passgate.checkpoint.loop.Checkpoint`) decides what a failure means (a fault
+screen,
 the red blink) and does the waiting itself, so that it keeps the watchdog fed and can be
 stopped; this class only keeps the source's state and the delay.
 """

@@ -5,7 +5,8 @@ A screen holds finished texts and states, never a clock: everything time-relativ
 ``now``. So two equal screens always draw the same pixels, :class:`~.worker.Display` can skip
 an unchanged screen cheaply, and :func:`~.render.render` is a pure function.
 
-The words for every :class:`~passgate.passes.verdict.Reason` live in one table, :data:`REASON_WORDS`,
+The words for every :class:`~passgate.passes.verdict.Reason` live in one table,
+:data:`REASON_WORDS`,
 so a new reason without words fails a test instead of showing nothing.
 """
 
