@@ -5,6 +5,7 @@
 #   ./setup.sh simulate [ARGS]   set up and run the simulated checkpoint on a laptop
 #   ./setup.sh dev               set up only
 #   sudo ./setup.sh install [--dry-run] [--readonly-root | --writable-root] [--state-device DEV]
+#                           [--no-pi-camera]
 #                                provision a Raspberry Pi (Raspberry Pi OS Bookworm or Trixie, 64-bit)
 #   sudo ./setup.sh image --base IMAGE.img --config DEVICE.toml --out OUT.img [--bundle FILE]
 #                         [--state-partition SIZE] (more: deploy/image.sh)

@@ -232,15 +232,20 @@ img_install_chroot() {
     img_copy_source "$r/var/tmp/passgate-src"
     local rc=0
     # PASSGATE_ASSUME_PI=0: raspi-config cannot work in a chroot; img_hardware does its part.
-    img_note "installing in a chroot: the 'not a Raspberry Pi' steps below are done by this tool"
-    chroot "$r" "${env_[@]}" PASSGATE_ASSUME_PI=0 /var/tmp/passgate-src/setup.sh install || rc=$?
-    if [ "$rc" = 0 ] && [ -e "$r/etc/rpi-issue" ]; then
-        if chroot "$r" "${env_[@]}" DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            --no-install-recommends "${PI_APT[@]}" >/dev/null; then
+    # The Pi packages first: they bring the system numpy, which the install then gives the
+    # venv instead of a numpy of its own (deploy/packages.sh).
+    if [ -e "$r/etc/rpi-issue" ]; then
+        if chroot "$r" "${env_[@]}" apt-get update -qq && chroot "$r" "${env_[@]}" \
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${PI_APT[@]}" >/dev/null; then
             img_note "Raspberry Pi packages installed: ${PI_APT[*]}"
         else
             rc=$?
         fi
+    fi
+    img_note "installing in a chroot: the 'not a Raspberry Pi' steps below are done by this tool"
+    if [ "$rc" = 0 ]; then
+        chroot "$r" "${env_[@]}" PASSGATE_ASSUME_PI=0 /var/tmp/passgate-src/setup.sh install || rc=$?
     fi
     chroot "$r" "${env_[@]}" apt-get clean || true
     rm -rf "$r/var/tmp/passgate-src"

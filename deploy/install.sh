@@ -13,6 +13,8 @@
 #   --writable-root    the overlay off again (the state stays on its partition)
 #   --state-device DEV the state partition to use (with --readonly-root, or alone: state
 #                      partition without the overlay)
+#   --no-pi-camera     on a Pi, leave out the camera packages (python3-picamera2, python3-libcamera)
+#                      that only Raspberry Pi OS's repository has: camera.source files or webcam
 # The state partition and the overlay are deploy/state.sh.
 
 PG_PREFIX=${PASSGATE_PREFIX:-/opt/passgate}
@@ -24,9 +26,9 @@ PG_SYNC_STATE=/var/lib/passgate-sync
 # passgate-firstboot does nothing unless /boot/firmware/passgate-device.toml exists.
 PG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service)
 INSTALL_APT=(python3 python3-venv python3-pip libzbar0 i2c-tools sqlite3 rsync ca-certificates systemd)
-# From Raspberry Pi OS only. picamera2 must come from apt; the venv sees it through
-# --system-site-packages. lgpio is gpiozero's pin factory on a Pi 5 (and works on older Pis).
-PI_APT=(python3-picamera2 python3-libcamera python3-lgpio python3-rpi-lgpio)
+# PI_APT (Raspberry Pi OS's packages, checked before apt-get install) and the venv's numpy.
+# shellcheck source=deploy/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
 
 DRY_RUN=0
 READONLY_ROOT=0
@@ -52,11 +54,23 @@ is_pi() {
 }
 
 step_packages() {
-    local want=("${INSTALL_APT[@]}") missing
-    if is_pi; then want+=("${PI_APT[@]}"); else skipped "apt packages ${PI_APT[*]}"; fi
+    local want=("${INSTALL_APT[@]}") missing pi=() pi_missing
+    if is_pi; then
+        read -r -a pi <<<"$(pi_apt_wanted | tr "\n" " ")"
+        want+=("${pi[@]}")
+        if [ "$NO_PI_CAMERA" = 1 ]; then
+            SKIPPED+=("apt packages ${PI_CAMERA_APT[*]}")
+            say "skipped (--no-pi-camera): apt packages ${PI_CAMERA_APT[*]}"
+        fi
+    else
+        skipped "apt packages ${PI_APT[*]}"
+    fi
     read -r -a missing <<<"$(missing_packages "${want[@]}" | tr "\n" " ")"
     [ ${#missing[@]} -eq 0 ] && return 0
     act apt-get update -qq
+    # Stop before apt-get install if a Pi package is not to be had (exit 2, not apt's 100).
+    read -r -a pi_missing <<<"$(missing_packages "${pi[@]}" | tr "\n" " ")"
+    if [ ${#pi_missing[@]} -gt 0 ]; then check_pi_packages "${pi_missing[@]}"; fi
     act env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     changed "apt packages installed: ${missing[*]}"
 }
@@ -154,8 +168,24 @@ step_code() {
         act python3 -m venv --system-site-packages "$venv"
         changed "virtual environment $venv created (with system site packages for picamera2)"
     fi
-    if [ -n "$diff" ] || [ ! -f "$stamp" ]; then
-        act "$venv/bin/pip" install -q --disable-pip-version-check "$src"
+    # One numpy when the system has one (deploy/packages.sh): pinned for pip, none in the venv.
+    local constraint="$venv/passgate-constraints.txt" pin=() numpy_changed=0 sys_numpy own
+    sys_numpy=$(system_numpy | sed -n 1p)
+    if update_numpy_constraint "$constraint"; then
+        numpy_changed=1
+        changed "pip constraint $constraint: ${sys_numpy:+numpy==}${sys_numpy:-none (no system numpy)}"
+    fi
+    if [ -n "$sys_numpy" ]; then
+        pin=(-c "$constraint")
+        own=$(venv_own_numpy "$venv")
+        if [ -n "$own" ]; then
+            act "$venv/bin/pip" uninstall -y -q --disable-pip-version-check numpy
+            changed "numpy removed from the venv ($own): the system's numpy $sys_numpy is used"
+            numpy_changed=1
+        fi
+    fi
+    if [ -n "$diff" ] || [ ! -f "$stamp" ] || [ "$numpy_changed" = 1 ]; then
+        act "$venv/bin/pip" install -q --disable-pip-version-check "${pin[@]}" "$src"
         if [ "$DRY_RUN" = 0 ]; then date -u +%FT%TZ >"$stamp"; fi
         changed "passgate installed into $venv"
     fi
@@ -232,6 +262,7 @@ install_main() {
     while [ $# -gt 0 ]; do
         case "$1" in
             --dry-run) DRY_RUN=1 ;;
+            --no-pi-camera) NO_PI_CAMERA=1 ;;
             --readonly-root) READONLY_ROOT=1; want_state=1 ;;
             --writable-root) WRITABLE_ROOT=1 ;;
             --state-device) state_device=${2:-}; want_state=1

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from chroot_util import REPO, copy_source, make_root, trust_host_ca
+from chroot_util import CHROOT_ENV, REPO, copy_source, make_root, trust_host_ca
 from chroot_util import mode as _mode
 from chroot_util import owner as _owner
 from chroot_util import run as _run
@@ -164,3 +164,55 @@ def test_readonly_root_moves_the_state_onto_its_partition(chroot: Path, tmp_path
         for m in reversed(mounts):
             subprocess.run(["umount", "-l", str(m)], check=False)
         _run("losetup", "-d", loop)
+
+
+def test_the_venv_uses_the_system_numpy_that_debian_extensions_are_built_against(chroot: Path):
+    """A numpy 2.x of pip's in the venv shadowed Bookworm's numpy 1.24 and broke apt's picamera2
+    and simplejpeg ("numpy.dtype size changed"). python3-pywt stands in for them here: a Cython
+    extension that Debian built against its python3-numpy (simplejpeg is not in Debian
+    bookworm). It comes after passgate, as on a box whose camera packages came later, so the
+    venv holds pip's numpy from the first install: the next install must remove it and pin
+    numpy to the system's version for pip."""
+    venv_python = "/opt/passgate/venv/bin/python"
+    if not (chroot / "opt/passgate/venv/bin/passgate").exists():
+        assert _install(chroot).returncode == 0  # run on its own: install first
+    apt = _run("chroot", str(chroot), "sh", "-c",
+               "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+               "--no-install-recommends python3-numpy python3-pywt",
+               env=CHROOT_ENV, timeout=900)
+    assert apt.returncode == 0, apt.stderr[-2000:]
+    probe = "import numpy, pywt; pywt.dwt([1.0, 2.0, 3.0, 4.0], 'haar'); print(numpy.__file__)"
+    system = _run("chroot", str(chroot), "python3", "-I", "-c",
+                  "import importlib.metadata as m; print(m.version('numpy'))", env=CHROOT_ENV)
+    version = system.stdout.strip()
+    assert version.startswith("1."), system.stderr  # Bookworm's 1.24, as on Raspberry Pi OS
+
+    # The fault as the field saw it: the venv's own numpy shadows the system's.
+    before = _run("chroot", str(chroot), venv_python, "-c", probe, env=CHROOT_ENV)
+    print(before.stdout, before.stderr[-1500:])
+    shadowing = _run("chroot", str(chroot), venv_python, "-c",
+                     "import numpy; print(numpy.__file__)", env=CHROOT_ENV).stdout
+    assert shadowing.startswith("/opt/passgate/venv/"), shadowing
+    assert before.returncode != 0, "pywt built for numpy 1.x should not import under pip's 2.x"
+
+    fixed = _install(chroot)
+    print(fixed.stderr[-3000:])
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert "numpy removed from the venv" in fixed.stderr
+    constraint = chroot / "opt/passgate/venv/passgate-constraints.txt"
+    assert f"numpy=={version}\n" in constraint.read_text()
+
+    after = _run("chroot", str(chroot), venv_python, "-c", probe, env=CHROOT_ENV)
+    assert after.returncode == 0, after.stderr[-2000:]
+    assert "numpy.dtype size changed" not in after.stderr
+    assert after.stdout.strip().startswith("/usr/lib/python3/dist-packages/numpy/")
+    # passgate itself runs on the system numpy (revocation lists and frames are numpy arrays).
+    uses = _run("chroot", str(chroot), venv_python, "-c",
+                "import numpy, passgate.passes.revocation, passgate.passes.base45; "
+                "print(numpy.__version__)", env=CHROOT_ENV)
+    assert uses.returncode == 0 and uses.stdout.strip() == version, uses.stderr[-2000:]
+    assert _run("chroot", str(chroot), "/usr/local/bin/passgate", "--help").returncode == 0
+
+    again = _install(chroot)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing to change" in again.stderr and "changed:" not in again.stderr
