@@ -77,14 +77,15 @@ valid_claims = st.builds(
     pass_id=st.binary(min_size=12, max_size=32),
     not_before=st.integers(0, 2**40 - 2),
     expires=st.just(None),
-    issued_at=st.integers(0, 2**40 - 2),
+    issued_at=st.just(None),
     purpose=st.integers(0, 65535),
     zones=st.lists(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True),
                    min_size=1, max_size=16, unique=True).map(tuple),
     hint=st.none() | names(12),
-).flatmap(lambda c: st.integers(max(c.not_before, c.issued_at) + 1, 2**40 - 1).map(
-    lambda exp: Claims(c.issuer, c.pass_id, c.not_before, exp, c.issued_at, c.purpose, c.zones,
-                       c.hint)))
+).flatmap(lambda c: st.tuples(st.integers(0, c.not_before),
+                                st.integers(c.not_before + 1, 2**40 - 1)).map(
+    lambda t: Claims(c.issuer, c.pass_id, c.not_before, t[1], t[0], c.purpose, c.zones,
+                     c.hint)))
 
 
 @settings(max_examples=200, deadline=None)
@@ -252,8 +253,8 @@ BAD_CLAIMS = {
     "iss with a zero-width joiner": enc(claims_map(iss="NN\u200dOV")),
     "iss with a C1 control": enc(claims_map(iss="NN\x9bOV")),
     "iss with a trailing space": enc(claims_map(iss="NNOV ")),
-    # spec 1.1: iat < exp (an iat after expiry used to be accepted)
-    "iat at exp": enc(claims_map(iat=T0 + 3 * 3600)),
+    # spec 1.1: iat <= nbf (an iat after expiry used to be accepted)
+    "iat after nbf": enc(claims_map(iat=T0 + 1)),
     "iat after exp": enc(claims_map(iat=T0 + 4 * 3600)),
     "iat too large": enc(claims_map(iat=2**40)),
     # exp as an 8-byte integer although it fits 4 bytes
@@ -297,9 +298,9 @@ def test_name_class_accepts_letters_and_digits_of_any_script(name: str) -> None:
     assert parse_claims(claims_cbor(c)) == c
 
 
-def test_iat_may_precede_or_follow_nbf() -> None:
-    """Spec 1.1: iat is only bounded by exp; a pass may start before or after it is issued."""
-    for iat in (T0 - 86400, T0, T0 + 3 * 3600 - 1):
+def test_iat_may_be_any_time_up_to_nbf() -> None:
+    """Spec 1.1: iat <= nbf; a pass issued a year ahead of its start is fine."""
+    for iat in (0, T0 - 365 * 86400, T0):
         c = claims(issued_at=iat)
         assert parse_claims(claims_cbor(c)) == c
 
@@ -326,3 +327,62 @@ def test_encode_refuses_a_pass_the_verifier_would_not_read() -> None:
     # The largest zone list with a short name still fits, and parses.
     fits = claims(zones=tuple(f"z{i:02d}" + "x" * 29 for i in range(16)), hint=None)
     assert len(passformat.encode(fits, key.sign, b"k" * 8)) <= passformat.MAX_TEXT
+
+
+# --- the issuer keeps the spec: passgate issue ------------------------------------------
+
+def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    from passgate.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def issuer_key_file(tmp_path, capsys: pytest.CaptureFixture):
+    code, _, err = cli(capsys, "keys", "new-issuer", "--out", str(tmp_path / "iss"),
+                       "--name", "NNOV")
+    assert code == 0, err
+    return str(tmp_path / "iss" / "issuer.key")
+
+
+def test_issue_writes_iat_as_the_time_of_issue(issuer_key_file: str,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """Spec 1.1: --from sets nbf; iat is when the pass was signed (it used to be --from)."""
+    import time
+
+    from passgate.util.timefmt import parse_instant
+
+    before = int(time.time())
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                         "--zone", "gate-1", "--from", "2099-01-01T10:00:00Z")
+    assert code == 0, err
+    c = parse_claims(parse_text(out.strip()).payload)
+    assert c.not_before == parse_instant("2099-01-01T10:00:00Z")
+    assert before <= c.issued_at <= int(time.time())
+    # A start in the past is its own iat: a pass is never valid before it exists.
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                         "--zone", "gate-1", "--from", "2020-01-01T10:00:00Z")
+    assert code == 0, err
+    c = parse_claims(parse_text(out.strip()).payload)
+    assert c.issued_at == c.not_before == parse_instant("2020-01-01T10:00:00Z")
+
+
+@pytest.mark.parametrize(("args", "word"), [
+    (["--hint", "\u200b" * 12], "hint"),  # twelve zero-width spaces: was a valid pass
+    (["--hint", "AB\u202e21"], "hint"),  # a bidi override reverses what staff read
+    (["--hint", "AB\x8512"], "hint"),  # a C1 control
+    (["--hint", "И\u0306"], "hint"),  # not NFC
+    (["--issuer", "NN\u200dOV"], "iss"),
+    (["--issuer", "Я" * 32, "--hint", "Ж" * 12,
+      *[a for i in range(15) for a in ("--zone", f"z{i:02d}" + "x" * 29)]], "over the 1024"),
+])
+def test_issue_refuses_what_the_spec_refuses(issuer_key_file: str, capsys: pytest.CaptureFixture,
+                                             args: list[str], word: str) -> None:
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                         "--zone", "gate-1", *args)
+    assert (code, out) == (2, "") and word in err, err

@@ -64,8 +64,9 @@ class Issuer:
         """Return the QR text of a new pass (raises ``PassFormatError`` for bad fields).
 
         ``purpose`` is a purpose id from the issuer's purpose table (``"shopping"``).
-        ``issued_at`` is the time of signing (``passgate issue`` passes its clock); tools
-        and tests that fix every time may leave it out, and it is then ``not_before``.
+        ``issued_at`` is the time of signing, at most ``not_before`` (the format's
+        iat <= nbf; ``passgate issue`` passes ``min(now, not_before)``); left out, it is
+        ``not_before``.
         """
         known = self.purposes.get(purpose)
         if known is None:

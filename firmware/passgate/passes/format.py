@@ -8,7 +8,7 @@ key    name         CBOR type and limits
 1      iss          name text (below), 1-32 chars: must match the trusted key's
 4      exp          uint < 2**40: expiry, POSIX seconds
 5      nbf          uint < exp: not before, POSIX seconds
-6      iat          uint < exp: issued at (the time of signing), POSIX seconds
+6      iat          uint <= nbf: issued at (signing time, or nbf if that is earlier)
 7      cti          bytes, 12-32: the random pass id
 -65537 passgate     array [purpose code uint, zones array of text, hint text (optional)]
 ====== ============ ==========================================================
@@ -116,8 +116,9 @@ class Claims:
                 raise malformed(f"{name} must be a non-negative integer time")
         if self.expires <= self.not_before:
             raise malformed("exp must be after nbf")
-        if self.expires <= self.issued_at:
-            raise malformed("exp must be after iat (a pass issued after its expiry)")
+        if self.issued_at > self.not_before:
+            # A pass is never valid before it exists: iat <= nbf < exp (spec 1.1).
+            raise malformed("iat must not be after nbf")
         if type(self.purpose) is not int or not 0 <= self.purpose <= MAX_PURPOSE_CODE:
             raise malformed(f"purpose must be a code 0-{MAX_PURPOSE_CODE}")
         for zone in self.zones:
