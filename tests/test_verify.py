@@ -243,6 +243,30 @@ def test_trust_folder_end_to_end(tmp_path: Path, issuer_key: Ed25519PrivateKey, 
     assert verifier.check(text, NOW, "gate-1").accepted
 
 
+@pytest.mark.parametrize("name", ["NN\u200bOV", "NNOV\u202e", "", "x" * 33, "A  B", 7])
+def test_trust_folder_refuses_an_issuer_name_no_pass_can_carry(
+        tmp_path: Path, issuer_key: Ed25519PrivateKey, name: object) -> None:
+    """Spec 1.1: the key's name is in the iss name class, or the folder does not load."""
+    from passgate.errors import TrustError
+
+    (tmp_path / "city.pub").write_bytes(keys.public_pem(issuer_key))
+    value = f'"{name}"' if isinstance(name, str) else str(name)
+    (tmp_path / "city.toml").write_text(f"name = {value}\n", encoding="utf-8")
+    with pytest.raises(TrustError, match="name must be"):
+        TrustStore.from_dir(tmp_path)
+
+
+def test_trust_folder_keys_sharing_a_kid_are_tried_in_file_name_order(
+        tmp_path: Path, issuer_key: Ed25519PrivateKey, text: str) -> None:
+    """Both entries deny: the first file's reason is the verdict's."""
+    for stem, toml in (("a", "valid_until = 2000-01-01T00:00:00Z\n"), ("b", 'name = "Other"\n')):
+        (tmp_path / f"{stem}.pub").write_bytes(keys.public_pem(issuer_key))
+        (tmp_path / f"{stem}.toml").write_text(toml)
+    trust = TrustStore.from_dir(tmp_path)
+    assert [k.source.rsplit("/", 1)[-1] for k in trust.keys] == ["a.pub", "b.pub"]
+    assert Verifier(trust).check(text, NOW).reason is Reason.KEY_NOT_VALID
+
+
 def test_verdict_kid_is_the_protected_header_kid(verifier: Verifier, text: str) -> None:
     assert verifier.check(text, NOW).kid == parse_text(text).kid.hex()
 

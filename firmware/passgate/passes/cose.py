@@ -91,12 +91,11 @@ def _length_first(item: tuple[bytes, bytes]) -> tuple[int, bytes]:
     return len(item[0]), item[0]
 
 
-def canonical(obj: object, tags: bool = False) -> bytes:
+def canonical(obj: object, tags: bool = True) -> bytes:
     """Deterministic CBOR of a decoded value, as ``cbor2.dumps(obj, canonical=True)`` gives it.
 
-    Raises :class:`PassFormatError` (malformed) for types a pass never holds: floats, and
-    tags unless ``tags`` (only for comparing with cbor2 in the tests: no pass holds a tag
-    inside a decoded header or claims set).
+    Raises :class:`PassFormatError` (malformed) for floats, and for tags when ``tags`` is
+    false (a pass's protected header; the bundle and the sync protocol carry tags).
     """
     t = type(obj)
     if t is bytes:
@@ -159,11 +158,14 @@ def not_deterministic(what: str) -> PassFormatError:
     return malformed(f"{what}: not deterministic CBOR (duplicates, padding or trailing bytes)")
 
 
-def loads_strict(data: bytes, what: str) -> object:
-    """Decode one CBOR item that must be exactly ``data`` in deterministic encoding."""
+def loads_strict(data: bytes, what: str, tags: bool = True) -> object:
+    """Decode one CBOR item that must be exactly ``data`` in deterministic encoding.
+
+    ``tags=False`` also refuses every tag (the pass format: no tag but the outer 18).
+    """
     obj = loads(data, what)
     try:
-        again = canonical(obj)
+        again = canonical(obj, tags)
     except PassFormatError as exc:
         raise malformed(f"{what}: {exc.detail}") from None
     except RecursionError:  # tags nest without limit in cbor2; stay an answer, not a crash
@@ -254,7 +256,7 @@ def decode_sign1(data: bytes) -> Sign1:
 
 def _protected_kid(prot: bytes) -> bytes:
     """Check the protected header (rules in the module docstring) and return its kid."""
-    header = loads_strict(prot, "protected header") if prot else {}
+    header = loads_strict(prot, "protected header", tags=False) if prot else {}
     if type(header) is not dict:
         raise malformed("protected header must be a map")
     if HDR_CRIT in header:
