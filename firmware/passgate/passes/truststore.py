@@ -1,7 +1,7 @@
 """The trust store: issuer keys with their metadata, revocations, purposes and zone rules.
 
 The development form is a folder (``passgate verify --trust DIR``), specified exactly in
-``docs/pass-format.md`` section 5 (spec version 1.1):
+``docs/pass-format.md`` section 9 (spec version 1.1):
 
 - ``*.pub``: issuer public keys (PEM SubjectPublicKeyInfo, Ed25519), read in file-name
   order. Optional metadata in ``<stem>.toml`` beside each, keys: ``name`` (the ``iss`` a
