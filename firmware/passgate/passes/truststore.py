@@ -48,8 +48,8 @@ class IssuerKey:
     Signatures are verified with libsodium (PyNaCl): measured 1.9x faster than
     ``cryptography`` here (71 vs 134 us), and strict per RFC 8032 (it also refuses small-order
     R and non-canonical S). The raw key is checked for a valid point on construction.
-    Verification goes through :func:`passgate.passes.keys.verify_signature`, shared with the bundle's
-    root signatures and the time tokens.
+    Verification goes through :func:`passgate.passes.keys.verify_signature`, shared with the
+    bundle's root signatures and the time tokens.
     """
 
     kid: bytes
