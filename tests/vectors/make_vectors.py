@@ -193,8 +193,8 @@ def vectors() -> list[dict]:
     full = len(body) - len(body) % 3
     add("malformed_base45_overflow", "PG1:" + body[:full - 3] + "GGW" + body[full:], "malformed",
         "last whole triple is 65536")
-    add("malformed_oversized_padding", base_text + "\r\n" * 400, "malformed",
-        "a valid pass padded past 1,024 characters: the cap comes before anything else")
+    add("malformed_oversized_padding", base_text + " " * 810, "malformed",
+        "a valid pass padded with spaces past 1,024 characters: the cap comes before decoding")
     big = sign1(dumps({**claims(zones=[f"zone-{i:02d}-" + "x" * 24 for i in range(16)],
                                 iss="I" * 32, hint="H" * 12), 8: b"\0" * 200}))
     add("malformed_oversized_signed", pg1(big), "malformed",
@@ -206,8 +206,11 @@ def vectors() -> list[dict]:
         "a signed pass within every claim limit, over 1,024: issuers must not write it")
     add("malformed_leading_tab", "\t" + base_text, "malformed", "only a trailing line ending "
         "is removed")
-    add("malformed_two_line_endings", base_text + "\n\n", "malformed",
-        "one line ending is removed, not two")
+    add("valid_two_line_endings", base_text + "\r\n" * 400, "valid",
+        "every trailing CR and LF is removed before the length is counted",
+        remaining=2 * HOUR, purpose="shopping")
+    add("malformed_line_ending_then_tab", base_text + "\n\t", "malformed",
+        "a TAB after the line ending is part of the text")
     add("malformed_prefix_pg_no_digit", "PG:" + base_text[4:], "malformed",
         "PG<n>: needs digits")
 
@@ -421,6 +424,7 @@ DETAILS = {
     "malformed_1024_chars_plus_space": "longer than 1024",
     "malformed_1026_chars_signed": "longer than 1024",
     "malformed_leading_tab": "no PG1: prefix",
+    "malformed_line_ending_then_tab": "base45",
     "malformed_prefix_pg_no_digit": "no PG1: prefix",
     "malformed_header_extra_label": "label 99 not allowed",
     "malformed_header_text_label": "label 'x' not allowed",

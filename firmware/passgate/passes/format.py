@@ -18,8 +18,8 @@ visible: NFC-normalised; letters (Unicode L*, less the blank Hangul fillers) and
 digits (Nd) of any script, the space and ``- . , ' / # № ( )``; no space first, last or
 twice in a row. Control, format (bidi, zero-width) and combining characters are refused.
 
-The text is at most 1,024 characters after removing one trailing line ending (CR LF, LF or
-CR, what a scanner appends); anything else, leading or trailing, is part of the text.
+The text is at most 1,024 characters after removing its trailing CR and LF characters (the
+line ending a scanner appends); anything else, leading or trailing, is part of the text.
 
 -65537 is the first key of the CWT registry's private-use range; packing purpose, zones
 and hint into one array costs 6 bytes instead of 15 for three private keys, and the purpose
@@ -84,12 +84,8 @@ def visible_name(s: object, max_len: int) -> bool:
 
 
 def strip_line_ending(text: str) -> str:
-    """Remove the one line ending (CR LF, LF or CR) a scanner may append; nothing else."""
-    if text.endswith("\r\n"):
-        return text[:-2]
-    if text.endswith(("\n", "\r")):
-        return text[:-1]
-    return text
+    """Remove the trailing CR and LF characters a scanner appends; nothing else."""
+    return text.rstrip("\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +162,14 @@ def encode(claims: Claims, sign, kid: bytes) -> str:
 def parse_text(text: str | bytes) -> Sign1:
     """From QR text to the COSE structure, with the length capped before any decoding.
 
-    The cap counts the text without its one trailing line ending (:func:`strip_line_ending`).
+    The cap counts the text without its trailing line ending (:func:`strip_line_ending`).
     """
     if type(text) is not str and isinstance(text, bytes | bytearray):
-        if len(text) > MAX_TEXT + 2:  # room for CR LF; the exact cap follows below
+        text = bytes(text).rstrip(b"\r\n")
+        if len(text) > MAX_TEXT:
             raise malformed(f"longer than {MAX_TEXT} characters")
         try:
-            text = bytes(text).decode("ascii")
+            text = text.decode("ascii")
         except UnicodeDecodeError:
             raise malformed("not ASCII text") from None
     if not isinstance(text, str):
