@@ -82,7 +82,7 @@ def test_the_valid_passes_are_accepted() -> None:
 
 def cose_of(text: str) -> bytes | None:
     """The COSE bytes a text stands for, as the text layer would read them, or None."""
-    text = text.strip("\r\n\t")
+    text = text.rstrip("\r\n")  # spec 1.1: only trailing CR and LF are removed
     if not text.startswith("PG1:"):
         return None
     try:
