@@ -95,8 +95,25 @@ def test_decode_general_header_path() -> None:
     """Headers other than the plain {alg, kid} take the general path and still decode."""
     s = cose.decode_sign1(sign1({ALG: -8, cose.HDR_CRIT: [ALG], KID: KID8}))
     assert s.kid == KID8
-    s = cose.decode_sign1(sign1({ALG: -8, KID: KID8, 99: "ignored, not critical"}))
+    s = cose.decode_sign1(sign1({ALG: -8, cose.HDR_CRIT: [KID, ALG], KID: KID8}))
     assert s.kid == KID8
+
+
+def test_cbor2_interprets_no_tag_we_do_not_refuse() -> None:
+    """Every tag cbor2 would turn into an object is refused while decoding (spec 1.1: no tag
+    but the outer 18); a newer cbor2 that learns a tag must not slip it past the list."""
+    interpreted = set()
+    for tag in [*range(0, 1100), 43000, 55799, 2**16, 2**32 - 1]:
+        for value in (0, b"", "", [], {}, [0, 0], [0, []]):
+            try:
+                decoded = cbor2.loads(cbor2.dumps(cbor2.CBORTag(tag, value)))
+            except Exception:
+                interpreted.add(tag)
+                break
+            if type(decoded) is not cbor2.CBORTag:
+                interpreted.add(tag)
+                break
+    assert interpreted <= set(cose._REFUSED_TAGS)
 
 
 MALFORMED = {
@@ -136,6 +153,20 @@ MALFORMED = {
     "truncated": sign1(GOOD_HEADER)[:-1],
     # Regression: -8.0 == -8 in Python, so a float alg used to pass as EdDSA.
     "alg as float": sign1({ALG: -8.0, KID: KID8}),
+    # Spec 1.1: the protected header holds 1, 4 and optionally 2, nothing else.
+    "extra label": sign1({ALG: -8, KID: KID8, 99: "not critical"}),
+    "extra text label": sign1({ALG: -8, KID: KID8, "x": 1}),
+    "content type label": sign1({ALG: -8, 3: 0, KID: KID8}),
+    "crit lists a label twice": sign1({ALG: -8, cose.HDR_CRIT: [KID, KID], KID: KID8}),
+    "alg as bool": sign1({ALG: True, KID: KID8}),
+    "alg as bytes": sign1({ALG: b"\xf8", KID: KID8}),
+    "alg as array": sign1({ALG: [-8], KID: KID8}),
+    "alg in tag 1": sign1({ALG: cbor2.CBORTag(1, -8), KID: KID8}),
+    "alg in an unknown tag": sign1({ALG: cbor2.CBORTag(4242, -8), KID: KID8}),
+    "kid in tag 24": sign1({ALG: -8, KID: cbor2.CBORTag(24, KID8)}),
+    "protected in tag 24": sign1(cbor2.CBORTag(24, cbor2.dumps(GOOD_HEADER)), encode_prot=False),
+    "header in an unknown tag": sign1(cbor2.CBORTag(4242, GOOD_HEADER)),
+    "payload in a tag": sign1(GOOD_HEADER, payload=cbor2.CBORTag(4242, b"")),  # type: ignore
 }
 
 
@@ -152,6 +183,8 @@ UNSUPPORTED = {
     "alg as text": {ALG: "EdDSA", KID: KID8},
     "unknown critical header": {ALG: -8, cose.HDR_CRIT: [99], KID: KID8, 99: 1},
     "unknown critical text label": {ALG: -8, cose.HDR_CRIT: ["x"], KID: KID8, "x": 1},
+    "crit lists itself": {ALG: -8, cose.HDR_CRIT: [cose.HDR_CRIT], KID: KID8},
+    "unknown critical label absent": {ALG: -8, cose.HDR_CRIT: [99], KID: KID8},
 }
 
 
@@ -197,9 +230,24 @@ cbor_values = st.recursive(
 )
 
 
+def has_tag(value: object) -> bool:
+    if type(value) is cbor2.CBORTag:
+        return True
+    if isinstance(value, list | tuple):
+        return any(has_tag(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_tag(k) or has_tag(v) for k, v in value.items())
+    return False
+
+
 @settings(max_examples=300, deadline=None)
 @given(cbor_values)
 def test_canonical_equals_cbor2_canonical(value: object) -> None:
     expected = cbor2.dumps(value, canonical=True)
     assert cose.canonical(value) == expected
     assert cose.loads_strict(expected, "value") == cbor2.loads(expected)
+    if has_tag(value):  # spec 1.1: no tag inside a pass's protected header
+        with pytest.raises(PassFormatError, match="CBOR tag"):
+            cose.loads_strict(expected, "value", tags=False)
+    else:
+        assert cose.loads_strict(expected, "value", tags=False) == cbor2.loads(expected)

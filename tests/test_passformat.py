@@ -13,7 +13,7 @@ from passgate.issuing import qr
 from passgate.issuing.issuer import Issuer
 from passgate.passes import base45, cose
 from passgate.passes import format as passformat
-from passgate.passes.format import Claims, claims_cbor, parse_claims, parse_text
+from passgate.passes.format import Claims, claims_cbor, parse_claims, parse_text, visible_name
 from passgate.passes.keys import kid_of, raw_public
 
 T0 = 1_586_944_800  # 2020-04-15T10:00:00Z
@@ -59,22 +59,33 @@ def test_round_trip_and_encoding_matches_cbor2() -> None:
         assert claims_cbor(c) == cbor2.dumps(c.to_cbor_map(), canonical=True) == s.payload
 
 
-printable = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x7f",
-                          min_codepoint=0x20)
+# The name class (spec 1.1): letters and digits of any script, a little punctuation, single
+# spaces between words, NFC.
+name_char = (st.characters(whitelist_categories=("Lu", "Ll", "Lt", "Lm", "Lo", "Nd"))
+             | st.sampled_from(passformat.NAME_PUNCTUATION[1:]))
+name_word = st.text(name_char, min_size=1, max_size=8)
+
+
+def names(max_len: int) -> st.SearchStrategy[str]:
+    return st.lists(name_word, min_size=1, max_size=4).map(" ".join).filter(
+        lambda s: visible_name(s, max_len))
+
+
 valid_claims = st.builds(
     Claims,
-    issuer=st.text(printable, min_size=1, max_size=32),
+    issuer=names(32),
     pass_id=st.binary(min_size=12, max_size=32),
     not_before=st.integers(0, 2**40 - 2),
     expires=st.just(None),
-    issued_at=st.integers(0, 2**40 - 1),
+    issued_at=st.just(None),
     purpose=st.integers(0, 65535),
     zones=st.lists(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True),
                    min_size=1, max_size=16, unique=True).map(tuple),
-    hint=st.none() | st.text(printable, min_size=1, max_size=12),
-).flatmap(lambda c: st.integers(c.not_before + 1, 2**40 - 1).map(
-    lambda exp: Claims(c.issuer, c.pass_id, c.not_before, exp, c.issued_at, c.purpose, c.zones,
-                       c.hint)))
+    hint=st.none() | names(12),
+).flatmap(lambda c: st.tuples(st.integers(0, c.not_before),
+                                st.integers(c.not_before + 1, 2**40 - 1)).map(
+    lambda t: Claims(c.issuer, c.pass_id, c.not_before, t[1], t[0], c.purpose, c.zones,
+                     c.hint)))
 
 
 @settings(max_examples=200, deadline=None)
@@ -90,10 +101,39 @@ def test_claims_cbor_is_cbor2_canonical(c: Claims) -> None:
 
 def test_text_layer_accepts_scanner_line_endings_and_bytes() -> None:
     s = parse_text(DOC_EXAMPLE_TEXT)
-    assert parse_text(DOC_EXAMPLE_TEXT + "\r\n") == s
-    assert parse_text("\t" + DOC_EXAMPLE_TEXT + "\n") == s
+    for ending in ("\r\n", "\n", "\r", "\n\n", "\r\n\r\n", "\n" * 5000):
+        assert parse_text(DOC_EXAMPLE_TEXT + ending) == s
+        assert parse_text((DOC_EXAMPLE_TEXT + ending).encode()) == s
     assert parse_text(DOC_EXAMPLE_TEXT.encode()) == s
     assert parse_text(bytearray(DOC_EXAMPLE_TEXT.encode())) == s
+
+
+@pytest.mark.parametrize("text", [
+    "\t" + DOC_EXAMPLE_TEXT,  # spec 1.1: only trailing CR and LF are removed
+    DOC_EXAMPLE_TEXT + "\t",
+    DOC_EXAMPLE_TEXT + "\n\t",
+    "\n" + DOC_EXAMPLE_TEXT,
+    DOC_EXAMPLE_TEXT + " \n",
+])
+def test_text_layer_removes_trailing_cr_lf_and_nothing_else(text: str) -> None:
+    with pytest.raises(PassFormatError) as err:
+        parse_text(text)
+    assert err.value.reason == "malformed"
+
+
+def test_cap_counts_the_pass_without_its_line_ending() -> None:
+    """A 1,024-character text plus the scanner's line ending is read; 1,025 are not."""
+    exact = "PG1:" + base45.encode(b"\x00" * 680)
+    assert len(exact) == 1024
+    for ending in ("", "\n", "\r", "\r\n", "\r\n" * 400):
+        with pytest.raises(PassFormatError) as err:  # zero bytes are not CBOR of a pass
+            parse_text(exact + ending)
+        assert "longer than" not in err.value.detail
+        with pytest.raises(PassFormatError) as err:
+            parse_text((exact + ending).encode())
+        assert "longer than" not in err.value.detail
+    with pytest.raises(PassFormatError, match="longer than"):
+        parse_text(exact + "0\r\n")
 
 
 @pytest.mark.parametrize(
@@ -200,6 +240,23 @@ BAD_CLAIMS = {
     "hint control char": enc(claims_map(pg=[2, ["gate-1"], "A\x00B"])),
     "hint as int": enc(claims_map(pg=[2, ["gate-1"], 12])),
     "hint null": enc(claims_map(pg=[2, ["gate-1"], None])),
+    # spec 1.1: names are visible characters only (the hint is compared by eye)
+    "hint of zero-width spaces": enc(claims_map(pg=[2, ["gate-1"], "\u200b" * 12])),
+    "hint with a bidi override": enc(claims_map(pg=[2, ["gate-1"], "AB\u202e21"])),
+    "hint with a C1 control": enc(claims_map(pg=[2, ["gate-1"], "AB\x8512"])),
+    "hint with a soft hyphen": enc(claims_map(pg=[2, ["gate-1"], "AB\xad12"])),
+    "hint of spaces": enc(claims_map(pg=[2, ["gate-1"], " " * 4])),
+    "hint with a double space": enc(claims_map(pg=[2, ["gate-1"], "AB  12"])),
+    "hint not NFC": enc(claims_map(pg=[2, ["gate-1"], "И\u0306"])),
+    "hint of Hangul fillers": enc(claims_map(pg=[2, ["gate-1"], "\u3164" * 3])),
+    "hint with a symbol": enc(claims_map(pg=[2, ["gate-1"], "AB*12"])),
+    "iss with a zero-width joiner": enc(claims_map(iss="NN\u200dOV")),
+    "iss with a C1 control": enc(claims_map(iss="NN\x9bOV")),
+    "iss with a trailing space": enc(claims_map(iss="NNOV ")),
+    # spec 1.1: iat <= nbf (an iat after expiry used to be accepted)
+    "iat after nbf": enc(claims_map(iat=T0 + 1)),
+    "iat after exp": enc(claims_map(iat=T0 + 4 * 3600)),
+    "iat too large": enc(claims_map(iat=2**40)),
     # exp as an 8-byte integer although it fits 4 bytes
     "long-form int": enc(claims().to_cbor_map()).replace(b"\x04\x1a", b"\x04\x1b\0\0\0\0", 1),
     "keys out of order": b"\xa6" + b"".join(
@@ -232,6 +289,22 @@ def test_claims_rejection_details() -> None:
     assert "hint" in detail("hint 13 chars")
 
 
+@pytest.mark.parametrize("name", [
+    "AB12", "A.B. 1985", "ЖК-7781", "ÄÖ 12", "№ 12", "әөүҗңһ", "ӘӨҮҖҢҺ", "Ёж (7)", "O'Neil/2",
+    "Й", "ß", "Ω12", "北京", "١٢٣",
+])
+def test_name_class_accepts_letters_and_digits_of_any_script(name: str) -> None:
+    c = claims(hint=name, issuer=name)
+    assert parse_claims(claims_cbor(c)) == c
+
+
+def test_iat_may_be_any_time_up_to_nbf() -> None:
+    """Spec 1.1: iat <= nbf; a pass issued a year ahead of its start is fine."""
+    for iat in (0, T0 - 365 * 86400, T0):
+        c = claims(issued_at=iat)
+        assert parse_claims(claims_cbor(c)) == c
+
+
 def test_encode_refuses_invalid_claims() -> None:
     key = Ed25519PrivateKey.from_private_bytes(bytes(32))
     with pytest.raises(PassFormatError, match="hint"):
@@ -254,3 +327,62 @@ def test_encode_refuses_a_pass_the_verifier_would_not_read() -> None:
     # The largest zone list with a short name still fits, and parses.
     fits = claims(zones=tuple(f"z{i:02d}" + "x" * 29 for i in range(16)), hint=None)
     assert len(passformat.encode(fits, key.sign, b"k" * 8)) <= passformat.MAX_TEXT
+
+
+# --- the issuer keeps the spec: passgate issue ------------------------------------------
+
+def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    from passgate.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def issuer_key_file(tmp_path, capsys: pytest.CaptureFixture):
+    code, _, err = cli(capsys, "keys", "new-issuer", "--out", str(tmp_path / "iss"),
+                       "--name", "NNOV")
+    assert code == 0, err
+    return str(tmp_path / "iss" / "issuer.key")
+
+
+def test_issue_writes_iat_as_the_time_of_issue(issuer_key_file: str,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """Spec 1.1: --from sets nbf; iat is when the pass was signed (it used to be --from)."""
+    import time
+
+    from passgate.util.timefmt import parse_instant
+
+    before = int(time.time())
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                         "--zone", "gate-1", "--from", "2099-01-01T10:00:00Z")
+    assert code == 0, err
+    c = parse_claims(parse_text(out.strip()).payload)
+    assert c.not_before == parse_instant("2099-01-01T10:00:00Z")
+    assert before <= c.issued_at <= int(time.time())
+    # A start in the past is its own iat: a pass is never valid before it exists.
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                         "--zone", "gate-1", "--from", "2020-01-01T10:00:00Z")
+    assert code == 0, err
+    c = parse_claims(parse_text(out.strip()).payload)
+    assert c.issued_at == c.not_before == parse_instant("2020-01-01T10:00:00Z")
+
+
+@pytest.mark.parametrize(("args", "word"), [
+    (["--hint", "\u200b" * 12], "hint"),  # twelve zero-width spaces: was a valid pass
+    (["--hint", "AB\u202e21"], "hint"),  # a bidi override reverses what staff read
+    (["--hint", "AB\x8512"], "hint"),  # a C1 control
+    (["--hint", "И\u0306"], "hint"),  # not NFC
+    (["--issuer", "NN\u200dOV"], "iss"),
+    (["--issuer", "Я" * 32, "--hint", "Ж" * 12,
+      *[a for i in range(15) for a in ("--zone", f"z{i:02d}" + "x" * 29)]], "over the 1024"),
+])
+def test_issue_refuses_what_the_spec_refuses(issuer_key_file: str, capsys: pytest.CaptureFixture,
+                                             args: list[str], word: str) -> None:
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                         "--zone", "gate-1", *args)
+    assert (code, out) == (2, "") and word in err, err

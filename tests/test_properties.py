@@ -82,7 +82,7 @@ def test_the_valid_passes_are_accepted() -> None:
 
 def cose_of(text: str) -> bytes | None:
     """The COSE bytes a text stands for, as the text layer would read them, or None."""
-    text = text.strip("\r\n\t")
+    text = text.rstrip("\r\n")  # spec 1.1: only trailing CR and LF are removed
     if not text.startswith("PG1:"):
         return None
     try:
@@ -255,7 +255,7 @@ def test_cbor_structure_mutations(case: tuple[str, bytes]) -> None:
 
 
 @SETTINGS
-@given(st.sampled_from(VALID), st.sampled_from(["\r\n", "\n", "\t", "\r\n\r\n"]))
+@given(st.sampled_from(VALID), st.sampled_from(["\r\n", "\n", "\r", "\r\n\r\n"]))
 def test_line_endings_are_the_same_pass(original: str, ending: str) -> None:
     """The one text change that keeps the COSE bytes: scanner line endings. Accepted."""
     mutated = original + ending

@@ -35,6 +35,11 @@ MALFORMED_FLAVOURS = {
     "malformed_array_of_3", "malformed_duplicate_claim", "malformed_mistyped_exp",
     "malformed_kid_unprotected_only", "malformed_oversized_signed", "unsupported_alg_es256",
     "unsupported_critical_header",
+    # spec 1.1
+    "valid_1024_chars_plus_lf", "malformed_leading_tab", "malformed_header_extra_label",
+    "malformed_alg_in_unknown_tag", "malformed_crit_duplicate", "malformed_iat_after_exp",
+    "malformed_hint_zero_width", "malformed_hint_bidi_override", "malformed_hint_not_nfc",
+    "wrong_zone_limited_key_no_zone", "key_not_valid_at_valid_until",
 }
 
 
@@ -87,6 +92,11 @@ def test_suite_coverage_and_no_negative_accepted(verifier: Verifier) -> None:
           f"{len(negatives)} negative); reasons {dict(sorted(reasons.items()))}; "
           f"negative vectors accepted: {len(accepted)}")
     assert accepted == []
+
+
+def test_vectors_name_the_spec_version_the_document_states() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "pass-format.md").read_text(encoding="utf-8")
+    assert f"spec version {DOC['spec_version']}," in doc.lower()
 
 
 def test_oversized_vector_is_over_the_cap() -> None:

@@ -117,6 +117,36 @@ def test_time_window_and_skew_grace(verifier: Verifier, text: str) -> None:
     assert Verifier(verifier.trust, skew_s=0).check(text, exp).reason is Reason.EXPIRED
 
 
+def test_key_window_edges_have_no_grace(issuer_key: Ed25519PrivateKey, text: str) -> None:
+    """Spec 1.1: valid_from <= t < valid_until, for now and for iat, with no skew grace."""
+    iat = NOW - HOUR
+    assert Verifier(store(issuer_key, valid_from=iat)).check(text, NOW).accepted
+    assert Verifier(store(issuer_key, valid_from=iat + 1)).check(
+        text, NOW).reason is Reason.KEY_NOT_VALID
+    assert Verifier(store(issuer_key, valid_until=NOW + 1)).check(text, NOW).accepted
+    assert Verifier(store(issuer_key, valid_until=NOW)).check(
+        text, NOW).reason is Reason.KEY_NOT_VALID
+
+
+def test_purpose_maximum_has_the_skew_grace(issuer_key: Ed25519PrivateKey,
+                                            issuer: Issuer) -> None:
+    """Spec 1.1: exp - nbf may exceed the purpose's maximum by the skew (60 s), no more."""
+    verifier = Verifier(store(issuer_key))
+    at_grace = issuer.issue("trash", ["gate-1"], NOW, 30 * 60 + DEFAULT_SKEW_S)
+    over = issuer.issue("trash", ["gate-1"], NOW, 30 * 60 + DEFAULT_SKEW_S + 1)
+    assert verifier.check(at_grace, NOW).accepted
+    assert verifier.check(over, NOW).reason is Reason.PURPOSE_NOT_ALLOWED
+
+
+def test_now_is_floored_and_a_broken_clock_denies(verifier: Verifier, text: str) -> None:
+    exp = NOW + 2 * HOUR
+    assert verifier.check(text, exp - 0.5).remaining_s == 1  # floor(exp - 0.5) = exp - 1
+    assert verifier.check(text, -0.5).checked_at == -1  # floored, not truncated towards 0
+    for broken in (float("nan"), float("inf"), float("-inf")):
+        v = verifier.check(text, broken)
+        assert v.reason is Reason.CLOCK_UNTRUSTED and not v.accepted
+
+
 def test_revoked_beats_expired(issuer_key: Ed25519PrivateKey, text: str) -> None:
     trust = store(issuer_key, revoked=RevocationList.from_pass_ids([PASS_ID, b"x" * 12]))
     assert Verifier(trust).check(text, NOW).reason is Reason.REVOKED
@@ -130,6 +160,21 @@ def test_wrong_zone(issuer_key: Ed25519PrivateKey, verifier: Verifier, text: str
     limited = Verifier(store(issuer_key, zones=frozenset({"lobby"})))
     assert limited.check(text, NOW, "lobby").accepted
     assert limited.check(text, NOW, "gate-1").reason is Reason.WRONG_ZONE
+
+
+def test_zones_compare_case_sensitively(verifier: Verifier, text: str) -> None:
+    assert verifier.check(text, NOW, "Gate-1").reason is Reason.WRONG_ZONE
+    assert verifier.check(text, NOW, "LOBBY").reason is Reason.WRONG_ZONE
+
+
+def test_zone_limited_key_admits_nowhere_without_a_zone(issuer_key: Ed25519PrivateKey,
+                                                        text: str) -> None:
+    """Spec 1.1: with no checkpoint zone the key's zone limit cannot be checked: deny."""
+    v = Verifier(store(issuer_key, zones=frozenset({"lobby"}))).check(text, NOW, None)
+    assert v.reason is Reason.WRONG_ZONE and "no zone" in v.detail
+    # Zone purpose rules are per zone: with no zone none applies.
+    rules = Verifier(store(issuer_key, zone_purposes={"": frozenset({"work"})}))
+    assert rules.check(text, NOW, None).accepted
 
 
 def test_purpose_not_allowed(issuer_key: Ed25519PrivateKey, issuer: Issuer, text: str) -> None:
@@ -196,6 +241,30 @@ def test_trust_folder_end_to_end(tmp_path: Path, issuer_key: Ed25519PrivateKey, 
     verifier = Verifier(TrustStore.from_dir(tmp_path))
     assert verifier.check(text, NOW, "lobby").reason is Reason.PURPOSE_NOT_ALLOWED
     assert verifier.check(text, NOW, "gate-1").accepted
+
+
+@pytest.mark.parametrize("name", ["NN\u200bOV", "NNOV\u202e", "", "x" * 33, "A  B", 7])
+def test_trust_folder_refuses_an_issuer_name_no_pass_can_carry(
+        tmp_path: Path, issuer_key: Ed25519PrivateKey, name: object) -> None:
+    """Spec 1.1: the key's name is in the iss name class, or the folder does not load."""
+    from passgate.errors import TrustError
+
+    (tmp_path / "city.pub").write_bytes(keys.public_pem(issuer_key))
+    value = f'"{name}"' if isinstance(name, str) else str(name)
+    (tmp_path / "city.toml").write_text(f"name = {value}\n", encoding="utf-8")
+    with pytest.raises(TrustError, match="name must be"):
+        TrustStore.from_dir(tmp_path)
+
+
+def test_trust_folder_keys_sharing_a_kid_are_tried_in_file_name_order(
+        tmp_path: Path, issuer_key: Ed25519PrivateKey, text: str) -> None:
+    """Both entries deny: the first file's reason is the verdict's."""
+    for stem, toml in (("a", "valid_until = 2000-01-01T00:00:00Z\n"), ("b", 'name = "Other"\n')):
+        (tmp_path / f"{stem}.pub").write_bytes(keys.public_pem(issuer_key))
+        (tmp_path / f"{stem}.toml").write_text(toml)
+    trust = TrustStore.from_dir(tmp_path)
+    assert [k.source.rsplit("/", 1)[-1] for k in trust.keys] == ["a.pub", "b.pub"]
+    assert Verifier(trust).check(text, NOW).reason is Reason.KEY_NOT_VALID
 
 
 def test_verdict_kid_is_the_protected_header_kid(verifier: Verifier, text: str) -> None:

@@ -11,7 +11,8 @@ the fixed keys, independently of passgate's own encoder; only base45 comes from 
 way only, and signed where a signature could matter, so that the intended check is the one
 that fails and not an earlier one.
 
-Vector fields: ``name``, ``text``, ``zone`` (null: any zone), ``at`` (ISO-8601) and
+The vectors follow ``docs/pass-format.md`` spec version ``SPEC_VERSION`` (the JSON says
+which). Vector fields: ``name``, ``text``, ``zone`` (null: any zone), ``at`` (ISO-8601) and
 ``at_s`` (POSIX seconds), ``expect`` (``verdict``, ``reason``, and for accepts
 ``remaining_s`` and ``purpose``), ``why``. The ``trust`` object describes the trust store
 the vectors are checked against.
@@ -33,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from passgate.passes import base45
 
 OUT = Path(__file__).with_name("passgate_vectors.json")
+SPEC_VERSION = "1.1"
 AT = 1_767_261_600  # 2026-01-01T10:00:00Z
 HOUR = 3600
 SKEW = 60  # the verifier's documented grace (verify.DEFAULT_SKEW_S)
@@ -44,6 +46,7 @@ KEYS = {
     "old": ("passgate vectors: old", "Old Issuer", {"valid_until": "2025-06-01T00:00:00Z"}),
     "limited": ("passgate vectors: limited", "Gatehouse",
                 {"zones": ["lobby"], "purposes": ["work"]}),
+    "region": ("passgate vectors: region", "Я" * 32, {}),  # the longest name, for size
     "stranger": ("passgate vectors: stranger", "Test City", None),
 }
 REVOKED_ID = bytes.fromhex("5245564f4b45442d30303031")  # "REVOKED-0001"
@@ -100,6 +103,20 @@ def good(signer: str = "city", **over: object) -> bytes:
     return sign1(dumps(claims(signer, **over)), signer)
 
 
+def sized(total_chars: int) -> bytes:
+    """A valid signed pass whose QR text is exactly ``total_chars`` long.
+
+    The "region" key (a 32-character Cyrillic issuer name), a 12-character hint and 16
+    zones, the last one ``n`` characters long: each character adds a byte.
+    """
+    for n in range(1, 33):
+        zones = ["gate-1", "lobby"] + [f"z{i:02d}-" + "x" * 28 for i in range(13)] + ["y" * n]
+        cose = good("region", zones=zones, hint="H" * 12)
+        if len(pg1(cose)) == total_chars:
+            return cose
+    raise AssertionError(f"no pass of {total_chars} characters")
+
+
 def iso(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -136,6 +153,32 @@ def vectors() -> list[dict]:
         remaining=2 * HOUR, purpose="work")
     add("valid_trailing_newline", base_text + "\r\n", "valid", "scanners append CR LF",
         remaining=2 * HOUR, purpose="shopping")
+    add("valid_trailing_cr", base_text + "\r", "valid", "one trailing CR is removed",
+        remaining=2 * HOUR, purpose="shopping")
+    exact = pg1(sized(1024))
+    add("valid_1024_chars_plus_lf", exact + "\n", "valid",
+        "the cap counts the text without the scanner's line ending", remaining=2 * HOUR,
+        purpose="shopping")
+    add("valid_crit_alg_kid",
+        pg1(sign1(dumps(claims()), prot={1: -8, 2: [1, 4], 4: kid("city")})), "valid",
+        "crit may list the labels this format has", remaining=2 * HOUR, purpose="shopping")
+    add("valid_hint_tatar", pg1(good(hint="Әөүҗ-ңһ 7")), "valid",
+        "Tatar letters are letters", remaining=2 * HOUR, purpose="shopping")
+    add("valid_hint_cyrillic_punctuation", pg1(good(hint="Ж.К. № 7781")), "valid",
+        "Cyrillic, digits, single spaces and the listed punctuation", remaining=2 * HOUR,
+        purpose="shopping")
+    add("valid_iat_before_nbf", pg1(good(iat=AT - 30 * 24 * HOUR)), "valid",
+        "issued a month before it starts: iat <= nbf", remaining=2 * HOUR, purpose="shopping")
+    add("valid_purpose_max_plus_grace",
+        pg1(good(purpose=PURPOSE["trash"], nbf=AT - 600, iat=AT - 600, exp=AT + 1200 + SKEW)),
+        "valid", "trash: 30 min maximum plus the 60 s grace", remaining=1200 + SKEW,
+        purpose="trash")
+    old_until = 1_748_736_000  # the old key's valid_until, 2025-06-01T00:00:00Z
+    old_pass = pg1(good("old", nbf=old_until - 2 * HOUR, iat=old_until - 2 * HOUR,
+                        exp=old_until + HOUR))
+    add("valid_key_window_last_second", old_pass, "valid",
+        "the key window is [valid_from, valid_until): its last second admits", at=old_until - 1,
+        remaining=HOUR + 1, purpose="shopping")
 
     # --- malformed: text layer --------------------------------------------------------------
     add("malformed_empty", "", "malformed", "empty text")
@@ -150,13 +193,26 @@ def vectors() -> list[dict]:
     full = len(body) - len(body) % 3
     add("malformed_base45_overflow", "PG1:" + body[:full - 3] + "GGW" + body[full:], "malformed",
         "last whole triple is 65536")
-    add("malformed_oversized_padding", base_text + "\r\n" * 400, "malformed",
-        "a valid pass padded past 1,024 characters: the cap comes before anything else")
+    add("malformed_oversized_padding", base_text + " " * 810, "malformed",
+        "a valid pass padded with spaces past 1,024 characters: the cap comes before decoding")
     big = sign1(dumps({**claims(zones=[f"zone-{i:02d}-" + "x" * 24 for i in range(16)],
                                 iss="I" * 32, hint="H" * 12), 8: b"\0" * 200}))
     add("malformed_oversized_signed", pg1(big), "malformed",
         f"{len(pg1(big))} characters, signed: refused by length before decoding")
     add("malformed_not_cbor", pg1(b"\xff" * 30), "malformed", "base45 of non-CBOR bytes")
+    add("malformed_1024_chars_plus_space", exact + " ", "malformed",
+        "only CR and LF are removed: a space is part of the text, now 1,025 characters")
+    add("malformed_1026_chars_signed", pg1(sized(1026)), "malformed",
+        "a signed pass within every claim limit, over 1,024: issuers must not write it")
+    add("malformed_leading_tab", "\t" + base_text, "malformed", "only a trailing line ending "
+        "is removed")
+    add("valid_two_line_endings", base_text + "\r\n" * 400, "valid",
+        "every trailing CR and LF is removed before the length is counted",
+        remaining=2 * HOUR, purpose="shopping")
+    add("malformed_line_ending_then_tab", base_text + "\n\t", "malformed",
+        "a TAB after the line ending is part of the text")
+    add("malformed_prefix_pg_no_digit", "PG:" + base_text[4:], "malformed",
+        "PG<n>: needs digits")
 
     # --- malformed: COSE structure ----------------------------------------------------------
     add("malformed_trailing_bytes", pg1(base + b"\x00"), "malformed", "one byte after the item")
@@ -182,6 +238,30 @@ def vectors() -> list[dict]:
         "malformed", "claims map inline instead of a byte string")
     add("malformed_non_deterministic_cose", pg1(base.replace(b"\xd2\x84", b"\xd2\x98\x04", 1)),
         "malformed", "array length in a 2-byte form")
+    hdr = {1: -8, 4: kid("city")}
+    for name, header, why in [
+        ("malformed_header_extra_label", {**hdr, 99: 1}, "label 99, not critical"),
+        ("malformed_header_text_label", {**hdr, "x": 1}, "a text label"),
+        ("malformed_header_content_type", {**hdr, 3: 0}, "content type: not a label we allow"),
+        ("malformed_alg_float", {**hdr, 1: -8.0}, "alg -8.0: a float"),
+        ("malformed_alg_bool", {**hdr, 1: True}, "alg true"),
+        ("malformed_alg_bytes", {**hdr, 1: b"\xf8"}, "alg as a byte string"),
+        ("malformed_alg_in_tag_1", {**hdr, 1: cbor2.CBORTag(1, -8)}, "alg inside tag 1"),
+        ("malformed_alg_in_unknown_tag", {**hdr, 1: cbor2.CBORTag(4242, -8)},
+         "alg inside an unknown tag: no tag but the outer 18"),
+        ("malformed_kid_in_tag_24", {**hdr, 4: cbor2.CBORTag(24, kid("city"))},
+         "kid inside tag 24"),
+        ("malformed_crit_empty", {**hdr, 2: []}, "crit must not be empty"),
+        ("malformed_crit_duplicate", {**hdr, 2: [4, 4]}, "crit lists 4 twice"),
+        ("malformed_crit_holds_bytes", {**hdr, 2: [b"\x01"]}, "crit entry neither int nor text"),
+    ]:
+        add(name, pg1(sign1(dumps(claims()), prot=header)), "malformed",
+            why)
+    add("malformed_protected_in_tag_24",
+        pg1(sign1(b"", items=[cbor2.CBORTag(24, items[0]), {}, items[2], items[3]])),
+        "malformed", "protected header bstr wrapped in tag 24")
+    add("malformed_self_described", pg1(b"\xd9\xd9\xf7" + base), "malformed",
+        "tag 55799 around tag 18: no tag but the outer 18")
     add("malformed_crit_holds_array",
         pg1(sign1(dumps(claims()), prot={1: -8, 2: [[1]], 4: kid("city")})), "malformed",
         "crit lists an array, not a label (used to raise TypeError)")
@@ -205,6 +285,26 @@ def vectors() -> list[dict]:
     add("malformed_hint_too_long", pg1(good(hint="ABCDEFGHIJKLM")), "malformed",
         "13-character hint")
     add("malformed_exp_before_nbf", pg1(good(exp=AT - HOUR)), "malformed", "exp == nbf")
+    add("malformed_hint_in_tag", pg1(good(hint=cbor2.CBORTag(4242, "AB12"))), "malformed",
+        "hint wrapped in an unknown tag")
+    add("malformed_iat_after_nbf", pg1(good(iat=AT - HOUR + 1)), "malformed",
+        "issued 1 s after it starts")
+    add("malformed_iat_after_exp", pg1(good(iat=AT + 3 * HOUR)), "malformed",
+        "issued after its expiry")
+    add("malformed_iat_2_40", pg1(good(iat=2**40)), "malformed", "iat must be < 2^40")
+    for name, hint, why in [
+        ("malformed_hint_zero_width", "\u200b" * 12, "12 zero-width spaces: invisible"),
+        ("malformed_hint_bidi_override", "AB\u202e21", "U+202E reverses what staff read"),
+        ("malformed_hint_c1_control", "AB\x8512", "a C1 control (NEL)"),
+        ("malformed_hint_not_nfc", "И\u0306", "decomposed: not NFC"),
+        ("malformed_hint_double_space", "AB  12", "two spaces in a row"),
+        ("malformed_hint_trailing_space", "AB12 ", "a trailing space"),
+        ("malformed_hint_hangul_filler", "\u3164" * 4, "a blank 'letter'"),
+        ("malformed_hint_symbol", "AB*12", "'*' is not in the punctuation list"),
+    ]:
+        add(name, pg1(good(hint=hint)), "malformed", why)
+    add("malformed_iss_zero_width_joiner", pg1(good(iss="Test\u200dCity")), "malformed",
+        "iss is in the name class too")
     long_int = dumps(ok_map).replace(b"\x04\x1a", b"\x04\x1b\x00\x00\x00\x00", 1)
     add("malformed_non_deterministic_claims", pg1(sign1(long_int)), "malformed",
         "exp as an 8-byte integer")
@@ -213,6 +313,15 @@ def vectors() -> list[dict]:
     add("unsupported_version", "PG2:" + base_text[4:], "unsupported", "format version 2")
     add("unsupported_alg_es256", pg1(sign1(dumps(claims()), prot={1: -7, 4: kid("city")})),
         "unsupported", "alg ES256 (signed with the Ed25519 key all the same)")
+    add("unsupported_version_pg10", "PG10:" + base_text[4:], "unsupported",
+        "PG followed by digits names a format version")
+    add("unsupported_version_pg01", "PG01:" + base_text[4:], "unsupported",
+        "PG01: is not exactly PG1:")
+    add("unsupported_alg_text", pg1(sign1(dumps(claims()), prot={1: "EdDSA", 4: kid("city")})),
+        "unsupported", "alg as text is a COSE algorithm name we do not support")
+    add("unsupported_critical_text_label",
+        pg1(sign1(dumps(claims()), prot={1: -8, 2: ["x"], 4: kid("city"), "x": 1})),
+        "unsupported", "critical header 'x' is unknown")
     add("unsupported_critical_header",
         pg1(sign1(dumps(claims()), prot={1: -8, 2: [99], 4: kid("city"), 99: 1})),
         "unsupported", "critical header 99 is unknown")
@@ -233,6 +342,8 @@ def vectors() -> list[dict]:
     add("bad_signature_zero", pg1(sign1(dumps(claims()), signature=bytes(64))), "bad_signature",
         "all-zero signature")
     add("key_not_valid", pg1(good("old")), "key_not_valid", "key's validity ended 2025-06-01")
+    add("key_not_valid_at_valid_until", old_pass, "key_not_valid",
+        "valid_until itself is outside the window; no grace", at=old_until)
 
     # --- time ---------------------------------------------------------------------------------
     add("not_yet_valid", pg1(good(nbf=AT + 2 * HOUR, iat=AT, exp=AT + 4 * HOUR)), "not_yet_valid",
@@ -252,6 +363,15 @@ def vectors() -> list[dict]:
     add("wrong_zone_issuer_limited",
         pg1(good("limited", purpose=PURPOSE["work"], zones=["lobby", "gate-1"])), "wrong_zone",
         "issuer may only admit to lobby", zone="gate-1")
+    add("wrong_zone_case", base_text, "wrong_zone", "zones compare case-sensitively",
+        zone="Gate-1")
+    add("wrong_zone_limited_key_no_zone",
+        pg1(good("limited", purpose=PURPOSE["work"], zones=["lobby"])), "wrong_zone",
+        "a zone-limited key admits nowhere at a checkpoint with no zone", zone=None)
+    add("purpose_not_allowed_max_plus_grace_plus_1",
+        pg1(good(purpose=PURPOSE["trash"], nbf=AT - 600, iat=AT - 600,
+                 exp=AT + 1200 + SKEW + 1)), "purpose_not_allowed",
+        "trash: 1 s over the maximum plus the grace")
     add("purpose_not_allowed_too_long", pg1(good(purpose=PURPOSE["trash"])),
         "purpose_not_allowed", "trash is at most 30 min, this pass is 3 h")
     add("purpose_not_allowed_unknown_code", pg1(good(purpose=99)), "purpose_not_allowed",
@@ -299,6 +419,44 @@ DETAILS = {
     "unsupported_version": "version PG2",
     "unsupported_alg_es256": "algorithm -7",
     "unsupported_critical_header": "critical header 99",
+    "unsupported_critical_text_label": "critical header 'x'",
+    "unsupported_alg_text": "algorithm 'EdDSA'",
+    "malformed_1024_chars_plus_space": "longer than 1024",
+    "malformed_1026_chars_signed": "longer than 1024",
+    "malformed_leading_tab": "no PG1: prefix",
+    "malformed_line_ending_then_tab": "base45",
+    "malformed_prefix_pg_no_digit": "no PG1: prefix",
+    "malformed_header_extra_label": "label 99 not allowed",
+    "malformed_header_text_label": "label 'x' not allowed",
+    "malformed_header_content_type": "label 3 not allowed",
+    "malformed_alg_float": "unexpected CBOR item (float)",
+    "malformed_alg_bool": "algorithm must be an integer or text",
+    "malformed_alg_bytes": "algorithm must be an integer or text",
+    "malformed_alg_in_tag_1": "not valid CBOR",
+    "malformed_alg_in_unknown_tag": "CBOR tag 4242",
+    "malformed_kid_in_tag_24": "CBOR tag 24",
+    "malformed_crit_empty": "crit must be a non-empty array",
+    "malformed_crit_duplicate": "crit lists a label twice",
+    "malformed_crit_holds_bytes": "crit must list header labels",
+    "malformed_protected_in_tag_24": "byte strings",
+    "malformed_self_described": "not valid CBOR",
+    "malformed_hint_in_tag": "hint must be",
+    "malformed_iat_after_nbf": "iat must not be after nbf",
+    "malformed_iat_after_exp": "iat must not be after nbf",
+    "malformed_iat_2_40": "issued_at must be a non-negative integer",
+    "malformed_hint_zero_width": "hint must be",
+    "malformed_hint_bidi_override": "hint must be",
+    "malformed_hint_c1_control": "hint must be",
+    "malformed_hint_not_nfc": "hint must be",
+    "malformed_hint_double_space": "hint must be",
+    "malformed_hint_trailing_space": "hint must be",
+    "malformed_hint_hangul_filler": "hint must be",
+    "malformed_hint_symbol": "hint must be",
+    "malformed_iss_zero_width_joiner": "iss must be",
+    "key_not_valid_at_valid_until": "outside its validity window",
+    "wrong_zone_case": "pass not valid in zone Gate-1",
+    "wrong_zone_limited_key_no_zone": "checkpoint has no zone",
+    "purpose_not_allowed_max_plus_grace_plus_1": "longer than 30 min",
     "unknown_key": "no trusted key",
     "unknown_key_issuer_name": "does not belong to issuer 'Other City'",
     "wrong_zone": "pass not valid in zone garage",
@@ -323,6 +481,7 @@ def trust() -> dict:
 def build() -> str:
     doc = {
         "description": "passgate PG1 pass vectors; generated by tests/vectors/make_vectors.py",
+        "spec_version": SPEC_VERSION,
         "trust": trust(),
         "untrusted_keys": {n: raw_pub(n).hex() for n, (_, _, m) in KEYS.items() if m is None},
         "vectors": vectors(),

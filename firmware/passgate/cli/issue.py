@@ -1,4 +1,11 @@
-"""``passgate issue``: sign one pass (text on stdout) or a batch from CSV."""
+"""``passgate issue``: sign one pass (text on stdout) or a batch from CSV.
+
+Rules (docs/pass-format.md): ``--from`` sets ``nbf``; ``iat`` is the time of issue, or
+``nbf`` when ``--from`` lies in the past (the format's iat <= nbf);
+every field is checked against the format's limits (the hint's character class included)
+and a pass that would not fit the 1,024 characters a checkpoint reads is refused, all
+before signing and all as usage errors (exit 2).
+"""
 
 from __future__ import annotations
 
@@ -80,8 +87,9 @@ def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, star
     known = purposes.get(purpose)
     if known is None:
         raise UsageError(f"unknown purpose {purpose!r}; known: {', '.join(p.id for p in purposes)}")
+    now = int(time.time())
     try:
-        not_before = parse_instant(start) if start else int(time.time())
+        not_before = parse_instant(start) if start else now
         duration_s = parse_duration(duration) if duration else known.max_s
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -89,14 +97,14 @@ def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, star
         raise UsageError(f"--duration is required for open-ended purpose {purpose!r}")
     if duration_s <= 0:
         raise UsageError("duration must be positive")
+    issued_at = min(now, not_before)  # the time of issue; a backdated start is its own iat
     if known.max_s is not None and duration_s > known.max_s:
         raise UsageError(f"duration {span(duration_s)} is longer than the {span(known.max_s)} "
                          f"allowed for {purpose}: every checkpoint would deny it")
     try:
-        Claims("x", b"\0" * 12, not_before, not_before + duration_s, not_before, known.code,
+        Claims("x", b"\0" * 12, not_before, not_before + duration_s, issued_at, known.code,
                tuple(zones), hint or None).validate()
     except PassFormatError as exc:
         raise UsageError(exc.detail) from None
-    return dict(
-        purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s, hint=hint
-    )
+    return dict(purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s,
+                hint=hint, issued_at=issued_at)

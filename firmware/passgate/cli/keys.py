@@ -26,11 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def new_issuer(args: argparse.Namespace) -> int:
     from passgate.errors import UsageError
-    from passgate.passes.format import _ISSUER_RE
+    from passgate.passes.format import ISSUER_MAX, visible_name
     from passgate.passes.keys import new_keypair
 
-    if not _ISSUER_RE.fullmatch(args.name):
-        raise UsageError("--name must be 1-32 printable characters")
+    if not visible_name(args.name, ISSUER_MAX):
+        raise UsageError(f"--name must be 1-{ISSUER_MAX} printable characters: letters, digits, "
+                         "single spaces and - . , ' / # № ( ) (the pass's iss, spec 1.1)")
     _, pub, kid = new_keypair(args.out, "issuer")
     # Metadata beside the public key: copy both into a checkpoint's trust folder.
     pub.with_suffix(".toml").write_text(

@@ -1,7 +1,9 @@
 """The issuer's side: sign passes, one at a time or in batches.
 
 Issuing runs at the issuer's office, never on a checkpoint. The private key is loaded once
-and used through ``cryptography``.
+and used through ``cryptography``. Every pass is checked against the format's limits before
+it is signed, and one that would be over the 1,024 characters a checkpoint reads is refused
+(``PassFormatError``; ``passgate issue`` reports it as a usage error, exit 2).
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class Issuer:
         """Return the QR text of a new pass (raises ``PassFormatError`` for bad fields).
 
         ``purpose`` is a purpose id from the issuer's purpose table (``"shopping"``).
+        ``issued_at`` is the time of signing, at most ``not_before`` (the format's
+        iat <= nbf; ``passgate issue`` passes ``min(now, not_before)``); left out, it is
+        ``not_before``.
         """
         known = self.purposes.get(purpose)
         if known is None:

@@ -8,11 +8,21 @@ definite lengths, map keys length-first then bytewise), checked by re-encoding, 
 rejects duplicate keys, over-long integers, indefinite lengths and trailing bytes. With
 that, every accepted pass has exactly one encoding.
 
+Rules kept here (``docs/pass-format.md`` section 2, spec version 1.1):
+
+- no CBOR tag anywhere but the one outer tag 18: tags cbor2 would interpret are refused
+  while decoding, any other tag is refused by the exact type checks and by :func:`canonical`;
+- the protected header holds labels 1 (alg) and 4 (kid), and optionally 2 (crit), nothing
+  else; crit is a non-empty array of distinct labels (integers or text), and a crit entry
+  other than 1 or 4 is ``unsupported`` (checked first: it names a feature we lack);
+- alg: an integer other than -8, or a text (both are COSE algorithm types) is
+  ``unsupported``; missing or any other type is ``malformed``; kid is an 8-byte string.
+
 The decode side re-encodes with the small :func:`canonical` below instead of
 ``cbor2.dumps``: cbor2's encoder costs 3-7 us per call here, several times the decode, and
 the verifier's budget is ~30 us besides the signature check. :func:`canonical` only knows
-the types a pass can hold (ints, byte and text strings, arrays, maps, tags, bools, null);
-anything else, floats included, is malformed. ``tests/test_cose.py`` checks it equals
+the types a pass can hold (ints, byte and text strings, arrays, maps, bools, null);
+anything else, floats and tags included, is malformed. ``tests/test_cose.py`` checks it equals
 ``cbor2.dumps(canonical=True)`` on generated values, and the encode side and
 :func:`sig_structure` against the cose-wg EdDSA examples.
 """
@@ -34,7 +44,9 @@ HDR_KID = 4
 ALG_EDDSA = -8
 KID_LEN = 8
 SIG_LEN = 64
-UNDERSTOOD_HEADERS = frozenset({HDR_ALG, HDR_CRIT, HDR_KID})
+# Labels a crit array may name: the headers this format has. crit itself is not one.
+UNDERSTOOD_HEADERS = frozenset({HDR_ALG, HDR_KID})
+ALLOWED_HEADERS = frozenset({HDR_ALG, HDR_CRIT, HDR_KID})
 
 
 def malformed(detail: str) -> PassFormatError:
@@ -80,12 +92,13 @@ def _length_first(item: tuple[bytes, bytes]) -> tuple[int, bytes]:
     return len(item[0]), item[0]
 
 
-def canonical(obj: object) -> bytes:
+def canonical(obj: object, tags: bool = True) -> bytes:
     """Deterministic CBOR of a decoded value, as ``cbor2.dumps(obj, canonical=True)`` gives it.
 
-    Raises :class:`PassFormatError` (malformed) for types a pass never holds.
+    Raises :class:`PassFormatError` (malformed) for floats, and for tags when ``tags`` is
+    false (a pass's protected header; the bundle and the sync protocol carry tags).
     """
-    t = type(obj)  # exact types: a bool is not an int here (type(obj) is X narrows for mypy)
+    # Exact types: a bool is not an int here (``type(obj) is X`` also narrows for mypy).
     if type(obj) is bytes:
         return head(2, len(obj)) + obj
     if type(obj) is int:
@@ -98,18 +111,20 @@ def canonical(obj: object) -> bytes:
         b = obj.encode("utf-8")
         return head(3, len(b)) + b
     if type(obj) is list or type(obj) is tuple:
-        return head(4, len(obj)) + b"".join([canonical(v) for v in obj])
+        return head(4, len(obj)) + b"".join([canonical(v, tags) for v in obj])
     if isinstance(obj, Mapping):  # dict included
-        items = [(canonical(k), canonical(v)) for k, v in obj.items()]
+        items = [(canonical(k, tags), canonical(v, tags)) for k, v in obj.items()]
         items.sort(key=_length_first)
         return head(5, len(items)) + b"".join([k + v for k, v in items])
     if type(obj) is cbor2.CBORTag:
-        return head(6, obj.tag) + canonical(obj.value)
+        if not tags:
+            raise malformed(f"CBOR tag {obj.tag} (no tag is allowed but the outer 18)")
+        return head(6, obj.tag) + canonical(obj.value, tags)
     if type(obj) is bool:
         return _SIMPLE[obj]
     if obj is None:
         return b"\xf6"
-    raise malformed(f"unexpected CBOR item ({t.__name__})")
+    raise malformed(f"unexpected CBOR item ({type(obj).__name__})")
 
 
 def _refuse_tag(immutable: object) -> NoReturn:  # cbor2 calls it with one argument
@@ -117,11 +132,13 @@ def _refuse_tag(immutable: object) -> NoReturn:  # cbor2 calls it with one argum
 
 
 # Tags cbor2 would turn into Python objects (dates, bignums, decimals, regexes, sets, shared
-# and string references...). No passgate structure holds one, and shared references (28/29)
+# and string references...; tests/test_cose.py finds cbor2's list and checks this holds it).
+# Every other tag stays a CBORTag and fails the exact type checks. No passgate structure
+# holds a tag (spec: none but the outer 18), and shared references (28/29)
 # let a few hundred bytes expand into billions of items when re-encoded (measured: 13 s for
 # a 253-byte input), so they are refused while decoding, before any of that happens.
 _REFUSED_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260,
-                 261, 1004, 55799)
+                 261, 1004, 43000, 55799)
 _SEMANTIC_DECODERS: dict[int, Callable[[bool], NoReturn]] = dict.fromkeys(
     _REFUSED_TAGS, _refuse_tag
 )
@@ -144,11 +161,14 @@ def not_deterministic(what: str) -> PassFormatError:
     return malformed(f"{what}: not deterministic CBOR (duplicates, padding or trailing bytes)")
 
 
-def loads_strict(data: bytes, what: str) -> object:
-    """Decode one CBOR item that must be exactly ``data`` in deterministic encoding."""
+def loads_strict(data: bytes, what: str, tags: bool = True) -> object:
+    """Decode one CBOR item that must be exactly ``data`` in deterministic encoding.
+
+    ``tags=False`` also refuses every tag (the pass format: no tag but the outer 18).
+    """
     obj = loads(data, what)
     try:
-        again = canonical(obj)
+        again = canonical(obj, tags)
     except PassFormatError as exc:
         raise malformed(f"{what}: {exc.detail}") from None
     except RecursionError:  # tags nest without limit in cbor2; stay an answer, not a crash
@@ -238,24 +258,32 @@ def decode_sign1(data: bytes) -> Sign1:
 
 
 def _protected_kid(prot: bytes) -> bytes:
-    """Check the protected header (EdDSA, critical headers understood) and return its kid."""
-    header = loads_strict(prot, "protected header") if prot else {}
-    if not isinstance(header, Mapping):
+    """Check the protected header (rules in the module docstring) and return its kid."""
+    header = loads_strict(prot, "protected header", tags=False) if prot else {}
+    if type(header) is not dict:
         raise malformed("protected header must be a map")
-    if any(type(label) not in (int, str) for label in header):
-        raise malformed("header labels must be integers or text")
-    crit = header.get(HDR_CRIT, [])
-    if type(crit) not in (list, tuple) or (not crit and HDR_CRIT in header):
-        raise malformed("crit must be a non-empty array")
-    if any(type(label) not in (int, str) for label in crit):
-        raise malformed("crit must list header labels (integers or text)")
-    unknown_crit = [c for c in crit if c not in UNDERSTOOD_HEADERS]
-    if unknown_crit:
-        raise unsupported(f"unknown critical header {unknown_crit[0]!r}")
+    if HDR_CRIT in header:
+        crit = header[HDR_CRIT]
+        if type(crit) not in (list, tuple) or not crit:
+            raise malformed("crit must be a non-empty array")
+        if any(type(label) not in (int, str) for label in crit):
+            raise malformed("crit must list header labels (integers or text)")
+        if len(set(crit)) != len(crit):
+            raise malformed("crit lists a label twice")
+        unknown_crit = [c for c in crit if c not in UNDERSTOOD_HEADERS]
+        if unknown_crit:
+            raise unsupported(f"unknown critical header {unknown_crit[0]!r}")
+    # type() as well as the value: True == 1 and 4.0 == 4 in Python, not in CBOR.
+    extra = [label for label in header
+             if type(label) is not int or label not in ALLOWED_HEADERS]
+    if extra:
+        raise malformed(f"header label {extra[0]!r} not allowed (only 1 alg, 2 crit, 4 kid)")
     if HDR_ALG not in header:
         raise malformed("no algorithm in the protected header")
     alg = header[HDR_ALG]
-    if type(alg) is not int or alg != ALG_EDDSA:
+    if type(alg) not in (int, str):
+        raise malformed(f"algorithm must be an integer or text, not {type(alg).__name__}")
+    if alg != ALG_EDDSA:
         raise unsupported(f"algorithm {alg!r} is not EdDSA (-8)")
     kid = header.get(HDR_KID)
     if type(kid) is not bytes or len(kid) != KID_LEN:

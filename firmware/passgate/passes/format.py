@@ -5,13 +5,21 @@ Claims (CWT, RFC 8392), all required unless marked:
 ====== ============ ==========================================================
 key    name         CBOR type and limits
 ====== ============ ==========================================================
-1      iss          text, 1-32 chars: issuer name, must match the trusted key's
-4      exp          uint: expiry, POSIX seconds
-5      nbf          uint: not before, POSIX seconds (< exp)
-6      iat          uint: issued at, POSIX seconds
+1      iss          name text (below), 1-32 chars: must match the trusted key's
+4      exp          uint < 2**40: expiry, POSIX seconds
+5      nbf          uint < exp: not before, POSIX seconds
+6      iat          uint <= nbf: issued at (signing time, or nbf if that is earlier)
 7      cti          bytes, 12-32: the random pass id
 -65537 passgate     array [purpose code uint, zones array of text, hint text (optional)]
 ====== ============ ==========================================================
+
+Names (iss, hint) are text staff read and compare by eye, so everything in them must be
+visible: NFC-normalised; letters (Unicode L*, less the blank Hangul fillers) and decimal
+digits (Nd) of any script, the space and ``- . , ' / # № ( )``; no space first, last or
+twice in a row. Control, format (bidi, zero-width) and combining characters are refused.
+
+The text is at most 1,024 characters after removing its trailing CR and LF characters (the
+line ending a scanner appends); anything else, leading or trailing, is part of the text.
 
 -65537 is the first key of the CWT registry's private-use range; packing purpose, zones
 and hint into one array costs 6 bytes instead of 15 for three private keys, and the purpose
@@ -22,6 +30,7 @@ that is what keeps a typical pass within QR version 8 at ECC M (docs/pass-format
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,9 +59,34 @@ PASS_ID_MIN, PASS_ID_MAX = 12, 32
 MAX_PURPOSE_CODE = 65535
 
 _ZONE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-_ISSUER_RE = re.compile(r"[^\x00-\x1f\x7f]{1,32}")
-_HINT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,12}")
+ISSUER_MAX = 32
+NAME_PUNCTUATION = " -.,'/#№()"
+_ASCII_NAME_RE = re.compile(r"[A-Za-z0-9.,'/#()-]+(?: [A-Za-z0-9.,'/#()-]+)*")
+# Category Lo, yet blank: they would make an invisible name out of "letters".
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 _VERSION_RE = re.compile(r"PG[0-9]+:")
+
+
+def visible_name(s: object, max_len: int) -> bool:
+    """True if ``s`` is a name (iss or hint) of 1-``max_len`` characters of the name class."""
+    if type(s) is not str or not 0 < len(s) <= max_len:
+        return False
+    if s.isascii():  # the common case, one regex
+        return _ASCII_NAME_RE.fullmatch(s) is not None
+    if s[0] == " " or s[-1] == " " or "  " in s or not unicodedata.is_normalized("NFC", s):
+        return False
+    for ch in s:
+        if ch in NAME_PUNCTUATION:
+            continue
+        cat = unicodedata.category(ch)
+        if not (cat[0] == "L" and ch not in _BLANK_LETTERS or cat == "Nd"):
+            return False
+    return True
+
+
+def strip_line_ending(text: str) -> str:
+    """Remove the trailing CR and LF characters a scanner appends; nothing else."""
+    return text.rstrip("\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +102,9 @@ class Claims:
 
     def validate(self) -> None:
         """Raise ``PassFormatError('malformed', ...)`` unless every field is within its limits."""
-        if not isinstance(self.issuer, str) or not _ISSUER_RE.fullmatch(self.issuer):
-            raise malformed("iss must be 1-32 printable characters")
+        if not visible_name(self.issuer, ISSUER_MAX):
+            raise malformed(f"iss must be 1-{ISSUER_MAX} visible characters (letters, digits, "
+                            f"single spaces, {NAME_PUNCTUATION[1:]}; NFC)")
         if type(self.pass_id) is not bytes or not PASS_ID_MIN <= len(self.pass_id) <= PASS_ID_MAX:
             raise malformed("cti (pass id) must be 12-32 bytes")
         for name, value in (("not_before", self.not_before), ("expires", self.expires),
@@ -78,6 +113,9 @@ class Claims:
                 raise malformed(f"{name} must be a non-negative integer time")
         if self.expires <= self.not_before:
             raise malformed("exp must be after nbf")
+        if self.issued_at > self.not_before:
+            # A pass is never valid before it exists: iat <= nbf < exp (spec 1.1).
+            raise malformed("iat must not be after nbf")
         if type(self.purpose) is not int or not 0 <= self.purpose <= MAX_PURPOSE_CODE:
             raise malformed(f"purpose must be a code 0-{MAX_PURPOSE_CODE}")
         for zone in self.zones:
@@ -86,8 +124,9 @@ class Claims:
         if not self.zones or len(self.zones) > 16 or len(set(self.zones)) != len(self.zones):
             raise malformed("zones must be 1-16 distinct names")
         hint = self.hint
-        if hint is not None and (not isinstance(hint, str) or not _HINT_RE.fullmatch(hint)):
-            raise malformed(f"hint must be 1-{HINT_MAX} printable characters")
+        if hint is not None and not visible_name(hint, HINT_MAX):
+            raise malformed(f"hint must be 1-{HINT_MAX} visible characters (letters, digits, "
+                            f"single spaces, {NAME_PUNCTUATION[1:]}; NFC)")
 
     def to_cbor_map(self) -> dict[int, object]:
         extra: list[object] = [self.purpose, list(self.zones)]
@@ -122,19 +161,23 @@ def encode(claims: Claims, sign: Callable[[bytes], bytes], kid: bytes) -> str:
 
 
 def parse_text(text: str | bytes) -> Sign1:
-    """From QR text to the COSE structure, with the length capped before any decoding."""
+    """From QR text to the COSE structure, with the length capped before any decoding.
+
+    The cap counts the text without its trailing line ending (:func:`strip_line_ending`).
+    """
     if type(text) is not str and isinstance(text, bytes | bytearray):
+        text = bytes(text).rstrip(b"\r\n")
         if len(text) > MAX_TEXT:
             raise malformed(f"longer than {MAX_TEXT} characters")
         try:
-            text = bytes(text).decode("ascii")
+            text = text.decode("ascii")
         except UnicodeDecodeError:
             raise malformed("not ASCII text") from None
     if not isinstance(text, str):
         raise malformed("not text")
+    text = strip_line_ending(text)
     if len(text) > MAX_TEXT:
         raise malformed(f"longer than {MAX_TEXT} characters")
-    text = text.strip("\r\n\t")
     if not text.startswith(PREFIX):
         if _VERSION_RE.match(text):
             raise unsupported(f"pass format version {text.split(':', 1)[0]} is not supported")

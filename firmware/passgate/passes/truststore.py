@@ -1,15 +1,21 @@
 """The trust store: issuer keys with their metadata, revocations, purposes and zone rules.
 
-The development form is a folder (``passgate verify --trust DIR``):
+The development form is a folder (``passgate verify --trust DIR``), specified exactly in
+``docs/pass-format.md`` section 9 (spec version 1.1):
 
-- ``*.pub``: issuer public keys (PEM). Optional metadata in ``<stem>.toml`` beside each:
-  ``name`` (the ``iss`` a pass must carry), ``valid_from`` / ``valid_until`` (ISO-8601),
-  ``zones`` and ``purposes`` (lists; absent means any).
-- ``revoked.txt``: optional, one hex pass id per line.
-- ``purposes.toml``: optional, replaces the default purpose table.
+- ``*.pub``: issuer public keys (PEM SubjectPublicKeyInfo, Ed25519), read in file-name
+  order. Optional metadata in ``<stem>.toml`` beside each, keys: ``name`` (the ``iss`` a
+  pass must carry, in the format's name class), ``valid_from`` / ``valid_until`` (ISO-8601,
+  naive means UTC; the window is ``[valid_from, valid_until)``), ``zones`` and ``purposes``
+  (lists of strings; absent, or containing ``"*"``, means any). Any other key is refused.
+- ``revoked.txt``: optional, ASCII, one pass id in hex per line; text after ``#`` and
+  blank lines are ignored.
+- ``purposes.toml``: optional, replaces the default purpose table (``PurposeTable``).
 - ``zones.toml``: optional, ``[zones.NAME] purposes = [...]`` limits purposes per zone.
 
-Devices take the same objects from a signed bundle instead.
+Rules kept: several keys may share a kid (ids are 8 bytes); :meth:`TrustStore.candidates`
+gives them in load order and the verifier tries each. Zone names compare exactly
+(case-sensitive). Devices take the same objects from a signed bundle instead.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from passgate.errors import KeyFileError, TrustError
+from passgate.passes.format import ISSUER_MAX, visible_name
 from passgate.passes.keys import (
     check_public_point,
     kid_of,
@@ -157,8 +164,10 @@ def _load_issuer(pub: Path) -> IssuerKey:
         except ValueError as exc:
             raise TrustError(f"{where}: {name}: {exc}") from None
     issuer = meta.get("name")
-    if issuer is not None and not isinstance(issuer, str):
-        raise TrustError(f"{where}: name must be a string")
+    if issuer is not None and not visible_name(issuer, ISSUER_MAX):
+        # No pass could carry it (iss is in the name class): every pass would be unknown_key.
+        raise TrustError(f"{where}: name must be 1-{ISSUER_MAX} letters, digits, single "
+                         "spaces or - . , ' / # № ( ) (the pass's iss)")
     return IssuerKey.from_public(
         public,
         issuer=issuer,

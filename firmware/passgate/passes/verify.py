@@ -6,7 +6,15 @@ Revocation comes before time so a revoked pass says "revoked", not "expired".
 
 Clock-skew grace: ``skew_s`` (default 60 s) widens the window on both sides, because a
 checkpoint clock and an issuer clock that are both roughly right still differ by seconds;
-a minute is far below any purpose's duration (the shortest is 30 min).
+a minute is far below any purpose's duration (the shortest is 30 min). The same 60 s are
+allowed over a purpose's maximum duration. The key window has no grace:
+``valid_from <= t < valid_until`` for both ``now`` and ``iat``.
+
+``now`` is floored to a whole second before anything is compared, so ``remaining_s`` is
+``max(0, exp - floor(now))``: 0 inside the grace after ``exp``. A NaN or infinite ``now``
+denies ``clock_untrusted``. Zones compare exactly (case-sensitive). A checkpoint with no
+zone (``zone=None``) skips the pass's zone list and the zone purpose rules, but a key
+limited to zones admits nowhere there (``wrong_zone``): its limit cannot be checked.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ class Verifier:
         if not isinstance(now, int):
             if not math.isfinite(now):  # a broken clock reading must deny, not raise
                 return Verdict(Result.DENY, Reason.CLOCK_UNTRUSTED, 0, "no valid time")
-            now = int(now)
+            now = math.floor(now)
         try:
             cose = parse_text(text)
         except PassFormatError as exc:
@@ -99,6 +107,8 @@ class Verifier:
                 return Reason.WRONG_ZONE, f"pass not valid in zone {zone}"
             if key.zones is not None and zone not in key.zones:
                 return Reason.WRONG_ZONE, f"issuer not allowed to admit to zone {zone}"
+        elif key.zones is not None:
+            return Reason.WRONG_ZONE, "issuer limited to zones, checkpoint has no zone"
         denied = self._purpose_problem(c, purpose, key, zone)
         if denied:
             return Reason.PURPOSE_NOT_ALLOWED, denied
@@ -110,7 +120,7 @@ class Verifier:
             return f"unknown purpose code {c.purpose}"
         if key.purposes is not None and purpose.id not in key.purposes:
             return f"issuer not allowed to issue {purpose.id!r} passes"
-        allowed = self.trust.zone_purposes.get(zone or "")
+        allowed = self.trust.zone_purposes.get(zone) if zone is not None else None
         if allowed is not None and purpose.id not in allowed:
             return f"{purpose.label} not allowed in zone {zone}"
         if purpose.max_s is not None and c.expires - c.not_before > purpose.max_s + self.skew_s:
