@@ -143,15 +143,42 @@ class RecordingSignals:
         self.relay = False
 
 
+class MissingOutputs(RecordingSignals):
+    """:class:`passgate.hardware.signals.retry.RetryingSignals` as the loop sees it: the
+    outputs cannot be set up for the first ``missing_for`` calls of :meth:`retry`, then they
+    can. ``relay_fitted``: a door relay is configured (so ``relay_down`` while missing)."""
+
+    def __init__(self, missing_for: int, relay_fitted: bool = True) -> None:
+        super().__init__()
+        self.missing_for, self.relay_fitted = missing_for, relay_fitted
+        self.retries: list[float] = []
+
+    @property
+    def error(self) -> str:
+        missing = len(self.retries) <= self.missing_for
+        return "no GPIO pin factory: lgpio: can not open gpiochip" if missing else ""
+
+    @property
+    def relay_down(self) -> bool:
+        return bool(self.error) and self.relay_fitted
+
+    def retry(self, now: float) -> str:
+        self.retries.append(now)
+        return self.error
+
+
 class RecordingDisplay:
     """The OLED as the screens it was asked to show (a change only, as the real display's
     worker skips unchanged screens). ``fail_next``: that many ``show`` calls raise the I2C
-    error first (``-1``: all of them), then it works again."""
+    error first (``-1``: all of them), then it works again. With ``clock``, ``shown_at``
+    keeps the monotonic time each screen came up."""
 
-    def __init__(self, fail_next: int = 0) -> None:
+    def __init__(self, fail_next: int = 0, clock: FakeClock | None = None) -> None:
         self.shown: list[Any] = []
+        self.shown_at: list[float] = []
         self.fail_next = fail_next
         self.failures = 0
+        self.clock = clock
 
     @property
     def broken(self) -> bool:
@@ -164,6 +191,7 @@ class RecordingDisplay:
             raise OSError(121, "Remote I/O error")
         if not self.shown or self.shown[-1] != screen:
             self.shown.append(screen)
+            self.shown_at.append(self.clock.t if self.clock is not None else float("nan"))
 
 
 class FailingJournal:
