@@ -94,10 +94,12 @@ class TextDecoder:
     """A decoder whose frames are the tuples of texts it "sees"; each decode takes
     ``frame_s`` of the fake clock."""
 
+    name = "test texts"
+
     def __init__(self, clock: FakeClock, frame_s: float = FRAME_S) -> None:
         self.clock, self.frame_s = clock, frame_s
 
-    def decode(self, frame: Sequence[str]) -> list[str]:
+    def decode(self, frame: Any) -> list[str]:  # a tuple of texts, not an image
         self.clock.advance(self.frame_s)
         return list(frame)
 
@@ -110,7 +112,7 @@ class FailingDecoder(TextDecoder):
         super().__init__(clock)
         self.bad = tuple(bad)
 
-    def decode(self, frame: Sequence[str]) -> list[str]:
+    def decode(self, frame: Any) -> list[str]:  # a tuple of texts, not an image
         if tuple(frame) == self.bad:
             self.clock.advance(self.frame_s)
             raise RuntimeError("bad frame")
