@@ -67,3 +67,8 @@ def verifier(trust: TrustStore) -> Verifier:
 @pytest.fixture
 def now() -> int:
     return NOW
+
+
+# The frame loop's bench (the ``journal`` and ``checkpoint`` fixtures) and the suite's fakes
+# live in their own modules; conftest makes the fixtures visible to every test file.
+from checkpoint_support import checkpoint, journal  # noqa: E402, F401

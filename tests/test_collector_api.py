@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector_support import T0, FakeDevice, fake_time_token, pg_cluster, store  # noqa: F401
+from fakes import FakeClock
 from passgate_collector import protocol
 from passgate_collector.web import Settings, create_app
 
@@ -17,17 +18,9 @@ CBOR = {"Content-Type": "application/cbor"}
 TOKEN = "tok-" + "x" * 40
 
 
-class Clock:
-    def __init__(self, t: float = T0 + 3600) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock(T0 + 3600)
 
 
 @pytest.fixture

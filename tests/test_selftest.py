@@ -24,6 +24,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from PIL import Image, ImageChops
 
 from bundle_support import DAY, NOW, Fleet
+from fakes import FakeClock
 from passgate.bundle import CheckpointPolicy, FleetPolicy, install_bundle, pin_roots
 from passgate.bundle.watch import BundleWatcher
 from passgate.cli import main as cli_main
@@ -67,23 +68,6 @@ from passgate.selftest.state import (
 
 LINE_RE = re.compile(r"^(PASS|WARN|FAIL|SKIP)  [a-z]{4,9} {1,6} \S.*$")
 TEXT = "a QR code on the wall"
-
-
-class FakeTime:
-    """A monotonic clock that moves only when something sleeps."""
-
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.t += s
-
-    __call__ = monotonic
 
 
 def scene_frames(text: str | None, n: int = 6, seed: int = 3) -> list[np.ndarray]:
@@ -132,7 +116,7 @@ def test_run_checks_skips_reports_crashes_and_emits_in_order(caplog):
 
 
 def test_camera_reports_size_rate_focus_and_exposure(code_frames):
-    timer = FakeTime()
+    timer = FakeClock()
     src = Paced(SceneSource([SceneStep(code_frames[0], 20)], seed=3), 15.0,
                 clock=timer.monotonic, sleep=timer.sleep)
     cap = capture(src, 12, timer.monotonic)
@@ -270,7 +254,7 @@ class Recorder:
 
 
 def test_display_draws_both_pattern_phases_then_a_message():
-    out, timer = Recorder(), FakeTime()
+    out, timer = Recorder(), FakeClock()
     r = check_display(lambda: out, "ssd1306 on /dev/i2c-1", hold_s=1.5, sleep=timer.sleep,
                       monotonic=timer.monotonic)
     assert r.status is Status.PASS and r.detail.startswith("ssd1306 on /dev/i2c-1:")
@@ -281,7 +265,7 @@ def test_display_draws_both_pattern_phases_then_a_message():
     assert ImageChops.logical_xor(a, b).histogram()[0] == 0
     assert msg.tobytes() == render(MessageScreen("selftest", "display ok; results on the "
                                                  "terminal")).tobytes()
-    assert timer.slept == [1.5, 1.5] and out.cleaned
+    assert timer.waits == [1.5, 1.5] and out.cleaned
 
 
 def test_display_through_luma_dummy_and_png_files(tmp_path):
@@ -319,7 +303,7 @@ def test_no_display_configured_is_skipped():
 
 @pytest.fixture
 def pins(monkeypatch):
-    timer = FakeTime()
+    timer = FakeClock()
     monkeypatch.setattr(gpiozero.pins.mock, "monotonic", timer.monotonic)
     factory = MockFactory(pin_class=MockPWMPin)
     yield factory, timer
@@ -347,7 +331,7 @@ def test_signals_cycle_each_output_in_turn_with_a_short_relay_pulse(pins):
     assert _timeline(factory.pin(22))[:3] == [(0, 0), (1.1, 1), (1.6, 0)]  # red
     # The relay board is active-low: idle high, pulled low for 0.2 s, high again.
     assert _timeline(factory.pin(23))[:4] == [(0, 0), (0, 1), (1.7, 0), (1.9, 1)]
-    assert round(sum(timer.slept), 3) == 1.9
+    assert round(sum(timer.waits), 3) == 1.9
     # Everything released afterwards: the pins are free for the scanner.
     assert all(factory.pin(n).function == "input" for n in (17, 27, 22, 23))
 
@@ -634,7 +618,7 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_simulated_selftest_passes_every_check_one_line_each(tmp_path):
-    out, timer = io.StringIO(), FakeTime()
+    out, timer = io.StringIO(), FakeClock()
     code = selftest(_args("--simulate", "--state", str(tmp_path), "--frames", "6",
                           "--sync-dir", str(tmp_path / "sync")), out=out, timer=timer)
     lines = out.getvalue().splitlines()
@@ -652,7 +636,7 @@ def test_simulated_selftest_as_json_with_skips(tmp_path):
     out = io.StringIO()
     code = selftest(_args("--simulate", "--state", str(tmp_path), "--json", "--frames", "3",
                           "--skip", "camera", "signals", "--sync-dir", str(tmp_path)),
-                    out=out, timer=FakeTime())
+                    out=out, timer=FakeClock())
     doc = json.loads(out.getvalue())
     assert code == 0 and doc["ok"] is True
     status = {r["name"]: r["status"] for r in doc["results"]}
@@ -664,11 +648,11 @@ def test_simulated_selftest_as_json_with_skips(tmp_path):
 
 def test_a_failing_check_makes_the_exit_code_1(tmp_path):
     selftest(_args("--simulate", "--state", str(tmp_path), "--frames", "2", "--skip",
-                   *CHECKS), out=io.StringIO(), timer=FakeTime())  # prepares the state
+                   *CHECKS), out=io.StringIO(), timer=FakeClock())  # prepares the state
     (tmp_path / "journal.sqlite").write_bytes(b"not a database" * 100)
     out = io.StringIO()
     code = selftest(_args("--simulate", "--state", str(tmp_path), "--frames", "2",
-                          "--sync-dir", str(tmp_path)), out=out, timer=FakeTime())
+                          "--sync-dir", str(tmp_path)), out=out, timer=FakeClock())
     assert code == 1
     assert out.getvalue().splitlines()[-1].endswith("1 FAIL, 0 SKIP: FAIL")
     assert re.search(r"^FAIL  journal ", out.getvalue(), re.M)
@@ -709,7 +693,7 @@ png_dir = "{tmp_path / 'oled'}"
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     out = io.StringIO()
     code = selftest(_args("--config", str(cfg), "--sync-dir", str(tmp_path / "sync")),
-                    out=out, timer=FakeTime())
+                    out=out, timer=FakeClock())
     text = out.getvalue()
     got = {line.split()[1]: line.split()[0] for line in text.splitlines()[:-1]}
     assert code == 1, text

@@ -16,6 +16,7 @@ import gpiozero.pins.mock
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 
+from fakes import FakeClock
 from passgate.errors import ConfigError, HardwareError
 from passgate.hardware.signals.gpio import (
     ACCEPT_TONES,
@@ -31,17 +32,9 @@ T0 = 1000.0
 CFG = SignalsConfig()  # buzzer 17, green 27, red 22, relay 23 (active low), hold 3 s, deny 2 s
 
 
-class FakeClock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    c = FakeClock()
+    c = FakeClock(T0)
     # MockPin stamps state changes with gpiozero.pins.mock.monotonic: make it our clock.
     monkeypatch.setattr(gpiozero.pins.mock, "monotonic", c)
     return c

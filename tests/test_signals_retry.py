@@ -2,7 +2,7 @@
 
 Pins are gpiozero MockFactory pins; the retry times are the caller's monotonic seconds, so
 the backoff is checked exactly. The frame loop's side (the "GPIO fault" screen, the
-``no_relay`` flag) is in test_daemon.py, the whole ``run_checkpoint`` in test_simulate.py.
+``no_relay`` flag) is in test_loop_faults.py, the whole ``run_checkpoint`` in test_simulate.py.
 """
 
 from __future__ import annotations
