@@ -32,13 +32,15 @@ import passgate
 
 ROOT = Path(passgate.__file__).resolve().parent
 
-# Lowest first; names in one tuple share a layer. Why this order: passes is the verifier
+# Lowest first; names in one tuple share a layer. Why this order: options is the kit each part
+# declares its own config keys with (it needs only errors and util); passes is the verifier
 # (format, signatures, trust); clock and bundle build on its keys; journal records verdicts
 # and times; issuing makes passes (the synthetic camera draws them); hardware adapts camera,
 # display and outputs; config declares every part's settings; checkpoint assembles the loop;
 # sync talks to the collector; selftest and provision use all of these; cli is the top.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "util", "data", "__init__"),
+    ("options",),
     ("passes",),
     ("clock",),
     ("bundle",),
@@ -100,7 +102,8 @@ class Import:
     source: str  # importing module, e.g. passgate.cli.verify
     target: str  # imported module, e.g. passgate.passes.verify or numpy
     line: int
-    lazy: bool  # inside a function (or a TYPE_CHECKING block: not at run time at all)
+    lazy: bool  # inside a function: runs late, when the function is called
+    typing: bool = False  # under ``if TYPE_CHECKING:``: never runs, read only by mypy
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -117,28 +120,31 @@ def layer_of(module: str) -> str:
 
 def imports_of(path: Path, root: Path, modules: set[str]) -> list[Import]:
     """Every absolute import in ``path``; ``from a import b`` names ``a.b`` when b is a
-    module of ours. Imports under ``if TYPE_CHECKING:`` count as lazy (never run)."""
+    module of ours. Imports under ``if TYPE_CHECKING:`` are marked ``typing``: they never
+    run, so rule 4 (late imports) and the cycle rule skip them; rule 1 (layers) does not,
+    since a type named from a higher layer still couples the lower one to it."""
     source = module_name(path, root)
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     found: list[Import] = []
 
-    def visit(node: ast.AST, lazy: bool) -> None:
+    def visit(node: ast.AST, lazy: bool, typing: bool) -> None:
         for child in ast.iter_child_nodes(node):
             inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                inner = True
+            typed = typing or (isinstance(child, ast.If)
+                               and "TYPE_CHECKING" in ast.unparse(child.test))
             if isinstance(child, ast.Import):
-                found.extend(Import(source, a.name, child.lineno, lazy) for a in child.names)
+                found.extend(Import(source, a.name, child.lineno, lazy, typing)
+                             for a in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
                 if child.module == "__future__":
                     continue
                 for a in child.names:
                     sub = f"{child.module}.{a.name}"
                     target = sub if sub in modules else child.module
-                    found.append(Import(source, target, child.lineno, lazy))
-            visit(child, inner)
+                    found.append(Import(source, target, child.lineno, lazy, typing))
+            visit(child, inner, typed)
 
-    visit(tree, False)
+    visit(tree, False, False)
     return found
 
 
@@ -205,14 +211,16 @@ def violations(root: Path, top: str = "passgate",
             src, dst = layer_of(imp.source), layer_of(imp.target)
             if rank.get(dst, -1) > rank.get(src, -1):
                 bad(imp, f"layer {dst} is above {src}")
-            if not imp.lazy:
+            if not imp.lazy and not imp.typing:
                 eager.setdefault(imp.source, set()).add(imp.target)
         if layer_of(imp.source) in SCANNER and is_under(
                 imp.target, tuple(n.replace("passgate", top, 1) for n in NETWORK)):
             bad(imp, "the scanner opens no network connection")
-    heavy = loads_heavy(eager, {(i.source, i.target) for i in imports if not i.lazy})
+    heavy = loads_heavy(eager, {(i.source, i.target) for i in imports
+                                if not i.lazy and not i.typing})
     for imp in imports:
-        if not imp.lazy or layer_of(imp.source) == "cli" or imp.source in late_pending:
+        if not imp.lazy or imp.typing or layer_of(imp.source) == "cli" \
+                or imp.source in late_pending:
             continue
         if is_under(imp.target, top):
             if imp.target in heavy:

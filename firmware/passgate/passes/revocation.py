@@ -71,7 +71,7 @@ class RevocationList:
     def from_digests(cls, data: bytes) -> RevocationList:
         """Packed 16-byte digests in any order, duplicates allowed (a collector's ``*.bin``)."""
         if len(data) % DIGEST_LEN:
-            raise ValueError(f"length is not a multiple of {DIGEST_LEN}")
+            raise TrustError(f"length is not a multiple of {DIGEST_LEN}")
         buckets = [bytearray() for _ in range(256)]
         view = memoryview(data)
         for i in range(0, len(data), DIGEST_LEN):
