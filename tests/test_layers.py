@@ -66,12 +66,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "no network",
     ("passgate.config.load", "socket"):
         "socket.gethostname() names the device by default; it opens no socket",
-    ("passgate.checkpoint.simulate", "passgate.cli"):
-        "raises the command line's UsageError for a missing OpenCV; goes when UsageError "
-        "moves to passgate.errors (issue 9, error tree)",
-    ("passgate.issuing.batch", "passgate.cli.issue"):
-        "CSV rows share pass_fields with 'passgate issue', which raises UsageError; moves to "
-        "issuing with UsageError (issue 9, error tree)",
     ("passgate.issuing.qr", "passgate.hardware.decode"):
         "'verify --image' decodes a picture with the scanner's decoder; loads numpy and "
         "zxing-cpp, so only inside decode_image_file",
