@@ -78,16 +78,6 @@ LATE_PENDING: dict[str, str] = {
     "passgate.checkpoint.wiring": "the assembly functions import the parts they assemble; "
                                   "wiring is being reshaped for interfaces in issue 9",
     "passgate.checkpoint.simulate": "imports the wiring and the parts it drives per call",
-    "passgate.checkpoint.trustview": "format_duration from config.load, for one message",
-    "passgate.config.load": "the hardware sections' config classes",
-    "passgate.passes.format": "cose, imported late since the format/cose split",
-    "passgate.passes.verdict": "dataclasses.replace in one method",
-    "passgate.provision.apply": "grp/pwd and the sync enrolment, per call",
-    "passgate.selftest.checks": "the display screens and GPIO per check",
-    "passgate.selftest.state": "bundle policy, sync state and errors per check",
-    "passgate.sync.client": "the bundle reader per download",
-    "passgate.sync.enrolment": "atomicfile per save",
-    "passgate.sync.hooks": "bundle, clock tokens and cose per hook",
 }
 
 
