@@ -13,7 +13,8 @@ Rules (written down in ``docs/architecture.md``):
    interpreter.
 4. An import inside a function is either the command line's per-sub-command loading
    (``passgate.cli``), an optional heavy dependency (``LAZY_OK``), or a passgate module
-   that loads one; never a light module imported late only to dodge a cycle.
+   that loads one; never a light module imported late only to dodge a cycle. Imports under
+   ``if TYPE_CHECKING:`` never run, so this rule and rule 2 skip them; rule 1 does not.
 
 ``ALLOWED`` lists the exceptions, each with its reason. A negative control runs the checker
 on a small synthetic tree that breaks every rule.
@@ -53,7 +54,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("selftest", "provision"),
     ("cli",),
 )
-SCANNER = ("passes", "clock", "bundle", "journal", "hardware", "config", "checkpoint")
+SCANNER = ("options", "passes", "clock", "bundle", "journal", "hardware", "config", "checkpoint")
 NETWORK = ("socket", "urllib.request", "http", "ssl", "requests", "passgate.sync",
            "passgate_collector")
 LAZY_OK = ("picamera2", "libcamera", "luma", "cv2", "flask", "gpiozero", "lgpio", "RPi",
@@ -70,16 +71,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "'verify --image' decodes a picture with the scanner's decoder; loads numpy and "
         "zxing-cpp, so only inside decode_image_file",
 }
-
-# Modules whose late imports of light modules predate this test and are not yet hoisted
-# (rule 4 is not yet enforced in them; every other module keeps it). Each entry is to go:
-# hoist the imports, and the test fails until the entry is struck (see below).
-LATE_PENDING: dict[str, str] = {
-    "passgate.checkpoint.wiring": "the assembly functions import the parts they assemble; "
-                                  "wiring is being reshaped for interfaces in issue 9",
-    "passgate.checkpoint.simulate": "imports the wiring and the parts it drives per call",
-}
-
 
 @dataclass(frozen=True)
 class Import:
@@ -177,8 +168,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def violations(root: Path, top: str = "passgate",
-               allowed: dict[tuple[str, str], str] = ALLOWED,
-               late_pending: dict[str, str] = LATE_PENDING) -> list[str]:
+               allowed: dict[tuple[str, str], str] = ALLOWED) -> list[str]:
     """Every broken rule in the package at ``root`` (named ``top``), one line each."""
     imports = scan(root)
     rank = {name: i for i, names in enumerate(LAYERS) for name in names}
@@ -203,8 +193,7 @@ def violations(root: Path, top: str = "passgate",
     heavy = loads_heavy(eager, {(i.source, i.target) for i in imports
                                 if not i.lazy and not i.typing})
     for imp in imports:
-        if not imp.lazy or imp.typing or layer_of(imp.source) == "cli" \
-                or imp.source in late_pending:
+        if not imp.lazy or imp.typing or layer_of(imp.source) == "cli":
             continue
         if is_under(imp.target, top):
             if imp.target in heavy:
@@ -238,12 +227,6 @@ def test_every_allowed_exception_is_still_used() -> None:
     """An exception whose import is gone must be struck from ALLOWED."""
     seen = {(i.source, i.target) for i in scan(ROOT)}
     assert set(ALLOWED) <= seen, set(ALLOWED) - seen
-
-
-def test_every_pending_late_import_is_still_there() -> None:
-    """A module whose late imports are hoisted must leave LATE_PENDING."""
-    still = {v.split(":")[0] for v in violations(ROOT, late_pending={})}
-    assert set(LATE_PENDING) <= still, set(LATE_PENDING) - still
 
 
 def test_every_subpackage_has_a_layer() -> None:
@@ -281,15 +264,21 @@ def test_the_checker_finds_a_bad_graph(tmp_path: Path) -> None:
         "journal/__init__.py": "",
         "journal/c.py": "import socket\n\ndef f():\n    import json\n"
                         "    from fake.passes import b\n",
+        "journal/d.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                        "    from fake.cli import main\n    from fake.passes import a\n",
         "cli/__init__.py": "def main():\n    import json\n",
     }
     for name, text in files.items():
         (pkg / name).parent.mkdir(parents=True, exist_ok=True)
         (pkg / name).write_text(text)
-    found = "\n".join(violations(pkg, top="fake", allowed={}, late_pending={}))
+    found = "\n".join(violations(pkg, top="fake", allowed={}))
     assert "fake.passes.a:2 imports fake.cli: layer cli is above passes" in found
     assert "import cycle: fake.passes.a -> fake.passes.b" in found
     assert "fake.journal.c:1 imports socket: the scanner opens no network" in found
     assert "fake.journal.c:4 imports json: a late import that is not" in found
     assert "fake.journal.c:5 imports fake.passes.b: a late import of a light module" in found
+    # A type-only import never runs: it is no late import, but it still may not go upward.
+    assert "fake.journal.d:4 imports fake.cli: layer cli is above journal" in found
+    assert "fake.journal.d:4 imports fake.cli: a late import" not in found
+    assert "fake.journal.d:5" not in found
     assert "fake.cli" not in found.replace("imports fake.cli", "")  # cli may load late

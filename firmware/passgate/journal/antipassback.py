@@ -38,7 +38,7 @@ class ZoneWindows:
         "anti-passback window in this zone (absent: the global one)",
         dump=toml_duration,
     )
-    purposes: MappingProxyType = option(
+    purposes: MappingProxyType[str, int] = option(
         {}, valid_durations_table, "per-purpose windows in this zone", dump=toml_durations
     )
 
@@ -51,22 +51,24 @@ class AntipassbackSection:
         "a pass accepted here is denied already_used for this long (0: off)",
         dump=toml_duration,
     )
-    purposes: MappingProxyType = option(
+    purposes: MappingProxyType[str, int] = option(
         {},
         valid_durations_table,
         'per-purpose windows, e.g. work = "10m"',
         dump=toml_durations,
     )
-    zones: MappingProxyType = tables(ZoneWindows, "per-zone windows: [antipassback.zones.NAME]")
+    zones: MappingProxyType[str, ZoneWindows] = tables(
+        ZoneWindows, "per-zone windows: [antipassback.zones.NAME]"
+    )
 
     def window_for(self, zone: str, purpose: str | None) -> int:
         """The window for a purpose in a zone: the most specific setting wins."""
         z = self.zones.get(zone)
-        if z is not None and purpose in z.purposes:
+        if z is not None and purpose is not None and purpose in z.purposes:
             return z.purposes[purpose]
         if z is not None and z.window is not None:
             return z.window
-        if purpose in self.purposes:
+        if purpose is not None and purpose in self.purposes:
             return self.purposes[purpose]
         return self.window
 
