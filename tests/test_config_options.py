@@ -12,8 +12,12 @@ import pytest
 
 from passgate.config import schema
 from passgate.config.load import dump_toml, from_dict
-from passgate.config.options import check, option, options_of
-from passgate.config.validators import (
+from passgate.errors import ConfigError
+from passgate.hardware.camera.picam import CameraConfig
+from passgate.hardware.display.device import DisplayConfig
+from passgate.hardware.signals.gpio import SignalsConfig
+from passgate.options.declare import check, option, options_of
+from passgate.options.validators import (
     NAME_RE,
     BadValue,
     unique_gpio_pins,
@@ -30,10 +34,6 @@ from passgate.config.validators import (
     valid_size,
     valid_string,
 )
-from passgate.errors import ConfigError
-from passgate.hardware.camera.picam import CameraConfig
-from passgate.hardware.display.device import DisplayConfig
-from passgate.hardware.signals.gpio import SignalsConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs/configuration.md"
 

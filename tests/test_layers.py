@@ -13,7 +13,8 @@ Rules (written down in ``docs/architecture.md``):
    interpreter.
 4. An import inside a function is either the command line's per-sub-command loading
    (``passgate.cli``), an optional heavy dependency (``LAZY_OK``), or a passgate module
-   that loads one; never a light module imported late only to dodge a cycle.
+   that loads one; never a light module imported late only to dodge a cycle. Imports under
+   ``if TYPE_CHECKING:`` never run, so this rule and rule 2 skip them; rule 1 does not.
 
 ``ALLOWED`` lists the exceptions, each with its reason. A negative control runs the checker
 on a small synthetic tree that breaks every rule.
@@ -32,13 +33,15 @@ import passgate
 
 ROOT = Path(passgate.__file__).resolve().parent
 
-# Lowest first; names in one tuple share a layer. Why this order: passes is the verifier
+# Lowest first; names in one tuple share a layer. Why this order: options is the kit each part
+# declares its own config keys with (it needs only errors and util); passes is the verifier
 # (format, signatures, trust); clock and bundle build on its keys; journal records verdicts
 # and times; issuing makes passes (the synthetic camera draws them); hardware adapts camera,
 # display and outputs; config declares every part's settings; checkpoint assembles the loop;
 # sync talks to the collector; selftest and provision use all of these; cli is the top.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "util", "data", "__init__"),
+    ("options",),
     ("passes",),
     ("clock",),
     ("bundle",),
@@ -51,7 +54,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("selftest", "provision"),
     ("cli",),
 )
-SCANNER = ("passes", "clock", "bundle", "journal", "hardware", "config", "checkpoint")
+SCANNER = ("options", "passes", "clock", "bundle", "journal", "hardware", "config", "checkpoint")
 NETWORK = ("socket", "urllib.request", "http", "ssl", "requests", "passgate.sync",
            "passgate_collector")
 LAZY_OK = ("picamera2", "libcamera", "luma", "cv2", "flask", "gpiozero", "lgpio", "RPi",
@@ -64,43 +67,18 @@ ALLOWED: dict[tuple[str, str], str] = {
         "no network",
     ("passgate.config.load", "socket"):
         "socket.gethostname() names the device by default; it opens no socket",
-    ("passgate.checkpoint.simulate", "passgate.cli"):
-        "raises the command line's UsageError for a missing OpenCV; goes when UsageError "
-        "moves to passgate.errors (issue 9, error tree)",
-    ("passgate.issuing.batch", "passgate.cli.issue"):
-        "CSV rows share pass_fields with 'passgate issue', which raises UsageError; moves to "
-        "issuing with UsageError (issue 9, error tree)",
     ("passgate.issuing.qr", "passgate.hardware.decode"):
         "'verify --image' decodes a picture with the scanner's decoder; loads numpy and "
         "zxing-cpp, so only inside decode_image_file",
 }
-
-# Modules whose late imports of light modules predate this test and are not yet hoisted
-# (rule 4 is not yet enforced in them; every other module keeps it). Each entry is to go:
-# hoist the imports, and the test fails until the entry is struck (see below).
-LATE_PENDING: dict[str, str] = {
-    "passgate.checkpoint.wiring": "the assembly functions import the parts they assemble; "
-                                  "wiring is being reshaped for interfaces in issue 9",
-    "passgate.checkpoint.simulate": "imports the wiring and the parts it drives per call",
-    "passgate.checkpoint.trustview": "format_duration from config.load, for one message",
-    "passgate.config.load": "the hardware sections' config classes",
-    "passgate.passes.format": "cose, imported late since the format/cose split",
-    "passgate.passes.verdict": "dataclasses.replace in one method",
-    "passgate.provision.apply": "grp/pwd and the sync enrolment, per call",
-    "passgate.selftest.checks": "the display screens and GPIO per check",
-    "passgate.selftest.state": "bundle policy, sync state and errors per check",
-    "passgate.sync.client": "the bundle reader per download",
-    "passgate.sync.enrolment": "atomicfile per save",
-    "passgate.sync.hooks": "bundle, clock tokens and cose per hook",
-}
-
 
 @dataclass(frozen=True)
 class Import:
     source: str  # importing module, e.g. passgate.cli.verify
     target: str  # imported module, e.g. passgate.passes.verify or numpy
     line: int
-    lazy: bool  # inside a function (or a TYPE_CHECKING block: not at run time at all)
+    lazy: bool  # inside a function: runs late, when the function is called
+    typing: bool = False  # under ``if TYPE_CHECKING:``: never runs, read only by mypy
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -117,28 +95,31 @@ def layer_of(module: str) -> str:
 
 def imports_of(path: Path, root: Path, modules: set[str]) -> list[Import]:
     """Every absolute import in ``path``; ``from a import b`` names ``a.b`` when b is a
-    module of ours. Imports under ``if TYPE_CHECKING:`` count as lazy (never run)."""
+    module of ours. Imports under ``if TYPE_CHECKING:`` are marked ``typing``: they never
+    run, so rule 4 (late imports) and the cycle rule skip them; rule 1 (layers) does not,
+    since a type named from a higher layer still couples the lower one to it."""
     source = module_name(path, root)
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     found: list[Import] = []
 
-    def visit(node: ast.AST, lazy: bool) -> None:
+    def visit(node: ast.AST, lazy: bool, typing: bool) -> None:
         for child in ast.iter_child_nodes(node):
             inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                inner = True
+            typed = typing or (isinstance(child, ast.If)
+                               and "TYPE_CHECKING" in ast.unparse(child.test))
             if isinstance(child, ast.Import):
-                found.extend(Import(source, a.name, child.lineno, lazy) for a in child.names)
+                found.extend(Import(source, a.name, child.lineno, lazy, typing)
+                             for a in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
                 if child.module == "__future__":
                     continue
                 for a in child.names:
                     sub = f"{child.module}.{a.name}"
                     target = sub if sub in modules else child.module
-                    found.append(Import(source, target, child.lineno, lazy))
-            visit(child, inner)
+                    found.append(Import(source, target, child.lineno, lazy, typing))
+            visit(child, inner, typed)
 
-    visit(tree, False)
+    visit(tree, False, False)
     return found
 
 
@@ -187,8 +168,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def violations(root: Path, top: str = "passgate",
-               allowed: dict[tuple[str, str], str] = ALLOWED,
-               late_pending: dict[str, str] = LATE_PENDING) -> list[str]:
+               allowed: dict[tuple[str, str], str] = ALLOWED) -> list[str]:
     """Every broken rule in the package at ``root`` (named ``top``), one line each."""
     imports = scan(root)
     rank = {name: i for i, names in enumerate(LAYERS) for name in names}
@@ -205,14 +185,15 @@ def violations(root: Path, top: str = "passgate",
             src, dst = layer_of(imp.source), layer_of(imp.target)
             if rank.get(dst, -1) > rank.get(src, -1):
                 bad(imp, f"layer {dst} is above {src}")
-            if not imp.lazy:
+            if not imp.lazy and not imp.typing:
                 eager.setdefault(imp.source, set()).add(imp.target)
         if layer_of(imp.source) in SCANNER and is_under(
                 imp.target, tuple(n.replace("passgate", top, 1) for n in NETWORK)):
             bad(imp, "the scanner opens no network connection")
-    heavy = loads_heavy(eager, {(i.source, i.target) for i in imports if not i.lazy})
+    heavy = loads_heavy(eager, {(i.source, i.target) for i in imports
+                                if not i.lazy and not i.typing})
     for imp in imports:
-        if not imp.lazy or layer_of(imp.source) == "cli" or imp.source in late_pending:
+        if not imp.lazy or imp.typing or layer_of(imp.source) == "cli":
             continue
         if is_under(imp.target, top):
             if imp.target in heavy:
@@ -246,12 +227,6 @@ def test_every_allowed_exception_is_still_used() -> None:
     """An exception whose import is gone must be struck from ALLOWED."""
     seen = {(i.source, i.target) for i in scan(ROOT)}
     assert set(ALLOWED) <= seen, set(ALLOWED) - seen
-
-
-def test_every_pending_late_import_is_still_there() -> None:
-    """A module whose late imports are hoisted must leave LATE_PENDING."""
-    still = {v.split(":")[0] for v in violations(ROOT, late_pending={})}
-    assert set(LATE_PENDING) <= still, set(LATE_PENDING) - still
 
 
 def test_every_subpackage_has_a_layer() -> None:
@@ -289,15 +264,21 @@ def test_the_checker_finds_a_bad_graph(tmp_path: Path) -> None:
         "journal/__init__.py": "",
         "journal/c.py": "import socket\n\ndef f():\n    import json\n"
                         "    from fake.passes import b\n",
+        "journal/d.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                        "    from fake.cli import main\n    from fake.passes import a\n",
         "cli/__init__.py": "def main():\n    import json\n",
     }
     for name, text in files.items():
         (pkg / name).parent.mkdir(parents=True, exist_ok=True)
         (pkg / name).write_text(text)
-    found = "\n".join(violations(pkg, top="fake", allowed={}, late_pending={}))
+    found = "\n".join(violations(pkg, top="fake", allowed={}))
     assert "fake.passes.a:2 imports fake.cli: layer cli is above passes" in found
     assert "import cycle: fake.passes.a -> fake.passes.b" in found
     assert "fake.journal.c:1 imports socket: the scanner opens no network" in found
     assert "fake.journal.c:4 imports json: a late import that is not" in found
     assert "fake.journal.c:5 imports fake.passes.b: a late import of a light module" in found
+    # A type-only import never runs: it is no late import, but it still may not go upward.
+    assert "fake.journal.d:4 imports fake.cli: layer cli is above journal" in found
+    assert "fake.journal.d:4 imports fake.cli: a late import" not in found
+    assert "fake.journal.d:5" not in found
     assert "fake.cli" not in found.replace("imports fake.cli", "")  # cli may load late

@@ -18,10 +18,7 @@ Rules kept here (pinned by ``tests/test_errors.py``):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the enum lives with the bundle format; importing it here would cycle
-    from passgate.bundle.format import Refusal
+import enum
 
 
 class PassgateError(Exception):
@@ -68,6 +65,23 @@ class TrustError(PassgateError, ValueError):
 
 class BundleError(TrustError):
     """A bundle cannot be read or installed. Its message is one readable line."""
+
+
+class Refusal(enum.Enum):
+    """Why a bundle was refused (:attr:`BundleRefused.reason`). Values are stable: logs and the
+    sync state carry them. Here beside the error that carries it, so this module imports
+    nothing of passgate."""
+
+    MALFORMED = "malformed"  # not a bundle, or broken structure
+    TOO_LARGE = "too_large"  # larger than the device limit, or more bytes than declared
+    BAD_SIGNATURE = "bad_signature"  # a signature by a pinned root does not verify
+    UNDER_THRESHOLD = "under_threshold"  # fewer valid root signatures than the threshold
+    PART_MISMATCH = "part_mismatch"  # a part's length or SHA-256 differs from the manifest
+    ROLLBACK = "rollback"  # older than the installed version
+    SAME_VERSION = "same_version"  # same version as installed, different content
+    EXPIRED = "expired"  # already past its expiry
+    NO_ROOTS = "no_roots"  # no root keys pinned on this device
+    ROOTS_MISMATCH = "roots_mismatch"  # other roots given than the pinned ones
 
 
 class BundleRefused(BundleError):

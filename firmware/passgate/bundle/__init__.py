@@ -19,7 +19,6 @@ For the scanner::
 """
 
 from passgate.bundle.build import BundleContent, build_bundle, content_from_files
-from passgate.bundle.format import Refusal
 from passgate.bundle.install import (
     DEFAULT_STATE_DIR,
     install_bundle,
@@ -41,7 +40,7 @@ from passgate.bundle.policy import (
 from passgate.bundle.roots import RootSet
 from passgate.bundle.verify import DEFAULT_MAX_BYTES, BundleInfo, read_bundle
 from passgate.bundle.watch import BundleWatcher, Loaded
-from passgate.errors import BundleError, BundleRefused, NoTrustData
+from passgate.errors import BundleError, BundleRefused, NoTrustData, Refusal
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -20,7 +20,6 @@ reads it (no endless data). Full description: ``docs/trust.md``.
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 
 import cbor2
 
-from passgate.errors import BundleRefused, PassFormatError
+from passgate.errors import BundleRefused, PassFormatError, Refusal
 from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, KID_LEN, SIG_LEN, dumps, loads_strict
 
 MAGIC = b"PGBUNDL1"
@@ -46,21 +45,6 @@ MAX_TIME = 2**40
 MAX_VERSION = 2**53
 MAX_BUILD_VERSION = MAX_VERSION - 1
 MAX_SIGNATURES = 32
-
-
-class Refusal(enum.Enum):
-    """Why a bundle was refused. Values are stable: logs and the sync state carry them."""
-
-    MALFORMED = "malformed"  # not a bundle, or broken structure
-    TOO_LARGE = "too_large"  # larger than the device limit, or more bytes than declared
-    BAD_SIGNATURE = "bad_signature"  # a signature by a pinned root does not verify
-    UNDER_THRESHOLD = "under_threshold"  # fewer valid root signatures than the threshold
-    PART_MISMATCH = "part_mismatch"  # a part's length or SHA-256 differs from the manifest
-    ROLLBACK = "rollback"  # older than the installed version
-    SAME_VERSION = "same_version"  # same version as installed, different content
-    EXPIRED = "expired"  # already past its expiry
-    NO_ROOTS = "no_roots"  # no root keys pinned on this device
-    ROOTS_MISMATCH = "roots_mismatch"  # other roots given than the pinned ones
 
 
 def refuse(reason: Refusal, message: str) -> BundleRefused:

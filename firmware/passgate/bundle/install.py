@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from passgate.bundle.format import Refusal, refuse
+from passgate.bundle.format import refuse
 from passgate.bundle.roots import ROOTS_FILE, RootSet
 from passgate.bundle.verify import (
     DEFAULT_MAX_BYTES,
@@ -34,7 +34,7 @@ from passgate.bundle.verify import (
     read_bundle,
     read_header,
 )
-from passgate.errors import BundleError, NoTrustData, TrustError
+from passgate.errors import BundleError, NoTrustData, Refusal, TrustError
 from passgate.passes.truststore import TrustStore
 from passgate.util.atomicfile import locked, write_atomic
 from passgate.util.timefmt import iso

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from passgate.bundle.format import MAX_TIME, Refusal, refuse, strict_cbor
+from passgate.bundle.format import MAX_TIME, refuse, strict_cbor
 from passgate.bundle.policy import FleetPolicy
-from passgate.errors import KeyFileError, TrustError
+from passgate.errors import KeyFileError, Refusal, TrustError
 from passgate.passes.cose import dumps
 from passgate.passes.format import _ZONE_RE
 from passgate.passes.purposes import _PURPOSE_ID_RE as _PURPOSE_RE

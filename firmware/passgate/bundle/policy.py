@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from passgate.bundle.format import Refusal, refuse
+from passgate.bundle.format import refuse
 from passgate.clock.clock import TimeReading
-from passgate.errors import TrustError
+from passgate.errors import Refusal, TrustError
 from passgate.passes.verdict import Reason
 from passgate.util.timefmt import parse_duration
 

@@ -26,7 +26,6 @@ from passgate.bundle.format import (
     MAX_HEADER,
     PREFIX,
     Manifest,
-    Refusal,
     Signature,
     decode_header,
     parse_manifest,
@@ -35,7 +34,7 @@ from passgate.bundle.format import (
 from passgate.bundle.parts import trust_store
 from passgate.bundle.policy import FleetPolicy
 from passgate.bundle.roots import RootSet
-from passgate.errors import KeyFileError, TrustError
+from passgate.errors import KeyFileError, Refusal, TrustError
 from passgate.passes.keys import kid_of
 from passgate.passes.truststore import TrustStore
 

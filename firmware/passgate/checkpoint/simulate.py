@@ -25,9 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from passgate.checkpoint.wiring import run_checkpoint
 from passgate.clock.clock import ClockState, TimeReading
 from passgate.config.load import from_dict
+from passgate.errors import UsageError
+from passgate.hardware.camera import Paced, SceneSource, SceneStep
+from passgate.hardware.camera.files import FolderSource, import_cv2
+from passgate.hardware.camera.webcam import WebcamSource
+from passgate.hardware.display import terminal_if_tty
+from passgate.hardware.signals.gpio import make_pin_factory
 from passgate.issuing.issuer import Issuer
+from passgate.passes.keys import new_keypair
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +97,6 @@ def demo_key_dirs() -> list[Path]:
 
 def load_issuer(state: Path) -> tuple[Issuer, Path]:
     """The demo issuer and its public key file: from keys/demo, else made once in the state."""
-    from passgate.passes.keys import new_keypair
-
     for folder in demo_key_dirs():
         for key in sorted(folder.glob("**/*issuer*.key")):
             if key.with_suffix(".pub").is_file():
@@ -103,8 +111,6 @@ def load_issuer(state: Path) -> tuple[Issuer, Path]:
 
 def prepare(state: Path, now: float) -> Cast:
     """Keys, trust folder, hash key and the scene's passes, in ``state``."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     state.mkdir(parents=True, exist_ok=True)
     issuer, pub = load_issuer(state)
     trust = state / "trust"
@@ -137,8 +143,6 @@ def prepare(state: Path, now: float) -> Cast:
 
 
 def scene(cast: Cast, loop: bool, size: tuple[int, int] = (640, 480)) -> Any:
-    from passgate.hardware.camera import SceneSource, SceneStep
-
     steps = [SceneStep(None, 30)]
     for _, text in cast.passes:
         steps += [SceneStep(text, CODE_FRAMES), SceneStep(None, GAP_FRAMES)]
@@ -187,12 +191,6 @@ def main(
     """Run the simulated checkpoint; returns the exit code (0).
 
     ``fps``: the pace of the simulated camera (tests play the scene faster)."""
-    from passgate.checkpoint.wiring import run_checkpoint
-    from passgate.hardware.camera import Paced
-    from passgate.hardware.camera.files import FolderSource
-    from passgate.hardware.display import terminal_if_tty
-    from passgate.hardware.signals.gpio import make_pin_factory
-
     out = out or sys.stdout
     state = Path(state)
     cast = prepare(state, time.time())
@@ -240,10 +238,6 @@ def main(
 
 
 def _webcam(fps: float) -> Any:
-    from passgate.errors import UsageError
-    from passgate.hardware.camera.files import import_cv2
-    from passgate.hardware.camera.webcam import WebcamSource
-
     try:
         import_cv2()
     except Exception as exc:  # HardwareError: OpenCV missing, with the pip command to fix it

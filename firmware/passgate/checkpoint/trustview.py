@@ -31,6 +31,7 @@ from passgate.checkpoint.parts import FixedTrust
 from passgate.config.schema import Config
 from passgate.errors import JournalError
 from passgate.journal.antipassback import AntiPassback
+from passgate.options.declare import format_duration
 from passgate.passes.truststore import TrustStore
 from passgate.passes.verify import Verifier
 
@@ -223,6 +224,4 @@ def _identity(loaded: Loaded) -> tuple[int, str] | str:
 
 
 def _duration(seconds: float) -> str:
-    from passgate.config.load import format_duration
-
     return format_duration(int(seconds))

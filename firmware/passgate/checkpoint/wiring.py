@@ -20,22 +20,33 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+# Every part is imported here, at the top: this module assembles them all. The optional
+# libraries behind them (picamera2, OpenCV, luma, gpiozero, zxing-cpp) still load only when a
+# part is opened (see tests/test_layers.py).
+from passgate.bundle.watch import BundleWatcher
+from passgate.checkpoint.debounce import Debouncer
+from passgate.checkpoint.loop import Checkpoint, Scan, Timing
+from passgate.checkpoint.parts import TrustSource
+from passgate.checkpoint.sdnotify import Notifier
+from passgate.checkpoint.trustview import BundleTrust, StaticTrust, local_policy
+from passgate.clock.clock import Clock
 from passgate.config.schema import Config
-from passgate.errors import ConfigError
-
-if TYPE_CHECKING:
-    from passgate.checkpoint.loop import Checkpoint, Scan
-    from passgate.checkpoint.parts import TrustSource
-    from passgate.checkpoint.sdnotify import Notifier
-    from passgate.clock.clock import Clock
-    from passgate.hardware.camera.base import FrameSource
-    from passgate.hardware.decode import Decoder
-    from passgate.hardware.display.screens import Connectivity
-    from passgate.hardware.display.term import TerminalView
-    from passgate.journal.journal import Journal
-    from passgate.journal.syncstate import SyncState
+from passgate.errors import ConfigError, JournalError
+from passgate.hardware.camera import Paced
+from passgate.hardware.camera.base import FrameSource
+from passgate.hardware.camera.files import PathSource
+from passgate.hardware.camera.picam import PicameraSource
+from passgate.hardware.camera.webcam import WebcamSource
+from passgate.hardware.decode import Decoder, make_decoder
+from passgate.hardware.display import Display
+from passgate.hardware.display.screens import Connectivity
+from passgate.hardware.display.term import TerminalView
+from passgate.hardware.signals.retry import RetryingSignals
+from passgate.journal.journal import Journal
+from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState, state_path
+from passgate.passes.truststore import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +80,6 @@ def read_hash_key(path: Path) -> bytes:
 
 def make_source(cfg: Config) -> FrameSource:
     """The frame source ``[camera]`` asks for (not opened: the loop opens it, with retries)."""
-    from passgate.hardware.camera import Paced
-    from passgate.hardware.camera.files import PathSource
-    from passgate.hardware.camera.picam import PicameraSource
-    from passgate.hardware.camera.webcam import WebcamSource
-
     cam = cfg.camera
     if cam.source == "picamera2":
         return PicameraSource(cam)  # [camera] is the adapter's own CameraConfig
@@ -89,9 +95,6 @@ def open_journal(cfg: Config, key: bytes) -> Journal:
     read-only, the file is damaged), a journal that tries again on every call: the loop then
     starts with the "journal fault" screen and denies scans ``journal_fault`` until it opens.
     That is a fault to show at the door, not a configuration error to exit with."""
-    from passgate.errors import JournalError
-    from passgate.journal.journal import Journal
-
     args = (loaded_path(cfg.journal.path, "journal.path"), key, cfg.checkpoint.device_id)
     try:
         return Journal(*args)
@@ -101,15 +104,9 @@ def open_journal(cfg: Config, key: bytes) -> Journal:
 
 def make_trust(cfg: Config, journal: Journal) -> TrustSource:
     """The trust provider ``[trust]`` asks for: the installed bundle, or a plain folder."""
-    from passgate.checkpoint.trustview import BundleTrust, StaticTrust, local_policy
-
     policy = local_policy(cfg)
     if cfg.trust.source == "dir":
-        from passgate.passes.truststore import TrustStore
-
         return StaticTrust(TrustStore.from_dir(cfg.trust.dir), policy, journal)
-    from passgate.bundle.watch import BundleWatcher
-
     cp = cfg.checkpoint
     return BundleTrust(
         BundleWatcher(loaded_path(cfg.trust.bundle_dir, "trust.bundle_dir")),
@@ -136,14 +133,10 @@ class SyncConnectivity:
     """
 
     def __init__(self, state_dir: Path) -> None:
-        from passgate.journal.syncstate import state_path
-
         self.path = state_path(state_dir)
         self._problem = ""
 
     def __call__(self, now: float) -> Connectivity:
-        from passgate.hardware.display.screens import Connectivity
-
         state, problem = self._read()
         if problem != self._problem:
             if problem:
@@ -154,8 +147,6 @@ class SyncConnectivity:
         return Connectivity.UNKNOWN if state is None else Connectivity(state.connectivity_at(now))
 
     def _read(self) -> tuple[SyncState | None, str]:
-        from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState
-
         try:
             raw = json.loads(self.path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
@@ -234,13 +225,6 @@ def run_checkpoint(
     "GPIO fault" meanwhile, as it does when a pin is busy). Raises ``ConfigError`` or
     ``HardwareError`` when something cannot be set up at all.
     """
-    from passgate.checkpoint.debounce import Debouncer
-    from passgate.checkpoint.loop import Checkpoint, Timing
-    from passgate.checkpoint.sdnotify import Notifier
-    from passgate.hardware.decode import make_decoder
-    from passgate.hardware.display import Display
-    from passgate.hardware.signals.retry import RetryingSignals
-
     key = read_hash_key(loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file"))
     with contextlib.ExitStack() as stack:
         # The hardware parts handed in are ours to close, last: the pin factory after the

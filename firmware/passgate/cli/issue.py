@@ -10,7 +10,6 @@ before signing and all as usage errors (exit 2).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 
@@ -35,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from passgate.errors import UsageError
-    from passgate.issuing.issuer import Issuer
+    from passgate.issuing.issuer import Issuer, pass_fields
 
     issuer = Issuer.from_key_file(args.key, args.issuer, purpose_table(args))
     if args.batch:
@@ -71,40 +70,3 @@ def purpose_table(args: argparse.Namespace):
         return PurposeTable.from_file(args.purposes)
     beside = Path(args.key).with_name("purposes.toml")
     return PurposeTable.from_file(beside) if beside.is_file() else PurposeTable.default()
-
-
-def pass_fields(purposes, purpose: str, zones: list[str], hint: str | None, start: str | None,
-                duration: str | None) -> dict:
-    """Turn command-line or CSV strings into ``Issuer.issue`` arguments (UsageError if bad).
-
-    ``purposes`` is the issuer's PurposeTable: it gives the code, and the default duration
-    (the purpose's maximum) when ``duration`` is empty.
-    """
-    from passgate.errors import PassFormatError, UsageError
-    from passgate.passes.format import Claims
-    from passgate.util.timefmt import parse_duration, parse_instant, span
-
-    known = purposes.get(purpose)
-    if known is None:
-        raise UsageError(f"unknown purpose {purpose!r}; known: {', '.join(p.id for p in purposes)}")
-    now = int(time.time())
-    try:
-        not_before = parse_instant(start) if start else now
-        duration_s = parse_duration(duration) if duration else known.max_s
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if duration_s is None:
-        raise UsageError(f"--duration is required for open-ended purpose {purpose!r}")
-    if duration_s <= 0:
-        raise UsageError("duration must be positive")
-    issued_at = min(now, not_before)  # the time of issue; a backdated start is its own iat
-    if known.max_s is not None and duration_s > known.max_s:
-        raise UsageError(f"duration {span(duration_s)} is longer than the {span(known.max_s)} "
-                         f"allowed for {purpose}: every checkpoint would deny it")
-    try:
-        Claims("x", b"\0" * 12, not_before, not_before + duration_s, issued_at, known.code,
-               tuple(zones), hint or None).validate()
-    except PassFormatError as exc:
-        raise UsageError(exc.detail) from None
-    return dict(purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s,
-                hint=hint, issued_at=issued_at)

@@ -16,15 +16,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from passgate.clock.section import ClockSection
 from passgate.clock.sources import KernelSync, RtcProbe, rtc_since_epoch
 from passgate.clock.store import Anchor, ClockStore, TokenResult
 from passgate.clock.tokens import TimeKey
 from passgate.errors import TrustError
-
-if TYPE_CHECKING:
-    from passgate.config.schema import ClockSection
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +93,8 @@ class ClockConfig:
 
     @classmethod
     def from_section(cls, section: ClockSection) -> ClockConfig:
-        """The site's settings from the config's ``[clock]`` (:class:`ClockSection`). Every
+        """The site's settings from the config's ``[clock]`` (:class:`~passgate.clock.section.
+        ClockSection`, declared beside the clock). Every
         process that reads the clock (scanner, sync agent, commands) builds it this way."""
         return cls(
             trust_timesyncd=section.trust_timesyncd,

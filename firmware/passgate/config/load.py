@@ -18,7 +18,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from passgate.config.options import (
+from passgate.config.schema import NAME_RE, SECTIONS, Config, DisplayConfig
+from passgate.errors import BadValue, ConfigError
+from passgate.options.declare import (
     Option,
     format_duration,
     is_required,
@@ -27,9 +29,7 @@ from passgate.config.options import (
     toml_key,
     toml_value,
 )
-from passgate.config.schema import NAME_RE, SECTIONS, Config, DisplayConfig
-from passgate.config.validators import type_name
-from passgate.errors import BadValue, ConfigError
+from passgate.options.validators import type_name
 
 DEFAULT_PATH = Path("/etc/passgate/passgate.toml")
 DROPIN_DIR = "passgate.d"

@@ -1,10 +1,11 @@
 """The declared configuration schema: frozen dataclasses, one per TOML section.
 
-Every key is declared once (:func:`passgate.config.options.option`), with its default, its
+Every key is declared once (:func:`passgate.options.declare.option`), with its default, its
 validator and a one-line meaning: beside its adapter for the hardware (``[camera]`` in
 :mod:`passgate.hardware.camera.picam`, ``[display]`` in :mod:`passgate.hardware.display.device`,
 ``[signals]`` in :mod:`passgate.hardware.signals.gpio`: the adapter's config class *is* the
-section), here for the keys with no adapter of their own. The loader
+section; ``[clock]`` in :mod:`passgate.clock.section`, ``[antipassback]`` in
+:mod:`passgate.journal.antipassback`), here for the keys with no part of their own. The loader
 (:mod:`passgate.config.load`) validates against these declarations, ``passgate config --dump``
 prints them, and ``docs/configuration.md`` describes the same keys. Durations are stored as
 whole seconds (written ``"30m"``, ``"7d"`` or a plain number of seconds in TOML); hold times
@@ -15,26 +16,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
-from passgate.config.options import MISSING, option, options_of, section, tables, toml_duration
-from passgate.config.options import toml_durations as _toml_durations
-from passgate.config.validators import (
+from passgate.clock.section import ClockSection
+from passgate.hardware.camera.picam import CameraConfig
+from passgate.hardware.display.device import DisplayConfig
+from passgate.hardware.signals.gpio import SignalsConfig
+from passgate.journal.antipassback import AntipassbackSection, ZoneWindows
+from passgate.options.declare import MISSING, option, options_of, section, toml_duration
+from passgate.options.validators import (
     DEVICE_RE,
     NAME_RE,
     RTC_RE,
     valid_bool,
     valid_choice,
     valid_duration,
-    valid_durations_table,
     valid_float_range,
     valid_int_range,
     valid_path,
     valid_string,
 )
-from passgate.hardware.camera.picam import CameraConfig
-from passgate.hardware.display.device import DisplayConfig
-from passgate.hardware.signals.gpio import SignalsConfig
 
 # The adapters' config classes are the sections: one declaration per key, no copying.
 CameraSection = CameraConfig
@@ -105,47 +105,6 @@ class DecoderSection:
 
 
 @dataclass(frozen=True)
-class ZoneWindows:
-    window: int | None = option(
-        None,
-        valid_duration(),
-        "anti-passback window in this zone (absent: the global one)",
-        dump=toml_duration,
-    )
-    purposes: MappingProxyType = option(
-        {}, valid_durations_table, "per-purpose windows in this zone", dump=_toml_durations
-    )
-
-
-@dataclass(frozen=True)
-class AntipassbackSection:
-    window: int = option(
-        1800,
-        valid_duration(0, 366 * 86400),
-        "a pass accepted here is denied already_used for this long (0: off)",
-        dump=toml_duration,
-    )
-    purposes: MappingProxyType = option(
-        {},
-        valid_durations_table,
-        'per-purpose windows, e.g. work = "10m"',
-        dump=_toml_durations,
-    )
-    zones: MappingProxyType = tables(ZoneWindows, "per-zone windows: [antipassback.zones.NAME]")
-
-    def window_for(self, zone: str, purpose: str | None) -> int:
-        """The window for a purpose in a zone: the most specific setting wins."""
-        z = self.zones.get(zone)
-        if z is not None and purpose in z.purposes:
-            return z.purposes[purpose]
-        if z is not None and z.window is not None:
-            return z.window
-        if purpose in self.purposes:
-            return self.purposes[purpose]
-        return self.window
-
-
-@dataclass(frozen=True)
 class TrustSection:
     source: str = option(
         "bundle",
@@ -187,35 +146,6 @@ class JournalSection:
         valid_path,
         "fleet key (32 bytes, 0600) for hashing pass ids; written by provisioning",
         derive="journal.key",
-    )
-
-
-@dataclass(frozen=True)
-class ClockSection:
-    untrusted_policy: str = option(
-        "flag",
-        valid_choice("deny", "flag"),
-        "clock not trusted: deny passes (clock_untrusted) or accept flagged",
-    )
-    trust_timesyncd: bool = option(
-        True, valid_bool, "a clock NTP (timesyncd and the kernel) reports synchronised is trusted"
-    )
-    trust_rtc: bool = option(
-        False, valid_bool, "a battery RTC (DS3231) that agrees counts as trusted"
-    )
-    rtc_device: str = option(
-        "rtc0",
-        valid_string(RTC_RE),
-        "the RTC trust_rtc compares with, rtcN of /sys/class/rtc (a DS3231 on a Pi 5: rtc1)",
-    )
-    token_trust: int = option(
-        86400,
-        valid_duration(60, 7 * 86400),
-        "how long a fresh signed time token keeps the clock trusted (monotonic time)",
-        dump=toml_duration,
-    )
-    floor_file: Path | None = option(
-        None, valid_path, "where the time floor is persisted", derive="clock.floor"
     )
 
 

@@ -19,12 +19,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from passgate.errors import BatchError, PassgateError
-from passgate.issuing.issuer import PASS_ID_LEN, Issuer
+from passgate.issuing.issuer import PASS_ID_LEN, Issuer, pass_fields
 
 
 def read_rows(path: Path, purposes) -> list[dict]:
-    from passgate.cli.issue import pass_fields
-
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)

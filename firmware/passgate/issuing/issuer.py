@@ -9,17 +9,19 @@ it is signed, and one that would be over the 1,024 characters a checkpoint reads
 from __future__ import annotations
 
 import os
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.errors import KeyFileError, PassFormatError
+from passgate.errors import KeyFileError, PassFormatError, UsageError
 from passgate.passes import format as passformat
 from passgate.passes.format import Claims
 from passgate.passes.keys import kid_of, load_private, raw_public
 from passgate.passes.purposes import PurposeTable
+from passgate.util.timefmt import parse_duration, parse_instant, span
 
 PASS_ID_LEN = 12  # 96 random bits: the format's minimum, which keeps a pass in QR version 8-M
 
@@ -82,3 +84,39 @@ class Issuer:
             hint=hint or None,
         )
         return passformat.encode(claims, self.key.sign, self.kid)
+
+
+def pass_fields(purposes: PurposeTable, purpose: str, zones: list[str], hint: str | None,
+                start: str | None, duration: str | None) -> dict:
+    """Turn command-line or CSV strings into ``Issuer.issue`` arguments (UsageError if bad):
+    ``passgate issue`` and a batch CSV row read the same fields the same way.
+
+    ``purposes`` is the issuer's PurposeTable: it gives the code, and the default duration
+    (the purpose's maximum) when ``duration`` is empty.
+    """
+    known = purposes.get(purpose)
+    if known is None:
+        raise UsageError(f"unknown purpose {purpose!r}; known: {', '.join(p.id for p in purposes)}")
+    now = int(time.time())
+    try:
+        not_before = parse_instant(start) if start else now
+        duration_s = parse_duration(duration) if duration else known.max_s
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if duration_s is None:
+        raise UsageError(f"--duration is required for open-ended purpose {purpose!r}")
+    if duration_s <= 0:
+        raise UsageError("duration must be positive")
+    issued_at = min(now, not_before)  # the time of issue; a backdated start is its own iat
+    if known.max_s is not None and duration_s > known.max_s:
+        raise UsageError(f"duration {span(duration_s)} is longer than the {span(known.max_s)} "
+                         f"allowed for {purpose}: every checkpoint would deny it")
+    try:
+        Claims("x", b"\0" * 12, not_before, not_before + duration_s, issued_at, known.code,
+               tuple(zones), hint or None).validate()
+    except PassFormatError as exc:
+        raise UsageError(exc.detail) from None
+    return dict(
+        purpose=purpose, zones=zones, not_before=not_before, duration_s=duration_s, hint=hint,
+        issued_at=issued_at,
+    )

@@ -11,18 +11,66 @@ anti-passback for that case.
 Time is the clock's effective time. An earlier accept recorded *after* ``now`` (the clock
 was corrected backwards since) counts only while it is within one window of ``now``, so a
 clock that once ran far ahead cannot lock a pass out for months.
+
+The ``[antipassback]`` config keys are declared here, once (:class:`AntipassbackSection`,
+:class:`ZoneWindows`, with :mod:`passgate.options`); :mod:`passgate.config.schema` assembles
+them with the other sections and :meth:`AntiPassback.from_config` reads them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from passgate.config.schema import AntipassbackSection
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
 
 from passgate.errors import ConfigError
+from passgate.options.declare import option, tables, toml_duration, toml_durations
+from passgate.options.validators import valid_duration, valid_durations_table
+
+
+@dataclass(frozen=True)
+class ZoneWindows:
+    window: int | None = option(
+        None,
+        valid_duration(),
+        "anti-passback window in this zone (absent: the global one)",
+        dump=toml_duration,
+    )
+    purposes: MappingProxyType[str, int] = option(
+        {}, valid_durations_table, "per-purpose windows in this zone", dump=toml_durations
+    )
+
+
+@dataclass(frozen=True)
+class AntipassbackSection:
+    window: int = option(
+        1800,
+        valid_duration(0, 366 * 86400),
+        "a pass accepted here is denied already_used for this long (0: off)",
+        dump=toml_duration,
+    )
+    purposes: MappingProxyType[str, int] = option(
+        {},
+        valid_durations_table,
+        'per-purpose windows, e.g. work = "10m"',
+        dump=toml_durations,
+    )
+    zones: MappingProxyType[str, ZoneWindows] = tables(
+        ZoneWindows, "per-zone windows: [antipassback.zones.NAME]"
+    )
+
+    def window_for(self, zone: str, purpose: str | None) -> int:
+        """The window for a purpose in a zone: the most specific setting wins."""
+        z = self.zones.get(zone)
+        if z is not None and purpose is not None and purpose in z.purposes:
+            return z.purposes[purpose]
+        if z is not None and z.window is not None:
+            return z.window
+        if purpose is not None and purpose in self.purposes:
+            return self.purposes[purpose]
+        return self.window
 
 
 class AcceptLog(Protocol):

@@ -41,6 +41,7 @@ from passgate.passes.cose import (
     HDR_KID,
     Sign1,
     decode_sign1,
+    dumps,
     encode_sign1,
     head,
     loads,
@@ -149,8 +150,6 @@ def encode(claims: Claims, sign: Callable[[bytes], bytes], kid: bytes) -> str:
     within limits but together make a text over ``MAX_TEXT`` (16 long zones and a long
     non-ASCII issuer name can): the verifier would refuse such a pass unread.
     """
-    from passgate.passes.cose import dumps
-
     claims.validate()
     cose = encode_sign1(dumps(claims.to_cbor_map()), sign, {HDR_ALG: ALG_EDDSA, HDR_KID: kid})
     text = PREFIX + base45.encode(cose)

@@ -7,7 +7,7 @@ Display texts, buzzer patterns, relay action and journal rows are all derived fr
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class Result(enum.Enum):
@@ -71,8 +71,6 @@ class Verdict:
 
     def deny(self, reason: Reason, detail: str = "") -> Verdict:
         """The same pass facts, turned into a denial for ``reason`` (used by later stages)."""
-        from dataclasses import replace
-
         return replace(self, result=Result.DENY, reason=reason, detail=detail, remaining_s=None)
 
     def to_json(self) -> dict[str, object]:

@@ -4,7 +4,9 @@ a second run with the same device file changes nothing (and says so by an empty 
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from passgate.bundle import install_bundle, pin_roots, pinned_roots
 from passgate.errors import ProvisionError
 from passgate.passes.keys import kid_of, public_from_raw, public_pem
 from passgate.provision.check import Plan, read_bytes_or_none
+from passgate.sync.devicekey import KEY_FILE, load_device_key, new_device_key
+from passgate.sync.enrolment import ENROLMENT_FILE, Enrolment, load_enrolment, save_enrolment
 from passgate.util.atomicfile import write_atomic
 
 
@@ -27,9 +31,6 @@ class Owners:
 
     @classmethod
     def lookup(cls) -> Owners:
-        import grp
-        import pwd
-
         try:
             scanner, sync = pwd.getpwnam("passgate"), pwd.getpwnam("passgate-sync")
             group = grp.getgrnam("passgate").gr_gid
@@ -50,9 +51,6 @@ class Outcome:
 
 def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
     """Write what :func:`check` planned; each step skips what is already in place."""
-    from passgate.sync.devicekey import KEY_FILE, load_device_key, new_device_key
-    from passgate.sync.enrolment import Enrolment, load_enrolment, save_enrolment
-
     dev, changes = plan.device, []
     own = _chown if owners is not None else (lambda *a: None)
     scanner = owners.scanner if owners else None
@@ -99,8 +97,6 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
         changes.append(f"device key made in {plan.sync_dir}")
     fingerprint = load_device_key(key_path).fingerprint
     if dev.collector_url is not None:
-        from passgate.sync.enrolment import ENROLMENT_FILE
-
         path = plan.sync_dir / ENROLMENT_FILE
         old = load_enrolment(path)
         same = old is not None and (old.collector, old.device, old.fingerprint) == (

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from passgate.errors import HardwareError
+from passgate.hardware.display.screens import Screen, reason_words, remaining_text
+from passgate.hardware.signals.gpio import Pattern, Signals
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +278,6 @@ def check_decode(frames: Sequence[np.ndarray], decoder: Any,
 
 def verdict_words(verdict: Any) -> str:
     """``ACCEPT shopping, 2h 13m left, issuer Demo City`` or ``DENY expired 14 min ago``."""
-    from passgate.hardware.display.screens import reason_words, remaining_text
-
     if verdict.accepted:
         left = remaining_text(verdict, verdict.checked_at)
         parts = [f"ACCEPT {verdict.purpose or '?'}"] + ([f"{left} left"] if left else [])
@@ -300,7 +300,6 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
     bus, ~100 ms a 100 kHz one.
     """
     from passgate.hardware.display import MessageScreen, TestPatternScreen, render
-    from passgate.hardware.display.screens import Screen
 
     if open_output is None:
         return Result("display", Status.SKIP, "no display configured (display.driver = none)")
@@ -341,8 +340,6 @@ BEEP_HZ = 1318.5  # a tone for a passive piezo; an on/off buzzer just sounds
 
 def cycle_pattern(step_s: float = 0.5, relay_s: float = 0.2) -> Any:
     """Buzzer, green, red, then a short relay pulse, one after the other."""
-    from passgate.hardware.signals.gpio import Pattern
-
     beep = min(step_s, 0.2)
     return Pattern("selftest", {
         "buzzer": ((0.0, BEEP_HZ), (beep, 0.0)),
@@ -366,8 +363,6 @@ def check_signals(cfg: Any, pin_factory: Callable[[], Any], *,
     FAIL when a pin cannot be claimed or an output could not be switched. Whether the buzzer
     sounded and the lock clicked only a person can tell.
     """
-    from passgate.hardware.signals.gpio import Signals
-
     switched: list[tuple[str, float]] = []
     try:
         signals = Signals(cfg, pin_factory=pin_factory(), clock=clock, background=False,

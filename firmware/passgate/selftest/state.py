@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from passgate.bundle.policy import trust_status
 from passgate.clock.clock import ClockState, TimeReading
-from passgate.errors import ConfigError
+from passgate.errors import ConfigError, PassgateError
+from passgate.journal.syncstate import OFFLINE, ONLINE
 from passgate.selftest.checks import Result, Status
 from passgate.util.timefmt import iso, span
 
@@ -75,8 +77,6 @@ def check_bundle(loaded: Any, now: float, zone: str | None = None, site: str = "
     No bundle: FAIL (every pass is denied). Stale or expired: FAIL where the policy denies,
     WARN where it only flags. Expiring within a day: WARN.
     """
-    from passgate.bundle.policy import trust_status
-
     info = loaded.info
     if info is None:
         return Result("bundle", Status.FAIL, f"{loaded.missing or 'no trust data'}: every pass "
@@ -109,8 +109,6 @@ def check_bundle(loaded: Any, now: float, zone: str | None = None, site: str = "
 
 def check_trust_folder(load: Callable[[], Any], path: Path) -> Result:
     """``trust.source = "dir"`` (development): a plain folder of keys, never stale."""
-    from passgate.errors import PassgateError
-
     try:
         store = load()
     except (PassgateError, OSError) as exc:
@@ -148,8 +146,6 @@ def check_collector(state: Any, now: float, *, url: str | None = None, url_note:
     Never a FAIL: the scanner works without the network; problems are WARNs. ``connect=None``
     skips the connection attempt (``--no-connect``).
     """
-    from passgate.journal.syncstate import OFFLINE, ONLINE
-
     figures: dict[str, Any] = {"connectivity": state.connectivity_at(now), "url": url,
                                "pending": state.pending, "dead_letters": state.dead_letters,
                                "last_success_age_s": None, "tcp_ms": None}

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import cbor2
 
+from passgate.bundle import DEFAULT_MAX_BYTES
 from passgate.errors import (
     BundleTooLarge,
     PassFormatError,
@@ -177,8 +178,6 @@ class CollectorClient:
         headers = {} if have is None else {"If-None-Match": f'"{int(have)}"'}
         # Cap the download at the installer's own limit, whatever Content-Length says: a
         # larger file would be refused by install_bundle anyway (endless-data attack).
-        from passgate.bundle import DEFAULT_MAX_BYTES
-
         limit = self.max_bundle or DEFAULT_MAX_BYTES
         try:
             resp = self._send("GET", path, b"", headers, max_reply=limit, ok=(200, 304, 404))

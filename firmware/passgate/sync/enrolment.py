@@ -17,6 +17,7 @@ from pathlib import Path
 
 from passgate.errors import ConfigError, Refused
 from passgate.sync.client import CollectorClient
+from passgate.util.atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ def load_enrolment(path: Path) -> Enrolment | None:
 
 
 def save_enrolment(path: Path, enrolment: Enrolment) -> None:
-    from passgate.util.atomicfile import write_atomic
-
     data = json.dumps(asdict(enrolment), sort_keys=True, indent=1).encode() + b"\n"
     write_atomic(Path(path), data, mode=0o600)
 

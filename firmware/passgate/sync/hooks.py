@@ -9,6 +9,18 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from passgate.bundle import (
+    BundleError,
+    NoTrustData,
+    install_bundle,
+    installed_stamp,
+    record_refresh,
+)
+from passgate.bundle.install import BUNDLE_FILE
+from passgate.bundle.verify import read_header
+from passgate.errors import PassFormatError, TimeTokenError
+from passgate.passes.cose import decode_sign1, loads_strict
+
 log = logging.getLogger(__name__)
 
 
@@ -27,10 +39,6 @@ class InstalledBundles:
         self._problem: str | None = None  # logged once, not at every batch
 
     def installed(self) -> tuple[int, int] | None:
-        from passgate.bundle import BundleError, installed_stamp
-        from passgate.bundle.install import BUNDLE_FILE
-        from passgate.bundle.verify import read_header
-
         try:
             stamp = installed_stamp(self.dir)
             if stamp is None:
@@ -51,13 +59,9 @@ class InstalledBundles:
         return self._cache[1]
 
     def install(self, data: bytes) -> int:
-        from passgate.bundle import install_bundle
-
         return install_bundle(data, self.dir, self._now()).version
 
     def refreshed(self, now: float) -> None:
-        from passgate.bundle import NoTrustData, record_refresh
-
         try:
             record_refresh(self.dir, now)
         except NoTrustData as exc:
@@ -114,8 +118,6 @@ class TimeLink:
 
     def accept(self, raw: bytes) -> None:
         """Feed one token from a collector answer to the clock (time_sink of the client)."""
-        from passgate.errors import TimeTokenError
-
         now = self._mono()
         answers = self._nonce is not None and _token_nonce(raw) == self._nonce[0]
         if not answers and self._recent(self._last_accept, now):
@@ -151,9 +153,6 @@ class TimeLink:
 def _token_nonce(raw: bytes) -> bytes | None:
     """The challenge a token claims to answer, read without verifying it (``accept_token``
     verifies). Only decides whether the token is worth a write now; None if unreadable."""
-    from passgate.errors import PassFormatError
-    from passgate.passes.cose import decode_sign1, loads_strict
-
     try:
         payload = loads_strict(decode_sign1(raw).payload, "time token")
     except (PassFormatError, ValueError):

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from passgate.config.options import check, option
-from passgate.config.validators import (
+from passgate.errors import HardwareError
+from passgate.hardware.camera.base import SourceBase
+from passgate.options.declare import check, option
+from passgate.options.validators import (
     BadValue,
     valid_bool,
     valid_choice,
@@ -35,8 +37,6 @@ from passgate.config.validators import (
     valid_path,
     valid_size,
 )
-from passgate.errors import HardwareError
-from passgate.hardware.camera.base import SourceBase
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from passgate.config.options import check, option, toml_hex
-from passgate.config.validators import (
+from passgate.errors import ConfigError, HardwareError
+from passgate.options.declare import check, option, toml_hex
+from passgate.options.validators import (
     valid_choice,
     valid_float_range,
     valid_i2c_address,
@@ -23,7 +24,6 @@ from passgate.config.validators import (
     valid_int_range,
     valid_path,
 )
-from passgate.errors import ConfigError, HardwareError
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from passgate.config.options import check, option
-from passgate.config.validators import (
+from passgate.errors import ArgumentError, ConfigError, HardwareError
+from passgate.options.declare import check, option
+from passgate.options.validators import (
     unique_gpio_pins,
     valid_bool,
     valid_float_range,
     valid_gpio_pin,
 )
-from passgate.errors import ArgumentError, ConfigError, HardwareError
 
 log = logging.getLogger(__name__)
 

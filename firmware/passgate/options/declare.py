@@ -1,11 +1,14 @@
 """Declaring config keys: each key once, as a dataclass field with a default, a validator and
 a one-line meaning, beside the code that uses it.
 
-A config class is both the adapter's settings and the TOML section: the camera's keys are
+A config class is both the part's settings and the TOML section: the camera's keys are
 declared in :mod:`passgate.hardware.camera.picam`, the signals' in
-:mod:`passgate.hardware.signals.gpio`, the display's in :mod:`passgate.hardware.display.device`;
-keys with no adapter of their own in :mod:`passgate.config.schema`, which assembles the whole
-:class:`~passgate.config.schema.Config`. Rules kept:
+:mod:`passgate.hardware.signals.gpio`, the display's in :mod:`passgate.hardware.display.device`,
+the clock's in :mod:`passgate.clock.section`, anti-passback's in
+:mod:`passgate.journal.antipassback`; keys with no part of their own in
+:mod:`passgate.config.schema`, which assembles the whole :class:`~passgate.config.schema.Config`.
+This kit imports only :mod:`passgate.errors` and :mod:`passgate.util`, so every layer may use
+it (``tests/test_layers.py``). Rules kept:
 
 - A field declared with :func:`option` is a config key; anything else in the class is not.
 - The loader checks a value with the field's validator before building the class (so the
@@ -25,8 +28,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from passgate.config.validators import Validator
 from passgate.errors import BadValue, ConfigError
+from passgate.options.validators import Validator
 
 MISSING = dataclasses.MISSING
 
