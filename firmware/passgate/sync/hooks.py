@@ -51,8 +51,13 @@ class InstalledBundles:
         return self._cache[1]
 
     def install(self, data: bytes) -> int:
+        """Install a full bundle, or apply a delta chain (told apart by its magic); both end
+        in the same checked, atomic install."""
         from passgate.bundle import install_bundle
+        from passgate.bundle.delta import CHAIN_MAGIC, apply_chain
 
+        if data.startswith(CHAIN_MAGIC):
+            return apply_chain(data, self.dir, self._now()).version
         return install_bundle(data, self.dir, self._now()).version
 
     def refreshed(self, now: float) -> None:
