@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from passgate.bundle.format import (
     DIGEST_PARTS,
@@ -102,7 +103,7 @@ def decode_chain(data: bytes) -> list[bytes]:
     return list(items)
 
 
-def _parse(data: bytes) -> Mapping:
+def _parse(data: bytes) -> Mapping[str, Any]:
     if not data.startswith(DELTA_MAGIC):
         raise refuse(Refusal.MALFORMED, "not a passgate delta (bad magic)")
     doc = strict_cbor(data[len(DELTA_MAGIC):], "delta")
@@ -118,7 +119,7 @@ def _parse(data: bytes) -> Mapping:
             for k in ("merge", "parts")
         )
     )
-    if not ok:
+    if not ok or not isinstance(doc, Mapping):
         raise refuse(Refusal.MALFORMED, "delta: bad structure")
     return doc
 
@@ -177,9 +178,9 @@ def apply_delta(
     return info
 
 
-def _part(name: str, base: VerifiedBundle, doc: Mapping) -> bytes:
+def _part(name: str, base: VerifiedBundle, doc: Mapping[str, Any]) -> bytes:
     if name in doc["parts"]:
-        return doc["parts"][name]
+        return bytes(doc["parts"][name])
     old = base.parts.get(name, b"" if name == "added" else None)
     if old is None:
         raise refuse(Refusal.UNKNOWN_BASE, f"delta: the base has no part {name}")
