@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
 
 from . import protocol, staff
+from .bundles import DeltaCache
 from .ingest import apply_batch
 from .protocol import CONTENT_TYPE, ProtocolError
 from .store import SqlStore, StoreError
@@ -60,6 +62,7 @@ def create_app(
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    deltas = DeltaCache()
     if time_token is None:
         log.warning("no time key: responses carry no signed time; devices cannot raise the floor")
 
@@ -184,6 +187,15 @@ def create_app(
         headers = {protocol.BUNDLE_VERSION_HEADER: str(version), "ETag": f'"{version}"'}
         if have is not None and have >= version:
             return Response(status=304, headers=headers)
+        # Deltas only for agents that ask (delta=1): a device of an older firmware sends have=N
+        # and must keep getting the full bundle it can read (docs/sync-protocol.md).
+        wants_delta = request.args.get("delta") == "1" and "full" not in request.args
+        if have is not None and wants_delta:
+            chain = deltas.chain(have, version, list(store.bundle_published_at()),
+                                 store.bundle_data)
+            if chain is not None:
+                return Response(chain, status=200, headers=headers,
+                                content_type=CHAIN_CONTENT_TYPE)
         data = store.bundle_data(version)
         return Response(data, status=200, headers=headers, content_type="application/octet-stream")
 

@@ -82,6 +82,10 @@ class Refusal(enum.Enum):
     EXPIRED = "expired"  # already past its expiry
     NO_ROOTS = "no_roots"  # no root keys pinned on this device
     ROOTS_MISMATCH = "roots_mismatch"  # other roots given than the pinned ones
+    NOT_AUTHORISED = "not_authorised"  # a revocation key without a valid root authorisation
+    REVOKER_EXPIRED = "revoker_expired"  # the revocation key's authorisation has expired
+    BEYOND_REVOKER = "beyond_revoker"  # a revocation key tried more than adding revocations
+    UNKNOWN_BASE = "unknown_base"  # a delta for another base than the installed bundle
 
 
 class BundleRefused(BundleError):

@@ -26,8 +26,11 @@ from passgate.bundle.format import (
     MAX_BUILD_VERSION,
     PART_NAMES,
     PREFIX,
+    REVOCATION_PARTS,
+    REVOCATIONS_TYPE,
     Manifest,
     PartRef,
+    Revoker,
     Signature,
     body_protected,
     encode_header,
@@ -36,7 +39,9 @@ from passgate.bundle.format import (
 )
 from passgate.bundle.parts import encode_fleet, encode_issuers, encode_policy
 from passgate.bundle.policy import FleetPolicy
+from passgate.bundle.revokers import anchor_manifest, merge_digests
 from passgate.bundle.roots import RootSet
+from passgate.bundle.verify import VerifiedBundle
 from passgate.errors import TrustError
 from passgate.passes.keys import kid_of, raw_public
 from passgate.passes.purposes import PurposeTable
@@ -92,11 +97,13 @@ def build_bundle(
     issued: int,
     expires: int,
     new_roots: RootSet | None = None,
+    revokers: Sequence[Revoker] = (),
 ) -> bytes:
     """Encode, hash, and sign with every key in ``signing_keys``; return the file's bytes.
 
     ``content`` may also be already-encoded parts (tests use that to build hostile bundles).
     ``new_roots`` declares a root rotation: sign with enough current *and* new roots.
+    ``revokers`` authorises revocation keys (each with its expiry) until the next bundle.
     """
     if not signing_keys:
         raise TrustError("bundle: at least one root key must sign")
@@ -106,7 +113,9 @@ def build_bundle(
     parts = content.encode() if isinstance(content, BundleContent) else dict(content)
     refs = tuple(PartRef(n, len(parts[n]), hashlib.sha256(parts[n]).digest()) for n in PART_NAMES)
     roots_field = None if new_roots is None else (new_roots.threshold, new_roots.keys)
-    payload = Manifest(version, int(issued), int(expires), refs, roots_field).to_cbor()
+    payload = Manifest(
+        version, int(issued), int(expires), refs, roots_field, tuple(revokers)
+    ).to_cbor()
     raws = [raw_public(k) for k in signing_keys]
     if len(set(raws)) != len(raws):
         raise TrustError("bundle: the same root key is given twice")
@@ -117,6 +126,49 @@ def build_bundle(
         sigs.append(Signature(kid_of(raw), prot, key.sign(sig_structure(body, prot, payload))))
     header = encode_header(payload, sigs)
     return b"".join([PREFIX.pack(MAGIC, len(header)), header, *(parts[n] for n in PART_NAMES)])
+
+
+def build_revocations(
+    base: VerifiedBundle, key: Ed25519PrivateKey, new_digests: bytes, version: int,
+    issued: int, expires: int | None = None,
+) -> bytes:
+    """Sign, with a revocation key, a revocations bundle that follows ``base`` (a verified
+    bundle, root-signed or itself revocations) and adds ``new_digests`` (packed, any order).
+
+    The anchor is ``base``'s root manifest; the expiry defaults to the anchor's. Only what the
+    device would accept is built: the key must be listed in the anchor and still valid."""
+    check_version(version)
+    anchor_header = base.header if base.manifest.by_roots else base.manifest.anchor
+    assert anchor_header is not None
+    _, _, _, anchor = anchor_manifest(anchor_header)
+    raw = raw_public(key)
+    revoker = next((r for r in anchor.revokers if r.key == raw), None)
+    if revoker is None:
+        raise TrustError(f"revocations: key {kid_of(raw).hex()} is not authorised by the anchor")
+    if issued >= revoker.expires:
+        raise TrustError("revocations: the revocation key's authorisation has expired")
+    if version <= base.version:
+        raise TrustError(f"revocations: version must be above the base's {base.version}")
+    if len(new_digests) % DIGEST_LEN:
+        raise TrustError(f"revocations: digests must be {DIGEST_LEN} bytes each")
+    fresh = {new_digests[i : i + DIGEST_LEN] for i in range(0, len(new_digests), DIGEST_LEN)}
+    parts = {n: base.parts[n] for n in PART_NAMES}
+    parts["added"] = merge_digests(base.parts.get("added", b""), b"".join(sorted(fresh)))
+    refs = tuple(
+        PartRef(n, len(parts[n]), hashlib.sha256(parts[n]).digest()) for n in REVOCATION_PARTS
+    )
+    manifest = Manifest(
+        version, int(issued), anchor.expires if expires is None else int(expires), refs,
+        kind=REVOCATIONS_TYPE, anchor=anchor_header,
+        base=(base.version, bytes.fromhex(base.manifest_sha256)),
+    )
+    payload = manifest.to_cbor()
+    prot = signer_protected(kid_of(raw))
+    sig = Signature(kid_of(raw), prot, key.sign(sig_structure(body_protected(), prot, payload)))
+    header = encode_header(payload, [sig])
+    return b"".join(
+        [PREFIX.pack(MAGIC, len(header)), header, *(parts[n] for n in REVOCATION_PARTS)]
+    )
 
 
 def check_version(version: object) -> None:

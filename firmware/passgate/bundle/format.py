@@ -16,6 +16,13 @@
 The manifest lists each part's name, length and SHA-256, so one signature covers every byte
 of every part (no mixing parts of two bundles), and a reader knows how much to read before it
 reads it (no endless data). Full description: ``docs/trust.md``.
+
+Two kinds of manifest share this layout. A *root* manifest (type ``passgate-bundle``) is
+signed by k of n roots and may authorise revocation keys (``revokers``: key and expiry). A
+*revocations* manifest (type ``passgate-revocations``) is signed by one such key; it carries
+the root manifest that authorised it (``anchor``, with its signatures), repeats that
+manifest's four parts unchanged, and adds one part, ``added``: digests that can only be added
+to the revocation list. Its checks live in :mod:`passgate.bundle.revokers`.
 """
 
 from __future__ import annotations
@@ -27,18 +34,23 @@ from typing import Any
 
 import cbor2
 
-from passgate.errors import BundleRefused, PassFormatError, Refusal
+from passgate.errors import BundleRefused, KeyFileError, PassFormatError, Refusal
 from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, KID_LEN, SIG_LEN, dumps, loads_strict
+from passgate.passes.keys import check_public_point
 
 MAGIC = b"PGBUNDL1"
 PREFIX = struct.Struct(">8sI")
 MAX_HEADER = 256 * 1024  # manifest + signatures: a few hundred bytes per root; far below this
 FORMAT = 1
 BUNDLE_TYPE = "passgate-bundle"
+REVOCATIONS_TYPE = "passgate-revocations"
 CONTENT_TYPE = "application/x.passgate-bundle+cbor"
 TAG_SIGN = 98
 HDR_CONTENT_TYPE = 3
 PART_NAMES = ("issuers", "revoked", "policy", "fleet")
+REVOCATION_PARTS = (*PART_NAMES, "added")  # a revocations manifest: the anchor's four + added
+DIGEST_PARTS = frozenset({"revoked", "added"})  # sorted unique 16-byte digests
+MAX_REVOKERS = 8
 MAX_TIME = 2**40
 # Readers accept versions up to 2**53 (exact in every JSON and JavaScript number); a bundle of
 # version 2**53 could never be followed by a newer one, so builders stop one below.
@@ -61,16 +73,32 @@ class PartRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Revoker:
+    """A revocation key the roots authorise: it may add revocations until ``expires``."""
+
+    key: bytes  # raw 32-byte Ed25519 public key
+    expires: int  # POSIX seconds
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     version: int
     issued: int
     expires: int
     parts: tuple[PartRef, ...]
     new_roots: tuple[int, tuple[bytes, ...]] | None = None  # (threshold, raw keys)
+    revokers: tuple[Revoker, ...] = ()  # root manifests only
+    kind: str = BUNDLE_TYPE
+    anchor: bytes | None = None  # revocations: the authorising root header (COSE_Sign bytes)
+    base: tuple[int, bytes] | None = None  # revocations: (version, manifest SHA-256) it follows
+
+    @property
+    def by_roots(self) -> bool:
+        return self.kind == BUNDLE_TYPE
 
     def to_cbor(self) -> bytes:
-        doc = {
-            "type": BUNDLE_TYPE,
+        doc: dict[str, Any] = {
+            "type": self.kind,
             "format": FORMAT,
             "version": self.version,
             "issued": self.issued,
@@ -79,6 +107,11 @@ class Manifest:
         }
         if self.new_roots is not None:
             doc["roots"] = {"threshold": self.new_roots[0], "keys": list(self.new_roots[1])}
+        if self.revokers:
+            doc["revokers"] = [{"key": r.key, "expires": r.expires} for r in self.revokers]
+        if self.anchor is not None and self.base is not None:
+            doc["anchor"] = self.anchor
+            doc["base"] = {"version": self.base[0], "manifest_sha256": self.base[1]}
         return dumps(doc)
 
     @property
@@ -105,14 +138,16 @@ def parse_manifest(payload: bytes) -> Manifest:
     doc = strict_cbor(payload, "manifest")
     if not isinstance(doc, Mapping):
         raise refuse(Refusal.MALFORMED, "bundle: manifest must be a map")
-    if doc.get("type") != BUNDLE_TYPE:
+    kind = doc.get("type")
+    if kind not in (BUNDLE_TYPE, REVOCATIONS_TYPE):
         raise refuse(Refusal.MALFORMED, f"bundle: manifest type is not {BUNDLE_TYPE!r}")
     if doc.get("format") != FORMAT:
         raise refuse(
             Refusal.MALFORMED,
             f"bundle: format {doc.get('format')!r} is not supported (want {FORMAT})",
         )
-    unknown = set(doc) - {"type", "format", "version", "issued", "expires", "parts", "roots"}
+    own = {"roots", "revokers"} if kind == BUNDLE_TYPE else {"anchor", "base"}
+    unknown = set(doc) - {"type", "format", "version", "issued", "expires", "parts"} - own
     if unknown:
         raise refuse(
             Refusal.MALFORMED, f"bundle: unknown manifest field {sorted(map(str, unknown))[0]!r}"
@@ -120,13 +155,14 @@ def parse_manifest(payload: bytes) -> Manifest:
     version = _int(doc, "version", 1, MAX_VERSION, "")
     issued = _int(doc, "issued", 0, MAX_TIME, "")
     expires = _int(doc, "expires", issued + 1, MAX_TIME, "")
+    names = PART_NAMES if kind == BUNDLE_TYPE else REVOCATION_PARTS
     parts_doc = doc.get("parts")
-    if not isinstance(parts_doc, list | tuple) or len(parts_doc) != len(PART_NAMES):
+    if not isinstance(parts_doc, list | tuple) or len(parts_doc) != len(names):
         raise refuse(
-            Refusal.MALFORMED, f"bundle: manifest must list the parts {', '.join(PART_NAMES)}"
+            Refusal.MALFORMED, f"bundle: manifest must list the parts {', '.join(names)}"
         )
     parts = []
-    for want, p in zip(PART_NAMES, parts_doc, strict=True):
+    for want, p in zip(names, parts_doc, strict=True):
         if (
             not isinstance(p, Mapping)
             or set(p) != {"name", "length", "sha256"}
@@ -152,7 +188,45 @@ def parse_manifest(payload: bytes) -> Manifest:
         if not all(isinstance(k, bytes) for k in keys):
             raise refuse(Refusal.MALFORMED, "bundle: root keys must be byte strings")
         new_roots = (_int(r, "threshold", 1, max(1, len(keys)), "roots."), keys)
-    return Manifest(version, issued, expires, tuple(parts), new_roots)
+    if kind == REVOCATIONS_TYPE:
+        anchor, base = _revocations_fields(doc)
+        return Manifest(
+            version, issued, expires, tuple(parts), kind=kind, anchor=anchor, base=base
+        )
+    return Manifest(version, issued, expires, tuple(parts), new_roots, _revokers(doc))
+
+
+def _revokers(doc: Mapping[str, Any]) -> tuple[Revoker, ...]:
+    if "revokers" not in doc:
+        return ()
+    items = doc["revokers"]
+    if not isinstance(items, list | tuple) or not 1 <= len(items) <= MAX_REVOKERS:
+        raise refuse(Refusal.MALFORMED, f"bundle: revokers must list 1..{MAX_REVOKERS} keys")
+    out = []
+    for r in items:
+        if not isinstance(r, Mapping) or set(r) != {"key", "expires"}:
+            raise refuse(Refusal.MALFORMED, "bundle: a revoker must be {key, expires}")
+        key = r["key"]
+        try:
+            check_public_point(key if isinstance(key, bytes) else b"", "revocation key")
+        except KeyFileError as exc:  # a low-order key would let anyone add revocations
+            raise refuse(Refusal.MALFORMED, f"bundle: {exc}") from None
+        out.append(Revoker(key, _int(r, "expires", 1, MAX_TIME, "revoker ")))
+    if len({r.key for r in out}) != len(out):
+        raise refuse(Refusal.MALFORMED, "bundle: a revocation key is listed twice")
+    return tuple(out)
+
+
+def _revocations_fields(doc: Mapping[str, Any]) -> tuple[bytes, tuple[int, bytes]]:
+    anchor, base = doc.get("anchor"), doc.get("base")
+    if not isinstance(anchor, bytes) or not 0 < len(anchor) <= MAX_HEADER // 2:
+        raise refuse(Refusal.MALFORMED, "bundle: revocations need the anchor root header")
+    if not isinstance(base, Mapping) or set(base) != {"version", "manifest_sha256"}:
+        raise refuse(Refusal.MALFORMED, "bundle: base must be {version, manifest_sha256}")
+    sha = base["manifest_sha256"]
+    if not isinstance(sha, bytes) or len(sha) != 32:
+        raise refuse(Refusal.MALFORMED, "bundle: base manifest_sha256 must be 32 bytes")
+    return anchor, (_int(base, "version", 1, MAX_VERSION, "base "), sha)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from passgate.bundle.format import refuse
+from passgate.bundle.revokers import digests_added
 from passgate.bundle.roots import ROOTS_FILE, RootSet
 from passgate.bundle.verify import (
     DEFAULT_MAX_BYTES,
@@ -93,62 +95,111 @@ def install_bundle(
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     with locked(state_dir / LOCK_FILE):
-        pinned = pinned_roots(state_dir)
-        if pinned is not None and roots is not None and roots != pinned:
+        return install_locked(data_or_path, state_dir, now, roots=roots, max_bytes=max_bytes)
+
+
+def install_locked(
+    data_or_path: Source,
+    state_dir: Path,
+    now: float,
+    *,
+    roots: RootSet | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    expect: Callable[[VerifiedBundle], None] | None = None,
+) -> BundleInfo:
+    """:func:`install_bundle` for a caller that holds the lock already (a delta applies under
+    the same lock it read the installed bundle with). ``expect`` may refuse the verified
+    bundle before anything is written."""
+    pinned = pinned_roots(state_dir)
+    if pinned is not None and roots is not None and roots != pinned:
+        raise refuse(
+            Refusal.ROOTS_MISMATCH, f"{state_dir}: the given root keys are not the pinned ones"
+        )
+    if pinned is not None:
+        pinned = _recover_rotation(state_dir, pinned)
+    trusted = pinned or roots
+    if trusted is None:
+        raise refuse(
+            Refusal.NO_ROOTS,
+            f"{state_dir}: no root keys pinned; provision them first (--roots)",
+        )
+    bundle = read_bundle(data_or_path, trusted, max_bytes)
+    if expect is not None:
+        expect(bundle)
+    record = _installed_record(state_dir)
+    if record is not None:
+        if bundle.version < record["version"]:
             raise refuse(
-                Refusal.ROOTS_MISMATCH, f"{state_dir}: the given root keys are not the pinned ones"
+                Refusal.ROLLBACK,
+                f"bundle v{bundle.version} is older than the installed v{record['version']}",
             )
-        if pinned is not None:
-            pinned = _recover_rotation(state_dir, pinned)
-        trusted = pinned or roots
-        if trusted is None:
-            raise refuse(
-                Refusal.NO_ROOTS,
-                f"{state_dir}: no root keys pinned; provision them first (--roots)",
-            )
-        bundle = read_bundle(data_or_path, trusted, max_bytes)
-        record = _installed_record(state_dir)
-        if record is not None:
-            if bundle.version < record["version"]:
+        if bundle.version == record["version"]:
+            if bundle.manifest_sha256 != record["manifest_sha256"]:
                 raise refuse(
-                    Refusal.ROLLBACK,
-                    f"bundle v{bundle.version} is older than the installed v{record['version']}",
+                    Refusal.SAME_VERSION,
+                    f"bundle v{bundle.version} differs from the installed bundle "
+                    "of the same version",
                 )
-            if bundle.version == record["version"]:
-                if bundle.manifest_sha256 != record["manifest_sha256"]:
-                    raise refuse(
-                        Refusal.SAME_VERSION,
-                        f"bundle v{bundle.version} differs from the installed bundle "
-                        "of the same version",
-                    )
-                # Not a refresh: the same file proves nothing about what is newest now (the
-                # sync agent calls record_refresh when the collector says so).
-                log.info("bundle v%d already installed", bundle.version)
-                if "installed_at" not in record:
-                    # The record was lost or is one install behind (power cut): finish it.
-                    record = {"last_refresh": None, **record, "installed_at": now}
-                    _write_record(state_dir, record)
-                return _info(bundle, record)
-        if now >= bundle.manifest.expires:
-            raise refuse(
-                Refusal.EXPIRED,
-                f"bundle v{bundle.version} expired at {iso(bundle.manifest.expires)}",
-            )
-        _, info = bundle.trust()  # decode every part now: a bundle that cannot load is refused
-        write_atomic(state_dir / BUNDLE_FILE, bundle.chunks())
-        record = {
-            "version": bundle.version,
-            "manifest_sha256": bundle.manifest_sha256,
-            "installed_at": now,
-            "last_refresh": now,
-        }
-        _write_record(state_dir, record)
-        if pinned is None:
-            write_atomic(state_dir / ROOTS_FILE, trusted.to_toml().encode())
-            log.info("pinned root keys %s", trusted.describe())
-        _finish_rotation(state_dir, trusted, bundle.new_roots)
-        log.info("installed bundle v%d (expires %s)", bundle.version, iso(bundle.manifest.expires))
-        return replace(info, installed_at=now, last_refresh=now)
+            # Not a refresh: the same file proves nothing about what is newest now (the
+            # sync agent calls record_refresh when the collector says so).
+            log.info("bundle v%d already installed", bundle.version)
+            if "installed_at" not in record:
+                # The record was lost or is one install behind (power cut): finish it.
+                record = {"last_refresh": None, **record, "installed_at": now}
+                _write_record(state_dir, record)
+            return _info(bundle, record)
+    if now >= bundle.manifest.expires:
+        raise refuse(
+            Refusal.EXPIRED,
+            f"bundle v{bundle.version} expired at {iso(bundle.manifest.expires)}",
+        )
+    if bundle.revoker is not None:
+        _check_revocations(bundle, state_dir, trusted, now, max_bytes)
+    _, info = bundle.trust()  # decode every part now: a bundle that cannot load is refused
+    write_atomic(state_dir / BUNDLE_FILE, bundle.chunks())
+    record = {
+        "version": bundle.version,
+        "manifest_sha256": bundle.manifest_sha256,
+        "installed_at": now,
+        "last_refresh": now,
+    }
+    _write_record(state_dir, record)
+    if pinned is None:
+        write_atomic(state_dir / ROOTS_FILE, trusted.to_toml().encode())
+        log.info("pinned root keys %s", trusted.describe())
+    _finish_rotation(state_dir, trusted, bundle.new_roots)
+    log.info("installed bundle v%d (expires %s)", bundle.version, iso(bundle.manifest.expires))
+    return replace(info, installed_at=now, last_refresh=now)
+
+
+def _check_revocations(
+    bundle: VerifiedBundle, state_dir: Path, roots: RootSet, now: float, max_bytes: int
+) -> None:
+    """The install-time rules for a revocations bundle: its key is still valid now, its anchor
+    is not older than the root bundle in force here (a de-authorised key cannot come back on
+    an old anchor), and on the same anchor it keeps every digest the installed one added."""
+    assert bundle.revoker is not None and bundle.anchor is not None
+    v = bundle.version
+    if now >= bundle.revoker.expires:
+        raise refuse(
+            Refusal.REVOKER_EXPIRED,
+            f"bundle v{v}: the revocation key expired at {iso(bundle.revoker.expires)}",
+        )
+    if not (state_dir / BUNDLE_FILE).exists():
+        return
+    installed = read_bundle(state_dir / BUNDLE_FILE, roots, max_bytes)
+    mine, theirs = bundle.anchor.version, installed.root_manifest.version
+    if mine < theirs or (mine == theirs and bundle.anchor_header != installed.anchor_header):
+        raise refuse(
+            Refusal.NOT_AUTHORISED,
+            f"bundle v{v}: built on root bundle v{mine}, but v{theirs} is in force here",
+        )
+    if mine == theirs and digests_added(
+        installed.parts.get("added", b""), bundle.parts["added"]
+    ) is None:
+        raise refuse(
+            Refusal.BEYOND_REVOKER, f"bundle v{v}: drops revocations the installed one added"
+        )
 
 
 def load_installed(

@@ -8,6 +8,8 @@
 - ``policy``: CBOR map ``{"purposes": {id: {"code": uint, "label": text, "max_s": uint?}},
   "zones": {zone: [purpose ids]}}``.
 - ``fleet``: :class:`~passgate.bundle.policy.FleetPolicy` as a CBOR map.
+- ``added`` (revocations bundles only): packed digests like ``revoked``; the verifier's list
+  is the union of both, so a revocation key's part can only add.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from passgate.bundle.format import MAX_TIME, refuse, strict_cbor
 from passgate.bundle.policy import FleetPolicy
+from passgate.bundle.revokers import merge_digests
 from passgate.errors import KeyFileError, Refusal, TrustError
 from passgate.passes.cose import dumps
 from passgate.passes.format import _ZONE_RE
@@ -160,9 +163,13 @@ def decode_revoked(data: bytes) -> RevocationList:
 def trust_store(parts: Mapping[str, bytes], source: str) -> tuple[TrustStore, FleetPolicy]:
     """Build the verifier's :class:`TrustStore` (and the fleet settings) from verified parts."""
     purposes, zone_purposes = decode_policy(parts["policy"])
+    revoked = decode_revoked(parts["revoked"])
+    if "added" in parts:
+        added = decode_revoked(parts["added"])  # checks order, so the merge may trust it
+        revoked = RevocationList(merge_digests(revoked.packed(), added.packed()))
     store = TrustStore(
         decode_issuers(parts["issuers"], source),
-        decode_revoked(parts["revoked"]),
+        revoked,
         purposes,
         MappingProxyType(zone_purposes),
     )

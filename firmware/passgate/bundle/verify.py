@@ -6,6 +6,9 @@
    declared, hashing as it goes; one byte more after the last part is a refusal. At most
    ``limit + 1`` bytes are ever read, whatever the sender does.
 
+A revocations bundle (signed by a revocation key, not by the roots) is checked by
+:func:`passgate.bundle.revokers.check_revocations` in step 2 instead.
+
 Rollback, same-version and expiry checks need the installed state and a time; they live in
 :mod:`passgate.bundle.install`. This module only answers "is this a genuine bundle, and what
 is in it".
@@ -26,6 +29,7 @@ from passgate.bundle.format import (
     MAX_HEADER,
     PREFIX,
     Manifest,
+    Revoker,
     Signature,
     decode_header,
     parse_manifest,
@@ -33,6 +37,7 @@ from passgate.bundle.format import (
 )
 from passgate.bundle.parts import trust_store
 from passgate.bundle.policy import FleetPolicy
+from passgate.bundle.revokers import check_revocations
 from passgate.bundle.roots import RootSet
 from passgate.errors import KeyFileError, Refusal, TrustError
 from passgate.passes.keys import kid_of
@@ -72,6 +77,9 @@ class BundleInfo:
     installed_at: float | None = None
     last_refresh: float | None = None
     new_signed_by: tuple[str, ...] = ()
+    kind: str = "passgate-bundle"  # or "passgate-revocations" (signed by a revocation key)
+    anchor_version: int | None = None  # revocations: the root-signed version it builds on
+    revokers: tuple[tuple[str, int], ...] = ()  # (hex kid, expires) the roots authorise
 
 
 @dataclass(frozen=True)
@@ -88,10 +96,22 @@ class VerifiedBundle:
     parts: dict[str, bytes]
     new_roots: RootSet | None
     new_signed_by: tuple[bytes, ...] = ()  # raw keys of the new root set that signed (verified)
+    anchor: Manifest | None = None  # revocations: the root manifest it builds on
+    revoker: Revoker | None = None  # revocations: the key that signed (verified only)
 
     @property
     def version(self) -> int:
         return self.manifest.version
+
+    @property
+    def root_manifest(self) -> Manifest:
+        """The root-signed manifest in force: this one, or a revocations bundle's anchor."""
+        return self.manifest if self.anchor is None else self.anchor
+
+    @property
+    def anchor_header(self) -> bytes:
+        """The root-signed header in force (this bundle's own, or its anchor)."""
+        return self.header if self.manifest.anchor is None else self.manifest.anchor
 
     @property
     def size(self) -> int:
@@ -132,6 +152,9 @@ class VerifiedBundle:
             revoked=revoked,
             fleet=fleet,
             new_signed_by=tuple(kid_of(k).hex() for k in self.new_signed_by),
+            kind=m.kind,
+            anchor_version=None if self.anchor is None else self.anchor.version,
+            revokers=tuple((kid_of(r.key).hex(), r.expires) for r in self.root_manifest.revokers),
             **installed,
         )
 
@@ -205,7 +228,14 @@ def read_header(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES) -> Header:
 def _read(stream: BinaryIO, roots: RootSet | None, max_bytes: int) -> VerifiedBundle:
     h = read_header(stream, max_bytes)
     manifest = h.manifest
-    signed_by, new_roots, new_signed_by = count_signatures(h, roots)
+    anchor, revoker = None, None
+    if manifest.by_roots:
+        signed_by, new_roots, new_signed_by = count_signatures(h, roots)
+    else:
+        anchor, revoker = check_revocations(
+            manifest, h.body_protected, h.payload, h.signatures, roots
+        )
+        signed_by, new_roots, new_signed_by = (() if revoker is None else (revoker.key,)), None, ()
     total = len(h.prefix) + len(h.raw) + manifest.parts_length
     if total > max_bytes:
         raise refuse(
@@ -234,6 +264,8 @@ def _read(stream: BinaryIO, roots: RootSet | None, max_bytes: int) -> VerifiedBu
         parts,
         new_roots,
         new_signed_by,
+        anchor,
+        revoker,
     )
 
 

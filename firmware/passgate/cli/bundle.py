@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--new-threshold", type=int, help="with --new-roots as a *.pub folder: its threshold"
     )
+    b.add_argument(
+        "--revoker", type=Path, action="append", default=[],
+        help="authorise this revocation public key to add revocations (repeat)",
+    )
+    b.add_argument(
+        "--revoker-expires", default="2d", help="how long --revoker keys may act (default 2d)"
+    )
     b.add_argument("--out", type=Path, required=True, help="bundle file to write")
     b.set_defaults(func=build)
 
@@ -92,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     config_option(s)
     s.add_argument("--json", action="store_true", help="print a JSON object")
     s.set_defaults(func=status)
+    from passgate.cli import bundledelta
+
+    bundledelta.register(bsub)
 
 
 def build(args: argparse.Namespace) -> int:
@@ -119,7 +129,8 @@ def build(args: argparse.Namespace) -> int:
     content = content_from_files(args.issuers, args.revoked, args.policy)
     keys = [load_private(p) for p in args.root]
     new_roots = RootSet.load(args.new_roots, args.new_threshold) if args.new_roots else None
-    data = build_bundle(content, keys, args.version, issued, expires, new_roots)
+    data = build_bundle(content, keys, args.version, issued, expires, new_roots,
+                        _revokers(args.revoker, args.revoker_expires, issued))
     write_atomic(args.out, data)
     print(
         f"bundle v{args.version}: {len(data)} bytes, {len(content.issuers)} issuer key(s), "
@@ -127,6 +138,22 @@ def build(args: argparse.Namespace) -> int:
         + (f", rotates roots to {new_roots.describe()}" if new_roots else "")
     )
     return 0
+
+
+def _revokers(paths: list[Path], expires: str, issued: int) -> tuple:
+    from passgate.bundle.format import Revoker
+    from passgate.errors import UsageError
+    from passgate.passes.keys import load_public, raw_public
+    from passgate.util.timefmt import parse_duration, parse_instant
+
+    try:
+        try:
+            until = issued + parse_duration(expires)
+        except ValueError:
+            until = parse_instant(expires)
+    except ValueError as exc:
+        raise UsageError(f"--revoker-expires: {exc}") from None
+    return tuple(Revoker(raw_public(load_public(p)), until) for p in paths)
 
 
 def inspect(args: argparse.Namespace) -> int:

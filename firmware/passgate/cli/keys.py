@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = ksub.add_parser("new-root", help="make an offline bundle root key (root.key, root.pub)")
     r.add_argument("--out", type=Path, required=True, help="folder for root.key/.pub (offline)")
     r.set_defaults(func=new_root)
+    v = ksub.add_parser(
+        "new-revocation", help="make an online revocation key (revocation.key 0600, .pub)"
+    )
+    v.add_argument("--out", type=Path, required=True, help="folder for revocation.key/.pub")
+    v.set_defaults(func=new_revocation)
     t = ksub.add_parser("new-time", help="make a time-token key pair (time.key 0600, time.pub)")
     t.add_argument("--out", type=Path, required=True, help="folder for time.key/.pub")
     t.set_defaults(func=new_time)
@@ -72,5 +77,15 @@ def new_time(args: argparse.Namespace) -> int:
     from passgate.passes.keys import new_keypair
 
     _, _, kid = new_keypair(args.out, "time")
+    print(kid.hex())
+    return 0
+
+
+def new_revocation(args: argparse.Namespace) -> int:
+    """A revocation key may only add revocations, until the expiry the roots give it in
+    ``bundle build --revoker``; it lives online, on the issuing office's or collector's host."""
+    from passgate.passes.keys import new_keypair
+
+    _, _, kid = new_keypair(args.out, "revocation")
     print(kid.hex())
     return 0

@@ -19,7 +19,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +35,7 @@ from passgate.errors import (
 from passgate.journal.schema import ZERO_CHAIN
 from passgate.journal.syncstate import OFFLINE, ONLINE, SyncState, read_state, write_state
 from passgate.sync.backoff import Backoff
-from passgate.sync.client import CollectorClient
+from passgate.sync.client import BundleReply, CollectorClient
 
 log = logging.getLogger(__name__)
 
@@ -290,9 +290,19 @@ class SyncAgent:
             return None
         if reply.version is not None and reply.version == self._refused_bundle:
             return None
+        return self._install(reply, have)
+
+    def _install(self, reply: BundleReply, have: int | None) -> int | None:
+        assert self._bundle is not None and reply.data is not None  # the bundle round's
         try:
             version = self._bundle.install(reply.data)
         except PassgateError as exc:
+            if reply.delta:
+                # Any doubt about a delta (another base, a gap, a hash that does not match):
+                # fall back to the full bundle, which stands on its own.
+                log.info("delta chain to %s not applied (%s): fetching the full bundle",
+                         reply.version, exc)
+                return self._fetch_full()
             self._bundle_refused(reply.version, exc)
             return None
         except OSError as exc:
@@ -301,6 +311,18 @@ class SyncAgent:
         self._refused_bundle = self._bundle_error = self._unwritable = None
         log.info("trust bundle %d installed (was %s)", version, have)
         return version
+
+    def _fetch_full(self) -> int | None:
+        have = self._bundle_version()  # a chain may have applied part of the way
+        try:
+            reply = self.client.fetch_bundle(have, full=True)
+        except BundleTooLarge as exc:
+            self._bundle_refused(None, exc)
+            return None
+        if reply.data is None:
+            return have
+        # A collector that answers "full" with a chain again gets no second fallback.
+        return self._install(replace(reply, delta=False), have)
 
     def _bundle_refused(self, version: int | None, exc: Exception) -> None:
         # Remembered so the same version is not downloaded again every round; the round

@@ -49,6 +49,7 @@ PROTOCOL = 1
 TIME_HEADER = "Passgate-Time"
 DEVICE_HEADER = "Passgate-Device"
 NONCE_HEADER = "Passgate-Time-Nonce"
+CHAIN_CONTENT_TYPE = "application/x.passgate-delta-chain"  # passgate.bundle.delta's
 # Row fields sent, exactly the journal's chained fields plus the chain (section 4, "Row map").
 ROW_FIELDS = (
     "seq",
@@ -85,6 +86,7 @@ class BundleReply:
     data: bytes | None  # None: nothing newer than what is installed (304) or nothing published
     version: int | None
     published: bool = True  # False: the collector has no bundle at all (404 no_bundle)
+    delta: bool = False  # True: ``data`` is a delta chain from ``have``, not a full bundle
 
 
 def row_to_wire(row: object) -> dict:
@@ -172,9 +174,12 @@ class CollectorClient:
         version = reply.get("bundle_version")
         return BatchReply(tuple(out), version if isinstance(version, int) else None)
 
-    def fetch_bundle(self, have: int | None) -> BundleReply:
-        """Download the published bundle if it is newer than ``have`` (conditional GET)."""
+    def fetch_bundle(self, have: int | None, full: bool = False) -> BundleReply:
+        """Download what is newer than ``have`` (conditional GET): a delta chain when the
+        collector has one, else the full bundle; ``full`` asks for the full bundle only."""
         path = "/v1/bundle" if have is None else f"/v1/bundle?have={int(have)}"
+        if have is not None:  # an agent that reads deltas says so; full=1 after any doubt
+            path += "&full=1" if full else "&delta=1"
         headers = {} if have is None else {"If-None-Match": f'"{int(have)}"'}
         # Cap the download at the installer's own limit, whatever Content-Length says: a
         # larger file would be refused by install_bundle anyway (endless-data attack).
@@ -187,7 +192,8 @@ class CollectorClient:
             raise
         version = _int_or_none(resp.header("Passgate-Bundle-Version"))
         if resp.status == 200:
-            return BundleReply(resp.body, version)
+            kind = (resp.header("Content-Type") or "").split(";")[0].strip()
+            return BundleReply(resp.body, version, delta=kind == CHAIN_CONTENT_TYPE)
         return BundleReply(None, version, published=resp.status != 404)
 
     def time(self) -> None:

@@ -16,6 +16,7 @@ from passgate.bundle import (
     installed_stamp,
     record_refresh,
 )
+from passgate.bundle.delta import CHAIN_MAGIC, apply_chain
 from passgate.bundle.install import BUNDLE_FILE
 from passgate.bundle.verify import read_header
 from passgate.errors import PassFormatError, TimeTokenError
@@ -59,6 +60,10 @@ class InstalledBundles:
         return self._cache[1]
 
     def install(self, data: bytes) -> int:
+        """Install a full bundle, or apply a delta chain (told apart by its magic); both end
+        in the same checked, atomic install."""
+        if data.startswith(CHAIN_MAGIC):
+            return apply_chain(data, self.dir, self._now()).version
         return install_bundle(data, self.dir, self._now()).version
 
     def refreshed(self, now: float) -> None:
