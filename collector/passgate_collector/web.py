@@ -177,8 +177,8 @@ def create_app(
             return resp
         resp.headers[protocol.CHALLENGE_HEADER] = protocol.b64url(challenges.issue(now()))
         target = token_for() if time_token is not None else None
-        if target is not None and not g.get("verified") and resp.status_code != 429 \
-                and rate_wait() > 0:
+        if target is not None and not g.get("verified") and (
+                resp.status_code == 429 or rate_wait() > 0):
             target = None  # signing for anyone, as fast as they ask, is the limiter's to stop
         if target is not None:
             try:
