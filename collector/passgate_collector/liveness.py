@@ -42,7 +42,8 @@ class Challenges:
         self._key, self.window_ms = key, window_s * 1000
 
     def _mac(self, stamp: bytes) -> bytes:
-        return hmac.new(self._key, b"passgate-liveness/1" + stamp, hashlib.sha256).digest()[:MAC_LEN]
+        mac = hmac.new(self._key, b"passgate-liveness/1" + stamp, hashlib.sha256)
+        return mac.digest()[:MAC_LEN]
 
     def issue(self, now: float) -> bytes:
         stamp = int(now * 1000).to_bytes(8, "big")

@@ -164,9 +164,10 @@ class Tx:
         the batch is fresh (docs/sync-protocol.md section 4, "Liveness"); True if it was.
 
         Fresh = it echoes a genuine challenge (checked by the caller) issued after the last
-        one taken (``live_challenge_ms``); or, from an agent that sends none, its ``sent_at`` is within
-        ``window_s`` of ``now`` and later than the held ``health_sent_at``. Both markers only
-        grow, so a replayed batch (same challenge, same ``sent_at``) is never fresh again.
+        one taken (``live_challenge_ms``); or, from an agent that sends none, its ``sent_at``
+        is within ``window_s`` of ``now`` and later than the held ``health_sent_at``. Both
+        markers only grow, so a replayed batch (same challenge, same ``sent_at``) is never
+        fresh again.
         """
         self._q("SELECT live_challenge_ms, health_sent_at FROM devices WHERE device_id = ?",
                 (self.device_id,))
