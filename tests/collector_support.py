@@ -21,6 +21,9 @@ from passgate_collector import protocol  # noqa: E402
 from passgate_collector.store import open_store  # noqa: E402
 
 T0 = 1_767_225_600  # 2026-01-01 00:00:00 UTC
+# The collector's clock in the API tests, and the fake device's clock: they agree, so a
+# batch's sent_at is fresh (the collector moves last_seen only on a fresh batch).
+NOW = T0 + 3600
 
 
 def pass_hash(n: int) -> bytes:
@@ -69,12 +72,15 @@ class FakeDevice:
             "pubkey": key.public_key().public_bytes_raw(), "sent_at": T0}, key)
 
     def batch_body(self, rows: list[dict], prev: bytes | None = None, status: dict | None = None,
-                   key: Ed25519PrivateKey | None = None, sent_at: int = T0) -> bytes:
+                   key: Ed25519PrivateKey | None = None, sent_at: int = NOW,
+                   challenge: bytes | None = None) -> bytes:
         if prev is None:
             prev = self.chain_before(rows[0]["seq"]) if rows else (
                 self.rows[-1]["chain"] if self.rows else ZERO_CHAIN)
         payload = {"v": 1, "t": "batch", "device": self.device_id, "sent_at": sent_at,
                    "prev_chain": prev, "rows": rows, "status": status or {}}
+        if challenge is not None:
+            payload["challenge"] = challenge
         return protocol.sign_request(payload, key or self.key)
 
 

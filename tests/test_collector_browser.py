@@ -125,11 +125,14 @@ def test_staff_page_in_headless_chromium(live, tmp_path, capsys):
     token = verify_token(protocol.unb64url(headers["passgate-time"]),
                          load_time_keys(live.time_pub), "gate-north")
     assert token.device_id == "gate-north"
+    # South's clock is months behind: only an echoed liveness challenge makes its batch
+    # fresh (issue 11), so its health and offset are shown.
+    challenge = protocol.unb64url(headers["passgate-challenge"])
     assert live.request("POST", "/v1/batches", south.batch_body(
-        edited, status={"backlog": 12, "clock_state": "floor"}))[0] == 200
+        edited, status={"backlog": 12, "clock_state": "floor"}, challenge=challenge))[0] == 200
     west.scans(2, t0=t0)
     forged = west.batch_body(west.rows, key=Ed25519PrivateKey.generate())
-    assert live.request("POST", "/v1/batches", forged)[0] == 403
+    assert live.request("POST", "/v1/batches", forged)[0] == 401  # unauthenticated
 
     url = f"http://127.0.0.1:{live.port}/"
     dom = chromium(tmp_path, "--dump-dom", url)

@@ -110,7 +110,7 @@ def test_removed_device_keeps_its_rows(site, tmp_path, capsys):
         assert main(["sync", "--once", *args]) == 1
     with Journal(state / "journal.sqlite", bytes(32)) as j:
         assert j.pending_count() == 500 and j.dead_letter_count() == 0
-    assert "unknown_device" in read_state(state / "sync-state.json").last_error
+    assert "unauthenticated" in read_state(state / "sync-state.json").last_error
 
 
 def test_usage_errors(tmp_path, capsys):

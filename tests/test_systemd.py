@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "systemd"
 MAX_EXPOSURE = {"passgate-scanner.service": 2.0, "passgate-sync.service": 3.0,
                 # root (it chowns files to the service users), but no network, I2C only
-                "passgate-firstboot.service": 1.6}
+                "passgate-firstboot.service": 1.6,
+                # the collector (server side): network, but its own user and nothing else
+                "passgate-collector.service": 1.5}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed (apt: systemd)"
@@ -30,10 +32,11 @@ def _stage(tmp_path: Path, units: dict[str, str] | None = None) -> Path:
     (root / "etc/systemd/system").mkdir(parents=True)
     (root / "usr/lib/systemd").mkdir(parents=True)
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    exe = root / "opt/passgate/venv/bin/passgate"
-    exe.parent.mkdir(parents=True)
-    exe.write_text("#!/bin/sh\nexit 0\n")
-    exe.chmod(0o755)
+    for name in ("passgate", "passgate-collector"):
+        exe = root / "opt/passgate/venv/bin" / name
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe.write_text("#!/bin/sh\nexit 0\n")
+        exe.chmod(0o755)
     for unit in MAX_EXPOSURE:
         text = (units or {}).get(unit) or (UNITS / unit).read_text()
         (root / "etc/systemd/system" / unit).write_text(text)

@@ -36,8 +36,7 @@ def _db(args) -> str:
 
 
 def cmd_serve(args) -> int:
-    from waitress import serve
-
+    from .server import make_server
     from .timesign import load_time_signer
     from .web import Settings, create_app
 
@@ -48,11 +47,24 @@ def cmd_serve(args) -> int:
     if not loopback:
         raise UsageError(f"--host {args.host}: the collector listens on loopback only; "
                          "put a TLS reverse proxy in front (docs/collector.md)")
+    if args.max_inflight < 1 or args.rate_limit <= 0 or args.rate_burst < 1:
+        raise UsageError("--max-inflight and --rate-burst must be >= 1, --rate-limit > 0")
     store = open_store(_db(args))
+    read_store = None
+    if args.read_db:
+        from .readstore import open_read_store
+
+        read_store = open_read_store(args.read_db)
     signer = load_time_signer(Path(args.time_key)) if args.time_key else None
     settings = Settings(max_rows=args.max_rows, max_body=args.max_body,
-                        sharing_window_s=args.sharing_window)
-    app = create_app(store, time_token=signer, settings=settings)
+                        sharing_window_s=args.sharing_window,
+                        fresh_window_s=args.fresh_window, rate_per_s=args.rate_limit,
+                        rate_burst=args.rate_burst,
+                        trusted_proxy_header=args.trusted_proxy_header or None,
+                        max_inflight=args.max_inflight)
+    app = create_app(store, time_token=signer, settings=settings, read_store=read_store)
+    server = make_server(app, host=args.host, port=args.port, threads=args.threads,
+                         max_body=args.max_body, ident="passgate-collector")
     log.info("collector on http://%s:%d (%s database)", args.host, args.port, store.kind)
 
     def stop(_signum, _frame) -> None:
@@ -60,12 +72,14 @@ def cmd_serve(args) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        serve(app, host=args.host, port=args.port, threads=args.threads,
-              max_request_body_size=args.max_body + 1024, ident="passgate-collector")
+        server.run()
     except KeyboardInterrupt:
         pass  # the normal way to stop
     finally:
+        server.close()
         store.close()
+        if read_store is not None:
+            read_store.close()
         log.info("collector stopped")
     return EXIT_OK
 
@@ -158,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body", type=int, default=protocol.MAX_BODY)
     s.add_argument("--sharing-window", type=int, default=120,
                    help="seconds: one pass at two checkpoints closer than this is listed")
+    s.add_argument("--read-db", help="postgresql://... of a read replica for the staff page "
+                                     "(default: the --db database)")
+    s.add_argument("--fresh-window", type=int, default=600,
+                   help="seconds: how old a liveness challenge or a batch's sent_at may be")
+    s.add_argument("--rate-limit", type=float, default=2.0,
+                   help="unsigned requests (time, enrol) per second per source address")
+    s.add_argument("--rate-burst", type=int, default=30)
+    s.add_argument("--trusted-proxy-header", default="",
+                   help="header our own proxy sets with the client address, e.g. "
+                        "X-Forwarded-For (its rightmost entry is used); unset: the peer")
+    s.add_argument("--max-inflight", type=int, default=4,
+                   help="concurrent ingests per process; more get 503 with Retry-After")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="one-time enrolment tokens").add_subparsers(

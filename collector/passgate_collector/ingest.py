@@ -4,6 +4,10 @@ The rules are those of ``docs/sync-protocol.md`` section 4. A row signed by the 
 is stored even when its chain link is wrong (flagged, with an alert): the scan happened, staff
 must see it, and rejecting it would only hide the edit in the device's dead-letter table.
 Only malformed rows and nonce conflicts are refused, per row.
+
+Device health and ``last_seen`` move only on a fresh batch (a genuine recent challenge, or a
+``sent_at`` inside the window and newer than the last one taken): a replayed batch changes
+the dedup answers and nothing else (``Tx.update_health``).
 """
 
 from __future__ import annotations
@@ -47,8 +51,12 @@ def _prev_for(i: int, batch: Batch, tx: Tx, alerts: list[tuple[str, str]]) -> by
     return held
 
 
-def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
-    """Store a verified batch in one transaction; return the per-row results."""
+def apply_batch(store: SqlStore, batch: Batch, now: int, *, challenge_ms: int | None = None,
+                window_s: int = 600) -> list[dict]:
+    """Store a verified batch in one transaction; return the per-row results.
+
+    ``challenge_ms``: when the liveness challenge the batch echoes was issued, if it is one
+    the collector made and still fresh (``liveness.Challenges.issued_at_ms``), else None."""
     results: list[dict] = []
     health = protocol.health_fields(batch.status)
     if batch.sent_at is not None:
@@ -95,5 +103,5 @@ def apply_batch(store: SqlStore, batch: Batch, now: int) -> list[dict]:
         if all_alerts:
             log.warning("device %s: %d tamper alert(s), first: %s", batch.device,
                         len(all_alerts), all_alerts[0][0])
-        tx.update_health(health, now, batch.sent_at)
+        tx.update_health(health, now, batch.sent_at, challenge_ms=challenge_ms, window_s=window_s)
     return results

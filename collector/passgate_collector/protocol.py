@@ -35,6 +35,16 @@ MAX_BODY = 1 << 20
 MAX_BUNDLE = DEFAULT_MAX_BYTES  # what a device's installer accepts (1,000,000 revocations ~16 MB)
 
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# Every integer the collector stores is a signed 64-bit column on both backends (BIGINT,
+# SQLite INTEGER): the protocol's integers are 0..MAX_INT, so no value can reach the driver
+# and overflow there (a 500, which a device would retry forever). docs/sync-protocol.md 2.
+MAX_INT = (1 << 63) - 1
+# Text the collector stores: no control characters (PostgreSQL refuses NUL in TEXT while
+# SQLite keeps it; the others would break the staff page or a log line), at most MAX_TEXT.
+BAD_TEXT_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_FLAGS = 16
+# The liveness challenge (docs/sync-protocol.md section 4, "Liveness").
+CHALLENGE_HEADER = "Passgate-Challenge"
 
 # Row field -> accepted Python types after CBOR decoding. ``None`` in the tuple = nullable.
 ROW_FIELDS: dict[str, tuple[type | None, ...]] = {
@@ -58,6 +68,20 @@ VERDICTS = frozenset({"accept", "deny"})
 
 # Row results (docs/sync-protocol.md section 4).
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+
+
+def int_ok(value: object, lo: int = 0) -> bool:
+    """An integer (not a bool) the backends store as it is: ``lo``..:data:`MAX_INT`."""
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= MAX_INT
+
+
+def text_problem(value: str) -> str | None:
+    """Why a text value cannot be stored identically by both backends, or None."""
+    if len(value) > MAX_TEXT:
+        return f"longer than {MAX_TEXT} characters"
+    if BAD_TEXT_RE.search(value):
+        return "contains a control character"
+    return None
 
 
 def malformed(detail: str) -> ProtocolError:
@@ -136,7 +160,7 @@ def parse_enrol(signed: Signed) -> EnrolRequest:
     """Check an enrolment payload, including proof of possession of ``pubkey``."""
     p = signed.payload
     token, pubkey = p.get("token"), p.get("pubkey")
-    if not isinstance(token, str) or not 16 <= len(token) <= 128:
+    if not isinstance(token, str) or not 16 <= len(token) <= 128:  # hashed, never stored
         raise malformed("token must be text")
     if not isinstance(pubkey, bytes):
         raise malformed("pubkey must be 32 bytes")
@@ -156,6 +180,7 @@ class Batch:
     prev_chain: bytes
     rows: tuple[dict, ...]
     status: dict
+    challenge: bytes | None = None  # echoed from a Passgate-Challenge header: liveness
 
 
 def parse_batch(signed: Signed, max_rows: int = MAX_ROWS) -> Batch:
@@ -171,17 +196,21 @@ def parse_batch(signed: Signed, max_rows: int = MAX_ROWS) -> Batch:
     if not isinstance(status, Mapping):
         raise malformed("status must be a map")
     sent_at = p.get("sent_at")
-    if sent_at is not None and not isinstance(sent_at, int):
-        raise malformed("sent_at must be an integer")
+    if sent_at is not None and not int_ok(sent_at):
+        raise malformed(f"sent_at must be an integer 0..{MAX_INT}")
+    challenge = p.get("challenge")
+    if challenge is not None and not isinstance(challenge, bytes):
+        raise malformed("challenge must be a byte string")
     last = None
     for i, row in enumerate(rows):
         seq = row.get("seq") if isinstance(row, Mapping) else None
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-            raise malformed(f"rows[{i}]: a row must be a map with an integer seq >= 1")
+        if not int_ok(seq, 1):
+            raise malformed(f"rows[{i}]: a row must be a map with an integer seq 1..{MAX_INT}")
         if last is not None and seq <= last:
             raise malformed(f"rows[{i}]: seq {seq} after {last}; rows must ascend")
         last = seq
-    return Batch(p["device"], sent_at, prev, tuple(dict(r) for r in rows), dict(status))
+    return Batch(p["device"], sent_at, prev, tuple(dict(r) for r in rows), dict(status),
+                 challenge)
 
 
 def row_problem(row: Mapping) -> str | None:
@@ -200,11 +229,15 @@ def row_problem(row: Mapping) -> str | None:
             return f"{name} has the wrong type"
         if name in BYTE_LENGTHS and len(value) != BYTE_LENGTHS[name]:
             return f"{name} must be {BYTE_LENGTHS[name]} bytes"
-        if isinstance(value, str) and len(value) > MAX_TEXT:
-            return f"{name} longer than {MAX_TEXT} characters"
+        if isinstance(value, int) and not int_ok(value):
+            return f"{name} must be 0..{MAX_INT}"
+        if isinstance(value, str) and (problem := text_problem(value)) is not None:
+            return f"{name} {problem}"
     flags = row["flags"]
-    if any(not isinstance(f, str) or len(f) > MAX_TEXT for f in flags):
-        return "flags must be an array of short texts"
+    # Stored space-separated (as the journal does): a flag must be a non-empty word.
+    if len(flags) > MAX_FLAGS or any(
+            not isinstance(f, str) or not f or " " in f or text_problem(f) for f in flags):
+        return f"flags must be an array of at most {MAX_FLAGS} short words"
     if list(flags) != sorted(set(flags)):
         return "flags must be sorted, without duplicates"
     if row["clock_state"] not in CLOCK_STATES:
@@ -219,10 +252,10 @@ def health_fields(status: Mapping) -> dict:
     out: dict = {}
     for key in ("backlog", "dead_letters", "bundle_version", "bundle_issued_at", "last_scan_ms"):
         v = status.get(key)
-        if isinstance(v, int) and not isinstance(v, bool):
+        if int_ok(v):
             out[key] = v
     for key in ("clock_state", "firmware"):
         v = status.get(key)
-        if isinstance(v, str) and len(v) <= MAX_TEXT:
+        if isinstance(v, str) and text_problem(v) is None:
             out[key] = v
     return out

@@ -4,13 +4,26 @@ Flask because it is the most widely known Python web framework, synchronous like
 database drivers (no event loop to keep unblocked), with a test client and Jinja2 built in;
 waitress serves it (pure Python, production-grade, no compiler, runs anywhere). The app holds
 no global state: :func:`create_app` receives the store, the time-token issuer and the clock.
+
+Rules kept here (docs/sync-protocol.md; tests/test_collector_limits.py, _liveness.py,
+_enumeration.py):
+
+- No input makes a 5xx: whatever a caller sends is a 2xx/3xx or a 4xx with a CBOR error.
+  Only the collector's own trouble (database down, saturation) answers 5xx.
+- Callers without a device key get the same answer for enrolled and unknown device ids: a
+  batch from an unknown id and one with a bad signature are both ``401 unauthenticated``.
+- Time tokens for requests no device signed, and enrolment, are rate-limited per source.
+- At most ``max_inflight`` ingests run at once; the next gets ``503`` with ``Retry-After``
+  at once instead of waiting for a database connection past the agent's timeout.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,10 +34,11 @@ from werkzeug.exceptions import HTTPException
 from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
 
-from . import protocol, staff
+from . import liveness, protocol, staff
 from .bundles import DeltaCache
 from .ingest import apply_batch
 from .protocol import CONTENT_TYPE, ProtocolError
+from .ratelimit import RateLimiter, source_of
 from .store import SqlStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -39,6 +53,12 @@ class Settings:
     sharing_window_s: int = 120
     recent_per_device: int = 20
     denials_since_s: int = 24 * 3600
+    fresh_window_s: int = 600  # how old a liveness challenge or a batch's sent_at may be
+    rate_per_s: float = 2.0  # unsigned requests (time tokens, enrolment) per source
+    rate_burst: int = 30
+    trusted_proxy_header: str | None = None  # e.g. X-Forwarded-For, set by our own proxy
+    max_inflight: int = 4  # concurrent ingests (~ database connections) per process
+    retry_after_s: int = 5  # what a 503 asks the device to wait at least
 
 
 def _cbor(obj: object, status: int = 200) -> Response:
@@ -49,25 +69,53 @@ def _error(status: int, code: str, detail: str) -> Response:
     return Response(protocol.error_body(code, detail), status=status, content_type=CONTENT_TYPE)
 
 
+def _unauthenticated() -> ProtocolError:
+    # One answer whether the id is enrolled or not: 401/403 told outsiders which ids exist.
+    return ProtocolError(401, "unauthenticated",
+                         "unknown device, or the signature does not verify with its key")
+
+
+def _busy() -> ProtocolError:
+    return ProtocolError(503, "busy", "the collector is saturated; retry after Retry-After")
+
+
 def create_app(
     store: SqlStore,
     *,
     time_token: Callable[[float, str, bytes | None], bytes] | None,
     now: Callable[[], float] = time.time,
     settings: Settings | None = None,
+    read_store: SqlStore | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Flask:
     """Build the application. ``time_token(now, device_id, nonce)`` returns signed time-token
     bytes (None: the collector has no time key and sends no ``Passgate-Time`` header, which is
-    logged once at start)."""
+    logged once at start). ``read_store``: where the staff page reads (a replica), else
+    ``store``."""
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     deltas = DeltaCache()
     if time_token is None:
         log.warning("no time key: responses carry no signed time; devices cannot raise the floor")
+    challenges = liveness.Challenges(liveness.load_key(store), settings.fresh_window_s)
+    limiter = RateLimiter(settings.rate_per_s, settings.rate_burst, monotonic)
+    inflight = threading.BoundedSemaphore(settings.max_inflight)
 
     def clock() -> int:
         return int(now())
+
+    def rate_wait() -> float:
+        """Take one token from this request's source bucket (once per request)."""
+        if "rate_wait" not in g:
+            src = source_of(request.remote_addr, request.headers, settings.trusted_proxy_header)
+            g.rate_wait = limiter.take(src)
+        return g.rate_wait
+
+    def limited() -> None:
+        wait = rate_wait()
+        if wait > 0:
+            raise ProtocolError(429, "rate_limited", "too many requests from this address")
 
     def signed_body(expect: str) -> protocol.Signed:
         if request.mimetype != CONTENT_TYPE:
@@ -94,7 +142,14 @@ def create_app(
 
     @app.errorhandler(ProtocolError)
     def protocol_error(exc: ProtocolError) -> Response:
-        return _error(exc.status, exc.code, exc.detail)
+        resp = _error(exc.status, exc.code, exc.detail)
+        if exc.status == 429:
+            resp.headers["Retry-After"] = str(max(1, int(g.get("rate_wait", 1) + 0.999)))
+        elif exc.status == 503:
+            # Spread the retries: a whole district told "5" would come back in one wave.
+            wait = settings.retry_after_s
+            resp.headers["Retry-After"] = str(wait + random.randint(0, wait))
+        return resp
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -121,7 +176,13 @@ def create_app(
 
     @app.after_request
     def add_time(resp: Response) -> Response:
-        target = token_for() if time_token is not None and request.path.startswith("/v1/") else None
+        if not request.path.startswith("/v1/"):
+            return resp
+        resp.headers[protocol.CHALLENGE_HEADER] = protocol.b64url(challenges.issue(now()))
+        target = token_for() if time_token is not None else None
+        if target is not None and not g.get("verified") and (
+                resp.status_code == 429 or rate_wait() > 0):
+            target = None  # signing for anyone, as fast as they ask, is the limiter's to stop
         if target is not None:
             try:
                 token = time_token(now(), *target)
@@ -132,6 +193,7 @@ def create_app(
 
     @app.post("/v1/enrol")
     def enrol() -> Response:
+        limited()
         req = protocol.parse_enrol(signed_body("enrol"))
         token_hash = hashlib.sha256(req.token.encode()).digest()
         try:
@@ -152,7 +214,7 @@ def create_app(
         device_id = signed.payload["device"]
         dev = store.device(device_id)
         if dev is None:
-            raise ProtocolError(401, "unknown_device", "device not enrolled")
+            raise _unauthenticated()
         if not signed.verifies_with(dev.pubkey):
             n = store.add_alert(device_id, "bad_signature",
                                 f"batch refused: signature does not verify with the enrolled "
@@ -160,11 +222,19 @@ def create_app(
             if n == 1 or str(n).rstrip("0") == "1":  # 1, 10, 100...: a flood is not a log flood
                 log.warning("device %s: batch with a bad signature refused (%d so far)",
                             device_id, n)
-            raise ProtocolError(403, "bad_signature", "signature does not verify")
+            raise _unauthenticated()
+        g.verified = True
         if dev.disabled:
             raise ProtocolError(403, "device_disabled", "this device is disabled")
         batch = protocol.parse_batch(signed, settings.max_rows)
-        results = apply_batch(store, batch, clock())
+        if not inflight.acquire(blocking=False):
+            raise _busy()
+        try:
+            results = apply_batch(store, batch, clock(),
+                                  challenge_ms=challenges.issued_at_ms(batch.challenge, now()),
+                                  window_s=settings.fresh_window_s)
+        finally:
+            inflight.release()
         latest = store.latest_bundle()
         return _cbor({"v": protocol.VERSION, "results": results,
                       "bundle_version": latest[0] if latest else None})
@@ -177,7 +247,9 @@ def create_app(
         for text in (have_text, etag or None):
             if text is None:
                 continue
-            if not text.isdigit():
+            # isdigit() alone accepts "²" and other digits int() refuses: ASCII only, bounded.
+            if not (text.isascii() and text.isdigit() and len(text) <= 19
+                    and int(text) <= protocol.MAX_INT):
                 raise protocol.malformed("have must be a non-negative integer")
             have = max(have or 0, int(text))
         latest = store.latest_bundle()
@@ -201,6 +273,7 @@ def create_app(
 
     @app.get("/v1/time")
     def time_only() -> Response:
+        limited()
         return Response(status=204)
 
     @app.get("/v1/health")
@@ -212,7 +285,7 @@ def create_app(
     def staff_page() -> Response:
         window = request.args.get("window", type=int) or settings.sharing_window_s
         window = max(1, min(window, 7 * 24 * 3600))
-        html = staff.render(store, now=clock(), settings=settings, window_s=window)
+        html = staff.render(read_store or store, now=clock(), settings=settings, window_s=window)
         return Response(html, content_type="text/html; charset=utf-8")
 
     return app

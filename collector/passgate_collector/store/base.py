@@ -45,7 +45,7 @@ DEVICE_COLS = (
 )
 HEALTH_KEYS = (
     "clock_offset_s", "clock_state", "backlog", "dead_letters", "bundle_version",
-    "bundle_issued_at", "firmware", "last_scan_ms", "health_sent_at",
+    "bundle_issued_at", "firmware", "last_scan_ms", "health_sent_at", "live_challenge_ms",
 )
 
 
@@ -158,25 +158,33 @@ class Tx:
     def alert(self, kind: str, detail: str, now: int) -> None:
         self._s._alert(self._cur, self.device_id, kind, detail, now)
 
-    def update_health(self, health: dict, now: int, sent_at: int | None = None) -> None:
-        """Record a batch's status as the device's health, unless the health shown came from
-        a later status (``sent_at``, device clock): a batch delivered late, or twice, must not
-        turn the health back. ``last_seen`` moves either way."""
+    def update_health(self, health: dict, now: int, sent_at: int | None = None, *,
+                      challenge_ms: int | None = None, window_s: int = 600) -> bool:
+        """Record a batch's status as the device's health and move ``last_seen``, only when
+        the batch is fresh (docs/sync-protocol.md section 4, "Liveness"); True if it was.
+
+        Fresh = it echoes a genuine challenge (checked by the caller) issued after the last
+        one taken (``live_challenge_ms``); or, from an agent that sends none, its ``sent_at``
+        is within ``window_s`` of ``now`` and later than the held ``health_sent_at``. Both
+        markers only grow, so a replayed batch (same challenge, same ``sent_at``) is never
+        fresh again.
+        """
+        self._q("SELECT live_challenge_ms, health_sent_at FROM devices WHERE device_id = ?",
+                (self.device_id,))
+        r = self._cur.fetchone()
+        taken, held = (r[0], r[1]) if r else (None, None)
+        if challenge_ms is not None and (taken is None or challenge_ms > taken):
+            health = dict(health, live_challenge_ms=challenge_ms)
+        elif not (sent_at is not None and abs(sent_at - now) <= window_s
+                  and (held is None or sent_at > held)):
+            return False
         if sent_at is not None:
-            self._q("SELECT health_sent_at FROM devices WHERE device_id = ?", (self.device_id,))
-            r = self._cur.fetchone()
-            held = r[0] if r else None
-            # A held time ahead of ours came from a device clock that was fast and may since
-            # have been corrected: a lower time is taken then, or the health would freeze
-            # until the collector's clock caught up with the wrong one (however little ahead).
-            if held is not None and sent_at < held <= now:
-                health = {}
-            else:
-                health = dict(health, health_sent_at=sent_at)
+            health = dict(health, health_sent_at=max(sent_at, held or 0))
         cols = [k for k in HEALTH_KEYS if k in health]
         sets = ", ".join(["last_seen = ?"] + [f"{k} = ?" for k in cols])
         self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
                 [now] + [health[k] for k in cols] + [self.device_id])
+        return True
 
 
 class SqlStore(Reports):

@@ -9,7 +9,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS devices (
     bundle_issued_at {big},
     firmware TEXT,
     last_scan_ms {big},
-    health_sent_at {big}
+    health_sent_at {big},
+    live_challenge_ms {big}
 );
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash {blob} PRIMARY KEY,
@@ -122,6 +123,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 4: the forged-batch rows migration 2 counted but left in alerts, where they buried the
     # real tamper events. The kinds of reports.UNSIGNED_ALERTS as they were at version 4.
     4: ("DELETE FROM alerts WHERE kind = 'bad_signature'",),
+    # 5: the issue time of the last liveness challenge taken (liveness.py): replays refused.
+    5: ("ALTER TABLE devices ADD COLUMN live_challenge_ms {big}",),
 }
 
 

@@ -16,6 +16,10 @@ Every request names the device (``Passgate-Device``) and carries the clock's cha
 Every answer that carries a ``Passgate-Time`` header, errors included, hands the decoded
 token bytes to ``time_sink`` before anything else happens: a device that can only reach a
 misconfigured collector still gets authenticated time.
+
+Every answer's ``Passgate-Challenge`` is kept and echoed in the next signed batch: the
+collector moves the device's ``last_seen`` only for a batch that carries a recent one, so a
+captured batch replayed later cannot keep a dead checkpoint looking alive.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ TIME_HEADER = "Passgate-Time"
 DEVICE_HEADER = "Passgate-Device"
 NONCE_HEADER = "Passgate-Time-Nonce"
 CHAIN_CONTENT_TYPE = "application/x.passgate-delta-chain"  # passgate.bundle.delta's
+CHALLENGE_HEADER = "Passgate-Challenge"
+CHALLENGE_MAX = 64  # bytes; the collector's is 24, anything far longer is not one
 # Row fields sent, exactly the journal's chained fields plus the chain (section 4, "Row map").
 ROW_FIELDS = (
     "seq",
@@ -124,6 +130,7 @@ class CollectorClient:
         self._time_nonce = time_nonce
         self.timeout = timeout
         self.max_bundle = max_bundle  # None: passgate.bundle.DEFAULT_MAX_BYTES
+        self._challenge: bytes | None = None  # the latest Passgate-Challenge, echoed once
 
     # --- requests -------------------------------------------------------------------------
 
@@ -138,15 +145,16 @@ class CollectorClient:
     def upload(self, prev_chain: bytes, rows: Iterable[object], status: Mapping) -> BatchReply:
         """Send one batch (consecutive rows, oldest first) and return the per-row results."""
         wire_rows = [row_to_wire(r) for r in rows]
-        body = self._signed(
-            {
-                "t": "batch",
-                "device": self.device_id,
-                "prev_chain": prev_chain,
-                "rows": wire_rows,
-                "status": dict(status),
-            }
-        )
+        fields = {
+            "t": "batch",
+            "device": self.device_id,
+            "prev_chain": prev_chain,
+            "rows": wire_rows,
+            "status": dict(status),
+        }
+        if self._challenge is not None:
+            fields["challenge"] = self._challenge
+        body = self._signed(fields)
         resp = self._send("POST", "/v1/batches", body)
         reply = self._cbor_map(resp, "batch reply")
         results = reply.get("results")
@@ -203,7 +211,10 @@ class CollectorClient:
     # --- plumbing -------------------------------------------------------------------------
 
     def _signed(self, fields: dict) -> bytes:
-        payload = dumps({"v": PROTOCOL, "sent_at": int(self._now()), **fields})
+        # Clamped to the protocol's integer range (0..2**63-1): a wild clock must not make
+        # a batch the collector refuses as a whole, which would block the queue.
+        sent_at = min(max(int(self._now()), 0), (1 << 63) - 1)
+        payload = dumps({"v": PROTOCOL, "sent_at": sent_at, **fields})
         return encode_sign1(payload, self._key.sign, {HDR_ALG: ALG_EDDSA, HDR_KID: self._kid})
 
     def _send(
@@ -235,6 +246,7 @@ class CollectorClient:
             # number): retrying cannot help, and it must not crash the agent's loop.
             raise Refused(f"bad collector URL: {exc}"[:200]) from exc
         self._take_time(resp)
+        self._take_challenge(resp)
         if resp.status in ok:
             return resp
         code, detail = _error_of(resp)
@@ -248,6 +260,15 @@ class CollectorClient:
             raise Refused(what + (f": {detail}" if detail else ""), resp.status, code)
         # 1xx/3xx we did not ask for: a proxy or captive portal, not our collector.
         raise Transient(what, resp.status, code)
+
+    def _take_challenge(self, resp: Response) -> None:
+        text = resp.header(CHALLENGE_HEADER)
+        if not text or len(text) > CHALLENGE_MAX * 2:
+            return
+        try:
+            self._challenge = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            return  # not ours to judge: the next answer brings another
 
     def _take_time(self, resp: Response) -> None:
         token = resp.header(TIME_HEADER)

@@ -1,0 +1,86 @@
+"""Serve the app with waitress, closing refused connections so the client reads the answer.
+
+Rules kept here (tests/test_collector_limits.py, real sockets):
+
+- A body over the limit gets ``413``, never a TCP reset. Waitress answers 413 as soon as it
+  has read the headers and closes at once; the kernel then resets the connection, because
+  the client is still sending, and the client sees the reset, not the 413. So a connection
+  waitress closes with unread input *lingers* (as nginx's ``lingering_close``): the write
+  side is shut (the answer and a FIN go out), the rest of the input is read and discarded
+  for at most ``LINGER_S`` seconds and ``LINGER_BYTES`` bytes, then the socket closes.
+- Lingering runs in a small thread per connection, at most ``MAX_LINGERING`` at once;
+  beyond that a connection closes at once (a flood of huge bodies cannot pin threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from waitress import create_server
+from waitress.channel import HTTPChannel
+
+log = logging.getLogger(__name__)
+
+LINGER_S = 30.0
+LINGER_BYTES = 256 << 20
+MAX_LINGERING = 16
+_lingering = threading.BoundedSemaphore(MAX_LINGERING)
+
+
+def _has_input(sock: socket.socket) -> bool:
+    """True when the peer sent bytes nobody read (closing now would reset the connection)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False  # already reset or closed by the peer: nothing to save
+
+
+def _linger(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline, read = time.monotonic() + LINGER_S, 0
+        while read < LINGER_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(min(left, 5.0))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            read += len(chunk)
+    except OSError as exc:  # the peer gave up first: that is the end of lingering
+        log.debug("lingering close ended: %s", type(exc).__name__)
+    finally:
+        sock.close()
+        _lingering.release()
+
+
+class LingeringChannel(HTTPChannel):
+    """waitress's channel with a lingering close (see the module rules)."""
+
+    def handle_close(self) -> None:
+        sock = self.socket
+        keep = None
+        if sock is not None and _has_input(sock) and _lingering.acquire(blocking=False):
+            keep = sock.dup()  # survives waitress closing its own descriptor
+        super().handle_close()
+        if keep is not None:
+            threading.Thread(target=_linger, args=(keep,), name="linger", daemon=True).start()
+
+
+def make_server(app, *, host: str, port: int, threads: int, max_body: int, **kw):
+    """A waitress server for ``app`` whose connections linger (call ``.run()``, ``.close()``).
+
+    ``max_body`` is the collector's limit; waitress's own is a little above it, so a body
+    just over the limit reaches Flask and gets the protocol's CBOR 413, while a far larger
+    one is refused by waitress from its ``Content-Length`` without being buffered.
+    """
+    server = create_server(app, host=host, port=port, threads=threads,
+                           max_request_body_size=max_body + 1024, **kw)
+    server.channel_class = LingeringChannel
+    return server
