@@ -48,7 +48,11 @@ def cmd_serve(args) -> int:
     if not loopback:
         raise UsageError(f"--host {args.host}: the collector listens on loopback only; "
                          "put a TLS reverse proxy in front (docs/collector.md)")
-    store = open_store(_db(args))
+    if args.threads < 1 or args.connection_limit < 1 or args.backlog < 1:
+        raise UsageError("--threads, --connection-limit and --backlog must be at least 1")
+    # One database connection per worker thread: a request holds one for its whole batch, and
+    # more connections than threads would only sit idle on the server.
+    store = open_store(_db(args), pool_size=args.pool_size or args.threads)
     signer = load_time_signer(Path(args.time_key)) if args.time_key else None
     settings = Settings(max_rows=args.max_rows, max_body=args.max_body,
                         sharing_window_s=args.sharing_window)
@@ -61,6 +65,7 @@ def cmd_serve(args) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         serve(app, host=args.host, port=args.port, threads=args.threads,
+              connection_limit=args.connection_limit, backlog=args.backlog,
               max_request_body_size=args.max_body + 1024, ident="passgate-collector")
     except KeyboardInterrupt:
         pass  # the normal way to stop
@@ -153,7 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
     s.add_argument("--time-key", help="Ed25519 private key (PEM) that signs time tokens")
-    s.add_argument("--threads", type=int, default=8)
+    s.add_argument("--threads", type=int, default=8,
+                   help="worker threads: requests handled at once (default 8)")
+    s.add_argument("--connection-limit", type=int, default=1000,
+                   help="open client connections waitress keeps before it stops accepting "
+                        "(default 1000; waitress's own default of 100 is hit in a reconnect "
+                        "storm)")
+    s.add_argument("--backlog", type=int, default=2048,
+                   help="listen backlog: connections the kernel queues beyond the limit")
+    s.add_argument("--pool-size", type=int, default=0,
+                   help="database connections kept open (default: one per thread)")
     s.add_argument("--max-rows", type=int, default=protocol.MAX_ROWS)
     s.add_argument("--max-body", type=int, default=protocol.MAX_BODY)
     s.add_argument("--sharing-window", type=int, default=120,
