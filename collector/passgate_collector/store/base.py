@@ -55,6 +55,12 @@ SCAN_INSERT_COLS = (
 )
 
 
+def nonce_lookup_sql(n: int) -> str:
+    """The dedup lookup of ``n`` nonces (tests/test_collector_scale.py checks its plan)."""
+    return (f"SELECT {SCAN_COLS} FROM scans WHERE device_id = ? "
+            f"AND nonce IN ({', '.join('?' * n)})")
+
+
 def _device(r: Sequence) -> Device:
     return Device(r[0], bytes(r[1]), r[2], bool(r[3]), *r[4:])
 
@@ -211,9 +217,7 @@ class SqlStore(Reports):
         found: list = []
         for i in range(0, len(nonces), 400):
             chunk = nonces[i:i + 400]
-            cur.execute(self.sql(f"SELECT {SCAN_COLS} FROM scans WHERE device_id = ? "
-                                 f"AND nonce IN ({', '.join('?' * len(chunk))})"),
-                        (device_id, *chunk))
+            cur.execute(self.sql(nonce_lookup_sql(len(chunk))), (device_id, *chunk))
             found += cur.fetchall()
         return found
 

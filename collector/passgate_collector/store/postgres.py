@@ -20,6 +20,8 @@ from . import schema
 from .base import SCAN_INSERT_COLS, SqlStore
 from .reports import SCAN_COLS
 
+# The dedup lookup (tests/test_collector_scale.py checks its plan on a large history).
+NONCE_LOOKUP = f"SELECT {SCAN_COLS} FROM scans WHERE device_id = %s AND nonce = ANY(%s)"
 # The element type of each SCAN_INSERT_COLS column, for unnest().
 _ARRAY_TYPES = ("text", "bytea", "bigint", "bigint", "text", "text", "text", "bytea", "text",
                 "text", "text", "text", "bytea", "bigint", "text")
@@ -48,8 +50,7 @@ class PostgresStore(SqlStore):
     def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
         if not nonces:
             return []
-        cur.execute(f"SELECT {SCAN_COLS} FROM scans WHERE device_id = %s AND nonce = ANY(%s)",
-                    (device_id, nonces))
+        cur.execute(NONCE_LOOKUP, (device_id, nonces))
         return cur.fetchall()
 
     def _insert_scans(self, cur, values: list[tuple]) -> None:
