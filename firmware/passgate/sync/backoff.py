@@ -25,8 +25,9 @@ class Backoff:
     ``rand`` returns a float in [0, 1) (``random.random`` by default). ``next_delay`` is called
     after each failure; ``reset`` after a success. A server's ``Retry-After`` is a lower bound
     on the delay (jittered upwards by up to ``retry_jitter`` of itself), capped at
-    ``max_retry_after`` so a buggy answer cannot park a device for days. ``at_cap`` gives the "retry at maximum backoff" delay used for faults that only
-    an update or an administrator can fix.
+    ``max_retry_after`` so a buggy answer cannot park a device for days. ``at_cap`` gives the
+    "retry at maximum backoff" delay used for faults that only an update or an administrator
+    can fix.
     """
 
     def __init__(
