@@ -1,148 +1,187 @@
-"""Benchmark draining a journal backlog into the collector. Prints figures, asserts nothing.
+"""Benchmark collector ingest as CPU time of every process, beside the bare-library ceiling.
 
-    .venv/bin/python bench/sync.py [--rows 100000] [--batch 200] [--backend sqlite|postgresql|both]
+    .venv/bin/python bench/sync.py [--rows 20000] [--repeats 3] [--history 0,1000000]
+                                   [--backend sqlite|postgresql|both] [--batch 200]
 
-For each backend: a device journal with ``--rows`` queued scans (chained exactly as the
-journal writes them), ``passgate-collector serve`` started as its own process (SQLite file,
-or a throwaway PostgreSQL server with fsync on, started with the collector's ``pgcluster``;
-skipped with a note when the server binaries are absent), the device enrolled with a real
-token, then ``passgate sync --once`` run as a real process until the backlog is empty.
+Prints figures, asserts nothing. For each backend and each history size H: a fresh database
+with H rows already stored for the device (written with ``generate_series`` / ``executemany``,
+not through the API), ``passgate-collector serve`` as its own process, then ``--repeats``
+times an agent process that uploads ``--rows`` new rows, chained on the history, in batches
+of ``--batch`` through the agent's real client (CBOR, Ed25519, HTTP on 127.0.0.1).
 
-Printed: rows per second over the whole ``sync --once`` process (interpreter start
-included), and the peak RSS and CPU time of the sync process and of the collector process
-(``wait4`` rusage, i.e. each process's own high-water mark), which shows which side
-limits. PostgreSQL's server processes are not included in the collector figures.
-Everything runs on 127.0.0.1 without TLS; the machine is shared, so expect 10-20% variation
-between runs.
+Measured per repeat: the CPU seconds of the agent (its own ``process_time`` over the upload),
+of the collector and of the PostgreSQL server (postmaster and all its children, from
+``/proc/<pid>/stat`` before and after), and the wall time. Rows/s "by CPU" = rows / the sum of
+those CPU seconds: on a shared 2-core machine wall time mostly measures the neighbours.
+Medians over the repeats are printed.
+
+The ceiling, measured in the same run on the same database: the same rows written by the
+bare library, one 200-row transaction at a time: ``COPY`` for PostgreSQL, ``executemany`` for
+SQLite (same pragmas as the collector), in a copy of the ``scans`` table with its indexes.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
+import json
 import signal
-import socket
-import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # fill_journal: the journal's own row format
+sys.path.insert(0, str(HERE))
 
-from passgate.passes.keys import public_pem, write_private  # noqa: E402
-from sync_support import fill_journal  # noqa: E402
+import fleet  # noqa: E402
 
 DEVICE = "bench-1"
-# passgate.cli is a package without __main__: call its main() the way the console script does.
-PASSGATE = [sys.executable, "-c",
-            "import sys; from passgate.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def worker(url: str, first: int, n: int, prev_hex: str, batch: int) -> None:
+    """Agent side (its own process): upload ``n`` rows, then re-send one batch (must be all
+    duplicate), print JSON with the CPU and wall time of the upload phase."""
+    rows = fleet.make_rows(DEVICE, first, n, bytes.fromhex(prev_hex))
+    cl = fleet.client(url, DEVICE)
+    prev = bytes.fromhex(prev_hex)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    stored = 0
+    for i in range(0, n, batch):
+        reply = cl.upload(prev, rows[i:i + batch], {"backlog": n - i})
+        stored += sum(r.status == "stored" for r in reply.results)
+        prev = rows[i + batch - 1]["chain"] if i + batch <= n else rows[-1]["chain"]
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    again = cl.upload(bytes.fromhex(prev_hex), rows[:batch], {"backlog": 0})
+    dup = all(r.status == "duplicate" for r in again.results)
+    print(json.dumps({"cpu": cpu, "wall": wall, "stored": stored, "resent_all_duplicate": dup}))
 
 
-def wait_exit(proc: subprocess.Popen) -> tuple[int, int, float]:
-    """(exit status, peak RSS in KiB, CPU seconds) of a child, from its own rusage."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+def bare_postgres(db_url: str, rows: list[dict], batch: int, postmaster: int) -> float:
+    """CPU seconds (this process + server) to COPY ``rows`` in ``batch``-row transactions."""
+    import psycopg
+
+    from passgate_collector.store.base import SCAN_INSERT_COLS
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bare (LIKE scans INCLUDING ALL)")
+        vals = _values(rows)
+        cpu0, srv0 = time.process_time(), fleet.server_cpu(postmaster)
+        for i in range(0, len(vals), batch):
+            with conn.transaction(), conn.cursor().copy(
+                    f"COPY bare ({SCAN_INSERT_COLS}) FROM STDIN") as cp:
+                for v in vals[i:i + batch]:
+                    cp.write_row(v)
+        cpu = time.process_time() - cpu0 + fleet.server_cpu(postmaster) - srv0
+        conn.execute("DROP TABLE bare")
+    return cpu
 
 
-def start_collector(db_url: str, port: int, time_key: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "passgate_collector.cli", "serve", "--db", db_url,
-         "--port", str(port), "--time-key", str(time_key)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("collector did not start: " + proc.stderr.read().decode()[-1000:])
+def bare_sqlite(path: str, rows: list[dict], batch: int) -> float:
+    import sqlite3
+
+    from passgate_collector.store.base import SCAN_INSERT_COLS
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'scans'").fetchone()[0]
+    db.execute(sql.replace("TABLE scans", "TABLE bare", 1))
+    db.execute("CREATE INDEX bare_device_seq ON bare (device_id, seq)")
+    db.execute("CREATE INDEX bare_time ON bare (t_ms)")
+    db.execute("CREATE INDEX bare_pass ON bare (pass_hash, t_ms)")
+    vals = _values(rows)
+    ins = f"INSERT INTO bare ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 15)})"
+    cpu0 = time.process_time()
+    for i in range(0, len(vals), batch):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(ins, vals[i:i + batch])
+        db.execute("COMMIT")
+    cpu = time.process_time() - cpu0
+    db.execute("DROP TABLE bare")
+    db.close()
+    return cpu
 
 
-def collector_cli(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "passgate_collector.cli", *args],
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+def _values(rows: list[dict]) -> list[tuple]:
+    return [("bare", r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
+             r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"], "", r["chain"],
+             fleet.T0, None) for r in rows]
 
 
-def passgate(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([*PASSGATE, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run(backend: str, db_url: str, history: int, args, postmaster: int | None,
+        sqlite_path: str | None) -> dict:
+    from passgate_collector.store import open_store
 
-
-def run_backend(name: str, db_url: str, rows: int, batch: int, work: Path) -> dict:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    state, sync = work / "state", work / "sync"
+    store = open_store(db_url)
+    fleet.enrol_direct(store, DEVICE)
+    store.close()
     t = time.perf_counter()
-    fill_journal(state / "journal.sqlite", rows, device_id=DEVICE)
+    if backend == "postgresql":
+        prev = fleet.history_postgres(db_url, DEVICE, history)
+    else:
+        prev = fleet.history_sqlite(sqlite_path, DEVICE, history)
     fill_s = time.perf_counter() - t
-    time_key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"bench time").digest())
-    write_private(work / "time.key", time_key)
-    (state / "time-keys").mkdir()
-    (state / "time-keys" / "time.pub").write_bytes(public_pem(time_key))
-    dirs = ["--state", str(state), "--sync-dir", str(sync)]
-    subprocess.run([*PASSGATE, "keys", "new-device", "--out", str(sync)], check=True,
-                   capture_output=True)
-
-    port = free_port()
-    collector = start_collector(db_url, port, work / "time.key")
+    port = fleet.free_port()
+    collector = fleet.start_collector(db_url, port)
+    url = f"http://127.0.0.1:{port}"
+    reps = []
     try:
-        token = collector_cli("token", "new", "--device", DEVICE, "--db", db_url)
-        enrol = passgate("sync", "enrol", "--token", token, "--collector",
-                         f"http://127.0.0.1:{port}", "--device", DEVICE, *dirs)
-        if wait_exit(enrol)[0] != 0:
-            raise RuntimeError("enrolment failed: " + enrol.stderr.read())
-        t = time.perf_counter()
-        agent = passgate("sync", "--once", "--batch", str(batch), *dirs)
-        status, agent_rss, agent_cpu = wait_exit(agent)
-        drain_s = time.perf_counter() - t
-        out = agent.stdout.read().strip()
-        if status != 0:
-            raise RuntimeError(f"sync --once failed ({status}): {out} {agent.stderr.read()[-800:]}")
+        first = history + 1
+        for _ in range(args.repeats):
+            c0 = fleet.cpu_seconds(collector.pid)
+            s0 = fleet.server_cpu(postmaster) if postmaster else 0.0
+            out = subprocess.run([sys.executable, __file__, "--worker", url, str(first),
+                                  str(args.rows), prev.hex(), str(args.batch)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"agent failed: {out.stderr[-1500:]}")
+            w = json.loads(out.stdout)
+            w["collector"] = fleet.cpu_seconds(collector.pid) - c0
+            w["server"] = (fleet.server_cpu(postmaster) - s0) if postmaster else 0.0
+            reps.append(w)
+            prev = fleet.make_rows(DEVICE, first, args.rows, prev)[-1]["chain"]
+            first += args.rows
     finally:
         collector.send_signal(signal.SIGTERM)
-        _, collector_rss, collector_cpu = wait_exit(collector)
-        collector.stderr.close()
-    db = sqlite3.connect(state / "journal.sqlite")
-    pending = db.execute("SELECT count(*) FROM scans WHERE uploaded_at IS NULL").fetchone()[0]
-    db.close()
-    return {"backend": name, "rows": rows, "fill_s": fill_s, "drain_s": drain_s,
-            "rows_per_s": rows / drain_s, "agent_rss_mib": agent_rss / 1024,
-            "collector_rss_mib": collector_rss / 1024, "pending_after": pending, "agent": out,
-            "agent_cpu_s": agent_cpu, "collector_cpu_s": collector_cpu}
+        collector.wait(60)
+    store = open_store(db_url)
+    alerts = store._all("SELECT COUNT(*) FROM alerts")[0][0]  # a chain flag would show here
+    store.close()
+    bare_rows = fleet.make_rows("bare", 1, args.rows, fleet.ZERO_CHAIN)
+    bare = [bare_postgres(db_url, bare_rows, args.batch, postmaster) if postmaster
+            else bare_sqlite(sqlite_path, bare_rows, args.batch) for _ in range(args.repeats)]
+    med = {k: statistics.median(r[k] for r in reps)
+           for k in ("cpu", "wall", "collector", "server")}
+    total = statistics.median(r["cpu"] + r["collector"] + r["server"] for r in reps)
+    return {"backend": backend, "history": history, "fill_s": fill_s, **med, "total": total,
+            "rows": args.rows, "bare": statistics.median(bare),
+            "ok": alerts == 0 and all(r["stored"] == args.rows and r["resent_all_duplicate"]
+                                      for r in reps)}
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        a = sys.argv[2:]
+        worker(a[0], int(a[1]), int(a[2]), a[3], int(a[4]))
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--rows", type=int, default=20_000, help="rows uploaded per repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--history", default="0,1000000",
+                    help="comma-separated counts of rows already stored for the device")
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     args = ap.parse_args()
+    histories = [int(h) for h in args.history.split(",")]
 
-    print(f"draining {args.rows:,} journal rows, batches of {args.batch}, on 127.0.0.1")
     results = []
     if args.backend in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory(prefix="passgate-bench-sync-") as tmp:
-            work = Path(tmp)
-            results.append(run_backend("sqlite", f"sqlite:///{work}/collector.db", args.rows,
-                                       args.batch, work))
+        for h in histories:
+            with tempfile.TemporaryDirectory(prefix="passgate-bench-sync-") as tmp:
+                path = f"{tmp}/collector.db"
+                results.append(run("sqlite", f"sqlite:///{path}", h, args, None, path))
     if args.backend in ("postgresql", "both"):
         from passgate_collector.pgcluster import PgCluster, PgUnavailable
 
@@ -151,20 +190,31 @@ def main() -> None:
         except PgUnavailable as exc:
             print(f"postgresql: skipped ({exc})")
         else:
-            with cluster, tempfile.TemporaryDirectory(prefix="passgate-bench-sync-") as tmp:
-                url = cluster.create_database("bench")
-                results.append(run_backend("postgresql", url, args.rows, args.batch, Path(tmp)))
+            with cluster:
+                pm = fleet.postmaster_pid(cluster)
+                for h in histories:
+                    url = cluster.create_database(f"bench_{h}")
+                    results.append(run("postgresql", url, h, args, pm, None))
 
-    print(f"{'backend':<11} {'rows/s':>8} {'drain s':>8} {'sync RSS MiB':>13} "
-          f"{'collector RSS MiB':>18} {'left':>5}")
+    print(f"{args.rows:,} rows per repeat, batches of {args.batch}, median of {args.repeats}; "
+          "CPU = agent + collector + database server")
+    print(f"{'backend':<11} {'history':>9} {'rows/s CPU':>10} {'us/row':>7} {'agent':>6} "
+          f"{'collector':>9} {'db':>5} {'rows/s wall':>11} {'bare rows/s':>11} {'ratio':>6} ok")
     for r in results:
-        print(f"{r['backend']:<11} {r['rows_per_s']:>8,.0f} {r['drain_s']:>8.1f} "
-              f"{r['agent_rss_mib']:>13.1f} {r['collector_rss_mib']:>18.1f} "
-              f"{r['pending_after']:>5}")
-    for r in results:
-        print(f"  {r['backend']}: CPU seconds: sync {r['agent_cpu_s']:.1f}, collector "
-              f"{r['collector_cpu_s']:.1f} (whole life); journal filled in {r['fill_s']:.1f} s; "
-              f"agent said: {r['agent']}")
+        n = r["rows"]
+        per = {k: r[k] / n * 1e6 for k in ("total", "cpu", "collector", "server")}
+        bare = n / r["bare"]
+        print(f"{r['backend']:<11} {r['history']:>9,} {n / r['total']:>10,.0f} "
+              f"{per['total']:>7.0f} {per['cpu']:>6.0f} {per['collector']:>9.0f} "
+              f"{per['server']:>5.0f} {n / r['wall']:>11,.0f} {bare:>11,.0f} "
+              f"{n / r['total'] / bare:>6.2f} {'yes' if r['ok'] else 'NO'}")
+    for backend in ("sqlite", "postgresql"):
+        mine = [r for r in results if r["backend"] == backend]
+        if len(mine) > 1:
+            base = mine[0]["total"]
+            print(f"  {backend}: per-row CPU at {mine[-1]['history']:,} stored rows is "
+                  f"{mine[-1]['total'] / base:.2f}x that at {mine[0]['history']:,} "
+                  f"(history written in {mine[-1]['fill_s']:.0f} s)")
 
 
 if __name__ == "__main__":

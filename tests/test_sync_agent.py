@@ -175,7 +175,8 @@ def test_transient_errors_keep_rows_and_back_off_exponentially(journal, tmp_path
 
 def test_retry_after_is_a_lower_bound(journal, tmp_path):
     client = ScriptedClient(errors=[Transient("HTTP 429", 429, "rate_limited", retry_after=90)])
-    assert make_agent(journal, client, tmp_path).run_round().delay == 90
+    # rand() is 0.5 here: 90 s asked, plus half of the 50% upward jitter (issue 11).
+    assert make_agent(journal, client, tmp_path).run_round().delay == 90 * 1.25
 
 
 def test_permanent_batch_refusal_keeps_every_row_and_waits_at_the_cap(journal, tmp_path):

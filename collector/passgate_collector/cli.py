@@ -49,7 +49,11 @@ def cmd_serve(args) -> int:
                          "put a TLS reverse proxy in front (docs/collector.md)")
     if args.max_inflight < 1 or args.rate_limit <= 0 or args.rate_burst < 1:
         raise UsageError("--max-inflight and --rate-burst must be >= 1, --rate-limit > 0")
-    store = open_store(_db(args))
+    if args.threads < 1 or args.connection_limit < 1 or args.backlog < 1:
+        raise UsageError("--threads, --connection-limit and --backlog must be at least 1")
+    # One database connection per worker thread: a request holds one for its whole batch, and
+    # more connections than threads would only sit idle on the server.
+    store = open_store(_db(args), pool_size=args.pool_size or args.threads)
     read_store = None
     if args.read_db:
         from .readstore import open_read_store
@@ -64,7 +68,8 @@ def cmd_serve(args) -> int:
                         max_inflight=args.max_inflight)
     app = create_app(store, time_token=signer, settings=settings, read_store=read_store)
     server = make_server(app, host=args.host, port=args.port, threads=args.threads,
-                         max_body=args.max_body, ident="passgate-collector")
+                         max_body=args.max_body, connection_limit=args.connection_limit,
+                         backlog=args.backlog, ident="passgate-collector")
     log.info("collector on http://%s:%d (%s database)", args.host, args.port, store.kind)
 
     def stop(_signum, _frame) -> None:
@@ -167,7 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
     s.add_argument("--time-key", help="Ed25519 private key (PEM) that signs time tokens")
-    s.add_argument("--threads", type=int, default=8)
+    s.add_argument("--threads", type=int, default=8,
+                   help="worker threads: requests handled at once (default 8)")
+    s.add_argument("--connection-limit", type=int, default=1000,
+                   help="open client connections waitress keeps before it stops accepting "
+                        "(default 1000; waitress's own default of 100 is hit in a reconnect "
+                        "storm)")
+    s.add_argument("--backlog", type=int, default=2048,
+                   help="listen backlog: connections the kernel queues beyond the limit")
+    s.add_argument("--pool-size", type=int, default=0,
+                   help="database connections kept open (default: one per thread)")
     s.add_argument("--max-rows", type=int, default=protocol.MAX_ROWS)
     s.add_argument("--max-body", type=int, default=protocol.MAX_BODY)
     s.add_argument("--sharing-window", type=int, default=120,

@@ -12,8 +12,9 @@ from .base import Device, SqlStore, StoreError, Tx
 __all__ = ["Device", "SqlStore", "StoreError", "Tx", "open_store"]
 
 
-def open_store(url: str) -> SqlStore:
-    """Open (and create or migrate) the database named by ``url``.
+def open_store(url: str, pool_size: int = 4) -> SqlStore:
+    """Open (and create or migrate) the database named by ``url``, keeping up to
+    ``pool_size`` idle connections for reuse.
 
     A database that cannot be opened (server unreachable, login refused, a file that is not a
     database) raises :class:`StoreError` with one line saying why, never the driver's error:
@@ -31,7 +32,7 @@ def open_store(url: str) -> SqlStore:
         if not path:
             raise StoreError("sqlite URL needs a path, e.g. sqlite:///collector.db")
         try:
-            return SqliteStore(path)
+            return SqliteStore(path, pool_size=pool_size)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {path}: {_one_line(exc)}") from None
     if url.startswith(("postgresql://", "postgres://")):
@@ -42,7 +43,7 @@ def open_store(url: str) -> SqlStore:
         from .postgres import PostgresStore
 
         try:
-            return PostgresStore(url)
+            return PostgresStore(url, pool_size=pool_size)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the PostgreSQL database: {_one_line(exc)}") from None
     raise StoreError(f"unsupported database URL {url.split(':', 1)[0]!r}: "

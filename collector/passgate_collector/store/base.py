@@ -49,6 +49,18 @@ HEALTH_KEYS = (
 )
 
 
+SCAN_INSERT_COLS = (
+    "device_id, nonce, seq, t_ms, clock_state, verdict, reason, pass_hash, kid, purpose, zone, "
+    "flags, chain, received_at, problem"
+)
+
+
+def nonce_lookup_sql(n: int) -> str:
+    """The dedup lookup of ``n`` nonces (tests/test_collector_scale.py checks its plan)."""
+    return (f"SELECT {SCAN_COLS} FROM scans WHERE device_id = ? "
+            f"AND nonce IN ({', '.join('?' * n)})")
+
+
 def _device(r: Sequence) -> Device:
     return Device(r[0], bytes(r[1]), r[2], bool(r[3]), *r[4:])
 
@@ -96,17 +108,16 @@ class Tx:
         self._cur.execute(self._s.sql(sql), tuple(params))
 
     def stored(self, nonces: Sequence[bytes]) -> dict[bytes, dict]:
-        """The rows this device already has with any of ``nonces``, by nonce."""
+        """The rows this device already has with any of ``nonces``, by nonce.
+
+        Set-based: one lookup per nonce in the (device_id, nonce) primary key, never a walk
+        over the device's history, so the cost of a batch does not grow with what is stored
+        (``tests/test_collector_scale.py`` pins the query plan on both backends).
+        """
         out: dict[bytes, dict] = {}
-        nonces = list(dict.fromkeys(nonces))
-        for i in range(0, len(nonces), 400):  # stay far below SQLite's parameter limit
-            chunk = nonces[i:i + 400]
-            marks = ", ".join("?" * len(chunk))
-            self._q(f"SELECT {SCAN_COLS} FROM scans WHERE device_id = ? AND nonce IN ({marks})",
-                    (self.device_id, *chunk))
-            for r in self._cur.fetchall():
-                row = scan_dict(r)
-                out[row["nonce"]] = row
+        for r in self._s._select_nonces(self._cur, self.device_id, list(dict.fromkeys(nonces))):
+            row = scan_dict(r)
+            out[row["nonce"]] = row
         return out
 
     def chain_at(self, seq: int) -> bytes | None:
@@ -131,21 +142,17 @@ class Tx:
         return best
 
     def insert_scans(self, rows: Sequence[tuple[dict, str | None]], now: int) -> None:
-        """Insert checked (row, problem) pairs whose nonces :meth:`stored` did not find.
+        """Insert checked (row, problem) pairs whose nonces :meth:`stored` did not find, in
+        one bulk statement (see :meth:`SqlStore._insert_scans`).
 
         The batch lock (see :meth:`SqlStore.batch`) guarantees nobody inserted them since;
         ``ON CONFLICT DO NOTHING`` is only a second line of defence.
         """
-        if not rows:
-            return
-        self._cur.executemany(self._s.sql(
-            "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
-            "pass_hash, kid, purpose, zone, flags, chain, received_at, problem) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (device_id, nonce) DO NOTHING"),
-            [(self.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
-              r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
-              " ".join(r["flags"]), r["chain"], now, problem) for r, problem in rows])
+        if rows:
+            self._s._insert_scans(self._cur, [
+                (self.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
+                 r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
+                 " ".join(r["flags"]), r["chain"], now, problem) for r, problem in rows])
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:
@@ -211,6 +218,23 @@ class SqlStore(Reports):
 
     def _lock_migration(self, cur) -> None:
         """Keep two collectors starting at once from both creating tables (no-op here)."""
+
+    def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
+        """``SCAN_COLS`` of the device's rows with these nonces (SQLite: ``IN`` lists, each a
+        probe of the primary key; chunked to stay far below the parameter limit)."""
+        found: list = []
+        for i in range(0, len(nonces), 400):
+            chunk = nonces[i:i + 400]
+            cur.execute(self.sql(nonce_lookup_sql(len(chunk))), (device_id, *chunk))
+            found += cur.fetchall()
+        return found
+
+    def _insert_scans(self, cur, values: list[tuple]) -> None:
+        """Insert whole ``SCAN_INSERT_COLS`` tuples (SQLite: ``executemany``, one statement
+        prepared once, inside the batch's one transaction)."""
+        cur.executemany(self.sql(
+            f"INSERT INTO scans ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 15)}) "
+            "ON CONFLICT (device_id, nonce) DO NOTHING"), values)
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)

@@ -1,0 +1,174 @@
+"""Shared parts of the ingest benchmarks (``bench/sync.py``, ``bench/storm.py``).
+
+Rules kept: every upload goes through the agent's real client (``CollectorClient``: real
+CBOR, real Ed25519 signature, real HTTP to a real collector process); rows are chained exactly
+as the journal chains them; history is written straight into the collector's ``scans`` table
+with bulk SQL (``generate_series`` / ``executemany``), never through the API, so a million
+stored rows take seconds; CPU is read from ``/proc/<pid>/stat`` (user + system ticks), and a
+PostgreSQL server counts its postmaster, every live child, and (through the postmaster's
+``cutime``/``cstime``) every child that exited in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from passgate.journal.schema import ZERO_CHAIN, chain_of
+from passgate.passes.keys import kid_of
+from passgate.sync.client import CollectorClient
+from passgate.sync.devicekey import DeviceKey
+
+T0 = 1_767_261_600  # 2026-01-01T10:00:00Z
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def device_key(device_id: str) -> DeviceKey:
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(device_id.encode()).digest())
+    return DeviceKey(key, key.public_key().public_bytes_raw())
+
+
+def enrol_direct(store, device_id: str) -> None:
+    """Enrol through the store's own method (a token made and used at once)."""
+    pub = device_key(device_id).public_raw
+    token_hash = hashlib.sha256(b"bench-token:" + device_id.encode()).digest()
+    store.add_token(token_hash, device_id, T0, T0 + 86_400)
+    store.enrol(token_hash, device_id, pub, kid_of(pub), T0)
+
+
+def make_rows(device_id: str, first_seq: int, n: int, prev: bytes) -> list[dict]:
+    """``n`` protocol rows from ``first_seq``, chained on ``prev`` (the journal's row shape)."""
+    rows = []
+    for seq in range(first_seq, first_seq + n):
+        ok = seq % 2 == 0
+        row = {
+            "seq": seq,
+            "nonce": hashlib.sha256(f"{device_id}:{seq}".encode()).digest()[:16],
+            "t_ms": (T0 + seq) * 1000, "clock_state": "trusted",
+            "verdict": "accept" if ok else "deny", "reason": "valid" if ok else "expired",
+            "pass_hash": hashlib.sha256(b"p%d" % seq).digest()[:16], "kid": "a1b2c3d4e5f60718",
+            "purpose": "work", "zone": "gate-1", "flags": [],
+        }
+        row["chain"] = prev = chain_of(prev, row)
+        rows.append(row)
+    return rows
+
+
+def client(url: str, device_id: str, timeout: float = 30.0) -> CollectorClient:
+    return CollectorClient(url, device_id, device_key(device_id), now=time.time,
+                           timeout=timeout)
+
+
+# --- history, written in bulk --------------------------------------------------------------
+
+def history_postgres(db_url: str, device_id: str, n: int) -> bytes:
+    """``n`` stored rows (seq 1..n) for the device; returns the last one's chain."""
+    import psycopg
+
+    if n == 0:
+        return ZERO_CHAIN
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
+            "pass_hash, kid, purpose, zone, flags, chain, received_at) "
+            "SELECT %s, substring(sha256(('h' || i)::bytea) from 1 for 16), i, "
+            "(%s::bigint + i) * 1000, 'trusted', 'accept', 'valid', "
+            "substring(sha256(('p' || i)::bytea) from 1 for 16), 'a1b2c3d4e5f60718', 'work', "
+            "'gate-1', '', sha256(('c' || i)::bytea), %s FROM generate_series(1, %s) AS i",
+            (device_id, T0 - 10 * n, T0, n))
+        conn.execute("ANALYZE scans")
+        return bytes(conn.execute("SELECT chain FROM scans WHERE device_id = %s AND seq = %s",
+                                  (device_id, n)).fetchone()[0])
+
+
+def history_sqlite(path: str, device_id: str, n: int) -> bytes:
+    import sqlite3
+
+    if n == 0:
+        return ZERO_CHAIN
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    chunk = 100_000
+    last = ZERO_CHAIN
+    for start in range(1, n + 1, chunk):
+        vals = []
+        for i in range(start, min(n, start + chunk - 1) + 1):
+            last = hashlib.sha256(b"c%d" % i).digest()
+            vals.append((device_id, hashlib.sha256(b"h%d" % i).digest()[:16], i,
+                         (T0 - 10 * n + i) * 1000, hashlib.sha256(b"p%d" % i).digest()[:16],
+                         last, T0))
+        db.executemany(
+            "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
+            "pass_hash, kid, purpose, zone, flags, chain, received_at) VALUES "
+            "(?, ?, ?, ?, 'trusted', 'accept', 'valid', ?, 'a1b2c3d4e5f60718', 'work', "
+            "'gate-1', '', ?, ?)", vals)
+    db.execute("COMMIT")
+    db.execute("ANALYZE")
+    db.close()
+    return last
+
+
+# --- processes -----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_collector(db_url: str, port: int, *extra: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "passgate_collector.cli", "serve", "--db", db_url,
+         "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("collector did not start: " + proc.stderr.read().decode()[-1000:])
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # fields from "state" on (index 0 = field 3)
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU of ``pid``; with ``children``, plus its reaped children's."""
+    f = _stat(pid)
+    if f is None:
+        return 0.0
+    ticks = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if children else 0)
+    return ticks / TICK
+
+
+def server_cpu(postmaster: int) -> float:
+    """A PostgreSQL server's CPU: the postmaster with reaped children, plus live children."""
+    total = cpu_seconds(postmaster, children=True)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            f = _stat(int(entry))
+            if f is not None and int(f[1]) == postmaster:
+                total += (int(f[11]) + int(f[12])) / TICK
+    return total
+
+
+def postmaster_pid(cluster) -> int:
+    return int((cluster.data / "postmaster.pid").read_text().split()[0])

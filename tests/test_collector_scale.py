@@ -1,0 +1,142 @@
+"""Ingest that stays flat as a device's history grows (issue 11, point 1).
+
+Times cannot be asserted, so the shape is: the dedup lookup's query plan on a large history
+probes the (device_id, nonce) primary key (never the (device_id, seq) index filtering every
+row the device sent, the O(N^2) the review measured), on both backends; and correctness on a
+large history: a re-sent batch is all ``duplicate``, an edited row under a stored nonce is a
+``nonce_conflict``, new rows after it are stored with a clean chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from collector_support import T0, FakeDevice, fresh_database, pg_cluster  # noqa: F401
+from passgate_collector import protocol
+from passgate_collector.ingest import apply_batch
+from passgate_collector.store import open_store
+from passgate_collector.store.base import nonce_lookup_sql
+
+HISTORY = 100_000
+NOW = T0 + 3600
+
+
+def _history_sqlite(path: str, device: str, n: int) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, zone, "
+        "flags, chain, received_at) VALUES (?, ?, ?, ?, 'trusted', 'accept', 'valid', 'lobby', "
+        "'', ?, ?)",
+        ((device, hashlib.sha256(b"h%d" % i).digest()[:16], 1000 + i, T0 * 1000 + i,
+          hashlib.sha256(b"c%d" % i).digest(), T0) for i in range(n)))
+    db.execute("COMMIT")
+    db.execute("ANALYZE")
+    db.close()
+
+
+def _history_postgres(url: str, device: str, n: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
+            "zone, flags, chain, received_at) SELECT %s, "
+            "substring(sha256(('h' || i)::bytea) from 1 for 16), 1000 + i, %s::bigint * 1000 + i, "
+            "'trusted', 'accept', 'valid', 'lobby', '', sha256(('c' || i)::bytea), %s "
+            "FROM generate_series(0, %s - 1) AS i", (device, T0, T0, n))
+        conn.execute("ANALYZE scans")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def big(request, tmp_path):
+    """(backend, url, store) with a device enrolled, 200 rows ingested, then 100,000 more
+    rows of history written straight into its table."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/collector.db"
+    else:
+        url = fresh_database(request.getfixturevalue("pg_cluster"))
+    store = open_store(url)
+    dev = FakeDevice("gate-big")
+    store.add_token(b"h" * 32, dev.device_id, T0, T0 + 60)
+    store.enrol(b"h" * 32, dev.device_id, dev.pubkey, b"k" * 8, T0)
+    first = dev.scans(200)
+    assert {r["status"] for r in apply_batch(store, _batch(dev, first), NOW)} == {"stored"}
+    if request.param == "sqlite":
+        _history_sqlite(f"{tmp_path}/collector.db", dev.device_id, HISTORY)
+    else:
+        _history_postgres(url, dev.device_id, HISTORY)
+    yield request.param, url, store, dev, first
+    store.close()
+
+
+def _batch(dev: FakeDevice, rows: list[dict]) -> protocol.Batch:
+    return protocol.parse_batch(protocol.decode_signed(dev.batch_body(rows), "batch"))
+
+
+def test_dedup_probes_the_device_nonce_key_not_the_device_history(big):
+    backend, url, store, dev, first = big
+    nonces = [r["nonce"] for r in first]
+    if backend == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(url[len("sqlite:///"):])
+        plan = " ".join(r[-1] for r in db.execute("EXPLAIN QUERY PLAN " + nonce_lookup_sql(200),
+                                                  (dev.device_id, *nonces)))
+        db.close()
+        assert "sqlite_autoindex_scans_1 (device_id=? AND nonce=?)" in plan, plan
+        assert "scans_device_seq" not in plan and "SCAN" not in plan, plan
+    else:
+        import psycopg
+
+        from passgate_collector.store.postgres import NONCE_LOOKUP
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            # The plan psycopg's prepared statements end up with: the generic one.
+            conn.execute("SET plan_cache_mode = force_generic_plan")
+            conn.execute("PREPARE q(text, bytea[]) AS "
+                         + NONCE_LOOKUP.replace("%s", "$1", 1).replace("%s", "$2", 1))
+            cur = psycopg.ClientCursor(conn)  # EXPLAIN takes literals, not bound parameters
+            cur.execute("EXPLAIN EXECUTE q(%s, %s)", (dev.device_id, nonces))
+            plan = " ".join(r[0] for r in cur.fetchall())
+        assert "Index Scan using scans_pkey" in plan or \
+            "Index Only Scan using scans_pkey" in plan, plan
+        assert "nonce = ANY" in plan, plan
+        assert "scans_device_seq" not in plan and "Seq Scan" not in plan, plan
+
+
+def test_duplicates_and_conflicts_are_found_in_a_large_history(big):
+    backend, url, store, dev, first = big
+    again = apply_batch(store, _batch(dev, first), NOW)
+    assert [r["status"] for r in again] == ["duplicate"] * 200
+    edited = dict(first[10], zone="elsewhere")
+    out = apply_batch(store, _batch(dev, [edited]), NOW)
+    assert out[0]["status"] == "rejected" and out[0]["reason"] == "nonce_conflict"
+    fresh = dev.scans(300)
+    out = apply_batch(store, _batch(dev, fresh), NOW)
+    assert [r["status"] for r in out] == ["stored"] * 300
+    assert all("flag" not in r for r in out)  # the chain continues from the stored row 200
+    assert store._all("SELECT COUNT(*) FROM scans WHERE device_id = ?",
+                      (dev.device_id,))[0][0] == 200 + HISTORY + 300
+
+
+def test_one_batch_with_a_nonce_twice_stores_it_once(big):
+    backend, url, store, dev, first = big
+    rows = dev.scans(3)
+    out = apply_batch(store, _batch(dev, rows + [dict(rows[1], seq=rows[2]["seq"] + 1)]), NOW)
+    assert [r["status"] for r in out][:3] == ["stored"] * 3
+    assert out[3]["status"] in ("duplicate", "rejected")
+    assert store._all("SELECT COUNT(*) FROM scans WHERE nonce = ?", (rows[1]["nonce"],)) \
+        == [(1,)]
+
+
+def test_serve_sizes_connections_and_pool_for_storms():
+    from passgate_collector.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert args.connection_limit >= 1000 and args.backlog >= 1024 and args.threads == 8
+    assert args.pool_size == 0  # 0 = one database connection per worker thread
