@@ -5,8 +5,10 @@ entry points build what touches hardware (the frame source, the gpiozero pin fac
 function that makes it, the clock) and hand it in; everything else (journal, trust, signals,
 display, the loop) is built here from the config, inside one :class:`contextlib.ExitStack`,
 so it is closed in reverse order however the run ends. On SIGTERM (or SIGINT) the loop stops,
-the relay is released, the OLED says "stopped", and the frame source, display, signals and
-journal close.
+the relay is released, the OLED says "stopped", the frame source, display, signals and
+journal close, and a clock that keeps state (a context manager:
+:class:`~passgate.clock.clock.SystemClock`) writes its floor, so a planned reboot or
+power-off loses none of the time the device knew.
 """
 
 from __future__ import annotations
@@ -232,6 +234,8 @@ def run_checkpoint(
         # A factory made by a function handed in is closed with the signals.
         if not callable(pin_factory):
             stack.callback(pin_factory.close)
+        if isinstance(clock, contextlib.AbstractContextManager):
+            stack.enter_context(clock)  # exited last but one: the floor is written at the stop
         notifier = notifier if notifier is not None else stack.enter_context(Notifier())
         journal = stack.enter_context(open_journal(cfg, key))
         trust = make_trust(cfg, journal)

@@ -79,13 +79,16 @@ class ClockConfig:
     authenticated: sites that fear a forged NTP answer set this false and rely on signed
     tokens; a fresh signed token repairs a floor NTP set too high). ``trust_rtc``: a battery
     RTC that agrees with the system clock is trusted (hardware/rtc.md). ``token_trust_s``: how
-    long a fresh token keeps the clock trusted, counted on the monotonic clock (drift is ppm)."""
+    long a fresh token keeps the clock trusted, counted on the monotonic clock (drift is ppm).
+    ``persist_every_s``: how far the floor may move past what is stored before it is written
+    (and at a clean stop, :meth:`SystemClock.save`): a reboot puts the floor back by at most
+    this much, and the SD card sees one small write per interval."""
 
     trust_timesyncd: bool = True
     trust_rtc: bool = False
     token_trust_s: float = 86400.0
     rtc_device: str = "rtc0"  # /sys/class/rtc/<this>; a DS3231 on a Pi 5 is rtc1
-    persist_every_s: float = 600.0
+    persist_every_s: float = 300.0
     tolerance_s: float = 2.0
     rtc_tolerance_s: float = 5.0
     rtc_probe_every_s: float = 10.0
@@ -101,6 +104,7 @@ class ClockConfig:
             trust_rtc=section.trust_rtc,
             token_trust_s=float(section.token_trust),
             rtc_device=section.rtc_device,
+            persist_every_s=float(section.persist_every),
         )
 
 
@@ -138,7 +142,11 @@ class SystemClock:
     - ``backwards``: the system clock is before the floor; now = floor + monotonic elapsed.
 
     Only trusted time (and monotonic progress from an authenticated floor) raises the floor;
-    the system clock jumping forward never does. Everything time-like is injected.
+    the system clock jumping forward never does. ``now`` is never below the floor in any
+    state, so a pass that had expired at the floor is ``expired`` whatever the clock policy.
+    The floor is written every ``persist_every_s`` of progress and by :meth:`save` (a clean
+    stop: ``with clock:`` saves on the way out), so a reboot loses at most that interval.
+    Everything time-like is injected.
     """
 
     def __init__(
@@ -285,14 +293,28 @@ class SystemClock:
         a = state.anchor
         self._anchor = a if a is not None and a.boot == self.boot_id else None
 
-    def _maybe_persist(self, mono: float) -> None:
-        """Persist the floor when it moved ``persist_every_s`` past what is stored: bounded
-        SD writes, and a restart or reboot loses at most that much progress."""
+    def save(self) -> None:
+        """Write the floor as it stands now, however little it moved (a clean stop: SIGTERM
+        before a planned reboot or power-off must not lose up to ``persist_every_s``)."""
+        mono = self._mono()
+        self._sync_store(mono)
+        self._maybe_persist(mono, every_s=0.0)
+
+    def __enter__(self) -> SystemClock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.save()
+
+    def _maybe_persist(self, mono: float, every_s: float | None = None) -> None:
+        """Persist the floor when it moved ``persist_every_s`` (or ``every_s``) past what is
+        stored: bounded SD writes, and a restart or reboot loses at most that much progress."""
         store = self.store
         if not self._persist or store is None:  # _persist implies a store
             return
         lower = self._floor + (mono - self._floor_mono)
-        if lower - self._stored < self.config.persist_every_s:
+        every = self.config.persist_every_s if every_s is None else every_s
+        if lower - self._stored < every or lower <= self._stored:
             return
         # Monotonic progress keeps the source the floor came from: a floor NTP set stays
         # repairable by a token however long it was carried forward.

@@ -47,6 +47,12 @@ class ClockSection:
         "how long a fresh signed time token keeps the clock trusted (monotonic time)",
         dump=toml_duration,
     )
+    persist_every: int = option(
+        300,
+        valid_duration(60, 3600),
+        "the scanner writes the floor when it moved this far, and at a clean stop",
+        dump=toml_duration,
+    )
     floor_file: Path | None = option(
         None, valid_path, "where the time floor is persisted", derive="clock.floor"
     )
