@@ -15,6 +15,15 @@ FROM = "2026-01-01T10:00:00Z"
 AT = "2026-01-01T10:30:00Z"
 
 
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+# An install is checked against the checkpoint clock only (no --at): bundles to install are
+# issued an hour ago and valid for a week from then.
+RECENT = _iso(time.time() - 3600)
+
+
 @pytest.fixture(autouse=True)
 def no_timesyncd(monkeypatch, tmp_path):
     """The machine running the tests may have timesyncd: the CLI must not see its flag."""
@@ -47,7 +56,7 @@ def _roots_toml(folder, threshold):
     return RootSet.load(folder, threshold).to_toml()
 
 
-def build(w, version, *extra, roots="ab", revoked=()):
+def build(w, version, *extra, roots="ab", revoked=(), issued=FROM):
     (w / "revoked.txt").write_text("".join(f"{r}\n" for r in revoked))
     args = [
         "bundle",
@@ -61,7 +70,7 @@ def build(w, version, *extra, roots="ab", revoked=()):
         "--version",
         str(version),
         "--issued",
-        FROM,
+        issued,
         "--expires",
         "7d",
         "--out",
@@ -125,8 +134,8 @@ def test_build_and_inspect(ops, capsys):
 
 
 def test_install_refusals_and_status(ops, capsys, tmp_path):
-    state = ["--state", str(tmp_path / "dev" / "bundle"), "--at", AT]
-    v1, v2 = build(ops, 1), build(ops, 2)
+    state = ["--state", str(tmp_path / "dev" / "bundle")]
+    v1, v2 = build(ops, 1, issued=RECENT), build(ops, 2, issued=RECENT)
     assert main(["bundle", "install", str(v1), *state]) == 1
     assert "refused (no_roots)" in capsys.readouterr().err
     assert main(["bundle", "install", str(v2), *state, "--roots", str(ops / "rootpubs")]) == 0
@@ -139,9 +148,37 @@ def test_install_refusals_and_status(ops, capsys, tmp_path):
     assert main(["bundle", "install", str(v2), *state, "--max-size", "lots"]) == 2
     assert main(["bundle", "status", *state]) == 0
     assert "trust data current" in capsys.readouterr().out
-    late = ["--state", state[1], "--at", "2026-01-05T10:30:00Z"]
+    late = ["--state", state[1], "--at", _iso(time.time() + 4 * 86400 + 600)]
     assert main(["bundle", "status", *late]) == 1  # stale: 4 days without a refresh
     assert "STALE: trust data 4 days old" in capsys.readouterr().out
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_install_takes_no_at_so_an_expired_bundle_cannot_be_installed(ops, capsys, tmp_path):
+    """The attack of issue 10 point 2: ``install --at 2020-...`` installed an expired bundle
+    (exit 0) and raised the installed version. Now --at is a usage error (exit 2, one line),
+    the expiry is checked against the checkpoint clock, and the installed bundle stays
+    byte for byte what it was."""
+    state = tmp_path / "dev" / "bundle"
+    dev = ["--state", str(state), "--roots", str(ops / "rootpubs")]
+    assert main(["bundle", "install", str(build(ops, 1, issued=RECENT)), *dev]) == 0
+    before = _files(state)
+    expired = build(ops, 2)  # issued 2026-01-01 for 7 days: long expired
+    capsys.readouterr()
+    for at in ("2020-01-01T00:00:00Z", "2026-01-01T10:30:00Z", _iso(time.time())):
+        assert main(["bundle", "install", str(expired), *dev, "--at", at]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1
+        assert err.startswith("passgate: error: bundle install takes no --at")
+        assert _files(state) == before
+    assert main(["bundle", "install", str(expired), *dev]) == 1  # the clock's time: expired
+    assert "refused (expired)" in capsys.readouterr().err
+    assert _files(state) == before
+    assert main(["bundle", "status", "--state", str(state), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 1
 
 
 def test_install_problems_of_the_machine_are_one_line_and_exit_2(
@@ -151,8 +188,8 @@ def test_install_problems_of_the_machine_are_one_line_and_exit_2(
 
     from passgate.bundle import install as installer
 
-    v1 = build(ops, 1)
-    opts = ["--roots", str(ops / "rootpubs"), "--at", AT]
+    v1 = build(ops, 1, issued=RECENT)
+    opts = ["--roots", str(ops / "rootpubs")]
     (tmp_path / "file").write_text("a regular file where the state folder should be")
     assert main(["bundle", "install", str(v1), "--state", str(tmp_path / "file" / "b"), *opts]) == 2
     err = capsys.readouterr().err
@@ -170,22 +207,28 @@ def test_install_problems_of_the_machine_are_one_line_and_exit_2(
     assert err.count("\n") == 1 and err.rstrip().endswith("No space left on device")
     assert not (state / "current.pgb").exists()
     monkeypatch.undo()
-    assert main(["bundle", "install", str(v1), "--state", str(state), "--at", AT]) == 1  # refusal
+    assert main(["bundle", "install", str(v1), "--state", str(state)]) == 1  # refusal
     assert "refused (no_roots)" in capsys.readouterr().err
 
 
 def test_rotation_through_the_command_line(ops, capsys, tmp_path):
-    dev = ["--state", str(tmp_path / "bundle"), "--at", AT]
-    assert (
-        main(["bundle", "install", str(build(ops, 1)), *dev, "--roots", str(ops / "rootpubs")]) == 0
-    )
+    dev = ["--state", str(tmp_path / "bundle")]
+    v1 = build(ops, 1, issued=RECENT)
+    assert main(["bundle", "install", str(v1), *dev, "--roots", str(ops / "rootpubs")]) == 0
     for r in "de":
         assert main(["keys", "new-root", "--out", str(ops / "roots" / r)]) == 0
     (ops / "newpubs").mkdir()
     for r in "de":
         (ops / "newpubs" / f"{r}.pub").write_bytes((ops / "roots" / r / "root.pub").read_bytes())
     rotate = build(
-        ops, 2, "--new-roots", str(ops / "newpubs"), "--new-threshold", "2", roots="abde"
+        ops,
+        2,
+        "--new-roots",
+        str(ops / "newpubs"),
+        "--new-threshold",
+        "2",
+        roots="abde",
+        issued=RECENT,
     )
     # inspect shows who of the new set signed, not only the old roots.
     from passgate.bundle import RootSet
@@ -199,9 +242,9 @@ def test_rotation_through_the_command_line(ops, capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["new_roots"]["signed_by"] == new_kids
     assert main(["bundle", "install", str(rotate), *dev]) == 0
     capsys.readouterr()
-    assert main(["bundle", "install", str(build(ops, 3, roots="ab")), *dev]) == 1
+    assert main(["bundle", "install", str(build(ops, 3, roots="ab", issued=RECENT)), *dev]) == 1
     assert "under_threshold" in capsys.readouterr().err
-    assert main(["bundle", "install", str(build(ops, 4, roots="de")), *dev]) == 0
+    assert main(["bundle", "install", str(build(ops, 4, roots="de", issued=RECENT)), *dev]) == 0
 
 
 def test_verify_with_a_bundle(ops, capsys):
@@ -364,8 +407,8 @@ def test_install_and_status_follow_the_configs_bundle_dir(ops, capsys, tmp_path)
     state = tmp_path / "state"
     cfg = tmp_path / "passgate.toml"
     cfg.write_text(f'[checkpoint]\nzone = "gate-1"\nstate_dir = "{state}"\n')
-    v1 = build(ops, 1)
-    opts = ["--config", str(cfg), "--at", AT]
+    v1 = build(ops, 1, issued=RECENT)
+    opts = ["--config", str(cfg)]
     assert main(["bundle", "install", str(v1), *opts, "--roots", str(ops / "rootpubs")]) == 0
     assert f"installed bundle v1 in {state / 'bundle'}" in capsys.readouterr().out
     assert (state / "bundle" / "current.pgb").is_file()

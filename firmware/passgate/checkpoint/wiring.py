@@ -20,6 +20,7 @@ import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -35,7 +36,7 @@ from passgate.checkpoint.sdnotify import Notifier
 from passgate.checkpoint.trustview import BundleTrust, StaticTrust, local_policy
 from passgate.clock.clock import Clock
 from passgate.config.schema import Config
-from passgate.errors import ConfigError, JournalError
+from passgate.errors import ConfigError, JournalError, TrustError
 from passgate.hardware.camera import Paced
 from passgate.hardware.camera.base import FrameSource
 from passgate.hardware.camera.files import PathSource
@@ -80,6 +81,50 @@ def read_hash_key(path: Path) -> bytes:
     return key
 
 
+@dataclass(frozen=True)
+class Startup:
+    """What :func:`preflight` read: the hash key; the trust folder when ``[trust]`` is one."""
+
+    hash_key: bytes
+    store: TrustStore | None
+
+
+def preflight(cfg: Config) -> Startup:
+    """Every check ``passgate run`` makes before it starts, and the only place they are made:
+    ``passgate config`` calls this too, so the check refuses exactly what the run refuses,
+    with the same line. Each problem is one ``ConfigError`` naming the file that set the key
+    (for a path derived inside the state folder, the file that set ``checkpoint.state_dir``),
+    the key, the path and what is wrong.
+
+    Refused here: the journal key unreadable, missing or not a key (and its state folder
+    missing, when the key lives in it), a ``dir`` trust source that does not load. Not
+    refused: what may appear later and is shown as a fault at the door meanwhile (a missing
+    bundle, camera files on a mount, a journal folder that is not mounted yet)."""
+    key_file = loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file")
+    derived = "journal.hash_key_file" not in cfg.origins
+    state = cfg.checkpoint.state_dir
+    if key_file.parent == state and not state.is_dir():
+        # The key was never written because the folder is not there: say which key to fix.
+        where = cfg.origin("checkpoint.state_dir")
+        what = "a file, not a folder" if state.exists() else "no such folder"
+        raise ConfigError(
+            f"{where}: checkpoint.state_dir: {state}: {what} (journal.hash_key_file "
+            f"{key_file.name} is read from it)"
+        )
+    try:
+        key = read_hash_key(key_file)
+    except ConfigError as exc:
+        origin = cfg.origin("journal.hash_key_file", "checkpoint.state_dir" if derived else None)
+        raise ConfigError(f"{origin}: {exc}") from None
+    store = None
+    if cfg.trust.source == "dir":
+        try:
+            store = TrustStore.from_dir(cfg.trust.dir)
+        except TrustError as exc:
+            raise ConfigError(f"{cfg.origin('trust.dir')}: trust.dir: {exc}") from None
+    return Startup(key, store)
+
+
 def make_source(cfg: Config) -> FrameSource:
     """The frame source ``[camera]`` asks for (not opened: the loop opens it, with retries)."""
     cam = cfg.camera
@@ -104,11 +149,14 @@ def open_journal(cfg: Config, key: bytes) -> Journal:
         return Journal(*args, connect=False)
 
 
-def make_trust(cfg: Config, journal: Journal) -> TrustSource:
-    """The trust provider ``[trust]`` asks for: the installed bundle, or a plain folder."""
+def make_trust(cfg: Config, journal: Journal, store: TrustStore | None = None) -> TrustSource:
+    """The trust provider ``[trust]`` asks for: the installed bundle, or a plain folder
+    (``store``: that folder as :func:`preflight` loaded it; loaded here when not given)."""
     policy = local_policy(cfg)
     if cfg.trust.source == "dir":
-        return StaticTrust(TrustStore.from_dir(cfg.trust.dir), policy, journal)
+        if store is None:
+            store = TrustStore.from_dir(cfg.trust.dir)
+        return StaticTrust(store, policy, journal)
     cp = cfg.checkpoint
     return BundleTrust(
         BundleWatcher(loaded_path(cfg.trust.bundle_dir, "trust.bundle_dir")),
@@ -227,7 +275,7 @@ def run_checkpoint(
     "GPIO fault" meanwhile, as it does when a pin is busy). Raises ``ConfigError`` or
     ``HardwareError`` when something cannot be set up at all.
     """
-    key = read_hash_key(loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file"))
+    start = preflight(cfg)  # ConfigError naming the file and key, before any hardware
     with contextlib.ExitStack() as stack:
         # The hardware parts handed in are ours to close, last: the pin factory after the
         # devices on it, the source after the loop (it closes it too; closing is idempotent).
@@ -237,8 +285,8 @@ def run_checkpoint(
         if isinstance(clock, contextlib.AbstractContextManager):
             stack.enter_context(clock)  # exited last but one: the floor is written at the stop
         notifier = notifier if notifier is not None else stack.enter_context(Notifier())
-        journal = stack.enter_context(open_journal(cfg, key))
-        trust = make_trust(cfg, journal)
+        journal = stack.enter_context(open_journal(cfg, start.hash_key))
+        trust = make_trust(cfg, journal, start.store)
         timing = Timing(
             verdict_hold_s=cfg.display.verdict_hold_s, relay_hold_s=cfg.signals.relay_hold_s
         )
@@ -290,7 +338,9 @@ __all__ = [
     "loaded_path",
     "make_source",
     "make_trust",
+    "Startup",
     "open_journal",
+    "preflight",
     "read_hash_key",
     "run_checkpoint",
     "stop_on_signals",

@@ -1,6 +1,11 @@
 """``passgate bundle``: build, inspect, install signed trust bundles (``verify --bundle``:
 in trustopts).
 
+``install`` checks a bundle against the checkpoint clock only (its floor can only rise): it
+takes no ``--at``, so no command line can install a bundle that has expired, nor raise the
+installed version with one. ``status`` and ``verify --bundle`` change nothing on disk and
+take ``--at``.
+
 Exit codes: 0 done (or verified), 1 a check failed (the bundle was refused, or does not verify
 against the given roots; the installed bundle stays active), 2 usage, unreadable input, or a
 problem of this machine rather than of the bundle (disk full, a state folder that cannot be
@@ -83,8 +88,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument(
         "--max-size", default="64M", help="refuse bundles larger than this (default 64M)"
     )
-    n.add_argument("--at", help="install as of this ISO-8601 time (default: the checkpoint clock)")
-    n.add_argument("--clock", type=Path, help="clock state file for the default time")
+    # Refused, not absent: one line saying why beats argparse's usage block. An install is
+    # checked against the checkpoint clock only; a time typed here would skip the expiry
+    # (freeze) check and raise the installed version past bundles that are still good.
+    n.add_argument(
+        "--at", help="refused: an install is checked against the checkpoint clock, never a "
+        "time given here (status and verify --bundle take --at)"
+    )
+    n.add_argument("--clock", type=Path, help="clock state file (default: the config's)")
     config_option(n)
     n.set_defaults(func=install)
 
@@ -175,11 +186,18 @@ def inspect(args: argparse.Namespace) -> int:
 def install(args: argparse.Namespace) -> int:
     from passgate.bundle import BundleRefused, install_bundle
     from passgate.cli.timecmd import site_config
+    from passgate.errors import UsageError
     from passgate.util.timefmt import iso
 
+    if args.at is not None:
+        raise UsageError(
+            "bundle install takes no --at: a bundle is installed only as of the checkpoint "
+            "clock, so its expiry is always checked (look at other times with bundle status "
+            "--at or verify --bundle --at)"
+        )
     cfg = site_config(args.config)
     state = _state(args, cfg)
-    now, how = _now(args.at, args.clock, cfg)
+    now, how = _now(None, args.clock, cfg)
     try:
         info = install_bundle(
             args.file, state, now, roots=_roots(args), max_bytes=_size(args.max_size)

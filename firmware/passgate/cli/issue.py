@@ -40,9 +40,17 @@ def run(args: argparse.Namespace) -> int:
     if args.batch:
         if not args.out:
             raise UsageError("--batch needs --out DIR")
+        from passgate.errors import BatchError
         from passgate.issuing.batch import issue_batch
 
-        issue_batch(issuer, args.batch, args.out, png=not args.no_png)
+        try:
+            n = issue_batch(issuer, args.batch, args.out, png=not args.no_png)
+        except BatchError as exc:
+            # All or nothing: a row that cannot become a pass stops the batch before any file.
+            raise BatchError(f"{exc} (batch refused: 0 issued, nothing written)") from None
+        pngs = "" if args.no_png else f" and {n} PNGs in {args.out / 'png'}"
+        print(f"batch: {n} issued, 0 refused; texts and pass ids in "
+              f"{args.out / 'passes.csv'}{pngs}")
         return 0
     if not args.purpose or not args.zone:
         raise UsageError("--purpose and at least one --zone are required")

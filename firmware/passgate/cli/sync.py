@@ -9,8 +9,9 @@ config) holds the journal, ``sync-state.json`` (read by the idle screen) and the
 agent's private folder (``--sync-dir``, else ``$STATE_DIRECTORY`` as systemd sets it for
 ``passgate-sync.service``, else /var/lib/passgate-sync when it exists, else the state
 folder) holds ``device.key`` and
-``enrolment.json``. Exit codes: 0 done, 1 the round or enrolment did not complete
-(rows stay queued), 2 usage or configuration error.
+``enrolment.json``. ``sync enrol`` makes the device key when there is none (provisioning
+makes it on a device; on a laptop the first enrolment does). Exit codes: 0 done, 1 the
+round or enrolment did not complete (rows stay queued), 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -170,7 +171,6 @@ def check_collector_url(url: str) -> str:
 
 def enrol(args: argparse.Namespace) -> int:
     from passgate.errors import Refused, Transient, UsageError
-    from passgate.sync.devicekey import load_device_key
     from passgate.sync.enrolment import Enrolment, attempt, load_enrolment, save_enrolment
 
     paths = resolve(args)
@@ -186,7 +186,7 @@ def enrol(args: argparse.Namespace) -> int:
             and previous.device == paths.device_id):
         print(f"already enrolled with {collector} as {previous.device}")
         return 0
-    fingerprint = load_device_key(paths.key).fingerprint
+    fingerprint = _enrolment_key(paths.key).fingerprint
     record = Enrolment(collector, paths.device_id, fingerprint, token=args.token)
     paths.sync_dir.mkdir(parents=True, exist_ok=True)
     save_enrolment(paths.enrolment, record)  # kept for the agent if the network is not up yet
@@ -201,6 +201,18 @@ def enrol(args: argparse.Namespace) -> int:
         return 1
     print(f"enrolled with {collector} as {paths.device_id} (key {fingerprint})")
     return 0
+
+
+def _enrolment_key(path: Path):
+    """The device key to enrol; made here, as provisioning makes it, when there is none yet
+    (a laptop, ``passgate run --simulate``'s state folder). Only an absent file: a key that
+    is there but unreadable or too open is refused by ``load_device_key``, never replaced."""
+    from passgate.sync.devicekey import load_device_key, new_device_key
+
+    if not path.exists() and not path.is_symlink():
+        _, _, fingerprint = new_device_key(path.parent)  # 0600; refuses to overwrite
+        print(f"made device key {path} (key {fingerprint})")
+    return load_device_key(path)
 
 
 def run(args: argparse.Namespace) -> int:

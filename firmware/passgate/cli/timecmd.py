@@ -5,7 +5,9 @@
 - ``time set --token FILE``: accept a token (raw COSE bytes or base64 text);
 - ``time token``: sign a token with a time key (the collector's job; for tests and ceremonies).
 
-The clock settings (what the site trusts, the RTC, the state file) come from ``--config FILE``,
+The clock file is ``clock.floor`` in the state folder ``--state DIR`` names (the option every
+sub-command uses for it; ``--clock FILE``, the file itself, is a deprecated alias). The clock
+settings (what the site trusts, the RTC, the state file) come from ``--config FILE``,
 else from ``/etc/passgate/passgate.toml`` when it exists, else the defaults. Exit codes: 0 done,
 1 the token was refused (or, for ``status``, the clock is not trusted), 2 usage error.
 """
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 DEFAULT_CLOCK = Path("/var/lib/passgate/clock.floor")
+CLOCK_NAME = "clock.floor"  # its name inside a state folder, as [clock] floor_file derives it
 DEFAULT_TIME_KEYS = Path("/var/lib/passgate/time-keys")
 
 
@@ -66,13 +69,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _clock_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--clock",
+    # --state names the state folder, as in every other sub-command (log, sync, run
+    # --simulate, selftest --simulate); --clock, the file itself, stays for old scripts.
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--state",
         type=Path,
-        default=None,
-        help=f"clock state file (default: the config's clock.floor_file, else {DEFAULT_CLOCK})",
+        metavar="DIR",
+        help=f"state folder holding {CLOCK_NAME} (and time-keys/) (default: the config's "
+        f"clock.floor_file, else {DEFAULT_CLOCK})",
+    )
+    where.add_argument(
+        "--clock", type=Path, default=None, metavar="FILE",
+        help="deprecated: the clock state file itself (use --state DIR)",
     )
     config_option(p)
+
+
+def clock_file(args: argparse.Namespace) -> Path | None:
+    """The clock state file ``--state`` or ``--clock`` names (None: the config's or default)."""
+    if args.state is not None:
+        return args.state / CLOCK_NAME
+    return args.clock
 
 
 def config_option(p: argparse.ArgumentParser) -> None:
@@ -117,7 +135,7 @@ def effective_reading(clock_file: Path | None, cfg=None):
 def status(args: argparse.Namespace) -> int:
     from passgate.util.timefmt import iso, span
 
-    st = make_clock(args.clock, cfg=site_config(args.config)).status()
+    st = make_clock(clock_file(args), cfg=site_config(args.config)).status()
     r = st.reading
     if args.json:
         print(
@@ -147,7 +165,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def challenge(args: argparse.Namespace) -> int:
-    clock = make_clock(args.clock, cfg=site_config(args.config), need_store=True)
+    clock = make_clock(clock_file(args), cfg=site_config(args.config), need_store=True)
     print(clock.new_challenge().hex())
     return 0
 
@@ -160,9 +178,10 @@ def set_token(args: argparse.Namespace) -> int:
 
     cfg = site_config(args.config)
     data = _read_token(args.token)
-    default_keys = cfg.checkpoint.state_dir / "time-keys" if cfg is not None else DEFAULT_TIME_KEYS
+    state = args.state or (cfg.checkpoint.state_dir if cfg is not None else None)
+    default_keys = state / "time-keys" if state is not None else DEFAULT_TIME_KEYS
     keys = load_time_keys(args.time_keys or default_keys)
-    clock = make_clock(args.clock, cfg=cfg, need_store=True)
+    clock = make_clock(clock_file(args), cfg=cfg, need_store=True)
     device = args.device_id or (cfg.checkpoint.device_id if cfg is not None else None)
     try:
         result = clock.accept_token(data, keys, device or socket.gethostname())

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust", type=Path, help="trust folder: issuer *.pub (+ revoked.txt)")
     p.add_argument("--zone", help="checkpoint zone (default: do not check zones)")
     p.add_argument("--at", help="check at this ISO-8601 time instead of now")
-    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON object (what the text line says, the holder hint included)")
     p.set_defaults(func=run, trust_loaders=[])
     from passgate.cli.trustopts import (
         add_verify_options,  # --bundle FILE [--roots R]: adds a trust loader
@@ -78,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--at: {exc}") from None
     verdict = Verifier(load_trust(args)).check(text, now, args.zone)
     if args.json:
-        print(json.dumps(verdict.to_json(), sort_keys=True))
+        # The holder hint, as the text line shows it: only for an accepted (verified) pass.
+        hint = verdict.hint if verdict.accepted else None
+        print(json.dumps({**verdict.to_json(), "hint": hint}, sort_keys=True))
     else:
         print(human_line(verdict))
     return EXIT_OK if verdict.accepted else EXIT_DENIED

@@ -135,7 +135,9 @@ def validate(
     cfg = _Walk(where, fail, first).section(Config, data, "")
     cfg = _derive(cfg)
     _cross_checks(cfg, fail)
-    return dataclasses.replace(cfg, sources=tuple(sources or ()))
+    return dataclasses.replace(
+        cfg, sources=tuple(sources or ()), origins=MappingProxyType(dict(origins))
+    )
 
 
 class _Walk:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from passgate.clock.section import ClockSection
 from passgate.hardware.camera.picam import CameraConfig
@@ -151,7 +152,9 @@ class JournalSection:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole effective configuration. ``sources`` lists the files it was read from."""
+    """The whole effective configuration. ``sources`` lists the files it was read from;
+    ``origins`` maps each dotted key set in a file to that file (what errors found after
+    loading, such as a missing key file at start-up, name: :func:`origin`)."""
 
     checkpoint: CheckpointSection = section(CheckpointSection, "this checkpoint", required=True)
     camera: CameraConfig = section(CameraConfig, "the camera")
@@ -163,6 +166,18 @@ class Config:
     journal: JournalSection = section(JournalSection, "the scan journal")
     clock: ClockSection = section(ClockSection, "time")
     sources: tuple[str, ...] = field(default=(), compare=False)
+    origins: MappingProxyType[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False
+    )
+
+    def origin(self, dotted: str, derived_from: str | None = None) -> str:
+        """The file that set ``dotted``; for a value set nowhere, the file that set
+        ``derived_from`` (a path derived inside ``checkpoint.state_dir``), else the one that
+        set its section; else the main file."""
+        for key in (dotted, derived_from, dotted.rsplit(".", 1)[0]):
+            if key is not None and key in self.origins:
+                return self.origins[key]
+        return self.sources[0] if self.sources else "<config>"
 
 
 SECTIONS = tuple(options_of(Config))

@@ -74,7 +74,8 @@ class Verdict:
         return replace(self, result=Result.DENY, reason=reason, detail=detail, remaining_s=None)
 
     def to_json(self) -> dict[str, object]:
-        """The stable JSON form used by ``passgate verify --json`` (no pass id, no hint)."""
+        """The stable JSON form ``passgate verify --json`` prints (no pass id; the command adds
+        the hint of an accepted pass, as its text line shows it)."""
         return {
             "verdict": self.result.value,
             "reason": self.reason.value,
