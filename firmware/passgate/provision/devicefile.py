@@ -126,9 +126,10 @@ def read_device_file(path: Path, bundle: Path | None = None) -> DeviceFile:
     device_id = checked(lambda: _device_id(required["device"], fail), "")
     zone = checked(lambda: _zone(required["device"], fail), "")
     url = token = None
-    if tables["sync"] is not None:
-        url = checked(lambda: _collector_url(tables["sync"], fail))
-        token = checked(lambda: _token(tables["sync"], fail))
+    sync = tables["sync"]
+    if sync is not None:
+        url = checked(lambda: _collector_url(sync, fail))
+        token = checked(lambda: _token(sync, fail))
 
     trust = required["trust"]
     roots = checked(lambda: _roots(trust["roots"], fail))
