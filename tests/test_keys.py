@@ -121,6 +121,43 @@ def test_new_keypair_mode_and_no_overwrite(tmp_path: Path) -> None:
         keys.load_private(pub_path)
 
 
+class _DiskFull:
+    """A file whose writes fail: the card fills (or dies) while a key is being written."""
+
+    def __init__(self, f) -> None:
+        self._f = f
+
+    def write(self, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+
+def test_a_key_write_that_fails_leaves_no_key_never_a_short_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 point 4: keys are written whole or not at all (before, a failure or a kill
+    between creating the file and writing it left a 0-byte key behind)."""
+    import os
+
+    real = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: _DiskFull(real(fd, *a, **k)))
+    with pytest.raises(OSError, match="No space"):
+        keys.new_keypair(tmp_path, "device")
+    monkeypatch.setattr(os, "fdopen", real)
+    assert list(tmp_path.iterdir()) == []  # no key, no public half, no temporary file
+    key_path, pub_path, _ = keys.new_keypair(tmp_path, "device")  # and it can be made now
+    assert keys.load_private(key_path) and keys.load_public(pub_path)
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+
+
 def test_verifies_never_raises() -> None:
     key = fixed_key("never raises")
     ik = IssuerKey.from_raw(keys.raw_public(key))

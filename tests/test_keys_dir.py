@@ -58,8 +58,11 @@ def test_device_file_example_pins_the_demo_keys(tmp_path):
 
     example = REPO / "deploy" / "passgate-device.example.toml"
     f = tmp_path / "passgate-device.toml"
-    # The all-zero placeholder key is refused: give it a real one.
-    f.write_text(example.read_text().replace("00" * 32, bytes(range(32)).hex()))
+    # The placeholders are refused (the all-zero key; since issue 10 point 5 also the
+    # REPLACE-... token and the example.org collector): give them real values.
+    f.write_text(example.read_text().replace("00" * 32, bytes(range(32)).hex())
+                 .replace("REPLACE-with-the-token-from-passgate-collector", "tok_" + "A" * 40)
+                 .replace("collector.example.org", "collector.city.test"))
     dev = read_device_file(f)
     demo_roots = RootSet.load(DEMO / "roots" / "roots.toml")
     assert dev.roots.threshold == demo_roots.threshold

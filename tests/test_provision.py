@@ -283,10 +283,14 @@ def test_check_prints_the_host_name_for_the_image_tool(site, capsys):
 
 
 def test_the_example_is_valid_once_its_placeholders_are_replaced(tmp_path):
+    # Issue 10 point 5: this test used to replace only the zero key, pinning that the
+    # example's REPLACE-... token (and example.org collector) were accepted.
     with pytest.raises(ProvisionError, match="placeholder"):
         read_device_file(EXAMPLE)
     f = tmp_path / "d.toml"
-    f.write_text(EXAMPLE.read_text().replace("00" * 32, HASH_KEY.hex()))
+    f.write_text(EXAMPLE.read_text().replace("00" * 32, HASH_KEY.hex())
+                 .replace("REPLACE-with-the-token-from-passgate-collector", TOKEN)
+                 .replace("collector.example.org", "collector.city.test"))
     dev = read_device_file(f)
     assert dev.device_id == "gate-north-1" and dev.roots.threshold == 2 and dev.bundle is None
 
@@ -317,3 +321,113 @@ def test_the_sync_agent_enrols_and_uploads_with_what_was_left(site, capsys):
         assert main(["sync", "--once", *args]) == 0, capsys.readouterr()
         assert len(collector_rows(tmp / "c.db", "gate-north-1")) == 20
     assert load_enrolment(tmp / "sync/enrolment.json").enrolled_at is not None
+
+
+# -- issue 10 point 5: placeholders and malformed values, one line each ------------------------
+
+
+def test_check_refuses_the_example_as_given_one_line_per_placeholder(capsys):
+    assert main(["provision", "--check", "--device-file", str(EXAMPLE)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.removeprefix("passgate: error: ").split(": ")[:2] for line in lines] == [
+        [str(EXAMPLE), "sync.collector_url"],
+        [str(EXAMPLE), "sync.enrol_token"],
+        [str(EXAMPLE), "journal.pass_hash_key"],
+    ]
+    assert all("placeholder" in line for line in lines)
+
+
+def test_check_accepts_the_example_filled_in(tmp_path, capsys):
+    f = tmp_path / "passgate-device.toml"
+    f.write_text(EXAMPLE.read_text().replace("00" * 32, HASH_KEY.hex())
+                 .replace("REPLACE-with-the-token-from-passgate-collector", TOKEN)
+                 .replace("collector.example.org", "collector.city.test"))
+    assert main(["provision", "--check", "--json", "--device-file", str(f)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["collector"] == "https://collector.city.test" and TOKEN not in json.dumps(out)
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda t: t.replace("https://c.example", "http://c.example"), "sync.collector_url"),
+    (lambda t: t.replace("https://c.example", "http://10.0.0.5:8080"), "sync.collector_url"),
+    (lambda t: t.replace("https://c.example", "https://c.example:port"), "sync.collector_url"),
+    (lambda t: t.replace(TOKEN, "<token>"), "sync.enrol_token"),
+    (lambda t: t.replace(TOKEN, "CHANGEME-" + "x" * 20), "sync.enrol_token"),
+    (lambda t: t.replace(TIME_KEY, TIME_KEY[:62]), "trust.time_keys"),
+    (lambda t: t.replace(TIME_KEY, TIME_KEY + "00"), "trust.time_keys"),
+    (lambda t: t.replace("\nkeys = [\"", "\nkeys = [\"00"), "trust.roots"),
+    (lambda t: t.replace(HASH_KEY.hex(), HASH_KEY.hex() + "00"), "journal.pass_hash_key"),
+], ids=["http", "http-lan", "bad-port", "angle", "changeme", "time-key-31", "time-key-33",
+        "root-key-33", "hash-key-33"])
+def test_check_refuses_malformed_values_naming_file_and_key(site, capsys, change, key):
+    _, tmp = site
+    f = tmp / "boot/passgate-device.toml"
+    f.write_text(change(f.read_text()), encoding="utf-8")
+    assert main(["provision", "--check", "--device-file", str(f)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"passgate: error: {f}: {key}"), lines
+
+
+def test_several_problems_are_all_reported(site):
+    _, tmp = site
+    f = tmp / "boot/passgate-device.toml"
+    f.write_text(f.read_text().replace(TOKEN, "short").replace('zone = "north"', 'zone = "n o"'))
+    with pytest.raises(ProvisionError) as err:
+        read_device_file(f)
+    assert [line.split(": ")[1] for line in str(err.value).splitlines()] == [
+        "device.zone", "sync.enrol_token"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:9000/c",
+                                 "http://[::1]:80"])
+def test_plain_http_to_this_machine_is_accepted(site, url):
+    fleet, tmp = site
+    f = tmp / "boot/passgate-device.toml"
+    f.write_text(device_text(fleet, url=url), encoding="utf-8")
+    assert read_device_file(f).collector_url == url
+
+
+# -- issue 10 point 4: damaged keys are repaired by applying the device file again ------------
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x01" * 5], ids=["empty", "short"])
+def test_a_damaged_journal_key_is_replaced_by_the_device_files(site, capsys, damage):
+    _, tmp = site
+    assert run(tmp) == 0
+    key = tmp / "state/journal.key"
+    key.write_bytes(damage)  # what a kill between creating and writing it left
+    assert run(tmp) == 0
+    assert read_hash_key(key) == HASH_KEY and mode(key) == 0o600
+    assert "damaged pass-hash key replaced" in capsys.readouterr().out
+    assert run(tmp) == 0  # and then nothing more to do
+    assert "changed:" not in capsys.readouterr().out
+
+
+def test_a_damaged_device_key_is_replaced_and_enrolled_again(site, capsys):
+    _, tmp = site
+    assert run(tmp) == 0
+    old = result(tmp)["device_key"]
+    (tmp / "sync/device.key").write_bytes(b"")
+    assert run(tmp) == 0
+    out = capsys.readouterr().out
+    assert "damaged device key" in out and "enrolment with https://c.example" in out
+    new = result(tmp)["device_key"]
+    assert new != old and load_enrolment(tmp / "sync/enrolment.json").fingerprint == new
+    assert mode(tmp / "sync/device.key") == 0o600
+
+
+def test_a_failed_key_write_leaves_no_key_and_a_second_run_completes(site, monkeypatch):
+    _, tmp = site
+    import passgate.util.atomicfile as atomicfile
+
+    real = atomicfile.os.fsync
+
+    def failing(fd):  # the card fails while the key is being written
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(atomicfile.os, "fsync", failing)
+    assert run(tmp) == 1
+    assert not (tmp / "state/journal.key").exists()  # none, never a short one
+    assert not [p for p in (tmp / "state").iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(atomicfile.os, "fsync", real)
+    assert run(tmp) == 0 and read_hash_key(tmp / "state/journal.key") == HASH_KEY

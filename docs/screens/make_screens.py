@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from passgate.checkpoint.setupwait import key_damaged_screen, not_set_up_screen
 from passgate.clock.clock import ClockState
 from passgate.hardware.display import (
     Connectivity,
@@ -71,6 +72,7 @@ def screens() -> dict[str, object]:
                                        "placeholder: make the fleet's key once"),
         "setup-failed": MessageScreen("Setup failed", "/var/lib/passgate/bundle: No space "
                                       "left on device"),
+        "not-set-up": not_set_up_screen("gate-north-1"),
         # waiting
         "idle": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0),
         "idle-offline": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412),
@@ -99,6 +101,7 @@ def screens() -> dict[str, object]:
         "fault-trust-data-expired": FaultScreen("trust data expired", "passes refused"),
         "fault-journal": journal_fault(),
         "fault-gpio": gpio_fault(),
+        "fault-journal-key-damaged": key_damaged_screen(),
         # stopping
         "stopped": StoppedScreen(),
         # passgate selftest

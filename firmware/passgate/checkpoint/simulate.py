@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.checkpoint.wiring import run_checkpoint
+from passgate.checkpoint.wiring import HASH_KEY_LEN, run_checkpoint
 from passgate.clock.clock import ClockState, TimeReading
 from passgate.config.load import from_dict
 from passgate.errors import UsageError
@@ -38,6 +38,7 @@ from passgate.hardware.display import terminal_if_tty
 from passgate.hardware.signals.gpio import make_pin_factory
 from passgate.issuing.issuer import Issuer
 from passgate.passes.keys import new_keypair
+from passgate.util.atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,10 @@ def prepare(state: Path, now: float) -> Cast:
     (trust / "issuer.pub").write_bytes(pub.read_bytes())
     (trust / "issuer.toml").write_text(f'name = "{issuer.name}"\n', encoding="utf-8")
     key_file = state / "journal.key"
-    if not key_file.is_file():
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(32))
+    if not key_file.is_file() or key_file.stat().st_size != HASH_KEY_LEN:
+        # Written whole or not at all; a damaged one (an older run killed mid-write) is only a
+        # demo's key, so a new one replaces it rather than stopping the simulation.
+        write_atomic(key_file, os.urandom(HASH_KEY_LEN), mode=0o600)
 
     t = int(now)
     revoked_id = os.urandom(12)

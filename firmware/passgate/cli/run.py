@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="main config file (default /etc/passgate/passgate.toml)",
     )
+    p.add_argument(
+        "--wait-for-setup",
+        action="store_true",
+        help="no config or journal key yet (an unprovisioned box): show 'not set up' and wait "
+        "for them instead of exiting (what passgate-scanner.service runs)",
+    )
     sim = p.add_argument_group("simulation (no config, no hardware)")
     sim.add_argument(
         "--simulate",
@@ -74,20 +80,53 @@ def run(args: argparse.Namespace) -> int:
         )
         if v
     ]
+    if args.wait_for_setup and args.simulate:
+        raise UsageError("--wait-for-setup: not with --simulate")
     if sim_only:
         raise UsageError(f"{', '.join(sim_only)}: only with --simulate")
+    if args.wait_for_setup:
+        return run_when_set_up(args.config)
     return run_device(args.config)
 
 
-def run_device(config: Path | None) -> int:
-    """The real checkpoint: config, hardware, loop until SIGTERM."""
+def run_when_set_up(config: Path | None) -> int:
+    """``--wait-for-setup``: "not set up" (or "journal key damaged") on the OLED, systemd fed,
+    until the files are there; then the checkpoint, in this process (no restart)."""
+    import threading
+    import time
+
+    from passgate.checkpoint.sdnotify import Notifier
+    from passgate.checkpoint.setupwait import wait_for_setup
+    from passgate.checkpoint.wiring import stop_on_signals
+    from passgate.config.load import DEFAULT_PATH
+    from passgate.config.schema import DisplaySection
+    from passgate.hardware.display import Display
+
+    stop = threading.Event()
+    with Notifier() as notifier, stop_on_signals(stop.set):
+        cfg = wait_for_setup(
+            config or DEFAULT_PATH,
+            display=lambda c: Display.from_config(c.display if c else DisplaySection()),
+            notifier=notifier,
+            stop=stop,
+            monotonic=time.monotonic,
+            wait=stop.wait,
+        )
+    if cfg is None:  # SIGTERM while waiting
+        return 0
+    return run_device(config, cfg)
+
+
+def run_device(config: Path | None, cfg=None) -> int:
+    """The real checkpoint: config, hardware, loop until SIGTERM. ``cfg``: already loaded."""
     from passgate.checkpoint.wiring import loaded_path, make_source, run_checkpoint
     from passgate.clock.clock import ClockConfig, SystemClock
     from passgate.clock.store import ClockStore
     from passgate.config.load import load_config
     from passgate.hardware.signals.gpio import make_pin_factory
 
-    cfg = load_config(config)  # ConfigError -> exit 2 with one line naming file and key
+    if cfg is None:
+        cfg = load_config(config)  # ConfigError -> exit 2 with one line naming file and key
     wanted = os.environ.get("GPIOZERO_PIN_FACTORY", "auto").lower()
     # Built by the checkpoint, and built again while it fails: no GPIO at start-up is a
     # "GPIO fault" on the OLED, not an exit (under systemd, a restart loop, a blank screen).

@@ -12,6 +12,10 @@ folder) holds ``device.key`` and
 ``enrolment.json``. ``sync enrol`` makes the device key when there is none (provisioning
 makes it on a device; on a laptop the first enrolment does). Exit codes: 0 done, 1 the
 round or enrolment did not complete (rows stay queued), 2 usage or configuration error.
+
+The agent (``passgate sync`` without ``--once``) on a box that is not set up (no config, no
+collector, no journal yet: :func:`not_set_up`) logs one line and idles, looking again every
+minute or on SIGHUP, instead of exiting into systemd's restart loop.
 """
 
 from __future__ import annotations
@@ -215,6 +219,53 @@ def _enrolment_key(path: Path):
     return load_device_key(path)
 
 
+def not_set_up(args: argparse.Namespace) -> str:
+    """Why the agent has nothing to do yet ("" when it has): no config, no collector (the
+    device file applied had no ``[sync]``, or none was applied), or no journal yet (the
+    scanner creates it). The service idles on these; ``--once`` and a command line still
+    stop with exit 2."""
+    from passgate.config.load import DEFAULT_PATH
+    from passgate.sync.enrolment import load_enrolment
+
+    config = getattr(args, "config", None) or DEFAULT_PATH
+    if getattr(args, "state", None) is None and not Path(config).is_file():
+        return f"no config at {config}"
+    paths = resolve(args)
+    enrolment = load_enrolment(paths.enrolment)
+    if not (getattr(args, "collector", None) or (enrolment and enrolment.collector)):
+        return (f"no collector: no enrolment in {paths.sync_dir} (a device file with [sync] "
+                "makes one, or 'passgate sync enrol')")
+    if not paths.journal.exists():
+        return f"no journal yet at {paths.journal} (the scanner creates it)"
+    return ""
+
+
+IDLE_RECHECK_S = 60.0  # an idle agent looks again this often (and at once on SIGHUP)
+
+
+def idle_until_set_up(args: argparse.Namespace, stop: threading.Event,
+                      wake: threading.Event, recheck_s: float = IDLE_RECHECK_S) -> bool:
+    """Idle while :func:`not_set_up` names a reason: one log line per reason (not one per
+    look), no exit, so systemd does not restart the agent every ``RestartSec``. Looks again
+    every ``recheck_s`` or when ``wake`` is set (SIGHUP). True once set up, False on stop."""
+    import logging
+
+    log, said = logging.getLogger(__name__), ""
+    while not stop.is_set():
+        reason = not_set_up(args)
+        if not reason:
+            if said:
+                log.info("sync agent: set up now, starting")
+            return True
+        if reason != said:
+            log.info("sync agent idle: %s; looking again every %gs or on SIGHUP",
+                     reason, recheck_s)
+            said = reason
+        wake.wait(recheck_s)
+        wake.clear()
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -227,6 +278,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1 or args.interval <= 0:
         raise UsageError("--batch must be >= 1 and --interval > 0")
+    stop, wake = threading.Event(), threading.Event()
+    if not args.once:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: wake.set())
+        if not idle_until_set_up(args, stop, wake):
+            return 0
     paths = resolve(args)
     enrolment = load_enrolment(paths.enrolment)
     collector = getattr(args, "collector", None) or (enrolment.collector if enrolment else None)
@@ -266,9 +324,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'ok' if r.ok else 'failed'}: uploaded {r.uploaded}, dead letters "
                   f"{r.dead_lettered}, pending {r.pending}" + (f" ({r.error})" if r.error else ""))
             return 0 if r.ok and r.pending == 0 else 1
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
         logging.getLogger(__name__).info("sync agent started: %s as %s", collector, device)
         agent.run(stop)
         return 0

@@ -10,7 +10,6 @@ message), so every public key we admit goes through libsodium's
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -20,6 +19,7 @@ from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
 from passgate.errors import KeyFileError
+from passgate.util.atomicfile import create_atomic
 
 RAW = serialization.Encoding.Raw
 
@@ -96,13 +96,12 @@ def public_pem(key: Ed25519PublicKey | Ed25519PrivateKey) -> bytes:
 
 
 def write_private(path: Path, key: Ed25519PrivateKey) -> None:
-    """Write a private key PEM created with mode 0600 (never world-readable, not even briefly)."""
+    """Write a private key PEM with mode 0600 (never world-readable, not even briefly),
+    atomically (a kill mid-write leaves no file, never a short one); refuses to overwrite."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    create_atomic(path, pem, 0o600)
 
 
 def new_keypair(out_dir: Path, stem: str) -> tuple[Path, Path, bytes]:
@@ -114,5 +113,5 @@ def new_keypair(out_dir: Path, stem: str) -> tuple[Path, Path, bytes]:
             raise KeyFileError(f"{p} already exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
     write_private(key_path, key)
-    pub_path.write_bytes(public_pem(key))
+    create_atomic(pub_path, public_pem(key), 0o644)
     return key_path, pub_path, kid_of(raw_public(key))

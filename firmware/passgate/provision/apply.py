@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from passgate.bundle import install_bundle, pin_roots, pinned_roots
-from passgate.errors import ProvisionError
-from passgate.passes.keys import kid_of, public_from_raw, public_pem
+from passgate.errors import KeyFileError, ProvisionError
+from passgate.passes.keys import kid_of, load_private, public_from_raw, public_pem
 from passgate.provision.check import Plan, read_bytes_or_none
 from passgate.sync.devicekey import KEY_FILE, load_device_key, new_device_key
 from passgate.sync.enrolment import ENROLMENT_FILE, Enrolment, load_enrolment, save_enrolment
@@ -72,11 +72,12 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
         mode = path.stat().st_mode
         _chmod(path, 0o770 if path.is_dir() else (mode & 0o777) | 0o660)
         own(path, scanner)
-    if read_bytes_or_none(plan.hash_key_file) is None:
+    if plan.key_damaged or read_bytes_or_none(plan.hash_key_file) is None:
         plan.hash_key_file.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(plan.hash_key_file, dev.pass_hash_key, mode=0o600)
         own(plan.hash_key_file, scanner)
-        changes.append(f"pass-hash key written to {plan.hash_key_file} (id {dev.hash_key_id})")
+        what = "damaged pass-hash key replaced" if plan.key_damaged else "pass-hash key written"
+        changes.append(f"{what} in {plan.hash_key_file} (id {dev.hash_key_id})")
 
     if dev.time_keys:
         folder = plan.state_dir / "time-keys"  # where `passgate sync` looks for them
@@ -91,6 +92,13 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
     sync_owner = owners.sync if owners else None
     _ensure_dir(plan.sync_dir, 0o700, sync_owner, own)
     key_path = plan.sync_dir / KEY_FILE
+    if key_path.exists() and _damaged_device_key(key_path):
+        # Unreadable as a key (a 0-byte file from older firmware killed mid-write): a new key
+        # replaces it. The collector knows the old fingerprint, so the device enrols again
+        # with the device file's token (which must be a fresh one).
+        for path in (key_path, key_path.with_suffix(".pub")):
+            path.unlink(missing_ok=True)
+        changes.append(f"damaged device key {key_path} removed: enrol again with a new token")
     if not key_path.exists():
         for path in new_device_key(plan.sync_dir)[:2]:
             own(path, sync_owner)
@@ -108,6 +116,20 @@ def apply(plan: Plan, now: float, owners: Owners | None = None) -> Outcome:
             own(path, sync_owner)
             changes.append(f"enrolment with {dev.collector_url} left for the sync agent")
     return Outcome(tuple(changes), fingerprint, version)
+
+
+def _damaged_device_key(path: Path) -> bool:
+    """True if ``path`` is not a private key at all (empty, cut short, not PEM); a key that
+    loads but has the wrong mode or owner is not damaged (``load_device_key`` says why)."""
+    try:
+        path.read_bytes()
+    except OSError:  # unreadable is not damaged: never delete a key we could not even look at
+        return False
+    try:
+        load_private(path)
+    except KeyFileError:
+        return True
+    return False
 
 
 def _ensure_dir(path: Path, mode: int, owner: tuple[int, int] | None, own) -> None:

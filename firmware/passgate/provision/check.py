@@ -25,6 +25,7 @@ from passgate.provision.devicefile import (
     DEFAULT_ETC,
     DEFAULT_SYNC_DIR,
     DROPIN_NAME,
+    HASH_KEY_LEN,
     DeviceFile,
     ProvisionError,
 )
@@ -46,6 +47,7 @@ class Plan:
     sync_dir: Path
     bundle: Any = None  # a VerifiedBundle to install, or None
     bundle_note: str = ""  # why a given bundle is not installed
+    key_damaged: bool = False  # the pass-hash key file is there but not a key: replace it
 
 
 def check(device: DeviceFile, now: float, *, etc_dir: Path = DEFAULT_ETC,
@@ -73,11 +75,19 @@ def check(device: DeviceFile, now: float, *, etc_dir: Path = DEFAULT_ETC,
             f"{bundle_dir}: other root keys are pinned ({pinned.describe()}); this device belongs "
             "to another fleet: re-image it, or rotate its roots with a bundle")
     existing = read_bytes_or_none(key_file)
-    if existing is not None and existing != device.pass_hash_key:
+    damaged = existing is not None and len(existing) != HASH_KEY_LEN
+    if damaged:
+        # Not a key at all (a 0-byte file from a kill mid-write): nothing to compare, nothing
+        # to keep. The device file's key replaces it; if that is the fleet's key, as it should
+        # be, the keyed hashes continue as before (docs/technician.md, "journal key damaged").
+        log.warning("%s: %d bytes, not a %d-byte key: damaged, the device file's key replaces it",
+                    key_file, len(existing or b""), HASH_KEY_LEN)
+    elif existing is not None and existing != device.pass_hash_key:
         raise ProvisionError(
             f"{key_file}: a different pass-hash key is installed; replacing it would stop the "
             "collector matching passes across checkpoints (delete it by hand to change fleets)")
-    plan = Plan(device, cfg, dropin, text, state, bundle_dir, key_file, Path(sync_dir))
+    plan = Plan(device, cfg, dropin, text, state, bundle_dir, key_file, Path(sync_dir),
+                key_damaged=damaged)
     if device.bundle is None:
         return plan
     try:

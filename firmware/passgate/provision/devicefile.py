@@ -1,17 +1,21 @@
 """The device file: ``passgate-device.toml``, parsed and checked on its own (no device state).
 
-Every problem is a :class:`ProvisionError` naming the file and the key; the secrets it carries
-(the enrolment token, the pass-hash key) never appear in a message.
+Every problem is a :class:`ProvisionError` naming the file and the key, one line per problem
+(all of them at once, once the file parses and has its sections); the secrets it carries (the
+enrolment token, the pass-hash key) never appear in a message. Placeholders are refused, not
+only malformed values: the example's ``REPLACE-...`` token and ``example.org`` collector, its
+all-zero pass-hash key. A collector URL is https, or plain http to this machine only.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import re
 import tomllib
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,11 @@ FORMAT = 1
 # The collector's rule for device ids (docs/sync-protocol.md section 3): lower case only.
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")  # base64url, as `passgate-collector token new`
+# What the example file (deploy/passgate-device.example.toml) leaves to be replaced: its
+# token is REPLACE-with-..., its collector is on example.org. Both are well-formed, so only
+# these words keep them from reaching a site, where enrolment would fail.
+PLACEHOLDER_RE = re.compile(r"REPLACE|CHANGE-?ME|PLACEHOLDER|<[^>]*>", re.IGNORECASE)
+PLACEHOLDER_HOSTS = ("example.org", "example.com", "example.net")
 _KNOWN = {
     "device": ({"id", "zone"}, set()),
     "sync": ({"collector_url", "enrol_token"}, set()),
@@ -103,38 +112,105 @@ def read_device_file(path: Path, bundle: Path | None = None) -> DeviceFile:
             raise fail(name, "required section is missing")
         required[name] = table
 
-    device_id = _text(required["device"], "device.id", fail)
-    zone = _text(required["device"], "device.zone", fail)
+    # From here on each key is checked on its own and every problem is reported, one line
+    # each naming the file and the key: a technician fixes the file once, not once per run.
+    problems: list[str] = []
+
+    def checked(check: Callable[[], Any], default: Any = None) -> Any:
+        try:
+            return check()
+        except ProvisionError as exc:
+            problems.append(str(exc))
+            return default
+
+    device_id = checked(lambda: _device_id(required["device"], fail), "")
+    zone = checked(lambda: _zone(required["device"], fail), "")
+    url = token = None
+    sync = tables["sync"]
+    if sync is not None:
+        url = checked(lambda: _collector_url(sync, fail))
+        token = checked(lambda: _token(sync, fail))
+
+    trust = required["trust"]
+    roots = checked(lambda: _roots(trust["roots"], fail))
+    if bundle is None and "bundle" in trust:
+        bundle = checked(lambda: _bundle_beside(path, trust, fail))
+    elif bundle is None and (path.parent / DEFAULT_BUNDLE).is_file():
+        bundle = path.parent / DEFAULT_BUNDLE
+    time_keys = checked(lambda: _keys(trust.get("time_keys", []), "trust.time_keys", fail), ())
+    hash_key = checked(lambda: _hash_key(required["journal"], fail), b"")
+    overrides = checked(lambda: _overrides(doc, fail), {})
+    if problems:
+        raise ProvisionError("\n".join(problems))
+    return DeviceFile(path, hashlib.sha256(raw).hexdigest(), device_id, zone, url, token, roots,
+                      bundle, time_keys, hash_key, overrides)
+
+
+def _device_id(device: Mapping, fail) -> str:
+    device_id = _text(device, "device.id", fail)
     if not DEVICE_ID_RE.fullmatch(device_id):
         raise fail("device.id", f"{device_id!r}: 1-64 of a-z 0-9 . _ - (lower case), "
                    "starting with a letter or digit")
+    return device_id
+
+
+def _zone(device: Mapping, fail) -> str:
+    zone = _text(device, "device.zone", fail)
     if not NAME_RE.fullmatch(zone):
         raise fail("device.zone", f"{zone!r}: 1-32 of letters, digits, . _ -")
+    return zone
 
-    url = token = None
-    if tables["sync"] is not None:
-        url = _text(tables["sync"], "sync.collector_url", fail).rstrip("/")
+
+def _collector_url(sync: Mapping, fail) -> str:
+    """https, or plain http to this machine only (a collector on the same box, or a test):
+    the enrolment token and the uploads would otherwise cross the network readable."""
+    url = _text(sync, "sync.collector_url", fail).rstrip("/")
+    try:
         parts = urllib.parse.urlsplit(url)
-        if (parts.scheme not in ("https", "http") or not parts.hostname or parts.query
-                or parts.fragment):
-            raise fail("sync.collector_url", f"{url!r} is not an http(s)://host[:port][/path] URL")
-        if parts.scheme == "http":
-            log.warning("collector URL is plain http: uploads are signed, but not private")
-        token = _text(tables["sync"], "sync.enrol_token", fail)
-        if not TOKEN_RE.fullmatch(token):
-            raise fail("sync.enrol_token", "not a token from 'passgate-collector token new'")
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise fail("sync.collector_url", f"{url!r} is not an https://host[:port][/path] URL") \
+            from None
+    if (parts.scheme not in ("https", "http") or not parts.hostname or parts.query
+            or parts.fragment):
+        raise fail("sync.collector_url", f"{url!r} is not an https://host[:port][/path] URL")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise fail("sync.collector_url", f"{url!r}: plain http is only for a collector on "
+                   "this machine (localhost); use https://")
+    if any(p in parts.hostname for p in PLACEHOLDER_HOSTS):
+        raise fail("sync.collector_url", f"{url!r} is the example's placeholder: put your "
+                   "collector's address")
+    return url
 
-    trust = required["trust"]
-    roots = _roots(trust["roots"], fail)
-    if bundle is None and "bundle" in trust:
-        bundle = path.parent / _text(trust, "trust.bundle", fail)
-        if not bundle.is_file():
-            raise fail("trust.bundle", f"{bundle}: no such file next to the device file")
-    elif bundle is None and (path.parent / DEFAULT_BUNDLE).is_file():
-        bundle = path.parent / DEFAULT_BUNDLE
-    time_keys = _keys(trust.get("time_keys", []), "trust.time_keys", fail)
 
-    key_hex = _text(required["journal"], "journal.pass_hash_key", fail)
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _token(sync: Mapping, fail) -> str:
+    token = _text(sync, "sync.enrol_token", fail)
+    if PLACEHOLDER_RE.search(token):
+        raise fail("sync.enrol_token", "is the example's placeholder: make one with "
+                   "'passgate-collector token new --device ID'")
+    if not TOKEN_RE.fullmatch(token):
+        raise fail("sync.enrol_token", "not a token from 'passgate-collector token new'")
+    return token
+
+
+def _bundle_beside(path: Path, trust: Mapping, fail) -> Path:
+    bundle = path.parent / _text(trust, "trust.bundle", fail)
+    if not bundle.is_file():
+        raise fail("trust.bundle", f"{bundle}: no such file next to the device file")
+    return bundle
+
+
+def _hash_key(journal: Mapping, fail) -> bytes:
+    key_hex = _text(journal, "journal.pass_hash_key", fail)
     try:
         hash_key = bytes.fromhex(key_hex)
     except ValueError:
@@ -145,7 +221,10 @@ def read_device_file(path: Path, bundle: Path | None = None) -> DeviceFile:
     if len(set(hash_key)) == 1:  # the example's zeros: every fleet must make its own
         raise fail("journal.pass_hash_key", "is a placeholder: make the fleet's key once "
                    "('openssl rand -hex 32') and put the same one in every device file")
+    return hash_key
 
+
+def _overrides(doc: Mapping, fail) -> Mapping[str, Any]:
     overrides = doc.get("config", {})
     if not isinstance(overrides, Mapping):
         raise fail("config", "must be a table of config sections")
@@ -153,8 +232,7 @@ def read_device_file(path: Path, bundle: Path | None = None) -> DeviceFile:
     for key in ("zone", "device_id"):
         if isinstance(checkpoint, Mapping) and key in checkpoint:
             raise fail(f"config.checkpoint.{key}", "set it in [device], not in [config]")
-    return DeviceFile(path, hashlib.sha256(raw).hexdigest(), device_id, zone, url, token, roots,
-                      bundle, time_keys, hash_key, overrides)
+    return overrides
 
 
 def _table(doc: Mapping, name: str, required: set, optional: set, fail) -> Mapping | None:

@@ -3,6 +3,10 @@
 The recipe: write a temporary file in the same folder, fsync it, rename it over the target,
 then fsync the folder so the rename itself is on the card. SD cards may still lie about
 flushes (FIELD_NOTES section 4); this is the most the software side can do.
+
+Keys are written this way too (:func:`create_atomic` when a key must never be overwritten):
+a kill between creating a key file and writing it used to leave a 0-byte key behind, which
+every later start refused.
 """
 
 from __future__ import annotations
@@ -34,6 +38,28 @@ def write_atomic(path: Path, chunks: bytes | Iterable[bytes], mode: int = 0o644)
         # Leave no temporary file behind in the state folder; the real error propagates.
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def create_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Create ``path`` with ``data``, whole or not at all; ``FileExistsError`` if it exists.
+
+    The temporary file is made with ``mode`` from the start (``mkstemp`` makes it 0600, and a
+    private key is never readable by others, not even briefly), flushed, then *linked* to the
+    target name: ``link`` fails when the name exists, so a key is never replaced by accident,
+    and a reader sees either no file or the complete one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     fsync_dir(path.parent)
 
 
