@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from passgate.passes.keys import kid_of
 
 from . import protocol, staff
+from .console import ConsoleOptions, blueprint
 from .ingest import apply_batch
 from .protocol import CONTENT_TYPE, ProtocolError
 from .store import SqlStore, StoreError
@@ -53,6 +54,7 @@ def create_app(
     time_token: Callable[[float, str, bytes | None], bytes] | None,
     now: Callable[[], float] = time.time,
     settings: Settings | None = None,
+    console: ConsoleOptions | None = None,
 ) -> Flask:
     """Build the application. ``time_token(now, device_id, nonce)`` returns signed time-token
     bytes (None: the collector has no time key and sends no ``Passgate-Time`` header, which is
@@ -88,6 +90,8 @@ def create_app(
             if nonce is not None and len(nonce) != protocol.TIME_NONCE_LEN:
                 nonce = None  # not a challenge we can answer: the token still raises the floor
         return device, nonce
+
+    app.register_blueprint(blueprint(store, clock, console))
 
     @app.errorhandler(ProtocolError)
     def protocol_error(exc: ProtocolError) -> Response:
