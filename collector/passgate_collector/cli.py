@@ -23,6 +23,7 @@ from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
 
 from . import protocol
+from .console import sitecli
 from .store import StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def _db(args) -> str:
 def cmd_serve(args) -> int:
     from waitress import serve
 
+    from .console import ConsoleOptions
+    from .console.passsearch import read_hash_key
     from .timesign import load_time_signer
     from .web import Settings, create_app
 
@@ -52,7 +55,9 @@ def cmd_serve(args) -> int:
     signer = load_time_signer(Path(args.time_key)) if args.time_key else None
     settings = Settings(max_rows=args.max_rows, max_body=args.max_body,
                         sharing_window_s=args.sharing_window)
-    app = create_app(store, time_token=signer, settings=settings)
+    hash_key = read_hash_key(Path(args.hash_key)) if args.hash_key else None
+    app = create_app(store, time_token=signer, settings=settings, console=ConsoleOptions(
+        hash_key=hash_key, sharing_window_s=args.sharing_window))
     log.info("collector on http://%s:%d (%s database)", args.host, args.port, store.kind)
 
     def stop(_signum, _frame) -> None:
@@ -158,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body", type=int, default=protocol.MAX_BODY)
     s.add_argument("--sharing-window", type=int, default=120,
                    help="seconds: one pass at two checkpoints closer than this is listed")
+    s.add_argument("--hash-key", help="the fleet's pass-hash key (journal.key, 32 bytes): lets "
+                   "the console search by pass text or photo")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="one-time enrolment tokens").add_subparsers(
@@ -183,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=("list", "disable", "enable", "remove"))
     d.add_argument("device", nargs="?")
     d.set_defaults(func=cmd_device)
+    sitecli.add_parser(sub, with_db, _db)
     return p
 
 

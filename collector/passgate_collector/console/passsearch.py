@@ -23,7 +23,7 @@ import io
 import re
 from pathlib import Path
 
-from passgate.errors import PassFormatError
+from passgate.errors import PassFormatError, UsageError
 from passgate.passes.format import parse_claims, parse_text
 
 HASH_RE = re.compile(r"[0-9a-fA-F]{32}")
@@ -39,7 +39,7 @@ class SearchError(ValueError):
 def read_hash_key(path: Path) -> bytes:
     key = Path(path).read_bytes()
     if len(key) != HASH_KEY_LEN:
-        raise ValueError(f"{path}: the fleet hash key is {HASH_KEY_LEN} raw bytes, "
+        raise UsageError(f"--hash-key {path}: the fleet hash key is {HASH_KEY_LEN} raw bytes, "
                          f"this file has {len(key)}")
     return key
 

@@ -87,7 +87,7 @@ def _feed_row(r: Sequence) -> dict:
 def log_health(store, cur, device_id: str, health: dict, now: int) -> None:
     """Append ``health`` to the device's history if it changed, or an hour passed."""
     cur.execute(store.sql(f"SELECT at, {', '.join(HEALTH_COLS)} FROM health_log "
-                          "WHERE device_id = ? ORDER BY at DESC LIMIT 1"), (device_id,))
+                          "WHERE device_id = ? ORDER BY id DESC LIMIT 1"), (device_id,))
     last = cur.fetchone()
     if last is not None:
         held = dict(zip(HEALTH_COLS, last[1:], strict=True))
@@ -198,5 +198,5 @@ class ConsoleQueries:
     # --- one checkpoint ------------------------------------------------------------------
     def health_history(self, device_id: str, limit: int) -> list[dict]:
         rows = self._all(f"SELECT at, {', '.join(HEALTH_COLS)} FROM health_log "
-                         "WHERE device_id = ? ORDER BY at DESC LIMIT ?", (device_id, limit))
+                         "WHERE device_id = ? ORDER BY id DESC LIMIT ?", (device_id, limit))
         return [dict(zip(("at", *HEALTH_COLS), r, strict=True)) for r in rows]

@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS acks (
 );
 CREATE INDEX IF NOT EXISTS acks_time ON acks (at);
 CREATE TABLE IF NOT EXISTS health_log (
+    id {serial},
     device_id TEXT NOT NULL,
     at {big} NOT NULL,
     clock_state TEXT,
@@ -112,7 +113,7 @@ CREATE TABLE IF NOT EXISTS health_log (
     bundle_version {big},
     firmware TEXT
 );
-CREATE INDEX IF NOT EXISTS health_log_device ON health_log (device_id, at);
+CREATE INDEX IF NOT EXISTS health_log_device ON health_log (device_id, id);
 CREATE TABLE IF NOT EXISTS bundles (
     version {big} PRIMARY KEY,
     data {blob} NOT NULL,
