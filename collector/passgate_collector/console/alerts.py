@@ -86,7 +86,8 @@ def device_conditions(d: Device, now: int, latest: tuple | None) -> list[tuple[s
                     f"trust data {have}, version {latest[0]} published {ago(now - latest[2])}"))
     if d.dead_letters:
         out.append(("dead", f"dead:{d.device_id}:{d.dead_letters}",
-                    f"{d.dead_letters} scans refused by the collector, kept on the device"))
+                    f"{d.dead_letters} scan{'' if d.dead_letters == 1 else 's'} refused by the "
+                    "collector, kept on the device"))
     return out
 
 
