@@ -26,14 +26,14 @@ from pathlib import Path
 from passgate.errors import PassFormatError, UsageError
 from passgate.passes.format import parse_claims, parse_text
 
+from ..errors import SearchError
+
+__all__ = ["SearchError", "hash_from", "keyed_hash", "read_hash_key"]
+
 HASH_RE = re.compile(r"[0-9a-fA-F]{32}")
 HASH_KEY_LEN = 32  # as the checkpoint's journal.hash_key_file (raw bytes)
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; larger is refused before decoding
 MAX_PHOTO_BYTES = 12 << 20
-
-
-class SearchError(ValueError):
-    """What the guard should be told instead of a result."""
 
 
 def read_hash_key(path: Path) -> bytes:
