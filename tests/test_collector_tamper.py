@@ -16,6 +16,9 @@ from passgate.journal.schema import ZERO_CHAIN, chain_of, verify_chain
 from passgate_collector.web import create_app
 
 CBOR = {"Content-Type": "application/cbor"}
+# What schema 5 (the staff console) added, taken away again to make an older database.
+SCHEMA_6_UNDO = ("DROP INDEX scans_site_time", "DROP INDEX scans_device_time",
+                 "ALTER TABLE scans DROP COLUMN site", "ALTER TABLE devices DROP COLUMN site")
 
 
 @pytest.fixture
@@ -262,7 +265,9 @@ def test_alerts_of_a_version_1_database_are_summed_up_on_upgrade(store):  # noqa
     with store._tx() as cur:  # back to schema 1: no alert_kinds, one row per alert
         cur.execute("DROP TABLE alert_kinds")
         cur.execute("ALTER TABLE devices DROP COLUMN health_sent_at")  # schema 3
-        cur.execute("ALTER TABLE devices DROP COLUMN live_challenge_ms")  # schema 5
+        for stmt in SCHEMA_6_UNDO:
+            cur.execute(stmt)
+        cur.execute("ALTER TABLE devices DROP COLUMN live_challenge_ms")  # schema 5 (liveness)
         cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
         for i, kind in enumerate(["bad_signature"] * 3 + ["chain_break"]):
             cur.execute(store.sql("INSERT INTO alerts (device_id, kind, detail, created_at) "
@@ -299,7 +304,9 @@ def test_forged_batch_rows_left_by_an_earlier_upgrade_are_dropped(store):  # noq
     assert [a["kind"] for a in store.alerts(1)] == ["chain_break"]  # not listed, even now
     with store._tx() as cur:
         cur.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
-        cur.execute("ALTER TABLE devices DROP COLUMN live_challenge_ms")  # schema 5
+        for stmt in SCHEMA_6_UNDO:
+            cur.execute(stmt)
+        cur.execute("ALTER TABLE devices DROP COLUMN live_challenge_ms")  # schema 5 (liveness)
     url = store.url if store.kind == "postgresql" else f"sqlite:///{store.path}"
     upgraded = open_store(url)
     try:

@@ -23,6 +23,7 @@ from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
 
 from . import protocol
+from .console import sitecli
 from .store import StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def _db(args) -> str:
 
 
 def cmd_serve(args) -> int:
+    from .console import ConsoleOptions
+    from .console.passsearch import read_hash_key
     from .server import make_server
     from .timesign import load_time_signer
     from .web import Settings, create_app
@@ -66,7 +69,10 @@ def cmd_serve(args) -> int:
                         rate_burst=args.rate_burst,
                         trusted_proxy_header=args.trusted_proxy_header or None,
                         max_inflight=args.max_inflight)
-    app = create_app(store, time_token=signer, settings=settings, read_store=read_store)
+    hash_key = read_hash_key(Path(args.hash_key)) if args.hash_key else None
+    app = create_app(store, time_token=signer, settings=settings, read_store=read_store,
+                     console=ConsoleOptions(hash_key=hash_key,
+                                            sharing_window_s=args.sharing_window))
     server = make_server(app, host=args.host, port=args.port, threads=args.threads,
                          max_body=args.max_body, connection_limit=args.connection_limit,
                          backlog=args.backlog, ident="passgate-collector")
@@ -198,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "X-Forwarded-For (its rightmost entry is used); unset: the peer")
     s.add_argument("--max-inflight", type=int, default=4,
                    help="concurrent ingests per process; more get 503 with Retry-After")
+    s.add_argument("--hash-key", help="the fleet's pass-hash key (journal.key, 32 bytes): lets "
+                   "the console search by pass text or photo")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="one-time enrolment tokens").add_subparsers(
@@ -223,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=("list", "disable", "enable", "remove"))
     d.add_argument("device", nargs="?")
     d.set_defaults(func=cmd_device)
+    sitecli.add_parser(sub, with_db, _db)
     return p
 
 

@@ -35,3 +35,7 @@ class PgUnavailable(CollectorError, RuntimeError):
 
 class PgCommandFailed(CollectorError, RuntimeError):
     """A PostgreSQL server command (initdb, pg_ctl...) failed; the message carries its stderr."""
+
+
+class SearchError(CollectorError, ValueError):
+    """A console pass search that cannot run; the message is one line for the guard."""

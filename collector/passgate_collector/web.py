@@ -36,6 +36,7 @@ from passgate.passes.keys import kid_of
 
 from . import liveness, protocol, staff
 from .bundles import DeltaCache
+from .console import ConsoleOptions, blueprint
 from .ingest import apply_batch
 from .protocol import CONTENT_TYPE, ProtocolError
 from .ratelimit import RateLimiter, source_of
@@ -87,6 +88,7 @@ def create_app(
     settings: Settings | None = None,
     read_store: SqlStore | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    console: ConsoleOptions | None = None,
 ) -> Flask:
     """Build the application. ``time_token(now, device_id, nonce)`` returns signed time-token
     bytes (None: the collector has no time key and sends no ``Passgate-Time`` header, which is
@@ -139,6 +141,8 @@ def create_app(
             if nonce is not None and len(nonce) != protocol.TIME_NONCE_LEN:
                 nonce = None  # not a challenge we can answer: the token still raises the floor
         return device, nonce
+
+    app.register_blueprint(blueprint(store, clock, console))
 
     @app.errorhandler(ProtocolError)
     def protocol_error(exc: ProtocolError) -> Response:

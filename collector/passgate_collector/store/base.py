@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import StoreError
 from . import schema
+from .console import ConsoleQueries, log_health
 from .reports import SCAN_COLS, UNSIGNED_ALERTS, Reports, scan_dict
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ HEALTH_KEYS = (
 
 SCAN_INSERT_COLS = (
     "device_id, nonce, seq, t_ms, clock_state, verdict, reason, pass_hash, kid, purpose, zone, "
-    "flags, chain, received_at, problem"
+    "flags, chain, received_at, problem, site"
 )
 
 
@@ -148,11 +149,18 @@ class Tx:
         The batch lock (see :meth:`SqlStore.batch`) guarantees nobody inserted them since;
         ``ON CONFLICT DO NOTHING`` is only a second line of defence.
         """
-        if rows:
-            self._s._insert_scans(self._cur, [
-                (self.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
-                 r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
-                 " ".join(r["flags"]), r["chain"], now, problem) for r, problem in rows])
+        if not rows:
+            return
+        # The device's site is copied into each scan (one lookup a batch), so a console filter
+        # by site reads one (site, t_ms) index range.
+        self._cur.execute(self._s.sql("SELECT site FROM devices WHERE device_id = ?"),
+                          (self.device_id,))
+        found = self._cur.fetchone()
+        site = found[0] if found else None
+        self._s._insert_scans(self._cur, [
+            (self.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
+             r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
+             " ".join(r["flags"]), r["chain"], now, problem, site) for r, problem in rows])
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:
@@ -191,12 +199,15 @@ class Tx:
         sets = ", ".join(["last_seen = ?"] + [f"{k} = ?" for k in cols])
         self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
                 [now] + [health[k] for k in cols] + [self.device_id])
+        if health:
+            log_health(self._s, self._cur, self.device_id, health, now)
         return True
 
 
-class SqlStore(Reports):
+class SqlStore(Reports, ConsoleQueries):
     """The storage interface. Subclasses set ``kind``, ``types`` and ``_connect``; the staff
-    page's read-only queries come from :class:`~.reports.Reports`."""
+    page's read-only queries come from :class:`~.reports.Reports`, the console's from
+    :class:`~.console.ConsoleQueries`."""
 
     kind = "sql"
     types: dict[str, str] = {}
@@ -233,7 +244,7 @@ class SqlStore(Reports):
         """Insert whole ``SCAN_INSERT_COLS`` tuples (SQLite: ``executemany``, one statement
         prepared once, inside the batch's one transaction)."""
         cur.executemany(self.sql(
-            f"INSERT INTO scans ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 15)}) "
+            f"INSERT INTO scans ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 16)}) "
             "ON CONFLICT (device_id, nonce) DO NOTHING"), values)
 
     def sql(self, text: str) -> str:
@@ -276,8 +287,7 @@ class SqlStore(Reports):
             if r is None:
                 cur.execute(self.sql("INSERT INTO meta (key, value) VALUES ('schema', ?)"),
                             (str(schema.SCHEMA_VERSION),))
-                return
-            have = int(r[0])
+            have = schema.SCHEMA_VERSION if r is None else int(r[0])
             if have > schema.SCHEMA_VERSION:
                 raise StoreError(f"database schema {r[0]} is newer than this collector's")
             for version in range(have + 1, schema.SCHEMA_VERSION + 1):
@@ -287,6 +297,8 @@ class SqlStore(Reports):
             if have < schema.SCHEMA_VERSION:
                 cur.execute(self.sql("UPDATE meta SET value = ? WHERE key = 'schema'"),
                             (str(schema.SCHEMA_VERSION),))
+            for stmt in schema.late_statements(self.types):
+                cur.execute(stmt)
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

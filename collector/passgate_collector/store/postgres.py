@@ -24,7 +24,7 @@ from .reports import SCAN_COLS
 NONCE_LOOKUP = f"SELECT {SCAN_COLS} FROM scans WHERE device_id = %s AND nonce = ANY(%s)"
 # The element type of each SCAN_INSERT_COLS column, for unnest().
 _ARRAY_TYPES = ("text", "bytea", "bigint", "bigint", "text", "text", "text", "bytea", "text",
-                "text", "text", "text", "bytea", "bigint", "text")
+                "text", "text", "text", "bytea", "bigint", "text", "text")
 
 
 class PostgresStore(SqlStore):

@@ -9,7 +9,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS devices (
     firmware TEXT,
     last_scan_ms {big},
     health_sent_at {big},
-    live_challenge_ms {big}
+    live_challenge_ms {big},
+    site TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash {blob} PRIMARY KEY,
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS scans (
     chain {blob} NOT NULL,
     received_at {big} NOT NULL,
     problem TEXT,
+    site TEXT,
     PRIMARY KEY (device_id, nonce)
 );
 CREATE INDEX IF NOT EXISTS scans_device_seq ON scans (device_id, seq);
@@ -90,6 +92,29 @@ CREATE TABLE IF NOT EXISTS alert_kinds (
     last_detail TEXT NOT NULL,
     PRIMARY KEY (device_id, kind)
 );
+CREATE TABLE IF NOT EXISTS sites (
+    site TEXT PRIMARY KEY,
+    tz TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acks (
+    alert_key TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    by_user TEXT NOT NULL,
+    at {big} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acks_time ON acks (at);
+CREATE TABLE IF NOT EXISTS health_log (
+    id {serial},
+    device_id TEXT NOT NULL,
+    at {big} NOT NULL,
+    clock_state TEXT,
+    clock_offset_s {big},
+    backlog {big},
+    dead_letters {big},
+    bundle_version {big},
+    firmware TEXT
+);
+CREATE INDEX IF NOT EXISTS health_log_device ON health_log (device_id, id);
 CREATE TABLE IF NOT EXISTS bundles (
     version {big} PRIMARY KEY,
     data {blob} NOT NULL,
@@ -125,12 +150,29 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: ("DELETE FROM alerts WHERE kind = 'bad_signature'",),
     # 5: the issue time of the last liveness challenge taken (liveness.py): replays refused.
     5: ("ALTER TABLE devices ADD COLUMN live_challenge_ms {big}",),
+    # 6: the staff console: a site per device (and per scan, copied at ingest, so a filter by
+    # site reads one index range), time zones per site, acknowledged alerts, health history.
+    6: ("ALTER TABLE devices ADD COLUMN site TEXT", "ALTER TABLE scans ADD COLUMN site TEXT"),
 }
+
+# Indexes on columns a migration may have added: created after the migrations ran, for new
+# and upgraded databases alike. The console's queries are written to use them: a filter by
+# site or by checkpoint reads one (site, t_ms) or (device_id, t_ms) range, newest first; a
+# pass search reads scans_pass (pass_hash, t_ms).
+LATE_DDL = """
+CREATE INDEX IF NOT EXISTS scans_site_time ON scans (site, t_ms);
+CREATE INDEX IF NOT EXISTS scans_device_time ON scans (device_id, t_ms);
+"""
 
 
 def statements(types: dict[str, str]) -> list[str]:
     """The DDL for one dialect, split into single statements."""
     return [s.strip() for s in DDL.format(**types).split(";") if s.strip()]
+
+
+def late_statements(types: dict[str, str]) -> list[str]:
+    """``LATE_DDL`` for one dialect: run after the migrations."""
+    return [s.strip() for s in LATE_DDL.format(**types).split(";") if s.strip()]
 
 
 def migration(version: int, types: dict[str, str]) -> list[str]:

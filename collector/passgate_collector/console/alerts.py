@@ -1,0 +1,139 @@
+"""Alerts first: what needs a guard, most serious first, each with a key to acknowledge.
+
+Rules kept here:
+
+* Order is severity, then newest first: tamper (a forged batch, an edited or missing journal
+  row), possible sharing (one pass at two checkpoints within the window), checkpoints
+  offline, clock or trust data stale, dead letters.
+* Every alert has a stable key naming the incident, so an acknowledgement covers that
+  incident and no later one: an offline checkpoint's key holds its last-seen time, a clock
+  alert its state and hour of offset, a trust alert the bundle version, a dead-letter alert the
+  count. When the condition comes back in another form it is a new alert, open again.
+* Acknowledged alerts are not deleted: they move to a collapsed list with who and when.
+* Device health is sorted by severity too, with a summary of how many need attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..store import Device, SqlStore
+from .words import ago
+
+STALE_AFTER_S = 15 * 60  # not heard from for this long: offline
+CLOCK_WARN_S = 2 * 3600  # field notes: verifiers flag a device clock > 2 h off the server's
+TRUST_LAG_S = 3600  # a newer bundle published this long ago and not yet taken: stale
+SHARING_SINCE_S = 24 * 3600
+LIMIT = 50
+
+SEVERITY = {"tamper": 0, "forged": 0, "sharing": 1, "offline": 2, "clock": 3, "trust": 3,
+            "dead": 4}
+TITLES = {"tamper": "tamper", "forged": "forged batches", "sharing": "possible sharing",
+          "offline": "checkpoint offline", "clock": "clock wrong", "trust": "trust data stale",
+          "dead": "dead letters"}
+
+
+@dataclass
+class Alert:
+    key: str
+    kind: str
+    device: str
+    text: str
+    at: float | None  # POSIX seconds of the incident, for ordering and the time shown
+    ack: dict | None = None
+    site: str | None = None  # the checkpoint's site: its zone is the time shown
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.kind]
+
+
+@dataclass
+class Health:
+    device: Device
+    site: str | None
+    problems: list[str] = field(default_factory=list)
+    severity: int = 9  # the most serious problem's SEVERITY; 9: none
+
+    @property
+    def state(self) -> str:
+        if self.device.disabled:
+            return "disabled"
+        return "attention" if self.problems else "ok"
+
+
+def device_conditions(d: Device, now: int, latest: tuple | None) -> list[tuple[str, str, str]]:
+    """(kind, key, text) for each condition of one checkpoint that needs attention."""
+    out = []
+    if d.disabled:
+        return out
+    if d.last_seen is None:
+        out.append(("offline", f"offline:{d.device_id}:never", "never synced"))
+    elif now - d.last_seen > STALE_AFTER_S:
+        out.append(("offline", f"offline:{d.device_id}:{d.last_seen}",
+                    f"last heard {ago(now - d.last_seen)}"))
+    off = d.clock_offset_s
+    if d.clock_state == "backwards" or (off is not None and abs(off) > CLOCK_WARN_S):
+        hours = 0 if off is None else round(off / 3600)
+        text = "clock went backwards" if d.clock_state == "backwards" else \
+            f"clock {abs(hours)} h {'ahead' if (off or 0) > 0 else 'behind'}"
+        out.append(("clock", f"clock:{d.device_id}:{d.clock_state}:{hours}", text))
+    if latest is not None and d.last_seen is not None and (
+            d.bundle_version is None or d.bundle_version < latest[0]) \
+            and now - latest[2] > TRUST_LAG_S:
+        have = "none" if d.bundle_version is None else f"version {d.bundle_version}"
+        out.append(("trust", f"trust:{d.device_id}:{d.bundle_version}:{latest[0]}",
+                    f"trust data {have}, version {latest[0]} published {ago(now - latest[2])}"))
+    if d.dead_letters:
+        out.append(("dead", f"dead:{d.device_id}:{d.dead_letters}",
+                    f"{d.dead_letters} scan{'' if d.dead_letters == 1 else 's'} refused by the "
+                    "collector, kept on the device"))
+    return out
+
+
+def collect(store: SqlStore, now: int, sharing_window_s: int) -> tuple[list[Alert], list[Health]]:
+    """All alerts (acknowledged ones marked) and every checkpoint's health, both sorted."""
+    alerts: list[Alert] = []
+    for a in store.alerts(LIMIT):
+        alerts.append(Alert(f"tamper:{a['id']}", "tamper", a["device_id"],
+                            f"{a['kind']}: {a['detail']}", a["created_at"]))
+    for s in store.alert_summary():
+        if s["kind"] == "bad_signature":  # counted only (anyone can send them): one per device
+            alerts.append(Alert(f"forged:{s['device_id']}:{s['last_at']}", "forged",
+                                s["device_id"], f"{s['count']} batches with a bad signature "
+                                f"refused; latest: {s['last_detail']}", s["last_at"]))
+    since_ms = (now - SHARING_SINCE_S) * 1000
+    for s in store.shared_passes(sharing_window_s * 1000, since_ms, LIMIT):
+        gap = (s["second_ms"] - s["first_ms"]) / 1000
+        alerts.append(Alert(
+            f"sharing:{s['pass_hash'].hex()}:{s['first_device']}:{s['first_ms']}:"
+            f"{s['second_device']}:{s['second_ms']}", "sharing", s["second_device"],
+            f"pass {s['pass_hash'].hex()[:12]} at {s['first_device']} then "
+            f"{s['second_device']}, {gap:.0f} s apart", s["second_ms"] / 1000))
+    latest = store.latest_bundle()
+    sites = store.device_sites()
+    health = []
+    for d in store.devices():
+        h = Health(d, sites.get(d.device_id))
+        for kind, key, text in device_conditions(d, now, latest):
+            h.problems.append(text)
+            h.severity = min(h.severity, SEVERITY[kind])
+            alerts.append(Alert(key, kind, d.device_id, text, d.last_seen))
+        health.append(h)
+    acks = store.acks(now - 90 * 86400)
+    for a in alerts:
+        a.ack, a.site = acks.get(a.key), sites.get(a.device)
+    alerts.sort(key=lambda a: (SEVERITY[a.kind], -(a.at or 0), a.device))
+    # Disabled last; then the most serious problem first; then the longest unheard.
+    health.sort(key=lambda h: (h.device.disabled, h.severity, h.device.last_seen or 0,
+                               h.device.device_id))
+    return alerts, health
+
+
+def summary(health: list[Health]) -> str:
+    active = [h for h in health if not h.device.disabled]
+    n = sum(1 for h in active if h.problems)
+    noun = "checkpoint" if len(active) == 1 else "checkpoints"
+    if n == 0:
+        return f"all {len(active)} {noun} fine"
+    return f"{n} of {len(active)} {noun} {'needs' if n == 1 else 'need'} attention"

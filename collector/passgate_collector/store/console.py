@@ -1,0 +1,202 @@
+"""Queries behind the staff console (mixed into :class:`~.base.SqlStore`).
+
+Rules kept here, because the console must stay fast at a city's scale (70 million scans):
+
+* Every query is bounded: a time range, a ``LIMIT``, or both. Nothing counts or sorts a
+  whole table per view.
+* Scan lists are keyset-paginated, newest first, on ``(t_ms, device_id, seq)`` - unique per
+  scan - never with ``OFFSET``: page 1,000 costs what page 1 costs.
+* A filter by site reads the ``(site, t_ms)`` index, by checkpoint ``(device_id, t_ms)``, a
+  pass search ``(pass_hash, t_ms)`` (see ``schema.LATE_DDL``); other filters (zone, verdict,
+  reason) narrow rows inside the time range those indexes give.
+* Health history grows by a row only when something a guard cares about changed, or once an
+  hour at most otherwise: a batch a minute from 2,000 devices must not add 3 million rows a day.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+FEED_COLS = "t_ms, device_id, seq, site, zone, verdict, reason, pass_hash, purpose, flags, problem"
+FEED_KEYS = tuple(k.strip() for k in FEED_COLS.split(","))
+HEALTH_LOG_EVERY_S = 3600  # an unchanged health is logged at most hourly
+# Changes of these are logged at once; backlog alone changes with every batch.
+HEALTH_LOG_KEYS = ("clock_state", "dead_letters", "bundle_version", "firmware")
+HEALTH_COLS = ("clock_state", "clock_offset_s", "backlog", "dead_letters", "bundle_version",
+               "firmware")
+
+
+@dataclass(frozen=True)
+class ScanFilter:
+    """One filtered view of the scans; every field optional except the time range.
+
+    ``since_ms`` <= t_ms < ``until_ms`` (device milliseconds, UTC), always set by the caller,
+    so no view reads unbounded history.
+    """
+
+    since_ms: int
+    until_ms: int
+    site: str | None = None
+    zone: str | None = None
+    device: str | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    pass_hash: bytes | None = None
+
+    def where(self) -> tuple[str, list]:
+        clauses, params = ["t_ms >= ?", "t_ms < ?"], [self.since_ms, self.until_ms]
+        for col in ("site", "zone", "verdict", "reason", "pass_hash"):
+            value = getattr(self, col)
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                params.append(value)
+        if self.device is not None:
+            clauses.append("device_id = ?")
+            params.append(self.device)
+        return " AND ".join(clauses), params
+
+
+Cursor = tuple[int, str, int]  # (t_ms, device_id, seq): the keyset of a scan
+
+
+def cursor_text(c: Cursor) -> str:
+    return f"{c[0]}:{c[2]}:{c[1]}"  # the device id last: it is the only part with letters
+
+
+def parse_cursor(text: str | None) -> Cursor | None:
+    """A cursor from a URL, or None when absent or not one (a bad cursor is the first page)."""
+    if not text:
+        return None
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not parts[0].lstrip("-").isdigit() or not parts[1].isdigit():
+        return None
+    return int(parts[0]), parts[2], int(parts[1])
+
+
+def _feed_row(r: Sequence) -> dict:
+    d = dict(zip(FEED_KEYS, r, strict=True))
+    if d["pass_hash"] is not None:
+        d["pass_hash"] = bytes(d["pass_hash"])
+    d["flags"] = d["flags"].split() if d["flags"] else []
+    d["cursor"] = cursor_text((d["t_ms"], d["device_id"], d["seq"]))
+    return d
+
+
+def log_health(store, cur, device_id: str, health: dict, now: int) -> None:
+    """Append ``health`` to the device's history if it changed, or an hour passed."""
+    cur.execute(store.sql(f"SELECT at, {', '.join(HEALTH_COLS)} FROM health_log "
+                          "WHERE device_id = ? ORDER BY id DESC LIMIT 1"), (device_id,))
+    last = cur.fetchone()
+    if last is not None:
+        held = dict(zip(HEALTH_COLS, last[1:], strict=True))
+        changed = any(k in health and health[k] != held[k] for k in HEALTH_LOG_KEYS)
+        if not changed and now - last[0] < HEALTH_LOG_EVERY_S:
+            return
+        health = {**held, **health}
+    cur.execute(store.sql(f"INSERT INTO health_log (device_id, at, {', '.join(HEALTH_COLS)}) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                (device_id, now, *(health.get(k) for k in HEALTH_COLS)))
+
+
+class ConsoleQueries:
+    """Needs ``self._all(sql, params)``, ``self._tx()`` and ``self.sql(text)`` from the store."""
+
+    def _all(self, sql: str, params: Sequence = ()) -> list:
+        raise NotImplementedError
+
+    def _tx(self, write: bool = True) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
+
+    def sql(self, text: str) -> str:
+        raise NotImplementedError
+
+    # --- sites ---------------------------------------------------------------------------
+    def sites(self) -> dict[str, str]:
+        """Site name -> IANA time zone."""
+        return dict(self._all("SELECT site, tz FROM sites ORDER BY site"))
+
+    def device_sites(self) -> dict[str, str | None]:
+        return dict(self._all("SELECT device_id, site FROM devices ORDER BY device_id"))
+
+    def set_site(self, site: str, tz: str, devices: Sequence[str] = ()) -> list[str]:
+        """Create or update a site, and move ``devices`` to it (their stored scans too, so a
+        filter by site finds their history). Returns the device ids not enrolled (left out)."""
+        missing = []
+        with self._tx() as cur:
+            cur.execute(self.sql("INSERT INTO sites (site, tz) VALUES (?, ?) ON CONFLICT (site) "
+                                 "DO UPDATE SET tz = excluded.tz"), (site, tz))
+            for dev in devices:
+                cur.execute(self.sql("UPDATE devices SET site = ? WHERE device_id = ?"),
+                            (site, dev))
+                if cur.rowcount != 1:
+                    missing.append(dev)
+                    continue
+                # One-off, per device (its (device_id, t_ms) range): an admin action, not a view.
+                cur.execute(self.sql("UPDATE scans SET site = ? WHERE device_id = ?"),
+                            (site, dev))
+        return missing
+
+    # --- scans ---------------------------------------------------------------------------
+    def find_scans(self, f: ScanFilter, limit: int, before: Cursor | None = None) -> list[dict]:
+        """Up to ``limit`` scans matching ``f``, newest first, strictly older than ``before``."""
+        where, params = f.where()
+        if before is not None:
+            where += " AND (t_ms, device_id, seq) < (?, ?, ?)"
+            params += list(before)
+        rows = self._all(f"SELECT {FEED_COLS} FROM scans WHERE {where} "
+                         "ORDER BY t_ms DESC, device_id DESC, seq DESC LIMIT ?",
+                         (*params, limit))
+        return [_feed_row(r) for r in rows]
+
+    def scans_after(self, f: ScanFilter, after: Cursor, limit: int) -> list[dict]:
+        """Scans matching ``f`` newer than ``after``, oldest first: the live feed's poll."""
+        where, params = f.where()
+        rows = self._all(f"SELECT {FEED_COLS} FROM scans WHERE {where} "
+                         "AND (t_ms, device_id, seq) > (?, ?, ?) "
+                         "ORDER BY t_ms, device_id, seq LIMIT ?", (*params, *after, limit))
+        return [_feed_row(r) for r in rows]
+
+    def zones(self, since_ms: int, limit: int = 200) -> list[str]:
+        """Zones seen since ``since_ms`` (for the filter's choices; bounded by time)."""
+        return [r[0] for r in self._all("SELECT DISTINCT zone FROM scans WHERE t_ms >= ? "
+                                        "ORDER BY 1 LIMIT ?", (since_ms, limit))]
+
+    # --- charts --------------------------------------------------------------------------
+    def hourly_by_site(self, since_ms: int, until_ms: int) -> list[tuple]:
+        """(site or None, hour start in ms, scans, denials) per site and hour in the range."""
+        return [tuple(r) for r in self._all(
+            "SELECT site, (t_ms / 3600000) * 3600000 AS h, COUNT(*), "
+            "SUM(CASE WHEN verdict = 'deny' THEN 1 ELSE 0 END) FROM scans "
+            "WHERE t_ms >= ? AND t_ms < ? GROUP BY site, h ORDER BY h, site",
+            (since_ms, until_ms))]
+
+    def hourly_reasons(self, since_ms: int, until_ms: int, site: str | None = None) -> list[tuple]:
+        """(hour start in ms, reason, denials) for denials in the range (one site if given)."""
+        extra, params = ("AND site = ? ", [site]) if site else ("", [])
+        return [tuple(r) for r in self._all(
+            "SELECT (t_ms / 3600000) * 3600000 AS h, reason, COUNT(*) FROM scans "
+            f"WHERE verdict = 'deny' AND t_ms >= ? AND t_ms < ? {extra}"
+            "GROUP BY h, reason ORDER BY h, reason", (since_ms, until_ms, *params))]
+
+    # --- alerts --------------------------------------------------------------------------
+    def acks(self, since: int) -> dict[str, dict]:
+        """Acknowledgements made since ``since`` (POSIX s), by alert key."""
+        rows = self._all("SELECT alert_key, label, by_user, at FROM acks WHERE at >= ? "
+                         "ORDER BY at DESC LIMIT 1000", (since,))
+        return {r[0]: {"label": r[1], "by": r[2], "at": r[3]} for r in rows}
+
+    def acknowledge(self, key: str, label: str, by: str, now: int) -> bool:
+        """Record who acknowledged alert ``key`` and when; False if it already was."""
+        with self._tx() as cur:
+            cur.execute(self.sql("INSERT INTO acks (alert_key, label, by_user, at) "
+                                 "VALUES (?, ?, ?, ?) ON CONFLICT (alert_key) DO NOTHING"),
+                        (key, label, by, now))
+            return cur.rowcount == 1
+
+    # --- one checkpoint ------------------------------------------------------------------
+    def health_history(self, device_id: str, limit: int) -> list[dict]:
+        rows = self._all(f"SELECT at, {', '.join(HEALTH_COLS)} FROM health_log "
+                         "WHERE device_id = ? ORDER BY id DESC LIMIT ?", (device_id, limit))
+        return [dict(zip(("at", *HEALTH_COLS), r, strict=True)) for r in rows]
