@@ -1,5 +1,5 @@
 """``passgate-collector``: serve the fleet API and staff page, make enrolment tokens, publish
-bundles, manage devices.
+bundles, manage devices and staff accounts (``user``, in ``cli_users``).
 
 Exit codes follow ``passgate``'s: 0 success, 1 a check failed, 2 usage or configuration error
 (one line on stderr). Every sub-command takes ``--db URL`` (default from the environment
@@ -23,6 +23,7 @@ from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
 
 from . import protocol
+from .cli_users import add_serve_options, add_user_commands, auth_options
 from .store import StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def cmd_serve(args) -> int:
     signer = load_time_signer(Path(args.time_key)) if args.time_key else None
     settings = Settings(max_rows=args.max_rows, max_body=args.max_body,
                         sharing_window_s=args.sharing_window)
-    app = create_app(store, time_token=signer, settings=settings)
+    app = create_app(store, time_token=signer, settings=settings, auth=auth_options(args))
     log.info("collector on http://%s:%d (%s database)", args.host, args.port, store.kind)
 
     def stop(_signum, _frame) -> None:
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body", type=int, default=protocol.MAX_BODY)
     s.add_argument("--sharing-window", type=int, default=120,
                    help="seconds: one pass at two checkpoints closer than this is listed")
+    add_serve_options(s)
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="one-time enrolment tokens").add_subparsers(
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=("list", "disable", "enable", "remove"))
     d.add_argument("device", nargs="?")
     d.set_defaults(func=cmd_device)
+    add_user_commands(sub, with_db, _db)
     return p
 
 

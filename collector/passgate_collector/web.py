@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from passgate.passes.keys import kid_of
 
+from . import auth as staff_auth
 from . import protocol, staff
 from .ingest import apply_batch
 from .protocol import CONTENT_TYPE, ProtocolError
@@ -53,13 +54,15 @@ def create_app(
     time_token: Callable[[float, str, bytes | None], bytes] | None,
     now: Callable[[], float] = time.time,
     settings: Settings | None = None,
+    auth: staff_auth.AuthOptions | None = None,
 ) -> Flask:
     """Build the application. ``time_token(now, device_id, nonce)`` returns signed time-token
     bytes (None: the collector has no time key and sends no ``Passgate-Time`` header, which is
-    logged once at start)."""
+    logged once at start). ``auth``: staff sessions and sign-in limits (``auth.AuthOptions``)."""
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    staff_auth.init_app(app, store, now=now, options=auth)  # no console route without a session
     if time_token is None:
         log.warning("no time key: responses carry no signed time; devices cannot raise the floor")
 

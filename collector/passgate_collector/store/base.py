@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import StoreError
 from . import schema
+from .accounts import Accounts
 from .reports import SCAN_COLS, UNSIGNED_ALERTS, Reports, scan_dict
 
 log = logging.getLogger(__name__)
@@ -179,9 +180,10 @@ class Tx:
                 [now] + [health[k] for k in cols] + [self.device_id])
 
 
-class SqlStore(Reports):
+class SqlStore(Reports, Accounts):
     """The storage interface. Subclasses set ``kind``, ``types`` and ``_connect``; the staff
-    page's read-only queries come from :class:`~.reports.Reports`."""
+    page's read-only queries come from :class:`~.reports.Reports`, staff accounts from
+    :class:`~.accounts.Accounts`."""
 
     kind = "sql"
     types: dict[str, str] = {}
