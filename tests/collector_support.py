@@ -20,6 +20,7 @@ from passgate.journal.schema import ZERO_CHAIN, chain_of
 pytest.importorskip("flask", reason="collector extra not installed: pip install -e '.[collector]'")
 
 from passgate_collector import protocol  # noqa: E402
+from passgate_collector.auth import passwords  # noqa: E402
 from passgate_collector.auth.passwords import hash_password  # noqa: E402
 from passgate_collector.store import open_store  # noqa: E402
 
@@ -144,7 +145,20 @@ def sign_in(client, name: str, password: str = STAFF_PASSWORD, code: str = "",
 
 
 @pytest.fixture
-def staff_login():
+def cheap_argon2(monkeypatch):
+    """argon2id with argon2-cffi's cheapest parameters: the same code and hash format, at
+    a fraction of a millisecond instead of ~0.5 s a hash on a busy test machine. Tests of
+    the production parameters (test_collector_auth) do not use it."""
+    from argon2 import PasswordHasher, profiles
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    passwords._decoy.cache_clear()
+    yield
+    passwords._decoy.cache_clear()
+
+
+@pytest.fixture
+def staff_login(cheap_argon2):
     """``staff_login(client, store, role="viewer", name=None)``: make the account if it is
     missing, sign the Flask test client in through the form, and return the client."""
 

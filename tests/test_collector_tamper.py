@@ -11,11 +11,21 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector_support import T0, FakeDevice, add_staff, fake_time_token, pg_cluster, sign_in, store  # noqa: F401
+from collector_support import (  # noqa: F401
+    T0,
+    FakeDevice,
+    add_staff,
+    cheap_argon2,
+    fake_time_token,
+    pg_cluster,
+    sign_in,
+    store,
+)
 from passgate.journal.schema import ZERO_CHAIN, chain_of, verify_chain
 from passgate_collector.web import create_app
 
 CBOR = {"Content-Type": "application/cbor"}
+pytestmark = pytest.mark.usefixtures("cheap_argon2")  # page() signs in
 
 
 @pytest.fixture
