@@ -80,7 +80,8 @@ def cmd_user(args, db: str) -> int:
     if not ok:
         print(f"passgate-collector: no account {name!r}", file=sys.stderr)
         return EXIT_FAIL
-    print(f"{name}: {done} (its sessions, if any, have ended)", file=sys.stderr)
+    ended = "" if args.action == "add" else " (its sessions, if any, have ended)"
+    print(f"{name}: {done}{ended}", file=sys.stderr)
     return EXIT_OK
 
 
