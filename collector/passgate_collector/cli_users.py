@@ -132,15 +132,11 @@ def add_serve_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--trusted-proxy", action="append", metavar="ADDRESS",
                    help="address of the reverse proxy (repeatable; default 127.0.0.1 and ::1): "
                         "its X-Forwarded-For and identity header are believed")
-    s.add_argument("--insecure-cookie", action="store_true",
-                   help="drop the cookie's Secure flag (plain-HTTP tests only; never behind "
-                        "a real proxy)")
 
 
 def auth_options(args) -> AuthOptions:
     if args.session_idle <= 0 or args.session_max <= 0:
         raise UsageError("--session-idle and --session-max must be positive")
     return AuthOptions(idle_s=args.session_idle, absolute_s=args.session_max,
-                       secure_cookie=not args.insecure_cookie,
                        proxy_user_header=args.trust_proxy_user_header,
                        trusted_proxies=tuple(args.trusted_proxy or AuthOptions.trusted_proxies))

@@ -8,8 +8,8 @@ timeouts, CSRF, proxy identity), ``views`` (sign-in with its rate limit), ``pass
 (argon2id), ``totp`` (RFC 6238). docs/collector.md says how to run it.
 
 Rules kept here:
-- The session cookie is signed with a key kept in the database, ``Secure`` (set
-  ``secure_cookie=False`` only for plain-HTTP tests), ``HttpOnly`` and ``SameSite=Lax``.
+- The session cookie is signed with a key kept in the database, ``Secure`` (browsers keep
+  it over plain HTTP only for 127.0.0.1/localhost), ``HttpOnly`` and ``SameSite=Lax``.
 - Nothing is configured by default that would let anyone in: the reverse-proxy identity
   header is off until named, and then believed only from ``trusted_proxies``.
 """
@@ -34,7 +34,6 @@ class AuthOptions:
 
     idle_s: int = 30 * 60  # a session unused this long ends
     absolute_s: int = 12 * 3600  # a session ends this long after sign-in, used or not
-    secure_cookie: bool = True
     proxy_user_header: str | None = None  # e.g. "X-Remote-User"; None: off
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     account_limit: int = 5  # failed sign-ins per account name per window
@@ -51,7 +50,7 @@ def init_app(app: Flask, store: SqlStore, *, now: Callable[[], float] = time.tim
     app.secret_key = store.session_secret()
     app.config.update(
         SESSION_COOKIE_NAME="passgate_staff",
-        SESSION_COOKIE_SECURE=options.secure_cookie,
+        SESSION_COOKIE_SECURE=True,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=options.absolute_s),
