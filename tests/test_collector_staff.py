@@ -14,6 +14,7 @@ import pytest
 from collector_support import (  # noqa: F401
     T0,
     FakeDevice,
+    cheap_argon2,
     fake_time_token,
     pass_hash,
     pg_cluster,

@@ -17,6 +17,8 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from passgate.errors import UsageError
+
 MIN_LENGTH = 10
 NO_PASSWORD = "!"  # pw_hash of an account that signs in only through a trusted proxy
 
@@ -25,7 +27,7 @@ _hasher = PasswordHasher()
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_LENGTH:
-        raise ValueError(f"a staff password needs at least {MIN_LENGTH} characters")
+        raise UsageError(f"a staff password needs at least {MIN_LENGTH} characters")
     return _hasher.hash(password)
 
 

@@ -74,7 +74,7 @@ def blueprint(gate: Gate) -> Blueprint:
                 log.warning("staff sign-in failed for a name that is not an account")
             return form(FAILED, 401)
         store.clear_login_failures(keys[0])
-        if passwords.needs_rehash(user.pw_hash):
+        if passwords.needs_rehash(user.pw_hash) and len(password) >= passwords.MIN_LENGTH:
             store.set_password(user.name, passwords.hash_password(password), new_epoch=False)
         gate.start(user)
         log.info("staff sign-in: %s (%s)", user.name, user.role)
