@@ -155,7 +155,7 @@ def test_staff_page_in_headless_chromium(live, browser, tmp_path, capsys):
     browser.type("#name", "guard")
     browser.type("#password", STAFF_PASSWORD)
     browser.click("button[type=submit]")
-    assert browser.url() == url
+    browser.wait_for_url(url)
     html = browser.source()
     assert '<span class="user">guard</span> (viewer)' in html
     assert "<h1>passgate collector</h1>" in html

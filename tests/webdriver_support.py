@@ -5,7 +5,8 @@ protocol is JSON over HTTP on 127.0.0.1); no Selenium.
 ``Browser(tmp_path, width, height)`` starts chromedriver and a headless Chromium whose
 viewport is exactly width x height (a phone below 600 px); ``open``,
 ``type``, ``click``, ``source``, ``url`` and ``screenshot`` are the WebDriver commands of the
-same names; ``close()`` ends both (also on failure, through the fixture that made it).
+same names, ``wait_for_url`` waits for a form's next page; ``close()`` ends both (also on
+failure, through the fixture that made it).
 """
 
 from __future__ import annotations
@@ -101,6 +102,15 @@ class Browser:
 
     def url(self) -> str:
         return self._s("GET", "/url")
+
+    def wait_for_url(self, url: str, timeout: float = 30.0) -> None:
+        """Wait until the page at ``url`` has loaded: a click that submits a form returns
+        before the next page arrives (and sign-in hashes a password first)."""
+        deadline = time.monotonic() + timeout
+        while self.url() != url or self._s("POST", "/execute/sync", {
+                "script": "return document.readyState", "args": []}) != "complete":
+            assert time.monotonic() < deadline, f"still at {self.url()}, waiting for {url}"
+            time.sleep(0.1)
 
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self._s("GET", "/screenshot")))
