@@ -1,12 +1,14 @@
 """Helpers for the collector tests: a scripted device that makes chained journal rows and
-signed requests, and the PostgreSQL fixture (a throwaway cluster, skipped only when the
-server binaries are absent)."""
+signed requests, the PostgreSQL fixture (a throwaway cluster, skipped only when the
+server binaries are absent), and staff sign-in through the real form (``add_staff``,
+``sign_in``, the ``staff_login`` fixture)."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import os
+import re
 import uuid
 
 import cbor2
@@ -18,6 +20,8 @@ from passgate.journal.schema import ZERO_CHAIN, chain_of
 pytest.importorskip("flask", reason="collector extra not installed: pip install -e '.[collector]'")
 
 from passgate_collector import protocol  # noqa: E402
+from passgate_collector.auth import passwords  # noqa: E402
+from passgate_collector.auth.passwords import hash_password  # noqa: E402
 from passgate_collector.store import open_store  # noqa: E402
 
 T0 = 1_767_225_600  # 2026-01-01 00:00:00 UTC
@@ -120,3 +124,56 @@ def store(request, tmp_path):
         s = open_store(fresh_database(cluster))
     yield s
     s.close()
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a console page's form carries."""
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "no CSRF token in the page"
+    return m.group(1)
+
+
+def add_staff(store, name: str, role: str = "viewer", password: str = STAFF_PASSWORD) -> None:  # noqa: F811
+    store.add_user(name, role, hash_password(password), T0)
+
+
+def sign_in(client, name: str, password: str = STAFF_PASSWORD, code: str = "",
+            next_path: str = "/"):
+    """Sign in as a browser does: GET /login for the form's CSRF token, POST the form."""
+    form = client.get("/login")
+    assert form.status_code == 200
+    return client.post("/login", data={
+        "csrf_token": csrf_of(form.get_data(as_text=True)), "name": name,
+        "password": password, "code": code, "next": next_path})
+
+
+@pytest.fixture
+def cheap_argon2(monkeypatch):
+    """argon2id with argon2-cffi's cheapest parameters: the same code and hash format, at
+    a fraction of a millisecond instead of ~0.5 s a hash on a busy test machine. Tests of
+    the production parameters (test_collector_auth) do not use it."""
+    from argon2 import PasswordHasher, profiles
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    passwords._decoy.cache_clear()
+    yield
+    passwords._decoy.cache_clear()
+
+
+@pytest.fixture
+def staff_login(cheap_argon2):
+    """``staff_login(client, store, role="viewer", name=None)``: make the account if it is
+    missing, sign the Flask test client in through the form, and return the client."""
+
+    def sign_in_as(client, store, role: str = "viewer", name: str | None = None):  # noqa: F811
+        name = name or role
+        if store.user(name) is None:
+            add_staff(store, name, role)
+        resp = sign_in(client, name)
+        assert resp.status_code == 302, resp.get_data(as_text=True)
+        return client
+
+    return sign_in_as

@@ -1,11 +1,14 @@
 """End to end, as staff would see it: ``passgate-collector serve`` (waitress, real HTTP on
 127.0.0.1), devices enrolling and uploading over the wire (one of them tampered with), then
-Debian's headless Chromium loads the staff page: its DOM dump is checked and a screenshot
-is taken. Skipped only when no Chromium binary is installed."""
+Debian's headless Chromium, driven through chromedriver (``webdriver_support``), signs in
+through the real form with an account made by ``passgate-collector user add`` and loads the
+staff page: its DOM is checked and a screenshot is taken. Anonymous Chromium gets only the
+sign-in form. Skipped only when no Chromium or chromedriver binary is installed."""
 
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import shutil
 import socket
@@ -18,14 +21,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
-from collector_support import FakeDevice, pass_hash
+from collector_support import STAFF_PASSWORD, FakeDevice, pass_hash
 from passgate.clock.tokens import load_time_keys, verify_token
 from passgate_collector import protocol
 from passgate_collector.cli import main as collector_cli
+from webdriver_support import CHROMEDRIVER, CHROMIUM, Browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium not installed (Debian packages: chromium chromium-driver)")
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="Chromium not installed (Debian packages: chromium chromium-driver)")
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -89,11 +93,21 @@ class Live:
 
 
 @pytest.fixture
-def live(tmp_path):
+def live(tmp_path, monkeypatch):
     server = Live(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO(STAFF_PASSWORD + "\n"))
+    assert collector_cli(["user", "add", "guard", "--role", "viewer", "--password-stdin",
+                          "--db", server.db]) == 0
     yield server
     if server.proc.poll() is None:
         server.stop()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    b = Browser(tmp_path, 1280, 2200)
+    yield b
+    b.close()
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -102,7 +116,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=90, cwd=tmp_path)
 
 
-def test_staff_page_in_headless_chromium(live, tmp_path, capsys):
+def test_staff_page_in_headless_chromium(live, browser, tmp_path, capsys):
     t0 = time.time() - 1800  # data time only; nothing below asserts the wall clock
     north, south, west = FakeDevice("gate-north"), FakeDevice("gate-south"), FakeDevice("gate-west")
     for dev in (north, south, west):
@@ -135,9 +149,18 @@ def test_staff_page_in_headless_chromium(live, tmp_path, capsys):
     assert live.request("POST", "/v1/batches", forged)[0] == 401  # unauthenticated
 
     url = f"http://127.0.0.1:{live.port}/"
-    dom = chromium(tmp_path, "--dump-dom", url)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    html = dom.stdout
+    anonymous = chromium(tmp_path, "--dump-dom", url)
+    assert anonymous.returncode == 0, anonymous.stderr[-2000:]
+    assert 'action="/login"' in anonymous.stdout and "gate-north" not in anonymous.stdout
+
+    browser.open(url)
+    assert browser.url().startswith(f"{url}login")
+    browser.type("#name", "guard")
+    browser.type("#password", STAFF_PASSWORD)
+    browser.click("button[type=submit]")
+    browser.wait_for_url(url)
+    html = browser.source()
+    assert '<span class="user">guard</span> (viewer)' in html
     assert "<h1>passgate collector</h1>" in html
     # Tamper alerts: the forged batch and the edited row.
     assert 'data-kind="bad_signature" data-device="gate-west"' in html
@@ -158,8 +181,7 @@ def test_staff_page_in_headless_chromium(live, tmp_path, capsys):
     assert '<table class="scans" data-device="gate-south">' in html
 
     png = tmp_path / "staff.png"
-    shot = chromium(tmp_path, f"--screenshot={png}", url)
-    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    browser.screenshot(png)
     with Image.open(png) as img:
         assert img.format == "PNG" and img.size == (1280, 2200)
         # Not a blank page: the alert rows' red background is there.

@@ -14,8 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from collector_support import T0, FakeDevice, fake_time_token, pass_hash, pg_cluster, store  # noqa: F401
+from collector_support import (  # noqa: F401
+    T0,
+    FakeDevice,
+    add_staff,
+    cheap_argon2,
+    csrf_of,
+    fake_time_token,
+    pass_hash,
+    pg_cluster,
+    sign_in,
+    store,
+)
 from passgate.passes.verdict import Reason
+from passgate_collector.auth import AuthOptions
 from passgate_collector.console import ConsoleOptions, views, words
 from passgate_collector.store.console import ScanFilter, parse_cursor
 from passgate_collector.store.schema import SCHEMA_VERSION
@@ -24,6 +36,8 @@ from passgate_collector.web import create_app
 CBOR = {"Content-Type": "application/cbor"}
 NOW = T0 + 3600
 STATIC = Path(__file__).resolve().parents[1] / "collector/passgate_collector/console/static"
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")  # every console page needs a session
 
 
 def enrol(client, store, dev: FakeDevice) -> None:  # noqa: F811
@@ -41,13 +55,21 @@ def send(client, dev: FakeDevice, rows, status=None, sent_at: int = NOW) -> None
 class Fleet:
     def __init__(self, store, now: int = NOW) -> None:  # noqa: F811
         self.store, self.now = store, now
+        # Sessions long enough for the tests that move the clock on by hours.
         self.app = create_app(store, time_token=fake_time_token, now=lambda: self.now,
-                              console=ConsoleOptions(page_size=20))
+                              console=ConsoleOptions(page_size=20),
+                              auth=AuthOptions(idle_s=10**6, absolute_s=10**6))
         self.c = self.app.test_client()
         self.north, self.south, self.east = (FakeDevice("gate-north"), FakeDevice("gate-south"),
                                              FakeDevice("gate-east"))
         for d in (self.north, self.south, self.east):
             enrol(self.c, store, d)
+        # A supervisor signed in through the form (acknowledge and export are theirs); the
+        # session's CSRF token rides along with every request, as the page's scripts send it.
+        add_staff(store, "sup", "supervisor")
+        assert sign_in(self.c, "sup").status_code == 302
+        token = csrf_of(self.c.get("/console/pass").get_data(as_text=True))
+        self.c.environ_base["HTTP_X_CSRF_TOKEN"] = token
         # Sites are set before the scans arrive: ingest copies the site into each scan.
         assert store.set_site("moscow", "Europe/Moscow", ["gate-north", "gate-south"]) == []
 
@@ -188,11 +210,11 @@ def test_acknowledge_records_who_and_when_and_moves_the_alert_to_the_collapsed_l
     key = re.search(r'data-key="(dead:gate-south:2)"', html).group(1)
     r = fleet.c.post("/console/ack", data={"key": key, "label": "dead letters"})
     assert r.status_code == 303 and r.headers["Location"].endswith("/console/#alerts")
-    assert fleet.store.acks(0)[key] == {"label": "dead letters", "by": "anonymous", "at": NOW}
+    assert fleet.store.acks(0)[key] == {"label": "dead letters", "by": "sup", "at": NOW}
     html = fleet.html("/console/")
     opened, acked = html.split('<details class="acked">')
     assert f'data-key="{key}"' not in opened and f'data-key="{key}"' in acked
-    assert "acknowledged by anonymous" in acked
+    assert "acknowledged by sup" in acked
     assert fleet.store.acknowledge(key, "again", "someone", NOW + 5) is False  # first one stays
     # The same condition in another form (3 dead letters) is a new, open alert.
     fleet.south.scan(T0 + 2000)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from collector_support import FakeDevice, pass_hash
+from collector_support import STAFF_PASSWORD, FakeDevice, pass_hash
 from passgate_collector.cli import main as collector_cli
 from test_collector_browser import CHROMIUM, Live, free_port
 
@@ -121,8 +121,12 @@ class Browser:
 
 
 @pytest.fixture
-def live(tmp_path):
+def live(tmp_path, monkeypatch):
     server = Live(tmp_path)
+    # Every console page needs a session: a supervisor (acknowledge and export are theirs).
+    monkeypatch.setattr("sys.stdin", io.StringIO(STAFF_PASSWORD + "\n"))
+    assert collector_cli(["user", "add", "sup", "--role", "supervisor", "--password-stdin",
+                          "--db", server.db]) == 0
     yield server
     if server.proc.poll() is None:
         server.stop()
@@ -162,7 +166,12 @@ def test_console_in_headless_chromium(live, fleet, tmp_path, width):
     base = f"http://127.0.0.1:{live.port}/console/"
     b = Browser(tmp_path, width, WIDTHS[width])
     try:
-        b.go(base)
+        b.go(base)  # sent to the sign-in form first, then back to the console
+        b.wait_for("return location.pathname === '/login';")
+        b.js("document.querySelector('#name').value = 'sup';"
+             "document.querySelector('#password').value = arguments[0];", STAFF_PASSWORD)
+        b.click("button[type=submit]")
+        b.wait_for("return location.pathname === '/console/';")
         assert b.js("return innerWidth;") == width
         sw, iw = b.fits()
         assert sw <= iw, f"the alerts page is {sw} px wide at {iw}"

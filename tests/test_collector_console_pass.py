@@ -10,7 +10,15 @@ import re
 
 import pytest
 
-from collector_support import T0, FakeDevice, fake_time_token
+from collector_support import (  # noqa: F401
+    T0,
+    FakeDevice,
+    add_staff,
+    cheap_argon2,
+    csrf_of,
+    fake_time_token,
+    sign_in,
+)
 from passgate.issuing import qr
 from passgate.journal.journal import Journal
 from passgate_collector.console import ConsoleOptions, passsearch
@@ -21,6 +29,8 @@ CBOR = {"Content-Type": "application/cbor"}
 FLEET_KEY = bytes(range(32))
 PASS_ID = b"pass-id-0123456789ab"
 
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")  # the console needs a session
 
 @pytest.fixture
 def pass_text(issuer):
@@ -35,10 +45,16 @@ def seen(tmp_path):
     journal.close()
     store = open_store(f"sqlite:///{tmp_path}/c.db")
 
+    add_staff(store, "guard", "viewer")
+
     def client(key: bytes | None):
         app = create_app(store, time_token=fake_time_token, now=lambda: T0 + 600,
                          console=ConsoleOptions(hash_key=key))
-        return app.test_client()
+        c = app.test_client()
+        assert sign_in(c, "guard").status_code == 302  # every console page needs a session
+        token = csrf_of(c.get("/console/pass").get_data(as_text=True))
+        c.environ_base["HTTP_X_CSRF_TOKEN"] = token  # as the page's own form sends it
+        return c
 
     c = client(FLEET_KEY)
     for name, t in (("gate-north", T0 + 10), ("gate-south", T0 + 300)):

@@ -1,5 +1,7 @@
 """The staff page's content (server-rendered HTML through Flask's test client), and the store
-queries behind it, on SQLite and PostgreSQL. The real-browser test is test_collector_browser."""
+queries behind it, on SQLite and PostgreSQL. The page is behind the staff sign-in: each test
+signs in through the real form (``staff_login``); test_collector_auth walks every route
+anonymously. The real-browser test is test_collector_browser."""
 
 from __future__ import annotations
 
@@ -9,7 +11,16 @@ import threading
 
 import pytest
 
-from collector_support import T0, FakeDevice, fake_time_token, pass_hash, pg_cluster, store  # noqa: F401
+from collector_support import (  # noqa: F401
+    T0,
+    FakeDevice,
+    cheap_argon2,
+    fake_time_token,
+    pass_hash,
+    pg_cluster,
+    staff_login,
+    store,
+)
 from passgate_collector import protocol
 from passgate_collector.ingest import apply_batch
 from passgate_collector.staff import fmt_age, fmt_offset
@@ -31,11 +42,12 @@ def send(client, dev: FakeDevice, rows, status=None) -> None:
 
 
 @pytest.fixture
-def fleet(store):  # noqa: F811
-    """Two checkpoints; pass 1 shows at both 40 s apart, pass 2 at both 10 minutes apart."""
+def fleet(store, staff_login):  # noqa: F811
+    """Two checkpoints; pass 1 shows at both 40 s apart, pass 2 at both 10 minutes apart.
+    The client is signed in as a viewer."""
     app = create_app(store, time_token=fake_time_token, now=lambda: NOW,
                      settings=Settings(sharing_window_s=120, recent_per_device=3))
-    c = app.test_client()
+    c = staff_login(app.test_client(), store)
     north, south = FakeDevice("gate-north"), FakeDevice("gate-south")
     enrol(c, store, north)
     enrol(c, store, south)
@@ -131,9 +143,9 @@ def test_fmt_offset(seconds, text):
     assert fmt_offset(seconds) == text
 
 
-def test_clock_far_off_is_highlighted(store):  # noqa: F811
+def test_clock_far_off_is_highlighted(store, staff_login):  # noqa: F811
     app = create_app(store, time_token=None, now=lambda: NOW)
-    c = app.test_client()
+    c = staff_login(app.test_client(), store)
     dev = FakeDevice("gate-late")
     enrol(c, store, dev)
     # A clock 3 h off is outside the fresh window: only the echoed challenge makes the

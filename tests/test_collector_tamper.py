@@ -11,7 +11,16 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector_support import T0, FakeDevice, fake_time_token, pg_cluster, store  # noqa: F401
+from collector_support import (  # noqa: F401
+    T0,
+    FakeDevice,
+    add_staff,
+    cheap_argon2,
+    fake_time_token,
+    pg_cluster,
+    sign_in,
+    store,
+)
 from passgate.journal.schema import ZERO_CHAIN, chain_of, verify_chain
 from passgate_collector.web import create_app
 
@@ -19,6 +28,8 @@ CBOR = {"Content-Type": "application/cbor"}
 # What schema 5 (the staff console) added, taken away again to make an older database.
 SCHEMA_6_UNDO = ("DROP INDEX scans_site_time", "DROP INDEX scans_device_time",
                  "ALTER TABLE scans DROP COLUMN site", "ALTER TABLE devices DROP COLUMN site")
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")  # page() signs in
 
 
 @pytest.fixture
@@ -41,7 +52,13 @@ def upload(app, body: bytes):
 
 
 def page(app) -> str:
-    r = app.test_client().get("/")
+    """The staff page as a signed-in viewer sees it (the page is behind the sign-in)."""
+    client = app.test_client()
+    store = app.extensions["passgate_auth"].store  # noqa: F811
+    if store.user("viewer") is None:
+        add_staff(store, "viewer")
+    assert sign_in(client, "viewer").status_code == 302
+    r = client.get("/")
     assert r.status_code == 200
     return r.get_data(as_text=True)
 

@@ -1,5 +1,5 @@
 """``passgate-collector``: serve the fleet API and staff page, make enrolment tokens, publish
-bundles, manage devices.
+bundles, manage devices and staff accounts (``user``, in ``cli_users``).
 
 Exit codes follow ``passgate``'s: 0 success, 1 a check failed, 2 usage or configuration error
 (one line on stderr). Every sub-command takes ``--db URL`` (default from the environment
@@ -23,6 +23,7 @@ from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
 
 from . import protocol
+from .cli_users import add_serve_options, add_user_commands, auth_options
 from .console import sitecli
 from .store import StoreError, open_store
 
@@ -72,7 +73,8 @@ def cmd_serve(args) -> int:
     hash_key = read_hash_key(Path(args.hash_key)) if args.hash_key else None
     app = create_app(store, time_token=signer, settings=settings, read_store=read_store,
                      console=ConsoleOptions(hash_key=hash_key,
-                                            sharing_window_s=args.sharing_window))
+                                            sharing_window_s=args.sharing_window),
+                     auth=auth_options(args))
     server = make_server(app, host=args.host, port=args.port, threads=args.threads,
                          max_body=args.max_body, connection_limit=args.connection_limit,
                          backlog=args.backlog, ident="passgate-collector")
@@ -206,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent ingests per process; more get 503 with Retry-After")
     s.add_argument("--hash-key", help="the fleet's pass-hash key (journal.key, 32 bytes): lets "
                    "the console search by pass text or photo")
+    add_serve_options(s)
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="one-time enrolment tokens").add_subparsers(
@@ -232,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("device", nargs="?")
     d.set_defaults(func=cmd_device)
     sitecli.add_parser(sub, with_db, _db)
+    add_user_commands(sub, with_db, _db)
     return p
 
 

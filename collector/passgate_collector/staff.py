@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import jinja2
 
+from .auth import signed_in
 from .store import SqlStore
 
 ALERT_LIMIT = 50  # tamper events listed one by one; every (device, kind) is summed up above
@@ -105,6 +106,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters.update(time=fmt_time, age=fmt_age, short=short_hash,
                        mstime=lambda ms: fmt_time(None if ms is None else ms / 1000))
+    env.globals["signed_in"] = signed_in  # the sign-out form; None outside a request
     return env
 
 

@@ -34,6 +34,7 @@ from werkzeug.exceptions import HTTPException
 from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
 
+from . import auth as staff_auth
 from . import liveness, protocol, staff
 from .bundles import DeltaCache
 from .console import ConsoleOptions, blueprint
@@ -89,14 +90,16 @@ def create_app(
     read_store: SqlStore | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     console: ConsoleOptions | None = None,
+    auth: staff_auth.AuthOptions | None = None,
 ) -> Flask:
     """Build the application. ``time_token(now, device_id, nonce)`` returns signed time-token
     bytes (None: the collector has no time key and sends no ``Passgate-Time`` header, which is
     logged once at start). ``read_store``: where the staff page reads (a replica), else
-    ``store``."""
+    ``store``. ``auth``: staff sessions and sign-in limits (``auth.AuthOptions``)."""
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    staff_auth.init_app(app, store, now=now, options=auth)  # no console route without a session
     deltas = DeltaCache()
     if time_token is None:
         log.warning("no time key: responses carry no signed time; devices cannot raise the floor")

@@ -45,7 +45,7 @@ CSV_COLUMNS = ("time_utc", "checkpoint", "site", "zone", "seq", "verdict", "reas
 
 def who() -> str:
     """The acknowledging user: whatever the sign-in layer put in ``g.user`` or the session."""
-    user = g.get("user") or session.get("user")
+    user = g.get("staff") or g.get("user") or session.get("user")  # g.staff: auth/gate.py
     name = getattr(user, "name", None) or getattr(user, "username", None) or user
     return str(name)[:64] if name else "anonymous"
 

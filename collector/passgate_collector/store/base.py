@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import StoreError
 from . import schema
+from .accounts import Accounts
 from .console import ConsoleQueries, log_health
 from .reports import SCAN_COLS, UNSIGNED_ALERTS, Reports, scan_dict
 
@@ -204,10 +205,10 @@ class Tx:
         return True
 
 
-class SqlStore(Reports, ConsoleQueries):
+class SqlStore(Reports, ConsoleQueries, Accounts):
     """The storage interface. Subclasses set ``kind``, ``types`` and ``_connect``; the staff
     page's read-only queries come from :class:`~.reports.Reports`, the console's from
-    :class:`~.console.ConsoleQueries`."""
+    :class:`~.console.ConsoleQueries`, staff accounts from :class:`~.accounts.Accounts`."""
 
     kind = "sql"
     types: dict[str, str] = {}

@@ -5,6 +5,12 @@ INTEGER PRIMARY KEY; PostgreSQL: BYTEA / BIGINT / an identity column). Times the
 makes are POSIX seconds; scan times are the device's POSIX milliseconds (``t_ms``), exactly
 as chained. ``flags`` is stored as the journal does: space-separated, sorted.
 
+Staff accounts (``staff_users``, ``login_failures``; ``store/accounts.py``) are new tables
+only, made by ``CREATE ... IF NOT EXISTS``: they need no migration step. ``pw_hash`` is an
+argon2id hash, ``epoch`` a random value changed with the password, the second factor or the
+role (sessions carry it, so a change signs them out), ``login_failures.key_hash`` a SHA-256 of
+"account:NAME" or "address:IP" (no typed name or address is stored in clear).
+
 A database made by an older collector is brought up to date by ``MIGRATIONS`` (run once, in
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
@@ -121,6 +127,20 @@ CREATE TABLE IF NOT EXISTS bundles (
     sha256 TEXT NOT NULL,
     published_at {big} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS staff_users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    pw_hash TEXT NOT NULL,
+    totp_secret TEXT,
+    totp_last_step {big},
+    epoch TEXT NOT NULL,
+    created_at {big} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_failures (
+    key_hash {blob} NOT NULL,
+    at {big} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key_hash, at);
 """
 
 SQLITE_TYPES = {"blob": "BLOB", "big": "INTEGER", "serial": "INTEGER PRIMARY KEY"}
