@@ -15,7 +15,9 @@ chain on top of the installed bundle. Printed: the bytes a device downloads that
 chain vs the full bundle it would otherwise fetch), and the CPU time to apply the chain beside
 the full install's (the anchor), with the ratios.
 
-Nothing is asserted; the figures go in docs/trust.md.
+Every stage prints its CPU time (the child's ``process_time``) beside its wall time, and the
+head line names the machine (``bench/measure.py``). Nothing is asserted; the figures go in
+docs/trust.md.
 """
 
 from __future__ import annotations
@@ -189,6 +191,10 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="pg-bundle-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import measure
+
+        print(measure.machine_line())
         print(
             f"bundle with {args.revoked:,} revoked ids and {args.issuers} issuer keys, 2-of-3 roots"
         )
@@ -198,10 +204,12 @@ def main() -> None:
                 print(f"  {'setup (files)':14s} {f['setup_s']:7.2f} s")
                 continue
             extra = {
-                k: v for k, v in f.items() if k not in ("seconds", "peak_rss_mb", "baseline_mb")
+                k: v for k, v in f.items()
+                if k not in ("seconds", "cpu_s", "peak_rss_mb", "baseline_mb")
             }
             print(
-                f"  {name:14s} {f['seconds']:7.2f} s   peak RSS {f['peak_rss_mb']:6.1f} MB "
+                f"  {name:14s} {f.get('cpu_s', 0.0):7.2f} s CPU ({f['seconds']:.2f} s wall)"
+                f"   peak RSS {f['peak_rss_mb']:6.1f} MB "
                 f"(+{f['peak_rss_mb'] - f['baseline_mb']:5.1f} over imports)   {extra}"
             )
         report_day(dict(figures), args.per_day, args.deltas)

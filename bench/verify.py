@@ -1,15 +1,16 @@
 """Benchmark the offline verifier and the revocation list. Prints figures, asserts nothing.
 
-    .venv/bin/python bench/verify.py [--passes N] [--rounds N] [--revoked N] [--pin] [--profile]
+    .venv/bin/python bench/verify.py [--passes N] [--repeats N] [--revoked N] [--profile]
 
-- verifications per second of ``Verifier.check`` on one core (one thread; ``--pin`` also
-  pins the process to one CPU), over distinct valid passes, best of ``--rounds``;
-- the same loop's Ed25519 signature checks alone, so the non-crypto part is visible;
+Measured by CPU time of this thread (wall time beside it), ``--repeats`` interleaved rounds
+over ``--passes`` distinct valid passes, medians with their spread (``bench/measure.py``):
+
+- ``Verifier.check`` per pass, beside its anchor measured in the same run: the bare libsodium
+  (PyNaCl ``crypto_sign_open``, what ``VerifyKey.verify`` calls) Ed25519 verify of the same
+  bytes, and the ratio (aim: >= 10,000 checks/s and <= 1.5x the bare verify);
 - revocation list at ``--revoked`` entries: build time, lookup time (hits and misses), the
-  array's bytes and the process RSS growth;
+  array's bytes and the process RSS growth, then ``check`` again with that list in the store;
 - with ``--profile``, the top functions of ``check`` by own time (cProfile).
-
-The machine is shared, so figures vary run to run by 10-20%; compare best-of-N rounds.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import hashlib
 import os
 import pstats
 import random
+import sys
 import time
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.bindings import crypto_sign_open
 
 from passgate.issuing.issuer import Issuer
 from passgate.passes.format import parse_text
@@ -32,18 +36,12 @@ from passgate.passes.revocation import RevocationList
 from passgate.passes.truststore import IssuerKey, TrustStore
 from passgate.passes.verify import Verifier
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import measure  # noqa: E402
+
 NOW = 1_767_261_600  # 2026-01-01T10:00:00Z
 ZONES = ["gate-1", "gate-2", "lobby", "garage"]
 PURPOSES = [("shopping", 3 * 3600), ("dog_walk", 3600), ("trash", 1800), ("doctor", 3 * 3600)]
-
-
-def pin_one_core() -> str:
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    except (AttributeError, OSError):
-        return "not pinned (no sched_setaffinity)"
 
 
 def rss_bytes() -> int:
@@ -76,22 +74,6 @@ def make_passes(n: int) -> tuple[list[str], TrustStore]:
     return texts, trust
 
 
-def best_rates(fns: list, rounds: int) -> list[float]:
-    """Best seconds per call of each ``fn`` (which returns its call count) over ``rounds``.
-
-    The functions take turns within each round, so a burst of load from other processes on
-    this shared machine hits all of them alike, and the best round of each is reported.
-    """
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            gc.collect()
-            t0 = time.perf_counter()
-            calls = fn()
-            best[i] = min(best[i], (time.perf_counter() - t0) / calls)
-    return best
-
-
 def bench_verify(texts: list[str], trust: TrustStore, rounds: int, profile: bool,
                  label: str = "") -> None:
     verifier = Verifier(trust)
@@ -107,23 +89,23 @@ def bench_verify(texts: list[str], trust: TrustStore, rounds: int, profile: bool
             check(text, NOW, zone)
         return len(texts)
 
-    key = trust.keys[0]
+    raw = trust.keys[0].raw
     signed = [(s.to_be_signed, s.signature) for s in map(parse_text, texts)]
 
-    def run_crypto() -> int:
-        verifies = key.verifies
+    def run_bare() -> int:
+        # The anchor: what PyNaCl's VerifyKey.verify does, without the object around it.
         for message, signature in signed:
-            verifies(message, signature)
+            crypto_sign_open(signature + message, raw)
         return len(signed)
 
-    per_check, per_sig = best_rates([run_check, run_crypto], rounds)
-    print(f"verify{label}: {len(texts)} distinct passes, {rounds} rounds, best round")
-    rate = 1 / per_check
-    print(f"  Verifier.check          {per_check * 1e6:7.1f} us  -> {rate:8,.0f} verifications/s")
-    print(f"  Ed25519 verify alone    {per_sig * 1e6:7.1f} us  -> {1 / per_sig:8,.0f} /s")
-    print(f"  everything else         {(per_check - per_sig) * 1e6:7.1f} us per check")
-    print(f"  (aim: >= 10,000/s, i.e. <= 100 us per check, of which the signature alone "
-          f"takes {per_sig * 1e6:.0f})")
+    got = measure.repeat({"Verifier.check": run_check, "bare libsodium verify": run_bare},
+                         rounds)
+    check, bare = got["Verifier.check"], got["bare libsodium verify"]
+    print(f"verify{label}: {len(texts)} distinct passes, {rounds} rounds, CPU of one thread")
+    print(check.line(anchor=bare) + f"  -> {measure.rate(check)}")
+    print(bare.line() + f"  -> {measure.rate(bare)}")
+    print(f"  everything but the signature       {(check.median - bare.median) * 1e6:9.2f} us"
+          f" per check (aim: >= 10,000/s and <= 1.50x the bare verify)")
     if profile:
         prof = cProfile.Profile()
         prof.runcall(run_check)
@@ -142,9 +124,9 @@ def bench_revocation(n: int, lookups: int = 200_000) -> RevocationList:
     ids = [rng.randbytes(12) for _ in range(n)]
     gc.collect()
     before = rss_bytes()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     revoked = RevocationList.from_pass_ids(ids)
-    built = time.perf_counter() - t0
+    built = time.process_time() - t0
     gc.collect()
     grown = rss_bytes() - before
     trimmed = malloc_trim() and rss_bytes() - before
@@ -158,11 +140,12 @@ def bench_revocation(n: int, lookups: int = 200_000) -> RevocationList:
             found += pass_id in revoked
         return len(sample)
 
-    per_hit, per_miss = best_rates([lambda: run(hits), lambda: run(misses)], 3)
+    got = measure.repeat({"hit": lambda: run(hits), "miss": lambda: run(misses)}, 3)
+    per_hit, per_miss = got["hit"].median, got["miss"].median
     print(f"revocation list: {len(revoked):,} entries")
-    print(f"  build from pass ids     {built:7.2f} s")
-    print(f"  lookup, revoked id      {per_hit * 1e6:7.2f} us")
-    print(f"  lookup, other id        {per_miss * 1e6:7.2f} us")
+    print(f"  build from pass ids     {built:7.2f} s CPU")
+    print(f"  lookup, revoked id      {per_hit * 1e6:7.2f} us CPU (median of 3)")
+    print(f"  lookup, other id        {per_miss * 1e6:7.2f} us CPU")
     print(f"  array                   {revoked.nbytes / 1e6:7.1f} MB")
     print(f"  process RSS growth      {grown / 1e6:7.1f} MB (build temporaries freed)")
     if trimmed:
@@ -175,17 +158,17 @@ def bench_revocation(n: int, lookups: int = 200_000) -> RevocationList:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passes", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--revoked", type=int, default=1_000_000)
-    ap.add_argument("--pin", action="store_true", help="pin to one CPU (sched_setaffinity)")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    print(f"passgate bench/verify.py: one thread, {pin_one_core() if args.pin else 'not pinned'}")
+    print("passgate bench/verify.py: one thread, CPU time")
+    print(measure.machine_line())
     texts, trust = make_passes(args.passes)
-    bench_verify(texts, trust, args.rounds, args.profile)
+    bench_verify(texts, trust, args.repeats, args.profile)
     if args.revoked:
         trust.revoked = bench_revocation(args.revoked)
-        bench_verify(texts, trust, args.rounds, False,
+        bench_verify(texts, trust, args.repeats, False,
                      f" with {len(trust.revoked):,} revoked ids in the store")
 
 

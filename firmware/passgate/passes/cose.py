@@ -30,12 +30,13 @@ anything else, floats and tags included, is malformed. ``tests/test_cose.py`` ch
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 import cbor2
 
 from passgate.errors import PassFormatError
+from passgate.passes.wire import read_sign1
 
 TAG_SIGN1 = 18
 HDR_ALG = 1
@@ -214,10 +215,13 @@ class Sign1:
     kid: bytes
     payload: bytes
     signature: bytes
+    # The ToBeSigned bytes when the reader already cut them from the input (wire.py); a
+    # cache of sig_structure(protected, payload), so not part of equality.
+    tbs: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def to_be_signed(self) -> bytes:
-        return sig_structure(self.protected, self.payload)
+        return self.tbs if self.tbs is not None else sig_structure(self.protected, self.payload)
 
 
 _SIGN1_HEAD = b"\xd2\x84"  # tag 18, array of 4
@@ -229,6 +233,15 @@ _PLAIN_PROTECTED_LEN = len(_PLAIN_PROTECTED) + KID_LEN
 
 def decode_sign1(data: bytes) -> Sign1:
     """Parse a passgate COSE_Sign1 or raise :class:`PassFormatError` saying why."""
+    fixed = read_sign1(data) if type(data) is bytes else None
+    if fixed is not None:  # the layout every issuer writes, read without cbor2 (wire.py)
+        return Sign1(*fixed)
+    return decode_sign1_general(data)
+
+
+def decode_sign1_general(data: bytes) -> Sign1:
+    """:func:`decode_sign1` through cbor2, for any input: the reference the fast reader
+    (``wire.read_sign1``) must agree with, and the path that names every refusal."""
     obj = loads(data, "COSE")
     if type(obj) is not cbor2.CBORTag or obj.tag != TAG_SIGN1:
         raise malformed("not a tagged COSE_Sign1 (CBOR tag 18)")

@@ -49,6 +49,7 @@ from passgate.passes.cose import (
     not_deterministic,
     unsupported,
 )
+from passgate.passes.wire import read_claims
 
 PREFIX = "PG1:"
 MAX_TEXT = 1024  # characters; checked before any decoding
@@ -193,7 +194,20 @@ def parse_claims(payload: bytes) -> Claims:
 
     Strictness: after every field is checked, ``payload`` must be exactly
     :func:`claims_cbor` of the result, the one deterministic encoding of those claims.
+    The layout every issuer writes is read by :func:`passgate.passes.wire.read_claims`,
+    which only accepts that one encoding; anything else takes the general path below.
     """
+    fields = read_claims(payload) if type(payload) is bytes else None
+    if fields is not None:
+        claims = Claims(*fields)
+        claims.validate()
+        return claims
+    return parse_claims_general(payload)
+
+
+def parse_claims_general(payload: bytes) -> Claims:
+    """:func:`parse_claims` through cbor2, for any input: the reference the fast reader
+    (``wire.read_claims``) must agree with, and the path that names every refusal."""
     obj = loads(payload, "claims")
     if type(obj) is not dict:
         raise malformed("claims must be a map")

@@ -1,0 +1,40 @@
+"""Each benchmark runs at tiny sizes and prints its figure beside its anchor (bench/measure.py).
+
+Times are never asserted: only that the bench runs, names the machine and prints the ratio
+to the anchor it must measure in the same run (issue 15).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CASES = {
+    "verify.py": (["--passes", "20", "--repeats", "2", "--revoked", "1000"],
+                  "x bare libsodium verify"),
+    "journal.py": (["--rows", "5", "--repeats", "2"], "x bare insert+commit"),
+    "batch.py": (["--passes", "8", "--repeats", "1"], "x bare Ed25519 sign"),
+    "startup.py": (["--repeats", "1"], "cold / warm ="),
+    "memory.py": (["--revoked", "1000", "--issuers", "2", "--seconds", "0.2"],
+                  "x the anchor"),
+    "pipeline.py": (["--sizes", "640x480", "--seconds", "0.2", "--scans", "4"],
+                    "x bare zxing-cpp, empty frame"),
+}
+
+
+@pytest.mark.parametrize("bench", sorted(CASES))
+def test_bench_runs_tiny_and_prints_its_anchor(bench: str) -> None:
+    args, anchor = CASES[bench]
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "firmware"), str(ROOT / "collector")])}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / bench), *args], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "machine: " in out.stdout
+    assert anchor in out.stdout, out.stdout
