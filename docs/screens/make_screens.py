@@ -40,8 +40,8 @@ from passgate.hardware.display import (
     trust_data_old,
     verdict_screen,
 )
-from passgate.passes.purposes import PurposeTable
 from passgate.hardware.display.screens import localised
+from passgate.passes.purposes import PurposeTable
 from passgate.passes.verdict import NO_TRUST_DATA, Reason, Result, Verdict
 from passgate.util.i18n import LANGUAGES, language
 
@@ -85,7 +85,8 @@ def screens(lang: str = "en") -> dict[str, object]:
         # waiting
         "idle": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0, lang=tr),
         "idle-offline": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412, lang=tr),
-        "idle-clock-backwards": idle_screen(T, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3, lang=tr),
+        "idle-clock-backwards": idle_screen(
+            T, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3, lang=tr),
         # verdicts
         "accepted": verdict_screen(accept, T, purposes, lang=tr),
         "accepted-hint": verdict_screen(hinted, T, purposes, lang=tr),
@@ -100,7 +101,8 @@ def screens(lang: str = "en") -> dict[str, object]:
         "denied-unreadable": verdict_screen(_deny(Reason.MALFORMED), T, lang=tr),
         "denied-clock-untrusted": verdict_screen(_deny(Reason.CLOCK_UNTRUSTED), T, lang=tr),
         "denied-trust-stale": verdict_screen(_deny(Reason.TRUST_STALE), T, lang=tr),
-        "denied-no-trust-data": verdict_screen(_deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T, lang=tr),
+        "denied-no-trust-data": verdict_screen(
+            _deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T, lang=tr),
         "denied-not-recorded": verdict_screen(_deny(Reason.JOURNAL_FAULT), T, lang=tr),
         # faults (as the daemon raises them)
         "fault-camera": camera_fault(),

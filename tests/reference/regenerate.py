@@ -41,8 +41,8 @@ from passgate.hardware.display import (
     trust_data_old,
     verdict_screen,
 )
-from passgate.passes.purposes import PurposeTable
 from passgate.hardware.display.screens import localised
+from passgate.passes.purposes import PurposeTable
 from passgate.passes.verdict import NO_TRUST_DATA, Reason, Result, Verdict
 from passgate.util.i18n import LANGUAGES, language
 

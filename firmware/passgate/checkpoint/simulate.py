@@ -46,7 +46,7 @@ from passgate.hardware.signals.gpio import make_pin_factory
 from passgate.issuing.issuer import Issuer
 from passgate.passes.keys import new_keypair
 from passgate.passes.purposes import PurposeTable
-from passgate.util.i18n import ENGLISH, Language, N_, duration, language
+from passgate.util.i18n import ENGLISH, N_, Language, duration, language
 
 log = logging.getLogger(__name__)
 

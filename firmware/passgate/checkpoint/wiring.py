@@ -46,11 +46,11 @@ from passgate.hardware.decode import Decoder, make_decoder
 from passgate.hardware.display import Display
 from passgate.hardware.display.screens import Connectivity
 from passgate.hardware.display.term import TerminalView
-from passgate.util.i18n import language
 from passgate.hardware.signals.retry import RetryingSignals
 from passgate.journal.journal import Journal
 from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState, state_path
 from passgate.passes.truststore import TrustStore
+from passgate.util.i18n import language
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 from passgate.errors import TrustError
 from passgate.util.timefmt import parse_duration

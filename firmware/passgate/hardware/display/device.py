@@ -44,7 +44,8 @@ def valid_timezone(value: Any) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{name!r} is not a time zone this system knows (Europe/Moscow)")
+        msg = f"{name!r} is not a time zone this system knows (like Europe/Moscow)"
+        raise ConfigError(msg) from None
     return name
 
 

@@ -25,7 +25,6 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 import passgate
-
 from passgate.clock.clock import ClockState
 from passgate.errors import HardwareError
 from passgate.hardware.display.screens import (

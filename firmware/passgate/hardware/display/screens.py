@@ -26,7 +26,7 @@ from datetime import UTC, datetime, tzinfo
 from passgate.clock.clock import ClockState
 from passgate.passes.purposes import PurposeTable
 from passgate.passes.verdict import NO_TRUST_DATA, Reason, Verdict
-from passgate.util.i18n import ENGLISH, Language, N_, span
+from passgate.util.i18n import ENGLISH, N_, Language, span
 
 
 class Connectivity(enum.Enum):
