@@ -10,6 +10,9 @@ the pictures cannot drift from the firmware. After a deliberate change to a scre
 
     .venv/bin/python docs/screens/make_screens.py          # rewrite the PNGs
     .venv/bin/python docs/screens/make_screens.py --check  # only list what differs (exit 1)
+
+English pictures are here (docs/technician.md shows them); the same screens in Russian and
+Tatar, as ``[display] language`` draws them, are in ``ru/`` (docs/ru/technician.md) and ``tt/``.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from passgate.hardware.display import (
     trust_data_old,
     verdict_screen,
 )
+from passgate.hardware.display.screens import localised
 from passgate.passes.purposes import PurposeTable
 from passgate.passes.verdict import NO_TRUST_DATA, Reason, Result, Verdict
+from passgate.util.i18n import LANGUAGES, language
 
 HERE = Path(__file__).resolve().parent
 SCALE = 4
@@ -56,14 +61,20 @@ def _deny(reason: Reason, **kw) -> Verdict:
     return Verdict(Result.DENY, reason, T, **kw)
 
 
-def screens() -> dict[str, object]:
-    """File name (without .png) -> screen, in the order the document shows them."""
+def folder(lang: str) -> Path:
+    return HERE if lang == "en" else HERE / lang
+
+
+def screens(lang: str = "en") -> dict[str, object]:
+    """File name (without .png) -> screen, in the order the document shows them, in ``lang``
+    (screens the firmware builds in English are translated as the display policy does)."""
+    tr = language(lang)
     purposes = PurposeTable.default()
     accept = Verdict(Result.ACCEPT, Reason.VALID, T, remaining_s=2 * 3600 + 13 * 60,
                      purpose="shopping", not_before=T - 600, expires=T + 2 * 3600 + 13 * 60)
     hinted = Verdict(Result.ACCEPT, Reason.VALID, T, remaining_s=6 * 3600, purpose="work",
                      hint="A.B. 1985", expires=T + 6 * 3600)
-    return {
+    shown = {
         # first boot
         "provisioned": MessageScreen("Provisioned", "gate-north-1 zone north key 1a2b3c4d"),
         "already-set-up": MessageScreen("Already set up", "gate-north-1 zone north key "
@@ -74,30 +85,32 @@ def screens() -> dict[str, object]:
                                       "left on device"),
         "not-set-up": not_set_up_screen("gate-north-1"),
         # waiting
-        "idle": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0),
-        "idle-offline": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412),
-        "idle-clock-backwards": idle_screen(T, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3),
+        "idle": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0, lang=tr),
+        "idle-offline": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412, lang=tr),
+        "idle-clock-backwards": idle_screen(
+            T, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3, lang=tr),
         # verdicts
-        "accepted": verdict_screen(accept, T, purposes),
-        "accepted-hint": verdict_screen(hinted, T, purposes),
-        "denied-expired": verdict_screen(_deny(Reason.EXPIRED, expires=T - 14 * 60), T),
+        "accepted": verdict_screen(accept, T, purposes, lang=tr),
+        "accepted-hint": verdict_screen(hinted, T, purposes, lang=tr),
+        "denied-expired": verdict_screen(_deny(Reason.EXPIRED, expires=T - 14 * 60), T, lang=tr),
         "denied-not-yet-valid": verdict_screen(
-            _deny(Reason.NOT_YET_VALID, not_before=T + 2 * 3600 + 5 * 60), T),
-        "denied-wrong-zone": verdict_screen(_deny(Reason.WRONG_ZONE), T),
-        "denied-already-used": verdict_screen(_deny(Reason.ALREADY_USED), T),
-        "denied-unknown-issuer": verdict_screen(_deny(Reason.UNKNOWN_KEY), T),
-        "denied-invalid-signature": verdict_screen(_deny(Reason.BAD_SIGNATURE), T),
-        "denied-revoked": verdict_screen(_deny(Reason.REVOKED), T),
-        "denied-unreadable": verdict_screen(_deny(Reason.MALFORMED), T),
-        "denied-clock-untrusted": verdict_screen(_deny(Reason.CLOCK_UNTRUSTED), T),
-        "denied-trust-stale": verdict_screen(_deny(Reason.TRUST_STALE), T),
-        "denied-no-trust-data": verdict_screen(_deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T),
-        "denied-not-recorded": verdict_screen(_deny(Reason.JOURNAL_FAULT), T),
+            _deny(Reason.NOT_YET_VALID, not_before=T + 2 * 3600 + 5 * 60), T, lang=tr),
+        "denied-wrong-zone": verdict_screen(_deny(Reason.WRONG_ZONE), T, lang=tr),
+        "denied-already-used": verdict_screen(_deny(Reason.ALREADY_USED), T, lang=tr),
+        "denied-unknown-issuer": verdict_screen(_deny(Reason.UNKNOWN_KEY), T, lang=tr),
+        "denied-invalid-signature": verdict_screen(_deny(Reason.BAD_SIGNATURE), T, lang=tr),
+        "denied-revoked": verdict_screen(_deny(Reason.REVOKED), T, lang=tr),
+        "denied-unreadable": verdict_screen(_deny(Reason.MALFORMED), T, lang=tr),
+        "denied-clock-untrusted": verdict_screen(_deny(Reason.CLOCK_UNTRUSTED), T, lang=tr),
+        "denied-trust-stale": verdict_screen(_deny(Reason.TRUST_STALE), T, lang=tr),
+        "denied-no-trust-data": verdict_screen(
+            _deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T, lang=tr),
+        "denied-not-recorded": verdict_screen(_deny(Reason.JOURNAL_FAULT), T, lang=tr),
         # faults (as the daemon raises them)
         "fault-camera": camera_fault(),
         "fault-clock-not-set": clock_not_set(),
         "fault-no-trust-data": no_trust_data(),
-        "fault-trust-data-old": trust_data_old(3 * 86400 + 7200, "passes refused"),
+        "fault-trust-data-old": trust_data_old(3 * 86400 + 7200, "passes refused", tr),
         "fault-trust-data-expired": FaultScreen("trust data expired", "passes refused"),
         "fault-journal": journal_fault(),
         "fault-gpio": gpio_fault(),
@@ -109,6 +122,7 @@ def screens() -> dict[str, object]:
         "selftest-pattern-1": TestPatternScreen(1),
         "selftest-message": MessageScreen("selftest", "display ok; results on the terminal"),
     }
+    return {name: localised(screen, tr) for name, screen in shown.items()}
 
 
 def picture(screen: object) -> Image.Image:
@@ -124,24 +138,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only list pictures that differ")
     args = parser.parse_args(argv)
-    wanted = screens()
-    changed = 0
-    for name, screen in wanted.items():
-        path = HERE / f"{name}.png"
-        image = picture(screen)
-        old = Image.open(path).convert("L") if path.exists() else None
-        if old is not None and old.size == image.size and old.tobytes() == image.tobytes():
-            continue
-        changed += 1
-        print(("differs: " if args.check else "wrote: ") + path.name)
-        if not args.check:
-            image.save(path, format="PNG", optimize=True)
-    # console-*.png are the collector console's, taken by tests/test_collector_console_browser.py.
-    extra = sorted(p.name for p in HERE.glob("*.png")
-                   if p.stem not in wanted and not p.name.startswith("console-"))
+    changed = total = 0
+    extra: list[str] = []
+    for lang in LANGUAGES:
+        wanted = screens(lang)
+        where = folder(lang)
+        where.mkdir(exist_ok=True)
+        for name, screen in wanted.items():
+            total += 1
+            path = where / f"{name}.png"
+            image = picture(screen)
+            old = Image.open(path).convert("L") if path.exists() else None
+            if old is not None and old.size == image.size and old.tobytes() == image.tobytes():
+                continue
+            changed += 1
+            print(("differs: " if args.check else "wrote: ") + str(path.relative_to(HERE)))
+            if not args.check:
+                image.save(path, format="PNG", optimize=True)
+        # console-*.png are the collector console's, taken by
+        # tests/test_collector_console_browser.py.
+        extra += sorted(str(p.relative_to(HERE)) for p in where.glob("*.png")
+                        if p.stem not in wanted and not p.name.startswith("console-"))
     for name in extra:
         print(f"not made by this script: {name}")
-    print(f"{changed} of {len(wanted)} pictures {'differ' if args.check else 'rewritten'}")
+    print(f"{changed} of {total} pictures {'differ' if args.check else 'rewritten'}")
     return 1 if args.check and (changed or extra) else 0
 
 

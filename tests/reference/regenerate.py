@@ -3,6 +3,8 @@
 
 ``tests/test_display.py`` renders each case in :data:`CASES` and compares it pixel by pixel
 with ``tests/reference/<name>.png``; on a mismatch it writes ``<name>.actual.png`` beside it.
+``tests/test_i18n.py`` does the same for every other language, with the same cases built in
+that language, against ``tests/reference/<lang>/<name>.png``.
 After a deliberate change to a screen, look at the ``.actual.png`` files, then run::
 
     .venv/bin/python tests/reference/regenerate.py          # rewrite all references
@@ -39,8 +41,10 @@ from passgate.hardware.display import (
     trust_data_old,
     verdict_screen,
 )
+from passgate.hardware.display.screens import localised
 from passgate.passes.purposes import PurposeTable
 from passgate.passes.verdict import NO_TRUST_DATA, Reason, Result, Verdict
+from passgate.util.i18n import LANGUAGES, language
 
 HERE = Path(__file__).resolve().parent
 T = 1_775_052_300  # 2026-04-01 14:05:00 UTC
@@ -50,41 +54,62 @@ def _deny(reason: Reason, **kw) -> Verdict:
     return Verdict(Result.DENY, reason, T, **kw)
 
 
-def cases() -> dict[str, object]:
-    """Name -> screen for every reference image."""
+def folder(lang: str) -> Path:
+    """Where a language's references are: English here, the others in ``<lang>/``."""
+    return HERE if lang == "en" else HERE / lang
+
+
+def cases(lang: str = "en") -> dict[str, object]:
+    """Name -> screen for every reference image, in language ``lang``."""
+    tr = language(lang)
     purposes = PurposeTable.default()
     accept = Verdict(
         Result.ACCEPT, Reason.VALID, T, remaining_s=2 * 3600 + 13 * 60, purpose="shopping",
         not_before=T - 600, expires=T + 2 * 3600 + 13 * 60,
     )
     out: dict[str, object] = {
-        "idle_trusted_online": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0),
-        "idle_floor_offline_pending": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412),
-        "idle_backwards_unknown": idle_screen(
-            T + 59, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3
+        "idle_trusted_online": idle_screen(
+            T, ClockState.TRUSTED, Connectivity.ONLINE, 0, lang=tr
         ),
-        "accepted": verdict_screen(accept, T, purposes),
+        "idle_floor_offline_pending": idle_screen(
+            T, ClockState.FLOOR, Connectivity.OFFLINE, 412, lang=tr
+        ),
+        "idle_backwards_unknown": idle_screen(
+            T + 59, ClockState.BACKWARDS, Connectivity.UNKNOWN, 3, lang=tr
+        ),
+        "accepted": verdict_screen(accept, T, purposes, lang=tr),
         "accepted_hint_seconds": verdict_screen(
             Verdict(Result.ACCEPT, Reason.VALID, T, remaining_s=45, purpose="passport",
                     hint="A.B. 1985", expires=T + 45),
-            T, purposes,
+            T, purposes, lang=tr,
         ),
-        "accepted_no_validity": AcceptedScreen("Work"),
-        "denied_expired": verdict_screen(_deny(Reason.EXPIRED, expires=T - 14 * 60), T),
+        "accepted_no_validity": AcceptedScreen(
+            purposes.label("work", lang), valid_word=tr.gettext("VALID")
+        ),
+        "denied_expired": verdict_screen(_deny(Reason.EXPIRED, expires=T - 14 * 60), T, lang=tr),
         "denied_not_yet_valid": verdict_screen(
-            _deny(Reason.NOT_YET_VALID, not_before=T + 2 * 3600 + 5 * 60), T
+            _deny(Reason.NOT_YET_VALID, not_before=T + 2 * 3600 + 5 * 60), T, lang=tr
+        ),
+        # a holder hint in Cyrillic (the pass spec's name class allows any script's letters)
+        "accepted_hint_cyrillic": verdict_screen(
+            Verdict(Result.ACCEPT, Reason.VALID, T, remaining_s=50 * 60, purpose="moving",
+                    hint="АБ1234 Әлфия Җ.", expires=T + 50 * 60),
+            T, purposes, lang=tr,
         ),
     }
     relative = {Reason.VALID, Reason.EXPIRED, Reason.NOT_YET_VALID}
     for reason in Reason:
         if reason not in relative:
-            out[f"denied_{reason.value}"] = verdict_screen(_deny(reason), T)
-    out["denied_no_trust_data"] = verdict_screen(_deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T)
-    out.update({
+            out[f"denied_{reason.value}"] = verdict_screen(_deny(reason), T, lang=tr)
+    out["denied_no_trust_data"] = verdict_screen(
+        _deny(Reason.TRUST_STALE, detail=NO_TRUST_DATA), T, lang=tr
+    )
+    fixed: dict[str, object] = {
         "fault_camera": camera_fault(),
         "fault_clock_not_set": clock_not_set(),
         "fault_no_trust_data": no_trust_data(),
-        "fault_trust_data_old": trust_data_old(3 * 86400 + 7200),
+        "fault_trust_data_old": trust_data_old(3 * 86400 + 7200, lang=tr),
+        "fault_trust_data_old_hours": trust_data_old(2 * 3600 + 60, "passes refused", tr),
         "fault_journal": journal_fault(),
         "fault_gpio": gpio_fault(),
         "fault_long_text": FaultScreen(
@@ -97,7 +122,9 @@ def cases() -> dict[str, object]:
         "message_long_title": MessageScreen("provisioning failed", "no network: will retry"),
         "test_pattern_0": TestPatternScreen(0),
         "test_pattern_1": TestPatternScreen(1),
-    })
+    }
+    # built in English like the frame loop builds them, translated like the policy does
+    out.update({name: localised(screen, tr) for name, screen in fixed.items()})
     return out
 
 
@@ -105,18 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only list references that differ")
     args = parser.parse_args(argv)
-    changed = 0
-    for name, screen in cases().items():
-        path = HERE / f"{name}.png"
-        image = render(screen)
-        old = Image.open(path).convert("1") if path.exists() else None
-        if old is not None and old.size == image.size and old.tobytes() == image.tobytes():
-            continue
-        changed += 1
-        print(("differs: " if args.check else "wrote: ") + path.name)
-        if not args.check:
-            image.save(path, format="PNG")
-    print(f"{changed} of {len(cases())} reference images {'differ' if args.check else 'rewritten'}")
+    changed = total = 0
+    for lang in LANGUAGES:
+        for name, screen in cases(lang).items():
+            total += 1
+            path = folder(lang) / f"{name}.png"
+            image = render(screen)
+            old = Image.open(path).convert("1") if path.exists() else None
+            if old is not None and old.size == image.size and old.tobytes() == image.tobytes():
+                continue
+            changed += 1
+            print(("differs: " if args.check else "wrote: ") + str(path.relative_to(HERE)))
+            if not args.check:
+                path.parent.mkdir(exist_ok=True)
+                image.save(path, format="PNG")
+    print(f"{changed} of {total} reference images {'differ' if args.check else 'rewritten'}")
     return 1 if args.check and changed else 0
 
 

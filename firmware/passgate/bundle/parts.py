@@ -5,7 +5,8 @@
   text). An absent field means "not restricted", exactly as in the trust folder's TOML. The
   key id is not stored: it is always SHA-256(key)[:8], recomputed.
 - ``revoked``: the revocation list's packed form (sorted unique 16-byte digests).
-- ``policy``: CBOR map ``{"purposes": {id: {"code": uint, "label": text, "max_s": uint?}},
+- ``policy``: CBOR map ``{"purposes": {id: {"code": uint, "label": text, "max_s": uint?,
+  "names": {lang: text}?}},
   "zones": {zone: [purpose ids]}}``.
 - ``fleet``: :class:`~passgate.bundle.policy.FleetPolicy` as a CBOR map.
 - ``added`` (revocations bundles only): packed digests like ``revoked``; the verifier's list
@@ -26,7 +27,7 @@ from passgate.errors import KeyFileError, Refusal, TrustError
 from passgate.passes.cose import dumps
 from passgate.passes.format import _ZONE_RE
 from passgate.passes.purposes import _PURPOSE_ID_RE as _PURPOSE_RE
-from passgate.passes.purposes import MAX_CODE, Purpose, PurposeTable
+from passgate.passes.purposes import MAX_CODE, Purpose, PurposeTable, valid_names
 from passgate.passes.revocation import RevocationList
 from passgate.passes.truststore import IssuerKey, TrustStore
 
@@ -103,6 +104,8 @@ def encode_policy(purposes: PurposeTable, zone_purposes: Mapping[str, frozenset[
         entry: dict[str, Any] = {"code": p.code, "label": p.label}
         if p.max_s is not None:
             entry["max_s"] = p.max_s
+        if p.names:  # only when named: a bundle without names keeps its bytes
+            entry["names"] = dict(sorted(p.names.items()))
         table[p.id] = entry
     zones = {z: sorted(ps) for z, ps in zone_purposes.items()}
     return dumps({"purposes": table, "zones": zones})
@@ -121,7 +124,8 @@ def decode_policy(data: bytes) -> tuple[PurposeTable, dict[str, frozenset[str] |
             isinstance(pid, str)
             and _PURPOSE_RE.fullmatch(pid)
             and isinstance(spec, Mapping)
-            and set(spec) <= {"code", "label", "max_s"}
+            and set(spec) <= {"code", "label", "max_s", "names"}
+            and valid_names(spec.get("names", {}))
             and isinstance(spec.get("label"), str)
             and type(spec.get("code")) is int
             and 0 <= spec["code"] <= MAX_CODE
@@ -132,7 +136,8 @@ def decode_policy(data: bytes) -> tuple[PurposeTable, dict[str, frozenset[str] |
         )
         if not ok:
             raise refuse(Refusal.MALFORMED, f"bundle: purpose {pid!r}: bad entry")
-        purposes[pid] = Purpose(pid, spec["code"], spec["label"], spec.get("max_s"))
+        names = MappingProxyType(dict(spec.get("names", {})))
+        purposes[pid] = Purpose(pid, spec["code"], spec["label"], spec.get("max_s"), names)
     try:
         table = PurposeTable(purposes)
     except TrustError as exc:  # two purposes with one code

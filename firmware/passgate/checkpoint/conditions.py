@@ -117,7 +117,7 @@ class Conditions:
         stale_screen = (
             screens.FaultScreen("trust data expired", detail)
             if status.expired
-            else screens.trust_data_old(status.age_s, detail)
+            else screens.trust_data_old(status.age_s, detail, self.screens.lang)  # plurals
         )
         self.toggle("trust_stale", status.message if status.stale else "", stale_screen)
         clock_bad = not reading.trusted and view.policy.clock == DENY

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from passgate.checkpoint.conditions import Conditions
@@ -48,6 +49,7 @@ from passgate.hardware.display import screens
 from passgate.hardware.display.policy import DisplayPolicy
 from passgate.journal.schema import ScanRecord
 from passgate.passes.verdict import Reason, Verdict
+from passgate.util.i18n import ENGLISH, Language
 
 if TYPE_CHECKING:
     import numpy as np
@@ -126,6 +128,8 @@ class Checkpoint:
         nonce: Callable[[], bytes] = lambda: os.urandom(NONCE_LEN),
         on_scan: Callable[[Scan], None] | None = None,
         connectivity: Callable[[float], screens.Connectivity] | None = None,
+        lang: Language = ENGLISH,
+        tz: tzinfo | None = None,
     ) -> None:
         self.source, self.decoder, self.debouncer = source, decoder, debouncer
         self.trust, self.journal = trust, journal
@@ -137,7 +141,8 @@ class Checkpoint:
         self._wait = wait or self._stop.wait
         self.on_scan = on_scan
         self._connectivity = connectivity
-        self.screens = DisplayPolicy(hold_s=timing.verdict_hold_s, tz=None)
+        # lang, tz: [display] language and timezone (tz None: the system's local zone)
+        self.screens = DisplayPolicy(hold_s=timing.verdict_hold_s, tz=tz, lang=lang)
         self.faults = Conditions(self.screens)
         self.frames = 0
         self.scans = 0

@@ -12,6 +12,12 @@ another key), a revoked one, one for another zone, one from an unknown issuer, a
 one again (anti-passback: already used), with empty frames in between. The issuer key comes
 from ``keys/demo/`` when present, else it is generated once into ``STATE/keys/``; its public
 half and the revocation list form the trust folder ``STATE/trust/``.
+
+``--language ru`` (or ``tt``) sets ``[display] language``, so the OLED frames are Russian
+(Tatar), and prints the terminal's lines in it too: the verdict in words, the purpose's name
+and the validity left with the language's plural forms. English lines keep their fixed form
+(``ACCEPT shopping: 2h 50m left``, ``DENY   expired: ...``): the reason code and the
+verifier's English detail, which scripts and the guides quote.
 """
 
 from __future__ import annotations
@@ -35,10 +41,13 @@ from passgate.hardware.camera import Paced, SceneSource, SceneStep
 from passgate.hardware.camera.files import FolderSource, import_cv2
 from passgate.hardware.camera.webcam import WebcamSource
 from passgate.hardware.display import terminal_if_tty
+from passgate.hardware.display.screens import reason_words
 from passgate.hardware.signals.gpio import make_pin_factory
 from passgate.issuing.issuer import Issuer
 from passgate.passes.keys import new_keypair
+from passgate.passes.purposes import PurposeTable
 from passgate.util.atomicfile import write_atomic
+from passgate.util.i18n import ENGLISH, N_, Language, duration, language
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +92,7 @@ class Cast:
 
         def label(text: str) -> str:
             if text not in names:
-                return "a code not in the scene"
+                return N_("a code not in the scene")
             i = seen.get(text, 0)
             seen[text] = i + 1
             return names[text][i % len(names[text])]
@@ -132,13 +141,16 @@ def prepare(state: Path, now: float) -> Cast:
     valid = issuer.issue("shopping", [ZONE], t - 600, 3 * 3600, hint="A.B.")
     return Cast(
         (
-            ("valid pass", valid),
-            ("expired pass", issuer.issue("dog_walk", [ZONE], t - 2 * 3600, 3600)),
-            ("forged pass", forger.issue("work", [ZONE], t - 600, 8 * 3600)),
-            ("revoked pass", issuer.issue("doctor", [ZONE], t - 600, 3 * 3600, pass_id=revoked_id)),
-            ("pass for another zone", issuer.issue("work", ["lobby"], t - 600, 8 * 3600)),
-            ("unknown issuer", stranger.issue("work", [ZONE], t - 600, 8 * 3600)),
-            ("valid pass again", valid),
+            (N_("valid pass"), valid),
+            (N_("expired pass"), issuer.issue("dog_walk", [ZONE], t - 2 * 3600, 3600)),
+            (N_("forged pass"), forger.issue("work", [ZONE], t - 600, 8 * 3600)),
+            (
+                N_("revoked pass"),
+                issuer.issue("doctor", [ZONE], t - 600, 3 * 3600, pass_id=revoked_id),
+            ),
+            (N_("pass for another zone"), issuer.issue("work", ["lobby"], t - 600, 8 * 3600)),
+            (N_("unknown issuer"), stranger.issue("work", [ZONE], t - 600, 8 * 3600)),
+            (N_("valid pass again"), valid),
         )
     )
 
@@ -150,7 +162,7 @@ def scene(cast: Cast, loop: bool, size: tuple[int, int] = (640, 480)) -> Any:
     return SceneSource(steps, size=size, seed=7, loop=loop)
 
 
-def sim_config(state: Path, fps: float = FPS) -> Any:
+def sim_config(state: Path, fps: float = FPS, language: str = "en") -> Any:
     """The checkpoint's config for the simulation (what a device reads from TOML).
 
     A code counts as gone after 10 empty frames, so the scene reads the same at any ``fps``
@@ -159,7 +171,7 @@ def sim_config(state: Path, fps: float = FPS) -> Any:
         {
             "checkpoint": {"zone": ZONE, "device_id": "sim-gate-1", "state_dir": str(state)},
             "trust": {"source": "dir", "dir": str(state / "trust")},
-            "display": {"driver": "dummy", "png_dir": str(state / "oled")},
+            "display": {"driver": "dummy", "png_dir": str(state / "oled"), "language": language},
             "decoder": {"absent_frames": 5, "absent_s": min(1.0, 10 / fps)},
             "antipassback": {"window": "10m"},
             "clock": {"untrusted_policy": "flag"},
@@ -168,15 +180,31 @@ def sim_config(state: Path, fps: float = FPS) -> Any:
     )
 
 
-def verdict_line(scan: Any, label: str) -> str:
+def verdict_line(
+    scan: Any, label: str, lang: Language = ENGLISH, purposes: PurposeTable | None = None
+) -> str:
+    """One terminal line for a scan, in ``lang``; ``label`` is the scene's English name."""
+    _ = lang.gettext
     v = scan.verdict
     when = time.strftime("%H:%M:%S", time.localtime(scan.reading.now))
     seq = f"#{scan.seq}" if scan.seq is not None else "#-"
+    name = _(label)  # the scene's names are marked N_() in prepare()
+    english = lang.code == "en"  # the fixed English form: reason code, verifier's detail
     if v.accepted:
-        return f"{when} {seq:>4} ACCEPT {v.purpose}: {v.detail}  [{label}]"
-    quiet = " (shown again while the door is open: recorded, not signalled)"
+        purpose = v.purpose if english or purposes is None else purposes.label(v.purpose, lang.code)
+        detail = v.detail
+        if not english and v.expires is not None:
+            left = duration(v.expires - scan.reading.now, lang)
+            detail = _("{time} left").format(time=left)
+        accept = _("ACCEPT")
+        return f"{when} {seq:>4} {accept} {purpose}: {detail}  [{name}]"
+    quiet = _(" (shown again while the door is open: recorded, not signalled)")
     quiet = quiet if "reshow" in scan.flags else ""
-    return f"{when} {seq:>4} DENY   {v.reason.value}: {v.detail}{quiet}  [{label}]"
+    if english:
+        return f"{when} {seq:>4} DENY   {v.reason.value}: {v.detail}{quiet}  [{name}]"
+    words = ", ".join(w for w in reason_words(v, scan.reading.now, lang) if w)
+    deny = _("DENY")
+    return f"{when} {seq:>4} {deny:<6} {words}{quiet}  [{name}]"
 
 
 def main(
@@ -188,37 +216,47 @@ def main(
     out: TextIO | None = None,
     max_frames: int | None = None,
     fps: float = FPS,
+    language: str = "en",
 ) -> int:
     """Run the simulated checkpoint; returns the exit code (0).
 
-    ``fps``: the pace of the simulated camera (tests play the scene faster)."""
+    ``fps``: the pace of the simulated camera (tests play the scene faster).
+    ``language``: of the OLED and of the lines printed (``en``, ``ru``, ``tt``)."""
     out = out or sys.stdout
+    lang = language_of(language)
+    _ = lang.gettext
     state = Path(state)
     cast = prepare(state, time.time())
-    cfg = sim_config(state, fps)
+    cfg = sim_config(state, fps, lang.code)
+    purposes = PurposeTable.default()
     if frames is not None:
         source = Paced(FolderSource(frames, loop=loop), fps)
-        what = f"frames from {frames}"
+        what = _("frames from {folder}").format(folder=frames)
     elif camera == "webcam":
         source = _webcam(fps)
-        what = "the webcam (hold a pass up to it: make one with passgate issue)"
+        what = _("the webcam (hold a pass up to it: make one with passgate issue)")
     else:
         source = Paced(scene(cast, loop), fps)
-        what = "a scripted scene: " + ", ".join(name for name, _ in cast.passes)
-    print(f"passgate simulation: zone {ZONE}, camera: {what}", file=out)
-    print(f"state in {state} (journal.sqlite, OLED frames in oled/); Ctrl-C stops", file=out)
+        names = ", ".join(_(name) for name, _t in cast.passes)
+        what = _("a scripted scene: {names}").format(names=names)
+    print(_("passgate simulation: zone {zone}, camera: {what}").format(zone=ZONE, what=what),
+          file=out)
+    print(_("state in {state} (journal.sqlite, OLED frames in oled/); Ctrl-C stops").format(
+        state=state), file=out)
     counts = {"accept": 0, "deny": 0}
     label = cast.labeller()
     door = [0.0]
 
     def on_scan(scan: Any) -> None:
         counts[scan.verdict.result.value] += 1
-        print(verdict_line(scan, label(scan.text)), file=out, flush=True)
+        line = verdict_line(scan, label(scan.text), lang, purposes)
+        print(line, file=out, flush=True)
 
     def on_change(channel: str, value: float) -> None:
         if channel == "relay" and value != door[0]:
             door[0] = value
-            print(f"         door {'released' if value else 'locked'}", file=out, flush=True)
+            said = _("door released") if value else _("door locked")
+            print(f"         {said}", file=out, flush=True)
 
     checkpoint = run_checkpoint(
         cfg,
@@ -230,12 +268,27 @@ def main(
         on_signal_change=on_change,
         max_frames=max_frames,
     )
+    scans = lang.ngettext("{n} scan", "{n} scans", checkpoint.scans).format(n=checkpoint.scans)
+    summary = _(
+        "{scans} ({accepted} accepted, {denied} denied) in {frames} frames; "
+        "see them with: passgate log --state {state}"
+    )
     print(
-        f"{checkpoint.scans} scans ({counts['accept']} accepted, {counts['deny']} denied) in "
-        f"{checkpoint.frames} frames; see them with: passgate log --state {state}",
+        summary.format(
+            scans=scans, accepted=counts["accept"], denied=counts["deny"],
+            frames=checkpoint.frames, state=state,
+        ),
         file=out,
     )
     return 0
+
+
+def language_of(code: str) -> Language:
+    """The :class:`Language` for ``--language``; a bad code is a usage error."""
+    try:
+        return language(code)
+    except ValueError as exc:
+        raise UsageError(f"--language: {exc}") from None
 
 
 def _webcam(fps: float) -> Any:

@@ -50,6 +50,7 @@ from passgate.hardware.signals.retry import RetryingSignals
 from passgate.journal.journal import Journal
 from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState, state_path
 from passgate.passes.truststore import TrustStore
+from passgate.util.i18n import language
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +317,8 @@ def run_checkpoint(
             notifier=notifier,
             on_scan=on_scan,
             connectivity=sync_connectivity(cfg.checkpoint.state_dir),
+            lang=language(cfg.display.language),
+            tz=cfg.display.zone(),
         )
         # Runs first on the way out: relay released and "stopped" shown before anything closes.
         stack.callback(checkpoint.shutdown)

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="scene",
         help="scene: the scripted scene (default); webcam: a V4L2/USB webcam",
     )
+    sim.add_argument(
+        "--language",
+        choices=("en", "ru", "tt"),
+        default="en",
+        help="language of the screens and verdict lines: en, ru (Russian), tt (Tatar)",
+    )
     p.set_defaults(func=run)
 
 
@@ -70,13 +76,20 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--frames {args.frames}: not a folder")
         from passgate.checkpoint.simulate import main
 
-        return main(args.state, loop=args.loop, frames=args.frames, camera=args.camera)
+        return main(
+            args.state,
+            loop=args.loop,
+            frames=args.frames,
+            camera=args.camera,
+            language=args.language,
+        )
     sim_only = [
         o
         for o, v in (
             ("--loop", args.loop),
             ("--frames", args.frames),
             ("--camera", args.camera != "scene"),
+            ("--language", args.language != "en"),
         )
         if v
     ]

@@ -1,13 +1,19 @@
-"""The purpose table: which purposes exist, their labels and their longest validity."""
+"""The purpose table: which purposes exist, their labels and their longest validity.
+
+A purpose's ``label`` is its English name; ``names`` optionally gives it per language
+(``names = { ru = "Магазин", tt = "Кибет" }``), so a site names its purposes in the words its
+staff and visitors read. A language with no name falls back to the label, never to blank.
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 
 from passgate.errors import TrustError
 from passgate.util.timefmt import parse_duration
@@ -16,12 +22,28 @@ MAX_CODE = 65535
 _PURPOSE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,23}")
 
 
+_LANG_RE = re.compile(r"[a-z]{2,3}")
+
+
+def valid_names(names: object) -> bool:
+    """Whether ``names`` is a table of language code (``ru``, ``tt``) -> non-empty name."""
+    return isinstance(names, Mapping) and all(
+        isinstance(k, str) and _LANG_RE.fullmatch(k) and isinstance(v, str) and v.strip()
+        for k, v in names.items()
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Purpose:
     id: str
     code: int  # what a pass carries
     label: str
     max_s: int | None  # None: open-ended
+    names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def name(self, lang: str = "en") -> str:
+        """The purpose's name in language ``lang`` (``"ru"``), else its English label."""
+        return self.names.get(lang) or self.label
 
 
 class PurposeTable:
@@ -37,9 +59,10 @@ class PurposeTable:
     def by_code(self, code: int) -> Purpose | None:
         return self._by_code.get(code)
 
-    def label(self, purpose_id: str | None) -> str:
+    def label(self, purpose_id: str | None, lang: str = "en") -> str:
+        """The name shown for ``purpose_id`` in ``lang``; an unknown id is shown as itself."""
         p = self._by_id.get(purpose_id or "")
-        return p.label if p else (purpose_id or "")
+        return p.name(lang) if p else (purpose_id or "")
 
     def __contains__(self, purpose_id: object) -> bool:
         return purpose_id in self._by_id
@@ -64,7 +87,7 @@ class PurposeTable:
         for pid, spec in table.items():
             if not _PURPOSE_ID_RE.fullmatch(pid) or not isinstance(spec, dict):
                 raise TrustError(f"{where}: purposes.{pid}: bad purpose id or entry")
-            unknown = set(spec) - {"code", "label", "max", "source"}
+            unknown = set(spec) - {"code", "label", "max", "source", "names"}
             if unknown:
                 raise TrustError(f"{where}: purposes.{pid}: unknown key {sorted(unknown)[0]!r}")
             label, max_text, code = spec.get("label", pid), spec.get("max", ""), spec.get("code")
@@ -81,7 +104,12 @@ class PurposeTable:
                 max_s = parse_duration(max_text) if max_text else None
             except ValueError as exc:
                 raise TrustError(f"{where}: purposes.{pid}.max: {exc}") from None
-            out[pid] = Purpose(pid, code, label, max_s)
+            names = spec.get("names", {})
+            if not valid_names(names):
+                raise TrustError(
+                    f"{where}: purposes.{pid}.names: a table of language = name strings"
+                )
+            out[pid] = Purpose(pid, code, label, max_s, MappingProxyType(dict(names)))
         return cls(out)
 
     @classmethod

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+import zoneinfo
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,10 +26,27 @@ from passgate.options.validators import (
     valid_int_range,
     valid_path,
 )
+from passgate.util.i18n import LANGUAGES
 
 log = logging.getLogger(__name__)
 
 DRIVERS = ("ssd1306", "sh1106", "dummy", "none")
+
+
+def valid_timezone(value: Any) -> str:
+    """An IANA time zone name (``"Europe/Moscow"``) that this system's tz database knows, or
+    ``""`` for the system's own local zone."""
+    if not isinstance(value, str):
+        raise ConfigError(f"must be a time zone name like Europe/Moscow, not {value!r}")
+    name = value.strip()
+    if not name:
+        return ""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        msg = f"{name!r} is not a time zone this system knows (like Europe/Moscow)"
+        raise ConfigError(msg) from None
+    return name
 
 
 class Output(Protocol):
@@ -53,6 +72,10 @@ class DisplayConfig:
     ``verdict_hold_s``: how long a verdict stays before the idle screen returns.
     ``png_dir``: also write every new screen as a PNG file in this folder (simulation).
     ``retry_s``: how often a missing or failed panel is tried again.
+    ``language``: the language of every word on the panel (``en``, ``ru``, ``tt``).
+    ``timezone``: the zone of the idle screen's clock (``"Europe/Moscow"``); ``""`` is the
+    system's local zone. Only the panel shows local time: the journal, uploads and exports
+    stay UTC.
     """
 
     driver: str = option(
@@ -80,6 +103,16 @@ class DisplayConfig:
     png_dir: Path | None = option(
         None, valid_path, "dummy driver: write each new screen as a PNG here"
     )
+    language: str = option(
+        "en", valid_choice(*LANGUAGES), "language of the screens: en, ru (Russian), tt (Tatar)"
+    )
+    timezone: str = option(
+        "", valid_timezone, 'time zone of the idle clock ("Europe/Moscow"); "": the system\'s'
+    )
+
+    def zone(self) -> tzinfo | None:
+        """The idle clock's zone; ``None`` means the system's local zone."""
+        return zoneinfo.ZoneInfo(self.timezone) if self.timezone else None
 
     def __post_init__(self) -> None:
         check(self, "display.")

@@ -11,6 +11,10 @@ a clock or sleeps, so every transition is tested by choosing ``now``::
 Priority, highest first: stopped; a verdict (or transient message) within its hold time; the
 active faults (several take turns every ``fault_cycle_s``); idle.
 
+Every screen it hands out is in its language (``lang``): verdict and idle screens are built
+in it, and the English fault, message and stopped screens it was given are translated on the
+way out (:func:`~.screens.localised`), so no caller needs to know the device's language.
+
 Not thread-safe: it belongs to the frame loop.
 """
 
@@ -28,10 +32,12 @@ from passgate.hardware.display.screens import (
     Screen,
     StoppedScreen,
     idle_screen,
+    localised,
     verdict_screen,
 )
 from passgate.passes.purposes import PurposeTable
 from passgate.passes.verdict import Verdict
+from passgate.util.i18n import ENGLISH, Language
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class DisplayPolicy:
     ``tz``: time zone of the idle clock (``None``: the system's local zone).
     ``show_hint``: show the pass's holder hint on the accepted screen, for staff.
     ``fault_cycle_s``: with several faults active, each is shown this long in turn.
+    ``lang``: the language of every screen (``[display] language``).
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class DisplayPolicy:
         tz: tzinfo | None = UTC,
         show_hint: bool = True,
         fault_cycle_s: float = 3.0,
+        lang: Language = ENGLISH,
     ) -> None:
         if hold_s <= 0 or fault_cycle_s <= 0:
             raise ArgumentError("hold_s and fault_cycle_s must be positive")
@@ -67,6 +75,7 @@ class DisplayPolicy:
         self.tz = tz
         self.show_hint = show_hint
         self.fault_cycle_s = float(fault_cycle_s)
+        self.lang = lang
         self._transient: _Transient | None = None
         self._faults: dict[str, FaultScreen] = {}
         self._stopped: StoppedScreen | None = None
@@ -130,20 +139,24 @@ class DisplayPolicy:
         step).
         """
         if self._stopped is not None:
-            return self._stopped
+            return localised(self._stopped, self.lang)
         t = self._transient
         if t is not None:
             if t.start <= now < t.until:
                 if t.verdict is not None:
-                    return verdict_screen(t.verdict, now, self.purposes, self.show_hint)
+                    return verdict_screen(
+                        t.verdict, now, self.purposes, self.show_hint, self.lang
+                    )
                 assert t.screen is not None
-                return t.screen
+                return localised(t.screen, self.lang)
             self._transient = None  # expired: forget it, so a later step back cannot revive it
         if self._faults:
             faults = list(self._faults.values())
-            return faults[int(now // self.fault_cycle_s) % len(faults)]
+            return localised(faults[int(now // self.fault_cycle_s) % len(faults)], self.lang)
         return self.idle(now)
 
     def idle(self, now: float) -> IdleScreen:
         """The idle screen with the current indicators at ``now``."""
-        return idle_screen(now, self._clock, self._connectivity, self._pending, self.tz)
+        return idle_screen(
+            now, self._clock, self._connectivity, self._pending, self.tz, self.lang
+        )

@@ -1,13 +1,17 @@
 """Drawing screens onto a 128x64 1-bit image: a pure function of the screen.
 
-Text uses Pillow's built-in bitmap font (``ImageFont.load_default_imagefont``: 6x11 cells,
-Latin-1), enlarged by whole multiples with nearest-neighbour scaling for large words. No
-FreeType and no anti-aliasing are involved, so the same screen gives the same pixels on every
-machine and the reference PNGs in ``tests/reference/`` compare exactly. Icons are polygons
-with integer corners for the same reason.
+Text uses Terminus Font 6x12 (``data/fonts/terminus-normal.otb``, SIL Open Font Licence 1.1,
+from Debian's ``fonts-terminus-otb`` 4.48): a monospaced *bitmap* font covering Latin,
+Cyrillic with the Tatar letters (ә ө ү җ ң һ) and the digits, so English, Russian and Tatar
+screens share one grid of 21 x 5 cells. It is drawn from its bitmap strike without
+anti-aliasing and enlarged by whole multiples with nearest-neighbour scaling for large words,
+so the same screen gives the same pixels on every machine and the reference PNGs in
+``tests/reference/`` compare exactly. Icons are polygons with integer corners for the same
+reason.
 
-Text never overflows: it is cleaned to what the font can draw, word-wrapped to a fixed number
-of lines and cut with ``..`` when still too long (see :func:`wrap`).
+Text never overflows: it is cleaned to what the font can draw (:func:`has_glyph`; a
+character it lacks is folded to its ASCII base letter, else shown as ``?``), word-wrapped to
+a fixed number of lines and cut with ``..`` when still too long (see :func:`wrap`).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+import passgate
 from passgate.clock.clock import ClockState
 from passgate.errors import HardwareError
 from passgate.hardware.display.screens import (
@@ -34,25 +40,47 @@ from passgate.hardware.display.screens import (
 )
 
 WIDTH, HEIGHT = 128, 64
-CELL_W, CELL_H = 6, 11  # the bitmap font's cell
-CAP_TOP = 3  # first row of a capital letter inside the cell
+CELL_W, CELL_H = 6, 12  # the bitmap font's cell
+CAP_TOP = 2  # first row of a capital letter inside the cell (accents such as Ё sit above)
 COLS = WIDTH // CELL_W  # 21 characters across at scale 1
+FONT_FILE = Path(passgate.__file__).resolve().parent / "data" / "fonts" / "terminus-normal.otb"
+FONT_SIZE = 12  # the pixel size of the font's 6x12 bitmap strike
 
 
 @functools.cache
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    # A cache, not state: the font is immutable once loaded.
-    loader = getattr(ImageFont, "load_default_imagefont", None)  # Pillow >= 10.1
-    return loader() if loader else ImageFont.load_default()
+def font() -> ImageFont.FreeTypeFont:
+    """The OLED's font (a cache, not state: the font is immutable once loaded)."""
+    try:
+        return ImageFont.truetype(str(FONT_FILE), FONT_SIZE)
+    except OSError as exc:  # a broken install: say which file
+        raise HardwareError(f"OLED font {FONT_FILE}: {exc}") from None
+
+
+@functools.cache
+def _missing_mask() -> bytes:
+    # What the font draws for a character it does not have (its .notdef glyph).
+    return bytes(font().getmask("\U0010fffd"))
+
+
+@functools.cache
+def has_glyph(ch: str) -> bool:
+    """Whether the font has its own glyph for ``ch`` (not the missing-glyph box)."""
+    if ch == " ":
+        return True
+    if ch.isspace() or unicodedata.category(ch).startswith("C"):
+        return False
+    mask = font().getmask(ch)
+    return mask.size[0] > 0 and bytes(mask) != _missing_mask()
 
 
 def clean(text: str) -> str:
-    """``text`` reduced to what the bitmap font draws: Latin-1, accents folded, no controls."""
+    """``text`` reduced to what the font draws: composed (NFC), controls as spaces, a letter
+    the font lacks folded to its ASCII base letter, else ``?``."""
     out = []
-    for ch in text:
-        if ch < " " or "\x7f" <= ch < "\xa0":
+    for ch in unicodedata.normalize("NFC", text):
+        if ch < " " or "\x7f" <= ch < "\xa0" or ch.isspace():
             out.append(" ")
-        elif ord(ch) < 256:
+        elif has_glyph(ch):
             out.append(ch)
         else:
             folded = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
@@ -111,7 +139,7 @@ class Canvas:
             return 0
         w = len(text) * CELL_W
         mask = Image.new("1", (w, CELL_H), 0)
-        ImageDraw.Draw(mask).text((0, 0), text, font=_font(), fill=1)
+        ImageDraw.Draw(mask).text((0, 0), text, font=font(), fill=1)
         if scale != 1:
             mask = mask.resize((w * scale, CELL_H * scale), Image.Resampling.NEAREST)
         self.image.paste(fill, (x, y - CAP_TOP * scale), mask)
@@ -232,27 +260,28 @@ def _accepted(c: Canvas, s: AcceptedScreen) -> None:
     tick(c, 2, 2)
     if s.remaining:
         _headline(c, s.remaining, 6)
-        c.centred(26, "left", 1, _RIGHT, WIDTH)
+        c.centred(26, fit(s.left_word, c.cols(WIDTH - _RIGHT)), 1, _RIGHT, WIDTH)
     else:
-        _headline(c, "VALID", 12)
+        _headline(c, s.valid_word, 12)
     _bottom(c, s.purpose, s.hint)
 
 
 def _denied(c: Canvas, s: DeniedScreen) -> None:
     cross(c, 4, 2)
-    _headline(c, "DENIED", 12)
+    _headline(c, s.headline, 12)
     _bottom(c, s.reason, s.detail)
 
 
 def _fault(c: Canvas, s: FaultScreen) -> None:
     warning(c, 2, 2)
-    _headline(c, "FAULT", 12)
+    _headline(c, s.headline, 12)
     _bottom(c, s.title, s.detail)
 
 
 def _stopped(c: Canvas, s: StoppedScreen) -> None:
     stop_sign(c, (WIDTH - 28) // 2, 2)
-    c.centred(36, "stopped", 2)
+    word = clean(s.word).strip()
+    c.centred(36, fit(word, c.cols(WIDTH, 2)), 2)
     if s.detail:
         c.centred(_LINE2, fit(s.detail, COLS))
 

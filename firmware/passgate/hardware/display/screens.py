@@ -8,6 +8,13 @@ an unchanged screen cheaply, and :func:`~.render.render` is a pure function.
 The words for every :class:`~passgate.passes.verdict.Reason` live in one table,
 :data:`REASON_WORDS`,
 so a new reason without words fails a test instead of showing nothing.
+
+Every word a screen shows is in the screen, already in the device's language: the builders
+take a :class:`~passgate.util.i18n.Language` (English by default) and the fixed words the
+renderer draws ("DENIED", "left") are fields with English defaults. Screens built elsewhere in
+English (a fault title from the frame loop) are translated by :func:`localised`, which the
+display policy applies to every screen it hands out: the English text is the gettext msgid,
+and a text with no translation stays English.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from datetime import UTC, datetime, tzinfo
 from passgate.clock.clock import ClockState
 from passgate.passes.purposes import PurposeTable
 from passgate.passes.verdict import NO_TRUST_DATA, Reason, Verdict
-from passgate.util.timefmt import span
+from passgate.util.i18n import ENGLISH, N_, Language, span
 
 
 class Connectivity(enum.Enum):
@@ -43,7 +50,7 @@ class IdleScreen:
     clock: ClockState = ClockState.TRUSTED
     connectivity: Connectivity = Connectivity.UNKNOWN
     pending: int = 0
-    prompt: tuple[str, ...] = ("show your", "pass")
+    prompt: tuple[str, ...] = ("show your", "pass")  # two lines of at most 10 letters
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,8 @@ class AcceptedScreen:
     purpose: str
     remaining: str = ""
     hint: str = ""
+    left_word: str = "left"  # under the remaining time
+    valid_word: str = "VALID"  # instead of it when there is none
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,7 @@ class DeniedScreen:
 
     reason: str
     detail: str = ""
+    headline: str = "DENIED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,7 @@ class FaultScreen:
 
     title: str
     detail: str = ""
+    headline: str = "FAULT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,7 @@ class StoppedScreen:
     """Shown when the daemon stops (SIGTERM); stays on the panel after the process exits."""
 
     detail: str = ""
+    word: str = "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,46 +132,48 @@ Screen = (
 
 # Plain words for every reason a pass can be denied. EXPIRED and NOT_YET_VALID get their
 # time-relative wording from reason_words() when the pass times are known.
+# The texts are English msgids, translated when a screen is built (reason_words).
 REASON_WORDS: dict[Reason, str] = {
-    Reason.VALID: "valid",
-    Reason.MALFORMED: "unreadable",
-    Reason.UNSUPPORTED: "unsupported pass",
-    Reason.UNKNOWN_KEY: "unknown issuer",
-    Reason.BAD_SIGNATURE: "invalid signature",
-    Reason.KEY_NOT_VALID: "issuer key not valid",
-    Reason.NOT_YET_VALID: "not yet valid",
-    Reason.EXPIRED: "expired",
-    Reason.REVOKED: "revoked",
-    Reason.WRONG_ZONE: "not valid here",
-    Reason.PURPOSE_NOT_ALLOWED: "purpose not allowed",
-    Reason.ALREADY_USED: "already used",
-    Reason.CLOCK_UNTRUSTED: "clock not trusted",
-    Reason.TRUST_STALE: "trust data stale",
-    Reason.JOURNAL_FAULT: "not recorded",
+    Reason.VALID: N_("valid"),
+    Reason.MALFORMED: N_("unreadable"),
+    Reason.UNSUPPORTED: N_("unsupported pass"),
+    Reason.UNKNOWN_KEY: N_("unknown issuer"),
+    Reason.BAD_SIGNATURE: N_("invalid signature"),
+    Reason.KEY_NOT_VALID: N_("issuer key not valid"),
+    Reason.NOT_YET_VALID: N_("not yet valid"),
+    Reason.EXPIRED: N_("expired"),
+    Reason.REVOKED: N_("revoked"),
+    Reason.WRONG_ZONE: N_("not valid here"),
+    Reason.PURPOSE_NOT_ALLOWED: N_("purpose not allowed"),
+    Reason.ALREADY_USED: N_("already used"),
+    Reason.CLOCK_UNTRUSTED: N_("clock not trusted"),
+    Reason.TRUST_STALE: N_("trust data stale"),
+    Reason.JOURNAL_FAULT: N_("not recorded"),
 }
 
 
-def reason_words(verdict: Verdict, now: float) -> tuple[str, str]:
+def reason_words(verdict: Verdict, now: float, lang: Language = ENGLISH) -> tuple[str, str]:
     """The reason of ``verdict`` as (line, detail) in plain words, relative to ``now``.
 
     ``now`` is the time the screen is shown (not the verdict's ``checked_at``), so a verdict
     held on screen keeps saying the truth: ``("expired 14 min ago", "")``,
-    ``("not yet valid", "starts in 2h 05m")``.
+    ``("not yet valid", "starts in 2h 05m")``; in ``lang``'s words.
     """
+    _ = lang.gettext
     reason = verdict.reason
     if reason is Reason.EXPIRED and verdict.expires is not None and now >= verdict.expires:
-        return f"expired {span(now - verdict.expires)} ago", ""
+        return _("expired {span} ago").format(span=span(now - verdict.expires, lang)), ""
     starts = verdict.not_before
     if reason is Reason.NOT_YET_VALID and starts is not None and now < starts:
-        return "not yet valid", f"starts in {span(starts - now)}"
+        return _("not yet valid"), _("starts in {span}").format(span=span(starts - now, lang))
     if reason is Reason.JOURNAL_FAULT:
-        return "not recorded", "journal fault"
+        return _("not recorded"), _("journal fault")
     if reason is Reason.TRUST_STALE and verdict.detail == NO_TRUST_DATA:
-        return NO_TRUST_DATA, ""  # none at all: nothing to be stale
-    return REASON_WORDS.get(reason, reason.value.replace("_", " ")), ""
+        return _(NO_TRUST_DATA), ""  # none at all: nothing to be stale
+    return _(REASON_WORDS.get(reason, reason.value.replace("_", " "))), ""
 
 
-def remaining_text(verdict: Verdict, now: float) -> str:
+def remaining_text(verdict: Verdict, now: float, lang: Language = ENGLISH) -> str:
     """The validity left at ``now`` as a short span (``"2h 13m"``), or ``""`` if unknown."""
     if verdict.expires is not None:
         left = verdict.expires - now
@@ -167,7 +181,7 @@ def remaining_text(verdict: Verdict, now: float) -> str:
         left = verdict.remaining_s - (now - verdict.checked_at)
     else:
         return ""
-    return span(max(0, left))
+    return span(max(0, left), lang)
 
 
 def verdict_screen(
@@ -175,14 +189,22 @@ def verdict_screen(
     now: float,
     purposes: PurposeTable | None = None,
     show_hint: bool = True,
+    lang: Language = ENGLISH,
 ) -> AcceptedScreen | DeniedScreen:
-    """The screen for a verdict at display time ``now`` (purpose ids become their labels)."""
+    """The screen for a verdict at display time ``now`` (purpose ids become their labels in
+    ``lang``)."""
+    _ = lang.gettext
     if verdict.accepted:
-        label = purposes.label(verdict.purpose) if purposes else (verdict.purpose or "")
+        if purposes is not None:
+            label = purposes.label(verdict.purpose, lang.code)
+        else:
+            label = verdict.purpose or ""
         hint = (verdict.hint or "") if show_hint else ""
-        return AcceptedScreen(label, remaining_text(verdict, now), hint)
-    line, detail = reason_words(verdict, now)
-    return DeniedScreen(line, detail)
+        return AcceptedScreen(
+            label, remaining_text(verdict, now, lang), hint, _("left"), _("VALID")
+        )
+    line, detail = reason_words(verdict, now, lang)
+    return DeniedScreen(line, detail, _("DENIED"))
 
 
 def idle_screen(
@@ -191,41 +213,70 @@ def idle_screen(
     connectivity: Connectivity = Connectivity.UNKNOWN,
     pending: int = 0,
     tz: tzinfo | None = UTC,
+    lang: Language = ENGLISH,
 ) -> IdleScreen:
     """The idle screen at ``now``; ``tz=None`` uses the system's local time zone."""
     moment = datetime.fromtimestamp(now, tz) if tz is not None else datetime.fromtimestamp(now)
-    return IdleScreen(moment.strftime("%H:%M"), clock, connectivity, max(0, int(pending)))
+    prompt = (
+        lang.pgettext("idle prompt, line 1, at most 10 letters", "show your"),
+        lang.pgettext("idle prompt, line 2, at most 10 letters", "pass"),
+    )
+    return IdleScreen(moment.strftime("%H:%M"), clock, connectivity, max(0, int(pending)), prompt)
 
 
-# The fault screens the daemon uses; FaultScreen(title, detail) covers anything else.
+def localised(screen: Screen, lang: Language) -> Screen:
+    """``screen`` with its English texts in ``lang`` (the fault, message and stopped screens
+    other modules build in English). Texts already translated, or with no translation, pass
+    unchanged; verdict and idle screens are built in ``lang`` by their builders."""
+    if lang.code == "en":
+        return screen
+    _ = lang.gettext
+    if isinstance(screen, FaultScreen):
+        return FaultScreen(_(screen.title), _(screen.detail), _(screen.headline))
+    if isinstance(screen, MessageScreen):
+        return MessageScreen(_(screen.title), _(screen.body))
+    if isinstance(screen, StoppedScreen):
+        return StoppedScreen(_(screen.detail), _(screen.word))
+    return screen
 
 
-def camera_fault(detail: str = "retrying") -> FaultScreen:
-    return FaultScreen("camera fault", detail)
+# The fault screens the daemon uses; FaultScreen(title, detail) covers anything else. Their
+# English texts are marked for the catalog (N_) and translated by localised(), so a caller
+# that builds them without a language still gets the device's language on the panel.
+# Texts the frame loop hands in itself (checkpoint/conditions.py), marked here for the catalog:
+OTHER_FAULT_TEXTS = (
+    N_("trust data expired"), N_("passes refused"), N_("scans flagged"), N_("no LEDs or buzzer"),
+    N_("FAULT"), N_("stopped"), N_("DENIED"), N_("no trust data"),  # = NO_TRUST_DATA
+)
 
 
-def clock_not_set(detail: str = "passes refused") -> FaultScreen:
-    return FaultScreen("clock not set", detail)
+def camera_fault(detail: str = N_("retrying")) -> FaultScreen:
+    return FaultScreen(N_("camera fault"), detail)
 
 
-def no_trust_data(detail: str = "install a bundle") -> FaultScreen:
+def clock_not_set(detail: str = N_("passes refused")) -> FaultScreen:
+    return FaultScreen(N_("clock not set"), detail)
+
+
+def no_trust_data(detail: str = N_("install a bundle")) -> FaultScreen:
     return FaultScreen(NO_TRUST_DATA, detail)
 
 
-def trust_data_old(age_s: float, detail: str = "") -> FaultScreen:
-    """``"trust data 3 days old"`` (``"2 hours"`` under a day, ``"1 day"`` for one)."""
+def trust_data_old(age_s: float, detail: str = "", lang: Language = ENGLISH) -> FaultScreen:
+    """``"trust data 3 days old"`` (``"2 hours"`` under a day, ``"1 day"`` for one), with
+    ``lang``'s plural forms (``"данные доверия: 3 дня"``)."""
     days, hours = int(age_s // 86400), int(age_s // 3600)
     if days >= 1:
-        age = f"{days} day{'s' if days != 1 else ''}"
+        age = lang.ngettext("{n} day", "{n} days", days).format(n=days)
     else:
-        age = f"{hours} hour{'s' if hours != 1 else ''}"
-    return FaultScreen(f"trust data {age} old", detail)
+        age = lang.ngettext("{n} hour", "{n} hours", hours).format(n=hours)
+    return FaultScreen(lang.gettext("trust data {age} old").format(age=age), lang.gettext(detail))
 
 
-def journal_fault(detail: str = "no passes accepted") -> FaultScreen:
-    return FaultScreen("journal fault", detail)
+def journal_fault(detail: str = N_("no passes accepted")) -> FaultScreen:
+    return FaultScreen(N_("journal fault"), detail)
 
 
-def gpio_fault(detail: str = "door will not open") -> FaultScreen:
+def gpio_fault(detail: str = N_("door will not open")) -> FaultScreen:
     """The buzzer, LEDs and door relay cannot be driven (GPIO missing or a pin busy)."""
-    return FaultScreen("GPIO fault", detail)
+    return FaultScreen(N_("GPIO fault"), detail)

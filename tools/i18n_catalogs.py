@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Refresh the passgate gettext catalogs with Babel: template, ``.po`` merge, ``.mo`` compile.
+
+The ``.po`` files under ``firmware/passgate/locale/<lang>/LC_MESSAGES/`` are the translations'
+source, edited by hand; this script only does what ``pybabel`` does, in one step and with the
+project's settings (``babel.cfg``, no line numbers, sorted, the plural forms of each language
+kept)::
+
+    .venv/bin/python tools/i18n_catalogs.py          # extract, update every .po, compile .mo
+    .venv/bin/python tools/i18n_catalogs.py --check  # exit 1 if anything is out of date
+
+Tatar's ``Plural-Forms`` is ``nplurals=1; plural=0;``: CLDR gives Tatar the plural category
+"other" only (Babel's ``Locale("tt").plural_form`` has no ``one`` rule), since a noun after a
+numeral stays singular ("1 минут", "5 минут"); Babel's own table has no entry for ``tt`` and
+would fall back to the two English forms, so the header is set here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "firmware" / "passgate"
+LOCALE = SOURCE / "locale"
+DOMAIN = "passgate"
+PLURALS = {
+    "ru": "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && "
+    "(n%100<10 || n%100>=20) ? 1 : 2);",
+    "tt": "nplurals=1; plural=0;",
+}
+STAMP = datetime(2026, 12, 1, tzinfo=UTC)  # fixed dates: a re-run changes no file
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "N_": None}
+
+
+def template() -> Catalog:
+    """The template: every marked text in firmware/passgate (babel.cfg's map)."""
+    cat = Catalog(project="passgate", version="0.1", domain=DOMAIN, fuzzy=False,
+                  copyright_holder="the passgate authors", msgid_bugs_address="",
+                  creation_date=STAMP, revision_date=STAMP)
+    method_map = [("**.py", "python")]
+    for _file, _line, msg, _comments, ctx in extract_from_dir(
+        str(SOURCE), method_map, keywords=KEYWORDS
+    ):
+        cat.add(msg, context=ctx)
+    return cat
+
+
+def po_bytes(cat: Catalog) -> bytes:
+    out = io.BytesIO()
+    write_po(out, cat, omit_header=False, no_location=True, sort_output=True, width=96)
+    return out.getvalue()
+
+
+def mo_bytes(cat: Catalog) -> bytes:
+    out = io.BytesIO()
+    write_mo(out, cat)
+    return out.getvalue()
+
+
+def read(path: Path, lang: str) -> Catalog:
+    with path.open("rb") as f:
+        return read_po(f, locale=lang, domain=DOMAIN)
+
+
+def updated(lang: str, pot: Catalog) -> Catalog:
+    """The language's catalog with the template's texts: new ones empty, gone ones dropped."""
+    path = LOCALE / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    cat = read(path, lang) if path.exists() else Catalog(locale=lang, domain=DOMAIN)
+    cat.update(pot, no_fuzzy_matching=True, update_header_comment=False)
+    cat.obsolete.clear()
+    cat.project, cat.version = "passgate", "0.1"
+    cat.fuzzy = False
+    cat.creation_date = cat.revision_date = STAMP
+    cat.copyright_holder, cat.msgid_bugs_address = "the passgate authors", ""
+    cat.last_translator = cat.language_team = "the passgate authors"
+    cat._num_plurals, cat._plural_expr = (  # noqa: SLF001 - Babel has no setter for these
+        int(PLURALS[lang].split(";")[0].split("=")[1]),
+        PLURALS[lang].split("plural=")[1].rstrip(";"),
+    )
+    return cat
+
+
+def files() -> dict[Path, bytes]:
+    """Every catalog file as it should be on disk."""
+    pot = template()
+    out = {LOCALE / f"{DOMAIN}.pot": po_bytes(pot)}
+    for lang in PLURALS:
+        cat = updated(lang, pot)
+        po = LOCALE / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        out[po] = po_bytes(cat)
+        # compile from the .po as written, exactly as pybabel compile would
+        out[po.with_suffix(".mo")] = mo_bytes(read_po(io.BytesIO(out[po]), locale=lang))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only list files out of date")
+    args = parser.parse_args(argv)
+    stale = 0
+    for path, data in files().items():
+        if path.exists() and path.read_bytes() == data:
+            continue
+        stale += 1
+        print(("out of date: " if args.check else "wrote: ") + str(path.relative_to(ROOT)))
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
