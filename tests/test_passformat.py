@@ -386,3 +386,22 @@ def test_issue_refuses_what_the_spec_refuses(issuer_key_file: str, capsys: pytes
     code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
                          "--zone", "gate-1", *args)
     assert (code, out) == (2, "") and word in err, err
+
+
+@pytest.mark.parametrize("name", [
+    "\u1100" * 12,  # twelve conjoining initial consonants: one grapheme cluster
+    "\uac00" + "\u1161" * 11,  # a syllable and eleven conjoining vowels: one cluster
+    "AB\u11a8",  # a conjoining final consonant joins the letter before it
+    "\ua960\ud7b0",  # extended jamo
+    "AB\uff9e\uff9f",  # halfwidth voiced marks: letters (Lm) that extend the previous one
+    "\u0d4eA",  # Malayalam dot reph: a letter that joins the next one (Prepend)
+])
+def test_name_class_refuses_letters_that_join_a_neighbour_into_one_cluster(name: str) -> None:
+    """Review of issue 10: a hint of 12 code points that draws as one grapheme (conjoining
+    Hangul jamo) was valid, and ``passgate issue --hint`` issued it, in the field staff
+    compare by eye. Each character of a name must be a grapheme of its own; Korean is
+    written with the precomposed NFC syllables, which stay allowed."""
+    assert not visible_name(name, 12)
+    with pytest.raises(PassFormatError, match="hint"):
+        parse_claims(claims_cbor(claims(hint=name)))
+    assert visible_name("\uac00\ub098\ub2e4 12", 12)  # 가나다 12

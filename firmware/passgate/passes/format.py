@@ -16,7 +16,8 @@ key    name         CBOR type and limits
 Names (iss, hint) are text staff read and compare by eye, so everything in them must be
 visible: NFC-normalised; letters (Unicode L*, less the blank Hangul fillers) and decimal
 digits (Nd) of any script, the space and ``- . , ' / # № ( )``; no space first, last or
-twice in a row. Control, format (bidi, zero-width) and combining characters are refused.
+twice in a row. Control, format (bidi, zero-width) and combining characters are refused, and
+so are letters that join a neighbour into one grapheme (conjoining Hangul jamo and a few others).
 
 The text is at most 1,024 characters after removing its trailing CR and LF characters (the
 line ending a scanner appends); anything else, leading or trailing, is part of the text.
@@ -66,6 +67,20 @@ NAME_PUNCTUATION = " -.,'/#№()"
 _ASCII_NAME_RE = re.compile(r"[A-Za-z0-9.,'/#()-]+(?: [A-Za-z0-9.,'/#()-]+)*")
 # Category Lo, yet blank: they would make an invisible name out of "letters".
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+# Letters that join a neighbour into one grapheme cluster (UAX #29: Hangul conjoining jamo,
+# the Prepend letters, the SpacingMark letters, the Extend letters U+FF9E-FF9F): twelve of
+# them can draw as one glyph. Korean is written with precomposed NFC syllables, not refused.
+_JOINING_LETTERS = (
+    (0x0D4E, 0x0D4E), (0x0E33, 0x0E33), (0x0EB3, 0x0EB3), (0x1100, 0x11FF),
+    (0xA960, 0xA97F), (0xD7B0, 0xD7FF), (0xFF9E, 0xFF9F), (0x111C2, 0x111C3),
+    (0x1193F, 0x1193F), (0x11941, 0x11941), (0x11A3A, 0x11A3A), (0x11A84, 0x11A89),
+    (0x11D46, 0x11D46),
+)
+
+
+def _joins(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _JOINING_LETTERS)
 _VERSION_RE = re.compile(r"PG[0-9]+:")
 
 
@@ -81,7 +96,10 @@ def visible_name(s: object, max_len: int) -> bool:
         if ch in NAME_PUNCTUATION:
             continue
         cat = unicodedata.category(ch)
-        if not (cat[0] == "L" and ch not in _BLANK_LETTERS or cat == "Nd"):
+        if cat[0] == "L":
+            if ch in _BLANK_LETTERS or _joins(ch):
+                return False
+        elif cat != "Nd":
             return False
     return True
 
