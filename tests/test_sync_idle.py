@@ -102,3 +102,25 @@ def test_the_agent_idles_without_sync_then_uploads_after_provisioning_and_sighup
     assert proc.returncode == 0, err
     assert err.count("sync agent idle") == 1, err  # one line, however long it idled
     assert "sync agent started" in err
+
+
+def test_sigterm_ends_an_idle_agent_at_once_not_at_its_next_look(tmp_path):
+    """Review of issue 10: the idle agent waited for its next look (a minute) before it
+    noticed SIGTERM, so ``systemctl stop`` and every shutdown of an unprovisioned box hung
+    on it. The signal must end the wait itself."""
+    proc = subprocess.Popen([*CLI, "sync", "--config", str(tmp_path / "none.toml")],
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the one idle line: the handlers are in place
+        assert "sync agent idle" in line, line
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        proc.wait(timeout=30)
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == 0

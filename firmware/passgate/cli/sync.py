@@ -280,8 +280,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch must be >= 1 and --interval > 0")
     stop, wake = threading.Event(), threading.Event()
     if not args.once:
+        def stopping(*_: object) -> None:
+            stop.set()
+            wake.set()  # an idle agent waits on wake: without this it stops a minute late
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, stopping)
         signal.signal(signal.SIGHUP, lambda *_: wake.set())
         if not idle_until_set_up(args, stop, wake):
             return 0
