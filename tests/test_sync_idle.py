@@ -55,11 +55,16 @@ def test_idles_with_one_line_per_reason_and_looks_again(tmp_path, caplog):
     args = build_parser().parse_args(["sync", "--config", str(config), "--sync-dir", str(sync)])
     stop, wake, done = threading.Event(), threading.Event(), []
     caplog.set_level(logging.INFO, "passgate.cli.sync")
-    t = threading.Thread(target=lambda: done.append(idle_until_set_up(args, stop, wake, 0.02)))
+    # Looks driven by SIGHUP-style wakes (the timer is an hour), so provisioning, which writes
+    # two files, is never seen half done (that would be a second, genuine reason).
+    t = threading.Thread(target=lambda: done.append(idle_until_set_up(args, stop, wake, 3600)))
     t.start()
-    time.sleep(0.3)  # ~15 looks
+    for _ in range(15):  # 15 looks, one line
+        wake.set()
+        time.sleep(0.02)
     assert t.is_alive()
     provision_sync(state, sync, "http://127.0.0.1:9")
+    wake.set()
     t.join(10)
     assert done == [True]
     lines = [r.getMessage() for r in caplog.records]
