@@ -125,10 +125,14 @@ def verify_release(
     *,
     now: float,
     arch: str | None = None,
+    fallback: bool = False,
 ) -> Release:
     """Check a ``.release`` file against the bundle's release keyring; return what it says.
 
     ``auth`` None (the bundle authorises no release key) refuses every release.
+    ``fallback``: the release of the version running now, kept to roll back to; its expiry
+    and the minimum do not apply (going back to what ran anyway is no downgrade), its
+    signer, architecture and hashes still do.
     """
     if auth is None:
         raise ReleaseRefused("not_authorised", "the trust bundle authorises no release key")
@@ -149,11 +153,11 @@ def verify_release(
     if signer is None:
         raise ReleaseRefused("unsigned", "release signature does not verify")
     rel = _parse(manifest, signer)
-    if now >= rel.expires:
+    if now >= rel.expires and not fallback:
         raise ReleaseRefused("expired", f"release {rel.version} expired")
     if arch is not None and rel.arch != arch:
         raise ReleaseRefused("wrong_arch", f"release {rel.version} is for {rel.arch}, not {arch}")
-    if version_key(rel.version) < version_key(auth.min_version):
+    if version_key(rel.version) < version_key(auth.min_version) and not fallback:
         raise ReleaseRefused(
             "below_minimum",
             f"release {rel.version} is below the roots' minimum {auth.min_version}",
