@@ -209,3 +209,17 @@ def test_a_power_cut_before_any_command_resumes_to_a_working_version(tmp_path, k
         assert (state.step, state.outcome, rig.machine.installed) == ("idle", outcome, final), where
         assert rig.machine.running == final and rig.machine.half is None, where
         assert rig.machine.root_rw is False, where
+
+
+def test_the_heartbeat_fields_come_from_the_state_file(rig):
+    from passgate.update.state import report_file
+
+    assert report_file(rig.paths.state_file) == {}  # no updater ran: nothing to report
+    rig.publish("0.2.0", "broken")
+    rig.source.target_version = "0.2.0"
+    rig.updater(timeout=4).run_once()
+    got = report_file(rig.paths.state_file)
+    assert got["update_state"] == "rolled_back" and got["update_target"] == "0.2.0"
+    assert got["update_reason"].startswith("health check: not healthy after 4 s")
+    rig.paths.state_file.write_text("{torn")  # unreadable: read as idle, never as updated
+    assert report_file(rig.paths.state_file) == {"update_state": "up_to_date"}

@@ -23,6 +23,8 @@ from passgate.util.atomicfile import write_atomic
 log = logging.getLogger(__name__)
 
 STATE_FILE = "update.json"
+# The unit's StateDirectory (mode 0755: the sync agent reads the state for its heartbeat).
+DEFAULT_DIR = Path("/var/lib/passgate-update")
 
 IDLE = "idle"
 DOWNLOADING = "downloading"
