@@ -221,5 +221,6 @@ def test_the_heartbeat_fields_come_from_the_state_file(rig):
     got = report_file(rig.paths.state_file)
     assert got["update_state"] == "rolled_back" and got["update_target"] == "0.2.0"
     assert got["update_reason"].startswith("health check: not healthy after 4 s")
-    rig.paths.state_file.write_text("{torn")  # unreadable: read as idle, never as updated
-    assert report_file(rig.paths.state_file) == {"update_state": "up_to_date"}
+    rig.paths.state_file.write_text("{torn")  # unreadable: never reported as up to date
+    assert report_file(rig.paths.state_file)["update_state"] == "failed"
+    assert rig.updater().run_once().step == "idle"  # the updater itself starts over

@@ -100,7 +100,11 @@ def report(state: UpdateState) -> dict[str, str]:
 
 
 def report_file(path: Path) -> dict[str, str]:
-    """:func:`report` of the file at ``path``; {} when there is none (no updater installed)."""
-    if not Path(path).exists():
+    """:func:`report` of the file at ``path``; {} when there is none (no updater installed);
+    ``failed`` when it cannot be read."""
+    try:
+        return report(UpdateState.from_json(Path(path).read_bytes()))
+    except FileNotFoundError:
         return {}
-    return report(read_state(path))
+    except (OSError, ValueError, TypeError) as exc:  # never reads as "up to date"
+        return {"update_state": FAILED, "update_reason": f"update state unreadable: {exc}"[:200]}
