@@ -22,7 +22,7 @@ from pathlib import Path
 from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
 
-from . import protocol
+from . import protocol, release_cli
 from .store import StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def cmd_serve(args) -> int:
                         fresh_window_s=args.fresh_window, rate_per_s=args.rate_limit,
                         rate_burst=args.rate_burst,
                         trusted_proxy_header=args.trusted_proxy_header or None,
-                        max_inflight=args.max_inflight)
+                        max_inflight=args.max_inflight, releases_dir=args.releases)
     app = create_app(store, time_token=signer, settings=settings, read_store=read_store)
     server = make_server(app, host=args.host, port=args.port, threads=args.threads,
                          max_body=args.max_body, connection_limit=args.connection_limit,
@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "X-Forwarded-For (its rightmost entry is used); unset: the peer")
     s.add_argument("--max-inflight", type=int, default=4,
                    help="concurrent ingests per process; more get 503 with Retry-After")
+    s.add_argument("--releases", help="folder of signed releases to serve to devices "
+                                      "(release publish); unset: no release endpoints")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="one-time enrolment tokens").add_subparsers(
@@ -218,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     kn = k.add_parser("new", help="make time.key (0600) and time.pub in a directory")
     kn.add_argument("--out", required=True, help="directory for time.key and time.pub")
     kn.set_defaults(func=cmd_time_key_new)
+
+    release_cli.register(sub, with_db, _db)
 
     d = with_db(sub.add_parser("device", help="list, disable, enable or remove devices"))
     d.add_argument("action", choices=("list", "disable", "enable", "remove"))

@@ -9,7 +9,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,7 +29,10 @@ CREATE TABLE IF NOT EXISTS devices (
     firmware TEXT,
     last_scan_ms {big},
     health_sent_at {big},
-    live_challenge_ms {big}
+    live_challenge_ms {big},
+    update_state TEXT,
+    update_target TEXT,
+    update_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash {blob} PRIMARY KEY,
@@ -125,6 +128,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: ("DELETE FROM alerts WHERE kind = 'bad_signature'",),
     # 5: the issue time of the last liveness challenge taken (liveness.py): replays refused.
     5: ("ALTER TABLE devices ADD COLUMN live_challenge_ms {big}",),
+    # 6: the updater's state as the device reports it (issue 13; releases.py).
+    6: (
+        "ALTER TABLE devices ADD COLUMN update_state TEXT",
+        "ALTER TABLE devices ADD COLUMN update_target TEXT",
+        "ALTER TABLE devices ADD COLUMN update_reason TEXT",
+    ),
 }
 
 
