@@ -224,3 +224,15 @@ def test_the_heartbeat_fields_come_from_the_state_file(rig):
     rig.paths.state_file.write_text("{torn")  # unreadable: never reported as up to date
     assert report_file(rig.paths.state_file)["update_state"] == "failed"
     assert rig.updater().run_once().step == "idle"  # the updater itself starts over
+
+
+def test_a_state_file_with_an_unknown_step_starts_over(rig):
+    rig.paths.state_file.write_text('{"step": "flashing"}')
+    assert report_file_of(rig)["update_state"] == "failed"
+    assert rig.updater().run_once().outcome == "up_to_date"
+
+
+def report_file_of(rig):
+    from passgate.update.state import report_file
+
+    return report_file(rig.paths.state_file)

@@ -18,6 +18,7 @@ import logging
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from passgate.errors import UpdateError
 from passgate.util.atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class UpdateState:
         known = {f.name for f in fields(cls)}
         state = cls(**{k: v for k, v in doc.items() if k in known})
         if state.step not in STEPS:
-            raise ValueError(f"unknown step {state.step!r}")
+            raise UpdateError(f"update state: unknown step {state.step!r}")
         return replace(state, bad=tuple(state.bad))
 
 
