@@ -19,10 +19,10 @@ HERE=$(pwd)
 VENV="$HERE/.venv"
 
 # System packages: what running passgate on a laptop needs, and what the test suite adds
-# (systemd-analyze for the unit gate, debootstrap/rsync and image tools for the install and
-# image tests, PostgreSQL for the collector's second backend, Chromium for the staff page).
+# (systemd-analyze for the unit gate, systemd-nspawn to boot the package, debootstrap/rsync and
+# image tools for the install and image tests, PostgreSQL for the collector's second backend, Chromium for the staff page).
 BASE_APT=(python3-venv python3-dev libzbar0)
-TEST_APT=("${BASE_APT[@]}" systemd debootstrap rsync mtools dosfstools fdisk e2fsprogs
+TEST_APT=("${BASE_APT[@]}" systemd systemd-container debootstrap rsync mtools dosfstools fdisk e2fsprogs
     postgresql chromium chromium-driver)
 # One venv for every mode, so switching between simulate and test never reinstalls.
 EXTRAS=test,collector

@@ -171,6 +171,9 @@ def test_a_version_4_database_is_upgraded_with_the_new_columns_and_indexes(tmp_p
     for stmt in ("DROP INDEX scans_site_time", "DROP INDEX scans_device_time",
                  "ALTER TABLE scans DROP COLUMN site", "ALTER TABLE devices DROP COLUMN site",
                  "ALTER TABLE devices DROP COLUMN live_challenge_ms",  # schema 5 (liveness)
+                 "ALTER TABLE devices DROP COLUMN update_state",  # schema 7 (the updater)
+                 "ALTER TABLE devices DROP COLUMN update_target",
+                 "ALTER TABLE devices DROP COLUMN update_reason",
                  "UPDATE meta SET value = '4' WHERE key = 'schema'"):
         db.execute(stmt)
     db.commit()

@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "util", "data", "__init__"),
     ("options",),
     ("passes",),
+    ("release",),
     ("clock",),
     ("bundle",),
     ("journal",),
@@ -50,7 +51,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("hardware",),
     ("config",),
     ("checkpoint",),
-    ("sync",),
+    ("sync", "update"),
     ("selftest", "provision"),
     ("cli",),
 )

@@ -22,7 +22,7 @@ from pathlib import Path
 from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
 
-from . import protocol
+from . import protocol, release_cli
 from .cli_users import add_serve_options, add_user_commands, auth_options
 from .console import sitecli
 from .store import StoreError, open_store
@@ -69,7 +69,7 @@ def cmd_serve(args) -> int:
                         fresh_window_s=args.fresh_window, rate_per_s=args.rate_limit,
                         rate_burst=args.rate_burst,
                         trusted_proxy_header=args.trusted_proxy_header or None,
-                        max_inflight=args.max_inflight)
+                        max_inflight=args.max_inflight, releases_dir=args.releases)
     hash_key = read_hash_key(Path(args.hash_key)) if args.hash_key else None
     app = create_app(store, time_token=signer, settings=settings, read_store=read_store,
                      console=ConsoleOptions(hash_key=hash_key,
@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hash-key", help="the fleet's pass-hash key (journal.key, 32 bytes): lets "
                    "the console search by pass text or photo")
     add_serve_options(s)
+    s.add_argument("--releases", help="folder of signed releases to serve to devices "
+                                      "(release publish); unset: no release endpoints")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="one-time enrolment tokens").add_subparsers(
@@ -229,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     kn = k.add_parser("new", help="make time.key (0600) and time.pub in a directory")
     kn.add_argument("--out", required=True, help="directory for time.key and time.pub")
     kn.set_defaults(func=cmd_time_key_new)
+
+    release_cli.register(sub, with_db, _db)
 
     d = with_db(sub.add_parser("device", help="list, disable, enable or remove devices"))
     d.add_argument("action", choices=("list", "disable", "enable", "remove"))

@@ -247,6 +247,10 @@ def row_problem(row: Mapping) -> str | None:
     return None
 
 
+# passgate.update.state.report: what a device's updater may say.
+UPDATE_STATES = ("up_to_date", "downloading", "updating", "rolled_back", "failed")
+
+
 def health_fields(status: Mapping) -> dict:
     """The known device-health keys with the right types; anything else is ignored."""
     out: dict = {}
@@ -254,8 +258,10 @@ def health_fields(status: Mapping) -> dict:
         v = status.get(key)
         if int_ok(v):
             out[key] = v
-    for key in ("clock_state", "firmware"):
+    for key in ("clock_state", "firmware", "update_target", "update_reason"):
         v = status.get(key)
         if isinstance(v, str) and text_problem(v) is None:
             out[key] = v
+    if status.get("update_state") in UPDATE_STATES:
+        out["update_state"] = status["update_state"]
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import jinja2
 
 from .auth import signed_in
+from .releases import ReleaseDir, plan_line, progress
 from .store import SqlStore
 
 ALERT_LIMIT = 50  # tamper events listed one by one; every (device, kind) is summed up above
@@ -68,6 +69,9 @@ class HealthRow:
     bundle_age: str
     firmware: str
     scans: int
+    update_target: str = "-"
+    update_state: str = "-"  # as the device's updater reports it (passgate.update.state)
+    update_reason: str = ""
 
 
 def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
@@ -94,6 +98,9 @@ def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
             bundle_version="-" if d.bundle_version is None else str(d.bundle_version),
             bundle_age=fmt_age(None if issued is None else now - issued),
             firmware=d.firmware or "-", scans=counts.get(d.device_id, 0),
+            update_target=d.update_target or "-",
+            update_state=(d.update_state or "-").replace("_", " "),
+            update_reason=d.update_reason or "",
         ))
     return out
 
@@ -131,4 +138,14 @@ def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
         denials_since=fmt_age(settings.denials_since_s),
         recent=store.recent_scans(settings.recent_per_device),
         latest_bundle=latest,
+        rollout=_rollout(store, settings),
     )
+
+
+def _rollout(store: SqlStore, settings) -> dict | None:
+    """The fleet's rollout progress, when this collector serves releases."""
+    if settings.releases_dir is None:
+        return None
+    prog = progress(store, ReleaseDir(settings.releases_dir))
+    return {"line": plan_line(prog["plan"]), "running": sorted(prog["running"].items()),
+            "states": sorted(prog["states"].items())}

@@ -35,7 +35,7 @@ from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
 
 from . import auth as staff_auth
-from . import liveness, protocol, staff
+from . import liveness, protocol, releases, staff
 from .bundles import DeltaCache
 from .console import ConsoleOptions, blueprint
 from .ingest import apply_batch
@@ -61,6 +61,7 @@ class Settings:
     trusted_proxy_header: str | None = None  # e.g. X-Forwarded-For, set by our own proxy
     max_inflight: int = 4  # concurrent ingests (~ database connections) per process
     retry_after_s: int = 5  # what a 503 asks the device to wait at least
+    releases_dir: str | None = None  # signed releases served to devices (releases.py)
 
 
 def _cbor(obj: object, status: int = 200) -> Response:
@@ -277,6 +278,9 @@ def create_app(
                                 content_type=CHAIN_CONTENT_TYPE)
         data = store.bundle_data(version)
         return Response(data, status=200, headers=headers, content_type="application/octet-stream")
+
+    if settings.releases_dir is not None:
+        releases.register_routes(app, releases.ReleaseDir(settings.releases_dir), store, clock)
 
     @app.get("/v1/time")
     def time_only() -> Response:

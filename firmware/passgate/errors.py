@@ -186,3 +186,20 @@ class LinkError(PassgateError, ConnectionError):
 
 class ReplyTooLarge(LinkError):
     """The answer was longer than the request's ``max_reply``; treated as a network failure."""
+
+
+# --- software releases (issue 13) -------------------------------------------------------
+
+
+class ReleaseRefused(TrustError):
+    """A release manifest or package failed a check; ``reason`` is a short code (``unsigned``,
+    ``not_authorised``, ``expired``, ``wrong_arch``, ``downgrade``, ``below_minimum``,
+    ``hash_mismatch``, ``too_large``, ``malformed``) the updater reports to the collector."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+class UpdateError(PassgateError, OSError):
+    """A step of installing a release failed (dpkg, systemctl, mount, download)."""

@@ -39,15 +39,20 @@ class Device:
     bundle_issued_at: int | None = None
     firmware: str | None = None
     last_scan_ms: int | None = None
+    update_state: str | None = None  # the updater's report (passgate.update.state.report)
+    update_target: str | None = None
+    update_reason: str | None = None
 
 
 DEVICE_COLS = (
     "device_id, pubkey, enrolled_at, disabled, last_seen, clock_offset_s, clock_state, backlog, "
-    "dead_letters, bundle_version, bundle_issued_at, firmware, last_scan_ms"
+    "dead_letters, bundle_version, bundle_issued_at, firmware, last_scan_ms, update_state, "
+    "update_target, update_reason"
 )
 HEALTH_KEYS = (
     "clock_offset_s", "clock_state", "backlog", "dead_letters", "bundle_version",
     "bundle_issued_at", "firmware", "last_scan_ms", "health_sent_at", "live_challenge_ms",
+    "update_state", "update_target", "update_reason",
 )
 
 

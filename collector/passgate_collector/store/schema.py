@@ -15,7 +15,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,7 +36,10 @@ CREATE TABLE IF NOT EXISTS devices (
     last_scan_ms {big},
     health_sent_at {big},
     live_challenge_ms {big},
-    site TEXT
+    site TEXT,
+    update_state TEXT,
+    update_target TEXT,
+    update_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash {blob} PRIMARY KEY,
@@ -173,6 +176,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 6: the staff console: a site per device (and per scan, copied at ingest, so a filter by
     # site reads one index range), time zones per site, acknowledged alerts, health history.
     6: ("ALTER TABLE devices ADD COLUMN site TEXT", "ALTER TABLE scans ADD COLUMN site TEXT"),
+    # 7: the updater's state as the device reports it (issue 13; releases.py).
+    7: (
+        "ALTER TABLE devices ADD COLUMN update_state TEXT",
+        "ALTER TABLE devices ADD COLUMN update_target TEXT",
+        "ALTER TABLE devices ADD COLUMN update_reason TEXT",
+    ),
 }
 
 # Indexes on columns a migration may have added: created after the migrations ran, for new

@@ -47,6 +47,7 @@ from passgate.passes.keys import kid_of, raw_public
 from passgate.passes.purposes import PurposeTable
 from passgate.passes.revocation import DIGEST_LEN, RevocationList
 from passgate.passes.truststore import IssuerKey, TrustStore, _load_zones
+from passgate.release.manifest import ReleaseAuth
 
 _POLICY_TABLES = {"purposes", "zones", "fleet"}
 
@@ -98,12 +99,14 @@ def build_bundle(
     expires: int,
     new_roots: RootSet | None = None,
     revokers: Sequence[Revoker] = (),
+    releases: ReleaseAuth | None = None,
 ) -> bytes:
     """Encode, hash, and sign with every key in ``signing_keys``; return the file's bytes.
 
     ``content`` may also be already-encoded parts (tests use that to build hostile bundles).
     ``new_roots`` declares a root rotation: sign with enough current *and* new roots.
     ``revokers`` authorises revocation keys (each with its expiry) until the next bundle.
+    ``releases`` authorises release keys and sets the lowest version devices may install.
     """
     if not signing_keys:
         raise TrustError("bundle: at least one root key must sign")
@@ -114,7 +117,8 @@ def build_bundle(
     refs = tuple(PartRef(n, len(parts[n]), hashlib.sha256(parts[n]).digest()) for n in PART_NAMES)
     roots_field = None if new_roots is None else (new_roots.threshold, new_roots.keys)
     payload = Manifest(
-        version, int(issued), int(expires), refs, roots_field, tuple(revokers)
+        version, int(issued), int(expires), refs, roots_field, tuple(revokers),
+        releases=releases,
     ).to_cbor()
     raws = [raw_public(k) for k in signing_keys]
     if len(set(raws)) != len(raws):

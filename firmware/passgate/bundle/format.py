@@ -34,9 +34,16 @@ from typing import Any
 
 import cbor2
 
-from passgate.errors import BundleRefused, KeyFileError, PassFormatError, Refusal
+from passgate.errors import (
+    BundleRefused,
+    KeyFileError,
+    PassFormatError,
+    Refusal,
+    ReleaseRefused,
+)
 from passgate.passes.cose import ALG_EDDSA, HDR_ALG, HDR_KID, KID_LEN, SIG_LEN, dumps, loads_strict
 from passgate.passes.keys import check_public_point
+from passgate.release.manifest import ReleaseAuth
 
 MAGIC = b"PGBUNDL1"
 PREFIX = struct.Struct(">8sI")
@@ -91,6 +98,7 @@ class Manifest:
     kind: str = BUNDLE_TYPE
     anchor: bytes | None = None  # revocations: the authorising root header (COSE_Sign bytes)
     base: tuple[int, bytes] | None = None  # revocations: (version, manifest SHA-256) it follows
+    releases: ReleaseAuth | None = None  # root manifests: release keys and minimum version
 
     @property
     def by_roots(self) -> bool:
@@ -109,6 +117,8 @@ class Manifest:
             doc["roots"] = {"threshold": self.new_roots[0], "keys": list(self.new_roots[1])}
         if self.revokers:
             doc["revokers"] = [{"key": r.key, "expires": r.expires} for r in self.revokers]
+        if self.releases is not None:
+            doc["releases"] = self.releases.to_cbor_obj()
         if self.anchor is not None and self.base is not None:
             doc["anchor"] = self.anchor
             doc["base"] = {"version": self.base[0], "manifest_sha256": self.base[1]}
@@ -146,7 +156,7 @@ def parse_manifest(payload: bytes) -> Manifest:
             Refusal.MALFORMED,
             f"bundle: format {doc.get('format')!r} is not supported (want {FORMAT})",
         )
-    own = {"roots", "revokers"} if kind == BUNDLE_TYPE else {"anchor", "base"}
+    own = {"roots", "revokers", "releases"} if kind == BUNDLE_TYPE else {"anchor", "base"}
     unknown = set(doc) - {"type", "format", "version", "issued", "expires", "parts"} - own
     if unknown:
         raise refuse(
@@ -193,7 +203,19 @@ def parse_manifest(payload: bytes) -> Manifest:
         return Manifest(
             version, issued, expires, tuple(parts), kind=kind, anchor=anchor, base=base
         )
-    return Manifest(version, issued, expires, tuple(parts), new_roots, _revokers(doc))
+    return Manifest(
+        version, issued, expires, tuple(parts), new_roots, _revokers(doc),
+        releases=_releases(doc),
+    )
+
+
+def _releases(doc: Mapping[str, Any]) -> ReleaseAuth | None:
+    if "releases" not in doc:
+        return None
+    try:
+        return ReleaseAuth.from_cbor_obj(doc["releases"])
+    except ReleaseRefused as exc:
+        raise refuse(Refusal.MALFORMED, f"bundle: {exc.detail}") from None
 
 
 def _revokers(doc: Mapping[str, Any]) -> tuple[Revoker, ...]:

@@ -42,6 +42,7 @@ from passgate.bundle.roots import RootSet
 from passgate.errors import KeyFileError, Refusal, TrustError
 from passgate.passes.keys import kid_of
 from passgate.passes.truststore import TrustStore
+from passgate.release.manifest import ReleaseAuth
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class BundleInfo:
     kind: str = "passgate-bundle"  # or "passgate-revocations" (signed by a revocation key)
     anchor_version: int | None = None  # revocations: the root-signed version it builds on
     revokers: tuple[tuple[str, int], ...] = ()  # (hex kid, expires) the roots authorise
+    releases: ReleaseAuth | None = None  # release keys and minimum version the roots set
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class VerifiedBundle:
             kind=m.kind,
             anchor_version=None if self.anchor is None else self.anchor.version,
             revokers=tuple((kid_of(r.key).hex(), r.expires) for r in self.root_manifest.revokers),
+            releases=self.root_manifest.releases,
             **installed,
         )
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("log", "show the scan journal (for security staff)"),
     "sync": ("sync", "upload the journal, fetch trust and time"),
     "bundle": ("bundle", "build, inspect and install signed trust bundles"),
+    "update": ("update", "install the release the collector names, or roll back (root)"),
     "time": ("timecmd", "clock state and signed time tokens"),
     "provision": ("provision", "apply a device file (passgate-device.toml)"),
     "run": ("run", "run the checkpoint (--simulate: on a laptop, no hardware)"),

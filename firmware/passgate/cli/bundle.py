@@ -68,6 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--revoker-expires", default="2d", help="how long --revoker keys may act (default 2d)"
     )
+    b.add_argument(
+        "--release-key", type=Path, action="append", default=[],
+        help="authorise this public key to sign software releases (repeat; docs/trust.md)",
+    )
+    b.add_argument(
+        "--min-release", metavar="VERSION",
+        help="with --release-key: devices never install a release below this version",
+    )
     b.add_argument("--out", type=Path, required=True, help="bundle file to write")
     b.set_defaults(func=build)
 
@@ -141,7 +149,8 @@ def build(args: argparse.Namespace) -> int:
     keys = [load_private(p) for p in args.root]
     new_roots = RootSet.load(args.new_roots, args.new_threshold) if args.new_roots else None
     data = build_bundle(content, keys, args.version, issued, expires, new_roots,
-                        _revokers(args.revoker, args.revoker_expires, issued))
+                        _revokers(args.revoker, args.revoker_expires, issued),
+                        _releases(args.release_key, args.min_release))
     write_atomic(args.out, data)
     print(
         f"bundle v{args.version}: {len(data)} bytes, {len(content.issuers)} issuer key(s), "
@@ -165,6 +174,24 @@ def _revokers(paths: list[Path], expires: str, issued: int) -> tuple:
     except ValueError as exc:
         raise UsageError(f"--revoker-expires: {exc}") from None
     return tuple(Revoker(raw_public(load_public(p)), until) for p in paths)
+
+
+def _releases(paths: list[Path], min_version: str | None):
+    from passgate.errors import ReleaseRefused, UsageError
+    from passgate.passes.keys import load_public, raw_public
+    from passgate.release import ReleaseAuth
+
+    if not paths:
+        if min_version is not None:
+            raise UsageError("--min-release needs at least one --release-key")
+        return None
+    try:
+        return ReleaseAuth.from_cbor_obj({
+            "keys": [raw_public(load_public(p)) for p in paths],
+            "min_version": min_version or "0",
+        })
+    except ReleaseRefused as exc:
+        raise UsageError(f"--release-key/--min-release: {exc.detail}") from None
 
 
 def inspect(args: argparse.Namespace) -> int:
@@ -333,6 +360,11 @@ def _describe(info, roots, installed: bool = False, store=None) -> str:
             lines.append(f"signatures of the new roots: VERIFIED: {', '.join(info.new_signed_by)}")
     lines += [f"part {n}: {length} bytes, sha256 {h}" for n, length, h in info.parts]
     lines.append(f"issuer keys: {info.issuers}; revoked passes: {info.revoked}")
+    if info.releases is not None:
+        from passgate.passes.keys import kid_of
+
+        kids = ", ".join(kid_of(k).hex() for k in info.releases.keys)
+        lines.append(f"release keys: {kids}; minimum release {info.releases.min_version}")
     for k in store.keys if store is not None else ():
         j = _issuer_json(k)
         start = iso(k.valid_from) if k.valid_from else "-"

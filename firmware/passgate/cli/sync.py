@@ -275,6 +275,9 @@ def run(args: argparse.Namespace) -> int:
     from passgate.sync.agent import SyncAgent
     from passgate.sync.enrolment import attempt, load_enrolment
     from passgate.sync.hooks import InstalledBundles
+    from passgate.update.state import DEFAULT_DIR as UPDATE_DIR
+    from passgate.update.state import STATE_FILE as UPDATE_FILE
+    from passgate.update.state import report_file
 
     if args.batch < 1 or args.interval <= 0:
         raise UsageError("--batch must be >= 1 and --interval > 0")
@@ -319,7 +322,9 @@ def run(args: argparse.Namespace) -> int:
         journal, client, now=now, state_file=paths.sync_state,
         bundle=InstalledBundles(paths.bundle_dir, now), batch_size=args.batch,
         interval=args.interval, retention_s=paths.retention_s, enrol=enrol_hook,
-        health=lambda: {"clock_state": clock.read().state.value, "firmware": __version__},
+        # The updater's state (its own unit, passgate.update) goes out with every heartbeat.
+        health=lambda: {"clock_state": clock.read().state.value, "firmware": __version__,
+                        **report_file(UPDATE_DIR / UPDATE_FILE)},
         prune_time=lambda: clock.status().floor,  # never ahead of authenticated time
     )
     try:

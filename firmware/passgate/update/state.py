@@ -1,0 +1,111 @@
+"""The updater's state file: where an update stands, written atomically before each step.
+
+Rules kept (tests/test_update.py):
+
+- the file is replaced atomically (:func:`passgate.util.atomicfile.write_atomic`): after a
+  power cut it holds the last step entered, never half of one;
+- a step is written *before* it starts, so a resumed updater redoes at most that step, and
+  every step is safe to redo (download again, ``dpkg -i`` again, check again);
+- what the collector sees (:func:`report`) is derived from the file only: ``updating`` while
+  any step of an install or a rollback is open, ``updated``/``up_to_date`` only after a
+  health check passed; a rollback or a failure keeps its reason until the next attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from passgate.errors import UpdateError
+from passgate.util.atomicfile import write_atomic
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "update.json"
+# The unit's StateDirectory (mode 0755: the sync agent reads the state for its heartbeat).
+DEFAULT_DIR = Path("/var/lib/passgate-update")
+
+IDLE = "idle"
+DOWNLOADING = "downloading"
+INSTALLING = "installing"
+CHECKING = "checking"
+ROLLING_BACK = "rolling_back"
+STEPS = (IDLE, DOWNLOADING, INSTALLING, CHECKING, ROLLING_BACK)
+
+# outcomes of the last attempt (idle only)
+UP_TO_DATE, UPDATED, ROLLED_BACK, FAILED = "up_to_date", "updated", "rolled_back", "failed"
+
+
+@dataclass(frozen=True)
+class UpdateState:
+    step: str = IDLE
+    target: str | None = None  # the version being installed (or last attempted)
+    previous: str | None = None  # the version that ran before: the way back
+    outcome: str | None = None  # of the last finished attempt
+    reason: str | None = None  # why it rolled back or failed
+    bad: tuple[str, ...] = ()  # versions that failed their health check: never retried
+    at: float = 0.0  # when this state was written (wall clock, for the staff page)
+    attempts: int = 0  # times the current step was entered (a step that keeps cutting power)
+
+    def to_json(self) -> bytes:
+        doc = asdict(self)
+        doc["bad"] = list(self.bad)
+        return json.dumps(doc, sort_keys=True).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> UpdateState:
+        doc = json.loads(data)
+        known = {f.name for f in fields(cls)}
+        state = cls(**{k: v for k, v in doc.items() if k in known})
+        if state.step not in STEPS:
+            raise UpdateError(f"update state: unknown step {state.step!r}")
+        return replace(state, bad=tuple(state.bad))
+
+
+def read_state(path: Path) -> UpdateState:
+    """The state in ``path``; a missing file is a fresh idle state. An unreadable one is
+    logged and read as idle: the next attempt starts over, which is always safe (every step
+    checks what is installed), while refusing to run would leave the device stuck."""
+    try:
+        return UpdateState.from_json(Path(path).read_bytes())
+    except FileNotFoundError:
+        return UpdateState()
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("update state %s unreadable (%s): starting over", path, exc)
+        return UpdateState()
+
+
+def write_state(path: Path, state: UpdateState) -> None:
+    write_atomic(Path(path), state.to_json(), mode=0o644)
+
+
+def report(state: UpdateState) -> dict[str, str]:
+    """The heartbeat fields: ``update_state`` (``up_to_date``, ``downloading``, ``updating``,
+    ``rolled_back``, ``failed``), ``update_target`` and ``update_reason`` when there is one."""
+    if state.step == DOWNLOADING:
+        name = "downloading"
+    elif state.step != IDLE:
+        name = "updating"
+    elif state.outcome in (ROLLED_BACK, FAILED):
+        name = state.outcome
+    else:
+        name = UP_TO_DATE
+    out = {"update_state": name}
+    if state.target:
+        out["update_target"] = state.target
+    if state.reason and name in ("rolled_back", "failed", "updating"):
+        out["update_reason"] = state.reason[:200]
+    return out
+
+
+def report_file(path: Path) -> dict[str, str]:
+    """:func:`report` of the file at ``path``; {} when there is none (no updater installed);
+    ``failed`` when it cannot be read."""
+    try:
+        return report(UpdateState.from_json(Path(path).read_bytes()))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError) as exc:  # never reads as "up to date"
+        return {"update_state": FAILED, "update_reason": f"update state unreadable: {exc}"[:200]}

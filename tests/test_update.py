@@ -1,0 +1,238 @@
+"""The updater's state machine against a fake dpkg and service manager (tests/update_support).
+
+Every transition of ``passgate.update.updater``: up to date, updated, rolled back after a
+failed health check or a failed install, refused releases (unauthorised key, downgrade,
+below the minimum, tampered package), the read-only root remounted only around installs,
+the overlay root refused, and a power cut before each command of an update and of a
+rollback, then a reboot and a resumed run: the device always ends on a working version and
+never reports a failed update as done.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bundle_support import NOW
+from passgate.release import deb_file_name
+from passgate.update.state import read_state, report
+from passgate.update.system import DebianSystem
+from passgate.update.updater import Paths, Updater
+from release_support import ReleaseFleet
+from update_support import FakeClock, FolderSource, Machine, PowerCut, fake_deb
+
+
+@pytest.fixture
+def rig(tmp_path):
+    return Rig(tmp_path)
+
+
+class Rig:
+    def __init__(self, tmp_path, root_ro: bool = True):
+        self.rf = ReleaseFleet()
+        self.tmp = tmp_path
+        self.rf.provision(tmp_path / "bundle")
+        self.releases = tmp_path / "served"
+        self.rf.publish_to(self.releases, "0.1.0", fake_deb("0.1.0"))
+        self.machine = Machine(installed="0.1.0")
+        self.machine.boot()
+        self.mounts = tmp_path / "mounts"
+        self.mounts.write_text(f"/dev/root / ext4 {'ro' if root_ro else 'rw'},noatime 0 0\n")
+        self.machine.root_rw = not root_ro
+        self.cmdline = tmp_path / "cmdline"
+        self.cmdline.write_text("console=tty1 root=/dev/mmcblk0p2\n")
+        self.source = FolderSource(self.releases, None)
+        self.paths = Paths(tmp_path / "update.json", tmp_path / "cache", tmp_path / "bundle")
+
+    def publish(self, version: str, kind: str = "healthy", key: Ed25519PrivateKey | None = None):
+        self.rf.publish_to(self.releases, version, fake_deb(version, kind), key=key)
+
+    def updater(self, timeout: float = 60.0) -> Updater:
+        clock = FakeClock(1000.0)
+        system = DebianSystem(self.machine.run, selftest_cmd=("selftest", "--quick"),
+                              mounts=self.mounts, cmdline=self.cmdline)
+        return Updater(system, self.source, self.paths, arch="amd64", now=lambda: NOW + 60,
+                       monotonic=clock.monotonic, sleep=clock.sleep, health_timeout=timeout)
+
+    def state(self):
+        return read_state(self.paths.state_file)
+
+
+def test_no_plan_or_same_version_is_up_to_date(rig):
+    assert report(rig.updater().run_once()) == {"update_state": "up_to_date",
+                                                "update_target": "0.1.0"}
+    rig.source.target_version = "0.1.0"
+    assert rig.updater().run_once().outcome == "up_to_date"
+    assert not any(c.startswith("dpkg -i") for c in rig.machine.log)
+
+
+def test_a_healthy_release_is_installed_and_the_services_restarted(rig):
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    state = rig.updater().run_once()
+    assert (state.step, state.outcome, rig.machine.installed) == ("idle", "updated", "0.2.0")
+    assert rig.machine.running == "0.2.0"
+    assert report(state)["update_state"] == "up_to_date"
+    log = rig.machine.log
+    assert "systemctl restart --no-block passgate-scanner.service passgate-sync.service" in log
+    # rw only around the install, read-only again afterwards
+    i = log.index(next(c for c in log if c.startswith("dpkg -i")))
+    assert log[i - 2] == "mount -o remount,rw /" and "mount -o remount,ro /" in log[i + 1:i + 3]
+    assert rig.machine.root_rw is False
+    cached = sorted(p.name for p in rig.paths.cache.iterdir())
+    assert deb_file_name("0.1.0", "amd64") in cached and deb_file_name("0.2.0", "amd64") in cached
+
+
+def test_a_release_that_never_gets_ready_is_rolled_back_by_itself(rig):
+    rig.publish("0.2.0", "broken")
+    rig.source.target_version = "0.2.0"
+    state = rig.updater(timeout=30).run_once()
+    assert (state.outcome, rig.machine.installed, rig.machine.running) == (
+        "rolled_back", "0.1.0", "0.1.0")
+    assert "not healthy after 30 s" in state.reason and "auto-restart" in state.reason
+    assert report(state)["update_state"] == "rolled_back"
+    assert state.bad == ("0.2.0",)
+    # the bad version is not tried again, and keeps being reported
+    n = len(rig.machine.log)
+    again = rig.updater().run_once()
+    assert again.outcome == "rolled_back" and not any(
+        c.startswith("dpkg -i") for c in rig.machine.log[n:])
+    # a newer fixed release goes ahead
+    rig.publish("0.2.1")
+    rig.source.target_version = "0.2.1"
+    assert rig.updater().run_once().outcome == "updated"
+    assert rig.machine.installed == "0.2.1"
+
+
+def test_a_failed_install_rolls_back_and_never_reports_success(rig):
+    rig.publish("0.2.0", "badinstall")
+    rig.source.target_version = "0.2.0"
+    state = rig.updater().run_once()
+    assert state.outcome == "rolled_back" and "install failed" in state.reason
+    assert rig.machine.installed == "0.1.0" and rig.machine.half is None
+
+
+def test_a_failed_self_test_is_unhealthy(rig):
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    up = rig.updater(timeout=10)
+    real = rig.machine._answer
+
+    def selftest_fails(argv):
+        if argv[0] == "selftest" and rig.machine.installed == "0.2.0":
+            import subprocess
+            return subprocess.CompletedProcess(argv, 1, "journal: FAIL database locked", "")
+        return real(argv)
+
+    rig.machine._answer = selftest_fails
+    state = up.run_once()
+    assert state.outcome == "rolled_back" and "database locked" in state.reason
+
+
+@pytest.mark.parametrize("case", ["unauthorised", "downgrade", "below_minimum", "tampered"])
+def test_refused_releases_are_never_installed(rig, case):
+    if case == "unauthorised":
+        rig.publish("0.2.0", key=Ed25519PrivateKey.generate())
+        target, want = "0.2.0", "not_authorised"
+    elif case == "downgrade":
+        rig.publish("0.0.9")
+        target, want = "0.0.9", "downgrade refused"
+    elif case == "below_minimum":
+        rig.rf.min_version = "0.3.0"
+        rig.rf.provision(rig.tmp / "bundle", version=2)
+        rig.publish("0.2.0")
+        target, want = "0.2.0", "below_minimum"
+    else:
+        rig.publish("0.2.0")
+        (rig.releases / deb_file_name("0.2.0", "amd64")).write_bytes(fake_deb("0.2.0", "x1"))
+        target, want = "0.2.0", "hash_mismatch"
+    rig.source.target_version = target
+    state = rig.updater().run_once()
+    assert state.outcome == "failed" and want in state.reason
+    assert report(state) == {"update_state": "failed", "update_target": target,
+                             "update_reason": state.reason}
+    assert rig.machine.installed == "0.1.0"
+    assert not any(c.startswith(("dpkg -i", "mount")) for c in rig.machine.log)
+
+
+def test_no_update_without_a_copy_of_the_running_version_to_fall_back_to(rig):
+    (rig.releases / deb_file_name("0.1.0", "amd64")).unlink()
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    state = rig.updater().run_once()
+    assert state.outcome == "failed" and "404" in state.reason
+    assert rig.machine.installed == "0.1.0"
+
+
+def test_an_unreachable_collector_changes_nothing(rig):
+    rig.source.down = True
+    state = rig.updater().run_once()
+    assert state.step == "idle" and not rig.paths.state_file.exists()
+
+
+def test_an_overlay_root_is_refused_with_its_reason(rig):
+    rig.cmdline.write_text("console=tty1 boot=overlay root=/dev/mmcblk0p2\n")
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    state = rig.updater().run_once()
+    assert state.outcome == "failed" and "overlay" in state.reason
+    assert rig.machine.installed == "0.1.0"
+    assert not any(c.startswith(("dpkg -i", "mount")) for c in rig.machine.log)
+
+
+def _power_cut_runs(rig, kind: str) -> int:
+    """Commands a whole update to 0.2.0 of ``kind`` takes, without a cut."""
+    rig.publish("0.2.0", kind)
+    rig.source.target_version = "0.2.0"
+    rig.updater(timeout=6).run_once()
+    return rig.machine.calls
+
+
+@pytest.mark.parametrize("kind,final,outcome", [("healthy", "0.2.0", "updated"),
+                                                ("broken", "0.1.0", "rolled_back")])
+def test_a_power_cut_before_any_command_resumes_to_a_working_version(tmp_path, kind, final,
+                                                                     outcome):
+    total = _power_cut_runs(Rig(tmp_path / "count"), kind)
+    assert total > 10
+    for cut in range(1, total + 1):
+        rig = Rig(tmp_path / f"cut{cut}")
+        rig.publish("0.2.0", kind)
+        rig.source.target_version = "0.2.0"
+        rig.machine.cut_at = cut
+        with pytest.raises(PowerCut):
+            rig.updater(timeout=6).run_once()
+        seen = read_state(rig.paths.state_file)
+        assert report(seen)["update_state"] != "up_to_date" or seen.outcome != "updated"
+        rig.machine.boot()  # the unit runs again at boot and resumes
+        state = rig.updater(timeout=6).run_once()
+        where = f"cut before command {cut} ({rig.machine.log[cut - 1]})"
+        assert (state.step, state.outcome, rig.machine.installed) == ("idle", outcome, final), where
+        assert rig.machine.running == final and rig.machine.half is None, where
+        assert rig.machine.root_rw is False, where
+
+
+def test_the_heartbeat_fields_come_from_the_state_file(rig):
+    from passgate.update.state import report_file
+
+    assert report_file(rig.paths.state_file) == {}  # no updater ran: nothing to report
+    rig.publish("0.2.0", "broken")
+    rig.source.target_version = "0.2.0"
+    rig.updater(timeout=4).run_once()
+    got = report_file(rig.paths.state_file)
+    assert got["update_state"] == "rolled_back" and got["update_target"] == "0.2.0"
+    assert got["update_reason"].startswith("health check: not healthy after 4 s")
+    rig.paths.state_file.write_text("{torn")  # unreadable: never reported as up to date
+    assert report_file(rig.paths.state_file)["update_state"] == "failed"
+    assert rig.updater().run_once().step == "idle"  # the updater itself starts over
+
+
+def test_a_state_file_with_an_unknown_step_starts_over(rig):
+    rig.paths.state_file.write_text('{"step": "flashing"}')
+    assert report_file_of(rig)["update_state"] == "failed"
+    assert rig.updater().run_once().outcome == "up_to_date"
+
+
+def report_file_of(rig):
+    from passgate.update.state import report_file
+
+    return report_file(rig.paths.state_file)
