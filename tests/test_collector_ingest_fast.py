@@ -96,7 +96,7 @@ def test_fast_payload_decode_agrees_with_the_exact_check_on_random_corruptions()
 _ODD_VALUES = [None, True, False, 0, -1, 1, 1 << 63, (1 << 63) - 1, 1.0, "", "x", "a b",
                "é" * 64, "x" * 65, "a\x00", "a\x1f", "a\x7f", b"", bytes(16), bytes(32),
                [], ["stale"], ["b", "a"], ["a", "a"], [""], ["a b"], [1], ["x" * 65],
-               ["f%02d" % i for i in range(17)], ("stale",), "trusted", "floor", "deny",
+               [f"f{i:02d}" for i in range(17)], ("stale",), "trusted", "floor", "deny",
                "accept", {"a": 1}]
 
 
