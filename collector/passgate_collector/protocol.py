@@ -134,21 +134,20 @@ _SCALARS = frozenset({int, str, bytes, bool, type(None)})
 def _plainly_canonical(obj: object) -> bool:
     """True when every map in ``obj`` lists its keys in canonical order and every item is a
     type :func:`cose.canonical` encodes as cbor2's plain encoder does; False = not sure."""
-    t = type(obj)
-    if t in _SCALARS:
+    if type(obj) in _SCALARS:
         return True
-    if t is list:
+    if type(obj) is list:
         return all(map(_plainly_canonical, obj))
-    if t is not dict:
+    if type(obj) is not dict:
         return False  # tags, floats, simple values...: the exact check decides
-    if tuple(obj) != ROW_ORDER:  # type: ignore[arg-type]
+    if tuple(obj) != ROW_ORDER:
         try:
-            keys = [cose.canonical(k) for k in obj]  # type: ignore[attr-defined]
+            keys = [cose.canonical(k) for k in obj]
         except PassFormatError:
             return False
         if keys != sorted(keys, key=lambda k: (len(k), k)):
             return False
-    return all(map(_plainly_canonical, obj.values()))  # type: ignore[attr-defined]
+    return all(map(_plainly_canonical, obj.values()))
 
 
 def loads_payload(data: bytes) -> object:
