@@ -8,7 +8,9 @@ here against the slow, obviously right version on valid input and on mutated inp
 - ``protocol.row_problem`` says a row is fine only when ``protocol.row_detail`` does, and the
   shortcut is taken for the ordinary rows (else it would save nothing);
 - ``ingest.chain_of_valid`` equals the journal's ``chain_of`` for every valid row;
-- ``protocol.batch_reply`` is byte for byte the deterministic CBOR of ``protocol.encode``.
+- ``protocol.batch_reply`` is byte for byte the deterministic CBOR of ``protocol.encode``;
+
+and PostgreSQL's COPY, which has no ``ON CONFLICT``, still never stores a row twice.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import random
 import cbor2
 import pytest
 
+from collector_support import T0, FakeDevice, pg_cluster, store  # noqa: F401
 from passgate.errors import PassFormatError
 from passgate.journal.schema import ZERO_CHAIN, chain_of
 from passgate.passes import cose
@@ -157,3 +160,28 @@ def test_batch_reply_is_the_deterministic_encoding(version):
                                     "bundle_version": version})
     assert cose.loads_strict(body, "reply")["results"][2] == {
         "seq": 3, "flag": CHAIN_MISMATCH, "nonce": nonce, "status": protocol.STORED}
+
+
+def test_a_row_inserted_twice_past_the_lock_is_never_stored_twice(store):  # noqa: F811
+    """The batch lock keeps stored nonces out of ``insert_scans``; if that rule broke, the
+    primary key still stores a row once: SQLite skips it (ON CONFLICT), PostgreSQL's COPY
+    fails the batch whole (rolled back, the device resends and gets ``duplicate``)."""
+    dev = FakeDevice("gate-twice")
+    store.add_token(b"t" * 32, dev.device_id, T0, T0 + 60)
+    store.enrol(b"t" * 32, dev.device_id, dev.pubkey, b"k" * 8, T0)
+    rows = dev.scans(3)
+    with store.batch(dev.device_id) as tx:
+        tx.insert_scans([(rows[0], None)], T0)
+    try:
+        with store.batch(dev.device_id) as tx:
+            tx.insert_scans([(rows[1], None), (rows[0], None), (rows[2], None)], T0)
+    except Exception as exc:  # psycopg's UniqueViolation: only PostgreSQL may refuse
+        assert store.kind == "postgresql", exc
+        assert type(exc).__name__ == "UniqueViolation"
+        stored = [1]
+    else:
+        assert store.kind == "sqlite"
+        stored = [1, 2, 3]
+    seqs = [r[0] for r in store._all("SELECT seq FROM scans WHERE device_id = ? ORDER BY seq",
+                                     (dev.device_id,))]
+    assert seqs == stored
