@@ -104,7 +104,7 @@ def _pg_plan(url: str, device_id: str, nonces: list[bytes]) -> str:
         # The plan psycopg's prepared statements end up with: the generic one.
         conn.execute("SET plan_cache_mode = force_generic_plan")
         conn.execute("PREPARE q(bytea[], text) AS "
-                     + NONCE_LOOKUP.replace("%s", "$1", 1).replace("%s", "$2", 1))
+                     + NONCE_LOOKUP.replace("%b", "$1", 1).replace("%s", "$2", 1))
         cur = psycopg.ClientCursor(conn)  # EXPLAIN takes literals, not bound parameters
         cur.execute("EXPLAIN EXECUTE q(%s, %s)", (nonces, device_id))
         return " ".join(r[0] for r in cur.fetchall())

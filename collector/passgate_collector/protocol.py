@@ -128,6 +128,7 @@ class Signed:
 # A row's keys in canonical map order (shorter first, then bytewise): decoded maps keep the
 # order of the bytes, so a row in this order is known to be sorted without encoding its keys.
 ROW_ORDER = tuple(sorted(ROW_FIELDS, key=lambda k: (len(k), k.encode())))
+_FLAGS_AT = ROW_ORDER.index("flags")
 _SCALARS = frozenset({int, str, bytes, bool, type(None)})
 
 
@@ -137,16 +138,19 @@ def _plainly_canonical(obj: object) -> bool:
     if type(obj) in _SCALARS:
         return True
     if type(obj) is list:
-        return all(map(_plainly_canonical, obj))
+        return _SCALARS.issuperset(map(type, obj)) or all(map(_plainly_canonical, obj))
     if type(obj) is not dict:
         return False  # tags, floats, simple values...: the exact check decides
-    if tuple(obj) != ROW_ORDER:
-        try:
-            keys = [cose.canonical(k) for k in obj]
-        except PassFormatError:
-            return False
-        if keys != sorted(keys, key=lambda k: (len(k), k)):
-            return False
+    if tuple(obj) == ROW_ORDER:  # the bulk of a batch: a row, all scalars but its flags
+        values = list(obj.values())
+        flags = values.pop(_FLAGS_AT)
+        return _SCALARS.issuperset(map(type, values)) and _plainly_canonical(flags)
+    try:
+        keys = [cose.canonical(k) for k in obj]
+    except PassFormatError:
+        return False
+    if keys != sorted(keys, key=lambda k: (len(k), k)):
+        return False
     return all(map(_plainly_canonical, obj.values()))
 
 
@@ -244,7 +248,8 @@ def parse_batch(signed: Signed, max_rows: int = MAX_ROWS) -> Batch:
         raise malformed("challenge must be a byte string")
     last = None
     for i, row in enumerate(rows):
-        seq = row.get("seq") if isinstance(row, Mapping) else None
+        # type() first: the ABC check of isinstance costs more than the rest of the loop.
+        seq = row.get("seq") if type(row) is dict or isinstance(row, Mapping) else None
         if not int_ok(seq, 1):
             raise malformed(f"rows[{i}]: a row must be a map with an integer seq 1..{MAX_INT}")
         if last is not None and seq <= last:
@@ -256,6 +261,7 @@ def parse_batch(signed: Signed, max_rows: int = MAX_ROWS) -> Batch:
 
 
 _ROW_KEYS = frozenset(ROW_FIELDS)
+_STR = frozenset({str})
 _ROW_VALUES = operator.itemgetter(*ROW_FIELDS)
 
 
@@ -279,7 +285,7 @@ def _row_ok(row: Mapping) -> bool:
         texts.append(kid)
     if purpose is not None:
         texts.append(purpose)
-    if not all(type(x) is str and len(x) <= MAX_TEXT for x in texts):
+    if not _STR.issuperset(map(type, texts)) or max(map(len, texts)) > MAX_TEXT:
         return False
     # One search over all the text: the pattern matches single characters, so joining
     # cannot make or hide a match.

@@ -35,7 +35,8 @@ from .base import SCAN_INSERT_COLS, SqlStore
 from .reports import SCAN_COLS
 
 # The dedup lookup (tests/test_collector_scale.py checks its plan on a large history).
-NONCE_LOOKUP = (f"SELECT s.* FROM unnest(%s::bytea[]) AS n(nonce) CROSS JOIN LATERAL "
+# %b: the nonces go as a binary array (as text, psycopg quotes each element in Python).
+NONCE_LOOKUP = (f"SELECT s.* FROM unnest(%b::bytea[]) AS n(nonce) CROSS JOIN LATERAL "
                 f"(SELECT {SCAN_COLS} FROM scans WHERE device_id = %s AND nonce = n.nonce "
                 "LIMIT 1) AS s")
 COPY_SCANS = f"COPY scans ({SCAN_INSERT_COLS}) FROM STDIN"
