@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -125,10 +126,17 @@ def free_port() -> int:
 
 
 def start_collector(db_url: str, port: int, *extra: str) -> subprocess.Popen:
+    """``passgate-collector serve`` as its own process, its log in an unlinked temporary file.
+
+    Not a pipe: nobody reads a pipe while the bench runs, and once its 64 KiB are full the
+    collector's next log line blocks its main thread, the one that accepts connections (a
+    2,000-device storm filled it with waitress's queue warnings and froze the collector)."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "passgate_collector.cli", "serve", "--db", db_url,
          "--port", str(port), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=log)
+    proc.log = log  # type: ignore[attr-defined]  # kept open as long as the process object
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -139,7 +147,9 @@ def start_collector(db_url: str, port: int, *extra: str) -> subprocess.Popen:
                 break
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("collector did not start: " + proc.stderr.read().decode()[-1000:])
+    proc.wait()
+    log.seek(0)
+    raise RuntimeError("collector did not start: " + log.read().decode()[-1000:])
 
 
 def _stat(pid: int) -> list[str] | None:

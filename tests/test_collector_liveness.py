@@ -8,7 +8,15 @@ import threading
 
 import cbor2
 
-from collector_support import NOW, FakeDevice, fake_time_token, pg_cluster, store  # noqa: F401
+from collector_support import (  # noqa: F401
+    NOW,
+    FakeDevice,
+    cheap_argon2,
+    fake_time_token,
+    pg_cluster,
+    staff_login,
+    store,
+)
 from passgate_collector import protocol
 from passgate_collector.web import Settings, create_app
 
@@ -138,7 +146,7 @@ def test_saturated_collector_answers_503_with_retry_after(store):  # noqa: F811
     assert store.scan_counts() == {"gate-1": 1}
 
 
-def test_staff_page_reads_from_a_read_only_database(pg_cluster):  # noqa: F811
+def test_staff_page_reads_from_a_read_only_database(pg_cluster, staff_login):  # noqa: F811
     from collector_support import fresh_database
     from passgate_collector.readstore import open_read_store
     from passgate_collector.store import open_store
@@ -151,7 +159,8 @@ def test_staff_page_reads_from_a_read_only_database(pg_cluster):  # noqa: F811
         client = create_app(primary, time_token=None, now=Clock(),
                             read_store=replica).test_client()
         _enrol(client, primary, "gate-ro")
-        page = client.get("/")
+        staff_login(client, primary)  # the staff page needs a session (the accounts live in
+        page = client.get("/")  # the primary; the page's reads go to the replica)
         assert page.status_code == 200 and "gate-ro" in page.get_data(as_text=True)
     finally:
         replica.close()

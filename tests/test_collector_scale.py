@@ -39,7 +39,7 @@ def _history_sqlite(path: str, device: str, n: int) -> None:
     db.close()
 
 
-def _history_postgres(url: str, device: str, n: int) -> None:
+def _history_postgres(url: str, device: str, n: int, analyze: bool = True) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -49,7 +49,8 @@ def _history_postgres(url: str, device: str, n: int) -> None:
             "substring(sha256(('h' || i)::bytea) from 1 for 16), 1000 + i, %s::bigint * 1000 + i, "
             "'trusted', 'accept', 'valid', 'lobby', '', sha256(('c' || i)::bytea), %s "
             "FROM generate_series(0, %s - 1) AS i", (device, T0, T0, n))
-        conn.execute("ANALYZE scans")
+        if analyze:
+            conn.execute("ANALYZE scans")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -91,22 +92,50 @@ def test_dedup_probes_the_device_nonce_key_not_the_device_history(big):
         assert "sqlite_autoindex_scans_1 (device_id=? AND nonce=?)" in plan, plan
         assert "scans_device_seq" not in plan and "SCAN" not in plan, plan
     else:
-        import psycopg
+        _assert_pkey_probes(_pg_plan(url, dev.device_id, nonces))
 
-        from passgate_collector.store.postgres import NONCE_LOOKUP
 
-        with psycopg.connect(url, autocommit=True) as conn:
-            # The plan psycopg's prepared statements end up with: the generic one.
-            conn.execute("SET plan_cache_mode = force_generic_plan")
-            conn.execute("PREPARE q(text, bytea[]) AS "
-                         + NONCE_LOOKUP.replace("%s", "$1", 1).replace("%s", "$2", 1))
-            cur = psycopg.ClientCursor(conn)  # EXPLAIN takes literals, not bound parameters
-            cur.execute("EXPLAIN EXECUTE q(%s, %s)", (dev.device_id, nonces))
-            plan = " ".join(r[0] for r in cur.fetchall())
-        assert "Index Scan using scans_pkey" in plan or \
-            "Index Only Scan using scans_pkey" in plan, plan
-        assert "nonce = ANY" in plan, plan
-        assert "scans_device_seq" not in plan and "Seq Scan" not in plan, plan
+def _pg_plan(url: str, device_id: str, nonces: list[bytes]) -> str:
+    import psycopg
+
+    from passgate_collector.store.postgres import NONCE_LOOKUP
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        # The plan psycopg's prepared statements end up with: the generic one.
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute("PREPARE q(bytea[], text) AS "
+                     + NONCE_LOOKUP.replace("%b", "$1", 1).replace("%s", "$2", 1))
+        cur = psycopg.ClientCursor(conn)  # EXPLAIN takes literals, not bound parameters
+        cur.execute("EXPLAIN EXECUTE q(%s, %s)", (nonces, device_id))
+        return " ".join(r[0] for r in cur.fetchall())
+
+
+def _assert_pkey_probes(plan: str) -> None:
+    # One primary-key probe per nonce of the batch (issue 11 changed the query from
+    # ``nonce = ANY(array)``, whose plan followed the statistics, to LATERAL probes).
+    assert "Nested Loop" in plan and "Function Scan on unnest" in plan, plan
+    assert "Index Scan using scans_pkey" in plan or \
+        "Index Only Scan using scans_pkey" in plan, plan
+    assert "nonce = n.nonce" in plan, plan
+    assert "scans_device_seq" not in plan and "Seq Scan" not in plan, plan
+
+
+def test_dedup_plan_needs_no_statistics(pg_cluster):  # noqa: F811
+    """Before any ANALYZE (a new database, or rows that grew since the last one) the old
+    ``nonce = ANY`` lookup filtered the device's whole history; the probes do not."""
+    import psycopg
+
+    url = fresh_database(pg_cluster)
+    open_store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
+    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        analysed = conn.execute("SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables "
+                                "WHERE relname = 'scans'").fetchone()
+    assert analysed == (None, None)
+    nonces = [hashlib.sha256(b"h%d" % i).digest()[:16] for i in range(200)]
+    _assert_pkey_probes(_pg_plan(url, "gate-fresh", nonces))
 
 
 def test_duplicates_and_conflicts_are_found_in_a_large_history(big):

@@ -244,8 +244,8 @@ def create_app(
         finally:
             inflight.release()
         latest = store.latest_bundle()
-        return _cbor({"v": protocol.VERSION, "results": results,
-                      "bundle_version": latest[0] if latest else None})
+        return Response(protocol.batch_reply(results, latest[0] if latest else None),
+                        content_type=CONTENT_TYPE)
 
     @app.get("/v1/bundle")
     def bundle() -> Response:

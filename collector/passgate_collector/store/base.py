@@ -153,7 +153,8 @@ class Tx:
         one bulk statement (see :meth:`SqlStore._insert_scans`).
 
         The batch lock (see :meth:`SqlStore.batch`) guarantees nobody inserted them since;
-        ``ON CONFLICT DO NOTHING`` is only a second line of defence.
+        the primary key is the second line of defence (SQLite: ``ON CONFLICT DO NOTHING``;
+        PostgreSQL's COPY: the batch fails whole and is resent, see ``postgres.py``).
         """
         if not rows:
             return

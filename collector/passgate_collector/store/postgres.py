@@ -6,12 +6,26 @@ connections plus BEGIN/COMMIT, as for SQLite), and a batch locks its device row 
 while different devices ingest in parallel.
 
 Ingest is set-based so its cost per row stays flat however long a device's history grows: the
-dedup lookup passes the batch's nonces as one array (``nonce = ANY(%s)``, a probe of the
-(device_id, nonce) primary key per nonce; with an ``IN`` list of 200 separate parameters the
-generic plan chose the (device_id, seq) index and filtered every row the device ever sent),
-and the new rows go in as one ``INSERT ... SELECT FROM unnest(arrays)``: one statement, one
-round trip, with ``ON CONFLICT DO NOTHING`` kept as the second line of defence that COPY
-could not give.
+dedup lookup probes the (device_id, nonce) primary key once per nonce of the batch, and the
+new rows go in with one ``COPY``, formatted by psycopg's C code. (The previous ``INSERT ...
+SELECT FROM unnest(arrays)`` spent ~30 us per row in psycopg's Python array quoting.)
+
+COPY has no ``ON CONFLICT DO NOTHING``, and needs none: rows reach it only after the lookup,
+under the device's row lock (:meth:`_lock_device`), so no other transaction can have stored
+their nonces since. Were that rule ever broken, the primary key still refuses the second copy:
+the COPY fails, the whole batch rolls back, the device gets a 5xx and resends, and the resend
+finds the rows ``duplicate``: nothing lost, nothing stored twice. No temporary table either:
+it would be session state, which PgBouncer's transaction pooling does not keep
+(docs/collector.md).
+
+The probes are written so that no statistics can change the plan: each nonce is looked up in
+a ``LATERAL`` subquery with ``LIMIT 1``, which the planner cannot flatten into a join, and
+whose only fitting index is the primary key. ``nonce = ANY(array)`` left the choice to the
+statistics: on a table not yet analysed (a new database, or a device whose rows grew since
+the last ANALYZE) the planner took the (device_id, seq) index and filtered every row the
+device ever sent, so the server's CPU per row grew from 56 to 204 us over the first 15,000
+rows of one device (measured; tests/test_collector_scale.py pins the plan without statistics
+and with them).
 """
 
 from __future__ import annotations
@@ -21,10 +35,11 @@ from .base import SCAN_INSERT_COLS, SqlStore
 from .reports import SCAN_COLS
 
 # The dedup lookup (tests/test_collector_scale.py checks its plan on a large history).
-NONCE_LOOKUP = f"SELECT {SCAN_COLS} FROM scans WHERE device_id = %s AND nonce = ANY(%s)"
-# The element type of each SCAN_INSERT_COLS column, for unnest().
-_ARRAY_TYPES = ("text", "bytea", "bigint", "bigint", "text", "text", "text", "bytea", "text",
-                "text", "text", "text", "bytea", "bigint", "text", "text")
+# %b: the nonces go as a binary array (as text, psycopg quotes each element in Python).
+NONCE_LOOKUP = (f"SELECT s.* FROM unnest(%b::bytea[]) AS n(nonce) CROSS JOIN LATERAL "
+                f"(SELECT {SCAN_COLS} FROM scans WHERE device_id = %s AND nonce = n.nonce "
+                "LIMIT 1) AS s")
+COPY_SCANS = f"COPY scans ({SCAN_INSERT_COLS}) FROM STDIN"
 
 
 class PostgresStore(SqlStore):
@@ -50,11 +65,10 @@ class PostgresStore(SqlStore):
     def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
         if not nonces:
             return []
-        cur.execute(NONCE_LOOKUP, (device_id, nonces))
+        cur.execute(NONCE_LOOKUP, (nonces, device_id))
         return cur.fetchall()
 
     def _insert_scans(self, cur, values: list[tuple]) -> None:
-        arrays = ", ".join(f"%s::{t}[]" for t in _ARRAY_TYPES)
-        cur.execute(f"INSERT INTO scans ({SCAN_INSERT_COLS}) SELECT * FROM unnest({arrays}) "
-                    "ON CONFLICT (device_id, nonce) DO NOTHING",
-                    [list(col) for col in zip(*values, strict=True)])
+        with cur.copy(COPY_SCANS) as copy:
+            for row in values:
+                copy.write_row(row)

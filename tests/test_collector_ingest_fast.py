@@ -1,0 +1,187 @@
+"""The collector's fast ingest paths decide exactly as the exact checks they stand in for.
+
+Issue 11 point 1 cut the collector's Python work per row with four shortcuts; each is pinned
+here against the slow, obviously right version on valid input and on mutated input:
+
+- ``protocol.loads_payload`` accepts a payload, with the same value, exactly when
+  ``cose.loads_strict`` does, and otherwise refuses it with the same words;
+- ``protocol.row_problem`` says a row is fine only when ``protocol.row_detail`` does, and the
+  shortcut is taken for the ordinary rows (else it would save nothing);
+- ``ingest.chain_of_valid`` equals the journal's ``chain_of`` for every valid row;
+- ``protocol.batch_reply`` is byte for byte the deterministic CBOR of ``protocol.encode``;
+
+and PostgreSQL's COPY, which has no ``ON CONFLICT``, still never stores a row twice.
+"""
+
+from __future__ import annotations
+
+import random
+
+import cbor2
+import pytest
+
+from collector_support import T0, FakeDevice, pg_cluster, store  # noqa: F401
+from passgate.errors import PassFormatError
+from passgate.journal.schema import ZERO_CHAIN, chain_of
+from passgate.passes import cose
+from passgate_collector import protocol
+from passgate_collector.ingest import CHAIN_MISMATCH, GAP, chain_of_valid
+
+
+def _row(seq: int, rng: random.Random) -> dict:
+    row = {
+        "seq": seq, "nonce": rng.randbytes(16), "t_ms": 1_767_261_600_000 + seq,
+        "clock_state": rng.choice(sorted(protocol.CLOCK_STATES)),
+        "verdict": rng.choice(sorted(protocol.VERDICTS)), "reason": "valid",
+        "pass_hash": None if seq % 5 == 0 else rng.randbytes(16),
+        "kid": None if seq % 5 == 0 else "a1b2c3d4e5f60718",
+        "purpose": None if seq % 5 == 0 else ("work", "", "doctor")[seq % 3],
+        "zone": "gate-1", "flags": [["stale"], [], ["a", "stale"]][seq % 3],
+    }
+    row["chain"] = chain_of(ZERO_CHAIN, row)
+    return row
+
+
+def _payload(rows: list, status: object = None) -> dict:
+    return {"v": 1, "t": "batch", "device": "gate-1", "sent_at": 1_767_261_600,
+            "prev_chain": ZERO_CHAIN, "rows": rows, "status": status or {"backlog": 3}}
+
+
+def _outcome(fn, data: bytes) -> tuple[str, object]:
+    try:
+        return "ok", fn(data)
+    except PassFormatError as exc:
+        return "refused", exc.detail
+
+
+def _strict(data: bytes) -> object:
+    return cose.loads_strict(data, "payload")
+
+
+def test_fast_payload_decode_agrees_with_the_exact_check_on_valid_and_odd_payloads():
+    rng = random.Random(1)
+    rows = [_row(i, rng) for i in range(1, 31)]
+    valid = cose.dumps(_payload(rows))
+    shuffled = dict(reversed(list(rows[0].items())))  # keys out of canonical order
+    cases = [
+        valid,
+        cose.dumps(_payload(rows, {"nested": {"b": [1, {"a": None}]}, "z": True})),
+        cbor2.dumps(_payload([shuffled])),  # a row map not sorted
+        cbor2.dumps(_payload(rows[:1], {"clock": 1.5})),  # a float
+        cbor2.dumps(_payload(rows[:1], {"tag": cbor2.CBORTag(99, 1)})),  # a tag
+        cbor2.dumps(_payload(rows[:1], {"u": cbor2.undefined})),  # a simple value
+        valid + b"\x00",  # trailing bytes
+        valid.replace(b"\x67sent_at\x1a", b"\x67sent_at\x1b\x00\x00\x00\x00", 1),  # long int
+        cbor2.dumps({"t": "batch", "v": 1}),  # top-level map unsorted
+    ]
+    assert cases[-2] != valid
+    for data in cases:
+        assert _outcome(protocol.loads_payload, data) == _outcome(_strict, data)
+    assert _outcome(protocol.loads_payload, valid)[0] == "ok"
+    assert _outcome(protocol.loads_payload, cases[2])[0] == "refused"
+
+
+def test_fast_payload_decode_agrees_with_the_exact_check_on_random_corruptions():
+    rng = random.Random(2)
+    valid = cose.dumps(_payload([_row(i, rng) for i in range(1, 6)]))
+    accepted = 0
+    for _ in range(3000):
+        data = bytearray(valid)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        data = bytes(data)
+        fast = _outcome(protocol.loads_payload, data)
+        assert fast == _outcome(_strict, data), data.hex()
+        accepted += fast[0] == "ok"
+    assert accepted > 100  # many corruptions stay valid CBOR (bytes inside strings): compared
+
+
+_ODD_VALUES = [None, True, False, 0, -1, 1, 1 << 63, (1 << 63) - 1, 1.0, "", "x", "a b",
+               "é" * 64, "x" * 65, "a\x00", "a\x1f", "a\x7f", b"", bytes(16), bytes(32),
+               [], ["stale"], ["b", "a"], ["a", "a"], [""], ["a b"], [1], ["x" * 65],
+               [f"f{i:02d}" for i in range(17)], ("stale",), "trusted", "floor", "deny",
+               "accept", {"a": 1}]
+
+
+def test_the_row_shortcut_never_passes_a_row_the_detailed_check_refuses():
+    rng = random.Random(3)
+    fields = list(protocol.ROW_FIELDS)
+    passed = 0
+    for i in range(6000):
+        row = _row(i % 50 + 1, rng)
+        for _ in range(rng.randint(1, 2)):
+            choice = rng.random()
+            if choice < 0.05:
+                row.pop(rng.choice(fields), None)
+            elif choice < 0.1:
+                row[rng.choice(["extra", 1, b"seq"])] = 1
+            else:
+                row[rng.choice(fields)] = rng.choice(_ODD_VALUES)
+        fast = protocol.row_problem(row)
+        assert fast == protocol.row_detail(row), row
+        passed += fast is None
+    assert passed > 100
+
+
+def test_ordinary_rows_take_the_shortcut_and_are_well_formed():
+    rng = random.Random(4)
+    for seq in range(1, 40):
+        row = _row(seq, rng)
+        assert protocol._row_ok(row), row
+        assert protocol.row_detail(row) is None
+
+
+def test_chain_of_valid_rows_is_the_journal_chain():
+    rng = random.Random(5)
+    prev = ZERO_CHAIN
+    for seq in range(1, 200):
+        row = _row(seq, rng)
+        if seq % 7 == 0:
+            row["t_ms"] = (1 << 63) - 1
+            row["zone"] = "z" * 64
+        assert protocol.row_problem(row) is None
+        assert chain_of_valid(prev, row) == chain_of(prev, row)
+        prev = row["chain"]
+
+
+@pytest.mark.parametrize("version", [None, 0, 7, (1 << 63) - 1])
+def test_batch_reply_is_the_deterministic_encoding(version):
+    nonce = bytes(range(16))
+    results = [
+        protocol.result(1, nonce, protocol.STORED),
+        protocol.result(2, nonce, protocol.STORED, flag=GAP),
+        protocol.result(3, nonce, protocol.STORED, flag=CHAIN_MISMATCH),
+        protocol.result(4, nonce, protocol.DUPLICATE),
+        protocol.result(5, None, protocol.REJECTED, reason="invalid_row"),
+        protocol.result(1 << 40, "odd", protocol.REJECTED, reason="nonce_conflict"),
+    ]
+    body = protocol.batch_reply(results, version)
+    assert body == protocol.encode({"v": protocol.VERSION, "results": results,
+                                    "bundle_version": version})
+    assert cose.loads_strict(body, "reply")["results"][2] == {
+        "seq": 3, "flag": CHAIN_MISMATCH, "nonce": nonce, "status": protocol.STORED}
+
+
+def test_a_row_inserted_twice_past_the_lock_is_never_stored_twice(store):  # noqa: F811
+    """The batch lock keeps stored nonces out of ``insert_scans``; if that rule broke, the
+    primary key still stores a row once: SQLite skips it (ON CONFLICT), PostgreSQL's COPY
+    fails the batch whole (rolled back, the device resends and gets ``duplicate``)."""
+    dev = FakeDevice("gate-twice")
+    store.add_token(b"t" * 32, dev.device_id, T0, T0 + 60)
+    store.enrol(b"t" * 32, dev.device_id, dev.pubkey, b"k" * 8, T0)
+    rows = dev.scans(3)
+    with store.batch(dev.device_id) as tx:
+        tx.insert_scans([(rows[0], None)], T0)
+    try:
+        with store.batch(dev.device_id) as tx:
+            tx.insert_scans([(rows[1], None), (rows[0], None), (rows[2], None)], T0)
+    except Exception as exc:  # psycopg's UniqueViolation: only PostgreSQL may refuse
+        assert store.kind == "postgresql", exc
+        assert type(exc).__name__ == "UniqueViolation"
+        stored = [1]
+    else:
+        assert store.kind == "sqlite"
+        stored = [1, 2, 3]
+    seqs = [r[0] for r in store._all("SELECT seq FROM scans WHERE device_id = ? ORDER BY seq",
+                                     (dev.device_id,))]
+    assert seqs == stored
