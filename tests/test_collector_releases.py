@@ -12,7 +12,15 @@ import re
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector_support import NOW, FakeDevice, fake_time_token, pg_cluster, store  # noqa: F401
+from collector_support import (  # noqa: F401
+    NOW,
+    FakeDevice,
+    cheap_argon2,
+    fake_time_token,
+    pg_cluster,
+    staff_login,
+    store,
+)
 from passgate.errors import UsageError
 from passgate_collector.cli import main as collector_main
 from passgate_collector.releases import ReleaseDir, bucket, release_auth
@@ -99,7 +107,7 @@ def test_devices_get_their_target_and_the_files(rig, store, tmp_path):  # noqa: 
     assert plain.get(q).status_code == 404  # no --releases: no release endpoints
 
 
-def test_staff_page_shows_version_target_update_state_and_rollout(rig, store):  # noqa: F811
+def test_staff_page_shows_version_target_update_state_and_rollout(rig, store, staff_login):  # noqa: F811
     _rf, folder, auth = rig
     folder.rollout("0.1.0", auth, NOW)
     folder.rollout("0.2.0", auth, NOW, percent=25)
@@ -113,6 +121,7 @@ def test_staff_page_shows_version_target_update_state_and_rollout(rig, store):  
                        "update_target": "0.2.0"})
     send(c, bad, [], {"firmware": "0.1.0", "update_state": "rolled_back",
                       "update_target": "0.2.0", "update_reason": "health check: not READY"})
+    staff_login(c, store)  # the staff page needs a session
     page = c.get("/").get_data(as_text=True)
     row = re.search(r'data-device="gate-bad">(.*?)</tr>', page, re.S).group(1)
     assert '<td class="version">0.1.0</td><td class="target">0.2.0</td>' in row
