@@ -21,6 +21,7 @@ from pathlib import Path
 
 from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
+from passgate.version import version
 
 from . import protocol
 from .store import StoreError, open_store
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="passgate-collector",
                                 description="passgate fleet collector (docs/collector.md)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"passgate-collector {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_db(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:

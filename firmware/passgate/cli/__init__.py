@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterable
 
 from passgate.errors import PassgateError
+from passgate.version import version
 
 # Sub-command name -> (module under passgate.cli defining register(subparsers), the help
 # line that module gives it). The order is the order of ``passgate --help``.
@@ -48,6 +49,7 @@ def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
     wanted = set(COMMANDS) if load is None else set(load)
     parser = argparse.ArgumentParser(prog="passgate", description="Offline QR-pass checkpoint.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"passgate {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_line) in COMMANDS.items():
         if name in wanted:
