@@ -65,7 +65,7 @@ from passgate.selftest.state import (
     collector_address,
     tcp_connect,
 )
-from passgate.version import version
+from passgate.util.version import version
 
 LINE_RE = re.compile(r"^(PASS|WARN|FAIL|SKIP)  [a-z]{4,9} {1,6} \S.*$")
 TEXT = "a QR code on the wall"

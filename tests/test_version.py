@@ -1,4 +1,4 @@
-"""One version, pyproject.toml's (passgate.version): on both command lines, in the self-test's
+"""One version, pyproject.toml's (passgate.util.version): on both command lines, in the self-test's
 summary (tests/test_selftest.py), in every sync heartbeat and batch a real agent sends to a real
 collector, and on the staff page's device list."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from passgate import __version__
 from passgate.cli import main
-from passgate.version import UNKNOWN, from_pyproject, version
+from passgate.util.version import UNKNOWN, from_pyproject, version
 
 REPO = Path(__file__).resolve().parents[1]
 DECLARED = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]

@@ -19,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from passgate.cli.helptext import document
 from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
-from passgate.version import version
+from passgate.util import journald
+from passgate.util.version import version
 
 from . import protocol
 from .store import StoreError, open_store
@@ -225,13 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=("list", "disable", "enable", "remove"))
     d.add_argument("device", nargs="?")
     d.set_defaults(func=cmd_device)
+    document(p)  # descriptions, exit codes and an example in every --help (passgate.cli.helptext)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    journald.configure(args.verbose)  # <N> priorities when systemd runs it
     try:
         return int(args.func(args) or 0)
     except (UsageError, StoreError, PassgateError, OSError) as exc:

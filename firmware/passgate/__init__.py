@@ -4,7 +4,7 @@ The pipeline is one-way: frame -> decode -> verify -> decide -> record -> signal
 Importing this package never touches hardware; adapters import their libraries lazily.
 """
 
-from passgate.version import version as _version
+from passgate.util.version import version as _version
 
-# Read from pyproject.toml (passgate.version), never written here a second time.
+# Read from pyproject.toml (passgate.util.version), never written here a second time.
 __version__ = _version()

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Iterable
 
+from passgate.cli.helptext import document
 from passgate.errors import PassgateError
-from passgate.version import version
+from passgate.util import journald
+from passgate.util.version import version
 
 # Sub-command name -> (module under passgate.cli defining register(subparsers), the help
 # line that module gives it). The order is the order of ``passgate --help``.
@@ -56,6 +57,7 @@ def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
             importlib.import_module(f"{__name__}.{module}").register(sub)
         else:
             sub.add_parser(name, help=help_line, add_help=False)
+    document(parser)  # descriptions, exit codes and an example in every --help
     return parser
 
 
@@ -71,10 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     command = command_named(argv)
     parser = build_parser(() if command is None else (command,))
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # Priorities journald files the lines under (<3>, <4>, <6>) when run by systemd.
+    journald.configure(args.verbose)
     try:
         return int(args.func(args) or 0)
     except PassgateError as exc:

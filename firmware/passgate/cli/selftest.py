@@ -104,7 +104,7 @@ def selftest(args: argparse.Namespace, *, out: TextIO | None = None,
 def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
     from passgate.errors import UsageError
     from passgate.selftest.checks import exit_code, run_checks, summary
-    from passgate.version import version
+    from passgate.util.version import version
 
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")

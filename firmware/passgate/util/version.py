@@ -6,9 +6,10 @@ Rules kept here:
   page, the Debian package's file name) reads it through :func:`version`.
 - A source checkout wins over installed metadata: the tree being run is the truth, and an
   editable install's metadata is only as fresh as the last ``pip install -e``. So when a
-  ``pyproject.toml`` naming the project ``passgate`` sits two folders above this package
-  (``firmware/passgate`` -> repository root), its version is used; otherwise (the venv in
-  the Debian package) ``importlib.metadata``'s. Neither found: ``0+unknown``, never a guess
+  ``pyproject.toml`` naming the project ``passgate`` sits at the root of the checkout this
+  runs from (``firmware/passgate/util`` -> three folders up), its version is used;
+  otherwise (the venv in the Debian package) ``importlib.metadata``'s. Neither found:
+  ``0+unknown``, never a guess
   that looks like a real release.
 - Cheap and offline: stdlib only, read once, no hardware, no network.
 """
@@ -21,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 UNKNOWN = "0+unknown"
-PYPROJECT = Path(__file__).resolve().parent.parent.parent / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 
 
 def from_pyproject(path: Path = PYPROJECT) -> str | None:
