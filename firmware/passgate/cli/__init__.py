@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Iterable
 
@@ -68,8 +69,21 @@ def command_named(argv: list[str]) -> str | None:
     return word if word in COMMANDS else None
 
 
+def complete() -> None:
+    """Answer bash's completion request (argcomplete's protocol: the completion script in
+    /usr/share/bash-completion/completions runs us with ``_ARGCOMPLETE`` set), over the full
+    parser; argcomplete exits. Without argcomplete (python3-argcomplete) nothing happens."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(build_parser())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "_ARGCOMPLETE" in os.environ:
+        complete()
     command = command_named(argv)
     parser = build_parser(() if command is None else (command,))
     args = parser.parse_args(argv)
