@@ -1,5 +1,5 @@
-"""Man pages from the argparse definitions: ``python3 deploy/manpage.py passgate|passgate-collector``
-prints ``passgate.1`` (roff) on stdout; ``deploy/package.sh`` ships them gzipped.
+"""Man pages from the argparse definitions: ``python3 deploy/manpage.py passgate`` (or
+``passgate-collector``) prints the roff page on stdout; ``deploy/package.sh`` ships it gzipped.
 
 Rules kept here:
 - The parser is the one source: NAME and DESCRIPTION from its description, SYNOPSIS from its

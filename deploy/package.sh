@@ -76,7 +76,8 @@ pkg_venv() {  # arch root wheels
     for cmd in passgate passgate-collector; do
         module=passgate.cli
         [ "$cmd" = passgate-collector ] && module=passgate_collector.cli
-        printf '#!/bin/sh\nexec /opt/passgate/venv/bin/python3 -m %s "$@"\n' "$module" >"$venv/bin/$cmd"
+        printf '#!/bin/sh\nexec /opt/passgate/venv/bin/python3 -c '"'"'import sys; from %s import main; sys.exit(main())'"'"' "$@"\n' \
+            "$module" >"$venv/bin/$cmd"
         chmod 0755 "$venv/bin/$cmd"
     done
     # Bytecode with hashes, not mtimes, and the installed path, not the build folder.
