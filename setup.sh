@@ -7,6 +7,9 @@
 #   sudo ./setup.sh install [--dry-run] [--readonly-root | --writable-root] [--state-device DEV]
 #                           [--no-pi-camera]
 #                                provision a Raspberry Pi (Raspberry Pi OS Bookworm or Trixie, 64-bit)
+#   ./setup.sh package [--arch amd64|arm64] [--out DIR]
+#                                the Debian package DIR/passgate_<version>_<arch>.deb (default dist/)
+#   ./setup.sh lock              remake requirements/device-*.lock (pinned, hashed dependencies)
 #   sudo ./setup.sh image --base IMAGE.img --config DEVICE.toml --out OUT.img [--bundle FILE]
 #                         [--state-partition SIZE] (more: deploy/image.sh)
 #                                a stock image + a device file -> a ready-to-flash image
@@ -22,8 +25,8 @@ VENV="$HERE/.venv"
 # (systemd-analyze for the unit gate, systemd-nspawn to boot the package, debootstrap/rsync and
 # image tools for the install and image tests, PostgreSQL for the collector's second backend, Chromium for the staff page).
 BASE_APT=(python3-venv python3-dev libzbar0)
-TEST_APT=("${BASE_APT[@]}" systemd systemd-container debootstrap rsync mtools dosfstools fdisk e2fsprogs
-    postgresql chromium chromium-driver)
+TEST_APT=("${BASE_APT[@]}" systemd systemd-container debootstrap rsync mtools dosfstools fdisk
+    e2fsprogs postgresql chromium chromium-driver lintian python3-pip python3-argcomplete)
 # One venv for every mode, so switching between simulate and test never reinstalls.
 EXTRAS=test,collector
 
@@ -95,6 +98,22 @@ case "$cmd" in
         # shellcheck source=deploy/install.sh
         . "$HERE/deploy/install.sh"
         install_main "$@"
+        ;;
+    package)
+        # shellcheck source=deploy/package.sh
+        . "$HERE/deploy/package.sh"
+        package_main "$@"
+        ;;
+    lock)
+        # requirements/device-<arch>.lock: every dependency pinned with its hashes, resolved
+        # for the target (uv, from the dev extra: it resolves for aarch64 on an amd64 host).
+        python_env "$EXTRAS,dev"
+        for a in aarch64:arm64 x86_64:amd64; do
+            "$VENV/bin/uv" pip compile -q pyproject.toml --extra collector --python-version 3.11 \
+                --python-platform "${a%%:*}-manylinux_2_28" --generate-hashes --no-emit-package numpy \
+                --only-binary :all: --custom-compile-command "./setup.sh lock" \
+                -o "requirements/device-${a##*:}.lock"
+        done
         ;;
     image)
         # shellcheck source=deploy/image.sh

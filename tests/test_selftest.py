@@ -65,6 +65,7 @@ from passgate.selftest.state import (
     collector_address,
     tcp_connect,
 )
+from passgate.util.version import version
 
 LINE_RE = re.compile(r"^(PASS|WARN|FAIL|SKIP)  [a-z]{4,9} {1,6} \S.*$")
 TEXT = "a QR code on the wall"
@@ -626,7 +627,8 @@ def test_simulated_selftest_passes_every_check_one_line_each(tmp_path):
     assert len(lines) == len(CHECKS) + 1
     assert [line.split()[1] for line in lines[:-1]] == list(CHECKS)
     assert all(LINE_RE.match(line) for line in lines[:-1]), lines
-    assert lines[-1] == "selftest: 9 PASS, 0 WARN, 0 FAIL, 0 SKIP: ok"
+    # Issue 13: the summary names the release that ran the checks.
+    assert lines[-1] == f"selftest: passgate {version()}: 9 PASS, 0 WARN, 0 FAIL, 0 SKIP: ok"
     assert "15.0 fps (asked 15)" in lines[0]
     assert "passgate pass read in 6 of 6 frames: ACCEPT" in lines[1]
     assert len(list((tmp_path / "oled").glob("selftest-*.png"))) == 3
@@ -638,7 +640,7 @@ def test_simulated_selftest_as_json_with_skips(tmp_path):
                           "--skip", "camera", "signals", "--sync-dir", str(tmp_path)),
                     out=out, timer=FakeClock())
     doc = json.loads(out.getvalue())
-    assert code == 0 and doc["ok"] is True
+    assert code == 0 and doc["ok"] is True and doc["version"] == version()
     status = {r["name"]: r["status"] for r in doc["results"]}
     assert status == {**dict.fromkeys(CHECKS, "PASS"), "camera": "SKIP", "decode": "SKIP",
                       "signals": "SKIP"}

@@ -6,4 +6,7 @@ requests, ``ingest`` applies a batch to a ``store`` (SQLite or PostgreSQL, one i
 ``cli`` is the ``passgate-collector`` command.
 """
 
-__version__ = "0.1.0"
+from passgate.util.version import version as _version
+
+# One version for the firmware and the collector: pyproject.toml's (passgate.util.version).
+__version__ = _version()

@@ -19,8 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from passgate.cli.helptext import document
 from passgate.errors import PassgateError, UsageError
 from passgate.passes.keys import kid_of
+from passgate.util import journald
+from passgate.util.version import version
 
 from . import protocol, release_cli
 from .cli_users import add_serve_options, add_user_commands, auth_options
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="passgate-collector",
                                 description="passgate fleet collector (docs/collector.md)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"passgate-collector {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_db(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -240,13 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_device)
     sitecli.add_parser(sub, with_db, _db)
     add_user_commands(sub, with_db, _db)
+    document(p)  # descriptions, exit codes and an example in every --help (passgate.cli.helptext)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    journald.configure(args.verbose)  # <N> priorities when systemd runs it
     try:
         return int(args.func(args) or 0)
     except (UsageError, StoreError, PassgateError, OSError) as exc:

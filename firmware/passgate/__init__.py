@@ -4,4 +4,7 @@ The pipeline is one-way: frame -> decode -> verify -> decide -> record -> signal
 Importing this package never touches hardware; adapters import their libraries lazily.
 """
 
-__version__ = "0.1.0"
+from passgate.util.version import version as _version
+
+# Read from pyproject.toml (passgate.util.version), never written here a second time.
+__version__ = _version()

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import os
 import sys
 from collections.abc import Iterable
 
+from passgate.cli.helptext import document
 from passgate.errors import PassgateError
+from passgate.util import journald
+from passgate.util.version import version
 
 # Sub-command name -> (module under passgate.cli defining register(subparsers), the help
 # line that module gives it). The order is the order of ``passgate --help``.
@@ -49,12 +52,14 @@ def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
     wanted = set(COMMANDS) if load is None else set(load)
     parser = argparse.ArgumentParser(prog="passgate", description="Offline QR-pass checkpoint.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"passgate {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_line) in COMMANDS.items():
         if name in wanted:
             importlib.import_module(f"{__name__}.{module}").register(sub)
         else:
             sub.add_parser(name, help=help_line, add_help=False)
+    document(parser)  # descriptions, exit codes and an example in every --help
     return parser
 
 
@@ -65,15 +70,26 @@ def command_named(argv: list[str]) -> str | None:
     return word if word in COMMANDS else None
 
 
+def complete() -> None:
+    """Answer bash's completion request (argcomplete's protocol: the completion script in
+    /usr/share/bash-completion/completions runs us with ``_ARGCOMPLETE`` set), over the full
+    parser; argcomplete exits. Without argcomplete (python3-argcomplete) nothing happens."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(build_parser())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "_ARGCOMPLETE" in os.environ:
+        complete()
     command = command_named(argv)
     parser = build_parser(() if command is None else (command,))
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # Priorities journald files the lines under (<3>, <4>, <6>) when run by systemd.
+    journald.configure(args.verbose)
     try:
         return int(args.func(args) or 0)
     except PassgateError as exc:

@@ -104,6 +104,7 @@ def selftest(args: argparse.Namespace, *, out: TextIO | None = None,
 def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
     from passgate.errors import UsageError
     from passgate.selftest.checks import exit_code, run_checks, summary
+    from passgate.util.version import version
 
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
@@ -128,10 +129,11 @@ def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
 
         results = run_checks(checks, skip=args.skip, emit=emit)
     if args.json:
-        doc = {"ok": exit_code(results) == 0, "results": [r.to_json() for r in results]}
+        doc = {"ok": exit_code(results) == 0, "version": version(),
+               "results": [r.to_json() for r in results]}
         print(json.dumps(doc, sort_keys=True), file=out)
     else:
-        print(summary(results), file=out)
+        print(summary(results, version()), file=out)
     return exit_code(results)
 
 

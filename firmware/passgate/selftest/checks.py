@@ -89,11 +89,13 @@ def run_checks(checks: Iterable[tuple[str, Callable[[], Result]]], skip: Iterabl
     return results
 
 
-def summary(results: Sequence[Result]) -> str:
-    """The closing line: ``selftest: 7 PASS, 1 WARN, 1 FAIL, 0 SKIP: FAIL``."""
+def summary(results: Sequence[Result], version: str | None = None) -> str:
+    """The closing line: ``selftest: 7 PASS, 1 WARN, 1 FAIL, 0 SKIP: FAIL``, with the release
+    that ran the checks after ``selftest:`` when given (a report from the field names it)."""
     counts = Counter(r.status for r in results)
     parts = ", ".join(f"{counts[s]} {s.value}" for s in Status)
-    return f"selftest: {parts}: {'FAIL' if counts[Status.FAIL] else 'ok'}"
+    which = "" if version is None else f"passgate {version}: "
+    return f"selftest: {which}{parts}: {'FAIL' if counts[Status.FAIL] else 'ok'}"
 
 
 def exit_code(results: Sequence[Result]) -> int:
