@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from collector_support import cheap_argon2, staff_login  # noqa: F401
 from passgate import __version__
 from passgate.cli import main
 from passgate.util.version import UNKNOWN, from_pyproject, version
@@ -51,7 +52,8 @@ def test_collector_version(capsys):
     assert capsys.readouterr().out.strip() == f"passgate-collector {DECLARED}"
 
 
-def test_the_agent_reports_its_version_and_the_staff_page_shows_it(tmp_path, capsys):
+def test_the_agent_reports_its_version_and_the_staff_page_shows_it(tmp_path, capsys,
+                                                                    staff_login):
     pytest.importorskip("flask", reason="collector extra not installed")
     pytest.importorskip("waitress", reason="collector extra not installed")
     from passgate_collector.web import create_app
@@ -74,6 +76,7 @@ def test_the_agent_reports_its_version_and_the_staff_page_shows_it(tmp_path, cap
         assert main(["sync", "--once", *args]) == 0  # nothing queued: the heartbeat
         assert collector.store.device("gate-1").firmware == DECLARED
         staff = create_app(collector.store, time_token=None).test_client()
+        staff_login(staff, collector.store)  # the staff page needs a session
         html = staff.get("/").get_data(as_text=True)
     row = re.search(r'data-device="gate-1">(.*?)</tr>', html, re.S).group(1)
     assert f'<td class="version">{DECLARED}</td>' in row
