@@ -53,7 +53,7 @@ def test_collector_version(capsys):
 
 
 def test_the_agent_reports_its_version_and_the_staff_page_shows_it(tmp_path, capsys,
-                                                                    staff_login):
+                                                                    staff_login):  # noqa: F811
     pytest.importorskip("flask", reason="collector extra not installed")
     pytest.importorskip("waitress", reason="collector extra not installed")
     from passgate_collector.web import create_app
