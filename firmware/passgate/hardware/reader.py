@@ -11,9 +11,9 @@ Rules kept (issue 15 point 5, measured in ``docs/decoders.md``):
   cannot stall the loop.
 - A pass too small or too soft for zxing-cpp to locate at all (under about 2 pixels per
   module) is still a *moving* object: with ``motion`` on, a region that changed since the
-  previous frame (:class:`MotionBox`, on 4x4 block sums, well above sensor noise, between
+  previous frame (:class:`MotionBox`, on 4x4 block means, well above sensor noise, between
   :data:`MIN_MOTION` and :data:`MAX_MOTION` of the frame) is a candidate too. A still scene
-  costs the block sums only (about 0.1 ms); something moving without a pass costs a crop.
+  costs the block means only (about 0.1 ms); something moving without a pass costs a crop.
 - It is a :class:`~passgate.hardware.decode.Decoder` itself (``decode(frame) -> texts``), so
   the frame loop is unchanged; a crop that fails is logged and counts as nothing found,
   like any decoder error. ``on_candidate(box or None, frame)`` (optional) hears after every
@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
 
 from passgate.hardware.decode import Box, ZxingDecoder
 
@@ -61,13 +62,14 @@ class MotionBox:
         self._prev: np.ndarray | None = None
 
     def update(self, frame: np.ndarray) -> Box | None:
-        h, w = (frame.shape[0] // BLOCK) * BLOCK, (frame.shape[1] // BLOCK) * BLOCK
-        sums = frame[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).sum(
-            axis=(1, 3), dtype=np.int32)
-        prev, self._prev = self._prev, sums
-        if prev is None or prev.shape != sums.shape:
+        # PIL's box reduce: the block means in C, ~0.05 ms at 640x480 (numpy's reshape-sum
+        # took 1.3 ms, three times the zxing-cpp call it sits beside)
+        means = np.asarray(Image.fromarray(np.ascontiguousarray(frame)).reduce(BLOCK),
+                           dtype=np.int16)
+        prev, self._prev = self._prev, means
+        if prev is None or prev.shape != means.shape:
             return None
-        moved = np.abs(sums - prev) > MOTION_LEVEL * BLOCK * BLOCK
+        moved = np.abs(means - prev) > MOTION_LEVEL
         share = moved.mean()
         if not MIN_MOTION <= share <= MAX_MOTION:
             return None
