@@ -23,6 +23,8 @@ CASES = {
     "startup.py": (["--repeats", "1"], "cold / warm ="),
     "memory.py": (["--revoked", "1000", "--issuers", "2", "--seconds", "0.2"],
                   "x the anchor"),
+    "presentations.py": (["--presentations", "3", "--cameras", "fixed"],
+                         "x bare zxing-cpp"),
     "pipeline.py": (["--sizes", "640x480", "--seconds", "0.2", "--scans", "4"],
                     "x bare zxing-cpp, empty frame"),
 }

@@ -97,7 +97,7 @@ def test_dropins_override_in_name_order_and_tables_merge(main: Path):
         (
             "[camera]\nresolution = 720",
             "camera.resolution",
-            "unknown key (known keys: af_range, analogue_gain",
+            "unknown key (known keys: ae_mode, af_on_candidate, af_range",
         ),
         ("[cameras]\nwidth = 640", "cameras", "unknown section"),
         ("[journal]\npath = 3", "journal.path", "must be a non-empty path string"),

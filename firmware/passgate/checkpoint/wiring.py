@@ -42,10 +42,11 @@ from passgate.hardware.camera.base import FrameSource
 from passgate.hardware.camera.files import PathSource
 from passgate.hardware.camera.picam import PicameraSource
 from passgate.hardware.camera.webcam import WebcamSource
-from passgate.hardware.decode import Decoder, make_decoder
+from passgate.hardware.decode import Decoder, ZxingDecoder, make_decoder
 from passgate.hardware.display import Display
 from passgate.hardware.display.screens import Connectivity
 from passgate.hardware.display.term import TerminalView
+from passgate.hardware.reader import FullCropReader
 from passgate.hardware.signals.retry import RetryingSignals
 from passgate.journal.journal import Journal
 from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN, SyncState, state_path
@@ -136,6 +137,20 @@ def make_source(cfg: Config) -> FrameSource:
     # Folder or video is decided at each open: the path may appear only later (a mount).
     inner = PathSource(loaded_path(cam.path, "camera.path"), loop=cam.loop)
     return Paced(inner, cam.fps)  # files come as fast as asked; the loop expects a camera's pace
+
+
+def make_reader(cfg: Config, source: FrameSource) -> Decoder:
+    """The decoder ``[decoder]`` names; zxing-cpp on a Pi camera reads per presentation.
+
+    There a candidate (a located but undecoded code, or a pass-sized moving region) is read
+    again from a full-resolution crop of the main stream, and the one-shot autofocus follows
+    it (``docs/decoders.md``); other sources give no crop, so they get the plain decoder.
+    """
+    decoder = make_decoder(cfg.decoder.backend, try_invert=cfg.decoder.try_invert)
+    if isinstance(decoder, ZxingDecoder) and isinstance(source, PicameraSource):
+        return FullCropReader(decoder, source,
+                              on_candidate=lambda box, _frame: source.on_candidate(box))
+    return decoder
 
 
 def open_journal(cfg: Config, key: bytes) -> Journal:
@@ -305,7 +320,7 @@ def run_checkpoint(
         stack.callback(source.close)
         checkpoint = Checkpoint(
             source=source,
-            decoder=decoder or make_decoder(cfg.decoder.backend, try_invert=cfg.decoder.try_invert),
+            decoder=decoder or make_reader(cfg, source),
             debouncer=Debouncer(cfg.decoder.absent_frames, cfg.decoder.absent_s),
             trust=trust,
             journal=journal,
@@ -339,6 +354,7 @@ def run_checkpoint(
 
 __all__ = [
     "loaded_path",
+    "make_reader",
     "make_source",
     "make_trust",
     "Startup",

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MIN_SIDE = 21  # a version-1 QR symbol is 21 modules: nothing smaller can hold a code
 DEFAULT = "zxing"
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
 
 
 class Decoder(Protocol):
@@ -90,6 +91,35 @@ class ZxingDecoder:
         except Exception as exc:  # any backend failure counts as "no code", logged
             return self._error(exc)
         return [b.text for b in found if b.valid and b.text and b.format == self._qr]
+
+    def scan(self, frame: np.ndarray) -> tuple[list[str], list[Box]]:
+        """The texts, and the boxes of QR symbols located but not decoded (candidates).
+
+        One zxing-cpp call with ``return_errors``: a symbol whose finder patterns were found
+        but whose modules did not decode (too few pixels per module, blur) comes back with
+        its position and an error instead of being dropped. A candidate costs nothing extra
+        to find; :mod:`passgate.hardware.reader` decodes a full-resolution crop around it.
+        Boxes are ``(x0, y0, x1, y1)`` in frame pixels, clipped to the frame.
+        """
+        if not _check(frame):
+            return [], []
+        try:
+            found = self._zx.read_barcodes(frame, formats=self._formats,
+                                           try_invert=self.try_invert, return_errors=True)
+        except Exception as exc:  # any backend failure counts as "no code", logged
+            return self._error(exc), []
+        h, w = frame.shape
+        texts, boxes = [], []
+        for b in found:
+            if b.valid and b.text and b.format == self._qr:
+                texts.append(b.text)
+            elif not b.valid:
+                # any QR-family symbol that failed: a pass that is not read *yet*
+                p = b.position
+                xs = [p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x]
+                ys = [p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y]
+                boxes.append((max(min(xs), 0), max(min(ys), 0), min(max(xs), w), min(max(ys), h)))
+        return texts, [] if texts else boxes
 
 
 class ZbarDecoder:

@@ -12,7 +12,18 @@ may be wider than the image.
 Not run on real hardware yet: the tests drive this adapter with a fake ``Picamera2`` class
 (``tests/test_camera.py``). The control names and enum values follow libcamera's control
 list and picamera2's manual (AeMeteringMode 0 centre-weighted, 1 spot, 2 matrix; AfMode
-0 manual, 2 continuous; AfRange 0 normal, 1 macro, 2 full).
+0 manual, 1 auto, 2 continuous; AfRange 0 normal, 1 macro, 2 full; AfMetering 0 auto,
+1 windows; AfTrigger 0 start; AeExposureMode 0 normal, 1 short, 2 long).
+
+Reading at the door (issue 15, ``docs/decoders.md``): :meth:`PicameraSource.read_full_crop`
+gives the :class:`~passgate.hardware.reader.FullCropReader` the region of a candidate from
+the ``main`` stream (``capture_array("main")``, its Y plane), and
+:meth:`PicameraSource.on_candidate` points a one-shot autofocus at it (``af_on_candidate``:
+``AfMode`` auto, ``AfMetering`` windows, ``AfWindows`` on the candidate in ScalerCrop
+coordinates, ``AfTrigger`` start), returning to the fixed lens position when it has gone.
+Not run on hardware either: how long a triggered scan takes on a Camera Module 3 at 15 cm,
+and whether ``AeExposureMode`` short keeps exposures under 10 ms indoors, are still to be
+measured there.
 """
 
 from __future__ import annotations
@@ -43,7 +54,9 @@ log = logging.getLogger(__name__)
 METERING = {"centre": 0, "spot": 1, "matrix": 2}
 FOCUS = ("manual", "continuous", "fixed")
 AF_RANGE = {"normal": 0, "macro": 1, "full": 2}
-AF_MANUAL, AF_CONTINUOUS = 0, 2
+AF_MANUAL, AF_AUTO, AF_CONTINUOUS = 0, 1, 2
+AF_METERING_WINDOWS, AF_TRIGGER_START = 1, 0
+AE_MODE = {"normal": 0, "short": 1, "long": 2}
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,15 @@ class CameraConfig:
         0.0,
         valid_float_range(-8, 8),
         "exposure compensation in stops (bright phone screens: -1)",
+    )
+    # "short": the AE trades exposure time for gain: less motion blur from a moving hand,
+    # more noise in dim light (measured: worth it only with the illuminator).
+    ae_mode: str = option("normal", valid_choice(*AE_MODE), "exposure mode: normal, short, long")
+    candidate_crop: bool = option(
+        True, valid_bool, "decode a full-resolution main-stream crop around a candidate"
+    )
+    af_on_candidate: bool = option(
+        False, valid_bool, "focus: manual or continuous, plus a triggered autofocus on a candidate"
     )
     exposure_time_us: int | None = option(
         None,
@@ -139,6 +161,8 @@ class CameraConfig:
             "AeMeteringMode": METERING[self.metering],
             "ExposureValue": float(self.exposure_value),
         }
+        if self.ae_mode != "normal":
+            c["AeExposureMode"] = AE_MODE[self.ae_mode]
         if self.exposure_time_us is not None:
             c["ExposureTime"] = self.exposure_time_us
         if self.analogue_gain is not None:
@@ -179,6 +203,7 @@ class PicameraSource(SourceBase):
         self._factory = factory
         self._cam: Any = None
         self._warned_unsupported: frozenset[str] = frozenset()
+        self._af_window: tuple[int, int, int, int] | None = None
 
     def _open(self) -> None:
         cfg = self.config
@@ -224,7 +249,63 @@ class PicameraSource(SourceBase):
             raise HardwareError(f"{self.name}: unexpected lores buffer {shape} for {w}x{h} YUV420")
         return yuv[:h, :w]  # the Y plane; rows may be padded to a wider stride
 
+    def read_full_crop(self, box: tuple[int, int, int, int]) -> np.ndarray | None:
+        """The region ``box`` (x0, y0, x1, y1 in lores pixels) from the main stream's Y plane.
+
+        None when ``candidate_crop`` is off or the camera is not started. Raises
+        ``HardwareError`` like ``read()`` (the reader treats that as nothing found).
+        """
+        if not self.config.candidate_crop or self._cam is None:
+            return None
+        (w, h), (mw, mh) = self.config.lores_size, self.config.main_size
+        try:
+            yuv = self._cam.capture_array("main", wait=self.config.timeout_s)
+        except Exception as exc:
+            raise HardwareError(f"{self.name}: main stream capture failed: {exc}") from exc
+        if not isinstance(yuv, np.ndarray) or yuv.ndim != 2 or yuv.shape[0] < mh:
+            raise HardwareError(f"{self.name}: unexpected main buffer {getattr(yuv, 'shape', '')}")
+        sx, sy = mw / w, mh / h
+        x0, y0, x1, y1 = box
+        return yuv[int(y0 * sy):int(y1 * sy), int(x0 * sx):int(x1 * sx)]
+
+    def on_candidate(self, box: tuple[int, int, int, int] | None) -> None:
+        """Point a one-shot autofocus at the candidate ``box`` (lores pixels); None: back.
+
+        Only with ``af_on_candidate`` and a lens to move. A new scan is triggered when the
+        candidate appears or moves by more than half its size, not on every frame (a scan
+        takes several frames); when it has gone, the lens returns to ``lens_position``.
+        """
+        cfg = self.config
+        if not cfg.af_on_candidate or cfg.focus == "fixed" or self._cam is None:
+            return
+        if box is None:
+            if self._af_window is not None:
+                self._af_window = None
+                self._set(cfg.controls())  # the idle focus again
+            return
+        if self._af_window is not None and not _moved(self._af_window, box):
+            return
+        self._af_window = box
+        self._set({"AfMode": AF_AUTO, "AfMetering": AF_METERING_WINDOWS,
+                   "AfWindows": [self._sensor_rect(box)], "AfTrigger": AF_TRIGGER_START})
+
+    def _sensor_rect(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """``box`` in lores pixels as (x, y, w, h) in ScalerCrop (sensor) coordinates."""
+        props = getattr(self._cam, "camera_properties", None) or {}
+        cx, cy, cw, ch = props.get("ScalerCropMaximum", (0, 0, *self.config.main_size))
+        w, h = self.config.lores_size
+        x0, y0, x1, y1 = box
+        return (int(cx + x0 * cw / w), int(cy + y0 * ch / h), max(int((x1 - x0) * cw / w), 1),
+                max(int((y1 - y0) * ch / h), 1))
+
+    def _set(self, controls: dict[str, Any]) -> None:
+        available = getattr(self._cam, "camera_controls", None)
+        wanted = self._supported(controls, available)
+        if wanted:
+            self._cam.set_controls(wanted)
+
     def _close(self) -> None:
+        self._af_window = None
         cam, self._cam = self._cam, None
         if cam is None:
             return
@@ -233,3 +314,11 @@ class PicameraSource(SourceBase):
         finally:
             cam.close()
         log.info("%s: stopped", self.name)
+
+
+def _moved(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> bool:
+    """True when ``new``'s centre is more than half ``old``'s size from ``old``'s centre."""
+    size = max(old[2] - old[0], old[3] - old[1], 1)
+    dx = (new[0] + new[2] - old[0] - old[2]) / 2
+    dy = (new[1] + new[3] - old[1] - old[3]) / 2
+    return max(abs(dx), abs(dy)) > size / 2

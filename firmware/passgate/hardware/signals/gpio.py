@@ -37,7 +37,8 @@ from passgate.options.validators import (
 log = logging.getLogger(__name__)
 
 CHANNELS = ("green", "red", "relay", "buzzer")
-PIN_KEYS = ("buzzer_pin", "green_pin", "red_pin", "relay_pin")  # checked for clashes in order
+# checked for clashes in order
+PIN_KEYS = ("buzzer_pin", "green_pin", "red_pin", "relay_pin", "illuminator_pin")
 _EPS = 1e-6  # float slack: a step due at t is applied when polled at t
 
 
@@ -61,6 +62,8 @@ class SignalsConfig:
     ``relay_pin``: the relay board's IN (BCM 23 = pin 16).
     ``relay_active_high``: False (default) because most relay boards switch when IN is pulled
     low; the pin then idles high and the relay is off at start-up and after :meth:`release`.
+    ``illuminator_pin``: an optional LED that lights the pass (``illuminator.py``), not
+    fitted by default; suggested BCM 24 = pin 18.
     ``relay_hold_s``: how long the door stays released (relay energised) after an accept.
     ``deny_s``: how long the red LED stays lit after a deny.
     """
@@ -83,6 +86,9 @@ class SignalsConfig:
         False,
         valid_bool,
         "false: the relay board switches when IN is pulled low (most boards)",
+    )
+    illuminator_pin: int | None = option(
+        None, valid_gpio_pin, "BCM pin of the optional illuminator LED (absent: not fitted)"
     )
     relay_hold_s: float = option(
         3.0, valid_float_range(0.2, 60), "how long the door stays released after an accept"

@@ -1,0 +1,357 @@
+"""Presentation corpus: sequences of 15 fps frames of a pass held up at the door, and empty ones.
+
+A person holds a pass up for about a second, moving; what counts is whether the presentation is
+read and how soon, not one frame. Deterministic: presentation ``i`` is drawn from
+``numpy.random.default_rng([seed, i])``; PIL and numpy only, nothing downloaded.
+
+Physics-ish model of a Camera Module 3 (f = 4.74 mm at f/1.8, 66 deg horizontal field of
+view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame from a 1280x960 main stream:
+
+- **pixels per module** = focal length in pixels x module size / distance. A pass's symbol
+  (49 modules + quiet zone) is 35-65 mm on paper, 40-60 mm on a phone;
+- **trajectory**: the pass enters from an edge at 250-400 mm, approaches for 0.15-0.5 s to a
+  holding distance of 90-200 mm, then is held with a hand tremor (2-5 Hz, 1-6 mm, sideways and in
+  depth); in a quarter the person keeps moving it (a wave peaking at 40-120 mm/s);
+- **motion blur** = image speed x exposure time (the frame is the mean of sub-exposure poses);
+  exposure 4-10 ms in good light, 20-33 ms in dim light, or ``max_exposure_ms`` when the
+  camera limits it (then gain, so noise, rises unless the illuminator lights the scene);
+- **defocus** = blur circle of the aperture, ``D f |1/d - 1/FOCUS_MM|``, on the sensor;
+  autofocus (``--autofocus``) moves the focus to the distance of the pass 3 frames late;
+- **surfaces**: paper, a phone (light or dark mode) with a glare spot half the time;
+- **backgrounds**: a textured desk, a printed text page, a regular pattern, a linear barcode.
+
+Empty sequences show the same backgrounds, half with a hand holding a blank page or a blank
+phone. The bench (``python bench/presentations.py``) decodes every frame with the real
+decoder in two ways (lores only; lores plus a full-resolution crop on a candidate, the
+:mod:`passgate.hardware.reader`) and prints the share read, read within 0.5 s, time to the
+verdict, the idle cost per empty frame beside bare zxing-cpp in the same run, misreads and
+false positives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import measure as measure_mod  # noqa: E402
+from passgate.hardware.camera import synth  # noqa: E402
+
+FPS = 15.0
+LORES = (640, 480)
+MAIN = (1280, 960)
+FOCUS_MM = 150.0
+F_MM, APERTURE_MM, SENSOR_W_MM = 4.74, 4.74 / 1.8, 6.45
+SYMBOL = 57  # modules across the symbol with its quiet zone (version 8: 49 + 2 x 4)
+FRAMES = 18  # 1.2 s: the pass is in view for about a second
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """One presentation's parameters; :func:`render` draws its frames."""
+
+    index: int
+    has_pass: bool
+    surface: str  # paper, phone, phone_dark
+    backdrop: str  # desk, text, pattern, barcode
+    symbol_mm: float
+    start_mm: float
+    hold_mm: float
+    approach_s: float
+    enter_frame: int
+    tremor_mm: float
+    tremor_hz: float
+    wave_mm_s: float
+    exposure_ms: float
+    gain: float  # how far the exposure is short of what the light wants (noise grows with it)
+    dim: bool
+    glare: bool
+    angle_deg: float
+    tilt_deg: float
+    seed: int
+
+
+def draw(index: int, seed: int = 1, empty_share: float = 0.2, max_exposure_ms: float | None = None,
+         illuminator: bool = False) -> Presentation:
+    rng = np.random.default_rng([seed, index])
+    dim = bool(rng.random() < 0.35) and not illuminator
+    wanted = float(rng.uniform(20, 33) if dim else rng.uniform(4, 10))
+    exposure = wanted if max_exposure_ms is None else min(wanted, max_exposure_ms)
+    surface = str(rng.choice(["paper", "paper", "phone", "phone_dark"]))
+    return Presentation(
+        index=index, has_pass=bool(rng.random() >= empty_share), surface=surface,
+        backdrop=str(rng.choice(["desk", "text", "pattern", "barcode"])),
+        symbol_mm=float(rng.uniform(35, 65) if surface == "paper" else rng.uniform(40, 60)),
+        start_mm=float(rng.uniform(250, 400)), hold_mm=float(rng.uniform(90, 200)),
+        approach_s=float(rng.uniform(0.15, 0.5)), enter_frame=int(rng.integers(1, 4)),
+        tremor_mm=float(rng.uniform(1, 6)), tremor_hz=float(rng.uniform(2, 5)),
+        wave_mm_s=float(rng.uniform(40, 120) if rng.random() < 0.25 else 0.0),
+        exposure_ms=exposure, gain=wanted / exposure, dim=dim, glare=bool(rng.random() < 0.5),
+        angle_deg=float(rng.uniform(-30, 30)), tilt_deg=float(rng.uniform(0, 25)),
+        seed=int(rng.integers(1 << 30)))
+
+
+def focal_px(width: int) -> float:
+    return F_MM / SENSOR_W_MM * width
+
+
+def px_per_module(p: Presentation, distance_mm: float, width: int = LORES[0]) -> float:
+    return focal_px(width) * p.symbol_mm / SYMBOL / distance_mm
+
+
+def defocus_sigma(distance_mm: float, focus_mm: float, width: int = LORES[0]) -> float:
+    """Gaussian sigma in pixels of the blur circle of a pass at ``distance_mm``."""
+    circle_mm = APERTURE_MM * F_MM * abs(1 / distance_mm - 1 / focus_mm)
+    return circle_mm / SENSOR_W_MM * width / 2.4
+
+
+def state(p: Presentation, t: float) -> tuple[float, float, float]:
+    """Distance (mm) and lateral offset (x, y in mm from the optical axis) at time ``t``."""
+    rng = np.random.default_rng(p.seed)
+    side = rng.uniform(0, 2 * math.pi)
+    phase = rng.uniform(0, 2 * math.pi, size=3)
+    u = min(max(t / p.approach_s, 0.0), 1.0)
+    ease = 1 - (1 - u) ** 2  # decelerates into the hold
+    d = p.start_mm + (p.hold_mm - p.start_mm) * ease
+    reach = 0.5 * p.hold_mm * (1 - ease)  # enters from the side, ends near the centre
+    x = reach * math.cos(side) + p.tremor_mm * math.sin(2 * math.pi * p.tremor_hz * t + phase[0])
+    y = reach * math.sin(side) + p.tremor_mm * math.sin(2 * math.pi * p.tremor_hz * 1.3 * t
+                                                        + phase[1])
+    # a wave at 0.9 Hz whose peak speed is wave_mm_s
+    x += p.wave_mm_s / (2 * math.pi * 0.9) * math.sin(2 * math.pi * 0.9 * t + phase[2])
+    d += 2 * p.tremor_mm * math.sin(2 * math.pi * p.tremor_hz * 0.7 * t + phase[2])
+    return d, x, y
+
+
+@functools.lru_cache(maxsize=4)
+def backdrop(p: Presentation, size: tuple[int, int]) -> np.ndarray:
+    """The scene behind the pass at ``size``: the same scene at every size (read-only)."""
+    rng = np.random.default_rng([p.seed, 7])
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / (w / 640)
+    if p.backdrop == "desk":  # wood grain: wavy stripes and fine noise
+        k = rng.uniform(0.05, 0.2)
+        frame = 110 + 35 * np.sin(k * yy + 4 * np.sin(xx / rng.uniform(30, 90)))
+    elif p.backdrop == "pattern":  # a tiled floor or a checked cloth
+        cell = rng.uniform(6, 24)
+        frame = np.where(((xx // cell) + (yy // cell)) % 2 == 0, 200.0, 60.0).astype(np.float32)
+    else:
+        frame = np.full((h, w), rng.uniform(90, 160), dtype=np.float32)
+    if p.backdrop == "text":  # a printed page of text lines
+        line = rng.uniform(9, 14)
+        word = np.sin(xx / rng.uniform(2.5, 4)) + np.sin(xx / 17.0 + yy) > 0.3
+        frame = np.where((yy % line < line * 0.45) & word, 40.0, 215.0).astype(np.float32)
+    if p.backdrop == "barcode":  # a product label with a linear barcode
+        bars = rng.integers(0, 2, size=95).repeat(3)
+        x0, y0 = int(rng.uniform(40, 340) * w / 640), int(rng.uniform(40, 260) * h / 480)
+        bw, bh = int(bars.size * w / 640), int(120 * h / 480)
+        strip = np.where(np.resize(bars, 95 * 3)[np.linspace(0, 284, bw).astype(int)] == 1,
+                         20.0, 230.0)
+        frame[y0:y0 + bh, x0:x0 + bw] = strip[None, : frame[y0:y0 + bh, x0:x0 + bw].shape[1]]
+    fine = np.random.default_rng([p.seed, 8]).normal(0, 6, size=(h // 4 + 1, w // 4 + 1))
+    frame = frame + np.kron(fine, np.ones((4, 4)))[:h, :w].astype(np.float32)
+    frame = frame.astype(np.float32)
+    frame.flags.writeable = False
+    return frame
+
+
+def render(p: Presentation, i: int, modules: np.ndarray, size: tuple[int, int] = LORES,
+           focus_mm: float | None = FOCUS_MM,
+           box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Frame ``i`` of ``p`` at ``size``; ``box`` (in ``size`` pixels) crops the result.
+
+    ``focus_mm`` None: the autofocus model (see :func:`_exposure`).
+    """
+    w, h = size
+    frame = backdrop(p, size).copy()
+    t = (i - p.enter_frame) / FPS
+    if p.has_pass or p.index % 2 == 0:  # half the empty ones hold up a blank page or phone
+        mods = modules if p.has_pass else np.zeros_like(modules)
+        if t >= 0:
+            frame = _exposure(p, t, frame, mods, size, focus_mm)
+    if p.dim:  # a dim scene: less contrast, and the analogue gain already up
+        frame = frame * 0.45 + 20
+    # sensor noise: shot and read noise amplified by the gain a short exposure needs
+    sigma = (4.0 if p.dim else 2.0) * p.gain ** 0.75
+    # the main stream is not binned: its noise per pixel is twice the lores stream's
+    rng = np.random.default_rng([p.seed, i, w])
+    if box is not None:
+        x0, y0, x1, y1 = box
+        frame = frame[y0:y1, x0:x1]
+    frame = synth.noise(frame, sigma * (w / LORES[0]), rng)
+    return synth.to_uint8(frame)
+
+
+def _exposure(p: Presentation, t: float, frame: np.ndarray, modules: np.ndarray,
+              size: tuple[int, int], focus_mm: float | None) -> np.ndarray:
+    """The pass drawn at 3 instants across the exposure, averaged: motion blur."""
+    w, h = size
+    f = focal_px(w)
+    half = p.exposure_ms / 2000
+    (d0, x0, y0), (d1, x1, y1) = state(p, t - half), state(p, t + half)
+    streak = math.hypot(f * (x1 / d1 - x0 / d0), f * (y1 / d1 - y0 / d0))
+    n = int(min(max(math.ceil(streak / 1.5) + 1, 2), 6))  # sub-poses about 1.5 px apart
+    steps = []
+    for k in np.linspace(-half, half, n):
+        d, x, y = state(p, t + k)
+        layer = frame.copy()
+        pose = synth.Pose(px_per_module(p, d, w), p.angle_deg, p.tilt_deg, 40.0,
+                          (w / 2 + f * x / d, h / 2 + f * y / d))
+        if p.surface == "paper":
+            synth.place_code(layer, modules, pose, dark=45, light=200, screen_modules=2)
+        else:
+            dark, light = (230.0, 25.0) if p.surface == "phone_dark" else (20.0, 235.0)
+            synth.place_code(layer, modules, pose, dark=dark, light=light, screen_modules=2,
+                             bezel_modules=4, bezel=15)
+        steps.append(layer)
+    out = np.mean(steps, axis=0, dtype=np.float32)
+    d, x, y = state(p, t)
+    if focus_mm is None:  # autofocus on the candidate: it follows the pass 0.2 s late
+        focus_mm = state(p, max(t - 0.2, 0.0))[0]
+    sigma = defocus_sigma(d, focus_mm, w)
+    if p.glare and p.surface != "paper":
+        out = synth.glare(out, (w / 2 + f * x / d + 0.2 * f * p.symbol_mm / d,
+                                h / 2 + f * y / d), radius=0.25 * f * p.symbol_mm / d,
+                          strength=160)
+    return synth.blur(out, sigma) if sigma > 0.3 else out
+
+
+class _Crops:
+    """The synthetic camera's main stream: renders the crop of the current frame at ``MAIN``."""
+
+    def __init__(self, modules: np.ndarray, focus_mm: float | None) -> None:
+        self.modules, self.focus_mm = modules, focus_mm
+        self.p: Presentation | None = None
+        self.i = 0
+        self.spent = 0.0  # CPU spent rendering crops: the camera's work, not the reader's
+        self.still_crops = 0
+
+    def read_full_crop(self, box: tuple[int, int, int, int]) -> np.ndarray | None:
+        assert self.p is not None
+        sx, sy = MAIN[0] / LORES[0], MAIN[1] / LORES[1]
+        big = (int(box[0] * sx), int(box[1] * sy), int(box[2] * sx), int(box[3] * sy))
+        t0 = time.thread_time()
+        crop = render(self.p, self.i, self.modules, MAIN, self.focus_mm, box=big)
+        self.spent += time.thread_time() - t0
+        return crop
+
+
+@dataclass
+class Outcome:
+    read: int = 0
+    fast: int = 0  # read within 0.5 s of the first appearance
+    latency: list[float] = field(default_factory=list)
+    misread: int = 0
+    false_pos: int = 0
+    empty_cpu: list[float] = field(default_factory=list)  # still scene, nothing in view
+    moving_cpu: list[float] = field(default_factory=list)  # a blank page or phone moving
+    crops: int = 0  # full-resolution crops decoded (their rendering is not counted)
+
+
+def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | None,
+            illuminator: bool) -> tuple[dict[str, Outcome], list[float], int]:
+    """Decode every frame of ``count`` presentations with each way; bare zxing-cpp beside."""
+    import zxingcpp
+
+    from corpus import bench_pass
+    from passgate.hardware.decode import ZxingDecoder
+    from passgate.hardware.reader import FullCropReader
+
+    text = bench_pass()
+    modules = synth.qr_modules(text)
+    focus = None if autofocus else FOCUS_MM
+    crops = _Crops(modules, focus)
+    zx = ZxingDecoder()
+    ways = {"640x480 only": zx, "640x480 + full-res crop": FullCropReader(zx, crops)}
+    out = {name: Outcome() for name in ways}
+    bare: list[float] = []
+    n_pass = 0
+    for index in range(count):
+        p = draw(index, seed, max_exposure_ms=max_exposure_ms, illuminator=illuminator)
+        n_pass += p.has_pass
+        crops.p = p
+        first: dict[str, float] = {}
+        for i in range(FRAMES):
+            frame = render(p, i, modules, LORES, focus)
+            crops.i = i
+            still = i < p.enter_frame or (not p.has_pass and p.index % 2 == 1)
+            empty = still or not p.has_pass
+            if still:
+                t0 = time.thread_time()
+                zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)
+                bare.append(time.thread_time() - t0)
+            for name, way in ways.items():
+                if name in first:
+                    continue  # the verdict is given; the debouncer holds the rest
+                crops.spent = 0.0
+                t0 = time.thread_time()
+                texts = way.decode(frame)
+                cpu = time.thread_time() - t0 - crops.spent
+                if still and crops.spent:
+                    crops.still_crops += 1
+                o = out[name]
+                if empty:
+                    (o.empty_cpu if still else o.moving_cpu).append(cpu)
+                o.misread += sum(t != text for t in texts)
+                if texts and not p.has_pass:
+                    o.false_pos += 1
+                if text in texts and p.has_pass:
+                    first[name] = (i - p.enter_frame) / FPS + cpu
+        for name, t in first.items():
+            o = out[name]
+            o.read += 1
+            o.fast += t <= 0.5
+            o.latency.append(t)
+    out["640x480 + full-res crop"].crops = ways["640x480 + full-res crop"].crops  # type: ignore
+    print(f"(still empty frames that asked for a crop: {crops.still_crops})")
+    return out, bare, n_pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--presentations", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cameras", default="fixed,autofocus,af+8ms+led",
+                    help="comma-separated camera set-ups: fixed (focus at 15 cm), autofocus, "
+                         "af+8ms (exposure limit, no light), af+8ms+led (with the illuminator)")
+    args = ap.parse_args(argv)
+    print(measure_mod.machine_line())
+    print(f"# {args.presentations} presentations of {FRAMES} frames at {FPS:.0f} fps, "
+          f"seed {args.seed}; CPU = this thread's time")
+    for cam in args.cameras.split(","):
+        af = cam.startswith("af")
+        limit = 8.0 if "8ms" in cam else None
+        t0 = time.perf_counter()
+        res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in cam)
+        n_empty = args.presentations - n_pass
+        print(f"\n## camera: {cam}  ({n_pass} with a pass, {n_empty} without; "
+              f"{time.perf_counter() - t0:.0f} s)\n")
+        print("| way | read | read <= 0.5 s | median / p90 s to verdict | idle CPU ms/frame "
+              "(median) | x bare zxing-cpp | CPU ms, blank moving | misread / false + | crops |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        b = statistics.median(bare)
+        for name, o in res.items():
+            lat = sorted(o.latency)
+            p90 = lat[int(0.9 * (len(lat) - 1))] if lat else float("nan")
+            idle = statistics.median(o.empty_cpu)
+            print(f"| {name} | {100 * o.read / n_pass:.1f}% ({o.read}/{n_pass}) | "
+                  f"{100 * o.fast / n_pass:.1f}% | {statistics.median(lat):.2f} / {p90:.2f} | "
+                  f"{1e3 * idle:.2f} | {idle / b:.2f}x bare zxing-cpp | "
+                  f"{1e3 * statistics.median(o.moving_cpu or [math.nan]):.2f} | "
+                  f"{o.misread} / {o.false_pos} | {o.crops} |")
+        print(f"\nbare zxing-cpp on the same still empty frames: {1e3 * b:.2f} ms median "
+              f"({len(bare)} frames)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

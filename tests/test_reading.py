@@ -1,0 +1,267 @@
+"""Reading at the door: candidates, full-resolution crops, the camera's controls, the illuminator.
+
+Real zxing-cpp on synthetic frames; a fake Picamera2 that records ``set_controls`` and serves
+a main stream; gpiozero's MockFactory for the illuminator's pin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from passgate.errors import ConfigError
+from passgate.hardware.camera import CameraConfig, PicameraSource, synth
+from passgate.hardware.decode import ZxingDecoder
+from passgate.hardware.reader import MAX_CROPS, FullCropReader, MotionBox, widen
+from passgate.hardware.signals.gpio import SignalsConfig
+from passgate.hardware.signals.illuminator import Illuminator
+
+TEXT = "HC1:" + "PASSGATE-READING-TEST-" * 4  # a version-5ish symbol, QR Model 2
+
+
+def _frame(module_px: float, size=(640, 480), spoil: bool = False, center=(320.0, 240.0),
+           seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frame = np.full((size[1], size[0]), 120.0, np.float32)
+    modules = synth.qr_modules(TEXT)
+    if spoil:  # keep the finder patterns, scramble the data: located, never decoded
+        n = modules.shape[0]
+        inner = np.zeros_like(modules)
+        inner[12:n - 12, 12:n - 12] = True
+        modules = np.where(inner, rng.random(modules.shape) < 0.5, modules)
+    synth.place_code(frame, modules, synth.Pose(module_px, center=center), dark=30, light=220)
+    return synth.to_uint8(synth.noise(frame, 2.0, rng))
+
+
+class Crops:
+    """A main stream twice the frame's size that always shows a readable pass."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.boxes: list[tuple[int, int, int, int]] = []
+        self.fail = fail
+
+    def read_full_crop(self, box):
+        self.boxes.append(box)
+        if self.fail:
+            raise RuntimeError("main stream gone")
+        full = _frame(5.0, size=(1280, 960), center=(640.0, 480.0))
+        x0, y0, x1, y1 = box
+        return full[y0 * 2:y1 * 2, x0 * 2:x1 * 2]
+
+
+def test_scan_reports_a_located_but_unreadable_symbol_as_a_candidate_box():
+    texts, boxes = ZxingDecoder().scan(_frame(4.0, spoil=True))
+    assert texts == [] and len(boxes) >= 1
+    x0, y0, x1, y1 = boxes[0]
+    assert x0 < 320 < x1 and y0 < 240 < y1  # around the code, which is centred
+
+
+def test_scan_of_a_readable_code_gives_its_text_and_no_candidate():
+    assert ZxingDecoder().scan(_frame(4.0)) == ([TEXT], [])
+
+
+def test_an_empty_still_frame_asks_for_no_crop():
+    crops = Crops()
+    reader = FullCropReader(ZxingDecoder(), crops)
+    empty = np.full((480, 640), 120, np.uint8)
+    assert reader.decode(empty) == [] and reader.decode(empty) == []
+    assert crops.boxes == [] and reader.crops == 0
+
+
+def test_a_candidate_is_read_from_the_full_resolution_crop_around_it():
+    crops = Crops()
+    seen = []
+    reader = FullCropReader(ZxingDecoder(), crops, on_candidate=lambda b, f: seen.append(b))
+    assert reader.decode(_frame(4.0, spoil=True)) == [TEXT]
+    assert len(crops.boxes) == 1 and reader.crops == 1
+    assert seen[0] is not None
+
+
+def test_a_failing_crop_counts_as_nothing_found_and_crops_are_capped():
+    crops = Crops(fail=True)
+    reader = FullCropReader(ZxingDecoder(), crops)
+    assert reader.decode(_frame(4.0, spoil=True)) == []
+    assert 1 <= len(crops.boxes) <= MAX_CROPS
+
+
+def test_a_follower_that_raises_does_not_stop_reading():
+    def broken(box, frame):
+        raise RuntimeError("set_controls failed")
+
+    reader = FullCropReader(ZxingDecoder(), None, on_candidate=broken)
+    assert reader.decode(_frame(4.0)) == [TEXT]
+
+
+def test_motion_box_finds_a_moving_pass_sized_region_not_noise_or_a_light_change():
+    rng = np.random.default_rng(1)
+    still = np.clip(rng.normal(120, 4, (480, 640)), 0, 255).astype(np.uint8)
+    m = MotionBox()
+    assert m.update(still) is None
+    noisy = np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8)
+    assert m.update(noisy) is None  # sensor noise is not motion
+    moved = noisy.copy()
+    moved[200:260, 300:380] = 230
+    box = m.update(moved)
+    assert box is not None and box[0] <= 300 and box[2] >= 380 and box[1] <= 200
+    assert m.update(np.full_like(moved, 250)) is None  # the lights came on: too big
+
+
+def test_widen_grows_the_box_and_clips_to_the_frame():
+    assert widen((10, 10, 110, 60), (640, 480)) == (0, 0, 146, 96)
+
+
+# --- the camera's side: a fake Picamera2 -------------------------------------------------
+
+
+class FakeCam:
+    camera_controls = {"FrameDurationLimits": 0, "AeMeteringMode": 0, "ExposureValue": 0,
+                       "AeExposureMode": 0, "AfMode": 0, "LensPosition": 0, "AfRange": 0,
+                       "AfMetering": 0, "AfWindows": 0, "AfTrigger": 0}
+    camera_properties = {"ScalerCropMaximum": (16, 8, 4608, 2592)}
+
+    def __init__(self, num):
+        self.set: list[dict] = []
+        self.kwargs: dict = {}
+
+    def create_video_configuration(self, **kwargs):
+        self.kwargs = kwargs
+        return kwargs
+
+    def configure(self, config):
+        pass
+
+    def start(self):
+        pass
+
+    def capture_array(self, name="main", wait=None):
+        w, h = self.kwargs[name]["size"]
+        buf = np.zeros((h * 3 // 2, w + 64), np.uint8)
+        buf[:h, :w] = np.add.outer(np.arange(h) % 256, np.zeros(w, int)).astype(np.uint8)
+        return buf
+
+    def set_controls(self, controls):
+        self.set.append(dict(controls))
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _camera(**kw) -> tuple[PicameraSource, list[FakeCam]]:
+    made: list[FakeCam] = []
+
+    def factory(num):
+        made.append(FakeCam(num))
+        return made[-1]
+
+    src = PicameraSource(CameraConfig(**kw), factory=factory)
+    src.open()
+    return src, made
+
+
+def test_full_crop_comes_from_the_main_stream_scaled_from_lores_pixels():
+    src, _ = _camera()  # lores 640x480, main 1280x960
+    crop = src.read_full_crop((100, 50, 200, 150))
+    assert crop.shape == (200, 200)
+    assert crop[0, 0] == 100 and crop[-1, 0] == 299 % 256  # rows 100..299 of the main Y plane
+
+
+def test_full_crop_is_off_when_configured_off():
+    src, _ = _camera(candidate_crop=False)
+    assert src.read_full_crop((0, 0, 10, 10)) is None
+
+
+def test_candidate_triggers_one_autofocus_scan_on_its_window_then_returns_to_fixed_focus():
+    src, (cam,) = _camera(af_on_candidate=True)
+    src.on_candidate((160, 120, 320, 240))
+    assert cam.set == [{"AfMode": 1, "AfMetering": 1, "AfTrigger": 0,
+                        "AfWindows": [(16 + 1152, 8 + 648, 1152, 648)]}]
+    src.on_candidate((170, 125, 330, 245))  # a tremor: no new scan
+    assert len(cam.set) == 1
+    src.on_candidate((400, 300, 560, 420))  # moved by more than half its size: scan again
+    assert len(cam.set) == 2
+    src.on_candidate(None)  # gone: the fixed lens position again
+    assert cam.set[-1]["AfMode"] == 0 and cam.set[-1]["LensPosition"] == 6.7
+
+
+def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():
+    for kw in ({}, {"af_on_candidate": True, "focus": "fixed"}):
+        src, (cam,) = _camera(**kw)
+        src.on_candidate((160, 120, 320, 240))
+        src.on_candidate(None)
+        assert cam.set == [], kw
+
+
+def test_short_exposure_mode_is_asked_of_the_camera():
+    src, (cam,) = _camera(ae_mode="short")
+    assert cam.kwargs["controls"]["AeExposureMode"] == 1
+    assert "AeExposureMode" not in CameraConfig().controls()
+    with pytest.raises(ConfigError, match="ae_mode"):
+        CameraConfig(ae_mode="fast")
+
+
+# --- the illuminator on a mock pin -------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _illuminator(**kw):
+    factory = MockFactory()
+    clock = Clock()
+    ill = Illuminator(24, factory, clock=clock, hold_s=1.0, dim_level=60, dim_check_s=30, **kw)
+    return ill, factory.pin(24), clock
+
+
+def test_illuminator_is_off_at_start_lit_by_a_candidate_and_held_briefly():
+    ill, pin, clock = _illuminator()
+    assert pin.state == 0
+    ill.update(candidate=False, frame_mean=120)
+    assert pin.state == 0
+    ill.update(candidate=True, frame_mean=120)
+    assert pin.state == 1
+    clock.t = 0.9
+    ill.update(candidate=False, frame_mean=200)
+    assert pin.state == 1  # held between frames that do not locate the code
+    clock.t = 1.1
+    ill.update(candidate=False, frame_mean=200)
+    assert pin.state == 0
+    ill.close()
+
+
+def test_illuminator_lights_a_dim_scene_and_goes_off_only_to_look_again():
+    ill, pin, clock = _illuminator()
+    ill.update(candidate=False, frame_mean=30)
+    assert pin.state == 1
+    clock.t = 20
+    ill.update(candidate=False, frame_mean=150)  # lit scenes look bright: not judged
+    assert pin.state == 1
+    clock.t = 31
+    ill.update(candidate=False, frame_mean=150)
+    assert pin.state == 0  # off for one look
+    ill.update(candidate=False, frame_mean=35)  # still dim: on again
+    assert pin.state == 1
+    ill.close()
+    assert pin.state == 0
+
+
+def test_illuminator_not_fitted_is_a_no_op():
+    ill = Illuminator(None, MockFactory())
+    ill.update(candidate=True, frame_mean=0)
+    assert not ill.lit
+    ill.close()
+
+
+def test_illuminator_pin_is_optional_and_may_not_clash():
+    assert SignalsConfig().illuminator_pin is None
+    assert SignalsConfig(illuminator_pin=24).illuminator_pin == 24
+    with pytest.raises(ConfigError, match="illuminator_pin"):
+        SignalsConfig(illuminator_pin=23)  # the relay's
