@@ -19,6 +19,8 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import rollup
+
 FEED_COLS = "t_ms, device_id, seq, site, zone, verdict, reason, pass_hash, purpose, flags, problem"
 FEED_KEYS = tuple(k.strip() for k in FEED_COLS.split(","))
 HEALTH_LOG_EVERY_S = 3600  # an unchanged health is logged at most hourly
@@ -134,6 +136,7 @@ class ConsoleQueries:
                     missing.append(dev)
                     continue
                 # One-off, per device (its (device_id, t_ms) range): an admin action, not a view.
+                rollup.move_device(self, cur, dev, site)
                 cur.execute(self.sql("UPDATE scans SET site = ? WHERE device_id = ?"),
                             (site, dev))
         return missing
@@ -159,26 +162,30 @@ class ConsoleQueries:
         return [_feed_row(r) for r in rows]
 
     def zones(self, since_ms: int, limit: int = 200) -> list[str]:
-        """Zones seen since ``since_ms`` (for the filter's choices; bounded by time)."""
-        return [r[0] for r in self._all("SELECT DISTINCT zone FROM scans WHERE t_ms >= ? "
-                                        "ORDER BY 1 LIMIT ?", (since_ms, limit))]
+        """Zones seen since ``since_ms``'s hour (for the filter's choices; from the hourly
+        counts, so it costs the same at 70 million scans as at 1,000)."""
+        return [r[0] for r in self._all("SELECT DISTINCT zone FROM scan_hours WHERE hour_ms >= ? "
+                                        "ORDER BY 1 LIMIT ?", (rollup.hour_of(since_ms), limit))]
 
     # --- charts --------------------------------------------------------------------------
+    # Both read scan_hours (kept at ingest, store/rollup.py); the range is whole hours: an
+    # hour is counted when its start is in [since_ms, until_ms).
     def hourly_by_site(self, since_ms: int, until_ms: int) -> list[tuple]:
         """(site or None, hour start in ms, scans, denials) per site and hour in the range."""
-        return [tuple(r) for r in self._all(
-            "SELECT site, (t_ms / 3600000) * 3600000 AS h, COUNT(*), "
-            "SUM(CASE WHEN verdict = 'deny' THEN 1 ELSE 0 END) FROM scans "
-            "WHERE t_ms >= ? AND t_ms < ? GROUP BY site, h ORDER BY h, site",
-            (since_ms, until_ms))]
+        # int(): PostgreSQL's SUM of a BIGINT is NUMERIC (a Decimal).
+        return [(r[0] or None, r[1], int(r[2]), int(r[3])) for r in self._all(
+            "SELECT site, hour_ms, SUM(n), SUM(CASE WHEN verdict = 'deny' THEN n ELSE 0 END) "
+            "FROM scan_hours WHERE hour_ms >= ? AND hour_ms < ? GROUP BY site, hour_ms "
+            "HAVING SUM(n) > 0 ORDER BY hour_ms, site", (since_ms, until_ms))]
 
     def hourly_reasons(self, since_ms: int, until_ms: int, site: str | None = None) -> list[tuple]:
         """(hour start in ms, reason, denials) for denials in the range (one site if given)."""
         extra, params = ("AND site = ? ", [site]) if site else ("", [])
-        return [tuple(r) for r in self._all(
-            "SELECT (t_ms / 3600000) * 3600000 AS h, reason, COUNT(*) FROM scans "
-            f"WHERE verdict = 'deny' AND t_ms >= ? AND t_ms < ? {extra}"
-            "GROUP BY h, reason ORDER BY h, reason", (since_ms, until_ms, *params))]
+        return [(r[0], r[1], int(r[2])) for r in self._all(
+            "SELECT hour_ms, reason, SUM(n) FROM scan_hours "
+            f"WHERE verdict = 'deny' AND hour_ms >= ? AND hour_ms < ? {extra}"
+            "GROUP BY hour_ms, reason HAVING SUM(n) > 0 ORDER BY hour_ms, reason",
+            (since_ms, until_ms, *params))]
 
     # --- alerts --------------------------------------------------------------------------
     def acks(self, since: int) -> dict[str, dict]:
