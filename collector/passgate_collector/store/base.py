@@ -242,6 +242,12 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
     def _lock_migration(self, cur) -> None:
         """Keep two collectors starting at once from both creating tables (no-op here)."""
 
+    def _delete_some_sql(self, table: str, where: str) -> str:
+        """A DELETE of at most ``?`` rows of ``table`` matching ``where`` (its last parameter
+        is the limit): SQLite by rowid (see retention.py)."""
+        return (f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                f"WHERE {where} LIMIT ?)")
+
     def _lock_passes(self, cur, hashes: list[bytes]) -> None:
         """Serialise batches holding the same passes (no-op where BEGIN already locks; see
         ``pairs.py``)."""

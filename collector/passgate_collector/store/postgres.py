@@ -47,6 +47,11 @@ class PostgresStore(SqlStore):
     def _lock_migration(self, cur) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(74726)")
 
+    def _delete_some_sql(self, table: str, where: str) -> str:
+        # By ctid, as one array: PostgreSQL then fetches the rows by their address (TID scan).
+        return (f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
+                f"WHERE {where} LIMIT ?))")
+
     def _lock_passes(self, cur, hashes: list[bytes]) -> None:
         # Sorted in a subquery: the locks are taken in key order, so no two batches deadlock.
         keys = sorted({pairs.lock_key(h) for h in hashes})
