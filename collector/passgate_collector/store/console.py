@@ -7,8 +7,8 @@ Rules kept here, because the console must stay fast at a city's scale (70 millio
 * Scan lists are keyset-paginated, newest first, on ``(t_ms, device_id, seq)`` - unique per
   scan - never with ``OFFSET``: page 1,000 costs what page 1 costs.
 * A filter by site reads the ``(site, t_ms)`` index, by checkpoint ``(device_id, t_ms)``, a
-  pass search ``(pass_hash, t_ms)`` (see ``schema.LATE_DDL``); other filters (zone, verdict,
-  reason) narrow rows inside the time range those indexes give.
+  pass search ``(pass_hash, t_ms)``, by reason ``(reason, t_ms)`` (see ``schema.LATE_DDL``);
+  other filters (zone, verdict) narrow rows inside the time range those indexes give.
 * Health history grows by a row only when something a guard cares about changed, or once an
   hour at most otherwise: a batch a minute from 2,000 devices must not add 3 million rows a day.
 """
