@@ -42,12 +42,18 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]]) -> 
     lo = min(r[1] for r in rows) - PAIR_WINDOW_MS
     hi = max(r[1] for r in rows) + PAIR_WINDOW_MS
     others: dict[bytes, list[tuple[str, int, str]]] = {}
-    for i in range(0, len(hashes), CHUNK):
-        chunk = hashes[i:i + CHUNK]
+    # PostgreSQL takes the hashes as one array (as the dedup lookup does, store/postgres.py:
+    # a long IN list once got a generic plan that walked another index); SQLite IN lists.
+    step = len(hashes) if store.kind == "postgresql" else CHUNK
+    for i in range(0, len(hashes), step):
+        chunk = hashes[i:i + step]
+        if store.kind == "postgresql":
+            match, params = "pass_hash = ANY(?)", [chunk]
+        else:
+            match, params = f"pass_hash IN ({', '.join('?' * len(chunk))})", chunk
         cur.execute(store.sql(
-            "SELECT pass_hash, device_id, t_ms, verdict FROM scans "
-            f"WHERE pass_hash IN ({', '.join('?' * len(chunk))}) AND t_ms >= ? AND t_ms <= ? "
-            "AND device_id <> ?"), (*chunk, lo, hi, device_id))
+            f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE {match} "
+            "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?"), (*params, lo, hi, device_id))
         for h, dev, t, verdict in cur.fetchall():
             others.setdefault(bytes(h), []).append((dev, t, verdict))
     found = []
