@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from passgate.errors import UsageError
+
 from .store import SqlStore
 from .store.reports import UNSIGNED_ALERTS
 from .store.rollup import hour_of
@@ -61,7 +63,7 @@ def protected_devices(store: SqlStore) -> list[str]:
 def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
     """Remove what is older than ``days`` before ``now`` (POSIX s); returns what went."""
     if days < MIN_DAYS:
-        raise ValueError(f"retention shorter than {MIN_DAYS} days would cut into the "
+        raise UsageError(f"retention shorter than {MIN_DAYS} days would cut into the "
                          "scans behind 'possible sharing'")
     cutoff_s = now - days * 86400
     cutoff_ms = cutoff_s * 1000
