@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import rollup
 
@@ -144,6 +144,11 @@ class ConsoleQueries:
     # --- scans ---------------------------------------------------------------------------
     def find_scans(self, f: ScanFilter, limit: int, before: Cursor | None = None) -> list[dict]:
         """Up to ``limit`` scans matching ``f``, newest first, strictly older than ``before``."""
+        if before is not None:
+            # The cursor's time bounds the range itself: SQLite narrows its index range by one
+            # lower and one upper bound only, and with the row value alone walked the whole
+            # day (0.1 s a page at 10 M rows).
+            f = replace(f, until_ms=min(f.until_ms, before[0] + 1))
         where, params = f.where()
         if before is not None:
             where += " AND (t_ms, device_id, seq) < (?, ?, ?)"
@@ -155,7 +160,7 @@ class ConsoleQueries:
 
     def scans_after(self, f: ScanFilter, after: Cursor, limit: int) -> list[dict]:
         """Scans matching ``f`` newer than ``after``, oldest first: the live feed's poll."""
-        where, params = f.where()
+        where, params = replace(f, since_ms=max(f.since_ms, after[0])).where()  # as above
         rows = self._all(f"SELECT {FEED_COLS} FROM scans WHERE {where} "
                          "AND (t_ms, device_id, seq) > (?, ?, ?) "
                          "ORDER BY t_ms, device_id, seq LIMIT ?", (*params, *after, limit))
