@@ -47,10 +47,11 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]]) -> 
     step = len(hashes) if store.kind == "postgresql" else CHUNK
     for i in range(0, len(hashes), step):
         chunk = hashes[i:i + step]
+        params: list = chunk
         if store.kind == "postgresql":
             match, params = "pass_hash = ANY(?)", [chunk]
         else:
-            match, params = f"pass_hash IN ({', '.join('?' * len(chunk))})", chunk
+            match = f"pass_hash IN ({', '.join('?' * len(chunk))})"
         cur.execute(store.sql(
             f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE {match} "
             "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?"), (*params, lo, hi, device_id))
