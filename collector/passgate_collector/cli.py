@@ -25,7 +25,7 @@ from passgate.passes.keys import kid_of
 from passgate.util import journald
 from passgate.util.version import version
 
-from . import protocol, release_cli
+from . import protocol, release_cli, retention
 from .cli_users import add_serve_options, add_user_commands, auth_options
 from .console import sitecli
 from .store import StoreError, open_store
@@ -56,6 +56,9 @@ def cmd_serve(args) -> int:
                          "put a TLS reverse proxy in front (docs/collector.md)")
     if args.max_inflight < 1 or args.rate_limit <= 0 or args.rate_burst < 1:
         raise UsageError("--max-inflight and --rate-burst must be >= 1, --rate-limit > 0")
+    if args.retention_days and args.retention_days < retention.MIN_DAYS:
+        raise UsageError(f"--retention-days must be 0 (keep everything) or at least "
+                         f"{retention.MIN_DAYS}")
     if args.threads < 1 or args.connection_limit < 1 or args.backlog < 1:
         raise UsageError("--threads, --connection-limit and --backlog must be at least 1")
     # One database connection per worker thread: a request holds one for its whole batch, and
@@ -87,11 +90,16 @@ def cmd_serve(args) -> int:
         raise KeyboardInterrupt  # waitress shuts down cleanly on it; systemd sends SIGTERM
 
     signal.signal(signal.SIGTERM, stop)
+    stop_retention = None
+    if args.retention_days:
+        _thread, stop_retention = retention.start(store, args.retention_days)
     try:
         server.run()
     except KeyboardInterrupt:
         pass  # the normal way to stop
     finally:
+        if stop_retention is not None:
+            stop_retention.set()
         server.close()
         store.close()
         if read_store is not None:
@@ -212,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent ingests per process; more get 503 with Retry-After")
     s.add_argument("--hash-key", help="the fleet's pass-hash key (journal.key, 32 bytes): lets "
                    "the console search by pass text or photo")
+    s.add_argument("--retention-days", type=int, default=retention.DEFAULT_DAYS,
+                   help="scans older than this many days are removed, hourly (default "
+                        f"{retention.DEFAULT_DAYS}; 0 keeps everything)")
     add_serve_options(s)
     s.add_argument("--releases", help="folder of signed releases to serve to devices "
                                       "(release publish); unset: no release endpoints")
@@ -243,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("device", nargs="?")
     d.set_defaults(func=cmd_device)
     sitecli.add_parser(sub, with_db, _db)
+    retention.add_parser(sub, with_db, _db)
     add_user_commands(sub, with_db, _db)
     document(p)  # descriptions, exit codes and an example in every --help (passgate.cli.helptext)
     return p

@@ -39,6 +39,10 @@ EXPORT_PAGE = 1000
 FEED_POLL_LIMIT = 100
 PASS_LIMIT = 200
 CHART_HOURS = 48
+# Checkpoints listed on the front page, most urgent first: rendering all 2,000 of a city's
+# fleet was 800 KB and most of the page's time; the summary still counts every one, and
+# any checkpoint's own page is one link from its scans.
+HEALTH_SHOWN = 300
 CSV_COLUMNS = ("time_utc", "checkpoint", "site", "zone", "seq", "verdict", "reason",
                "reason_words", "pass_hash", "purpose", "flags", "problem")
 
@@ -91,8 +95,10 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
         feed = store.find_scans(recent_filter(), opts.feed_size)
         return render_template(
             "console/index.html", open_alerts=[a for a in found if a.ack is None],
-            acked=[a for a in found if a.ack is not None], health=health,
-            summary=alerts.summary(health), feed=feed,
+            acked=[a for a in found if a.ack is not None], health=health[:HEALTH_SHOWN],
+            summary=alerts.summary(health) + (
+                f"; the {HEALTH_SHOWN} most urgent listed" if len(health) > HEALTH_SHOWN
+                else ""), feed=feed,
             cursor=feed[0]["cursor"] if feed else "", latest=store.latest_bundle())
 
     @bp.post("/ack")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import StoreError
-from . import schema
+from . import pairs, rollup, schema
 from .accounts import Accounts
 from .console import ConsoleQueries, log_health
 from .reports import SCAN_COLS, UNSIGNED_ALERTS, Reports, scan_dict
@@ -168,6 +168,12 @@ class Tx:
             (self.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
              r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
              " ".join(r["flags"]), r["chain"], now, problem, site) for r, problem in rows])
+        # The hourly counts the charts read, in the same transaction (store/rollup.py).
+        rollup.add(self._s, self._cur,
+                   ((r["t_ms"], site, r["zone"], r["verdict"], r["reason"]) for r, _p in rows))
+        # Possible sharing, found once here instead of per view (store/pairs.py).
+        pairs.note(self._s, self._cur, self.device_id,
+                   [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows])
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:
@@ -236,6 +242,16 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
 
     def _lock_migration(self, cur) -> None:
         """Keep two collectors starting at once from both creating tables (no-op here)."""
+
+    def _delete_some_sql(self, table: str, where: str) -> str:
+        """A DELETE of at most ``?`` rows of ``table`` matching ``where`` (its last parameter
+        is the limit): SQLite by rowid (see retention.py)."""
+        return (f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                f"WHERE {where} LIMIT ?)")
+
+    def _lock_passes(self, cur, hashes: list[bytes]) -> None:
+        """Serialise batches holding the same passes (no-op where BEGIN already locks; see
+        ``pairs.py``)."""
 
     def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
         """``SCAN_COLS`` of the device's rows with these nonces (SQLite: ``IN`` lists, each a

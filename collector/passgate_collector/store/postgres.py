@@ -30,7 +30,7 @@ and with them).
 
 from __future__ import annotations
 
-from . import schema
+from . import pairs, schema
 from .base import SCAN_INSERT_COLS, SqlStore
 from .reports import SCAN_COLS
 
@@ -61,6 +61,17 @@ class PostgresStore(SqlStore):
 
     def _lock_migration(self, cur) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(74726)")
+
+    def _delete_some_sql(self, table: str, where: str) -> str:
+        # By ctid, as one array: PostgreSQL then fetches the rows by their address (TID scan).
+        return (f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
+                f"WHERE {where} LIMIT ?))")
+
+    def _lock_passes(self, cur, hashes: list[bytes]) -> None:
+        # Sorted in a subquery: the locks are taken in key order, so no two batches deadlock.
+        keys = sorted({pairs.lock_key(h) for h in hashes})
+        cur.execute("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%s::bigint[]) AS k "
+                    "ORDER BY k) s", (keys,))
 
     def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
         if not nonces:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .pairs import PAIR_WINDOW_MS
+
 # Alert kinds anyone can cause without the device key (a forged batch for a known device id):
 # counted in alert_kinds only, never one row each, so a flood can neither grow the database
 # nor push the signed tamper alerts out of sight.
@@ -53,14 +55,16 @@ class Reports:
         return dict(self._all("SELECT device_id, COUNT(*) FROM scans GROUP BY device_id"))
 
     def shared_passes(self, window_ms: int, since_ms: int, limit: int) -> list[dict]:
-        """Pairs of scans of one pass hash at two devices less than ``window_ms`` apart."""
+        """Pairs of scans of one pass hash at two devices less than ``window_ms`` apart (at
+        most ``pairs.PAIR_WINDOW_MS``), the first at or after ``since_ms``, newest second scan
+        first. Read from ``pass_pairs`` (found at ingest, store/pairs.py): bounded by time
+        and the limit, never a join of scans."""
         rows = self._all(
-            "SELECT a.pass_hash, a.device_id, a.t_ms, a.verdict, b.device_id, b.t_ms, b.verdict "
-            "FROM scans a JOIN scans b ON b.pass_hash = a.pass_hash "
-            "AND b.device_id <> a.device_id AND b.t_ms >= a.t_ms AND b.t_ms <= a.t_ms + ? "
-            "AND (b.t_ms > a.t_ms OR b.device_id > a.device_id) "
-            "WHERE a.pass_hash IS NOT NULL AND a.t_ms >= ? ORDER BY b.t_ms DESC LIMIT ?",
-            (window_ms, since_ms, limit))
+            "SELECT pass_hash, first_device, first_ms, first_verdict, second_device, second_ms, "
+            "second_verdict FROM pass_pairs WHERE second_ms >= ? AND first_ms >= ? "
+            "AND second_ms - first_ms <= ? ORDER BY second_ms DESC, pass_hash, first_device, "
+            "first_ms, second_device LIMIT ?",
+            (since_ms, since_ms, min(window_ms, PAIR_WINDOW_MS), limit))
         keys = ("pass_hash", "first_device", "first_ms", "first_verdict", "second_device",
                 "second_ms", "second_verdict")
         return [dict(zip(keys, (bytes(r[0]), *r[1:]), strict=True)) for r in rows]

@@ -15,7 +15,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -144,6 +144,26 @@ CREATE TABLE IF NOT EXISTS login_failures (
     at {big} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key_hash, at);
+CREATE TABLE IF NOT EXISTS scan_hours (
+    hour_ms {big} NOT NULL,
+    site TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n {big} NOT NULL,
+    PRIMARY KEY (hour_ms, site, zone, verdict, reason)
+);
+CREATE TABLE IF NOT EXISTS pass_pairs (
+    pass_hash {blob} NOT NULL,
+    first_device TEXT NOT NULL,
+    first_ms {big} NOT NULL,
+    first_verdict TEXT NOT NULL,
+    second_device TEXT NOT NULL,
+    second_ms {big} NOT NULL,
+    second_verdict TEXT NOT NULL,
+    PRIMARY KEY (pass_hash, first_device, first_ms, second_device, second_ms)
+);
+CREATE INDEX IF NOT EXISTS pass_pairs_time ON pass_pairs (second_ms);
 """
 
 SQLITE_TYPES = {"blob": "BLOB", "big": "INTEGER", "serial": "INTEGER PRIMARY KEY"}
@@ -182,15 +202,38 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE devices ADD COLUMN update_target TEXT",
         "ALTER TABLE devices ADD COLUMN update_reason TEXT",
     ),
+    # 8: scans counted per (hour, site, zone, verdict, reason) at ingest (store/rollup.py):
+    # the charts and the zone list read these counts, never the scans. Filled once here.
+    8: (
+        "INSERT INTO scan_hours (hour_ms, site, zone, verdict, reason, n) "
+        "SELECT (t_ms / 3600000) * 3600000, COALESCE(site, ''), zone, verdict, reason, "
+        "COUNT(*) FROM scans GROUP BY 1, 2, 3, 4, 5",
+    ),
+    # 9: "possible sharing" pairs found at ingest (store/pairs.py). Filled once here from the
+    # last week's scans (the self-join the views used to run per request, done one last time).
+    9: (
+        "INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verdict, "
+        "second_device, second_ms, second_verdict) "
+        "SELECT a.pass_hash, a.device_id, a.t_ms, a.verdict, b.device_id, b.t_ms, b.verdict "
+        "FROM scans a JOIN scans b ON b.pass_hash = a.pass_hash "
+        "AND b.device_id <> a.device_id AND b.t_ms >= a.t_ms AND b.t_ms <= a.t_ms + 3600000 "
+        "AND (b.t_ms > a.t_ms OR b.device_id > a.device_id) "
+        "WHERE a.pass_hash IS NOT NULL "
+        "AND a.t_ms >= (SELECT COALESCE(MAX(t_ms), 0) FROM scans) - 7 * 86400000 "
+        "ON CONFLICT DO NOTHING",
+    ),
 }
 
 # Indexes on columns a migration may have added: created after the migrations ran, for new
 # and upgraded databases alike. The console's queries are written to use them: a filter by
 # site or by checkpoint reads one (site, t_ms) or (device_id, t_ms) range, newest first; a
-# pass search reads scans_pass (pass_hash, t_ms).
+# pass search reads scans_pass (pass_hash, t_ms); a filter by reason (a rare one, over 31
+# days, read the whole range through scans_time: 0.4 s at a million rows) reads
+# scans_reason_time.
 LATE_DDL = """
 CREATE INDEX IF NOT EXISTS scans_site_time ON scans (site, t_ms);
 CREATE INDEX IF NOT EXISTS scans_device_time ON scans (device_id, t_ms);
+CREATE INDEX IF NOT EXISTS scans_reason_time ON scans (reason, t_ms);
 """
 
 

@@ -1,0 +1,142 @@
+"""Retention: scans older than a window (``serve --retention-days``, default 90) are removed.
+
+Rules kept here:
+
+* A scan goes when both its device time (``t_ms``) and the time the collector received it
+  (``received_at``) are older than the window: a checkpoint whose clock ran years behind does
+  not lose a fresh scan on arrival.
+* Never rows an open alert refers to: a checkpoint with a tamper alert nobody has acknowledged
+  keeps all its scans (the evidence of an edited or missing journal row) until a supervisor
+  acknowledges it. "Possible sharing" alerts look back one day (``console/alerts.py``), so a
+  window of at least ``MIN_DAYS`` days never reaches their scans.
+* Deletes run in batches of ``batch`` rows, each its own short transaction, so ingest never
+  waits long behind retention. Both backends delete in batches (PostgreSQL's ``scans`` is not
+  partitioned: converting a 70-million-row table in place was judged too risky for now;
+  autovacuum reclaims the space). The hourly counts (``scan_hours``) and sharing pairs
+  (``pass_pairs``) of hours wholly before the window go too.
+* ``serve`` runs it in a thread once an hour (first a minute after start); ``retention run``
+  runs it once from the command line. A failed run is logged and tried again next hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from passgate.errors import UsageError
+
+from .store import SqlStore
+from .store.reports import UNSIGNED_ALERTS
+from .store.rollup import hour_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DAYS = 90
+MIN_DAYS = 2  # above the one day "possible sharing" looks back
+BATCH = 5000
+EVERY_S = 3600
+FIRST_AFTER_S = 60
+
+
+@dataclass(frozen=True)
+class Removed:
+    scans: int
+    hours: int
+    pairs: int
+    kept_devices: tuple[str, ...]  # checkpoints spared for an open tamper alert
+
+
+def protected_devices(store: SqlStore) -> list[str]:
+    """Checkpoints with a tamper alert not acknowledged (ack key ``tamper:<id>``)."""
+    unsigned = sorted(UNSIGNED_ALERTS)
+    return [r[0] for r in store._all(
+        "SELECT DISTINCT device_id FROM alerts "
+        f"WHERE kind NOT IN ({', '.join('?' * len(unsigned))}) AND NOT EXISTS "
+        "(SELECT 1 FROM acks WHERE acks.alert_key = 'tamper:' || CAST(alerts.id AS TEXT)) "
+        "ORDER BY 1", unsigned)]
+
+
+def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
+    """Remove what is older than ``days`` before ``now`` (POSIX s); returns what went."""
+    if days < MIN_DAYS:
+        raise UsageError(f"retention shorter than {MIN_DAYS} days would cut into the "
+                         "scans behind 'possible sharing'")
+    cutoff_s = now - days * 86400
+    cutoff_ms = cutoff_s * 1000
+    kept = protected_devices(store)
+    where = "t_ms < ? AND received_at < ?"
+    params: list = [cutoff_ms, cutoff_s]
+    if kept:
+        where += f" AND device_id NOT IN ({', '.join('?' * len(kept))})"
+        params += kept
+    scans = 0
+    while True:
+        with store._tx() as cur:
+            cur.execute(store.sql(store._delete_some_sql("scans", where)), (*params, batch))
+            n = cur.rowcount
+        scans += n
+        if n < batch:
+            break
+    with store._tx() as cur:
+        # Whole hours before the window only: the hour the cutoff falls in keeps its count.
+        cur.execute(store.sql("DELETE FROM scan_hours WHERE hour_ms < ?"), (hour_of(cutoff_ms),))
+        hours = cur.rowcount
+        cur.execute(store.sql("DELETE FROM pass_pairs WHERE second_ms < ?"), (cutoff_ms,))
+        pairs = cur.rowcount
+    if scans or hours or pairs:
+        log.info("retention (%d days): removed %d scans, %d hourly counts, %d sharing pairs%s",
+                 days, scans, hours, pairs,
+                 f"; kept {len(kept)} checkpoints with open tamper alerts" if kept else "")
+    return Removed(scans, hours, pairs, tuple(kept))
+
+
+def start(store: SqlStore, days: int, clock: Callable[[], int] = lambda: int(time.time()),
+          every_s: float = EVERY_S, first_after_s: float = FIRST_AFTER_S
+          ) -> tuple[threading.Thread, threading.Event]:
+    """Run :func:`run` in a daemon thread every ``every_s``; set the event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        wait = first_after_s
+        while not stop.wait(wait):
+            wait = every_s
+            try:
+                run(store, clock(), days)
+            except Exception:  # a database hiccup: say so, try again next hour
+                log.exception("retention run failed; next try in %d s", every_s)
+
+    thread = threading.Thread(target=loop, name="retention", daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def cmd_run(args, db: Callable) -> int:
+    from .store import open_store
+
+    if args.retention_days < MIN_DAYS:
+        print(f"passgate-collector: --retention-days must be at least {MIN_DAYS}", file=sys.stderr)
+        return 2
+    store = open_store(db(args))
+    try:
+        r = run(store, int(time.time()), args.retention_days, batch=args.batch)
+    finally:
+        store.close()
+    print(f"removed {r.scans} scans, {r.hours} hourly counts, {r.pairs} sharing pairs older "
+          f"than {args.retention_days} days")
+    for dev in r.kept_devices:
+        print(f"kept the scans of {dev}: it has a tamper alert not yet acknowledged")
+    return 0
+
+
+def add_parser(sub, with_db, db: Callable) -> None:
+    r = sub.add_parser("retention", help="remove scans older than the retention window")
+    a = r.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rr = with_db(a.add_parser("run", help="remove them now (serve does it every hour)"))
+    rr.add_argument("--retention-days", type=int, default=DEFAULT_DAYS,
+                    help=f"keep this many days of scans (default {DEFAULT_DAYS})")
+    rr.add_argument("--batch", type=int, default=BATCH, help="rows deleted per transaction")
+    rr.set_defaults(func=lambda args: cmd_run(args, db))

@@ -1,0 +1,29 @@
+"""bench/console.py runs tiny on SQLite and times every console view (issue 12 point 7).
+
+Times are never asserted (bench/measure.py): only that the rows are generated, the views
+answer 200 signed in (the bench stops on any other status) and a line is printed for each.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_console_bench_runs_tiny(tmp_path) -> None:
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "firmware"), str(ROOT / "collector")])}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "console.py"), "--rows", "3000",
+                          "--devices", "20", "--requests", "2", "--backend", "sqlite",
+                          "--dir", str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "machine: " in out.stdout and "3,000 rows" in out.stdout
+    for view in ("alerts+live", "scans page 2", "charts site", "pass search", "export.csv"):
+        line = next(x for x in out.stdout.splitlines() if x.startswith(view))
+        assert len(line.split()[-4:]) == 4, line  # p50, p95, app CPU, db CPU
+    assert list(tmp_path.iterdir()) == []  # the bench removes its database
