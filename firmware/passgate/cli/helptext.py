@@ -92,6 +92,8 @@ EPILOGS: dict[str, tuple[str | None, str]] = {
     "passgate-collector user remove": (None, "passgate-collector user remove anna"),
     "passgate-collector user list": (None, "passgate-collector user list"),
     "passgate-collector user totp": (None, "passgate-collector user totp enable anna"),
+    "passgate-collector retention": (None, "passgate-collector retention run"),
+    "passgate-collector retention run": (None, "passgate-collector retention run"),
 }
 
 
