@@ -29,7 +29,8 @@
 #   test of the package lists it and fails on any key file.
 
 PG_PY=3.11
-PKG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service)
+PKG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service
+    passgate-update.service passgate-update.timer)
 
 pkg_version() {
     python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])'

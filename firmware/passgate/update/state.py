@@ -78,6 +78,9 @@ def read_state(path: Path) -> UpdateState:
 
 
 def write_state(path: Path, state: UpdateState) -> None:
+    """Write the state atomically; the folder is made when missing (systemd's
+    ``StateDirectory=`` makes it for the unit, but ``passgate update`` may run by hand)."""
+    Path(path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     write_atomic(Path(path), state.to_json(), mode=0o644)
 
 
