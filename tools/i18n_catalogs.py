@@ -4,9 +4,9 @@
 Two domains: ``passgate`` (the checkpoint, ``firmware/passgate/locale/``, Python sources) and
 ``passgate_collector`` (the staff console, ``collector/passgate_collector/locale/``, Python
 sources and the Jinja2 templates through Jinja's own Babel extractor). The ``.po`` files under
-``<locale>/<lang>/LC_MESSAGES/`` are the translations' source, edited by hand; this script only does what ``pybabel`` does, in one step and with the
-project's settings (``babel.cfg``, no line numbers, sorted, the plural forms of each language
-kept)::
+``<locale>/<lang>/LC_MESSAGES/`` are the translations' source, edited by hand; this script
+only does what ``pybabel`` does, in one step and with the project's settings (``babel.cfg``,
+no line numbers, sorted, the plural forms of each language kept)::
 
     .venv/bin/python tools/i18n_catalogs.py          # extract, update every .po, compile .mo
     .venv/bin/python tools/i18n_catalogs.py --check  # exit 1 if anything is out of date

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..store import Device, SqlStore
 from ..i18n import N_, _, ngettext
+from ..store import Device, SqlStore
 from .words import ago
 
 STALE_AFTER_S = 15 * 60  # not heard from for this long: offline

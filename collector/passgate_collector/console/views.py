@@ -31,9 +31,9 @@ from flask import (
 )
 from markupsafe import Markup
 
+from ..i18n import _
 from ..store import SqlStore
 from ..store.console import ScanFilter, parse_cursor
-from ..i18n import _
 from . import ConsoleOptions, alerts, filters, passsearch, words
 
 EXPORT_PAGE = 1000
