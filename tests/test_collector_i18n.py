@@ -86,6 +86,8 @@ def test_main_views_have_no_english_left(fleet, lang):  # noqa: F811
         assert english_left(html) == set(), path
     found = fleet.c.post("/console/pass", data={"text": "ab" * 16}).get_data(as_text=True)
     assert english_left(found) == set()
+    empty = fleet.c.post("/console/pass", data={"text": ""}).get_data(as_text=True)
+    assert 'id="search-error"' in empty and english_left(empty) == set()
 
 
 @SQLITE
