@@ -45,11 +45,10 @@ def N_(text: str) -> str:  # noqa: N802 - gettext's own name for "mark, translat
 
 @functools.cache
 def translations(code: str) -> _gettext.NullTranslations:
-    """The catalog of ``code`` (English: none). A missing ``.mo`` is a broken install: it
-    raises rather than silently speaking English."""
-    if code not in LANGUAGES:
-        raise ValueError(f"{code!r} is not a console language: one of {', '.join(LANGUAGES)}")
-    if code == "en":
+    """The catalog of ``code`` (English, or a code that is not a console language: none, so
+    English). A missing ``.mo`` is a broken install: it raises (``OSError``) rather than
+    silently speaking English."""
+    if code == "en" or code not in LANGUAGES:
         return _gettext.NullTranslations()
     with (LOCALE_DIR / code / "LC_MESSAGES" / f"{DOMAIN}.mo").open("rb") as f:
         return _gettext.GNUTranslations(f)
@@ -91,7 +90,7 @@ def switch_links() -> Markup:
     parts = []
     for code in LANGUAGES:
         args["lang"] = code
-        url = request.path + "?" + urlencode(args)
+        url = request.script_root + request.path + "?" + urlencode(args)
         if code == current():
             parts.append(Markup('<strong lang="{}" aria-current="true">{}</strong>').format(
                 code, NAMES[code]))

@@ -31,6 +31,7 @@ import numpy as np
 from passgate.errors import HardwareError
 from passgate.hardware.display.screens import Screen, reason_words, remaining_text
 from passgate.hardware.signals.gpio import Pattern, Signals
+from passgate.util.i18n import language
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,6 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
     bus, ~100 ms a 100 kHz one.
     """
     from passgate.hardware.display import MessageScreen, TestPatternScreen, render
-    from passgate.util.i18n import language
 
     if open_output is None:
         return Result("display", Status.SKIP, "no display configured (display.driver = none)")
