@@ -3,7 +3,8 @@
 W3C WebDriver protocol (plain HTTP+JSON, no client library). At each width: nothing runs off
 the screen (``scrollWidth <= innerWidth``), a new scan appears in the live feed without a
 reload, an alert is acknowledged, a filter is applied, the filtered view is exported, and the
-charts draw. Screenshots go to $PASSGATE_SCREENSHOT_DIR when set (docs/screens/console-*.png).
+charts draw, and the same in Russian after the page's language switch. Screenshots go to
+$PASSGATE_SCREENSHOT_DIR when set (docs/screens/console-*.png, console-*-ru-*.png).
 Skipped only when Chromium or chromedriver is not installed."""
 
 from __future__ import annotations
@@ -230,5 +231,24 @@ def test_console_in_headless_chromium(live, fleet, tmp_path, width):
         b.screenshot(f"console-checkpoint-{width}.png", tmp_path)
         assert b.js("return [...document.querySelectorAll('[src],[href]')].every(e => "
                     "(e.src || e.href).startsWith(location.origin));")
+
+        # Russian (issue 14): the switch on the page, remembered on the next pages; the
+        # longer words still fit the narrow screen.
+        b.go(base)
+        b.click(".lang-switch a[hreflang=ru]")
+        b.wait_for("return document.documentElement.lang === 'ru';")
+        assert "КПП" in b.js("return document.querySelector('.summary').textContent;")
+        assert b.fits()[0] <= width
+        b.screenshot(f"console-alerts-ru-{width}.png", tmp_path)
+        for page in ("scans?verdict=deny", "charts", "checkpoint/gate-north"):
+            b.go(base + page)  # no ?lang=: the cookie remembers
+            b.wait_for("return document.documentElement.lang === 'ru';")
+            if page == "charts":
+                b.wait_for("return typeof Chart !== 'undefined' && "
+                           "Chart.getChart('reasons') !== undefined;")
+            sw, iw = b.fits()
+            assert sw <= iw, f"{page} in Russian is {sw} px wide at {iw}"
+            b.screenshot(f"console-{page.split('?')[0].split('/')[0]}-ru-{width}.png",
+                         tmp_path)
     finally:
         b.quit()

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Refresh the passgate gettext catalogs with Babel: template, ``.po`` merge, ``.mo`` compile.
 
-The ``.po`` files under ``firmware/passgate/locale/<lang>/LC_MESSAGES/`` are the translations'
-source, edited by hand; this script only does what ``pybabel`` does, in one step and with the
-project's settings (``babel.cfg``, no line numbers, sorted, the plural forms of each language
-kept)::
+Two domains: ``passgate`` (the checkpoint, ``firmware/passgate/locale/``, Python sources) and
+``passgate_collector`` (the staff console, ``collector/passgate_collector/locale/``, Python
+sources and the Jinja2 templates through Jinja's own Babel extractor). The ``.po`` files under
+``<locale>/<lang>/LC_MESSAGES/`` are the translations' source, edited by hand; this script
+only does what ``pybabel`` does, in one step and with the project's settings (``babel.cfg``,
+no line numbers, sorted, the plural forms of each language kept)::
 
     .venv/bin/python tools/i18n_catalogs.py          # extract, update every .po, compile .mo
     .venv/bin/python tools/i18n_catalogs.py --check  # exit 1 if anything is out of date
@@ -32,6 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "firmware" / "passgate"
 LOCALE = SOURCE / "locale"
 DOMAIN = "passgate"
+COLLECTOR = ROOT / "collector" / "passgate_collector"
+# domain: (sources, catalogs, Babel's method map)
+DOMAINS = {
+    DOMAIN: (SOURCE, LOCALE, [("**.py", "python")]),
+    "passgate_collector": (COLLECTOR, COLLECTOR / "locale",
+                           [("**.py", "python"),
+                            ("**/templates/**.html", "jinja2.ext:babel_extract")]),
+}
 PLURALS = {
     "ru": "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && "
     "(n%100<10 || n%100>=20) ? 1 : 2);",
@@ -41,14 +51,14 @@ STAMP = datetime(2026, 12, 1, tzinfo=UTC)  # fixed dates: a re-run changes no fi
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "N_": None}
 
 
-def template() -> Catalog:
-    """The template: every marked text in firmware/passgate (babel.cfg's map)."""
-    cat = Catalog(project="passgate", version="0.1", domain=DOMAIN, fuzzy=False,
+def template(domain: str = DOMAIN) -> Catalog:
+    """The template: every marked text of ``domain``'s sources (babel.cfg's map)."""
+    source, _locale, method_map = DOMAINS[domain]
+    cat = Catalog(project="passgate", version="0.1", domain=domain, fuzzy=False,
                   copyright_holder="the passgate authors", msgid_bugs_address="",
                   creation_date=STAMP, revision_date=STAMP)
-    method_map = [("**.py", "python")]
     for _file, _line, msg, _comments, ctx in extract_from_dir(
-        str(SOURCE), method_map, keywords=KEYWORDS
+        str(source), method_map, keywords=KEYWORDS
     ):
         cat.add(msg, context=ctx)
     return cat
@@ -66,15 +76,15 @@ def mo_bytes(cat: Catalog) -> bytes:
     return out.getvalue()
 
 
-def read(path: Path, lang: str) -> Catalog:
+def read(path: Path, lang: str, domain: str = DOMAIN) -> Catalog:
     with path.open("rb") as f:
-        return read_po(f, locale=lang, domain=DOMAIN)
+        return read_po(f, locale=lang, domain=domain)
 
 
-def updated(lang: str, pot: Catalog) -> Catalog:
+def updated(lang: str, pot: Catalog, domain: str = DOMAIN) -> Catalog:
     """The language's catalog with the template's texts: new ones empty, gone ones dropped."""
-    path = LOCALE / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-    cat = read(path, lang) if path.exists() else Catalog(locale=lang, domain=DOMAIN)
+    path = DOMAINS[domain][1] / lang / "LC_MESSAGES" / f"{domain}.po"
+    cat = read(path, lang, domain) if path.exists() else Catalog(locale=lang, domain=domain)
     cat.update(pot, no_fuzzy_matching=True, update_header_comment=False)
     cat.obsolete.clear()
     cat.project, cat.version = "passgate", "0.1"
@@ -90,12 +100,19 @@ def updated(lang: str, pot: Catalog) -> Catalog:
 
 
 def files() -> dict[Path, bytes]:
-    """Every catalog file as it should be on disk."""
-    pot = template()
-    out = {LOCALE / f"{DOMAIN}.pot": po_bytes(pot)}
+    """Every catalog file of every domain as it should be on disk."""
+    out = {}
+    for domain, (_source, locale, _map) in DOMAINS.items():
+        out.update(domain_files(domain, locale))
+    return out
+
+
+def domain_files(domain: str, locale: Path) -> dict[Path, bytes]:
+    pot = template(domain)
+    out = {locale / f"{domain}.pot": po_bytes(pot)}
     for lang in PLURALS:
-        cat = updated(lang, pot)
-        po = LOCALE / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        cat = updated(lang, pot, domain)
+        po = locale / lang / "LC_MESSAGES" / f"{domain}.po"
         out[po] = po_bytes(cat)
         # compile from the .po as written, exactly as pybabel compile would
         out[po.with_suffix(".mo")] = mo_bytes(read_po(io.BytesIO(out[po]), locale=lang))

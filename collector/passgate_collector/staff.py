@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import jinja2
 
+from . import i18n
 from .auth import signed_in
 from .releases import ReleaseDir, plan_line, progress
 from .store import SqlStore
@@ -114,6 +115,7 @@ def _env() -> jinja2.Environment:
     env.filters.update(time=fmt_time, age=fmt_age, short=short_hash,
                        mstime=lambda ms: fmt_time(None if ms is None else ms / 1000))
     env.globals["signed_in"] = signed_in  # the sign-out form; None outside a request
+    i18n.install(env)  # the request's language (English outside a request)
     return env
 
 

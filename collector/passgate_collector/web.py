@@ -35,7 +35,7 @@ from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
 
 from . import auth as staff_auth
-from . import liveness, protocol, releases, staff
+from . import i18n, liveness, protocol, releases, staff
 from .bundles import DeltaCache
 from .console import ConsoleOptions, blueprint
 from .ingest import apply_batch
@@ -100,6 +100,7 @@ def create_app(
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    i18n.init_app(app)  # first: the sign-in page speaks the staff member's language too
     staff_auth.init_app(app, store, now=now, options=auth)  # no console route without a session
     deltas = DeltaCache()
     if time_token is None:

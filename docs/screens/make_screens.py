@@ -83,7 +83,7 @@ def screens(lang: str = "en") -> dict[str, object]:
                                        "placeholder: make the fleet's key once"),
         "setup-failed": MessageScreen("Setup failed", "/var/lib/passgate/bundle: No space "
                                       "left on device"),
-        "not-set-up": not_set_up_screen("gate-north-1"),
+        "not-set-up": not_set_up_screen("gate-north-1", tr),
         # waiting
         "idle": idle_screen(T, ClockState.TRUSTED, Connectivity.ONLINE, 0, lang=tr),
         "idle-offline": idle_screen(T, ClockState.FLOOR, Connectivity.OFFLINE, 412, lang=tr),
@@ -114,7 +114,7 @@ def screens(lang: str = "en") -> dict[str, object]:
         "fault-trust-data-expired": FaultScreen("trust data expired", "passes refused"),
         "fault-journal": journal_fault(),
         "fault-gpio": gpio_fault(),
-        "fault-journal-key-damaged": key_damaged_screen(),
+        "fault-journal-key-damaged": key_damaged_screen(tr),
         # stopping
         "stopped": StoppedScreen(),
         # passgate selftest

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from passgate.checkpoint.setupwait import key_damaged_screen, not_set_up_screen
 from passgate.clock.clock import ClockState
 from passgate.hardware.display import (
     AcceptedScreen,
@@ -125,6 +126,18 @@ def cases(lang: str = "en") -> dict[str, object]:
     }
     # built in English like the frame loop builds them, translated like the policy does
     out.update({name: localised(screen, tr) for name, screen in fixed.items()})
+    # before the frame loop and beside it: setup waits, the self-test, provisioning (issue 14)
+    out.update({
+        "setup_not_set_up": not_set_up_screen("gate-north-1", tr),
+        "setup_journal_key_damaged": key_damaged_screen(tr),
+        "selftest_message": MessageScreen(
+            tr.gettext("selftest"), tr.gettext("display ok; results on the terminal")),
+        "provision_done": MessageScreen(tr.gettext("Provisioned"), tr.gettext(
+            "{device} zone {zone} key {key}").format(device="gate-north-1", zone="lobby",
+                                                      key="3fa2c0de")),
+        "provision_refused": localised(MessageScreen("Setup refused", "device file expired"),
+                                       tr),
+    })
     return out
 
 

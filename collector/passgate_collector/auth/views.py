@@ -19,13 +19,14 @@ import re
 
 from flask import Blueprint, Response, redirect, render_template, request
 
+from ..i18n import N_, _
 from ..store.accounts import failure_key
 from . import passwords, totp
 from .gate import Gate
 
 log = logging.getLogger(__name__)
-FAILED = "Sign-in failed: check the name, the password and the code."
-LIMITED = "Too many failed sign-ins. Wait a few minutes and try again."
+FAILED = N_("Sign-in failed: check the name, the password and the code.")
+LIMITED = N_("Too many failed sign-ins. Wait a few minutes and try again.")
 _SAFE_NEXT = re.compile(r"/(?![/\\])[^\s]*")
 
 
@@ -38,7 +39,7 @@ def blueprint(gate: Gate) -> Blueprint:
     store, options = gate.store, gate.options
 
     def form(message: str | None, status: int) -> Response:
-        html = render_template("login.html", message=message,
+        html = render_template("login.html", message=_(message) if message else None,
                                next=_next_path(request.values.get("next")))
         headers = {"WWW-Authenticate": 'Cookie realm="passgate staff"'} if status == 401 else {}
         return Response(html, status=status, headers=headers,

@@ -11,12 +11,15 @@ Rules kept here:
   count. When the condition comes back in another form it is a new alert, open again.
 * Acknowledged alerts are not deleted: they move to a collapsed list with who and when.
 * Device health is sorted by severity too, with a summary of how many need attention.
+* Titles and texts are said in the request's language (``..i18n``) with its plural forms;
+  keys never are (an acknowledgement must match whatever language the guard reads).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..i18n import N_, _, ngettext
 from ..store import Device, SqlStore
 from .words import ago
 
@@ -28,9 +31,10 @@ LIMIT = 50
 
 SEVERITY = {"tamper": 0, "forged": 0, "sharing": 1, "offline": 2, "clock": 3, "trust": 3,
             "dead": 4}
-TITLES = {"tamper": "tamper", "forged": "forged batches", "sharing": "possible sharing",
-          "offline": "checkpoint offline", "clock": "clock wrong", "trust": "trust data stale",
-          "dead": "dead letters"}
+TITLES = {"tamper": N_("tamper"), "forged": N_("forged batches"),
+          "sharing": N_("possible sharing"), "offline": N_("checkpoint offline"),
+          "clock": N_("clock wrong"), "trust": N_("trust data stale"),
+          "dead": N_("dead letters")}
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Alert:
 
     @property
     def title(self) -> str:
-        return TITLES[self.kind]
+        return _(TITLES[self.kind])
 
 
 @dataclass
@@ -61,6 +65,11 @@ class Health:
             return "disabled"
         return "attention" if self.problems else "ok"
 
+    @property
+    def state_words(self) -> str:
+        return _({"disabled": N_("disabled"), "attention": N_("attention"),
+                  "ok": N_("ok")}[self.state])
+
 
 def device_conditions(d: Device, now: int, latest: tuple | None) -> list[tuple[str, str, str]]:
     """(kind, key, text) for each condition of one checkpoint that needs attention."""
@@ -68,26 +77,30 @@ def device_conditions(d: Device, now: int, latest: tuple | None) -> list[tuple[s
     if d.disabled:
         return out
     if d.last_seen is None:
-        out.append(("offline", f"offline:{d.device_id}:never", "never synced"))
+        out.append(("offline", f"offline:{d.device_id}:never", _("never synced")))
     elif now - d.last_seen > STALE_AFTER_S:
         out.append(("offline", f"offline:{d.device_id}:{d.last_seen}",
-                    f"last heard {ago(now - d.last_seen)}"))
+                    _("last heard {ago}").format(ago=ago(now - d.last_seen))))
     off = d.clock_offset_s
     if d.clock_state == "backwards" or (off is not None and abs(off) > CLOCK_WARN_S):
         hours = 0 if off is None else round(off / 3600)
-        text = "clock went backwards" if d.clock_state == "backwards" else \
-            f"clock {abs(hours)} h {'ahead' if (off or 0) > 0 else 'behind'}"
+        text = _("clock went backwards") if d.clock_state == "backwards" else (
+            _("clock {h} h ahead") if (off or 0) > 0 else _("clock {h} h behind")
+        ).format(h=abs(hours))
         out.append(("clock", f"clock:{d.device_id}:{d.clock_state}:{hours}", text))
     if latest is not None and d.last_seen is not None and (
             d.bundle_version is None or d.bundle_version < latest[0]) \
             and now - latest[2] > TRUST_LAG_S:
-        have = "none" if d.bundle_version is None else f"version {d.bundle_version}"
+        have = _("none") if d.bundle_version is None else _("version {v}").format(
+            v=d.bundle_version)
         out.append(("trust", f"trust:{d.device_id}:{d.bundle_version}:{latest[0]}",
-                    f"trust data {have}, version {latest[0]} published {ago(now - latest[2])}"))
+                    _("trust data {have}, version {v} published {ago}").format(
+                        have=have, v=latest[0], ago=ago(now - latest[2]))))
     if d.dead_letters:
         out.append(("dead", f"dead:{d.device_id}:{d.dead_letters}",
-                    f"{d.dead_letters} scan{'' if d.dead_letters == 1 else 's'} refused by the "
-                    "collector, kept on the device"))
+                    ngettext("{n} scan refused by the collector, kept on the device",
+                             "{n} scans refused by the collector, kept on the device",
+                             d.dead_letters).format(n=d.dead_letters)))
     return out
 
 
@@ -100,16 +113,20 @@ def collect(store: SqlStore, now: int, sharing_window_s: int) -> tuple[list[Aler
     for s in store.alert_summary():
         if s["kind"] == "bad_signature":  # counted only (anyone can send them): one per device
             alerts.append(Alert(f"forged:{s['device_id']}:{s['last_at']}", "forged",
-                                s["device_id"], f"{s['count']} batches with a bad signature "
-                                f"refused; latest: {s['last_detail']}", s["last_at"]))
+                                s["device_id"], ngettext(
+                                    "{n} batch with a bad signature refused; latest: {last}",
+                                    "{n} batches with a bad signature refused; latest: {last}",
+                                    s["count"]).format(n=s["count"], last=s["last_detail"]),
+                                s["last_at"]))
     since_ms = (now - SHARING_SINCE_S) * 1000
     for s in store.shared_passes(sharing_window_s * 1000, since_ms, LIMIT):
         gap = (s["second_ms"] - s["first_ms"]) / 1000
         alerts.append(Alert(
             f"sharing:{s['pass_hash'].hex()}:{s['first_device']}:{s['first_ms']}:"
             f"{s['second_device']}:{s['second_ms']}", "sharing", s["second_device"],
-            f"pass {s['pass_hash'].hex()[:12]} at {s['first_device']} then "
-            f"{s['second_device']}, {gap:.0f} s apart", s["second_ms"] / 1000))
+            _("pass {hash} at {first} then {second}, {gap} s apart").format(
+                hash=s["pass_hash"].hex()[:12], first=s["first_device"],
+                second=s["second_device"], gap=f"{gap:.0f}"), s["second_ms"] / 1000))
     latest = store.latest_bundle()
     sites = store.device_sites()
     health = []
@@ -133,7 +150,10 @@ def collect(store: SqlStore, now: int, sharing_window_s: int) -> tuple[list[Aler
 def summary(health: list[Health]) -> str:
     active = [h for h in health if not h.device.disabled]
     n = sum(1 for h in active if h.problems)
-    noun = "checkpoint" if len(active) == 1 else "checkpoints"
+    total = len(active)
     if n == 0:
-        return f"all {len(active)} {noun} fine"
-    return f"{n} of {len(active)} {noun} {'needs' if n == 1 else 'need'} attention"
+        return ngettext("all {total} checkpoint fine", "all {total} checkpoints fine",
+                        total).format(total=total)
+    # the plural follows the number that needs attention ("1 of 3 needs", "2 of 3 need")
+    return ngettext("{n} of {total} checkpoints needs attention",
+                    "{n} of {total} checkpoints need attention", n).format(n=n, total=total)

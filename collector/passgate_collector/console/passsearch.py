@@ -12,7 +12,8 @@ Rules kept here:
   seen", which is worth asking about a forged copy too. Nothing here admits anyone.
 * A photo is decoded with the firmware's own QR decoder (``passgate.hardware.decode``), after
   a size cap: a picture larger than ``MAX_PIXELS`` is refused, not decoded.
-* Errors are one line for a guard ("no QR code found in the photo"), never a traceback.
+* Errors are one line for a guard ("no QR code found in the photo"), never a traceback,
+  in the request's language.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from passgate.errors import PassFormatError, UsageError
 from passgate.passes.format import parse_claims, parse_text
 
 from ..errors import SearchError
+from ..i18n import _
 
 __all__ = ["SearchError", "hash_from", "keyed_hash", "read_hash_key"]
 
@@ -54,7 +56,7 @@ def pass_id_of(text: str) -> bytes:
     try:
         return parse_claims(parse_text(text.strip()).payload).pass_id
     except PassFormatError as exc:
-        raise SearchError(f"not a readable pass: {exc}") from None
+        raise SearchError(_("not a readable pass: {error}").format(error=exc)) from None
 
 
 def texts_in_photo(data: bytes) -> list[str]:
@@ -67,10 +69,10 @@ def texts_in_photo(data: bytes) -> list[str]:
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_PIXELS:
-                raise SearchError("the photo is too large; send one under 40 megapixels")
+                raise SearchError(_("the photo is too large; send one under 40 megapixels"))
             frame = np.asarray(img.convert("L"))
     except (UnidentifiedImageError, OSError):
-        raise SearchError("the file is not a picture this console can read") from None
+        raise SearchError(_("the file is not a picture this console can read")) from None
     return default_decoder().decode(frame)
 
 
@@ -82,12 +84,12 @@ def hash_from(text: str, photo: bytes | None, key: bytes | None) -> bytes:
     if not text and photo:
         found = texts_in_photo(photo)
         if not found:
-            raise SearchError("no QR code found in the photo")
+            raise SearchError(_("no QR code found in the photo"))
         text = found[0]
     if not text:
-        raise SearchError("paste a pass, upload a photo of its QR code, or give its hash")
+        raise SearchError(_("paste a pass, upload a photo of its QR code, or give its hash"))
     if key is None:
-        raise SearchError("this collector has no fleet hash key (serve --hash-key), so it "
-                          "cannot turn a pass into the hash the checkpoints store; give the "
-                          "32-digit hash from the checkpoint's log instead")
+        raise SearchError(_("this collector has no fleet hash key (serve --hash-key), so it "
+                            "cannot turn a pass into the hash the checkpoints store; give the "
+                            "32-digit hash from the checkpoint's log instead"))
     return keyed_hash(key, pass_id_of(text))

@@ -31,6 +31,7 @@ from flask import (
 )
 from markupsafe import Markup
 
+from ..i18n import _
 from ..store import SqlStore
 from ..store.console import ScanFilter, parse_cursor
 from . import ConsoleOptions, alerts, filters, passsearch, words
@@ -70,8 +71,9 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
     @bp.context_processor
     def helpers() -> dict:
         return {"reason_words": words.reason_words, "reason_cell": words.reason_cell,
-                "short": words.short, "ago": words.ago, "now": clock(),
-                "verdict_words": words.VERDICT_WORDS, "sites": g.sites}
+                "short": words.short, "ago": words.ago,
+                "clock_words": words.clock_words, "now": clock(),
+                "verdict_words": words.verdicts_shown(), "sites": g.sites}
 
     def feed_json(row: dict) -> dict:
         t = row["t_ms"] / 1000
@@ -79,7 +81,7 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
                 "local": words.local_text(t, tz_of(row["site"])), "utc": words.utc_text(t),
                 "ago": words.ago(clock() - t), "checkpoint": row["device_id"],
                 "site": row["site"], "zone": row["zone"], "verdict": row["verdict"],
-                "verdict_words": words.VERDICT_WORDS.get(row["verdict"], row["verdict"]),
+                "verdict_words": words.verdict_words(row["verdict"]),
                 "reason": row["reason"], "reason_words": words.reason_words(row["reason"]),
                 "pass": words.short(row["pass_hash"]), "problem": row["problem"]}
 
@@ -135,7 +137,7 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
             newest=url_for("console.scans", **view.query()) if view.before else None,
             export=url_for("console.export", **view.query()),
             zones=store.zones(view.filter.since_ms), devices=sorted(store.device_sites()),
-            reasons=words.REASON_WORDS, verdicts=filters.VERDICTS)
+            reasons=words.reasons_shown(), verdicts=filters.VERDICTS)
 
     @bp.get("/export.csv")
     def export() -> Response:
@@ -212,9 +214,11 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
         tz = g.sites.get(site) if site else None
         data = {"labels": [words.local_text(since / 1000 + i * 3600, tz)[5:16]
                            for i in range(CHART_HOURS)],
-                "sites": {}, "reasons": {}, "words": words.REASON_WORDS}
+                "sites": {}, "reasons": {}, "words": words.reasons_shown(),
+                # the script's two series names, in the page's language
+                "series": {"scans": _("{site}: scans"), "denials": _("{site}: denials")}}
         for s, h, n, denied in per_site:
-            name = s or "(no site)"
+            name = s or _("(no site)")
             entry = data["sites"].setdefault(name, {"scans": [0] * CHART_HOURS,
                                                     "denials": [0] * CHART_HOURS})
             i = (h - since) // hour

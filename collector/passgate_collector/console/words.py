@@ -8,6 +8,8 @@ Rules kept here:
 * Times on screen are the site's local time (IANA zone per site, default UTC) with the zone's
   abbreviation; the UTC instant is always there too, in ``title=`` (hover) and ``datetime=``.
   Exports and JSON carry UTC only.
+* Words are English in the code (marked with ``N_``) and translated when shown, in the
+  request's language (``passgate_collector.i18n``); codes in exports and JSON stay codes.
 * The journal row holds when a pass was scanned, not when the pass expired, so "expired 14
   min ago" is said from the scan: "expired", scanned 14 min ago.
 """
@@ -20,28 +22,53 @@ import zoneinfo
 
 from markupsafe import Markup, escape
 
+from ..i18n import N_, _
+
 REASON_WORDS = {
-    "valid": "valid",
-    "malformed": "not a passgate pass",
-    "unsupported": "pass format not supported",
-    "unknown_key": "issuer not trusted here",
-    "bad_signature": "forged or damaged pass",
-    "key_not_valid": "issuer key out of its validity",
-    "not_yet_valid": "not valid yet",
-    "expired": "expired",
-    "revoked": "revoked",
-    "wrong_zone": "not valid here",
-    "purpose_not_allowed": "purpose not allowed here",
-    "already_used": "already used (passed moments ago)",
-    "clock_untrusted": "checkpoint clock not trusted",
-    "trust_stale": "checkpoint trust data out of date",
-    "journal_fault": "checkpoint could not record the scan",
+    "valid": N_("valid"),
+    "malformed": N_("not a passgate pass"),
+    "unsupported": N_("pass format not supported"),
+    "unknown_key": N_("issuer not trusted here"),
+    "bad_signature": N_("forged or damaged pass"),
+    "key_not_valid": N_("issuer key out of its validity"),
+    "not_yet_valid": N_("not valid yet"),
+    "expired": N_("expired"),
+    "revoked": N_("revoked"),
+    "wrong_zone": N_("not valid here"),
+    "purpose_not_allowed": N_("purpose not allowed here"),
+    "already_used": N_("already used (passed moments ago)"),
+    "clock_untrusted": N_("checkpoint clock not trusted"),
+    "trust_stale": N_("checkpoint trust data out of date"),
+    "journal_fault": N_("checkpoint could not record the scan"),
 }
-VERDICT_WORDS = {"accept": "let in", "deny": "refused"}
+VERDICT_WORDS = {"accept": N_("let in"), "deny": N_("refused")}
+CLOCK_WORDS = {"trusted": N_("trusted"), "floor": N_("floor only"),
+               "backwards": N_("went backwards")}  # protocol.CLOCK_STATES
 
 
 def reason_words(code: str) -> str:
-    return REASON_WORDS.get(code, code)
+    """The reason in the request's language; an unknown code as itself."""
+    return _(REASON_WORDS[code]) if code in REASON_WORDS else code
+
+
+def reasons_shown() -> dict[str, str]:
+    """Every reason code with its words in the request's language (filters, charts)."""
+    return {code: _(text) for code, text in REASON_WORDS.items()}
+
+
+def verdict_words(code: str) -> str:
+    return _(VERDICT_WORDS[code]) if code in VERDICT_WORDS else code
+
+
+def clock_words(state: str | None) -> str:
+    """A checkpoint's clock state in words; ``-`` when unknown, a new state as itself."""
+    if not state:
+        return "-"
+    return _(CLOCK_WORDS[state]) if state in CLOCK_WORDS else state
+
+
+def verdicts_shown() -> dict[str, str]:
+    return {code: _(text) for code, text in VERDICT_WORDS.items()}
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,17 +113,18 @@ def age(seconds: float | None) -> str:
         return "-"
     s = int(seconds)
     if s < 0:
-        return f"in {age(-s)}"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        return _("in {age}").format(age=age(-s))
+    # abbreviations take no plural in any of the three languages ("5 мин", "5 сәг")
+    for unit, size in ((N_("{n} d"), 86400), (N_("{n} h"), 3600), (N_("{n} min"), 60)):
         if s >= size:
-            return f"{s // size} {unit}"
-    return f"{s} s"
+            return _(unit).format(n=s // size)
+    return _("{n} s").format(n=s)
 
 
 def ago(seconds: float | None) -> str:
     if seconds is None:
-        return "never"
-    return age(seconds) if seconds < 0 else f"{age(seconds)} ago"
+        return _("never")
+    return age(seconds) if seconds < 0 else _("{age} ago").format(age=age(seconds))
 
 
 def parse_local(text: str | None, tz: str | None) -> int | None:

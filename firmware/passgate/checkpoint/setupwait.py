@@ -18,6 +18,9 @@
   ``poll_s``; once they are in place the caller starts the checkpoint in the same process.
 - A config that exists but is invalid is not waited on: that stays one line and exit 2, as
   for any command (a technician's mistake to fix, not a state of the box).
+- The OLED speaks the device's language: the config's ``[display] language`` once a config
+  exists, else the ``language`` handed in (``passgate run --language``), else English. The
+  log and systemd's ``STATUS=`` stay English (what a technician greps for).
 - Time comes only from the injected ``monotonic`` and ``wait``; SIGTERM (``stop``) ends the wait.
 """
 
@@ -36,11 +39,12 @@ from passgate.checkpoint.wiring import HASH_KEY_LEN, loaded_path
 from passgate.config.load import load_config
 from passgate.config.schema import Config
 from passgate.hardware.display.screens import FaultScreen, MessageScreen, Screen
+from passgate.util.i18n import ENGLISH, N_, Language, language
 
 log = logging.getLogger(__name__)
 
-NOT_SET_UP = "not set up"
-KEY_DAMAGED = "journal key damaged"
+NOT_SET_UP = N_("not set up")
+KEY_DAMAGED = N_("journal key damaged")
 POLL_S = 5.0  # how often the files are looked at again: a few stat() calls, cheap
 
 
@@ -54,17 +58,20 @@ class SetupProblem:
     screen: Screen
 
 
-def not_set_up_screen(where: str) -> MessageScreen:
+def not_set_up_screen(where: str, lang: Language = ENGLISH) -> MessageScreen:
     """``not set up`` and where to look: the host name (the device id until provisioned)."""
-    return MessageScreen(NOT_SET_UP, f"{where}: apply a device file, see technician.md")
+    return MessageScreen(lang.gettext(NOT_SET_UP), lang.gettext(
+        "{where}: apply a device file, see technician.md").format(where=where))
 
 
-def key_damaged_screen() -> FaultScreen:
-    return FaultScreen(KEY_DAMAGED, "re-apply device file")
+def key_damaged_screen(lang: Language = ENGLISH) -> FaultScreen:
+    return FaultScreen(lang.gettext(KEY_DAMAGED), lang.gettext("re-apply device file"),
+                       lang.gettext("FAULT"))
 
 
-def setup_problem(config: Path) -> tuple[Config | None, SetupProblem | None]:
+def setup_problem(config: Path, lang: str = "en") -> tuple[Config | None, SetupProblem | None]:
     """The loaded config (None when there is none) and what stops a start (None: nothing).
+    ``lang``: the screens' language while there is no config (a config names its own).
 
     Raises ``ConfigError`` for a config that exists but is invalid, or a key file that exists
     but cannot be read (permissions): those are mistakes, not states.
@@ -73,9 +80,10 @@ def setup_problem(config: Path) -> tuple[Config | None, SetupProblem | None]:
     if not config.is_file():
         return None, SetupProblem(
             NOT_SET_UP, f"no config at {config} (provisioning or setup.sh install writes it)",
-            not_set_up_screen(os.uname().nodename),
+            not_set_up_screen(os.uname().nodename, language(lang)),
         )
     cfg = load_config(config)
+    words = language(cfg.display.language)
     key = loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file")
     try:
         size = key.stat().st_size
@@ -84,14 +92,14 @@ def setup_problem(config: Path) -> tuple[Config | None, SetupProblem | None]:
             NOT_SET_UP,
             f"journal.hash_key_file: {key}: not found: no device file applied yet "
             "(passgate provision --device-file FILE writes it)",
-            not_set_up_screen(cfg.checkpoint.device_id),
+            not_set_up_screen(cfg.checkpoint.device_id, words),
         )
     if size != HASH_KEY_LEN:
         return cfg, SetupProblem(
             f"fault: {KEY_DAMAGED}",
             f"journal.hash_key_file: {key}: {size} bytes, expected {HASH_KEY_LEN}: damaged; "
             "repair: passgate provision --device-file FILE (the fleet's device file)",
-            key_damaged_screen(),
+            key_damaged_screen(words),
         )
     return cfg, None
 
@@ -105,12 +113,13 @@ def wait_for_setup(
     monotonic: Callable[[], float],
     wait: Callable[[float], Any],
     poll_s: float = POLL_S,
+    lang: str = "en",
 ) -> Config | None:
     """Wait until :func:`setup_problem` finds nothing; return the config then, or None if
     ``stop`` was set first. ``display(cfg)`` makes the screen the problems are shown on (the
     config's ``[display]``, or the defaults with no config); it is closed before returning,
-    so the checkpoint can open the same panel."""
-    cfg, problem = setup_problem(config)
+    so the checkpoint can open the same panel. ``lang``: as for :func:`setup_problem`."""
+    cfg, problem = setup_problem(config, lang)
     if problem is None:
         return cfg
     screen = display(cfg)
@@ -122,7 +131,7 @@ def wait_for_setup(
             now = monotonic()
             if now >= next_poll:
                 next_poll = now + poll_s
-                cfg, problem = setup_problem(config)
+                cfg, problem = setup_problem(config, lang)
                 if problem is None:
                     log.info("set up: %s found, starting the checkpoint", config)
                     notifier.status("starting")

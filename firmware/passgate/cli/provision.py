@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from passgate.util.i18n import ENGLISH, N_, language
+
 log = logging.getLogger(__name__)
 
 
@@ -71,7 +73,7 @@ def provision(args: argparse.Namespace, *, now: float | None = None,
         record = {"status": "invalid", "ok": False, "error": str(exc)}
         _record(state, record, now, None, args.device_file)
         why = str(exc).removeprefix(f"{args.device_file}: ")
-        _show(_screen("Setup refused", why), base, output, args.show_for, sleep)
+        _show(_screen(N_("Setup refused"), why), base, output, args.show_for, sleep)
         raise
     return _apply(args, plan, owners, now, output, sleep)
 
@@ -90,7 +92,7 @@ def _apply(args, plan, owners, now, output, sleep) -> int:
         log.error("provisioning failed part-way (run it again once fixed): %s", exc)
         record = {**summary, "status": "failed", "ok": False, "error": str(exc)}
         _record(plan.state_dir, record, now, owners, args.device_file, dev.sha256)
-        _show(_screen("Setup failed", str(exc)), plan.config, output, args.show_for, sleep)
+        _show(_screen(N_("Setup failed"), str(exc)), plan.config, output, args.show_for, sleep)
         print(f"provisioning failed: {exc}")
         return 1
     status = "provisioned" if outcome.changes else "unchanged"
@@ -108,8 +110,10 @@ def _apply(args, plan, owners, now, output, sleep) -> int:
     what = "provisioned" if outcome.changes else "already provisioned, nothing to change:"
     log.info("%s %s in zone %s (device key %s); device file %s", what, dev.device_id, dev.zone,
              outcome.fingerprint, removal)
-    title = "Provisioned" if outcome.changes else "Already set up"
-    _show(_screen(title, f"{dev.device_id} zone {dev.zone} key {outcome.fingerprint[:8]}"),
+    title = N_("Provisioned") if outcome.changes else N_("Already set up")
+    body = language(plan.config.display.language).gettext("{device} zone {zone} key {key}")
+    _show(_screen(title, body.format(device=dev.device_id, zone=dev.zone,
+                                     key=outcome.fingerprint[:8])),
           plan.config, output, args.show_for, sleep)
     if args.remove and removal not in ("removed", "unreadable"):
         log.error("the device file holds secrets and is still readable: %s", removal)
@@ -232,9 +236,13 @@ def _screen(title: str, body: str):
 
 
 def _show(screen, cfg, output, hold_s: float, sleep) -> None:
-    """Put ``screen`` on the OLED and keep it ``hold_s``; a missing panel is only logged."""
+    """Put ``screen`` on the OLED and keep it ``hold_s``; a missing panel is only logged.
+    The words are the config's ``[display] language`` (an error's own text stays English)."""
     from passgate.errors import PassgateError
     from passgate.hardware.display import render
+    from passgate.hardware.display.screens import localised
+
+    screen = localised(screen, language(cfg.display.language) if cfg is not None else ENGLISH)
 
     try:
         if output is None:

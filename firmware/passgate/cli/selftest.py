@@ -207,7 +207,7 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
 
     def display():
         return st.check_display(hw.display, hw.display_name, sleep=timer.sleep,
-                                monotonic=timer.monotonic)
+                                monotonic=timer.monotonic, lang=cfg.display.language)
 
     def signals():
         return st.check_signals(cfg.signals, hw.pin_factory,

@@ -31,6 +31,7 @@ import numpy as np
 from passgate.errors import HardwareError
 from passgate.hardware.display.screens import Screen, reason_words, remaining_text
 from passgate.hardware.signals.gpio import Pattern, Signals
+from passgate.util.i18n import language
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +294,10 @@ def verdict_words(verdict: Any) -> str:
 
 def check_display(open_output: Callable[[], Any] | None, name: str = "display", *,
                   hold_s: float = 1.0, sleep: Callable[[float], None] = time.sleep,
-                  monotonic: Callable[[], float] = time.monotonic) -> Result:
-    """Draw the test pattern (phase 0, then its inverse) and a "selftest" message.
+                  monotonic: Callable[[], float] = time.monotonic,
+                  lang: str = "en") -> Result:
+    """Draw the test pattern (phase 0, then its inverse) and a "selftest" message, the
+    message in ``lang`` (the config's ``[display] language``).
 
     ``open_output()`` returns a luma-like device (``display(image)``, ``cleanup()``); it is
     opened here so that a panel that cannot be opened is this check's FAIL. ``None``: no
@@ -309,8 +312,10 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
         output = open_output()
     except Exception as exc:  # noqa: BLE001 - HardwareError, OSError, luma's own errors
         return Result("display", Status.FAIL, f"cannot open {name}: {_hint(str(exc))}")
+    _ = language(lang).gettext
     screens: list[Screen] = [TestPatternScreen(0), TestPatternScreen(1),
-               MessageScreen("selftest", "display ok; results on the terminal")]
+                             MessageScreen(_("selftest"),
+                                           _("display ok; results on the terminal"))]
     pushes: list[float] = []
     try:
         for i, screen in enumerate(screens):

@@ -11,11 +11,12 @@
                 interaction: {mode: "index", intersect: false},
                 scales: {y: {beginAtZero: true, ticks: {precision: 0}}}};
   var sets = [], i = 0;
+  var series = data.series || {scans: "{site} scans", denials: "{site} denials"};
   Object.keys(data.sites).forEach(function (site) {
     var c = palette[i++ % palette.length];
-    sets.push({label: site + " scans", data: data.sites[site].scans, borderColor: c,
+    sets.push({label: series.scans.replace("{site}", site), data: data.sites[site].scans, borderColor: c,
                backgroundColor: c, pointRadius: 0});
-    sets.push({label: site + " denials", data: data.sites[site].denials, borderColor: c,
+    sets.push({label: series.denials.replace("{site}", site), data: data.sites[site].denials, borderColor: c,
                backgroundColor: c, borderDash: [5, 4], pointRadius: 0});
   });
   new Chart(document.getElementById("per-site"),

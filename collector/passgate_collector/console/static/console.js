@@ -11,10 +11,17 @@
   var url = me.getAttribute("data-feed");
   var cursor = me.getAttribute("data-cursor") || "";
   var MAX_ROWS = 200, EVERY_MS = 4000;
+  // Words come from the page, in its language: the column names from the table's head (the
+  // narrow layout shows them beside each cell), the state lines from the script's attributes.
+  var heads = table.tHead ? table.tHead.rows[0].cells : [];
+  var LIVE = me.getAttribute("data-live") || "live, checked {time}";
+  var PAUSED = me.getAttribute("data-paused") || "live updates paused ({error}), retrying";
+  var col = 0;
 
   function cell(label, text, cls) {
     var td = document.createElement("td");
-    td.setAttribute("data-label", label);
+    var head = heads[col++];
+    td.setAttribute("data-label", head ? head.textContent : label);
     if (cls) { td.className = cls; }
     td.textContent = text;
     return td;
@@ -24,6 +31,7 @@
     var tr = document.createElement("tr");
     tr.className = "scan new " + r.verdict;
     tr.setAttribute("data-cursor", r.cursor);
+    col = 0;
     var when = cell("when", "");
     var t = document.createElement("time");
     t.setAttribute("datetime", r.time_utc);
@@ -51,11 +59,11 @@
       .then(function (data) {
         data.rows.forEach(addRow);
         cursor = data.cursor || cursor;
-        state.textContent = "live, checked " + new Date().toLocaleTimeString();
+        state.textContent = LIVE.replace("{time}", new Date().toLocaleTimeString());
         state.className = "muted live-state ok";
       })
       .catch(function (err) {
-        state.textContent = "live updates paused (" + err.message + "), retrying";
+        state.textContent = PAUSED.replace("{error}", err.message);
         state.className = "live-state warn";
       })
       .finally(function () { window.setTimeout(poll, EVERY_MS); });
