@@ -35,8 +35,6 @@ import threading
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from passgate.checkpoint import simulate
 from passgate.checkpoint.debounce import Debouncer
 from passgate.checkpoint.loop import Checkpoint, Timing
@@ -52,6 +50,7 @@ from passgate.passes.truststore import TrustStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure  # noqa: E402
+import startup as startup_bench  # noqa: E402
 
 CLI = [sys.executable, "-c", "import sys; from passgate.cli import main; sys.exit(main())"]
 
@@ -247,26 +246,8 @@ def cpu_share(state: Path, size, fps: float, seconds: float) -> float:
 def startup_and_rss(state: Path, size) -> tuple[float, float, float]:
     """Spawn ``passgate run --config`` and time it to READY=1 (after the first frame)."""
     tmp = Path(tempfile.mkdtemp(prefix="pg-bench-"))
-    frames = tmp / "frames"
-    frames.mkdir()
-    Image.fromarray(frames_of([SceneStep(None, 1)], size)[0]).save(frames / "empty.png")
-    config = tmp / "passgate.toml"
-    config.write_text(f"""
-[checkpoint]
-zone = "gate-1"
-state_dir = "{state}"
-[camera]
-source = "files"
-path = "{frames}"
-loop = true
-lores_size = [{size[0]}, {size[1]}]
-main_size = [{size[0]}, {size[1]}]
-[display]
-driver = "dummy"
-[trust]
-source = "dir"
-dir = "{state / "trust"}"
-""")
+    config = startup_bench.write_config(tmp, state, f'source = "dir"\ndir = "{state / "trust"}"',
+                                        size, frame=frames_of([SceneStep(None, 1)], size)[0])
     notify = tmp / "notify"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))

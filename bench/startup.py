@@ -36,14 +36,15 @@ import measure  # noqa: E402
 CLI = [sys.executable, "-c", "import sys; from passgate.cli import main; sys.exit(main())"]
 
 
-def write_config(tmp: Path, state: Path, trust: str, size=(640, 480)) -> Path:
-    """A ``passgate run`` config with a folder camera of one empty frame; ``trust`` is the
-    [trust] table's body."""
+def write_config(tmp: Path, state: Path, trust: str, size=(640, 480),
+                 frame: np.ndarray | None = None) -> Path:
+    """A ``passgate run`` config with a folder camera of one empty frame (``frame``, else
+    noise); ``trust`` is the [trust] table's body."""
     frames = tmp / "frames"
     frames.mkdir(exist_ok=True)
-    rng = np.random.default_rng(1)
-    Image.fromarray(rng.integers(90, 160, (size[1], size[0]), dtype=np.uint8)).save(
-        frames / "empty.png")
+    if frame is None:
+        frame = np.random.default_rng(1).integers(90, 160, (size[1], size[0]), dtype=np.uint8)
+    Image.fromarray(frame).save(frames / "empty.png")
     config = tmp / "passgate.toml"
     config.write_text(f"""
 [checkpoint]
