@@ -53,7 +53,11 @@ def check_clock(reading: TimeReading, *, source: str = "", system: float | None 
     said = {ClockState.TRUSTED: lang.pgettext("clock state", "trusted"),
             ClockState.FLOOR: lang.pgettext("clock state", "floor"),
             ClockState.BACKWARDS: lang.pgettext("clock state", "backwards")}
-    parts = [said.get(state, state.value) + (f" ({source})" if source else ""),
+    sources = {"system": lang.pgettext("clock source", "system clock"),
+               "token": lang.pgettext("clock source", "time token"),
+               "floor": lang.pgettext("clock source", "saved floor")}
+    shown = sources.get(source, source) if lang.code != "en" else source  # English: the id
+    parts = [said.get(state, state.value) + (f" ({shown})" if shown else ""),
              iso(reading.now)]
     if stored_floor is not None:
         age = reading.now - stored_floor
@@ -91,10 +95,11 @@ def check_bundle(loaded: Any, now: float, zone: str | None = None, site: str = "
     """
     _ = lang.gettext
     info = loaded.info
-    if info is None:  # the watcher's reason is English; a known text is translated
+    if info is None:  # the watcher's "no trust data: <the error>": its head is translated
+        head, sep, error = (loaded.missing or "no trust data").partition(": ")
         return Result("bundle", Status.FAIL, _("{why}: every pass is denied (install a bundle, "
                                                "or check provisioning)").format(
-            why=_(loaded.missing or "no trust data")), {"version": None})
+            why=_(head) + sep + error), {"version": None})
     policy = info.fleet.for_checkpoint(zone, site or None)
     status = trust_status(info, now, max_offline_s=policy.max_offline_s)
     since = max(info.issued, info.last_refresh or 0)
