@@ -18,7 +18,7 @@ from flask import g
 from collector_support import add_staff, cheap_argon2, sign_in, store  # noqa: F401
 from passgate_collector import i18n
 from passgate_collector.console import alerts, words
-from test_collector_console import Fleet, fleet  # noqa: F401 - the console's own fixture
+from test_collector_console import Fleet, fleet, send  # noqa: F401 - the console's own fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALE = ROOT / "collector/passgate_collector/locale"
@@ -144,6 +144,33 @@ def test_the_staff_page_speaks_the_language(fleet):  # noqa: F811
     html = fleet.html("/?lang=ru")
     assert "Состояние устройств" in html and "Device health" not in html
     assert "Device health" in fleet.html("/?lang=en")
+
+
+@SQLITE
+def test_the_staff_page_shows_the_devices_codes_in_words(fleet):  # noqa: F811
+    """A device's state, clock and update state, and each scan's verdict, reason and clock,
+    are reported as codes: the staff page says them in the language; the codes stay in the
+    HTML's attributes."""
+    send(fleet.c, fleet.east, [], {"backlog": 0, "clock_state": "floor",
+                                   "update_state": "rolled_back", "update_target": "0.3.0"},
+         sent_at=fleet.now + 1)  # a newer report than the fixture's
+
+    def row(html: str, device: str) -> str:
+        return re.search(rf'class="device" data-device="{device}">(.*?)</tr>', html, re.S)[1]
+
+    ru = fleet.html("/?lang=ru")
+    east, south = row(ru, "gate-east"), row(ru, "gate-south")
+    assert ">в порядке<" in east and ">только нижняя граница<" in east and ">откат" in east
+    assert 'class="update update-rolled back"' in east  # the code stays the class
+    assert ">пошли назад<" in south
+    scans = ru[ru.index('id="recent"'):]
+    assert ">отказ<" in scans and ">просрочен<" in scans and ">доверенные<" in scans
+    code = re.search(r">(accept|deny|expired|revoked|trusted|backwards|ok)<", ru)
+    assert code is None, ru[code.start() - 300:code.end() + 50]
+    tt = row(fleet.html("/?lang=tt"), "gate-east")
+    assert ">тәртиптә<" in tt and ">кире кайтарылды" in tt
+    en = row(fleet.html("/?lang=en"), "gate-east")
+    assert ">ok<" in en and ">floor only<" in en and ">rolled back" in en
 
 
 @SQLITE

@@ -2,6 +2,11 @@
 
 Server-rendered (Jinja2, autoescaped), no JavaScript: it must work in any browser a guard
 desk has. The page shows keyed pass hashes (shortened), never pass ids or names.
+
+Values the devices report as codes (a verdict, a reason, a clock state, a device's state, an
+update state) are shown in words in the request's language (``console.words`` and the tables
+here); the codes stay in the HTML's ``class`` and ``data-`` attributes, and an unknown code
+(a newer device's) is shown as itself.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import jinja2
 
 from . import i18n
 from .auth import signed_in
+from .console import words
+from .i18n import N_, _
 from .releases import ReleaseDir, plan_line, progress
 from .store import SqlStore
 
@@ -21,6 +28,23 @@ SHARING_LIMIT = 50
 SHARING_SINCE_S = 7 * 86400  # look for shared passes among the last week's scans
 STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "stale"
 CLOCK_WARN_S = 2 * 3600  # field notes: verifiers flag a device clock > 2 h off the server's
+DEVICE_STATE_WORDS = {"ok": N_("ok"), "stale": N_("stale"), "disabled": N_("disabled"),
+                      "never": N_("never")}
+# passgate.update.state's report (protocol.UPDATE_STATES), and the rollout's own word
+UPDATE_WORDS = {"up_to_date": N_("up to date"), "downloading": N_("downloading"),
+                "updating": N_("updating"), "rolled_back": N_("rolled back"),
+                "failed": N_("failed"), "not_reported": N_("not reported")}
+
+
+def device_state_words(state: str) -> str:
+    return _(DEVICE_STATE_WORDS[state]) if state in DEVICE_STATE_WORDS else state
+
+
+def update_words(state: str) -> str:
+    """An update state (``rolled_back`` or ``rolled back``) in words; ``-`` and unknown
+    states as they are."""
+    key = state.replace(" ", "_")
+    return _(UPDATE_WORDS[key]) if key in UPDATE_WORDS else state
 
 
 def fmt_time(t: float | None) -> str:
@@ -113,7 +137,10 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(time=fmt_time, age=fmt_age, short=short_hash,
-                       mstime=lambda ms: fmt_time(None if ms is None else ms / 1000))
+                       mstime=lambda ms: fmt_time(None if ms is None else ms / 1000),
+                       verdict=words.verdict_words, reason=words.reason_words,
+                       clock=words.clock_words, device_state=device_state_words,
+                       update=update_words)
     env.globals["signed_in"] = signed_in  # the sign-out form; None outside a request
     i18n.install(env)  # the request's language (English outside a request)
     return env
