@@ -174,6 +174,31 @@ def test_the_staff_page_shows_the_devices_codes_in_words(fleet):  # noqa: F811
 
 
 @SQLITE
+def test_the_staff_page_names_purposes_as_the_bundle_does(fleet):  # noqa: F811
+    """Purpose names per language come from the newest published bundle's policy (a site
+    names its own purposes); with no bundle, or a purpose it does not name, the id."""
+    import hashlib
+
+    from bundle_support import Fleet as Trust
+    from passgate.bundle.build import BundleContent, build_bundle
+    from passgate.passes.purposes import PurposeTable
+
+    def scans_html(lang: str) -> str:
+        html = fleet.html(f"/?lang={lang}")
+        return html[html.index('id="recent"'):]
+
+    assert "<td>visitor</td>" in scans_html("ru")  # no bundle yet
+    trust = Trust()
+    table = PurposeTable.from_toml('[purposes.visitor]\ncode = 1\nlabel = "Visitor"\n'
+                                   'names = { ru = "Посетитель", tt = "Кунак" }\n', "test")
+    content = BundleContent(trust.content().issuers, purposes=table)
+    data = build_bundle(content, trust.roots.keys[:2], 1, fleet.now, fleet.now + 86400)
+    fleet.store.publish_bundle(1, data, hashlib.sha256(data).hexdigest(), fleet.now)
+    assert "<td>Посетитель</td>" in scans_html("ru") and "<td>visitor</td>" not in scans_html("ru")
+    assert "<td>Кунак</td>" in scans_html("tt") and "<td>Visitor</td>" in scans_html("en")
+
+
+@SQLITE
 def test_plural_forms_russian_three_tatar_one(fleet):  # noqa: F811
     with fleet.app.test_request_context("/"):
         g.lang = "ru"

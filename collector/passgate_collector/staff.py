@@ -6,15 +6,22 @@ desk has. The page shows keyed pass hashes (shortened), never pass ids or names.
 Values the devices report as codes (a verdict, a reason, a clock state, a device's state, an
 update state) are shown in words in the request's language (``console.words`` and the tables
 here); the codes stay in the HTML's ``class`` and ``data-`` attributes, and an unknown code
-(a newer device's) is shown as itself.
+(a newer device's) is shown as itself. A scan's purpose is named as the newest bundle's
+purpose table names it in that language (the site's own names, issue 14), else its id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 import jinja2
+
+from passgate.bundle.parts import decode_policy
+from passgate.bundle.verify import read_bundle
+from passgate.errors import TrustError
+from passgate.passes.purposes import PurposeTable
 
 from . import i18n
 from .auth import signed_in
@@ -34,6 +41,40 @@ DEVICE_STATE_WORDS = {"ok": N_("ok"), "stale": N_("stale"), "disabled": N_("disa
 UPDATE_WORDS = {"up_to_date": N_("up to date"), "downloading": N_("downloading"),
                 "updating": N_("updating"), "rolled_back": N_("rolled back"),
                 "failed": N_("failed"), "not_reported": N_("not reported")}
+
+
+log = logging.getLogger(__name__)
+_PURPOSES: dict[str, PurposeTable | None] = {}  # by the bundle's SHA-256: read each once
+
+
+def purpose_table(store: SqlStore) -> PurposeTable | None:
+    """The purpose table of the newest bundle this collector serves (its policy part, with
+    each purpose's names per language); None when there is no bundle or it has no policy.
+    The collector holds no roots: the devices verify the signatures, this only reads."""
+    latest = store.latest_bundle()
+    if latest is None:
+        return None
+    version, sha, _published = latest
+    if sha not in _PURPOSES:
+        data = store.bundle_data(version)
+        table = None
+        try:
+            parts = read_bundle(data, None).parts if data is not None else {}
+            if "policy" in parts:
+                table = decode_policy(parts["policy"])[0]
+        except TrustError as exc:  # BundleRefused is one: shown as ids, and said in the log
+            log.warning("bundle v%d: purpose names unreadable (%s); purposes shown as ids",
+                        version, exc)
+        _PURPOSES.clear()  # only the newest is wanted
+        _PURPOSES[sha] = table
+    return _PURPOSES[sha]
+
+
+def purpose_words(purpose: str | None, table: PurposeTable | None) -> str:
+    """A purpose id as the site names it in the request's language; ``-`` for none."""
+    if not purpose:
+        return "-"
+    return table.label(purpose, i18n.current()) if table is not None else purpose
 
 
 def device_state_words(state: str) -> str:
@@ -153,7 +194,9 @@ def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
     for s in sharing:
         s["gap_s"] = (s["second_ms"] - s["first_ms"]) / 1000
     latest = store.latest_bundle()
+    purposes = purpose_table(store)
     return _env().get_template("staff.html").render(
+        purpose=lambda p: purpose_words(p, purposes),
         now=now,
         alert_kinds=store.alert_summary(),
         alerts=store.alerts(ALERT_LIMIT),
