@@ -358,7 +358,7 @@ def test_the_warnings_and_failures_are_in_the_language(tmp_path, lang, factory):
     assert all(english_words(r.detail, str(tmp_path)) for r in english)
 
 
-def test_russian_plurals_in_the_lines():
+def test_russian_plurals_and_decimal_commas_in_the_lines():
     ru, tt = language("ru"), language("tt")
 
     def frames(n, lang):
@@ -368,5 +368,9 @@ def test_russian_plurals_in_the_lines():
     assert [frames(n, ru) for n in (1, 2, 5)] == ["1 кадр", "2 кадра", "5 кадров"]
     assert [frames(n, tt) for n in (1, 2, 5)] == ["1 кадр", "2 кадр", "5 кадр"]
     assert [frames(n, language("en")) for n in (1, 2)] == ["1 frame", "2 frames"]
+    # Russian and Tatar write a decimal comma
+    cap = Capture(tuple(scene_frames(None, 3)), (0.0, 0.5, 1.0), 0.0)
+    assert "2,0 кадр/с (задано 15)" in check_camera(cap, 15.0, lang=ru).detail
+    assert "2.0 fps (asked 15)" in check_camera(cap, 15.0).detail
     one = summary([Result("camera", Status.PASS, "x")], "0.1", ru)
     assert one == "самопроверка: passgate 0.1: 1 ОК, 0 ВНИМАНИЕ, 0 СБОЙ, 0 ПРОПУЩЕНА: в порядке"

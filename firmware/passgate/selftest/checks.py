@@ -39,7 +39,7 @@ from passgate.errors import HardwareError
 from passgate.hardware.display.screens import Screen, reason_words, remaining_text
 from passgate.hardware.signals.gpio import Pattern, Signals
 from passgate.passes.purposes import PurposeTable
-from passgate.util.i18n import ENGLISH, Language
+from passgate.util.i18n import ENGLISH, Language, decimal
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def check_camera(cap: Capture, expected_fps: float | None = None,
             n=len(frames), error=_hint(cap.error, lang)))
     if fps is not None and expected_fps and fps < limits.min_fps_ratio * expected_fps:
         problems.append(_("slow: {fps} fps of {asked} asked").format(
-            fps=f"{fps:.1f}", asked=f"{expected_fps:g}"))
+            fps=decimal(fps, ".1f", lang), asked=decimal(expected_fps, "g", lang)))
     if mean < limits.min_brightness or dark > limits.max_dark_pct:
         problems.append(_("too dark (light the spot, or raise camera.exposure_value)"))
     if mean > limits.max_brightness or bright > limits.max_bright_pct:
@@ -272,14 +272,16 @@ def check_camera(cap: Capture, expected_fps: float | None = None,
     if focus < limits.min_focus:
         problems.append(_("blurry, or no detail in view (hold the test card at the marked "
                           "spot)"))
-    rate = _("{fps} fps").format(fps=f"{fps:.1f}") if fps is not None else _("fps n/a")
+    rate = (_("{fps} fps").format(fps=decimal(fps, ".1f", lang)) if fps is not None
+            else _("fps n/a"))
     if expected_fps:
-        rate += _(" (asked {fps})").format(fps=f"{expected_fps:g}")
+        rate += _(" (asked {fps})").format(fps=decimal(expected_fps, "g", lang))
     count = lang.ngettext("{n} frame", "{n} frames", len(frames)).format(n=len(frames))
     detail = _("{size}, {frames}, {rate}, first after {first} s, focus {focus}, brightness "
                "{brightness}, clipped {dark}% dark {bright}% bright").format(
-        size=f"{w}x{h}", frames=count, rate=rate, first=f"{first:.2f}", focus=f"{focus:.0f}",
-        brightness=f"{mean:.0f}", dark=f"{dark:.1f}", bright=f"{bright:.1f}")
+        size=f"{w}x{h}", frames=count, rate=rate, first=decimal(first, ".2f", lang),
+        focus=f"{focus:.0f}", brightness=f"{mean:.0f}", dark=decimal(dark, ".1f", lang),
+        bright=decimal(bright, ".1f", lang))
     if setting:
         detail += f", {setting}"
     if problems:
@@ -480,7 +482,8 @@ def check_signals(cfg: Any, pin_factory: Callable[[], Any], *,
                                                 "above)").format(
             outputs=", ".join(called[ch] for ch in stuck)), figures)
     said = {"buzzer": _("buzzer beeped"), "green": _("green LED lit"), "red": _("red LED lit"),
-            "relay": _("relay pulsed {s} s (the door lock clicks)").format(s=f"{relay_s:g}")}
+            "relay": _("relay pulsed {s} s (the door lock clicks)").format(
+                s=decimal(relay_s, "g", lang))}
     missing = [ch for ch in channels if ch not in fitted]
     detail = (_(", then ").join(said[ch] for ch in fitted) if fitted
               else _("no outputs fitted"))

@@ -26,7 +26,7 @@ from passgate.clock.clock import ClockState, TimeReading
 from passgate.errors import ConfigError, PassgateError
 from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN
 from passgate.selftest.checks import Result, Status
-from passgate.util.i18n import ENGLISH, Language, duration, span
+from passgate.util.i18n import ENGLISH, Language, decimal, duration, span
 from passgate.util.timefmt import iso
 
 MB = 1024 * 1024
@@ -298,7 +298,7 @@ def check_disk(path: Path, *, statvfs: Callable[[Any], Any] = os.statvfs,
     if free < fail_mb:
         return Result("disk", Status.FAIL, _("{detail}: below {limit} MB, the journal will stop "
                                              "recording (no passes accepted)").format(
-            detail=detail, limit=f"{fail_mb:g}"), figures)
+            detail=detail, limit=decimal(fail_mb, "g", lang)), figures)
     if mount is not None and mount[1] in VOLATILE_FS:
         return Result("disk", Status.WARN, _("{detail}: on {fstype} at {mount}, lost at every "
                                              "reboot (read-only root? the state needs a "
@@ -306,7 +306,7 @@ def check_disk(path: Path, *, statvfs: Callable[[Any], Any] = os.statvfs,
             detail=detail, fstype=mount[1], mount=mount[0]), figures)
     if free < warn_mb:
         return Result("disk", Status.WARN, _("{detail}: below {limit} MB").format(
-            detail=detail, limit=f"{warn_mb:g}"), figures)
+            detail=detail, limit=decimal(warn_mb, "g", lang)), figures)
     return Result("disk", Status.PASS, detail, figures)
 
 
@@ -334,8 +334,8 @@ def check_journal(path: Path, lang: Language = ENGLISH) -> Result:
     figures = {"pending": pending, "dead_letters": dead, "quick_check": check,
                "size_mb": round(size, 2)}
     detail = _("{path} opens, {size} MB, {pending} rows pending upload, {dead} dead letters, "
-               "quick_check {check}").format(path=path, size=f"{size:.1f}", pending=pending,
-                                             dead=dead, check=check)
+               "quick_check {check}").format(path=path, size=decimal(size, ".1f", lang),
+                                             pending=pending, dead=dead, check=check)
     if check != "ok":
         return Result("journal", Status.FAIL, _("{detail}: the database is damaged").format(
             detail=detail), figures)
