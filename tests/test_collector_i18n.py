@@ -174,6 +174,20 @@ def test_the_staff_page_shows_the_devices_codes_in_words(fleet):  # noqa: F811
 
 
 @SQLITE
+def test_a_rows_problem_is_said_in_words(fleet):  # noqa: F811
+    """chain_mismatch and gap (a tampered journal) in the scan lists of the console and the
+    staff page; the code stays in data-problem."""
+    for lang, gap in (("ru", "перед ней не хватает строк"), ("tt", "алдында юллар җитми"),
+                      ("en", "rows missing before it")):
+        with fleet.app.test_request_context("/"):
+            g.lang = lang
+            assert words.problem_words("gap") == gap
+            assert words.problem_words("a newer code") == "a newer code"
+    html = (ROOT / "collector/passgate_collector/console/templates/console/_scans.html")
+    assert "problem_words(r.problem)" in html.read_text(encoding="utf-8")
+
+
+@SQLITE
 def test_the_staff_page_names_purposes_as_the_bundle_does(fleet):  # noqa: F811
     """Purpose names per language come from the newest published bundle's policy (a site
     names its own purposes); with no bundle, or a purpose it does not name, the id."""
