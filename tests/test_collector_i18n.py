@@ -18,7 +18,7 @@ from flask import g
 from collector_support import add_staff, cheap_argon2, sign_in, store  # noqa: F401
 from passgate_collector import i18n
 from passgate_collector.console import alerts, words
-from test_collector_console import Fleet, fleet  # noqa: F401 - the console's own fixture
+from test_collector_console import Fleet, fleet, send  # noqa: F401 - the console's own fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALE = ROOT / "collector/passgate_collector/locale"
@@ -144,6 +144,72 @@ def test_the_staff_page_speaks_the_language(fleet):  # noqa: F811
     html = fleet.html("/?lang=ru")
     assert "Состояние устройств" in html and "Device health" not in html
     assert "Device health" in fleet.html("/?lang=en")
+
+
+@SQLITE
+def test_the_staff_page_shows_the_devices_codes_in_words(fleet):  # noqa: F811
+    """A device's state, clock and update state, and each scan's verdict, reason and clock,
+    are reported as codes: the staff page says them in the language; the codes stay in the
+    HTML's attributes."""
+    send(fleet.c, fleet.east, [], {"backlog": 0, "clock_state": "floor",
+                                   "update_state": "rolled_back", "update_target": "0.3.0"},
+         sent_at=fleet.now + 1)  # a newer report than the fixture's
+
+    def row(html: str, device: str) -> str:
+        return re.search(rf'class="device" data-device="{device}">(.*?)</tr>', html, re.S)[1]
+
+    ru = fleet.html("/?lang=ru")
+    east, south = row(ru, "gate-east"), row(ru, "gate-south")
+    assert ">в порядке<" in east and ">только нижняя граница<" in east and ">откат" in east
+    assert 'class="update update-rolled back"' in east  # the code stays the class
+    assert ">пошли назад<" in south
+    scans = ru[ru.index('id="recent"'):]
+    assert ">отказ<" in scans and ">просрочен<" in scans and ">доверенные<" in scans
+    code = re.search(r">(accept|deny|expired|revoked|trusted|backwards|ok)<", ru)
+    assert code is None, ru[code.start() - 300:code.end() + 50]
+    tt = row(fleet.html("/?lang=tt"), "gate-east")
+    assert ">тәртиптә<" in tt and ">кире кайтарылды" in tt
+    en = row(fleet.html("/?lang=en"), "gate-east")
+    assert ">ok<" in en and ">floor only<" in en and ">rolled back" in en
+
+
+@SQLITE
+def test_a_rows_problem_is_said_in_words(fleet):  # noqa: F811
+    """chain_mismatch and gap (a tampered journal) in the scan lists of the console and the
+    staff page; the code stays in data-problem."""
+    for lang, gap in (("ru", "перед ней не хватает строк"), ("tt", "алдында юллар җитми"),
+                      ("en", "rows missing before it")):
+        with fleet.app.test_request_context("/"):
+            g.lang = lang
+            assert words.problem_words("gap") == gap
+            assert words.problem_words("a newer code") == "a newer code"
+    html = (ROOT / "collector/passgate_collector/console/templates/console/_scans.html")
+    assert "problem_words(r.problem)" in html.read_text(encoding="utf-8")
+
+
+@SQLITE
+def test_the_staff_page_names_purposes_as_the_bundle_does(fleet):  # noqa: F811
+    """Purpose names per language come from the newest published bundle's policy (a site
+    names its own purposes); with no bundle, or a purpose it does not name, the id."""
+    import hashlib
+
+    from bundle_support import Fleet as Trust
+    from passgate.bundle.build import BundleContent, build_bundle
+    from passgate.passes.purposes import PurposeTable
+
+    def scans_html(lang: str) -> str:
+        html = fleet.html(f"/?lang={lang}")
+        return html[html.index('id="recent"'):]
+
+    assert "<td>visitor</td>" in scans_html("ru")  # no bundle yet
+    trust = Trust()
+    table = PurposeTable.from_toml('[purposes.visitor]\ncode = 1\nlabel = "Visitor"\n'
+                                   'names = { ru = "Посетитель", tt = "Кунак" }\n', "test")
+    content = BundleContent(trust.content().issuers, purposes=table)
+    data = build_bundle(content, trust.roots.keys[:2], 1, fleet.now, fleet.now + 86400)
+    fleet.store.publish_bundle(1, data, hashlib.sha256(data).hexdigest(), fleet.now)
+    assert "<td>Посетитель</td>" in scans_html("ru") and "<td>visitor</td>" not in scans_html("ru")
+    assert "<td>Кунак</td>" in scans_html("tt") and "<td>Visitor</td>" in scans_html("en")
 
 
 @SQLITE

@@ -128,7 +128,7 @@ def test_staff_page_shows_version_target_update_state_and_rollout(rig, store, st
     assert "rolled back" in row and "health check: not READY" in row
     rollout = re.search(r'<p id="rollout">(.*?)</p>', page, re.S).group(1)
     assert "stable 0.1.0; canary 0.2.0 on 25 %" in rollout
-    assert "0.1.0 on 1" in rollout and "0.2.0 on 1" in rollout and "rolled_back 1" in rollout
+    assert "0.1.0 on 1" in rollout and "0.2.0 on 1" in rollout and "rolled back 1" in rollout
     from passgate_collector.protocol import health_fields
 
     assert health_fields({"update_state": "hacked<script>", "update_target": 3}) == {}

@@ -90,7 +90,7 @@ def test_no_config_is_english_unless_told(tmp_path):
                                          ("en", "selftest")])
 def test_the_selftest_message_is_drawn_in_the_language(lang, words):
     panel = Panel()
-    result = check_display(lambda: panel, hold_s=0, sleep=lambda s: None, lang=lang)
+    result = check_display(lambda: panel, hold_s=0, sleep=lambda s: None, lang=language(lang))
     assert result.status is Status.PASS and panel.cleaned
     tr = language(lang)
     expected = render(MessageScreen(words, tr.gettext("display ok; results on the terminal")))

@@ -292,7 +292,7 @@ def test_a_display_that_cannot_be_opened_fails():
 def test_a_display_failing_mid_test_fails_and_is_cleaned_up():
     out = Recorder(fail_at=1)
     r = check_display(lambda: out, sleep=lambda s: None)
-    assert r.status is Status.FAIL and "after 1 screens" in r.detail and out.cleaned
+    assert r.status is Status.FAIL and "after 1 screen:" in r.detail and out.cleaned
 
 
 def test_no_display_configured_is_skipped():

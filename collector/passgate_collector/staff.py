@@ -2,17 +2,31 @@
 
 Server-rendered (Jinja2, autoescaped), no JavaScript: it must work in any browser a guard
 desk has. The page shows keyed pass hashes (shortened), never pass ids or names.
+
+Values the devices report as codes (a verdict, a reason, a clock state, a device's state, an
+update state) are shown in words in the request's language (``console.words`` and the tables
+here); the codes stay in the HTML's ``class`` and ``data-`` attributes, and an unknown code
+(a newer device's) is shown as itself. A scan's purpose is named as the newest bundle's
+purpose table names it in that language (the site's own names, issue 14), else its id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 import jinja2
 
+from passgate.bundle.parts import decode_policy
+from passgate.bundle.verify import read_bundle
+from passgate.errors import TrustError
+from passgate.passes.purposes import PurposeTable
+
 from . import i18n
 from .auth import signed_in
+from .console import words
+from .i18n import N_, _
 from .releases import ReleaseDir, plan_line, progress
 from .store import SqlStore
 
@@ -21,6 +35,57 @@ SHARING_LIMIT = 50
 SHARING_SINCE_S = 7 * 86400  # look for shared passes among the last week's scans
 STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "stale"
 CLOCK_WARN_S = 2 * 3600  # field notes: verifiers flag a device clock > 2 h off the server's
+DEVICE_STATE_WORDS = {"ok": N_("ok"), "stale": N_("stale"), "disabled": N_("disabled"),
+                      "never": N_("never")}
+# passgate.update.state's report (protocol.UPDATE_STATES), and the rollout's own word
+UPDATE_WORDS = {"up_to_date": N_("up to date"), "downloading": N_("downloading"),
+                "updating": N_("updating"), "rolled_back": N_("rolled back"),
+                "failed": N_("failed"), "not_reported": N_("not reported")}
+
+
+log = logging.getLogger(__name__)
+_PURPOSES: dict[str, PurposeTable | None] = {}  # by the bundle's SHA-256: read each once
+
+
+def purpose_table(store: SqlStore) -> PurposeTable | None:
+    """The purpose table of the newest bundle this collector serves (its policy part, with
+    each purpose's names per language); None when there is no bundle or it has no policy.
+    The collector holds no roots: the devices verify the signatures, this only reads."""
+    latest = store.latest_bundle()
+    if latest is None:
+        return None
+    version, sha, _published = latest
+    if sha not in _PURPOSES:
+        data = store.bundle_data(version)
+        table = None
+        try:
+            parts = read_bundle(data, None).parts if data is not None else {}
+            if "policy" in parts:
+                table = decode_policy(parts["policy"])[0]
+        except TrustError as exc:  # BundleRefused is one: shown as ids, and said in the log
+            log.warning("bundle v%d: purpose names unreadable (%s); purposes shown as ids",
+                        version, exc)
+        _PURPOSES.clear()  # only the newest is wanted
+        _PURPOSES[sha] = table
+    return _PURPOSES[sha]
+
+
+def purpose_words(purpose: str | None, table: PurposeTable | None) -> str:
+    """A purpose id as the site names it in the request's language; ``-`` for none."""
+    if not purpose:
+        return "-"
+    return table.label(purpose, i18n.current()) if table is not None else purpose
+
+
+def device_state_words(state: str) -> str:
+    return _(DEVICE_STATE_WORDS[state]) if state in DEVICE_STATE_WORDS else state
+
+
+def update_words(state: str) -> str:
+    """An update state (``rolled_back`` or ``rolled back``) in words; ``-`` and unknown
+    states as they are."""
+    key = state.replace(" ", "_")
+    return _(UPDATE_WORDS[key]) if key in UPDATE_WORDS else state
 
 
 def fmt_time(t: float | None) -> str:
@@ -113,7 +178,11 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(time=fmt_time, age=fmt_age, short=short_hash,
-                       mstime=lambda ms: fmt_time(None if ms is None else ms / 1000))
+                       mstime=lambda ms: fmt_time(None if ms is None else ms / 1000),
+                       verdict=words.verdict_words, reason=words.reason_words,
+                       clock=words.clock_words, device_state=device_state_words,
+                       problem=words.problem_words,
+                       update=update_words)
     env.globals["signed_in"] = signed_in  # the sign-out form; None outside a request
     i18n.install(env)  # the request's language (English outside a request)
     return env
@@ -126,7 +195,9 @@ def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
     for s in sharing:
         s["gap_s"] = (s["second_ms"] - s["first_ms"]) / 1000
     latest = store.latest_bundle()
+    purposes = purpose_table(store)
     return _env().get_template("staff.html").render(
+        purpose=lambda p: purpose_words(p, purposes),
         now=now,
         alert_kinds=store.alert_summary(),
         alerts=store.alerts(ALERT_LIMIT),

@@ -46,6 +46,16 @@ CLOCK_WORDS = {"trusted": N_("trusted"), "floor": N_("floor only"),
                "backwards": N_("went backwards")}  # protocol.CLOCK_STATES
 
 
+# A stored row's problem (ingest.CHAIN_MISMATCH, ingest.GAP): why it is flagged as tamper.
+PROBLEM_WORDS = {"chain_mismatch": N_("edited: chain mismatch"),
+                 "gap": N_("rows missing before it")}
+
+
+def problem_words(code: str) -> str:
+    """A row's problem in the request's language; an unknown code as itself."""
+    return _(PROBLEM_WORDS[code]) if code in PROBLEM_WORDS else code
+
+
 def reason_words(code: str) -> str:
     """The reason in the request's language; an unknown code as itself."""
     return _(REASON_WORDS[code]) if code in REASON_WORDS else code

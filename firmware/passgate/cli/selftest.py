@@ -9,6 +9,10 @@ Checks, in order: camera, decode, display, signals, clock, bundle, collector, di
 source, gpiozero pin factory, OLED, clock) are built here and only here; with ``--simulate``
 they are the fakes ``passgate run --simulate`` uses. Exit codes: 0 no check failed (warnings
 allowed), 1 a check failed, 2 usage or configuration error.
+
+The lines are printed in the device's language (``[display] language``: en, ru, tt), or in
+``--language``'s. The check names that ``--skip`` takes, and everything ``--json`` prints, stay
+English: a script or a report sent from the field reads the same from every device.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from passgate.selftest.checks import CHECKS
+from passgate.util.i18n import ENGLISH, LANGUAGES, Language, language
 
 DEFAULT_SYNC_DIR = Path("/var/lib/passgate-sync")
 
@@ -56,6 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"the sync agent's folder with enrolment.json (default {DEFAULT_SYNC_DIR})")
     p.add_argument("--no-connect", action="store_true",
                    help="do not open a TCP connection to the collector")
+    p.add_argument("--language", choices=LANGUAGES, metavar="LANG",
+                   help="language of the lines: en, ru (Russian), tt (Tatar); default the "
+                   "config's [display] language; with --simulate also the simulated OLED's "
+                   "(--json is always English)")
     p.set_defaults(func=selftest)
 
 
@@ -73,7 +82,8 @@ class Hardware:
     ``source``: a frame source, not opened. ``pin_factory()``: makes the gpiozero factory.
     ``display()``: opens the OLED (or PNG output); ``None`` when none is configured.
     ``clock``: ``read()`` (and ``status()`` for the real clock). ``camera_note``: what the
-    camera line adds about the camera's settings (the lens position).
+    camera line adds about the camera's settings (the lens position). The names and the note
+    are in the lines' language.
     """
 
     source: Any
@@ -111,34 +121,38 @@ def _selftest(args: argparse.Namespace, out: TextIO, timer: Any) -> int:
     if args.simulate and args.config is not None:
         raise UsageError("--simulate needs no config; drop --config")
     with contextlib.ExitStack() as stack:
+        wanted = getattr(args, "language", None)  # None: the device's own
         if args.simulate:
-            cfg, hw = simulated(args.state, stack, timer)
+            lang = ENGLISH if args.json else language(wanted or "en")
+            cfg, hw = simulated(args.state, stack, timer, wanted or "en", lang)
         else:
             from passgate.config.load import load_config
 
             cfg = load_config(args.config)  # ConfigError: one line, exit 2
-            hw = device_hardware(cfg, stack)
-        url, note = collector_url(args.collector, args.sync_dir)
+            lang = ENGLISH if args.json else language(wanted or cfg.display.language)
+            hw = device_hardware(cfg, stack, lang)
+        url, note = collector_url(args.collector, args.sync_dir, lang)
         checks = build_checks(cfg, hw, frames=args.frames, url=url, url_note=note,
                               connect=not args.no_connect, timer=timer,
-                              check_mounts=not args.simulate)
+                              check_mounts=not args.simulate, lang=lang)
 
         def emit(result):
             if not args.json:
-                print(result.line(), file=out, flush=True)
+                print(result.line(lang), file=out, flush=True)
 
-        results = run_checks(checks, skip=args.skip, emit=emit)
+        results = run_checks(checks, skip=args.skip, emit=emit, lang=lang)
     if args.json:
         doc = {"ok": exit_code(results) == 0, "version": version(),
                "results": [r.to_json() for r in results]}
         print(json.dumps(doc, sort_keys=True), file=out)
     else:
-        print(summary(results, version()), file=out)
+        print(summary(results, version(), lang), file=out)
     return exit_code(results)
 
 
-def collector_url(given: str | None, sync_dir: Path) -> tuple[str | None, str]:
-    """The collector URL to try, and a note when it cannot be known."""
+def collector_url(given: str | None, sync_dir: Path,
+                  lang: Language = ENGLISH) -> tuple[str | None, str]:
+    """The collector URL to try, and a note (in ``lang``) when it cannot be known."""
     from passgate.errors import ConfigError
     from passgate.sync.enrolment import ENROLMENT_FILE, load_enrolment
 
@@ -147,17 +161,19 @@ def collector_url(given: str | None, sync_dir: Path) -> tuple[str | None, str]:
     try:
         record = load_enrolment(Path(sync_dir) / ENROLMENT_FILE)
     except ConfigError as exc:  # typically: permission denied without sudo
-        return None, f"collector URL unknown ({exc})"
+        return None, lang.gettext("collector URL unknown ({error})").format(error=exc)
     return (record.collector, "") if record is not None else (None, "")
 
 
 def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
                  url_note: str = "", connect: bool = True, timer: Any = RealTime,
-                 check_mounts: bool = True) -> list[tuple[str, Callable[[], Any]]]:
+                 check_mounts: bool = True,
+                 lang: Language = ENGLISH) -> list[tuple[str, Callable[[], Any]]]:
     """The checks for ``cfg`` around the given hardware, as ``(name, thunk)`` in order.
 
     ``check_mounts``: look at the state folder's file system type (not in a simulation,
-    whose state folder may well be on a laptop's tmpfs)."""
+    whose state folder may well be on a laptop's tmpfs). ``lang``: of the lines; the
+    self-test message on the OLED is in the config's ``[display] language``."""
     from passgate.journal.syncstate import read_state, state_path
     from passgate.selftest import checks as st
     from passgate.selftest import state as ss
@@ -185,7 +201,7 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
 
     def camera():
         shared["capture"] = cap = st.capture(hw.source, frames, timer.monotonic)
-        return st.check_camera(cap, cfg.camera.fps, setting=hw.camera_note)
+        return st.check_camera(cap, cfg.camera.fps, setting=hw.camera_note, lang=lang)
 
     def decode():
         from passgate.hardware.decode import make_decoder
@@ -193,7 +209,8 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
 
         cap = shared.get("capture")
         if cap is None:
-            return st.Result("decode", st.Status.SKIP, "camera check skipped: no frames")
+            return st.Result("decode", st.Status.SKIP,
+                             lang.gettext("camera check skipped: no frames"))
         store = trust()[1]
         judge = None
         if store is not None:
@@ -203,55 +220,60 @@ def build_checks(cfg: Any, hw: Hardware, *, frames: int, url: str | None = None,
                 return verifier.check(text, hw.clock.read().now, zone)
 
         decoder = make_decoder(cfg.decoder.backend, try_invert=cfg.decoder.try_invert)
-        return st.check_decode(cap.frames, decoder, judge)
+        return st.check_decode(cap.frames, decoder, judge, lang=lang,
+                               purposes=store.purposes if store is not None else None)
 
     def display():
         return st.check_display(hw.display, hw.display_name, sleep=timer.sleep,
-                                monotonic=timer.monotonic, lang=cfg.display.language)
+                                monotonic=timer.monotonic, lang=lang,
+                                screen_lang=language(cfg.display.language))
 
     def signals():
         return st.check_signals(cfg.signals, hw.pin_factory,
-                                clock=timer.monotonic, sleep=timer.sleep)
+                                clock=timer.monotonic, sleep=timer.sleep, lang=lang)
 
     def clock():
-        return _clock_check(cfg, hw.clock, trust()[0])
+        return _clock_check(cfg, hw.clock, trust()[0], lang)
 
     def bundle():
         if cfg.trust.source == "dir":
             from passgate.passes.truststore import TrustStore
 
             return ss.check_trust_folder(partial(TrustStore.from_dir, cfg.trust.dir),
-                                         cfg.trust.dir)
-        return ss.check_bundle(trust()[0], hw.clock.read().now, zone, cfg.checkpoint.site)
+                                         cfg.trust.dir, lang)
+        return ss.check_bundle(trust()[0], hw.clock.read().now, zone, cfg.checkpoint.site,
+                               lang)
 
     def collector():
         state = read_state(state_path(cfg.checkpoint.state_dir))
         return ss.check_collector(state, hw.clock.read().now, url=url, url_note=url_note,
                                   connect=ss.tcp_connect if connect else None,
-                                  monotonic=timer.monotonic)
+                                  monotonic=timer.monotonic, lang=lang)
 
     def disk():
         return ss.check_disk(cfg.checkpoint.state_dir,
-                             mounts=ss.read_mounts if check_mounts else None)
+                             mounts=ss.read_mounts if check_mounts else None, lang=lang)
 
     def journal():
-        return ss.check_journal(cfg.journal.path)
+        return ss.check_journal(cfg.journal.path, lang)
 
     return [("camera", camera), ("decode", decode), ("display", display),
             ("signals", signals), ("clock", clock), ("bundle", bundle),
             ("collector", collector), ("disk", disk), ("journal", journal)]
 
 
-def _camera_setting(cam: Any) -> str:
+def _camera_setting(cam: Any, lang: Language = ENGLISH) -> str:
+    """The camera's settings as the camera line ends: config keys and their values."""
     if cam.source != "picamera2":
         return f"source {cam.source}"
     if cam.focus == "manual":
-        cm = f", ~{100 / cam.lens_position:.0f} cm" if cam.lens_position > 0 else ", infinity"
+        cm = (", " + lang.gettext("~{cm} cm").format(cm=f"{100 / cam.lens_position:.0f}")
+              if cam.lens_position > 0 else ", " + lang.gettext("infinity"))
         return f"lens_position {cam.lens_position:g}{cm}"
     return f"focus {cam.focus}"
 
 
-def _clock_check(cfg: Any, clock: Any, loaded: Any) -> Any:
+def _clock_check(cfg: Any, clock: Any, loaded: Any, lang: Language = ENGLISH) -> Any:
     """The clock line: the state, the saved floor, and the policy that applies here."""
     from passgate.checkpoint.trustview import local_policy
     from passgate.clock.store import ClockStore
@@ -272,11 +294,13 @@ def _clock_check(cfg: Any, clock: Any, loaded: Any) -> Any:
               else local_policy(cfg)).clock
     return check_clock(reading, source=status.source if status else "",
                        system=status.system if status else None, stored_floor=floor,
-                       floor_error=floor_error, policy=policy)
+                       floor_error=floor_error, policy=policy, lang=lang)
 
 
-def device_hardware(cfg: Any, stack: contextlib.ExitStack) -> Hardware:
-    """The real camera, pins, OLED and clock from the config (nothing opened yet)."""
+def device_hardware(cfg: Any, stack: contextlib.ExitStack, lang: Language = ENGLISH
+                    ) -> Hardware:
+    """The real camera, pins, OLED and clock from the config (nothing opened yet); their
+    names in ``lang``."""
     from passgate.checkpoint.wiring import make_source
     from passgate.clock.clock import ClockConfig, SystemClock
     from passgate.clock.store import ClockStore
@@ -288,35 +312,40 @@ def device_hardware(cfg: Any, stack: contextlib.ExitStack) -> Hardware:
         stack.callback(factory.close)
         return factory
 
-    opener, name = display_output(cfg.display)
+    opener, name = display_output(cfg.display, lang)
     # persist=False: a self-test reads the clock, it never moves the saved floor.
     clock = SystemClock(ClockStore(cfg.clock.floor_file), ClockConfig.from_section(cfg.clock),
                         persist=False)
-    return Hardware(make_source(cfg), pins, opener, name, clock, _camera_setting(cfg.camera))
+    return Hardware(make_source(cfg), pins, opener, name, clock,
+                    _camera_setting(cfg.camera, lang))
 
 
-def display_output(d: Any) -> tuple[Callable[[], Any] | None, str]:
-    """(opener, name) for the ``[display]`` section; the opener raises if the panel is absent."""
+def display_output(d: Any, lang: Language = ENGLISH) -> tuple[Callable[[], Any] | None, str]:
+    """(opener, name in ``lang``) for the ``[display]`` section; the opener raises if the panel
+    is absent."""
     from passgate.hardware.display import PngFolder, open_luma
 
     if d.driver == "none":
         return None, "none"
     if d.driver == "dummy":
         if d.png_dir is not None:
-            return partial(PngFolder, d.png_dir, prefix="selftest"), f"PNG files in {d.png_dir}"
-        return partial(open_luma, "dummy"), "dummy display (no panel)"
+            return (partial(PngFolder, d.png_dir, prefix="selftest"),
+                    lang.gettext("PNG files in {folder}").format(folder=d.png_dir))
+        return partial(open_luma, "dummy"), lang.gettext("dummy display (no panel)")
     return (partial(open_luma, d.driver, d.i2c_port, d.i2c_address, d.rotate, persist=True),
-            f"{d.driver} on /dev/i2c-{d.i2c_port} at 0x{d.i2c_address:02X}")
+            lang.gettext("{driver} on {bus} at {address}").format(
+                driver=d.driver, bus=f"/dev/i2c-{d.i2c_port}", address=f"0x{d.i2c_address:02X}"))
 
 
-def simulated(state: Path, stack: contextlib.ExitStack, timer: Any = RealTime
-              ) -> tuple[Any, Hardware]:
+def simulated(state: Path, stack: contextlib.ExitStack, timer: Any = RealTime,
+              device_language: str = "en", lang: Language = ENGLISH) -> tuple[Any, Hardware]:
     """The simulation's config and fakes: a scene with the demo pass held up to the camera,
     MockFactory pins, the dummy OLED writing PNGs, the laptop's clock taken as trusted.
 
     The state folder is prepared as ``passgate run --simulate`` prepares it (demo keys, trust
     folder, hash key), and an empty journal is created if there is none yet, as the
-    scanner would at its first start."""
+    scanner would at its first start. ``device_language``: the simulated device's
+    ``[display] language`` (its OLED); ``lang``: of the lines (the hardware's names)."""
     from passgate.checkpoint.simulate import SystemTimeClock, prepare, sim_config
     from passgate.checkpoint.wiring import read_hash_key
     from passgate.hardware.camera import Paced, SceneSource, SceneStep
@@ -325,7 +354,7 @@ def simulated(state: Path, stack: contextlib.ExitStack, timer: Any = RealTime
 
     state = Path(state)
     cast = prepare(state, time.time())
-    cfg = sim_config(state)
+    cfg = sim_config(state, language=device_language)
     if not cfg.journal.path.exists():
         key = read_hash_key(cfg.journal.hash_key_file)
         Journal(cfg.journal.path, key, cfg.checkpoint.device_id).close()
@@ -338,6 +367,6 @@ def simulated(state: Path, stack: contextlib.ExitStack, timer: Any = RealTime
         stack.callback(factory.close)
         return factory
 
-    opener, name = display_output(cfg.display)
+    opener, name = display_output(cfg.display, lang)
     return cfg, Hardware(source, pins, opener, name, SystemTimeClock(),
-                         "simulated camera: the demo pass held up")
+                         lang.gettext("simulated camera: the demo pass held up"))

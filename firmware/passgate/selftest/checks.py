@@ -10,6 +10,13 @@ This module holds the framework and the hardware checks (camera, decode, display
 :mod:`passgate.selftest.state` holds the checks of the device's state (clock, trust data,
 collector, disk, journal).
 
+Language (issue 14): every check takes ``lang`` (a :class:`~passgate.util.i18n.Language`,
+English by default) and writes its detail in it; :meth:`Result.line` and :func:`summary`
+print the status and the check's name in it too. What stays as it is, in every language: the
+check's ``name`` and ``status`` as data (``--skip`` takes the English names, ``--json`` and
+the exit code use them), figures, paths, URLs, config keys and commands, and the text of an
+error raised by the system or a library, which is quoted as it came.
+
 Thresholds are provisional: the camera figures were tuned on synthetic frames
 (:mod:`passgate.hardware.camera.synth`), not on a real Camera Module 3; see ``docs/technician.md``.
 """
@@ -31,15 +38,14 @@ import numpy as np
 from passgate.errors import HardwareError
 from passgate.hardware.display.screens import Screen, reason_words, remaining_text
 from passgate.hardware.signals.gpio import Pattern, Signals
-from passgate.util.i18n import language
+from passgate.passes.purposes import PurposeTable
+from passgate.util.i18n import ENGLISH, Language, decimal
 
 log = logging.getLogger(__name__)
 
 CHECKS = ("camera", "decode", "display", "signals", "clock", "bundle", "collector", "disk",
           "journal")
 _PASS_RE = re.compile(r"PG[0-9]+:")  # any passgate version: the verifier says if it is known
-_STOP_SCANNER = "stop the scanner first: sudo systemctl stop passgate-scanner"
-
 
 class Status(enum.Enum):
     PASS = "PASS"
@@ -47,19 +53,53 @@ class Status(enum.Enum):
     FAIL = "FAIL"  # broken: the exit code is 1
     SKIP = "SKIP"  # not run (--skip, nothing configured, nothing to look at)
 
+    def word(self, lang: Language = ENGLISH) -> str:
+        """The status as the terminal shows it in ``lang`` (``PASS``, Russian ``ОК``)."""
+        # The context is written out in each call: Babel extracts literal strings only.
+        if self is Status.PASS:
+            return lang.pgettext("selftest status, a column of the terminal line", "PASS")
+        if self is Status.WARN:
+            return lang.pgettext("selftest status, a column of the terminal line", "WARN")
+        if self is Status.FAIL:
+            return lang.pgettext("selftest status, a column of the terminal line", "FAIL")
+        return lang.pgettext("selftest status, a column of the terminal line", "SKIP")
+
+
+def check_name(name: str, lang: Language = ENGLISH) -> str:
+    """A check's name as the terminal shows it in ``lang`` (``camera``, Russian ``камера``);
+    the name itself stays the English id (``--skip``, ``--json``). Unknown names as given."""
+    shown = {
+        "camera": lang.pgettext("selftest check, a column of the terminal line", "camera"),
+        "decode": lang.pgettext("selftest check, a column of the terminal line", "decode"),
+        "display": lang.pgettext("selftest check, a column of the terminal line", "display"),
+        "signals": lang.pgettext("selftest check, a column of the terminal line", "signals"),
+        "clock": lang.pgettext("selftest check, a column of the terminal line", "clock"),
+        "bundle": lang.pgettext("selftest check, a column of the terminal line", "bundle"),
+        "collector": lang.pgettext("selftest check, a column of the terminal line",
+                                   "collector"),
+        "disk": lang.pgettext("selftest check, a column of the terminal line", "disk"),
+        "journal": lang.pgettext("selftest check, a column of the terminal line", "journal"),
+    }
+    return shown.get(name, name)
+
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one check. ``figures``: plain numbers and strings (for ``--json``)."""
+    """The outcome of one check. ``figures``: plain numbers and strings (for ``--json``).
+    ``detail`` is in the language the check was given."""
 
     name: str
     status: Status
     detail: str
     figures: Mapping[str, Any] = field(default_factory=dict)
 
-    def line(self) -> str:
-        """``PASS  camera     640x480, 15.0 fps, ...``: always exactly one line."""
-        return f"{self.status.value:<4}  {self.name:<9}  {' '.join(self.detail.split())}"
+    def line(self, lang: Language = ENGLISH) -> str:
+        """``PASS  camera     640x480, 15.0 fps, ...``: always exactly one line. The columns
+        are as wide as ``lang``'s longest status word and check name."""
+        status_w = max(len(s.word(lang)) for s in Status)
+        name_w = max(len(check_name(n, lang)) for n in CHECKS)
+        return (f"{self.status.word(lang):<{status_w}}  {check_name(self.name, lang):<{name_w}}  "
+                f"{' '.join(self.detail.split())}")
 
     def to_json(self) -> dict:
         return {"name": self.name, "status": self.status.value, "detail": self.detail,
@@ -67,36 +107,43 @@ class Result:
 
 
 def run_checks(checks: Iterable[tuple[str, Callable[[], Result]]], skip: Iterable[str] = (),
-               emit: Callable[[Result], None] | None = None) -> list[Result]:
+               emit: Callable[[Result], None] | None = None,
+               lang: Language = ENGLISH) -> list[Result]:
     """Run each ``(name, check)`` in order; ``emit`` each result as soon as it is known.
 
     A check that raises is a FAIL naming the exception (and logged with its traceback), so
     one broken check never hides the others.
     """
+    _ = lang.gettext
     skipped = set(skip)
     results = []
     for name, check in checks:
         if name in skipped:
-            result = Result(name, Status.SKIP, "skipped (--skip)")
+            result = Result(name, Status.SKIP, _("skipped (--skip)"))
         else:
             try:
                 result = check()
             except Exception as exc:  # noqa: BLE001 - reported as FAIL, with the traceback logged
                 log.exception("selftest %s: the check itself failed", name)
-                result = Result(name, Status.FAIL, f"check failed: {type(exc).__name__}: {exc}")
+                result = Result(name, Status.FAIL, _("check failed: {error}").format(
+                    error=f"{type(exc).__name__}: {exc}"))
         results.append(result)
         if emit is not None:
             emit(result)
     return results
 
 
-def summary(results: Sequence[Result], version: str | None = None) -> str:
+def summary(results: Sequence[Result], version: str | None = None,
+            lang: Language = ENGLISH) -> str:
     """The closing line: ``selftest: 7 PASS, 1 WARN, 1 FAIL, 0 SKIP: FAIL``, with the release
     that ran the checks after ``selftest:`` when given (a report from the field names it)."""
     counts = Counter(r.status for r in results)
-    parts = ", ".join(f"{counts[s]} {s.value}" for s in Status)
+    parts = ", ".join(f"{counts[s]} {s.word(lang)}" for s in Status)
     which = "" if version is None else f"passgate {version}: "
-    return f"selftest: {which}{parts}: {'FAIL' if counts[Status.FAIL] else 'ok'}"
+    outcome = (Status.FAIL.word(lang) if counts[Status.FAIL]
+               else lang.pgettext("selftest outcome, no check failed", "ok"))
+    title = lang.gettext("selftest")
+    return f"{title}: {which}{parts}: {outcome}"
 
 
 def exit_code(results: Sequence[Result]) -> int:
@@ -104,11 +151,12 @@ def exit_code(results: Sequence[Result]) -> int:
     return 1 if any(r.status is Status.FAIL for r in results) else 0
 
 
-def _hint(message: str) -> str:
+def _hint(message: str, lang: Language = ENGLISH) -> str:
     """Add the usual cause of a busy device: the scanner still holds it."""
     low = message.lower()
     if "busy" in low or "in use" in low:
-        return f"{message} ({_STOP_SCANNER})"
+        return lang.gettext("{error} (stop the scanner first: sudo systemctl stop "
+                            "passgate-scanner)").format(error=message)
     return message
 
 
@@ -182,17 +230,20 @@ def exposure_figures(frame: np.ndarray) -> tuple[float, float, float]:
 
 
 def check_camera(cap: Capture, expected_fps: float | None = None,
-                 limits: CameraLimits = CameraLimits(), setting: str = "") -> Result:
+                 limits: CameraLimits = CameraLimits(), setting: str = "",
+                 lang: Language = ENGLISH) -> Result:
     """Frame size, frame rate, focus and exposure of a capture.
 
     FAIL when no frame arrived. Focus and exposure are the medians over the second half of
     the frames, after automatic exposure has settled. ``setting`` (e.g. the configured lens
     position) is appended to the line for the technician's reference.
     """
+    _ = lang.gettext
     frames = cap.frames
     if not frames:
-        why = _hint(cap.error) if cap.error else "the source delivered no frame"
-        return Result("camera", Status.FAIL, f"no frame: {why}", {"frames": 0})
+        why = _hint(cap.error, lang) if cap.error else _("the source delivered no frame")
+        return Result("camera", Status.FAIL, _("no frame: {why}").format(why=why),
+                      {"frames": 0})
     h, w = frames[0].shape[:2]
     settled = frames[len(frames) // 2:]
     focus = statistics.median(focus_measure(f) for f in settled)
@@ -207,21 +258,30 @@ def check_camera(cap: Capture, expected_fps: float | None = None,
                "brightness": _r(mean, 0), "dark_pct": _r(dark, 1), "bright_pct": _r(bright, 1)}
     problems = []
     if cap.error:
-        problems.append(f"failed after {len(frames)} frames: {_hint(cap.error)}")
+        problems.append(lang.ngettext("failed after {n} frame: {error}",
+                                      "failed after {n} frames: {error}", len(frames)).format(
+            n=len(frames), error=_hint(cap.error, lang)))
     if fps is not None and expected_fps and fps < limits.min_fps_ratio * expected_fps:
-        problems.append(f"slow: {fps:.1f} fps of {expected_fps:g} asked")
+        problems.append(_("slow: {fps} fps of {asked} asked").format(
+            fps=decimal(fps, ".1f", lang), asked=decimal(expected_fps, "g", lang)))
     if mean < limits.min_brightness or dark > limits.max_dark_pct:
-        problems.append("too dark (light the spot, or raise camera.exposure_value)")
+        problems.append(_("too dark (light the spot, or raise camera.exposure_value)"))
     if mean > limits.max_brightness or bright > limits.max_bright_pct:
-        problems.append("too bright or glare (shade the lens, or lower camera.exposure_value)")
+        problems.append(_("too bright or glare (shade the lens, or lower "
+                          "camera.exposure_value)"))
     if focus < limits.min_focus:
-        problems.append("blurry, or no detail in view (hold the test card at the marked spot)")
-    rate = f"{fps:.1f} fps" if fps is not None else "fps n/a"
+        problems.append(_("blurry, or no detail in view (hold the test card at the marked "
+                          "spot)"))
+    rate = (_("{fps} fps").format(fps=decimal(fps, ".1f", lang)) if fps is not None
+            else _("fps n/a"))
     if expected_fps:
-        rate += f" (asked {expected_fps:g})"
-    detail = (f"{w}x{h}, {len(frames)} frames, {rate}, first after {first:.2f} s, "
-              f"focus {focus:.0f}, brightness {mean:.0f}, clipped {dark:.1f}% dark "
-              f"{bright:.1f}% bright")
+        rate += _(" (asked {fps})").format(fps=decimal(expected_fps, "g", lang))
+    count = lang.ngettext("{n} frame", "{n} frames", len(frames)).format(n=len(frames))
+    detail = _("{size}, {frames}, {rate}, first after {first} s, focus {focus}, brightness "
+               "{brightness}, clipped {dark}% dark {bright}% bright").format(
+        size=f"{w}x{h}", frames=count, rate=rate, first=decimal(first, ".2f", lang),
+        focus=f"{focus:.0f}", brightness=f"{mean:.0f}", dark=decimal(dark, ".1f", lang),
+        bright=decimal(bright, ".1f", lang))
     if setting:
         detail += f", {setting}"
     if problems:
@@ -237,56 +297,75 @@ def _r(value: float | None, digits: int) -> float | None:
 
 
 def check_decode(frames: Sequence[np.ndarray], decoder: Any,
-                 judge: Callable[[str], Any] | None = None, min_read_ratio: float = 1 / 3
-                 ) -> Result:
+                 judge: Callable[[str], Any] | None = None, min_read_ratio: float = 1 / 3,
+                 lang: Language = ENGLISH, purposes: PurposeTable | None = None) -> Result:
     """Decode the captured frames; verify a passgate pass with ``judge(text) -> Verdict``.
 
     "No code in view" is a PASS (the technician may not have a card at hand). A code read in
     fewer than ``min_read_ratio`` of the frames is a WARN: decoding works, but only just.
     The pass text itself is never printed (it may carry a holder hint); other QR texts are,
-    shortened.
+    shortened. ``purposes`` names an accepted pass's purpose in ``lang`` (see
+    :func:`verdict_words`).
     """
+    _ = lang.gettext
     if not frames:
-        return Result("decode", Status.SKIP, "no frames from the camera")
+        return Result("decode", Status.SKIP, _("no frames from the camera"))
     seen: Counter[str] = Counter()
     for frame in frames:
         seen.update(set(decoder.decode(frame)))
     figures: dict[str, Any] = {"frames": len(frames), "read_frames": 0, "codes": len(seen),
                                "decoder": getattr(decoder, "name", "?")}
     if not seen:
-        return Result("decode", Status.PASS, "no code in view (hold the test card at the "
-                      "marked spot to test reading)", figures)
+        return Result("decode", Status.PASS, _("no code in view (hold the test card at the "
+                                               "marked spot to test reading)"), figures)
     text, n = seen.most_common(1)[0]
     figures["read_frames"] = n
-    rate = f"read in {n} of {len(frames)} frames"
+    rate = lang.ngettext("read in {n} of {total} frame", "read in {n} of {total} frames",
+              len(frames)).format(n=n, total=len(frames))
     if _PASS_RE.match(text):
         figures["kind"] = "pass"
         if judge is None:
-            what = f"passgate pass {rate}; not verified (no trust data)"
+            what = _("passgate pass {rate}; not verified (no trust data)").format(rate=rate)
         else:
             verdict = judge(text)
             figures.update(verdict=verdict.result.value, reason=verdict.reason.value)
-            what = f"passgate pass {rate}: {verdict_words(verdict)}"
+            what = _("passgate pass {rate}: {verdict}").format(
+                rate=rate, verdict=verdict_words(verdict, lang, purposes))
     else:
         figures["kind"] = "qr"
         shown = text if len(text) <= 40 else text[:37] + "..."
-        what = f"QR code (not a pass) {rate}: {shown!r}"
+        what = _("QR code (not a pass) {rate}: {text}").format(rate=rate, text=repr(shown))
     if len(seen) > 1:
-        what += f" (+{len(seen) - 1} other code{'s' if len(seen) > 2 else ''})"
+        others = len(seen) - 1
+        what += " " + lang.ngettext("(+{n} other code)", "(+{n} other codes)", others).format(
+            n=others)
     if n < min_read_ratio * len(frames):
-        return Result("decode", Status.WARN, f"{what}: read only sometimes; hold the card "
-                      "still at the marked spot, check focus and light", figures)
+        return Result("decode", Status.WARN, _("{what}: read only sometimes; hold the card "
+                                               "still at the marked spot, check focus and "
+                                               "light").format(what=what), figures)
     return Result("decode", Status.PASS, what, figures)
 
 
-def verdict_words(verdict: Any) -> str:
-    """``ACCEPT shopping, 2h 13m left, issuer Demo City`` or ``DENY expired 14 min ago``."""
+def verdict_words(verdict: Any, lang: Language = ENGLISH,
+                  purposes: PurposeTable | None = None) -> str:
+    """``ACCEPT shopping, 2h 13m left, issuer Demo City`` or ``DENY expired 14 min ago``.
+
+    In English the purpose is its id, as the journal and the guides write it; in another
+    language it is the purpose's name in that language from ``purposes`` (the bundle's
+    table; the built-in one when none is given), as the OLED shows it."""
+    _ = lang.gettext
     if verdict.accepted:
-        left = remaining_text(verdict, verdict.checked_at)
-        parts = [f"ACCEPT {verdict.purpose or '?'}"] + ([f"{left} left"] if left else [])
-        return ", ".join(parts + [f"issuer {verdict.issuer}"])
-    line, detail = reason_words(verdict, verdict.checked_at)
-    return f"DENY {line}" + (f", {detail}" if detail else "")
+        left = remaining_text(verdict, verdict.checked_at, lang)
+        purpose = verdict.purpose or "?"
+        if lang.code != "en" and verdict.purpose:
+            purpose = (purposes or PurposeTable.default()).label(verdict.purpose, lang.code)
+        parts = [_("ACCEPT") + " " + purpose]
+        if left:
+            parts.append(_("{time} left").format(time=left))
+        parts.append(_("issuer {issuer}").format(issuer=verdict.issuer))
+        return ", ".join(parts)
+    line, detail = reason_words(verdict, verdict.checked_at, lang)
+    return _("DENY") + f" {line}" + (f", {detail}" if detail else "")
 
 
 # ---- display --------------------------------------------------------------------------------
@@ -295,9 +374,10 @@ def verdict_words(verdict: Any) -> str:
 def check_display(open_output: Callable[[], Any] | None, name: str = "display", *,
                   hold_s: float = 1.0, sleep: Callable[[float], None] = time.sleep,
                   monotonic: Callable[[], float] = time.monotonic,
-                  lang: str = "en") -> Result:
+                  lang: Language = ENGLISH, screen_lang: Language | None = None) -> Result:
     """Draw the test pattern (phase 0, then its inverse) and a "selftest" message, the
-    message in ``lang`` (the config's ``[display] language``).
+    message in ``screen_lang`` (the config's ``[display] language``; default ``lang``, the
+    line's language).
 
     ``open_output()`` returns a luma-like device (``display(image)``, ``cleanup()``); it is
     opened here so that a panel that cannot be opened is this check's FAIL. ``None``: no
@@ -306,16 +386,20 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
     """
     from passgate.hardware.display import MessageScreen, TestPatternScreen, render
 
+    _ = lang.gettext
     if open_output is None:
-        return Result("display", Status.SKIP, "no display configured (display.driver = none)")
+        return Result("display", Status.SKIP,
+                      _("no display configured (display.driver = none)"))
     try:
         output = open_output()
     except Exception as exc:  # noqa: BLE001 - HardwareError, OSError, luma's own errors
-        return Result("display", Status.FAIL, f"cannot open {name}: {_hint(str(exc))}")
-    _ = language(lang).gettext
+        return Result("display", Status.FAIL, _("cannot open {name}: {error}").format(
+            name=name, error=_hint(str(exc), lang)))
+    shown = screen_lang or lang
+    title = shown.gettext("selftest")
     screens: list[Screen] = [TestPatternScreen(0), TestPatternScreen(1),
-                             MessageScreen(_("selftest"),
-                                           _("display ok; results on the terminal"))]
+                             MessageScreen(title,
+                                           shown.gettext("display ok; results on the terminal"))]
     pushes: list[float] = []
     try:
         for i, screen in enumerate(screens):
@@ -326,8 +410,10 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
             if i < len(screens) - 1:
                 sleep(hold_s)
     except Exception as exc:  # noqa: BLE001 - a panel that drops off the bus mid-test
-        return Result("display", Status.FAIL,
-                      f"{name}: drawing failed after {len(pushes)} screens: {exc}")
+        return Result("display", Status.FAIL, lang.ngettext(
+            "{name}: drawing failed after {n} screen: {error}",
+            "{name}: drawing failed after {n} screens: {error}", len(pushes)).format(
+            name=name, n=len(pushes), error=exc))
     finally:
         try:
             output.cleanup()
@@ -335,8 +421,9 @@ def check_display(open_output: Callable[[], Any] | None, name: str = "display", 
             log.warning("display cleanup failed: %s", exc)
     ms = 1000 * max(pushes)
     return Result("display", Status.PASS,
-                  f"{name}: test pattern and its inverse, then 'selftest' ({ms:.0f} ms per "
-                  "screen): every pixel should have lit once and gone dark once",
+                  _("{name}: test pattern and its inverse, then '{message}' ({ms} ms per "
+                    "screen): every pixel should have lit once and gone dark once").format(
+                      name=name, message=title, ms=f"{ms:.0f}"),
                   {"screens": len(pushes), "push_ms": round(ms, 1)})
 
 
@@ -359,7 +446,7 @@ def cycle_pattern(step_s: float = 0.5, relay_s: float = 0.2) -> Any:
 def check_signals(cfg: Any, pin_factory: Callable[[], Any], *,
                   clock: Callable[[], float] = time.monotonic,
                   sleep: Callable[[float], None] = time.sleep, step_s: float = 0.5,
-                  relay_s: float = 0.2) -> Result:
+                  relay_s: float = 0.2, lang: Language = ENGLISH) -> Result:
     """Cycle buzzer, green LED, red LED and the door relay (a short pulse) through
     :class:`~passgate.hardware.signals.gpio.Signals`, so the wiring polarity settings apply as in
     service.
@@ -370,30 +457,38 @@ def check_signals(cfg: Any, pin_factory: Callable[[], Any], *,
     FAIL when a pin cannot be claimed or an output could not be switched. Whether the buzzer
     sounded and the lock clicked only a person can tell.
     """
+    _ = lang.gettext
     switched: list[tuple[str, float]] = []
     try:
         signals = Signals(cfg, pin_factory=pin_factory(), clock=clock, background=False,
                           on_change=lambda ch, v: switched.append((ch, v)),
                           patterns={"selftest": cycle_pattern(step_s, relay_s)})
     except HardwareError as exc:
-        return Result("signals", Status.FAIL, _hint(str(exc)))
+        return Result("signals", Status.FAIL, _hint(str(exc), lang))
     with signals:
         signals.play("selftest")
         while (due := signals.poll()) is not None:
             sleep(max(0.0, due - clock()))
-    fitted = [ch for ch in ("buzzer", "green", "red", "relay")
-              if getattr(cfg, f"{ch}_pin") is not None]
+    channels = ("buzzer", "green", "red", "relay")
+    fitted = [ch for ch in channels if getattr(cfg, f"{ch}_pin") is not None]
     on = {ch for ch, v in switched if v > 0}
     off = {ch for ch, v in switched if v == 0}
     stuck = [ch for ch in fitted if ch not in on or ch not in off]
     figures = {"fitted": fitted, "relay_pulse_s": relay_s}
+    called = {"buzzer": _("buzzer"), "green": _("green LED"), "red": _("red LED"),
+              "relay": _("relay")}
     if stuck:
-        return Result("signals", Status.FAIL, f"could not switch {', '.join(stuck)} "
-                      "(see the log above)", figures)
-    said = {"buzzer": "buzzer beeped", "green": "green LED lit", "red": "red LED lit",
-            "relay": f"relay pulsed {relay_s:g} s (the door lock clicks)"}
-    missing = [ch for ch in ("buzzer", "green", "red", "relay") if ch not in fitted]
-    detail = ", then ".join(said[ch] for ch in fitted) if fitted else "no outputs fitted"
+        return Result("signals", Status.FAIL, _("could not switch {outputs} (see the log "
+                                                "above)").format(
+            outputs=", ".join(called[ch] for ch in stuck)), figures)
+    said = {"buzzer": _("buzzer beeped"), "green": _("green LED lit"), "red": _("red LED lit"),
+            "relay": _("relay pulsed {s} s (the door lock clicks)").format(
+                s=decimal(relay_s, "g", lang))}
+    missing = [ch for ch in channels if ch not in fitted]
+    detail = (_(", then ").join(said[ch] for ch in fitted) if fitted
+              else _("no outputs fitted"))
     if missing:
-        detail += f"; not fitted: {', '.join(missing)}"
-    return Result("signals", Status.PASS, f"{detail}: check each by eye and ear", figures)
+        detail += "; " + _("not fitted: {outputs}").format(
+            outputs=", ".join(called[ch] for ch in missing))
+    return Result("signals", Status.PASS, _("{detail}: check each by eye and ear").format(
+        detail=detail), figures)

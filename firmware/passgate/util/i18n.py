@@ -90,6 +90,17 @@ def language(code: str = "en") -> Language:
 ENGLISH = language("en")
 
 
+# Languages that write a decimal comma (CLDR: ru and tt "decimal" is ","); English a point.
+DECIMAL_COMMA = frozenset({"ru", "tt"})
+
+
+def decimal(value: float, spec: str, lang: Language = ENGLISH) -> str:
+    """``value`` formatted with ``spec`` (``".1f"``, ``"g"``) as ``lang`` writes numbers:
+    ``15.5`` in English, ``15,5`` in Russian and Tatar. No thousands separator."""
+    text = format(value, spec)
+    return text.replace(".", ",") if lang.code in DECIMAL_COMMA else text
+
+
 def span(seconds: float, lang: Language = ENGLISH) -> str:
     """A short span for a small screen, no plural needed: ``45s``, ``14 min``, ``2h 13m``,
     ``3d 4h`` (Russian ``2 ч 13 мин``, Tatar ``2 сәг 13 мин``)."""
