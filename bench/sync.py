@@ -95,11 +95,12 @@ def bare_sqlite(path: str, rows: list[dict], batch: int) -> float:
     db.execute("PRAGMA synchronous=FULL")
     sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'scans'").fetchone()[0]
     db.execute(sql.replace("TABLE scans", "TABLE bare", 1))
-    db.execute("CREATE INDEX bare_device_seq ON bare (device_id, seq)")
-    db.execute("CREATE INDEX bare_time ON bare (t_ms)")
-    db.execute("CREATE INDEX bare_pass ON bare (pass_hash, t_ms)")
+    for (index,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' "
+                               "AND tbl_name = 'scans' AND sql IS NOT NULL").fetchall():
+        db.execute(index.replace("INDEX IF NOT EXISTS scans_", "INDEX bare_", 1)
+                   .replace("INDEX scans_", "INDEX bare_", 1).replace(" ON scans ", " ON bare ", 1))
     vals = _values(rows)
-    ins = f"INSERT INTO bare ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 15)})"
+    ins = f"INSERT INTO bare ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 16)})"
     cpu0 = time.process_time()
     for i in range(0, len(vals), batch):
         db.execute("BEGIN IMMEDIATE")
@@ -114,7 +115,7 @@ def bare_sqlite(path: str, rows: list[dict], batch: int) -> float:
 def _values(rows: list[dict]) -> list[tuple]:
     return [("bare", r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
              r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"], "", r["chain"],
-             fleet.T0, None) for r in rows]
+             fleet.T0, None, None) for r in rows]
 
 
 def settle(db_url: str, sqlite_path: str | None) -> None:

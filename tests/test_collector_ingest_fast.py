@@ -25,6 +25,7 @@ from passgate.errors import PassFormatError
 from passgate.journal.schema import ZERO_CHAIN, chain_of
 from passgate.passes import cose
 from passgate_collector import protocol
+from passgate_collector.errors import StoredNonce
 from passgate_collector.ingest import CHAIN_MISMATCH, GAP, chain_of_valid
 
 
@@ -163,25 +164,19 @@ def test_batch_reply_is_the_deterministic_encoding(version):
 
 
 def test_a_row_inserted_twice_past_the_lock_is_never_stored_twice(store):  # noqa: F811
-    """The batch lock keeps stored nonces out of ``insert_scans``; if that rule broke, the
-    primary key still stores a row once: SQLite skips it (ON CONFLICT), PostgreSQL's COPY
-    fails the batch whole (rolled back, the device resends and gets ``duplicate``)."""
+    """A nonce that reaches ``insert_scans`` stored already (past the lookup, or with none:
+    ``ingest.apply`` inserts new batches without one) fails the batch whole on both backends:
+    StoredNonce, the transaction rolls back, nothing of it is kept."""
     dev = FakeDevice("gate-twice")
     store.add_token(b"t" * 32, dev.device_id, T0, T0 + 60)
     store.enrol(b"t" * 32, dev.device_id, dev.pubkey, b"k" * 8, T0)
     rows = dev.scans(3)
     with store.batch(dev.device_id) as tx:
         tx.insert_scans([(rows[0], None)], T0)
-    try:
-        with store.batch(dev.device_id) as tx:
-            tx.insert_scans([(rows[1], None), (rows[0], None), (rows[2], None)], T0)
-    except Exception as exc:  # psycopg's UniqueViolation: only PostgreSQL may refuse
-        assert store.kind == "postgresql", exc
-        assert type(exc).__name__ == "UniqueViolation"
-        stored = [1]
-    else:
-        assert store.kind == "sqlite"
-        stored = [1, 2, 3]
+    with pytest.raises(StoredNonce), store.batch(dev.device_id) as tx:
+        tx.insert_scans([(rows[1], None), (rows[0], None), (rows[2], None)], T0)
     seqs = [r[0] for r in store._all("SELECT seq FROM scans WHERE device_id = ? ORDER BY seq",
                                      (dev.device_id,))]
-    assert seqs == stored
+    assert seqs == [1]
+    hours = store._all("SELECT SUM(n) FROM scan_hours")
+    assert hours[0][0] == 1  # the counts rolled back with the rows
