@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import fleet  # noqa: E402
+import measure  # noqa: E402
 
 DEVICE = "bench-1"
 
@@ -182,7 +183,9 @@ def run(backend: str, db_url: str, history: int, args, postmaster: int | None,
            for k in ("cpu", "wall", "collector", "server")}
     totals = [r["cpu"] + r["collector"] + r["server"] for r in reps]
     return {"backend": backend, "history": history, "fill_s": fill_s, **med,
-            "total": statistics.median(totals), "low": min(totals), "high": max(totals),
+            "total": statistics.median(totals),
+            "side": statistics.median(r["collector"] + r["server"] for r in reps),
+            "low": min(totals), "high": max(totals),
             "rows": args.rows, "bare": statistics.median(bare),
             "ok": alerts == 0 and all(r["stored"] == args.rows and r["resent_all_duplicate"]
                                       for r in reps)}
@@ -223,27 +226,34 @@ def main() -> None:
                     url = cluster.create_database(f"bench_{h}")
                     results.append(run("postgresql", url, h, args, pm, None))
 
+    print(measure.machine_line())
     print(f"{args.rows:,} rows per repeat, batches of {args.batch}, median of {args.repeats}; "
-          "CPU = agent + collector + database server")
+          "CPU = agent + collector + database server; 'side' = collector + server only")
     print(f"{'backend':<11} {'history':>9} {'rows/s CPU':>10} {'us/row':>7} {'agent':>6} "
           f"{'collector':>9} {'db':>5} {'spread us':>9} {'rows/s wall':>11} {'bare rows/s':>11} "
-          f"{'ratio':>6} ok")
+          f"{'ratio':>6} {'side rows/s':>11} {'side ratio':>10} ok")
     for r in results:
         n = r["rows"]
         per = {k: r[k] / n * 1e6 for k in ("total", "cpu", "collector", "server")}
         bare = n / r["bare"]
+        side = n / r["side"]
         print(f"{r['backend']:<11} {r['history']:>9,} {n / r['total']:>10,.0f} "
               f"{per['total']:>7.0f} {per['cpu']:>6.0f} {per['collector']:>9.0f} "
               f"{per['server']:>5.0f} {r['low'] / n * 1e6:>4.0f}-{r['high'] / n * 1e6:<4.0f} "
               f"{n / r['wall']:>11,.0f} {bare:>11,.0f} "
-              f"{n / r['total'] / bare:>6.2f} {'yes' if r['ok'] else 'NO'}")
+              f"{n / r['total'] / bare:>5.2f}x {side:>11,.0f} {side / bare:>9.2f}x "
+              f"{'yes' if r['ok'] else 'NO'}")
+    print("ratio = rows/s by CPU / the bare library's rows/s (x bare COPY or x bare executemany, "
+          "the anchor, same run)")
     for backend in ("sqlite", "postgresql"):
         mine = [r for r in results if r["backend"] == backend]
         if len(mine) > 1:
             base = mine[0]["total"]
-            print(f"  {backend}: per-row CPU at {mine[-1]['history']:,} stored rows is "
-                  f"{mine[-1]['total'] / base:.2f}x that at {mine[0]['history']:,} "
-                  f"(history written in {mine[-1]['fill_s']:.0f} s)")
+            for r in mine[1:]:
+                print(f"  {backend}: per-row CPU at {r['history']:,} stored rows is "
+                      f"{r['total'] / base:.2f}x that at {mine[0]['history']:,} "
+                      f"(collector + server {r['side'] / mine[0]['side']:.2f}x; "
+                      f"history written in {r['fill_s']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ and PostgreSQL's COPY, which has no ``ON CONFLICT``, still never stores a row tw
 
 from __future__ import annotations
 
+import logging
 import random
 
 import cbor2
@@ -26,7 +27,7 @@ from passgate.journal.schema import ZERO_CHAIN, chain_of
 from passgate.passes import cose
 from passgate_collector import protocol
 from passgate_collector.errors import StoredNonce
-from passgate_collector.ingest import CHAIN_MISMATCH, GAP, chain_of_valid
+from passgate_collector.ingest import CHAIN_MISMATCH, GAP, apply_batch, chain_of_valid
 
 
 def _row(seq: int, rng: random.Random) -> dict:
@@ -180,3 +181,37 @@ def test_a_row_inserted_twice_past_the_lock_is_never_stored_twice(store):  # noq
     assert seqs == [1]
     hours = store._all("SELECT SUM(n) FROM scan_hours")
     assert hours[0][0] == 1  # the counts rolled back with the rows
+
+
+def _statuses(out: list[dict]) -> list[str]:
+    return [r.get("reason") or r["status"] for r in out]
+
+
+def test_a_new_batch_holding_a_stored_nonce_is_looked_up_and_answered_row_by_row(
+        store, caplog):  # noqa: F811
+    """A batch past every stored seq goes in without a lookup; a stored nonce in it (a row
+    re-sent under a new seq) rolls it back and it is applied again with the lookup: the new
+    rows stored once, the reused nonce a ``nonce_conflict``, nothing else changed."""
+    caplog.set_level(logging.INFO, logger="passgate_collector.ingest")
+    dev = FakeDevice("gate-reuse")
+    store.add_token(b"r" * 32, dev.device_id, T0, T0 + 60)
+    store.enrol(b"r" * 32, dev.device_id, dev.pubkey, b"k" * 8, T0)
+    first = dev.scans(3)
+    assert _statuses(apply_batch(store, _batch(dev, first), T0 + 60)) == ["stored"] * 3
+    assert "looking them up" not in caplog.text  # new rows: no lookup, no fallback
+    more = dev.scans(2)
+    reused = dict(dev.scan(T0 + 900), nonce=first[1]["nonce"])
+    out = apply_batch(store, _batch(dev, [*more, reused]), T0 + 60)
+    assert _statuses(out) == ["stored", "stored", "nonce_conflict"]
+    assert "looking them up" in caplog.text
+    assert [r[0] for r in store._all("SELECT seq FROM scans WHERE device_id = ? ORDER BY seq",
+                                     (dev.device_id,))] == [1, 2, 3, 4, 5]
+    assert store._all("SELECT SUM(n) FROM scan_hours")[0][0] == 5  # counted once
+    assert [a["kind"] for a in store.alerts(10)] == ["nonce_conflict"]
+    # A resend of stored rows (seq at or below the stored ones) is looked up at once.
+    assert _statuses(apply_batch(store, _batch(dev, first + more), T0 + 60)) == \
+        ["duplicate"] * 5
+
+
+def _batch(dev: FakeDevice, rows: list[dict]) -> protocol.Batch:
+    return protocol.parse_batch(protocol.decode_signed(dev.batch_body(rows), "batch"))

@@ -169,3 +169,30 @@ def test_serve_sizes_connections_and_pool_for_storms():
     args = build_parser().parse_args(["serve"])
     assert args.connection_limit >= 1000 and args.backlog >= 1024 and args.threads == 8
     assert args.pool_size == 0  # 0 = one database connection per worker thread
+
+
+def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  # noqa: F811
+    """The pairs statement (store/pairs.py) probes (pass_hash, t_ms) once per new scan, also
+    on a table never analysed; its lock keys are :func:`pairs.lock_key`'s."""
+    import psycopg
+
+    from passgate_collector.store import pairs
+
+    url = fresh_database(pg_cluster)
+    open_store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
+    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    hashes = [hashlib.sha256(b"p%d" % i).digest()[:16] for i in range(200)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = psycopg.ClientCursor(conn)  # EXPLAIN takes literals, not bound parameters
+        cur.execute("EXPLAIN " + pairs.PG_PAIRS.replace(")b::", ")s::"), {
+            "h": hashes, "t": [T0 * 1000 + i for i in range(200)], "v": ["accept"] * 200,
+            "d": "gate-other", "w": pairs.PAIR_WINDOW_MS})
+        plan = " ".join(r[0] for r in cur.fetchall())
+        keys = [r[0] for r in conn.execute(
+            "SELECT ('x' || encode(substring(h from 1 for 8), 'hex'))::bit(64)::bigint "
+            "FROM unnest(%b::bytea[]) AS u(h)", (hashes,))]
+    assert "Nested Loop" in plan and "Function Scan on n " in plan, plan
+    assert "using scans_pass on scans" in plan and "Seq Scan" not in plan, plan
+    assert keys == [pairs.lock_key(h) for h in hashes]
