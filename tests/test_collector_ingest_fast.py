@@ -215,3 +215,21 @@ def test_a_new_batch_holding_a_stored_nonce_is_looked_up_and_answered_row_by_row
 
 def _batch(dev: FakeDevice, rows: list[dict]) -> protocol.Batch:
     return protocol.parse_batch(protocol.decode_signed(dev.batch_body(rows), "batch"))
+
+
+def test_sharing_pairs_are_found_when_the_stored_rows_are_not_consecutive(store):  # noqa: F811
+    """A batch whose stored rows skip a seq (a malformed row between them) sends its scans
+    to the pairs statement instead of reading them back by seq range: same pairs."""
+    north, south = FakeDevice("gate-north"), FakeDevice("gate-south")
+    for dev in (north, south):
+        store.add_token(dev.device_id.encode() * 2, dev.device_id, T0, T0 + 60)
+        store.enrol(dev.device_id.encode() * 2, dev.device_id, dev.pubkey, b"k" * 8, T0)
+    shared = b"s" * 16
+    apply_batch(store, _batch(north, [north.scan(T0 + 10, ph=shared)]), T0 + 60)
+    rows = [south.scan(T0 + 20, ph=b"x" * 16), dict(south.scan(T0 + 21), zone="\x00"),
+            south.scan(T0 + 30, ph=shared)]
+    assert _statuses(apply_batch(store, _batch(south, rows), T0 + 60)) == [
+        "stored", "invalid_row", "stored"]
+    assert [(p["first_device"], p["second_device"], p["second_ms"])
+            for p in store.shared_passes(3_600_000, 0, 10)] == [
+        ("gate-north", "gate-south", (T0 + 30) * 1000)]

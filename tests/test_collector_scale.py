@@ -172,8 +172,9 @@ def test_serve_sizes_connections_and_pool_for_storms():
 
 
 def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  # noqa: F811
-    """The pairs statement (store/pairs.py) probes (pass_hash, t_ms) once per new scan, also
-    on a table never analysed; its lock keys are :func:`pairs.lock_key`'s."""
+    """The pairs statements (store/pairs.py) probe (pass_hash, t_ms) once per new scan, also
+    on a table never analysed, whether the new scans come as arrays or are read back by
+    their (device_id, seq) range; the lock keys the server computes are lock_key's."""
     import psycopg
 
     from passgate_collector.store import pairs
@@ -184,15 +185,21 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
         conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
     _history_postgres(url, "gate-fresh", 20_000, analyze=False)
     hashes = [hashlib.sha256(b"p%d" % i).digest()[:16] for i in range(200)]
+    params = {"h": hashes, "t": [T0 * 1000 + i for i in range(200)], "v": ["accept"] * 200,
+              "d": "gate-fresh", "w": pairs.PAIR_WINDOW_MS, "lo": 5000, "hi": 5199}
     with psycopg.connect(url, autocommit=True) as conn:
         cur = psycopg.ClientCursor(conn)  # EXPLAIN takes literals, not bound parameters
-        cur.execute("EXPLAIN " + pairs.PG_PAIRS.replace(")b::", ")s::"), {
-            "h": hashes, "t": [T0 * 1000 + i for i in range(200)], "v": ["accept"] * 200,
-            "d": "gate-other", "w": pairs.PAIR_WINDOW_MS})
-        plan = " ".join(r[0] for r in cur.fetchall())
+        plans = []
+        for sql in (pairs.PG_PAIRS, pairs.PG_PAIRS_RANGE):
+            cur.execute("EXPLAIN " + sql.replace(")b::", ")s::"), params)
+            plans.append(" ".join(r[0] for r in cur.fetchall()))
         keys = [r[0] for r in conn.execute(
             "SELECT ('x' || encode(substring(h from 1 for 8), 'hex'))::bit(64)::bigint "
             "FROM unnest(%b::bytea[]) AS u(h)", (hashes,))]
-    assert "Nested Loop" in plan and "Function Scan on n " in plan, plan
-    assert "using scans_pass on scans" in plan and "Seq Scan" not in plan, plan
+    for plan in plans:
+        assert "Nested Loop" in plan and "Seq Scan" not in plan, plan
+        assert "Index Scan using scans_pass on scans" in plan, plan
+        assert "Index Cond: ((pass_hash = " in plan, plan
+    assert "Function Scan on a " in plans[0], plans[0]
+    assert "using scans_device_seq on scans" in plans[1], plans[1]
     assert keys == [pairs.lock_key(h) for h in hashes]

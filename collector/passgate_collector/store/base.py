@@ -202,9 +202,12 @@ class Tx:
         rollup.add(self._s, self._cur,
                    ((r["t_ms"], site, r["zone"], r["verdict"], r["reason"]) for r, _p in rows))
         # Possible sharing, found once here instead of per view (store/pairs.py).
+        seqs = [r["seq"] for r, _p in rows]
+        lo, hi = min(seqs), max(seqs)
         pairs.note(self._s, self._cur, self.device_id,
                    [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows
-                    if r["pass_hash"] is not None])
+                    if r["pass_hash"] is not None],
+                   (lo, hi) if hi - lo + 1 == len(rows) == len(set(seqs)) else None)
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:
