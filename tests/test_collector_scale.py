@@ -203,3 +203,27 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
     assert "Function Scan on a " in plans[0], plans[0]
     assert "using scans_device_seq on scans" in plans[1], plans[1]
     assert keys == [pairs.lock_key(h) for h in hashes]
+
+
+def test_batch_lock_statement_reads_one_index_entry_per_lookup(pg_cluster):  # noqa: F811
+    """``HELD_SQL`` (read under the batch lock) finds the device's highest seq and the chain
+    before the batch by one descent of (device_id, seq) each, also on a table never
+    analysed: never an aggregate over the device's history."""
+    import psycopg
+
+    from passgate_collector.store.base import HELD_SQL
+
+    url = fresh_database(pg_cluster)
+    open_store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
+    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute("PREPARE held(text, text, bigint, text) AS "
+                     + HELD_SQL.replace("?", "$%d") % (1, 2, 3, 4) + " FOR UPDATE")
+        plan = " ".join(r[0] for r in conn.execute(
+            "EXPLAIN EXECUTE held('gate-fresh', 'gate-fresh', 5000, 'gate-fresh')"))
+    assert "Seq Scan on scans" not in plan and "Bitmap" not in plan, plan
+    assert plan.count("using scans_device_seq on scans") == 2, plan
+    assert "Limit" in plan and "Backward" in plan, plan  # MAX as the last entry of the range
