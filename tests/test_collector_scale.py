@@ -120,16 +120,24 @@ def _assert_pkey_probes(plan: str) -> None:
     assert "scans_device_seq" not in plan and "Seq Scan" not in plan, plan
 
 
+def _unanalysed(cluster) -> str:
+    """A new database whose device "gate-fresh" has 20,000 rows and no statistics at all."""
+    import psycopg
+
+    url = fresh_database(cluster)
+    open_store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
+    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    return url
+
+
 def test_dedup_plan_needs_no_statistics(pg_cluster):  # noqa: F811
     """Before any ANALYZE (a new database, or rows that grew since the last one) the old
     ``nonce = ANY`` lookup filtered the device's whole history; the probes do not."""
     import psycopg
 
-    url = fresh_database(pg_cluster)
-    open_store(url).close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
-    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    url = _unanalysed(pg_cluster)
     with psycopg.connect(url, autocommit=True) as conn:
         analysed = conn.execute("SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables "
                                 "WHERE relname = 'scans'").fetchone()
@@ -179,11 +187,7 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
 
     from passgate_collector.store import pairs
 
-    url = fresh_database(pg_cluster)
-    open_store(url).close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
-    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    url = _unanalysed(pg_cluster)
     hashes = [hashlib.sha256(b"p%d" % i).digest()[:16] for i in range(200)]
     params = {"h": hashes, "t": [T0 * 1000 + i for i in range(200)], "v": ["accept"] * 200,
               "d": "gate-fresh", "w": pairs.PAIR_WINDOW_MS, "lo": 5000, "hi": 5199}
@@ -213,11 +217,7 @@ def test_batch_lock_statement_reads_one_index_entry_per_lookup(pg_cluster):  # n
 
     from passgate_collector.store.base import HELD_SQL
 
-    url = fresh_database(pg_cluster)
-    open_store(url).close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
-    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    url = _unanalysed(pg_cluster)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET plan_cache_mode = force_generic_plan")
         conn.execute("PREPARE held(text, text, bigint, text) AS "
