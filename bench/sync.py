@@ -5,9 +5,11 @@
 
 Prints figures, asserts nothing. For each backend and each history size H: a fresh database
 with H rows already stored for the device (written with ``generate_series`` / ``executemany``,
-not through the API), ``passgate-collector serve`` as its own process, then ``--repeats``
-times an agent process that uploads ``--rows`` new rows, chained on the history, in batches
-of ``--batch`` through the agent's real client (CBOR, Ed25519, HTTP on 127.0.0.1).
+not through the API) and ``passgate-collector serve`` as its own process; then ``--repeats``
+rounds, each history in turn (0, 1M, 0, 1M...: a burst of load from the neighbours hits
+every history alike, which matters for the flatness figure), in which an agent process
+uploads ``--rows`` new rows, chained on the history, in batches of ``--batch`` through the
+agent's real client (CBOR, Ed25519, HTTP on 127.0.0.1), and then the ceiling is measured.
 
 Measured per repeat: the CPU seconds of the agent (its own ``process_time`` over the upload),
 of the collector and of the PostgreSQL server (postmaster and all its children, from
@@ -22,14 +24,17 @@ uploads; SQLite: a WAL checkpoint), and the same is done for the empty history. 
 database then has no statistics at all, the case where a plan that depends on them would
 show (``store/postgres.py``).
 
-The ceiling, measured in the same run on the same database: the same rows written by the
-bare library, one 200-row transaction at a time: ``COPY`` for PostgreSQL, ``executemany`` for
-SQLite (same pragmas as the collector), in a copy of the ``scans`` table with its indexes.
+The ceiling, measured in the same round on the same database: the same number of rows
+written by the bare library, one 200-row transaction at a time: ``COPY`` (text, as the
+collector's) for PostgreSQL, ``executemany`` for SQLite (same pragmas as the collector), into
+an empty copy of the ``scans`` table with all its indexes, made and dropped each round. Empty
+at every history: the strict ceiling (a copy holding the history would be slower to write).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import statistics
@@ -43,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import fleet  # noqa: E402
+import measure  # noqa: E402
 
 DEVICE = "bench-1"
 
@@ -95,11 +101,12 @@ def bare_sqlite(path: str, rows: list[dict], batch: int) -> float:
     db.execute("PRAGMA synchronous=FULL")
     sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'scans'").fetchone()[0]
     db.execute(sql.replace("TABLE scans", "TABLE bare", 1))
-    db.execute("CREATE INDEX bare_device_seq ON bare (device_id, seq)")
-    db.execute("CREATE INDEX bare_time ON bare (t_ms)")
-    db.execute("CREATE INDEX bare_pass ON bare (pass_hash, t_ms)")
+    for (index,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' "
+                               "AND tbl_name = 'scans' AND sql IS NOT NULL").fetchall():
+        db.execute(index.replace("INDEX IF NOT EXISTS scans_", "INDEX bare_", 1)
+                   .replace("INDEX scans_", "INDEX bare_", 1).replace(" ON scans ", " ON bare ", 1))
     vals = _values(rows)
-    ins = f"INSERT INTO bare ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 15)})"
+    ins = f"INSERT INTO bare ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 16)})"
     cpu0 = time.process_time()
     for i in range(0, len(vals), batch):
         db.execute("BEGIN IMMEDIATE")
@@ -114,7 +121,7 @@ def bare_sqlite(path: str, rows: list[dict], batch: int) -> float:
 def _values(rows: list[dict]) -> list[tuple]:
     return [("bare", r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
              r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"], "", r["chain"],
-             fleet.T0, None) for r in rows]
+             fleet.T0, None, None) for r in rows]
 
 
 def settle(db_url: str, sqlite_path: str | None) -> None:
@@ -134,8 +141,9 @@ def settle(db_url: str, sqlite_path: str | None) -> None:
         conn.execute("CHECKPOINT")
 
 
-def run(backend: str, db_url: str, history: int, args, postmaster: int | None,
-        sqlite_path: str | None) -> dict:
+def prepare(backend: str, db_url: str, history: int, postmaster: int | None,
+            sqlite_path: str | None) -> dict:
+    """A database with ``history`` rows stored for the device, settled, and its collector."""
     from passgate_collector.store import open_store
 
     store = open_store(db_url)
@@ -149,42 +157,66 @@ def run(backend: str, db_url: str, history: int, args, postmaster: int | None,
     fill_s = time.perf_counter() - t
     settle(db_url, sqlite_path)
     port = fleet.free_port()
-    collector = fleet.start_collector(db_url, port)
-    url = f"http://127.0.0.1:{port}"
-    reps = []
-    try:
-        first = history + 1
-        for _ in range(args.repeats):
-            c0 = fleet.cpu_seconds(collector.pid)
-            s0 = fleet.server_cpu(postmaster) if postmaster else 0.0
-            out = subprocess.run([sys.executable, __file__, "--worker", url, str(first),
-                                  str(args.rows), prev.hex(), str(args.batch)],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                raise RuntimeError(f"agent failed: {out.stderr[-1500:]}")
-            w = json.loads(out.stdout)
-            w["collector"] = fleet.cpu_seconds(collector.pid) - c0
-            w["server"] = (fleet.server_cpu(postmaster) - s0) if postmaster else 0.0
-            reps.append(w)
-            prev = fleet.make_rows(DEVICE, first, args.rows, prev)[-1]["chain"]
-            first += args.rows
-    finally:
-        collector.send_signal(signal.SIGTERM)
-        collector.wait(60)
-    store = open_store(db_url)
+    return {"backend": backend, "db_url": db_url, "history": history, "fill_s": fill_s,
+            "postmaster": postmaster, "sqlite_path": sqlite_path, "prev": prev,
+            "first": history + 1, "collector": fleet.start_collector(db_url, port),
+            "url": f"http://127.0.0.1:{port}", "reps": [], "bare": []}
+
+
+def one_round(st: dict, args) -> None:
+    """One repeat for one history: the agent uploads ``--rows`` new rows, then the anchor."""
+    collector, postmaster = st["collector"], st["postmaster"]
+    c0 = fleet.cpu_seconds(collector.pid)
+    s0 = fleet.server_cpu(postmaster) if postmaster else 0.0
+    out = subprocess.run([sys.executable, __file__, "--worker", st["url"], str(st["first"]),
+                          str(args.rows), st["prev"].hex(), str(args.batch)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"agent failed: {out.stderr[-1500:]}")
+    w = json.loads(out.stdout)
+    w["collector"] = fleet.cpu_seconds(collector.pid) - c0
+    w["server"] = (fleet.server_cpu(postmaster) - s0) if postmaster else 0.0
+    st["reps"].append(w)
+    st["prev"] = fleet.make_rows(DEVICE, st["first"], args.rows, st["prev"])[-1]["chain"]
+    st["first"] += args.rows
+    bare_rows = fleet.make_rows("bare", 1, args.rows, fleet.ZERO_CHAIN)
+    st["bare"].append(bare_postgres(st["db_url"], bare_rows, args.batch, postmaster)
+                      if postmaster else bare_sqlite(st["sqlite_path"], bare_rows, args.batch))
+
+
+def finish(st: dict, args) -> dict:
+    from passgate_collector.store import open_store
+
+    st["collector"].send_signal(signal.SIGTERM)
+    st["collector"].wait(60)
+    store = open_store(st["db_url"])
     alerts = store._all("SELECT COUNT(*) FROM alerts")[0][0]  # a chain flag would show here
     store.close()
-    bare_rows = fleet.make_rows("bare", 1, args.rows, fleet.ZERO_CHAIN)
-    bare = [bare_postgres(db_url, bare_rows, args.batch, postmaster) if postmaster
-            else bare_sqlite(sqlite_path, bare_rows, args.batch) for _ in range(args.repeats)]
+    reps = st["reps"]
     med = {k: statistics.median(r[k] for r in reps)
            for k in ("cpu", "wall", "collector", "server")}
     totals = [r["cpu"] + r["collector"] + r["server"] for r in reps]
-    return {"backend": backend, "history": history, "fill_s": fill_s, **med,
-            "total": statistics.median(totals), "low": min(totals), "high": max(totals),
-            "rows": args.rows, "bare": statistics.median(bare),
+    return {"backend": st["backend"], "history": st["history"], "fill_s": st["fill_s"], **med,
+            "total": statistics.median(totals),
+            "side": statistics.median(r["collector"] + r["server"] for r in reps),
+            "low": min(totals), "high": max(totals),
+            "rows": args.rows, "bare": statistics.median(st["bare"]),
             "ok": alerts == 0 and all(r["stored"] == args.rows and r["resent_all_duplicate"]
                                       for r in reps)}
+
+
+def run_interleaved(states: list[dict], args) -> list[dict]:
+    """Repeats taken in turns over the histories (0, 1M, 0, 1M...), each with its anchor, so
+    a burst of load from the neighbours hits every history alike (bench/measure.py)."""
+    try:
+        for _ in range(args.repeats):
+            for st in states:
+                one_round(st, args)
+    except BaseException:
+        for st in states:
+            st["collector"].kill()
+        raise
+    return [finish(st, args) for st in states]
 
 
 def main() -> None:
@@ -204,10 +236,14 @@ def main() -> None:
 
     results = []
     if args.backend in ("sqlite", "both"):
-        for h in histories:
-            with tempfile.TemporaryDirectory(prefix="passgate-bench-sync-") as tmp:
+        with contextlib.ExitStack() as stack:
+            states = []
+            for h in histories:
+                tmp = stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="passgate-bench-sync-"))
                 path = f"{tmp}/collector.db"
-                results.append(run("sqlite", f"sqlite:///{path}", h, args, None, path))
+                states.append(prepare("sqlite", f"sqlite:///{path}", h, None, path))
+            results += run_interleaved(states, args)
     if args.backend in ("postgresql", "both"):
         from passgate_collector.pgcluster import PgCluster, PgUnavailable
 
@@ -218,31 +254,38 @@ def main() -> None:
         else:
             with cluster:
                 pm = fleet.postmaster_pid(cluster)
-                for h in histories:
-                    url = cluster.create_database(f"bench_{h}")
-                    results.append(run("postgresql", url, h, args, pm, None))
+                states = [prepare("postgresql", cluster.create_database(f"bench_{h}"), h, pm,
+                                  None) for h in histories]
+                results += run_interleaved(states, args)
 
+    print(measure.machine_line())
     print(f"{args.rows:,} rows per repeat, batches of {args.batch}, median of {args.repeats}; "
-          "CPU = agent + collector + database server")
+          "CPU = agent + collector + database server; 'side' = collector + server only")
     print(f"{'backend':<11} {'history':>9} {'rows/s CPU':>10} {'us/row':>7} {'agent':>6} "
           f"{'collector':>9} {'db':>5} {'spread us':>9} {'rows/s wall':>11} {'bare rows/s':>11} "
-          f"{'ratio':>6} ok")
+          f"{'ratio':>6} {'side rows/s':>11} {'side ratio':>10} ok")
     for r in results:
         n = r["rows"]
         per = {k: r[k] / n * 1e6 for k in ("total", "cpu", "collector", "server")}
         bare = n / r["bare"]
+        side = n / r["side"]
         print(f"{r['backend']:<11} {r['history']:>9,} {n / r['total']:>10,.0f} "
               f"{per['total']:>7.0f} {per['cpu']:>6.0f} {per['collector']:>9.0f} "
               f"{per['server']:>5.0f} {r['low'] / n * 1e6:>4.0f}-{r['high'] / n * 1e6:<4.0f} "
               f"{n / r['wall']:>11,.0f} {bare:>11,.0f} "
-              f"{n / r['total'] / bare:>6.2f} {'yes' if r['ok'] else 'NO'}")
+              f"{n / r['total'] / bare:>5.2f}x {side:>11,.0f} {side / bare:>9.2f}x "
+              f"{'yes' if r['ok'] else 'NO'}")
+    print("ratio = rows/s by CPU / the bare library's rows/s (x bare COPY or x bare executemany, "
+          "the anchor, same run)")
     for backend in ("sqlite", "postgresql"):
         mine = [r for r in results if r["backend"] == backend]
         if len(mine) > 1:
             base = mine[0]["total"]
-            print(f"  {backend}: per-row CPU at {mine[-1]['history']:,} stored rows is "
-                  f"{mine[-1]['total'] / base:.2f}x that at {mine[0]['history']:,} "
-                  f"(history written in {mine[-1]['fill_s']:.0f} s)")
+            for r in mine[1:]:
+                print(f"  {backend}: per-row CPU at {r['history']:,} stored rows is "
+                      f"{r['total'] / base:.2f}x that at {mine[0]['history']:,} "
+                      f"(collector + server {r['side'] / mine[0]['side']:.2f}x; "
+                      f"history written in {r['fill_s']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ CASES = {
                          "x bare zxing-cpp"),
     "pipeline.py": (["--sizes", "640x480", "--seconds", "0.2", "--scans", "4"],
                     "x bare zxing-cpp, empty frame"),
+    # SQLite only (PostgreSQL needs its binaries); the anchor's COPY broke unseen once.
+    "sync.py": (["--backend", "sqlite", "--rows", "400", "--repeats", "1", "--history", "0,200"],
+                "x bare executemany"),
 }
 
 

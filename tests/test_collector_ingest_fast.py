@@ -15,6 +15,7 @@ and PostgreSQL's COPY, which has no ``ON CONFLICT``, still never stores a row tw
 
 from __future__ import annotations
 
+import logging
 import random
 
 import cbor2
@@ -25,7 +26,8 @@ from passgate.errors import PassFormatError
 from passgate.journal.schema import ZERO_CHAIN, chain_of
 from passgate.passes import cose
 from passgate_collector import protocol
-from passgate_collector.ingest import CHAIN_MISMATCH, GAP, chain_of_valid
+from passgate_collector.errors import StoredNonce
+from passgate_collector.ingest import CHAIN_MISMATCH, GAP, apply_batch, chain_of_valid
 
 
 def _row(seq: int, rng: random.Random) -> dict:
@@ -163,25 +165,71 @@ def test_batch_reply_is_the_deterministic_encoding(version):
 
 
 def test_a_row_inserted_twice_past_the_lock_is_never_stored_twice(store):  # noqa: F811
-    """The batch lock keeps stored nonces out of ``insert_scans``; if that rule broke, the
-    primary key still stores a row once: SQLite skips it (ON CONFLICT), PostgreSQL's COPY
-    fails the batch whole (rolled back, the device resends and gets ``duplicate``)."""
+    """A nonce that reaches ``insert_scans`` stored already (past the lookup, or with none:
+    ``ingest.apply`` inserts new batches without one) fails the batch whole on both backends:
+    StoredNonce, the transaction rolls back, nothing of it is kept."""
     dev = FakeDevice("gate-twice")
     store.add_token(b"t" * 32, dev.device_id, T0, T0 + 60)
     store.enrol(b"t" * 32, dev.device_id, dev.pubkey, b"k" * 8, T0)
     rows = dev.scans(3)
     with store.batch(dev.device_id) as tx:
         tx.insert_scans([(rows[0], None)], T0)
-    try:
-        with store.batch(dev.device_id) as tx:
-            tx.insert_scans([(rows[1], None), (rows[0], None), (rows[2], None)], T0)
-    except Exception as exc:  # psycopg's UniqueViolation: only PostgreSQL may refuse
-        assert store.kind == "postgresql", exc
-        assert type(exc).__name__ == "UniqueViolation"
-        stored = [1]
-    else:
-        assert store.kind == "sqlite"
-        stored = [1, 2, 3]
+    with pytest.raises(StoredNonce), store.batch(dev.device_id) as tx:
+        tx.insert_scans([(rows[1], None), (rows[0], None), (rows[2], None)], T0)
     seqs = [r[0] for r in store._all("SELECT seq FROM scans WHERE device_id = ? ORDER BY seq",
                                      (dev.device_id,))]
-    assert seqs == stored
+    assert seqs == [1]
+    hours = store._all("SELECT SUM(n) FROM scan_hours")
+    assert hours[0][0] == 1  # the counts rolled back with the rows
+
+
+def _statuses(out: list[dict]) -> list[str]:
+    return [r.get("reason") or r["status"] for r in out]
+
+
+def test_a_new_batch_holding_a_stored_nonce_is_looked_up_and_answered_row_by_row(
+        store, caplog):  # noqa: F811
+    """A batch past every stored seq goes in without a lookup; a stored nonce in it (a row
+    re-sent under a new seq) rolls it back and it is applied again with the lookup: the new
+    rows stored once, the reused nonce a ``nonce_conflict``, nothing else changed."""
+    caplog.set_level(logging.INFO, logger="passgate_collector.ingest")
+    dev = FakeDevice("gate-reuse")
+    store.add_token(b"r" * 32, dev.device_id, T0, T0 + 60)
+    store.enrol(b"r" * 32, dev.device_id, dev.pubkey, b"k" * 8, T0)
+    first = dev.scans(3)
+    assert _statuses(apply_batch(store, _batch(dev, first), T0 + 60)) == ["stored"] * 3
+    assert "looking them up" not in caplog.text  # new rows: no lookup, no fallback
+    more = dev.scans(2)
+    reused = dict(dev.scan(T0 + 900), nonce=first[1]["nonce"])
+    out = apply_batch(store, _batch(dev, [*more, reused]), T0 + 60)
+    assert _statuses(out) == ["stored", "stored", "nonce_conflict"]
+    assert "looking them up" in caplog.text
+    assert [r[0] for r in store._all("SELECT seq FROM scans WHERE device_id = ? ORDER BY seq",
+                                     (dev.device_id,))] == [1, 2, 3, 4, 5]
+    assert store._all("SELECT SUM(n) FROM scan_hours")[0][0] == 5  # counted once
+    assert [a["kind"] for a in store.alerts(10)] == ["nonce_conflict"]
+    # A resend of stored rows (seq at or below the stored ones) is looked up at once.
+    assert _statuses(apply_batch(store, _batch(dev, first + more), T0 + 60)) == \
+        ["duplicate"] * 5
+
+
+def _batch(dev: FakeDevice, rows: list[dict]) -> protocol.Batch:
+    return protocol.parse_batch(protocol.decode_signed(dev.batch_body(rows), "batch"))
+
+
+def test_sharing_pairs_are_found_when_the_stored_rows_are_not_consecutive(store):  # noqa: F811
+    """A batch whose stored rows skip a seq (a malformed row between them) sends its scans
+    to the pairs statement instead of reading them back by seq range: same pairs."""
+    north, south = FakeDevice("gate-north"), FakeDevice("gate-south")
+    for dev in (north, south):
+        store.add_token(dev.device_id.encode() * 2, dev.device_id, T0, T0 + 60)
+        store.enrol(dev.device_id.encode() * 2, dev.device_id, dev.pubkey, b"k" * 8, T0)
+    shared = b"s" * 16
+    apply_batch(store, _batch(north, [north.scan(T0 + 10, ph=shared)]), T0 + 60)
+    rows = [south.scan(T0 + 20, ph=b"x" * 16), dict(south.scan(T0 + 21), zone="\x00"),
+            south.scan(T0 + 30, ph=shared)]
+    assert _statuses(apply_batch(store, _batch(south, rows), T0 + 60)) == [
+        "stored", "invalid_row", "stored"]
+    assert [(p["first_device"], p["second_device"], p["second_ms"])
+            for p in store.shared_passes(3_600_000, 0, 10)] == [
+        ("gate-north", "gate-south", (T0 + 30) * 1000)]

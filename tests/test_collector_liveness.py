@@ -123,10 +123,10 @@ def test_saturated_collector_answers_503_with_retry_after(store):  # noqa: F811
     entered, release = threading.Event(), threading.Event()
     real_batch = store.batch
 
-    def slow_batch(device_id):  # a real ingest that waits, as one stuck on the database
-        entered.set()
+    def slow_batch(device_id, first_seq=None):  # a real ingest that waits, as one stuck
+        entered.set()                              # on the database
         release.wait(30)
-        return real_batch(device_id)
+        return real_batch(device_id, first_seq)
 
     store.batch = slow_batch
     app = create_app(store, time_token=None, now=Clock(),

@@ -120,16 +120,24 @@ def _assert_pkey_probes(plan: str) -> None:
     assert "scans_device_seq" not in plan and "Seq Scan" not in plan, plan
 
 
+def _unanalysed(cluster) -> str:
+    """A new database whose device "gate-fresh" has 20,000 rows and no statistics at all."""
+    import psycopg
+
+    url = fresh_database(cluster)
+    open_store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
+    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    return url
+
+
 def test_dedup_plan_needs_no_statistics(pg_cluster):  # noqa: F811
     """Before any ANALYZE (a new database, or rows that grew since the last one) the old
     ``nonce = ANY`` lookup filtered the device's whole history; the probes do not."""
     import psycopg
 
-    url = fresh_database(pg_cluster)
-    open_store(url).close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE scans SET (autovacuum_enabled = false)")  # keep it unanalysed
-    _history_postgres(url, "gate-fresh", 20_000, analyze=False)
+    url = _unanalysed(pg_cluster)
     with psycopg.connect(url, autocommit=True) as conn:
         analysed = conn.execute("SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables "
                                 "WHERE relname = 'scans'").fetchone()
@@ -169,3 +177,53 @@ def test_serve_sizes_connections_and_pool_for_storms():
     args = build_parser().parse_args(["serve"])
     assert args.connection_limit >= 1000 and args.backlog >= 1024 and args.threads == 8
     assert args.pool_size == 0  # 0 = one database connection per worker thread
+
+
+def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  # noqa: F811
+    """The pairs statements (store/pairs.py) probe (pass_hash, t_ms) once per new scan, also
+    on a table never analysed, whether the new scans come as arrays or are read back by
+    their (device_id, seq) range; the lock keys the server computes are lock_key's."""
+    import psycopg
+
+    from passgate_collector.store import pairs
+
+    url = _unanalysed(pg_cluster)
+    hashes = [hashlib.sha256(b"p%d" % i).digest()[:16] for i in range(200)]
+    params = {"h": hashes, "t": [T0 * 1000 + i for i in range(200)], "v": ["accept"] * 200,
+              "d": "gate-fresh", "w": pairs.PAIR_WINDOW_MS, "lo": 5000, "hi": 5199}
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = psycopg.ClientCursor(conn)  # EXPLAIN takes literals, not bound parameters
+        plans = []
+        for sql in (pairs.PG_PAIRS, pairs.PG_PAIRS_RANGE):
+            cur.execute("EXPLAIN " + sql.replace(")b::", ")s::"), params)
+            plans.append(" ".join(r[0] for r in cur.fetchall()))
+        keys = [r[0] for r in conn.execute(
+            "SELECT ('x' || encode(substring(h from 1 for 8), 'hex'))::bit(64)::bigint "
+            "FROM unnest(%b::bytea[]) AS u(h)", (hashes,))]
+    for plan in plans:
+        assert "Nested Loop" in plan and "Seq Scan" not in plan, plan
+        assert "Index Scan using scans_pass on scans" in plan, plan
+        assert "Index Cond: ((pass_hash = " in plan, plan
+    assert "Function Scan on a " in plans[0], plans[0]
+    assert "using scans_device_seq on scans" in plans[1], plans[1]
+    assert keys == [pairs.lock_key(h) for h in hashes]
+
+
+def test_batch_lock_statement_reads_one_index_entry_per_lookup(pg_cluster):  # noqa: F811
+    """``HELD_SQL`` (read under the batch lock) finds the device's highest seq and the chain
+    before the batch by one descent of (device_id, seq) each, also on a table never
+    analysed: never an aggregate over the device's history."""
+    import psycopg
+
+    from passgate_collector.store.base import HELD_SQL
+
+    url = _unanalysed(pg_cluster)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute("PREPARE held(text, text, bigint, text) AS "
+                     + HELD_SQL.replace("?", "$%d") % (1, 2, 3, 4) + " FOR UPDATE")
+        plan = " ".join(r[0] for r in conn.execute(
+            "EXPLAIN EXECUTE held('gate-fresh', 'gate-fresh', 5000, 'gate-fresh')"))
+    assert "Seq Scan on scans" not in plan and "Bitmap" not in plan, plan
+    assert plan.count("using scans_device_seq on scans") == 2, plan
+    assert "Limit" in plan and "Backward" in plan, plan  # MAX as the last entry of the range

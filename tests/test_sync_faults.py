@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 pytest.importorskip("flask", reason="collector extra not installed: pip install -e '.[collector]'")
 pytest.importorskip("waitress", reason="collector extra not installed")
 
+from collector_support import fresh_database, pg_cluster  # noqa: E402,F401
 from passgate.clock.tokens import TimeKey, new_nonce, verify_token  # noqa: E402
 from passgate.journal.journal import Journal  # noqa: E402
 from passgate.journal.syncstate import ONLINE, read_state  # noqa: E402
@@ -35,7 +36,6 @@ from sync_support import (  # noqa: E402
     FAULTS,
     FaultTransport,
     LiveCollector,
-    collector_rows,
     device_rows,
     fill_journal,
 )
@@ -56,12 +56,17 @@ def enrol(collector: LiveCollector, key_dir) -> object:
     return key
 
 
-def test_10000_scans_through_a_faulty_network(tmp_path, caplog):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_10000_scans_through_a_faulty_network(backend, tmp_path, caplog, request):
     caplog.set_level(logging.INFO)
     journal_path = tmp_path / "journal.sqlite"
     fill_journal(journal_path, 10_000)
     pinned = (TimeKey(raw_public(time_key())),)
-    with LiveCollector(f"sqlite:///{tmp_path}/collector.db", time_key()) as collector:
+    if backend == "sqlite":
+        db_url = f"sqlite:///{tmp_path}/collector.db"
+    else:  # the same faults against PostgreSQL (its ingest path differs: COPY, row locks)
+        db_url = fresh_database(request.getfixturevalue("pg_cluster"))
+    with LiveCollector(db_url, time_key()) as collector:
         key = enrol(collector, tmp_path / "sync")
         rng = random.Random(20260101)
         faulty = FaultTransport(HttpTransport(), rng, rate=0.35, release=0.2)
@@ -84,7 +89,9 @@ def test_10000_scans_through_a_faulty_network(tmp_path, caplog):
         agent.run(stop, sleep)
         faulty.flush()  # requests held back arrive last, after everything else: reordering
 
-        coll = collector_rows(tmp_path / "collector.db", DEVICE)
+        coll = [(s, bytes(n), bytes(c), p) for s, n, c, p in collector.store._all(
+            "SELECT seq, nonce, chain, problem FROM scans WHERE device_id = ? ORDER BY seq",
+            (DEVICE,))]
         dev = device_rows(journal_path)
         alerts = [a for a in collector.store.alerts(1000) if a["device_id"] == DEVICE]
 

@@ -29,6 +29,12 @@ class StoreError(CollectorError):
     """A storage-level refusal the caller can explain (e.g. an older bundle version)."""
 
 
+class StoredNonce(StoreError):
+    """A bulk insert met a nonce the device already stored (``ingest.apply_batch`` inserts
+    without looking first when the batch starts past every stored seq). The batch's whole
+    transaction is rolled back, and the batch is applied again with the lookup."""
+
+
 class PgUnavailable(CollectorError, RuntimeError):
     """No usable PostgreSQL server binaries here; the message says what is missing."""
 

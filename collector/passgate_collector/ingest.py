@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import cbor2
 
 from passgate.journal.schema import ENCODING_VERSION, ZERO_CHAIN, encode_row
 
 from . import protocol
+from .errors import StoredNonce
 from .protocol import DUPLICATE, REJECTED, STORED, Batch
 from .store import SqlStore, Tx
 
@@ -65,19 +67,58 @@ def _prev_for(i: int, batch: Batch, tx: Tx, alerts: list[tuple[str, str]]) -> by
     return held
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What :func:`apply` did: the per-row results, and the newest bundle version then."""
+
+    results: list[dict]
+    bundle_version: int | None
+
+
 def apply_batch(store: SqlStore, batch: Batch, now: int, *, challenge_ms: int | None = None,
                 window_s: int = 600) -> list[dict]:
-    """Store a verified batch in one transaction; return the per-row results.
+    """Store a verified batch in one transaction; return the per-row results (see
+    :func:`apply`)."""
+    return apply(store, batch, now, challenge_ms=challenge_ms, window_s=window_s).results
+
+
+def apply(store: SqlStore, batch: Batch, now: int, *, challenge_ms: int | None = None,
+          window_s: int = 600) -> Applied:
+    """Store a verified batch in one transaction.
 
     ``challenge_ms``: when the liveness challenge the batch echoes was issued, if it is one
-    the collector made and still fresh (``liveness.Challenges.issued_at_ms``), else None."""
+    the collector made and still fresh (``liveness.Challenges.issued_at_ms``), else None.
+
+    A batch that starts past every seq stored for the device (the common case: new rows) is
+    inserted without looking its nonces up first: the primary key checks each one as it is
+    inserted, so the lookup would only repeat that work. Should a nonce be stored already
+    (a row re-sent under a new seq, a device whose journal restarted), the insert raises
+    :class:`StoredNonce`, the transaction rolls back whole, and the batch is applied again
+    with the lookup, which answers ``duplicate`` or ``nonce_conflict`` row by row. A batch
+    that starts at or below the stored seqs (a resend) takes the lookup at once.
+    """
+    try:
+        return _apply(store, batch, now, challenge_ms, window_s, lookup=False)
+    except StoredNonce:
+        log.info("device %s: a nonce of the batch was stored already; looking them up",
+                 batch.device)
+        return _apply(store, batch, now, challenge_ms, window_s, lookup=True)
+
+
+def _apply(store: SqlStore, batch: Batch, now: int, challenge_ms: int | None, window_s: int,
+           lookup: bool) -> Applied:
     results: list[dict] = []
     health = protocol.health_fields(batch.status)
     if batch.sent_at is not None:
         health["clock_offset_s"] = batch.sent_at - now
-    with store.batch(batch.device) as tx:
-        nonces = [r["nonce"] for r in batch.rows if isinstance(r.get("nonce"), bytes)]
-        known = tx.stored(nonces)  # one query for the whole batch, not one per row
+    first_seq = batch.rows[0]["seq"] if batch.rows else None
+    with store.batch(batch.device, first_seq) as tx:
+        max_seq = tx.held.max_seq
+        if lookup or (max_seq is not None and first_seq is not None and first_seq <= max_seq):
+            nonces = [r["nonce"] for r in batch.rows if isinstance(r.get("nonce"), bytes)]
+            known = tx.stored(nonces)  # one query for the whole batch, not one per row
+        else:
+            known = {}
         to_insert: list[tuple[dict, str | None]] = []
         all_alerts: list[tuple[str, str]] = []
         for i, row in enumerate(batch.rows):
@@ -118,4 +159,4 @@ def apply_batch(store: SqlStore, batch: Batch, now: int, *, challenge_ms: int | 
             log.warning("device %s: %d tamper alert(s), first: %s", batch.device,
                         len(all_alerts), all_alerts[0][0])
         tx.update_health(health, now, batch.sent_at, challenge_ms=challenge_ms, window_s=window_s)
-    return results
+    return Applied(results, tx.held.bundle_version)

@@ -38,7 +38,7 @@ from . import auth as staff_auth
 from . import i18n, liveness, protocol, releases, staff
 from .bundles import DeltaCache
 from .console import ConsoleOptions, blueprint
-from .ingest import apply_batch
+from .ingest import apply
 from .protocol import CONTENT_TYPE, ProtocolError
 from .ratelimit import RateLimiter, source_of
 from .store import SqlStore, StoreError
@@ -239,13 +239,13 @@ def create_app(
         if not inflight.acquire(blocking=False):
             raise _busy()
         try:
-            results = apply_batch(store, batch, clock(),
-                                  challenge_ms=challenges.issued_at_ms(batch.challenge, now()),
-                                  window_s=settings.fresh_window_s)
+            done = apply(store, batch, clock(),
+                         challenge_ms=challenges.issued_at_ms(batch.challenge, now()),
+                         window_s=settings.fresh_window_s)
         finally:
             inflight.release()
-        latest = store.latest_bundle()
-        return Response(protocol.batch_reply(results, latest[0] if latest else None),
+        # The bundle version was read in the batch's own transaction (store.base.HELD_SQL).
+        return Response(protocol.batch_reply(done.results, done.bundle_version),
                         content_type=CONTENT_TYPE)
 
     @app.get("/v1/bundle")

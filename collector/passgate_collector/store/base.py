@@ -15,7 +15,7 @@ import queue
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ..errors import StoreError
+from ..errors import StoredNonce, StoreError
 from . import pairs, rollup, schema
 from .accounts import Accounts
 from .console import ConsoleQueries, log_health
@@ -105,11 +105,37 @@ class Pool:
                 return
 
 
+@dataclass(frozen=True)
+class Held:
+    """What a batch needs of its device, read once with the batch lock (:meth:`SqlStore.batch`)."""
+
+    site: str | None = None
+    live_challenge_ms: int | None = None
+    health_sent_at: int | None = None
+    max_seq: int | None = None  # the highest seq stored for the device (None: no row yet)
+    chain_before: bytes | None = None  # the stored chain of the row before the batch's first
+    bundle_version: int | None = None  # the newest published bundle, for the reply
+
+
+# One statement under the lock: the device row, its highest stored seq (one descent of the
+# (device_id, seq) index), the chain the batch builds on, the newest bundle. Parameters:
+# device, device, seq before the batch, device.
+HELD_SQL = (
+    "SELECT site, live_challenge_ms, health_sent_at, "
+    "(SELECT MAX(seq) FROM scans WHERE device_id = ?), "
+    "(SELECT chain FROM scans WHERE device_id = ? AND seq = ? LIMIT 1), "
+    "(SELECT MAX(version) FROM bundles) FROM devices WHERE device_id = ?"
+)
+
+
 class Tx:
     """The queries one ingest transaction needs (see ``ingest.apply_batch``)."""
 
-    def __init__(self, store: SqlStore, cur, device_id: str) -> None:
+    def __init__(self, store: SqlStore, cur, device_id: str, held: Held | None = None,
+                 first_seq: int | None = None) -> None:
         self._s, self._cur, self.device_id = store, cur, device_id
+        self.held = held or Held()
+        self._first_seq = first_seq
 
     def _q(self, sql: str, params: Sequence = ()) -> None:
         self._cur.execute(self._s.sql(sql), tuple(params))
@@ -129,9 +155,13 @@ class Tx:
 
     def chain_at(self, seq: int) -> bytes | None:
         """The chain value of this device's row ``seq`` if the collector holds it."""
-        self._q("SELECT chain FROM scans WHERE device_id = ? AND seq = ? LIMIT 1",
-                (self.device_id, seq))
-        r = self._cur.fetchone()
+        held = self.held.chain_before
+        if held is not None and self._first_seq is not None and seq == self._first_seq - 1:
+            r: Sequence | None = (held,)  # read with the lock (HELD_SQL)
+        else:
+            self._q("SELECT chain FROM scans WHERE device_id = ? AND seq = ? LIMIT 1",
+                    (self.device_id, seq))
+            r = self._cur.fetchone()
         if r is None:
             self._q("SELECT chain FROM rejected WHERE device_id = ? AND seq = ? "
                     "AND chain IS NOT NULL LIMIT 1", (self.device_id, seq))
@@ -149,31 +179,35 @@ class Tx:
         return best
 
     def insert_scans(self, rows: Sequence[tuple[dict, str | None]], now: int) -> None:
-        """Insert checked (row, problem) pairs whose nonces :meth:`stored` did not find, in
-        one bulk statement (see :meth:`SqlStore._insert_scans`).
+        """Insert checked (row, problem) pairs in one bulk statement (see
+        :meth:`SqlStore._insert_scans`), with the counts kept beside them.
 
-        The batch lock (see :meth:`SqlStore.batch`) guarantees nobody inserted them since;
-        the primary key is the second line of defence (SQLite: ``ON CONFLICT DO NOTHING``;
-        PostgreSQL's COPY: the batch fails whole and is resent, see ``postgres.py``).
+        The rows' nonces must be new: either :meth:`stored` did not find them under the batch
+        lock (see :meth:`SqlStore.batch`), or the batch starts past every stored seq and no
+        lookup was made. Either way the primary key decides: a nonce already stored makes the
+        insert raise :class:`StoredNonce` on both backends, nothing of the batch is kept, and
+        ``ingest.apply_batch`` applies it again with the lookup.
         """
         if not rows:
             return
-        # The device's site is copied into each scan (one lookup a batch), so a console filter
-        # by site reads one (site, t_ms) index range.
-        self._cur.execute(self._s.sql("SELECT site FROM devices WHERE device_id = ?"),
-                          (self.device_id,))
-        found = self._cur.fetchone()
-        site = found[0] if found else None
+        # The device's site is copied into each scan (read with the lock), so a console
+        # filter by site reads one (site, t_ms) index range.
+        site, device = self.held.site, self.device_id
         self._s._insert_scans(self._cur, [
-            (self.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
+            (device, r["nonce"], r["seq"], r["t_ms"], r["clock_state"], r["verdict"],
              r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
-             " ".join(r["flags"]), r["chain"], now, problem, site) for r, problem in rows])
+             " ".join(r["flags"]), r["chain"], now, problem, site)
+            for r, problem in rows])
         # The hourly counts the charts read, in the same transaction (store/rollup.py).
         rollup.add(self._s, self._cur,
                    ((r["t_ms"], site, r["zone"], r["verdict"], r["reason"]) for r, _p in rows))
         # Possible sharing, found once here instead of per view (store/pairs.py).
+        seqs = [r["seq"] for r, _p in rows]
+        lo, hi = min(seqs), max(seqs)
         pairs.note(self._s, self._cur, self.device_id,
-                   [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows])
+                   [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows
+                    if r["pass_hash"] is not None],
+                   (lo, hi) if hi - lo + 1 == len(rows) == len(set(seqs)) else None)
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:
@@ -197,10 +231,7 @@ class Tx:
         markers only grow, so a replayed batch (same challenge, same ``sent_at``) is never
         fresh again.
         """
-        self._q("SELECT live_challenge_ms, health_sent_at FROM devices WHERE device_id = ?",
-                (self.device_id,))
-        r = self._cur.fetchone()
-        taken, held = (r[0], r[1]) if r else (None, None)
+        taken, held = self.held.live_challenge_ms, self.held.health_sent_at  # read with the lock
         if challenge_ms is not None and (taken is None or challenge_ms > taken):
             health = dict(health, live_challenge_ms=challenge_ms)
         elif not (sent_at is not None and abs(sent_at - now) <= window_s
@@ -237,8 +268,20 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
     def _begin(self, cur, write: bool) -> None:
         cur.execute("BEGIN")
 
-    def _lock_device(self, cur, device_id: str) -> None:
-        """Serialise batches of one device (no-op where BEGIN already locks)."""
+    def _lock_device(self, cur, device_id: str, first_seq: int | None) -> Held:
+        """Serialise batches of one device (SQLite: BEGIN IMMEDIATE already did) and read
+        what the batch needs of it (:data:`HELD_SQL`)."""
+        return self._held(cur, self.sql(HELD_SQL), device_id, first_seq)
+
+    @staticmethod
+    def _held(cur, sql: str, device_id: str, first_seq: int | None) -> Held:
+        before = first_seq - 1 if first_seq is not None else 0
+        cur.execute(sql, (device_id, device_id, before, device_id))
+        r = cur.fetchone()
+        if r is None:  # removed since the signature was checked: nothing to read
+            return Held()
+        chain = bytes(r[4]) if r[4] is not None else None
+        return Held(r[0], r[1], r[2], r[3], chain, r[5])
 
     def _lock_migration(self, cur) -> None:
         """Keep two collectors starting at once from both creating tables (no-op here)."""
@@ -248,10 +291,6 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
         is the limit): SQLite by rowid (see retention.py)."""
         return (f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
                 f"WHERE {where} LIMIT ?)")
-
-    def _lock_passes(self, cur, hashes: list[bytes]) -> None:
-        """Serialise batches holding the same passes (no-op where BEGIN already locks; see
-        ``pairs.py``)."""
 
     def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
         """``SCAN_COLS`` of the device's rows with these nonces (SQLite: ``IN`` lists, each a
@@ -265,10 +304,14 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
 
     def _insert_scans(self, cur, values: list[tuple]) -> None:
         """Insert whole ``SCAN_INSERT_COLS`` tuples (SQLite: ``executemany``, one statement
-        prepared once, inside the batch's one transaction)."""
+        prepared once, inside the batch's one transaction); a stored nonce raises
+        :class:`StoredNonce` (the caller's transaction then rolls back)."""
         cur.executemany(self.sql(
             f"INSERT INTO scans ({SCAN_INSERT_COLS}) VALUES ({', '.join('?' * 16)}) "
             "ON CONFLICT (device_id, nonce) DO NOTHING"), values)
+        if cur.rowcount != len(values):
+            raise StoredNonce(f"{len(values) - cur.rowcount} of {len(values)} nonces were "
+                              "stored already")
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
@@ -296,6 +339,18 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
         with self._tx(write=False) as cur:
             cur.execute(self.sql(sql), tuple(params))
             return cur.fetchall()
+
+    def _one_statement(self, sql: str, params: Sequence = ()) -> list:
+        """The rows of one read-only statement, run as its own transaction (both backends'
+        connections autocommit): one round trip where :meth:`_all` takes three. For reads
+        made on every request (the batch handler's device lookup)."""
+        with self._pool.connection() as conn:
+            cur = conn.cursor()
+            try:
+                cur.execute(self.sql(sql), tuple(params))
+                return cur.fetchall()
+            finally:
+                cur.close()
 
     def close(self) -> None:
         self._pool.close()
@@ -382,7 +437,8 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
             return "created"
 
     def device(self, device_id: str) -> Device | None:
-        rows = self._all(f"SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?", (device_id,))
+        rows = self._one_statement(f"SELECT {DEVICE_COLS} FROM devices WHERE device_id = ?",
+                                   (device_id,))
         return _device(rows[0]) if rows else None
 
     def devices(self) -> list[Device]:
@@ -403,11 +459,12 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
 
     # --- ingest --------------------------------------------------------------------------
     @contextlib.contextmanager
-    def batch(self, device_id: str) -> Iterator[Tx]:
-        """One transaction for one device's batch; batches of a device never interleave."""
+    def batch(self, device_id: str, first_seq: int | None = None) -> Iterator[Tx]:
+        """One transaction for one device's batch; batches of a device never interleave.
+        ``first_seq``: the batch's first seq (the chain it builds on is read with the lock)."""
         with self._tx() as cur:
-            self._lock_device(cur, device_id)
-            yield Tx(self, cur, device_id)
+            held = self._lock_device(cur, device_id, first_seq)
+            yield Tx(self, cur, device_id, held, first_seq)
 
     def add_alert(self, device_id: str, kind: str, detail: str, now: int) -> int:
         """Record one alert; returns the count of this (device, kind) so far."""

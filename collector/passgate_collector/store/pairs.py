@@ -32,29 +32,72 @@ INSERT = ("INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verd
           "ON CONFLICT DO NOTHING")
 
 
-def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]]) -> None:
-    """Record the pairs that this device's new (pass_hash, t_ms, verdict) scans make."""
+# PostgreSQL, set-based. One statement takes the advisory locks (keys = lock_key, computed by
+# the server, in key order), the next finds and stores the pairs (a new statement: its
+# snapshot is taken after the locks were granted, so it sees what the batch it waited for
+# committed). The batch's new scans are read back from ``scans`` by their (device_id, seq)
+# range when their seqs are consecutive (the usual batch): nothing to send, where psycopg
+# dumps a list parameter in Python, ~0.5 us an element. A range can also hold older rows of
+# the device with the same seqs (a journal that restarted); their pairs are found again and
+# ON CONFLICT keeps them once. Other batches send (hash, t_ms, verdict) as binary arrays.
+# Each scan probes the (pass_hash, t_ms) index once: the subquery is kept apart by OFFSET 0,
+# so no statistics can turn the probes into a join that reads the table
+# (tests/test_collector_scale.py). Device ids are compared byte by byte (COLLATE "C"), as
+# Python orders them, so a pair is ordered the same by either backend.
+_PG_RANGE = ("SELECT pass_hash AS h, t_ms AS t, verdict AS v FROM scans WHERE device_id = %(d)s "
+             "AND seq >= %(lo)s AND seq <= %(hi)s AND pass_hash IS NOT NULL")
+_PG_ARRAYS = "SELECT * FROM unnest(%(h)b::bytea[], %(t)b::int8[], %(v)b::text[]) AS a(h, t, v)"
+_PG_LOCK = ("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT "
+            "('x' || encode(substring(n.h from 1 for 8), 'hex'))::bit(64)::bigint AS k "
+            "FROM ({new}) AS n ORDER BY 1) AS keys")
+_PG_PAIRS = (
+    "INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verdict, "
+    "second_device, second_ms, second_verdict) "
+    "SELECT n.h, CASE WHEN o.mine THEN %(d)s ELSE s.device_id END, "
+    "CASE WHEN o.mine THEN n.t ELSE s.t_ms END, CASE WHEN o.mine THEN n.v ELSE s.verdict END, "
+    "CASE WHEN o.mine THEN s.device_id ELSE %(d)s END, "
+    "CASE WHEN o.mine THEN s.t_ms ELSE n.t END, CASE WHEN o.mine THEN s.verdict ELSE n.v END "
+    "FROM ({new}) AS n "
+    "CROSS JOIN LATERAL (SELECT device_id, t_ms, verdict FROM scans "
+    "WHERE pass_hash = n.h AND t_ms >= n.t - %(w)s AND t_ms <= n.t + %(w)s "
+    "AND device_id <> %(d)s OFFSET 0) AS s "
+    "CROSS JOIN LATERAL (SELECT n.t < s.t_ms OR (n.t = s.t_ms "
+    "AND %(d)s::text COLLATE \"C\" < s.device_id COLLATE \"C\") AS mine) AS o "
+    "ON CONFLICT DO NOTHING")
+PG_LOCK, PG_PAIRS = _PG_LOCK.format(new=_PG_ARRAYS), _PG_PAIRS.format(new=_PG_ARRAYS)
+PG_LOCK_RANGE, PG_PAIRS_RANGE = _PG_LOCK.format(new=_PG_RANGE), _PG_PAIRS.format(new=_PG_RANGE)
+
+
+def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
+         seqs: tuple[int, int] | None = None) -> None:
+    """Record the pairs that this device's new (pass_hash, t_ms, verdict) scans make.
+    ``seqs``: (first, last) when the new scans are the device's rows first..last, consecutive
+    (PostgreSQL then reads them back instead of receiving them)."""
     rows = [r for r in rows if r[0] is not None]
     if not rows:
         return
-    hashes = sorted({bytes(r[0]) for r in rows})
-    store._lock_passes(cur, hashes)
+    if store.kind == "postgresql":
+        params: dict = {"d": device_id, "w": PAIR_WINDOW_MS}
+        if seqs is not None:
+            params.update(lo=seqs[0], hi=seqs[1])
+            lock, find = PG_LOCK_RANGE, PG_PAIRS_RANGE
+        else:
+            params.update(h=[bytes(r[0]) for r in rows], t=[r[1] for r in rows],
+                          v=[r[2] for r in rows])
+            lock, find = PG_LOCK, PG_PAIRS
+        cur.execute(lock, params)
+        cur.execute(find, params)
+        return
+    hashes = sorted({bytes(r[0]) for r in rows})  # SQLite writes one batch at a time: no lock
     lo = min(r[1] for r in rows) - PAIR_WINDOW_MS
     hi = max(r[1] for r in rows) + PAIR_WINDOW_MS
     others: dict[bytes, list[tuple[str, int, str]]] = {}
-    # PostgreSQL takes the hashes as one array (as the dedup lookup does, store/postgres.py:
-    # a long IN list once got a generic plan that walked another index); SQLite IN lists.
-    step = len(hashes) if store.kind == "postgresql" else CHUNK
-    for i in range(0, len(hashes), step):
-        chunk = hashes[i:i + step]
-        params: list = chunk
-        if store.kind == "postgresql":
-            match, params = "pass_hash = ANY(?)", [chunk]
-        else:
-            match = f"pass_hash IN ({', '.join('?' * len(chunk))})"
+    for i in range(0, len(hashes), CHUNK):  # SQLite: IN lists
+        chunk = hashes[i:i + CHUNK]
         cur.execute(store.sql(
-            f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE {match} "
-            "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?"), (*params, lo, hi, device_id))
+            f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE pass_hash IN "
+            f"({', '.join('?' * len(chunk))}) "
+            "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?"), (*chunk, lo, hi, device_id))
         for h, dev, t, verdict in cur.fetchall():
             others.setdefault(bytes(h), []).append((dev, t, verdict))
     found = []

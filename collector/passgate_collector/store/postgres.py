@@ -5,18 +5,21 @@ connections plus BEGIN/COMMIT, as for SQLite), and a batch locks its device row 
 ``SELECT ... FOR UPDATE`` so concurrent deliveries of one device's batches run one at a time
 while different devices ingest in parallel.
 
-Ingest is set-based so its cost per row stays flat however long a device's history grows: the
-dedup lookup probes the (device_id, nonce) primary key once per nonce of the batch, and the
-new rows go in with one ``COPY``, formatted by psycopg's C code. (The previous ``INSERT ...
-SELECT FROM unnest(arrays)`` spent ~30 us per row in psycopg's Python array quoting.)
+Ingest is set-based so its cost per row stays flat however long a device's history grows.
+New rows go in with one ``COPY``, formatted by psycopg's C code (the previous ``INSERT ...
+SELECT FROM unnest(arrays)`` spent ~30 us per row in psycopg's Python array quoting). A batch
+that starts past the device's highest stored seq (read with the device's row lock,
+``base.HELD_SQL``) is copied without a lookup: the primary key checks every nonce as COPY
+inserts it, so a lookup first would repeat that work. Any other batch (a resend) looks its
+nonces up first, one probe of the (device_id, nonce) primary key per nonce.
 
-COPY has no ``ON CONFLICT DO NOTHING``, and needs none: rows reach it only after the lookup,
-under the device's row lock (:meth:`_lock_device`), so no other transaction can have stored
-their nonces since. Were that rule ever broken, the primary key still refuses the second copy:
-the COPY fails, the whole batch rolls back, the device gets a 5xx and resends, and the resend
-finds the rows ``duplicate``: nothing lost, nothing stored twice. No temporary table either:
-it would be session state, which PgBouncer's transaction pooling does not keep
-(docs/collector.md).
+COPY has no ``ON CONFLICT DO NOTHING``, and needs none: a stored nonce makes the COPY fail
+with a unique violation, reported as :class:`StoredNonce`; the batch's whole transaction
+rolls back and ``ingest.apply`` applies it again with the lookup, which answers
+``duplicate`` or ``nonce_conflict``: nothing lost, nothing stored twice. The device's row
+lock (:meth:`_lock_device`) keeps two deliveries of one device's batch from racing. No
+temporary table: it would be session state, which PgBouncer's transaction pooling does not
+keep (docs/collector.md).
 
 The probes are written so that no statistics can change the plan: each nonce is looked up in
 a ``LATERAL`` subquery with ``LIMIT 1``, which the planner cannot flatten into a join, and
@@ -30,8 +33,9 @@ and with them).
 
 from __future__ import annotations
 
-from . import pairs, schema
-from .base import SCAN_INSERT_COLS, SqlStore
+from ..errors import StoredNonce
+from . import schema
+from .base import HELD_SQL, SCAN_INSERT_COLS, Held, SqlStore
 from .reports import SCAN_COLS
 
 # The dedup lookup (tests/test_collector_scale.py checks its plan on a large history).
@@ -56,8 +60,8 @@ class PostgresStore(SqlStore):
 
         return psycopg.connect(self.url, autocommit=True)
 
-    def _lock_device(self, cur, device_id: str) -> None:
-        cur.execute("SELECT 1 FROM devices WHERE device_id = %s FOR UPDATE", (device_id,))
+    def _lock_device(self, cur, device_id: str, first_seq: int | None) -> Held:
+        return self._held(cur, self.sql(HELD_SQL) + " FOR UPDATE", device_id, first_seq)
 
     def _lock_migration(self, cur) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(74726)")
@@ -67,12 +71,6 @@ class PostgresStore(SqlStore):
         return (f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
                 f"WHERE {where} LIMIT ?))")
 
-    def _lock_passes(self, cur, hashes: list[bytes]) -> None:
-        # Sorted in a subquery: the locks are taken in key order, so no two batches deadlock.
-        keys = sorted({pairs.lock_key(h) for h in hashes})
-        cur.execute("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(%s::bigint[]) AS k "
-                    "ORDER BY k) s", (keys,))
-
     def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
         if not nonces:
             return []
@@ -80,6 +78,11 @@ class PostgresStore(SqlStore):
         return cur.fetchall()
 
     def _insert_scans(self, cur, values: list[tuple]) -> None:
-        with cur.copy(COPY_SCANS) as copy:
-            for row in values:
-                copy.write_row(row)
+        import psycopg
+
+        try:
+            with cur.copy(COPY_SCANS) as copy:
+                for row in values:
+                    copy.write_row(row)
+        except psycopg.errors.UniqueViolation:
+            raise StoredNonce("a nonce of the batch was stored already") from None

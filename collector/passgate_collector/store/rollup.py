@@ -22,9 +22,11 @@ from collections.abc import Iterable
 
 HOUR_MS = 3600 * 1000
 
-UPSERT = ("INSERT INTO scan_hours (hour_ms, site, zone, verdict, reason, n) "
-          "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hour_ms, site, zone, verdict, reason) "
-          "DO UPDATE SET n = scan_hours.n + excluded.n")
+UPSERT_HEAD = "INSERT INTO scan_hours (hour_ms, site, zone, verdict, reason, n) VALUES "
+UPSERT_TAIL = (" ON CONFLICT (hour_ms, site, zone, verdict, reason) "
+               "DO UPDATE SET n = scan_hours.n + excluded.n")
+UPSERT = UPSERT_HEAD + "(?, ?, ?, ?, ?, ?)" + UPSERT_TAIL
+CHUNK = 200  # keys per statement (1,200 parameters: far below either backend's limit)
 
 
 def hour_of(t_ms: int) -> int:
@@ -37,8 +39,14 @@ def add(store, cur, scans: Iterable[tuple[int, str | None, str, str, str]],
     takes them out again)."""
     counts = Counter((hour_of(t), site or "", zone, verdict, reason)
                      for t, site, zone, verdict, reason in scans)
-    if counts:
-        cur.executemany(store.sql(UPSERT), [(*k, sign * n) for k, n in sorted(counts.items())])
+    # One statement for the batch's few keys (a batch of one hour at one gate has one or two):
+    # executemany would cost a round trip, or a pipeline, per key.
+    items = sorted(counts.items())  # keys in order: two batches never lock rows crosswise
+    for i in range(0, len(items), CHUNK):
+        part = items[i:i + CHUNK]
+        cur.execute(store.sql(UPSERT_HEAD + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part))
+                              + UPSERT_TAIL),
+                    [v for k, n in part for v in (*k, sign * n)])
 
 
 def move_device(store, cur, device_id: str, site: str) -> None:
