@@ -2,6 +2,13 @@
 
 Server-rendered (Jinja2, autoescaped), no JavaScript: it must work in any browser a guard
 desk has. The page shows keyed pass hashes (shortened), never pass ids or names.
+
+Bounded at a city's scale (70 million scans, 2,000 checkpoints; issue 12): no query reads a
+whole table of scans. Denials per reason come from the per-hour counts kept at ingest;
+flagged rows from a partial index of only them; recent scans are those of the
+``RECENT_DEVICES`` checkpoints heard from last, one index range each; device health lists
+the ``HEALTH_SHOWN`` most urgent checkpoints (every one is counted in the heading). The
+console (``/console/``) is the tool for the rest: search, filters, every checkpoint's page.
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ SHARING_LIMIT = 50
 SHARING_SINCE_S = 7 * 86400  # look for shared passes among the last week's scans
 STALE_AFTER_S = 15 * 60  # a device unheard of for this long is shown as "stale"
 CLOCK_WARN_S = 2 * 3600  # field notes: verifiers flag a device clock > 2 h off the server's
+HEALTH_SHOWN = 300  # as the console's front page: all 2,000 rows were most of the page
+RECENT_DEVICES = 20  # checkpoints whose recent scans are listed, the last heard from first
+# Device health order: what needs a look first, disabled last.
+STATE_ORDER = {"stale": 0, "never": 1, "ok": 2, "disabled": 3}
 
 
 def fmt_time(t: float | None) -> str:
@@ -69,17 +80,17 @@ class HealthRow:
     bundle_version: str
     bundle_age: str
     firmware: str
-    scans: int
     update_target: str = "-"
     update_state: str = "-"  # as the device's updater reports it (passgate.update.state)
     update_reason: str = ""
 
 
-def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
-    counts = store.scan_counts()
+def health_rows(store: SqlStore, now: int, devices: list | None = None) -> list[HealthRow]:
+    """Every device's row, those that need a look first: stale, never synced, then a clock
+    or dead letters to see to, then the rest; disabled last; by device id within."""
     published = store.bundle_published_at()
     out = []
-    for d in store.devices():
+    for d in store.devices() if devices is None else devices:
         if d.disabled:
             state = "disabled"
         elif d.last_seen is None:
@@ -98,11 +109,13 @@ def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
             dead_letters="-" if d.dead_letters is None else str(d.dead_letters),
             bundle_version="-" if d.bundle_version is None else str(d.bundle_version),
             bundle_age=fmt_age(None if issued is None else now - issued),
-            firmware=d.firmware or "-", scans=counts.get(d.device_id, 0),
+            firmware=d.firmware or "-",
             update_target=d.update_target or "-",
             update_state=(d.update_state or "-").replace("_", " "),
             update_reason=d.update_reason or "",
         ))
+    out.sort(key=lambda h: (STATE_ORDER[h.state],
+                            not (h.clock_warn or h.dead_letters not in ("-", "0")), h.device_id))
     return out
 
 
@@ -119,26 +132,35 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
-    """The whole page as HTML for the instant ``now`` (POSIX seconds)."""
+def render(store: SqlStore, *, now: int, settings, window_s: int, root: str = "") -> str:
+    """The whole page as HTML for the instant ``now`` (POSIX seconds); ``root``: the
+    application's script root, for the links into the console."""
     since_ms = (now - settings.denials_since_s) * 1000
     sharing = store.shared_passes(window_s * 1000, (now - SHARING_SINCE_S) * 1000, SHARING_LIMIT)
     for s in sharing:
         s["gap_s"] = (s["second_ms"] - s["first_ms"]) / 1000
     latest = store.latest_bundle()
+    devices = store.devices()
+    health = health_rows(store, now, devices)
+    heard = sorted((d for d in devices if d.last_seen is not None),
+                   key=lambda d: (-(d.last_seen or 0), d.device_id))[:RECENT_DEVICES]
     return _env().get_template("staff.html").render(
         now=now,
+        root=root,
         alert_kinds=store.alert_summary(),
         alerts=store.alerts(ALERT_LIMIT),
         alert_limit=ALERT_LIMIT,
         flagged=store.flagged_scans(ALERT_LIMIT),
         rejected=store.rejected_rows(ALERT_LIMIT),
-        health=health_rows(store, now),
+        health=health[:HEALTH_SHOWN],
+        health_total=len(health),
+        health_attention=sum(1 for h in health if h.state in ("stale", "never")),
         sharing=sharing,
         window_s=window_s,
         denials=store.denials_by_reason(since_ms),
         denials_since=fmt_age(settings.denials_since_s),
-        recent=store.recent_scans(settings.recent_per_device),
+        recent=store.recent_scans(settings.recent_per_device, [d.device_id for d in heard]),
+        recent_devices=RECENT_DEVICES,
         latest_bundle=latest,
         rollout=_rollout(store, settings),
     )
