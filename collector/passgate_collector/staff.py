@@ -14,6 +14,7 @@ console (``/console/``) is the tool for the rest: search, filters, every checkpo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import jinja2
@@ -85,26 +86,37 @@ class HealthRow:
     update_reason: str = ""
 
 
-def health_rows(store: SqlStore, now: int, devices: list | None = None) -> list[HealthRow]:
-    """Every device's row, those that need a look first: stale, never synced, then a clock
-    or dead letters to see to, then the rest; disabled last; by device id within."""
+def _state(d, now: int) -> str:
+    if d.disabled:
+        return "disabled"
+    if d.last_seen is None:
+        return "never"
+    return "ok" if now - d.last_seen <= STALE_AFTER_S else "stale"
+
+
+def _clock_warn(d) -> bool:
+    """The clock went backwards, or is more than ``CLOCK_WARN_S`` off."""
+    return d.clock_state == "backwards" or (
+        d.clock_offset_s is not None and abs(d.clock_offset_s) > CLOCK_WARN_S)
+
+
+def health_rows(store: SqlStore, now: int, devices: list | None = None,
+                limit: int | None = None) -> list[HealthRow]:
+    """Devices' rows, those that need a look first: stale, never synced, then a clock or dead
+    letters to see to, then the rest; disabled last; by device id within. ``limit``: only the
+    first so many are formatted (sorting 2,000 is cheap, formatting them is not)."""
     published = store.bundle_published_at()
+    ranked = sorted(store.devices() if devices is None else devices, key=lambda d: (
+        STATE_ORDER[_state(d, now)], not (_clock_warn(d) or d.dead_letters), d.device_id))
     out = []
-    for d in store.devices() if devices is None else devices:
-        if d.disabled:
-            state = "disabled"
-        elif d.last_seen is None:
-            state = "never"
-        else:
-            state = "ok" if now - d.last_seen <= STALE_AFTER_S else "stale"
+    for d in ranked[:limit]:
         issued = d.bundle_issued_at or published.get(d.bundle_version)
         out.append(HealthRow(
-            device_id=d.device_id, state=state, last_seen=fmt_time(d.last_seen),
+            device_id=d.device_id, state=_state(d, now), last_seen=fmt_time(d.last_seen),
             last_seen_age=fmt_age(None if d.last_seen is None else now - d.last_seen),
             clock_state=d.clock_state or "-",
             clock_offset=fmt_offset(d.clock_offset_s),
-            clock_warn=d.clock_state == "backwards"
-            or (d.clock_offset_s is not None and abs(d.clock_offset_s) > CLOCK_WARN_S),
+            clock_warn=_clock_warn(d),
             backlog="-" if d.backlog is None else str(d.backlog),
             dead_letters="-" if d.dead_letters is None else str(d.dead_letters),
             bundle_version="-" if d.bundle_version is None else str(d.bundle_version),
@@ -114,12 +126,14 @@ def health_rows(store: SqlStore, now: int, devices: list | None = None) -> list[
             update_state=(d.update_state or "-").replace("_", " "),
             update_reason=d.update_reason or "",
         ))
-    out.sort(key=lambda h: (STATE_ORDER[h.state],
-                            not (h.clock_warn or h.dead_letters not in ("-", "0")), h.device_id))
     return out
 
 
+@functools.cache
 def _env() -> jinja2.Environment:
+    """One environment for the process: it compiles the template once (a new one per request
+    parsed and compiled the page again every time, half of its CPU). Its gettext callables
+    follow each request's language."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("passgate_collector", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -141,7 +155,7 @@ def render(store: SqlStore, *, now: int, settings, window_s: int, root: str = ""
         s["gap_s"] = (s["second_ms"] - s["first_ms"]) / 1000
     latest = store.latest_bundle()
     devices = store.devices()
-    health = health_rows(store, now, devices)
+    health = health_rows(store, now, devices, HEALTH_SHOWN)
     heard = sorted((d for d in devices if d.last_seen is not None),
                    key=lambda d: (-(d.last_seen or 0), d.device_id))[:RECENT_DEVICES]
     return _env().get_template("staff.html").render(
@@ -152,9 +166,9 @@ def render(store: SqlStore, *, now: int, settings, window_s: int, root: str = ""
         alert_limit=ALERT_LIMIT,
         flagged=store.flagged_scans(ALERT_LIMIT),
         rejected=store.rejected_rows(ALERT_LIMIT),
-        health=health[:HEALTH_SHOWN],
-        health_total=len(health),
-        health_attention=sum(1 for h in health if h.state in ("stale", "never")),
+        health=health,
+        health_total=len(devices),
+        health_attention=sum(1 for d in devices if _state(d, now) in ("stale", "never")),
         sharing=sharing,
         window_s=window_s,
         denials=store.denials_by_reason(since_ms),
