@@ -1,7 +1,8 @@
 """Time every staff-console view at a given number of stored scans. Prints figures only.
 
     .venv/bin/python bench/console.py --rows 1000000 [--backend postgresql|sqlite]
-        [--devices 2000] [--requests 30] [--dir DIR]
+        [--devices 2000] [--requests 30] [--dir DIR] [--keep | --reuse FOLDER]
+        [--only TEXT] [--skip TEXT]
 
 Rules kept (issue 12 point 7; how to measure: bench/measure.py):
 
@@ -17,7 +18,10 @@ Rules kept (issue 12 point 7; how to measure: bench/measure.py):
   of this process (the collector: Flask, templates, driver) and of the database server
   processes (PostgreSQL; SQLite runs inside this process).
 * PostgreSQL runs as a throwaway cluster (``pgcluster``, fsync off) under ``--dir`` (default
-  the system temp folder): about 300 bytes a row with indexes, so check ``df -h`` first.
+  the system temp folder): about 470 bytes a row with indexes (33 GB at 70 M), so check
+  ``df -h`` first. ``--keep`` leaves it on disk, stopped cleanly (``scans`` is UNLOGGED: a
+  crash would empty it); ``--reuse FOLDER`` times the views on it again without generating.
+* The views include the old staff page ``/`` beside the console's.
 * CI never runs it at size; ``tests/test_bench_console.py`` runs it tiny.
 """
 
