@@ -1,7 +1,8 @@
 """Time every staff-console view at a given number of stored scans. Prints figures only.
 
     .venv/bin/python bench/console.py --rows 1000000 [--backend postgresql|sqlite]
-        [--devices 2000] [--requests 30] [--dir DIR]
+        [--devices 2000] [--requests 30] [--dir DIR] [--keep | --reuse FOLDER]
+        [--only TEXT] [--skip TEXT]
 
 Rules kept (issue 12 point 7; how to measure: bench/measure.py):
 
@@ -17,7 +18,10 @@ Rules kept (issue 12 point 7; how to measure: bench/measure.py):
   of this process (the collector: Flask, templates, driver) and of the database server
   processes (PostgreSQL; SQLite runs inside this process).
 * PostgreSQL runs as a throwaway cluster (``pgcluster``, fsync off) under ``--dir`` (default
-  the system temp folder): about 300 bytes a row with indexes, so check ``df -h`` first.
+  the system temp folder): about 470 bytes a row with indexes (33 GB at 70 M), so check
+  ``df -h`` first. ``--keep`` leaves it on disk, stopped cleanly (``scans`` is UNLOGGED: a
+  crash would empty it); ``--reuse FOLDER`` times the views on it again without generating.
+* The views include the old staff page ``/`` beside the console's.
 * CI never runs it at size; ``tests/test_bench_console.py`` runs it tiny.
 """
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -42,7 +47,7 @@ SITES = 20
 CHUNK = 1_000_000
 NOW = 1_767_225_600 + 30 * 86400  # 2026-01-31 00:00 UTC: "now" for the generated week
 DROP = ("scans_device_seq", "scans_time", "scans_pass", "scans_site_time", "scans_device_time",
-        "scans_reason_time")
+        "scans_reason_time", "scans_problem")
 REASONS = ("expired", "revoked", "wrong_zone", "bad_signature")
 
 
@@ -146,7 +151,10 @@ def generate(store, n: int, devices: int, jobs: int = 2) -> float:
 
 
 def server_cpu(cluster) -> float:
-    """CPU seconds used so far by the PostgreSQL server's processes (0 without one)."""
+    """CPU seconds used so far by the PostgreSQL server's client backends, the processes that
+    ran the views' queries (0 without a server). Background processes are left out: the
+    autovacuum workers a fresh table gets, which come and go (one that exited between two
+    readings made the difference negative), and the checkpointer."""
     if cluster is None:
         return 0.0
     master = int((cluster.data / "postmaster.pid").read_text().split()[0])
@@ -158,7 +166,13 @@ def server_cpu(cluster) -> float:
             fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended meanwhile
-        if int(entry.name) == master or int(fields[1]) == master:
+        if int(fields[1]) != master:
+            continue
+        try:
+            command = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"[local]" in command:  # "postgres: postgres bench [local] idle": a client's
             total += int(fields[11]) + int(fields[12])
     return total / tick
 
@@ -174,6 +188,7 @@ def views(client, devices: int, pg: bool) -> dict[str, object]:
     seen = (1234).to_bytes(8, "big") + (7).to_bytes(8, "big") if pg else b"%016d" % 1234
     day = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(NOW - 3600))
     return {
+        "staff page (/)": "/",
         "alerts+live (/console/)": "/console/",
         "feed.json (first)": "/console/feed.json",
         "feed.json?after": f"/console/feed.json?after={cursor}",
@@ -191,11 +206,14 @@ def views(client, devices: int, pg: bool) -> dict[str, object]:
     }
 
 
-def time_views(client, devices: int, requests: int, cluster) -> None:
+def time_views(client, devices: int, requests: int, cluster, only: str | None = None,
+               skip: str | None = None) -> None:
     csrf = re.search(r'name="csrf_token" value="([^"]+)"',
                      client.get("/console/pass").get_data(as_text=True)).group(1)
     print(f"{'view':34} {'p50 ms':>8} {'p95 ms':>8} {'app CPU':>8} {'db CPU':>8}  (per request)")
     for name, req in views(client, devices, cluster is not None).items():
+        if (only and only not in name) or (skip and skip in name):
+            continue
         def ask(req=req, name=name):
             if isinstance(req, tuple):
                 r = client.post(req[0], data={**req[1], "csrf_token": csrf})
@@ -228,6 +246,14 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=30)
     ap.add_argument("--jobs", type=int, default=2, help="PostgreSQL: chunks loaded at once")
     ap.add_argument("--dir", help="where the database goes (default: a temp folder)")
+    ap.add_argument("--keep", action="store_true",
+                    help="PostgreSQL: leave the generated cluster on disk (stopped cleanly) "
+                         "and print the folder to give --reuse")
+    ap.add_argument("--reuse", metavar="FOLDER",
+                    help="PostgreSQL: time the views again on a cluster a --keep run left "
+                         "(no generation; --rows and --devices must be the run's)")
+    ap.add_argument("--only", help="time only the views whose name contains this text")
+    ap.add_argument("--skip", help="leave out the views whose name contains this text")
     args = ap.parse_args()
 
     from passgate_collector.auth import AuthOptions, passwords
@@ -237,6 +263,9 @@ def main() -> int:
 
     print(measure.machine_line())
     print(f"console views at {args.rows:,} scans, {args.devices:,} checkpoints, {args.backend}")
+    if (args.keep or args.reuse) and args.backend != "postgresql":
+        raise SystemExit("--keep and --reuse are for PostgreSQL (a SQLite run's file is "
+                         "as easy to make again)")
     work = Path(tempfile.mkdtemp(prefix="passgate-bench-", dir=args.dir))
     cluster = None
     try:
@@ -246,14 +275,28 @@ def main() -> int:
             if args.dir:
                 os.environ["TMPDIR"] = args.dir  # PgCluster makes its folder with mkdtemp
                 tempfile.tempdir = None
-            cluster = PgCluster().start()
-            url = cluster.create_database("bench")
+            cluster = PgCluster()
+            if args.reuse:
+                # The kept cluster's folder instead of the new empty one (same layout).
+                shutil.rmtree(cluster.dir)
+                cluster.dir = Path(args.reuse).resolve()
+                cluster.data, cluster.log_file = cluster.dir / "data", cluster.dir / "server.log"
+                cluster.resume()
+                url = cluster.url("bench")
+            else:
+                cluster.start()
+                url = cluster.create_database("bench")
         else:
             url = f"sqlite:///{work}/bench.db"
         store = open_store(url)
-        rate = generate(store, args.rows, args.devices, args.jobs)
-        print(f"generated at {rate:,.0f} rows/s")
-        store.add_user("sup", "supervisor", passwords.hash_password("bench password 1"), NOW)
+        if not args.reuse:
+            rate = generate(store, args.rows, args.devices, args.jobs)
+            print(f"generated at {rate:,.0f} rows/s")
+            store.add_user("sup", "supervisor", passwords.hash_password("bench password 1"),
+                           NOW)
+        else:
+            n = store._all("SELECT COUNT(*) FROM devices")[0][0]
+            print(f"reusing {args.reuse}: {n:,} checkpoints (scans not counted: a full scan)")
         app = create_app(store, time_token=lambda *_a: b"", now=lambda: NOW,
                          console=ConsoleOptions(), auth=AuthOptions(idle_s=10**7, absolute_s=10**7))
         client = app.test_client()
@@ -264,13 +307,19 @@ def main() -> int:
                                         "next": "/"})
         if r.status_code != 302:
             raise SystemExit("could not sign in")
-        time_views(client, args.devices, args.requests, cluster)
+        print("before timing, " + measure.machine_line(), flush=True)
+        time_views(client, args.devices, args.requests, cluster, args.only, args.skip)
+        print("after timing, " + measure.machine_line(), flush=True)
         store.close()
     finally:
-        if cluster is not None:
+        if cluster is not None and (args.keep or args.reuse):
+            if cluster.started:
+                # A clean stop: the scans table is UNLOGGED, and a crash (an immediate stop)
+                # would empty it at the next start.
+                cluster.pause()
+            print(f"kept: --reuse {cluster.dir}", flush=True)
+        elif cluster is not None:
             cluster.stop()
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

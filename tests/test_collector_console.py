@@ -227,6 +227,24 @@ def test_acknowledge_records_who_and_when_and_moves_the_alert_to_the_collapsed_l
     assert 'data-key="dead:gate-south:3"' in opened
 
 
+def test_an_acknowledgement_holds_however_old_and_however_many_came_after(fleet):
+    """Open or acknowledged is decided by the alert's own key: once only the newest 1,000 acks
+    of 90 days were read, so an older one let its alert open again in the console while
+    retention (which reads every ack) already treated it as closed and removed its scans."""
+    fleet.store.add_alert("gate-east", "chain_mismatch", "row 2 edited", NOW - 200 * 86400)
+    key = re.search(r'data-key="(tamper:\d+)"', fleet.html("/console/")).group(1)
+    fleet.store.acknowledge(key, "tamper", "sup", NOW - 100 * 86400)  # 100 days ago
+    with fleet.store._tx() as cur:
+        cur.executemany(fleet.store.sql("INSERT INTO acks (alert_key, label, by_user, at) "
+                                        "VALUES (?, ?, ?, ?)"),
+                        [(f"offline:gate-x{i}:1", "x", "sup", NOW - i) for i in range(1200)])
+    opened, acked = fleet.html("/console/").split('<details class="acked">')
+    assert f'data-key="{key}"' not in opened and f'data-key="{key}"' in acked
+    from passgate_collector import retention
+
+    assert "gate-east" not in retention.protected_devices(fleet.store)  # the same verdict
+
+
 def test_ack_without_a_key_is_refused(fleet):
     assert fleet.c.post("/console/ack", data={}).status_code == 400
 

@@ -12,6 +12,7 @@ from collector_support import (  # noqa: F401
     NOW,
     FakeDevice,
     cheap_argon2,
+    csrf_of,
     fake_time_token,
     pg_cluster,
     staff_login,
@@ -159,9 +160,21 @@ def test_staff_page_reads_from_a_read_only_database(pg_cluster, staff_login):  #
         client = create_app(primary, time_token=None, now=Clock(),
                             read_store=replica).test_client()
         _enrol(client, primary, "gate-ro")
-        staff_login(client, primary)  # the staff page needs a session (the accounts live in
-        page = client.get("/")  # the primary; the page's reads go to the replica)
+        staff_login(client, primary, "supervisor")  # the staff page needs a session (the
+        page = client.get("/")  # accounts live in the primary; the page's reads, the replica)
         assert page.status_code == 200 and "gate-ro" in page.get_data(as_text=True)
+        # The console's views read the replica too (a write there would fail: read-only).
+        for path in ("/console/", "/console/scans", "/console/charts", "/console/feed.json",
+                     "/console/checkpoint/gate-ro", "/console/export.csv"):
+            assert client.get(path).status_code == 200, path
+        # An acknowledgement is written to the primary and read back from it at once.
+        html = client.get("/console/").get_data(as_text=True)
+        assert 'name="key" value="offline:gate-ro:never"' in html  # enrolled, never synced
+        r = client.post("/console/ack", data={"key": "offline:gate-ro:never",
+                                              "csrf_token": csrf_of(html)})
+        assert r.status_code == 303 and "offline:gate-ro:never" in primary.acks(0)
+        assert 'name="key" value="offline:gate-ro:never"' not in client.get(
+            "/console/").get_data(as_text=True)
     finally:
         replica.close()
         primary.close()

@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body", type=int, default=protocol.MAX_BODY)
     s.add_argument("--sharing-window", type=int, default=120,
                    help="seconds: one pass at two checkpoints closer than this is listed")
-    s.add_argument("--read-db", help="postgresql://... of a read replica for the staff page "
-                                     "(default: the --db database)")
+    s.add_argument("--read-db", help="postgresql://... of a read replica the staff page and "
+                                     "the console read (default: the --db database)")
     s.add_argument("--fresh-window", type=int, default=600,
                    help="seconds: how old a liveness challenge or a batch's sent_at may be")
     s.add_argument("--rate-limit", type=float, default=2.0,

@@ -1,6 +1,7 @@
-"""The staff page's store on a read replica (``serve --read-db postgresql://...``).
+"""The staff pages' store on a read replica (``serve --read-db postgresql://...``): the old
+staff page and the console's views read it; acknowledgements and accounts stay on ``--db``.
 
-Rules kept here (docs/collector.md "Several machines"; tests/test_collector_scaleout.py):
+Rules kept here (docs/collector.md "Several machines"; tests/test_collector_liveness.py):
 
 - It never writes: no migration, only a check that the replica's schema is the one this
   collector speaks (a replica lagging behind a migration is refused at start, in one line).

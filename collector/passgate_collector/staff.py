@@ -8,11 +8,18 @@ update state) are shown in words in the request's language (``console.words`` an
 here); the codes stay in the HTML's ``class`` and ``data-`` attributes, and an unknown code
 (a newer device's) is shown as itself. A scan's purpose is named as the newest bundle's
 purpose table names it in that language (the site's own names, issue 14), else its id.
+Bounded at a city's scale (70 million scans, 2,000 checkpoints; issue 12): no query reads a
+whole table of scans. Denials per reason come from the per-hour counts kept at ingest;
+flagged rows from a partial index of only them; recent scans are those of the
+``RECENT_DEVICES`` checkpoints heard from last, one index range each; device health lists
+the ``HEALTH_SHOWN`` most urgent checkpoints (every one is counted in the heading). The
+console (``/console/``) is the tool for the rest: search, filters, every checkpoint's page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -86,6 +93,10 @@ def update_words(state: str) -> str:
     states as they are."""
     key = state.replace(" ", "_")
     return _(UPDATE_WORDS[key]) if key in UPDATE_WORDS else state
+HEALTH_SHOWN = 300  # as the console's front page: all 2,000 rows were most of the page
+RECENT_DEVICES = 20  # checkpoints whose recent scans are listed, the last heard from first
+# Device health order: what needs a look first, disabled last.
+STATE_ORDER = {"stale": 0, "never": 1, "ok": 2, "disabled": 3}
 
 
 def fmt_time(t: float | None) -> str:
@@ -134,36 +145,47 @@ class HealthRow:
     bundle_version: str
     bundle_age: str
     firmware: str
-    scans: int
     update_target: str = "-"
     update_state: str = "-"  # as the device's updater reports it (passgate.update.state)
     update_reason: str = ""
 
 
-def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
-    counts = store.scan_counts()
+def _state(d, now: int) -> str:
+    if d.disabled:
+        return "disabled"
+    if d.last_seen is None:
+        return "never"
+    return "ok" if now - d.last_seen <= STALE_AFTER_S else "stale"
+
+
+def _clock_warn(d) -> bool:
+    """The clock went backwards, or is more than ``CLOCK_WARN_S`` off."""
+    return d.clock_state == "backwards" or (
+        d.clock_offset_s is not None and abs(d.clock_offset_s) > CLOCK_WARN_S)
+
+
+def health_rows(store: SqlStore, now: int, devices: list | None = None,
+                limit: int | None = None) -> list[HealthRow]:
+    """Devices' rows, those that need a look first: stale, never synced, then a clock or dead
+    letters to see to, then the rest; disabled last; by device id within. ``limit``: only the
+    first so many are formatted (sorting 2,000 is cheap, formatting them is not)."""
     published = store.bundle_published_at()
+    ranked = sorted(store.devices() if devices is None else devices, key=lambda d: (
+        STATE_ORDER[_state(d, now)], not (_clock_warn(d) or d.dead_letters), d.device_id))
     out = []
-    for d in store.devices():
-        if d.disabled:
-            state = "disabled"
-        elif d.last_seen is None:
-            state = "never"
-        else:
-            state = "ok" if now - d.last_seen <= STALE_AFTER_S else "stale"
+    for d in ranked[:limit]:
         issued = d.bundle_issued_at or published.get(d.bundle_version)
         out.append(HealthRow(
-            device_id=d.device_id, state=state, last_seen=fmt_time(d.last_seen),
+            device_id=d.device_id, state=_state(d, now), last_seen=fmt_time(d.last_seen),
             last_seen_age=fmt_age(None if d.last_seen is None else now - d.last_seen),
             clock_state=d.clock_state or "-",
             clock_offset=fmt_offset(d.clock_offset_s),
-            clock_warn=d.clock_state == "backwards"
-            or (d.clock_offset_s is not None and abs(d.clock_offset_s) > CLOCK_WARN_S),
+            clock_warn=_clock_warn(d),
             backlog="-" if d.backlog is None else str(d.backlog),
             dead_letters="-" if d.dead_letters is None else str(d.dead_letters),
             bundle_version="-" if d.bundle_version is None else str(d.bundle_version),
             bundle_age=fmt_age(None if issued is None else now - issued),
-            firmware=d.firmware or "-", scans=counts.get(d.device_id, 0),
+            firmware=d.firmware or "-",
             update_target=d.update_target or "-",
             update_state=(d.update_state or "-").replace("_", " "),
             update_reason=d.update_reason or "",
@@ -171,7 +193,11 @@ def health_rows(store: SqlStore, now: int) -> list[HealthRow]:
     return out
 
 
+@functools.cache
 def _env() -> jinja2.Environment:
+    """One environment for the process: it compiles the template once (a new one per request
+    parsed and compiled the page again every time, half of its CPU). Its gettext callables
+    follow each request's language."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("passgate_collector", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -188,28 +214,37 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render(store: SqlStore, *, now: int, settings, window_s: int) -> str:
-    """The whole page as HTML for the instant ``now`` (POSIX seconds)."""
+def render(store: SqlStore, *, now: int, settings, window_s: int, root: str = "") -> str:
+    """The whole page as HTML for the instant ``now`` (POSIX seconds); ``root``: the
+    application's script root, for the links into the console."""
     since_ms = (now - settings.denials_since_s) * 1000
     sharing = store.shared_passes(window_s * 1000, (now - SHARING_SINCE_S) * 1000, SHARING_LIMIT)
     for s in sharing:
         s["gap_s"] = (s["second_ms"] - s["first_ms"]) / 1000
     latest = store.latest_bundle()
     purposes = purpose_table(store)
+    devices = store.devices()
+    health = health_rows(store, now, devices, HEALTH_SHOWN)
+    heard = sorted((d for d in devices if d.last_seen is not None),
+                   key=lambda d: (-(d.last_seen or 0), d.device_id))[:RECENT_DEVICES]
     return _env().get_template("staff.html").render(
         purpose=lambda p: purpose_words(p, purposes),
         now=now,
+        root=root,
         alert_kinds=store.alert_summary(),
         alerts=store.alerts(ALERT_LIMIT),
         alert_limit=ALERT_LIMIT,
         flagged=store.flagged_scans(ALERT_LIMIT),
         rejected=store.rejected_rows(ALERT_LIMIT),
-        health=health_rows(store, now),
+        health=health,
+        health_total=len(devices),
+        health_attention=sum(1 for d in devices if _state(d, now) in ("stale", "never")),
         sharing=sharing,
         window_s=window_s,
         denials=store.denials_by_reason(since_ms),
         denials_since=fmt_age(settings.denials_since_s),
-        recent=store.recent_scans(settings.recent_per_device),
+        recent=store.recent_scans(settings.recent_per_device, [d.device_id for d in heard]),
+        recent_devices=RECENT_DEVICES,
         latest_bundle=latest,
         rollout=_rollout(store, settings),
     )

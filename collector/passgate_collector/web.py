@@ -95,8 +95,9 @@ def create_app(
 ) -> Flask:
     """Build the application. ``time_token(now, device_id, nonce)`` returns signed time-token
     bytes (None: the collector has no time key and sends no ``Passgate-Time`` header, which is
-    logged once at start). ``read_store``: where the staff page reads (a replica), else
-    ``store``. ``auth``: staff sessions and sign-in limits (``auth.AuthOptions``)."""
+    logged once at start). ``read_store``: where the staff page and the console's views read
+    (a replica), else ``store``. ``auth``: staff sessions and sign-in limits
+    (``auth.AuthOptions``)."""
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
@@ -147,7 +148,7 @@ def create_app(
                 nonce = None  # not a challenge we can answer: the token still raises the floor
         return device, nonce
 
-    app.register_blueprint(blueprint(store, clock, console))
+    app.register_blueprint(blueprint(store, clock, console, read_store))
 
     @app.errorhandler(ProtocolError)
     def protocol_error(exc: ProtocolError) -> Response:
@@ -297,7 +298,8 @@ def create_app(
     def staff_page() -> Response:
         window = request.args.get("window", type=int) or settings.sharing_window_s
         window = max(1, min(window, 7 * 24 * 3600))
-        html = staff.render(read_store or store, now=clock(), settings=settings, window_s=window)
+        html = staff.render(read_store or store, now=clock(), settings=settings, window_s=window,
+                            root=request.script_root)
         return Response(html, content_type="text/html; charset=utf-8")
 
     return app

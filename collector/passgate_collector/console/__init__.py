@@ -40,11 +40,13 @@ class ConsoleOptions:
 
 
 def blueprint(store: SqlStore, clock: Callable[[], int],
-              options: ConsoleOptions | None = None) -> Blueprint:
+              options: ConsoleOptions | None = None,
+              read_store: SqlStore | None = None) -> Blueprint:
+    """The console; ``read_store``: a replica its views read (``serve --read-db``)."""
     from . import views
 
     here = Path(__file__).parent
     bp = Blueprint("console", __name__, url_prefix="/console",
                    template_folder=str(here / "templates"), static_folder=str(here / "static"))
-    views.register(bp, store, clock, options or ConsoleOptions())
+    views.register(bp, store, clock, options or ConsoleOptions(), read_store)
     return bp

@@ -9,7 +9,10 @@ Rules kept here:
   incident and no later one: an offline checkpoint's key holds its last-seen time, a clock
   alert its state and hour of offset, a trust alert the bundle version, a dead-letter alert the
   count. When the condition comes back in another form it is a new alert, open again.
-* Acknowledged alerts are not deleted: they move to a collapsed list with who and when.
+* Acknowledged alerts are not deleted: they move to a collapsed list with who and when. An
+  alert is acknowledged when its own key has an acknowledgement, however old (retention
+  decides "open" the same way, so the console never shows open an alert whose scans
+  retention has already let go).
 * Device health is sorted by severity too, with a summary of how many need attention.
 * Titles and texts are said in the request's language (``..i18n``) with its plural forms;
   keys never are (an acknowledgement must match whatever language the guard reads).
@@ -104,8 +107,11 @@ def device_conditions(d: Device, now: int, latest: tuple | None) -> list[tuple[s
     return out
 
 
-def collect(store: SqlStore, now: int, sharing_window_s: int) -> tuple[list[Alert], list[Health]]:
-    """All alerts (acknowledged ones marked) and every checkpoint's health, both sorted."""
+def collect(store: SqlStore, now: int, sharing_window_s: int,
+            acks_from: SqlStore | None = None) -> tuple[list[Alert], list[Health]]:
+    """All alerts (acknowledged ones marked) and every checkpoint's health, both sorted.
+    ``acks_from``: where acknowledgements are read (the primary, when ``store`` is a
+    replica), else ``store``."""
     alerts: list[Alert] = []
     for a in store.alerts(LIMIT):
         alerts.append(Alert(f"tamper:{a['id']}", "tamper", a["device_id"],
@@ -137,7 +143,7 @@ def collect(store: SqlStore, now: int, sharing_window_s: int) -> tuple[list[Aler
             h.severity = min(h.severity, SEVERITY[kind])
             alerts.append(Alert(key, kind, d.device_id, text, d.last_seen))
         health.append(h)
-    acks = store.acks(now - 90 * 86400)
+    acks = (acks_from or store).acks_for([a.key for a in alerts])
     for a in alerts:
         a.ack, a.site = acks.get(a.key), sites.get(a.device)
     alerts.sort(key=lambda a: (SEVERITY[a.kind], -(a.at or 0), a.device))

@@ -31,7 +31,7 @@ from flask import (
 )
 from markupsafe import Markup
 
-from ..i18n import _
+from ..i18n import _, ngettext
 from ..store import SqlStore
 from ..store.console import ScanFilter, parse_cursor
 from . import ConsoleOptions, alerts, filters, passsearch, words
@@ -56,7 +56,11 @@ def who() -> str:
 
 
 def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
-             opts: ConsoleOptions) -> None:
+             opts: ConsoleOptions, reads: SqlStore | None = None) -> None:
+    """``reads``: where the views read (a replica, ``serve --read-db``), else ``store``; an
+    acknowledgement is written to ``store`` and acknowledgements are read back from it, so
+    the one a guard just made shows at once whatever the replica's delay."""
+    primary, store = store, reads or store  # every name below reads; ``primary`` writes
     def tz_of(site: str | None) -> str | None:
         return g.sites.get(site) if site else None
 
@@ -94,14 +98,15 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
     @bp.get("/")
     def index() -> str:
         now = clock()
-        found, health = alerts.collect(store, now, opts.sharing_window_s)
+        found, health = alerts.collect(store, now, opts.sharing_window_s, acks_from=primary)
         feed = store.find_scans(recent_filter(), opts.feed_size)
         return render_template(
             "console/index.html", open_alerts=[a for a in found if a.ack is None],
             acked=[a for a in found if a.ack is not None], health=health[:HEALTH_SHOWN],
             summary=alerts.summary(health) + (
-                f"; the {HEALTH_SHOWN} most urgent listed" if len(health) > HEALTH_SHOWN
-                else ""), feed=feed,
+                "; " + ngettext("the %(num)d most urgent listed",
+                                "the %(num)d most urgent listed", HEALTH_SHOWN)
+                % {"num": HEALTH_SHOWN} if len(health) > HEALTH_SHOWN else ""), feed=feed,
             cursor=feed[0]["cursor"] if feed else "", latest=store.latest_bundle())
 
     @bp.post("/ack")
@@ -110,7 +115,7 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
         if not key or len(key) > 300:
             abort(400)
         label = (request.form.get("label") or key)[:300]
-        store.acknowledge(key, label, who(), clock())
+        primary.acknowledge(key, label, who(), clock())
         return redirect(url_for("console.index") + "#alerts", code=303)
 
     @bp.get("/feed.json")

@@ -199,6 +199,20 @@ class ConsoleQueries:
                          "ORDER BY at DESC LIMIT 1000", (since,))
         return {r[0]: {"label": r[1], "by": r[2], "at": r[3]} for r in rows}
 
+    def acks_for(self, keys: Sequence[str]) -> dict[str, dict]:
+        """The acknowledgements of these alert keys, however old, by key (primary-key
+        lookups, 500 keys a query). An alert is acknowledged or open by its own key, never by
+        the ack's age or by how many others were made since: retention spares the scans of an
+        open tamper alert by the same rule (``retention.protected_devices``)."""
+        out: dict[str, dict] = {}
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i:i + 500]
+            for r in self._all("SELECT alert_key, label, by_user, at FROM acks WHERE alert_key "
+                               f"IN ({', '.join('?' * len(chunk))})", chunk):
+                out[r[0]] = {"label": r[1], "by": r[2], "at": r[3]}
+        return out
+
     def acknowledge(self, key: str, label: str, by: str, now: int) -> bool:
         """Record who acknowledged alert ``key`` and when; False if it already was."""
         with self._tx() as cur:

@@ -34,22 +34,35 @@ class Reports:
         raise NotImplementedError
 
     # --- staff page ----------------------------------------------------------------------
-    def recent_scans(self, per_device: int) -> dict[str, list[dict]]:
-        """The newest ``per_device`` scans of every device, newest first."""
+    # Every query the page runs is bounded at a city's scale (70 million scans, 2,000
+    # devices): an index range with a LIMIT, the per-hour counts, or a small table. The
+    # whole-table ones below (scan_counts, devices_with_scans, recent_scans without a device
+    # list) are for tests and tools, never a page.
+    def recent_scans(self, per_device: int,
+                     devices: Sequence[str] | None = None) -> dict[str, list[dict]]:
+        """The newest ``per_device`` scans of each of ``devices`` (default: every device
+        with scans, a whole-index read), newest first: one (device_id, seq) range each."""
         out: dict[str, list[dict]] = {}
-        for dev in self.devices_with_scans():
+        for dev in self.devices_with_scans() if devices is None else devices:
             rows = self._all(f"SELECT {SCAN_COLS}, problem FROM scans WHERE device_id = ? "
                              "ORDER BY seq DESC LIMIT ?", (dev, per_device))
-            out[dev] = [dict(scan_dict(r[:-1]), problem=r[-1]) for r in rows]
+            if rows:
+                out[dev] = [dict(scan_dict(r[:-1]), problem=r[-1]) for r in rows]
         return out
 
     def devices_with_scans(self) -> list[str]:
         return [r[0] for r in self._all("SELECT DISTINCT device_id FROM scans ORDER BY 1")]
 
     def denials_by_reason(self, since_ms: int) -> list[tuple[str, int]]:
-        return [tuple(r) for r in self._all(
-            "SELECT reason, COUNT(*) FROM scans WHERE verdict = 'deny' AND t_ms >= ? "
-            "GROUP BY reason ORDER BY 2 DESC, 1", (since_ms,))]
+        """Denials per reason in the hours from the one holding ``since_ms`` on, from the
+        counts kept at ingest (``scan_hours``; at most hours x sites x zones x reasons rows),
+        never the scans: a day of a city is 10 million of them."""
+        hour = 3_600_000
+        # int(): PostgreSQL's SUM of a BIGINT is NUMERIC (a Decimal).
+        return [(r[0], int(r[1])) for r in self._all(
+            "SELECT reason, SUM(n) FROM scan_hours WHERE verdict = 'deny' AND hour_ms >= ? "
+            "GROUP BY reason HAVING SUM(n) > 0 ORDER BY 2 DESC, 1",
+            (since_ms // hour * hour,))]
 
     def scan_counts(self) -> dict[str, int]:
         return dict(self._all("SELECT device_id, COUNT(*) FROM scans GROUP BY device_id"))
@@ -94,6 +107,8 @@ class Reports:
                 for r in rows]
 
     def flagged_scans(self, limit: int) -> list[dict]:
+        """The newest ``limit`` stored rows whose chain does not check (``problem`` set):
+        read through the partial index ``scans_problem``, which holds only those rows."""
         rows = self._all(f"SELECT device_id, {SCAN_COLS}, problem FROM scans "
                          "WHERE problem IS NOT NULL ORDER BY received_at DESC, seq DESC LIMIT ?",
                          (limit,))

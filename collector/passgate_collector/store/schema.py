@@ -229,11 +229,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 # site or by checkpoint reads one (site, t_ms) or (device_id, t_ms) range, newest first; a
 # pass search reads scans_pass (pass_hash, t_ms); a filter by reason (a rare one, over 31
 # days, read the whole range through scans_time: 0.4 s at a million rows) reads
-# scans_reason_time.
+# scans_reason_time. The staff page's flagged rows (a chain that does not check) read
+# scans_problem, a partial index of only those rows (a few, or none: it costs ingest one
+# test of the column per row), where they were a whole-table read.
 LATE_DDL = """
 CREATE INDEX IF NOT EXISTS scans_site_time ON scans (site, t_ms);
 CREATE INDEX IF NOT EXISTS scans_device_time ON scans (device_id, t_ms);
 CREATE INDEX IF NOT EXISTS scans_reason_time ON scans (reason, t_ms);
+CREATE INDEX IF NOT EXISTS scans_problem ON scans (received_at, seq) WHERE problem IS NOT NULL;
 """
 
 
