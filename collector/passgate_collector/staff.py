@@ -207,7 +207,8 @@ def _env() -> jinja2.Environment:
                        mstime=lambda ms: fmt_time(None if ms is None else ms / 1000),
                        verdict=words.verdict_words, reason=words.reason_words,
                        clock=words.clock_words, device_state=device_state_words,
-                       problem=words.problem_words,
+                       problem=words.problem_words, tamper=words.tamper_words,
+                       detail=words.detail_words,
                        update=update_words)
     env.globals["signed_in"] = signed_in  # the sign-out form; None outside a request
     i18n.install(env)  # the request's language (English outside a request)

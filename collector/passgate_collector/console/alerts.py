@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..i18n import N_, _, ngettext
 from ..store import Device, SqlStore
+from . import words
 from .words import ago
 
 STALE_AFTER_S = 15 * 60  # not heard from for this long: offline
@@ -115,14 +116,16 @@ def collect(store: SqlStore, now: int, sharing_window_s: int,
     alerts: list[Alert] = []
     for a in store.alerts(LIMIT):
         alerts.append(Alert(f"tamper:{a['id']}", "tamper", a["device_id"],
-                            f"{a['kind']}: {a['detail']}", a["created_at"]))
+                            f"{words.tamper_words(a['kind'])}: {words.detail_words(a['detail'])}",
+                            a["created_at"]))
     for s in store.alert_summary():
         if s["kind"] == "bad_signature":  # counted only (anyone can send them): one per device
             alerts.append(Alert(f"forged:{s['device_id']}:{s['last_at']}", "forged",
                                 s["device_id"], ngettext(
                                     "{n} batch with a bad signature refused; latest: {last}",
                                     "{n} batches with a bad signature refused; latest: {last}",
-                                    s["count"]).format(n=s["count"], last=s["last_detail"]),
+                                    s["count"]).format(n=s["count"],
+                                                      last=words.detail_words(s["last_detail"])),
                                 s["last_at"]))
     since_ms = (now - SHARING_SINCE_S) * 1000
     for s in store.shared_passes(sharing_window_s * 1000, since_ms, LIMIT):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import zoneinfo
 
 from markupsafe import Markup, escape
@@ -49,6 +50,45 @@ CLOCK_WORDS = {"trusted": N_("trusted"), "floor": N_("floor only"),
 # A stored row's problem (ingest.CHAIN_MISMATCH, ingest.GAP): why it is flagged as tamper.
 PROBLEM_WORDS = {"chain_mismatch": N_("edited: chain mismatch"),
                  "gap": N_("rows missing before it")}
+
+
+# A tamper alert's kind (ingest's alerts, and web.py's refused batches), or why a row was
+# refused: what happened.
+TAMPER_WORDS = {"chain_mismatch": N_("row edited after it was recorded"),
+                "chain_break": N_("rows missing or replaced"),
+                "nonce_conflict": N_("one nonce, two different rows"),
+                "bad_signature": N_("batch with a bad signature"),
+                "invalid_row": N_("row outside the protocol's limits")}  # a refused row
+# The details the collector stores (ingest.py, web.py), in English, the database's language.
+# Each msgid is the stored sentence with its numbers as {0}, {1}...: it is matched as it is
+# and said again in the request's language.
+_DETAILS = (
+    N_("seq {0}: a stored row has this nonce with other content"),
+    N_("row {0}: chain does not match its content (edited after it was journaled)"),
+    N_("prev_chain of the batch starting at seq {0} differs from the collector's row {1}: "
+       "rows were replaced"),
+    N_("rows {0}-{1} missing before seq {2} (removed on the device?)"),
+    N_("batch refused: signature does not verify with the enrolled key (header kid {0})"),
+)
+_DETAIL_PATTERNS = tuple(
+    (re.compile(re.sub(r"\\\{\d\\\}", "([0-9a-f]+)", re.escape(msgid))), msgid)
+    for msgid in _DETAILS)
+
+
+def tamper_words(kind: str) -> str:
+    """A tamper alert's kind (or a refused row's reason) in the request's language; an
+    unknown code as itself."""
+    return _(TAMPER_WORDS[kind]) if kind in TAMPER_WORDS else kind
+
+
+def detail_words(detail: str) -> str:
+    """A stored alert detail in the request's language: the collector's own sentences are
+    said again with their numbers; anything else (an older collector's words) as it is."""
+    for pattern, msgid in _DETAIL_PATTERNS:
+        m = pattern.fullmatch(detail)
+        if m:
+            return _(msgid).format(*m.groups())
+    return detail
 
 
 def problem_words(code: str) -> str:
