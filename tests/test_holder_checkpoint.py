@@ -1,7 +1,7 @@
 """Holder-bound passes at the checkpoint (issue 16): the verifier's level-2 rules, the binding
 policy in decide(), the words on the OLED, the journal flags, and the whole loop in a scene.
 
-Rules tested (docs/pass-format.md section 11): a fresh live code of a bound pass is accepted;
+Rules tested (docs/pass-format.md section 10): a fresh live code of a bound pass is accepted;
 older than the window is ``live_code_stale`` with its words, further ahead
 ``live_code_future``; a level 2 by another holder's key is ``holder_mismatch``; a live code
 of a pass without cnf is ``malformed``; level-1 rules come first; where the policy requires
