@@ -294,3 +294,24 @@ def test_the_spec_worked_example() -> None:
                                                           issuer="NNOV")]))
     assert verifier.check(live, t0 + HOUR + 20, "gate-1").accepted
     assert verifier.check(live, t0 + HOUR + 31, "gate-1").reason is Reason.LIVE_CODE_STALE
+
+
+def test_cli_verify_live_code(tmp_path: Path, capsys: pytest.CaptureFixture, issuer_file: Path,
+                              holder_key: ec.EllipticCurvePrivateKey, point: bytes) -> None:
+    import shutil
+    import time
+
+    code, out, err = run(capsys, "issue", "--key", str(issuer_file), "--purpose", "shopping",
+                         "--zone", "gate-1", "--holder-key", holder.format_holder_key(point))
+    assert code == 0, err
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    for name in ("issuer.pub", "issuer.toml"):
+        shutil.copy(issuer_file.with_name(name), trust / name)
+    now = int(time.time())
+    live = holder.make_live_code(out.strip(), holder_key, now, 3)
+    code, out, err = run(capsys, "verify", live, "--trust", str(trust), "--zone", "gate-1")
+    assert code == 0 and out.startswith("ACCEPT shopping") and "live code" in out, err
+    code, out, _ = run(capsys, "verify", live, "--trust", str(trust), "--zone", "gate-1",
+                       "--at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 120)))
+    assert code == 1 and out.startswith("DENY live_code_stale") and "not a picture" in out
