@@ -12,12 +12,12 @@ import segno
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import NOW
-from passgate.cli import main
 from passgate.errors import PassFormatError
 from passgate.issuing.issuer import Issuer
 from passgate.passes import base45, holder
 from passgate.passes.cose import dumps
 from passgate.passes.format import BOUND_CLAIM_KEYS, claims_cbor, parse_claims, parse_text
+from test_cli_pass import issuer_dir, run  # noqa: F401 (issuer_dir: a fixture)
 
 HOUR = 3600
 
@@ -200,21 +200,9 @@ def test_live_code_strict_decoding(bound: str, case: str, reason: str) -> None:
 # -- issuing ----------------------------------------------------------------------------
 
 
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
-def issuer_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
-    code, _, err = run(capsys, "keys", "new-issuer", "--out", str(tmp_path / "iss"),
-                       "--name", "Test City")
-    assert code == 0, err
-    return tmp_path / "iss" / "issuer.key"
+def issuer_file(issuer_dir: Path) -> Path:
+    return issuer_dir / "issuer.key"
 
 
 def test_cli_issue_holder_key_text_and_image(tmp_path: Path, capsys: pytest.CaptureFixture,
