@@ -201,7 +201,7 @@ def test_live_code_strict_decoding(bound: str, case: str, reason: str) -> None:
 
 
 @pytest.fixture
-def issuer_file(issuer_dir: Path) -> Path:
+def issuer_file(issuer_dir: Path) -> Path:  # noqa: F811 (the imported fixture)
     return issuer_dir / "issuer.key"
 
 
