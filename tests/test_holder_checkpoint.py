@@ -255,3 +255,19 @@ def test_config_reaches_the_checkpoint(tmp_path) -> None:
                 {"checkpoint": {"zone": ZONE}, "trust": {"holder_binding": "work"}}):
         with pytest.raises(ConfigError):
             from_dict(bad, origin="test")
+
+
+def test_a_refreshed_live_code_in_view_is_one_presentation(trust, journal, bound: str,
+                                                           phone) -> None:
+    """The app refreshes its code every 5 s while the phone is held up: the new texts of the
+    same pass are not judged again (anti-passback would deny the refresh); shown again after
+    leaving the view, it is a new presentation as any pass is."""
+    codes = [holder.make_live_code(bound, phone, NOW - 20 + 5 * i, i) for i in range(4)]
+    frames = [(codes[0],)] * 4 + [(codes[1],)] * 4 + [(codes[2],)] * 4 + [()] * 40
+    frames += [(codes[3],)] * 3 + [()] * 10
+    cp = build_checkpoint(frames, trust, journal)
+    cp.run()
+    assert cp.reasons() == ["valid", "already_used"]  # POLICY has a 10 min anti-passback
+    assert holder.presentation_key(codes[0]) == holder.presentation_key(codes[2])
+    assert holder.presentation_key(codes[0]) != bound
+    assert holder.presentation_key("PG2:x") == "PG2:x"

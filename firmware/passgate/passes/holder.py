@@ -309,6 +309,19 @@ def parse_live_text(text: str | bytes) -> LiveCode:
     return LiveCode(l1, payload, signature, t, n)
 
 
+def presentation_key(text: str) -> str:
+    """What makes two decoded texts the same presentation: the text itself, except that the
+    live codes of one pass (the app refreshes every few seconds while the phone is held up)
+    are one presentation: ``PG2:`` + base45 of their level 1. Never raises; an unreadable
+    ``PG2:`` text is its own key."""
+    if not text.startswith(LIVE_PREFIX):
+        return text
+    try:
+        return LIVE_PREFIX + base45.encode(parse_live_text(text).l1)
+    except PassFormatError:
+        return text
+
+
 def live_text(l1: bytes, payload: bytes, signature: bytes) -> str:
     """The ``PG2:`` text of the parts (no checks: the reference encoder for tests)."""
     l2 = b"".join((_L2_HEAD, head(2, len(payload)), payload, _SIG_HEAD, signature))
