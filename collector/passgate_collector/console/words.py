@@ -41,6 +41,11 @@ REASON_WORDS = {
     "clock_untrusted": N_("checkpoint clock not trusted"),
     "trust_stale": N_("checkpoint trust data out of date"),
     "journal_fault": N_("checkpoint could not record the scan"),
+    "holder_mismatch": N_("live code from another phone"),
+    "live_code_stale": N_("live code too old (a picture?)"),
+    "live_code_future": N_("live code time ahead (phone clock)"),
+    "live_code_required": N_("live code required, pass shown bare"),
+    "not_bound": N_("pass not bound to a phone, required here"),
 }
 VERDICT_WORDS = {"accept": N_("let in"), "deny": N_("refused")}
 CLOCK_WORDS = {"trusted": N_("trusted"), "floor": N_("floor only"),
@@ -58,6 +63,7 @@ TAMPER_WORDS = {"chain_mismatch": N_("row edited after it was recorded"),
                 "chain_break": N_("rows missing or replaced"),
                 "nonce_conflict": N_("one nonce, two different rows"),
                 "bad_signature": N_("batch with a bad signature"),
+                "live_code_reused": N_("one live code at two checkpoints"),
                 "invalid_row": N_("row outside the protocol's limits")}  # a refused row
 # The details the collector stores (ingest.py, web.py), in English, the database's language.
 # Each msgid is the stored sentence with its numbers as {0}, {1}...: it is matched as it is
@@ -69,9 +75,10 @@ _DETAILS = (
        "rows were replaced"),
     N_("rows {0}-{1} missing before seq {2} (removed on the device?)"),
     N_("batch refused: signature does not verify with the enrolled key (header kid {0})"),
+    N_("{0} also at {1}, {2} s apart ({3} there, {4} here)"),  # store/pairs.py's live code
 )
 _DETAIL_PATTERNS = tuple(
-    (re.compile(re.sub(r"\\\{\d\\\}", "([0-9a-f]+)", re.escape(msgid))), msgid)
+    (re.compile(re.sub(r"\\\{\d\\\}", "(.+?)", re.escape(msgid))), msgid)
     for msgid in _DETAILS)
 
 

@@ -208,6 +208,10 @@ class Tx:
                    [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows
                     if r["pass_hash"] is not None],
                    (lo, hi) if hi - lo + 1 == len(rows) == len(set(seqs)) else None)
+        pairs.live_reuse(self._s, self._cur, self.device_id,
+                         [(r["pass_hash"], r["t_ms"], r["verdict"], r["flags"])
+                          for r, _p in rows if r["flags"]],
+                         now)
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:

@@ -13,6 +13,11 @@ Rules kept here:
   pair is the same whichever of its two batches arrived last; the primary key stores it once.
 * Windows wider than ``PAIR_WINDOW_MS`` (one hour) are cut to it: pairs further apart are not
   kept (a pass used at entry and exit hours apart is not sharing).
+* The same live code (spec 1.2: a holder's ``PG2:`` code, journal flag ``live_<keyed hash>``)
+  in both scans of a pair is more than possible sharing: one screen shown at two doors, or a
+  picture of it passed on. Each such pair raises a ``live_code_reused`` alert for the device
+  whose batch found it (the later one to arrive). Only a batch's scans that carry a live flag
+  are looked up for it (``live_reuse``): most scans are of static passes and pay nothing.
 * PostgreSQL runs batches of different devices at once. Two batches holding the same pass
   could each miss the other's uncommitted scan, so each batch takes a transaction-scoped
   advisory lock per pass hash (sorted, so no two batches deadlock) after inserting its scans
@@ -25,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 PAIR_WINDOW_MS = 3600 * 1000
+LIVE_CODE_REUSED = "live_code_reused"  # alert kind
+LIVE_FLAG_PREFIX = "live_"  # passgate.checkpoint.decide.LIVE_ID_PREFIX
 CHUNK = 400  # hashes per IN list (far below SQLite's parameter limit)
 
 INSERT = ("INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verdict, "
@@ -109,6 +116,25 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
             found.append((bytes(h), a[1], a[0], a[2], b[1], b[0], b[2]))
     if found:
         cur.executemany(store.sql(INSERT), found)
+
+
+def live_reuse(store, cur, device_id: str,
+               rows: Sequence[tuple[bytes | None, int, str, Sequence[str]]], now: int) -> None:
+    """Alert (``live_code_reused``) for each of this device's new (pass_hash, t_ms, verdict,
+    flags) scans whose live code another checkpoint's scan within ``PAIR_WINDOW_MS`` carries
+    too. Runs after ``note`` in the same transaction, under its locks (PostgreSQL)."""
+    live = [(bytes(h), t, verdict, flag) for h, t, verdict, flags in rows
+            if h is not None for flag in flags if flag.startswith(LIVE_FLAG_PREFIX)]
+    for h, t, verdict, flag in live:
+        cur.execute(store.sql(
+            "SELECT device_id, t_ms, verdict, flags FROM scans WHERE pass_hash = ? "
+            "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?"),
+            (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id))
+        for dev, t2, verdict2, flags2 in cur.fetchall():
+            if flag in (flags2 or "").split():
+                store._alert(cur, device_id, LIVE_CODE_REUSED,
+                             f"{flag} also at {dev}, {abs(t2 - t) / 1000:.1f} s apart "
+                             f"({verdict2} there, {verdict} here)", now)
 
 
 def lock_key(pass_hash: bytes) -> int:

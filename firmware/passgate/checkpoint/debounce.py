@@ -6,6 +6,11 @@ at least ``absent_frames`` consecutive frames *and* at least ``absent_s`` second
 count protects against a stalled camera (no frames, so nothing was observed missing), the
 seconds against a fast camera where a few missed frames are a few milliseconds. Shown again
 after that, it is a new presentation (and anti-passback decides whether it is a repeat).
+
+A holder's live codes (``PG2:``, spec 1.2) change every few seconds while the phone is held
+up; the codes of one pass count as one presentation (keyed by their level 1,
+:func:`passgate.passes.holder.presentation_key`), so a refresh in view is not judged again
+(anti-passback would deny it, and the door close on the holder).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from passgate.errors import ArgumentError
+from passgate.passes.holder import presentation_key
 
 
 @dataclass(slots=True)
@@ -43,26 +49,28 @@ class Debouncer:
     def feed(self, texts: list[str], t: float) -> list[str]:
         """Texts decoded in the frame taken at ``t``; returns those newly presented, in the
         order given (duplicates within a frame count once)."""
-        present = dict.fromkeys(texts)
-        for text, seen in list(self._seen.items()):
-            if text in present:
+        present: dict[str, str] = {}
+        for text in texts:
+            present.setdefault(presentation_key(text), text)
+        for key, seen in list(self._seen.items()):
+            if key in present:
                 continue
             seen.missed += 1
             if seen.missed >= self.absent_frames and t - seen.last_t >= self.absent_s:
-                del self._seen[text]  # gone: forgotten, so memory stays bounded
+                del self._seen[key]  # gone: forgotten, so memory stays bounded
         new: list[str] = []
-        for text in present:
-            known = self._seen.get(text)
+        for key, text in present.items():
+            known = self._seen.get(key)
             if known is None:
                 new.append(text)
-                self._seen[text] = _Seen(t)
+                self._seen[key] = _Seen(t)
             else:
                 known.last_t, known.missed = t, 0
         return new
 
     @property
     def in_view(self) -> frozenset[str]:
-        """Texts currently treated as still presented."""
+        """Texts currently treated as still presented (a live code by its presentation key)."""
         return frozenset(self._seen)
 
     def reset(self) -> None:

@@ -45,6 +45,11 @@ REASON_WORDS = {
     "clock_untrusted": N_("clock not trusted"),
     "trust_stale": N_("trust data stale"),
     "journal_fault": N_("not recorded"),
+    "holder_mismatch": N_("wrong phone"),
+    "live_code_stale": N_("code too old"),
+    "live_code_future": N_("code time ahead"),
+    "live_code_required": N_("live code required"),
+    "not_bound": N_("pass not bound"),
 }
 CLOCK_WORDS = {"trusted": N_("trusted"), "floor": N_("floor only"),
                "backwards": N_("went back")}
