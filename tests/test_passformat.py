@@ -205,7 +205,7 @@ BAD_CLAIMS = {
     "not a map": enc([1, 2]),
     "missing cti": enc(claims_map(cti=KeyError)),
     "missing passgate": enc(claims_map(pg=KeyError)),
-    "extra claim": enc({**claims_map(), 8: 1}),
+    "extra claim": enc({**claims_map(), 9: 1}),  # 8 is cnf since spec 1.2
     "text key": enc({**{k: v for k, v in claims_map().items() if k != 1}, "1": "NNOV"}),
     "duplicate exp": dup_exp_payload(),
     "exp as text": enc(claims_map(exp="1586955600")),
@@ -280,7 +280,7 @@ def test_claims_rejection_details() -> None:
         return err.value.detail
 
     assert "missing [7]" in detail("missing cti")
-    assert "unknown claims [8]" in detail("extra claim")
+    assert "unknown claims [9]" in detail("extra claim")
     assert "not valid CBOR" in detail("duplicate exp")
     assert "deterministic" in detail("long-form int")
     assert "deterministic" in detail("keys out of order")

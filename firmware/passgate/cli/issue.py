@@ -5,6 +5,12 @@ Rules (docs/pass-format.md): ``--from`` sets ``nbf``; ``iat`` is the time of iss
 every field is checked against the format's limits (the hint's character class included)
 and a pass that would not fit the 1,024 characters a checkpoint reads is refused, all
 before signing and all as usage errors (exit 2).
+
+``--holder-key PGK1:...`` (or ``--holder-key-image PHOTO``: the holder app's key QR, read with
+the checkpoint's decoder) makes a holder-bound pass (spec 1.2): the pass carries the holder's
+public key and is shown as live codes by the holder app. A key code that is refused (prefix,
+length, checksum, not a P-256 point), a photo with no key QR or with two different keys, and
+a pass whose live code would not fit the 1,024 characters a checkpoint reads are usage errors.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="start", help="start, ISO-8601 (default: now)")
     p.add_argument("--duration", help="validity, e.g. 3h, 30m (default: the purpose's maximum)")
     p.add_argument("--png", type=Path, help="also write the QR code as a PNG")
-    p.add_argument("--batch", type=Path, help="CSV with columns purpose,zones,hint,from,duration")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument("--holder-key", metavar="PGK1:...",
+                     help="bind the pass to this holder key code (from the holder app)")
+    key.add_argument("--holder-key-image", type=Path, metavar="PHOTO",
+                     help="bind the pass to the holder key read from a photo or screenshot "
+                          "of the holder app's key QR")
+    p.add_argument("--batch", type=Path, help="CSV with columns purpose,zones,hint,from,duration"
+                   " and optionally holder_key (PGK1:... codes; empty: an unbound pass)")
     p.add_argument("--out", type=Path,
                    help="with --batch: an empty (or new) folder for passes.csv and PNGs")
     p.add_argument("--purposes", type=Path,
@@ -33,13 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from passgate.errors import UsageError
+    from passgate.errors import PassFormatError, UsageError
     from passgate.issuing.issuer import Issuer, pass_fields
 
     issuer = Issuer.from_key_file(args.key, args.issuer, purpose_table(args))
     if args.batch:
         if not args.out:
             raise UsageError("--batch needs --out DIR")
+        if args.holder_key or args.holder_key_image:
+            raise UsageError("with --batch, holder keys come from the CSV's holder_key column")
         from passgate.errors import BatchError
         from passgate.issuing.batch import issue_batch
 
@@ -57,13 +72,49 @@ def run(args: argparse.Namespace) -> int:
     fields = pass_fields(
         issuer.purposes, args.purpose, args.zone, args.hint, args.start, args.duration
     )
-    text = issuer.issue(**fields)
+    holder_key = read_holder_key(args)
+    try:
+        text = issuer.issue(**fields, holder_key=holder_key)
+    except PassFormatError as exc:
+        raise UsageError(exc.detail) from None
     if args.png:
         from passgate.issuing.qr import write_png
 
         write_png(text, args.png)
     print(text)
     return 0
+
+
+def read_holder_key(args: argparse.Namespace) -> bytes | None:
+    """The holder key of ``--holder-key`` or ``--holder-key-image``, or None (unbound)."""
+    from passgate.errors import PassFormatError, UsageError
+    from passgate.passes.holder import KEY_PREFIX, parse_holder_key
+
+    if args.holder_key is not None:
+        code = args.holder_key
+    elif args.holder_key_image is not None:
+        from PIL import Image
+
+        from passgate.issuing.qr import decode_image_file
+
+        try:
+            found = decode_image_file(args.holder_key_image)
+        except (OSError, Image.DecompressionBombError, ValueError) as exc:
+            raise UsageError(f"{args.holder_key_image}: cannot read the image ({exc})") from None
+        keys = sorted({t for t in found if t.strip().upper().startswith(KEY_PREFIX)})
+        if not keys:
+            raise UsageError(f"{args.holder_key_image}: no holder key QR ({KEY_PREFIX}...) found"
+                             f" ({len(found)} other QR code(s))")
+        if len(keys) > 1:
+            raise UsageError(f"{args.holder_key_image}: {len(keys)} different holder key QR "
+                             "codes in one image; crop it to one")
+        code = keys[0]
+    else:
+        return None
+    try:
+        return parse_holder_key(code)
+    except PassFormatError as exc:
+        raise UsageError(f"holder key: {exc.detail}") from None
 
 
 def purpose_table(args: argparse.Namespace):

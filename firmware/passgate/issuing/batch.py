@@ -1,9 +1,12 @@
 """Batch issuing: one pass per CSV row, texts in ``passes.csv`` and one PNG per pass.
 
 Input CSV header: ``purpose,zones,hint,from,duration`` (``zones`` separated by spaces or
-``;``; ``hint``, ``from`` and ``duration`` may be empty). Output in ``OUT``:
+``;``; ``hint``, ``from`` and ``duration`` may be empty), and optionally ``holder_key``: a
+holder key code (``PGK1:...``) binds that row's pass to the holder's phone (spec 1.2), empty
+leaves it unbound. Output in ``OUT``:
 
-- ``passes.csv``: row, pass id (hex, for revocation), purpose, zones, not_before, expires, text
+- ``passes.csv``: row, pass id (hex, for revocation), purpose, zones, not_before, expires,
+  text, and ``bound`` (``yes`` for a holder-bound pass, else ``no``)
 - ``png/NNNNNN.png``: the QR code of each row (unless ``png=False``)
 
 Rows are validated before anything is signed, so a bad row 9,000 does not leave a half batch.
@@ -20,6 +23,7 @@ from tqdm import tqdm
 
 from passgate.errors import BatchError, PassgateError
 from passgate.issuing.issuer import PASS_ID_LEN, Issuer, pass_fields
+from passgate.passes.holder import parse_holder_key
 
 
 def read_rows(path: Path, purposes) -> list[dict]:
@@ -33,9 +37,12 @@ def read_rows(path: Path, purposes) -> list[dict]:
             for n, row in enumerate(reader, 2):
                 zones = (row.get("zones") or "").replace(";", " ").split()
                 try:
-                    rows.append(pass_fields(purposes, row["purpose"] or "", zones,
-                                            row.get("hint") or None, row.get("from") or None,
-                                            row.get("duration") or None))
+                    fields = pass_fields(purposes, row["purpose"] or "", zones,
+                                         row.get("hint") or None, row.get("from") or None,
+                                         row.get("duration") or None)
+                    code = (row.get("holder_key") or "").strip()
+                    fields["holder_key"] = parse_holder_key(code) if code else None
+                    rows.append(fields)
                 except PassgateError as exc:
                     raise BatchError(f"{path}:{n}: {exc}") from None
     except OSError as exc:
@@ -64,11 +71,13 @@ def issue_batch(issuer: Issuer, csv_path: Path, out: Path, png: bool = True) -> 
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "passes.csv", "w", newline="", encoding="ascii") as f:
         w = csv.writer(f)
-        w.writerow(["row", "pass_id", "purpose", "zones", "not_before", "expires", "text"])
+        w.writerow(["row", "pass_id", "purpose", "zones", "not_before", "expires", "text",
+                    "bound"])
         for i, (pass_id, fields, text) in enumerate(issued, 1):
             nbf = fields["not_before"]
             w.writerow([i, pass_id.hex(), fields["purpose"], " ".join(fields["zones"]), nbf,
-                        nbf + fields["duration_s"], text])
+                        nbf + fields["duration_s"], text,
+                        "no" if fields["holder_key"] is None else "yes"])
     if png:
         from passgate.issuing.qr import write_png
 

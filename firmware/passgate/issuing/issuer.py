@@ -62,13 +62,15 @@ class Issuer:
         hint: str | None = None,
         issued_at: int | None = None,
         pass_id: bytes | None = None,
+        holder_key: bytes | None = None,
     ) -> str:
         """Return the QR text of a new pass (raises ``PassFormatError`` for bad fields).
 
         ``purpose`` is a purpose id from the issuer's purpose table (``"shopping"``).
         ``issued_at`` is the time of signing, at most ``not_before`` (the format's
         iat <= nbf; ``passgate issue`` passes ``min(now, not_before)``); left out, it is
-        ``not_before``.
+        ``not_before``. ``holder_key`` (a 33-byte compressed P-256 point, see
+        :func:`passgate.passes.holder.parse_holder_key`) makes a holder-bound pass (claim 8).
         """
         known = self.purposes.get(purpose)
         if known is None:
@@ -82,6 +84,7 @@ class Issuer:
             purpose=known.code,
             zones=tuple(zones),
             hint=hint or None,
+            holder_key=holder_key,
         )
         return passformat.encode(claims, self.key.sign, self.kid)
 

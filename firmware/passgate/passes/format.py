@@ -10,6 +10,7 @@ key    name         CBOR type and limits
 5      nbf          uint < exp: not before, POSIX seconds
 6      iat          uint <= nbf: issued at (signing time, or nbf if that is earlier)
 7      cti          bytes, 12-32: the random pass id
+8      cnf          optional (spec 1.2): the holder key, {1: COSE_Key} (``holder.py``)
 -65537 passgate     array [purpose code uint, zones array of text, hint text (optional)]
 ====== ============ ==========================================================
 
@@ -35,7 +36,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from passgate.passes import base45
+from passgate.passes import base45, holder
 from passgate.passes.cose import (
     ALG_EDDSA,
     HDR_ALG,
@@ -55,7 +56,9 @@ from passgate.passes.wire import read_claims
 PREFIX = "PG1:"
 MAX_TEXT = 1024  # characters; checked before any decoding
 CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_PASSGATE = 1, 4, 5, 6, 7, -65537
+CLAIM_CNF = holder.CLAIM_CNF
 CLAIM_KEYS = frozenset({CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_PASSGATE})
+BOUND_CLAIM_KEYS = CLAIM_KEYS | {CLAIM_CNF}
 MAX_TIME = 2**40
 HINT_MAX = 12
 PASS_ID_MIN, PASS_ID_MAX = 12, 32
@@ -119,6 +122,7 @@ class Claims:
     purpose: int  # code in the purpose table
     zones: tuple[str, ...]
     hint: str | None = None
+    holder_key: bytes | None = None  # 33-byte compressed P-256 point (claim 8, cnf)
 
     def validate(self) -> None:
         """Raise ``PassFormatError('malformed', ...)`` unless every field is within its limits."""
@@ -147,12 +151,15 @@ class Claims:
         if hint is not None and not visible_name(hint, HINT_MAX):
             raise malformed(f"hint must be 1-{HINT_MAX} visible characters (letters, digits, "
                             f"single spaces, {NAME_PUNCTUATION[1:]}; NFC)")
+        if self.holder_key is not None:
+            holder.check_point(self.holder_key)
 
     def to_cbor_map(self) -> dict[int, object]:
         extra: list[object] = [self.purpose, list(self.zones)]
         if self.hint is not None:
             extra.append(self.hint)
-        return {
+        bound = {} if self.holder_key is None else {CLAIM_CNF: holder.cnf_value(self.holder_key)}
+        return {**bound,
             CLAIM_ISS: self.issuer,
             CLAIM_EXP: self.expires,
             CLAIM_NBF: self.not_before,
@@ -175,6 +182,10 @@ def encode(claims: Claims, sign: Callable[[bytes], bytes], kid: bytes) -> str:
     if len(text) > MAX_TEXT:
         raise malformed(f"the pass would be {len(text)} characters, over the {MAX_TEXT} a "
                         "checkpoint reads: use fewer or shorter zones, a shorter issuer or hint")
+    if claims.holder_key is not None and holder.live_text_len(text) > holder.MAX_LIVE_TEXT:
+        raise malformed(f"its live code would be {holder.live_text_len(text)} characters, over "
+                        f"the {holder.MAX_LIVE_TEXT} a checkpoint reads: use fewer or shorter "
+                        "zones, a shorter issuer or hint")
     return text
 
 
@@ -229,19 +240,21 @@ def parse_claims_general(payload: bytes) -> Claims:
     obj = loads(payload, "claims")
     if type(obj) is not dict:
         raise malformed("claims must be a map")
-    if obj.keys() != CLAIM_KEYS:
+    if obj.keys() != CLAIM_KEYS and obj.keys() != BOUND_CLAIM_KEYS:
         keys = set(obj)
         if any(type(k) is not int for k in keys):
             raise malformed("claim keys must be integers")
-        missing, extra = CLAIM_KEYS - keys, keys - CLAIM_KEYS
+        missing, extra = CLAIM_KEYS - keys, keys - BOUND_CLAIM_KEYS
         raise malformed(f"claims missing {sorted(missing)}" if missing
                         else f"unknown claims {sorted(extra)}")
     extra = obj[CLAIM_PASSGATE]
     if (type(extra) not in (list, tuple) or len(extra) not in (2, 3)
             or type(extra[1]) not in (list, tuple)):
         raise malformed("passgate claim must be [purpose, zones, hint?]")
+    holder_key = holder.point_of_cnf(obj[CLAIM_CNF]) if CLAIM_CNF in obj else None
     claims = Claims(obj[CLAIM_ISS], obj[CLAIM_CTI], obj[CLAIM_NBF], obj[CLAIM_EXP], obj[CLAIM_IAT],
-                    extra[0], tuple(extra[1]), extra[2] if len(extra) == 3 else None)
+                    extra[0], tuple(extra[1]), extra[2] if len(extra) == 3 else None,
+                    holder_key)
     claims.validate()
     if claims_cbor(claims) != payload:
         # Keys equal to the claim numbers but not integers (True == 1) end up here too.
@@ -257,14 +270,16 @@ _KEY_PASSGATE = head(1, -1 - CLAIM_PASSGATE)
 def claims_cbor(c: Claims) -> bytes:
     """Deterministic CBOR of validated claims: ``cbor2.dumps(c.to_cbor_map(), canonical=True)``.
 
-    Written out (keys 1, 4, 5, 6, 7 then -65537: cbor2's canonical order) because it is on the
-    verify path, where cbor2's encoder costs ~7 us; ``tests/test_passformat.py`` checks the
-    two agree.
+    Written out (keys 1, 4, 5, 6, 7, 8 (cnf, if bound) then -65537: cbor2's canonical order)
+    because it is on the verify path, where cbor2's encoder costs ~7 us;
+    ``tests/test_passformat.py`` checks the two agree.
     """
     iss = c.issuer.encode()
-    parts = [b"\xa6\x01", head(3, len(iss)), iss,
+    bound = c.holder_key is not None
+    parts = [b"\xa7\x01" if bound else b"\xa6\x01", head(3, len(iss)), iss,
              b"\x04", head(0, c.expires), b"\x05", head(0, c.not_before),
              b"\x06", head(0, c.issued_at), b"\x07", head(2, len(c.pass_id)), c.pass_id,
+             b"\x08" + holder.cnf_cbor(c.holder_key) if c.holder_key is not None else b"",
              _KEY_PASSGATE, b"\x82" if c.hint is None else b"\x83", head(0, c.purpose),
              head(4, len(c.zones))]
     for zone in c.zones:
