@@ -170,7 +170,7 @@ async function importPass(text) {
     say(_("This pass was issued for another phone's key. Ask the issuer for a pass for this phone's key."));
     return false;
   }
-  await store.put("pass", text.trim().replace(/\s+/g, ""));
+  await store.put("pass", codec.cleanPass(text));
   state.pass = pass;
   state.passText = text;
   say(_("Pass added."), false);
@@ -279,6 +279,10 @@ async function start() {
   const linked = fragmentPass();
   render();
   if (linked) await importPass(linked);
+  addEventListener("hashchange", () => { // a pass link opened while the app is open
+    const text = fragmentPass();
+    if (text) importPass(text);
+  });
   document.body.dataset.ready = "1";
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("sw.js").catch((e) => console.warn("no offline copy", e));

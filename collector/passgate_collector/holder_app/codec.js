@@ -245,11 +245,17 @@ export async function formatHolderKey(point33) {
 // ---- the issued pass (level 1) -----------------------------------------------------------
 const CLAIM = { iss: 1, exp: 4, nbf: 5, iat: 6, cti: 7, cnf: 8, passgate: -65537 };
 
+// A pasted or linked pass text without what a paste adds around it: leading white space and
+// trailing line endings. Not the spaces inside, nor a trailing space: both are base45.
+export function cleanPass(text) {
+  return String(text).replace(/^\s+/, "").replace(/[\r\n]+$/, "");
+}
+
 // Reads an issued pass text: {cose (the level-1 bytes), claims, point33 (its cnf key, or
 // null)}. Does not check the issuer's signature: the checkpoint does, with keys the app does
 // not have. Throws FormatError saying what is wrong.
 export function readPass(text) {
-  const t = text.trim().replace(/\s+/g, "");
+  const t = cleanPass(text);
   if (!t.startsWith(PASS_PREFIX)) throw new FormatError("not a PG1: pass");
   const cose = base45Decode(t.slice(PASS_PREFIX.length));
   const sign1 = cborRead(cose);
