@@ -40,6 +40,11 @@ REASON_WORDS = {
     "clock_untrusted": N_("checkpoint clock not trusted"),
     "trust_stale": N_("checkpoint trust data out of date"),
     "journal_fault": N_("checkpoint could not record the scan"),
+    "holder_mismatch": N_("live code from another phone"),
+    "live_code_stale": N_("live code too old (a picture?)"),
+    "live_code_future": N_("live code time ahead (phone clock)"),
+    "live_code_required": N_("live code required, pass shown bare"),
+    "not_bound": N_("pass not bound to a phone, required here"),
 }
 VERDICT_WORDS = {"accept": N_("let in"), "deny": N_("refused")}
 CLOCK_WORDS = {"trusted": N_("trusted"), "floor": N_("floor only"),

@@ -173,7 +173,7 @@ class Tx:
                    ((r["t_ms"], site, r["zone"], r["verdict"], r["reason"]) for r, _p in rows))
         # Possible sharing, found once here instead of per view (store/pairs.py).
         pairs.note(self._s, self._cur, self.device_id,
-                   [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows])
+                   [(r["pass_hash"], r["t_ms"], r["verdict"], r["flags"]) for r, _p in rows], now)
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:

@@ -7,7 +7,11 @@ Settings (``[fleet]`` in the policy TOML, part ``fleet`` of the bundle):
   (``clock_untrusted``) or ``flag`` (accepted, journal row flagged);
 - ``stale_policy``: what a pass gets on stale trust data: ``deny`` (``trust_stale``) or ``flag``;
 - ``anti_passback`` and ``anti_passback_purposes``: windows in which a pass accepted here is
-  refused ``already_used``.
+  refused ``already_used``;
+- ``holder_binding`` (spec 1.2): the purposes for which a checkpoint requires a holder-bound
+  pass shown as its live code (``PG2:``), ``["*"]`` for all, empty (the default) for none.
+  Optional in the bundle part, written only when not empty, so bundles without it read the
+  same on older checkpoints.
 
 ``[fleet.sites.NAME]`` and ``[fleet.zones.NAME]`` override any of them; for a checkpoint the
 zone's setting wins over its site's, which wins over the fleet default.
@@ -40,8 +44,11 @@ _KEYS = {
     "max_offline_age": ("max_offline_s", "duration"),
     "anti_passback": ("anti_passback_s", "duration"),
     "anti_passback_purposes": ("anti_passback_purposes", "durations"),
+    "holder_binding": ("holder_binding", "names"),
 }
 _CBOR_KEYS = {cbor: kind for cbor, kind in _KEYS.values()}
+_OPTIONAL_CBOR = frozenset({"holder_binding"})  # absent means the default
+ALL = "*"
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,14 @@ class CheckpointPolicy:
     max_offline_s: int = 7 * 86400
     anti_passback_s: int = 0
     anti_passback_purposes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    holder_binding: tuple[str, ...] = ()
 
     def anti_passback_for(self, purpose: str | None) -> int:
         return self.anti_passback_purposes.get(purpose or "", self.anti_passback_s)
+
+    def binding_required(self, purpose: str | None) -> bool:
+        """Whether a pass of ``purpose`` must be shown as a live code here (spec 1.2)."""
+        return ALL in self.holder_binding or (purpose or "") in self.holder_binding
 
     def to_cbor_obj(self) -> dict[str, Any]:
         return {
@@ -64,6 +76,7 @@ class CheckpointPolicy:
             "max_offline_s": self.max_offline_s,
             "anti_passback_s": self.anti_passback_s,
             "anti_passback_purposes": dict(self.anti_passback_purposes),
+            **({"holder_binding": list(self.holder_binding)} if self.holder_binding else {}),
         }
 
 
@@ -136,7 +149,8 @@ class FleetPolicy:
 
 
 def _plain(level: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in level.items()}
+    return {k: dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, tuple) else v
+            for k, v in level.items()}
 
 
 def _toml_level(table: object, where: str) -> dict[str, Any]:
@@ -153,6 +167,8 @@ def _toml_level(table: object, where: str) -> dict[str, Any]:
             out[name] = value
         elif kind == "duration":
             out[name] = _duration(value, f"{where}.{key}")
+        elif kind == "names":
+            out[name] = _names(value, f"{where}.{key}")
         else:
             if not isinstance(value, Mapping):
                 raise TrustError(f"{where}.{key}: must be a table of purpose = duration")
@@ -176,11 +192,17 @@ def _duration(value: object, where: str) -> int:
 def _checked_level(level: object, where: str, complete: bool = False) -> dict[str, Any]:
     if not isinstance(level, Mapping) or not set(level) <= set(_CBOR_KEYS):
         raise refuse(Refusal.MALFORMED, f"bundle: {where}: unknown or missing settings")
-    if complete and set(level) != set(_CBOR_KEYS):
+    if complete and set(level) | _OPTIONAL_CBOR != set(_CBOR_KEYS):
         raise refuse(Refusal.MALFORMED, f"bundle: {where}: every setting must be present")
     out = {}
     for key, value in level.items():
         kind = _CBOR_KEYS[key]
+        if kind == "names":
+            try:
+                out[key] = _names(value, f"bundle: {where}.{key}")
+            except TrustError as exc:
+                raise refuse(Refusal.MALFORMED, str(exc)) from None
+            continue
         ok = (
             value in (DENY, FLAG)
             if kind == "choice"
@@ -193,6 +215,17 @@ def _checked_level(level: object, where: str, complete: bool = False) -> dict[st
             raise refuse(Refusal.MALFORMED, f"bundle: {where}.{key} has a bad value")
         out[key] = MappingProxyType(dict(value)) if kind == "durations" else value
     return out
+
+
+def _names(value: object, where: str) -> tuple[str, ...]:
+    """A list of purpose ids, or ``["*"]``: sorted and without duplicates."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TrustError(f'{where}: must be a list of purpose ids, or ["*"] for all')
+    if ALL in value and len(value) > 1:
+        raise TrustError(f'{where}: "*" (all purposes) stands alone')
+    if len(set(value)) != len(value):
+        raise TrustError(f"{where}: lists a purpose twice")
+    return tuple(sorted(value))
 
 
 def _uint(v: object) -> bool:

@@ -10,6 +10,12 @@ Order (the first that applies gives the reason):
    as a forgery. That is said as it is: ``trust_stale``, detail ``no trust data``, flagged
    ``trust_stale`` (no data is the stalest data; the reason set is stored and uploaded, so it
    gets no new member). An unreadable code stays ``malformed``.
+   Then holder binding (spec 1.2): where the policy requires it for the pass's purpose
+   (``holder_binding``), an accepted pass not shown as a live code is denied:
+   ``live_code_required`` for a holder-bound pass shown as its level 1 alone (the holder has
+   the app: "show the live code"), ``not_bound`` for a pass without a holder key (no live code
+   can exist for it: the holder needs a new, bound pass). A pass fit for this checkpoint in
+   every other way is refused for what it lacks before any doubt about the checkpoint's state.
 2. Stale trust data with the ``deny`` policy -> ``trust_stale``. Keys and revocations may have
    changed since, so the site chose to admit nobody rather than admit the wrong person.
 3. An untrusted clock with the ``deny`` policy -> ``clock_untrusted``: every pass has a
@@ -36,6 +42,7 @@ from the local config for a plain trust folder).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from passgate.bundle.policy import (
@@ -48,12 +55,13 @@ from passgate.bundle.policy import (
     stale_policy_decision,
 )
 from passgate.clock.clock import TimeReading
-from passgate.passes.verdict import NO_TRUST_DATA, Reason, Verdict
+from passgate.passes.verdict import NO_TRUST_DATA, Binding, Reason, Verdict
 
 __all__ = [
     "FLAG_CLOCK_UNTRUSTED",
     "FLAG_RESHOW",
     "FLAG_TRUST_STALE",
+    "binding_flags",
     "FRESH",
     "CheckpointPolicy",
     "Decision",
@@ -63,6 +71,11 @@ __all__ = [
 
 FRESH = TrustStatus(stale=False, age_s=0, why="current")
 FLAG_RESHOW = "reshow"  # shown again while its own accept holds the door: not signalled
+# Spec 1.2, how a readable pass was shown (no flag: a pass without a holder key, or unread):
+FLAG_BOUND = "bound"  # a holder-bound pass shown as its level 1 alone
+FLAG_LIVE = "live"  # a live code (PG2:)
+LIVE_ID_PREFIX = "live_"  # + 24 hex: keyed hash of the live code's id, as pass ids are hashed
+LIVE_ID_BYTES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +116,40 @@ def decide(
         if d is not None
     ]
     flags = frozenset(d.flag for d in doubts)
-    decision = _judge(verdict, doubts, flags, already_used, no_trust)
+    decision = _judge(_binding(verdict, policy), doubts, flags, already_used, no_trust)
     if held:
         return Decision(decision.verdict, decision.flags | {FLAG_RESHOW})
     return decision
+
+
+def binding_flags(verdict: Verdict, keyed_hash: Callable[[bytes], bytes]) -> frozenset[str]:
+    """The journal flags that record how the pass was shown (spec 1.2).
+
+    ``keyed_hash`` is the journal's keyed hash of pass ids (HMAC with the fleet hash key):
+    the live code's id is stored only through it, so the collector can match the same live
+    code at two checkpoints without learning anything about the pass. Flags, not new row
+    fields, so the journal's chain encoding (version 1) is unchanged.
+    """
+    if verdict.binding is Binding.BOUND:
+        return frozenset({FLAG_BOUND})
+    if verdict.binding is not Binding.LIVE:
+        return frozenset()
+    if verdict.live_id is None:  # unreadable, or its level 2 did not verify: no id to trust
+        return frozenset({FLAG_LIVE})
+    code = keyed_hash(verdict.live_id)[:LIVE_ID_BYTES].hex()
+    return frozenset({FLAG_LIVE, LIVE_ID_PREFIX + code})
+
+
+def _binding(verdict: Verdict, policy: CheckpointPolicy) -> Verdict:
+    """The binding rule (after rule 1): a denial where a live code is required and missing."""
+    if not verdict.accepted or verdict.binding is Binding.LIVE:
+        return verdict
+    if not policy.holder_binding or not policy.binding_required(verdict.purpose):
+        return verdict
+    if verdict.binding is Binding.BOUND:
+        return verdict.deny(Reason.LIVE_CODE_REQUIRED,
+                            "show the live code from the holder app, not the pass")
+    return verdict.deny(Reason.NOT_BOUND, f"{verdict.purpose} needs a pass bound to a phone here")
 
 
 def _judge(

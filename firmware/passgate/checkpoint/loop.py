@@ -38,7 +38,7 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
 from passgate.checkpoint.conditions import Conditions
-from passgate.checkpoint.decide import FLAG_RESHOW, Decision, decide
+from passgate.checkpoint.decide import FLAG_RESHOW, Decision, binding_flags, decide
 from passgate.checkpoint.holds import Holds
 from passgate.checkpoint.parts import Outputs, Presentations, ScanLog, Screen, TrustSource
 from passgate.checkpoint.sdnotify import Notifier
@@ -224,6 +224,9 @@ class Checkpoint:
             decision = decide(
                 verdict, reading, view.status, used, view.policy, held, bool(view.missing)
             )
+            shown = binding_flags(verdict, self.journal.pass_hash)
+            if shown:
+                decision = Decision(decision.verdict, decision.flags | shown)
             down = self.signals.relay_down  # a reshow opens nothing anyway
             if down and decision.accepted and decision.signalled:
                 decision = Decision(decision.verdict, decision.flags | {FLAG_NO_RELAY})

@@ -33,7 +33,7 @@ from passgate.errors import JournalError
 from passgate.journal.antipassback import AntiPassback
 from passgate.options.declare import format_duration
 from passgate.passes.truststore import TrustStore
-from passgate.passes.verify import Verifier
+from passgate.passes.verify import DEFAULT_LIVE_WINDOW_S, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def local_policy(cfg: Config) -> CheckpointPolicy:
         max_offline_s=cfg.trust.max_offline_age,
         anti_passback_s=ap.window_for(zone, None),
         anti_passback_purposes=MappingProxyType({p: ap.window_for(zone, p) for p in sorted(named)}),
+        holder_binding=cfg.trust.holder_binding,
     )
 
 
@@ -102,8 +103,10 @@ def antipassback_for(journal: AcceptLog, policy: CheckpointPolicy) -> AntiPassba
 class StaticTrust(FixedTrust):
     """A trust store that never changes and never goes stale (so no rows to keep for it)."""
 
-    def __init__(self, store: TrustStore, policy: CheckpointPolicy, journal: AcceptLog) -> None:
-        self._view = TrustView(Verifier(store), policy, antipassback_for(journal, policy))
+    def __init__(self, store: TrustStore, policy: CheckpointPolicy, journal: AcceptLog,
+                 live_window_s: int = DEFAULT_LIVE_WINDOW_S) -> None:
+        verifier = Verifier(store, live_window_s=live_window_s)
+        self._view = TrustView(verifier, policy, antipassback_for(journal, policy))
 
     def current(self, now: float) -> TrustView:
         return self._view
@@ -116,6 +119,7 @@ class BundleTrust:
     ``current() -> Loaded``). ``fallback``: the policy while no bundle is usable. ``site``: the
     checkpoint's site (``checkpoint.site``); the fleet's zone setting wins over the site's,
     which wins over the fleet default. ``retention_s``: ``journal.retention``, to warn about.
+    ``live_window_s``: ``checkpoint.live_code_window``, the freshness window of live codes.
     """
 
     def __init__(
@@ -126,9 +130,11 @@ class BundleTrust:
         fallback: CheckpointPolicy,
         site: str = "",
         retention_s: float | None = None,
+        live_window_s: int = DEFAULT_LIVE_WINDOW_S,
     ) -> None:
         self.watcher, self.journal, self.zone, self.site = watcher, journal, zone, site
         self.retention_s = retention_s
+        self.live_window_s = live_window_s
         self._fallback = TrustView(
             Verifier(TrustStore([])), fallback, antipassback_for(journal, fallback)
         )
@@ -168,7 +174,8 @@ class BundleTrust:
             )
         policy = loaded.info.fleet.for_checkpoint(self.zone, self.site or None)
         self._keep_rows(policy, loaded.info)
-        return TrustView(Verifier(loaded.store), policy, antipassback_for(self.journal, policy))
+        verifier = Verifier(loaded.store, live_window_s=self.live_window_s)
+        return TrustView(verifier, policy, antipassback_for(self.journal, policy))
 
     def _keep_rows(self, policy: CheckpointPolicy, info: BundleInfo) -> None:
         """Make the journal keep accepted rows for the longest window this policy applies."""

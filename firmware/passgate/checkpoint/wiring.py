@@ -172,7 +172,7 @@ def make_trust(cfg: Config, journal: Journal, store: TrustStore | None = None) -
     if cfg.trust.source == "dir":
         if store is None:
             store = TrustStore.from_dir(cfg.trust.dir)
-        return StaticTrust(store, policy, journal)
+        return StaticTrust(store, policy, journal, cfg.checkpoint.live_code_window)
     cp = cfg.checkpoint
     return BundleTrust(
         BundleWatcher(loaded_path(cfg.trust.bundle_dir, "trust.bundle_dir")),
@@ -181,6 +181,7 @@ def make_trust(cfg: Config, journal: Journal, store: TrustStore | None = None) -
         policy,
         cp.site,
         retention_s=cfg.journal.retention,
+        live_window_s=cfg.checkpoint.live_code_window,
     )
 
 

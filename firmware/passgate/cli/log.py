@@ -37,6 +37,11 @@ REASON_WORDS = {
     "clock_untrusted": "clock not trusted",
     "trust_stale": "trust data stale",
     "journal_fault": "not recorded",
+    "holder_mismatch": "wrong phone",
+    "live_code_stale": "code too old",
+    "live_code_future": "code time ahead",
+    "live_code_required": "live code required",
+    "not_bound": "pass not bound",
 }
 CLOCK_WORDS = {"trusted": "trusted", "floor": "floor only", "backwards": "went back"}
 STATUS_WORDS = {"pending": "pending", "uploaded": "uploaded", "dead": "dead letter"}

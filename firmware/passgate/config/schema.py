@@ -33,6 +33,7 @@ from passgate.options.validators import (
     valid_duration,
     valid_float_range,
     valid_int_range,
+    valid_names,
     valid_path,
     valid_string,
 )
@@ -85,6 +86,12 @@ class CheckpointSection:
     state_dir: Path = option(
         DEFAULT_STATE_DIR, valid_path, "writable folder for the journal, keys and trust state"
     )
+    live_code_window: int = option(
+        30,
+        valid_duration(5, 300),
+        "a live code (PG2:) older or further ahead than this is denied (docs/pass-format.md)",
+        dump=toml_duration,
+    )
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,11 @@ class TrustSection:
         "deny",
         valid_choice("deny", "flag"),
         "stale trust data: deny everything (trust_stale) or accept flagged",
+    )
+    holder_binding: tuple[str, ...] = option(
+        (),
+        valid_names,
+        'purposes that must be shown as a live code here, ["*"] for all (a bundle\'s own wins)',
     )
 
 

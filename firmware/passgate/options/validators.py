@@ -180,6 +180,18 @@ def valid_durations_table(v: Any) -> Mapping[str, int]:
     return MappingProxyType(out)
 
 
+def valid_names(v: Any) -> tuple[str, ...]:
+    """A list of names as in passes (purposes), or ``["*"]`` for all; sorted, no duplicates."""
+    if not isinstance(v, list | tuple) or not all(isinstance(n, str) for n in v):
+        raise ConfigError(f"must be a list of names, not {type_name(v)}")
+    for name in v:
+        if name != "*" and not NAME_RE.fullmatch(name):
+            raise ConfigError(f"{name!r} is not a valid name (it must match {NAME_RE.pattern})")
+    if "*" in v and len(v) > 1:
+        raise ConfigError('"*" (all) stands alone')
+    return tuple(sorted(set(v)))
+
+
 def valid_size(v: Any) -> tuple[int, int]:
     """``[width, height]`` in pixels, both even and 16-8192 (what the camera stacks accept)."""
     if not isinstance(v, list | tuple) or len(v) != 2 or not all(_is_int(n) for n in v):

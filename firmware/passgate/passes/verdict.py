@@ -29,11 +29,29 @@ class Reason(enum.Enum):
     REVOKED = "revoked"
     WRONG_ZONE = "wrong_zone"
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+    # Holder-bound passes (spec 1.2), decided by the verifier after every level-1 rule:
+    HOLDER_MISMATCH = "holder_mismatch"  # the level 2 is not signed by the pass's holder key
+    LIVE_CODE_STALE = "live_code_stale"  # the level 2 is older than the freshness window
+    LIVE_CODE_FUTURE = "live_code_future"  # the level 2's time is ahead of the window
     # Decided after the verifier, by the checkpoint:
     ALREADY_USED = "already_used"  # anti-passback window
     CLOCK_UNTRUSTED = "clock_untrusted"  # site policy: no time-bound pass on an untrusted clock
     TRUST_STALE = "trust_stale"  # trust data past its expiry / max offline age, policy denies
     JOURNAL_FAULT = "journal_fault"  # the scan could not be recorded, so no green
+    LIVE_CODE_REQUIRED = "live_code_required"  # policy: binding required, a bound pass shown bare
+    NOT_BOUND = "not_bound"  # policy: binding required, the pass has no holder key
+
+
+class Binding(enum.Enum):
+    """How a readable pass was shown (spec 1.2). Values are stable: journal flags carry them.
+
+    ``NONE``: a pass without a holder key; ``BOUND``: a holder-bound pass shown as its level 1
+    alone (a printout, a screenshot of the issued pass); ``LIVE``: a ``PG2:`` live code.
+    """
+
+    NONE = "none"
+    BOUND = "bound"
+    LIVE = "live"
 
 
 # The detail of a TRUST_STALE denial when the checkpoint has no trust data at all (the OLED
@@ -64,6 +82,11 @@ class Verdict:
     not_before: int | None = None
     expires: int | None = None
     pass_id: bytes | None = None
+    # Spec 1.2: how the pass was shown, and for a live code the id of that code (keyed-hashed
+    # by the journal like the pass id, never printed) and its time (phone clock, POSIX s).
+    binding: Binding | None = None
+    live_id: bytes | None = None
+    live_t: int | None = None
 
     @property
     def accepted(self) -> bool:
@@ -88,4 +111,5 @@ class Verdict:
             "not_before": self.not_before,
             "expires": self.expires,
             "checked_at": self.checked_at,
+            "binding": None if self.binding is None else self.binding.value,
         }

@@ -15,26 +15,44 @@ allowed over a purpose's maximum duration. The key window has no grace:
 denies ``clock_untrusted``. Zones compare exactly (case-sensitive). A checkpoint with no
 zone (``zone=None``) skips the pass's zone list and the zone purpose rules, but a key
 limited to zones admits nowhere there (``wrong_zone``): its limit cannot be checked.
+
+Live codes (``PG2:``, spec 1.2, ``holder.py``) branch off on their prefix before anything
+else, so the ``PG1:`` path only pays one comparison. Their order: structure of both levels
+(``malformed``/``unsupported``) -> every level-1 rule above, unchanged -> the pass must carry a
+holder key (``cnf``; else ``malformed``) -> the level 2 must verify under it
+(``holder_mismatch``) -> its time ``t`` within ``live_window_s`` of ``now``: older is
+``live_code_stale``, ahead is ``live_code_future``. Every verdict of a readable pass says how it
+was shown (``Verdict.binding``); whether a zone and purpose *require* a live code is the
+checkpoint's policy (:mod:`passgate.checkpoint.decide`), not the verifier's.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from passgate.errors import PassFormatError
+from passgate.passes.cose import Sign1, decode_sign1
 from passgate.passes.format import Claims, parse_claims, parse_text
+from passgate.passes.holder import LIVE_PREFIX, parse_live_text
 from passgate.passes.purposes import Purpose
 from passgate.passes.truststore import IssuerKey, TrustStore
-from passgate.passes.verdict import Reason, Result, Verdict
+from passgate.passes.verdict import Binding, Reason, Result, Verdict
 from passgate.util.timefmt import span
 
 DEFAULT_SKEW_S = 60
+# How old (or how far ahead) a live code's time may be, in seconds: the app refreshes every
+# 5 s, so an honest code is 0-5 s old plus the phone clock's error (docs/pass-format.md 11.5).
+DEFAULT_LIVE_WINDOW_S = 30
+_LIVE_B = LIVE_PREFIX.encode()
 
 
 class Verifier:
-    def __init__(self, trust: TrustStore, skew_s: int = DEFAULT_SKEW_S) -> None:
+    def __init__(self, trust: TrustStore, skew_s: int = DEFAULT_SKEW_S,
+                 live_window_s: int = DEFAULT_LIVE_WINDOW_S) -> None:
         self.trust = trust
         self.skew_s = skew_s
+        self.live_window_s = live_window_s
 
     def check(self, text: str | bytes, now: int | float, zone: str | None = None) -> Verdict:
         """Check one pass text at POSIX time ``now`` for checkpoint ``zone`` (None: any zone)."""
@@ -42,15 +60,51 @@ class Verifier:
             if not math.isfinite(now):  # a broken clock reading must deny, not raise
                 return Verdict(Result.DENY, Reason.CLOCK_UNTRUSTED, 0, "no valid time")
             now = math.floor(now)
+        if (type(text) is str and text[:4] == LIVE_PREFIX) or (
+                type(text) is bytes and text[:4] == _LIVE_B):
+            return self._check_live(text, now, zone)
         try:
             cose = parse_text(text)
         except PassFormatError as exc:
             return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail)
+        return self._check_sign1(cose, now, zone)[0]
+
+    def _check_live(self, text: str | bytes, now: int, zone: str | None) -> Verdict:
+        """A ``PG2:`` live code: level 1 by every rule, then the holder's level 2."""
+        try:
+            live = parse_live_text(text)
+            cose = decode_sign1(live.l1)
+        except PassFormatError as exc:
+            return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail,
+                           binding=Binding.LIVE)
+        verdict, claims = self._check_sign1(cose, now, zone)
+        verdict = replace(verdict, binding=Binding.LIVE, live_t=live.t)
+        if not verdict.accepted or claims is None:
+            return verdict
+        if claims.holder_key is None:
+            return verdict.deny(Reason.MALFORMED, "live code of a pass without a holder key")
+        if not live.verifies(claims.holder_key):
+            return verdict.deny(Reason.HOLDER_MISMATCH,
+                                "live code not made by this pass's holder key")
+        verdict = replace(verdict, live_id=live.code_id(claims.pass_id))
+        age = now - live.t
+        if age > self.live_window_s:
+            return verdict.deny(Reason.LIVE_CODE_STALE,
+                                f"code {span(age)} old: show the live code, not a picture")
+        if -age > self.live_window_s:
+            return verdict.deny(Reason.LIVE_CODE_FUTURE,
+                                f"code time {span(-age)} ahead: check the phone's clock")
+        return verdict
+
+    def _check_sign1(self, cose: Sign1, now: int,
+                     zone: str | None) -> tuple[Verdict, Claims | None]:
+        """Every level-1 rule for a decoded COSE_Sign1: the verdict, and the claims if the
+        signature verified (None before that)."""
         kid_hex = cose.kid.hex()
         candidates = self.trust.candidates(cose.kid)
         if not candidates:
             return Verdict(Result.DENY, Reason.UNKNOWN_KEY, now, f"no trusted key {kid_hex}",
-                           kid=kid_hex)
+                           kid=kid_hex), None
         message, signature = cose.to_be_signed, cose.signature
         claims: Claims | None = None
         first_denial: Verdict | None = None
@@ -64,15 +118,16 @@ class Verifier:
                 try:
                     claims = parse_claims(cose.payload)
                 except PassFormatError as exc:
-                    return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail, kid=kid_hex)
+                    return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail,
+                                   kid=kid_hex), None
             verdict = self._decide(claims, key, kid_hex, now, zone)
             if verdict.accepted:
-                return verdict
+                return verdict, claims
             first_denial = first_denial or verdict
         if first_denial is None:
             return Verdict(Result.DENY, Reason.BAD_SIGNATURE, now, "signature does not verify",
-                           kid=kid_hex)
-        return first_denial
+                           kid=kid_hex), None
+        return first_denial, claims
 
     def _decide(self, c: Claims, key: IssuerKey, kid_hex: str, now: int,
                 zone: str | None) -> Verdict:
@@ -87,6 +142,7 @@ class Verifier:
             Result.ACCEPT if remaining is not None else Result.DENY, reason, now, detail,
             remaining, purpose.id if purpose else f"#{c.purpose}", c.hint, kid_hex, c.issuer,
             c.zones, c.not_before, c.expires, c.pass_id,
+            Binding.NONE if c.holder_key is None else Binding.BOUND,
         )
 
     def _problem(self, c: Claims, purpose: Purpose | None, key: IssuerKey, kid_hex: str, now: int,

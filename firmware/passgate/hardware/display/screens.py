@@ -149,6 +149,20 @@ REASON_WORDS: dict[Reason, str] = {
     Reason.CLOCK_UNTRUSTED: N_("clock not trusted"),
     Reason.TRUST_STALE: N_("trust data stale"),
     Reason.JOURNAL_FAULT: N_("not recorded"),
+    Reason.HOLDER_MISMATCH: N_("wrong phone"),
+    Reason.LIVE_CODE_STALE: N_("code too old"),
+    Reason.LIVE_CODE_FUTURE: N_("code time ahead"),
+    Reason.LIVE_CODE_REQUIRED: N_("show live code"),
+    Reason.NOT_BOUND: N_("pass not bound"),
+}
+# The second line for the holder-bound reasons (spec 1.2): what the holder should do. Each
+# fits the OLED's 21 characters in every language (tests/test_i18n.py draws them).
+REASON_DETAILS: dict[Reason, str] = {
+    Reason.HOLDER_MISMATCH: N_("not this pass's phone"),
+    Reason.LIVE_CODE_STALE: N_("live code, no photo"),
+    Reason.LIVE_CODE_FUTURE: N_("check phone clock"),
+    Reason.LIVE_CODE_REQUIRED: N_("open the pass app"),
+    Reason.NOT_BOUND: N_("phone pass needed"),
 }
 
 
@@ -170,7 +184,8 @@ def reason_words(verdict: Verdict, now: float, lang: Language = ENGLISH) -> tupl
         return _("not recorded"), _("journal fault")
     if reason is Reason.TRUST_STALE and verdict.detail == NO_TRUST_DATA:
         return _(NO_TRUST_DATA), ""  # none at all: nothing to be stale
-    return _(REASON_WORDS.get(reason, reason.value.replace("_", " "))), ""
+    detail = REASON_DETAILS.get(reason)
+    return _(REASON_WORDS.get(reason, reason.value.replace("_", " "))), _(detail) if detail else ""
 
 
 def remaining_text(verdict: Verdict, now: float, lang: Language = ENGLISH) -> str:
