@@ -39,6 +39,7 @@ from PIL import Image
 from passgate.hardware.decode import default_decoder
 from passgate.passes import base45
 from passgate.passes.cose import sig_structure
+from passgate.passes.verdict import Binding, Reason
 from test_collector_browser import Live
 from webdriver_support import CHROMEDRIVER, CHROMIUM, Browser
 
@@ -96,28 +97,17 @@ def app_key(site) -> str:
     return text.replace(" ", "")
 
 
-WINDOW_S = 30
-
-
 def checkpoint_verdict(trust, text: str, now: int):
-    """TEMPORARY local reference until the format branch's checkpoint hook is merged: the
-    level 1 through today's Verifier, the level 2 under the pass's cnf key, the window."""
-    from passgate.passes.format import parse_claims, parse_text
-    from passgate.passes.holder import parse_live_text
-    from passgate.passes.verdict import Reason, Result, Verdict
+    """What a checkpoint of zone ``ZONE`` decides for ``text`` at ``now``, with a trusted
+    clock and a policy that requires holder binding for every purpose: the verifier (both
+    levels, the default 30 s window) and then ``decide`` (the binding policy)."""
+    from passgate.checkpoint.decide import FRESH, CheckpointPolicy, decide
+    from passgate.clock.clock import ClockState, TimeReading
     from passgate.passes.verify import Verifier
 
-    live = parse_live_text(text)
-    l1_text = "PG1:" + base45.encode(live.l1)
-    verdict = Verifier(trust).check(l1_text, now, ZONE)
-    if not verdict.accepted:
-        return verdict
-    point = parse_claims(parse_text(l1_text).payload).holder_key
-    if point is None or not live.verifies(point):
-        return Verdict(Result.DENY, Reason.BAD_SIGNATURE, now, "not the holder's key")
-    if live.t < now - WINDOW_S:
-        return Verdict(Result.DENY, Reason.EXPIRED, now, "code too old")
-    return verdict
+    verdict = Verifier(trust).check(text, now, ZONE)
+    policy = CheckpointPolicy(holder_binding=("*",))
+    return decide(verdict, TimeReading(now, ClockState.TRUSTED), FRESH, False, policy).verdict
 
 
 def issue_for(point33: bytes, issuer, now: int) -> str:
@@ -164,10 +154,14 @@ def test_live_code_screenshot_is_accepted_then_too_old_after_the_window(site, is
     t = int(signed["t"])
     assert abs(t - now) < 60
     verdict = checkpoint_verdict(trust, live, t + 2)
-    assert verdict.accepted, verdict
+    assert verdict.accepted and verdict.reason is Reason.VALID, verdict
+    assert verdict.binding is Binding.LIVE and verdict.live_t == t
     late = checkpoint_verdict(trust, live, t + 31)  # the default window is 30 s
-    assert not late.accepted
-    assert "too old" in late.detail
+    assert not late.accepted and late.reason is Reason.LIVE_CODE_STALE
+    assert "show the live code, not a picture" in late.detail
+    # the static level 1 alone, where binding is required: denied too
+    bare = checkpoint_verdict(trust, pass_text, t + 2)
+    assert not bare.accepted and bare.reason is Reason.LIVE_CODE_REQUIRED
     browser.click("#close")
 
 
@@ -180,7 +174,7 @@ def test_a_level2_by_another_holders_key_is_denied(site, issuer, trust):
     other = ec.generate_private_key(ec.SECP256R1())
     forged = make_live_code(pass_text, other, now, 1)
     verdict = checkpoint_verdict(trust, forged, now + 1)
-    assert not verdict.accepted
+    assert not verdict.accepted and verdict.reason is Reason.HOLDER_MISMATCH
     # ... while the same pass shown by the app itself passes (the pass is not the problem)
     signed = show_live(site, pass_text)
     _server, browser, tmp = site
