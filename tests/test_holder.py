@@ -262,3 +262,35 @@ def test_batch_holder_key_column(tmp_path: Path, capsys: pytest.CaptureFixture,
     code, out, err = run(capsys, "issue", "--key", str(issuer_file), "--batch", str(rows),
                          "--out", str(tmp_path / "out2"), "--no-png")
     assert code == 2 and "rows.csv:2" in err and not (tmp_path / "out2").exists()
+
+
+def test_the_spec_worked_example() -> None:
+    """docs/pass-format.md 10.9: the holder code and the live code in the text are what the
+    reference makes from the stated keys, and verify as the text says."""
+    import re
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from passgate.passes.truststore import IssuerKey, TrustStore
+    from passgate.passes.verdict import Reason
+    from passgate.passes.verify import Verifier
+
+    doc = (Path(__file__).parents[1] / "docs" / "pass-format.md").read_text(encoding="utf-8")
+    section = doc.split("### 10.9 Worked example", 1)[1].split("### 10.10", 1)[0]
+    d = int(hashlib.sha256(b"passgate doc holder").hexdigest(), 16)
+    assert f"{d:064x}" in section
+    phone = ec.derive_private_key(d, ec.SECP256R1())
+    point = holder.compressed_point(phone)
+    assert holder.format_holder_key(point) in section and point.hex() in section
+    issuer_key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    t0 = 1586944800
+    bound = Issuer(issuer_key, "NNOV").issue(
+        "shopping", ["gate-1"], t0, 3 * HOUR, hint="AB12", issued_at=t0,
+        pass_id=bytes.fromhex("00112233445566778899aabb"), holder_key=point)
+    live = holder.make_live_code(bound, phone, t0 + HOUR, 42)
+    assert re.search(r"^" + re.escape(live) + r"$", section, re.M)
+    assert holder.parse_live_text(live).signature.hex()[:32] in section.replace("\n", "")
+    verifier = Verifier(TrustStore([IssuerKey.from_public(issuer_key.public_key(),
+                                                          issuer="NNOV")]))
+    assert verifier.check(live, t0 + HOUR + 20, "gate-1").accepted
+    assert verifier.check(live, t0 + HOUR + 31, "gate-1").reason is Reason.LIVE_CODE_STALE

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from passgate.bundle.policy import CheckpointPolicy
+from passgate.checkpoint.decide import FRESH, decide
+from passgate.clock.clock import ClockState, TimeReading
 from passgate.issuing.issuer import Issuer
 from passgate.passes.revocation import RevocationList
 from passgate.passes.truststore import IssuerKey, TrustStore
-from passgate.passes.verdict import Reason
+from passgate.passes.verdict import Reason, Verdict
 from passgate.passes.verify import Verifier
 from passgate.util.timefmt import parse_instant
 
@@ -28,7 +31,10 @@ VECTORS = DOC["vectors"]
 
 VERIFIER_REASONS = {"valid", "malformed", "unsupported", "unknown_key", "bad_signature",
                     "key_not_valid", "not_yet_valid", "expired", "revoked", "wrong_zone",
-                    "purpose_not_allowed"}
+                    "purpose_not_allowed",
+                    # spec 1.2
+                    "holder_mismatch", "live_code_stale", "live_code_future"}
+POLICY_REASONS = {"live_code_required", "not_bound"}  # the checkpoint's binding policy
 MALFORMED_FLAVOURS = {
     "malformed_wrong_prefix", "malformed_base45_lowercase", "malformed_base45_overflow",
     "malformed_trailing_bytes", "malformed_tag_17", "malformed_untagged",
@@ -40,6 +46,10 @@ MALFORMED_FLAVOURS = {
     "malformed_alg_in_unknown_tag", "malformed_crit_duplicate", "malformed_iat_after_exp",
     "malformed_hint_zero_width", "malformed_hint_bidi_override", "malformed_hint_not_nfc",
     "wrong_zone_limited_key_no_zone", "key_not_valid_at_valid_until",
+    # spec 1.2
+    "valid_live_code", "live_code_stale", "live_code_future", "holder_mismatch_other_phone",
+    "holder_mismatch_moved_level_2", "malformed_live_code_unbound_pass", "malformed_cnf_y_int",
+    "malformed_cnf_not_on_curve", "expired_live_code", "live_code_required", "not_bound",
 }
 
 
@@ -64,13 +74,24 @@ def trust_from_doc(t: dict) -> TrustStore:
 
 @pytest.fixture(scope="module")
 def verifier() -> Verifier:
-    return Verifier(trust_from_doc(DOC["trust"]), skew_s=DOC["trust"]["skew_s"])
+    return Verifier(trust_from_doc(DOC["trust"]), skew_s=DOC["trust"]["skew_s"],
+                    live_window_s=DOC["trust"]["live_window_s"])
+
+
+def judged(verifier: Verifier, vector: dict) -> Verdict:
+    """The verifier's verdict, then the checkpoint's binding policy if the vector names one."""
+    v = verifier.check(vector["text"], vector["at_s"], vector["zone"])
+    if "policy" in vector:
+        policy = CheckpointPolicy(holder_binding=tuple(vector["policy"]["holder_binding"]))
+        v = decide(v, TimeReading(vector["at_s"], ClockState.TRUSTED), FRESH, False,
+                   policy).verdict
+    return v
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_vector(verifier: Verifier, vector: dict) -> None:
     assert parse_instant(vector["at"]) == vector["at_s"]
-    v = verifier.check(vector["text"], vector["at_s"], vector["zone"])
+    v = judged(verifier, vector)
     expect = vector["expect"]
     assert (v.result.value, v.reason.value) == (expect["verdict"], expect["reason"]), v.detail
     if expect["verdict"] == "accept":
@@ -80,14 +101,14 @@ def test_vector(verifier: Verifier, vector: dict) -> None:
 
 def test_suite_coverage_and_no_negative_accepted(verifier: Verifier) -> None:
     reasons = Counter(v["expect"]["reason"] for v in VECTORS)
-    assert set(reasons) >= VERIFIER_REASONS
+    assert set(reasons) >= VERIFIER_REASONS | POLICY_REASONS
     checkpoint_own = {"already_used", "clock_untrusted", "trust_stale", "journal_fault"}
-    assert {r.value for r in Reason} - checkpoint_own <= VERIFIER_REASONS
+    assert {r.value for r in Reason} - checkpoint_own <= VERIFIER_REASONS | POLICY_REASONS
     names = {v["name"] for v in VECTORS}
     assert names >= MALFORMED_FLAVOURS
     negatives = [v for v in VECTORS if v["expect"]["verdict"] == "deny"]
     accepted = [v["name"] for v in negatives
-                if verifier.check(v["text"], v["at_s"], v["zone"]).accepted]
+                if judged(verifier, v).accepted]
     print(f"\nvectors: {len(VECTORS)} ({len(VECTORS) - len(negatives)} positive, "
           f"{len(negatives)} negative); reasons {dict(sorted(reasons.items()))}; "
           f"negative vectors accepted: {len(accepted)}")
@@ -126,3 +147,17 @@ def test_passgate_issuer_writes_the_generators_bytes() -> None:
         "shopping", ["gate-1", "lobby"], gen.AT - gen.HOUR, 3 * gen.HOUR, hint="AB12",
         pass_id=cti)
     assert text == valid["text"]
+
+
+def test_passgate_makes_the_generators_live_code() -> None:
+    """Spec 1.2: the generator's bound pass and live code are what passgate's issuer and
+    make_live_code write for the same fields (both sign deterministically)."""
+    from passgate.passes import holder
+
+    gen = load_generator()
+    valid = next(v for v in VECTORS if v["name"] == "valid_live_code")
+    cti = gen.claims(cnf=gen.cnf())[7]
+    bound = Issuer(gen.key("city"), "Test City").issue(
+        "shopping", ["gate-1", "lobby"], gen.AT - gen.HOUR, 3 * gen.HOUR, hint="AB12",
+        pass_id=cti, holder_key=holder.compressed_point(gen.holder_key("phone")))
+    assert holder.make_live_code(bound, gen.holder_key("phone"), gen.AT - 5, 17) == valid["text"]

@@ -14,8 +14,15 @@ that fails and not an earlier one.
 The vectors follow ``docs/pass-format.md`` spec version ``SPEC_VERSION`` (the JSON says
 which). Vector fields: ``name``, ``text``, ``zone`` (null: any zone), ``at`` (ISO-8601) and
 ``at_s`` (POSIX seconds), ``expect`` (``verdict``, ``reason``, and for accepts
-``remaining_s`` and ``purpose``), ``why``. The ``trust`` object describes the trust store
-the vectors are checked against.
+``remaining_s`` and ``purpose``), ``why``, and for the checkpoint's holder-binding rule
+``policy`` (``{"holder_binding": [...]}``: apply that policy after the verifier, as the
+checkpoint's ``decide`` does). The ``trust`` object describes the trust store the vectors are
+checked against (with ``skew_s`` and, since spec 1.2, ``live_window_s``).
+
+Spec 1.2 (holder-bound passes): the holder keys are P-256 keys from fixed seeds, and the
+level-2 signatures are deterministic ECDSA (RFC 6979, ``cryptography``'s
+``deterministic_signing``), so the file stays reproducible; a phone's randomised signatures
+verify the same way. The live codes are built here with cbor2 and ``cryptography`` alone.
 """
 
 from __future__ import annotations
@@ -28,16 +35,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cbor2
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from passgate.passes import base45
 
 OUT = Path(__file__).with_name("passgate_vectors.json")
-SPEC_VERSION = "1.1"
+SPEC_VERSION = "1.2"
 AT = 1_767_261_600  # 2026-01-01T10:00:00Z
 HOUR = 3600
 SKEW = 60  # the verifier's documented grace (verify.DEFAULT_SKEW_S)
+LIVE_WINDOW = 30  # the live-code freshness window (checkpoint.live_code_window's default)
+HOLDERS = {"phone": "passgate vectors: holder phone", "thief": "passgate vectors: thief"}
+P256_N = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
 PURPOSE = {"work": 1, "shopping": 2, "dog_walk": 3, "trash": 4, "doctor": 5}
 
 # name -> (seed label, issuer name, metadata in the trust store or None if not trusted)
@@ -71,13 +83,49 @@ def dumps(obj: object) -> bytes:
 
 
 def claims(signer: str = "city", **over: object) -> dict:
-    """A CWT claims map (RFC 8392 labels, passgate's -65537 array) with overrides by name."""
+    """A CWT claims map (RFC 8392 labels, passgate's -65537 array) with overrides by name;
+    ``cnf`` (spec 1.2) is the claim 8 value as given, absent by default."""
     c = {"iss": KEYS[signer][1], "exp": AT + 2 * HOUR, "nbf": AT - HOUR, "iat": AT - HOUR,
          "cti": hashlib.sha256(repr(sorted(over.items())).encode()).digest()[:12],
          "purpose": PURPOSE["shopping"], "zones": ["gate-1", "lobby"], "hint": "AB12"}
     c.update(over)
     extra = [c["purpose"], c["zones"]] + ([] if c["hint"] is None else [c["hint"]])
-    return {1: c["iss"], 4: c["exp"], 5: c["nbf"], 6: c["iat"], 7: c["cti"], -65537: extra}
+    out = {1: c["iss"], 4: c["exp"], 5: c["nbf"], 6: c["iat"], 7: c["cti"], -65537: extra}
+    if "cnf" in c:
+        out[8] = c["cnf"]
+    return out
+
+
+def holder_key(name: str) -> ec.EllipticCurvePrivateKey:
+    seed = int.from_bytes(hashlib.sha256(HOLDERS[name].encode()).digest(), "big")
+    return ec.derive_private_key(seed % (P256_N - 1) + 1, ec.SECP256R1())
+
+
+def holder_point(name: str) -> bytes:
+    return holder_key(name).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+
+
+def cnf(name: str = "phone") -> dict:
+    """The cnf claim value: {1: COSE_Key} with kty EC2, crv P-256, x, and y's sign bit."""
+    point = holder_point(name)
+    return {1: {1: 2, -1: 1, -2: point[1:], -3: point[0] == 3}}
+
+
+def level2(l1: bytes, t: int, n: int = 1, holder: str = "phone", prot: bytes = b"\xa1\x01\x26",
+           payload: bytes | None = None, unprot: object = None, tag: int | None = 18) -> bytes:
+    """The holder's COSE_Sign1 over ``[t, n]`` with the level 1 as external AAD (ES256)."""
+    payload = dumps([t, n]) if payload is None else payload
+    tbs = dumps(["Signature1", prot, l1, payload])
+    der = holder_key(holder).sign(tbs, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    r, s = decode_dss_signature(der)
+    body = [prot, {} if unprot is None else unprot, payload,
+            r.to_bytes(32, "big") + s.to_bytes(32, "big")]
+    return dumps(body if tag is None else cbor2.CBORTag(tag, body))
+
+
+def pg2(l1: bytes, l2: bytes, extra: list | None = None) -> str:
+    return "PG2:" + base45.encode(dumps([l1, l2] + (extra or [])))
 
 
 def sign1(payload: bytes, signer: str = "city", prot: object = None, unprot: object = None,
@@ -125,14 +173,18 @@ def vectors() -> list[dict]:
     out: list[dict] = []
 
     def add(name: str, text: str, reason: str, why: str, zone: str | None = "gate-1",
-            at: int = AT, remaining: int | None = None, purpose: str | None = None) -> None:
+            at: int = AT, remaining: int | None = None, purpose: str | None = None,
+            policy: dict | None = None) -> None:
         expect: dict = {"verdict": "accept" if reason == "valid" else "deny", "reason": reason}
         if reason == "valid":
             expect.update(remaining_s=remaining, purpose=purpose)
         elif name in DETAILS:
             expect["detail"] = DETAILS[name]  # shows the intended check is the one that failed
-        out.append({"name": name, "text": text, "zone": zone, "at": iso(at), "at_s": at,
-                    "expect": expect, "why": why})
+        vector = {"name": name, "text": text, "zone": zone, "at": iso(at), "at_s": at,
+                  "expect": expect, "why": why}
+        if policy is not None:
+            vector["policy"] = policy
+        out.append(vector)
 
     base = good()
     base_text = pg1(base)
@@ -280,8 +332,8 @@ def vectors() -> list[dict]:
         "purpose is its name, not its code")
     add("malformed_missing_claim", pg1(sign1(dumps({k: v for k, v in ok_map.items() if k != 7}))),
         "malformed", "no cti (pass id)")
-    add("malformed_unknown_claim", pg1(sign1(dumps({**ok_map, 8: 1}))), "malformed",
-        "an extra claim 8")
+    add("malformed_unknown_claim", pg1(sign1(dumps({**ok_map, 9: 1}))), "malformed",
+        "an extra claim 9 (spec 1.1 used 8, which is cnf since 1.2)")
     add("malformed_hint_too_long", pg1(good(hint="ABCDEFGHIJKLM")), "malformed",
         "13-character hint")
     add("malformed_exp_before_nbf", pg1(good(exp=AT - HOUR)), "malformed", "exp == nbf")
@@ -310,7 +362,8 @@ def vectors() -> list[dict]:
         "exp as an 8-byte integer")
 
     # --- unsupported --------------------------------------------------------------------------
-    add("unsupported_version", "PG2:" + base_text[4:], "unsupported", "format version 2")
+    add("unsupported_version", "PG3:" + base_text[4:], "unsupported",
+        "format version 3 (spec 1.1 used PG2:, which is the live code since 1.2)")
     add("unsupported_alg_es256", pg1(sign1(dumps(claims()), prot={1: -7, 4: kid("city")})),
         "unsupported", "alg ES256 (signed with the Ed25519 key all the same)")
     add("unsupported_version_pg10", "PG10:" + base_text[4:], "unsupported",
@@ -380,7 +433,104 @@ def vectors() -> list[dict]:
         "purpose_not_allowed", "issuer may only issue work passes", zone="lobby")
     add("purpose_not_allowed_zone_rule", pg1(good(zones=["pharmacy"])), "purpose_not_allowed",
         "pharmacy admits doctor passes only", zone="pharmacy")
+    holder_vectors(add)
     return out
+
+
+def holder_vectors(add) -> None:
+    """Spec 1.2: holder-bound passes (cnf, claim 8) and live codes (PG2:)."""
+    bound = good(cnf=cnf())
+    live = level2(bound, AT - 5, 17)
+    left = {"remaining": 2 * HOUR, "purpose": "shopping"}
+    add("valid_bound_pass_alone", pg1(bound), "valid",
+        "a holder-bound pass shown as its level 1: the verifier accepts it (binding is the "
+        "checkpoint's policy)", **left)
+    add("valid_live_code", pg2(bound, live), "valid", "live code made 5 s ago by the holder",
+        **left)
+    add("valid_live_code_window_edge", pg2(bound, level2(bound, AT - LIVE_WINDOW)), "valid",
+        "exactly the window old", **left)
+    add("valid_live_code_future_edge", pg2(bound, level2(bound, AT + LIVE_WINDOW)), "valid",
+        "the phone clock exactly the window ahead", **left)
+    add("valid_live_code_large_t_n", pg2(bound, level2(bound, AT, 2**32 - 1)), "valid",
+        "the counter at its largest", **left)
+    add("live_code_stale", pg2(bound, level2(bound, AT - LIVE_WINDOW - 1)), "live_code_stale",
+        "1 s older than the window: a picture of an old code")
+    add("live_code_stale_hour", pg2(bound, level2(bound, AT - HOUR)), "live_code_stale",
+        "an hour-old screenshot")
+    add("live_code_future", pg2(bound, level2(bound, AT + LIVE_WINDOW + 1)), "live_code_future",
+        "the phone clock 1 s past the window ahead")
+    add("holder_mismatch_other_phone", pg2(bound, level2(bound, AT, holder="thief")),
+        "holder_mismatch", "a level 2 by another phone's key")
+    other_pass = good(cnf=cnf(), hint="CD34")
+    add("holder_mismatch_moved_level_2", pg2(other_pass, live), "holder_mismatch",
+        "the holder's level 2 for one pass, put beside another pass of the same holder")
+    items = list(cbor2.loads(live).value)
+    flipped_sig = items[3][:-1] + bytes([items[3][-1] ^ 1])
+    add("holder_mismatch_flipped_bit",
+        pg2(bound, dumps(cbor2.CBORTag(18, items[:3] + [flipped_sig]))), "holder_mismatch",
+        "last bit of the level-2 signature flipped")
+    add("holder_mismatch_zero_r", pg2(bound, dumps(cbor2.CBORTag(18, items[:3] + [bytes(64)]))),
+        "holder_mismatch", "r = s = 0: never a valid ECDSA signature")
+    s = int.from_bytes(items[3][32:], "big")
+    high_s = items[3][:32] + (P256_N - s).to_bytes(32, "big")
+    add("valid_live_code_high_s", pg2(bound, dumps(cbor2.CBORTag(18, items[:3] + [high_s]))),
+        "valid", "(r, n - s) verifies too (WebCrypto does not normalise s); the code's id "
+        "does not depend on s", **left)
+    add("expired_live_code", pg2(good(cnf=cnf(), exp=AT - 2 * HOUR, nbf=AT - 3 * HOUR,
+                                      iat=AT - 3 * HOUR), live), "expired",
+        "every level-1 rule comes first: a fresh live code of an expired pass")
+    add("malformed_live_code_unbound_pass", pg2(base := good(), level2(base, AT)), "malformed",
+        "a live code of a pass without cnf")
+    add("malformed_live_code_three_items", pg2(bound, live, [b""]), "malformed",
+        "the envelope is exactly [level 1, level 2]")
+    add("malformed_live_code_untagged", pg2(bound, level2(bound, AT, tag=None)), "malformed",
+        "level 2 without tag 18")
+    add("unsupported_live_code_alg_eddsa", pg2(bound, level2(bound, AT, prot=b"\xa1\x01\x27")),
+        "unsupported", "level 2 names EdDSA: only ES256 (-7)")
+    add("malformed_live_code_kid", pg2(bound, level2(bound, AT, prot=dumps({1: -7, 4: b"k"}))),
+        "malformed", "level 2 protected header must be exactly {1: -7}")
+    add("malformed_live_code_unprotected", pg2(bound, level2(bound, AT, unprot={4: b"k"})),
+        "malformed", "level 2 unprotected header must be empty")
+    add("malformed_live_code_long_t",
+        pg2(bound, level2(bound, AT, payload=b"\x82\x1b" + AT.to_bytes(8, "big") + b"\x01")),
+        "malformed", "t as an 8-byte integer: not deterministic")
+    add("malformed_live_code_t_2_40", pg2(bound, level2(bound, 2**40)), "malformed",
+        "t must be below 2**40")
+    add("malformed_live_code_t_text", pg2(bound, level2(bound, AT, payload=dumps(["now", 1]))),
+        "malformed", "t must be an unsigned integer")
+    add("malformed_live_code_base45", "PG2:" + pg2(bound, live)[4:] + "0", "malformed",
+        "base45 length mod 3 == 1")
+    add("malformed_live_code_oversized", pg2(bound, live) + " " * 600, "malformed",
+        "over 1,024 characters: refused before decoding")
+    point = holder_point("phone")
+    for name, value, why in (
+        ("malformed_cnf_int", 1, "cnf is an integer"),
+        ("malformed_cnf_y_int", {1: {1: 2, -1: 1, -2: point[1:], -3: 1}},
+         "y's sign bit as an integer, not a bool"),
+        ("malformed_cnf_p384", {1: {1: 2, -1: 2, -2: point[1:], -3: True}}, "crv 2 (P-384)"),
+        ("malformed_cnf_x_31_bytes", {1: {1: 2, -1: 1, -2: point[2:], -3: True}}, "x is 31 bytes"),
+        ("malformed_cnf_full_point", {1: {1: 2, -1: 1, -2: point[1:], -3: point[1:]}},
+         "y as 32 bytes: only the compressed form"),
+        ("malformed_cnf_extra_label", {1: {1: 2, -1: 1, -2: point[1:], -3: True, 2: b"kid"}},
+         "a kid in the COSE_Key"),
+        ("malformed_cnf_not_on_curve", {1: {1: 2, -1: 1, -2: b"\x00" * 31 + b"\x01", -3: False}},
+         "x = 1 has no point on P-256"),
+    ):
+        add(name, pg1(good(cnf=value)), "malformed", why)
+    # The checkpoint's binding policy (decide), after the verifier.
+    required = {"holder_binding": ["shopping"]}
+    add("live_code_required", pg1(bound), "live_code_required",
+        "binding required for shopping here: the bound pass shown bare", policy=required)
+    add("not_bound", base_text_of(), "not_bound",
+        "binding required for shopping here: a pass without a holder key", policy=required)
+    add("valid_live_code_binding_required", pg2(bound, live), "valid",
+        "binding required and met", policy=required, **left)
+    add("valid_not_bound_binding_for_other_purpose", base_text_of(), "valid",
+        "binding required for work only", policy={"holder_binding": ["work"]}, **left)
+
+
+def base_text_of() -> str:
+    return pg1(good())
 
 
 # Substrings of Verdict.detail: where a reason has many causes, the one each vector is for.
@@ -412,11 +562,32 @@ DETAILS = {
     "malformed_mistyped_nbf_float": "not_before must be a non-negative integer",
     "malformed_mistyped_purpose": "purpose must be a code",
     "malformed_missing_claim": "claims missing [7]",
-    "malformed_unknown_claim": "unknown claims [8]",
+    "malformed_unknown_claim": "unknown claims [9]",
     "malformed_hint_too_long": "hint must be",
     "malformed_exp_before_nbf": "exp must be after nbf",
     "malformed_non_deterministic_claims": "claims: not deterministic",
-    "unsupported_version": "version PG2",
+    "unsupported_version": "version PG3",
+    "malformed_live_code_unbound_pass": "without a holder key",
+    "malformed_live_code_three_items": "[level 1 bytes, level 2 bytes]",
+    "malformed_live_code_untagged": "tag 18",
+    "unsupported_live_code_alg_eddsa": "not ES256",
+    "malformed_live_code_kid": "exactly {1: -7}",
+    "malformed_live_code_unprotected": "unprotected header must be the empty map",
+    "malformed_live_code_long_t": "live code payload: not deterministic",
+    "malformed_live_code_t_2_40": "below 2**40",
+    "malformed_live_code_t_text": "unsigned integer",
+    "malformed_live_code_base45": "base45",
+    "malformed_live_code_oversized": "longer than 1024",
+    "malformed_cnf_int": "cnf must be",
+    "malformed_cnf_y_int": "sign bit",
+    "malformed_cnf_p384": "crv 1 (P-256)",
+    "malformed_cnf_x_31_bytes": "x (32 bytes)",
+    "malformed_cnf_full_point": "sign bit",
+    "malformed_cnf_extra_label": "cnf key must be",
+    "malformed_cnf_not_on_curve": "not a point on the P-256 curve",
+    "live_code_stale": "show the live code, not a picture",
+    "live_code_future": "check the phone's clock",
+    "holder_mismatch_other_phone": "holder key",
     "unsupported_alg_es256": "algorithm -7",
     "unsupported_critical_header": "critical header 99",
     "unsupported_critical_text_label": "critical header 'x'",
@@ -475,15 +646,17 @@ def trust() -> dict:
             keys.append({"name": name, "public_hex": raw_pub(name).hex(), "issuer": issuer,
                          **meta})
     return {"keys": keys, "revoked_hex": [REVOKED_ID.hex()], "zone_purposes": ZONE_PURPOSES,
-            "purposes": "default", "skew_s": SKEW}
+            "purposes": "default", "skew_s": SKEW, "live_window_s": LIVE_WINDOW}
 
 
 def build() -> str:
     doc = {
-        "description": "passgate PG1 pass vectors; generated by tests/vectors/make_vectors.py",
+        "description": "passgate PG1 pass and PG2 live code vectors; generated by "
+                       "tests/vectors/make_vectors.py",
         "spec_version": SPEC_VERSION,
         "trust": trust(),
         "untrusted_keys": {n: raw_pub(n).hex() for n, (_, _, m) in KEYS.items() if m is None},
+        "holder_keys": {n: holder_point(n).hex() for n in HOLDERS},
         "vectors": vectors(),
     }
     return json.dumps(doc, indent=1, ensure_ascii=True) + "\n"

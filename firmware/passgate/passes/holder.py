@@ -1,6 +1,6 @@
 """Holder-bound passes (spec 1.2): the holder key, the ``cnf`` claim and the ``PG2:`` live code.
 
-See ``docs/pass-format.md`` section 11. In short:
+See ``docs/pass-format.md`` section 10. In short:
 
 - The holder key is ECDSA P-256 (COSE ES256, alg -7): every browser keeps one as a
   non-extractable WebCrypto key, and WebCrypto's signature (IEEE P1363 ``r || s``, 64 bytes)
@@ -329,12 +329,16 @@ def make_live_code(pass_text: str, private_key: ec.EllipticCurvePrivateKey, t: i
                    n: int) -> str:
     """The ``PG2:`` live code the holder app shows: the Python reference, for tests and vectors.
 
-    ``t`` is the phone's POSIX time in whole seconds, ``n`` its refresh counter.
+    ``t`` is the phone's POSIX time in whole seconds, ``n`` its refresh counter. The
+    signature is deterministic (RFC 6979).
     """
     if type(t) is not int or not 0 <= t < MAX_T or type(n) is not int or not 0 <= n < MAX_N:
         raise malformed("t must be a uint below 2**40 and n a uint below 2**32")
     l1 = pass_cose(pass_text)
     payload = cbor2.dumps([t, n], canonical=True)
-    der = private_key.sign(sig_structure(_PROTECTED, payload, l1), ec.ECDSA(hashes.SHA256()))
+    # Deterministic ECDSA (RFC 6979): same inputs, same code, so vectors are reproducible;
+    # the app's randomised WebCrypto signatures verify the same way.
+    der = private_key.sign(sig_structure(_PROTECTED, payload, l1),
+                           ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     r, s = decode_dss_signature(der)
     return live_text(l1, payload, r.to_bytes(32, "big") + s.to_bytes(32, "big"))

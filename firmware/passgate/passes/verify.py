@@ -42,7 +42,7 @@ from passgate.util.timefmt import span
 
 DEFAULT_SKEW_S = 60
 # How old (or how far ahead) a live code's time may be, in seconds: the app refreshes every
-# 5 s, so an honest code is 0-5 s old plus the phone clock's error (docs/pass-format.md 11.5).
+# 5 s, so an honest code is 0-5 s old plus the phone clock's error (docs/pass-format.md 10.5).
 DEFAULT_LIVE_WINDOW_S = 30
 _LIVE_B = LIVE_PREFIX.encode()
 
