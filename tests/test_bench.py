@@ -27,6 +27,7 @@ CASES = {
                          "x bare zxing-cpp"),
     "pipeline.py": (["--sizes", "640x480", "--seconds", "0.2", "--scans", "4"],
                     "x bare zxing-cpp, empty frame"),
+    "holder_screens.py": (["--frames", "1"], "x bare zxing-cpp"),
 }
 
 

@@ -88,9 +88,12 @@ function validity(claims, now) {
 }
 
 function dateText(t) {
+  // Browsers' Intl seldom has Tatar: then the numeric form Tatarstan reads, 07.12.2026, 18:00
+  // (Russian's short date), rather than an English month name.
+  const tatar = i18n.language() === "tt";
   try {
-    return new Intl.DateTimeFormat(i18n.language(), { dateStyle: "medium", timeStyle: "short" })
-      .format(new Date(t * 1000));
+    return new Intl.DateTimeFormat(tatar ? ["tt", "ru"] : i18n.language(),
+      { dateStyle: tatar ? "short" : "medium", timeStyle: "short" }).format(new Date(t * 1000));
   } catch (e) {
     return new Date(t * 1000).toLocaleString();
   }
