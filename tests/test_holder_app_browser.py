@@ -190,8 +190,8 @@ def test_the_app_refuses_a_pass_bound_to_another_key(site, issuer):
     server, browser, _tmp = site
     other = compressed_point(ec.generate_private_key(ec.SECP256R1()))
     pass_text = issue_for(other, issuer, int(time.time()))
-    browser.click("#forget") if not browser.js(
-        "return document.getElementById('pass').hidden") else None
+    if not browser.js("return document.getElementById('pass').hidden"):
+        browser.click("#forget")  # start from no pass, so a kept one cannot hide a refusal
     browser.open(base_url(server) + "#pass=" + urllib.parse.quote(pass_text, safe=""))
     message = browser.wait_for("const m = document.getElementById('message'); "
                                "return !m.hidden && m.textContent")
@@ -395,3 +395,32 @@ def test_the_app_works_offline_after_its_first_load(site, issuer, trust):
     signed = browser.wait_for("return document.getElementById('live').dataset.t")
     read = decode_png(shot(browser, tmp, "holder-live-offline-390.png"))
     assert checkpoint_verdict(trust, read[0], int(signed) + 1).accepted
+
+
+def test_the_app_reads_passes_as_strictly_as_the_checkpoint(site, issuer):
+    """Garbage, a non-deterministic re-encoding and trailing bytes are refused; a pass without
+    a holder key reads as unbound; a pasted pass keeps its inner spaces (base45 has them)."""
+    app_key(site)
+    _server, browser, _tmp = site
+    unbound = issuer.issue("shopping", [ZONE], not_before=1_767_261_600, duration_s=3600)
+    raw = base45.decode(unbound[4:])
+    longer_head = raw[:2] + b"\x58" + bytes([raw[2] & 0x1F]) + raw[3:]  # bstr head 1 byte longer
+    texts = {"garbage": "PG1:not base45!", "trailing": "PG1:" + base45.encode(raw + b"\x00"),
+             "not_shortest": "PG1:" + base45.encode(longer_head), "other": "PG2:" + unbound[4:],
+             "unbound": "\n  " + unbound + "\r\n"}
+    out = run_codec(browser, """(c) => {
+        const res = {};
+        for (const [name, text] of Object.entries(arguments[0])) {
+          try {
+            const p = c.readPass(text);
+            res[name] = {bound: p.point33 !== null, zones: p.claims.zones, cose: p.cose.length};
+          } catch (e) {
+            res[name] = e instanceof c.FormatError ? "refused" : "crashed: " + e;
+          }
+        }
+        return res;
+    }""", texts)
+    for name in ("garbage", "trailing", "not_shortest", "other"):
+        assert out[name] == "refused", (name, out[name])
+    assert out["unbound"] == {"bound": False, "zones": [ZONE], "cose": len(raw)}
+    assert " " in unbound  # the pass has base45 spaces, and they survived the paste

@@ -203,6 +203,9 @@ function tickLive() {
 
 async function showLive() {
   const live = $("live");
+  // Full screen where the browser allows it (it must be asked for within the tap itself);
+  // the page's own overlay already covers the whole viewport where it does not.
+  document.documentElement.requestFullscreen?.()?.catch(() => null);
   live.hidden = false;
   document.body.classList.add("showing");
   tickLive();
@@ -230,6 +233,7 @@ function hideLive() {
   state.wake = null;
   $("live").hidden = true;
   document.body.classList.remove("showing");
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => null);
   $("live-qr").width = 0; // the last code is not left drawn behind the page
 }
 
