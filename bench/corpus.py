@@ -42,6 +42,23 @@ def bench_pass() -> str:
                                      duration_s=3 * 3600, pass_id=bytes(range(12)))
 
 
+def bench_live_code() -> str:
+    """A typical live code (spec 1.2): the same pass bound to a holder key, and its level 2
+    (409 base45 characters: QR version 12 at ECC M, 11 at ECC L)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from passgate.issuing.issuer import Issuer
+    from passgate.passes import holder
+
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"passgate decoder corpus").digest())
+    phone = ec.derive_private_key(0xC0FFEE, ec.SECP256R1())
+    bound = Issuer(key, "NNov").issue("shopping", ["gate-1"], not_before=1_700_000_000,
+                                      duration_s=3 * 3600, pass_id=bytes(range(12)),
+                                      holder_key=holder.compressed_point(phone))
+    return holder.make_live_code(bound, phone, 1_700_000_600, 121)
+
+
 @dataclass(frozen=True)
 class Sample:
     category: str

@@ -20,6 +20,12 @@ view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame from a 1280x960 m
 - **surfaces**: paper, a phone (light or dark mode) with a glare spot half the time;
 - **backgrounds**: a textured desk, a printed text page, a regular pattern, a linear barcode.
 
+Live codes (``--code live``, spec 1.2): the holder app's code, QR version 12 at ECC M or 11 at
+``--ecc l`` (73 or 69 modules with the quiet zone, against 57 for a typical pass), shown full
+width on a phone (``--surfaces phone``: light or dark mode, glare half the time) at 45-62 mm
+(a phone's screen is 62-72 mm wide), held at the same distances: fewer pixels per module than a
+pass of version 8 at the same size.
+
 Empty sequences show the same backgrounds, half with a hand holding a blank page or a blank
 phone. The bench (``python bench/presentations.py``) decodes every frame with the real
 decoder in two ways (lores only; lores plus a full-resolution crop on a candidate, the
@@ -78,26 +84,30 @@ class Presentation:
     angle_deg: float
     tilt_deg: float
     seed: int
+    modules_across: int = SYMBOL  # the symbol's width in modules, quiet zone included
 
 
 def draw(index: int, seed: int = 1, empty_share: float = 0.2, max_exposure_ms: float | None = None,
-         illuminator: bool = False) -> Presentation:
+         illuminator: bool = False, phone_only: bool = False,
+         phone_mm: tuple[float, float] = (40, 60), modules_across: int = SYMBOL) -> Presentation:
     rng = np.random.default_rng([seed, index])
     dim = bool(rng.random() < 0.35) and not illuminator
     wanted = float(rng.uniform(20, 33) if dim else rng.uniform(4, 10))
     exposure = wanted if max_exposure_ms is None else min(wanted, max_exposure_ms)
     surface = str(rng.choice(["paper", "paper", "phone", "phone_dark"]))
+    if phone_only and surface == "paper":  # the same draws, so runs stay comparable
+        surface = "phone" if index % 2 else "phone_dark"
     return Presentation(
         index=index, has_pass=bool(rng.random() >= empty_share), surface=surface,
         backdrop=str(rng.choice(["desk", "text", "pattern", "barcode"])),
-        symbol_mm=float(rng.uniform(35, 65) if surface == "paper" else rng.uniform(40, 60)),
+        symbol_mm=float(rng.uniform(35, 65) if surface == "paper" else rng.uniform(*phone_mm)),
         start_mm=float(rng.uniform(250, 400)), hold_mm=float(rng.uniform(90, 200)),
         approach_s=float(rng.uniform(0.15, 0.5)), enter_frame=int(rng.integers(1, 4)),
         tremor_mm=float(rng.uniform(1, 6)), tremor_hz=float(rng.uniform(2, 5)),
         wave_mm_s=float(rng.uniform(40, 120) if rng.random() < 0.25 else 0.0),
         exposure_ms=exposure, gain=wanted / exposure, dim=dim, glare=bool(rng.random() < 0.5),
         angle_deg=float(rng.uniform(-30, 30)), tilt_deg=float(rng.uniform(0, 25)),
-        seed=int(rng.integers(1 << 30)))
+        seed=int(rng.integers(1 << 30)), modules_across=modules_across)
 
 
 def focal_px(width: int) -> float:
@@ -105,7 +115,7 @@ def focal_px(width: int) -> float:
 
 
 def px_per_module(p: Presentation, distance_mm: float, width: int = LORES[0]) -> float:
-    return focal_px(width) * p.symbol_mm / SYMBOL / distance_mm
+    return focal_px(width) * p.symbol_mm / p.modules_across / distance_mm
 
 
 def defocus_sigma(distance_mm: float, focus_mm: float, width: int = LORES[0]) -> float:
@@ -258,16 +268,18 @@ class Outcome:
 
 
 def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | None,
-            illuminator: bool) -> tuple[dict[str, Outcome], list[float], int]:
+            illuminator: bool, code: str = "pass", ecc: str = "m", phone_only: bool = False,
+            phone_mm: tuple[float, float] = (40, 60),
+            ) -> tuple[dict[str, Outcome], list[float], int]:
     """Decode every frame of ``count`` presentations with each way; bare zxing-cpp beside."""
     import zxingcpp
 
-    from corpus import bench_pass
+    from corpus import bench_live_code, bench_pass
     from passgate.hardware.decode import ZxingDecoder
     from passgate.hardware.reader import FullCropReader
 
-    text = bench_pass()
-    modules = synth.qr_modules(text)
+    text = bench_live_code() if code == "live" else bench_pass()
+    modules = synth.qr_modules(text, error=ecc)
     focus = None if autofocus else FOCUS_MM
     crops = _Crops(modules, focus)
     zx = ZxingDecoder()
@@ -276,7 +288,8 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
     bare: list[float] = []
     n_pass = 0
     for index in range(count):
-        p = draw(index, seed, max_exposure_ms=max_exposure_ms, illuminator=illuminator)
+        p = draw(index, seed, max_exposure_ms=max_exposure_ms, illuminator=illuminator,
+                 phone_only=phone_only, phone_mm=phone_mm, modules_across=modules.shape[0])
         n_pass += p.has_pass
         crops.p = p
         first: dict[str, float] = {}
@@ -323,15 +336,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", default="fixed,autofocus,af+8ms+led",
                     help="comma-separated camera set-ups: fixed (focus at 15 cm), autofocus, "
                          "af+8ms (exposure limit, no light), af+8ms+led (with the illuminator)")
+    ap.add_argument("--code", choices=("pass", "live"), default="pass",
+                    help="pass: a typical PG1 pass (version 8-M); live: a typical PG2 live code")
+    ap.add_argument("--ecc", choices=("l", "m"), default="m", help="QR error correction level")
+    ap.add_argument("--surfaces", choices=("all", "phone"), default="all",
+                    help="phone: every presentation on a phone screen (light or dark mode)")
+    ap.add_argument("--phone-mm", default="40,60",
+                    help="symbol width on a phone screen, min,max mm (live codes: 45,62)")
     args = ap.parse_args(argv)
+    lo, hi = (float(v) for v in args.phone_mm.split(","))
     print(measure_mod.machine_line())
     print(f"# {args.presentations} presentations of {FRAMES} frames at {FPS:.0f} fps, "
-          f"seed {args.seed}; CPU = this thread's time")
+          f"seed {args.seed}; CPU = this thread's time; code {args.code} at ECC "
+          f"{args.ecc.upper()}, surfaces {args.surfaces}, phone symbol {lo:g}-{hi:g} mm")
     for cam in args.cameras.split(","):
         af = cam.startswith("af")
         limit = 8.0 if "8ms" in cam else None
         t0 = time.perf_counter()
-        res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in cam)
+        res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in cam,
+                                    args.code, args.ecc, args.surfaces == "phone", (lo, hi))
         n_empty = args.presentations - n_pass
         print(f"\n## camera: {cam}  ({n_pass} with a pass, {n_empty} without; "
               f"{time.perf_counter() - t0:.0f} s)\n")

@@ -10,7 +10,10 @@ over ``--passes`` distinct valid passes, medians with their spread (``bench/meas
   bytes, and the ratio (aim: >= 10,000 checks/s and <= 1.5x the bare verify);
 - revocation list at ``--revoked`` entries: build time, lookup time (hits and misses), the
   array's bytes and the process RSS growth, then ``check`` again with that list in the store;
-- with ``--profile``, the top functions of ``check`` by own time (cProfile).
+- with ``--profile``, the top functions of ``check`` by own time (cProfile);
+- ``--live N`` (spec 1.2): ``check`` of N distinct live codes (``PG2:``) beside its anchor, the
+  bare libsodium Ed25519 verify of level 1 plus the bare ``cryptography`` ECDSA P-256 verify of
+  level 2 (the two signatures a live code needs), and the ratio.
 """
 
 from __future__ import annotations
@@ -113,6 +116,55 @@ def bench_verify(texts: list[str], trust: TrustStore, rounds: int, profile: bool
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 
 
+def bench_live(n: int, rounds: int) -> None:
+    """Live codes: the verifier against its two bare signature checks."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from passgate.passes import holder
+
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"passgate bench issuer").digest())
+    issuer = Issuer(key, "Bench City")
+    rng = random.Random(3)
+    codes, parts = [], []
+    for i in range(n):
+        phone = ec.derive_private_key(rng.randrange(1, 2**255), ec.SECP256R1())
+        bound = issuer.issue("shopping", ["gate-1"], NOW - 600, 3 * 3600,
+                             pass_id=rng.randbytes(12), holder_key=holder.compressed_point(phone))
+        code = holder.make_live_code(bound, phone, NOW - 3, i)
+        live = holder.parse_live_text(code)
+        l1 = parse_text(bound)
+        r, s_ = (int.from_bytes(live.signature[k:k + 32], "big") for k in (0, 32))
+        codes.append(code)
+        parts.append((l1.to_be_signed, l1.signature, phone.public_key(),
+                      live.to_be_signed, encode_dss_signature(r, s_)))
+    trust = TrustStore([IssuerKey.from_raw(raw_public(key), issuer="Bench City")])
+    verifier = Verifier(trust)
+    if not all(verifier.check(c, NOW, "gate-1").accepted for c in codes):
+        raise SystemExit("bench live code not accepted")
+    raw = trust.keys[0].raw
+    ecdsa = ec.ECDSA(hashes.SHA256())
+
+    def run_check() -> int:
+        for code in codes:
+            verifier.check(code, NOW, "gate-1")
+        return n
+
+    def run_bare() -> int:
+        for m1, s1, pub, m2, s2 in parts:
+            crypto_sign_open(s1 + m1, raw)
+            pub.verify(s2, m2, ecdsa)
+        return n
+
+    got = measure.repeat({"Verifier.check, live code": run_check,
+                          "bare Ed25519 + ECDSA verify": run_bare}, rounds)
+    check, bare = got["Verifier.check, live code"], got["bare Ed25519 + ECDSA verify"]
+    print(f"verify live codes (PG2:): {n} distinct codes, {rounds} rounds, CPU of one thread")
+    print(check.line(anchor=bare) + f"  -> {measure.rate(check)}")
+    print(bare.line() + f"  -> {measure.rate(bare)}")
+
+
 def parse_claims_zone(text: str) -> str:
     from passgate.passes.format import parse_claims
 
@@ -161,11 +213,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--revoked", type=int, default=1_000_000)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--live", type=int, default=200, help="live codes to check (0: none)")
     args = ap.parse_args()
     print("passgate bench/verify.py: one thread, CPU time")
     print(measure.machine_line())
     texts, trust = make_passes(args.passes)
     bench_verify(texts, trust, args.repeats, args.profile)
+    if args.live:
+        bench_live(args.live, args.repeats)
     if args.revoked:
         trust.revoked = bench_revocation(args.revoked)
         bench_verify(texts, trust, args.repeats, False,

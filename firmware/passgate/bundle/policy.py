@@ -194,7 +194,7 @@ def _checked_level(level: object, where: str, complete: bool = False) -> dict[st
         raise refuse(Refusal.MALFORMED, f"bundle: {where}: unknown or missing settings")
     if complete and set(level) | _OPTIONAL_CBOR != set(_CBOR_KEYS):
         raise refuse(Refusal.MALFORMED, f"bundle: {where}: every setting must be present")
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in level.items():
         kind = _CBOR_KEYS[key]
         if kind == "names":

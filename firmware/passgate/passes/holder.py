@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -88,9 +89,17 @@ def check_point(point: object) -> ec.EllipticCurvePublicKey:
     if type(point) is not bytes or len(point) != POINT_LEN or point[0] not in (2, 3):
         raise malformed("holder key must be a 33-byte compressed P-256 point (02/03 || x)")
     try:
-        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        return _decompress(point)
     except ValueError:
         raise malformed("holder key is not a point on the P-256 curve") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _decompress(point: bytes) -> ec.EllipticCurvePublicKey:
+    """Decompressing costs ~40 us (a square root mod p); a live code's check needs the key
+    three times (cnf read, claims checked, level 2 verified): once is enough. Refusals
+    (ValueError) are not cached."""
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
 
 def compressed_point(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> bytes:

@@ -78,23 +78,30 @@ class Verifier:
             return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail,
                            binding=Binding.LIVE)
         verdict, claims = self._check_sign1(cose, now, zone)
-        verdict = replace(verdict, binding=Binding.LIVE, live_t=live.t)
         if not verdict.accepted or claims is None:
-            return verdict
+            return replace(verdict, binding=Binding.LIVE, live_t=live.t)
+        live_id = None
         if claims.holder_key is None:
-            return verdict.deny(Reason.MALFORMED, "live code of a pass without a holder key")
-        if not live.verifies(claims.holder_key):
-            return verdict.deny(Reason.HOLDER_MISMATCH,
-                                "live code not made by this pass's holder key")
-        verdict = replace(verdict, live_id=live.code_id(claims.pass_id))
-        age = now - live.t
+            reason, detail = Reason.MALFORMED, "live code of a pass without a holder key"
+        elif not live.verifies(claims.holder_key):
+            reason, detail = Reason.HOLDER_MISMATCH, "live code not made by this pass's holder key"
+        else:
+            live_id = live.code_id(claims.pass_id)
+            reason, detail = self._freshness(live.t, now)
+        if reason is Reason.VALID:  # one replace: a frozen dataclass costs microseconds to copy
+            return replace(verdict, binding=Binding.LIVE, live_t=live.t, live_id=live_id)
+        return replace(verdict, result=Result.DENY, reason=reason, detail=detail,
+                       remaining_s=None, binding=Binding.LIVE, live_t=live.t, live_id=live_id)
+
+    def _freshness(self, t: int, now: int) -> tuple[Reason, str]:
+        age = now - t
         if age > self.live_window_s:
-            return verdict.deny(Reason.LIVE_CODE_STALE,
-                                f"code {span(age)} old: show the live code, not a picture")
+            return (Reason.LIVE_CODE_STALE,
+                    f"code {span(age)} old: show the live code, not a picture")
         if -age > self.live_window_s:
-            return verdict.deny(Reason.LIVE_CODE_FUTURE,
-                                f"code time {span(-age)} ahead: check the phone's clock")
-        return verdict
+            return (Reason.LIVE_CODE_FUTURE,
+                    f"code time {span(-age)} ahead: check the phone's clock")
+        return Reason.VALID, ""
 
     def _check_sign1(self, cose: Sign1, now: int,
                      zone: str | None) -> tuple[Verdict, Claims | None]:

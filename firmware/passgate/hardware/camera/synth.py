@@ -26,14 +26,18 @@ SOURCE_PX = 8  # source image pixels per module before the perspective warp
 FOCAL = 0.8  # focal length as a fraction of frame width
 
 
-def qr_modules(text: str, border: int = 4) -> np.ndarray:
-    """The QR symbol of ``text`` (passgate's ECC M) as a bool matrix, True = dark module.
+def qr_modules(text: str, border: int = 4, error: str = "m") -> np.ndarray:
+    """The QR symbol of ``text`` (passgate's ECC M, or ``error``) as a bool matrix, True = dark.
 
     ``border`` is the quiet zone in modules (the standard asks for 4).
     """
+    import segno
+
     from passgate.issuing import qr
 
-    rows = qr.make(text).matrix_iter(scale=1, border=border)
+    symbol = qr.make(text) if error == "m" else segno.make_qr(text, error=error,
+                                                              boost_error=False)
+    rows = symbol.matrix_iter(scale=1, border=border)
     return np.array([list(r) for r in rows], dtype=bool)
 
 
