@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=Path, default=ROOT / "docs" / "screens")
     parser.add_argument("--frames", type=int, default=20, help="frames per screenshot and distance")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--distances", default=",".join(map(str, DISTANCES_MM)),
+                        help="holding distances in mm, comma-separated")
+    parser.add_argument("--cameras", default="fixed,autofocus")
     parser.add_argument("--ecc-l", action="store_true",
                         help="also the live code redrawn at ECC L ('live-L') in its place")
     args = parser.parse_args(argv)
@@ -184,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
           "the lores frame only, 'reader' = the checkpoint's reader (lores, then a "
           "full-resolution crop of a candidate)")
     ways = ("lores", "reader")
-    cameras = {"fixed": False, "autofocus": True}
+    cameras = {c: c == "autofocus" for c in args.cameras.split(",")}
+    distances = [int(d) for d in args.distances.split(",")]
     kinds = ("live", "static", "live-L") if args.ecc_l else ("live", "static")
     totals = {(cam, kind, way): [0, 0] for cam in cameras for kind in kinds for way in ways}
     cpu = {"decoder": 0.0, "bare": 0.0}
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         code = parse_live_text(live)
         print(f"{path.name}: live code {len(live)} chars, QR version {qr.version_of(live)}; "
               f"static {len(plain)} chars, version {qr.version_of(plain)}; t={code.t} n={code.n}")
-        for (cam, autofocus), d in itertools.product(cameras.items(), DISTANCES_MM):
+        for (cam, autofocus), d in itertools.product(cameras.items(), distances):
             counts = {}
             for kind, page, text in pages:
                 # the same poses for live and static; others for each screenshot and camera
