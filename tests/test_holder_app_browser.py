@@ -118,6 +118,9 @@ def issue_for(point33: bytes, issuer, now: int) -> str:
 def show_live(site, pass_text: str) -> dict:
     """Open the pass link, show the live code; returns the t and n the page signed."""
     server, browser, _tmp = site
+    if not browser.js("return document.getElementById('pass').hidden"):
+        browser.click("#forget")  # so the pass shown below is this one, not one kept before
+        browser.wait_for("return document.getElementById('pass').hidden")
     browser.open(base_url(server) + "#pass=" + urllib.parse.quote(pass_text, safe=""))
     browser.wait_for("return !document.getElementById('pass').hidden")
     browser.click("#show")
@@ -192,6 +195,7 @@ def test_the_app_refuses_a_pass_bound_to_another_key(site, issuer):
     pass_text = issue_for(other, issuer, int(time.time()))
     if not browser.js("return document.getElementById('pass').hidden"):
         browser.click("#forget")  # start from no pass, so a kept one cannot hide a refusal
+        browser.wait_for("return document.getElementById('pass').hidden")
     browser.open(base_url(server) + "#pass=" + urllib.parse.quote(pass_text, safe=""))
     message = browser.wait_for("const m = document.getElementById('message'); "
                                "return !m.hidden && m.textContent")
