@@ -238,9 +238,9 @@ function hideLive() {
 }
 
 async function forget() {
+  say(""); // first: a message that comes while the pass is being removed stays
   await store.remove("pass");
   state.pass = null;
-  say("");
   render();
 }
 
