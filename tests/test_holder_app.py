@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import urllib.parse
 
 import pytest
 from babel.messages.pofile import read_po
@@ -134,3 +135,60 @@ def test_every_holder_text_is_translated_with_its_placeholders(lang, forms):
             assert _placeholders(s) == _placeholders(source), (lang, m.id, s)
     messages = (APP_DIR / "messages.js").read_text("utf-8")
     assert "Пропуск passgate" in messages and "passgate пропускы" in messages
+
+
+# -- passgate issue --app-url: the link that opens a pass in the app ----------------------
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    from passgate.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def issuer_key_file(tmp_path, capsys):
+    code, _out, err = _run(capsys, "keys", "new-issuer", "--out", str(tmp_path / "iss"),
+                           "--name", "Test City")
+    assert code == 0, err
+    return str(tmp_path / "iss" / "issuer.key")
+
+
+def test_issue_prints_the_app_link_with_the_pass_in_the_fragment(issuer_key_file, capsys):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from passgate.passes.holder import compressed_point, format_holder_key
+
+    key = format_holder_key(compressed_point(ec.generate_private_key(ec.SECP256R1())))
+    code, out, err = _run(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                          "--zone", "gate-1", "--holder-key", key,
+                          "--app-url", "https://passes.example/holder/")
+    assert code == 0, err
+    text, link = out.splitlines()
+    base, fragment = link.split("#", 1)
+    assert base == "https://passes.example/holder/" and fragment.startswith("pass=PG1%3A")
+    assert urllib.parse.unquote(fragment[len("pass="):]) == text
+    assert " " not in link and "+" not in fragment  # spaces and + of base45 are encoded
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--app-url", "https://passes.example/holder/"], "needs --holder-key"),
+    (["--holder-key", "HOLDER", "--app-url", "http://passes.example/holder/"], "https"),
+    (["--holder-key", "HOLDER", "--app-url", "https://passes.example/holder/#x"], "'#'"),
+    (["--holder-key", "HOLDER", "--app-url", "passes.example/holder/"], "https"),
+])
+def test_issue_refuses_an_app_link_it_cannot_make(issuer_key_file, capsys, extra, words):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from passgate.passes.holder import compressed_point, format_holder_key
+
+    key = format_holder_key(compressed_point(ec.generate_private_key(ec.SECP256R1())))
+    args = [key if a == "HOLDER" else a for a in extra]
+    code, out, err = _run(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+                          "--zone", "gate-1", *args)
+    assert code == 2 and out == "", (out, err)
+    assert words in err

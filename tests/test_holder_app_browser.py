@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from PIL import Image
 
+from passgate.cli.issue import holder_link
 from passgate.hardware.decode import default_decoder
 from passgate.passes import base45
 from passgate.passes.cose import sig_structure
@@ -121,7 +122,7 @@ def show_live(site, pass_text: str) -> dict:
     if not browser.js("return document.getElementById('pass').hidden"):
         browser.click("#forget")  # so the pass shown below is this one, not one kept before
         browser.wait_for("return document.getElementById('pass').hidden")
-    browser.open(base_url(server) + "#pass=" + urllib.parse.quote(pass_text, safe=""))
+    browser.open(holder_link(base_url(server), pass_text))  # what passgate issue --app-url prints
     browser.wait_for("return !document.getElementById('pass').hidden")
     browser.click("#show")
     browser.wait_for("return document.getElementById('live').dataset.t")
