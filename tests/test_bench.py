@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 CASES = {
-    "verify.py": (["--passes", "20", "--repeats", "2", "--revoked", "1000"],
-                  "x bare libsodium verify"),
+    "verify.py": (["--passes", "20", "--repeats", "2", "--revoked", "1000", "--live", "5"],
+                  "x bare Ed25519 + ECDSA verify"),
     "journal.py": (["--rows", "5", "--repeats", "2"], "x bare insert+commit"),
     "batch.py": (["--passes", "8", "--repeats", "1"], "x bare Ed25519 sign"),
     "startup.py": (["--repeats", "1"], "cold / warm ="),

@@ -12,12 +12,12 @@ import segno
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import NOW
-from passgate.cli import main
 from passgate.errors import PassFormatError
 from passgate.issuing.issuer import Issuer
 from passgate.passes import base45, holder
 from passgate.passes.cose import dumps
 from passgate.passes.format import BOUND_CLAIM_KEYS, claims_cbor, parse_claims, parse_text
+from test_cli_pass import issuer_dir, run  # noqa: F401 (issuer_dir: a fixture)
 
 HOUR = 3600
 
@@ -200,21 +200,9 @@ def test_live_code_strict_decoding(bound: str, case: str, reason: str) -> None:
 # -- issuing ----------------------------------------------------------------------------
 
 
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
-def issuer_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
-    code, _, err = run(capsys, "keys", "new-issuer", "--out", str(tmp_path / "iss"),
-                       "--name", "Test City")
-    assert code == 0, err
-    return tmp_path / "iss" / "issuer.key"
+def issuer_file(issuer_dir: Path) -> Path:  # noqa: F811 (the imported fixture)
+    return issuer_dir / "issuer.key"
 
 
 def test_cli_issue_holder_key_text_and_image(tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -294,3 +282,24 @@ def test_the_spec_worked_example() -> None:
                                                           issuer="NNOV")]))
     assert verifier.check(live, t0 + HOUR + 20, "gate-1").accepted
     assert verifier.check(live, t0 + HOUR + 31, "gate-1").reason is Reason.LIVE_CODE_STALE
+
+
+def test_cli_verify_live_code(tmp_path: Path, capsys: pytest.CaptureFixture, issuer_file: Path,
+                              holder_key: ec.EllipticCurvePrivateKey, point: bytes) -> None:
+    import shutil
+    import time
+
+    code, out, err = run(capsys, "issue", "--key", str(issuer_file), "--purpose", "shopping",
+                         "--zone", "gate-1", "--holder-key", holder.format_holder_key(point))
+    assert code == 0, err
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    for name in ("issuer.pub", "issuer.toml"):
+        shutil.copy(issuer_file.with_name(name), trust / name)
+    now = int(time.time())
+    live = holder.make_live_code(out.strip(), holder_key, now, 3)
+    code, out, err = run(capsys, "verify", live, "--trust", str(trust), "--zone", "gate-1")
+    assert code == 0 and out.startswith("ACCEPT shopping") and "live code" in out, err
+    code, out, _ = run(capsys, "verify", live, "--trust", str(trust), "--zone", "gate-1",
+                       "--at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 120)))
+    assert code == 1 and out.startswith("DENY live_code_stale") and "not a picture" in out

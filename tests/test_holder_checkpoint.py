@@ -230,3 +230,28 @@ def test_scene_same_live_code_gives_the_same_keyed_id(trust, journal, bound: str
     rows = journal.since(0)
     assert len(rows) == 2 and rows[0].flags == rows[1].flags
     assert rows[0].flags[1] not in code  # keyed: not derivable from the code without the key
+
+
+def test_config_reaches_the_checkpoint(tmp_path) -> None:
+    """checkpoint.live_code_window reaches the verifier, trust.holder_binding the local policy
+    (a trust folder's, and the fallback while no bundle is usable)."""
+    from passgate.checkpoint.trustview import local_policy
+    from passgate.checkpoint.wiring import make_trust
+    from passgate.config.load import from_dict
+    from passgate.errors import ConfigError
+    from passgate.journal.journal import Journal
+    from passgate.passes.truststore import TrustStore
+
+    cfg = from_dict({"checkpoint": {"zone": ZONE, "state_dir": str(tmp_path),
+                                    "live_code_window": "45s"},
+                     "trust": {"source": "dir", "holder_binding": ["work", "doctor"]}},
+                    origin="test")
+    assert local_policy(cfg).holder_binding == ("doctor", "work")
+    with Journal(tmp_path / "j.sqlite", b"k" * 32, "dev") as journal:
+        view = make_trust(cfg, journal, TrustStore([])).current(NOW)
+    assert view.verifier.live_window_s == 45 and view.policy.binding_required("work")
+    for bad in ({"checkpoint": {"zone": ZONE, "live_code_window": "2s"}},
+                {"checkpoint": {"zone": ZONE}, "trust": {"holder_binding": ["*", "work"]}},
+                {"checkpoint": {"zone": ZONE}, "trust": {"holder_binding": "work"}}):
+        with pytest.raises(ConfigError):
+            from_dict(bad, origin="test")

@@ -90,5 +90,7 @@ def run(args: argparse.Namespace) -> int:
 def human_line(v) -> str:
     if v.accepted:
         hint = f", holder {v.hint}" if v.hint else ""
-        return f"ACCEPT {v.purpose}: {v.detail} (issuer {v.issuer}, key {v.kid}{hint})"
+        shown = {"live": ", live code", "bound": ", holder-bound pass shown without its live code"}
+        how = shown.get(v.binding.value, "") if v.binding is not None else ""
+        return f"ACCEPT {v.purpose}: {v.detail} (issuer {v.issuer}, key {v.kid}{hint}{how})"
     return f"DENY {v.reason.value}: {v.detail}" + (f" (key {v.kid})" if v.kid else "")
