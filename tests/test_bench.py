@@ -30,6 +30,7 @@ CASES = {
     # SQLite only (PostgreSQL needs its binaries); the anchor's COPY broke unseen once.
     "sync.py": (["--backend", "sqlite", "--rows", "400", "--repeats", "1", "--history", "0,200"],
                 "x bare executemany"),
+    "holder_screens.py": (["--frames", "1"], "x bare zxing-cpp"),
 }
 
 

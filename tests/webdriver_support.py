@@ -5,7 +5,9 @@ protocol is JSON over HTTP on 127.0.0.1); no Selenium.
 ``Browser(tmp_path, width, height)`` starts chromedriver and a headless Chromium whose
 viewport is exactly width x height (a phone below 600 px); ``open``,
 ``type``, ``click``, ``source``, ``url`` and ``screenshot`` are the WebDriver commands of the
-same names, ``wait_for_url`` waits for a form's next page; ``close()`` ends both (also on
+same names, ``js``/``js_async`` run a script in the page (``execute/sync``/``async``),
+``cdp`` sends a Chrome DevTools command, ``wait_for_url`` waits for a form's next page,
+``wait_for`` for a script to return something true; ``close()`` ends both (also on
 failure, through the fixture that made it).
 """
 
@@ -110,6 +112,25 @@ class Browser:
         while self.url() != url or self._s("POST", "/execute/sync", {
                 "script": "return document.readyState", "args": []}) != "complete":
             assert time.monotonic() < deadline, f"still at {self.url()}, waiting for {url}"
+            time.sleep(0.1)
+
+    def js(self, script: str, *args):
+        return self._s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def js_async(self, script: str, *args):
+        """Run ``script``; it ends by calling ``arguments[arguments.length - 1](value)``."""
+        return self._s("POST", "/execute/async", {"script": script, "args": list(args)})
+
+    def cdp(self, cmd: str, **params):
+        return self._s("POST", "/goog/cdp/execute", {"cmd": cmd, "params": params})
+
+    def wait_for(self, script: str, timeout: float = 20.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.js(script)
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"timed out waiting for: {script}"
             time.sleep(0.1)
 
     def screenshot(self, path: Path) -> None:

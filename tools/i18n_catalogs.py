@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Refresh the passgate gettext catalogs with Babel: template, ``.po`` merge, ``.mo`` compile.
 
-Two domains: ``passgate`` (the checkpoint, ``firmware/passgate/locale/``, Python sources) and
+Three domains: ``passgate`` (the checkpoint, ``firmware/passgate/locale/``, Python sources),
 ``passgate_collector`` (the staff console, ``collector/passgate_collector/locale/``, Python
-sources and the Jinja2 templates through Jinja's own Babel extractor). The ``.po`` files under
+sources and the Jinja2 templates through Jinja's own Babel extractor) and ``passgate_holder``
+(the holder web app, ``collector/passgate_collector/holder_app/locale/``, its JavaScript
+through Babel's JavaScript extractor). The holder app is static files with no build step, so
+its ``.po`` files compile to one JavaScript module, ``holder_app/messages.js`` (every
+translation, and the default purpose table's names from ``firmware/passgate/data/
+purposes.toml``), instead of ``.mo`` files; a browser reads it as it is. The ``.po`` files under
 ``<locale>/<lang>/LC_MESSAGES/`` are the translations' source, edited by hand; this script
 only does what ``pybabel`` does, in one step and with the project's settings (``babel.cfg``,
 no line numbers, sorted, the plural forms of each language kept)::
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,12 +42,16 @@ SOURCE = ROOT / "firmware" / "passgate"
 LOCALE = SOURCE / "locale"
 DOMAIN = "passgate"
 COLLECTOR = ROOT / "collector" / "passgate_collector"
+HOLDER_APP = COLLECTOR / "holder_app"
+HOLDER = "passgate_holder"
 # domain: (sources, catalogs, Babel's method map)
 DOMAINS = {
     DOMAIN: (SOURCE, LOCALE, [("**.py", "python")]),
     "passgate_collector": (COLLECTOR, COLLECTOR / "locale",
                            [("**.py", "python"),
                             ("**/templates/**.html", "jinja2.ext:babel_extract")]),
+    # vendor/ holds third-party modules (.mjs): nothing of ours to translate there.
+    HOLDER: (HOLDER_APP, HOLDER_APP / "locale", [("vendor/**", "ignore"), ("*.js", "javascript")]),
 }
 PLURALS = {
     "ru": "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && "
@@ -114,9 +125,44 @@ def domain_files(domain: str, locale: Path) -> dict[Path, bytes]:
         cat = updated(lang, pot, domain)
         po = locale / lang / "LC_MESSAGES" / f"{domain}.po"
         out[po] = po_bytes(cat)
+        if domain == HOLDER:
+            continue
         # compile from the .po as written, exactly as pybabel compile would
         out[po.with_suffix(".mo")] = mo_bytes(read_po(io.BytesIO(out[po]), locale=lang))
+    if domain == HOLDER:
+        out[HOLDER_APP / "messages.js"] = holder_messages(
+            {lang: read_po(io.BytesIO(out[locale / lang / "LC_MESSAGES" / f"{domain}.po"]),
+                           locale=lang) for lang in PLURALS})
     return out
+
+
+def holder_messages(cats: dict[str, Catalog]) -> bytes:
+    """``messages.js`` of the holder app: ``{lang: {msgid: text or [plural forms]}}`` from
+    the ``.po`` files, and the default purpose names by code. Plural ids are keyed by their
+    singular; the app picks the form with the language's CLDR rule (``PLURALS`` above)."""
+    messages: dict[str, dict[str, object]] = {}
+    for lang, cat in cats.items():
+        table: dict[str, object] = {}
+        for m in cat:
+            if not m.id or not m.string:
+                continue
+            if isinstance(m.id, tuple | list):
+                forms = list(m.string)
+                if all(forms):
+                    table[m.id[0]] = forms
+            elif m.string:
+                table[m.id] = m.string
+        messages[lang] = dict(sorted(table.items()))
+    with (SOURCE / "data" / "purposes.toml").open("rb") as f:
+        purposes = tomllib.load(f)["purposes"]
+    names = {str(p["code"]): {"en": p["label"], **p.get("names", {})}
+             for p in sorted(purposes.values(), key=lambda p: p["code"])}
+    body = json.dumps({"messages": messages, "purposes": names}, ensure_ascii=False, indent=1,
+                      sort_keys=False)
+    return ("// Made by tools/i18n_catalogs.py from holder_app/locale/*/LC_MESSAGES/"
+            "passgate_holder.po\n// and firmware/passgate/data/purposes.toml: do not edit; "
+            "edit those and run the tool.\n"
+            f"export default {body};\n").encode()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
 
 from . import auth as staff_auth
-from . import i18n, liveness, protocol, releases, staff
+from . import holder, i18n, liveness, protocol, releases, staff
 from .bundles import DeltaCache
 from .console import ConsoleOptions, blueprint
 from .ingest import apply
@@ -149,6 +149,7 @@ def create_app(
         return device, nonce
 
     app.register_blueprint(blueprint(store, clock, console, read_store))
+    app.register_blueprint(holder.blueprint())  # the holder web app: public static files
 
     @app.errorhandler(ProtocolError)
     def protocol_error(exc: ProtocolError) -> Response:

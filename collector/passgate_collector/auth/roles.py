@@ -9,8 +9,10 @@ Rules kept here:
   "/", an ``fnmatch`` pattern whose ``*`` spans "/"), optionally for some methods only. When
   several rows match, the strictest wins. Anything not listed needs a session (``viewer``):
   a new route is never public by accident.
-- ``PUBLIC`` lists what needs no session: the sign-in page, the data-free health check and
-  static files. The device API under ``/v1/`` is outside the console (devices sign requests).
+- ``PUBLIC`` lists what needs no session: the sign-in page, the data-free health check,
+  static files, and the holder web app under ``/holder/`` (``holder.py``: static files for
+  pass holders, no staff data; a holder's key and pass never reach the collector).
+  The device API under ``/v1/`` is outside the console (devices sign requests).
   tests/test_collector_auth.py walks every route of ``app.url_map`` against these tables.
 
 Engineers adding console routes: add a row here for anything that changes state or exports.
@@ -61,7 +63,8 @@ ACCESS: tuple[Rule, ...] = (
     Rule("/admin*", ADMIN),
 )
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "auth.healthz", "static"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "auth.healthz", "static",
+                              "holder.bare", "holder.page", "holder.file"})
 DEVICE_API = "/v1/"
 
 

@@ -11,11 +11,16 @@ the checkpoint's decoder) makes a holder-bound pass (spec 1.2): the pass carries
 public key and is shown as live codes by the holder app. A key code that is refused (prefix,
 length, checksum, not a P-256 point), a photo with no key QR or with two different keys, and
 a pass whose live code would not fit the 1,024 characters a checkpoint reads are usage errors.
+``--app-url URL`` (with a holder key) also prints the link that opens the pass in the holder
+app, ``URL#pass=`` and the pass text percent-encoded (docs/holder-app.md): the part after
+``#`` never reaches a web server. The URL must be https (the app needs a secure context), or
+http on localhost for a test, and have no fragment of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import urllib.parse
 from pathlib import Path
 
 
@@ -35,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     key.add_argument("--holder-key-image", type=Path, metavar="PHOTO",
                      help="bind the pass to the holder key read from a photo or screenshot "
                           "of the holder app's key QR")
+    p.add_argument("--app-url", metavar="URL",
+                   help="with a holder key: also print the link that opens the pass in the "
+                        "holder app at URL, e.g. https://passes.example/holder/")
     p.add_argument("--batch", type=Path, help="CSV with columns purpose,zones,hint,from,duration"
                    " and optionally holder_key (PGK1:... codes; empty: an unbound pass)")
     p.add_argument("--out", type=Path,
@@ -55,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--batch needs --out DIR")
         if args.holder_key or args.holder_key_image:
             raise UsageError("with --batch, holder keys come from the CSV's holder_key column")
+        if args.app_url:
+            raise UsageError("--app-url is for one pass; with --batch, make the links from "
+                             "passes.csv (docs/holder-app.md)")
         from passgate.errors import BatchError
         from passgate.issuing.batch import issue_batch
 
@@ -73,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
         issuer.purposes, args.purpose, args.zone, args.hint, args.start, args.duration
     )
     holder_key = read_holder_key(args)
+    if args.app_url is not None:
+        if holder_key is None:
+            raise UsageError("--app-url needs --holder-key or --holder-key-image: only a "
+                             "holder-bound pass goes into the holder app")
+        check_app_url(args.app_url)
     try:
         text = issuer.issue(**fields, holder_key=holder_key)
     except PassFormatError as exc:
@@ -82,7 +98,27 @@ def run(args: argparse.Namespace) -> int:
 
         write_png(text, args.png)
     print(text)
+    if args.app_url is not None:
+        print(holder_link(args.app_url, text))
     return 0
+
+
+def check_app_url(url: str) -> None:
+    """Refuse (usage error) an app URL the holder app cannot run at or a link cannot use."""
+    from passgate.errors import UsageError
+
+    parts = urllib.parse.urlsplit(url)
+    local = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1")
+    if not (parts.scheme == "https" or local) or not parts.hostname:
+        raise UsageError(f"--app-url {url!r}: must be an https URL (the holder app needs one)")
+    if "#" in url:
+        raise UsageError(f"--app-url {url!r}: no '#' (the pass goes in the link's fragment)")
+
+
+def holder_link(app_url: str, text: str) -> str:
+    """The link that opens pass ``text`` in the holder app at ``app_url``: the pass goes,
+    percent-encoded, in the fragment (``#pass=``), which browsers never send to a server."""
+    return f"{app_url}#pass={urllib.parse.quote(text, safe='')}"
 
 
 def read_holder_key(args: argparse.Namespace) -> bytes | None:
