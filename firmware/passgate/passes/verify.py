@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 
 from passgate.errors import PassFormatError
-from passgate.passes.format import Claims, parse_claims, parse_text
+from passgate.passes.format import Claims, parse_claims, parse_text, read_text
+from passgate.passes.keys import verify_signed
 from passgate.passes.purposes import Purpose
 from passgate.passes.truststore import IssuerKey, TrustStore
 from passgate.passes.verdict import Reason, Result, Verdict
@@ -42,27 +43,33 @@ class Verifier:
             if not math.isfinite(now):  # a broken clock reading must deny, not raise
                 return Verdict(Result.DENY, Reason.CLOCK_UNTRUSTED, 0, "no valid time")
             now = math.floor(now)
-        try:
-            cose = parse_text(text)
-        except PassFormatError as exc:
-            return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail)
-        kid_hex = cose.kid.hex()
-        candidates = self.trust.candidates(cose.kid)
+        # The layout every issuer writes is read in one pass (format.read_text); anything else,
+        # and every refusal, goes through parse_text, which names the fault.
+        fast = read_text(text) if type(text) is str else None
+        if fast is not None:
+            kid, signed, payload = fast
+        else:
+            try:
+                cose = parse_text(text)
+            except PassFormatError as exc:
+                return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail)
+            kid, signed, payload = cose.kid, cose.signature + cose.to_be_signed, cose.payload
+        kid_hex = kid.hex()
+        candidates = self.trust.candidates(kid)
         if not candidates:
             return Verdict(Result.DENY, Reason.UNKNOWN_KEY, now, f"no trusted key {kid_hex}",
                            kid=kid_hex)
-        message, signature = cose.to_be_signed, cose.signature
         claims: Claims | None = None
         first_denial: Verdict | None = None
         # Key ids are 8 bytes and may collide, and one key may be listed with different
         # metadata (say, an old and a renewed validity window): every key with this kid that
         # verifies the signature gets its say, and the pass is accepted if one admits it.
         for key in candidates:
-            if not key.verifies(message, signature):
+            if not verify_signed(key.raw, signed):
                 continue
             if claims is None:
                 try:
-                    claims = parse_claims(cose.payload)
+                    claims = parse_claims(payload)
                 except PassFormatError as exc:
                     return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail, kid=kid_hex)
             verdict = self._decide(claims, key, kid_hex, now, zone)
