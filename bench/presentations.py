@@ -258,7 +258,8 @@ class Outcome:
 
 
 def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | None,
-            illuminator: bool) -> tuple[dict[str, Outcome], list[float], int]:
+            illuminator: bool, empty_share: float = 0.2
+            ) -> tuple[dict[str, Outcome], list[float], int]:
     """Decode every frame of ``count`` presentations with each way; bare zxing-cpp beside."""
     import zxingcpp
 
@@ -276,7 +277,8 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
     bare: list[float] = []
     n_pass = 0
     for index in range(count):
-        p = draw(index, seed, max_exposure_ms=max_exposure_ms, illuminator=illuminator)
+        p = draw(index, seed, empty_share=empty_share, max_exposure_ms=max_exposure_ms,
+                 illuminator=illuminator)
         n_pass += p.has_pass
         crops.p = p
         first: dict[str, float] = {}
@@ -322,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--empty-share", type=float, default=0.2,
+                    help="share of presentations without a pass (0: passes only; presentation "
+                         "i is otherwise the same whatever the share, so runs pair up)")
     ap.add_argument("--cameras", default="fixed,af,8ms,led,af+8ms,af+led,af+8ms+led",
                     help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, as "
                          "shipped), or levers joined by +: af (autofocus on the candidate), "
@@ -337,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         af = bool(levers & {"af", "autofocus"})
         limit = 8.0 if "8ms" in levers else None
         t0 = time.perf_counter()
-        res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in levers)
+        res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in levers,
+                                     args.empty_share)
         n_empty = args.presentations - n_pass
         print(f"\n## camera: {cam}  ({n_pass} with a pass, {n_empty} without; "
               f"{time.perf_counter() - t0:.0f} s)\n")
