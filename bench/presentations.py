@@ -258,7 +258,7 @@ class Outcome:
 
 
 def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | None,
-            illuminator: bool, empty_share: float = 0.2
+            illuminator: bool, empty_share: float = 0.2, progress: int = 0
             ) -> tuple[dict[str, Outcome], list[float], int]:
     """Decode every frame of ``count`` presentations with each way; bare zxing-cpp beside."""
     import zxingcpp
@@ -315,6 +315,13 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
             o.read += 1
             o.fast += t <= 0.5
             o.latency.append(t)
+        if progress and (index + 1) % progress == 0:
+            # a running tally, so a run cut short still reports what it measured
+            tally = "; ".join(f"{name}: read {o.read}/{n_pass}, <= 0.5 s {o.fast}, "
+                              f"misread {o.misread}, false + {o.false_pos}"
+                              for name, o in out.items())
+            print(f"  after {index + 1} presentations ({n_pass} with a pass): {tally}",
+                  flush=True)
     out["640x480 + full-res crop"].crops = ways["640x480 + full-res crop"].crops  # type: ignore
     print(f"(still empty frames that asked for a crop: {crops.still_crops})")
     return out, bare, n_pass
@@ -324,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--progress", type=int, default=0,
+                    help="print a running tally every N presentations (0: only the table)")
     ap.add_argument("--empty-share", type=float, default=0.2,
                     help="share of presentations without a pass (0: passes only; presentation "
                          "i is otherwise the same whatever the share, so runs pair up)")
@@ -343,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         limit = 8.0 if "8ms" in levers else None
         t0 = time.perf_counter()
         res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in levers,
-                                     args.empty_share)
+                                     args.empty_share, args.progress)
         n_empty = args.presentations - n_pass
         print(f"\n## camera: {cam}  ({n_pass} with a pass, {n_empty} without; "
               f"{time.perf_counter() - t0:.0f} s)\n")
