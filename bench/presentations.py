@@ -327,6 +327,47 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
     return out, bare, n_pass
 
 
+def measure_idle(scenes: int, frames: int, seed: int) -> None:
+    """CPU per still empty 640x480 frame: the two ways and bare zxing-cpp, interleaved.
+
+    ``scenes`` empty scenes (the corpus's backgrounds, nothing moving), ``frames`` noisy frames
+    of each (the motion check sees consecutive frames of one scene, as at an idle door).
+    """
+    import zxingcpp
+
+    from passgate.hardware.decode import ZxingDecoder
+    from passgate.hardware.reader import FullCropReader
+
+    crops = _Crops(synth.qr_modules("x"), FOCUS_MM)
+    cpu: dict[str, list[float]] = {"bare zxing-cpp": [], "640x480 only": [],
+                                   "640x480 + full-res crop": []}
+    found = 0
+    for index in range(scenes):
+        p = draw(2 * index + 1, seed, empty_share=1.0)  # odd: nothing held up, nothing moving
+        zx = ZxingDecoder()
+        ways = {"640x480 only": zx, "640x480 + full-res crop": FullCropReader(zx, crops)}
+        for i in range(frames):
+            frame = render(p, i, crops.modules)
+            t0 = time.thread_time()
+            zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)
+            cpu["bare zxing-cpp"].append(time.thread_time() - t0)
+            for name, way in ways.items():
+                crops.p, crops.i, crops.spent = p, i, 0.0
+                t0 = time.thread_time()
+                texts = way.decode(frame)
+                cpu[name].append(time.thread_time() - t0 - crops.spent)
+                found += len(texts)
+    bare = statistics.median(cpu["bare zxing-cpp"])
+    print(f"\n## idle: {scenes} still empty scenes x {frames} frames, 640x480\n")
+    for name, values in cpu.items():
+        med = statistics.median(values)
+        print(f"  {name:26s} CPU {1e3 * med:.2f} ms per frame (median; p90 "
+              f"{1e3 * sorted(values)[int(0.9 * (len(values) - 1))]:.2f})"
+              + (f"  = {med / bare:.2f}x bare zxing-cpp" if name != "bare zxing-cpp" else ""))
+    print(f"  texts found in empty frames (false positives): {found}; crops asked for by "
+          f"still frames: {crops.still_crops}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
@@ -340,8 +381,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, as "
                          "shipped), or levers joined by +: af (autofocus on the candidate), "
                          "8ms (exposure limit), led (the illuminator lights the pass)")
+    ap.add_argument("--idle", type=int, default=0, metavar="SCENES",
+                    help="only measure the idle cost: SCENES still empty scenes x 10 frames")
     args = ap.parse_args(argv)
     print(measure_mod.machine_line())
+    if args.idle:
+        measure_idle(args.idle, 10, args.seed)
+        return 0
     print(f"# {args.presentations} presentations of {FRAMES} frames at {FPS:.0f} fps, "
           f"seed {args.seed}; CPU = this thread's time")
     for cam in args.cameras.split(","):

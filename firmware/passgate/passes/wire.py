@@ -13,7 +13,8 @@ Rules kept:
 
 Why: ``Verifier.check`` was 1.62x a bare libsodium verify of the same bytes (CPU time, same
 run), the extra being cbor2's object graph, re-encoding and joins around the crypto; with these
-readers it is ~1.5x (``bench/verify.py`` prints both and the ratio).
+readers it is ~1.5x (``bench/verify.py`` prints both and the ratio). :func:`read_signed`
+gives the verifier libsodium's signed-message form (signature + ToBeSigned) joined once.
 ``tests/test_wire.py`` checks the readers agree with the
 general decoders on issued passes and on every one-byte change of them.
 """
