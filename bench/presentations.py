@@ -410,8 +410,10 @@ def main(argv: list[str] | None = None) -> int:
             lat = sorted(o.latency)
             p90 = lat[int(0.9 * (len(lat) - 1))] if lat else float("nan")
             idle = statistics.median(o.empty_cpu)
-            print(f"| {name} | {100 * o.read / n_pass:.1f}% ({o.read}/{n_pass}) | "
-                  f"{100 * o.fast / n_pass:.1f}% | {statistics.median(lat):.2f} / {p90:.2f} | "
+            share = 100 / n_pass if n_pass else math.nan  # --empty-share 1: no pass to read
+            print(f"| {name} | {o.read * share:.1f}% ({o.read}/{n_pass}) | "
+                  f"{o.fast * share:.1f}% | "
+                  f"{statistics.median(lat or [math.nan]):.2f} / {p90:.2f} | "
                   f"{1e3 * idle:.2f} | {idle / b:.2f}x bare zxing-cpp | "
                   f"{1e3 * statistics.median(o.moving_cpu or [math.nan]):.2f} | "
                   f"{o.misread} / {o.false_pos} | {o.crops} |")
