@@ -265,3 +265,24 @@ def test_illuminator_pin_is_optional_and_may_not_clash():
     assert SignalsConfig(illuminator_pin=24).illuminator_pin == 24
     with pytest.raises(ConfigError, match="illuminator_pin"):
         SignalsConfig(illuminator_pin=23)  # the relay's
+
+
+def test_illuminator_for_candidates_only_ignores_a_dim_scene():
+    ill, pin, clock = _illuminator(dim=False)
+    ill.update(candidate=False, frame_mean=10)
+    assert pin.state == 0
+    ill.update(candidate=True, frame_mean=10)
+    assert pin.state == 1
+    ill.close()
+    assert pin.state == 0
+
+
+def test_illuminator_options_are_declared_with_validators():
+    cfg = SignalsConfig(illuminator_pin=24, illuminator_light="candidate", illuminator_hold_s=2)
+    assert (cfg.illuminator_light, cfg.illuminator_hold_s) == ("candidate", 2)
+    with pytest.raises(ConfigError, match="illuminator_light"):
+        SignalsConfig(illuminator_light="always")
+    with pytest.raises(ConfigError, match="illuminator_hold_s"):
+        SignalsConfig(illuminator_hold_s=0)
+    with pytest.raises(ConfigError, match="illuminator_dim_level"):
+        SignalsConfig(illuminator_dim_level=255)

@@ -384,3 +384,56 @@ def test_gpio_missing_at_start_up_is_a_fault_on_screen_not_an_exit_and_recovers(
     logs = [r.getMessage() for r in caplog.records]
     assert sum("fault: gpio" in m for m in logs) == 1
     assert sum("recovered: gpio" in m for m in logs) == 1
+
+
+def test_an_illuminator_in_the_config_lights_for_a_candidate_and_goes_dark_after(
+    tmp_path: Path,
+):
+    """``signals.illuminator_pin`` set: ``passgate run``'s wiring builds the illuminator with the
+    other outputs (MockFactory pins) and the reader lights it while a candidate (a QR symbol
+    located but not decoded) is in view; ``illuminator_hold_s`` after the last one it is dark
+    again, while the run goes on, and it stays dark to the end."""
+    import dataclasses
+
+    from fakes import Frames
+    from passgate.checkpoint.wiring import run_checkpoint
+    from passgate.clock.clock import FixedClock
+    from passgate.config.load import load_config
+    from passgate.hardware.camera import Paced
+    from passgate.hardware.signals.gpio import make_pin_factory
+    from test_reading import _frame
+
+    config, _ = device_setup(tmp_path)
+    cfg = load_config(config)
+    cfg = dataclasses.replace(cfg, signals=dataclasses.replace(
+        cfg.signals, illuminator_pin=24, illuminator_hold_s=0.1, illuminator_light="candidate"))
+    empty = np.full((480, 640), 120, np.uint8)
+    candidate = _frame(4.0, spoil=True)  # finder patterns found, data never decodes
+    scene = [empty] * 3 + [candidate] * 4 + [empty] * 20
+    frames = Frames(scene)
+    factory = make_pin_factory("mock")
+    changes: list[tuple[float, int]] = []  # (value, frames read when it changed)
+
+    def on_change(channel: str, value: float) -> None:
+        if channel == "illuminator":
+            changes.append((value, len(scene) - len(frames.frames)))
+
+    run_checkpoint(cfg, source=Paced(frames, 30.0), pin_factory=factory,
+                   clock=FixedClock(time.time()), on_signal_change=on_change)
+    assert changes[0] == (1.0, 4)  # lit by the first candidate frame (the 4th read)
+    assert changes[1][0] == 0.0 and 8 < changes[1][1] < len(scene)  # dark before the end
+    assert len(changes) == 2
+    assert factory.pin(24).state == 0
+
+
+def test_no_illuminator_pin_no_light_and_no_reader_around_a_plain_source(tmp_path: Path):
+    """Not fitted (the default): a files source keeps the plain decoder, nothing to light."""
+    from passgate.checkpoint.wiring import make_reader, make_source
+    from passgate.config.load import load_config
+    from passgate.hardware.decode import ZxingDecoder
+
+    config, _ = device_setup(tmp_path)
+    cfg = load_config(config)
+    calls: list[object] = []
+    reader = make_reader(cfg, make_source(cfg), lambda *a: calls.append(a))
+    assert isinstance(reader, ZxingDecoder)

@@ -75,6 +75,37 @@ def test_sign1_reader_agrees_with_the_general_decoder(raws: list[bytes]) -> None
             assert decode_sign1(data) == ref
 
 
+def test_signed_reader_agrees_with_the_general_decoder(raws: list[bytes]) -> None:
+    """read_signed (the verifier's fast path) reads exactly what read_sign1 reads: the kid,
+    libsodium's signed-message form (signature + ToBeSigned) and the payload."""
+    read = 0
+    for raw in raws:
+        for data in [raw, *variants(raw)]:
+            fast = wire.read_signed(data)
+            fixed = wire.read_sign1(data)
+            assert (fast is None) == (fixed is None), data.hex()
+            if fast is None or fixed is None:
+                continue
+            read += 1
+            ref = decode_sign1_general(data)
+            assert fast == (ref.kid, ref.signature + ref.to_be_signed, ref.payload)
+    assert read >= len(raws)
+
+
+def test_text_reader_takes_issued_passes_and_leaves_the_rest_to_parse_text(
+        issuer: Issuer) -> None:
+    from passgate.passes.format import parse_text, read_text
+
+    text = issuer.issue("work", ["gate-1"], T0, 3600, hint="AB12")
+    for t in (text, text + "\r\n"):
+        kid, signed, payload = read_text(t)  # type: ignore[misc]
+        ref = parse_text(t)
+        assert (kid, signed, payload) == (ref.kid, ref.signature + ref.to_be_signed, ref.payload)
+    for bad in ("", "PG1:", text.lower(), "PG2:" + text[4:], text[:-1], text + "A",
+                text[:4] + "%" * (len(text) - 4), text + " " * 1100):
+        assert read_text(bad) is None
+
+
 def test_claims_reader_agrees_with_the_general_decoder(raws: list[bytes]) -> None:
     checked = 0
     for raw in raws:

@@ -51,7 +51,7 @@ from passgate.passes.cose import (
     not_deterministic,
     unsupported,
 )
-from passgate.passes.wire import read_claims
+from passgate.passes.wire import read_claims, read_signed
 
 PREFIX = "PG1:"
 MAX_TEXT = 1024  # characters; checked before any decoding
@@ -107,6 +107,41 @@ def visible_name(s: object, max_len: int) -> bool:
     return True
 
 
+class _Seen:
+    """Values of one exact type that passed :meth:`Claims.validate`'s check, remembered.
+
+    A site has a few issuers and a few zone lists, read on every pass: checked once, then
+    looked up. Bounded (emptied when full), so a stream of made-up names costs at most
+    ``limit`` entries; only values of exactly ``kind`` (str, or a tuple of str) are looked up
+    or kept, so nothing unhashable or of a subclass that compares equal takes the shortcut.
+    """
+
+    def __init__(self, kind: type, limit: int = 4096) -> None:
+        self.kind, self.limit = kind, limit
+        self._values: set[object] = set()
+
+    def has(self, value: object) -> bool:
+        if type(value) is not self.kind:
+            return False
+        try:
+            return value in self._values
+        except TypeError:  # a tuple holding something unhashable: never kept
+            return False
+
+    def add(self, value: object) -> None:
+        if type(value) is not self.kind or self.has(value):
+            return
+        if isinstance(value, tuple) and not all(type(v) is str for v in value):
+            return
+        if len(self._values) >= self.limit:
+            self._values.clear()
+        self._values.add(value)
+
+
+_VALID_NAMES = _Seen(str)
+_VALID_ZONES = _Seen(tuple)
+
+
 def strip_line_ending(text: str) -> str:
     """Remove the trailing CR and LF characters a scanner appends; nothing else."""
     return text.rstrip("\r\n")
@@ -125,28 +160,40 @@ class Claims:
     holder_key: bytes | None = None  # 33-byte compressed P-256 point (claim 8, cnf)
 
     def validate(self) -> None:
-        """Raise ``PassFormatError('malformed', ...)`` unless every field is within its limits."""
-        if not visible_name(self.issuer, ISSUER_MAX):
+        """Raise ``PassFormatError('malformed', ...)`` unless every field is within its limits.
+
+        On the verify path: an issuer name and a zone list already found valid are
+        remembered (:class:`_Seen`, bounded), so the common pass skips their regexes.
+        """
+        issuer, zones = self.issuer, self.zones
+        if not _VALID_NAMES.has(issuer) and not visible_name(issuer, ISSUER_MAX):
             raise malformed(f"iss must be 1-{ISSUER_MAX} visible characters (letters, digits, "
                             f"single spaces, {NAME_PUNCTUATION[1:]}; NFC)")
         if type(self.pass_id) is not bytes or not PASS_ID_MIN <= len(self.pass_id) <= PASS_ID_MAX:
             raise malformed("cti (pass id) must be 12-32 bytes")
-        for name, value in (("not_before", self.not_before), ("expires", self.expires),
-                            ("issued_at", self.issued_at)):
-            if type(value) is not int or not 0 <= value < MAX_TIME:
-                raise malformed(f"{name} must be a non-negative integer time")
-        if self.expires <= self.not_before:
+        not_before, expires, issued_at = self.not_before, self.expires, self.issued_at
+        if not (type(not_before) is int and type(expires) is int and type(issued_at) is int
+                and 0 <= not_before < MAX_TIME and 0 <= expires < MAX_TIME
+                and 0 <= issued_at < MAX_TIME):
+            for name, value in (("not_before", not_before), ("expires", expires),
+                                ("issued_at", issued_at)):
+                if type(value) is not int or not 0 <= value < MAX_TIME:
+                    raise malformed(f"{name} must be a non-negative integer time")
+        if expires <= not_before:
             raise malformed("exp must be after nbf")
-        if self.issued_at > self.not_before:
+        if issued_at > not_before:
             # A pass is never valid before it exists: iat <= nbf < exp (spec 1.1).
             raise malformed("iat must not be after nbf")
         if type(self.purpose) is not int or not 0 <= self.purpose <= MAX_PURPOSE_CODE:
             raise malformed(f"purpose must be a code 0-{MAX_PURPOSE_CODE}")
-        for zone in self.zones:
-            if not isinstance(zone, str) or not _ZONE_RE.fullmatch(zone):
-                raise malformed("zone names are 1-32 of A-Z a-z 0-9 _ . -")
-        if not self.zones or len(self.zones) > 16 or len(set(self.zones)) != len(self.zones):
-            raise malformed("zones must be 1-16 distinct names")
+        if not _VALID_ZONES.has(zones):
+            for zone in zones:
+                if not isinstance(zone, str) or not _ZONE_RE.fullmatch(zone):
+                    raise malformed("zone names are 1-32 of A-Z a-z 0-9 _ . -")
+            if not zones or len(zones) > 16 or len(set(zones)) != len(zones):
+                raise malformed("zones must be 1-16 distinct names")
+            _VALID_ZONES.add(zones)
+        _VALID_NAMES.add(issuer)
         hint = self.hint
         if hint is not None and not visible_name(hint, HINT_MAX):
             raise malformed(f"hint must be 1-{HINT_MAX} visible characters (letters, digits, "
@@ -216,6 +263,24 @@ def parse_text(text: str | bytes) -> Sign1:
     except ValueError as exc:
         raise malformed(f"bad base45: {exc}") from None
     return decode_sign1(raw)
+
+
+def read_text(text: str) -> tuple[bytes, bytes, bytes] | None:
+    """``(kid, signed, payload)`` of a pass text in the layout every issuer writes, or None.
+
+    The verifier's fast path (``signed`` is the signature then the ToBeSigned bytes, see
+    :func:`passgate.passes.wire.read_signed`). It only ever accepts less than
+    :func:`parse_text`: on None the caller runs :func:`parse_text`, which accepts the text or
+    names its fault.
+    """
+    text = text.rstrip("\r\n")  # strip_line_ending
+    if len(text) > MAX_TEXT or not text.startswith(PREFIX):
+        return None
+    try:
+        raw = base45.decode(text[4:])
+    except ValueError:  # PassFormatError included: parse_text says which
+        return None
+    return read_signed(raw)
 
 
 def parse_claims(payload: bytes) -> Claims:

@@ -114,7 +114,7 @@ class RevocationList:
         return len(self._packed) + self._offsets.itemsize * len(self._offsets)
 
     def __contains__(self, pass_id: object) -> bool:
-        if not isinstance(pass_id, bytes):
+        if not isinstance(pass_id, bytes) or not self._packed:  # nothing revoked: no digest
             return False
         d = hashlib.sha256(pass_id).digest()[:DIGEST_LEN]
         bucket = d[0] << 8 | d[1]

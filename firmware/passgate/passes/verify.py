@@ -32,9 +32,10 @@ import math
 from dataclasses import replace
 
 from passgate.errors import PassFormatError
-from passgate.passes.cose import Sign1, decode_sign1
-from passgate.passes.format import Claims, parse_claims, parse_text
+from passgate.passes.cose import decode_sign1
+from passgate.passes.format import Claims, parse_claims, parse_text, read_text
 from passgate.passes.holder import LIVE_PREFIX, parse_live_text
+from passgate.passes.keys import verify_signed
 from passgate.passes.purposes import Purpose
 from passgate.passes.truststore import IssuerKey, TrustStore
 from passgate.passes.verdict import Binding, Reason, Result, Verdict
@@ -63,11 +64,18 @@ class Verifier:
         if (type(text) is str and text[:4] == LIVE_PREFIX) or (
                 type(text) is bytes and text[:4] == _LIVE_B):
             return self._check_live(text, now, zone)
-        try:
-            cose = parse_text(text)
-        except PassFormatError as exc:
-            return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail)
-        return self._check_sign1(cose, now, zone)[0]
+        # The layout every issuer writes is read in one pass (format.read_text); anything else,
+        # and every refusal, goes through parse_text, which names the fault.
+        fast = read_text(text) if type(text) is str else None
+        if fast is not None:
+            kid, signed, payload = fast
+        else:
+            try:
+                cose = parse_text(text)
+            except PassFormatError as exc:
+                return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail)
+            kid, signed, payload = cose.kid, cose.signature + cose.to_be_signed, cose.payload
+        return self._check_sign1(kid, signed, payload, now, zone)[0]
 
     def _check_live(self, text: str | bytes, now: int, zone: str | None) -> Verdict:
         """A ``PG2:`` live code: level 1 by every rule, then the holder's level 2."""
@@ -77,7 +85,8 @@ class Verifier:
         except PassFormatError as exc:
             return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail,
                            binding=Binding.LIVE)
-        verdict, claims = self._check_sign1(cose, now, zone)
+        verdict, claims = self._check_sign1(cose.kid, cose.signature + cose.to_be_signed,
+                                            cose.payload, now, zone)
         if not verdict.accepted or claims is None:
             return replace(verdict, binding=Binding.LIVE, live_t=live.t)
         live_id = None
@@ -103,27 +112,27 @@ class Verifier:
                     f"code time {span(-age)} ahead: check the phone's clock")
         return Reason.VALID, ""
 
-    def _check_sign1(self, cose: Sign1, now: int,
+    def _check_sign1(self, kid: bytes, signed: bytes, payload: bytes, now: int,
                      zone: str | None) -> tuple[Verdict, Claims | None]:
-        """Every level-1 rule for a decoded COSE_Sign1: the verdict, and the claims if the
-        signature verified (None before that)."""
-        kid_hex = cose.kid.hex()
-        candidates = self.trust.candidates(cose.kid)
+        """Every level-1 rule for a COSE_Sign1's parts (its kid, its signature followed by
+        its ToBeSigned, its payload): the verdict, and the claims if the signature verified
+        (None before that)."""
+        kid_hex = kid.hex()
+        candidates = self.trust.candidates(kid)
         if not candidates:
             return Verdict(Result.DENY, Reason.UNKNOWN_KEY, now, f"no trusted key {kid_hex}",
                            kid=kid_hex), None
-        message, signature = cose.to_be_signed, cose.signature
         claims: Claims | None = None
         first_denial: Verdict | None = None
         # Key ids are 8 bytes and may collide, and one key may be listed with different
         # metadata (say, an old and a renewed validity window): every key with this kid that
         # verifies the signature gets its say, and the pass is accepted if one admits it.
         for key in candidates:
-            if not key.verifies(message, signature):
+            if not verify_signed(key.raw, signed):
                 continue
             if claims is None:
                 try:
-                    claims = parse_claims(cose.payload)
+                    claims = parse_claims(payload)
                 except PassFormatError as exc:
                     return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail,
                                    kid=kid_hex), None

@@ -13,7 +13,8 @@ Rules kept:
 
 Why: ``Verifier.check`` was 1.62x a bare libsodium verify of the same bytes (CPU time, same
 run), the extra being cbor2's object graph, re-encoding and joins around the crypto; with these
-readers it is ~1.5x (``bench/verify.py`` prints both and the ratio).
+readers it is ~1.5x (``bench/verify.py`` prints both and the ratio). :func:`read_signed`
+gives the verifier libsodium's signed-message form (signature + ToBeSigned) joined once.
 ``tests/test_wire.py`` checks the readers agree with the
 general decoders on issued passes and on every one-byte change of them.
 """
@@ -31,21 +32,43 @@ TBS_PREFIX = b"\x84\x6aSignature1"
 _CLAIM_PASSGATE_KEY = b"\x3a\x00\x01\x00\x00"  # -65537
 
 
-def read_sign1(data: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
-    """``(protected, kid, payload, signature, to_be_signed)`` of an issuer's COSE_Sign1."""
+def _payload_bounds(data: bytes) -> tuple[int, int]:
+    """(start, end) of the payload in an issuer's COSE_Sign1; ``(-1, 0)`` for anything else."""
     if not data.startswith(_SIGN1_PLAIN) or len(data) < _KID_END + 2 + 66:
-        return None
+        return -1, 0
     if data[_KID_END] != 0xA0:  # the empty unprotected map
-        return None
+        return -1, 0
     n, start = _arg(data, _KID_END + 1, 2)
     end = start + n
     if n < 0 or data[end:end + 2] != _SIG_HEAD or len(data) != end + 2 + 64:
+        return -1, 0
+    return start, end
+
+
+def read_sign1(data: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
+    """``(protected, kid, payload, signature, to_be_signed)`` of an issuer's COSE_Sign1."""
+    start, end = _payload_bounds(data)
+    if start < 0:
         return None
     protected = data[3:_KID_END]
     # [context, bstr protected (its head is data[2]), bstr h'', bstr payload (head included)]
     to_be_signed = b"".join((TBS_PREFIX, data[2:_KID_END], b"\x40", data[_KID_END + 1:end]))
     kid = data[len(_SIGN1_PLAIN):_KID_END]
     return protected, kid, data[start:end], data[end + 2:], to_be_signed
+
+
+def read_signed(data: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """``(kid, signed, payload)`` of an issuer's COSE_Sign1, the verifier's fast path.
+
+    ``signed`` is the signature followed by the ToBeSigned bytes: libsodium's signed-message
+    form (``crypto_sign_open``), joined once instead of once here and once for the check.
+    """
+    start, end = _payload_bounds(data)
+    if start < 0:
+        return None
+    signed = b"".join((data[end + 2:], TBS_PREFIX, data[2:_KID_END], b"\x40",
+                       data[_KID_END + 1:end]))
+    return data[len(_SIGN1_PLAIN):_KID_END], signed, data[start:end]
 
 
 def _arg(data: bytes, pos: int, major: int) -> tuple[int, int]:
@@ -105,9 +128,26 @@ def read_claims(data: bytes) -> ClaimFields | None:
     """``(iss, cti, nbf, exp, iat, purpose, zones, hint)`` of a deterministic claims map."""
     if data[:2] != b"\xa6\x01":
         return None
-    issuer, p = _text(data, 2)
-    if issuer is None:
+    try:
+        return _read_claims(data)
+    except (IndexError, UnicodeDecodeError):  # truncated, or a name that is not UTF-8
         return None
+
+
+def _read_claims(data: bytes) -> ClaimFields | None:
+    # Texts under 24 bytes (every issuer name, zone and hint a pass holds: 32 and 12
+    # characters at most, mostly ASCII) are read inline: head 0x60 + length, then the bytes.
+    n = data[2] - 0x60
+    if 0 <= n < 24:
+        p = 3 + n
+        if p > len(data):
+            return None
+        issuer = data[3:p].decode("utf-8")
+    else:
+        text, p = _text(data, 2)
+        if text is None:
+            return None
+        issuer = text
     if data[p:p + 2] == b"\x04\x1a" and len(data) >= p + _TIMES4.size:
         # exp, nbf, iat as 4-byte integers (any time from 1970-01-01T18:12 to 2106): one
         # unpack; shortest form means each is at least 65536.
@@ -121,28 +161,46 @@ def read_claims(data: bytes) -> ClaimFields | None:
         issued_at, p = _uint_after(data, p, b"\x06") if not_before >= 0 else (-1, 0)
         if issued_at < 0:
             return None
-    if data[p:p + 1] != b"\x07":
+    if data[p] != 0x07:
         return None
     n, start = _arg(data, p + 1, 2)
-    pass_id = data[start:start + n]
+    p = start + n
+    pass_id = data[start:p]
     if n < 0 or len(pass_id) != n:
         return None
-    p = start + n
-    if data[p:p + 5] != _CLAIM_PASSGATE_KEY or p + 5 >= len(data):
+    if data[p:p + 5] != _CLAIM_PASSGATE_KEY:
         return None
     items = data[p + 5]
-    if items not in (0x82, 0x83):
+    if items != 0x82 and items != 0x83:
         return None
-    purpose, p = _arg(data, p + 6, 0)
-    count, p = _arg(data, p, 4) if purpose >= 0 else (-1, 0)
-    if count < 0:
-        return None
+    purpose = data[p + 6]
+    if purpose < 24:  # codes 0-23: one byte
+        p += 7
+    else:
+        purpose, p = _arg(data, p + 6, 0)
+        if purpose < 0:
+            return None
+    count = data[p] - 0x80
+    if 0 <= count < 24:  # up to 16 zones: one byte
+        p += 1
+    else:
+        count, p = _arg(data, p, 4)
+        if count < 0:
+            return None
     zones = []
     for _ in range(count):
-        zone, p = _text(data, p)
-        if zone is None:
-            return None
-        zones.append(zone)
+        n = data[p] - 0x60
+        if 0 <= n < 24:
+            end = p + 1 + n
+            if end > len(data):
+                return None
+            zones.append(data[p + 1:end].decode("utf-8"))
+            p = end
+        else:
+            text, p = _text(data, p)
+            if text is None:
+                return None
+            zones.append(text)
     hint = None
     if items == 0x83:
         hint, p = _text(data, p)

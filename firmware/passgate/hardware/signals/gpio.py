@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from passgate.errors import ArgumentError, ConfigError, HardwareError
+from passgate.hardware.signals.illuminator import Illuminator
 from passgate.options.declare import check, option
 from passgate.options.validators import (
     unique_gpio_pins,
     valid_bool,
+    valid_choice,
     valid_float_range,
     valid_gpio_pin,
 )
@@ -63,7 +65,11 @@ class SignalsConfig:
     ``relay_active_high``: False (default) because most relay boards switch when IN is pulled
     low; the pin then idles high and the relay is off at start-up and after :meth:`release`.
     ``illuminator_pin``: an optional LED that lights the pass (``illuminator.py``), not
-    fitted by default; suggested BCM 24 = pin 18.
+    fitted by default; suggested BCM 24 = pin 18. ``illuminator_light``: ``candidate+dim``
+    (lit while a candidate is in view and while the scene is dim) or ``candidate`` (only
+    the former); ``illuminator_hold_s``: how long it stays lit after the last candidate;
+    ``illuminator_dim_level``: the mean frame level (0-255, LED off) below which the scene
+    is dim.
     ``relay_hold_s``: how long the door stays released (relay energised) after an accept.
     ``deny_s``: how long the red LED stays lit after a deny.
     """
@@ -89,6 +95,16 @@ class SignalsConfig:
     )
     illuminator_pin: int | None = option(
         None, valid_gpio_pin, "BCM pin of the optional illuminator LED (absent: not fitted)"
+    )
+    illuminator_light: str = option(
+        "candidate+dim", valid_choice("candidate+dim", "candidate"),
+        "when the illuminator is lit: while a candidate is in view, and in dim light (+dim)",
+    )
+    illuminator_hold_s: float = option(
+        1.0, valid_float_range(0.1, 10), "how long the illuminator stays lit after a candidate"
+    )
+    illuminator_dim_level: float = option(
+        60.0, valid_float_range(1, 254), "mean frame level (0-255) below which the scene is dim"
     )
     relay_hold_s: float = option(
         3.0, valid_float_range(0.2, 60), "how long the door stays released after an accept"
@@ -239,6 +255,8 @@ class Signals:
         self._closed = False
         self._devices = self._make_devices(cfg, pin_factory)
         self._applied = dict.fromkeys(self._devices, 0.0)  # devices start off
+        self.illuminator = self._make_illuminator(cfg, pin_factory, clock)
+        self._light_broken = False
         self._thread = None
         if background:
             self._thread = threading.Thread(target=self._run, name="passgate-signals", daemon=True)
@@ -271,6 +289,44 @@ class Signals:
                     dev.close()
                 raise HardwareError(f"signals.{channel}: cannot use GPIO{pin}: {exc}") from exc
         return devices
+
+    def _make_illuminator(self, cfg: SignalsConfig, pf: Any,
+                          clock: Callable[[], float]) -> Illuminator | None:
+        if cfg.illuminator_pin is None:
+            return None
+        try:
+            return Illuminator(cfg.illuminator_pin, pf, clock=clock,
+                               hold_s=cfg.illuminator_hold_s,
+                               dim_level=cfg.illuminator_dim_level,
+                               dim=cfg.illuminator_light == "candidate+dim",
+                               on_change=self._light_changed)
+        except HardwareError as exc:
+            for dev in reversed(self._devices.values()):
+                dev.close()
+            raise HardwareError(f"signals.illuminator: {exc}") from exc
+
+    def _light_changed(self, lit: bool) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change("illuminator", 1.0 if lit else 0.0)
+            except Exception:  # a display hook must never break the outputs
+                log.exception("signals on_change hook failed")
+
+    def light(self, candidate: bool, frame_mean: float | None = None) -> None:
+        """After each frame: a candidate in view or not, and the frame's mean level (for the
+        dim-light policy). Drives the illuminator if one is fitted; never raises."""
+        if self.illuminator is None or self._closed:
+            return
+        try:
+            self.illuminator.update(candidate, frame_mean)
+        except Exception as exc:  # noqa: BLE001 - light helps reading; it must not stop it
+            if not self._light_broken:
+                log.warning("signals.illuminator: cannot set output: %s", exc)
+                self._light_broken = True
+            return
+        if self._light_broken:
+            log.info("signals.illuminator: output works again")
+            self._light_broken = False
 
     # The frame loop's Outputs interface (passgate.checkpoint.parts): outputs built are set up
     # for good, so there is nothing to retry and the relay is never down.
@@ -334,6 +390,11 @@ class Signals:
             self._lock.notify_all()
         if self._thread is not None:
             self._thread.join(5.0)
+        if self.illuminator is not None:
+            try:
+                self.illuminator.close()
+            except Exception as exc:  # noqa: BLE001 - keep closing the others
+                log.warning("signals.illuminator: close failed: %s", exc)
         for channel in reversed(list(self._devices)):
             try:
                 self._devices[channel].close()

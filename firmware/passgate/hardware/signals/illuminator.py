@@ -12,8 +12,12 @@ Rules kept:
 - Lit while the scene is dim: the mean level of a frame taken *with the LED off* is below
   ``dim_level``. Once lit for dimness it stays lit for ``dim_check_s``, then goes off for
   one frame to look again (a lit scene always looks bright, so it cannot be judged lit).
+- ``dim=False`` (``signals.illuminator_light = "candidate"``): lit for candidates only, the
+  frame's level is not looked at.
 - Off at start and after :meth:`close`; never driven without a pin (``pin=None``: not
-  fitted, every call is a no-op). The pin factory is injected, as for :class:`Signals`.
+  fitted, every call is a no-op). The pin factory is injected, as for :class:`Signals`,
+  which builds it with the other outputs (``signals.illuminator_pin``) and hears from the
+  frame loop's reader after every frame (``checkpoint/wiring.py``).
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from passgate.errors import HardwareError
 class Illuminator:
     def __init__(self, pin: int | None, pin_factory: Any, *,
                  clock: Callable[[], float] = time.monotonic, hold_s: float = 1.0,
-                 dim_level: float = 60.0, dim_check_s: float = 60.0) -> None:
+                 dim_level: float = 60.0, dim_check_s: float = 60.0, dim: bool = True,
+                 on_change: Callable[[bool], None] | None = None) -> None:
         self.pin = pin
+        self.dim = dim
+        self._on_change = on_change
         self.hold_s, self.dim_level, self.dim_check_s = hold_s, dim_level, dim_check_s
         self._clock = clock
         self._last_candidate = -float("inf")
@@ -55,14 +62,20 @@ class Illuminator:
         now = self._clock()
         if candidate:
             self._last_candidate = now
-        if frame_mean is not None and not self.lit and frame_mean < self.dim_level:
+        if (self.dim and frame_mean is not None and not self.lit
+                and frame_mean < self.dim_level):
             self._dim_until = now + self.dim_check_s  # judged with the LED off only
         want = now - self._last_candidate < self.hold_s or now < self._dim_until
         if want != self.lit:
             self._led.value = want
+            if self._on_change is not None:
+                self._on_change(want)
 
     def close(self) -> None:
         led, self._led = self._led, None
         if led is not None:
+            was_lit = bool(led.value)
             led.off()
             led.close()
+            if was_lit and self._on_change is not None:
+                self._on_change(False)

@@ -119,6 +119,11 @@ class RetryingSignals:
         if self._signals is not None:
             self._signals.deny()
 
+    def light(self, candidate: bool, frame_mean: float | None = None) -> None:
+        """The illuminator follows the reader (no outputs yet: nothing to light)."""
+        if self._signals is not None:
+            self._signals.light(candidate, frame_mean)
+
     def fault(self, on: bool) -> None:
         """The slow red blink; remembered while there are no outputs."""
         self._fault = on
