@@ -53,6 +53,12 @@ def test_same_live_code_at_two_checkpoints_is_an_alert(store, staff_login):  # n
         'id="recent"')[1], re.S).group(1)
     shown = re.findall(r'<td class="binding">(.*?)</td>', north_table)
     assert shown == ["bound pass, bare", "live code", "live code"]
+    # The console's scan list says it too, in the page's language; the alert is in words.
+    scans = c.get("/console/scans").get_data(as_text=True)  # the 5 scans, newest first
+    assert re.findall(r'<span class="binding">(.*?)</span>', scans) == [
+        "bound pass, bare", "live code", "live code", "live code", "live code"]
+    ru = c.get("/console/?lang=ru").get_data(as_text=True)
+    assert "один живой код на двух пунктах" in ru
 
 
 def test_resent_batch_raises_no_second_alert(store, staff_login):  # noqa: F811

@@ -210,6 +210,7 @@ def _env() -> jinja2.Environment:
                        problem=words.problem_words, tamper=words.tamper_words,
                        detail=words.detail_words,
                        update=update_words)
+    env.globals["binding"] = words.binding_words
     env.globals["signed_in"] = signed_in  # the sign-out form; None outside a request
     i18n.install(env)  # the request's language (English outside a request)
     return env

@@ -75,7 +75,7 @@ def register(bp: Blueprint, store: SqlStore, clock: Callable[[], int],
     @bp.context_processor
     def helpers() -> dict:
         return {"reason_words": words.reason_words, "reason_cell": words.reason_cell,
-                "problem_words": words.problem_words,
+                "problem_words": words.problem_words, "binding_words": words.binding_words,
                 "short": words.short, "ago": words.ago,
                 "clock_words": words.clock_words, "now": clock(),
                 "verdict_words": words.verdicts_shown(), "sites": g.sites}

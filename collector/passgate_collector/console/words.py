@@ -98,6 +98,17 @@ def detail_words(detail: str) -> str:
     return detail
 
 
+def binding_words(flags) -> str:
+    """How a holder-bound pass was shown (spec 1.2, journal flags ``live`` / ``bound``): "live
+    code", "bound pass, bare" (a bound pass shown without its live code, where the policy let
+    it in or said why not), or "" for a static pass."""
+    if "live" in flags:
+        return _("live code")
+    if "bound" in flags:
+        return _("bound pass, bare")
+    return ""
+
+
 def problem_words(code: str) -> str:
     """A row's problem in the request's language; an unknown code as itself."""
     return _(PROBLEM_WORDS[code]) if code in PROBLEM_WORDS else code
