@@ -56,6 +56,7 @@ READONLY_ROOT=0
 WRITABLE_ROOT=0
 PKG_DEB=""      # --deb, or the package built here
 PKG_GIVEN=0
+PKG_KEEP=0      # a newer package than the checkout is installed: left as it is
 CHANGES=()
 SKIPPED=()
 
@@ -126,6 +127,17 @@ step_build() {
         PKG_DEB=$(readlink -f "$PKG_DEB")
         return 0
     fi
+    local arch version have
+    arch=$(dpkg --print-architecture)
+    version=$(pkg_source_version)
+    have=$(pkg_installed)
+    if [ "${have%% *}" = installed ] && dpkg --compare-versions "${have#* }" gt "$version"; then
+        # The fleet's updater installed a newer release since this checkout: the package is
+        # kept (not built, not downgraded) and only the Pi steps below run.
+        say "passgate ${have#* } is installed, newer than this checkout's $version (an update from the fleet): kept"
+        PKG_KEEP=1
+        return 0
+    fi
     local missing
     read -r -a missing <<<"$(missing_packages "${BUILD_APT[@]}" | tr "\n" " ")"
     if [ ${#missing[@]} -gt 0 ]; then
@@ -133,9 +145,6 @@ step_build() {
         apt_get_install "${missing[@]}" || install_fail "apt-get could not install: ${missing[*]}"
         changed "apt packages installed (to build the package): ${missing[*]}"
     fi
-    local arch version
-    arch=$(dpkg --print-architecture)
-    version=$(pkg_source_version)
     if [ "$DRY_RUN" = 1 ]; then
         printf 'would run: %s package --arch %s --out %s\n' "$HERE/setup.sh" "$arch" "$HERE/dist"
         PKG_DEB="$HERE/dist/passgate_${version}_${arch}.deb"
@@ -198,6 +207,7 @@ step_old_install() {
 
 step_package() {
     local have version
+    [ "$PKG_KEEP" = 1 ] && return 0
     have=$(pkg_installed)
     if [ -f "$PKG_DEB" ]; then
         version=$(dpkg-deb -f "$PKG_DEB" Version)

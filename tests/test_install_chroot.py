@@ -224,6 +224,12 @@ def test_old_install_cleared_and_a_failed_install_never_reports_success(chroot: 
         older = _install(root, "--deb", good)
         assert older.returncode == 2 and "not downgraded" in older.stderr
         assert _dpkg(root) == f"installed {newer}"
+        # The checkout is older than what the fleet installed since: the package is kept
+        # (nothing built or downgraded) and the Pi steps still run (--readonly-root later).
+        kept = _install(root)
+        assert kept.returncode == 0, kept.stderr[-2000:]
+        assert f"passgate {newer} is installed, newer than this checkout's" in kept.stderr
+        assert "nothing to change" in kept.stderr and _dpkg(root) == f"installed {newer}"
     finally:
         subprocess.run(["umount", "-l", str(root / "proc")], check=False)
 
