@@ -38,7 +38,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bundle_support import Fleet
-from chroot_util import REPO, copy_source, run
+from chroot_util import CACHE_DIR, REPO, copy_source, run, source_files
 from nspawn_util import Container, chroot, make_systemd_root
 from passgate.bundle import build_bundle
 from passgate.passes.keys import raw_public
@@ -104,11 +104,35 @@ def debs(tmp_path_factory) -> dict[str, Path]:
             pytest.fail("./setup.sh package does not exist: CI must boot the real package")
         pytest.skip("./setup.sh package does not exist yet (issue 13's package half): "
                     "nothing to install and boot")
-    work = tmp_path_factory.mktemp("debs")
     base = _version()
-    return {"base": _build(work, base, work / "out"),
-            "v1": _build(work, _bump(base, 1), work / "out"),
-            "v2": _build(work, _bump(base, 2), work / "out", broken=True)}
+    # Cached by the content of what goes into the package: re-runs of the boot test on an
+    # unchanged tree (to show a fix holds) boot the same three packages without rebuilding.
+    cache = CACHE_DIR / f"nspawn-debs-{_package_inputs_digest()}"
+    names = {"base": base, "v1": _bump(base, 1), "v2": _bump(base, 2)}
+    if all((cache / f"passgate_{v}_amd64.deb").exists() for v in names.values()):
+        return {k: cache / f"passgate_{v}_amd64.deb" for k, v in names.items()}
+    work = tmp_path_factory.mktemp("debs")
+    built = {"base": _build(work, base, work / "out"),
+             "v1": _build(work, names["v1"], work / "out"),
+             "v2": _build(work, names["v2"], work / "out", broken=True)}
+    part = cache.with_suffix(".part")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    for deb in built.values():
+        shutil.copy(deb, part / deb.name)
+    shutil.rmtree(cache, ignore_errors=True)
+    part.replace(cache)
+    return {k: cache / deb.name for k, deb in built.items()}
+
+
+def _package_inputs_digest() -> str:
+    """SHA-256 over the files a package is built from (not docs or tests)."""
+    h = hashlib.sha256()
+    for rel in sorted(source_files()):
+        if rel.startswith(("firmware/", "collector/", "systemd/", "deploy/", "requirements/")) \
+                or rel in ("pyproject.toml", "setup.sh", "babel.cfg"):
+            h.update(rel.encode() + b"\0" + (REPO / rel).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _free_port() -> int:
