@@ -126,12 +126,19 @@ def debs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _package_inputs_digest() -> str:
-    """SHA-256 over the files a package is built from (not docs or tests)."""
+    """SHA-256 over the files a package is built from (deploy/package.sh's inputs: not the
+    docs, the tests or the install and image scripts)."""
+    return _inputs_digest(REPO, source_files())
+
+
+def _inputs_digest(root: Path, files: list[str]) -> str:
     h = hashlib.sha256()
-    for rel in sorted(source_files()):
-        if rel.startswith(("firmware/", "collector/", "systemd/", "deploy/", "requirements/")) \
-                or rel in ("pyproject.toml", "setup.sh", "babel.cfg"):
-            h.update(rel.encode() + b"\0" + (REPO / rel).read_bytes() + b"\0")
+    for rel in sorted(files):
+        if rel.startswith(("firmware/", "collector/", "systemd/", "requirements/",
+                           "deploy/debian/")) \
+                or rel in ("pyproject.toml", "babel.cfg", "deploy/package.sh",
+                           "deploy/manpage.py"):
+            h.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
