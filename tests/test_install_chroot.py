@@ -33,6 +33,8 @@ from chroot_util import run as _run
 
 pytestmark = [
     pytest.mark.slow,
+    # A package build (wheels fetched, xz) in the first test's setup: more than the default.
+    pytest.mark.timeout(3600),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chroot, mount, useradd)"),
     pytest.mark.skipif(shutil.which("debootstrap") is None, reason="debootstrap not installed"),
 ]

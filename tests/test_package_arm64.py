@@ -32,6 +32,8 @@ from passgate.util.version import version
 
 pytestmark = [
     pytest.mark.slow,
+    # A package build (wheels fetched, xz) in the first test's setup: more than the default.
+    pytest.mark.timeout(2400),
     pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed"),
 ]
 
