@@ -45,8 +45,9 @@ PG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.serv
 # so that the Pi's camera packages follow --no-pi-camera, not apt's defaults).
 INSTALL_APT=(python3-argcomplete i2c-tools sqlite3 ca-certificates)
 # What building the package here needs (not with --deb): pip fetches the locked wheels,
-# argcomplete writes the completion script.
-BUILD_APT=(python3 python3-pip python3-argcomplete)
+# argcomplete writes the completion script, and the man pages import the application,
+# which imports Debian's numpy (the package's own dependency, not in its venv).
+BUILD_APT=(python3 python3-pip python3-argcomplete python3-numpy)
 # PI_APT (Raspberry Pi OS's packages, checked before apt-get install).
 # shellcheck source=deploy/packages.sh
 . "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
