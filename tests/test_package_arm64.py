@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from chroot_util import REPO, run
+from chroot_util import CHROOT_ENV, REPO, run
 from passgate.util.version import version
 
 pytestmark = [
@@ -145,7 +145,7 @@ def test_passgate_version_runs_under_qemu(tree):
         shutil.rmtree(dest)
     shutil.copytree(tree / "opt/passgate", dest, symlinks=True)
     res = run("chroot", str(arm_root), "/opt/passgate/venv/bin/passgate", "--version",
-              env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, timeout=300)
+              env=CHROOT_ENV, timeout=300)
     assert res.stdout.strip() == f"passgate {version()}", res.stderr[-2000:]
-    machine = run("chroot", str(arm_root), "uname", "-m").stdout.strip()
+    machine = run("chroot", str(arm_root), "uname", "-m", env=CHROOT_ENV).stdout.strip()
     assert machine == "aarch64"
