@@ -29,6 +29,7 @@ import pytest
 
 from chroot_util import CHROOT_ENV, REPO, run
 from passgate.util.version import version
+from test_package import build
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,15 +44,7 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 
 @pytest.fixture(scope="module")
 def deb(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist-arm64")
-    res = run(str(REPO / "setup.sh"), "package", "--arch", "arm64", "--out", str(out),
-              timeout=1800, env={**os.environ, "SOURCE_DATE_EPOCH": "1767225600"})
-    if res.returncode != 0 and "No matching distribution" in res.stderr:
-        pytest.skip(f"aarch64 wheels not reachable: {res.stderr[-300:]}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    deb = out / f"passgate_{version()}_arm64.deb"
-    assert res.stdout.strip() == str(deb) and deb.exists()
-    return deb
+    return build(tmp_path_factory.mktemp("dist-arm64"), "arm64")
 
 
 @pytest.fixture(scope="module")
