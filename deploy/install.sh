@@ -199,8 +199,13 @@ step_old_install() {
     for u in "${PG_UNITS[@]}"; do [ -f "/etc/systemd/system/$u" ] && old+=("/etc/systemd/system/$u"); done
     [ -f /etc/systemd/system.conf.d/passgate-watchdog.conf ] && old+=(/etc/systemd/system.conf.d/passgate-watchdog.conf)
     [ ${#old[@]} -eq 0 ] && return 0
-    for u in "${PG_UNITS[@]}"; do
-        if [ -f "/etc/systemd/system/$u" ]; then act systemctl disable --quiet "$u" || true; fi
+    # Their enablement links (made by `systemctl enable` of the copies) go with them; the
+    # package's postinst enables its own units. Found directly: systemctl may not be
+    # installed yet (the package brings systemd) and would not know a unit file that is gone.
+    local link
+    for link in /etc/systemd/system/*.wants/passgate-*; do
+        [ -L "$link" ] || continue
+        case "$(readlink "$link")" in /etc/systemd/system/passgate-*) old+=("$link") ;; esac
     done
     act rm -rf "${old[@]}"
     changed "the old install (rsync+pip) cleared away: ${old[*]}"
