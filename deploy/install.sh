@@ -42,8 +42,9 @@ PG_SYNC_STATE=/var/lib/passgate-sync
 # The units the package ships; the old rsync+pip path put copies of these in /etc.
 PG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service)
 # What the package recommends, installed with it (apt-get runs with --no-install-recommends
-# so that the Pi's camera packages follow --no-pi-camera, not apt's defaults).
-INSTALL_APT=(python3-argcomplete i2c-tools sqlite3 ca-certificates)
+# so that the Pi's camera packages follow --no-pi-camera, not apt's defaults), and rsync,
+# which moves the state onto its partition (deploy/state.sh).
+INSTALL_APT=(python3-argcomplete i2c-tools sqlite3 ca-certificates rsync)
 # What building the package here needs (not with --deb): pip fetches the locked wheels,
 # argcomplete writes the completion script, and the man pages import the application,
 # which imports Debian's numpy (the package's own dependency, not in its venv).
