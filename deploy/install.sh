@@ -321,8 +321,10 @@ install_main() {
         DRY_RUN=1
         check_only=1
     fi
-    step_build
+    # The Pi packages first: a missing repository stops the install (exit 2) before apt
+    # installs anything, the build's tools included.
     step_packages
+    step_build
     step_old_install
     step_package
     step_state
