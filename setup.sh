@@ -4,9 +4,11 @@
 #   ./setup.sh test              set up this machine (system packages when root, .venv), run all tests
 #   ./setup.sh simulate [ARGS]   set up and run the simulated checkpoint on a laptop
 #   ./setup.sh dev               set up only
-#   sudo ./setup.sh install [--dry-run] [--readonly-root | --writable-root] [--state-device DEV]
-#                           [--no-pi-camera]
-#                                provision a Raspberry Pi (Raspberry Pi OS Bookworm or Trixie, 64-bit)
+#   sudo ./setup.sh install [--deb FILE] [--dry-run] [--readonly-root | --writable-root]
+#                           [--state-device DEV] [--no-pi-camera]
+#                                provision a Raspberry Pi (Raspberry Pi OS Bookworm or Trixie, 64-bit):
+#                                build the package from this checkout (or take --deb FILE),
+#                                apt-get install it, then the Pi-only steps (deploy/install.sh)
 #   ./setup.sh package [--arch amd64|arm64] [--out DIR]
 #                                the Debian package DIR/passgate_<version>_<arch>.deb (default dist/)
 #   ./setup.sh lock              remake requirements/device-*.lock (pinned, hashed dependencies)
@@ -15,7 +17,7 @@
 #                                a stock image + a device file -> a ready-to-flash image
 #
 # Every mode is idempotent: packages already present are not reinstalled, the venv is reused,
-# and a second `install` changes nothing and says so.
+# and a second `install` changes nothing and says so (the same package is not reinstalled).
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
@@ -122,7 +124,7 @@ case "$cmd" in
         image_main "$@"
         ;;
     *)
-        echo "usage: ./setup.sh test|simulate|dev|install [--dry-run]|image --base IMG --config F --out OUT" >&2
+        echo "usage: ./setup.sh test|simulate|dev|lock|package [--arch A]|install [--deb F] [--dry-run]|image --base IMG --config F --out OUT" >&2
         exit 2
         ;;
 esac

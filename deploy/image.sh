@@ -7,9 +7,11 @@
 # the device file, the bundle, the host name for the image's first-boot mechanism (custom.toml
 # on Bookworm, cloud-init user-data/meta-data on Trixie), I2C and camera in config.txt. The
 # root partition (ext4) is mounted through a loop device at its offset and passgate installed
-# in it: in a chroot when the image runs on this machine (same architecture, or qemu-user
-# through binfmt), else the source is staged with a one-time unit that installs it at first
-# boot, which then needs network. The image is built under OUT.part and renamed at the end.
+# in it: the package for the image's architecture is built here (`./setup.sh package --arch`,
+# no target code runs) and installed with `setup.sh install --deb` (the one install path) in
+# a chroot when the image runs on this machine (same architecture, or qemu-user through
+# binfmt), else staged with a one-time unit that installs it at first boot (which then needs
+# network for the package's Debian dependencies only). The image is built under OUT.part and renamed at the end.
 # The partition table, mtools, the loop devices and the state partition are deploy/image-disk.sh.
 #
 #   --bundle FILE   initial signed bundle, copied beside the device file
@@ -202,8 +204,20 @@ img_copy_source() {  # DEST: the tracked files only (never a stray device file o
             | rsync -a --from0 --ignore-missing-args --files-from=- ./ "$1/") \
             || img_fail "cannot copy the source"
     else
-        rsync -a "${RSYNC_EXCLUDES[@]}" "$HERE/" "$1/"
+        rsync -a --exclude .git --exclude .venv --exclude __pycache__ --exclude '*.egg-info' \
+            --exclude build --exclude dist --exclude state --exclude sim-output "$HERE/" "$1/"
     fi
+}
+
+# The package for the image's architecture, built on this machine: prints its path.
+IMG_DEB=""
+img_build_package() {  # arch
+    local out=$IMG_WORK/dist
+    mkdir -p "$out"
+    IMG_DEB=$("$HERE/setup.sh" package --arch "$1" --out "$out" | tail -n1) \
+        || img_fail "building the $1 package failed (./setup.sh package --arch $1)"
+    [ -f "$IMG_DEB" ] || img_fail "the package build made no .deb"
+    img_note "package built: $(basename "$IMG_DEB")"
 }
 
 img_install_chroot() {
@@ -230,6 +244,8 @@ img_install_chroot() {
         install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"
     fi
     img_copy_source "$r/var/tmp/passgate-src"
+    mkdir -p "$r/var/tmp/passgate-src/dist"
+    cp "$IMG_DEB" "$r/var/tmp/passgate-src/dist/"
     local rc=0
     # PASSGATE_ASSUME_PI=0: raspi-config cannot work in a chroot; img_hardware does its part.
     # The Pi packages first: they bring the system numpy, which the install then gives the
@@ -245,7 +261,8 @@ img_install_chroot() {
     fi
     img_note "installing in a chroot: the 'not a Raspberry Pi' steps below are done by this tool"
     if [ "$rc" = 0 ]; then
-        chroot "$r" "${env_[@]}" PASSGATE_ASSUME_PI=0 /var/tmp/passgate-src/setup.sh install || rc=$?
+        chroot "$r" "${env_[@]}" PASSGATE_ASSUME_PI=0 /var/tmp/passgate-src/setup.sh install \
+            --deb "/var/tmp/passgate-src/dist/$(basename "$IMG_DEB")" || rc=$?
     fi
     chroot "$r" "${env_[@]}" apt-get clean || true
     rm -rf "$r/var/tmp/passgate-src"
@@ -267,9 +284,14 @@ img_install_chroot() {
 img_install_stage() {
     local r=$IMG_ROOT unit=passgate-install-firstboot.service
     img_copy_source "$r/opt/passgate/src"
-    cat >"$r/etc/systemd/system/$unit" <<'EOF'
-# Written by `setup.sh image`: the image was built on a machine that could not run its
-# binaries, so passgate is installed here, once, at first boot. This needs network.
+    mkdir -p "$r/opt/passgate/src/dist"
+    cp "$IMG_DEB" "$r/opt/passgate/src/dist/"
+    local deb_name
+    deb_name=$(basename "$IMG_DEB")
+    cat >"$r/etc/systemd/system/$unit" <<EOF
+# Written by \`setup.sh image\`: the image was built on a machine that could not run its
+# binaries, so the package built for it is installed here, once, at first boot. This needs
+# network (for the package's Debian dependencies).
 [Unit]
 Description=passgate one-time installation at first boot (needs network)
 ConditionPathExists=!/opt/passgate/venv/bin/passgate
@@ -278,7 +300,7 @@ After=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart=/opt/passgate/src/setup.sh install
+ExecStart=/opt/passgate/src/setup.sh install --deb /opt/passgate/src/dist/$deb_name
 ExecStartPost=/bin/systemctl start --no-block passgate-firstboot.service passgate-scanner.service passgate-sync.service
 Restart=on-failure
 RestartSec=60s
@@ -366,6 +388,8 @@ image_main() {
         else img_note "cannot run $arch binaries here (install qemu-user-static with binfmt support to install now)"
         fi
     fi
+    [ -n "$arch" ] || img_fail "cannot tell the image's architecture (no dpkg in its root?)"
+    img_build_package "$arch"
     if [ "$how" = chroot ]; then
         local free need
         free=$(img_free_mb)

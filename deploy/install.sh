@@ -1,12 +1,28 @@
 # shellcheck shell=bash
 # `sudo ./setup.sh install`: provision a checkpoint. Sourced by setup.sh; not run directly.
 #
+# One install path: THE PACKAGE. The install builds passgate_<version>_<arch>.deb from this
+# checkout (`./setup.sh package`, into dist/) or takes the one given with --deb, and installs
+# it with apt-get (which brings its Debian dependencies); the package's maintainer scripts
+# make the users, groups and folders, enable the units and keep /etc/passgate on upgrade.
+# What is left here is what a package cannot do: the Raspberry Pi OS packages chosen by flag
+# (--no-pi-camera), I2C and the camera in config.txt, the state partition and the read-only
+# root (deploy/state.sh), and clearing away an install made by the old rsync+pip path.
+#
 # Each step checks before it acts and reports only what it changed, so a second run prints
-# "nothing to change". --dry-run prints what would be done and changes nothing.
+# "nothing to change": the package counts as unchanged when the installed one has the same
+# version, the same files (the package's md5sums) and the same dependencies; the build is
+# reproducible, so rebuilding the same checkout gives the same files. A failed step stops
+# the install with a non-zero exit and never prints "done" or "nothing to change"; after
+# apt-get, dpkg's own database must say the package is installed at that version.
+# --dry-run prints what would be done and changes nothing (it does not build: it compares the
+# checkout's version with the installed one, or the --deb given, exactly).
 # Hardware steps (I2C, camera, picamera2, lgpio) run only on a Raspberry Pi; elsewhere (a
 # chroot in CI, a laptop) they are skipped and listed. PASSGATE_ASSUME_PI=1 / =0 overrides
 # the detection.
 #
+#   --deb FILE         install this package (built elsewhere, e.g. `./setup.sh package --arch
+#                      arm64` on a laptop, or a release's .deb) instead of building one here
 #   --dry-run          print what would be done, change nothing
 #   --readonly-root    the state on its own partition (PGSTATE, or --state-device), then
 #                      Raspberry Pi OS's overlay on: the root is read-only from the next boot
@@ -17,27 +33,38 @@
 #                      that only Raspberry Pi OS's repository has: camera.source files or webcam
 # The state partition and the overlay are deploy/state.sh.
 
-PG_PREFIX=${PASSGATE_PREFIX:-/opt/passgate}
+PG_PREFIX=/opt/passgate
 PG_ETC=/etc/passgate
 PG_STATE=/var/lib/passgate
 PG_SYNC_STATE=/var/lib/passgate-sync
 # shellcheck source=deploy/state.sh
 . "$(dirname "${BASH_SOURCE[0]}")/state.sh"
-# passgate-firstboot does nothing unless /boot/firmware/passgate-device.toml exists.
+# The units the package ships; the old rsync+pip path put copies of these in /etc.
 PG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service)
-INSTALL_APT=(python3 python3-venv python3-pip libzbar0 i2c-tools sqlite3 rsync ca-certificates systemd)
-# PI_APT (Raspberry Pi OS's packages, checked before apt-get install) and the venv's numpy.
+# What the package recommends, installed with it (apt-get runs with --no-install-recommends
+# so that the Pi's camera packages follow --no-pi-camera, not apt's defaults), and rsync,
+# which moves the state onto its partition (deploy/state.sh).
+INSTALL_APT=(python3-argcomplete i2c-tools sqlite3 ca-certificates rsync)
+# What building the package here needs (not with --deb): pip fetches the locked wheels,
+# argcomplete writes the completion script, and the man pages import the application,
+# which imports Debian's numpy (the package's own dependency, not in its venv).
+BUILD_APT=(python3 python3-pip python3-argcomplete python3-numpy)
+# PI_APT (Raspberry Pi OS's packages, checked before apt-get install).
 # shellcheck source=deploy/packages.sh
 . "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
 
 DRY_RUN=0
 READONLY_ROOT=0
 WRITABLE_ROOT=0
+PKG_DEB=""      # --deb, or the package built here
+PKG_GIVEN=0
+PKG_KEEP=0      # a newer package than the checkout is installed: left as it is
 CHANGES=()
 SKIPPED=()
 
 changed() { CHANGES+=("$1"); say "changed: $1"; }
 skipped() { SKIPPED+=("$1"); say "skipped (not a Raspberry Pi): $1"; }
+install_fail() { echo "install: $1" >&2; exit "${2:-1}"; }
 
 # Run a command, or print it under --dry-run.
 act() {
@@ -53,6 +80,12 @@ is_pi() {
     [ -f /etc/rpi-issue ] || grep -qs "Raspberry Pi" /proc/device-tree/model
 }
 
+apt_get_install() {  # packages or ./files...
+    act env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
+# The packages beside passgate's own: what it recommends, and on a Pi, Raspberry Pi OS's.
 step_packages() {
     local want=("${INSTALL_APT[@]}") missing pi=() pi_missing
     if is_pi; then
@@ -67,47 +100,149 @@ step_packages() {
     fi
     read -r -a missing <<<"$(missing_packages "${want[@]}" | tr "\n" " ")"
     [ ${#missing[@]} -eq 0 ] && return 0
-    act apt-get update -qq
+    apt_lists
     # Stop before apt-get install if a Pi package is not to be had (exit 2, not apt's 100).
     read -r -a pi_missing <<<"$(missing_packages "${pi[@]}" | tr "\n" " ")"
     if [ ${#pi_missing[@]} -gt 0 ]; then check_pi_packages "${pi_missing[@]}"; fi
-    act env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt_get_install "${missing[@]}" || install_fail "apt-get could not install: ${missing[*]}"
     changed "apt packages installed: ${missing[*]}"
 }
 
-ensure_group() {
-    getent group "$1" >/dev/null && return 0
-    act groupadd --system "$1"
-    changed "group $1 created"
+APT_UPDATED=0
+apt_lists() {
+    [ "$APT_UPDATED" = 1 ] && return 0
+    act apt-get update -qq || install_fail "apt-get update failed (network? sources?)"
+    APT_UPDATED=1
 }
 
-ensure_user() {  # name home groups...
-    local name=$1 home=$2 g
-    shift 2
-    if ! getent passwd "$name" >/dev/null; then
-        act useradd --system --user-group --home-dir "$home" --no-create-home \
-            --shell /usr/sbin/nologin --comment "passgate" "$name"
-        changed "user $name created"
+# The .deb to install: --deb as given, else built from this checkout into dist/ (a dry run
+# does not build: it names the checkout's version and what it would run).
+step_build() {
+    if [ "$PKG_GIVEN" = 1 ]; then
+        [ -f "$PKG_DEB" ] || install_fail "--deb $PKG_DEB: no such file" 2
+        [ "$(dpkg-deb -f "$PKG_DEB" Package 2>/dev/null)" = passgate ] \
+            || install_fail "--deb $PKG_DEB: not a passgate package" 2
+        local arch want
+        arch=$(dpkg-deb -f "$PKG_DEB" Architecture)
+        want=$(dpkg --print-architecture)
+        [ "$arch" = "$want" ] || install_fail "--deb $PKG_DEB is for $arch, this system is $want" 2
+        PKG_DEB=$(readlink -f "$PKG_DEB")
+        return 0
     fi
-    for g in "$@"; do
-        if ! id -nG "$name" 2>/dev/null | tr ' ' '\n' | grep -qx "$g"; then
-            act usermod -a -G "$g" "$name"
-            changed "user $name added to group $g"
-        fi
+    local arch version have
+    arch=$(dpkg --print-architecture)
+    version=$(pkg_source_version)
+    have=$(pkg_installed)
+    if [ "${have%% *}" = installed ] && dpkg --compare-versions "${have#* }" gt "$version"; then
+        # The fleet's updater installed a newer release since this checkout: the package is
+        # kept (not built, not downgraded) and only the Pi steps below run.
+        say "passgate ${have#* } is installed, newer than this checkout's $version (an update from the fleet): kept"
+        PKG_KEEP=1
+        return 0
+    fi
+    local missing
+    read -r -a missing <<<"$(missing_packages "${BUILD_APT[@]}" | tr "\n" " ")"
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt_lists
+        apt_get_install "${missing[@]}" || install_fail "apt-get could not install: ${missing[*]}"
+        changed "apt packages installed (to build the package): ${missing[*]}"
+    fi
+    if [ "$DRY_RUN" = 1 ]; then
+        printf 'would run: %s package --arch %s --out %s\n' "$HERE/setup.sh" "$arch" "$HERE/dist"
+        PKG_DEB="$HERE/dist/passgate_${version}_${arch}.deb"
+        return 0
+    fi
+    say "building the package passgate $version ($arch) from this checkout"
+    "$HERE/setup.sh" package --arch "$arch" --out "$HERE/dist" >/dev/null \
+        || install_fail "building the package failed (./setup.sh package): nothing was installed"
+    PKG_DEB="$HERE/dist/passgate_${version}_${arch}.deb"
+    [ -f "$PKG_DEB" ] || install_fail "the build did not make $PKG_DEB"
+}
+
+pkg_source_version() {
+    python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])' 2>/dev/null \
+        || sed -n 's/^version = "\(.*\)"/\1/p' "$HERE/pyproject.toml" | head -1
+}
+
+# "installed VERSION" when dpkg has passgate fully installed, else what dpkg says (or nothing).
+pkg_installed() {
+    dpkg-query -W -f='${db:Status-Status} ${Version}' passgate 2>/dev/null || true
+}
+
+# Same version, same files, same dependencies as the installed package?
+pkg_same() {  # deb
+    local deb=$1 version
+    version=$(dpkg-deb -f "$deb" Version)
+    [ "$(pkg_installed)" = "installed $version" ] || return 1
+    cmp -s <(dpkg-deb -I "$deb" md5sums) /var/lib/dpkg/info/passgate.md5sums || return 1
+    [ "$(dpkg-deb -f "$deb" Depends)" = "$(dpkg-query -W -f='${Depends}' passgate)" ]
+}
+
+# An install by the old rsync+pip path: its source, its venv, its copies of the units in
+# /etc (which would shadow the package's) and its command link. Cleared before the package
+# goes in, so nothing of it is left beside the package's files. /etc/passgate and the
+# state stay (the package keeps them).
+step_old_install() {
+    local dpkg_has=0 u old=()
+    dpkg-query -W -f='${db:Status-Status}' passgate 2>/dev/null | grep -qx installed && dpkg_has=1
+    [ "$dpkg_has" = 1 ] && return 0
+    # The old path always made the venv; a source folder alone is an image's staged install
+    # (deploy/image.sh), which is running this very script: left alone.
+    [ -d "$PG_PREFIX/venv" ] || return 0
+    old+=("$PG_PREFIX/venv")
+    # The old source folder goes too, unless this script runs from it (the old docs said
+    # `sudo /opt/passgate/src/setup.sh install`): then it stays, as a checkout.
+    case "$(readlink -f "$HERE")/" in
+        "$PG_PREFIX/src/"*) ;;
+        *) [ -d "$PG_PREFIX/src" ] && old+=("$PG_PREFIX/src") ;;
+    esac
+    [ -L /usr/local/bin/passgate ] && old+=(/usr/local/bin/passgate)
+    for u in "${PG_UNITS[@]}"; do [ -f "/etc/systemd/system/$u" ] && old+=("/etc/systemd/system/$u"); done
+    [ -f /etc/systemd/system.conf.d/passgate-watchdog.conf ] && old+=(/etc/systemd/system.conf.d/passgate-watchdog.conf)
+    [ ${#old[@]} -eq 0 ] && return 0
+    # Their enablement links (made by `systemctl enable` of the copies) go with them; the
+    # package's postinst enables its own units. Found directly: systemctl may not be
+    # installed yet (the package brings systemd) and would not know a unit file that is gone.
+    local link
+    for link in /etc/systemd/system/*.wants/passgate-*; do
+        [ -L "$link" ] || continue
+        case "$(readlink "$link")" in /etc/systemd/system/passgate-*) old+=("$link") ;; esac
     done
+    act rm -rf "${old[@]}"
+    changed "the old install (rsync+pip) cleared away: ${old[*]}"
 }
 
-step_users() {
-    # The scanner needs the camera (video), GPIO (gpio) and I2C (i2c); on Raspberry Pi OS
-    # these groups exist, elsewhere they are created so the units still resolve.
-    local g
-    for g in video gpio i2c; do ensure_group "$g"; done
-    ensure_user passgate "$PG_STATE" video gpio i2c
-    # The sync agent: network, no devices; group passgate to share the journal.
-    ensure_user passgate-sync "$PG_SYNC_STATE" passgate
+step_package() {
+    local have version
+    [ "$PKG_KEEP" = 1 ] && return 0
+    have=$(pkg_installed)
+    if [ -f "$PKG_DEB" ]; then
+        version=$(dpkg-deb -f "$PKG_DEB" Version)
+        if pkg_same "$PKG_DEB"; then return 0; fi
+    else  # a dry run without a build: the checkout's version
+        version=$(pkg_source_version)
+        if [ "$have" = "installed $version" ]; then
+            say "passgate $version is installed (the checkout's version; the build would show whether its files differ)"
+            return 0
+        fi
+    fi
+    local old=${have#* } allow=()
+    if [ "${have%% *}" = installed ] && dpkg --compare-versions "$version" lt "$old"; then
+        install_fail "passgate $old is installed and $PKG_DEB is older ($version): not downgraded (the updater's rollback is the way back)" 2
+    fi
+    # A package left half-installed by a failed install may be replaced by any good one.
+    if [ -n "$have" ] && [ "${have%% *}" != installed ] && [ "${have%% *}" != not-installed ]; then
+        allow=(--allow-downgrades)
+    fi
+    apt_lists
+    apt_get_install "${allow[@]}" "$PKG_DEB" || install_fail "apt-get could not install $PKG_DEB"
+    if [ "$DRY_RUN" = 0 ] && [ "$(pkg_installed)" != "installed $version" ]; then
+        install_fail "apt-get finished but dpkg says passgate is '$(pkg_installed)', not installed $version"
+    fi
+    changed "package passgate $version installed${have:+ (was: $have)}"
 }
 
-ensure_dir() {  # path owner group mode
+ensure_dir() {  # path owner group mode (the state partition's folders, deploy/state.sh)
     local path=$1 owner=$2 group=$3 mode=$4
     if [ ! -d "$path" ]; then
         act install -d -o "$owner" -g "$group" -m "$mode" "$path"
@@ -119,119 +254,6 @@ ensure_dir() {  # path owner group mode
         act chmod "$mode" "$path"
         changed "directory $path ownership/mode set to $owner:$group $mode"
     fi
-}
-
-step_dirs() {
-    ensure_dir "$PG_PREFIX" root root 0755
-    ensure_dir "$PG_ETC" root passgate 0750
-    ensure_dir "$PG_ETC/passgate.d" root passgate 0750
-    # setgid: files made by either service belong to group passgate.
-    ensure_dir "$PG_STATE" passgate passgate 2770
-    ensure_dir "$PG_SYNC_STATE" passgate-sync passgate-sync 0700
-}
-
-# Files that are not part of the installed source (pip also builds into build/ and *.egg-info).
-RSYNC_EXCLUDES=(--exclude .git --exclude .venv --exclude __pycache__ --exclude '*.egg-info'
-    --exclude build --exclude state --exclude sim-output --exclude .pytest_cache --exclude .hypothesis)
-
-# What is installed: in a git checkout the tracked files only (as in their working tree), so
-# a stray device file, token or image lying in the checkout never reaches /opt/passgate/src
-# (world-readable) or a flashed card; elsewhere (an unpacked tarball) the tree minus build
-# folders. Prints the folder to copy from.
-source_tree() {
-    if ! git -C "$HERE" rev-parse --git-dir >/dev/null 2>&1; then
-        echo "$HERE"
-        return 0
-    fi
-    local stage
-    stage=$(mktemp -d /tmp/passgate-src.XXXXXX)
-    (cd "$HERE" && git ls-files -z --cached \
-        | rsync -a --from0 --ignore-missing-args --files-from=- ./ "$stage/")
-    echo "$stage"
-}
-
-step_code() {
-    local src="$PG_PREFIX/src" venv="$PG_PREFIX/venv" stamp="$PG_PREFIX/venv/.passgate-src"
-    local diff="new" from
-    from=$(source_tree)
-    if [ -d "$src" ]; then
-        diff=$(rsync -a --omit-dir-times --delete --dry-run --itemize-changes \
-            "${RSYNC_EXCLUDES[@]}" "$from/" "$src/")
-    fi
-    if [ -n "$diff" ]; then
-        act mkdir -p "$src"
-        act rsync -a --omit-dir-times --delete "${RSYNC_EXCLUDES[@]}" "$from/" "$src/"
-        changed "source copied to $src"
-    fi
-    if [ "$from" != "$HERE" ]; then rm -rf "$from"; fi
-    if [ ! -x "$venv/bin/python" ]; then
-        act python3 -m venv --system-site-packages "$venv"
-        changed "virtual environment $venv created (with system site packages for picamera2)"
-    fi
-    # One numpy when the system has one (deploy/packages.sh): pinned for pip, none in the venv.
-    local constraint="$venv/passgate-constraints.txt" pin=() numpy_changed=0 sys_numpy own
-    sys_numpy=$(system_numpy | sed -n 1p)
-    if update_numpy_constraint "$constraint"; then
-        numpy_changed=1
-        changed "pip constraint $constraint: ${sys_numpy:+numpy==}${sys_numpy:-none (no system numpy)}"
-    fi
-    if [ -n "$sys_numpy" ]; then
-        pin=(-c "$constraint")
-        own=$(venv_own_numpy "$venv")
-        if [ -n "$own" ]; then
-            act "$venv/bin/pip" uninstall -y -q --disable-pip-version-check numpy
-            changed "numpy removed from the venv ($own): the system's numpy $sys_numpy is used"
-            numpy_changed=1
-        fi
-    fi
-    if [ -n "$diff" ] || [ ! -f "$stamp" ] || [ "$numpy_changed" = 1 ]; then
-        act "$venv/bin/pip" install -q --disable-pip-version-check "${pin[@]}" "$src"
-        if [ "$DRY_RUN" = 0 ]; then date -u +%FT%TZ >"$stamp"; fi
-        changed "passgate installed into $venv"
-    fi
-}
-
-step_config() {
-    local example="$HERE/firmware/passgate/data/passgate.example.toml"
-    if [ ! -f "$PG_ETC/passgate.toml" ]; then
-        # Never overwritten once present: it is the site's file.
-        act install -o root -g passgate -m 0640 "$example" "$PG_ETC/passgate.toml"
-        changed "config $PG_ETC/passgate.toml created from the example"
-    fi
-}
-
-step_units() {
-    local u dest=/etc/systemd/system
-    for u in "${PG_UNITS[@]}"; do
-        if ! cmp -s "$HERE/systemd/$u" "$dest/$u"; then
-            act install -D -m 0644 "$HERE/systemd/$u" "$dest/$u"
-            changed "unit $u installed"
-        fi
-    done
-    local wd=/etc/systemd/system.conf.d/passgate-watchdog.conf
-    if ! cmp -s "$HERE/systemd/passgate-watchdog.conf" "$wd"; then
-        act install -D -m 0644 "$HERE/systemd/passgate-watchdog.conf" "$wd"
-        changed "hardware watchdog enabled (RuntimeWatchdogSec=14s)"
-    fi
-    for u in "${PG_UNITS[@]}"; do
-        if [ "$(systemctl is-enabled "$u" 2>/dev/null || true)" != enabled ]; then
-            # systemctl enable works offline (in a chroot or image) as well as on a live system.
-            act systemctl enable --quiet "$u"
-            changed "unit $u enabled"
-        fi
-    done
-    if [ ${#CHANGES[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
-        act systemctl daemon-reload
-    fi
-}
-
-# `passgate` on the PATH (sudo's too), for technicians: the venv's entry point.
-step_cli() {
-    local link=/usr/local/bin/passgate target="$PG_PREFIX/venv/bin/passgate"
-    [ "$(readlink "$link" 2>/dev/null)" = "$target" ] && return 0
-    act mkdir -p "$(dirname "$link")"
-    act ln -sfn "$target" "$link"
-    changed "command $link -> $target"
 }
 
 config_txt() {
@@ -262,6 +284,10 @@ install_main() {
     while [ $# -gt 0 ]; do
         case "$1" in
             --dry-run) DRY_RUN=1 ;;
+            --deb) PKG_DEB=${2:-}; PKG_GIVEN=1
+                [ -n "$PKG_DEB" ] || { echo "install: --deb needs a file" >&2; exit 2; }
+                shift ;;
+            --deb=*) PKG_DEB=${1#*=}; PKG_GIVEN=1 ;;
             --no-pi-camera) NO_PI_CAMERA=1 ;;
             --readonly-root) READONLY_ROOT=1; want_state=1 ;;
             --writable-root) WRITABLE_ROOT=1 ;;
@@ -295,13 +321,12 @@ install_main() {
         DRY_RUN=1
         check_only=1
     fi
+    # The Pi packages first: a missing repository stops the install (exit 2) before apt
+    # installs anything, the build's tools included.
     step_packages
-    step_users
-    step_dirs
-    step_code
-    step_cli
-    step_config
-    step_units
+    step_build
+    step_old_install
+    step_package
     step_state
     step_hardware
     step_overlay

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What `setup.sh install` takes from apt and what it lets pip add: sourced by install.sh.
+# What `setup.sh install` takes from apt beside the package: sourced by install.sh.
 #
 # Rules kept here:
 # - The Raspberry Pi packages (PI_APT) come from Raspberry Pi OS's own apt repository
@@ -9,15 +9,12 @@
 #   never apt's bare "Unable to locate package" and exit 100. --no-pi-camera leaves out the
 #   camera packages on purpose (PI_CAMERA_APT), and then only the others are checked; it is
 #   offered only when the camera packages are all that is missing.
-# - One numpy on the box when the system has one: apt's picamera2 and simplejpeg are built
-#   against the system's python3-numpy (1.24 on Bookworm), and a numpy 2.x in the venv
-#   (which sees the system's packages through --system-site-packages) would shadow it and
-#   break them ("numpy.dtype size changed"). So pip gets a constraint file pinning numpy to
-#   the system's version (pip then finds it satisfied and installs none), and a numpy that an
-#   earlier install put into the venv is removed. Without a system numpy pip installs its own.
+# - One numpy on the box: apt's picamera2 and simplejpeg are built against the system's
+#   python3-numpy (1.24 on Bookworm); the package depends on python3-numpy and its venv
+#   (include-system-site-packages) has none of its own (numpy is not in the lock).
 
-# From Raspberry Pi OS only. picamera2 must come from apt; the venv sees it through
-# --system-site-packages. lgpio is gpiozero's pin factory on a Pi 5 (and works on older Pis).
+# From Raspberry Pi OS only. picamera2 must come from apt; the package's venv sees it through
+# include-system-site-packages. lgpio is gpiozero's pin factory on a Pi 5 (and works on older Pis).
 PI_CAMERA_APT=(python3-picamera2 python3-libcamera)
 PI_APT=("${PI_CAMERA_APT[@]}" python3-lgpio python3-rpi-lgpio)
 NO_PI_CAMERA=0
@@ -74,38 +71,4 @@ suite() {
     # shellcheck disable=SC1091
     [ -r /etc/os-release ] && codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
     echo "${codename:-bookworm}"
-}
-
-# The numpy the system's python3 imports, as two lines: its version and its folder; nothing
-# when the system has none. The venv (--system-site-packages) sees the same one.
-system_numpy() {
-    python3 -I -c 'import importlib.metadata as m, os, numpy
-print(m.version("numpy")); print(os.path.dirname(os.path.dirname(numpy.__file__)))' 2>/dev/null || true
-}
-
-# Bring the pip constraint file $1 up to date: numpy pinned to the system's version, or no
-# file when the system has no numpy. Succeeds when it changed (or would, under --dry-run).
-update_numpy_constraint() {
-    local file=$1 want="" have="" version
-    version=$(system_numpy | sed -n 1p)
-    [ -n "$version" ] && want="numpy==$version"
-    [ -f "$file" ] && have=$(grep -v '^#' "$file" || true)
-    [ "$have" = "$want" ] && return 1
-    if [ -z "$want" ]; then
-        act rm -f "$file"
-    elif [ "$DRY_RUN" = 1 ]; then
-        printf 'would write: %s (%s)\n' "$file" "$want"
-    else
-        printf "# the system's numpy, which apt's camera packages are built against\n%s\n" "$want" >"$file"
-    fi
-    return 0
-}
-
-# The folder of the numpy the venv's python imports when that numpy is the venv's own.
-venv_own_numpy() {
-    local venv=$1 where
-    [ -x "$venv/bin/python" ] || return 0
-    where=$("$venv/bin/python" -c 'import os, numpy; print(os.path.dirname(numpy.__file__))' \
-        2>/dev/null) || return 0
-    case "$where" in "$venv"/*) echo "$where" ;; esac
 }

@@ -1,26 +1,19 @@
-"""What ``setup.sh install`` takes from apt and lets pip add (deploy/packages.sh), fast.
+"""What ``setup.sh install`` takes from apt beside the package (deploy/packages.sh), fast.
 
-Two rules. The Raspberry Pi packages are looked up before apt-get install, and a system
+The Raspberry Pi packages are looked up before apt-get install, and a system
 without Raspberry Pi OS's repository gets exit 2 and a message that says what is missing,
 how to add it and what works without it (not apt's bare "Unable to locate package" and exit
-100); ``--no-pi-camera`` leaves the camera packages out on purpose. And the venv uses the
-system's numpy when there is one: pip gets a constraint file pinning it, and a numpy of the
-venv's own is found (to be removed). Here ``apt-cache`` is a stand-in on PATH that answers
-as apt does on plain Debian; the numpy checks use real interpreters (this machine's Debian
-python3 has no numpy, the test venv's python has one). The chroot test
-(test_install_chroot.py) runs both for real in a Debian root.
+100); ``--no-pi-camera`` leaves the camera packages out on purpose. Here ``apt-cache`` is a
+stand-in on PATH that answers as apt does on plain Debian. (The venv's numpy is the
+package's business now: it has none and depends on python3-numpy; test_package.py and
+test_install_chroot.py check that.)
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import subprocess
-import sys
 from pathlib import Path
-
-import numpy
-import pytest
 
 from chroot_util import REPO, run
 
@@ -124,56 +117,3 @@ def test_no_pi_camera_is_an_install_option(tmp_path):
     res = setup_install("--no-pi-camera", "--dry-run", "--bogus",
                         path=tool(tmp_path, "apt-cache", WITH_PI_REPO))
     assert res.returncode == 2 and "unknown option --bogus" in res.stderr
-
-
-# ---- the venv's numpy -----------------------------------------------------------------------
-
-
-def python3(tmp_path: Path, interpreter: str) -> str:
-    return tool(tmp_path, "python3", f'#!/bin/sh\nexec "{interpreter}" "$@"\n')
-
-
-@pytest.mark.skipif(subprocess.run(["/usr/bin/python3", "-c", "import numpy"],
-                                   capture_output=True).returncode == 0
-                    if Path("/usr/bin/python3").exists() else True,
-                    reason="needs a /usr/bin/python3 without numpy")
-def test_the_constraint_pins_the_system_numpy_and_goes_when_the_system_has_none(tmp_path):
-    constraint = tmp_path / "passgate-constraints.txt"
-    steps = (f'DRY_RUN=0; f="{constraint}"; '
-             'if update_numpy_constraint "$f"; then echo changed; fi; '
-             'if update_numpy_constraint "$f"; then echo changed; else echo unchanged; fi')
-    with_numpy = python3(tmp_path, sys.executable)
-    res = packages_sh(steps, path=with_numpy)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["changed", "unchanged"]
-    pin = f"numpy=={importlib.metadata.version('numpy')}"
-    assert [x for x in constraint.read_text().splitlines() if not x.startswith("#")] == [pin]
-
-    # The system numpy gone (say, camera packages removed): no pin, pip may bring its own.
-    res = packages_sh(steps, path=python3(tmp_path, "/usr/bin/python3"))
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["changed", "unchanged"]
-    assert not constraint.exists()
-
-    dry = packages_sh(f'DRY_RUN=1; update_numpy_constraint "{constraint}"', path=with_numpy)
-    assert dry.returncode == 0 and f"would write: {constraint} ({pin})" in dry.stdout
-    assert not constraint.exists(), "--dry-run writes nothing"
-
-
-def test_a_numpy_of_the_venvs_own_is_found_and_the_systems_is_not(tmp_path):
-    venv = tmp_path / "venv"
-    made = run(sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv))
-    assert made.returncode == 0, made.stderr
-    probe = f'venv_own_numpy "{venv}"'
-    seen = run(str(venv / "bin/python"), "-c", "import numpy; print(numpy.__file__)")
-    if seen.returncode == 0:  # the base interpreter's numpy, seen through system site packages
-        res = packages_sh(probe)
-        assert res.returncode == 0 and res.stdout == "", res.stdout
-
-    # A numpy inside the venv (as pip puts one there) shadows the system's: reported.
-    site = Path(run(str(venv / "bin/python"), "-c",
-                    "import sysconfig; print(sysconfig.get_path('purelib'))").stdout.strip())
-    (site / "numpy").symlink_to(Path(numpy.__file__).parent, target_is_directory=True)
-    res = packages_sh(probe)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == str(site / "numpy")

@@ -10,10 +10,13 @@ never reports a failed update as done.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bundle_support import NOW
+from passgate.errors import UpdateError
 from passgate.release import deb_file_name
 from passgate.update.state import read_state, report
 from passgate.update.system import DebianSystem
@@ -236,3 +239,67 @@ def report_file_of(rig):
     from passgate.update.state import report_file
 
     return report_file(rig.paths.state_file)
+
+
+def test_a_second_run_waits_for_the_first_and_then_reads_the_state_it_left(rig):
+    """The timer's run and one by hand at once (the nspawn boot test's rollback flake: both
+    rolled back, one read passgate as not installed while the other's dpkg was half-way)."""
+    from passgate.update.state import LOCK_FILE, update_lock
+
+    rig.publish("0.2.0", "broken")
+    rig.source.target_version = "0.2.0"
+    held = update_lock(rig.paths.state_file.with_name(LOCK_FILE))
+    held.__enter__()  # the other run, in the middle of its rollback
+    up = rig.updater(timeout=10)
+    seen: list[int] = []
+    real_sleep = up._sleep
+
+    def sleep(s: float) -> None:
+        if not seen:  # while the other run holds the lock this run did nothing at all
+            seen.append(len(rig.machine.log))
+            held.__exit__(None, None, None)
+        real_sleep(s)
+
+    up._sleep = sleep
+    state = up.run_once()
+    assert seen == [0]
+    assert (state.outcome, rig.machine.installed) == ("rolled_back", "0.1.0")
+    # Control: without the lock released the run gives up with the reason, untouched.
+    again = update_lock(rig.paths.state_file.with_name(LOCK_FILE))
+    again.__enter__()
+    try:
+        n = len(rig.machine.log)
+        with pytest.raises(UpdateError, match="another update run held"):
+            rig.updater().run_once()
+        assert len(rig.machine.log) == n and rig.state() == state
+    finally:
+        again.__exit__(None, None, None)
+
+
+def test_dpkgs_lock_held_by_apt_is_waited_for_not_read_as_a_failed_install(rig):
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    real, busy = rig.machine.run, [3]
+
+    def run(argv):
+        if list(argv[:2]) == ["dpkg", "-i"] and busy[0] > 0:
+            busy[0] -= 1
+            return subprocess.CompletedProcess(argv, 2, "", "dpkg: error: dpkg frontend lock "
+                                               "was locked by another process with pid 4242\n")
+        return real(argv)
+
+    up = rig.updater()
+    up.system = DebianSystem(run, selftest_cmd=("selftest", "--quick"), mounts=rig.mounts,
+                             cmdline=rig.cmdline, sleep=lambda s: None)
+    state = up.run_once()
+    assert (state.outcome, rig.machine.installed, busy[0]) == ("updated", "0.2.0", 0)
+    # A lock that is never released is a failed install after lock_wait, and rolls back.
+    rig.publish("0.2.1")
+    rig.source.target_version = "0.2.1"
+    busy[0] = 10**6
+    up = rig.updater()
+    up.system = DebianSystem(run, selftest_cmd=("selftest", "--quick"), mounts=rig.mounts,
+                             cmdline=rig.cmdline, sleep=lambda s: None, lock_wait=20)
+    state = up.run_once()
+    assert state.outcome == "failed" and "locked by another process" in state.reason
+    assert rig.machine.installed == "0.2.0"

@@ -13,8 +13,13 @@ Rules kept (tests/test_update.py):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from passgate.util.atomicfile import write_atomic
 log = logging.getLogger(__name__)
 
 STATE_FILE = "update.json"
+LOCK_FILE = "update.lock"
 # The unit's StateDirectory (mode 0755: the sync agent reads the state for its heartbeat).
 DEFAULT_DIR = Path("/var/lib/passgate-update")
 
@@ -112,3 +118,50 @@ def report_file(path: Path) -> dict[str, str]:
         return {}
     except (OSError, ValueError, TypeError) as exc:  # never reads as "up to date"
         return {"update_state": FAILED, "update_reason": f"update state unreadable: {exc}"[:200]}
+
+
+@contextlib.contextmanager
+def update_lock(
+    path: Path,
+    wait: float = 1800.0,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Iterator[None]:
+    """Hold the one updater lock (``flock`` on ``path``) for a whole run.
+
+    Two runs of the state machine at once (the timer's and one by hand; systemd fires a
+    timer whose boot delay has passed at a ``daemon-reload``, and every install reloads)
+    would both act on the same state file: both roll back, both run dpkg, and one reads
+    passgate as not installed while the other's dpkg is half-way. The second run waits
+    for the first, then reads the state the first left. The kernel drops the lock with the
+    process, so a power cut or a kill never leaves it held. Waiting longer than ``wait``
+    seconds is an :class:`UpdateError` (nothing was done).
+    """
+    path = Path(path)
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:  # a read-only root: flock works on a read-only descriptor too
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise UpdateError(f"update lock {path}: {exc}") from None
+    try:
+        deadline = monotonic() + wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told:
+                    log.info("another update run holds %s: waiting for it to finish", path)
+                    told = True
+                if monotonic() >= deadline:
+                    raise UpdateError(f"another update run held {path} for {wait:.0f} s: "
+                                      "nothing done") from None
+                sleep(1.0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

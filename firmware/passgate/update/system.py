@@ -6,6 +6,8 @@ fake service manager that answer the same commands, and can cut the power betwee
 
 Rules kept (tests/test_update_system.py):
 
+- dpkg's lock held by someone else (apt, unattended-upgrades) is waited for, up to
+  ``lock_wait`` seconds, not read as a failed install;
 - an interrupted dpkg run is finished (``dpkg --configure -a``) before any install, so a
   power cut inside dpkg leaves nothing half-configured once the updater has run again;
 - services restart with ``--no-block``: the health check, not systemctl, decides when the
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,13 +69,22 @@ class DebianSystem:
         selftest_cmd: Sequence[str] = (),
         mounts: Path = Path("/proc/self/mounts"),
         cmdline: Path = Path("/proc/cmdline"),
+        lock_wait: float = 300.0,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._run = run
+        self._lock_wait, self._sleep = lock_wait, sleep
         self._selftest = tuple(selftest_cmd)
         self._mounts, self._cmdline = mounts, cmdline
 
     def _check(self, argv: Sequence[str], what: str) -> str:
         res = self._run(argv)
+        waited = 0.0
+        while res.returncode != 0 and argv[0] == "dpkg" and _dpkg_locked(res) \
+                and waited < self._lock_wait:
+            self._sleep(5.0)  # another dpkg (apt, unattended-upgrades) is working: wait
+            waited += 5.0
+            res = self._run(argv)
         if res.returncode != 0:
             tail = (res.stderr or res.stdout or "").strip().splitlines()[-1:] or ["no output"]
             raise UpdateError(f"{what} failed ({res.returncode}): {tail[0][:160]}")
@@ -128,6 +140,14 @@ class DebianSystem:
             if read_only:
                 self._check(["sync"], "sync")
                 self._check(["mount", "-o", "remount,ro", "/"], "remount / read-only")
+
+
+def _dpkg_locked(res: subprocess.CompletedProcess[str]) -> bool:
+    """dpkg refused because another process holds its lock (dpkg's lib/dpkg/lock.c: "dpkg
+    frontend lock was locked by another process with pid N", "unable to lock dpkg status
+    database"; the unit runs with LANG unset, so in English)."""
+    text = (res.stderr or "") + (res.stdout or "")
+    return "locked by another process" in text or "unable to lock dpkg" in text
 
 
 def _root_read_only(mounts: Path) -> bool:

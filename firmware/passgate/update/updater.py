@@ -24,7 +24,9 @@ start from a half-installed package, and the updater's own unit runs at boot to 
 Rules kept (tests/test_update.py): a failed update never reports ``updated``; a release not
 signed by a key the installed bundle authorises, below the roots' minimum or below the
 installed version is never installed; a version that failed its health check is not tried
-again; an update never starts without the previous version's package in the cache.
+again; an update never starts without the previous version's package in the cache; two
+runs never act at once (:func:`passgate.update.state.update_lock`: the second waits and
+then reads what the first left).
 """
 
 from __future__ import annotations
@@ -52,12 +54,14 @@ from passgate.update.state import (
     FAILED,
     IDLE,
     INSTALLING,
+    LOCK_FILE,
     ROLLED_BACK,
     ROLLING_BACK,
     UP_TO_DATE,
     UPDATED,
     UpdateState,
     read_state,
+    update_lock,
     write_state,
 )
 from passgate.update.system import System
@@ -100,6 +104,13 @@ class Updater:
     # --- the machine ----------------------------------------------------------------------
 
     def run_once(self) -> UpdateState:
+        """One run, holding the updater lock: a second run at the same time (the timer's and
+        one by hand) waits for this one and then starts from the state it left."""
+        with update_lock(self.paths.state_file.with_name(LOCK_FILE),
+                         monotonic=self._mono, sleep=self._sleep):
+            return self._run_locked()
+
+    def _run_locked(self) -> UpdateState:
         state = read_state(self.paths.state_file)
         if state.step == IDLE:
             state = self._plan(state)
