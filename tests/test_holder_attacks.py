@@ -160,3 +160,13 @@ def test_debouncer_live_codes_of_a_do_not_hide_b(issuer: Issuer, bound: str, pho
     assert d.feed([a2, b1], 0.2) == [b1]  # B beside A is its own presentation
     assert d.feed([bound], 0.3) == [bound]  # A's bare level 1 is not its live code
     assert d.feed(["PG2:" + "0" * 10], 0.4) == ["PG2:" + "0" * 10]  # unreadable: itself
+
+
+def test_live_code_as_bytearray_is_read_as_a_live_code(verifier: Verifier, bound: str,
+                                                        phone) -> None:
+    """Bytes-like input is read as the text it holds, whatever its Python type: a live code
+    in a bytearray was sent down the level-1 path and denied ``unsupported`` ("version PG2")."""
+    code = holder.make_live_code(bound, phone, NOW, 1)
+    for text in (code.encode(), bytearray(code.encode())):
+        verdict = verifier.check(text, NOW, ZONE)
+        assert verdict.accepted and verdict.live_id is not None, verdict
