@@ -21,25 +21,11 @@ from passgate.issuing.issuer import Issuer
 from passgate.passes import base45, holder
 from passgate.passes.verdict import Reason, Result
 from passgate.passes.verify import Verifier
+from test_holder_checkpoint import bound, phone, thief  # noqa: F401 (fixtures)
 
 HOUR = 3600
-ZONE = "gate-1"
+ZONE = "gate-1"  # the zone of test_holder_checkpoint's passes
 P = 2**256 - 2**224 + 2**192 + 2**96 - 1
-
-
-@pytest.fixture(scope="module")
-def phone() -> ec.EllipticCurvePrivateKey:
-    return ec.derive_private_key(0xC0FFEE, ec.SECP256R1())
-
-
-@pytest.fixture(scope="module")
-def thief() -> ec.EllipticCurvePrivateKey:
-    return ec.derive_private_key(0xBADBAD, ec.SECP256R1())
-
-
-@pytest.fixture
-def bound(issuer: Issuer, phone) -> str:
-    return issuer.issue("work", [ZONE], NOW - 60, HOUR, holder_key=holder.compressed_point(phone))
 
 
 def _parts(text: str) -> tuple[bytes, bytes, bytes]:
@@ -53,12 +39,12 @@ def _denied(v, text, now=NOW):
     return verdict
 
 
-def test_other_key_level2(verifier: Verifier, bound: str, thief) -> None:
+def test_other_key_level2(verifier: Verifier, bound: str, thief) -> None:  # noqa: F811
     assert _denied(verifier, holder.make_live_code(bound, thief, NOW, 1)).reason is \
         Reason.HOLDER_MISMATCH
 
 
-def test_level2_over_another_level1(verifier: Verifier, issuer: Issuer, bound: str, phone) -> None:
+def test_level2_over_another_level1(verifier: Verifier, issuer: Issuer, bound: str, phone) -> None:  # noqa: F811
     other = issuer.issue("work", [ZONE], NOW - 60, HOUR, holder_key=holder.compressed_point(phone))
     code = holder.make_live_code(other, phone, NOW, 1)
     l1, payload, sig = _parts(code)
@@ -66,7 +52,7 @@ def test_level2_over_another_level1(verifier: Verifier, issuer: Issuer, bound: s
     assert _denied(verifier, swapped).reason is Reason.HOLDER_MISMATCH
 
 
-def test_high_s_same_id(verifier: Verifier, bound: str, phone) -> None:
+def test_high_s_same_id(verifier: Verifier, bound: str, phone) -> None:  # noqa: F811
     code = holder.make_live_code(bound, phone, NOW, 1)
     l1, payload, sig = _parts(code)
     s = int.from_bytes(sig[32:], "big")
@@ -77,7 +63,7 @@ def test_high_s_same_id(verifier: Verifier, bound: str, phone) -> None:
 
 
 @pytest.mark.parametrize("sig", [b"\0" * 64, holder._ORDER.to_bytes(32, "big") * 2, b"\xff" * 64])
-def test_signature_out_of_range(verifier: Verifier, bound: str, phone, sig: bytes) -> None:
+def test_signature_out_of_range(verifier: Verifier, bound: str, phone, sig: bytes) -> None:  # noqa: F811
     l1, payload, _ = _parts(holder.make_live_code(bound, phone, NOW, 1))
     assert _denied(verifier, holder.live_text(l1, payload, sig)).reason is Reason.HOLDER_MISMATCH
 
@@ -95,7 +81,7 @@ def test_cnf_bad_points(x: int, y: bool) -> None:
 
 
 @pytest.mark.parametrize("age", [-31, -30, 0, 30, 31])
-def test_window_edges(verifier: Verifier, bound: str, phone, age: int) -> None:
+def test_window_edges(verifier: Verifier, bound: str, phone, age: int) -> None:  # noqa: F811
     code = holder.make_live_code(bound, phone, NOW - age, 1)
     for now in (NOW, NOW + 0.999):
         v = verifier.check(code, now, ZONE)
@@ -108,7 +94,7 @@ def test_window_edges(verifier: Verifier, bound: str, phone, age: int) -> None:
     cbor2.dumps([cbor2.CBORTag(1, NOW), 1]), b"\x82\x1b" + NOW.to_bytes(8, "big") + b"\x01",
     cbor2.dumps([NOW, 1]) + b"\x00", cbor2.dumps([True, 1]), cbor2.dumps({NOW: 1}),
 ])
-def test_bad_payloads_signed_by_holder(verifier: Verifier, bound: str, phone, payload) -> None:
+def test_bad_payloads_signed_by_holder(verifier: Verifier, bound: str, phone, payload) -> None:  # noqa: F811
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
     l1 = holder.pass_cose(bound)
@@ -122,7 +108,7 @@ def test_bad_payloads_signed_by_holder(verifier: Verifier, bound: str, phone, pa
     assert v.reason in (Reason.MALFORMED, Reason.UNSUPPORTED), v
 
 
-def test_outer_variants(verifier: Verifier, bound: str, phone) -> None:
+def test_outer_variants(verifier: Verifier, bound: str, phone) -> None:  # noqa: F811
     code = holder.make_live_code(bound, phone, NOW, 1)
     raw = base45.decode(code[4:])
     outer = cbor2.loads(raw)
@@ -143,12 +129,12 @@ def test_outer_variants(verifier: Verifier, bound: str, phone) -> None:
     assert _denied(verifier, b"PG2:\xff\xfe").reason is Reason.MALFORMED
 
 
-def test_plain_pass_live(verifier: Verifier, issuer: Issuer, phone) -> None:
+def test_plain_pass_live(verifier: Verifier, issuer: Issuer, phone) -> None:  # noqa: F811
     plain = issuer.issue("work", [ZONE], NOW - 60, HOUR)
     assert _denied(verifier, holder.make_live_code(plain, phone, NOW, 1)).reason is Reason.MALFORMED
 
 
-def test_debouncer_live_codes_of_a_do_not_hide_b(issuer: Issuer, bound: str, phone) -> None:
+def test_debouncer_live_codes_of_a_do_not_hide_b(issuer: Issuer, bound: str, phone) -> None:  # noqa: F811
     from passgate.checkpoint.debounce import Debouncer
 
     other = issuer.issue("work", [ZONE], NOW - 60, HOUR, holder_key=holder.compressed_point(phone))
@@ -162,8 +148,8 @@ def test_debouncer_live_codes_of_a_do_not_hide_b(issuer: Issuer, bound: str, pho
     assert d.feed(["PG2:" + "0" * 10], 0.4) == ["PG2:" + "0" * 10]  # unreadable: itself
 
 
-def test_live_code_as_bytearray_is_read_as_a_live_code(verifier: Verifier, bound: str,
-                                                        phone) -> None:
+def test_live_code_as_bytearray_is_read_as_a_live_code(  # noqa: F811
+        verifier: Verifier, bound: str, phone) -> None:  # noqa: F811
     """Bytes-like input is read as the text it holds, whatever its Python type: a live code
     in a bytearray was sent down the level-1 path and denied ``unsupported`` ("version PG2")."""
     code = holder.make_live_code(bound, phone, NOW, 1)
