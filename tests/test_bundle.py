@@ -173,6 +173,11 @@ def test_policy_file_errors_name_the_problem(tmp_path, operator_files):
         ("[fleet]\nmax_offline_age = 'soon'\n", "max_offline_age"),
         ("[fleet]\nfavourite_colour = 'red'\n", "unknown setting"),
         ("[zones.gate-1]\npurposes = ['juggling']\n", "unknown purpose"),
+        # A holder_binding naming no purpose would silently require nothing (issue 16 review):
+        # a typo must stop the bundle at the desk, not let bare passes through at the door.
+        ("[fleet]\nholder_binding = ['Work']\n", "holder_binding.*unknown purpose 'Work'"),
+        ("[fleet.zones.gate-1]\nholder_binding = ['wrok']\n", "unknown purpose 'wrok'"),
+        ("[fleet.sites.hq]\nholder_binding = ['juggling']\n", "unknown purpose 'juggling'"),
         ("[something]\n", "unknown table"),
     ]:
         bad.write_text(text)

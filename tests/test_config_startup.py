@@ -57,6 +57,12 @@ BROKEN = {
         "{dropin}: journal.hash_key_file: {tmp}/keys/j.key: not found "
         "(provisioning writes it: passgate provision)",
     ),
+    # issue 16 review: a holder_binding naming no purpose would silently require nothing
+    "holder_binding names no purpose of the trust folder": (
+        lambda t, s, c: _dropin(c, '[trust]\nholder_binding = ["Work"]\n'),
+        "{dropin}: trust.holder_binding: unknown purpose 'Work' (not in {state}/trust's "
+        "purposes): it would require no live code",
+    ),
     "hash key is a folder": (
         lambda t, s, c: _dropin(c, f'[journal]\nhash_key_file = "{t}"\n'),
         "{dropin}: journal.hash_key_file: {tmp}: cannot read: Is a directory",

@@ -38,7 +38,7 @@ from passgate.bundle.format import (
     signer_protected,
 )
 from passgate.bundle.parts import encode_fleet, encode_issuers, encode_policy
-from passgate.bundle.policy import FleetPolicy
+from passgate.bundle.policy import ALL, FleetPolicy
 from passgate.bundle.revokers import anchor_manifest, merge_digests
 from passgate.bundle.roots import RootSet
 from passgate.bundle.verify import VerifiedBundle
@@ -74,6 +74,17 @@ class BundleContent:
                 raise TrustError(
                     f"bundle: zone {zone}: unknown purpose {sorted(allowed - known)[0]!r}"
                 )
+        # holder_binding names purposes: one that is not in the table (a typo, a label for an
+        # id) would silently require no live code at all, so it is refused here ("*" is all).
+        levels = [("fleet", self.fleet.default.holder_binding)] + [
+            (f"fleet.{group}.{name}", tuple(override.get("holder_binding", ())))
+            for group, table in (("sites", self.fleet.sites), ("zones", self.fleet.zones))
+            for name, override in table.items()
+        ]
+        for where, names in levels:
+            unknown = sorted(set(names) - known - {ALL})
+            if unknown:
+                raise TrustError(f"bundle: {where}.holder_binding: unknown purpose {unknown[0]!r}")
         for key in self.issuers:
             if key.purposes is not None and key.purposes - known:
                 raise TrustError(

@@ -102,7 +102,8 @@ def preflight(cfg: Config) -> Startup:
     the key, the path and what is wrong.
 
     Refused here: the journal key unreadable, missing or not a key (and its state folder
-    missing, when the key lives in it), a ``dir`` trust source that does not load. Not
+    missing, when the key lives in it), a ``dir`` trust source that does not load, a
+    ``trust.holder_binding`` naming a purpose that trust folder does not know. Not
     refused: what may appear later and is shown as a fault at the door meanwhile (a missing
     bundle, camera files on a mount, a journal folder that is not mounted yet)."""
     key_file = loaded_path(cfg.journal.hash_key_file, "journal.hash_key_file")
@@ -127,6 +128,15 @@ def preflight(cfg: Config) -> Startup:
             store = TrustStore.from_dir(cfg.trust.dir)
         except TrustError as exc:
             raise ConfigError(f"{cfg.origin('trust.dir')}: trust.dir: {exc}") from None
+        # A purpose the folder does not know would never match a pass: binding silently off.
+        binding = cfg.trust.holder_binding
+        unknown = sorted(p for p in binding if p != "*" and p not in store.purposes)
+        if unknown:
+            raise ConfigError(
+                f"{cfg.origin('trust.holder_binding')}: trust.holder_binding: unknown purpose "
+                f"{unknown[0]!r} (not in {cfg.trust.dir}'s purposes): it would require no live "
+                "code"
+            )
     return Startup(key, store)
 
 

@@ -62,7 +62,7 @@ class Verifier:
                 return Verdict(Result.DENY, Reason.CLOCK_UNTRUSTED, 0, "no valid time")
             now = math.floor(now)
         if (type(text) is str and text[:4] == LIVE_PREFIX) or (
-                type(text) is bytes and text[:4] == _LIVE_B):
+                type(text) in (bytes, bytearray) and text[:4] == _LIVE_B):
             return self._check_live(text, now, zone)
         # The layout every issuer writes is read in one pass (format.read_text); anything else,
         # and every refusal, goes through parse_text, which names the fault.
