@@ -156,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 image.save(path, format="PNG", optimize=True)
         # console-*.png are the collector console's, taken by
-        # tests/test_collector_console_browser.py.
+        # tests/test_collector_console_browser.py; holder-*.png the holder app's, taken by
+        # tests/test_holder_app_browser.py.
         extra += sorted(str(p.relative_to(HERE)) for p in where.glob("*.png")
-                        if p.stem not in wanted and not p.name.startswith("console-"))
+                        if p.stem not in wanted and not p.name.startswith(("console-", "holder-")))
     for name in extra:
         print(f"not made by this script: {name}")
     print(f"{changed} of {total} pictures {'differ' if args.check else 'rewritten'}")
