@@ -43,7 +43,7 @@ from passgate.selftest.checks import (
 )
 from passgate.selftest.state import check_clock, check_collector, check_disk, check_journal
 from passgate.util.i18n import LOCALE_DIR, language
-from test_selftest import TEXT, scene_frames
+from test_selftest import TEXT, device_config, scene_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "firmware/passgate/selftest/checks.py",
@@ -220,32 +220,8 @@ def test_a_simulated_run_with_a_language_prints_it(tmp_path, lang):
 
 
 def _device(tmp_path: Path, lang: str | None) -> Path:
-    """A config on a laptop as in test_selftest's device-mode test: frames from a folder, the
-    dummy OLED, nothing provisioned (trust data and journal fail), a collector that refuses."""
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i, f in enumerate(scene_frames(TEXT, 3)):
-        Image.fromarray(f).save(frames / f"{i}.png")
-    (tmp_path / "sync").mkdir()
-    (tmp_path / "sync" / "enrolment.json").write_text(json.dumps(
-        {"collector": "http://127.0.0.1:9", "device": "gate-1", "fingerprint": "x"}))
-    (tmp_path / "state").mkdir()
-    cfg = tmp_path / "passgate.toml"
-    language_line = f'language = "{lang}"' if lang else ""
-    cfg.write_text(f"""
-[checkpoint]
-zone = "gate-1"
-device_id = "gate-1"
-state_dir = "{tmp_path / 'state'}"
-[camera]
-source = "files"
-path = "{frames}"
-[display]
-driver = "dummy"
-png_dir = "{tmp_path / 'oled'}"
-{language_line}
-""")
-    return cfg
+    """test_selftest's device config on a laptop, in ``lang``."""
+    return device_config(tmp_path, lang)
 
 
 def _run(tmp_path, monkeypatch, *argv) -> tuple[int, str]:

@@ -667,10 +667,10 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert "config file not found" in capsys.readouterr().err
 
 
-def test_device_mode_from_a_config_on_a_laptop(tmp_path, monkeypatch):
-    """The real entry point with a config: frames from a folder, the dummy OLED writing PNGs,
-    GPIO on MockFactory through GPIOZERO_PIN_FACTORY; nothing provisioned, so the trust data
-    and the journal fail, and the collector URL comes from the enrolment record."""
+def device_config(tmp_path: Path, lang: str | None = None) -> Path:
+    """A device config on a laptop: frames from a folder, the dummy OLED writing PNGs, nothing
+    provisioned (trust data and journal fail), an enrolment naming a collector that refuses;
+    ``lang``: its ``[display] language`` (none: the default)."""
     frames = tmp_path / "frames"
     frames.mkdir()
     for i, f in enumerate(scene_frames(TEXT, 3)):
@@ -678,7 +678,9 @@ def test_device_mode_from_a_config_on_a_laptop(tmp_path, monkeypatch):
     (tmp_path / "sync").mkdir()
     (tmp_path / "sync" / "enrolment.json").write_text(json.dumps(
         {"collector": "http://127.0.0.1:9", "device": "gate-1", "fingerprint": "x"}))
+    (tmp_path / "state").mkdir()
     cfg = tmp_path / "passgate.toml"
+    language_line = f'language = "{lang}"' if lang else ""
     cfg.write_text(f"""
 [checkpoint]
 zone = "gate-1"
@@ -690,8 +692,16 @@ path = "{frames}"
 [display]
 driver = "dummy"
 png_dir = "{tmp_path / 'oled'}"
+{language_line}
 """)
-    (tmp_path / "state").mkdir()
+    return cfg
+
+
+def test_device_mode_from_a_config_on_a_laptop(tmp_path, monkeypatch):
+    """The real entry point with a config: frames from a folder, the dummy OLED writing PNGs,
+    GPIO on MockFactory through GPIOZERO_PIN_FACTORY; nothing provisioned, so the trust data
+    and the journal fail, and the collector URL comes from the enrolment record."""
+    cfg = device_config(tmp_path)
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     out = io.StringIO()
     code = selftest(_args("--config", str(cfg), "--sync-dir", str(tmp_path / "sync")),
