@@ -3,7 +3,8 @@
 Every transition of ``passgate.update.updater``: up to date, updated, rolled back after a
 failed health check or a failed install, refused releases (unauthorised key, downgrade,
 below the minimum, tampered package), the read-only root remounted only around installs,
-the overlay root refused, and a power cut before each command of an update and of a
+the overlay root updated through two reboots (and refused when its state is in RAM), and a
+power cut before each command of an update and of a
 rollback, then a reboot and a resumed run: the device always ends on a working version and
 never reports a failed update as done.
 """
@@ -442,6 +443,7 @@ def _drive_overlay_update(rig, kind: str, cut: int | None) -> tuple[object, int]
         try:
             state = rig.updater(timeout=6).run_once()
         except PowerCut:
+            cut = None  # one cut per update
             seen = read_state(rig.paths.state_file)
             assert not (seen.outcome == "updated" and rig.machine.installed != "0.2.0")
             state = None
@@ -450,7 +452,8 @@ def _drive_overlay_update(rig, kind: str, cut: int | None) -> tuple[object, int]
         if rig.machine.overlay_next_boot:  # about to freeze the root again: a working version
             assert rig.machine.half is None and rig.machine.installed in (
                 "0.1.0", "0.2.0" if kind == "healthy" else "0.1.0"), (cut, rig.machine.log)
-        rig.machine.boot()
+        rig.machine.boot()  # (a boot clears cut_at: set again while the cut is to come)
+        rig.machine.cut_at = cut
         boots += 1
     raise AssertionError(f"no end after 12 boots (cut {cut}): {rig.machine.log}")
 
@@ -472,6 +475,7 @@ def test_a_power_cut_anywhere_in_an_overlay_update_resumes_and_restores_the_over
         rig.source.target_version = "0.2.0"
         state, boots = _drive_overlay_update(rig, kind, cut)
         where = f"cut before command {cut} ({count.machine.log[cut - 1]})"
+        assert rig.machine.calls >= cut, where  # the cut was reached
         assert (state.step, state.outcome, rig.machine.installed) == ("idle", outcome, final), where
         assert rig.machine.running == final and rig.machine.half is None, where
         assert rig.machine.overlay_now and rig.machine.overlay_next_boot, where
