@@ -438,8 +438,7 @@ def _drive_overlay_update(rig, kind: str, cut: int | None) -> tuple[object, int]
     Returns the last state and the boots it took. Every boot into the overlay must find a
     configured package of a version that was healthy here."""
     rig.machine.cut_at = cut
-    boots = 0
-    for _ in range(12):
+    for boots in range(12):
         try:
             state = rig.updater(timeout=6).run_once()
         except PowerCut:
@@ -454,7 +453,6 @@ def _drive_overlay_update(rig, kind: str, cut: int | None) -> tuple[object, int]
                 "0.1.0", "0.2.0" if kind == "healthy" else "0.1.0"), (cut, rig.machine.log)
         rig.machine.boot()  # (a boot clears cut_at: set again while the cut is to come)
         rig.machine.cut_at = cut
-        boots += 1
     raise AssertionError(f"no end after 12 boots (cut {cut}): {rig.machine.log}")
 
 
