@@ -297,6 +297,20 @@ def test_an_overlay_that_stays_on_after_reboots_gives_up(tmp_path):
     assert rig.machine.overlay_next_boot and rig.machine.installed == "0.1.0"
 
 
+def test_a_read_only_boot_partition_is_writable_only_around_the_overlay_switch(tmp_path):
+    rig = Rig(tmp_path, overlay=True)
+    boot = str(rig.boot_dir)
+    rig.mounts.write_text(rig.mounts.read_text() + f"/dev/mmcblk0p1 {boot} vfat ro 0 0\n")
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    assert rig.updater().run_once().step == "overlay_off"
+    log = rig.machine.log
+    i = log.index("raspi-config nonint do_overlayfs 1")
+    assert log[i - 1] == f"mount -o remount,rw {boot}"
+    assert log[i + 1:i + 3] == ["sync", f"mount -o remount,ro {boot}"]
+    assert log[-1] == "systemctl reboot" and not rig.machine.overlay_next_boot
+
+
 def test_cmdline_edit_matches_deploy_state_sh():
     from passgate.update.system import cmdline_edit
 

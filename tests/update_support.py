@@ -107,6 +107,8 @@ class Machine:
         if argv[:3] == ["mount", "-o", "remount,ro"] and argv[3:] == ["/"]:
             self.root_rw = False
             return ok()
+        if argv[0] == "mount" and argv[1:3] in (["-o", "remount,rw"], ["-o", "remount,ro"]):
+            return ok()  # the boot partition (raspi-config's read-only /boot)
         if argv[:3] == ["raspi-config", "nonint", "do_overlayfs"] and self.boot_cmdline:
             # Bookworm's raspi-config: 0 is on (boot=overlay), 1 is off.
             words = [w for w in self.boot_cmdline.read_text().split() if w != "boot=overlay"]
