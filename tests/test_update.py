@@ -492,3 +492,16 @@ def test_a_power_cut_anywhere_in_an_overlay_update_resumes_and_restores_the_over
         assert rig.machine.running == final and rig.machine.half is None, where
         assert rig.machine.overlay_now and rig.machine.overlay_next_boot, where
         assert state.overlay is False, where
+
+
+def test_resume_only_does_nothing_when_idle_and_goes_on_with_a_step_in_progress(tmp_path, capsys):
+    """The boot-time unit (passgate-update-resume.service): no plan, no download when idle."""
+    from passgate.cli import main
+
+    assert main(["update", "--resume-only", "--state-dir", str(tmp_path)]) == 0
+    assert "nothing in progress" in capsys.readouterr().out
+    (tmp_path / "update.json").write_text('{"step": "overlay_on", "target": "0.2.0"}')
+    # a step is open: it goes on, so it needs the collector and the bundle (none here: 2)
+    assert main(["update", "--resume-only", "--state-dir", str(tmp_path),
+                 "--sync-dir", str(tmp_path)]) == 2
+    assert "need a collector" in capsys.readouterr().err
