@@ -122,11 +122,12 @@ print(p["start"] * s, p["size"] * s)') || img_fail "cannot read the new partitio
     img_mount -t ext4 "$IMG_STATE_LOOP" "$IMG_ROOT$PG_DATA"
     img_state_dir passgate passgate passgate 2770 "$PG_STATE"
     img_state_dir passgate-sync passgate-sync passgate-sync 0700 "$PG_SYNC_STATE"
+    img_state_dir passgate-update root root 0755 "$PG_UPDATE_STATE"
     img_umount "$IMG_ROOT$PG_DATA"
     losetup -d "$IMG_STATE_LOOP"
     IMG_STATE_LOOP=""
     fstab_write_block "$IMG_ROOT$PG_FSTAB" "$uuid"
-    img_note "state partition UUID $uuid in /etc/fstab: $PG_STATE and $PG_SYNC_STATE are bind mounts of its folders"
+    img_note "state partition UUID $uuid in /etc/fstab: $PG_STATE, $PG_SYNC_STATE and $PG_UPDATE_STATE are bind mounts of its folders"
     local free
     free=$(img_free_mb)
     img_note "the root keeps its size at first boot (the state partition follows it): $free MiB free; --grow SIZE for more"

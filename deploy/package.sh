@@ -30,7 +30,7 @@
 
 PG_PY=3.11
 PKG_UNITS=(passgate-scanner.service passgate-sync.service passgate-firstboot.service
-    passgate-update.service passgate-update.timer)
+    passgate-update.service passgate-update.timer passgate-update-resume.service)
 
 pkg_version() {
     python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])'

@@ -5,12 +5,15 @@
 #
 # With Raspberry Pi OS's overlay on, every write to the root lands in RAM and is gone at the
 # next boot. The checkpoint's state (journal, trust data, clock floor in /var/lib/passgate; the
-# device key in /var/lib/passgate-sync) therefore lives on its own ext4 partition, labelled
-# PGSTATE and mounted at /var/lib/passgate-data, and the two folders are bind mounts of folders
-# on it: every path the services, the units and the docs use stays what it was.
+# device key in /var/lib/passgate-sync; the updater's step and its cached packages in
+# /var/lib/passgate-update, which must survive the reboot out of the overlay that an update
+# takes) therefore lives on its own ext4 partition, labelled PGSTATE and mounted at
+# /var/lib/passgate-data, and the three folders are bind mounts of folders on it: every path
+# the services, the units and the docs use stays what it was.
 
 PG_DATA=/var/lib/passgate-data
 PG_STATE_LABEL=PGSTATE
+PG_UPDATE_STATE=/var/lib/passgate-update  # the updater unit's StateDirectory
 PG_FSTAB=/etc/fstab
 PG_PROC_CMDLINE=/proc/cmdline
 PG_BOOT_DIRS=(/boot/firmware /boot)
@@ -35,7 +38,8 @@ state_fstab_block() {
     printf 'UUID=%s %s ext4 defaults,noatime,commit=5,errors=remount-ro,nofail,x-systemd.device-timeout=30s 0 2\n' \
         "$1" "$PG_DATA"
     printf '%s %s none %s 0 0\n' "$PG_DATA/passgate" "$PG_STATE" "$bind" \
-        "$PG_DATA/passgate-sync" "$PG_SYNC_STATE" "$bind"
+        "$PG_DATA/passgate-sync" "$PG_SYNC_STATE" "$bind" \
+        "$PG_DATA/passgate-update" "$PG_UPDATE_STATE" "$bind"
     printf '%s\n' "$FSTAB_END"
 }
 
@@ -86,7 +90,7 @@ resolve_state_device() {  # DEV (may be empty)
     # Never the root, the boot partition or anything else in use: only our own mounts.
     while read -r target; do
         case "$target" in
-            "$PG_DATA" | "$PG_STATE" | "$PG_SYNC_STATE" | "") ;;
+            "$PG_DATA" | "$PG_STATE" | "$PG_SYNC_STATE" | "$PG_UPDATE_STATE" | "") ;;
             *) state_fail "$dev is mounted at $target: the state needs a partition of its own" 2 ;;
         esac
     done < <(findmnt -rn -o TARGET -S "$dev" 2>/dev/null || true)
@@ -95,7 +99,7 @@ resolve_state_device() {  # DEV (may be empty)
     # so nothing would be moved). Moving it is a deliberate act, done by hand.
     current=$(findmnt -n -o SOURCE --mountpoint "$PG_DATA" 2>/dev/null || true)
     if [ -n "$current" ] && [ "$(readlink -f "$current")" != "$(readlink -f "$dev")" ]; then
-        state_fail "the state lives on $current (mounted at $PG_DATA), not $dev: to keep it, run this without --state-device; to move it, stop ${PG_SERVICES[*]}, copy it with 'rsync -aH --numeric-ids $PG_DATA/ MOUNTPOINT/' onto $dev mounted elsewhere, unmount $PG_STATE, $PG_SYNC_STATE and $PG_DATA, then run this again" 2
+        state_fail "the state lives on $current (mounted at $PG_DATA), not $dev: to keep it, run this without --state-device; to move it, stop ${PG_SERVICES[*]}, copy it with 'rsync -aH --numeric-ids $PG_DATA/ MOUNTPOINT/' onto $dev mounted elsewhere, unmount $PG_STATE, $PG_SYNC_STATE, $PG_UPDATE_STATE and $PG_DATA, then run this again" 2
     fi
     STATE_DEV=$dev
     STATE_UUID=$(blkid -p -o value -s UUID "$dev")
@@ -164,7 +168,7 @@ step_state() {
             # systemd makes mount units from fstab: let it see the new lines now.
             if is_live; then systemctl daemon-reload; fi
         fi
-        changed "fstab: state partition $STATE_DEV (UUID $STATE_UUID) at $PG_DATA, bind mounts $PG_STATE and $PG_SYNC_STATE"
+        changed "fstab: state partition $STATE_DEV (UUID $STATE_UUID) at $PG_DATA, bind mounts $PG_STATE, $PG_SYNC_STATE and $PG_UPDATE_STATE"
     fi
     ensure_dir "$PG_DATA" root root 0755
     if ! mountpoint -q "$PG_DATA"; then
@@ -173,10 +177,16 @@ step_state() {
     fi
     ensure_dir "$PG_DATA/passgate" passgate passgate 2770
     ensure_dir "$PG_DATA/passgate-sync" passgate-sync passgate-sync 0700
+    # The updater's folder (root, 0755 as the unit's StateDirectory makes it): its step and
+    # packages survive the reboots of an update through the overlay. No service to stop for
+    # it: the updater's lock is taken per run, and a run in progress here is unlikely.
+    ensure_dir "$PG_DATA/passgate-update" root root 0755
+    ensure_dir "$PG_UPDATE_STATE" root root 0755
     state_move "$PG_STATE" "$PG_DATA/passgate"
     state_move "$PG_SYNC_STATE" "$PG_DATA/passgate-sync"
+    state_move "$PG_UPDATE_STATE" "$PG_DATA/passgate-update"
     local m
-    for m in "$PG_STATE" "$PG_SYNC_STATE"; do
+    for m in "$PG_STATE" "$PG_SYNC_STATE" "$PG_UPDATE_STATE"; do
         if ! mountpoint -q "$m"; then
             state_units_stop
             state_mount "$m"

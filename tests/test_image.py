@@ -215,7 +215,8 @@ def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, 
         binds = re.findall(r"^(/var/lib/passgate-data/\S+) (/var/lib/\S+) none bind,\S+ 0 0$",
                            fstab, re.M)
         assert binds == [("/var/lib/passgate-data/passgate", "/var/lib/passgate"),
-                         ("/var/lib/passgate-data/passgate-sync", "/var/lib/passgate-sync")]
+                         ("/var/lib/passgate-data/passgate-sync", "/var/lib/passgate-sync"),
+                         ("/var/lib/passgate-data/passgate-update", "/var/lib/passgate-update")]
         m.mount(state, str(r / "var/lib/passgate-data"))
         assert owner(r, "/var/lib/passgate-data/passgate") == "passgate:passgate"
         assert mode(r / "var/lib/passgate-data/passgate") == "0o2770"

@@ -118,7 +118,8 @@ def test_dry_run_with_a_state_device_shows_fstab_mounts_and_changes_nothing(loop
     assert data, out
     opts = data.group(1).split(",")
     assert {"noatime", "commit=5", "nofail"} <= set(opts)
-    for src, dst in (("passgate", "passgate"), ("passgate-sync", "passgate-sync")):
+    for src, dst in (("passgate", "passgate"), ("passgate-sync", "passgate-sync"),
+                     ("passgate-update", "passgate-update")):
         assert re.search(rf"^\s+/var/lib/passgate-data/{src} /var/lib/{dst} none bind,\S*"
                          r"x-systemd.requires-mounts-for=/var/lib/passgate-data\S* 0 0$", out, re.M)
     for line in ("would run: mount /var/lib/passgate-data",
@@ -126,7 +127,10 @@ def test_dry_run_with_a_state_device_shows_fstab_mounts_and_changes_nothing(loop
                  "/var/lib/passgate-data/passgate",
                  "would run: install -d -o passgate-sync -g passgate-sync -m 0700 "
                  "/var/lib/passgate-data/passgate-sync",
-                 "would run: mount /var/lib/passgate\n", "would run: mount /var/lib/passgate-sync"):
+                 "would run: install -d -o root -g root -m 0755 "
+                 "/var/lib/passgate-data/passgate-update",
+                 "would run: mount /var/lib/passgate\n", "would run: mount /var/lib/passgate-sync",
+                 "would run: mount /var/lib/passgate-update"):
         assert line in out, line
     assert "skipped (not a Raspberry Pi): read-only root (overlay) on" in res.stderr
     assert fstab_digest() == before

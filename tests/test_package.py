@@ -78,6 +78,7 @@ def test_the_package_holds_the_app_units_config_commands_and_docs(deb):
                  "/lib/systemd/system/passgate-scanner.service",
                  "/lib/systemd/system/passgate-sync.service",
                  "/lib/systemd/system/passgate-firstboot.service",
+                 "/lib/systemd/system/passgate-update-resume.service",
                  "/lib/systemd/system.conf.d/passgate-watchdog.conf",
                  "/etc/passgate/passgate.toml", "/usr/bin/passgate", "/usr/bin/passgate-collector",
                  "/usr/share/man/man1/passgate.1.gz", "/usr/share/man/man1/passgate-collector.1.gz",

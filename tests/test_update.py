@@ -3,7 +3,8 @@
 Every transition of ``passgate.update.updater``: up to date, updated, rolled back after a
 failed health check or a failed install, refused releases (unauthorised key, downgrade,
 below the minimum, tampered package), the read-only root remounted only around installs,
-the overlay root refused, and a power cut before each command of an update and of a
+the overlay root updated through two reboots (and refused when its state is in RAM), and a
+power cut before each command of an update and of a
 rollback, then a reboot and a resumed run: the device always ends on a working version and
 never reports a failed update as done.
 """
@@ -31,7 +32,8 @@ def rig(tmp_path):
 
 
 class Rig:
-    def __init__(self, tmp_path, root_ro: bool = True):
+    def __init__(self, tmp_path, root_ro: bool = True, overlay: bool = False,
+                 state_on_disk: bool = True):
         self.rf = ReleaseFleet()
         self.tmp = tmp_path
         self.rf.provision(tmp_path / "bundle")
@@ -40,10 +42,22 @@ class Rig:
         self.machine = Machine(installed="0.1.0")
         self.machine.boot()
         self.mounts = tmp_path / "mounts"
-        self.mounts.write_text(f"/dev/root / ext4 {'ro' if root_ro else 'rw'},noatime 0 0\n")
+        if overlay:  # Raspberry Pi OS's overlay: / is rw (in RAM), the state on its partition
+            root_ro = False
+            self.mounts.write_text("overlay / overlay rw,relatime 0 0\n" + (
+                f"/dev/mmcblk0p3 {tmp_path} ext4 rw,noatime 0 0\n" if state_on_disk else ""))
+        else:
+            self.mounts.write_text(f"/dev/root / ext4 {'ro' if root_ro else 'rw'},noatime 0 0\n")
         self.machine.root_rw = not root_ro
+        self.machine.root_ro_at_boot = root_ro
         self.cmdline = tmp_path / "cmdline"
-        self.cmdline.write_text("console=tty1 root=/dev/mmcblk0p2\n")
+        self.boot_dir = tmp_path / "boot"
+        self.boot_dir.mkdir()
+        line = f"console=tty1 {'boot=overlay ' if overlay else ''}root=/dev/mmcblk0p2\n"
+        (self.boot_dir / "cmdline.txt").write_text(line)
+        self.cmdline.write_text(line)
+        self.machine.boot_cmdline, self.machine.proc_cmdline = (
+            self.boot_dir / "cmdline.txt", self.cmdline)
         self.source = FolderSource(self.releases, None)
         self.paths = Paths(tmp_path / "update.json", tmp_path / "cache", tmp_path / "bundle")
 
@@ -53,7 +67,8 @@ class Rig:
     def updater(self, timeout: float = 60.0) -> Updater:
         clock = FakeClock(1000.0)
         system = DebianSystem(self.machine.run, selftest_cmd=("selftest", "--quick"),
-                              mounts=self.mounts, cmdline=self.cmdline)
+                              mounts=self.mounts, cmdline=self.cmdline,
+                              boot_dirs=(self.boot_dir,))
         return Updater(system, self.source, self.paths, arch="amd64", now=lambda: NOW + 60,
                        monotonic=clock.monotonic, sleep=clock.sleep, health_timeout=timeout)
 
@@ -173,14 +188,139 @@ def test_an_unreachable_collector_changes_nothing(rig):
     assert state.step == "idle" and not rig.paths.state_file.exists()
 
 
-def test_an_overlay_root_is_refused_with_its_reason(rig):
-    rig.cmdline.write_text("console=tty1 boot=overlay root=/dev/mmcblk0p2\n")
+def test_an_overlay_root_updates_through_two_reboots(tmp_path):
+    rig = Rig(tmp_path, overlay=True)
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    # 1st run, overlay on: downloaded and verified, overlay off for the next boot, reboot
+    state = rig.updater().run_once()
+    assert (state.step, state.overlay, rig.machine.installed) == ("overlay_off", True, "0.1.0")
+    assert report(state)["update_state"] == "updating"
+    assert (rig.paths.cache / deb_file_name("0.2.0", "amd64")).is_file()
+    assert not rig.machine.overlay_next_boot and rig.machine.reboots_asked == 1
+    assert rig.machine.log[-1] == "systemctl reboot"
+    assert not any(c.startswith(("dpkg -i", "dpkg --configure", "mount")) for c in rig.machine.log)
+    # 2nd boot, no overlay: installed, checked, overlay on for the next boot, reboot
+    rig.machine.boot()
+    assert not rig.machine.overlay_now
+    state = rig.updater().run_once()
+    assert (state.step, state.outcome, rig.machine.installed) == ("overlay_on", "updated", "0.2.0")
+    assert report(state)["update_state"] == "up_to_date"
+    assert rig.machine.overlay_next_boot and rig.machine.reboots_asked == 1
+    i = rig.machine.log.index("raspi-config nonint do_overlayfs 0")
+    assert any(c.startswith("dpkg -i") for c in rig.machine.log[:i])
+    # 3rd boot, overlay on again: the attempt is over
+    rig.machine.boot()
+    state = rig.updater().run_once()
+    assert (state.step, state.outcome, state.overlay) == ("idle", "updated", False)
+    assert rig.machine.overlay_now and rig.machine.reboots_asked == 0
+    assert rig.machine.running == "0.2.0"
+    # and a later run has nothing to do (no reboot)
+    assert rig.updater().run_once().outcome == "up_to_date" and rig.machine.reboots_asked == 0
+
+
+def test_an_unhealthy_release_on_an_overlay_root_is_rolled_back_and_the_overlay_restored(
+        tmp_path):
+    rig = Rig(tmp_path, overlay=True)
+    rig.publish("0.2.0", "broken")
+    rig.source.target_version = "0.2.0"
+    assert rig.updater(timeout=6).run_once().step == "overlay_off"
+    rig.machine.boot()
+    state = rig.updater(timeout=6).run_once()
+    assert (state.step, state.outcome, rig.machine.installed) == (
+        "overlay_on", "rolled_back", "0.1.0")
+    assert report(state)["update_state"] == "rolled_back"  # never "updated"
+    assert rig.machine.overlay_next_boot and rig.machine.reboots_asked == 1
+    rig.machine.boot()
+    state = rig.updater(timeout=6).run_once()
+    assert (state.step, state.outcome, state.bad) == ("idle", "rolled_back", ("0.2.0",))
+    assert rig.machine.overlay_now and rig.machine.running == "0.1.0"
+
+
+def test_a_failed_install_on_an_overlay_root_restores_the_overlay(tmp_path):
+    rig = Rig(tmp_path, overlay=True)
+    rig.publish("0.2.0", "badinstall")
+    rig.source.target_version = "0.2.0"
+    rig.updater().run_once()
+    rig.machine.boot()
+    state = rig.updater().run_once()
+    assert state.outcome == "rolled_back" and "install failed" in state.reason
+    assert rig.machine.overlay_next_boot and rig.machine.installed == "0.1.0"
+
+
+def test_an_overlay_root_with_the_update_state_in_ram_is_refused(tmp_path):
+    rig = Rig(tmp_path, overlay=True, state_on_disk=False)
     rig.publish("0.2.0")
     rig.source.target_version = "0.2.0"
     state = rig.updater().run_once()
-    assert state.outcome == "failed" and "overlay" in state.reason
-    assert rig.machine.installed == "0.1.0"
-    assert not any(c.startswith(("dpkg -i", "mount")) for c in rig.machine.log)
+    assert state.outcome == "failed" and "not on the state partition" in state.reason
+    assert rig.machine.overlay_next_boot and rig.machine.reboots_asked == 0
+    assert not any(c.startswith(("dpkg -i", "mount", "raspi-config")) for c in rig.machine.log)
+
+
+def test_an_overlay_that_cannot_be_switched_off_fails_and_installs_nothing(tmp_path):
+    rig = Rig(tmp_path, overlay=True)
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    real = rig.machine._answer
+
+    def raspi_config_does_nothing(argv):
+        if argv[0] == "raspi-config":
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        return real(argv)
+
+    rig.machine._answer = raspi_config_does_nothing
+    state = rig.updater().run_once()
+    assert (state.step, state.outcome) == ("idle", "failed")
+    assert "still on" in state.reason and state.bad == ()
+    assert rig.machine.reboots_asked == 0 and rig.machine.installed == "0.1.0"
+
+
+def test_an_overlay_that_stays_on_after_reboots_gives_up(tmp_path):
+    """cmdline.txt says off, yet every boot comes back with the overlay (say, an initramfs
+    that forces it): a bounded number of reboots, then failed, nothing installed."""
+    from passgate.update.updater import MAX_OVERLAY_TRIES
+
+    rig = Rig(tmp_path, overlay=True)
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    reboots = 0
+    for _ in range(MAX_OVERLAY_TRIES + 2):
+        state = rig.updater().run_once()
+        reboots += rig.machine.reboots_asked
+        if state.step == "idle":
+            break
+        rig.machine.boot()
+        rig.cmdline.write_text("console=tty1 boot=overlay root=/dev/mmcblk0p2\n")
+    assert (state.step, state.outcome) == ("idle", "failed") and "still on" in state.reason
+    assert reboots == MAX_OVERLAY_TRIES
+    assert rig.machine.overlay_next_boot and rig.machine.installed == "0.1.0"
+
+
+def test_a_read_only_boot_partition_is_writable_only_around_the_overlay_switch(tmp_path):
+    rig = Rig(tmp_path, overlay=True)
+    boot = str(rig.boot_dir)
+    rig.mounts.write_text(rig.mounts.read_text() + f"/dev/mmcblk0p1 {boot} vfat ro 0 0\n")
+    rig.publish("0.2.0")
+    rig.source.target_version = "0.2.0"
+    assert rig.updater().run_once().step == "overlay_off"
+    log = rig.machine.log
+    i = log.index("raspi-config nonint do_overlayfs 1")
+    assert log[i - 1] == f"mount -o remount,rw {boot}"
+    assert log[i + 1:i + 3] == ["sync", f"mount -o remount,ro {boot}"]
+    assert log[-1] == "systemctl reboot" and not rig.machine.overlay_next_boot
+
+
+def test_cmdline_edit_matches_deploy_state_sh():
+    from passgate.update.system import cmdline_edit
+
+    line = "console=tty1 overlayroot=tmpfs:recurse=1,debug root=/dev/mmcblk0p2 rootwait"
+    assert cmdline_edit(line, "add") == ("console=tty1 overlayroot=tmpfs:debug,recurse=0 "
+                                         "root=/dev/mmcblk0p2 rootwait")
+    assert cmdline_edit(line, "strip") == ("console=tty1 overlayroot=tmpfs:debug "
+                                           "root=/dev/mmcblk0p2 rootwait")
+    assert cmdline_edit(line, "drop") == "console=tty1 root=/dev/mmcblk0p2 rootwait"
+    assert cmdline_edit("a overlayroot=tmpfs b", "add") == "a overlayroot=tmpfs:recurse=0 b"
 
 
 def _power_cut_runs(rig, kind: str) -> int:
@@ -209,6 +349,7 @@ def test_a_power_cut_before_any_command_resumes_to_a_working_version(tmp_path, k
         rig.machine.boot()  # the unit runs again at boot and resumes
         state = rig.updater(timeout=6).run_once()
         where = f"cut before command {cut} ({rig.machine.log[cut - 1]})"
+        assert rig.machine.reboots_asked == 0, where
         assert (state.step, state.outcome, rig.machine.installed) == ("idle", outcome, final), where
         assert rig.machine.running == final and rig.machine.half is None, where
         assert rig.machine.root_rw is False, where
@@ -303,3 +444,64 @@ def test_dpkgs_lock_held_by_apt_is_waited_for_not_read_as_a_failed_install(rig):
     state = up.run_once()
     assert state.outcome == "failed" and "locked by another process" in state.reason
     assert rig.machine.installed == "0.2.0"
+
+
+def _drive_overlay_update(rig, kind: str, cut: int | None) -> tuple[object, int]:
+    """A whole update through the overlay: runs of the unit, a boot after every reboot it asks
+    for and after the power cut before the ``cut``-th command (counted over all runs).
+    Returns the last state and the boots it took. Every boot into the overlay must find a
+    configured package of a version that was healthy here."""
+    rig.machine.cut_at = cut
+    for boots in range(12):
+        try:
+            state = rig.updater(timeout=6).run_once()
+        except PowerCut:
+            cut = None  # one cut per update
+            seen = read_state(rig.paths.state_file)
+            assert not (seen.outcome == "updated" and rig.machine.installed != "0.2.0")
+            state = None
+        if state is not None and rig.machine.reboots_asked == 0:
+            return state, boots
+        if rig.machine.overlay_next_boot:  # about to freeze the root again: a working version
+            assert rig.machine.half is None and rig.machine.installed in (
+                "0.1.0", "0.2.0" if kind == "healthy" else "0.1.0"), (cut, rig.machine.log)
+        rig.machine.boot()  # (a boot clears cut_at: set again while the cut is to come)
+        rig.machine.cut_at = cut
+    raise AssertionError(f"no end after 12 boots (cut {cut}): {rig.machine.log}")
+
+
+@pytest.mark.parametrize("kind,final,outcome", [("healthy", "0.2.0", "updated"),
+                                                ("broken", "0.1.0", "rolled_back")])
+def test_a_power_cut_anywhere_in_an_overlay_update_resumes_and_restores_the_overlay(
+        tmp_path, kind, final, outcome):
+    count = Rig(tmp_path / "count", overlay=True)
+    count.publish("0.2.0", kind)
+    count.source.target_version = "0.2.0"
+    state, boots = _drive_overlay_update(count, kind, None)
+    assert (state.outcome, boots) == (outcome, 2)  # two reboots: out of and into the overlay
+    total = count.machine.calls
+    assert total > 12
+    for cut in range(1, total + 1):
+        rig = Rig(tmp_path / f"cut{cut}", overlay=True)
+        rig.publish("0.2.0", kind)
+        rig.source.target_version = "0.2.0"
+        state, boots = _drive_overlay_update(rig, kind, cut)
+        where = f"cut before command {cut} ({count.machine.log[cut - 1]})"
+        assert rig.machine.calls >= cut, where  # the cut was reached
+        assert (state.step, state.outcome, rig.machine.installed) == ("idle", outcome, final), where
+        assert rig.machine.running == final and rig.machine.half is None, where
+        assert rig.machine.overlay_now and rig.machine.overlay_next_boot, where
+        assert state.overlay is False, where
+
+
+def test_resume_only_does_nothing_when_idle_and_goes_on_with_a_step_in_progress(tmp_path, capsys):
+    """The boot-time unit (passgate-update-resume.service): no plan, no download when idle."""
+    from passgate.cli import main
+
+    assert main(["update", "--resume-only", "--state-dir", str(tmp_path)]) == 0
+    assert "nothing in progress" in capsys.readouterr().out
+    (tmp_path / "update.json").write_text('{"step": "overlay_on", "target": "0.2.0"}')
+    # a step is open: it goes on, so it needs the collector and the bundle (none here: 2)
+    assert main(["update", "--resume-only", "--state-dir", str(tmp_path),
+                 "--sync-dir", str(tmp_path)]) == 2
+    assert "need a collector" in capsys.readouterr().err

@@ -36,11 +36,28 @@ class Machine:
     log: list[str] = field(default_factory=list)
     cut_at: int | None = None  # power cut before the n-th command (1-based)
     calls: int = 0
+    root_ro_at_boot: bool = True  # / is mounted read-only at boot (False: rw, or the overlay)
+    boot_cmdline: Path | None = None  # cmdline.txt on the boot partition: the next boot's
+    proc_cmdline: Path | None = None  # /proc/cmdline: this boot's
+    reboots_asked: int = 0  # systemctl reboot since the last boot
 
     def boot(self) -> None:
-        """A reboot: services start from whatever dpkg holds, if it is configured."""
-        self.cut_at, self.root_rw = None, False
+        """A reboot: services start from whatever dpkg holds, if it is configured; the kernel
+        command line is what cmdline.txt says (the overlay on or off)."""
+        self.cut_at, self.root_rw, self.reboots_asked = None, not self.root_ro_at_boot, 0
         self.running = self.installed if self.half is None else None
+        if self.boot_cmdline is not None and self.proc_cmdline is not None:
+            self.proc_cmdline.write_text(self.boot_cmdline.read_text())
+
+    @property
+    def overlay_next_boot(self) -> bool:
+        assert self.boot_cmdline is not None
+        return "boot=overlay" in self.boot_cmdline.read_text().split()
+
+    @property
+    def overlay_now(self) -> bool:
+        assert self.proc_cmdline is not None
+        return "boot=overlay" in self.proc_cmdline.read_text().split()
 
     def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess:
         self.calls += 1
@@ -84,11 +101,23 @@ class Machine:
             if self.running is not None and self.kind == "healthy":
                 return ok("ActiveState=active\nSubState=running\nNRestarts=0\n")
             return ok("ActiveState=activating\nSubState=auto-restart\nNRestarts=3\n")
-        if argv[:3] == ["mount", "-o", "remount,rw"]:
+        if argv[:3] == ["mount", "-o", "remount,rw"] and argv[3:] == ["/"]:
             self.root_rw = True
             return ok()
-        if argv[:3] == ["mount", "-o", "remount,ro"]:
+        if argv[:3] == ["mount", "-o", "remount,ro"] and argv[3:] == ["/"]:
             self.root_rw = False
+            return ok()
+        if argv[0] == "mount" and argv[1:3] in (["-o", "remount,rw"], ["-o", "remount,ro"]):
+            return ok()  # the boot partition (raspi-config's read-only /boot)
+        if argv[:3] == ["raspi-config", "nonint", "do_overlayfs"] and self.boot_cmdline:
+            # Bookworm's raspi-config: 0 is on (boot=overlay), 1 is off.
+            words = [w for w in self.boot_cmdline.read_text().split() if w != "boot=overlay"]
+            if argv[3] == "0":
+                words.insert(0, "boot=overlay")
+            self.boot_cmdline.write_text(" ".join(words) + "\n")
+            return ok()
+        if argv[:2] == ["systemctl", "reboot"]:
+            self.reboots_asked += 1
             return ok()
         if argv[0] in ("sync", "selftest"):
             return ok("all checks passed")

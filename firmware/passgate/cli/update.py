@@ -1,6 +1,7 @@
 """``passgate update``: one run of the updater (the ``passgate-update`` unit runs it as root).
 
     sudo passgate update                 # resume or start an update, check health, roll back
+    sudo passgate update --resume-only   # only go on with one in progress (at boot)
     passgate update status [--json]      # the state file, as the staff page will show it
 
 The collector and the device id come from the sync agent's enrolment record, the bundle
@@ -47,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds the new version has to reach READY (default 120)")
     p.add_argument("--selftest-cmd", nargs="+", default=list(QUICK_SELFTEST), metavar="ARG",
                    help="quick self-test run once the scanner is READY; '' for none")
+    p.add_argument("--resume-only", action="store_true",
+                   help="only go on with an update in progress (the boot-time unit); "
+                   "do nothing when none is")
     p.set_defaults(func=update)
     s = p.add_subparsers(dest="update_cmd")
     st = s.add_parser("status", help="show the update state")
@@ -67,6 +71,12 @@ def update(args: argparse.Namespace) -> int:
     from passgate.update.updater import Paths, Updater
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.resume_only:
+        from passgate.update.state import IDLE, read_state
+
+        if read_state(args.state_dir / STATE_FILE).step == IDLE:
+            print("update: nothing in progress")
+            return 0
     config = args.config or (DEFAULT_PATH if DEFAULT_PATH.is_file() else None)
     cfg = load_config(config) if config is not None else None
     enrolment = load_enrolment(args.sync_dir / "enrolment.json")

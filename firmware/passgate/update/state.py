@@ -8,7 +8,10 @@ Rules kept (tests/test_update.py):
   every step is safe to redo (download again, ``dpkg -i`` again, check again);
 - what the collector sees (:func:`report`) is derived from the file only: ``updating`` while
   any step of an install or a rollback is open, ``updated``/``up_to_date`` only after a
-  health check passed; a rollback or a failure keeps its reason until the next attempt.
+  health check passed; a rollback or a failure keeps its reason until the next attempt;
+- ``overlay_on`` (the install finished, the read-only root being switched back on) already
+  reports the attempt's outcome: the outcome field is written only when the install (or the
+  rollback) finished, so it never says ``updated`` for an update that did not pass.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ DOWNLOADING = "downloading"
 INSTALLING = "installing"
 CHECKING = "checking"
 ROLLING_BACK = "rolling_back"
-STEPS = (IDLE, DOWNLOADING, INSTALLING, CHECKING, ROLLING_BACK)
+# Read-only root (Raspberry Pi OS's overlay): the overlay is switched off for the next boot
+# and the device rebooted before installing, and switched on again (and rebooted) after.
+OVERLAY_OFF = "overlay_off"
+OVERLAY_ON = "overlay_on"
+STEPS = (IDLE, DOWNLOADING, OVERLAY_OFF, INSTALLING, CHECKING, ROLLING_BACK, OVERLAY_ON)
 
 # outcomes of the last attempt (idle only)
 UP_TO_DATE, UPDATED, ROLLED_BACK, FAILED = "up_to_date", "updated", "rolled_back", "failed"
@@ -54,6 +61,7 @@ class UpdateState:
     bad: tuple[str, ...] = ()  # versions that failed their health check: never retried
     at: float = 0.0  # when this state was written (wall clock, for the staff page)
     attempts: int = 0  # times the current step was entered (a step that keeps cutting power)
+    overlay: bool = False  # the overlay was switched off for this update: switch it on after
 
     def to_json(self) -> bytes:
         doc = asdict(self)
@@ -95,6 +103,8 @@ def report(state: UpdateState) -> dict[str, str]:
     ``rolled_back``, ``failed``), ``update_target`` and ``update_reason`` when there is one."""
     if state.step == DOWNLOADING:
         name = "downloading"
+    elif state.step == OVERLAY_ON and state.outcome is not None:
+        name = state.outcome if state.outcome in (ROLLED_BACK, FAILED) else UP_TO_DATE
     elif state.step != IDLE:
         name = "updating"
     elif state.outcome in (ROLLED_BACK, FAILED):

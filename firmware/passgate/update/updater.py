@@ -4,6 +4,10 @@
 
     idle --(target newer than installed, not known bad)--> downloading
     downloading --(release verified, package cached, previous cached)--> installing
+    downloading --(the same, the root is the overlay on this boot)--> overlay_off
+    overlay_off --(overlay off in cmdline.txt, reboot asked)--> overlay_off (the next run)
+    overlay_off --(this boot has no overlay)--> installing (remembers: overlay back on)
+    overlay_off --(cannot switch it off, or still on after MAX_OVERLAY_TRIES)--> idle/failed
     downloading --(refused or unreachable)--> idle/failed (nothing was touched)
     installing --(dpkg -i new)--> checking
     installing --(dpkg failed)--> rolling_back
@@ -11,6 +15,16 @@
     checking --(not healthy by the deadline)--> rolling_back
     rolling_back --(dpkg -i previous, healthy)--> idle/rolled_back (target marked bad)
     rolling_back --(reinstall failed)--> rolling_back/failed (retried on the next run)
+    any idle/outcome above, overlay switched off for it --> overlay_on (outcome kept)
+    overlay_on --(overlay on in cmdline.txt, reboot asked)--> overlay_on (the next run)
+    overlay_on --(this boot has the overlay)--> idle/outcome
+
+With the read-only root (``setup.sh install --readonly-root``) an update takes two reboots:
+one into a boot without the overlay, where the package is installed, checked and if need be
+rolled back exactly as on a writable root, and one back into the overlay once the install
+(of either version) has finished. The overlay is never switched back on while a rollback is
+still open (a failed reinstall stays in ``rolling_back`` and is retried), so a device never
+freezes a half-installed root into its read-only state.
 
 Each step is written to the state file before it starts, and each is safe to redo, so a
 power cut at any point resumes at that step on the next run (the unit runs at every boot):
@@ -55,6 +69,8 @@ from passgate.update.state import (
     IDLE,
     INSTALLING,
     LOCK_FILE,
+    OVERLAY_OFF,
+    OVERLAY_ON,
     ROLLED_BACK,
     ROLLING_BACK,
     UP_TO_DATE,
@@ -69,6 +85,9 @@ from passgate.util.atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
 
+# Reboots into (or out of) the overlay that did not take before the updater gives up: each
+# one is a reboot; a power cut between the step's record and its reboot costs one too.
+MAX_OVERLAY_TRIES = 4
 SCANNER_UNIT = "passgate-scanner.service"
 UNITS = (SCANNER_UNIT, "passgate-sync.service")
 
@@ -112,16 +131,21 @@ class Updater:
 
     def _run_locked(self) -> UpdateState:
         state = read_state(self.paths.state_file)
+        resumed = state.step  # a step read from the file was entered by an earlier run
         if state.step == IDLE:
             state = self._plan(state)
         if state.step == DOWNLOADING:
             state = self._download(state)
+        if state.step == OVERLAY_OFF:
+            state = self._overlay_off(state, resumed == OVERLAY_OFF)
         if state.step == INSTALLING:
             state = self._install(state)
         if state.step == CHECKING:
             state = self._check(state)
         if state.step == ROLLING_BACK:
             state = self._roll_back(state)
+        if state.step == OVERLAY_ON:
+            state = self._overlay_on(state, resumed == OVERLAY_ON)
         return state
 
     def _enter(self, state: UpdateState, **changes: object) -> UpdateState:
@@ -152,7 +176,7 @@ class Updater:
         if installed is None:
             return self._finish(state, FAILED, "passgate is not installed as a package",
                                 target=target)
-        blocker = self.system.install_blocker()
+        blocker = self.system.install_blocker(self.paths.state_file.parent)
         if blocker is not None:  # checked before touching anything: no way back is needed
             return self._finish(state, FAILED, blocker, target=target)
         log.info("update %s -> %s: downloading", installed, target)
@@ -168,7 +192,78 @@ class Updater:
             why = f"{exc.reason}: {exc.detail}" if isinstance(exc, ReleaseRefused) else str(exc)
             log.warning("update to %s refused or not downloaded: %s", state.target, why)
             return self._finish(state, FAILED, why)
+        if self.system.overlay_active():
+            log.info("update to %s: the root is the overlay; switching it off for the next "
+                     "boot and rebooting to install", state.target)
+            return self._enter(state, step=OVERLAY_OFF, overlay=True)
         return self._enter(state, step=INSTALLING)
+
+    def _overlay_off(self, state: UpdateState, resumed: bool) -> UpdateState:
+        """Switch the overlay off for the next boot and reboot; on a boot without it, go on
+        to the install. Redone after a power cut (raspi-config is idempotent)."""
+        if not self.system.overlay_active():
+            return self._enter(state, step=INSTALLING)
+        if resumed:
+            state = self._enter(state)  # counts the reboots that did not take
+        if state.attempts > MAX_OVERLAY_TRIES:
+            why = (f"the overlay was still on after {MAX_OVERLAY_TRIES} reboots: "
+                   "nothing installed")
+            return self._overlay_off_failed(state, why)
+        try:
+            self.system.set_overlay(False)
+        except UpdateError as exc:
+            return self._overlay_off_failed(state, f"cannot switch the overlay off: {exc}")
+        self._reboot(state)
+        return state
+
+    def _overlay_off_failed(self, state: UpdateState, why: str) -> UpdateState:
+        """Nothing was installed: the overlay is put back on for the next boot (it may have
+        been switched off in cmdline.txt by a run that then lost power) and the attempt fails.
+        The target is not marked bad: nothing is known against it."""
+        log.error("update to %s: %s", state.target, why)
+        try:
+            self.system.set_overlay(True)
+        except UpdateError as exc:
+            why = f"{why}; switching the overlay back on failed too: {exc}"
+            log.critical("%s", why)
+        return self._enter(state, step=IDLE, outcome=FAILED, reason=why, overlay=False)
+
+    def _overlay_on(self, state: UpdateState, resumed: bool) -> UpdateState:
+        """The install finished (the outcome is in the state): the overlay back on for the
+        next boot, and reboot; on a boot with it, the attempt is over."""
+        if self.system.overlay_active():
+            log.info("the read-only root is back on: update to %s %s", state.target,
+                     state.outcome)
+            return self._enter(state, step=IDLE, overlay=False)
+        if resumed:
+            state = self._enter(state)
+        if state.attempts > MAX_OVERLAY_TRIES:
+            why = f"the overlay was still off after {MAX_OVERLAY_TRIES} reboots"
+            return self._overlay_on_failed(state, why)
+        try:
+            self.system.set_overlay(True)
+        except UpdateError as exc:
+            if state.attempts >= MAX_OVERLAY_TRIES:
+                return self._overlay_on_failed(state, f"cannot switch the overlay on: {exc}")
+            log.error("cannot switch the overlay back on (%s): trying again on the next run",
+                      exc)
+            return state
+        self._reboot(state)
+        return state
+
+    def _overlay_on_failed(self, state: UpdateState, why: str) -> UpdateState:
+        """The device runs (the install finished) but with a writable root: said, as failed,
+        with what was installed; a technician switches it on (setup.sh --readonly-root)."""
+        done = f"{state.outcome or 'finished'}" + (f" ({state.reason})" if state.reason else "")
+        log.critical("update to %s %s, but %s", state.target, done, why)
+        return self._enter(state, step=IDLE, outcome=FAILED, overlay=False,
+                           reason=f"update {done}, but {why}: the root stays writable")
+
+    def _reboot(self, state: UpdateState) -> None:
+        try:
+            self.system.reboot()
+        except UpdateError as exc:  # the step stays recorded: the next run (timer) redoes it
+            log.error("step %s: reboot failed (%s): the next run tries again", state.step, exc)
 
     def _install(self, state: UpdateState) -> UpdateState:
         assert state.target is not None
@@ -210,7 +305,10 @@ class Updater:
 
     def _finish(self, state: UpdateState, outcome: str, reason: str | None,
                 **changes: object) -> UpdateState:
-        return self._enter(state, step=IDLE, outcome=outcome, reason=reason, **changes)
+        """The attempt is over; when the overlay was switched off for it, the next step is
+        switching it back on (the outcome is written now and reported from now on)."""
+        step = OVERLAY_ON if state.overlay else IDLE
+        return self._enter(state, step=step, outcome=outcome, reason=reason, **changes)
 
     # --- parts ----------------------------------------------------------------------------
 
