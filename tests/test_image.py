@@ -240,7 +240,7 @@ def test_bookworm_image_installs_and_provisions_at_first_boot(tmp_path, rootfs, 
             res = mtools("mcopy", out, f"::/{name}", str(r / "boot/firmware" / name))
             assert res.returncode == 0, res.stderr
         m.mount("-t", "proc", "proc", str(r / "proc"))
-        unit = (r / "etc/systemd/system/passgate-firstboot.service").read_text()
+        unit = (r / "lib/systemd/system/passgate-firstboot.service").read_text()  # the package's
         exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
         argv = shlex.split(exec_start.removeprefix("ExecStart="))
         umask = next(line for line in unit.splitlines() if line.startswith("UMask="))[6:]

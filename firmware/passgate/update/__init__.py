@@ -10,5 +10,6 @@ the time. The updater runs for a minute a few times a day, as root, and the sync
 reads the updater's state file to report it in its heartbeat.
 
 State machine and resumption: :mod:`passgate.update.updater`; the state file:
-:mod:`passgate.update.state`; dpkg, systemctl, mount, raspi-config and the reboot: :mod:`passgate.update.system`.
+:mod:`passgate.update.state`; dpkg, systemctl, mount, raspi-config and the reboot:
+:mod:`passgate.update.system`.
 """
