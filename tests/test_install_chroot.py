@@ -267,7 +267,7 @@ def test_readonly_root_moves_the_state_onto_its_partition(chroot: Path, tmp_path
         # Unmounted at the end even when the install fails half-way (a loop device left
         # mounted carries the PGSTATE label into every later test on this machine).
         mounts += [chroot / "var/lib/passgate-data", chroot / "var/lib/passgate",
-                   chroot / "var/lib/passgate-sync"]
+                   chroot / "var/lib/passgate-sync", chroot / "var/lib/passgate-update"]
         assert first.returncode == 0, first.stderr[-3000:]
         assert "state moved from /var/lib/passgate (root)" in first.stderr
         assert "state moved from /var/lib/passgate-sync (root)" in first.stderr
