@@ -22,6 +22,7 @@ from passgate_collector.auth import roles
 from passgate_collector.holder import APP_DIR, CSP
 from passgate_collector.store import open_store
 from passgate_collector.web import create_app
+from test_passformat import cli, issuer_key_file  # noqa: F401 (a fixture)
 
 QRCODE_SHA256 = "ea91d7118a5395289170da848b7c6758b996163bfbccf312591ab65a4911b7c0"
 
@@ -139,32 +140,13 @@ def test_every_holder_text_is_translated_with_its_placeholders(lang, forms):
 
 # -- passgate issue --app-url: the link that opens a pass in the app ----------------------
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    from passgate.cli import main
-
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def issuer_key_file(tmp_path, capsys):
-    code, _out, err = _run(capsys, "keys", "new-issuer", "--out", str(tmp_path / "iss"),
-                           "--name", "Test City")
-    assert code == 0, err
-    return str(tmp_path / "iss" / "issuer.key")
-
-
-def test_issue_prints_the_app_link_with_the_pass_in_the_fragment(issuer_key_file, capsys):
+def test_issue_prints_the_app_link_with_the_pass_in_the_fragment(issuer_key_file, capsys):  # noqa: F811
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from passgate.passes.holder import compressed_point, format_holder_key
 
     key = format_holder_key(compressed_point(ec.generate_private_key(ec.SECP256R1())))
-    code, out, err = _run(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
                           "--zone", "gate-1", "--holder-key", key,
                           "--app-url", "https://passes.example/holder/")
     assert code == 0, err
@@ -181,14 +163,14 @@ def test_issue_prints_the_app_link_with_the_pass_in_the_fragment(issuer_key_file
     (["--holder-key", "HOLDER", "--app-url", "https://passes.example/holder/#x"], "'#'"),
     (["--holder-key", "HOLDER", "--app-url", "passes.example/holder/"], "https"),
 ])
-def test_issue_refuses_an_app_link_it_cannot_make(issuer_key_file, capsys, extra, words):
+def test_issue_refuses_an_app_link_it_cannot_make(issuer_key_file, capsys, extra, words):  # noqa: F811
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from passgate.passes.holder import compressed_point, format_holder_key
 
     key = format_holder_key(compressed_point(ec.generate_private_key(ec.SECP256R1())))
     args = [key if a == "HOLDER" else a for a in extra]
-    code, out, err = _run(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
+    code, out, err = cli(capsys, "issue", "--key", issuer_key_file, "--purpose", "shopping",
                           "--zone", "gate-1", *args)
     assert code == 2 and out == "", (out, err)
     assert words in err
