@@ -33,6 +33,10 @@ Rules kept here (docs/collector.md, "Retention"):
   change and the copy of protected rows (usually none); ``lock_timeout`` makes a run that
   cannot get it within ``LOCK_TIMEOUT`` give up (next hour tries again) instead of queueing
   every ingest and view behind a long query.
+* **Plans.** A week made ahead is empty with its key built, so the planner knows it holds no
+  rows and may read it with a Seq Scan of no page; autovacuum analyses it once rows arrive
+  (after 50), which makes cached plans again. The weeks holding rows are read by their
+  indexes (tests/test_collector_scale.py checks the plans).
 * **From the old table** (schema version 10, :func:`prepare_legacy` then :func:`convert`): it
   is renamed ``scans_legacy`` and attached whole as the partition ``[MINVALUE, until)``
   (``until``: the Monday two weeks after the upgrade), with no row moved and no index built:

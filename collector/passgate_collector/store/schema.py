@@ -11,6 +11,10 @@ argon2id hash, ``epoch`` a random value changed with the password, the second fa
 role (sessions carry it, so a change signs them out), ``login_failures.key_hash`` a SHA-256 of
 "account:NAME" or "address:IP" (no typed name or address is stored in clear).
 
+``scans`` is the one table the dialects build differently: SQLite keys it by (device_id,
+nonce); PostgreSQL partitions it by week of ``t_ms`` (``{scans_key}``, ``{scans_partitioned}``;
+the partitions, their keys and the conversion of an older table: ``store/partitions.py``).
+
 A database made by an older collector is brought up to date by ``MIGRATIONS`` (run once, in
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
