@@ -206,10 +206,12 @@ class Tx:
         # Possible sharing, found once here instead of per view (store/pairs.py).
         seqs = [r["seq"] for r, _p in rows]
         lo, hi = min(seqs), max(seqs)
+        times = [r["t_ms"] for r, _p in rows]
         pairs.note(self._s, self._cur, self.device_id,
                    [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows
                     if r["pass_hash"] is not None],
-                   (lo, hi) if hi - lo + 1 == len(rows) == len(set(seqs)) else None)
+                   (lo, hi) if hi - lo + 1 == len(rows) == len(set(seqs)) else None,
+                   (min(times), max(times)))
         pairs.live_reuse(self._s, self._cur, self.device_id,
                          [(r["pass_hash"], r["t_ms"], r["verdict"], r["flags"])
                           for r, _p in rows if r["flags"]],

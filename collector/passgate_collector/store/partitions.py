@@ -184,6 +184,8 @@ def drop_before(store, cutoff_ms: int, kept: list[str]) -> list[Dropped]:
             continue
         with store._tx() as cur:
             short_locks(cur)
+            if p not in partitions(cur):
+                continue  # another collector dropped it meanwhile
             if p.lo is None:  # the old table: emptied by batched deletes first
                 cur.execute(f"SELECT EXISTS (SELECT 1 FROM {p.name})")
                 if cur.fetchone()[0]:
