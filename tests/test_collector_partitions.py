@@ -258,3 +258,22 @@ def test_retention_run_command_drops_weeks(pg_cluster, capsys):  # noqa: F811
     store = open_store(url)
     assert where_rows(store, "gate-cli") == {}
     store.close()
+
+
+def test_the_serve_thread_makes_weeks_ahead_even_when_keeping_everything(pg):
+    import time
+
+    _url, store = pg
+    later = int(time.time()) + 60 * DAY
+    week = partitions.week_name(partitions.week_start(later * 1000))
+    assert week not in names(store)
+    thread, stop = retention.start(store, 0, clock=lambda: later, every_s=0.05,
+                                   first_after_s=0.01)  # --retention-days 0
+    try:
+        deadline = time.monotonic() + 20
+        while week not in names(store) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert week in names(store)
+    finally:
+        stop.set()
+        thread.join(5)

@@ -249,14 +249,18 @@ def prepare_legacy(store, now_ms: int) -> None:
                 if bound is None:
                     until = week_start(now_ms) + (AHEAD_WEEKS + 1) * WEEK_MS
                     cur.execute("BEGIN")
-                    cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                    cur.execute("LOCK TABLE scans IN SHARE ROW EXCLUSIVE MODE")
-                    cur.execute(f"CREATE TABLE IF NOT EXISTS {AHEAD} (LIKE scans)")
-                    cur.execute(f"INSERT INTO {AHEAD} SELECT * FROM scans WHERE t_ms >= %s",
-                                (until,))
-                    cur.execute("DELETE FROM scans WHERE t_ms >= %s", (until,))
-                    cur.execute(f"ALTER TABLE scans ADD CONSTRAINT {LEGACY_BOUND} "
-                                f"CHECK (t_ms < {until}) NOT VALID")
+                    try:
+                        cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                        cur.execute("LOCK TABLE scans IN SHARE ROW EXCLUSIVE MODE")
+                        cur.execute(f"CREATE TABLE IF NOT EXISTS {AHEAD} (LIKE scans)")
+                        cur.execute(f"INSERT INTO {AHEAD} SELECT * FROM scans "
+                                    "WHERE t_ms >= %s", (until,))
+                        cur.execute("DELETE FROM scans WHERE t_ms >= %s", (until,))
+                        cur.execute(f"ALTER TABLE scans ADD CONSTRAINT {LEGACY_BOUND} "
+                                    f"CHECK (t_ms < {until}) NOT VALID")
+                    except BaseException:
+                        cur.execute("ROLLBACK")  # then the session lock can be let go
+                        raise
                     cur.execute("COMMIT")
                     bound = (until, False)
                     log.info("scans: bounded below %d for the upgrade to partitions", until)
@@ -264,9 +268,6 @@ def prepare_legacy(store, now_ms: int) -> None:
                     cur.execute(f"ALTER TABLE scans VALIDATE CONSTRAINT {LEGACY_BOUND}")
             finally:
                 cur.execute(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
-        except BaseException:
-            conn.rollback()
-            raise
         finally:
             cur.close()
 
