@@ -186,9 +186,10 @@ class Tx:
 
         The rows' nonces must be new: either :meth:`stored` did not find them under the batch
         lock (see :meth:`SqlStore.batch`), or the batch starts past every stored seq and no
-        lookup was made. Either way the primary key decides: a nonce already stored makes the
-        insert raise :class:`StoredNonce` on both backends, nothing of the batch is kept, and
-        ``ingest.apply_batch`` applies it again with the lookup.
+        lookup was made. Either way the unique key decides (SQLite's primary key; on
+        PostgreSQL the key of the partition the row goes to, store/partitions.py): a nonce
+        already stored makes the insert raise :class:`StoredNonce` on both backends, nothing
+        of the batch is kept, and ``ingest.apply_batch`` applies it again with the lookup.
         """
         if not rows:
             return

@@ -9,9 +9,11 @@ Ingest is set-based so its cost per row stays flat however long a device's histo
 New rows go in with one ``COPY``, formatted by psycopg's C code (the previous ``INSERT ...
 SELECT FROM unnest(arrays)`` spent ~30 us per row in psycopg's Python array quoting). A batch
 that starts past the device's highest stored seq (read with the device's row lock,
-``base.HELD_SQL``) is copied without a lookup: the primary key checks every nonce as COPY
-inserts it, so a lookup first would repeat that work. Any other batch (a resend) looks its
-nonces up first, one probe of the (device_id, nonce) primary key per nonce.
+``base.HELD_SQL``) is copied without a lookup: the unique key of the partition a row goes to
+checks it as COPY inserts it, so a lookup first would repeat that work. Any other batch (a
+resend) looks its nonces up first, one probe of each partition's key per nonce. ``scans`` is
+partitioned by week of ``t_ms`` (``store/partitions.py``: the keys, and why a re-sent row
+always meets its stored copy).
 
 COPY has no ``ON CONFLICT DO NOTHING``, and needs none: a stored nonce makes the COPY fail
 with a unique violation, reported as :class:`StoredNonce`; the batch's whole transaction
@@ -23,12 +25,12 @@ keep (docs/collector.md).
 
 The probes are written so that no statistics can change the plan: each nonce is looked up in
 a ``LATERAL`` subquery with ``LIMIT 1``, which the planner cannot flatten into a join, and
-whose only fitting index is the primary key. ``nonce = ANY(array)`` left the choice to the
-statistics: on a table not yet analysed (a new database, or a device whose rows grew since
-the last ANALYZE) the planner took the (device_id, seq) index and filtered every row the
-device ever sent, so the server's CPU per row grew from 56 to 204 us over the first 15,000
-rows of one device (measured; tests/test_collector_scale.py pins the plan without statistics
-and with them).
+whose only fitting index is each partition's unique key. ``nonce = ANY(array)`` left the
+choice to the statistics: on a table not yet analysed (a new database, or a device whose
+rows grew since the last ANALYZE) the planner took the (device_id, seq) index and filtered
+every row the device ever sent, so the server's CPU per row grew from 56 to 204 us over the
+first 15,000 rows of one device (measured; tests/test_collector_scale.py pins the plan
+without statistics and with them).
 """
 
 from __future__ import annotations
