@@ -14,7 +14,10 @@ Rules kept here (docs/collector.md, "Retention"):
   re-sent row of a week already dropped, and the rows of a checkpoint with an open tamper
   alert when their week is dropped. Retention empties it by batched deletes with SQLite's
   rule (``t_ms`` and ``received_at`` both older than the window, never a protected
-  checkpoint). A week made later takes its rows out of it first (the attach would refuse).
+  checkpoint). A week made later takes its rows out of it first (the attach would refuse),
+  and the attach reads DEFAULT whole under its lock to check that: DEFAULT must stay small
+  (rows of clocks far off and of open tamper alerts), or making a week holds up the queries
+  that read it (those with no t_ms bound) for that read.
 * **Dedup keys.** A partitioned table's unique key must hold the partition key, so the parent
   has none; each partition gets its own, made with it: weeks and DEFAULT are unique on
   ``(device_id, nonce, t_ms)``, the old table (``scans_legacy``) keeps its
