@@ -356,7 +356,8 @@ def main() -> int:
     ap.add_argument("--only", help="time only the views whose name contains this text")
     ap.add_argument("--skip", help="leave out the views whose name contains this text")
     ap.add_argument("--no-anchor", action="store_true",
-                    help="leave out the anchor (the views' statements replayed through the bare driver)")
+                    help="leave out the anchor (the views' statements replayed through "
+                         "the bare driver)")
     args = ap.parse_args()
 
     from passgate_collector.auth import AuthOptions, passwords
