@@ -19,6 +19,11 @@ Rules kept (issue 12 point 7; how to measure: bench/measure.py):
   up and then ``--requests`` times; p50 and p95 of wall time per request, and CPU per request
   of this process (the collector: Flask, templates, driver) and of the database server
   processes (PostgreSQL; SQLite runs inside this process).
+* The anchor, measured in the same run, in turns with the view: the SQL statements the view
+  ran (recorded once from the store's connections, with their parameters) replayed through
+  the bare driver on one pooled connection, every result fetched and nothing else done with
+  it. The ratio of the p50 walls is what the console adds to its database work: Flask,
+  sessions, turning rows into words and HTML. ``--no-anchor`` leaves it out.
 * PostgreSQL runs as a throwaway cluster (``pgcluster``, fsync off) under ``--dir`` (default
   the system temp folder): about 470 bytes a row with indexes (33 GB at 70 M), so check
   ``df -h`` first. ``--keep`` leaves it on disk, stopped cleanly (``scans`` is UNLOGGED: a
@@ -30,6 +35,7 @@ Rules kept (issue 12 point 7; how to measure: bench/measure.py):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -37,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -215,11 +222,94 @@ def views(client, devices: int, pg: bool) -> dict[str, object]:
     }
 
 
+class _Recorder:
+    """Keeps the statements a view runs: the store's pool hands out connections whose cursors
+    note every ``execute`` (SQL and parameters) while :attr:`on` is set."""
+
+    def __init__(self, store) -> None:
+        self.on, self.statements = False, []
+        self.pool = store._pool
+        self._plain = self.pool.connection
+        recorder = self
+
+        class Cursor:
+            def __init__(self, cur) -> None:
+                self._cur = cur
+
+            def execute(self, sql, params=()):
+                if recorder.on:
+                    recorder.statements.append((sql, tuple(params)))
+                self._cur.execute(sql, params)
+                return self
+
+            def executemany(self, sql, seq):
+                seq = list(seq)
+                if recorder.on:
+                    recorder.statements += [(sql, tuple(p)) for p in seq]
+                self._cur.executemany(sql, seq)
+                return self
+
+            def __iter__(self):
+                return iter(self._cur)
+
+            def __getattr__(self, name):
+                return getattr(self._cur, name)
+
+        class Connection:
+            def __init__(self, conn) -> None:
+                self._conn = conn
+
+            def cursor(self, *a, **kw):
+                return Cursor(self._conn.cursor(*a, **kw))
+
+            def __getattr__(self, name):
+                return getattr(self._conn, name)
+
+        @contextlib.contextmanager
+        def connection():
+            with self._plain() as conn:
+                yield Connection(conn)
+
+        self.pool.connection = connection
+
+    def record(self, ask: Callable[[], None]) -> list[tuple[str, tuple]]:
+        self.statements, self.on = [], True
+        try:
+            ask()
+        finally:
+            self.on = False
+        return self.statements
+
+    def replay(self, statements: list[tuple[str, tuple]]) -> None:
+        """The anchor: the same statements through the bare driver on one connection of the
+        pool, every result fetched, nothing else (no Flask, no templates, no Python rows)."""
+        with self._plain() as conn:
+            cur = conn.cursor()
+            try:
+                for sql, params in statements:
+                    cur.execute(sql, params)
+                    if cur.description is not None:
+                        cur.fetchall()
+            finally:
+                cur.close()
+
+
+def _p95(walls: list[float]) -> float:
+    walls = sorted(walls)
+    return walls[min(len(walls) - 1, int(round(0.95 * (len(walls) - 1))))]
+
+
 def time_views(client, devices: int, requests: int, cluster, only: str | None = None,
-               skip: str | None = None) -> None:
+               skip: str | None = None, recorder: _Recorder | None = None) -> None:
+    """p50/p95 wall and CPU per request of every view; with ``recorder``, beside each view its
+    anchor: the statements the view ran, replayed through the bare driver in the same run
+    (taking turns with the view), and the ratio of the p50 walls."""
     csrf = re.search(r'name="csrf_token" value="([^"]+)"',
                      client.get("/console/pass").get_data(as_text=True)).group(1)
-    print(f"{'view':34} {'p50 ms':>8} {'p95 ms':>8} {'app CPU':>8} {'db CPU':>8}  (per request)")
+    head = f"{'view':34} {'p50 ms':>8} {'p95 ms':>8} {'app CPU':>8} {'db CPU':>8}"
+    if recorder is not None:
+        head += f"  {'bare p50':>8} {'bare p95':>8} {'ratio':>6} {'stmts':>5}"
+    print(head + "  (per request)")
     for name, req in views(client, devices, cluster is not None).items():
         if (only and only not in name) or (skip and skip in name):
             continue
@@ -233,18 +323,29 @@ def time_views(client, devices: int, requests: int, cluster, only: str | None = 
                 raise SystemExit(f"{name}: HTTP {r.status_code}: {body[:300]!r}")
 
         ask()
-        walls = []
-        cpu0, db0 = time.process_time(), server_cpu(cluster)
+        statements = recorder.record(ask) if recorder is not None else []
+        walls, bare = [], []
+        cpu = db = 0.0
         for _ in range(requests):
+            db0 = server_cpu(cluster)  # before the CPU clock starts: it reads /proc
+            cpu0 = time.process_time()
             t = time.perf_counter()
             ask()
             walls.append(time.perf_counter() - t)
-        cpu = (time.process_time() - cpu0) / requests
-        db = (server_cpu(cluster) - db0) / requests
-        walls.sort()
-        p95 = walls[min(len(walls) - 1, int(round(0.95 * (len(walls) - 1))))]
-        print(f"{name:34} {statistics.median(walls) * 1000:8.1f} {p95 * 1000:8.1f} "
-              f"{cpu * 1000:8.1f} {db * 1000:8.1f}", flush=True)
+            cpu += time.process_time() - cpu0
+            db += server_cpu(cluster) - db0
+            if recorder is not None:  # the anchor, in turns with the view
+                t = time.perf_counter()
+                recorder.replay(statements)
+                bare.append(time.perf_counter() - t)
+        cpu, db = cpu / requests, db / requests
+        line = (f"{name:34} {statistics.median(walls) * 1000:8.1f} {_p95(walls) * 1000:8.1f} "
+                f"{cpu * 1000:8.1f} {db * 1000:8.1f}")
+        if recorder is not None:
+            ratio = statistics.median(walls) / max(statistics.median(bare), 1e-9)
+            line += (f"  {statistics.median(bare) * 1000:8.1f} {_p95(bare) * 1000:8.1f} "
+                     f"{ratio:5.2f}x {len(statements):5d}")
+        print(line, flush=True)
 
 
 def main() -> int:
@@ -263,6 +364,9 @@ def main() -> int:
                          "(no generation; --rows and --devices must be the run's)")
     ap.add_argument("--only", help="time only the views whose name contains this text")
     ap.add_argument("--skip", help="leave out the views whose name contains this text")
+    ap.add_argument("--no-anchor", action="store_true",
+                    help="leave out the anchor (the views' statements replayed through "
+                         "the bare driver)")
     args = ap.parse_args()
 
     from passgate_collector.auth import AuthOptions, passwords
@@ -317,7 +421,9 @@ def main() -> int:
         if r.status_code != 302:
             raise SystemExit("could not sign in")
         print("before timing, " + measure.machine_line(), flush=True)
-        time_views(client, args.devices, args.requests, cluster, args.only, args.skip)
+        recorder = None if args.no_anchor else _Recorder(store)
+        time_views(client, args.devices, args.requests, cluster, args.only, args.skip,
+                   recorder)
         print("after timing, " + measure.machine_line(), flush=True)
         store.close()
     finally:

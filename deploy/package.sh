@@ -175,7 +175,11 @@ package_main() {
     # Wheels install their bundled shared libraries executable; Debian wants them 0644.
     find "$work/root" -type f -name '*.so*' -exec chmod 0644 {} +
     local deb="$out/passgate_${version}_${arch}.deb"
-    SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$work/root" "$deb" >/dev/null
+    # Built beside its final name and renamed when whole: an interrupted build (power, Ctrl-C,
+    # a full disk) never leaves a truncated .deb where the repository step would publish it.
+    SOURCE_DATE_EPOCH=$epoch dpkg-deb --root-owner-group -Zxz --build "$work/root" "$deb.part" \
+        >/dev/null
+    mv -f "$deb.part" "$deb"
     say "package: $deb ($(du -h "$deb" | cut -f1))"
     echo "$deb"
 }

@@ -25,5 +25,8 @@ def test_console_bench_runs_tiny(tmp_path) -> None:
     assert "machine: " in out.stdout and "3,000 rows" in out.stdout
     for view in ("alerts+live", "scans page 2", "charts site", "pass search", "export.csv"):
         line = next(x for x in out.stdout.splitlines() if x.startswith(view))
-        assert len(line.split()[-4:]) == 4, line  # p50, p95, app CPU, db CPU
+        # p50, p95, app CPU, db CPU, then the anchor: bare p50, bare p95, ratio, statements
+        p50, p95, app, db, bare50, bare95, ratio, stmts = line.split()[-8:]
+        assert ratio.endswith("x") and float(ratio[:-1]) > 0, line
+        assert int(stmts) > 0, line  # the view's statements were recorded and replayed
     assert list(tmp_path.iterdir()) == []  # the bench removes its database

@@ -39,6 +39,8 @@ def build(out: Path, arch: str = ARCH) -> Path:
     assert res.returncode == 0, res.stderr[-3000:]
     deb = out / f"passgate_{version()}_{arch}.deb"
     assert res.stdout.strip() == str(deb) and deb.exists()
+    # Built as .part and renamed when whole: nothing else is left in the folder.
+    assert sorted(p.name for p in out.iterdir()) == [deb.name]
     return deb
 
 
