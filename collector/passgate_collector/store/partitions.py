@@ -42,7 +42,8 @@ Rules kept here (docs/collector.md, "Retention"):
   indexes (tests/test_collector_scale.py checks the plans).
 * **From the old table** (schema version 10, :func:`prepare_legacy` then :func:`convert`): it
   is renamed ``scans_legacy`` and attached whole as the partition ``[MINVALUE, until)``
-  (``until``: the Monday two weeks after the upgrade), with no row moved and no index built:
+  (``until``: the Monday that starts the third week after the upgrade's, 2-3 weeks ahead),
+  with no row moved and no index built:
   its indexes match the parent's, and a ``CHECK (t_ms < until)`` added NOT VALID and then
   validated while ingest goes on proves the range, so the attach scans nothing. Retention then
   empties it by batched deletes like DEFAULT and drops it when empty.
@@ -56,6 +57,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import StoreError
+from .base import SCAN_INSERT_COLS
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,7 @@ LEGACY_BOUND = "scans_legacy_bound"  # the CHECK that proves the old table's ran
 AHEAD = "scans_ahead"  # the old table's rows past that range, held during the upgrade
 LOCK_TIMEOUT = "5s"
 MIGRATION_LOCK = 74727  # session advisory lock of prepare_legacy (74726: the migration's)
-ALL_COLS = ("device_id, nonce, seq, t_ms, clock_state, verdict, reason, pass_hash, kid, purpose, "
-            "zone, flags, chain, received_at, problem, site")
+ALL_COLS = SCAN_INSERT_COLS  # every column, in the order the rows are copied
 
 _BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|'?-?\d+'?)\) TO \((MAXVALUE|'?-?\d+'?)\)")
 
