@@ -1,8 +1,9 @@
 """Ingest that stays flat as a device's history grows (issue 11, point 1).
 
 Times cannot be asserted, so the shape is: the dedup lookup's query plan on a large history
-probes the (device_id, nonce) primary key (never the (device_id, seq) index filtering every
-row the device sent, the O(N^2) the review measured), on both backends; and correctness on a
+probes the (device_id, nonce) key (SQLite's primary key; on PostgreSQL each weekly
+partition's, store/partitions.py), never the (device_id, seq) index filtering every row the
+device sent (the O(N^2) the review measured), on both backends; and correctness on a
 large history: a re-sent batch is all ``duplicate``, an edited row under a stored nonce is a
 ``nonce_conflict``, new rows after it are stored with a clean chain.
 """
