@@ -79,6 +79,9 @@ def bare_postgres(db_url: str, rows: list[dict], batch: int, postmaster: int) ->
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bare (LIKE scans INCLUDING ALL)")
+        # A partitioned scans has no key of its own (each partition has one): the anchor
+        # gets a partition's, so it checks a unique key as ingest does.
+        conn.execute("ALTER TABLE bare ADD PRIMARY KEY (device_id, nonce, t_ms)")
         vals = _values(rows)
         cpu0, srv0 = time.process_time(), fleet.server_cpu(postmaster)
         for i in range(0, len(vals), batch):
@@ -148,6 +151,13 @@ def prepare(backend: str, db_url: str, history: int, postmaster: int | None,
 
     store = open_store(db_url)
     fleet.enrol_direct(store, DEVICE)
+    if backend == "postgresql":
+        from passgate_collector.store import partitions
+
+        # The weeks of a 90-day window before fleet.T0 (January 2026; the store makes the
+        # weeks around today), whatever the history: as many partitions as in service, the
+        # same at every history size (rows older than the window go to DEFAULT).
+        partitions.ensure(store, (fleet.T0 - 91 * 86_400) * 1000, (fleet.T0 + 7 * 86_400) * 1000)
     store.close()
     t = time.perf_counter()
     if backend == "postgresql":

@@ -200,7 +200,9 @@ def test_a_new_batch_holding_a_stored_nonce_is_looked_up_and_answered_row_by_row
     assert _statuses(apply_batch(store, _batch(dev, first), T0 + 60)) == ["stored"] * 3
     assert "looking them up" not in caplog.text  # new rows: no lookup, no fallback
     more = dev.scans(2)
-    reused = dict(dev.scan(T0 + 900), nonce=first[1]["nonce"])
+    # Row 2 re-sent under a new seq: its nonce and t_ms (PostgreSQL's partitions are unique
+    # on (device_id, nonce, t_ms); a nonce with another t_ms: test_collector_partitions.py).
+    reused = dict(dev.scan(T0 + 900), nonce=first[1]["nonce"], t_ms=first[1]["t_ms"])
     out = apply_batch(store, _batch(dev, [*more, reused]), T0 + 60)
     assert _statuses(out) == ["stored", "stored", "nonce_conflict"]
     assert "looking them up" in caplog.text

@@ -91,7 +91,7 @@ def cmd_serve(args) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     stop_retention = None
-    if args.retention_days:
+    if args.retention_days or store.kind == "postgresql":  # 0 days: the weeks ahead only
         _thread, stop_retention = retention.start(store, args.retention_days)
     try:
         server.run()

@@ -67,6 +67,12 @@ def _prev_for(i: int, batch: Batch, tx: Tx, alerts: list[tuple[str, str]]) -> by
     return held
 
 
+def _t_ms(row: Mapping) -> int | None:
+    """The row's t_ms if it is one the database can hold (a BIGINT), else None."""
+    t = row.get("t_ms")
+    return t if type(t) is int and -2 ** 63 <= t < 2 ** 63 else None
+
+
 @dataclass(frozen=True)
 class Applied:
     """What :func:`apply` did: the per-row results, and the newest bundle version then."""
@@ -115,7 +121,9 @@ def _apply(store: SqlStore, batch: Batch, now: int, challenge_ms: int | None, wi
     with store.batch(batch.device, first_seq) as tx:
         max_seq = tx.held.max_seq
         if lookup or (max_seq is not None and first_seq is not None and first_seq <= max_seq):
-            nonces = [r["nonce"] for r in batch.rows if isinstance(r.get("nonce"), bytes)]
+            # With each nonce its row's t_ms (PostgreSQL partitions by it: store/partitions.py).
+            nonces = [(r["nonce"], _t_ms(r)) for r in batch.rows
+                      if isinstance(r.get("nonce"), bytes)]
             known = tx.stored(nonces)  # one query for the whole batch, not one per row
         else:
             known = {}

@@ -4,18 +4,25 @@ Rules kept here:
 
 * A scan goes when both its device time (``t_ms``) and the time the collector received it
   (``received_at``) are older than the window: a checkpoint whose clock ran years behind does
-  not lose a fresh scan on arrival.
+  not lose a fresh scan on arrival. (PostgreSQL's weekly partitions: see below.)
 * Never rows an open alert refers to: a checkpoint with a tamper alert nobody has acknowledged
   keeps all its scans (the evidence of an edited or missing journal row) until a supervisor
   acknowledges it. "Possible sharing" alerts look back one day (``console/alerts.py``), so a
   window of at least ``MIN_DAYS`` days never reaches their scans.
-* Deletes run in batches of ``batch`` rows, each its own short transaction, so ingest never
-  waits long behind retention. Both backends delete in batches (PostgreSQL's ``scans`` is not
-  partitioned: converting a 70-million-row table in place was judged too risky for now;
-  autovacuum reclaims the space). The hourly counts (``scan_hours``) and sharing pairs
-  (``pass_pairs``) of hours wholly before the window go too.
+* SQLite deletes in batches of ``batch`` rows, each its own short transaction, so ingest never
+  waits long behind retention.
+* PostgreSQL's ``scans`` is partitioned by week of ``t_ms`` (``store/partitions.py``): a
+  week wholly before the window is detached and dropped (its protected checkpoints' rows
+  copied into the DEFAULT partition first), so the window is kept plus up to a week. A week
+  goes by its device time alone: a row that arrived late (a checkpoint offline for weeks)
+  goes with its week. DEFAULT (clocks years off, protected rows) and the table of a database
+  upgraded from schema 9 (``scans_legacy``, dropped once empty) are emptied by the batched
+  deletes and the rule above. Every run first makes the weeks ahead (``maintain``).
+* The hourly counts (``scan_hours``) and sharing pairs (``pass_pairs``) of hours wholly
+  before the window go too, on both backends.
 * ``serve`` runs it in a thread once an hour (first a minute after start); ``retention run``
-  runs it once from the command line. A failed run is logged and tried again next hour.
+  runs it once from the command line. A failed run is logged and tried again next hour. With
+  ``--retention-days 0`` (keep everything) the thread still makes PostgreSQL's weeks ahead.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 
 from passgate.errors import UsageError
 
-from .store import SqlStore
+from .store import SqlStore, partitions
 from .store.reports import UNSIGNED_ALERTS
 from .store.rollup import hour_of
 
@@ -44,10 +51,11 @@ FIRST_AFTER_S = 60
 
 @dataclass(frozen=True)
 class Removed:
-    scans: int
+    scans: int  # rows deleted one by one (SQLite; PostgreSQL's DEFAULT and old table)
     hours: int
     pairs: int
     kept_devices: tuple[str, ...]  # checkpoints spared for an open tamper alert
+    dropped: tuple[partitions.Dropped, ...] = ()  # PostgreSQL's weeks dropped whole
 
 
 def protected_devices(store: SqlStore) -> list[str]:
@@ -67,31 +75,49 @@ def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
                          "scans behind 'possible sharing'")
     cutoff_s = now - days * 86400
     cutoff_ms = cutoff_s * 1000
+    maintain(store, now)
     kept = protected_devices(store)
     where = "t_ms < ? AND received_at < ?"
     params: list = [cutoff_ms, cutoff_s]
     if kept:
         where += f" AND device_id NOT IN ({', '.join('?' * len(kept))})"
         params += kept
+    dropped: list[partitions.Dropped] = []
+    tables = ["scans"]
+    if store.kind == "postgresql":
+        dropped = partitions.drop_before(store, cutoff_ms, kept)
+        tables = partitions.batched_tables(store)
     scans = 0
-    while True:
-        with store._tx() as cur:
-            cur.execute(store.sql(store._delete_some_sql("scans", where)), (*params, batch))
-            n = cur.rowcount
-        scans += n
-        if n < batch:
-            break
+    for table in tables:
+        while True:
+            with store._tx() as cur:
+                cur.execute(store.sql(store._delete_some_sql(table, where)), (*params, batch))
+                n = cur.rowcount
+            scans += n
+            if n < batch:
+                break
+    if store.kind == "postgresql":
+        dropped += partitions.drop_before(store, cutoff_ms, kept)  # the old table, once empty
     with store._tx() as cur:
         # Whole hours before the window only: the hour the cutoff falls in keeps its count.
         cur.execute(store.sql("DELETE FROM scan_hours WHERE hour_ms < ?"), (hour_of(cutoff_ms),))
         hours = cur.rowcount
         cur.execute(store.sql("DELETE FROM pass_pairs WHERE second_ms < ?"), (cutoff_ms,))
         pairs = cur.rowcount
-    if scans or hours or pairs:
-        log.info("retention (%d days): removed %d scans, %d hourly counts, %d sharing pairs%s",
-                 days, scans, hours, pairs,
+    if scans or hours or pairs or dropped:
+        log.info("retention (%d days): removed %d scans, %d weekly partitions, %d hourly "
+                 "counts, %d sharing pairs%s", days, scans, len(dropped), hours, pairs,
                  f"; kept {len(kept)} checkpoints with open tamper alerts" if kept else "")
-    return Removed(scans, hours, pairs, tuple(kept))
+    return Removed(scans, hours, pairs, tuple(kept), tuple(dropped))
+
+
+def maintain(store: SqlStore, now: int) -> list[str]:
+    """PostgreSQL: make the weekly partitions of ``scans`` from this week to
+    ``partitions.AHEAD_WEEKS`` ahead that are missing; returns their names (SQLite: none)."""
+    if store.kind != "postgresql":
+        return []
+    return partitions.ensure(store, now * 1000,
+                             now * 1000 + partitions.AHEAD_WEEKS * partitions.WEEK_MS)
 
 
 def start(store: SqlStore, days: int, clock: Callable[[], int] = lambda: int(time.time()),
@@ -105,7 +131,10 @@ def start(store: SqlStore, days: int, clock: Callable[[], int] = lambda: int(tim
         while not stop.wait(wait):
             wait = every_s
             try:
-                run(store, clock(), days)
+                if days:
+                    run(store, clock(), days)
+                else:
+                    maintain(store, clock())
             except Exception:  # a database hiccup: say so, try again next hour
                 log.exception("retention run failed; next try in %d s", every_s)
 
@@ -127,6 +156,9 @@ def cmd_run(args, db: Callable) -> int:
         store.close()
     print(f"removed {r.scans} scans, {r.hours} hourly counts, {r.pairs} sharing pairs older "
           f"than {args.retention_days} days")
+    for d in r.dropped:
+        print(f"dropped the weekly partition {d.name} (about {d.rows} scans; {d.moved} scans of "
+              "checkpoints with an open tamper alert kept)")
     for dev in r.kept_devices:
         print(f"kept the scans of {dev}: it has a tamper alert not yet acknowledged")
     return 0

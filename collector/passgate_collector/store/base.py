@@ -140,12 +140,14 @@ class Tx:
     def _q(self, sql: str, params: Sequence = ()) -> None:
         self._cur.execute(self._s.sql(sql), tuple(params))
 
-    def stored(self, nonces: Sequence[bytes]) -> dict[bytes, dict]:
-        """The rows this device already has with any of ``nonces``, by nonce.
+    def stored(self, nonces: Sequence[tuple[bytes, int | None]]) -> dict[bytes, dict]:
+        """The rows this device already has with any of these (nonce, t_ms), by nonce.
 
-        Set-based: one lookup per nonce in the (device_id, nonce) primary key, never a walk
-        over the device's history, so the cost of a batch does not grow with what is stored
-        (``tests/test_collector_scale.py`` pins the query plan on both backends).
+        Set-based: one lookup per nonce in the (device_id, nonce) key, never a walk over the
+        device's history, so the cost of a batch does not grow with what is stored
+        (``tests/test_collector_scale.py`` pins the query plan on both backends). ``t_ms``
+        (None if the row has none that fits) picks, of several stored rows with one nonce
+        (PostgreSQL only: store/partitions.py), the one with the same device time.
         """
         out: dict[bytes, dict] = {}
         for r in self._s._select_nonces(self._cur, self.device_id, list(dict.fromkeys(nonces))):
@@ -184,9 +186,10 @@ class Tx:
 
         The rows' nonces must be new: either :meth:`stored` did not find them under the batch
         lock (see :meth:`SqlStore.batch`), or the batch starts past every stored seq and no
-        lookup was made. Either way the primary key decides: a nonce already stored makes the
-        insert raise :class:`StoredNonce` on both backends, nothing of the batch is kept, and
-        ``ingest.apply_batch`` applies it again with the lookup.
+        lookup was made. Either way the unique key decides (SQLite's primary key; on
+        PostgreSQL the key of the partition the row goes to, store/partitions.py): a nonce
+        already stored makes the insert raise :class:`StoredNonce` on both backends, nothing
+        of the batch is kept, and ``ingest.apply_batch`` applies it again with the lookup.
         """
         if not rows:
             return
@@ -204,10 +207,12 @@ class Tx:
         # Possible sharing, found once here instead of per view (store/pairs.py).
         seqs = [r["seq"] for r, _p in rows]
         lo, hi = min(seqs), max(seqs)
+        times = [r["t_ms"] for r, _p in rows]
         pairs.note(self._s, self._cur, self.device_id,
                    [(r["pass_hash"], r["t_ms"], r["verdict"]) for r, _p in rows
                     if r["pass_hash"] is not None],
-                   (lo, hi) if hi - lo + 1 == len(rows) == len(set(seqs)) else None)
+                   (lo, hi) if hi - lo + 1 == len(rows) == len(set(seqs)) else None,
+                   (min(times), max(times)))
         pairs.live_reuse(self._s, self._cur, self.device_id,
                          [(r["pass_hash"], r["t_ms"], r["verdict"], r["flags"])
                           for r, _p in rows if r["flags"]],
@@ -296,12 +301,15 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
         return (f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
                 f"WHERE {where} LIMIT ?)")
 
-    def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
-        """``SCAN_COLS`` of the device's rows with these nonces (SQLite: ``IN`` lists, each a
-        probe of the primary key; chunked to stay far below the parameter limit)."""
+    def _select_nonces(self, cur, device_id: str, nonces: list[tuple[bytes, int | None]]
+                       ) -> list:
+        """``SCAN_COLS`` of the device's rows with these (nonce, t_ms) nonces (SQLite: ``IN``
+        lists, each a probe of the primary key, which holds one row per nonce; chunked to stay
+        far below the parameter limit)."""
         found: list = []
-        for i in range(0, len(nonces), 400):
-            chunk = nonces[i:i + 400]
+        unique = list(dict.fromkeys(n for n, _t in nonces))
+        for i in range(0, len(unique), 400):
+            chunk = unique[i:i + 400]
             cur.execute(self.sql(nonce_lookup_sql(len(chunk))), (device_id, *chunk))
             found += cur.fetchall()
         return found
@@ -359,7 +367,18 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
     def close(self) -> None:
         self._pool.close()
 
+    def _before_migrate(self) -> None:
+        """Work a migration must do outside its one transaction (PostgreSQL: see
+        ``partitions.prepare_legacy``); nothing here."""
+
+    def _migrate_step(self, cur, version: int) -> None:
+        """Steps of migration ``version`` written in Python, after its statements (none here)."""
+
+    def _after_migrate(self) -> None:
+        """Upkeep at every start, after the migrations (PostgreSQL: partitions made ahead)."""
+
     def migrate(self) -> None:
+        self._before_migrate()
         with self._tx() as cur:
             self._lock_migration(cur)
             for stmt in schema.statements(self.types):
@@ -375,12 +394,14 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
             for version in range(have + 1, schema.SCHEMA_VERSION + 1):
                 for stmt in schema.migration(version, self.types):
                     cur.execute(stmt)
+                self._migrate_step(cur, version)
                 log.info("database schema upgraded to version %d", version)
             if have < schema.SCHEMA_VERSION:
                 cur.execute(self.sql("UPDATE meta SET value = ? WHERE key = 'schema'"),
                             (str(schema.SCHEMA_VERSION),))
             for stmt in schema.late_statements(self.types):
                 cur.execute(stmt)
+        self._after_migrate()
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

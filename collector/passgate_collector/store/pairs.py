@@ -44,7 +44,9 @@ INSERT = ("INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verd
 # snapshot is taken after the locks were granted, so it sees what the batch it waited for
 # committed). The batch's new scans are read back from ``scans`` by their (device_id, seq)
 # range when their seqs are consecutive (the usual batch): nothing to send, where psycopg
-# dumps a list parameter in Python, ~0.5 us an element. A range can also hold older rows of
+# dumps a list parameter in Python, ~0.5 us an element. The batch's t_ms range bounds that
+# read too, so only the one or two weekly partitions it falls in are opened
+# (store/partitions.py), not all of them. A range can also hold older rows of
 # the device with the same seqs (a journal that restarted); their pairs are found again and
 # ON CONFLICT keeps them once. Other batches send (hash, t_ms, verdict) as binary arrays.
 # Each scan probes the (pass_hash, t_ms) index once: the subquery is kept apart by OFFSET 0,
@@ -52,7 +54,8 @@ INSERT = ("INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verd
 # (tests/test_collector_scale.py). Device ids are compared byte by byte (COLLATE "C"), as
 # Python orders them, so a pair is ordered the same by either backend.
 _PG_RANGE = ("SELECT pass_hash AS h, t_ms AS t, verdict AS v FROM scans WHERE device_id = %(d)s "
-             "AND seq >= %(lo)s AND seq <= %(hi)s AND pass_hash IS NOT NULL")
+             "AND seq >= %(lo)s AND seq <= %(hi)s AND t_ms >= %(tlo)s AND t_ms <= %(thi)s "
+             "AND pass_hash IS NOT NULL")
 _PG_ARRAYS = "SELECT * FROM unnest(%(h)b::bytea[], %(t)b::int8[], %(v)b::text[]) AS a(h, t, v)"
 _PG_LOCK = ("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT "
             "('x' || encode(substring(n.h from 1 for 8), 'hex'))::bit(64)::bigint AS k "
@@ -76,17 +79,19 @@ PG_LOCK_RANGE, PG_PAIRS_RANGE = _PG_LOCK.format(new=_PG_RANGE), _PG_PAIRS.format
 
 
 def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
-         seqs: tuple[int, int] | None = None) -> None:
+         seqs: tuple[int, int] | None = None,
+         times: tuple[int, int] | None = None) -> None:
     """Record the pairs that this device's new (pass_hash, t_ms, verdict) scans make.
     ``seqs``: (first, last) when the new scans are the device's rows first..last, consecutive
-    (PostgreSQL then reads them back instead of receiving them)."""
+    (PostgreSQL then reads them back instead of receiving them); ``times``: the lowest and
+    highest t_ms of all the new scans (PostgreSQL bounds that read by it)."""
     rows = [r for r in rows if r[0] is not None]
     if not rows:
         return
     if store.kind == "postgresql":
         params: dict = {"d": device_id, "w": PAIR_WINDOW_MS}
-        if seqs is not None:
-            params.update(lo=seqs[0], hi=seqs[1])
+        if seqs is not None and times is not None:
+            params.update(lo=seqs[0], hi=seqs[1], tlo=times[0], thi=times[1])
             lock, find = PG_LOCK_RANGE, PG_PAIRS_RANGE
         else:
             params.update(h=[bytes(r[0]) for r in rows], t=[r[1] for r in rows],

@@ -9,9 +9,11 @@ Ingest is set-based so its cost per row stays flat however long a device's histo
 New rows go in with one ``COPY``, formatted by psycopg's C code (the previous ``INSERT ...
 SELECT FROM unnest(arrays)`` spent ~30 us per row in psycopg's Python array quoting). A batch
 that starts past the device's highest stored seq (read with the device's row lock,
-``base.HELD_SQL``) is copied without a lookup: the primary key checks every nonce as COPY
-inserts it, so a lookup first would repeat that work. Any other batch (a resend) looks its
-nonces up first, one probe of the (device_id, nonce) primary key per nonce.
+``base.HELD_SQL``) is copied without a lookup: the unique key of the partition a row goes to
+checks it as COPY inserts it, so a lookup first would repeat that work. Any other batch (a
+resend) looks its nonces up first, one probe of each partition's key per nonce. ``scans`` is
+partitioned by week of ``t_ms`` (``store/partitions.py``: the keys, and why a re-sent row
+always meets its stored copy).
 
 COPY has no ``ON CONFLICT DO NOTHING``, and needs none: a stored nonce makes the COPY fail
 with a unique violation, reported as :class:`StoredNonce`; the batch's whole transaction
@@ -23,26 +25,32 @@ keep (docs/collector.md).
 
 The probes are written so that no statistics can change the plan: each nonce is looked up in
 a ``LATERAL`` subquery with ``LIMIT 1``, which the planner cannot flatten into a join, and
-whose only fitting index is the primary key. ``nonce = ANY(array)`` left the choice to the
-statistics: on a table not yet analysed (a new database, or a device whose rows grew since
-the last ANALYZE) the planner took the (device_id, seq) index and filtered every row the
-device ever sent, so the server's CPU per row grew from 56 to 204 us over the first 15,000
-rows of one device (measured; tests/test_collector_scale.py pins the plan without statistics
-and with them).
+whose only fitting index is each partition's unique key. ``nonce = ANY(array)`` left the
+choice to the statistics: on a table not yet analysed (a new database, or a device whose
+rows grew since the last ANALYZE) the planner took the (device_id, seq) index and filtered
+every row the device ever sent, so the server's CPU per row grew from 56 to 204 us over the
+first 15,000 rows of one device (measured; tests/test_collector_scale.py pins the plan
+without statistics and with them).
 """
 
 from __future__ import annotations
 
+import time
+
 from ..errors import StoredNonce
-from . import schema
+from . import partitions, schema
 from .base import HELD_SQL, SCAN_INSERT_COLS, Held, SqlStore
 from .reports import SCAN_COLS
 
 # The dedup lookup (tests/test_collector_scale.py checks its plan on a large history).
-# %b: the nonces go as a binary array (as text, psycopg quotes each element in Python).
-NONCE_LOOKUP = (f"SELECT s.* FROM unnest(%b::bytea[]) AS n(nonce) CROSS JOIN LATERAL "
-                f"(SELECT {SCAN_COLS} FROM scans WHERE device_id = %s AND nonce = n.nonce "
-                "LIMIT 1) AS s")
+# %b: the nonces and their rows' t_ms go as binary arrays (as text, psycopg quotes each
+# element in Python). Each nonce probes every partition's unique key by its (device_id,
+# nonce) prefix; of several stored rows with the nonce (a broken device's, in two weeks:
+# store/partitions.py) the one with the same t_ms comes first, so an honest resend always
+# meets its own copy and answers ``duplicate``.
+NONCE_LOOKUP = (f"SELECT s.* FROM unnest(%b::bytea[], %b::int8[]) AS n(nonce, t) CROSS JOIN "
+                f"LATERAL (SELECT {SCAN_COLS} FROM scans WHERE device_id = %s "
+                "AND nonce = n.nonce ORDER BY t_ms = n.t DESC NULLS LAST LIMIT 1) AS s")
 COPY_SCANS = f"COPY scans ({SCAN_INSERT_COLS}) FROM STDIN"
 
 
@@ -71,11 +79,28 @@ class PostgresStore(SqlStore):
         return (f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
                 f"WHERE {where} LIMIT ?))")
 
-    def _select_nonces(self, cur, device_id: str, nonces: list[bytes]) -> list:
+    def _select_nonces(self, cur, device_id: str, nonces: list[tuple[bytes, int | None]]
+                       ) -> list:
         if not nonces:
             return []
-        cur.execute(NONCE_LOOKUP, (nonces, device_id))
+        cur.execute(NONCE_LOOKUP, ([n for n, _t in nonces], [t for _n, t in nonces], device_id))
         return cur.fetchall()
+
+    # --- partitions of scans (store/partitions.py) ------------------------------------------
+    def _before_migrate(self) -> None:
+        partitions.prepare_legacy(self, int(time.time() * 1000))
+
+    def _migrate_step(self, cur, version: int) -> None:
+        if version == 10:
+            partitions.convert(cur, self.types)
+
+    def _after_migrate(self) -> None:
+        with self._tx() as cur:
+            partitions.short_locks(cur)
+            partitions.ensure_default(cur)
+        now_ms = int(time.time() * 1000)
+        partitions.ensure(self, now_ms - partitions.WEEK_MS,
+                          now_ms + partitions.AHEAD_WEEKS * partitions.WEEK_MS)
 
     def _insert_scans(self, cur, values: list[tuple]) -> None:
         import psycopg

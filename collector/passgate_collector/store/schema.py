@@ -11,11 +11,15 @@ argon2id hash, ``epoch`` a random value changed with the password, the second fa
 role (sessions carry it, so a change signs them out), ``login_failures.key_hash`` a SHA-256 of
 "account:NAME" or "address:IP" (no typed name or address is stored in clear).
 
+``scans`` is the one table the dialects build differently: SQLite keys it by (device_id,
+nonce); PostgreSQL partitions it by week of ``t_ms`` (``{scans_key}``, ``{scans_partitioned}``;
+the partitions, their keys and the conversion of an older table: ``store/partitions.py``).
+
 A database made by an older collector is brought up to date by ``MIGRATIONS`` (run once, in
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,9 +69,8 @@ CREATE TABLE IF NOT EXISTS scans (
     chain {blob} NOT NULL,
     received_at {big} NOT NULL,
     problem TEXT,
-    site TEXT,
-    PRIMARY KEY (device_id, nonce)
-);
+    site TEXT{scans_key}
+){scans_partitioned};
 CREATE INDEX IF NOT EXISTS scans_device_seq ON scans (device_id, seq);
 CREATE INDEX IF NOT EXISTS scans_time ON scans (t_ms);
 CREATE INDEX IF NOT EXISTS scans_pass ON scans (pass_hash, t_ms);
@@ -166,11 +169,17 @@ CREATE TABLE IF NOT EXISTS pass_pairs (
 CREATE INDEX IF NOT EXISTS pass_pairs_time ON pass_pairs (second_ms);
 """
 
-SQLITE_TYPES = {"blob": "BLOB", "big": "INTEGER", "serial": "INTEGER PRIMARY KEY"}
+# ``scans`` diverges: one SQLite table keyed by (device_id, nonce); on PostgreSQL a table
+# partitioned by week of ``t_ms`` whose parent has no key: each partition has its own unique
+# key, made with it (store/partitions.py says which and why).
+SQLITE_TYPES = {"blob": "BLOB", "big": "INTEGER", "serial": "INTEGER PRIMARY KEY",
+                "scans_key": ",\n    PRIMARY KEY (device_id, nonce)", "scans_partitioned": ""}
 POSTGRES_TYPES = {
     "blob": "BYTEA",
     "big": "BIGINT",
     "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    "scans_key": "",
+    "scans_partitioned": " PARTITION BY RANGE (t_ms)",
 }
 
 
@@ -222,6 +231,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "AND a.t_ms >= (SELECT COALESCE(MAX(t_ms), 0) FROM scans) - 7 * 86400000 "
         "ON CONFLICT DO NOTHING",
     ),
+    # 10: PostgreSQL's scans partitioned by week of t_ms, so retention drops whole weeks.
+    # No statement here: the old table is kept whole and attached as one partition by
+    # store/partitions.py (PostgresStore runs it); SQLite's scans stay as they are.
+    10: (),
 }
 
 # Indexes on columns a migration may have added: created after the migrations ran, for new

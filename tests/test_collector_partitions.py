@@ -1,0 +1,279 @@
+"""Issue 12 point 8 on PostgreSQL: ``scans`` partitioned by week of ``t_ms``
+(store/partitions.py). Weeks are made ahead, dropped whole when out of the window, the rows
+of a checkpoint with an open tamper alert survive the drop and stay in the console, DEFAULT
+holds what no week does, re-sent batches spanning two weeks are all ``duplicate``, and a
+database of schema 9 with rows is converted without rewriting its table."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from collector_support import T0, FakeDevice, fresh_database, pg_cluster  # noqa: F401
+from passgate_collector import protocol, retention
+from passgate_collector.cli import main
+from passgate_collector.ingest import apply_batch
+from passgate_collector.store import open_store, partitions, schema
+from passgate_collector.store.console import ScanFilter
+
+DAY = 86400
+WEEK_S = 7 * DAY
+# Monday 2026-01-05 00:00 UTC: the first week boundary after T0 (a Thursday).
+MONDAY = partitions.week_start(T0 * 1000) // 1000 + WEEK_S
+
+
+@pytest.fixture
+def pg(pg_cluster):  # noqa: F811
+    url = fresh_database(pg_cluster)
+    s = open_store(url)
+    yield url, s
+    s.close()
+
+
+def names(store) -> list[str]:
+    with store._tx(write=False) as cur:
+        return [p.name for p in partitions.partitions(cur)]
+
+
+def where_rows(store, device: str) -> dict[str, int]:
+    """Partition name -> rows of ``device`` in it."""
+    return dict(store._all("SELECT tableoid::regclass::text, COUNT(*) FROM scans "
+                           "WHERE device_id = ? GROUP BY 1", (device,)))
+
+
+def enrol(store, dev: FakeDevice) -> None:
+    store.add_token(b"t" * 31 + dev.device_id[-1].encode(), dev.device_id, T0, T0 + 60)
+    store.enrol(b"t" * 31 + dev.device_id[-1].encode(), dev.device_id, dev.pubkey, b"k" * 8, T0)
+
+
+def send(store, dev: FakeDevice, rows: list[dict], now: int) -> list[str]:
+    batch = protocol.parse_batch(protocol.decode_signed(dev.batch_body(rows), "batch"))
+    return [r.get("reason") or r["status"] for r in apply_batch(store, batch, now)]
+
+
+def unique_keys(store) -> dict[str, list[str]]:
+    """Partition -> the column lists of its unique indexes."""
+    rows = store._all(
+        "SELECT c.relname, pg_get_indexdef(x.indexrelid) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_index x ON x.indrelid = c.oid "
+        "WHERE i.inhparent = 'scans'::regclass AND x.indisunique")
+    out: dict[str, list[str]] = {}
+    for name, definition in rows:
+        out.setdefault(name, []).append(definition.split("(", 1)[1].rstrip(")"))
+    return out
+
+
+def test_weeks_are_made_ahead_at_start_and_by_the_hourly_run(pg):
+    url, store = pg
+    made = names(store)
+    assert partitions.DEFAULT in made
+    weeks = [n for n in made if n.startswith("scans_w")]
+    assert len(weeks) == 2 + partitions.AHEAD_WEEKS  # last week, this week, two ahead
+    later = int(__import__("time").time()) + 30 * DAY
+    new = retention.maintain(store, later)
+    assert new and set(new) <= set(names(store))
+    assert partitions.week_name(partitions.week_start(later * 1000)) in new
+    assert retention.maintain(store, later) == []  # made once
+    # Every partition has its own dedup key, (device_id, nonce) first (the parent has none).
+    keys = unique_keys(store)
+    assert set(keys) == set(names(store))
+    assert all(k == ["device_id, nonce, t_ms"] for k in keys.values()), keys
+    store.close()
+    open_store(url).close()  # a restart makes nothing twice and fails on nothing
+
+
+def test_a_week_out_of_the_window_is_dropped_but_a_tampered_checkpoints_rows_stay(pg):
+    _url, store = pg
+    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
+    tampered, plain, recent = FakeDevice("gate-t"), FakeDevice("gate-p"), FakeDevice("gate-r")
+    for dev in (tampered, plain, recent):
+        enrol(store, dev)
+    assert send(store, tampered, tampered.scans(4, t0=MONDAY + 3600, step=60), MONDAY + DAY) \
+        == ["stored"] * 4
+    assert send(store, plain, plain.scans(5, t0=MONDAY + 7200, step=60), MONDAY + DAY) \
+        == ["stored"] * 5
+    now = MONDAY + 120 * DAY
+    partitions.ensure(store, (now - DAY) * 1000, now * 1000)
+    assert send(store, recent, recent.scans(3, t0=now - 3600, step=60), now) == ["stored"] * 3
+    week = partitions.week_name(MONDAY * 1000)
+    assert where_rows(store, "gate-p") == {week: 5}
+    store.add_alert("gate-t", "chain_break", "row 3 edited", MONDAY + DAY)
+
+    r = retention.run(store, now, 90)
+    gone = {d.name for d in r.dropped}
+    assert week in gone and r.kept_devices == ("gate-t",)
+    assert {d.name: d.moved for d in r.dropped}[week] == 4
+    assert week not in names(store)
+    assert where_rows(store, "gate-p") == {}
+    assert where_rows(store, "gate-t") == {partitions.DEFAULT: 4}  # moved, not lost
+    assert where_rows(store, "gate-r") == {partitions.week_name(partitions.week_start(
+        (now - 3600) * 1000)): 3}
+    # The console still finds them, by checkpoint and in the scans list.
+    f = ScanFilter(MONDAY * 1000, (MONDAY + DAY) * 1000, device="gate-t")
+    assert [s["seq"] for s in store.find_scans(f, 10)] == [4, 3, 2, 1]
+    assert len(store.recent_scans(10, ["gate-t"])["gate-t"]) == 4
+    # A resend of the tampered checkpoint's batch still dedups against the moved rows.
+    assert send(store, tampered, tampered.rows, now) == ["duplicate"] * 4
+    # Acknowledged: DEFAULT's batched deletes take them (both times are old).
+    alert_id = store.alerts(10)[0]["id"]
+    assert store.acknowledge(f"tamper:{alert_id}", "chain_break", "sup", now)
+    r = retention.run(store, now, 90, batch=3)
+    assert r.scans == 4 and r.kept_devices == () and where_rows(store, "gate-t") == {}
+
+
+def test_the_default_partition_takes_clocks_years_off_and_keeps_the_rule(pg):
+    _url, store = pg
+    dev = FakeDevice("gate-odd")
+    enrol(store, dev)
+    import time
+
+    now = int(time.time())
+    behind = dev.scan(now - 3 * 365 * DAY)  # a clock years behind, received today
+    ahead = dev.scan(now + 200 * DAY)  # years ahead is the same story: no week made yet
+    assert send(store, dev, [behind, ahead], now) == ["stored"] * 2
+    assert where_rows(store, "gate-odd") == {partitions.DEFAULT: 2}
+    # Retention keeps the row behind (received within the window) and the row ahead.
+    r = retention.run(store, now, 90)
+    assert r.scans == 0 and where_rows(store, "gate-odd") == {partitions.DEFAULT: 2}
+    # When its week is made (200 days on), the row ahead moves out of DEFAULT into it.
+    later = now + 200 * DAY
+    retention.maintain(store, later)
+    week = partitions.week_name(partitions.week_start(ahead["t_ms"]))
+    assert where_rows(store, "gate-odd") == {partitions.DEFAULT: 1, week: 1}
+    assert send(store, dev, [behind, ahead], later) == ["duplicate"] * 2
+    # 91 days after it arrived, the row behind goes by the batched rule.
+    r = retention.run(store, now + 91 * DAY, 90)
+    assert r.scans == 1 and where_rows(store, "gate-odd") == {week: 1}
+
+
+def test_resent_batches_across_a_week_boundary_are_duplicates(pg):
+    _url, store = pg
+    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
+    dev = FakeDevice("gate-edge")
+    enrol(store, dev)
+    rows = dev.scans(6, t0=MONDAY - 150, step=60)  # 3 rows on Sunday, 3 on Monday
+    assert send(store, dev, rows, MONDAY + 600) == ["stored"] * 6
+    before, after = (partitions.week_name(partitions.week_start(MONDAY * 1000) - d)
+                     for d in (partitions.WEEK_MS, 0))
+    assert where_rows(store, "gate-edge") == {before: 3, after: 3}
+    assert send(store, dev, rows, MONDAY + 700) == ["duplicate"] * 6  # the whole batch again
+    assert send(store, dev, rows[2:4], MONDAY + 700) == ["duplicate"] * 2  # the two rows
+    # A stored row under a new seq in a new batch: COPY fails on the partition's key
+    # (StoredNonce), the lookup then finds the row: other content, a nonce_conflict.
+    more = dev.scans(2, t0=MONDAY + 900, step=60)
+    out = send(store, dev, more + [dict(rows[1], seq=more[-1]["seq"] + 1)], MONDAY + 1000)
+    assert out == ["stored", "stored", "nonce_conflict"]
+    # The same nonce with another t_ms in another week (a broken device) is stored as a second
+    # row (the documented limit); a resend of the original batch still answers duplicate.
+    reuse = dict(dev.scan(MONDAY + WEEK_S + 60), nonce=rows[0]["nonce"])
+    dev.rows[-1] = reuse
+    send(store, dev, [reuse], MONDAY + WEEK_S + 100)
+    assert store._all("SELECT COUNT(*) FROM scans WHERE nonce = ?", (rows[0]["nonce"],)) \
+        == [(2,)]
+    assert send(store, dev, rows, MONDAY + WEEK_S + 200) == ["duplicate"] * 6
+    assert store._all("SELECT COUNT(*) FROM scans WHERE device_id = 'gate-edge'") == [(9,)]
+
+
+def _schema_9(url: str) -> None:
+    """The tables of schema 9 (scans one plain table keyed by (device_id, nonce))."""
+    types = dict(schema.POSTGRES_TYPES, scans_key=",\n    PRIMARY KEY (device_id, nonce)",
+                 scans_partitioned="")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for stmt in schema.statements(types) + schema.late_statements(types):
+            conn.execute(stmt)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '9')")
+
+
+def _insert_v9(url: str, dev: FakeDevice, rows: list[dict], received: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO devices (device_id, pubkey, kid, enrolled_at) VALUES "
+                     "(%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                     (dev.device_id, dev.pubkey, b"k" * 8, T0))
+        for r in rows:
+            conn.execute(f"INSERT INTO scans ({partitions.ALL_COLS}) VALUES "
+                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL)",
+                         (dev.device_id, r["nonce"], r["seq"], r["t_ms"], r["clock_state"],
+                          r["verdict"], r["reason"], r["pass_hash"], r["kid"], r["purpose"],
+                          r["zone"], " ".join(r["flags"]), r["chain"], received))
+
+
+def test_a_schema_9_database_with_rows_is_converted_in_place(pg_cluster):  # noqa: F811
+    import time
+
+    url = fresh_database(pg_cluster)
+    _schema_9(url)
+    now = int(time.time())
+    old, fresh = FakeDevice("gate-old"), FakeDevice("gate-new")
+    _insert_v9(url, old, old.scans(50, t0=T0, step=60), T0 + 600)
+    _insert_v9(url, fresh, fresh.scans(20, t0=now - 3 * DAY, step=60), now - 2 * DAY)
+    far = fresh.scan(now + 300 * DAY)  # a clock far ahead: past the old table's new bound
+    _insert_v9(url, fresh, [far], now - DAY)
+    with psycopg.connect(url, autocommit=True) as conn:
+        indexes = dict(conn.execute("SELECT indexrelid::regclass::text, indexrelid FROM pg_index "
+                                    "WHERE indrelid = 'scans'::regclass").fetchall())
+        table = conn.execute("SELECT 'scans'::regclass::oid").fetchone()[0]
+    assert len(indexes) == 8  # the key and seven secondary indexes
+
+    store = open_store(url)
+    try:
+        assert store._all("SELECT value FROM meta WHERE key = 'schema'") == [("10",)]
+        with store._tx(write=False) as cur:
+            parts = {p.name: p for p in partitions.partitions(cur)}
+            assert partitions.is_partitioned(cur)
+        legacy = parts[partitions.LEGACY]
+        assert legacy.lo is None and legacy.hi is not None and legacy.hi > now * 1000
+        # The same table and the same index files, renamed: nothing was rewritten or built.
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT 'scans_legacy'::regclass::oid").fetchone()[0] == table
+            kept = dict(conn.execute("SELECT indexrelid::regclass::text, indexrelid FROM pg_index "
+                                     "WHERE indrelid = 'scans_legacy'::regclass").fetchall())
+        assert sorted(kept.values()) == sorted(indexes.values())
+        assert sorted(kept) == sorted("scans_legacy_" + n[len("scans_"):] for n in indexes)
+        assert where_rows(store, "gate-old") == {partitions.LEGACY: 50}
+        assert where_rows(store, "gate-new") == {partitions.LEGACY: 20, partitions.DEFAULT: 1}
+        # Dedup against the old table: a resend is all duplicate, new rows are stored.
+        assert send(store, old, old.rows[-10:], now) == ["duplicate"] * 10
+        assert send(store, old, old.scans(2, t0=now - 60, step=10), now) == ["stored"] * 2
+        # Retention empties the old table by batches, then drops it once empty.
+        r = retention.run(store, now + 400 * DAY, 90, batch=7)
+        assert r.scans == 50 + 2 + 20 + 1
+        assert partitions.LEGACY in {d.name for d in r.dropped}
+        assert partitions.LEGACY not in names(store)
+    finally:
+        store.close()
+    open_store(url).close()  # opened again: nothing left to migrate
+
+
+def test_retention_run_command_drops_weeks(pg_cluster, capsys):  # noqa: F811
+    url = fresh_database(pg_cluster)
+    store = open_store(url)
+    partitions.ensure(store, T0 * 1000, (T0 + WEEK_S) * 1000)
+    dev = FakeDevice("gate-cli")
+    enrol(store, dev)
+    assert send(store, dev, dev.scans(3, t0=MONDAY + 60), MONDAY + 600) == ["stored"] * 3
+    store.close()
+    assert main(["retention", "run", "--db", url]) == 0  # T0 is long before today - 90 days
+    out = capsys.readouterr().out
+    assert f"dropped the weekly partition {partitions.week_name(MONDAY * 1000)}" in out
+    store = open_store(url)
+    assert where_rows(store, "gate-cli") == {}
+    store.close()
+
+
+def test_the_serve_thread_makes_weeks_ahead_even_when_keeping_everything(pg):
+    import time
+
+    _url, store = pg
+    later = int(time.time()) + 60 * DAY
+    week = partitions.week_name(partitions.week_start(later * 1000))
+    assert week not in names(store)
+    thread, stop = retention.start(store, 0, clock=lambda: later, every_s=0.05,
+                                   first_after_s=0.01)  # --retention-days 0
+    try:
+        deadline = time.monotonic() + 20
+        while week not in names(store) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert week in names(store)
+    finally:
+        stop.set()
+        thread.join(5)
