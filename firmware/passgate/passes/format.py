@@ -51,6 +51,7 @@ from passgate.passes.cose import (
     not_deterministic,
     unsupported,
 )
+from passgate.passes.slotinit import fast_frozen_init
 from passgate.passes.wire import read_claims, read_signed
 
 PREFIX = "PG1:"
@@ -147,6 +148,7 @@ def strip_line_ending(text: str) -> str:
     return text.rstrip("\r\n")
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Claims:
     issuer: str
