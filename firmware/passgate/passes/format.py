@@ -168,7 +168,8 @@ class Claims:
         remembered (:class:`_Seen`, bounded), so the common pass skips their regexes.
         """
         issuer, zones = self.issuer, self.zones
-        if not _VALID_NAMES.has(issuer) and not visible_name(issuer, ISSUER_MAX):
+        known_issuer = _VALID_NAMES.has(issuer)
+        if not known_issuer and not visible_name(issuer, ISSUER_MAX):
             raise malformed(f"iss must be 1-{ISSUER_MAX} visible characters (letters, digits, "
                             f"single spaces, {NAME_PUNCTUATION[1:]}; NFC)")
         if type(self.pass_id) is not bytes or not PASS_ID_MIN <= len(self.pass_id) <= PASS_ID_MAX:
@@ -195,7 +196,8 @@ class Claims:
             if not zones or len(zones) > 16 or len(set(zones)) != len(zones):
                 raise malformed("zones must be 1-16 distinct names")
             _VALID_ZONES.add(zones)
-        _VALID_NAMES.add(issuer)
+        if not known_issuer:
+            _VALID_NAMES.add(issuer)
         hint = self.hint
         if hint is not None and not visible_name(hint, HINT_MAX):
             raise malformed(f"hint must be 1-{HINT_MAX} visible characters (letters, digits, "

@@ -137,7 +137,7 @@ class Verifier:
                     return Verdict(Result.DENY, Reason(exc.reason), now, exc.detail,
                                    kid=kid_hex), None
             verdict = self._decide(claims, key, kid_hex, now, zone)
-            if verdict.accepted:
+            if verdict.result is Result.ACCEPT:
                 return verdict, claims
             first_denial = first_denial or verdict
         if first_denial is None:
@@ -166,7 +166,8 @@ class Verifier:
         """The first reason to deny (in the documented order), or ``(VALID, "")``."""
         if key.issuer is not None and c.issuer != key.issuer:
             return Reason.UNKNOWN_KEY, f"key {kid_hex} does not belong to issuer {c.issuer!r}"
-        if not key.valid_at(now) or not key.valid_at(c.issued_at):
+        if (key.valid_from is not None or key.valid_until is not None) and (
+                not key.valid_at(now) or not key.valid_at(c.issued_at)):  # no window: no calls
             return Reason.KEY_NOT_VALID, "issuer key outside its validity window"
         if c.pass_id in self.trust.revoked:
             return Reason.REVOKED, "pass revoked"

@@ -34,13 +34,19 @@ _CLAIM_PASSGATE_KEY = b"\x3a\x00\x01\x00\x00"  # -65537
 
 def _payload_bounds(data: bytes) -> tuple[int, int]:
     """(start, end) of the payload in an issuer's COSE_Sign1; ``(-1, 0)`` for anything else."""
-    if not data.startswith(_SIGN1_PLAIN) or len(data) < _KID_END + 2 + 66:
+    if (not data.startswith(_SIGN1_PLAIN) or len(data) < _KID_END + 2 + 66
+            or data[_KID_END] != 0xA0):  # the empty unprotected map
         return -1, 0
-    if data[_KID_END] != 0xA0:  # the empty unprotected map
-        return -1, 0
-    n, start = _arg(data, _KID_END + 1, 2)
+    if data[_KID_END + 1] == 0x58:  # a payload of 24-255 bytes (every pass's): read inline
+        n, start = data[_KID_END + 2], _KID_END + 3
+        if n < 24:  # not the shortest form
+            return -1, 0
+    else:
+        n, start = _arg(data, _KID_END + 1, 2)
+        if n < 0:
+            return -1, 0
     end = start + n
-    if n < 0 or data[end:end + 2] != _SIG_HEAD or len(data) != end + 2 + 64:
+    if len(data) != end + 2 + 64 or data[end:end + 2] != _SIG_HEAD:
         return -1, 0
     return start, end
 
