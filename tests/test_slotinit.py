@@ -1,5 +1,5 @@
-"""The faster ``__init__`` of the frozen dataclasses built on every check (passes/slotinit.py):
-the classes behave exactly as ``@dataclass`` declared them."""
+"""Faster construction of the frozen dataclasses built on every check (passes/slotinit.py):
+the classes behave exactly as ``@dataclass`` declared them, and the objects are equal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from passgate.passes.format import Claims
-from passgate.passes.slotinit import fast_frozen_init
+from passgate.passes.slotinit import fast_frozen_init, slot_factory
 from passgate.passes.verdict import Binding, Reason, Result, Verdict
 
 
@@ -70,6 +70,37 @@ def test_verdict_and_claims_keep_every_field_and_default() -> None:
         c.expires = 5  # type: ignore[misc]
 
 
+def test_the_slot_factory_builds_the_same_frozen_object() -> None:
+    make = slot_factory(_Reference)
+    for args in [(1,), (1, "x"), (1, "x", (2, 3))]:
+        built, ref = make(*args), _Reference(*args)
+        assert type(built) is _Reference
+        assert built == ref and hash(built) == hash(ref) and repr(built) == repr(ref)
+    assert make(a=4, c=(5,)) == _Reference(4, c=(5,))
+    built = make(1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.a = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del built.b
+    assert dataclasses.replace(built, b="y") == _Reference(1, "y")
+    with pytest.raises(TypeError):
+        make()
+    with pytest.raises(TypeError):
+        make(1, "x", (), 4)
+
+
+def test_verdict_and_claims_factories_match_the_classes() -> None:
+    from passgate.passes.format import _claims
+    from passgate.passes.verify import _verdict
+
+    args = (Result.DENY, Reason.EXPIRED, 1, "d", 2, "p", "h", "k", "i", ("z",), 3, 4, b"id",
+            Binding.LIVE, b"live", 6)
+    assert _verdict(*args) == Verdict(*args) and type(_verdict(*args)) is Verdict
+    assert _verdict(Result.ACCEPT, Reason.VALID, 5) == Verdict(Result.ACCEPT, Reason.VALID, 5)
+    c = ("Iss", b"x" * 12, 1, 2, 0, 3, ("z",), "h", b"\x02" * 33)
+    assert _claims(*c) == Claims(*c) and type(_claims(*c)) is Claims
+
+
 def test_refuses_what_it_does_not_reproduce() -> None:
     @dataclasses.dataclass(slots=True)
     class NotFrozen:
@@ -93,3 +124,5 @@ def test_refuses_what_it_does_not_reproduce() -> None:
     for cls in (NotFrozen, NoSlots, Factory, PostInit):
         with pytest.raises(TypeError):
             fast_frozen_init(cls)
+        with pytest.raises(TypeError):
+            slot_factory(cls)

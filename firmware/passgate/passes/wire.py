@@ -117,7 +117,10 @@ def _text(data: bytes, pos: int) -> tuple[str | None, int]:
         return None, 0
 
 
-_TIMES4 = struct.Struct(">2sI2sI2sI")
+# exp, nbf, iat as 4-byte integers (any time from 1970-01-01T18:12 to 2106), each after its
+# one-byte key and the head 0x1a: read with one unpack, the keys and heads as integers.
+_TIMES4 = struct.Struct(">HIHIHI")
+_EXP4, _NBF4, _IAT4 = 0x041A, 0x051A, 0x061A
 
 
 def _uint_after(data: bytes, pos: int, key: bytes) -> tuple[int, int]:
@@ -142,11 +145,13 @@ def read_claims(data: bytes) -> ClaimFields | None:
 
 def _read_claims(data: bytes) -> ClaimFields | None:
     # Texts under 24 bytes (every issuer name, zone and hint a pass holds: 32 and 12
-    # characters at most, mostly ASCII) are read inline: head 0x60 + length, then the bytes.
+    # characters at most, mostly ASCII) and byte strings under 24 (the pass ids issuers
+    # write) are read inline: head + length, then the bytes; longer ones through _arg.
+    size = len(data)
     n = data[2] - 0x60
     if 0 <= n < 24:
         p = 3 + n
-        if p > len(data):
+        if p > size:
             return None
         issuer = data[3:p].decode("utf-8")
     else:
@@ -154,13 +159,13 @@ def _read_claims(data: bytes) -> ClaimFields | None:
         if text is None:
             return None
         issuer = text
-    if data[p:p + 2] == b"\x04\x1a" and len(data) >= p + _TIMES4.size:
-        # exp, nbf, iat as 4-byte integers (any time from 1970-01-01T18:12 to 2106): one
-        # unpack; shortest form means each is at least 65536.
+    if data[p:p + 2] == b"\x04\x1a" and size >= p + 18:
         _, expires, k5, not_before, k6, issued_at = _TIMES4.unpack_from(data, p)
-        if k5 != b"\x05\x1a" or k6 != b"\x06\x1a" or min(expires, not_before, issued_at) < 65536:
+        # Shortest form: each is at least 65536.
+        if (k5 != _NBF4 or k6 != _IAT4 or expires < 65536 or not_before < 65536
+                or issued_at < 65536):
             return None
-        p += _TIMES4.size
+        p += 18
     else:
         expires, p = _uint_after(data, p, b"\x04")
         not_before, p = _uint_after(data, p, b"\x05") if expires >= 0 else (-1, 0)
@@ -169,11 +174,17 @@ def _read_claims(data: bytes) -> ClaimFields | None:
             return None
     if data[p] != 0x07:
         return None
-    n, start = _arg(data, p + 1, 2)
+    n = data[p + 1] - 0x40
+    if 0 <= n < 24:
+        start = p + 2
+    else:
+        n, start = _arg(data, p + 1, 2)
+        if n < 0:
+            return None
     p = start + n
-    pass_id = data[start:p]
-    if n < 0 or len(pass_id) != n:
+    if p > size:
         return None
+    pass_id = data[start:p]
     if data[p:p + 5] != _CLAIM_PASSGATE_KEY:
         return None
     items = data[p + 5]
@@ -198,7 +209,7 @@ def _read_claims(data: bytes) -> ClaimFields | None:
         n = data[p] - 0x60
         if 0 <= n < 24:
             end = p + 1 + n
-            if end > len(data):
+            if end > size:
                 return None
             zones.append(data[p + 1:end].decode("utf-8"))
             p = end
@@ -209,9 +220,17 @@ def _read_claims(data: bytes) -> ClaimFields | None:
             zones.append(text)
     hint = None
     if items == 0x83:
-        hint, p = _text(data, p)
-        if hint is None:
-            return None
-    if p != len(data):
+        n = data[p] - 0x60
+        if 0 <= n < 24:
+            end = p + 1 + n
+            if end > size:
+                return None
+            hint = data[p + 1:end].decode("utf-8")
+            p = end
+        else:
+            hint, p = _text(data, p)
+            if hint is None:
+                return None
+    if p != size:
         return None
     return issuer, pass_id, not_before, expires, issued_at, purpose, tuple(zones), hint
