@@ -4,16 +4,18 @@ Rules kept:
 
 - These readers only ever *accept less*: each returns ``None`` unless the bytes are exactly
   the deterministic CBOR an issuer writes (shortest heads, definite lengths, the fixed key
-  order 1, 4, 5, 6, 7, -65537, valid UTF-8, no trailing byte), and the caller then runs the
-  general strict decoder (``cose.decode_sign1``, ``format.parse_claims``), which accepts or
-  refuses with the precise reason. So a pass is accepted by the fast path only if the
-  general path would accept the same values, and every refusal keeps its reason and detail.
+  order 1, 4, 5, 6, 7, 8 (cnf, bound passes only), -65537, valid UTF-8, no trailing byte),
+  and the caller then runs the general strict decoder (``cose.decode_sign1``,
+  ``format.parse_claims``), which accepts or refuses with the precise reason. So a pass is
+  accepted by the fast path only if the general path would accept the same values, and every
+  refusal keeps its reason and detail.
 - No exception on the happy path, and none escapes: a truncated input is ``None``.
 - Values are checked for shape only; ``Claims.validate`` still checks every limit.
 
 Why: ``Verifier.check`` was 1.62x a bare libsodium verify of the same bytes (CPU time, same
 run), the extra being cbor2's object graph, re-encoding and joins around the crypto; with these
-readers it is ~1.5x (``bench/verify.py`` prints both and the ratio). :func:`read_signed`
+readers it was ~1.5x, and ~1.35x with the other cuts of issue 15 (``slotinit.py``, the
+base45 decoder; ``bench/verify.py`` prints both and the ratio). :func:`read_signed`
 gives the verifier libsodium's signed-message form (signature + ToBeSigned) joined once.
 ``tests/test_wire.py`` checks the readers agree with the
 general decoders on issued passes and on every one-byte change of them.
@@ -130,12 +132,18 @@ def _uint_after(data: bytes, pos: int, key: bytes) -> tuple[int, int]:
     return _arg(data, pos + 1, 0)
 
 
-ClaimFields = tuple[str, bytes, int, int, int, int, tuple[str, ...], str | None]
+ClaimFields = tuple[str, bytes, int, int, int, int, tuple[str, ...], str | None, bytes | None]
+# Claim 8 (cnf, spec 1.2) as issued: key 8, {1: {1: 2, -1: 1, -2: h'<x, 32 bytes>', -3: y}}
+# with y the sign bit as a CBOR bool (holder.cnf_cbor; tests/test_wire.py checks they agree).
+CNF_CLAIM_HEAD = b"\x08\xa1\x01\xa4\x01\x02\x20\x01\x21\x58\x20"
+_Y_ODD, _Y_EVEN = b"\x22\xf5", b"\x22\xf4"
 
 
 def read_claims(data: bytes) -> ClaimFields | None:
-    """``(iss, cti, nbf, exp, iat, purpose, zones, hint)`` of a deterministic claims map."""
-    if data[:2] != b"\xa6\x01":
+    """``(iss, cti, nbf, exp, iat, purpose, zones, hint, holder_key)`` of a deterministic claims
+    map; ``holder_key`` (the 33-byte compressed point of claim 8) is None for an unbound pass."""
+    first = data[:2]
+    if first != b"\xa6\x01" and first != b"\xa7\x01":
         return None
     try:
         return _read_claims(data)
@@ -185,6 +193,15 @@ def _read_claims(data: bytes) -> ClaimFields | None:
     if p > size:
         return None
     pass_id = data[start:p]
+    holder_key = None
+    if data[0] == 0xA7:  # seven claims: the seventh is cnf, between cti and -65537
+        if data[p:p + 11] != CNF_CLAIM_HEAD:
+            return None
+        y = data[p + 43:p + 45]
+        if y != _Y_ODD and y != _Y_EVEN:  # also when truncated: then x is short too
+            return None
+        holder_key = (b"\x03" if y == _Y_ODD else b"\x02") + data[p + 11:p + 43]
+        p += 45
     if data[p:p + 5] != _CLAIM_PASSGATE_KEY:
         return None
     items = data[p + 5]
@@ -233,4 +250,5 @@ def _read_claims(data: bytes) -> ClaimFields | None:
                 return None
     if p != size:
         return None
-    return issuer, pass_id, not_before, expires, issued_at, purpose, tuple(zones), hint
+    return (issuer, pass_id, not_before, expires, issued_at, purpose, tuple(zones), hint,
+            holder_key)
