@@ -12,14 +12,7 @@ from passgate.errors import PassFormatError
 from passgate.issuing.issuer import Issuer
 from passgate.passes import base45, holder
 from passgate.passes.cose import loads_strict
-
-
-def variants(data: bytes) -> list[bytes]:
-    out = [data[:i] for i in range(len(data))] + [data + b"\x00"]
-    for i in range(len(data)):
-        for flip in (0x01, 0x18, 0x20, 0xFF):
-            out.append(data[:i] + bytes([data[i] ^ flip]) + data[i + 1:])
-    return out
+from test_wire import variants
 
 
 def general(data: bytes) -> object:
