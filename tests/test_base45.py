@@ -73,3 +73,14 @@ def test_canonical_every_valid_text_re_encodes_to_itself() -> None:
     """Strictness means one text per byte string: decode then encode gives the text back."""
     for text in ["BB8", "%69 VD92EX0", "FGW", "U5", "00", "000", "", "FGWU5"]:
         assert base45.encode(base45.decode(text)) == text
+
+
+def test_texts_longer_than_a_pass_decode_and_leave_no_cached_masks() -> None:
+    # Masks are kept per length only up to a pass's longest text (342 triples).
+    data = bytes(range(256)) * 6  # 1,536 bytes: 768 triples
+    kept = dict(base45._MASKS)
+    assert base45.decode(base45.encode(data)) == data
+    assert base45.decode(base45.encode(data + b"\x07")) == data + b"\x07"
+    assert set(base45._MASKS) == set(kept)
+    with pytest.raises(ValueError, match="triple exceeds"):
+        base45.decode(base45.encode(data) + "GGW")

@@ -19,6 +19,7 @@ T0 = 1_767_261_600
 
 SHAPES = [  # (issuer name, zones, hint, not_before, duration)
     ("Bench City", ["gate-1"], "AB12", T0, 3600),
+    ("Bound", ["gate-1", "lobby"], "AB12", T0, 3600),  # holder-bound (cnf), see issued()
     ("Нижний Новгород", ["gate-1", "lobby", "garage"], None, T0, 3 * 3600),
     ("N", ["z" * 32] * 1 + [f"zone-{i}" for i in range(15)], "№ 7 (ab)", T0, 1800),
     ("Early", ["a"], "x", 30, 1800),  # times below 65536: one- and two-byte heads
@@ -26,11 +27,26 @@ SHAPES = [  # (issuer name, zones, hint, not_before, duration)
 ]
 
 
+def holder_point(seed: int) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from passgate.passes.holder import compressed_point
+
+    return compressed_point(ec.derive_private_key(seed, ec.SECP256R1()))
+
+
 def issued(issuer: Issuer) -> list[bytes]:
     out = []
     for name, zones, hint, nbf, duration in SHAPES:
         iss = Issuer(issuer.key, name)
-        text = iss.issue("work", zones, nbf, duration, hint=hint)
+        bound = {"holder_key": holder_point(7)} if name == "Bound" else {}
+        text = iss.issue("work", zones, nbf, duration, hint=hint, **bound)
+        out.append(base45.decode(text[len(PREFIX):]))
+    # Both signs of y (the point's prefix 02 and 03) and a 32-byte pass id.
+    points = {holder_point(seed)[0]: holder_point(seed) for seed in range(1, 9)}
+    for point in points.values():
+        text = Issuer(issuer.key, "Bound").issue("work", ["a"], T0, 3600, holder_key=point,
+                                                   pass_id=bytes(range(32)))
         out.append(base45.decode(text[len(PREFIX):]))
     return out
 
@@ -57,10 +73,18 @@ def raws(issuer: Issuer) -> list[bytes]:
 
 
 def test_issued_passes_take_the_fast_path(raws: list[bytes]) -> None:
+    from passgate.passes.holder import cnf_cbor
+
+    signs = []
     for raw in raws:
         fixed = wire.read_sign1(raw)
         assert fixed is not None
-        assert wire.read_claims(fixed[2]) is not None
+        fields = wire.read_claims(fixed[2])
+        assert fields is not None
+        if fields[-1] is not None:
+            signs.append(fields[-1][0])
+            assert b"\x08" + cnf_cbor(fields[-1]) in fixed[2]
+    assert len(signs) >= 3 and set(signs) == {2, 3}  # bound shapes, both signs of y
 
 
 def test_sign1_reader_agrees_with_the_general_decoder(raws: list[bytes]) -> None:

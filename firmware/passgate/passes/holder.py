@@ -55,6 +55,7 @@ from passgate.passes.cose import (
     sig_structure,
     unsupported,
 )
+from passgate.passes.wire import cbor_arg as _arg
 
 KEY_PREFIX = "PGK1:"
 LIVE_PREFIX = "PG2:"
@@ -219,7 +220,12 @@ class LiveCode:
 
 
 def _time_counter(payload: bytes) -> tuple[int, int]:
-    value = loads_strict(payload, "live code payload", tags=False)
+    t, pos = _arg(payload, 1, 0) if payload[:1] == b"\x82" else (-1, 0)
+    n, end = _arg(payload, pos, 0) if t >= 0 else (-1, 0)
+    if n >= 0 and end == len(payload):
+        value: object = [t, n]  # two shortest-form unsigned integers: what cbor2 gives, read
+    else:  # anything else: decoded and re-encoded strictly, which names the fault
+        value = loads_strict(payload, "live code payload", tags=False)
     if type(value) is not list or len(value) != 2:
         raise malformed("live code payload must be the array [t, n]")
     t, n = value
@@ -278,6 +284,21 @@ def _bstr_at(data: bytes, pos: int) -> tuple[int, int]:
     return n, pos + 1 + width
 
 
+def _two_bstrs(raw: bytes) -> list[bytes] | None:
+    """``[l1, l2]`` if ``raw`` is exactly an array of two byte strings in deterministic CBOR
+    (shortest heads, nothing after): what ``loads_strict`` returns for those bytes, without
+    cbor2 and the re-encoding; None for anything else."""
+    if raw[:1] != b"\x82":
+        return None
+    n1, p1 = _bstr_at(raw, 1)
+    if n1 < 0 or p1 + n1 > len(raw):
+        return None
+    n2, p2 = _bstr_at(raw, p1 + n1)
+    if n2 < 0 or p2 + n2 != len(raw):
+        return None
+    return [raw[p1:p1 + n1], raw[p2:]]
+
+
 def parse_live_text(text: str | bytes) -> LiveCode:
     """Decode a ``PG2:`` text strictly (its signature is checked by :meth:`LiveCode.verifies`).
 
@@ -300,7 +321,9 @@ def parse_live_text(text: str | bytes) -> LiveCode:
         raw = base45.decode(text[len(LIVE_PREFIX):])
     except ValueError as exc:
         raise malformed(f"bad base45: {exc}") from None
-    outer = loads_strict(raw, "live code", tags=False)
+    outer: object = _two_bstrs(raw)
+    if outer is None:  # not the one layout: decoded and re-encoded strictly, naming the fault
+        outer = loads_strict(raw, "live code", tags=False)
     if type(outer) is not list or len(outer) != 2 or any(type(b) is not bytes for b in outer):
         raise malformed("live code must be the array [level 1 bytes, level 2 bytes]")
     l1, l2 = outer

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
+from passgate.passes.slotinit import fast_frozen_init
+
 
 class Result(enum.Enum):
     ACCEPT = "accept"
@@ -59,6 +61,7 @@ class Binding(enum.Enum):
 NO_TRUST_DATA = "no trust data"
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What the verifier concluded about one pass text at one instant.
