@@ -107,6 +107,56 @@ def test_motion_box_finds_a_moving_pass_sized_region_not_noise_or_a_light_change
     assert m.update(np.full_like(moved, 250)) is None  # the lights came on: too big
 
 
+class Shapes:
+    """A decoder that reads nothing and notes the shape of every crop it is given."""
+
+    def __init__(self) -> None:
+        self.inner = ZxingDecoder()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def scan(self, frame):
+        return self.inner.scan(frame)
+
+    def decode(self, frame):
+        self.shapes.append(frame.shape)
+        return []
+
+
+class Big:
+    def __init__(self, side: int) -> None:
+        self.side = side
+
+    def read_full_crop(self, box):
+        return np.full((self.side, self.side + 10), 120, np.uint8)
+
+
+def test_a_crop_is_decoded_as_given_then_as_its_2x2_means_unless_too_small():
+    dec = Shapes()
+    reader = FullCropReader(dec, Big(300))  # type: ignore[arg-type]
+    assert reader.decode(_frame(4.0, spoil=True)) == []
+    boxes = len(dec.inner.scan(_frame(4.0, spoil=True))[1][:MAX_CROPS])  # candidates, each:
+    assert dec.shapes == [(300, 310), (150, 155)] * boxes and reader.crops == 2 * boxes
+    dec.shapes.clear()
+    small = FullCropReader(dec, Big(100))  # type: ignore[arg-type]
+    small.decode(_frame(4.0, spoil=True))
+    assert dec.shapes == [(100, 110)] * boxes  # 50 px after a 2x2 reduce: not worth reading
+
+
+def test_a_soft_noisy_close_crop_is_read_from_its_2x2_means():
+    class Noisy:  # 18 px per module, soft, a glare spot, noisy: a close phone in the main stream
+        def read_full_crop(self, box):
+            rng = np.random.default_rng(2)
+            frame = np.full((1134, 1134), 120.0, np.float32)
+            synth.place_code(frame, synth.qr_modules(TEXT), synth.Pose(18.0, center=(567, 567)),
+                             dark=30, light=220)
+            frame = synth.blur(synth.glare(frame, (680, 567), radius=227, strength=160), 6)
+            return synth.to_uint8(synth.noise(frame, 40.0, rng))
+
+    assert ZxingDecoder().decode(Noisy().read_full_crop(None)) == []  # too noisy as given
+    reader = FullCropReader(ZxingDecoder(), Noisy())
+    assert reader.decode(_frame(4.0, spoil=True)) == [TEXT] and reader.crops == 2
+
+
 def test_widen_grows_the_box_and_clips_to_the_frame():
     assert widen((10, 10, 110, 60), (640, 480)) == (0, 0, 146, 96)
 
