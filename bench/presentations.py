@@ -124,6 +124,25 @@ def defocus_sigma(distance_mm: float, focus_mm: float, width: int = LORES[0]) ->
     return circle_mm / SENSOR_W_MM * width / 2.4
 
 
+AF_SCAN_S = 0.2  # a one-shot autofocus scan, trigger to lens in place
+AF_FOLLOW = False  # --cameras af-follow: the earlier model (see af_focus)
+
+
+def af_focus(p: Presentation, t: float) -> float:
+    """Where the lens focuses at ``t`` with ``af_on_candidate`` (the firmware's policy).
+
+    The lens waits at ``FOCUS_MM`` (``lens_position``) while the pass approaches; when its
+    candidate stops growing and moving (held: the first frame after the approach ends) one scan
+    is triggered, and ``AF_SCAN_S`` later the lens is at the distance the pass had then. With
+    ``AF_FOLLOW`` (the model before: a scan on every move), the focus follows the pass
+    ``AF_SCAN_S`` late from its first frame, starting at its entry distance.
+    """
+    if AF_FOLLOW:
+        return state(p, max(t - AF_SCAN_S, 0.0))[0]
+    held = math.ceil(p.approach_s * FPS - 1e-9) / FPS
+    return FOCUS_MM if t < held + AF_SCAN_S else state(p, held)[0]
+
+
 def state(p: Presentation, t: float) -> tuple[float, float, float]:
     """Distance (mm) and lateral offset (x, y in mm from the optical axis) at time ``t``."""
     rng = np.random.default_rng(p.seed)
@@ -191,7 +210,7 @@ def render(p: Presentation, i: int, modules: np.ndarray, size: tuple[int, int] =
     x0, y0, x1, y1 = box if box is not None else (0, 0, w, h)
     if box is not None and held:
         d = state(p, t)[0]
-        focus = state(p, max(t - 0.2, 0.0))[0] if focus_mm is None else focus_mm
+        focus = af_focus(p, t) if focus_mm is None else focus_mm
         pad = int(4 * defocus_sigma(d, focus, w)) + 8
         x0, y0 = max(x0 - pad, 0), max(y0 - pad, 0)
         x1, y1 = min(x1 + pad, w), min(y1 + pad, h)
@@ -242,8 +261,8 @@ def _exposure(p: Presentation, t: float, frame: np.ndarray, modules: np.ndarray,
         steps.append(layer)
     out = np.mean(steps, axis=0, dtype=np.float32)
     d, x, y = state(p, t)
-    if focus_mm is None:  # autofocus on the candidate: it follows the pass 0.2 s late
-        focus_mm = state(p, max(t - 0.2, 0.0))[0]
+    if focus_mm is None:  # autofocus on the candidate (af_focus)
+        focus_mm = af_focus(p, t)
     sigma = defocus_sigma(d, focus_mm, w)
     if p.glare and p.surface != "paper":
         out = synth.glare(out, (w / 2 + f * x / d + 0.2 * f * p.symbol_mm / d - ox,
@@ -380,7 +399,7 @@ def looks(p: Presentation, i: int, focus_mm: float | None,
     streak = math.hypot(f * (x1 / d1 - x0 / d0), f * (y1 / d1 - y0 / d0))
     d = state(p, t)[0]
     if focus_mm is None:
-        focus_mm = state(p, max(t - 0.2, 0.0))[0]
+        focus_mm = af_focus(p, t)
     ppm = px_per_module(p, d, width)
     return ppm, streak / ppm, 2.4 * defocus_sigma(d, focus_mm, width) / ppm
 
@@ -459,7 +478,9 @@ def main(argv: list[str] | None = None) -> int:
                          "i is otherwise the same whatever the share, so runs pair up)")
     ap.add_argument("--cameras", default="fixed,af,8ms,led,af+8ms,af+led,af+8ms+led",
                     help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, as "
-                         "shipped), or levers joined by +: af (autofocus on the candidate), "
+                         "shipped), or levers joined by +: af (one autofocus scan when the "
+                         "candidate is held), af-follow (the earlier model: focus follows the "
+                         "pass 0.2 s late from its entry), "
                          "8ms (exposure limit), led (the illuminator lights the pass)")
     ap.add_argument("--main", default=f"{MAIN[0]}x{MAIN[1]}",
                     help="main stream WxH over the lores frame's field of view: 1280x960 (5.0 um "
@@ -486,9 +507,11 @@ def main(argv: list[str] | None = None) -> int:
           f"main stream {mw}x{mh} over the lores field")
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
-        if levers - {"af", "autofocus", "8ms", "led"}:
+        if levers - {"af", "autofocus", "af-follow", "8ms", "led"}:
             ap.error(f"unknown camera set-up {cam!r}")
-        af = bool(levers & {"af", "autofocus"})
+        af = bool(levers & {"af", "autofocus", "af-follow"})
+        global AF_FOLLOW
+        AF_FOLLOW = "af-follow" in levers
         limit = 8.0 if "8ms" in levers else None
         t0 = time.perf_counter()
         res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in levers,

@@ -267,25 +267,35 @@ def test_streams_share_a_centred_scaler_crop_of_the_lores_aspect_and_the_sensor_
         CameraConfig(scaler_crop="wide")
 
 
-def test_candidate_triggers_one_autofocus_scan_on_its_window_then_returns_to_fixed_focus():
+def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns():
     src, (cam,) = _camera(af_on_candidate=True)
     cam.set.clear()  # the ScalerCrop at start
-    src.on_candidate((160, 120, 320, 240))
+    src.on_candidate((200, 150, 280, 210))  # appears, small: approaching
+    src.on_candidate((170, 125, 300, 225))  # grew by more than 15%: still approaching
+    assert cam.set == []  # the lens waits at lens_position
+    src.on_candidate((160, 120, 320, 240))  # grew by 23%: still approaching
+    src.on_candidate((162, 121, 321, 241))  # held: about the same size and place
     # the window in sensor pixels inside the 4:3 crop (592, 8, 3456, 2592): 5.4 a lores pixel
     assert cam.set == [{"AfMode": 1, "AfMetering": 1, "AfTrigger": 0,
-                        "AfWindows": [(592 + 864, 8 + 648, 864, 648)]}]
+                        "AfWindows": [(592 + 874, 8 + 653, 858, 648)]}]
     src.on_candidate((170, 125, 330, 245))  # a tremor: no new scan
+    src.on_candidate((172, 126, 331, 246))
     assert len(cam.set) == 1
-    src.on_candidate((400, 300, 560, 420))  # moved by more than half its size: scan again
+    src.on_candidate((400, 300, 560, 420))  # moved by more than half its size: not held yet
+    assert len(cam.set) == 1
+    src.on_candidate((402, 301, 561, 421))  # held there: scan again
     assert len(cam.set) == 2
     src.on_candidate(None)  # gone: the fixed lens position again
     assert cam.set[-1]["AfMode"] == 0 and cam.set[-1]["LensPosition"] == 6.7
+    src.on_candidate((162, 121, 321, 241))  # back, first frame: not held yet
+    assert len(cam.set) == 3
 
 
 def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():
     for kw in ({}, {"af_on_candidate": True, "focus": "fixed"}):
         src, (cam,) = _camera(**kw)
         cam.set.clear()  # the ScalerCrop at start
+        src.on_candidate((160, 120, 320, 240))
         src.on_candidate((160, 120, 320, 240))
         src.on_candidate(None)
         assert cam.set == [], kw

@@ -222,7 +222,8 @@ class PicameraSource(SourceBase):
         self._factory = factory
         self._cam: Any = None
         self._warned_unsupported: frozenset[str] = frozenset()
-        self._af_window: tuple[int, int, int, int] | None = None
+        self._af_window: tuple[int, int, int, int] | None = None  # where the last scan looked
+        self._af_last: tuple[int, int, int, int] | None = None  # the previous frame's candidate
         self._crop: tuple[int, int, int, int] = (0, 0, *self.config.main_size)
         self._request: Any = None  # the last frame's request: its main stream gives crops
         self._mapped: Callable[..., Any] | None = None  # picamera2.MappedArray on a Pi
@@ -331,20 +332,27 @@ class PicameraSource(SourceBase):
                 log.warning("%s: releasing a frame failed: %s", self.name, exc)
 
     def on_candidate(self, box: tuple[int, int, int, int] | None) -> None:
-        """Point a one-shot autofocus at the candidate ``box`` (lores pixels); None: back.
+        """One autofocus scan on the candidate ``box`` (lores pixels) once it is held; None: back.
 
-        Only with ``af_on_candidate`` and a lens to move. A new scan is triggered when the
-        candidate appears or moves by more than half its size, not on every frame (a scan
-        takes several frames); when it has gone, the lens returns to ``lens_position``.
+        Only with ``af_on_candidate`` and a lens to move. While a pass approaches its box grows
+        and moves from frame to frame, and a scan started then would focus where the pass
+        *was* (measured: that put the lens behind an approaching pass and cost more reads than
+        it saved). So the lens stays at ``lens_position`` until the candidate is *held* (:func:
+        `_held`: about the same size and place in two frames in a row), then one scan is
+        triggered on its window; another only when it moves by more than half its size and is
+        held again. When it has gone, the lens returns to ``lens_position``.
         """
         cfg = self.config
         if not cfg.af_on_candidate or cfg.focus == "fixed" or self._cam is None:
             return
+        previous, self._af_last = self._af_last, box
         if box is None:
             if self._af_window is not None:
                 self._af_window = None
                 self._set(cfg.controls())  # the idle focus again
             return
+        if previous is None or not _held(previous, box):
+            return  # still approaching (or just appeared): the lens waits at lens_position
         if self._af_window is not None and not _moved(self._af_window, box):
             return
         self._af_window = box
@@ -381,7 +389,7 @@ class PicameraSource(SourceBase):
             self._cam.set_controls(wanted)
 
     def _close(self) -> None:
-        self._af_window = None
+        self._af_window = self._af_last = None
         self._release()
         cam, self._cam = self._cam, None
         if cam is None:
@@ -405,6 +413,15 @@ def _mapped_array_class() -> Callable[..., Any] | None:
 def _check_main(name: str, yuv: Any, height: int) -> None:
     if not isinstance(yuv, np.ndarray) or yuv.ndim != 2 or yuv.shape[0] < height:
         raise HardwareError(f"{name}: unexpected main buffer {getattr(yuv, 'shape', '')}")
+
+
+def _held(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> bool:
+    """True when ``new`` is within 15% of ``old``'s size and a quarter of it from its place."""
+    size_old = max(old[2] - old[0], old[3] - old[1], 1)
+    size_new = max(new[2] - new[0], new[3] - new[1], 1)
+    dx = (new[0] + new[2] - old[0] - old[2]) / 2
+    dy = (new[1] + new[3] - old[1] - old[3]) / 2
+    return abs(size_new / size_old - 1) <= 0.15 and max(abs(dx), abs(dy)) <= size_old / 4
 
 
 def _moved(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> bool:
