@@ -407,7 +407,7 @@ def _mapped_array_class() -> Callable[..., Any] | None:
         from picamera2 import MappedArray
     except ImportError:
         return None  # then crops come from request.make_array("main"): a whole-buffer copy
-    return MappedArray  # type: ignore[no-any-return]
+    return MappedArray
 
 
 def _check_main(name: str, yuv: Any, height: int) -> None:
