@@ -5,7 +5,8 @@ read and how soon, not one frame. Deterministic: presentation ``i`` is drawn fro
 ``numpy.random.default_rng([seed, i])``; PIL and numpy only, nothing downloaded.
 
 Physics-ish model of a Camera Module 3 (f = 4.74 mm at f/1.8, 66 deg horizontal field of
-view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame from a 1280x960 main stream:
+view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame and a main stream over the
+same field at ``--main`` (default 2304x1728, the sensor's 2x2-binned pitch):
 
 - **pixels per module** = focal length in pixels x module size / distance. A pass's symbol
   (49 modules + quiet zone) is 35-65 mm on paper, 40-60 mm on a phone;
@@ -16,7 +17,8 @@ view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame from a 1280x960 m
   exposure 4-10 ms in good light, 20-33 ms in dim light, or ``max_exposure_ms`` when the
   camera limits it (then gain, so noise, rises unless the illuminator lights the scene);
 - **defocus** = blur circle of the aperture, ``D f |1/d - 1/FOCUS_MM|``, on the sensor;
-  autofocus (``--autofocus``) moves the focus to the distance of the pass 3 frames late;
+  autofocus on the candidate (``--cameras af``, :func:`af_focus`) leaves the lens at
+  ``FOCUS_MM`` until the pass is held, then one 0.2 s scan focuses at its distance;
 - **surfaces**: paper, a phone (light or dark mode) with a glare spot half the time;
 - **backgrounds**: a textured desk, a printed text page, a regular pattern, a linear barcode.
 
@@ -54,7 +56,9 @@ from passgate.hardware.camera import synth  # noqa: E402
 
 FPS = 15.0
 LORES = (640, 480)
-MAIN = (1280, 960)
+# The main stream over the lores field at the Camera Module 3's 2x2-binned pitch (2.8 um): the
+# shipped [camera] main_size 1728x1296 over a 4:3 ScalerCrop gives the same pixels per module
+MAIN = (2304, 1728)
 FOCUS_MM = 150.0
 F_MM, APERTURE_MM, SENSOR_W_MM = 4.74, 4.74 / 1.8, 6.45
 SYMBOL = 57  # modules across the symbol with its quiet zone (version 8: 49 + 2 x 4)
@@ -485,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--main", default=f"{MAIN[0]}x{MAIN[1]}",
                     help="main stream WxH over the lores frame's field of view: 1280x960 (5.0 um "
                          "pitch), 2304x1728 (the sensor's 2x2-binned pitch, 2.8 um)")
-    ap.add_argument("--scales", default="1",
+    ap.add_argument("--scales", default="1,2",
                     help="the crop's decodes, comma-separated: 1 as the main stream gives it, "
                          "k its k x k means (FullCropReader scales)")
     ap.add_argument("--only", default="",
