@@ -292,7 +292,7 @@ def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns
 
 
 def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():
-    for kw in ({}, {"af_on_candidate": True, "focus": "fixed"}):
+    for kw in ({"af_on_candidate": False}, {"focus": "fixed"}):
         src, (cam,) = _camera(**kw)
         cam.set.clear()  # the ScalerCrop at start
         src.on_candidate((160, 120, 320, 240))
@@ -302,9 +302,10 @@ def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():
 
 
 def test_short_exposure_mode_is_asked_of_the_camera():
-    src, (cam,) = _camera(ae_mode="short")
+    src, (cam,) = _camera()  # the default: short
     assert cam.kwargs["controls"]["AeExposureMode"] == 1
-    assert "AeExposureMode" not in CameraConfig().controls()
+    assert "AeExposureMode" not in CameraConfig(ae_mode="normal").controls()
+    assert CameraConfig().af_on_candidate  # the default: one scan on a held candidate
     with pytest.raises(ConfigError, match="ae_mode"):
         CameraConfig(ae_mode="fast")
 
