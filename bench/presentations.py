@@ -481,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of presentations without a pass (0: passes only; presentation "
                          "i is otherwise the same whatever the share, so runs pair up)")
     ap.add_argument("--cameras", default="fixed,af,8ms,led,af+8ms,af+led,af+8ms+led",
-                    help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, as "
-                         "shipped), or levers joined by +: af (one autofocus scan when the "
+                    help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, normal "
+                         "exposure), or levers joined by +: af (one autofocus scan when the "
                          "candidate is held), af-follow (the earlier model: focus follows the "
                          "pass 0.2 s late from its entry), "
                          "8ms (exposure limit), led (the illuminator lights the pass)")
