@@ -320,7 +320,7 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
             phone_mm: tuple[float, float] = (40, 60), empty_share: float = 0.2,
             progress: int = 0, main: tuple[int, int] = MAIN, misses: bool = False,
             scales: tuple[int, ...] = (1,), only: list[int] | None = None,
-            ) -> tuple[dict[str, Outcome], list[float], int]:
+            each: bool = False) -> tuple[dict[str, Outcome], list[float], int]:
     """Decode every frame of ``count`` presentations with each way; bare zxing-cpp beside."""
     import zxingcpp
 
@@ -378,6 +378,10 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
             o.read += 1
             o.fast += t <= 0.5
             o.latency.append(t)
+        if each:  # one line a presentation: the raw figures, for sums over split runs
+            print(f"  each #{p.index} pass={int(p.has_pass)} " + " ".join(
+                f"{'crop' if 'crop' in name else 'lores'}={first.get(name, -1):.3f}"
+                for name in ways), flush=True)
         late = [name for name in ways if p.has_pass and first.get(name, 9.0) > 0.5]
         if misses and late:
             print("  " + miss_line(p, first, focus, main), flush=True)
@@ -494,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
                          "k its k x k means (FullCropReader scales)")
     ap.add_argument("--only", default="",
                     help="comma-separated presentation indices to run (the others are skipped)")
+    ap.add_argument("--each", action="store_true",
+                    help="print one line a presentation: seconds to the verdict per way (-1: "
+                         "never), so runs split with --only can be summed")
     ap.add_argument("--misses", action="store_true",
                     help="print each presentation read late or never, frame by frame")
     ap.add_argument("--idle", type=int, default=0, metavar="SCENES",
@@ -522,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                                     args.code, args.ecc, args.surfaces == "phone", (lo, hi),
                                     args.empty_share, args.progress, (mw, mh), args.misses,
                                     tuple(int(k) for k in args.scales.split(",")),
-                                    [int(i) for i in args.only.split(",")] if args.only else None)
+                                    [int(i) for i in args.only.split(",")] if args.only else None,
+                                    args.each)
         n_empty = (len(args.only.split(",")) if args.only else args.presentations) - n_pass
         print(f"\n## camera: {cam}  ({n_pass} with a pass, {n_empty} without; "
               f"{time.perf_counter() - t0:.0f} s)\n")
