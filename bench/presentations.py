@@ -5,7 +5,8 @@ read and how soon, not one frame. Deterministic: presentation ``i`` is drawn fro
 ``numpy.random.default_rng([seed, i])``; PIL and numpy only, nothing downloaded.
 
 Physics-ish model of a Camera Module 3 (f = 4.74 mm at f/1.8, 66 deg horizontal field of
-view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame from a 1280x960 main stream:
+view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame and a main stream over the
+same field at ``--main`` (default 2304x1728, the sensor's 2x2-binned pitch):
 
 - **pixels per module** = focal length in pixels x module size / distance. A pass's symbol
   (49 modules + quiet zone) is 35-65 mm on paper, 40-60 mm on a phone;
@@ -16,7 +17,8 @@ view, lens fixed at ``FOCUS_MM``) giving a 640x480 lores frame from a 1280x960 m
   exposure 4-10 ms in good light, 20-33 ms in dim light, or ``max_exposure_ms`` when the
   camera limits it (then gain, so noise, rises unless the illuminator lights the scene);
 - **defocus** = blur circle of the aperture, ``D f |1/d - 1/FOCUS_MM|``, on the sensor;
-  autofocus (``--autofocus``) moves the focus to the distance of the pass 3 frames late;
+  autofocus on the candidate (``--cameras af``, :func:`af_focus`) leaves the lens at
+  ``FOCUS_MM`` until the pass is held, then one 0.2 s scan focuses at its distance;
 - **surfaces**: paper, a phone (light or dark mode) with a glare spot half the time;
 - **backgrounds**: a textured desk, a printed text page, a regular pattern, a linear barcode.
 
@@ -54,7 +56,9 @@ from passgate.hardware.camera import synth  # noqa: E402
 
 FPS = 15.0
 LORES = (640, 480)
-MAIN = (1280, 960)
+# The main stream over the lores field at the Camera Module 3's 2x2-binned pitch (2.8 um): the
+# shipped [camera] main_size 1728x1296 over a 4:3 ScalerCrop gives the same pixels per module
+MAIN = (2304, 1728)
 FOCUS_MM = 150.0
 F_MM, APERTURE_MM, SENSOR_W_MM = 4.74, 4.74 / 1.8, 6.45
 SYMBOL = 57  # modules across the symbol with its quiet zone (version 8: 49 + 2 x 4)
@@ -124,6 +128,25 @@ def defocus_sigma(distance_mm: float, focus_mm: float, width: int = LORES[0]) ->
     return circle_mm / SENSOR_W_MM * width / 2.4
 
 
+AF_SCAN_S = 0.2  # a one-shot autofocus scan, trigger to lens in place
+AF_FOLLOW = False  # --cameras af-follow: the earlier model (see af_focus)
+
+
+def af_focus(p: Presentation, t: float) -> float:
+    """Where the lens focuses at ``t`` with ``af_on_candidate`` (the firmware's policy).
+
+    The lens waits at ``FOCUS_MM`` (``lens_position``) while the pass approaches; when its
+    candidate stops growing and moving (held: the first frame after the approach ends) one scan
+    is triggered, and ``AF_SCAN_S`` later the lens is at the distance the pass had then. With
+    ``AF_FOLLOW`` (the model before: a scan on every move), the focus follows the pass
+    ``AF_SCAN_S`` late from its first frame, starting at its entry distance.
+    """
+    if AF_FOLLOW:
+        return state(p, max(t - AF_SCAN_S, 0.0))[0]
+    held = math.ceil(p.approach_s * FPS - 1e-9) / FPS
+    return FOCUS_MM if t < held + AF_SCAN_S else state(p, held)[0]
+
+
 def state(p: Presentation, t: float) -> tuple[float, float, float]:
     """Distance (mm) and lateral offset (x, y in mm from the optical axis) at time ``t``."""
     rng = np.random.default_rng(p.seed)
@@ -179,15 +202,26 @@ def render(p: Presentation, i: int, modules: np.ndarray, size: tuple[int, int] =
            box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Frame ``i`` of ``p`` at ``size``; ``box`` (in ``size`` pixels) crops the result.
 
-    ``focus_mm`` None: the autofocus model (see :func:`_exposure`).
+    ``focus_mm`` None: the autofocus model (see :func:`_exposure`). With a ``box`` only a
+    window around it is drawn (the box plus four blur radii and more): the same pixels as
+    drawing the whole frame and cropping it (checked on 160 crops at 1280x960 and 2304x1728:
+    15 pixels one level apart, float rounding) at a third of the cost. That is the synthetic
+    camera's speed, not the reader's: never counted.
     """
     w, h = size
-    frame = backdrop(p, size).copy()
     t = (i - p.enter_frame) / FPS
-    if p.has_pass or p.index % 2 == 0:  # half the empty ones hold up a blank page or phone
+    held = (p.has_pass or p.index % 2 == 0) and t >= 0  # half the empty ones hold a blank
+    x0, y0, x1, y1 = box if box is not None else (0, 0, w, h)
+    if box is not None and held:
+        d = state(p, t)[0]
+        focus = af_focus(p, t) if focus_mm is None else focus_mm
+        pad = int(4 * defocus_sigma(d, focus, w)) + 8
+        x0, y0 = max(x0 - pad, 0), max(y0 - pad, 0)
+        x1, y1 = min(x1 + pad, w), min(y1 + pad, h)
+    frame = backdrop(p, size)[y0:y1, x0:x1].copy()
+    if held:
         mods = modules if p.has_pass else np.zeros_like(modules)
-        if t >= 0:
-            frame = _exposure(p, t, frame, mods, size, focus_mm)
+        frame = _exposure(p, t, frame, mods, size, focus_mm, (x0, y0))
     if p.dim:  # a dim scene: less contrast, and the analogue gain already up
         frame = frame * 0.45 + 20
     # sensor noise: shot and read noise amplified by the gain a short exposure needs
@@ -195,16 +229,21 @@ def render(p: Presentation, i: int, modules: np.ndarray, size: tuple[int, int] =
     # the main stream is not binned: its noise per pixel is twice the lores stream's
     rng = np.random.default_rng([p.seed, i, w])
     if box is not None:
-        x0, y0, x1, y1 = box
-        frame = frame[y0:y1, x0:x1]
+        bx0, by0, bx1, by1 = box
+        frame = frame[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
     frame = synth.noise(frame, sigma * (w / LORES[0]), rng)
     return synth.to_uint8(frame)
 
 
 def _exposure(p: Presentation, t: float, frame: np.ndarray, modules: np.ndarray,
-              size: tuple[int, int], focus_mm: float | None) -> np.ndarray:
-    """The pass drawn at 3 instants across the exposure, averaged: motion blur."""
+              size: tuple[int, int], focus_mm: float | None,
+              origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The pass drawn at 3 instants across the exposure, averaged: motion blur.
+
+    ``frame`` is the window of the ``size`` view whose top-left pixel is ``origin``.
+    """
     w, h = size
+    ox, oy = origin
     f = focal_px(w)
     half = p.exposure_ms / 2000
     (d0, x0, y0), (d1, x1, y1) = state(p, t - half), state(p, t + half)
@@ -215,31 +254,40 @@ def _exposure(p: Presentation, t: float, frame: np.ndarray, modules: np.ndarray,
         d, x, y = state(p, t + k)
         layer = frame.copy()
         pose = synth.Pose(px_per_module(p, d, w), p.angle_deg, p.tilt_deg, 40.0,
-                          (w / 2 + f * x / d, h / 2 + f * y / d))
+                          (w / 2 + f * x / d - ox, h / 2 + f * y / d - oy))
         if p.surface == "paper":
-            synth.place_code(layer, modules, pose, dark=45, light=200, screen_modules=2)
+            synth.place_code(layer, modules, pose, dark=45, light=200, screen_modules=2,
+                             view_width=w)
         else:
             dark, light = (230.0, 25.0) if p.surface == "phone_dark" else (20.0, 235.0)
             synth.place_code(layer, modules, pose, dark=dark, light=light, screen_modules=2,
-                             bezel_modules=4, bezel=15)
+                             bezel_modules=4, bezel=15, view_width=w)
         steps.append(layer)
     out = np.mean(steps, axis=0, dtype=np.float32)
     d, x, y = state(p, t)
-    if focus_mm is None:  # autofocus on the candidate: it follows the pass 0.2 s late
-        focus_mm = state(p, max(t - 0.2, 0.0))[0]
+    if focus_mm is None:  # autofocus on the candidate (af_focus)
+        focus_mm = af_focus(p, t)
     sigma = defocus_sigma(d, focus_mm, w)
     if p.glare and p.surface != "paper":
-        out = synth.glare(out, (w / 2 + f * x / d + 0.2 * f * p.symbol_mm / d,
-                                h / 2 + f * y / d), radius=0.25 * f * p.symbol_mm / d,
+        out = synth.glare(out, (w / 2 + f * x / d + 0.2 * f * p.symbol_mm / d - ox,
+                                h / 2 + f * y / d - oy), radius=0.25 * f * p.symbol_mm / d,
                           strength=160)
     return synth.blur(out, sigma) if sigma > 0.3 else out
 
 
 class _Crops:
-    """The synthetic camera's main stream: renders the crop of the current frame at ``MAIN``."""
+    """The synthetic camera's main stream: renders the crop of the current frame at ``main``.
 
-    def __init__(self, modules: np.ndarray, focus_mm: float | None) -> None:
-        self.modules, self.focus_mm = modules, focus_mm
+    The main stream covers the lores frame's field of view (the model's 6.45 mm of sensor
+    width) with ``main[0]`` pixels: 1280 is a 5.0 um pitch, 2304 the sensor's native 2x2-binned
+    pitch (2.8 um; on the 16:9 IMX708 that is a 1728x1296 main stream over a 4:3 ScalerCrop,
+    whose pixels per module at a given distance are the same). Its noise per pixel grows with
+    the pitch ratio (the lores stream averages more sensor pixels).
+    """
+
+    def __init__(self, modules: np.ndarray, focus_mm: float | None,
+                 main: tuple[int, int] = MAIN) -> None:
+        self.modules, self.focus_mm, self.main = modules, focus_mm, main
         self.p: Presentation | None = None
         self.i = 0
         self.spent = 0.0  # CPU spent rendering crops: the camera's work, not the reader's
@@ -247,10 +295,10 @@ class _Crops:
 
     def read_full_crop(self, box: tuple[int, int, int, int]) -> np.ndarray | None:
         assert self.p is not None
-        sx, sy = MAIN[0] / LORES[0], MAIN[1] / LORES[1]
+        sx, sy = self.main[0] / LORES[0], self.main[1] / LORES[1]
         big = (int(box[0] * sx), int(box[1] * sy), int(box[2] * sx), int(box[3] * sy))
         t0 = time.thread_time()
-        crop = render(self.p, self.i, self.modules, MAIN, self.focus_mm, box=big)
+        crop = render(self.p, self.i, self.modules, self.main, self.focus_mm, box=big)
         self.spent += time.thread_time() - t0
         return crop
 
@@ -270,8 +318,9 @@ class Outcome:
 def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | None,
             illuminator: bool, code: str = "pass", ecc: str = "m", phone_only: bool = False,
             phone_mm: tuple[float, float] = (40, 60), empty_share: float = 0.2,
-            progress: int = 0,
-            ) -> tuple[dict[str, Outcome], list[float], int]:
+            progress: int = 0, main: tuple[int, int] = MAIN, misses: bool = False,
+            scales: tuple[int, ...] = (1,), only: list[int] | None = None,
+            each: bool = False) -> tuple[dict[str, Outcome], list[float], int]:
     """Decode every frame of ``count`` presentations with each way; bare zxing-cpp beside."""
     import zxingcpp
 
@@ -282,13 +331,14 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
     text = bench_live_code() if code == "live" else bench_pass()
     modules = synth.qr_modules(text, error=ecc)
     focus = None if autofocus else FOCUS_MM
-    crops = _Crops(modules, focus)
+    crops = _Crops(modules, focus, main)
     zx = ZxingDecoder()
-    ways = {"640x480 only": zx, "640x480 + full-res crop": FullCropReader(zx, crops)}
+    ways = {"640x480 only": zx,
+            "640x480 + full-res crop": FullCropReader(zx, crops, scales=scales)}
     out = {name: Outcome() for name in ways}
     bare: list[float] = []
     n_pass = 0
-    for index in range(count):
+    for index in (only if only is not None else range(count)):
         p = draw(index, seed, empty_share=empty_share, max_exposure_ms=max_exposure_ms,
                  illuminator=illuminator, phone_only=phone_only, phone_mm=phone_mm,
                  modules_across=modules.shape[0])
@@ -328,6 +378,13 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
             o.read += 1
             o.fast += t <= 0.5
             o.latency.append(t)
+        if each:  # one line a presentation: the raw figures, for sums over split runs
+            print(f"  each #{p.index} pass={int(p.has_pass)} " + " ".join(
+                f"{'crop' if 'crop' in name else 'lores'}={first.get(name, -1):.3f}"
+                for name in ways), flush=True)
+        late = [name for name in ways if p.has_pass and first.get(name, 9.0) > 0.5]
+        if misses and late:
+            print("  " + miss_line(p, first, focus, main), flush=True)
         if progress and (index + 1) % progress == 0:
             # a running tally, so a run cut short still reports what it measured
             tally = "; ".join(f"{name}: read {o.read}/{n_pass}, <= 0.5 s {o.fast}, "
@@ -338,6 +395,36 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
     out["640x480 + full-res crop"].crops = ways["640x480 + full-res crop"].crops  # type: ignore
     print(f"(still empty frames that asked for a crop: {crops.still_crops})")
     return out, bare, n_pass
+
+
+def looks(p: Presentation, i: int, focus_mm: float | None,
+          width: int = LORES[0]) -> tuple[float, float, float]:
+    """Pixels per module, motion blur and defocus (both in modules) of frame ``i`` of ``p``."""
+    t = (i - p.enter_frame) / FPS
+    half = p.exposure_ms / 2000
+    (d0, x0, y0), (d1, x1, y1) = state(p, t - half), state(p, t + half)
+    f = focal_px(width)
+    streak = math.hypot(f * (x1 / d1 - x0 / d0), f * (y1 / d1 - y0 / d0))
+    d = state(p, t)[0]
+    if focus_mm is None:
+        focus_mm = af_focus(p, t)
+    ppm = px_per_module(p, d, width)
+    return ppm, streak / ppm, 2.4 * defocus_sigma(d, focus_mm, width) / ppm
+
+
+def miss_line(p: Presentation, first: dict[str, float], focus_mm: float | None,
+              main: tuple[int, int]) -> str:
+    """One late or missed presentation: what the frames looked like until it was read."""
+    read = {name: f"{t:.2f} s" for name, t in first.items()}
+    frames = []
+    for i in range(p.enter_frame, FRAMES):
+        ppm, blur, defocus = looks(p, i, focus_mm)
+        frames.append(f"{ppm:.1f}/{blur:.1f}/{defocus:.1f}")
+    return (f"late #{p.index}: {p.surface}, {p.symbol_mm:.0f} mm, {'dim' if p.dim else 'lit'}, "
+            f"{p.exposure_ms:.0f} ms, held at {p.hold_mm:.0f} mm after {p.approach_s:.2f} s, "
+            f"wave {p.wave_mm_s:.0f} mm/s, glare {p.glare}; read {read or 'never'}; per frame "
+            f"from entry, lores px/module / motion blur / defocus in modules "
+            f"(main x{main[0] / LORES[0]:.1f} px): " + " ".join(frames))
 
 
 def measure_idle(scenes: int, frames: int, seed: int) -> None:
@@ -398,31 +485,53 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of presentations without a pass (0: passes only; presentation "
                          "i is otherwise the same whatever the share, so runs pair up)")
     ap.add_argument("--cameras", default="fixed,af,8ms,led,af+8ms,af+led,af+8ms+led",
-                    help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, as "
-                         "shipped), or levers joined by +: af (autofocus on the candidate), "
+                    help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, normal "
+                         "exposure), or levers joined by +: af (one autofocus scan when the "
+                         "candidate is held), af-follow (the earlier model: focus follows the "
+                         "pass 0.2 s late from its entry), "
                          "8ms (exposure limit), led (the illuminator lights the pass)")
+    ap.add_argument("--main", default=f"{MAIN[0]}x{MAIN[1]}",
+                    help="main stream WxH over the lores frame's field of view: 1280x960 (5.0 um "
+                         "pitch), 2304x1728 (the sensor's 2x2-binned pitch, 2.8 um)")
+    ap.add_argument("--scales", default="1,2",
+                    help="the crop's decodes, comma-separated: 1 as the main stream gives it, "
+                         "k its k x k means (FullCropReader scales)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated presentation indices to run (the others are skipped)")
+    ap.add_argument("--each", action="store_true",
+                    help="print one line a presentation: seconds to the verdict per way (-1: "
+                         "never), so runs split with --only can be summed")
+    ap.add_argument("--misses", action="store_true",
+                    help="print each presentation read late or never, frame by frame")
     ap.add_argument("--idle", type=int, default=0, metavar="SCENES",
                     help="only measure the idle cost: SCENES still empty scenes x 10 frames")
     args = ap.parse_args(argv)
     lo, hi = (float(v) for v in args.phone_mm.split(","))
+    mw, mh = (int(v) for v in args.main.lower().split("x"))
     print(measure_mod.machine_line())
     if args.idle:
         measure_idle(args.idle, 10, args.seed)
         return 0
     print(f"# {args.presentations} presentations of {FRAMES} frames at {FPS:.0f} fps, "
           f"seed {args.seed}; CPU = this thread's time; code {args.code} at ECC "
-          f"{args.ecc.upper()}, surfaces {args.surfaces}, phone symbol {lo:g}-{hi:g} mm")
+          f"{args.ecc.upper()}, surfaces {args.surfaces}, phone symbol {lo:g}-{hi:g} mm; "
+          f"main stream {mw}x{mh} over the lores field")
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
-        if levers - {"af", "autofocus", "8ms", "led"}:
+        if levers - {"af", "autofocus", "af-follow", "8ms", "led"}:
             ap.error(f"unknown camera set-up {cam!r}")
-        af = bool(levers & {"af", "autofocus"})
+        af = bool(levers & {"af", "autofocus", "af-follow"})
+        global AF_FOLLOW
+        AF_FOLLOW = "af-follow" in levers
         limit = 8.0 if "8ms" in levers else None
         t0 = time.perf_counter()
         res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in levers,
                                     args.code, args.ecc, args.surfaces == "phone", (lo, hi),
-                                    args.empty_share, args.progress)
-        n_empty = args.presentations - n_pass
+                                    args.empty_share, args.progress, (mw, mh), args.misses,
+                                    tuple(int(k) for k in args.scales.split(",")),
+                                    [int(i) for i in args.only.split(",")] if args.only else None,
+                                    args.each)
+        n_empty = (len(args.only.split(",")) if args.only else args.presentations) - n_pass
         print(f"\n## camera: {cam}  ({n_pass} with a pass, {n_empty} without; "
               f"{time.perf_counter() - t0:.0f} s)\n")
         print("| way | read | read <= 0.5 s | median / p90 s to verdict | idle CPU ms/frame "

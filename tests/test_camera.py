@@ -48,6 +48,7 @@ class FakePicamera2:
         self.config_kwargs: dict | None = None
         self.frames = 0
         self.started = False
+        self.held = 0  # requests taken and not yet released
 
     def create_video_configuration(self, **kwargs):
         self.config_kwargs = kwargs
@@ -60,6 +61,17 @@ class FakePicamera2:
     def start(self):
         self.calls.append("start")
         self.started = True
+
+    def capture_request(self, wait=None):
+        """One frame's request (picamera2's CompletedRequest): lores and main of one exposure."""
+        assert self.started
+        self.wait = wait
+        if self.fail == "timeout":
+            raise TimeoutError
+        if self.fail == "error":
+            raise RuntimeError("Device or resource busy")
+        self.held += 1
+        return FakeRequest(self)
 
     def capture_array(self, name="main", wait=None):
         assert self.started and name == "lores"
@@ -83,6 +95,21 @@ class FakePicamera2:
 
     def close(self):
         self.calls.append("close")
+
+
+class FakeRequest:
+    def __init__(self, cam):
+        self.cam = cam
+        self.released = False
+
+    def make_array(self, name):
+        assert not self.released, "a released request's buffers belong to the camera again"
+        return self.cam.capture_array(name, self.cam.wait)
+
+    def release(self):
+        assert not self.released
+        self.released = True
+        self.cam.held -= 1
 
 
 class Factory:

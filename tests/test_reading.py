@@ -107,6 +107,56 @@ def test_motion_box_finds_a_moving_pass_sized_region_not_noise_or_a_light_change
     assert m.update(np.full_like(moved, 250)) is None  # the lights came on: too big
 
 
+class Shapes:
+    """A decoder that reads nothing and notes the shape of every crop it is given."""
+
+    def __init__(self) -> None:
+        self.inner = ZxingDecoder()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def scan(self, frame):
+        return self.inner.scan(frame)
+
+    def decode(self, frame):
+        self.shapes.append(frame.shape)
+        return []
+
+
+class Big:
+    def __init__(self, side: int) -> None:
+        self.side = side
+
+    def read_full_crop(self, box):
+        return np.full((self.side, self.side + 10), 120, np.uint8)
+
+
+def test_a_crop_is_decoded_as_given_then_as_its_2x2_means_unless_too_small():
+    dec = Shapes()
+    reader = FullCropReader(dec, Big(300))  # type: ignore[arg-type]
+    assert reader.decode(_frame(4.0, spoil=True)) == []
+    boxes = len(dec.inner.scan(_frame(4.0, spoil=True))[1][:MAX_CROPS])  # candidates, each:
+    assert dec.shapes == [(300, 310), (150, 155)] * boxes and reader.crops == 2 * boxes
+    dec.shapes.clear()
+    small = FullCropReader(dec, Big(100))  # type: ignore[arg-type]
+    small.decode(_frame(4.0, spoil=True))
+    assert dec.shapes == [(100, 110)] * boxes  # 50 px after a 2x2 reduce: not worth reading
+
+
+def test_a_soft_noisy_close_crop_is_read_from_its_2x2_means():
+    class Noisy:  # 18 px per module, soft, a glare spot, noisy: a close phone in the main stream
+        def read_full_crop(self, box):
+            rng = np.random.default_rng(2)
+            frame = np.full((1134, 1134), 120.0, np.float32)
+            synth.place_code(frame, synth.qr_modules(TEXT), synth.Pose(18.0, center=(567, 567)),
+                             dark=30, light=220)
+            frame = synth.blur(synth.glare(frame, (680, 567), radius=227, strength=160), 6)
+            return synth.to_uint8(synth.noise(frame, 40.0, rng))
+
+    assert ZxingDecoder().decode(Noisy().read_full_crop(None)) == []  # too noisy as given
+    reader = FullCropReader(ZxingDecoder(), Noisy())
+    assert reader.decode(_frame(4.0, spoil=True)) == [TEXT] and reader.crops == 2
+
+
 def test_widen_grows_the_box_and_clips_to_the_frame():
     assert widen((10, 10, 110, 60), (640, 480)) == (0, 0, 146, 96)
 
@@ -114,15 +164,38 @@ def test_widen_grows_the_box_and_clips_to_the_frame():
 # --- the camera's side: a fake Picamera2 -------------------------------------------------
 
 
+class FakeRequest:
+    """picamera2's CompletedRequest: the lores and main buffers of one exposure."""
+
+    def __init__(self, cam, frame: int) -> None:
+        self.cam, self.frame, self.released = cam, frame, False
+
+    def make_array(self, name):
+        assert not self.released, "a released request's buffers belong to the camera again"
+        w, h = self.cam.kwargs[name]["size"]
+        buf = np.zeros((h * 3 // 2, w + 64), np.uint8)  # chroma rows and stride padding
+        # row r of frame n reads (r + 7 n) % 256: the tests can tell the frames apart
+        buf[:h, :w] = ((np.arange(h) + 7 * self.frame) % 256)[:, None]
+        return buf
+
+    def release(self):
+        assert not self.released
+        self.released = True
+        self.cam.held.remove(self)
+
+
 class FakeCam:
     camera_controls = {"FrameDurationLimits": 0, "AeMeteringMode": 0, "ExposureValue": 0,
                        "AeExposureMode": 0, "AfMode": 0, "LensPosition": 0, "AfRange": 0,
-                       "AfMetering": 0, "AfWindows": 0, "AfTrigger": 0}
+                       "AfMetering": 0, "AfWindows": 0, "AfTrigger": 0, "ScalerCrop": 0}
     camera_properties = {"ScalerCropMaximum": (16, 8, 4608, 2592)}
 
     def __init__(self, num):
         self.set: list[dict] = []
         self.kwargs: dict = {}
+        self.held: list[FakeRequest] = []
+        self.frames = 0
+        self.started = False
 
     def create_video_configuration(self, **kwargs):
         self.kwargs = kwargs
@@ -132,13 +205,12 @@ class FakeCam:
         pass
 
     def start(self):
-        pass
+        self.started = True
 
-    def capture_array(self, name="main", wait=None):
-        w, h = self.kwargs[name]["size"]
-        buf = np.zeros((h * 3 // 2, w + 64), np.uint8)
-        buf[:h, :w] = np.add.outer(np.arange(h) % 256, np.zeros(w, int)).astype(np.uint8)
-        return buf
+    def capture_request(self, wait=None):
+        self.held.append(FakeRequest(self, self.frames))
+        self.frames += 1
+        return self.held[-1]
 
     def set_controls(self, controls):
         self.set.append(dict(controls))
@@ -162,43 +234,78 @@ def _camera(**kw) -> tuple[PicameraSource, list[FakeCam]]:
     return src, made
 
 
-def test_full_crop_comes_from_the_main_stream_scaled_from_lores_pixels():
-    src, _ = _camera()  # lores 640x480, main 1280x960
+def test_full_crop_comes_from_the_same_frames_main_stream_scaled_from_lores_pixels():
+    src, (cam,) = _camera()  # lores 640x480, main 1728x1296: 2.7x
+    assert src.read_full_crop((100, 50, 200, 150)) is None  # no frame read yet
+    src.read()
+    frame = src.read()  # frame 1
+    assert frame[0, 0] == 7
     crop = src.read_full_crop((100, 50, 200, 150))
-    assert crop.shape == (200, 200)
-    assert crop[0, 0] == 100 and crop[-1, 0] == 299 % 256  # rows 100..299 of the main Y plane
+    assert crop.shape == (270, 270)  # rows and columns 135..404 of the main Y plane
+    assert crop[0, 0] == (135 + 7) % 256 and crop[-1, 0] == (404 + 7) % 256  # frame 1, too
+    assert len(cam.held) == 1  # frame 0's buffers went back at the second read
+    src.close()
+    assert cam.held == []
 
 
-def test_full_crop_is_off_when_configured_off():
-    src, _ = _camera(candidate_crop=False)
+def test_full_crop_is_off_when_configured_off_and_then_no_frame_is_held():
+    src, (cam,) = _camera(candidate_crop=False)
+    src.read()
     assert src.read_full_crop((0, 0, 10, 10)) is None
+    assert cam.held == []
 
 
-def test_candidate_triggers_one_autofocus_scan_on_its_window_then_returns_to_fixed_focus():
+def test_streams_share_a_centred_scaler_crop_of_the_lores_aspect_and_the_sensor_mode():
+    src, (cam,) = _camera(sensor_size=(2304, 1296))
+    assert cam.kwargs["main"] == {"size": (1728, 1296), "format": "YUV420"}
+    assert cam.kwargs["sensor"] == {"output_size": (2304, 1296)}
+    # 4:3 of the 16:9 sensor, centred: 3456 of 4608 columns, from ScalerCropMaximum's origin
+    assert cam.set == [{"ScalerCrop": (16 + 576, 8, 3456, 2592)}]
+    src2, (cam2,) = _camera(scaler_crop="full")
+    assert cam2.set == [] and "sensor" not in cam2.kwargs
+    with pytest.raises(ConfigError, match="scaler_crop"):
+        CameraConfig(scaler_crop="wide")
+
+
+def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns():
     src, (cam,) = _camera(af_on_candidate=True)
-    src.on_candidate((160, 120, 320, 240))
+    cam.set.clear()  # the ScalerCrop at start
+    src.on_candidate((200, 150, 280, 210))  # appears, small: approaching
+    src.on_candidate((170, 125, 300, 225))  # grew by more than 15%: still approaching
+    assert cam.set == []  # the lens waits at lens_position
+    src.on_candidate((160, 120, 320, 240))  # grew by 23%: still approaching
+    src.on_candidate((162, 121, 321, 241))  # held: about the same size and place
+    # the window in sensor pixels inside the 4:3 crop (592, 8, 3456, 2592): 5.4 a lores pixel
     assert cam.set == [{"AfMode": 1, "AfMetering": 1, "AfTrigger": 0,
-                        "AfWindows": [(16 + 1152, 8 + 648, 1152, 648)]}]
+                        "AfWindows": [(592 + 874, 8 + 653, 858, 648)]}]
     src.on_candidate((170, 125, 330, 245))  # a tremor: no new scan
+    src.on_candidate((172, 126, 331, 246))
     assert len(cam.set) == 1
-    src.on_candidate((400, 300, 560, 420))  # moved by more than half its size: scan again
+    src.on_candidate((400, 300, 560, 420))  # moved by more than half its size: not held yet
+    assert len(cam.set) == 1
+    src.on_candidate((402, 301, 561, 421))  # held there: scan again
     assert len(cam.set) == 2
     src.on_candidate(None)  # gone: the fixed lens position again
     assert cam.set[-1]["AfMode"] == 0 and cam.set[-1]["LensPosition"] == 6.7
+    src.on_candidate((162, 121, 321, 241))  # back, first frame: not held yet
+    assert len(cam.set) == 3
 
 
 def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():
-    for kw in ({}, {"af_on_candidate": True, "focus": "fixed"}):
+    for kw in ({"af_on_candidate": False}, {"focus": "fixed"}):
         src, (cam,) = _camera(**kw)
+        cam.set.clear()  # the ScalerCrop at start
+        src.on_candidate((160, 120, 320, 240))
         src.on_candidate((160, 120, 320, 240))
         src.on_candidate(None)
         assert cam.set == [], kw
 
 
 def test_short_exposure_mode_is_asked_of_the_camera():
-    src, (cam,) = _camera(ae_mode="short")
+    src, (cam,) = _camera()  # the default: short
     assert cam.kwargs["controls"]["AeExposureMode"] == 1
-    assert "AeExposureMode" not in CameraConfig().controls()
+    assert "AeExposureMode" not in CameraConfig(ae_mode="normal").controls()
+    assert CameraConfig().af_on_candidate  # the default: one scan on a held candidate
     with pytest.raises(ConfigError, match="ae_mode"):
         CameraConfig(ae_mode="fast")
 

@@ -15,15 +15,20 @@ list and picamera2's manual (AeMeteringMode 0 centre-weighted, 1 spot, 2 matrix;
 0 manual, 1 auto, 2 continuous; AfRange 0 normal, 1 macro, 2 full; AfMetering 0 auto,
 1 windows; AfTrigger 0 start; AeExposureMode 0 normal, 1 short, 2 long).
 
-Reading at the door (issue 15, ``docs/decoders.md``): :meth:`PicameraSource.read_full_crop`
-gives the :class:`~passgate.hardware.reader.FullCropReader` the region of a candidate from
-the ``main`` stream (``capture_array("main")``, its Y plane), and
+Reading at the door (issue 15, ``docs/decoders.md``): each frame is one request
+(``capture_request``), its lores Y plane decoded; the request is held until the next frame so
+that :meth:`PicameraSource.read_full_crop` gives the
+:class:`~passgate.hardware.reader.FullCropReader` the region of a candidate from the *same*
+exposure's ``main`` stream (a ``MappedArray`` view: only the crop is copied). The main stream
+is 1728x1296 by default (the Camera Module 3's 2x2-binned mode at its own pitch over a 4:3
+``ScalerCrop``, set before start so lores, main and the autofocus windows share one field), and
 :meth:`PicameraSource.on_candidate` points a one-shot autofocus at it (``af_on_candidate``:
 ``AfMode`` auto, ``AfMetering`` windows, ``AfWindows`` on the candidate in ScalerCrop
 coordinates, ``AfTrigger`` start), returning to the fixed lens position when it has gone.
 Not run on hardware either: how long a triggered scan takes on a Camera Module 3 at 15 cm,
-and whether ``AeExposureMode`` short keeps exposures under 10 ms indoors, are still to be
-measured there.
+whether ``AeExposureMode`` short keeps exposures under 10 ms indoors, that libcamera picks the
+binned mode for a 1728x1296 main stream (``sensor_size`` pins it), that ``ScalerCrop`` set
+before ``start()`` applies from the first frame, and the CPU of ``MappedArray`` crops there.
 """
 
 from __future__ import annotations
@@ -81,8 +86,22 @@ class CameraConfig:
     lores_size: tuple[int, int] = option(
         (640, 480), valid_size, "[width, height] of the decoded frames (picamera2 lores, webcam)"
     )
+    # 1728x1296 over a 4:3 ScalerCrop is the Camera Module 3's 2x2-binned mode at its native
+    # pixel pitch (2304x1296 at up to 56 fps): 1.35x the pixels per module of 1280x960, which
+    # a pass still approaching lacks (docs/decoders.md). Only candidate crops are read from it.
     main_size: tuple[int, int] = option(
-        (1280, 960), valid_size, "picamera2 main stream: picks the sensor mode (same aspect ratio)"
+        (1728, 1296), valid_size,
+        "picamera2 main stream (candidate crops): picks the sensor mode (same aspect ratio)",
+    )
+    sensor_size: tuple[int, int] | None = option(
+        None, valid_size,
+        "picamera2 sensor mode output size, e.g. [2304, 1296] (absent: libcamera picks it)",
+    )
+    # "lores": a centred ScalerCrop of the lores aspect ratio, so lores, main and the autofocus
+    # windows share one field of view, and main's pixels are the sensor's own (no stretching).
+    # "full": no ScalerCrop control (libcamera's default crop).
+    scaler_crop: str = option(
+        "lores", valid_choice("lores", "full"), "lores: a centred crop of the lores aspect ratio"
     )
     fps: float = option(15.0, valid_float_range(1, 120), "frames per second asked of the camera")
     # "manual": fixed LensPosition (Camera Module 3; continuous autofocus hunts for ~2 s at
@@ -105,13 +124,14 @@ class CameraConfig:
         "exposure compensation in stops (bright phone screens: -1)",
     )
     # "short": the AE trades exposure time for gain: less motion blur from a moving hand,
-    # more noise in dim light (measured: worth it only with the illuminator).
-    ae_mode: str = option("normal", valid_choice(*AE_MODE), "exposure mode: normal, short, long")
+    # more noise in dim light. Default with af_on_candidate and the 1728x1296 main stream:
+    # measured better than fixed focus and normal exposure (docs/decoders.md).
+    ae_mode: str = option("short", valid_choice(*AE_MODE), "exposure mode: normal, short, long")
     candidate_crop: bool = option(
         True, valid_bool, "decode a full-resolution main-stream crop around a candidate"
     )
     af_on_candidate: bool = option(
-        False, valid_bool, "focus: manual or continuous, plus a triggered autofocus on a candidate"
+        True, valid_bool, "focus: manual or continuous, plus one autofocus scan on a held candidate"
     )
     exposure_time_us: int | None = option(
         None,
@@ -203,13 +223,21 @@ class PicameraSource(SourceBase):
         self._factory = factory
         self._cam: Any = None
         self._warned_unsupported: frozenset[str] = frozenset()
-        self._af_window: tuple[int, int, int, int] | None = None
+        self._af_window: tuple[int, int, int, int] | None = None  # where the last scan looked
+        self._af_last: tuple[int, int, int, int] | None = None  # the previous frame's candidate
+        self._crop: tuple[int, int, int, int] = (0, 0, *self.config.main_size)
+        self._request: Any = None  # the last frame's request: its main stream gives crops
+        self._mapped: Callable[..., Any] | None = None  # picamera2.MappedArray on a Pi
 
     def _open(self) -> None:
         cfg = self.config
         factory = self._factory or _picamera2_class()
         self._cam = cam = factory(cfg.camera)
-        controls = self._supported(cfg.controls(), getattr(cam, "camera_controls", None))
+        available = getattr(cam, "camera_controls", None)
+        controls = self._supported(cfg.controls(), available)
+        extra: dict[str, Any] = {}
+        if cfg.sensor_size is not None:
+            extra["sensor"] = {"output_size": cfg.sensor_size}
         config = cam.create_video_configuration(
             main={"size": cfg.main_size, "format": "YUV420"},
             lores={"size": cfg.lores_size, "format": "YUV420"},
@@ -217,8 +245,13 @@ class PicameraSource(SourceBase):
             buffer_count=cfg.buffer_count,
             display=None,  # no preview window and no encoder: nothing else touches the frames
             encode=None,
+            **extra,
         )
         cam.configure(config)
+        self._crop = self._scaler_crop()
+        if cfg.scaler_crop == "lores" and (available is None or "ScalerCrop" in available):
+            cam.set_controls({"ScalerCrop": self._crop})  # before start: from the first frame
+        self._mapped = None if self._factory is not None else _mapped_array_class()
         cam.start()
         log.info("%s: started, lores %dx%d at %s fps, focus %s", self.name, *cfg.lores_size,
                  cfg.fps, cfg.focus)
@@ -238,61 +271,113 @@ class PicameraSource(SourceBase):
     def _read(self) -> np.ndarray:
         if self._cam is None:
             raise HardwareError(f"{self.name}: not started")
+        self._release()  # the previous frame's buffers go back to the camera
         w, h = self.config.lores_size
         try:
-            # wait=<seconds> makes a stalled camera raise TimeoutError instead of blocking forever
-            yuv = self._cam.capture_array("lores", wait=self.config.timeout_s)
+            # wait=<seconds> makes a stalled camera raise TimeoutError instead of blocking forever.
+            # One request per frame: lores and main of the *same* exposure, so a candidate's
+            # crop shows the pass where the lores frame saw it (capture_array("main") after
+            # the lores frame would wait for the next frame and drop one from the loop).
+            request = self._cam.capture_request(wait=self.config.timeout_s)
         except TimeoutError:
             raise HardwareError(f"{self.name}: no frame within {self.config.timeout_s} s") from None
+        try:
+            yuv = request.make_array("lores")
+        except BaseException:
+            request.release()
+            raise
+        if self.config.candidate_crop:
+            self._request = request  # held until the next read: one of buffer_count buffers
+        else:
+            request.release()
         if not isinstance(yuv, np.ndarray) or yuv.ndim != 2 or yuv.shape[0] < h or yuv.shape[1] < w:
             shape = getattr(yuv, "shape", type(yuv).__name__)
             raise HardwareError(f"{self.name}: unexpected lores buffer {shape} for {w}x{h} YUV420")
         return yuv[:h, :w]  # the Y plane; rows may be padded to a wider stride
 
     def read_full_crop(self, box: tuple[int, int, int, int]) -> np.ndarray | None:
-        """The region ``box`` (x0, y0, x1, y1 in lores pixels) from the main stream's Y plane.
+        """The region ``box`` (x0, y0, x1, y1 in lores pixels) of the same frame's main stream.
 
-        None when ``candidate_crop`` is off or the camera is not started. Raises
-        ``HardwareError`` like ``read()`` (the reader treats that as nothing found).
+        From the request the last ``read()`` took, so the same exposure as the lores frame;
+        on a Pi only the crop is copied out of the main buffer (``MappedArray``: a view of
+        it), not the whole 3.4 MB. None when ``candidate_crop`` is off or no frame is held.
+        Raises ``HardwareError`` (the reader treats that as nothing found).
         """
-        if not self.config.candidate_crop or self._cam is None:
+        request = self._request
+        if not self.config.candidate_crop or self._cam is None or request is None:
             return None
         (w, h), (mw, mh) = self.config.lores_size, self.config.main_size
-        try:
-            yuv = self._cam.capture_array("main", wait=self.config.timeout_s)
-        except Exception as exc:
-            raise HardwareError(f"{self.name}: main stream capture failed: {exc}") from exc
-        if not isinstance(yuv, np.ndarray) or yuv.ndim != 2 or yuv.shape[0] < mh:
-            raise HardwareError(f"{self.name}: unexpected main buffer {getattr(yuv, 'shape', '')}")
         sx, sy = mw / w, mh / h
         x0, y0, x1, y1 = box
-        return yuv[int(y0 * sy):int(y1 * sy), int(x0 * sx):int(x1 * sx)]
+        rows, cols = slice(int(y0 * sy), int(y1 * sy)), slice(int(x0 * sx), int(x1 * sx))
+        try:
+            if self._mapped is not None:
+                with self._mapped(request, "main") as m:
+                    yuv = m.array
+                    _check_main(self.name, yuv, mh)
+                    return np.array(yuv[rows, cols])  # the crop only, out of the DMA buffer
+            yuv = request.make_array("main")
+        except HardwareError:
+            raise
+        except Exception as exc:
+            raise HardwareError(f"{self.name}: main stream crop failed: {exc}") from exc
+        _check_main(self.name, yuv, mh)
+        return yuv[rows, cols]
+
+    def _release(self) -> None:
+        request, self._request = self._request, None
+        if request is not None:
+            try:
+                request.release()
+            except Exception as exc:  # the camera is going or gone: its close says so
+                log.warning("%s: releasing a frame failed: %s", self.name, exc)
 
     def on_candidate(self, box: tuple[int, int, int, int] | None) -> None:
-        """Point a one-shot autofocus at the candidate ``box`` (lores pixels); None: back.
+        """One autofocus scan on the candidate ``box`` (lores pixels) once it is held; None: back.
 
-        Only with ``af_on_candidate`` and a lens to move. A new scan is triggered when the
-        candidate appears or moves by more than half its size, not on every frame (a scan
-        takes several frames); when it has gone, the lens returns to ``lens_position``.
+        Only with ``af_on_candidate`` and a lens to move. While a pass approaches its box grows
+        and moves from frame to frame, and a scan started then would focus where the pass
+        *was* (measured: that put the lens behind an approaching pass and cost more reads than
+        it saved). So the lens stays at ``lens_position`` until the candidate is *held* (:func:
+        `_held`: about the same size and place in two frames in a row), then one scan is
+        triggered on its window; another only when it moves by more than half its size and is
+        held again. When it has gone, the lens returns to ``lens_position``.
         """
         cfg = self.config
         if not cfg.af_on_candidate or cfg.focus == "fixed" or self._cam is None:
             return
+        previous, self._af_last = self._af_last, box
         if box is None:
             if self._af_window is not None:
                 self._af_window = None
                 self._set(cfg.controls())  # the idle focus again
             return
+        if previous is None or not _held(previous, box):
+            return  # still approaching (or just appeared): the lens waits at lens_position
         if self._af_window is not None and not _moved(self._af_window, box):
             return
         self._af_window = box
         self._set({"AfMode": AF_AUTO, "AfMetering": AF_METERING_WINDOWS,
                    "AfWindows": [self._sensor_rect(box)], "AfTrigger": AF_TRIGGER_START})
 
-    def _sensor_rect(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        """``box`` in lores pixels as (x, y, w, h) in ScalerCrop (sensor) coordinates."""
+    def _scaler_crop(self) -> tuple[int, int, int, int]:
+        """The sensor region (x, y, w, h) the streams show: with ``scaler_crop`` "lores" the
+        largest centred rectangle of the lores aspect ratio in ``ScalerCropMaximum`` (4:3 on
+        the Camera Module 3's 16:9 sensor: 3456x2592 of 4608x2592), else all of it."""
         props = getattr(self._cam, "camera_properties", None) or {}
         cx, cy, cw, ch = props.get("ScalerCropMaximum", (0, 0, *self.config.main_size))
+        if self.config.scaler_crop != "lores":
+            return (cx, cy, cw, ch)
+        w, h = self.config.lores_size
+        if cw * h > ch * w:  # wider than the lores frame: trim the sides
+            nw = ch * w // h
+            return (cx + (cw - nw) // 2, cy, nw, ch)
+        nh = cw * h // w
+        return (cx, cy + (ch - nh) // 2, cw, nh)
+
+    def _sensor_rect(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """``box`` in lores pixels as (x, y, w, h) in ScalerCrop (sensor) coordinates."""
+        cx, cy, cw, ch = self._crop
         w, h = self.config.lores_size
         x0, y0, x1, y1 = box
         return (int(cx + x0 * cw / w), int(cy + y0 * ch / h), max(int((x1 - x0) * cw / w), 1),
@@ -305,7 +390,8 @@ class PicameraSource(SourceBase):
             self._cam.set_controls(wanted)
 
     def _close(self) -> None:
-        self._af_window = None
+        self._af_window = self._af_last = None
+        self._release()
         cam, self._cam = self._cam, None
         if cam is None:
             return
@@ -314,6 +400,29 @@ class PicameraSource(SourceBase):
         finally:
             cam.close()
         log.info("%s: stopped", self.name)
+
+
+def _mapped_array_class() -> Callable[..., Any] | None:
+    """picamera2's ``MappedArray`` (a numpy view of a request's buffer), if there is one."""
+    try:
+        from picamera2 import MappedArray
+    except ImportError:
+        return None  # then crops come from request.make_array("main"): a whole-buffer copy
+    return MappedArray
+
+
+def _check_main(name: str, yuv: Any, height: int) -> None:
+    if not isinstance(yuv, np.ndarray) or yuv.ndim != 2 or yuv.shape[0] < height:
+        raise HardwareError(f"{name}: unexpected main buffer {getattr(yuv, 'shape', '')}")
+
+
+def _held(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> bool:
+    """True when ``new`` is within 15% of ``old``'s size and a quarter of it from its place."""
+    size_old = max(old[2] - old[0], old[3] - old[1], 1)
+    size_new = max(new[2] - new[0], new[3] - new[1], 1)
+    dx = (new[0] + new[2] - old[0] - old[2]) / 2
+    dy = (new[1] + new[3] - old[1] - old[3]) / 2
+    return abs(size_new / size_old - 1) <= 0.15 and max(abs(dx), abs(dy)) <= size_old / 4
 
 
 def _moved(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> bool:

@@ -112,7 +112,8 @@ def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def place_code(frame: np.ndarray, modules: np.ndarray, pose: Pose, *, dark: float, light: float,
-               screen_modules: int = 0, bezel_modules: int = 0, bezel: float = 20.0) -> np.ndarray:
+               screen_modules: int = 0, bezel_modules: int = 0, bezel: float = 20.0,
+               view_width: int | None = None) -> np.ndarray:
     """Draw the code onto ``frame`` (float32 H x W, modified in place) and return its corners.
 
     ``modules`` is a matrix from :func:`qr_modules`; dark modules get ``dark``, the rest
@@ -120,6 +121,8 @@ def place_code(frame: np.ndarray, modules: np.ndarray, pose: Pose, *, dark: floa
     around the quiet zone (a phone screen); ``bezel_modules`` adds a ``bezel``-coloured frame
     around that (the phone's body). ``pose.center`` must be set (see :func:`fit_pose`).
     Returns the frame coordinates (4 x 2) of the symbol's corners, quiet zone included.
+    ``view_width``: the width of the whole view when ``frame`` is a window of it (its
+    perspective), with ``pose.center`` in the window's pixels; the same pixels come out.
     """
     h, w = frame.shape
     values = np.where(modules, max(dark, 0.0), max(light, 0.0)).astype(np.float32)
@@ -130,8 +133,9 @@ def place_code(frame: np.ndarray, modules: np.ndarray, pose: Pose, *, dark: floa
     side = float(n_all * SOURCE_PX)
 
     center = np.asarray(pose.center, dtype=float)
-    quad = _project(_square(n_all * pose.module_px / 2), pose, w) + center
-    symbol = _project(_square(modules.shape[0] * pose.module_px / 2), pose, w) + center
+    view = view_width or w
+    quad = _project(_square(n_all * pose.module_px / 2), pose, view) + center
+    symbol = _project(_square(modules.shape[0] * pose.module_px / 2), pose, view) + center
 
     x0, y0 = np.maximum(np.floor(quad.min(axis=0)).astype(int) - 1, 0)
     x1, y1 = np.minimum(np.ceil(quad.max(axis=0)).astype(int) + 1, [w, h])
