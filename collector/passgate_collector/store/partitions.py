@@ -160,6 +160,10 @@ def _make_week(cur, lo: int) -> None:
     cur.execute(f"CREATE TABLE {name} (LIKE scans INCLUDING DEFAULTS)")
     cur.execute("SELECT to_regclass(%s)", (DEFAULT,))
     if cur.fetchone()[0] is not None:
+        # The lock ATTACH takes on DEFAULT anyway, taken before the move: a row of this week
+        # that an ingest transaction is writing to DEFAULT now commits first and is moved too
+        # (taken after, ATTACH would find it and fail; tests/test_collector_partitions.py).
+        cur.execute(f"LOCK TABLE {DEFAULT} IN ACCESS EXCLUSIVE MODE")
         cur.execute(f"WITH moved AS (DELETE FROM {DEFAULT} WHERE t_ms >= %s AND t_ms < %s "
                     f"RETURNING {ALL_COLS}) INSERT INTO {name} ({ALL_COLS}) "
                     f"SELECT {ALL_COLS} FROM moved", (lo, hi))
