@@ -418,3 +418,46 @@ def _ensure_or_error(store, lo: int, hi: int):
         return partitions.ensure(store, lo, hi)
     except Exception as exc:  # noqa: BLE001 - the test compares it
         return exc
+
+
+def test_a_drop_that_cannot_get_its_lock_gives_up_and_ingest_goes_on(pg, monkeypatch):
+    """A long reader holds the week to drop: DETACH waits at most LOCK_TIMEOUT, ingest queued
+    behind it then goes on (stored, no error for the agent), the run says which week it left
+    for the next one instead of failing with the driver's error, and the next run drops it."""
+    import threading
+
+    url, store = pg
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "700ms")
+    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
+    old, busy = FakeDevice("gate-old"), FakeDevice("gate-busy")
+    for dev in (old, busy):
+        enrol(store, dev)
+    assert send(store, old, old.scans(3, t0=MONDAY + 60, step=60), MONDAY + 600) == ["stored"] * 3
+    week = partitions.week_name(MONDAY * 1000)
+    now = MONDAY + 120 * DAY
+    partitions.ensure(store, (now - DAY) * 1000, now * 1000)
+    reader = psycopg.connect(url)
+    reader.execute(f"SELECT COUNT(*) FROM {week}").fetchone()  # holds its lock, open
+    out: list = []
+
+    def run() -> None:
+        try:
+            out.append(retention.run(store, now, 90))
+        except Exception as exc:  # noqa: BLE001 - the test compares it
+            out.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        _wait_for_lock_wait(url, week)
+        assert send(store, busy, busy.scans(2, t0=now - 60, step=10), now) == ["stored"] * 2
+        runner.join(30)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert len(out) == 1 and isinstance(out[0], retention.Removed), out
+    assert week not in {d.name for d in out[0].dropped} and week in out[0].busy
+    assert where_rows(store, "gate-old") == {week: 3}
+    r = retention.run(store, now, 90)
+    assert week in {d.name for d in r.dropped} and r.busy == ()
+    assert where_rows(store, "gate-old") == {} and len(where_rows(store, "gate-busy")) == 1

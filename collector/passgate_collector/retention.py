@@ -56,6 +56,7 @@ class Removed:
     pairs: int
     kept_devices: tuple[str, ...]  # checkpoints spared for an open tamper alert
     dropped: tuple[partitions.Dropped, ...] = ()  # PostgreSQL's weeks dropped whole
+    busy: tuple[str, ...] = ()  # PostgreSQL's weeks due to go whose lock was not granted
 
 
 def protected_devices(store: SqlStore) -> list[str]:
@@ -83,9 +84,10 @@ def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
         where += f" AND device_id NOT IN ({', '.join('?' * len(kept))})"
         params += kept
     dropped: list[partitions.Dropped] = []
+    busy: list[str] = []
     tables = ["scans"]
     if store.kind == "postgresql":
-        dropped = partitions.drop_before(store, cutoff_ms, kept)
+        dropped, busy = partitions.drop_before(store, cutoff_ms, kept)
         tables = partitions.batched_tables(store)
     scans = 0
     for table in tables:
@@ -97,7 +99,8 @@ def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
             if n < batch:
                 break
     if store.kind == "postgresql":
-        dropped += partitions.drop_before(store, cutoff_ms, kept)  # the old table, once empty
+        more, busy = partitions.drop_before(store, cutoff_ms, kept)  # the old table, if empty
+        dropped += more
     with store._tx() as cur:
         # Whole hours before the window only: the hour the cutoff falls in keeps its count.
         cur.execute(store.sql("DELETE FROM scan_hours WHERE hour_ms < ?"), (hour_of(cutoff_ms),))
@@ -108,7 +111,7 @@ def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
         log.info("retention (%d days): removed %d scans, %d weekly partitions, %d hourly "
                  "counts, %d sharing pairs%s", days, scans, len(dropped), hours, pairs,
                  f"; kept {len(kept)} checkpoints with open tamper alerts" if kept else "")
-    return Removed(scans, hours, pairs, tuple(kept), tuple(dropped))
+    return Removed(scans, hours, pairs, tuple(kept), tuple(dropped), tuple(busy))
 
 
 def maintain(store: SqlStore, now: int) -> list[str]:
@@ -159,6 +162,9 @@ def cmd_run(args, db: Callable) -> int:
     for d in r.dropped:
         print(f"dropped the weekly partition {d.name} (about {d.rows} scans; {d.moved} scans of "
               "checkpoints with an open tamper alert kept)")
+    for name in r.busy:
+        print(f"left the weekly partition {name} for the next run: its lock was not granted "
+              f"within {partitions.LOCK_TIMEOUT} (a long query was reading it)")
     for dev in r.kept_devices:
         print(f"kept the scans of {dev}: it has a tamper alert not yet acknowledged")
     return 0
