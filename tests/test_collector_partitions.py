@@ -461,3 +461,31 @@ def test_a_drop_that_cannot_get_its_lock_gives_up_and_ingest_goes_on(pg, monkeyp
     r = retention.run(store, now, 90)
     assert week in {d.name for d in r.dropped} and r.busy == ()
     assert where_rows(store, "gate-old") == {} and len(where_rows(store, "gate-busy")) == 1
+
+
+def test_a_tamper_alert_raised_while_retention_runs_still_protects_the_week(pg, monkeypatch):
+    """The alert lands after retention read the protected checkpoints and before it drops
+    the week (maintenance, other weeks and lock waits lie between): the drop must decide on
+    the alerts as they are when it holds the table's lock, not as they were a while ago."""
+    _url, store = pg
+    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
+    dev = FakeDevice("gate-late-alert")
+    enrol(store, dev)
+    assert send(store, dev, dev.scans(3, t0=MONDAY + 60, step=60), MONDAY + 600) == ["stored"] * 3
+    week = partitions.week_name(MONDAY * 1000)
+    now = MONDAY + 120 * DAY
+    real = retention.protected_devices
+    calls: list[int] = []
+
+    def read_then_alert(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if not calls:
+            store.add_alert("gate-late-alert", "chain_break", "row 2 edited", now)
+        calls.append(1)
+        return out
+
+    monkeypatch.setattr(retention, "protected_devices", read_then_alert)
+    r = retention.run(store, now, 90)
+    assert week in {d.name for d in r.dropped}
+    assert where_rows(store, "gate-late-alert") == {partitions.DEFAULT: 3}
+    assert "gate-late-alert" in r.kept_devices

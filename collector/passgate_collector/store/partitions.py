@@ -54,7 +54,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import StoreError
 from .base import SCAN_INSERT_COLS
@@ -181,9 +183,12 @@ class Dropped:
     moved: int  # rows of protected checkpoints copied into DEFAULT first
 
 
-def drop_before(store, cutoff_ms: int, kept: list[str]) -> tuple[list[Dropped], list[str]]:
+def drop_before(store, cutoff_ms: int, kept: Callable[[Any], list[str]]
+                ) -> tuple[list[Dropped], list[str]]:
     """Detach and drop every weekly partition wholly before ``cutoff_ms``, the rows of the
-    ``kept`` checkpoints copied into DEFAULT first; the old table goes once it is empty.
+    checkpoints ``kept(cur)`` names copied into DEFAULT first (read in the drop's transaction
+    once DETACH holds the table's lock: an alert raised a moment before counts); the old
+    table goes once it is empty.
     Returns the partitions dropped and those left for the next run because their lock was
     not granted within ``LOCK_TIMEOUT`` (a long query reading them, or another collector
     making or dropping one): each is its own transaction, so the others still go."""
@@ -211,7 +216,7 @@ def drop_before(store, cutoff_ms: int, kept: list[str]) -> tuple[list[Dropped], 
     return out, busy
 
 
-def _drop(store, p: Partition, kept: list[str]) -> Dropped | None:
+def _drop(store, p: Partition, kept: Callable[[Any], list[str]]) -> Dropped | None:
     with store._tx() as cur:
         short_locks(cur)
         if p not in partitions(cur):
@@ -226,9 +231,10 @@ def _drop(store, p: Partition, kept: list[str]) -> Dropped | None:
         ensure_default(cur)
         cur.execute(f"ALTER TABLE scans DETACH PARTITION {p.name}")
         moved = 0
-        if kept:
+        devices = kept(cur)
+        if devices:
             cur.execute(f"INSERT INTO {DEFAULT} ({ALL_COLS}) SELECT {ALL_COLS} FROM {p.name} "
-                        "WHERE device_id = ANY(%s)", (kept,))
+                        "WHERE device_id = ANY(%s)", (devices,))
             moved = cur.rowcount
         cur.execute(f"DROP TABLE {p.name}")
     return Dropped(p.name, estimate, moved)
