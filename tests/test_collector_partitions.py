@@ -489,3 +489,82 @@ def test_a_tamper_alert_raised_while_retention_runs_still_protects_the_week(pg, 
     assert week in {d.name for d in r.dropped}
     assert where_rows(store, "gate-late-alert") == {partitions.DEFAULT: 3}
     assert "gate-late-alert" in r.kept_devices
+
+
+def _v9_with_rows(pg_cluster, now: int):  # noqa: F811
+    url = fresh_database(pg_cluster)
+    _schema_9(url)
+    old, fresh = FakeDevice("gate-old"), FakeDevice("gate-new")
+    _insert_v9(url, old, old.scans(30, t0=now - 10 * DAY, step=60), now - 9 * DAY)
+    far = fresh.scans(3, t0=now + 300 * DAY, step=60)  # past the bound: held in scans_ahead
+    _insert_v9(url, fresh, far, now - DAY)
+    return url, old, fresh
+
+
+def test_the_upgrade_interrupted_between_its_two_steps_resumes(pg_cluster, monkeypatch):  # noqa: F811
+    """A restart after the bound was added and the rows past it set aside (scans_ahead), but
+    before the migration's transaction: the next start converts, and no row is lost or
+    doubled; the rows that were set aside dedup on resend."""
+    import time
+
+    now = int(time.time())
+    url, old, fresh = _v9_with_rows(pg_cluster, now)
+
+    def crash(cur, types):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(partitions, "convert", crash)
+    with pytest.raises(Exception):
+        open_store(url)
+    monkeypatch.undo()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("9",)
+        assert conn.execute(f"SELECT COUNT(*) FROM {partitions.AHEAD}").fetchone() == (3,)
+        # The bound added but not validated yet (a cut between the two): validated on restart.
+        conn.execute(f"ALTER TABLE scans DROP CONSTRAINT {partitions.LEGACY_BOUND}")
+        until = partitions.week_start(now * 1000) + (partitions.AHEAD_WEEKS + 1) * partitions.WEEK_MS
+        conn.execute(f"ALTER TABLE scans ADD CONSTRAINT {partitions.LEGACY_BOUND} "
+                     f"CHECK (t_ms < {until}) NOT VALID")
+    store = open_store(url)
+    try:
+        assert store._all("SELECT value FROM meta WHERE key = 'schema'") == [("10",)]
+        assert where_rows(store, "gate-old") == {partitions.LEGACY: 30}
+        assert where_rows(store, "gate-new") == {partitions.DEFAULT: 3}
+        assert store._all(f"SELECT to_regclass('{partitions.AHEAD}')") == [(None,)]
+        assert send(store, old, old.rows[-5:], now) == ["duplicate"] * 5
+        assert send(store, fresh, fresh.rows, now) == ["duplicate"] * 3
+        assert send(store, fresh, fresh.scans(1, t0=now, step=1), now) == ["stored"]
+        assert store._all("SELECT COUNT(*) FROM scans") == [(34,)]
+    finally:
+        store.close()
+
+
+def test_two_collectors_upgrading_at_once(pg_cluster):  # noqa: F811
+    import threading
+    import time
+
+    now = int(time.time())
+    url, _old, _fresh = _v9_with_rows(pg_cluster, now)
+    errors: list[BaseException] = []
+    stores = []
+
+    def start() -> None:
+        try:
+            stores.append(open_store(url))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for s in stores:
+        s.close()
+    assert errors == []
+    store = open_store(url)
+    try:
+        assert where_rows(store, "gate-old") == {partitions.LEGACY: 30}
+        assert where_rows(store, "gate-new") == {partitions.DEFAULT: 3}
+    finally:
+        store.close()
