@@ -514,7 +514,7 @@ def test_the_upgrade_interrupted_between_its_two_steps_resumes(pg_cluster, monke
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(partitions, "convert", crash)
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="power cut"):
         open_store(url)
     monkeypatch.undo()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -522,7 +522,8 @@ def test_the_upgrade_interrupted_between_its_two_steps_resumes(pg_cluster, monke
         assert conn.execute(f"SELECT COUNT(*) FROM {partitions.AHEAD}").fetchone() == (3,)
         # The bound added but not validated yet (a cut between the two): validated on restart.
         conn.execute(f"ALTER TABLE scans DROP CONSTRAINT {partitions.LEGACY_BOUND}")
-        until = partitions.week_start(now * 1000) + (partitions.AHEAD_WEEKS + 1) * partitions.WEEK_MS
+        until = (partitions.week_start(now * 1000)
+                 + (partitions.AHEAD_WEEKS + 1) * partitions.WEEK_MS)
         conn.execute(f"ALTER TABLE scans ADD CONSTRAINT {partitions.LEGACY_BOUND} "
                      f"CHECK (t_ms < {until}) NOT VALID")
     store = open_store(url)
