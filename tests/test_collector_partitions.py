@@ -341,27 +341,32 @@ def test_a_week_straddling_the_cutoff_stays_whole(pg):
     assert week in {d.name for d in r.dropped}
 
 
-def test_two_collectors_starting_at_once(pg_cluster):  # noqa: F811
+def _open_at_once(url: str, n: int) -> list[BaseException]:
+    """Open the store from ``n`` threads at once (collectors starting together): the errors."""
     import threading
 
-    url = fresh_database(pg_cluster)
     errors: list[BaseException] = []
     stores = []
 
     def start() -> None:
         try:
             stores.append(open_store(url))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
+    threads = [threading.Thread(target=start) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
     for s in stores:
         s.close()
-    assert errors == []
+    return errors
+
+
+def test_two_collectors_starting_at_once(pg_cluster):  # noqa: F811
+    url = fresh_database(pg_cluster)
+    assert _open_at_once(url, 4) == []
     store = open_store(url)
     try:
         made = names(store)
@@ -541,28 +546,11 @@ def test_the_upgrade_interrupted_between_its_two_steps_resumes(pg_cluster, monke
 
 
 def test_two_collectors_upgrading_at_once(pg_cluster):  # noqa: F811
-    import threading
     import time
 
     now = int(time.time())
     url, _old, _fresh = _v9_with_rows(pg_cluster, now)
-    errors: list[BaseException] = []
-    stores = []
-
-    def start() -> None:
-        try:
-            stores.append(open_store(url))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    for s in stores:
-        s.close()
-    assert errors == []
+    assert _open_at_once(url, 3) == []
     store = open_store(url)
     try:
         assert where_rows(store, "gate-old") == {partitions.LEGACY: 30}
