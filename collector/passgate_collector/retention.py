@@ -56,16 +56,25 @@ class Removed:
     pairs: int
     kept_devices: tuple[str, ...]  # checkpoints spared for an open tamper alert
     dropped: tuple[partitions.Dropped, ...] = ()  # PostgreSQL's weeks dropped whole
+    busy: tuple[str, ...] = ()  # PostgreSQL's weeks due to go whose lock was not granted
 
 
-def protected_devices(store: SqlStore) -> list[str]:
-    """Checkpoints with a tamper alert not acknowledged (ack key ``tamper:<id>``)."""
+def _protected_sql() -> tuple[str, list[str]]:
     unsigned = sorted(UNSIGNED_ALERTS)
-    return [r[0] for r in store._all(
-        "SELECT DISTINCT device_id FROM alerts "
-        f"WHERE kind NOT IN ({', '.join('?' * len(unsigned))}) AND NOT EXISTS "
-        "(SELECT 1 FROM acks WHERE acks.alert_key = 'tamper:' || CAST(alerts.id AS TEXT)) "
-        "ORDER BY 1", unsigned)]
+    return ("SELECT DISTINCT device_id FROM alerts "
+            f"WHERE kind NOT IN ({', '.join('?' * len(unsigned))}) AND NOT EXISTS "
+            "(SELECT 1 FROM acks WHERE acks.alert_key = 'tamper:' || CAST(alerts.id AS TEXT))",
+            unsigned)
+
+
+def protected_devices(store: SqlStore, cur=None) -> list[str]:
+    """Checkpoints with a tamper alert not acknowledged (ack key ``tamper:<id>``); read in
+    ``cur``'s transaction when given (PostgreSQL's drop reads them under the table's lock)."""
+    sql, params = _protected_sql()
+    if cur is None:
+        return [r[0] for r in store._all(sql + " ORDER BY 1", params)]
+    cur.execute(store.sql(sql + " ORDER BY 1"), params)
+    return [r[0] for r in cur.fetchall()]
 
 
 def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
@@ -77,15 +86,22 @@ def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
     cutoff_ms = cutoff_s * 1000
     maintain(store, now)
     kept = protected_devices(store)
-    where = "t_ms < ? AND received_at < ?"
-    params: list = [cutoff_ms, cutoff_s]
-    if kept:
-        where += f" AND device_id NOT IN ({', '.join('?' * len(kept))})"
-        params += kept
+    # Each statement reads the alerts again (an alert raised while retention runs counts):
+    # the batched deletes by a subquery, PostgreSQL's drop under the table's lock.
+    protected, protected_params = _protected_sql()
+    where = f"t_ms < ? AND received_at < ? AND device_id NOT IN ({protected})"
+    params: list = [cutoff_ms, cutoff_s, *protected_params]
     dropped: list[partitions.Dropped] = []
+    busy: list[str] = []
     tables = ["scans"]
+
+    def kept_now(cur) -> list[str]:
+        now_kept = protected_devices(store, cur)
+        kept.extend(d for d in now_kept if d not in kept)
+        return now_kept
+
     if store.kind == "postgresql":
-        dropped = partitions.drop_before(store, cutoff_ms, kept)
+        dropped, busy = partitions.drop_before(store, cutoff_ms, kept_now)
         tables = partitions.batched_tables(store)
     scans = 0
     for table in tables:
@@ -97,7 +113,8 @@ def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
             if n < batch:
                 break
     if store.kind == "postgresql":
-        dropped += partitions.drop_before(store, cutoff_ms, kept)  # the old table, once empty
+        more, busy = partitions.drop_before(store, cutoff_ms, kept_now)  # the old table
+        dropped += more
     with store._tx() as cur:
         # Whole hours before the window only: the hour the cutoff falls in keeps its count.
         cur.execute(store.sql("DELETE FROM scan_hours WHERE hour_ms < ?"), (hour_of(cutoff_ms),))
@@ -108,7 +125,7 @@ def run(store: SqlStore, now: int, days: int, batch: int = BATCH) -> Removed:
         log.info("retention (%d days): removed %d scans, %d weekly partitions, %d hourly "
                  "counts, %d sharing pairs%s", days, scans, len(dropped), hours, pairs,
                  f"; kept {len(kept)} checkpoints with open tamper alerts" if kept else "")
-    return Removed(scans, hours, pairs, tuple(kept), tuple(dropped))
+    return Removed(scans, hours, pairs, tuple(kept), tuple(dropped), tuple(busy))
 
 
 def maintain(store: SqlStore, now: int) -> list[str]:
@@ -159,6 +176,9 @@ def cmd_run(args, db: Callable) -> int:
     for d in r.dropped:
         print(f"dropped the weekly partition {d.name} (about {d.rows} scans; {d.moved} scans of "
               "checkpoints with an open tamper alert kept)")
+    for name in r.busy:
+        print(f"left the weekly partition {name} for the next run: its lock was not granted "
+              f"within {partitions.LOCK_TIMEOUT} (a long query was reading it)")
     for dev in r.kept_devices:
         print(f"kept the scans of {dev}: it has a tamper alert not yet acknowledged")
     return 0

@@ -54,7 +54,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import StoreError
 from .base import SCAN_INSERT_COLS
@@ -160,6 +162,10 @@ def _make_week(cur, lo: int) -> None:
     cur.execute(f"CREATE TABLE {name} (LIKE scans INCLUDING DEFAULTS)")
     cur.execute("SELECT to_regclass(%s)", (DEFAULT,))
     if cur.fetchone()[0] is not None:
+        # The lock ATTACH takes on DEFAULT anyway, taken before the move: a row of this week
+        # that an ingest transaction is writing to DEFAULT now commits first and is moved too
+        # (taken after, ATTACH would find it and fail; tests/test_collector_partitions.py).
+        cur.execute(f"LOCK TABLE {DEFAULT} IN ACCESS EXCLUSIVE MODE")
         cur.execute(f"WITH moved AS (DELETE FROM {DEFAULT} WHERE t_ms >= %s AND t_ms < %s "
                     f"RETURNING {ALL_COLS}) INSERT INTO {name} ({ALL_COLS}) "
                     f"SELECT {ALL_COLS} FROM moved", (lo, hi))
@@ -177,38 +183,61 @@ class Dropped:
     moved: int  # rows of protected checkpoints copied into DEFAULT first
 
 
-def drop_before(store, cutoff_ms: int, kept: list[str]) -> list[Dropped]:
+def drop_before(store, cutoff_ms: int, kept: Callable[[Any], list[str]]
+                ) -> tuple[list[Dropped], list[str]]:
     """Detach and drop every weekly partition wholly before ``cutoff_ms``, the rows of the
-    ``kept`` checkpoints copied into DEFAULT first; the old table goes once it is empty."""
-    out = []
+    checkpoints ``kept(cur)`` names copied into DEFAULT first (read in the drop's transaction
+    once DETACH holds the table's lock: an alert raised a moment before counts); the old
+    table goes once it is empty.
+    Returns the partitions dropped and those left for the next run because their lock was
+    not granted within ``LOCK_TIMEOUT`` (a long query reading them, or another collector
+    making or dropping one): each is its own transaction, so the others still go."""
+    import psycopg
+
+    out: list[Dropped] = []
+    busy: list[str] = []
     with store._tx(write=False) as cur:
         parts = partitions(cur)
     for p in parts:
         if p.default or p.hi is None or p.hi > cutoff_ms:
             continue
-        with store._tx() as cur:
-            short_locks(cur)
-            if p not in partitions(cur):
-                continue  # another collector dropped it meanwhile
-            if p.lo is None:  # the old table: emptied by batched deletes first
-                cur.execute(f"SELECT EXISTS (SELECT 1 FROM {p.name})")
-                if cur.fetchone()[0]:
-                    continue
-            cur.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class "
-                        "WHERE oid = %s::regclass", (p.name,))
-            estimate = cur.fetchone()[0]
-            ensure_default(cur)
-            cur.execute(f"ALTER TABLE scans DETACH PARTITION {p.name}")
-            moved = 0
-            if kept:
-                cur.execute(f"INSERT INTO {DEFAULT} ({ALL_COLS}) SELECT {ALL_COLS} FROM {p.name} "
-                            "WHERE device_id = ANY(%s)", (kept,))
-                moved = cur.rowcount
-            cur.execute(f"DROP TABLE {p.name}")
-        out.append(Dropped(p.name, estimate, moved))
-        log.info("scans: dropped the partition %s (about %d rows; %d rows of checkpoints with "
-                 "an open tamper alert kept in %s)", p.name, estimate, moved, DEFAULT)
-    return out
+        try:
+            dropped = _drop(store, p, kept)
+        except psycopg.errors.LockNotAvailable:
+            busy.append(p.name)
+            log.warning("scans: the partition %s is due to go but its lock was not granted "
+                        "within %s; the next run tries again", p.name, LOCK_TIMEOUT)
+            continue
+        if dropped is not None:
+            out.append(dropped)
+            log.info("scans: dropped the partition %s (about %d rows; %d rows of checkpoints "
+                     "with an open tamper alert kept in %s)", p.name, dropped.rows,
+                     dropped.moved, DEFAULT)
+    return out, busy
+
+
+def _drop(store, p: Partition, kept: Callable[[Any], list[str]]) -> Dropped | None:
+    with store._tx() as cur:
+        short_locks(cur)
+        if p not in partitions(cur):
+            return None  # another collector dropped it meanwhile
+        if p.lo is None:  # the old table: emptied by batched deletes first
+            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {p.name})")
+            if cur.fetchone()[0]:
+                return None
+        cur.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class "
+                    "WHERE oid = %s::regclass", (p.name,))
+        estimate = cur.fetchone()[0]
+        ensure_default(cur)
+        cur.execute(f"ALTER TABLE scans DETACH PARTITION {p.name}")
+        moved = 0
+        devices = kept(cur)
+        if devices:
+            cur.execute(f"INSERT INTO {DEFAULT} ({ALL_COLS}) SELECT {ALL_COLS} FROM {p.name} "
+                        "WHERE device_id = ANY(%s)", (devices,))
+            moved = cur.rowcount
+        cur.execute(f"DROP TABLE {p.name}")
+    return Dropped(p.name, estimate, moved)
 
 
 def batched_tables(store) -> list[str]:
