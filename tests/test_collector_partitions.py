@@ -557,3 +557,42 @@ def test_two_collectors_upgrading_at_once(pg_cluster):  # noqa: F811
         assert where_rows(store, "gate-new") == {partitions.DEFAULT: 3}
     finally:
         store.close()
+
+
+def test_a_collector_starts_while_another_holds_the_makers_lock(pg, monkeypatch, caplog):
+    """Another collector holds the lock that makes and drops weeks for longer than
+    LOCK_TIMEOUT (moving a flooded DEFAULT's rows, or waiting for a long query): the start's
+    upkeep (``_after_migrate``, run after the migration lock was granted) does not fail on it;
+    it says which weeks it could not make, their rows go to DEFAULT and are stored, and the
+    hourly run makes the weeks and moves the rows out once the lock is free."""
+    import logging
+    import time
+
+    url, store = pg
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "300ms")
+    with store._tx() as cur:
+        for p in partitions.partitions(cur):
+            if not p.default:
+                cur.execute(f"ALTER TABLE scans DETACH PARTITION {p.name}")
+                cur.execute(f"DROP TABLE {p.name}")
+    holder = psycopg.connect(url)
+    holder.execute("SELECT pg_advisory_xact_lock(74726)")  # held, transaction open
+    now = int(time.time())
+    dev = FakeDevice("gate-wait")
+    try:
+        with caplog.at_level(logging.WARNING, logger=partitions.log.name):
+            store._after_migrate()  # the start's upkeep: must not raise
+        assert [n for n in names(store) if n.startswith("scans_w")] == []
+        assert "were not made" in caplog.text
+        enrol(store, dev)
+        rows = dev.scans(2, t0=now - 60, step=10)
+        assert send(store, dev, rows, now) == ["stored"] * 2
+        assert set(where_rows(store, "gate-wait")) == {partitions.DEFAULT}
+    finally:
+        holder.rollback()
+        holder.close()
+    made = retention.maintain(store, now)
+    assert partitions.week_name(partitions.week_start(now * 1000)) in made
+    assert set(where_rows(store, "gate-wait")) == {
+        partitions.week_name(partitions.week_start((now - 60) * 1000))}
+    assert send(store, dev, rows, now) == ["duplicate"] * 2  # moved, still found

@@ -128,10 +128,18 @@ def short_locks(cur) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(74726)")  # one maker at a time (and migrations)
 
 
+def has_default(cur) -> bool:
+    """Whether DEFAULT exists, read from ``pg_class`` with the statement's snapshot (not
+    ``to_regclass``, whose name lookup can answer from this backend's cache a "missing" that
+    another collector has made since: then CREATE fails with "already exists")."""
+    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = %s "
+                "AND relnamespace = current_schema()::regnamespace)", (DEFAULT,))
+    return bool(cur.fetchone()[0])
+
+
 def ensure_default(cur) -> None:
     """Make the DEFAULT partition if it is missing (inside the caller's transaction)."""
-    cur.execute("SELECT to_regclass(%s)", (DEFAULT,))
-    if cur.fetchone()[0] is None:
+    if not has_default(cur):
         cur.execute(f"CREATE TABLE {DEFAULT} PARTITION OF scans DEFAULT")
         cur.execute(f"ALTER TABLE {DEFAULT} ADD PRIMARY KEY (device_id, nonce, t_ms)")
 
@@ -141,19 +149,33 @@ def ensure(store, from_ms: int, to_ms: int) -> list[str]:
     that overlaps any existing range is left alone); returns the names made. Each week is its
     own short transaction: the table is made apart, takes the week's rows out of DEFAULT,
     gets its unique key, and is attached (which builds the parent's indexes on it)."""
-    made = []
+    import psycopg
+
+    made: list[str] = []
+    busy: list[str] = []
     lo = week_start(from_ms)
     while lo <= to_ms:
-        with store._tx() as cur:
-            short_locks(cur)
-            taken = [p for p in partitions(cur) if not p.default
-                     and (p.lo is None or p.lo < lo + WEEK_MS) and (p.hi is None or p.hi > lo)]
-            if not taken:
-                _make_week(cur, lo)
-                made.append(week_name(lo))
+        try:
+            with store._tx() as cur:
+                short_locks(cur)
+                taken = [p for p in partitions(cur) if not p.default
+                         and (p.lo is None or p.lo < lo + WEEK_MS)
+                         and (p.hi is None or p.hi > lo)]
+                if not taken:
+                    _make_week(cur, lo)
+                    made.append(week_name(lo))
+        except psycopg.errors.LockNotAvailable:
+            # Another collector is making or dropping a week (or upgrading), or a long query
+            # reads DEFAULT: this week's rows go to DEFAULT meanwhile, and the hourly run
+            # (retention.maintain) makes it and moves them. A start never fails on it.
+            busy.append(week_name(lo))
         lo += WEEK_MS
     if made:
         log.info("scans: made the weekly partitions %s", ", ".join(made))
+    if busy:
+        log.warning("scans: the weekly partitions %s were not made: their lock was not granted "
+                    "within %s; their rows go to %s until the hourly run makes them",
+                    ", ".join(busy), LOCK_TIMEOUT, DEFAULT)
     return made
 
 

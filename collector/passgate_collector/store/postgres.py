@@ -95,9 +95,15 @@ class PostgresStore(SqlStore):
             partitions.convert(cur, self.types)
 
     def _after_migrate(self) -> None:
-        with self._tx() as cur:
-            partitions.short_locks(cur)
-            partitions.ensure_default(cur)
+        # Checked before the lock, in its own transaction (a catalog read taken before an
+        # advisory lock is not refreshed by it): a collector starting while another holds the
+        # lock (making a week, dropping one) has nothing to wait for once DEFAULT is there.
+        with self._tx(write=False) as cur:
+            missing = not partitions.has_default(cur)
+        if missing:
+            with self._tx() as cur:
+                partitions.short_locks(cur)
+                partitions.ensure_default(cur)
         now_ms = int(time.time() * 1000)
         partitions.ensure(self, now_ms - partitions.WEEK_MS,
                           now_ms + partitions.AHEAD_WEEKS * partitions.WEEK_MS)
