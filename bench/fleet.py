@@ -4,7 +4,8 @@ Rules kept: every upload goes through the agent's real client (``CollectorClient
 CBOR, real Ed25519 signature, real HTTP to a real collector process); rows are chained exactly
 as the journal chains them; history is written straight into the collector's ``scans`` table
 with bulk SQL (``generate_series`` / ``executemany``), never through the API, so a million
-stored rows take seconds; CPU is read from ``/proc/<pid>/stat`` (user + system ticks), and a
+stored rows take seconds, and the device's head (``devices.last_seq``) filled as schema 11's
+migration fills it; CPU is read from ``/proc/<pid>/stat`` (user + system ticks), and a
 PostgreSQL server counts its postmaster, every live child, and (through the postmaster's
 ``cutime``/``cstime``) every child that exited in between.
 """
@@ -27,6 +28,7 @@ from passgate.journal.schema import NONCE_TIME_BYTES, ZERO_CHAIN, chain_of, new_
 from passgate.passes.keys import kid_of
 from passgate.sync.client import CollectorClient
 from passgate.sync.devicekey import DeviceKey
+from passgate_collector.store.schema import FILL_HEADS
 
 T0 = 1_767_261_600  # 2026-01-01T10:00:00Z
 TICK = os.sysconf("SC_CLK_TCK")
@@ -108,6 +110,8 @@ def history_postgres(db_url: str, device_id: str, n: int, nonces: str = "time") 
             "substring(sha256(('p' || i)::bytea) from 1 for 16), 'a1b2c3d4e5f60718', 'work', "
             "'gate-1', '', sha256(('c' || i)::bytea), %s FROM generate_series(1, %s) AS i",
             (device_id, *([T0 - 10 * n] if nonces == "random" else [T0 - 10 * n] * 2), T0, n))
+        for stmt in FILL_HEADS:  # the device's head, as ingest keeps it (schema 11)
+            conn.execute(stmt)
         conn.execute("ANALYZE scans")
         return bytes(conn.execute("SELECT chain FROM scans WHERE device_id = %s AND seq = %s",
                                   (device_id, n)).fetchone()[0])
@@ -137,6 +141,8 @@ def history_sqlite(path: str, device_id: str, n: int, nonces: str = "time") -> b
             "pass_hash, kid, purpose, zone, flags, chain, received_at) VALUES "
             "(?, ?, ?, ?, 'trusted', 'accept', 'valid', ?, 'a1b2c3d4e5f60718', 'work', "
             "'gate-1', '', ?, ?)", vals)
+    for stmt in FILL_HEADS:  # the device's head, as ingest keeps it (schema 11)
+        db.execute(stmt)
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
