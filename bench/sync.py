@@ -222,7 +222,9 @@ def finish(st: dict, args) -> dict:
             "low": min(totals), "high": max(totals),
             "rows": args.rows, "bare": statistics.median(st["bare"]),
             "ok": alerts == 0 and all(r["stored"] == args.rows and r["resent_all_duplicate"]
-                                      for r in reps)}
+                                      for r in reps),
+            "why": f"alerts {alerts}, stored {[r['stored'] for r in reps]}, resent all "
+                   f"duplicate {[r['resent_all_duplicate'] for r in reps]}"}
 
 
 def run_interleaved(states: list[dict], args) -> list[dict]:
@@ -300,7 +302,7 @@ def main() -> None:
               f"{per['server']:>5.0f} {r['low'] / n * 1e6:>4.0f}-{r['high'] / n * 1e6:<4.0f} "
               f"{n / r['wall']:>11,.0f} {bare:>11,.0f} "
               f"{n / r['total'] / bare:>5.2f}x {side:>11,.0f} {side / bare:>9.2f}x "
-              f"{'yes' if r['ok'] else 'NO'}")
+              f"{'yes' if r['ok'] else 'NO: ' + r['why']}")
     print("ratio = rows/s by CPU / the bare library's rows/s (x bare COPY or x bare executemany, "
           "the anchor, same run)")
     for backend in ("sqlite", "postgresql"):
