@@ -1,9 +1,11 @@
-"""The agent's fast decode of a collector's answer decides exactly as the exact check.
+"""The agent's fast CBOR paths give exactly what the exact ones give.
 
 ``passgate.sync.client.loads_reply`` stands in for ``cose.loads_strict`` (decode, then
 re-encode in Python and compare): it accepts an answer, with the same value, exactly when
-the exact check does, and otherwise refuses it with the same words; and a real batch reply
-takes the shortcut (else it would save nothing).
+the exact check does, and otherwise refuses it with the same words; a real batch reply
+takes the shortcut (else it would save nothing). ``dumps_payload`` stands in for
+``cose.dumps`` (cbor2's canonical mode, which sorts every map): the same bytes for any
+value, and a real batch takes the shortcut.
 """
 
 from __future__ import annotations
@@ -82,3 +84,58 @@ def test_the_shortcut_agrees_with_the_exact_check_on_random_corruptions():
         assert fast == _outcome(cose.loads_strict, data), data.hex()
         accepted += fast[0] == "ok"
     assert accepted > 100  # many corruptions stay valid CBOR (bytes inside strings): compared
+
+
+def _batch_fields(n: int, status: dict) -> dict:
+    import hashlib
+
+    from passgate.journal.schema import ZERO_CHAIN, chain_of, new_nonce
+
+    rows, prev = [], ZERO_CHAIN
+    for seq in range(1, n + 1):
+        row = {"seq": seq, "nonce": new_nonce(1_767_261_600_000 + seq), "t_ms": 1_767_261_600_000
+               + seq, "clock_state": "trusted", "verdict": "accept", "reason": "valid",
+               "pass_hash": None if seq % 4 == 0 else hashlib.sha256(b"%d" % seq).digest()[:16],
+               "kid": "a1b2c3d4e5f60718", "purpose": "work", "zone": "gate-1",
+               "flags": ["stale", "no_relay"] if seq % 3 == 0 else []}
+        row["chain"] = prev = chain_of(prev, row)
+        rows.append(client.row_to_wire(row))
+    return {"v": 1, "sent_at": 1_767_261_600, "t": "batch", "device": "gate-1",
+            "prev_chain": ZERO_CHAIN, "rows": rows, "status": client.in_key_order(status)}
+
+
+def test_a_batch_payload_is_encoded_without_sorting_and_as_before(monkeypatch):
+    fields = client.in_key_order(_batch_fields(200, {"dead_letters": 0, "backlog": 5}))
+    want = cose.dumps(fields)
+
+    def no_sorting(*_a, **_k):
+        raise AssertionError("the canonical encoder ran")
+
+    monkeypatch.setattr(client, "dumps", no_sorting)
+    assert client.dumps_payload(fields) == want
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": 2},  # unsorted
+    {"aa": 1, "b": 2},  # longer key first
+    {1: "x", "a": 2},  # a key that is not text
+    {"é": 1},  # a key that is not ASCII
+    {"a": 1.5},  # a float
+    {"a": (1, 2)},  # a tuple
+    {"a": [{"z": 1, "y": 2}]},  # an unsorted map inside a list
+    {"a": True, "b": None, "c": b"", "d": -(1 << 63), "e": (1 << 64) - 1},
+    {"a": cbor2.CBORTag(99, 1)},
+    [1, "x", b"y", None],
+])
+def test_the_payload_encoder_gives_the_canonical_bytes_for_any_value(value):
+    assert client.dumps_payload(value) == cose.dumps(value)
+
+
+def test_in_key_order_sorts_text_keys_and_leaves_others_alone():
+    assert list(client.in_key_order({"status": 1, "t": 2, "rows": 3, "v": 4})) == [
+        "t", "v", "rows", "status"]
+    odd = {2: "a", "b": 1}
+    assert client.in_key_order(odd) == odd and list(client.in_key_order(odd)) == [2, "b"]
+    for status in ({"backlog": 1, "dead_letters": 2}, {"z": 1, 5: 2}):
+        fields = _batch_fields(3, status)
+        assert client.dumps_payload(client.in_key_order(fields)) == cose.dumps(fields)
