@@ -4,7 +4,8 @@ Rules kept: every upload goes through the agent's real client (``CollectorClient
 CBOR, real Ed25519 signature, real HTTP to a real collector process); rows are chained exactly
 as the journal chains them; history is written straight into the collector's ``scans`` table
 with bulk SQL (``generate_series`` / ``executemany``), never through the API, so a million
-stored rows take seconds; CPU is read from ``/proc/<pid>/stat`` (user + system ticks), and a
+stored rows take seconds, and the device's head (``devices.last_seq``) filled as schema 11's
+migration fills it; CPU is read from ``/proc/<pid>/stat`` (user + system ticks), and a
 PostgreSQL server counts its postmaster, every live child, and (through the postmaster's
 ``cutime``/``cstime``) every child that exited in between.
 """
@@ -23,10 +24,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from passgate.journal.schema import ZERO_CHAIN, chain_of
+from passgate.journal.schema import NONCE_TIME_BYTES, ZERO_CHAIN, chain_of, new_nonce
 from passgate.passes.keys import kid_of
 from passgate.sync.client import CollectorClient
 from passgate.sync.devicekey import DeviceKey
+from passgate_collector.store.schema import FILL_HEADS
 
 T0 = 1_767_261_600  # 2026-01-01T10:00:00Z
 TICK = os.sysconf("SC_CLK_TCK")
@@ -45,15 +47,33 @@ def enrol_direct(store, device_id: str) -> None:
     store.enrol(token_hash, device_id, pub, kid_of(pub), T0)
 
 
-def make_rows(device_id: str, first_seq: int, n: int, prev: bytes) -> list[dict]:
-    """``n`` protocol rows from ``first_seq``, chained on ``prev`` (the journal's row shape)."""
+NONCES = ("time", "random")
+
+
+def nonce(device_id: str, seq: int, t_ms: int, layout: str = "time") -> bytes:
+    """Row ``seq``'s nonce, reproducible (the bench makes the same rows in two processes).
+
+    ``time``: the layout agents make (``journal.schema.new_nonce``: 48-bit milliseconds,
+    then 80 bits, here a hash of the device and seq instead of ``os.urandom``); ``random``:
+    16 random-looking bytes, as agents made them before time-ordered nonces (still valid)."""
+    tail = hashlib.sha256(f"{device_id}:{seq}".encode()).digest()
+    if layout == "random":
+        return tail[:16]
+    return new_nonce(t_ms)[:NONCE_TIME_BYTES] + tail[:16 - NONCE_TIME_BYTES]
+
+
+def make_rows(device_id: str, first_seq: int, n: int, prev: bytes,
+              nonces: str = "time") -> list[dict]:
+    """``n`` protocol rows from ``first_seq``, chained on ``prev`` (the journal's row shape),
+    with nonces of the ``nonces`` layout (:func:`nonce`)."""
     rows = []
     for seq in range(first_seq, first_seq + n):
         ok = seq % 2 == 0
+        t_ms = (T0 + seq) * 1000
         row = {
             "seq": seq,
-            "nonce": hashlib.sha256(f"{device_id}:{seq}".encode()).digest()[:16],
-            "t_ms": (T0 + seq) * 1000, "clock_state": "trusted",
+            "nonce": nonce(device_id, seq, t_ms, nonces),
+            "t_ms": t_ms, "clock_state": "trusted",
             "verdict": "accept" if ok else "deny", "reason": "valid" if ok else "expired",
             "pass_hash": hashlib.sha256(b"p%d" % seq).digest()[:16], "kid": "a1b2c3d4e5f60718",
             "purpose": "work", "zone": "gate-1", "flags": [],
@@ -70,27 +90,35 @@ def client(url: str, device_id: str, timeout: float = 30.0) -> CollectorClient:
 
 # --- history, written in bulk --------------------------------------------------------------
 
-def history_postgres(db_url: str, device_id: str, n: int) -> bytes:
-    """``n`` stored rows (seq 1..n) for the device; returns the last one's chain."""
+def history_postgres(db_url: str, device_id: str, n: int, nonces: str = "time") -> bytes:
+    """``n`` stored rows (seq 1..n) for the device, their nonces of the ``nonces`` layout
+    (:func:`nonce`: the time prefix from the row's t_ms); returns the last one's chain."""
     import psycopg
 
     if n == 0:
         return ZERO_CHAIN
+    t_ms = "(%s::bigint + i) * 1000"
+    nonce_sql = ("substring(sha256(('h' || i)::bytea) from 1 for 16)" if nonces == "random" else
+                 f"substring(int8send({t_ms}) from 3 for 6) || "
+                 "substring(sha256(('h' || i)::bytea) from 1 for 10)")
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
             "pass_hash, kid, purpose, zone, flags, chain, received_at) "
-            "SELECT %s, substring(sha256(('h' || i)::bytea) from 1 for 16), i, "
-            "(%s::bigint + i) * 1000, 'trusted', 'accept', 'valid', "
+            f"SELECT %s, {nonce_sql}, i, "
+            f"{t_ms}, 'trusted', 'accept', 'valid', "
             "substring(sha256(('p' || i)::bytea) from 1 for 16), 'a1b2c3d4e5f60718', 'work', "
             "'gate-1', '', sha256(('c' || i)::bytea), %s FROM generate_series(1, %s) AS i",
-            (device_id, T0 - 10 * n, T0, n))
+            (device_id, *([T0 - 10 * n] if nonces == "random" else [T0 - 10 * n] * 2), T0, n))
+        for stmt in FILL_HEADS:  # the device's head, as ingest keeps it (schema 11)
+            conn.execute(stmt)
         conn.execute("ANALYZE scans")
         return bytes(conn.execute("SELECT chain FROM scans WHERE device_id = %s AND seq = %s",
                                   (device_id, n)).fetchone()[0])
 
 
-def history_sqlite(path: str, device_id: str, n: int) -> bytes:
+def history_sqlite(path: str, device_id: str, n: int, nonces: str = "time") -> bytes:
+    """As :func:`history_postgres`, for SQLite."""
     import sqlite3
 
     if n == 0:
@@ -103,14 +131,18 @@ def history_sqlite(path: str, device_id: str, n: int) -> bytes:
         vals = []
         for i in range(start, min(n, start + chunk - 1) + 1):
             last = hashlib.sha256(b"c%d" % i).digest()
-            vals.append((device_id, hashlib.sha256(b"h%d" % i).digest()[:16], i,
-                         (T0 - 10 * n + i) * 1000, hashlib.sha256(b"p%d" % i).digest()[:16],
-                         last, T0))
+            t_ms = (T0 - 10 * n + i) * 1000
+            h = hashlib.sha256(b"h%d" % i).digest()
+            vals.append((device_id, h[:16] if nonces == "random" else
+                         t_ms.to_bytes(8, "big")[2:] + h[:10], i,
+                         t_ms, hashlib.sha256(b"p%d" % i).digest()[:16], last, T0))
         db.executemany(
             "INSERT INTO scans (device_id, nonce, seq, t_ms, clock_state, verdict, reason, "
             "pass_hash, kid, purpose, zone, flags, chain, received_at) VALUES "
             "(?, ?, ?, ?, 'trusted', 'accept', 'valid', ?, 'a1b2c3d4e5f60718', 'work', "
             "'gate-1', '', ?, ?)", vals)
+    for stmt in FILL_HEADS:  # the device's head, as ingest keeps it (schema 11)
+        db.execute(stmt)
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sync.py [--rows 20000] [--repeats 3] [--history 0,1000000]
                                    [--backend sqlite|postgresql|both] [--batch 200]
+                                   [--nonces time|random|time,random]
 
 Prints figures, asserts nothing. For each backend and each history size H: a fresh database
 with H rows already stored for the device (written with ``generate_series`` / ``executemany``,
@@ -10,6 +11,12 @@ rounds, each history in turn (0, 1M, 0, 1M...: a burst of load from the neighbou
 every history alike, which matters for the flatness figure), in which an agent process
 uploads ``--rows`` new rows, chained on the history, in batches of ``--batch`` through the
 agent's real client (CBOR, Ed25519, HTTP on 127.0.0.1), and then the ceiling is measured.
+
+Nonces (``--nonces``): ``time``, the layout agents make (``journal.schema.new_nonce``:
+48-bit milliseconds then 80 random bits; here the row's t_ms and a hash, reproducible), in
+the history and in the uploads alike; ``random``, the 16 random bytes agents made before.
+Both: each layout gets its own databases, and the rounds take every (layout, history) in
+turn, so the two layouts are compared under the same load.
 
 Measured per repeat: the CPU seconds of the agent (its own ``process_time`` over the upload),
 of the collector and of the PostgreSQL server (postmaster and all its children, from
@@ -53,10 +60,10 @@ import measure  # noqa: E402
 DEVICE = "bench-1"
 
 
-def worker(url: str, first: int, n: int, prev_hex: str, batch: int) -> None:
+def worker(url: str, first: int, n: int, prev_hex: str, batch: int, nonces: str) -> None:
     """Agent side (its own process): upload ``n`` rows, then re-send one batch (must be all
     duplicate), print JSON with the CPU and wall time of the upload phase."""
-    rows = fleet.make_rows(DEVICE, first, n, bytes.fromhex(prev_hex))
+    rows = fleet.make_rows(DEVICE, first, n, bytes.fromhex(prev_hex), nonces)
     cl = fleet.client(url, DEVICE)
     prev = bytes.fromhex(prev_hex)
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -145,7 +152,7 @@ def settle(db_url: str, sqlite_path: str | None) -> None:
 
 
 def prepare(backend: str, db_url: str, history: int, postmaster: int | None,
-            sqlite_path: str | None) -> dict:
+            sqlite_path: str | None, nonces: str) -> dict:
     """A database with ``history`` rows stored for the device, settled, and its collector."""
     from passgate_collector.store import open_store
 
@@ -161,13 +168,14 @@ def prepare(backend: str, db_url: str, history: int, postmaster: int | None,
     store.close()
     t = time.perf_counter()
     if backend == "postgresql":
-        prev = fleet.history_postgres(db_url, DEVICE, history)
+        prev = fleet.history_postgres(db_url, DEVICE, history, nonces)
     else:
-        prev = fleet.history_sqlite(sqlite_path, DEVICE, history)
+        prev = fleet.history_sqlite(sqlite_path, DEVICE, history, nonces)
     fill_s = time.perf_counter() - t
     settle(db_url, sqlite_path)
     port = fleet.free_port()
-    return {"backend": backend, "db_url": db_url, "history": history, "fill_s": fill_s,
+    return {"backend": backend, "nonces": nonces, "db_url": db_url, "history": history,
+            "fill_s": fill_s,
             "postmaster": postmaster, "sqlite_path": sqlite_path, "prev": prev,
             "first": history + 1, "collector": fleet.start_collector(db_url, port),
             "url": f"http://127.0.0.1:{port}", "reps": [], "bare": []}
@@ -179,7 +187,7 @@ def one_round(st: dict, args) -> None:
     c0 = fleet.cpu_seconds(collector.pid)
     s0 = fleet.server_cpu(postmaster) if postmaster else 0.0
     out = subprocess.run([sys.executable, __file__, "--worker", st["url"], str(st["first"]),
-                          str(args.rows), st["prev"].hex(), str(args.batch)],
+                          str(args.rows), st["prev"].hex(), str(args.batch), st["nonces"]],
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"agent failed: {out.stderr[-1500:]}")
@@ -187,9 +195,10 @@ def one_round(st: dict, args) -> None:
     w["collector"] = fleet.cpu_seconds(collector.pid) - c0
     w["server"] = (fleet.server_cpu(postmaster) - s0) if postmaster else 0.0
     st["reps"].append(w)
-    st["prev"] = fleet.make_rows(DEVICE, st["first"], args.rows, st["prev"])[-1]["chain"]
+    st["prev"] = fleet.make_rows(DEVICE, st["first"], args.rows, st["prev"],
+                                 st["nonces"])[-1]["chain"]
     st["first"] += args.rows
-    bare_rows = fleet.make_rows("bare", 1, args.rows, fleet.ZERO_CHAIN)
+    bare_rows = fleet.make_rows("bare", 1, args.rows, fleet.ZERO_CHAIN, st["nonces"])
     st["bare"].append(bare_postgres(st["db_url"], bare_rows, args.batch, postmaster)
                       if postmaster else bare_sqlite(st["sqlite_path"], bare_rows, args.batch))
 
@@ -206,13 +215,16 @@ def finish(st: dict, args) -> dict:
     med = {k: statistics.median(r[k] for r in reps)
            for k in ("cpu", "wall", "collector", "server")}
     totals = [r["cpu"] + r["collector"] + r["server"] for r in reps]
-    return {"backend": st["backend"], "history": st["history"], "fill_s": st["fill_s"], **med,
+    return {"backend": st["backend"], "nonces": st["nonces"], "history": st["history"],
+            "fill_s": st["fill_s"], **med,
             "total": statistics.median(totals),
             "side": statistics.median(r["collector"] + r["server"] for r in reps),
             "low": min(totals), "high": max(totals),
             "rows": args.rows, "bare": statistics.median(st["bare"]),
             "ok": alerts == 0 and all(r["stored"] == args.rows and r["resent_all_duplicate"]
-                                      for r in reps)}
+                                      for r in reps),
+            "why": f"alerts {alerts}, stored {[r['stored'] for r in reps]}, resent all "
+                   f"duplicate {[r['resent_all_duplicate'] for r in reps]}"}
 
 
 def run_interleaved(states: list[dict], args) -> list[dict]:
@@ -232,7 +244,7 @@ def run_interleaved(states: list[dict], args) -> list[dict]:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         a = sys.argv[2:]
-        worker(a[0], int(a[1]), int(a[2]), a[3], int(a[4]))
+        worker(a[0], int(a[1]), int(a[2]), a[3], int(a[4]), a[5])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20_000, help="rows uploaded per repeat")
@@ -241,18 +253,24 @@ def main() -> None:
                     help="comma-separated counts of rows already stored for the device")
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument("--nonces", default="time",
+                    help="comma-separated nonce layouts: time (agents' now), random (before)")
     args = ap.parse_args()
     histories = [int(h) for h in args.history.split(",")]
+    layouts = args.nonces.split(",")
+    if not set(layouts) <= set(fleet.NONCES):
+        ap.error(f"--nonces: each of {', '.join(fleet.NONCES)}")
+    cases = [(lay, h) for lay in layouts for h in histories]
 
     results = []
     if args.backend in ("sqlite", "both"):
         with contextlib.ExitStack() as stack:
             states = []
-            for h in histories:
+            for lay, h in cases:
                 tmp = stack.enter_context(
                     tempfile.TemporaryDirectory(prefix="passgate-bench-sync-"))
                 path = f"{tmp}/collector.db"
-                states.append(prepare("sqlite", f"sqlite:///{path}", h, None, path))
+                states.append(prepare("sqlite", f"sqlite:///{path}", h, None, path, lay))
             results += run_interleaved(states, args)
     if args.backend in ("postgresql", "both"):
         from passgate_collector.pgcluster import PgCluster, PgUnavailable
@@ -264,35 +282,35 @@ def main() -> None:
         else:
             with cluster:
                 pm = fleet.postmaster_pid(cluster)
-                states = [prepare("postgresql", cluster.create_database(f"bench_{h}"), h, pm,
-                                  None) for h in histories]
+                states = [prepare("postgresql", cluster.create_database(f"bench_{lay}_{h}"), h,
+                                  pm, None, lay) for lay, h in cases]
                 results += run_interleaved(states, args)
 
     print(measure.machine_line())
     print(f"{args.rows:,} rows per repeat, batches of {args.batch}, median of {args.repeats}; "
           "CPU = agent + collector + database server; 'side' = collector + server only")
-    print(f"{'backend':<11} {'history':>9} {'rows/s CPU':>10} {'us/row':>7} {'agent':>6} "
-          f"{'collector':>9} {'db':>5} {'spread us':>9} {'rows/s wall':>11} {'bare rows/s':>11} "
-          f"{'ratio':>6} {'side rows/s':>11} {'side ratio':>10} ok")
+    print(f"{'backend':<11} {'nonces':<6} {'history':>9} {'rows/s CPU':>10} {'us/row':>7} "
+          f"{'agent':>6} {'collector':>9} {'db':>5} {'spread us':>9} {'rows/s wall':>11} "
+          f"{'bare rows/s':>11} {'ratio':>6} {'side rows/s':>11} {'side ratio':>10} ok")
     for r in results:
         n = r["rows"]
         per = {k: r[k] / n * 1e6 for k in ("total", "cpu", "collector", "server")}
         bare = n / r["bare"]
         side = n / r["side"]
-        print(f"{r['backend']:<11} {r['history']:>9,} {n / r['total']:>10,.0f} "
+        print(f"{r['backend']:<11} {r['nonces']:<6} {r['history']:>9,} {n / r['total']:>10,.0f} "
               f"{per['total']:>7.0f} {per['cpu']:>6.0f} {per['collector']:>9.0f} "
               f"{per['server']:>5.0f} {r['low'] / n * 1e6:>4.0f}-{r['high'] / n * 1e6:<4.0f} "
               f"{n / r['wall']:>11,.0f} {bare:>11,.0f} "
               f"{n / r['total'] / bare:>5.2f}x {side:>11,.0f} {side / bare:>9.2f}x "
-              f"{'yes' if r['ok'] else 'NO'}")
+              f"{'yes' if r['ok'] else 'NO: ' + r['why']}")
     print("ratio = rows/s by CPU / the bare library's rows/s (x bare COPY or x bare executemany, "
           "the anchor, same run)")
     for backend in ("sqlite", "postgresql"):
-        mine = [r for r in results if r["backend"] == backend]
-        if len(mine) > 1:
-            base = mine[0]["total"]
+        for lay in layouts:
+            mine = [r for r in results if r["backend"] == backend and r["nonces"] == lay]
+            base = mine[0]["total"] if mine else 0.0
             for r in mine[1:]:
-                print(f"  {backend}: per-row CPU at {r['history']:,} stored rows is "
+                print(f"  {backend}, {lay} nonces: per-row CPU at {r['history']:,} stored rows is "
                       f"{r['total'] / base:.2f}x that at {mine[0]['history']:,} "
                       f"(collector + server {r['side'] / mine[0]['side']:.2f}x; "
                       f"history written in {r['fill_s']:.0f} s)")

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import random
 import re
 import uuid
+from collections.abc import Iterator
 
 import cbor2
 import pytest
@@ -86,6 +88,18 @@ class FakeDevice:
         if challenge is not None:
             payload["challenge"] = challenge
         return protocol.sign_request(payload, key or self.key)
+
+
+def corrupted(valid: bytes, seed: int, n: int = 3000) -> Iterator[bytes]:
+    """``n`` copies of ``valid`` with one to three bytes replaced at random (reproducible):
+    many stay valid CBOR (bytes inside strings), so a fast decoder and the exact one it stands
+    in for can be compared on both outcomes."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        data = bytearray(valid)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        yield bytes(data)
 
 
 def fake_time_token(now: float, device: str, nonce: bytes | None) -> bytes:

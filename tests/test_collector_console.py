@@ -174,6 +174,8 @@ def test_a_version_4_database_is_upgraded_with_the_new_columns_and_indexes(tmp_p
                  "ALTER TABLE devices DROP COLUMN update_state",  # schema 7 (the updater)
                  "ALTER TABLE devices DROP COLUMN update_target",
                  "ALTER TABLE devices DROP COLUMN update_reason",
+                 "ALTER TABLE devices DROP COLUMN last_seq",  # schema 11 (the device's head)
+                 "ALTER TABLE devices DROP COLUMN last_chain",
                  "UPDATE meta SET value = '4' WHERE key = 'schema'"):
         db.execute(stmt)
     db.commit()

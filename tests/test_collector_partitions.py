@@ -181,6 +181,7 @@ def _schema_9(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for stmt in schema.statements(types) + schema.late_statements(types):
             conn.execute(stmt)
+        conn.execute("ALTER TABLE devices DROP COLUMN last_seq, DROP COLUMN last_chain")  # 11
         conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '9')")
 
 
@@ -216,7 +217,8 @@ def test_a_schema_9_database_with_rows_is_converted_in_place(pg_cluster):  # noq
 
     store = open_store(url)
     try:
-        assert store._all("SELECT value FROM meta WHERE key = 'schema'") == [("10",)]
+        assert store._all("SELECT value FROM meta WHERE key = 'schema'") \
+            == [(str(schema.SCHEMA_VERSION),)]
         with store._tx(write=False) as cur:
             parts = {p.name: p for p in partitions.partitions(cur)}
             assert partitions.is_partitioned(cur)
@@ -533,7 +535,8 @@ def test_the_upgrade_interrupted_between_its_two_steps_resumes(pg_cluster, monke
                      f"CHECK (t_ms < {until}) NOT VALID")
     store = open_store(url)
     try:
-        assert store._all("SELECT value FROM meta WHERE key = 'schema'") == [("10",)]
+        assert store._all("SELECT value FROM meta WHERE key = 'schema'") \
+            == [(str(schema.SCHEMA_VERSION),)]
         assert where_rows(store, "gate-old") == {partitions.LEGACY: 30}
         assert where_rows(store, "gate-new") == {partitions.DEFAULT: 3}
         assert store._all(f"SELECT to_regclass('{partitions.AHEAD}')") == [(None,)]

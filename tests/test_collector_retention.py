@@ -93,6 +93,8 @@ def test_migration_fills_the_counts_from_an_older_database(tmp_path):
     db = sqlite3.connect(f"{tmp_path}/old.db")
     db.execute("DROP TABLE scan_hours")
     db.execute("DROP TABLE pass_pairs")
+    db.execute("ALTER TABLE devices DROP COLUMN last_seq")  # schema 11 (the device's head)
+    db.execute("ALTER TABLE devices DROP COLUMN last_chain")
     db.execute("UPDATE meta SET value = '7' WHERE key = 'schema'")
     db.commit()
     db.close()

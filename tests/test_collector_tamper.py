@@ -285,7 +285,8 @@ def test_alerts_of_a_version_1_database_are_summed_up_on_upgrade(store):  # noqa
         for stmt in SCHEMA_6_UNDO:
             cur.execute(stmt)
         cur.execute("ALTER TABLE devices DROP COLUMN live_challenge_ms")  # schema 5 (liveness)
-        for col in ("update_state", "update_target", "update_reason"):  # schema 7
+        for col in ("update_state", "update_target", "update_reason",  # schema 7
+                    "last_seq", "last_chain"):  # schema 11
             cur.execute(f"ALTER TABLE devices DROP COLUMN {col}")
         cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
         for i, kind in enumerate(["bad_signature"] * 3 + ["chain_break"]):
@@ -326,7 +327,8 @@ def test_forged_batch_rows_left_by_an_earlier_upgrade_are_dropped(store):  # noq
         for stmt in SCHEMA_6_UNDO:
             cur.execute(stmt)
         cur.execute("ALTER TABLE devices DROP COLUMN live_challenge_ms")  # schema 5 (liveness)
-        for col in ("update_state", "update_target", "update_reason"):  # schema 7
+        for col in ("update_state", "update_target", "update_reason",  # schema 7
+                    "last_seq", "last_chain"):  # schema 11
             cur.execute(f"ALTER TABLE devices DROP COLUMN {col}")
     url = store.url if store.kind == "postgresql" else f"sqlite:///{store.path}"
     upgraded = open_store(url)

@@ -407,3 +407,23 @@ def test_sync_side_never_creates_the_journal(tmp_path):
     with pytest.raises(JournalError, match="no journal yet"):
         Journal(tmp_path / "journal.sqlite", b"k" * 32, create=False)
     assert not (tmp_path / "journal.sqlite").exists()
+
+
+def test_new_nonces_are_16_bytes_time_ordered_and_unique(monkeypatch):
+    """``new_nonce``: 48-bit big-endian milliseconds then 80 random bits (docs/sync-protocol.md
+    section 2): a device's nonces sort by the time they were made, and never repeat."""
+    import inspect
+
+    from passgate.checkpoint.loop import Checkpoint
+    from passgate.journal.schema import NONCE_TIME_BYTES, new_nonce
+
+    made = [new_nonce(1_775_000_000_000 + i // 3) for i in range(3000)]
+    assert all(len(n) == 16 for n in made) and len(set(made)) == len(made)
+    assert [n[:NONCE_TIME_BYTES] for n in made] == sorted(n[:NONCE_TIME_BYTES] for n in made)
+    assert made[0][:NONCE_TIME_BYTES] == (1_775_000_000_000).to_bytes(6, "big")
+    assert len({n[NONCE_TIME_BYTES:] for n in made}) == len(made)  # the random part varies
+    assert new_nonce(2 ** 48 + 5)[:NONCE_TIME_BYTES] == (5).to_bytes(6, "big")  # wraps
+    monkeypatch.setattr("time.time_ns", lambda: 1_775_000_000_123_456_789)
+    assert new_nonce()[:NONCE_TIME_BYTES] == (1_775_000_000_123).to_bytes(6, "big")
+    # The checkpoint makes its rows' nonces with it unless a test gives another maker.
+    assert inspect.signature(Checkpoint).parameters["nonce"].default is new_nonce

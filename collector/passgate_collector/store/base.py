@@ -113,17 +113,24 @@ class Held:
     live_challenge_ms: int | None = None
     health_sent_at: int | None = None
     max_seq: int | None = None  # the highest seq stored for the device (None: no row yet)
-    chain_before: bytes | None = None  # the stored chain of the row before the batch's first
+    # The stored chain of the row before the batch's first, when that row is the device's
+    # highest (a batch of new rows); else None, and ``Tx.chain_at`` reads it.
+    chain_before: bytes | None = None
     bundle_version: int | None = None  # the newest published bundle, for the reply
 
 
-# One statement under the lock: the device row, its highest stored seq (one descent of the
-# (device_id, seq) index), the chain the batch builds on, the newest bundle. Parameters:
-# device, device, seq before the batch, device.
+# One statement under the lock: the device row, its highest stored seq and that row's chain
+# (kept in the row, schema 11: ``Tx.insert_scans``), the newest bundle. The chain is the one
+# a batch of new rows builds on; any other batch (a resend, a gap) gets None and
+# ``Tx.chain_at`` reads the row it builds on. A row without ``last_seq`` (a device enrolled
+# again while its scans stayed; rows written around the API) falls back to MAX(seq) over its
+# scans, which on PostgreSQL descends every weekly partition's (device_id, seq) index: the
+# cost this column saves (docs/collector.md). COALESCE evaluates the subquery only then.
+# Parameters: device, seq before the batch, device.
 HELD_SQL = (
     "SELECT site, live_challenge_ms, health_sent_at, "
-    "(SELECT MAX(seq) FROM scans WHERE device_id = ?), "
-    "(SELECT chain FROM scans WHERE device_id = ? AND seq = ? LIMIT 1), "
+    "COALESCE(last_seq, (SELECT MAX(seq) FROM scans WHERE device_id = ?)), "
+    "CASE WHEN last_seq = ? THEN last_chain END, "
     "(SELECT MAX(version) FROM bundles) FROM devices WHERE device_id = ?"
 )
 
@@ -136,6 +143,7 @@ class Tx:
         self._s, self._cur, self.device_id = store, cur, device_id
         self.held = held or Held()
         self._first_seq = first_seq
+        self._head: tuple[int, bytes] | None = None  # a new (last_seq, last_chain) to write
 
     def _q(self, sql: str, params: Sequence = ()) -> None:
         self._cur.execute(self._s.sql(sql), tuple(params))
@@ -201,6 +209,12 @@ class Tx:
              r["reason"], r["pass_hash"], r["kid"], r["purpose"], r["zone"],
              " ".join(r["flags"]), r["chain"], now, problem, site)
             for r, problem in rows])
+        # The device's head (highest stored seq, its chain), read by the next batch with the
+        # lock (HELD_SQL), moves only forward: rows filling a gap below it leave it alone.
+        # Written with the health (one UPDATE of the row) or on its own (:meth:`finish`).
+        head = max((r for r, _p in rows), key=lambda r: r["seq"])
+        if self.held.max_seq is None or head["seq"] > self.held.max_seq:
+            self._head = (head["seq"], head["chain"])
         # The hourly counts the charts read, in the same transaction (store/rollup.py).
         rollup.add(self._s, self._cur,
                    ((r["t_ms"], site, r["zone"], r["verdict"], r["reason"]) for r, _p in rows))
@@ -217,6 +231,14 @@ class Tx:
                          [(r["pass_hash"], r["t_ms"], r["verdict"], r["flags"])
                           for r, _p in rows if r["flags"]],
                          now)
+
+    def finish(self) -> None:
+        """Write the device's new head if :meth:`update_health` did not (a batch that was not
+        fresh, or a caller that records no health); run at the end of every batch."""
+        if self._head is not None:
+            self._q("UPDATE devices SET last_seq = ?, last_chain = ? WHERE device_id = ?",
+                    (*self._head, self.device_id))
+            self._head = None
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
                         raw: bytes, now: int) -> None:
@@ -249,9 +271,13 @@ class Tx:
         if sent_at is not None:
             health = dict(health, health_sent_at=max(sent_at, held or 0))
         cols = [k for k in HEALTH_KEYS if k in health]
+        values = [now] + [health[k] for k in cols]
+        if self._head is not None:  # the device's new head, in the same UPDATE
+            cols += ["last_seq", "last_chain"]
+            values += list(self._head)
+            self._head = None
         sets = ", ".join(["last_seen = ?"] + [f"{k} = ?" for k in cols])
-        self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
-                [now] + [health[k] for k in cols] + [self.device_id])
+        self._q(f"UPDATE devices SET {sets} WHERE device_id = ?", values + [self.device_id])
         if health:
             log_health(self._s, self._cur, self.device_id, health, now)
         return True
@@ -285,7 +311,7 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
     @staticmethod
     def _held(cur, sql: str, device_id: str, first_seq: int | None) -> Held:
         before = first_seq - 1 if first_seq is not None else 0
-        cur.execute(sql, (device_id, device_id, before, device_id))
+        cur.execute(sql, (device_id, before, device_id))
         r = cur.fetchone()
         if r is None:  # removed since the signature was checked: nothing to read
             return Held()
@@ -489,7 +515,9 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
         ``first_seq``: the batch's first seq (the chain it builds on is read with the lock)."""
         with self._tx() as cur:
             held = self._lock_device(cur, device_id, first_seq)
-            yield Tx(self, cur, device_id, held, first_seq)
+            tx = Tx(self, cur, device_id, held, first_seq)
+            yield tx
+            tx.finish()
 
     def add_alert(self, device_id: str, kind: str, detail: str, now: int) -> int:
         """Record one alert; returns the count of this (device, kind) so far."""

@@ -19,7 +19,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS devices (
     site TEXT,
     update_state TEXT,
     update_target TEXT,
-    update_reason TEXT
+    update_reason TEXT,
+    last_seq {big},
+    last_chain {blob}
 );
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash {blob} PRIMARY KEY,
@@ -183,6 +185,15 @@ POSTGRES_TYPES = {
 }
 
 
+# Each device's highest stored seq and that row's chain, from its scans (migration 11; the
+# bench runs them after writing a history straight into scans).
+FILL_HEADS = (
+    "UPDATE devices SET last_seq = (SELECT MAX(seq) FROM scans "
+    "WHERE scans.device_id = devices.device_id)",
+    "UPDATE devices SET last_chain = (SELECT chain FROM scans WHERE scans.device_id = "
+    "devices.device_id AND scans.seq = devices.last_seq LIMIT 1) WHERE last_seq IS NOT NULL",
+)
+
 # version -> statements that bring a database of version - 1 to it (types filled as above).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: alerts counted per (device, kind) in alert_kinds; the old alert rows are summed up.
@@ -235,6 +246,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # No statement here: the old table is kept whole and attached as one partition by
     # store/partitions.py (PostgresStore runs it); SQLite's scans stay as they are.
     10: (),
+    # 11: the device's highest stored seq and that row's chain, kept in its row by ingest
+    # (``store.base.Tx.insert_scans``, under the batch lock): a batch reads them with the lock
+    # instead of descending every weekly partition's (device_id, seq) index. Filled here.
+    11: (
+        "ALTER TABLE devices ADD COLUMN last_seq {big}",
+        "ALTER TABLE devices ADD COLUMN last_chain {blob}",
+        *FILL_HEADS,
+    ),
 }
 
 # Indexes on columns a migration may have added: created after the migrations ran, for new

@@ -29,7 +29,6 @@ the simulation), so tests drive it with fakes and a fake clock. Rules it keeps:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +46,7 @@ from passgate.errors import HardwareError, JournalError
 from passgate.hardware.camera.retry import Retrying
 from passgate.hardware.display import screens
 from passgate.hardware.display.policy import DisplayPolicy
-from passgate.journal.schema import ScanRecord
+from passgate.journal.schema import ScanRecord, new_nonce
 from passgate.passes.verdict import Reason, Verdict
 from passgate.util.i18n import ENGLISH, Language
 
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NONCE_LEN = 16
 FLAG_NO_RELAY = "no_relay"  # accepted while the door relay could not be driven
 
 
@@ -101,9 +99,10 @@ class Checkpoint:
     ``display`` gets a screen from a :class:`DisplayPolicy` on every loop turn (it must not
     block: :class:`passgate.hardware.display.Display` renders and pushes on its own thread,
     and skips unchanged screens). ``monotonic`` and ``wait`` drive the timers; ``nonce`` makes the
-    16-byte client nonce of each journal row; ``on_scan`` observes every scan after it was
-    recorded and signalled; ``connectivity(now)`` (polled every ``pending_every_s``) says
-    what the idle screen shows about the collector. The parts' interfaces are in
+    16-byte client nonce of each journal row (time-ordered: ``journal.schema.new_nonce``);
+    ``on_scan`` observes every scan after it was recorded and signalled;
+    ``connectivity(now)`` (polled every ``pending_every_s``) says what the idle screen shows
+    about the collector. The parts' interfaces are in
     :mod:`passgate.checkpoint.parts`; ``signals`` may have no outputs yet
     (:class:`~passgate.hardware.signals.retry.RetryingSignals`): a GPIO fault, shown and
     retried (``retry(mono)``) instead of ending the run.
@@ -125,7 +124,7 @@ class Checkpoint:
         notifier: Notifier | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wait: Callable[[float], Any] | None = None,
-        nonce: Callable[[], bytes] = lambda: os.urandom(NONCE_LEN),
+        nonce: Callable[[], bytes] = new_nonce,
         on_scan: Callable[[Scan], None] | None = None,
         connectivity: Callable[[float], screens.Connectivity] | None = None,
         lang: Language = ENGLISH,

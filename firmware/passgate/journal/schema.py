@@ -20,7 +20,7 @@ item        CBOR type           meaning
 =========== =================== ==================================================
 1           uint                encoding version
 seq         uint                row sequence number, 1, 2, 3 ... (never reused)
-nonce       bstr (16)           random client nonce, the upload idempotency key
+nonce       bstr (16)           client nonce, the upload idempotency key (:func:`new_nonce`)
 t_ms        int                 effective scan time, POSIX milliseconds
 clock_state tstr                :class:`passgate.clock.clock.ClockState` value
 verdict     tstr                ``"accept"`` or ``"deny"``
@@ -40,7 +40,9 @@ inserted, reordered or edited row makes :func:`verify_chain` fail at that point.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -60,6 +62,26 @@ ENCODING_VERSION = 1
 SCHEMA_VERSION = 1  # PRAGMA user_version of the database
 ZERO_CHAIN = bytes(32)
 NONCE_LEN = PASS_HASH_LEN = 16
+
+NONCE_TIME_BYTES = 6  # a time-ordered nonce's prefix: POSIX milliseconds, 48 bits, big-endian
+_MS_MASK = (1 << 48) - 1
+
+
+def new_nonce(now_ms: int | None = None) -> bytes:
+    """A fresh row nonce: 48 bits of POSIX milliseconds (big-endian) then 80 random bits.
+
+    The protocol asks only for 16 bytes unique per device (docs/sync-protocol.md, section 2);
+    the time prefix, like UUIDv7's, makes a device's nonces grow with time, so the
+    collector's (device_id, nonce) key takes each new row at its right edge instead of on a
+    random leaf page of an index too large for the cache (docs/collector.md, "Ingest cost").
+    80 random bits keep two rows of one millisecond apart (a collision needs ~2^40 rows in
+    one millisecond). The time is the system clock's, whatever its state: a wrong clock only
+    moves where the nonces sort, never their uniqueness. ``now_ms`` (tests, the bench) is
+    taken modulo 2^48 (the year 10889)."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return (ms & _MS_MASK).to_bytes(NONCE_TIME_BYTES, "big") + os.urandom(
+        NONCE_LEN - NONCE_TIME_BYTES)
+
 
 _FLAG_RE = re.compile(r"[a-z0-9_]{1,32}")
 _REASONS = frozenset(r.value for r in Reason)
