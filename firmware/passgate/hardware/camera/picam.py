@@ -257,14 +257,16 @@ def _picamera2_class() -> Callable[..., Any]:
 class PicameraSource(SourceBase):
     """Frames from a Raspberry Pi camera module (Picamera2 / libcamera).
 
-    ``factory`` builds the camera object from a camera number; it defaults to the real
-    ``Picamera2`` class, imported when the source opens. Tests pass a fake class.
+    ``factory`` builds the camera object from a camera number (and ``tuning=`` when
+    ``max_exposure_us`` is set: then it also needs picamera2's static ``global_camera_info``,
+    ``load_tuning_file`` and ``find_tuning_algo``); it defaults to the real ``Picamera2``
+    class, imported when the source opens. Tests pass a fake class.
     ``read()`` blocks until the next frame (the camera paces the loop at ``config.fps``) and
     raises ``HardwareError`` if none arrives within ``config.timeout_s``.
     """
 
     def __init__(self, config: CameraConfig | None = None,
-                 factory: Callable[[int], Any] | None = None) -> None:
+                 factory: Callable[..., Any] | None = None) -> None:
         super().__init__()
         self.config = config or CameraConfig()
         self.name = f"camera {self.config.camera}"
