@@ -187,8 +187,47 @@ def af_focus(p: Presentation, t: float) -> float:
     """
     if AF_FOLLOW:
         return state(p, max(t - AF_SCAN_S, 0.0))[0]
+    if AF_RULE:
+        return rule_focus(p, t)
     held = math.ceil(p.approach_s * FPS - 1e-9) / FPS
     return FOCUS_MM if t < held + AF_SCAN_S else state(p, held)[0]
+
+
+AF_RULE = False  # --cameras af-rule: the scan starts when the firmware's own rule says held
+
+
+@functools.lru_cache(maxsize=64)
+def scans_by_rule(p: Presentation) -> tuple[float, ...]:
+    """When (s from entry) the firmware's rule triggers a scan on the symbol's projected box.
+
+    ``PicameraSource.on_candidate`` triggers after a frame whose candidate is held (within 15%
+    of the previous frame's size and a quarter of it from its place, ``picam._held``), and
+    again only when a held candidate has moved from the scanned one (``picam._moved``). The
+    same functions, applied to the symbol's box at 640x480 (centre and size from the pass's
+    pose; the firmware's box is zxing-cpp's located symbol or the moving region).
+    """
+    from passgate.hardware.camera.picam import _held, _moved
+
+    f = focal_px(LORES[0])
+    prev: tuple[int, int, int, int] | None = None
+    window: tuple[int, int, int, int] | None = None
+    scans: list[float] = []
+    for k in range(FRAMES):
+        d, x, y = state(p, k / FPS)
+        half, cx, cy = f * p.symbol_mm / d / 2, LORES[0] / 2 + f * x / d, LORES[1] / 2 + f * y / d
+        box = (int(cx - half), int(cy - half), int(cx + half), int(cy + half))
+        if prev is not None and _held(prev, box) and (window is None or _moved(window, box)):
+            scans.append(k / FPS)
+            window = box
+        prev = box
+    return tuple(scans)
+
+
+def rule_focus(p: Presentation, t: float) -> float:
+    """The lens with the rule's scans: each lands ``AF_SCAN_S`` after its trigger at the
+    distance the pass had then; until the first lands, ``FOCUS_MM``."""
+    done = [s for s in scans_by_rule(p) if s + AF_SCAN_S <= t]
+    return state(p, done[-1])[0] if done else FOCUS_MM
 
 
 def state(p: Presentation, t: float) -> tuple[float, float, float]:
@@ -517,7 +556,7 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global FOCUS_MM, AF_FOLLOW
+    global FOCUS_MM, AF_FOLLOW, AF_RULE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
@@ -536,7 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", default="fixed,af,8ms,led,af+8ms,af+led,af+8ms+led",
                     help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, normal "
                          "exposure), or levers joined by +: af (one autofocus scan when the "
-                         "candidate is held), af-follow (the earlier model: focus follows the "
+                         "candidate is held: the first frame after the approach), af-rule (the "
+                         "same scan, started when the firmware's held rule holds on the "
+                         "symbol's box), af-follow (the earlier model: focus follows the "
                          "pass 0.2 s late from its entry), "
                          "8ms or any Nms (an exposure limit of N ms), led (the illuminator "
                          "lights the pass), bright (a brighter illuminator: BRIGHT_LED times "
@@ -575,10 +616,12 @@ def main(argv: list[str] | None = None) -> int:
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
         caps = {lv for lv in levers if lv.endswith("ms") and lv[:-2].replace(".", "").isdigit()}
-        if levers - caps - {"af", "autofocus", "af-follow", "led", "bright"} or len(caps) > 1:
+        if levers - caps - {"af", "autofocus", "af-follow", "af-rule", "led", "bright"} \
+                or len(caps) > 1:
             ap.error(f"unknown camera set-up {cam!r}")
-        af = bool(levers & {"af", "autofocus", "af-follow"})
+        af = bool(levers & {"af", "autofocus", "af-follow", "af-rule"})
         AF_FOLLOW = "af-follow" in levers
+        AF_RULE = "af-rule" in levers
         limit = float(next(iter(caps))[:-2]) if caps else None
         lit = bool(levers & {"led", "bright"})
         t0 = time.perf_counter()

@@ -285,10 +285,16 @@ def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns
     assert len(cam.set) == 1
     src.on_candidate((402, 301, 561, 421))  # held there: scan again
     assert len(cam.set) == 2
+    src.on_candidate((385, 285, 577, 429))  # 20% larger, same centre: 15% a frame, not held
+    assert len(cam.set) == 2
+    src.on_candidate((383, 284, 578, 430))  # held 22% larger than scanned: nearer, scan again
+    assert len(cam.set) == 3 and cam.set[-1]["AfTrigger"] == 0
+    src.on_candidate((384, 285, 577, 429))  # the same: no new scan
+    assert len(cam.set) == 3
     src.on_candidate(None)  # gone: the fixed lens position again
     assert cam.set[-1]["AfMode"] == 0 and cam.set[-1]["LensPosition"] == 6.7
     src.on_candidate((162, 121, 321, 241))  # back, first frame: not held yet
-    assert len(cam.set) == 3
+    assert len(cam.set) == 4
 
 
 def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():

@@ -405,8 +405,9 @@ class PicameraSource(SourceBase):
         *was* (measured: that put the lens behind an approaching pass and cost more reads than
         it saved). So the lens stays at ``lens_position`` until the candidate is *held* (:func:
         `_held`: about the same size and place in two frames in a row), then one scan is
-        triggered on its window; another only when it moves by more than half its size and is
-        held again. When it has gone, the lens returns to ``lens_position``.
+        triggered on its window; another only when it moves by more than half its size, or
+        grows or shrinks by more than ``REFOCUS_SIZE`` (a slow approach can look held on its
+        first frames), and is held again. When it has gone, the lens returns to ``lens_position``.
         """
         cfg = self.config
         if not cfg.af_on_candidate or cfg.focus == "fixed" or self._cam is None:
@@ -490,9 +491,15 @@ def _held(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> boo
     return abs(size_new / size_old - 1) <= 0.15 and max(abs(dx), abs(dy)) <= size_old / 4
 
 
+REFOCUS_SIZE = 0.2  # a held candidate this much larger or smaller than the scanned one
+
+
 def _moved(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> bool:
-    """True when ``new``'s centre is more than half ``old``'s size from ``old``'s centre."""
+    """True when ``new``'s centre is more than half ``old``'s size from ``old``'s centre, or
+    its size differs from ``old``'s by more than ``REFOCUS_SIZE`` (it moved in depth: a
+    pass held still after a slow approach whose first frames already looked held)."""
     size = max(old[2] - old[0], old[3] - old[1], 1)
+    size_new = max(new[2] - new[0], new[3] - new[1], 1)
     dx = (new[0] + new[2] - old[0] - old[2]) / 2
     dy = (new[1] + new[3] - old[1] - old[3]) / 2
-    return max(abs(dx), abs(dy)) > size / 2
+    return max(abs(dx), abs(dy)) > size / 2 or abs(size_new / size - 1) > REFOCUS_SIZE
