@@ -556,7 +556,7 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global FOCUS_MM, AF_FOLLOW, AF_RULE
+    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
@@ -598,10 +598,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lens-mm", type=float, default=FOCUS_MM,
                     help="where the lens waits (the idle lens_position, as a distance in mm): "
                          "all the time with fixed focus, until the held candidate's scan with af")
+    ap.add_argument("--af-scan-s", type=float, default=AF_SCAN_S,
+                    help="seconds from an autofocus trigger to the lens in place (0.2: the "
+                         "model's scan; shorter only as a what-if: not measured on a Pi)")
     ap.add_argument("--idle", type=int, default=0, metavar="SCENES",
                     help="only measure the idle cost: SCENES still empty scenes x 10 frames")
     args = ap.parse_args(argv)
     FOCUS_MM = args.lens_mm
+    AF_SCAN_S = args.af_scan_s
     lo, hi = (float(v) for v in args.phone_mm.split(","))
     mw, mh = (int(v) for v in args.main.lower().split("x"))
     print(measure_mod.machine_line())
@@ -612,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
           f"seed {args.seed}; CPU = this thread's time; code {args.code} at ECC "
           f"{args.ecc.upper()}, surfaces {args.surfaces}, phone symbol {lo:g}-{hi:g} mm; "
           f"main stream {mw}x{mh} over the lores field; lens waits at {FOCUS_MM:g} mm "
-          f"({1000 / FOCUS_MM:.2f} dioptres)")
+          f"({1000 / FOCUS_MM:.2f} dioptres); autofocus scan {AF_SCAN_S:g} s")
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
         caps = {lv for lv in levers if lv.endswith("ms") and lv[:-2].replace(".", "").isdigit()}
