@@ -19,6 +19,11 @@ same field at ``--main`` (default 2304x1728, the sensor's 2x2-binned pitch):
 - **defocus** = blur circle of the aperture, ``D f |1/d - 1/FOCUS_MM|``, on the sensor;
   autofocus on the candidate (``--cameras af``, :func:`af_focus`) leaves the lens at
   ``FOCUS_MM`` until the pass is held, then one 0.2 s scan focuses at its distance;
+- **the lens waits** at ``--lens-mm`` (the idle ``lens_position``; 150 mm, 6.7 dioptres);
+- **the brighter illuminator** (``--cameras ...+bright``): ``BRIGHT_LED`` (2.5) times the light
+  of the first one at the pass, so the AE's exposure there is 1.6-4 ms at gain 1; in good light
+  it is lit by the first candidate frame, so the frames before are unlit and the next
+  ``AE_DELAY`` frames overexposed (LED and ambient light on the unlit exposure, clipped);
 - **surfaces**: paper, a phone (light or dark mode) with a glare spot half the time;
 - **backgrounds**: a textured desk, a printed text page, a regular pattern, a linear barcode.
 
@@ -39,6 +44,7 @@ false positives.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import statistics
@@ -89,19 +95,38 @@ class Presentation:
     tilt_deg: float
     seed: int
     modules_across: int = SYMBOL  # the symbol's width in modules, quiet zone included
+    # The brighter illuminator in good light (it is lit by the candidate, not beforehand):
+    # before ``led_frame`` the exposure is ``unlit_exposure_ms`` at ``unlit_gain``; from it the
+    # LED is lit but the AE's shorter exposure lands AE_DELAY frames later, so those frames
+    # are ``1 + light`` times overexposed (clipped). 0: no switch (lit all along, or never).
+    unlit_exposure_ms: float = 0.0
+    unlit_gain: float = 1.0
+    led_frame: int = 0
+    light: float = 1.0
 
 
 def draw(index: int, seed: int = 1, empty_share: float = 0.2, max_exposure_ms: float | None = None,
          illuminator: bool = False, phone_only: bool = False,
-         phone_mm: tuple[float, float] = (40, 60), modules_across: int = SYMBOL) -> Presentation:
+         phone_mm: tuple[float, float] = (40, 60), modules_across: int = SYMBOL,
+         light: float = 1.0) -> Presentation:
+    """Presentation ``index``; ``light``: how many times the good-light illuminance the
+    illuminator gives (``BRIGHT_LED``: the exposure the AE wants shrinks by it, gain stays 1)."""
     rng = np.random.default_rng([seed, index])
-    dim = bool(rng.random() < 0.35) and not illuminator
+    dark = bool(rng.random() < 0.35)
+    dim = dark and not illuminator
     wanted = float(rng.uniform(20, 33) if dim else rng.uniform(4, 10))
-    exposure = wanted if max_exposure_ms is None else min(wanted, max_exposure_ms)
+    cap = math.inf if max_exposure_ms is None else max_exposure_ms
+    switch: dict[str, float] = {}
+    if illuminator and light != 1.0 and not dark:  # good light: the LED comes with the pass
+        unlit = min(wanted, cap)
+        switch = {"unlit_exposure_ms": unlit, "unlit_gain": wanted / unlit, "light": light}
+    if illuminator:
+        wanted /= light
+    exposure = min(wanted, cap)
     surface = str(rng.choice(["paper", "paper", "phone", "phone_dark"]))
     if phone_only and surface == "paper":  # the same draws, so runs stay comparable
         surface = "phone" if index % 2 else "phone_dark"
-    return Presentation(
+    drawn = Presentation(
         index=index, has_pass=bool(rng.random() >= empty_share), surface=surface,
         backdrop=str(rng.choice(["desk", "text", "pattern", "barcode"])),
         symbol_mm=float(rng.uniform(35, 65) if surface == "paper" else rng.uniform(*phone_mm)),
@@ -112,6 +137,21 @@ def draw(index: int, seed: int = 1, empty_share: float = 0.2, max_exposure_ms: f
         exposure_ms=exposure, gain=wanted / exposure, dim=dim, glare=bool(rng.random() < 0.5),
         angle_deg=float(rng.uniform(-30, 30)), tilt_deg=float(rng.uniform(0, 25)),
         seed=int(rng.integers(1 << 30)), modules_across=modules_across)
+    if switch:  # lit on the frame after the first candidate frame (the entry: it moves)
+        return dataclasses.replace(drawn, led_frame=drawn.enter_frame + 1, **switch)
+    return drawn
+
+
+AE_DELAY = 2  # frames from a new exposure asked for to the first frame taken with it
+
+
+def at_frame(p: Presentation, i: int) -> tuple[Presentation, float]:
+    """``p`` with frame ``i``'s exposure and gain, and how many times overexposed it is."""
+    if not p.unlit_exposure_ms or i >= p.led_frame + AE_DELAY:
+        return p, 1.0
+    unlit = dataclasses.replace(p, exposure_ms=p.unlit_exposure_ms, gain=p.unlit_gain)
+    # LED and ambient light together: 1 + light times the light the unlit exposure was set for
+    return unlit, (1.0 + p.light if i >= p.led_frame else 1.0)
 
 
 def focal_px(width: int) -> float:
@@ -128,6 +168,10 @@ def defocus_sigma(distance_mm: float, focus_mm: float, width: int = LORES[0]) ->
     return circle_mm / SENSOR_W_MM * width / 2.4
 
 
+# The brighter illuminator (--cameras bright): 2.5x the illuminance of good indoor light at
+# the pass, so the 4-10 ms the AE wants there becomes 1.6-4 ms and a 4 ms limit needs no gain
+# (about 2,000 lux at 20 cm: see docs/decoders.md)
+BRIGHT_LED = 2.5
 AF_SCAN_S = 0.2  # a one-shot autofocus scan, trigger to lens in place
 AF_FOLLOW = False  # --cameras af-follow: the earlier model (see af_focus)
 
@@ -143,8 +187,47 @@ def af_focus(p: Presentation, t: float) -> float:
     """
     if AF_FOLLOW:
         return state(p, max(t - AF_SCAN_S, 0.0))[0]
+    if AF_RULE:
+        return rule_focus(p, t)
     held = math.ceil(p.approach_s * FPS - 1e-9) / FPS
     return FOCUS_MM if t < held + AF_SCAN_S else state(p, held)[0]
+
+
+AF_RULE = False  # --cameras af-rule: the scan starts when the firmware's own rule says held
+
+
+@functools.lru_cache(maxsize=64)
+def scans_by_rule(p: Presentation) -> tuple[float, ...]:
+    """When (s from entry) the firmware's rule triggers a scan on the symbol's projected box.
+
+    ``PicameraSource.on_candidate`` triggers after a frame whose candidate is held (within 15%
+    of the previous frame's size and a quarter of it from its place, ``picam._held``), and
+    again only when a held candidate has moved from the scanned one (``picam._moved``). The
+    same functions, applied to the symbol's box at 640x480 (centre and size from the pass's
+    pose; the firmware's box is zxing-cpp's located symbol or the moving region).
+    """
+    from passgate.hardware.camera.picam import _held, _moved
+
+    f = focal_px(LORES[0])
+    prev: tuple[int, int, int, int] | None = None
+    window: tuple[int, int, int, int] | None = None
+    scans: list[float] = []
+    for k in range(FRAMES):
+        d, x, y = state(p, k / FPS)
+        half, cx, cy = f * p.symbol_mm / d / 2, LORES[0] / 2 + f * x / d, LORES[1] / 2 + f * y / d
+        box = (int(cx - half), int(cy - half), int(cx + half), int(cy + half))
+        if prev is not None and _held(prev, box) and (window is None or _moved(window, box)):
+            scans.append(k / FPS)
+            window = box
+        prev = box
+    return tuple(scans)
+
+
+def rule_focus(p: Presentation, t: float) -> float:
+    """The lens with the rule's scans: each lands ``AF_SCAN_S`` after its trigger at the
+    distance the pass had then; until the first lands, ``FOCUS_MM``."""
+    done = [s for s in scans_by_rule(p) if s + AF_SCAN_S <= t]
+    return state(p, done[-1])[0] if done else FOCUS_MM
 
 
 def state(p: Presentation, t: float) -> tuple[float, float, float]:
@@ -209,6 +292,7 @@ def render(p: Presentation, i: int, modules: np.ndarray, size: tuple[int, int] =
     camera's speed, not the reader's: never counted.
     """
     w, h = size
+    p, over = at_frame(p, i)
     t = (i - p.enter_frame) / FPS
     held = (p.has_pass or p.index % 2 == 0) and t >= 0  # half the empty ones hold a blank
     x0, y0, x1, y1 = box if box is not None else (0, 0, w, h)
@@ -222,6 +306,8 @@ def render(p: Presentation, i: int, modules: np.ndarray, size: tuple[int, int] =
     if held:
         mods = modules if p.has_pass else np.zeros_like(modules)
         frame = _exposure(p, t, frame, mods, size, focus_mm, (x0, y0))
+    if over != 1.0:  # the LED just lit, the exposure still the unlit one: clipped below
+        frame = frame * over
     if p.dim:  # a dim scene: less contrast, and the analogue gain already up
         frame = frame * 0.45 + 20
     # sensor noise: shot and read noise amplified by the gain a short exposure needs
@@ -320,7 +406,7 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
             phone_mm: tuple[float, float] = (40, 60), empty_share: float = 0.2,
             progress: int = 0, main: tuple[int, int] = MAIN, misses: bool = False,
             scales: tuple[int, ...] = (1,), only: list[int] | None = None,
-            each: bool = False) -> tuple[dict[str, Outcome], list[float], int]:
+            each: bool = False, light: float = 1.0) -> tuple[dict[str, Outcome], list[float], int]:
     """Decode every frame of ``count`` presentations with each way; bare zxing-cpp beside."""
     import zxingcpp
 
@@ -341,7 +427,7 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
     for index in (only if only is not None else range(count)):
         p = draw(index, seed, empty_share=empty_share, max_exposure_ms=max_exposure_ms,
                  illuminator=illuminator, phone_only=phone_only, phone_mm=phone_mm,
-                 modules_across=modules.shape[0])
+                 modules_across=modules.shape[0], light=light)
         n_pass += p.has_pass
         crops.p = p
         first: dict[str, float] = {}
@@ -400,6 +486,7 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
 def looks(p: Presentation, i: int, focus_mm: float | None,
           width: int = LORES[0]) -> tuple[float, float, float]:
     """Pixels per module, motion blur and defocus (both in modules) of frame ``i`` of ``p``."""
+    p = at_frame(p, i)[0]
     t = (i - p.enter_frame) / FPS
     half = p.exposure_ms / 2000
     (d0, x0, y0), (d1, x1, y1) = state(p, t - half), state(p, t + half)
@@ -469,6 +556,7 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
@@ -487,9 +575,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", default="fixed,af,8ms,led,af+8ms,af+led,af+8ms+led",
                     help="comma-separated camera set-ups: fixed (lens fixed at 15 cm, normal "
                          "exposure), or levers joined by +: af (one autofocus scan when the "
-                         "candidate is held), af-follow (the earlier model: focus follows the "
+                         "candidate is held: the first frame after the approach), af-rule (the "
+                         "same scan, started when the firmware's held rule holds on the "
+                         "symbol's box), af-follow (the earlier model: focus follows the "
                          "pass 0.2 s late from its entry), "
-                         "8ms (exposure limit), led (the illuminator lights the pass)")
+                         "8ms or any Nms (an exposure limit of N ms), led (the illuminator "
+                         "lights the pass), bright (a brighter illuminator: BRIGHT_LED times "
+                         "the light, so the exposure the AE wants shrinks by as much)")
     ap.add_argument("--main", default=f"{MAIN[0]}x{MAIN[1]}",
                     help="main stream WxH over the lores frame's field of view: 1280x960 (5.0 um "
                          "pitch), 2304x1728 (the sensor's 2x2-binned pitch, 2.8 um)")
@@ -503,9 +595,17 @@ def main(argv: list[str] | None = None) -> int:
                          "never), so runs split with --only can be summed")
     ap.add_argument("--misses", action="store_true",
                     help="print each presentation read late or never, frame by frame")
+    ap.add_argument("--lens-mm", type=float, default=FOCUS_MM,
+                    help="where the lens waits (the idle lens_position, as a distance in mm): "
+                         "all the time with fixed focus, until the held candidate's scan with af")
+    ap.add_argument("--af-scan-s", type=float, default=AF_SCAN_S,
+                    help="seconds from an autofocus trigger to the lens in place (0.2: the "
+                         "model's scan; shorter only as a what-if: not measured on a Pi)")
     ap.add_argument("--idle", type=int, default=0, metavar="SCENES",
                     help="only measure the idle cost: SCENES still empty scenes x 10 frames")
     args = ap.parse_args(argv)
+    FOCUS_MM = args.lens_mm
+    AF_SCAN_S = args.af_scan_s
     lo, hi = (float(v) for v in args.phone_mm.split(","))
     mw, mh = (int(v) for v in args.main.lower().split("x"))
     print(measure_mod.machine_line())
@@ -515,22 +615,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {args.presentations} presentations of {FRAMES} frames at {FPS:.0f} fps, "
           f"seed {args.seed}; CPU = this thread's time; code {args.code} at ECC "
           f"{args.ecc.upper()}, surfaces {args.surfaces}, phone symbol {lo:g}-{hi:g} mm; "
-          f"main stream {mw}x{mh} over the lores field")
+          f"main stream {mw}x{mh} over the lores field; lens waits at {FOCUS_MM:g} mm "
+          f"({1000 / FOCUS_MM:.2f} dioptres); autofocus scan {AF_SCAN_S:g} s")
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
-        if levers - {"af", "autofocus", "af-follow", "8ms", "led"}:
+        caps = {lv for lv in levers if lv.endswith("ms") and lv[:-2].replace(".", "").isdigit()}
+        if levers - caps - {"af", "autofocus", "af-follow", "af-rule", "led", "bright"} \
+                or len(caps) > 1:
             ap.error(f"unknown camera set-up {cam!r}")
-        af = bool(levers & {"af", "autofocus", "af-follow"})
-        global AF_FOLLOW
+        af = bool(levers & {"af", "autofocus", "af-follow", "af-rule"})
         AF_FOLLOW = "af-follow" in levers
-        limit = 8.0 if "8ms" in levers else None
+        AF_RULE = "af-rule" in levers
+        limit = float(next(iter(caps))[:-2]) if caps else None
+        lit = bool(levers & {"led", "bright"})
         t0 = time.perf_counter()
-        res, bare, n_pass = measure(args.presentations, args.seed, af, limit, "led" in levers,
+        res, bare, n_pass = measure(args.presentations, args.seed, af, limit, lit,
                                     args.code, args.ecc, args.surfaces == "phone", (lo, hi),
                                     args.empty_share, args.progress, (mw, mh), args.misses,
                                     tuple(int(k) for k in args.scales.split(",")),
                                     [int(i) for i in args.only.split(",")] if args.only else None,
-                                    args.each)
+                                    args.each, BRIGHT_LED if "bright" in levers else 1.0)
         n_empty = (len(args.only.split(",")) if args.only else args.presentations) - n_pass
         print(f"\n## camera: {cam}  ({n_pass} with a pass, {n_empty} without; "
               f"{time.perf_counter() - t0:.0f} s)\n")

@@ -44,3 +44,70 @@ def test_bench_runs_tiny_and_prints_its_anchor(bench: str) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "machine: " in out.stdout
     assert anchor in out.stdout, out.stdout
+
+
+def _presentations_module():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import presentations
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return presentations
+
+
+def test_brighter_illuminator_shortens_the_exposure_after_its_switch_on_frames() -> None:
+    """The model's brighter LED: the same presentation, the AE's exposure shrunk by its light;
+    in good light it comes with the pass, so two frames are overexposed (clipped) first."""
+    P = _presentations_module()
+    switched = 0
+    for index in range(12):
+        plain = P.draw(index, 1, empty_share=0, max_exposure_ms=8.0, illuminator=True)
+        bright = P.draw(index, 1, empty_share=0, max_exposure_ms=8.0, illuminator=True,
+                        light=P.BRIGHT_LED)
+        assert (bright.hold_mm, bright.seed, bright.surface) == (plain.hold_mm, plain.seed,
+                                                                 plain.surface)
+        assert bright.exposure_ms <= 4.0 + 1e-9 and bright.gain == 1.0
+        if not bright.unlit_exposure_ms:  # dim: lit all along by the dim-light policy
+            assert P.at_frame(bright, bright.enter_frame) == (bright, 1.0)
+            continue
+        switched += 1
+        before, over = P.at_frame(bright, bright.enter_frame)
+        assert over == 1.0 and before.exposure_ms == bright.unlit_exposure_ms
+        assert before.exposure_ms == min(plain.exposure_ms * plain.gain, 8.0)
+        for i in (bright.led_frame, bright.led_frame + P.AE_DELAY - 1):
+            assert P.at_frame(bright, i)[1] == 1.0 + P.BRIGHT_LED
+        assert P.at_frame(bright, bright.led_frame + P.AE_DELAY) == (bright, 1.0)
+    assert 0 < switched < 12
+
+
+def test_the_autofocus_rule_model_uses_the_firmwares_rule_and_refocuses_after_a_slow_approach(
+        ) -> None:
+    """af-rule: scans where PicameraSource would trigger them; the lens lands AF_SCAN_S later
+    at the distance the pass had then, and a slow approach that looked held early is
+    scanned again once the pass stops (the size rule), so the lens ends near the hold."""
+    P = _presentations_module()
+    from passgate.hardware.camera import picam
+
+    several = 0
+    for index in range(40):
+        p = P.draw(index, 1, empty_share=0)
+        scans = P.scans_by_rule(p)
+        assert scans and list(scans) == sorted(scans)
+        assert P.rule_focus(p, scans[0] + P.AF_SCAN_S - 0.01) == P.FOCUS_MM
+        assert P.rule_focus(p, scans[-1] + P.AF_SCAN_S) == P.state(p, scans[-1])[0]
+        several += len(scans) > 1
+        # the last scan focused near where the pass is held (its tremor in depth aside)
+        assert abs(P.state(p, scans[-1])[0] - p.hold_mm) <= 0.25 * p.hold_mm + 2 * p.tremor_mm
+    assert several  # some presentations need a second scan
+    P.scans_by_rule.cache_clear()
+    old, picam.REFOCUS_SIZE = picam.REFOCUS_SIZE, 99.0  # the rule before: position only
+    try:
+        stuck = 0
+        for index in range(400):  # the pose only, nothing drawn: quick
+            p = P.draw(index, 1, empty_share=0)
+            last = P.scans_by_rule(p)[-1]
+            stuck += abs(P.state(p, last)[0] - p.hold_mm) > 0.25 * p.hold_mm + 2 * p.tremor_mm
+        assert stuck >= 3  # without the size rule some lenses stay where the approach was
+    finally:
+        picam.REFOCUS_SIZE = old
+        P.scans_by_rule.cache_clear()

@@ -285,10 +285,16 @@ def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns
     assert len(cam.set) == 1
     src.on_candidate((402, 301, 561, 421))  # held there: scan again
     assert len(cam.set) == 2
+    src.on_candidate((385, 285, 577, 429))  # 20% larger, same centre: 15% a frame, not held
+    assert len(cam.set) == 2
+    src.on_candidate((383, 284, 578, 430))  # held 22% larger than scanned: nearer, scan again
+    assert len(cam.set) == 3 and cam.set[-1]["AfTrigger"] == 0
+    src.on_candidate((384, 285, 577, 429))  # the same: no new scan
+    assert len(cam.set) == 3
     src.on_candidate(None)  # gone: the fixed lens position again
     assert cam.set[-1]["AfMode"] == 0 and cam.set[-1]["LensPosition"] == 6.7
     src.on_candidate((162, 121, 321, 241))  # back, first frame: not held yet
-    assert len(cam.set) == 3
+    assert len(cam.set) == 4
 
 
 def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():
@@ -308,6 +314,81 @@ def test_short_exposure_mode_is_asked_of_the_camera():
     assert CameraConfig().af_on_candidate  # the default: one scan on a held candidate
     with pytest.raises(ConfigError, match="ae_mode"):
         CameraConfig(ae_mode="fast")
+
+
+class TunedCams:
+    """Stands in for the Picamera2 class with its tuning-file helpers (static in picamera2)."""
+
+    def __init__(self, agc: dict, model: str = "imx708_wide", files: bool = True) -> None:
+        self.agc, self.model, self.files = agc, model, files
+        self.made: list[tuple[FakeCam, dict | None]] = []
+        self.loaded: list[str] = []
+
+    def global_camera_info(self):
+        return [{"Model": self.model, "Num": 0}]
+
+    def load_tuning_file(self, name):
+        self.loaded.append(name)
+        if not self.files or name != f"{self.model}.json":
+            raise RuntimeError(f"no {name}")
+        return {"version": 2.0, "algorithms": [{"rpi.awb": {}}, {"rpi.agc": self.agc}]}
+
+    def find_tuning_algo(self, tuning, name):
+        return next(a[name] for a in tuning["algorithms"] if name in a)
+
+    def __call__(self, num, tuning=None):
+        self.made.append((FakeCam(num), tuning))
+        return self.made[-1][0]
+
+
+def _modes(key: str = "shutter") -> dict:
+    return {"exposure_modes": {"normal": {key: [100, 10000, 30000, 60000],
+                                          "gain": [1.0, 2.0, 4.0, 8.0]},
+                               "short": {key: [100, 5000, 10000], "gain": [1.0, 2.0, 6.0]}}}
+
+
+def test_exposure_cap_fills_the_tunings_custom_mode_and_selects_it():
+    for agc, key in ((_modes(), "shutter"), ({"channels": [_modes("exposure"), _modes("exposure")]},
+                                            "exposure")):
+        cams = TunedCams(agc)
+        with PicameraSource(CameraConfig(), factory=cams) as src:  # the default cap: 8 ms
+            src.read()
+        ((cam, tuning),) = cams.made
+        assert cams.loaded == ["imx708_wide.json"]
+        channels = cams.find_tuning_algo(tuning, "rpi.agc").get("channels") or [agc]
+        for channel in channels:
+            # exposure time up to 8 ms at gain 1, then the gain up to the normal mode's top
+            assert channel["exposure_modes"]["custom"] == {key: [100, 8000, 8000],
+                                                           "gain": [1.0, 1.0, 8.0]}
+            assert channel["exposure_modes"]["short"][key] == [100, 5000, 10000]  # untouched
+        assert cam.kwargs["controls"]["AeExposureMode"] == 3  # custom
+        src.open()  # a re-open loads and caps the tuning again
+        cam, tuning = cams.made[-1]
+        assert len(cams.made) == 2 and tuning is not None
+        cam.set.clear()
+        src.on_candidate((160, 120, 320, 240))
+        src.on_candidate((161, 121, 321, 241))
+        src.on_candidate(None)  # the idle controls again: still the custom mode
+        assert cam.set[-1]["AeExposureMode"] == 3
+        src.close()
+
+
+def test_exposure_cap_falls_back_to_ae_mode_when_the_tuning_cannot_be_changed(caplog):
+    for cams in (TunedCams({"no_modes": {}}), TunedCams(_modes(), files=False)):
+        with caplog.at_level("WARNING"), PicameraSource(CameraConfig(), factory=cams):
+            pass
+        ((cam, tuning),) = cams.made
+        assert tuning is None and cam.kwargs["controls"]["AeExposureMode"] == 1  # short
+        assert "cannot cap the exposure" in caplog.text
+        caplog.clear()
+    cams = TunedCams(_modes())
+    with PicameraSource(CameraConfig(max_exposure_us=None, ae_mode="normal"), factory=cams):
+        pass
+    assert cams.loaded == [] and "AeExposureMode" not in cams.made[0][0].kwargs["controls"]
+    with pytest.raises(ConfigError, match="max_exposure_us"):
+        CameraConfig(max_exposure_us=70_000)  # longer than a frame at 15 fps
+    with pytest.raises(ConfigError, match="max_exposure_us"):
+        CameraConfig(max_exposure_us=50)
 
 
 # --- the illuminator on a mock pin -------------------------------------------------------

@@ -62,6 +62,7 @@ AF_RANGE = {"normal": 0, "macro": 1, "full": 2}
 AF_MANUAL, AF_AUTO, AF_CONTINUOUS = 0, 1, 2
 AF_METERING_WINDOWS, AF_TRIGGER_START = 1, 0
 AE_MODE = {"normal": 0, "short": 1, "long": 2}
+AE_CUSTOM = 3  # AeExposureMode custom: the tuning's "custom" mode (max_exposure_us fills it)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,17 @@ class CameraConfig:
     # more noise in dim light. Default with af_on_candidate and the 1728x1296 main stream:
     # measured better than fixed focus and normal exposure (docs/decoders.md).
     ae_mode: str = option("short", valid_choice(*AE_MODE), "exposure mode: normal, short, long")
+    # The exposure-time cap the presentation model measures (8 ms: docs/decoders.md), made
+    # explicit: the sensor's tuning file is loaded at open and its AGC "custom" exposure mode
+    # replaced by one that raises the exposure time to this cap at gain 1, then only the gain;
+    # AeExposureMode custom then selects it. How far "short" goes is the tuning file's say,
+    # not measured on a Pi. If the tuning cannot be loaded or changed, ae_mode is used (said
+    # in the log). Absent: ae_mode alone.
+    max_exposure_us: int | None = option(
+        8000, valid_int_range(100, 1_000_000),
+        "cap on the automatic exposure time in microseconds (then the gain rises instead); "
+        "absent: ae_mode decides",
+    )
     candidate_crop: bool = option(
         True, valid_bool, "decode a full-resolution main-stream crop around a candidate"
     )
@@ -160,6 +172,9 @@ class CameraConfig:
         if self.lores_size[0] > self.main_size[0] or self.lores_size[1] > self.main_size[1]:
             raise BadValue("lores_size", f"{self.lores_size} must not exceed "
                            f"main_size {self.main_size}")
+        if self.max_exposure_us is not None and self.max_exposure_us > self.frame_duration_us:
+            raise BadValue("max_exposure_us", f"{self.max_exposure_us} is longer than a frame "
+                           f"at {self.fps} fps ({self.frame_duration_us} us)")
         if self.exposure_time_us is not None and self.exposure_time_us > self.frame_duration_us:
             raise BadValue("exposure_time_us", f"{self.exposure_time_us} is longer than a frame "
                            f"at {self.fps} fps ({self.frame_duration_us} us)")
@@ -172,8 +187,12 @@ class CameraConfig:
     def frame_duration_us(self) -> int:
         return round(1_000_000 / self.fps)
 
-    def controls(self) -> dict[str, Any]:
-        """The libcamera controls this config asks for (before dropping unsupported ones)."""
+    def controls(self, capped: bool = False) -> dict[str, Any]:
+        """The libcamera controls this config asks for (before dropping unsupported ones).
+
+        ``capped``: the tuning's custom exposure mode holds ``max_exposure_us`` (see
+        :func:`capped_tuning`), so ``AeExposureMode`` custom takes the place of ``ae_mode``.
+        """
         c: dict[str, Any] = {
             # Min = max pins the frame rate (FrameDurationLimits works on every picamera2;
             # the "FrameRate" shorthand does not exist in older releases).
@@ -181,7 +200,9 @@ class CameraConfig:
             "AeMeteringMode": METERING[self.metering],
             "ExposureValue": float(self.exposure_value),
         }
-        if self.ae_mode != "normal":
+        if capped:
+            c["AeExposureMode"] = AE_CUSTOM
+        elif self.ae_mode != "normal":
             c["AeExposureMode"] = AE_MODE[self.ae_mode]
         if self.exposure_time_us is not None:
             c["ExposureTime"] = self.exposure_time_us
@@ -194,6 +215,33 @@ class CameraConfig:
             c["AfMode"] = AF_CONTINUOUS
             c["AfRange"] = AF_RANGE[self.af_range]
         return c
+
+
+def capped_tuning(camera_class: Any, camera: int, max_us: int) -> dict[str, Any]:
+    """The sensor's tuning file with its AGC "custom" exposure mode capped at ``max_us``.
+
+    picamera2's documented way to change AGC limits: ``load_tuning_file("<model>.json")``,
+    ``find_tuning_algo(tuning, "rpi.agc")``, edit its ``exposure_modes`` (in each of its
+    ``channels`` where the file has them), then ``Picamera2(camera, tuning=tuning)``. The mode
+    raises the exposure time to ``max_us`` at gain 1, then the gain up to the normal mode's
+    highest (the modes are piecewise: exposure time to each step at the previous gain, then the
+    gain to the step's). Raises ``HardwareError`` when the file or its AGC is not as expected.
+    """
+    try:
+        model = camera_class.global_camera_info()[camera]["Model"]
+        tuning = camera_class.load_tuning_file(f"{model}.json")
+        agc = camera_class.find_tuning_algo(tuning, "rpi.agc")
+        channels = agc.get("channels", [agc])
+        for channel in channels:
+            modes = channel["exposure_modes"]
+            normal = modes["normal"]
+            key = "shutter" if "shutter" in normal else "exposure"  # renamed in newer files
+            top = max(float(g) for g in normal["gain"])
+            modes["custom"] = {key: [100, max_us, max_us], "gain": [1.0, 1.0, top]}
+    except Exception as exc:
+        raise HardwareError(f"camera {camera}: cannot cap the exposure in the tuning file: "
+                            f"{type(exc).__name__}: {exc}") from exc
+    return dict(tuning)
 
 
 def _picamera2_class() -> Callable[..., Any]:
@@ -209,14 +257,16 @@ def _picamera2_class() -> Callable[..., Any]:
 class PicameraSource(SourceBase):
     """Frames from a Raspberry Pi camera module (Picamera2 / libcamera).
 
-    ``factory`` builds the camera object from a camera number; it defaults to the real
-    ``Picamera2`` class, imported when the source opens. Tests pass a fake class.
+    ``factory`` builds the camera object from a camera number (and ``tuning=`` when
+    ``max_exposure_us`` is set: then it also needs picamera2's static ``global_camera_info``,
+    ``load_tuning_file`` and ``find_tuning_algo``); it defaults to the real ``Picamera2``
+    class, imported when the source opens. Tests pass a fake class.
     ``read()`` blocks until the next frame (the camera paces the loop at ``config.fps``) and
     raises ``HardwareError`` if none arrives within ``config.timeout_s``.
     """
 
     def __init__(self, config: CameraConfig | None = None,
-                 factory: Callable[[int], Any] | None = None) -> None:
+                 factory: Callable[..., Any] | None = None) -> None:
         super().__init__()
         self.config = config or CameraConfig()
         self.name = f"camera {self.config.camera}"
@@ -228,13 +278,28 @@ class PicameraSource(SourceBase):
         self._crop: tuple[int, int, int, int] = (0, 0, *self.config.main_size)
         self._request: Any = None  # the last frame's request: its main stream gives crops
         self._mapped: Callable[..., Any] | None = None  # picamera2.MappedArray on a Pi
+        self._capped = False  # the tuning's custom exposure mode holds max_exposure_us
+        self._warned_cap = False
 
     def _open(self) -> None:
         cfg = self.config
         factory = self._factory or _picamera2_class()
-        self._cam = cam = factory(cfg.camera)
+        self._capped = False
+        if cfg.max_exposure_us is not None:
+            try:
+                tuning = capped_tuning(factory, cfg.camera, cfg.max_exposure_us)
+            except HardwareError as exc:
+                if not self._warned_cap:  # once, not on every re-open
+                    log.warning("%s; exposure mode %s instead", exc, cfg.ae_mode)
+                    self._warned_cap = True
+            else:
+                self._cam = factory(cfg.camera, tuning=tuning)
+                self._capped = True
+        if not self._capped:
+            self._cam = factory(cfg.camera)
+        cam = self._cam
         available = getattr(cam, "camera_controls", None)
-        controls = self._supported(cfg.controls(), available)
+        controls = self._supported(cfg.controls(self._capped), available)
         extra: dict[str, Any] = {}
         if cfg.sensor_size is not None:
             extra["sensor"] = {"output_size": cfg.sensor_size}
@@ -340,8 +405,9 @@ class PicameraSource(SourceBase):
         *was* (measured: that put the lens behind an approaching pass and cost more reads than
         it saved). So the lens stays at ``lens_position`` until the candidate is *held* (:func:
         `_held`: about the same size and place in two frames in a row), then one scan is
-        triggered on its window; another only when it moves by more than half its size and is
-        held again. When it has gone, the lens returns to ``lens_position``.
+        triggered on its window; another only when it moves by more than half its size, or
+        grows or shrinks by more than ``REFOCUS_SIZE`` (a slow approach can look held on its
+        first frames), and is held again. When it has gone, the lens returns to ``lens_position``.
         """
         cfg = self.config
         if not cfg.af_on_candidate or cfg.focus == "fixed" or self._cam is None:
@@ -350,7 +416,7 @@ class PicameraSource(SourceBase):
         if box is None:
             if self._af_window is not None:
                 self._af_window = None
-                self._set(cfg.controls())  # the idle focus again
+                self._set(cfg.controls(self._capped))  # the idle focus again
             return
         if previous is None or not _held(previous, box):
             return  # still approaching (or just appeared): the lens waits at lens_position
@@ -425,9 +491,15 @@ def _held(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> boo
     return abs(size_new / size_old - 1) <= 0.15 and max(abs(dx), abs(dy)) <= size_old / 4
 
 
+REFOCUS_SIZE = 0.2  # a held candidate this much larger or smaller than the scanned one
+
+
 def _moved(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> bool:
-    """True when ``new``'s centre is more than half ``old``'s size from ``old``'s centre."""
+    """True when ``new``'s centre is more than half ``old``'s size from ``old``'s centre, or
+    its size differs from ``old``'s by more than ``REFOCUS_SIZE`` (it moved in depth: a
+    pass held still after a slow approach whose first frames already looked held)."""
     size = max(old[2] - old[0], old[3] - old[1], 1)
+    size_new = max(new[2] - new[0], new[3] - new[1], 1)
     dx = (new[0] + new[2] - old[0] - old[2]) / 2
     dy = (new[1] + new[3] - old[1] - old[3]) / 2
-    return max(abs(dx), abs(dy)) > size / 2
+    return max(abs(dx), abs(dy)) > size / 2 or abs(size_new / size - 1) > REFOCUS_SIZE
