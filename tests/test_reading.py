@@ -6,6 +6,12 @@ a main stream; gpiozero's MockFactory for the illuminator's pin.
 
 from __future__ import annotations
 
+import copy
+import json
+import os
+import tempfile
+import types
+
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -347,15 +353,16 @@ def _modes(key: str = "shutter") -> dict:
                                "short": {key: [100, 5000, 10000], "gain": [1.0, 2.0, 6.0]}}}
 
 
-def test_exposure_cap_fills_the_tunings_custom_mode_and_selects_it():
+def test_exposure_cap_fills_the_tunings_custom_mode_and_selects_it(no_tuning_env):
     for agc, key in ((_modes(), "shutter"), ({"channels": [_modes("exposure"), _modes("exposure")]},
                                             "exposure")):
-        cams = TunedCams(agc)
+        cams = StartedCams(agc)
         with PicameraSource(CameraConfig(), factory=cams) as src:  # the default cap: 8 ms
             src.read()
         ((cam, tuning),) = cams.made
-        assert cams.loaded == ["imx708_wide.json"]
-        channels = cams.find_tuning_algo(tuning, "rpi.agc").get("channels") or [agc]
+        assert set(cams.loaded) == {"imx708_wide.json"}
+        in_effect = cams.find_tuning_algo(cam.tuning, "rpi.agc")
+        channels = in_effect.get("channels") or [in_effect]
         for channel in channels:
             # exposure time up to 8 ms at gain 1, then the gain up to the normal mode's top
             assert channel["exposure_modes"]["custom"] == {key: [100, 8000, 8000],
@@ -474,3 +481,102 @@ def test_illuminator_options_are_declared_with_validators():
         SignalsConfig(illuminator_hold_s=0)
     with pytest.raises(ConfigError, match="illuminator_dim_level"):
         SignalsConfig(illuminator_dim_level=255)
+
+
+TUNING_ENV = "LIBCAMERA_RPI_TUNING_FILE"
+
+
+class StartedCams(TunedCams):
+    """Like :class:`TunedCams`, and as picamera2 and libcamera behave on a Pi: the tuning file
+    is read when libcamera's camera manager starts (the Raspberry Pi pipeline loads its IPA
+    while it enumerates), which ``global_camera_info`` already does; ``Picamera2(tuning=dict)``
+    sets ``LIBCAMERA_RPI_TUNING_FILE`` to a temporary file, deleted when the constructor
+    returns, and does not restart a manager that is running (picamera2 issue #886; its
+    ``_cm.reset()`` does, as its own IMX708 helper uses it). A tuning file that is missing or
+    refused leaves the camera out of the enumeration."""
+
+    def __init__(self, agc: dict, reset: bool = True, refuse: bool = False) -> None:
+        super().__init__(agc)
+        self.in_effect: dict | None = None  # the tuning the running manager loaded
+        self.running = False
+        self.refuse = refuse  # libcamera refuses any tuning but the stock one
+        if reset:
+            self._cm = types.SimpleNamespace(reset=self._start)
+
+    def load_tuning_file(self, name):
+        return copy.deepcopy(super().load_tuning_file(name))  # a file: each load its own
+
+    def _start(self) -> None:
+        self.running = True
+        path = os.environ.get(TUNING_ENV)
+        if path is None:
+            self.in_effect = self.load_tuning_file(f"{self.model}.json")
+        elif os.path.isfile(path) and not self.refuse:
+            with open(path) as f:
+                self.in_effect = json.load(f)
+        else:
+            self.in_effect = None  # the IPA did not load: no camera
+
+    def global_camera_info(self):
+        if not self.running:
+            self._start()
+        return super().global_camera_info() if self.in_effect is not None else []
+
+    def __call__(self, num, tuning=None):
+        with tempfile.NamedTemporaryFile("w") as f:
+            if isinstance(tuning, dict):
+                json.dump(tuning, f)
+                f.flush()
+                os.environ[TUNING_ENV] = f.name
+            elif tuning is not None:
+                os.environ[TUNING_ENV] = tuning
+            else:
+                os.environ.pop(TUNING_ENV, None)
+            info = self.global_camera_info()[num]  # IndexError: no camera, as picamera2
+        cam = FakeCam(info["Num"])
+        cam.tuning = self.in_effect
+        self.made.append((cam, tuning))
+        return cam
+
+    def mode_in_effect(self, cam) -> dict | None:
+        """The AGC exposure mode the camera runs with: the one its controls ask for if the
+        loaded tuning has it, else libcamera keeps "normal" ("No exposure profile for ...")."""
+        asked = cam.kwargs["controls"].get("AeExposureMode", 0)
+        name = {0: "normal", 1: "short", 2: "long", 3: "custom"}[asked]
+        agc = self.find_tuning_algo(cam.tuning, "rpi.agc")
+        modes = (agc.get("channels") or [agc])[0]["exposure_modes"]
+        return modes.get(name) or modes["normal"]
+
+
+@pytest.fixture
+def no_tuning_env(monkeypatch):
+    monkeypatch.delenv(TUNING_ENV, raising=False)
+
+
+def test_the_exposure_cap_is_in_the_tuning_the_camera_runs_with(no_tuning_env):
+    cams = StartedCams(_modes())
+    with PicameraSource(CameraConfig(), factory=cams) as src:
+        src.read()
+        (cam, _tuning), = cams.made
+        assert cams.mode_in_effect(cam) == {"shutter": [100, 8000, 8000], "gain": [1.0, 1.0, 8.0]}
+        assert TUNING_ENV not in os.environ  # no path left that a later start would read
+    # A re-open after the manager has gone (picamera2 drops it with its last camera) finds
+    # the camera, capped again.
+    cams.running = False
+    with PicameraSource(CameraConfig(), factory=cams):
+        assert cams.mode_in_effect(cams.made[-1][0])["shutter"] == [100, 8000, 8000]
+    assert TUNING_ENV not in os.environ
+
+
+def test_the_exposure_cap_falls_back_to_ae_mode_when_the_tuning_cannot_take_effect(
+        no_tuning_env, caplog):
+    # A picamera2 that cannot restart its camera manager, and a libcamera that refuses the
+    # capped tuning: the camera runs with the stock tuning and ae_mode (short), and says so.
+    for cams in (StartedCams(_modes(), reset=False), StartedCams(_modes(), refuse=True)):
+        with caplog.at_level("WARNING"), PicameraSource(CameraConfig(), factory=cams) as src:
+            src.read()
+        cam = cams.made[-1][0]
+        assert cam.kwargs["controls"]["AeExposureMode"] == 1
+        assert cams.mode_in_effect(cam) == _modes()["exposure_modes"]["short"]
+        assert "cannot cap the exposure" in caplog.text and TUNING_ENV not in os.environ
+        caplog.clear()

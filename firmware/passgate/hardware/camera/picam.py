@@ -33,7 +33,10 @@ before ``start()`` applies from the first frame, and the CPU of ``MappedArray`` 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,6 +247,44 @@ def capped_tuning(camera_class: Any, camera: int, max_us: int) -> dict[str, Any]
     return dict(tuning)
 
 
+TUNING_ENV = "LIBCAMERA_RPI_TUNING_FILE"
+
+
+def open_tuned(camera_class: Any, camera: int, tuning: dict[str, Any]) -> Any:
+    """``camera_class(camera)`` running with ``tuning``, or ``HardwareError`` (the stock tuning
+    back in place) when that cannot be done.
+
+    libcamera reads the tuning file named by ``LIBCAMERA_RPI_TUNING_FILE`` once, when its
+    camera manager starts (the Raspberry Pi pipeline loads its IPA while it enumerates the
+    cameras), and :func:`capped_tuning` has already started it (``global_camera_info``);
+    ``Picamera2(tuning=...)`` only sets the variable and keeps a running manager (picamera2
+    issue #886), so the manager is restarted with picamera2's ``_cm.reset()`` (what its own
+    IMX708 helper does to reload the sensor). The file is removed and the variable cleared
+    once the camera is made: a later start (a re-open after the manager went with the last
+    camera) must not read a path that no longer exists, which would leave the camera out of
+    the enumeration.
+    """
+    reset = getattr(getattr(camera_class, "_cm", None), "reset", None)
+    if not callable(reset):
+        raise HardwareError(f"camera {camera}: cannot cap the exposure: this picamera2 cannot "
+                            "restart libcamera, which reads a tuning file only when it starts")
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(tuning, f)
+        f.flush()
+        os.environ[TUNING_ENV] = f.name
+        try:
+            reset()
+            return camera_class(camera, tuning=f.name)
+        except Exception as exc:  # libcamera refused the tuning (or the camera is gone)
+            os.environ.pop(TUNING_ENV, None)
+            reset()  # the stock tuning again, for the open without the cap
+            raise HardwareError(f"camera {camera}: cannot cap the exposure: the camera did "
+                                f"not open with the capped tuning: {type(exc).__name__}: "
+                                f"{exc}") from exc
+        finally:
+            os.environ.pop(TUNING_ENV, None)
+
+
 def _picamera2_class() -> Callable[..., Any]:
     try:
         from picamera2 import Picamera2
@@ -287,14 +328,13 @@ class PicameraSource(SourceBase):
         self._capped = False
         if cfg.max_exposure_us is not None:
             try:
-                tuning = capped_tuning(factory, cfg.camera, cfg.max_exposure_us)
+                self._cam = open_tuned(factory, cfg.camera,
+                                       capped_tuning(factory, cfg.camera, cfg.max_exposure_us))
+                self._capped = True
             except HardwareError as exc:
                 if not self._warned_cap:  # once, not on every re-open
                     log.warning("%s; exposure mode %s instead", exc, cfg.ae_mode)
                     self._warned_cap = True
-            else:
-                self._cam = factory(cfg.camera, tuning=tuning)
-                self._capped = True
         if not self._capped:
             self._cam = factory(cfg.camera)
         cam = self._cam
