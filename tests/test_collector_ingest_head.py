@@ -17,7 +17,7 @@ import pytest
 
 from collector_support import T0, FakeDevice, fresh_database, pg_cluster, store  # noqa: F401
 from passgate.journal.schema import NONCE_TIME_BYTES, chain_of, new_nonce
-from passgate_collector import protocol
+from passgate_collector import protocol, retention
 from passgate_collector.errors import StoredNonce
 from passgate_collector.ingest import apply_batch
 from passgate_collector.store import open_store
@@ -175,3 +175,22 @@ def test_random_and_time_ordered_nonces_are_both_accepted_in_one_journal(store):
     assert _send(store, dev, old + new) == ["duplicate"] * 6
     assert store._all("SELECT COUNT(*) FROM alerts") == [(0,)]
 
+
+
+def test_a_device_whose_rows_all_went_by_retention_resumes_without_a_false_alert(store):  # noqa: F811
+    """Retention removes an idle checkpoint's rows (all of them, after 90 days offline); its
+    head stays in its row, so the batch it sends on its return builds on the chain it held
+    (before schema 11, MAX(seq) found nothing and a chain_break said rows 1-5 were missing)."""
+    dev = FakeDevice("gate-idle-long")
+    _enrol(store, dev)
+    rows = dev.scans(5)
+    _send(store, dev, rows)
+    later = T0 + 100 * 86400
+    retention.run(store, later, 90)
+    assert store._all("SELECT COUNT(*) FROM scans WHERE device_id = ?", (dev.device_id,)) \
+        == [(0,)]
+    assert _head(store, dev) == (5, rows[-1]["chain"])
+    body = dev.batch_body(dev.scans(3, t0=later), sent_at=later)
+    batch = protocol.parse_batch(protocol.decode_signed(body, "batch"))
+    assert [r["status"] for r in apply_batch(store, batch, later)] == ["stored"] * 3
+    assert store._all("SELECT COUNT(*) FROM alerts") == [(0,)]
