@@ -182,8 +182,7 @@ def ensure(store, from_ms: int, to_ms: int) -> list[str]:
 def _make_week(cur, lo: int) -> None:
     name, hi = week_name(lo), lo + WEEK_MS
     cur.execute(f"CREATE TABLE {name} (LIKE scans INCLUDING DEFAULTS)")
-    cur.execute("SELECT to_regclass(%s)", (DEFAULT,))
-    if cur.fetchone()[0] is not None:
+    if has_default(cur):
         # The lock ATTACH takes on DEFAULT anyway, taken before the move: a row of this week
         # that an ingest transaction is writing to DEFAULT now commits first and is moved too
         # (taken after, ATTACH would find it and fail; tests/test_collector_partitions.py).
