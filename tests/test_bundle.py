@@ -178,6 +178,12 @@ def test_policy_file_errors_name_the_problem(tmp_path, operator_files):
         ("[fleet]\nholder_binding = ['Work']\n", "holder_binding.*unknown purpose 'Work'"),
         ("[fleet.zones.gate-1]\nholder_binding = ['wrok']\n", "unknown purpose 'wrok'"),
         ("[fleet.sites.hq]\nholder_binding = ['juggling']\n", "unknown purpose 'juggling'"),
+        # The same for a per-purpose anti-passback window: a typo would silently give that
+        # purpose the general window (often none).
+        ("[fleet.anti_passback_purposes]\ndogwalk = '30m'\n",
+         "anti_passback_purposes.*unknown purpose 'dogwalk'"),
+        ("[fleet.zones.gate-1.anti_passback_purposes]\nShopping = '1h'\n",
+         "zones.gate-1.anti_passback_purposes.*unknown purpose 'Shopping'"),
         ("[something]\n", "unknown table"),
     ]:
         bad.write_text(text)

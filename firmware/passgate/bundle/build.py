@@ -74,17 +74,26 @@ class BundleContent:
                 raise TrustError(
                     f"bundle: zone {zone}: unknown purpose {sorted(allowed - known)[0]!r}"
                 )
-        # holder_binding names purposes: one that is not in the table (a typo, a label for an
-        # id) would silently require no live code at all, so it is refused here ("*" is all).
-        levels = [("fleet", self.fleet.default.holder_binding)] + [
-            (f"fleet.{group}.{name}", tuple(override.get("holder_binding", ())))
+        # holder_binding and anti_passback_purposes name purposes: one that is not in the
+        # table (a typo, a label for an id) would silently require no live code at all, or
+        # silently give that purpose the general anti-passback window, so it is refused here
+        # ("*" is all, for holder_binding only).
+        default = self.fleet.default
+        levels = [("fleet", default.holder_binding, default.anti_passback_purposes)] + [
+            (f"fleet.{group}.{name}", tuple(override.get("holder_binding", ())),
+             override.get("anti_passback_purposes", {}))
             for group, table in (("sites", self.fleet.sites), ("zones", self.fleet.zones))
             for name, override in table.items()
         ]
-        for where, names in levels:
+        for where, names, windows in levels:
             unknown = sorted(set(names) - known - {ALL})
             if unknown:
                 raise TrustError(f"bundle: {where}.holder_binding: unknown purpose {unknown[0]!r}")
+            unknown = sorted(set(windows) - known)
+            if unknown:
+                raise TrustError(
+                    f"bundle: {where}.anti_passback_purposes: unknown purpose {unknown[0]!r}"
+                )
         for key in self.issuers:
             if key.purposes is not None and key.purposes - known:
                 raise TrustError(
