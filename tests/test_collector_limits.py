@@ -141,3 +141,30 @@ def test_oversize_bodies_get_413_on_a_real_socket(tmp_path, size):
     finally:
         server.close()
         st.close()
+
+
+def test_a_refused_body_sent_after_a_pause_still_gets_413(tmp_path):
+    """The client sends the headers, pauses (a device slowed by load, a slow link), then its
+    body: waitress has answered 413 and closed with nothing unread at that moment. The
+    connection must linger all the same (the peer has not closed its side), or the body
+    meets a closed socket and the client sees a reset instead of the answer."""
+    import time
+
+    from passgate_collector.store import open_store
+
+    st = open_store(f"sqlite:///{tmp_path}/c.db")
+    server = _serve(_app(st))
+    try:
+        size = 5 << 20
+        with socket.create_connection(("127.0.0.1", server.effective_port), timeout=60) as s:
+            s.sendall(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor"
+                      b"\r\nContent-Length: %d\r\n\r\n" % size)
+            time.sleep(0.5)  # the 413 is written and the channel closed meanwhile
+            chunk, sent = b"\0" * 65536, 0
+            while sent < size:
+                s.sendall(chunk[:min(len(chunk), size - sent)])
+                sent += min(len(chunk), size - sent)
+            assert s.recv(64).startswith(b"HTTP/1.1 413 ")
+    finally:
+        server.close()
+        st.close()

@@ -7,7 +7,9 @@ Rules kept here (tests/test_collector_limits.py, real sockets):
   the client is still sending, and the client sees the reset, not the 413. So a connection
   waitress closes with unread input *lingers* (as nginx's ``lingering_close``): the write
   side is shut (the answer and a FIN go out), the rest of the input is read and discarded
-  for at most ``LINGER_S`` seconds and ``LINGER_BYTES`` bytes, then the socket closes.
+  for at most ``LINGER_S`` seconds and ``LINGER_BYTES`` bytes, then the socket closes. It
+  lingers whenever the peer has not closed its side, with or without bytes unread at that
+  moment, and stops after ``LINGER_IDLE_S`` of silence (an idle peer costs 5 s, no more).
 - Lingering runs in a small thread per connection, at most ``MAX_LINGERING`` at once;
   beyond that a connection closes at once (a flood of huge bodies cannot pin threads).
 """
@@ -26,16 +28,21 @@ log = logging.getLogger(__name__)
 
 LINGER_S = 30.0
 LINGER_BYTES = 256 << 20
+LINGER_IDLE_S = 5.0  # lingering ends after this long without a byte from the peer
 MAX_LINGERING = 16
 _lingering = threading.BoundedSemaphore(MAX_LINGERING)
 
 
-def _has_input(sock: socket.socket) -> bool:
-    """True when the peer sent bytes nobody read (closing now would reset the connection)."""
+def _may_send_more(sock: socket.socket) -> bool:
+    """True unless the peer has closed its side: it sent bytes nobody read, or its side is
+    still open and more may be on the way (closing now would reset the connection). The
+    second case matters as much: a client still sending a refused body may not have the
+    next segment in our buffer at the moment waitress closes (a client slowed by load: the
+    413 test failed so in CI), and its next segment would then meet a closed socket."""
     try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))  # b"": FIN, done
     except (BlockingIOError, InterruptedError):
-        return False
+        return True  # open, nothing unread yet; lingering ends after LINGER_IDLE_S of silence
     except OSError:
         return False  # already reset or closed by the peer: nothing to save
 
@@ -48,7 +55,7 @@ def _linger(sock: socket.socket) -> None:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            sock.settimeout(min(left, 5.0))
+            sock.settimeout(min(left, LINGER_IDLE_S))
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -66,7 +73,7 @@ class LingeringChannel(HTTPChannel):
     def handle_close(self) -> None:
         sock = self.socket
         keep = None
-        if sock is not None and _has_input(sock) and _lingering.acquire(blocking=False):
+        if sock is not None and _may_send_more(sock) and _lingering.acquire(blocking=False):
             keep = sock.dup()  # survives waitress closing its own descriptor
         super().handle_close()
         if keep is not None:
