@@ -63,6 +63,22 @@ def unique_keys(store) -> dict[str, list[str]]:
     return out
 
 
+def january_weeks(store) -> None:
+    """The weeks from T0 to three weeks after it (MONDAY's week among them)."""
+    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
+
+
+def stored_in_week(store, device: str, n: int) -> tuple[FakeDevice, list[dict]]:
+    """January's weeks made, ``device`` enrolled and ``n`` of its scans stored a minute apart
+    from MONDAY + 60 s (all in MONDAY's week); the device and its rows."""
+    january_weeks(store)
+    dev = FakeDevice(device)
+    enrol(store, dev)
+    rows = dev.scans(n, t0=MONDAY + 60, step=60)
+    assert send(store, dev, rows, MONDAY + 600) == ["stored"] * n
+    return dev, rows
+
+
 def test_weeks_are_made_ahead_at_start_and_by_the_hourly_run(pg):
     url, store = pg
     made = names(store)
@@ -84,7 +100,7 @@ def test_weeks_are_made_ahead_at_start_and_by_the_hourly_run(pg):
 
 def test_a_week_out_of_the_window_is_dropped_but_a_tampered_checkpoints_rows_stay(pg):
     _url, store = pg
-    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
+    january_weeks(store)
     tampered, plain, recent = FakeDevice("gate-t"), FakeDevice("gate-p"), FakeDevice("gate-r")
     for dev in (tampered, plain, recent):
         enrol(store, dev)
@@ -148,7 +164,7 @@ def test_the_default_partition_takes_clocks_years_off_and_keeps_the_rule(pg):
 
 def test_resent_batches_across_a_week_boundary_are_duplicates(pg):
     _url, store = pg
-    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
+    january_weeks(store)
     dev = FakeDevice("gate-edge")
     enrol(store, dev)
     rows = dev.scans(6, t0=MONDAY - 150, step=60)  # 3 rows on Sunday, 3 on Monday
@@ -309,11 +325,7 @@ def test_a_resend_after_its_week_was_dropped_is_stored_once_in_default(pg):
     DEFAULT, as SQLite stores a row again once retention deleted it); a second resend of
     it answers duplicate and stores nothing more."""
     _url, store = pg
-    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
-    dev = FakeDevice("gate-late")
-    enrol(store, dev)
-    rows = dev.scans(3, t0=MONDAY + 60, step=60)
-    assert send(store, dev, rows, MONDAY + 600) == ["stored"] * 3
+    dev, rows = stored_in_week(store, "gate-late", 3)
     now = MONDAY + 120 * DAY
     retention.run(store, now, 90)
     assert where_rows(store, "gate-late") == {}
@@ -329,10 +341,7 @@ def test_a_resend_after_its_week_was_dropped_is_stored_once_in_default(pg):
 
 def test_a_week_straddling_the_cutoff_stays_whole(pg):
     _url, store = pg
-    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
-    dev = FakeDevice("gate-cut")
-    enrol(store, dev)
-    assert send(store, dev, dev.scans(2, t0=MONDAY + 60, step=60), MONDAY + 600) == ["stored"] * 2
+    stored_in_week(store, "gate-cut", 2)
     week = partitions.week_name(MONDAY * 1000)
     # The cutoff one second before the week's end: the week is not wholly outside.
     now = MONDAY + WEEK_S - 1 + 90 * DAY
@@ -435,11 +444,9 @@ def test_a_drop_that_cannot_get_its_lock_gives_up_and_ingest_goes_on(pg, monkeyp
 
     url, store = pg
     monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "700ms")
-    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
-    old, busy = FakeDevice("gate-old"), FakeDevice("gate-busy")
-    for dev in (old, busy):
-        enrol(store, dev)
-    assert send(store, old, old.scans(3, t0=MONDAY + 60, step=60), MONDAY + 600) == ["stored"] * 3
+    stored_in_week(store, "gate-old", 3)
+    busy = FakeDevice("gate-busy")
+    enrol(store, busy)
     week = partitions.week_name(MONDAY * 1000)
     now = MONDAY + 120 * DAY
     partitions.ensure(store, (now - DAY) * 1000, now * 1000)
@@ -475,10 +482,7 @@ def test_a_tamper_alert_raised_while_retention_runs_still_protects_the_week(pg, 
     the week (maintenance, other weeks and lock waits lie between): the drop must decide on
     the alerts as they are when it holds the table's lock, not as they were a while ago."""
     _url, store = pg
-    partitions.ensure(store, T0 * 1000, (T0 + 3 * WEEK_S) * 1000)
-    dev = FakeDevice("gate-late-alert")
-    enrol(store, dev)
-    assert send(store, dev, dev.scans(3, t0=MONDAY + 60, step=60), MONDAY + 600) == ["stored"] * 3
+    dev, _rows = stored_in_week(store, "gate-late-alert", 3)
     week = partitions.week_name(MONDAY * 1000)
     now = MONDAY + 120 * DAY
     real = retention.protected_devices
