@@ -125,47 +125,11 @@ class Signed:
         return True
 
 
-# A row's keys in canonical map order (shorter first, then bytewise): decoded maps keep the
-# order of the bytes, so a row in this order is known to be sorted without encoding its keys.
-ROW_ORDER = tuple(sorted(ROW_FIELDS, key=lambda k: (len(k), k.encode())))
-_FLAGS_AT = ROW_ORDER.index("flags")
-_SCALARS = frozenset({int, str, bytes, bool, type(None)})
-
-
-def _plainly_canonical(obj: object) -> bool:
-    """True when every map in ``obj`` lists its keys in canonical order and every item is a
-    type :func:`cose.canonical` encodes as cbor2's plain encoder does; False = not sure."""
-    if type(obj) in _SCALARS:
-        return True
-    if type(obj) is list:
-        return _SCALARS.issuperset(map(type, obj)) or all(map(_plainly_canonical, obj))
-    if type(obj) is not dict:
-        return False  # tags, floats, simple values...: the exact check decides
-    if tuple(obj) == ROW_ORDER:  # the bulk of a batch: a row, all scalars but its flags
-        values = list(obj.values())
-        flags = values.pop(_FLAGS_AT)
-        return _SCALARS.issuperset(map(type, values)) and _plainly_canonical(flags)
-    try:
-        keys = [cose.canonical(k) for k in obj]
-    except PassFormatError:
-        return False
-    if keys != sorted(keys, key=lambda k: (len(k), k)):
-        return False
-    return all(map(_plainly_canonical, obj.values()))
-
-
 def loads_payload(data: bytes) -> object:
-    """:func:`cose.loads_strict` for a request payload, at a fraction of its cost per row.
-
-    The exact check re-encodes the decoded value in Python, 20-30 us per row of a batch.
-    Here, when every map already lists its keys in canonical order and every item is a plain
-    type, the canonical encoding is what cbor2's C encoder writes without sorting, so one
-    comparison with ``data`` proves it; anything else goes to the exact check, which decides
-    and words the refusal (tests/test_collector_ingest_fast.py compares the two)."""
-    obj = cose.loads(data, "payload")  # nesting is bounded there (max_depth), so is the walk
-    if _plainly_canonical(obj) and cbor2.dumps(obj) == data:
-        return obj
-    return cose.loads_strict(data, "payload")
+    """:func:`cose.loads_strict` for a request payload, by its shortcut
+    :func:`cose.loads_canonical` (the exact check re-encodes the decoded value in Python,
+    20-30 us per row of a batch; tests/test_collector_ingest_fast.py compares the two)."""
+    return cose.loads_canonical(data, "payload")
 
 
 def decode_signed(body: bytes, expect_type: str) -> Signed:

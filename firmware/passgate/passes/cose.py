@@ -179,6 +179,64 @@ def loads_strict(data: bytes, what: str, tags: bool = True) -> object:
     return obj
 
 
+_PLAIN = frozenset({int, str, bytes, bool, type(None)})  # cbor2's plain encoding is canonical
+_TEXT_KEY_ORDERS: dict[tuple[object, ...], bool] = {}  # a protocol has a few map shapes: memo
+
+
+def _keys_in_order(keys: tuple[object, ...]) -> bool:
+    """True when ``keys`` (a map's, in its order) are in canonical order: by their encodings,
+    shorter first, then bytewise. Remembered for all-text key tuples only: 1, 1.0 and True are
+    equal as dict keys but encode apart, so another tuple could take their answer."""
+    known = _TEXT_KEY_ORDERS.get(keys)
+    if known is not None:
+        return known
+    try:
+        encoded = [canonical(k) for k in keys]
+    except PassFormatError:
+        return False
+    known = encoded == sorted(encoded, key=lambda k: (len(k), k))
+    if len(_TEXT_KEY_ORDERS) < 256 and all(type(k) is str for k in keys):
+        _TEXT_KEY_ORDERS[keys] = known  # bounded: odd input cannot grow it
+    return known
+
+
+def plainly_canonical(obj: object) -> bool:
+    """True when every map in ``obj`` lists its keys in canonical order and every item is a
+    type :func:`canonical` encodes as cbor2's plain encoder does (then ``cbor2.dumps(obj)``
+    is its deterministic encoding, without sorting); False = not sure."""
+    if type(obj) in _PLAIN:
+        return True
+    if type(obj) is list:
+        return _PLAIN.issuperset(map(type, obj)) or all(map(plainly_canonical, obj))
+    if type(obj) is not dict:
+        return False  # tags, floats, simple values...: the exact check decides
+    if not _keys_in_order(tuple(obj)):
+        return False
+    values = obj.values()
+    if _PLAIN.issuperset(map(type, values)):
+        return True
+    # Only the nested items walked (a batch's row: its flags list among scalars).
+    return all(map(plainly_canonical, [v for v in values if type(v) not in _PLAIN]))
+
+
+def loads_canonical(data: bytes, what: str) -> object:
+    """:func:`loads_strict` at a fraction of its cost on the common case: the exact check
+    re-encodes the decoded value in Python; when :func:`plainly_canonical` holds, cbor2's C
+    encoder writes that encoding, so one comparison with ``data`` proves it. Anything else
+    goes to the exact check, which decides and words the refusal (the collector's requests,
+    the agent's replies: tests/test_collector_ingest_fast.py, tests/test_sync_reply.py)."""
+    obj = loads(data, what)  # nesting is bounded there (max_depth), so is the walk
+    if plainly_canonical(obj) and cbor2.dumps(obj) == data:
+        return obj
+    return loads_strict(data, what)
+
+
+def dumps_plain(obj: object) -> bytes:
+    """:func:`dumps` without its sorting when ``obj`` is already in canonical key order
+    (:func:`plainly_canonical`): the same bytes at a fraction of the cost."""
+    return cbor2.dumps(obj) if plainly_canonical(obj) else dumps(obj)
+
+
 def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
     """The ToBeSigned bytes of RFC 9052 section 4.4 for a COSE_Sign1.
 

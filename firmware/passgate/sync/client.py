@@ -46,10 +46,9 @@ from passgate.passes.cose import (
     ALG_EDDSA,
     HDR_ALG,
     HDR_KID,
-    dumps,
+    dumps_plain,
     encode_sign1,
-    loads,
-    loads_strict,
+    loads_canonical,
 )
 from passgate.passes.keys import kid_of
 from passgate.sync.devicekey import DeviceKey
@@ -103,49 +102,12 @@ class BundleReply:
     delta: bool = False  # True: ``data`` is a delta chain from ``have``, not a full bundle
 
 
-_PLAIN = frozenset({int, str, bytes, bool, type(None)})
-
-
-def _plain_sorted(obj: object) -> bool:
-    """True when ``obj`` holds only plain items (ints, text, bytes, bools, null, arrays, maps)
-    and every map lists its keys in canonical order, with keys short ASCII text (whose
-    canonical order is: shorter first, then bytewise); False = not sure."""
-    if type(obj) in _PLAIN:
-        return True
-    if type(obj) is list:
-        return _PLAIN.issuperset(map(type, obj)) or all(map(_plain_sorted, obj))
-    if type(obj) is not dict:
-        return False
-    return _keys_sorted(tuple(obj)) and (_PLAIN.issuperset(map(type, obj.values()))
-                                         or all(map(_plain_sorted, obj.values())))
-
-
-_KEY_ORDERS: dict[tuple[object, ...], bool] = {}  # a reply has a few shapes of map: memo
-
-
-def _keys_sorted(keys: tuple[object, ...]) -> bool:
-    known = _KEY_ORDERS.get(keys)
-    if known is None:
-        known = all(type(k) is str and len(k) < 24 and k.isascii() for k in keys) and (
-            list(keys) == sorted(keys, key=lambda k: (len(str(k)), k)))
-        if len(_KEY_ORDERS) < 256:  # bounded: odd answers cannot grow it
-            _KEY_ORDERS[keys] = known
-    return known
-
-
 def loads_reply(data: bytes, what: str) -> object:
-    """:func:`passgate.passes.cose.loads_strict` for a collector's answer, at a fraction of
-    its cost: a batch reply holds one small map per row, and the exact check re-encodes each
-    in Python (half of the agent's CPU per row, profiled). When every map already lists its
-    keys in canonical order and every item is a plain type, the deterministic encoding is what
-    cbor2's C encoder writes without sorting, so one comparison with ``data`` proves it;
-    anything else goes to the exact check, which decides and words the refusal
-    (tests/test_sync_reply.py compares the two, as the collector's ``protocol.loads_payload``
-    for requests)."""
-    obj = loads(data, what)  # nesting is bounded there (max_depth), so is the walk
-    if _plain_sorted(obj) and cbor2.dumps(obj) == data:
-        return obj
-    return loads_strict(data, what)
+    """A collector's answer as :func:`passgate.passes.cose.loads_strict` would give it, by its
+    shortcut :func:`~passgate.passes.cose.loads_canonical` (a batch reply holds one small map
+    per row, and the exact check re-encodes each in Python: half of the agent's CPU per row,
+    profiled)."""
+    return loads_canonical(data, what)
 
 
 def _canonical_key(key: str) -> tuple[int, str]:
@@ -162,11 +124,10 @@ def in_key_order(fields: Mapping) -> dict:
 
 def dumps_payload(obj: object) -> bytes:
     """Deterministic CBOR of a request payload, as :func:`passgate.passes.cose.dumps` gives
-    it, at a fraction of its cost: cbor2's canonical mode sorts every map (6.4 us per row of a
-    batch, measured: the agent's largest cost). When every map is already in canonical key
-    order and every item a plain type (:func:`_plain_sorted`), the plain encoder writes the
-    same bytes; anything else is sorted by ``dumps`` (tests/test_sync_reply.py)."""
-    return cbor2.dumps(obj) if _plain_sorted(obj) else dumps(obj)
+    it, without cbor2's canonical sorting (6.4 us per row of a batch, measured: the agent's
+    largest cost) when the maps are built in canonical key order (:func:`in_key_order`,
+    ``_WIRE_ORDER``): :func:`~passgate.passes.cose.dumps_plain`."""
+    return dumps_plain(obj)
 
 
 # A row's keys in canonical map order, so a batch's rows need no sorting (dumps_payload).
