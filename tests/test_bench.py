@@ -28,8 +28,12 @@ CASES = {
     "pipeline.py": (["--sizes", "640x480", "--seconds", "0.2", "--scans", "4"],
                     "x bare zxing-cpp, empty frame"),
     # SQLite only (PostgreSQL needs its binaries); the anchor's COPY broke unseen once.
-    "sync.py": (["--backend", "sqlite", "--rows", "400", "--repeats", "1", "--history", "0,200"],
+    "sync.py": (["--backend", "sqlite", "--rows", "400", "--repeats", "2", "--history", "0,200",
+                 "--sqlite-wal-pages", "1000,10000"],
                 "x bare executemany"),
+    "sqlite_pragmas.py": (["--rows", "400", "--rounds", "1", "--history", "0,200",
+                           "--variants", "wal1000,cache8+mmap8,default"],
+                          "x the anchor, wal1000"),
     "holder_screens.py": (["--frames", "1"], "x bare zxing-cpp"),
 }
 
@@ -111,3 +115,14 @@ def test_the_autofocus_rule_model_uses_the_firmwares_rule_and_refocuses_after_a_
     finally:
         picam.REFOCUS_SIZE = old
         P.scans_by_rule.cache_clear()
+
+
+def test_sync_flatness_pairs_each_round_with_its_own_round() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import sync
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    # Rounds' ratios 2.0, 1.1 and 1.0; the ratio of the medians (2.0 / 1.0) would say 2.0x.
+    assert sync.flatness([2.0, 1.1, 3.0], [1.0, 1.0, 3.0]) == \
+        "paired median 1.10x (1.00-2.00, 2 of 3 rounds within +-20%)"
