@@ -38,8 +38,8 @@ nothing, and moves with load bursts that hit one history's repeats and not the o
 
 The collector runs with ``--retention-days 0``: the rows are dated around ``fleet.T0``
 (January 2026), and the default 90-day retention, first run 60 s after the collector
-starts, removed the whole history in the middle of the rounds (every run before 2026-12-07,
-branch s5-ingest, was measured so: see docs/collector.md).
+starts, removed the whole history in the middle of the rounds (so were the runs made after
+retention came, 41884e7, and before this was found: see docs/collector.md).
 
 Fair to both history sizes: after the history is written, the database's own debt for it is
 paid before anything is measured (PostgreSQL: ``VACUUM (ANALYZE)`` and ``CHECKPOINT``, else
@@ -377,6 +377,7 @@ def flatness(at: list[float], base: list[float]) -> str:
     within = sum(0.8 <= x <= 1.2 for x in ratios)
     return (f"paired median {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f}, "
             f"{within} of {len(ratios)} rounds within +-20%)")
+
 
 if __name__ == "__main__":
     main()
