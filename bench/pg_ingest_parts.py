@@ -1,7 +1,7 @@
 """PostgreSQL's share of ingest by part: ``ingest.apply`` with parts switched off, in process.
 
     .venv/bin/python bench/pg_ingest_parts.py [--rows 12000] [--rounds 3]
-        [--variants full,unbounded,nolock,nofind,nopairs,norollup]
+        [--history 0,1000000] [--variants full,unbounded,nolock,nofind,nopairs,norollup]
 
 Prints figures, asserts nothing; shares, not a feature to switch off. A throwaway
 PostgreSQL (durable), two databases made as ``bench/sync.py`` makes them (0 and 1,000,000
@@ -31,7 +31,6 @@ import fleet  # noqa: E402
 import measure  # noqa: E402
 import sync  # noqa: E402
 
-HISTORIES = (0, 1_000_000)
 VARIANTS = ("full", "unbounded", "nolock", "nofind", "nopairs", "norollup")
 
 
@@ -60,8 +59,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=12_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--history", default="0,1000000",
+                    help="comma-separated counts of rows already stored for the device")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     args = ap.parse_args()
+    histories = [int(h) for h in args.history.split(",")]
     variants = args.variants.split(",")
     if not set(variants) <= set(VARIANTS) or "full" not in variants:
         ap.error(f"--variants: some of {', '.join(VARIANTS)}, full among them")
@@ -74,7 +76,7 @@ def main() -> None:
     with PgCluster(durable=True) as cluster:
         pm = fleet.postmaster_pid(cluster)
         states = {}
-        for h in HISTORIES:
+        for h in histories:
             st = sync.prepare("postgresql", cluster.create_database(f"parts_{h}"), h, pm,
                               None, "time")
             st["collector"].kill()  # in process here: no HTTP
@@ -83,7 +85,7 @@ def main() -> None:
             states[h] = st
         try:
             for _ in range(args.rounds):
-                for h in HISTORIES:
+                for h in histories:
                     for v in variants:
                         st = states[h]
                         switch(v)
@@ -107,7 +109,7 @@ def main() -> None:
     print(measure.machine_line())
     print(f"ingest.apply in process, {args.rows:,} rows in 200-row batches, {args.rounds} "
           "rounds; us per row, median (lowest-highest)")
-    for h in HISTORIES:
+    for h in histories:
         anchor = statistics.median(s for _c, s in cpu[(h, "full")])
         for v in variants:
             us = [(c / args.rows * 1e6, s / args.rows * 1e6) for c, s in cpu[(h, v)]]
