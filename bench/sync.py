@@ -3,6 +3,7 @@
     .venv/bin/python bench/sync.py [--rows 20000] [--repeats 3] [--history 0,1000000]
                                    [--backend sqlite|postgresql|both] [--batch 200]
                                    [--nonces time|random|time,random]
+                                   [--sqlite-wal-pages 1000,10000]
 
 Prints figures, asserts nothing. For each backend and each history size H: a fresh database
 with H rows already stored for the device (written with ``generate_series`` / ``executemany``,
@@ -18,11 +19,27 @@ the history and in the uploads alike; ``random``, the 16 random bytes agents mad
 Both: each layout gets its own databases, and the rounds take every (layout, history) in
 turn, so the two layouts are compared under the same load.
 
+SQLite's WAL checkpoint interval (``--sqlite-wal-pages``, the collector's option of that
+name; default: the collector's default): several values each get their own databases and
+take their rounds in turn with the others, as the nonce layouts do; the anchor's connection
+uses the same interval.
+
 Measured per repeat: the CPU seconds of the agent (its own ``process_time`` over the upload),
 of the collector and of the PostgreSQL server (postmaster and all its children, from
 ``/proc/<pid>/stat`` before and after), and the wall time. Rows/s "by CPU" = rows / the sum of
 those CPU seconds: on a shared 2-core machine wall time mostly measures the neighbours.
 Medians over the repeats are printed, with the spread (lowest-highest) of the per-row CPU.
+
+Flatness, paired: in each round every history is measured one after the other, so the
+ratio of a round's per-row CPU at H rows to the same round's at the first history is taken
+under nearly the same load; the median of these per-round ratios is printed with their
+spread and how many fall within +-20%, beside the ratio of the medians (which pairs
+nothing, and moves with load bursts that hit one history's repeats and not the other's).
+
+The collector runs with ``--retention-days 0``: the rows are dated around ``fleet.T0``
+(January 2026), and the default 90-day retention, first run 60 s after the collector
+starts, removed the whole history in the middle of the rounds (so were the runs made after
+retention came, 41884e7, and before this was found: see docs/collector.md).
 
 Fair to both history sizes: after the history is written, the database's own debt for it is
 paid before anything is measured (PostgreSQL: ``VACUUM (ANALYZE)`` and ``CHECKPOINT``, else
@@ -101,14 +118,15 @@ def bare_postgres(db_url: str, rows: list[dict], batch: int, postmaster: int) ->
     return cpu
 
 
-def bare_sqlite(path: str, rows: list[dict], batch: int) -> float:
+def bare_sqlite(path: str, rows: list[dict], batch: int, wal_pages: int) -> float:
     import sqlite3
 
     from passgate_collector.store.base import SCAN_INSERT_COLS
 
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA synchronous=FULL")  # the collector's pragmas (store/sqlite.py)
+    db.execute(f"PRAGMA wal_autocheckpoint={wal_pages:d}")
     sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'scans'").fetchone()[0]
     db.execute(sql.replace("TABLE scans", "TABLE bare", 1))
     for (index,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' "
@@ -152,7 +170,7 @@ def settle(db_url: str, sqlite_path: str | None) -> None:
 
 
 def prepare(backend: str, db_url: str, history: int, postmaster: int | None,
-            sqlite_path: str | None, nonces: str) -> dict:
+            sqlite_path: str | None, nonces: str, wal_pages: int | None = None) -> dict:
     """A database with ``history`` rows stored for the device, settled, and its collector."""
     from passgate_collector.store import open_store
 
@@ -174,10 +192,17 @@ def prepare(backend: str, db_url: str, history: int, postmaster: int | None,
     fill_s = time.perf_counter() - t
     settle(db_url, sqlite_path)
     port = fleet.free_port()
+    # Retention off: the bench's rows are dated around fleet.T0 (January 2026), older than the
+    # default 90-day window, and the collector's first retention run, 60 s after its start,
+    # removed the whole history in the middle of the rounds (billed to whichever round it
+    # fell in; the rounds after it measured an emptied database).
+    extra: tuple[str, ...] = ("--retention-days", "0")
+    if wal_pages is not None:
+        extra += ("--sqlite-wal-pages", str(wal_pages))
     return {"backend": backend, "nonces": nonces, "db_url": db_url, "history": history,
-            "fill_s": fill_s,
+            "fill_s": fill_s, "wal_pages": wal_pages,
             "postmaster": postmaster, "sqlite_path": sqlite_path, "prev": prev,
-            "first": history + 1, "collector": fleet.start_collector(db_url, port),
+            "first": history + 1, "collector": fleet.start_collector(db_url, port, *extra),
             "url": f"http://127.0.0.1:{port}", "reps": [], "bare": []}
 
 
@@ -199,8 +224,11 @@ def one_round(st: dict, args) -> None:
                                  st["nonces"])[-1]["chain"]
     st["first"] += args.rows
     bare_rows = fleet.make_rows("bare", 1, args.rows, fleet.ZERO_CHAIN, st["nonces"])
+    from passgate_collector.store.sqlite import DEFAULT_WAL_PAGES
+
     st["bare"].append(bare_postgres(st["db_url"], bare_rows, args.batch, postmaster)
-                      if postmaster else bare_sqlite(st["sqlite_path"], bare_rows, args.batch))
+                      if postmaster else bare_sqlite(st["sqlite_path"], bare_rows, args.batch,
+                                                     st["wal_pages"] or DEFAULT_WAL_PAGES))
 
 
 def finish(st: dict, args) -> dict:
@@ -210,20 +238,25 @@ def finish(st: dict, args) -> dict:
     st["collector"].wait(60)
     store = open_store(st["db_url"])
     alerts = store._all("SELECT COUNT(*) FROM alerts")[0][0]  # a chain flag would show here
+    # Every row still there: the history and all the uploads (nothing removed under the bench).
+    held = store._all("SELECT COUNT(*) FROM scans")[0][0]
     store.close()
     reps = st["reps"]
     med = {k: statistics.median(r[k] for r in reps)
            for k in ("cpu", "wall", "collector", "server")}
     totals = [r["cpu"] + r["collector"] + r["server"] for r in reps]
     return {"backend": st["backend"], "nonces": st["nonces"], "history": st["history"],
-            "fill_s": st["fill_s"], **med,
-            "total": statistics.median(totals),
+            "wal_pages": st["wal_pages"], "fill_s": st["fill_s"], **med,
+            "total": statistics.median(totals), "totals": totals,
+            "sides": [r["collector"] + r["server"] for r in reps],
             "side": statistics.median(r["collector"] + r["server"] for r in reps),
             "low": min(totals), "high": max(totals),
             "rows": args.rows, "bare": statistics.median(st["bare"]),
-            "ok": alerts == 0 and all(r["stored"] == args.rows and r["resent_all_duplicate"]
-                                      for r in reps),
-            "why": f"alerts {alerts}, stored {[r['stored'] for r in reps]}, resent all "
+            "ok": alerts == 0 and held == st["history"] + args.rows * len(reps)
+            and all(r["stored"] == args.rows and r["resent_all_duplicate"] for r in reps),
+            "why": f"alerts {alerts}, rows held {held:,} of "
+                   f"{st['history'] + args.rows * len(reps):,}, stored "
+                   f"{[r['stored'] for r in reps]}, resent all "
                    f"duplicate {[r['resent_all_duplicate'] for r in reps]}"}
 
 
@@ -255,22 +288,29 @@ def main() -> None:
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--nonces", default="time",
                     help="comma-separated nonce layouts: time (agents' now), random (before)")
+    ap.add_argument("--sqlite-wal-pages", default="",
+                    help="comma-separated WAL checkpoint intervals for SQLite, each measured "
+                         "in turn with the others (default: the collector's default)")
     args = ap.parse_args()
     histories = [int(h) for h in args.history.split(",")]
     layouts = args.nonces.split(",")
     if not set(layouts) <= set(fleet.NONCES):
         ap.error(f"--nonces: each of {', '.join(fleet.NONCES)}")
+    wals: list[int | None] = ([int(w) for w in args.sqlite_wal_pages.split(",")]
+                              if args.sqlite_wal_pages else [None])
     cases = [(lay, h) for lay in layouts for h in histories]
 
     results = []
     if args.backend in ("sqlite", "both"):
         with contextlib.ExitStack() as stack:
             states = []
-            for lay, h in cases:
-                tmp = stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="passgate-bench-sync-"))
-                path = f"{tmp}/collector.db"
-                states.append(prepare("sqlite", f"sqlite:///{path}", h, None, path, lay))
+            for wal in wals:
+                for lay, h in cases:
+                    tmp = stack.enter_context(
+                        tempfile.TemporaryDirectory(prefix="passgate-bench-sync-"))
+                    path = f"{tmp}/collector.db"
+                    states.append(prepare("sqlite", f"sqlite:///{path}", h, None, path, lay,
+                                          wal))
             results += run_interleaved(states, args)
     if args.backend in ("postgresql", "both"):
         from passgate_collector.pgcluster import PgCluster, PgUnavailable
@@ -286,18 +326,30 @@ def main() -> None:
                                   pm, None, lay) for lay, h in cases]
                 results += run_interleaved(states, args)
 
+    report(results, args)
+
+
+def _case(r: dict) -> str:
+    wal = f" wal {r['wal_pages']}" if r["wal_pages"] is not None else ""
+    return f"{r['backend']}, {r['nonces']} nonces{wal}"
+
+
+def report(results: list[dict], args) -> None:
     print(measure.machine_line())
     print(f"{args.rows:,} rows per repeat, batches of {args.batch}, median of {args.repeats}; "
           "CPU = agent + collector + database server; 'side' = collector + server only")
-    print(f"{'backend':<11} {'nonces':<6} {'history':>9} {'rows/s CPU':>10} {'us/row':>7} "
-          f"{'agent':>6} {'collector':>9} {'db':>5} {'spread us':>9} {'rows/s wall':>11} "
-          f"{'bare rows/s':>11} {'ratio':>6} {'side rows/s':>11} {'side ratio':>10} ok")
+    print(f"{'backend':<11} {'nonces':<6} {'wal':>6} {'history':>9} {'rows/s CPU':>10} "
+          f"{'us/row':>7} {'agent':>6} {'collector':>9} {'db':>5} {'spread us':>9} "
+          f"{'rows/s wall':>11} {'bare rows/s':>11} {'ratio':>6} {'side rows/s':>11} "
+          f"{'side ratio':>10} ok")
     for r in results:
         n = r["rows"]
         per = {k: r[k] / n * 1e6 for k in ("total", "cpu", "collector", "server")}
         bare = n / r["bare"]
         side = n / r["side"]
-        print(f"{r['backend']:<11} {r['nonces']:<6} {r['history']:>9,} {n / r['total']:>10,.0f} "
+        wal = "-" if r["wal_pages"] is None else str(r["wal_pages"])
+        print(f"{r['backend']:<11} {r['nonces']:<6} {wal:>6} {r['history']:>9,} "
+              f"{n / r['total']:>10,.0f} "
               f"{per['total']:>7.0f} {per['cpu']:>6.0f} {per['collector']:>9.0f} "
               f"{per['server']:>5.0f} {r['low'] / n * 1e6:>4.0f}-{r['high'] / n * 1e6:<4.0f} "
               f"{n / r['wall']:>11,.0f} {bare:>11,.0f} "
@@ -305,15 +357,26 @@ def main() -> None:
               f"{'yes' if r['ok'] else 'NO: ' + r['why']}")
     print("ratio = rows/s by CPU / the bare library's rows/s (x bare COPY or x bare executemany, "
           "the anchor, same run)")
-    for backend in ("sqlite", "postgresql"):
-        for lay in layouts:
-            mine = [r for r in results if r["backend"] == backend and r["nonces"] == lay]
-            base = mine[0]["total"] if mine else 0.0
-            for r in mine[1:]:
-                print(f"  {backend}, {lay} nonces: per-row CPU at {r['history']:,} stored rows is "
-                      f"{r['total'] / base:.2f}x that at {mine[0]['history']:,} "
-                      f"(collector + server {r['side'] / mine[0]['side']:.2f}x; "
-                      f"history written in {r['fill_s']:.0f} s)")
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(_case(r), []).append(r)
+    for name, mine in groups.items():
+        base = mine[0]
+        for r in mine[1:]:
+            print(f"  {name}: per-row CPU at {r['history']:,} stored rows / at "
+                  f"{base['history']:,}: {flatness(r['totals'], base['totals'])}; "
+                  f"collector + server {flatness(r['sides'], base['sides'])}; "
+                  f"ratio of medians {r['total'] / base['total']:.2f}x "
+                  f"(history written in {r['fill_s']:.0f} s)")
+
+
+def flatness(at: list[float], base: list[float]) -> str:
+    """The per-round ratios ``at[i] / base[i]`` (same round, same load): median, spread,
+    and how many are within +-20%."""
+    ratios = sorted(a / b for a, b in zip(at, base, strict=True))
+    within = sum(0.8 <= x <= 1.2 for x in ratios)
+    return (f"paired median {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f}, "
+            f"{within} of {len(ratios)} rounds within +-20%)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ to the anchor it must measure in the same run (issue 15).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,12 @@ CASES = {
     "pipeline.py": (["--sizes", "640x480", "--seconds", "0.2", "--scans", "4"],
                     "x bare zxing-cpp, empty frame"),
     # SQLite only (PostgreSQL needs its binaries); the anchor's COPY broke unseen once.
-    "sync.py": (["--backend", "sqlite", "--rows", "400", "--repeats", "1", "--history", "0,200"],
+    "sync.py": (["--backend", "sqlite", "--rows", "400", "--repeats", "2", "--history", "0,200",
+                 "--sqlite-wal-pages", "1000,10000"],
                 "x bare executemany"),
+    "sqlite_pragmas.py": (["--rows", "400", "--rounds", "1", "--history", "0,200",
+                           "--variants", "wal1000,cache8+mmap8,default"],
+                          "x the anchor, wal1000"),
     "holder_screens.py": (["--frames", "1"], "x bare zxing-cpp"),
 }
 
@@ -111,3 +116,36 @@ def test_the_autofocus_rule_model_uses_the_firmwares_rule_and_refocuses_after_a_
     finally:
         picam.REFOCUS_SIZE = old
         P.scans_by_rule.cache_clear()
+
+
+def test_sync_flatness_pairs_each_round_with_its_own_round() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import sync
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    # Rounds' ratios 2.0, 1.1 and 1.0; the ratio of the medians (2.0 / 1.0) would say 2.0x.
+    assert sync.flatness([2.0, 1.1, 3.0], [1.0, 1.0, 3.0]) == \
+        "paired median 1.10x (1.00-2.00, 2 of 3 rounds within +-20%)"
+
+
+def test_pg_ingest_parts_runs_tiny_and_prints_its_anchor() -> None:
+    """Apart from CASES: it needs a PostgreSQL server (skipped without one, outside CI)."""
+    from passgate_collector.pgcluster import PgCluster, PgUnavailable
+
+    try:
+        probe = PgCluster()  # finds the binaries and makes its folder; starts nothing
+    except PgUnavailable as exc:
+        if os.environ.get("CI"):
+            raise  # CI installs postgresql
+        pytest.skip(str(exc))
+    shutil.rmtree(probe.dir)
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "firmware"), str(ROOT / "collector")])}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "pg_ingest_parts.py"),
+                          "--rows", "400", "--rounds", "1", "--history", "0,200",
+                          "--variants", "full,unbounded,nopairs"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "machine: " in out.stdout
+    assert "x the anchor" in out.stdout and "unbounded" in out.stdout, out.stdout

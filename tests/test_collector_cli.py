@@ -135,3 +135,47 @@ def test_device_list_shows_the_fingerprint_enrolment_printed(db, capsys):
     assert main(["device", "list", "--db", db]) == 0
     # The hex key id, as 'passgate keys new-device' and 'passgate sync enrol' print it.
     assert f"key {kid_of(dev.pubkey).hex()}\t" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pages", [1000, 10_000, 262_144])
+def test_sqlite_wal_pages_accepts_the_documented_range(pages):
+    from passgate_collector.store.sqlite import valid_wal_pages
+
+    assert valid_wal_pages(pages) == pages
+
+
+@pytest.mark.parametrize("pages", [0, -1, 999, 262_145, True, 10_000.0, "10000"])
+def test_sqlite_wal_pages_refuses_what_would_not_bound_or_help(pages):
+    from passgate_collector.store import StoreError
+    from passgate_collector.store.sqlite import valid_wal_pages
+
+    with pytest.raises(StoreError, match="WAL checkpoint interval"):
+        valid_wal_pages(pages)
+
+
+@pytest.mark.parametrize(("pages", "expected"), [(None, 10_000), (5_000, 5_000)])
+def test_every_sqlite_connection_checkpoints_at_the_interval(tmp_path, pages, expected):
+    from passgate_collector.store.sqlite import DEFAULT_WAL_PAGES
+
+    assert DEFAULT_WAL_PAGES == 10_000
+    store = open_store(f"sqlite:///{tmp_path}/c.db", pool_size=2, sqlite_wal_pages=pages)
+    try:
+        with store._pool.connection() as one, store._pool.connection() as two:
+            assert one is not two  # a fresh connection gets it too, not only the first
+            for conn in (one, two):
+                assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == expected
+    finally:
+        store.close()
+
+
+def test_serve_refuses_a_bad_wal_interval_before_opening_anything(tmp_path, capsys):
+    assert main(["serve", "--db", f"sqlite:///{tmp_path}/c.db", "--sqlite-wal-pages", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "WAL checkpoint interval 0" in err
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_serve_refuses_the_wal_interval_for_postgresql(tmp_path, capsys):
+    url = f"postgresql:///passgate?host={tmp_path}/no-server-here&connect_timeout=3"
+    assert main(["serve", "--db", url, "--sqlite-wal-pages", "10000"]) == 2
+    assert "--sqlite-wal-pages is for a sqlite:/// database only" in capsys.readouterr().err

@@ -61,9 +61,16 @@ def cmd_serve(args) -> int:
                          f"{retention.MIN_DAYS}")
     if args.threads < 1 or args.connection_limit < 1 or args.backlog < 1:
         raise UsageError("--threads, --connection-limit and --backlog must be at least 1")
+    if args.sqlite_wal_pages is not None:
+        from .store.sqlite import valid_wal_pages
+
+        if not _db(args).startswith("sqlite://"):
+            raise UsageError("--sqlite-wal-pages is for a sqlite:/// database only")
+        valid_wal_pages(args.sqlite_wal_pages)
     # One database connection per worker thread: a request holds one for its whole batch, and
     # more connections than threads would only sit idle on the server.
-    store = open_store(_db(args), pool_size=args.pool_size or args.threads)
+    store = open_store(_db(args), pool_size=args.pool_size or args.threads,
+                       sqlite_wal_pages=args.sqlite_wal_pages)
     read_store = None
     if args.read_db:
         from .readstore import open_read_store
@@ -202,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listen backlog: connections the kernel queues beyond the limit")
     s.add_argument("--pool-size", type=int, default=0,
                    help="database connections kept open (default: one per thread)")
+    s.add_argument("--sqlite-wal-pages", type=int, default=None,
+                   help="SQLite only: WAL pages (4 KiB) between checkpoints, 1000-262144 "
+                        "(default 10000, a WAL of about 40 MiB; docs/collector.md)")
     s.add_argument("--max-rows", type=int, default=protocol.MAX_ROWS)
     s.add_argument("--max-body", type=int, default=protocol.MAX_BODY)
     s.add_argument("--sharing-window", type=int, default=120,

@@ -12,9 +12,12 @@ from .base import Device, SqlStore, StoreError, Tx
 __all__ = ["Device", "SqlStore", "StoreError", "Tx", "open_store"]
 
 
-def open_store(url: str, pool_size: int = 4) -> SqlStore:
+def open_store(url: str, pool_size: int = 4, *, sqlite_wal_pages: int | None = None) -> SqlStore:
     """Open (and create or migrate) the database named by ``url``, keeping up to
     ``pool_size`` idle connections for reuse.
+
+    ``sqlite_wal_pages``: SQLite's WAL checkpoint interval in pages (``store.sqlite``; None:
+    its default); PostgreSQL has no such setting and ignores it.
 
     A database that cannot be opened (server unreachable, login refused, a file that is not a
     database) raises :class:`StoreError` with one line saying why, never the driver's error:
@@ -24,7 +27,7 @@ def open_store(url: str, pool_size: int = 4) -> SqlStore:
     if url.startswith("sqlite://"):
         import sqlite3
 
-        from .sqlite import SqliteStore
+        from .sqlite import DEFAULT_WAL_PAGES, SqliteStore
 
         path = url[len("sqlite://"):]
         if path.startswith("/"):
@@ -32,7 +35,8 @@ def open_store(url: str, pool_size: int = 4) -> SqlStore:
         if not path:
             raise StoreError("sqlite URL needs a path, e.g. sqlite:///collector.db")
         try:
-            return SqliteStore(path, pool_size=pool_size)
+            return SqliteStore(path, pool_size=pool_size, wal_pages=DEFAULT_WAL_PAGES
+                               if sqlite_wal_pages is None else sqlite_wal_pages)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {path}: {_one_line(exc)}") from None
     if url.startswith(("postgresql://", "postgres://")):
