@@ -162,11 +162,16 @@ def start_collector(db_url: str, port: int, *extra: str) -> subprocess.Popen:
 
     Not a pipe: nobody reads a pipe while the bench runs, and once its 64 KiB are full the
     collector's next log line blocks its main thread, the one that accepts connections (a
-    2,000-device storm filled it with waitress's queue warnings and froze the collector)."""
+    2,000-device storm filled it with waitress's queue warnings and froze the collector).
+
+    Retention is off (``--retention-days 0``, before ``extra``, which may set it again): the
+    benches' rows are dated around :data:`T0` (January 2026), older than the default 90-day
+    window, and the collector's first retention run, 60 s after its start, would remove them
+    under a bench that runs longer (it did, in bench/sync.py: docs/collector.md)."""
     log = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "passgate_collector.cli", "serve", "--db", db_url,
-         "--port", str(port), *extra],
+         "--port", str(port), "--retention-days", "0", *extra],
         stdout=subprocess.DEVNULL, stderr=log)
     proc.log = log  # type: ignore[attr-defined]  # kept open as long as the process object
     deadline = time.monotonic() + 60

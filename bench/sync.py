@@ -192,11 +192,10 @@ def prepare(backend: str, db_url: str, history: int, postmaster: int | None,
     fill_s = time.perf_counter() - t
     settle(db_url, sqlite_path)
     port = fleet.free_port()
-    # Retention off: the bench's rows are dated around fleet.T0 (January 2026), older than the
-    # default 90-day window, and the collector's first retention run, 60 s after its start,
-    # removed the whole history in the middle of the rounds (billed to whichever round it
-    # fell in; the rounds after it measured an emptied database).
-    extra: tuple[str, ...] = ("--retention-days", "0")
+    # Retention off (fleet.start_collector): the bench's rows are dated around fleet.T0
+    # (January 2026), and the collector's first retention run, 60 s after its start, removed
+    # the whole history in the middle of the rounds before it was.
+    extra: tuple[str, ...] = ()
     if wal_pages is not None:
         extra += ("--sqlite-wal-pages", str(wal_pages))
     return {"backend": backend, "nonces": nonces, "db_url": db_url, "history": history,

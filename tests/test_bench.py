@@ -149,3 +149,30 @@ def test_pg_ingest_parts_runs_tiny_and_prints_its_anchor() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "machine: " in out.stdout
     assert "x the anchor" in out.stdout and "unbounded" in out.stdout, out.stdout
+
+
+def test_bench_collectors_keep_the_benches_old_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benches' rows are dated January 2026 (fleet.T0): a collector they start with the
+    default retention removed them 60 s in, under bench/sync.py's rounds (docs/collector.md)."""
+    from passgate_collector import cli
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import fleet
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    started: list[list[str]] = []
+
+    class Started(Exception):
+        pass
+
+    def popen(argv: list[str], **_kw: object) -> None:
+        started.append(argv)
+        raise Started
+
+    monkeypatch.setattr(fleet.subprocess, "Popen", popen)
+    with pytest.raises(Started):
+        fleet.start_collector("sqlite:///x.db", 1, "--threads", "4")
+    argv = started[0]
+    args = cli.build_parser().parse_args(argv[argv.index("serve"):])
+    assert args.retention_days == 0 and args.threads == 4
