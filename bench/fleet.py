@@ -63,9 +63,12 @@ def nonce(device_id: str, seq: int, t_ms: int, layout: str = "time") -> bytes:
 
 
 def make_rows(device_id: str, first_seq: int, n: int, prev: bytes,
-              nonces: str = "time") -> list[dict]:
+              nonces: str = "time", own_passes: bool = False) -> list[dict]:
     """``n`` protocol rows from ``first_seq``, chained on ``prev`` (the journal's row shape),
-    with nonces of the ``nonces`` layout (:func:`nonce`)."""
+    with nonces of the ``nonces`` layout (:func:`nonce`). Row ``seq`` scans pass ``seq``;
+    ``own_passes``: this device's own pass ``seq``, else the same pass at every device (then
+    devices that send the same seqs scanned the same passes at the same second: "possible
+    sharing" for every row)."""
     rows = []
     for seq in range(first_seq, first_seq + n):
         ok = seq % 2 == 0
@@ -75,7 +78,9 @@ def make_rows(device_id: str, first_seq: int, n: int, prev: bytes,
             "nonce": nonce(device_id, seq, t_ms, nonces),
             "t_ms": t_ms, "clock_state": "trusted",
             "verdict": "accept" if ok else "deny", "reason": "valid" if ok else "expired",
-            "pass_hash": hashlib.sha256(b"p%d" % seq).digest()[:16], "kid": "a1b2c3d4e5f60718",
+            "pass_hash": hashlib.sha256(b"p%d" % seq + (device_id.encode() if own_passes
+                                                         else b"")).digest()[:16],
+            "kid": "a1b2c3d4e5f60718",
             "purpose": "work", "zone": "gate-1", "flags": [],
         }
         row["chain"] = prev = chain_of(prev, row)

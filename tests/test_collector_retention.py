@@ -176,3 +176,28 @@ def test_the_serve_thread_runs_retention_periodically(store):  # noqa: F811
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_pass_shown_at_many_doors_makes_bounded_pairs(store):  # noqa: F811
+    """One pass scanned at 40 checkpoints within a minute: each scan pairs with at most
+    PAIRS_PER_SCAN others, the earliest first, so the pairs grow with the scans and not with
+    their square (a storm of 2,000 checkpoints sharing 200 passes made 44.5 million pairs
+    from 133,600 scans before the cap); a pass at fewer doors keeps every pair."""
+    from passgate_collector.store.pairs import PAIRS_PER_SCAN
+
+    doors = [FakeDevice(f"gate-{i:02d}") for i in range(40)]
+    for i, dev in enumerate(doors):
+        ingest(store, dev, [dev.scan(T0 + i, ph=pass_hash(9))], T0 + 100 + i)
+    few = [FakeDevice(f"side-{i}") for i in range(4)]
+    for i, dev in enumerate(few):
+        ingest(store, dev, [dev.scan(T0 + 50 + i, ph=pass_hash(10))], T0 + 200 + i)
+    pairs = store.shared_passes(3_600_000, 0, 10_000)
+    by_pass: dict[bytes, list[dict]] = {}
+    for p in pairs:
+        by_pass.setdefault(bytes(p["pass_hash"]), []).append(p)
+    assert len(by_pass[pass_hash(10)]) == 4 * 3 // 2  # every pair of four doors
+    many = by_pass[pass_hash(9)]
+    # Scan i (arriving i-th) pairs with the earliest PAIRS_PER_SCAN of those before it.
+    assert len(many) == sum(min(i, PAIRS_PER_SCAN) for i in range(40))
+    seconds = {(p["first_device"], p["second_device"]) for p in many}
+    assert ("gate-00", "gate-39") in seconds and ("gate-20", "gate-39") not in seconds

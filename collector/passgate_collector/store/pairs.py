@@ -18,6 +18,13 @@ Rules kept here:
   picture of it passed on. Each such pair raises a ``live_code_reused`` alert for the device
   whose batch found it (the later one to arrive). Only a batch's scans that carry a live flag
   are looked up for it (``live_reuse``): most scans are of static passes and pay nothing.
+* A scan pairs with at most ``PAIRS_PER_SCAN`` other checkpoints' scans of its pass, the
+  earliest in its window. A pass shown at more doors than that within the hour is flagged
+  that many times over already, and without the cap the pairs grow with the square of the
+  doors: a reconnect storm in which 2,000 checkpoints had scanned the same 200 passes
+  (bench/storm.py, before it gave each checkpoint its own passes) made 44.5 million pairs
+  from 133,600 scans and held every batch for seconds. With it a batch's cost is bounded
+  whatever it holds: no input blocks a queue.
 * PostgreSQL runs batches of different devices at once. Two batches holding the same pass
   could each miss the other's uncommitted scan, so each batch takes a transaction-scoped
   advisory lock per pass hash (sorted, so no two batches deadlock) after inserting its scans
@@ -30,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 PAIR_WINDOW_MS = 3600 * 1000
+PAIRS_PER_SCAN = 16  # other checkpoints' scans a new scan is paired with, the earliest first
 LIVE_CODE_REUSED = "live_code_reused"  # alert kind
 LIVE_FLAG_PREFIX = "live_"  # passgate.checkpoint.decide.LIVE_ID_PREFIX
 CHUNK = 400  # hashes per IN list (far below SQLite's parameter limit)
@@ -49,8 +57,9 @@ INSERT = ("INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verd
 # (store/partitions.py), not all of them. A range can also hold older rows of
 # the device with the same seqs (a journal that restarted); their pairs are found again and
 # ON CONFLICT keeps them once. Other batches send (hash, t_ms, verdict) as binary arrays.
-# Each scan probes the (pass_hash, t_ms) index once: the subquery is kept apart by OFFSET 0,
-# so no statistics can turn the probes into a join that reads the table
+# Each scan probes the (pass_hash, t_ms) index once, in t_ms order, for at most
+# PAIRS_PER_SCAN other scans: the subquery is kept apart by its LIMIT, so no statistics can
+# turn the probes into a join that reads the table
 # (tests/test_collector_scale.py). The probes are also bounded by the whole batch's time
 # range widened by the window (``plo``, ``phi``: implied by each probe's own bounds, so no
 # pair is lost): the planner knows it when it plans the statement and keeps only the
@@ -76,7 +85,8 @@ _PG_PAIRS = (
     "FROM ({new}) AS n "
     "CROSS JOIN LATERAL (SELECT device_id, t_ms, verdict FROM scans "
     "WHERE pass_hash = n.h AND t_ms >= n.t - %(w)s AND t_ms <= n.t + %(w)s "
-    "AND t_ms >= %(plo)s AND t_ms <= %(phi)s AND device_id <> %(d)s OFFSET 0) AS s "
+    "AND t_ms >= %(plo)s AND t_ms <= %(phi)s AND device_id <> %(d)s "
+    "ORDER BY t_ms LIMIT %(k)s) AS s "
     "CROSS JOIN LATERAL (SELECT n.t < s.t_ms OR (n.t = s.t_ms "
     "AND %(d)s::text COLLATE \"C\" < s.device_id COLLATE \"C\") AS mine) AS o "
     "ON CONFLICT DO NOTHING")
@@ -95,7 +105,7 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
     if not rows:
         return
     if store.kind == "postgresql":
-        params: dict = {"d": device_id, "w": PAIR_WINDOW_MS}
+        params: dict = {"d": device_id, "w": PAIR_WINDOW_MS, "k": PAIRS_PER_SCAN}
         if seqs is not None and times is not None:
             params.update(lo=seqs[0], hi=seqs[1], tlo=times[0], thi=times[1])
             lock, find = PG_LOCK_RANGE, PG_PAIRS_RANGE
@@ -123,9 +133,9 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
             others.setdefault(bytes(h), []).append((dev, t, verdict))
     found = []
     for h, t, verdict in rows:
-        for dev, t2, verdict2 in others.get(bytes(h), ()):
-            if abs(t2 - t) > PAIR_WINDOW_MS:
-                continue
+        near = sorted((t2, dev, verdict2) for dev, t2, verdict2 in others.get(bytes(h), ())
+                      if abs(t2 - t) <= PAIR_WINDOW_MS)
+        for t2, dev, verdict2 in near[:PAIRS_PER_SCAN]:
             a, b = sorted([(t, device_id, verdict), (t2, dev, verdict2)])
             found.append((bytes(h), a[1], a[0], a[2], b[1], b[0], b[2]))
     if found:
