@@ -20,6 +20,10 @@ same field at ``--main`` (default 2304x1728, the sensor's 2x2-binned pitch):
   autofocus on the candidate (``--cameras af``, :func:`af_focus`) leaves the lens at
   ``FOCUS_MM`` until the pass is held, then one 0.2 s scan focuses at its distance;
 - **the lens waits** at ``--lens-mm`` (the idle ``lens_position``; 150 mm, 6.7 dioptres);
+- **the firmware's own focus** (``--cameras af-fw``, ``size``: :class:`LensModel`): the real
+  ``PicameraSource`` hears the reader's candidates and located symbol sizes frame by frame and
+  sets its controls on a fake ``Picamera2``; a ``LensPosition`` lands ``LENS_DELAY`` frames
+  later and slews ``MAX_SLEW`` dioptres a frame, a triggered scan lands ``AF_SCAN_S`` later;
 - **the brighter illuminator** (``--cameras ...+bright``): ``BRIGHT_LED`` (2.5) times the light
   of the first one at the pass, so the AE's exposure there is 1.6-4 ms at gain 1; in good light
   it is lit by the first candidate frame, so the frames before are unlit and the next
