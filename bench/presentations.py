@@ -20,6 +20,10 @@ same field at ``--main`` (default 2304x1728, the sensor's 2x2-binned pitch):
   autofocus on the candidate (``--cameras af``, :func:`af_focus`) leaves the lens at
   ``FOCUS_MM`` until the pass is held, then one 0.2 s scan focuses at its distance;
 - **the lens waits** at ``--lens-mm`` (the idle ``lens_position``; 150 mm, 6.7 dioptres);
+- **the firmware's own focus** (``--cameras af-fw``, ``size``: :class:`LensModel`): the real
+  ``PicameraSource`` hears the reader's candidates and located symbol sizes frame by frame and
+  sets its controls on a fake ``Picamera2``; a ``LensPosition`` lands ``LENS_DELAY`` frames
+  later and slews ``MAX_SLEW`` dioptres a frame, a triggered scan lands ``AF_SCAN_S`` later;
 - **the brighter illuminator** (``--cameras ...+bright``): ``BRIGHT_LED`` (2.5) times the light
   of the first one at the pass, so the AE's exposure there is 1.6-4 ms at gain 1; in good light
   it is lit by the first candidate frame, so the frames before are unlit and the next
@@ -185,6 +189,8 @@ def af_focus(p: Presentation, t: float) -> float:
     ``AF_FOLLOW`` (the model before: a scan on every move), the focus follows the pass
     ``AF_SCAN_S`` late from its first frame, starting at its entry distance.
     """
+    if LENS is not None:
+        return LENS.focus_mm(p, t)
     if AF_FOLLOW:
         return state(p, max(t - AF_SCAN_S, 0.0))[0]
     if AF_RULE:
@@ -192,6 +198,99 @@ def af_focus(p: Presentation, t: float) -> float:
     held = math.ceil(p.approach_s * FPS - 1e-9) / FPS
     return FOCUS_MM if t < held + AF_SCAN_S else state(p, held)[0]
 
+
+# Lens moves asked for with set_controls (--cameras af-fw, size): the first frame taken with
+# the new position is LENS_DELAY frames after the frame whose candidate asked for it (as the
+# AE's AE_DELAY: a control rides on a request queued after the ones already in flight), and
+# the lens then slews at most MAX_SLEW dioptres a frame (libcamera's IMX708 tuning, rpi.af
+# speeds normal max_slew 1.5; its VCM settles well within a frame period at that step)
+LENS_DELAY = 2
+MAX_SLEW = 1.5
+
+
+class LensModel:
+    """The Camera Module 3's lens driven by the firmware's own :class:`PicameraSource`.
+
+    A fake ``Picamera2`` records every ``set_controls`` with the frame it was asked on; the
+    real ``on_candidate`` (the held-candidate scan) and ``on_symbol`` (focus from the symbol's
+    size) decide, from the reader's own candidates frame by frame. ``LensPosition`` (manual):
+    from ``LENS_DELAY`` frames later the lens slews towards it at ``MAX_SLEW`` dioptres a frame.
+    ``AfTrigger`` start: as the model's scan, ``AF_SCAN_S`` later the lens is at the distance
+    the pass had on the frame that triggered it, and where it was until then (a manual
+    position asked for later cancels it, as libcamera's AfMode manual does). Its sensor is
+    4608 px over the model's 6.45 mm, so the firmware's focal length in lores pixels is the
+    model's (3386 x 640 / 4608 = 470).
+    """
+
+    camera_controls = {"AfMode": (0, 2, 0), "LensPosition": (0.0, 15.0, 1.0),
+                       "AfMetering": (0, 1, 0), "AfWindows": None, "AfTrigger": (0, 1, 0),
+                       "ScalerCrop": None, "FrameDurationLimits": None, "AeMeteringMode": None,
+                       "ExposureValue": None, "AeExposureMode": None}
+    camera_properties = {"ScalerCropMaximum": (0, 0, 4608, 3456)}
+
+    def __init__(self, size: bool) -> None:
+        from passgate.hardware.camera.picam import CameraConfig, PicameraSource
+
+        self.frame = 0
+        self.events: list[tuple[int, dict[str, object]]] = []
+        cfg = CameraConfig(lens_position=1000.0 / FOCUS_MM, focus_from_size=size,
+                           max_exposure_us=None, main_size=(1728, 1296))
+        self.source = PicameraSource(cfg, factory=lambda num: self)
+        self.source.open()
+        self.events.clear()  # the ScalerCrop at start
+
+    # the few Picamera2 calls PicameraSource makes
+    def create_video_configuration(self, **kwargs: object) -> dict[str, object]:
+        return dict(kwargs)
+
+    def configure(self, config: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def set_controls(self, controls: dict[str, object]) -> None:
+        self.events.append((self.frame, dict(controls)))
+
+    def reset(self) -> None:
+        """A new presentation: the lens back at lens_position, nothing in view."""
+        self.source.close()  # nothing in view, the lens at lens_position: a new presentation
+        self.source.open()
+        self.events.clear()
+
+    def focus_mm(self, p: Presentation, t: float) -> float:
+        fi = int(round(t * FPS)) + p.enter_frame
+        return 1000.0 / max(self._dioptres(p, fi), 1e-3)
+
+    def _dioptres(self, p: Presentation, fi: int) -> float:
+        idle = 1000.0 / FOCUS_MM
+        pos, target, slewing = idle, idle, False
+        scans: list[tuple[int, float]] = []  # (frame it lands, dioptres)
+        land = math.ceil(AF_SCAN_S * FPS - 1e-9)
+        for g in range(fi + 1):
+            for k, c in self.events:
+                if "LensPosition" in c and k + LENS_DELAY == g:
+                    target, slewing = float(c["LensPosition"]), True  # type: ignore[arg-type]
+                    scans = [sc for sc in scans if sc[0] < g]  # manual cancels a running scan
+                if "AfTrigger" in c and k + land == g:
+                    d = state(p, (k - p.enter_frame) / FPS)[0]
+                    scans.append((g, 1000.0 / d))
+            for when, dioptres in scans:
+                if when == g:
+                    pos, target, slewing = dioptres, dioptres, False
+            if slewing:
+                pos = target if abs(target - pos) <= MAX_SLEW else pos + math.copysign(
+                    MAX_SLEW, target - pos)
+        return pos
+
+
+LENS: LensModel | None = None  # --cameras af-fw / size: the firmware's lens, frame by frame
 
 AF_RULE = False  # --cameras af-rule: the scan starts when the firmware's own rule says held
 
@@ -419,8 +518,13 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
     focus = None if autofocus else FOCUS_MM
     crops = _Crops(modules, focus, main)
     zx = ZxingDecoder()
-    ways = {"640x480 only": zx,
-            "640x480 + full-res crop": FullCropReader(zx, crops, scales=scales)}
+    reader = FullCropReader(zx, crops, scales=scales)
+    if LENS is not None:  # the firmware's focus follows the crop reader's candidates
+        lens = LENS
+        reader = FullCropReader(zx, crops, scales=scales,
+                                on_candidate=lambda box, frame: lens.source.on_candidate(box),
+                                on_symbol=lens.source.on_symbol)
+    ways = {"640x480 only": zx, "640x480 + full-res crop": reader}
     out = {name: Outcome() for name in ways}
     bare: list[float] = []
     n_pass = 0
@@ -430,8 +534,12 @@ def measure(count: int, seed: int, autofocus: bool, max_exposure_ms: float | Non
                  modules_across=modules.shape[0], light=light)
         n_pass += p.has_pass
         crops.p = p
+        if LENS is not None:
+            LENS.reset()
         first: dict[str, float] = {}
         for i in range(FRAMES):
+            if LENS is not None:
+                LENS.frame = i
             frame = render(p, i, modules, LORES, focus)
             crops.i = i
             still = i < p.enter_frame or (not p.has_pass and p.index % 2 == 1)
@@ -532,7 +640,10 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
     for index in range(scenes):
         p = draw(2 * index + 1, seed, empty_share=1.0)  # odd: nothing held up, nothing moving
         zx = ZxingDecoder()
-        ways = {"640x480 only": zx, "640x480 + full-res crop": FullCropReader(zx, crops)}
+        # the shipped reader: on_symbol wired (the lores call is ZxingDecoder.locate, the same
+        # zxing-cpp call as scan); a still scene never locates a symbol, so nothing is told
+        ways = {"640x480 only": zx, "640x480 + full-res crop": FullCropReader(
+            zx, crops, on_symbol=lambda side: None)}
         for i in range(frames):
             frame = render(p, i, crops.modules)
             t0 = time.thread_time()
@@ -556,7 +667,7 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S
+    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S, LENS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
@@ -578,7 +689,10 @@ def main(argv: list[str] | None = None) -> int:
                          "candidate is held: the first frame after the approach), af-rule (the "
                          "same scan, started when the firmware's held rule holds on the "
                          "symbol's box), af-follow (the earlier model: focus follows the "
-                         "pass 0.2 s late from its entry), "
+                         "pass 0.2 s late from its entry), af-fw (the firmware's own "
+                         "PicameraSource drives the lens from the crop reader's candidates, "
+                         "frame by frame: its held-candidate scan), size (af-fw plus focus "
+                         "from the located symbol's size, on_symbol), "
                          "8ms or any Nms (an exposure limit of N ms), led (the illuminator "
                          "lights the pass), bright (a brighter illuminator: BRIGHT_LED times "
                          "the light, so the exposure the AE wants shrinks by as much)")
@@ -620,10 +734,12 @@ def main(argv: list[str] | None = None) -> int:
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
         caps = {lv for lv in levers if lv.endswith("ms") and lv[:-2].replace(".", "").isdigit()}
-        if levers - caps - {"af", "autofocus", "af-follow", "af-rule", "led", "bright"} \
-                or len(caps) > 1:
+        if levers - caps - {"af", "autofocus", "af-follow", "af-rule", "af-fw", "size", "led",
+                            "bright"} or len(caps) > 1:
             ap.error(f"unknown camera set-up {cam!r}")
-        af = bool(levers & {"af", "autofocus", "af-follow", "af-rule"})
+        af = bool(levers & {"af", "autofocus", "af-follow", "af-rule", "af-fw", "size"})
+        fw = bool(levers & {"af-fw", "size"})
+        LENS = LensModel(size="size" in levers) if fw else None
         AF_FOLLOW = "af-follow" in levers
         AF_RULE = "af-rule" in levers
         limit = float(next(iter(caps))[:-2]) if caps else None

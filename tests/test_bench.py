@@ -176,3 +176,42 @@ def test_bench_collectors_keep_the_benches_old_rows(monkeypatch: pytest.MonkeyPa
     argv = started[0]
     args = cli.build_parser().parse_args(argv[argv.index("serve"):])
     assert args.retention_days == 0 and args.threads == 4
+
+
+def test_the_firmware_lens_model_lands_moves_late_slews_and_lets_manual_cancel_a_scan() -> None:
+    """af-fw / size: the controls the real PicameraSource sets, frame by frame: a LensPosition
+    lands LENS_DELAY frames later and slews MAX_SLEW dioptres a frame; a scan lands AF_SCAN_S
+    later at the distance the pass had when it was triggered; manual cancels a running scan."""
+    P = _presentations_module()
+    lens = P.LensModel(size=True)
+    lens.reset()
+    p = P.draw(5, 1, empty_share=0)
+    idle = 1000 / P.FOCUS_MM
+    e = p.enter_frame
+    lens.frame = e + 1
+    lens.set_controls({"AfMode": 0, "LensPosition": idle + 4.0})
+    at = [lens._dioptres(p, e + k) for k in range(1, 7)]
+    assert at[:2] == [idle, idle]  # not yet: two frames in flight
+    assert at[2:5] == pytest.approx([idle + 1.5, idle + 3.0, idle + 4.0])  # slewing
+    lens.frame = e + 6
+    lens.set_controls({"AfMode": 1, "AfTrigger": 0})
+    assert lens._dioptres(p, e + 8) == pytest.approx(idle + 4.0)  # the scan runs: lens stays
+    # landed: where the pass was on the trigger's frame (6 frames after its entry)
+    assert lens._dioptres(p, e + 9) == pytest.approx(1000 / P.state(p, 6 / P.FPS)[0])
+    lens.frame = e + 10
+    lens.set_controls({"AfMode": 1, "AfTrigger": 0})
+    lens.frame = e + 11
+    lens.set_controls({"AfMode": 0, "LensPosition": idle})  # gone: manual cancels the scan
+    assert lens._dioptres(p, e + 14) == pytest.approx(idle)
+    assert P.LensModel(size=False).source.config.focus_from_size is False
+
+
+def test_the_presentation_bench_runs_the_firmware_lens_with_focus_from_size() -> None:
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "firmware"), str(ROOT / "collector")])}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "presentations.py"),
+                          "--presentations", "2", "--empty-share", "0", "--cameras",
+                          "af-fw+8ms+bright,size+8ms+bright"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "## camera: size+8ms+bright" in out.stdout and "x bare zxing-cpp" in out.stdout

@@ -27,7 +27,7 @@ TEXT = "HC1:" + "PASSGATE-READING-TEST-" * 4  # a version-5ish symbol, QR Model 
 
 
 def _frame(module_px: float, size=(640, 480), spoil: bool = False, center=(320.0, 240.0),
-           seed: int = 3) -> np.ndarray:
+           seed: int = 3, angle: float = 0.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     frame = np.full((size[1], size[0]), 120.0, np.float32)
     modules = synth.qr_modules(TEXT)
@@ -36,7 +36,8 @@ def _frame(module_px: float, size=(640, 480), spoil: bool = False, center=(320.0
         inner = np.zeros_like(modules)
         inner[12:n - 12, 12:n - 12] = True
         modules = np.where(inner, rng.random(modules.shape) < 0.5, modules)
-    synth.place_code(frame, modules, synth.Pose(module_px, center=center), dark=30, light=220)
+    synth.place_code(frame, modules, synth.Pose(module_px, angle, center=center), dark=30,
+                     light=220)
     return synth.to_uint8(synth.noise(frame, 2.0, rng))
 
 
@@ -63,6 +64,18 @@ def test_scan_reports_a_located_but_unreadable_symbol_as_a_candidate_box():
     assert x0 < 320 < x1 and y0 < 240 < y1  # around the code, which is centred
 
 
+def test_locate_gives_a_candidates_side_rotation_or_not_with_the_same_boxes_as_scan():
+    side = (synth.qr_modules(TEXT).shape[0] - 8) * 4.0  # the symbol without its quiet zone
+    for angle in (0.0, 30.0):
+        frame = _frame(4.0, spoil=True, angle=angle)
+        texts, boxes, sides = ZxingDecoder().locate(frame)
+        assert (texts, boxes) == ZxingDecoder().scan(frame) and len(sides) == len(boxes) >= 1
+        assert abs(sides[0] - side) < 0.06 * side, (angle, sides[0], side)
+        if angle:  # the box of a rotated symbol is wider than the symbol: the side is not
+            assert boxes[0][2] - boxes[0][0] > 1.25 * side
+    assert ZxingDecoder().locate(_frame(4.0)) == ([TEXT], [], [])
+
+
 def test_scan_of_a_readable_code_gives_its_text_and_no_candidate():
     assert ZxingDecoder().scan(_frame(4.0)) == ([TEXT], [])
 
@@ -82,6 +95,33 @@ def test_a_candidate_is_read_from_the_full_resolution_crop_around_it():
     assert reader.decode(_frame(4.0, spoil=True)) == [TEXT]
     assert len(crops.boxes) == 1 and reader.crops == 1
     assert seen[0] is not None
+
+
+def test_a_located_symbols_side_is_told_from_the_frame_or_else_from_the_crop():
+    class Unreadable:  # a main stream twice the frame's size: located, never read
+        def read_full_crop(self, box):
+            full = _frame(5.0, size=(1280, 960), center=(640.0, 480.0), spoil=True)
+            x0, y0, x1, y1 = box
+            return full[y0 * 2:y1 * 2, x0 * 2:x1 * 2]
+
+    n = synth.qr_modules(TEXT).shape[0] - 8
+    told: list[float] = []
+    reader = FullCropReader(ZxingDecoder(), Unreadable(), on_symbol=told.append)
+    assert reader.decode(_frame(4.0, spoil=True)) == []
+    assert len(told) == 1 and abs(told[0] - 4.0 * n) < 0.06 * 4.0 * n  # the frame's own
+    told.clear()
+    # the frame shows only a moving blob (no symbol to locate at 640x480): the crop's symbol,
+    # 5 px a module in the main stream, is 2.5 a frame pixel
+    reader = FullCropReader(ZxingDecoder(), Unreadable(), on_symbol=told.append)
+    still = np.full((480, 640), 120, np.uint8)
+    moved = still.copy()
+    moved[170:310, 250:390] = 230
+    assert reader.decode(still) == [] and told == []
+    assert reader.decode(moved) == []
+    assert len(told) == 1 and abs(told[0] - 2.5 * n) < 0.06 * 2.5 * n
+    told.clear()
+    reader = FullCropReader(ZxingDecoder(), Crops(), on_symbol=told.append)  # read: no size
+    assert reader.decode(_frame(4.0, spoil=True)) == [TEXT] and told == []
 
 
 def test_a_failing_crop_counts_as_nothing_found_and_crops_are_capped():
@@ -298,9 +338,58 @@ def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns
     src.on_candidate((384, 285, 577, 429))  # the same: no new scan
     assert len(cam.set) == 3
     src.on_candidate(None)  # gone: the fixed lens position again
+    assert len(cam.set) == 4
     assert cam.set[-1]["AfMode"] == 0 and cam.set[-1]["LensPosition"] == 6.7
     src.on_candidate((162, 121, 321, 241))  # back, first frame: not held yet
     assert len(cam.set) == 4
+
+
+def test_focus_from_size_sets_the_lens_until_the_scan_takes_over_then_returns():
+    src, (cam,) = _camera()  # 4:3 crop of the 16:9 sensor: 3456 px wide, f = 627 lores px
+    cam.set.clear()
+    focal = 3386 * 640 / 3456
+    mean = 2 * 30 * 56 / (30 + 56)  # the harmonic mean of symbol_mm
+    src.on_symbol(100.0)  # no candidate in view: nothing to focus on
+    assert cam.set == []
+    src.on_candidate((200, 150, 300, 250))  # approaching
+    src.on_symbol(focal * mean / 200)  # a symbol as if at 20 cm: 5 dioptres
+    assert cam.set == [{"AfMode": 0, "LensPosition": 5.0}]
+    src.on_symbol(focal * mean / 195)  # 5.13: within FOCUS_STEP, no move
+    assert len(cam.set) == 1
+    src.on_candidate((190, 140, 310, 260))  # grew 20%: still approaching
+    src.on_symbol(focal * mean / 100)  # nearer: 10 dioptres
+    assert cam.set[-1] == {"AfMode": 0, "LensPosition": 10.0}
+    src.on_symbol(focal * mean / 40)  # 25 dioptres: the lens stops at its range (15)
+    assert cam.set[-1] == {"AfMode": 0, "LensPosition": 15.0}
+    src.on_candidate((191, 141, 311, 261))  # held: the scan starts from there
+    assert cam.set[-1]["AfTrigger"] == 0 and cam.set[-1]["AfMode"] == 1
+    n = len(cam.set)
+    src.on_symbol(focal * mean / 200)  # the scan has the lens: manual would cancel it
+    assert len(cam.set) == n
+    src.on_candidate(None)  # gone: back to lens_position
+    assert cam.set[-1]["AfMode"] == 0 and cam.set[-1]["LensPosition"] == 6.7
+
+
+def test_focus_from_size_only_when_asked_with_a_manual_lens_and_symbol_mm_checked():
+    for kw in ({"focus_from_size": False}, {"focus": "continuous"}, {"focus": "fixed"}):
+        src, (cam,) = _camera(**kw)
+        cam.set.clear()
+        src.on_candidate((200, 150, 300, 250))
+        src.on_symbol(50.0)
+        assert cam.set == [], kw
+    src, (cam,) = _camera(af_on_candidate=False)  # the size alone, no scan
+    cam.set.clear()
+    src.on_candidate((200, 150, 300, 250))
+    src.on_symbol(50.0)
+    assert cam.set and cam.set[-1]["AfMode"] == 0
+    src.on_candidate(None)
+    assert cam.set[-1]["LensPosition"] == 6.7
+    assert CameraConfig(symbol_mm=[35, 35]).symbol_mm == (35.0, 35.0)
+    for bad in ([56, 30], [30], "30-56", [0, 56], [30, 5000]):
+        with pytest.raises(ConfigError, match="symbol_mm"):
+            CameraConfig(symbol_mm=bad)
+    with pytest.raises(ConfigError, match="focal_length_px"):
+        CameraConfig(focal_length_px=0)
 
 
 def test_no_autofocus_on_candidates_unless_asked_or_with_a_fixed_lens():

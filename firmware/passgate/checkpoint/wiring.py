@@ -178,7 +178,8 @@ def make_reader(cfg: Config, source: FrameSource,
         if fitted and light is not None:
             light(box is not None, float(frame[::8, ::8].mean()) if dim else None)
 
-    return FullCropReader(decoder, camera, on_candidate=follow)
+    return FullCropReader(decoder, camera, on_candidate=follow,
+                          on_symbol=camera.on_symbol if camera is not None else None)
 
 
 def open_journal(cfg: Config, key: bytes) -> Journal:

@@ -19,6 +19,7 @@ decoder at WARNING, then at DEBUG) and counts as nothing found. A frame that is 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Protocol
 
 import numpy as np
@@ -101,25 +102,42 @@ class ZxingDecoder:
         to find; :mod:`passgate.hardware.reader` decodes a full-resolution crop around it.
         Boxes are ``(x0, y0, x1, y1)`` in frame pixels, clipped to the frame.
         """
+        texts, boxes, _ = self.locate(frame)
+        return texts, boxes
+
+    def locate(self, frame: np.ndarray) -> tuple[list[str], list[Box], list[float]]:
+        """:meth:`scan`, and each candidate's side in pixels (the same call, the same cost).
+
+        The side is the symbol's own (its finder patterns' outer corners, no quiet zone): the
+        longer of the two mean opposite-side lengths of the located quadrilateral, so a
+        rotated symbol is not taken for a larger one (its box is up to 1.4x wider) and a
+        tilted one is measured along its less foreshortened direction.
+        """
         if not _check(frame):
-            return [], []
+            return [], [], []
         try:
             found = self._zx.read_barcodes(frame, formats=self._formats,
                                            try_invert=self.try_invert, return_errors=True)
         except Exception as exc:  # any backend failure counts as "no code", logged
-            return self._error(exc), []
+            return self._error(exc), [], []
         h, w = frame.shape
-        texts, boxes = [], []
+        texts: list[str] = []
+        boxes: list[Box] = []
+        sides: list[float] = []
         for b in found:
             if b.valid and b.text and b.format == self._qr:
                 texts.append(b.text)
             elif not b.valid:
                 # any QR-family symbol that failed: a pass that is not read *yet*
                 p = b.position
-                xs = [p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x]
-                ys = [p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y]
+                corners = [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
+                           (p.bottom_right.x, p.bottom_right.y),
+                           (p.bottom_left.x, p.bottom_left.y)]
+                xs, ys = [c[0] for c in corners], [c[1] for c in corners]
                 boxes.append((max(min(xs), 0), max(min(ys), 0), min(max(xs), w), min(max(ys), h)))
-        return texts, [] if texts else boxes
+                edge = [math.dist(corners[k], corners[(k + 1) % 4]) for k in range(4)]
+                sides.append(max(edge[0] + edge[2], edge[1] + edge[3]) / 2)
+        return (texts, [], []) if texts else (texts, boxes, sides)
 
 
 class ZbarDecoder:

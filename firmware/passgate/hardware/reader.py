@@ -18,6 +18,11 @@ Rules kept (issue 15 point 5, measured in ``docs/decoders.md``):
   the frame loop is unchanged; a crop that fails is logged and counts as nothing found,
   like any decoder error. ``on_candidate(box or None, frame)`` (optional) hears after every
   frame whether a candidate is in view (the illuminator and the autofocus window follow it).
+- ``on_symbol(side)`` (optional) hears, on a frame where a symbol was located but not read, the
+  symbol's side in frame pixels: from the 640x480 call, or else from the crop's (the same
+  zxing-cpp call, with ``return_errors``; a pass too small to be located at 640x480 often is in
+  the crop). The camera focuses from it (:meth:`PicameraSource.on_symbol
+  <passgate.hardware.camera.picam.PicameraSource.on_symbol>`).
 """
 
 from __future__ import annotations
@@ -89,16 +94,26 @@ class FullCropReader:
 
     def __init__(self, decoder: ZxingDecoder, source: CropSource | None,
                  on_candidate: Callable[[Box | None, np.ndarray], None] | None = None,
-                 motion: bool = True, scales: tuple[int, ...] = SCALES) -> None:
+                 motion: bool = True, scales: tuple[int, ...] = SCALES,
+                 on_symbol: Callable[[float], None] | None = None) -> None:
         self.decoder = decoder
         self.scales = scales
         self.source = source
         self.motion = MotionBox() if motion and source is not None else None
         self.on_candidate = on_candidate
+        self.on_symbol = on_symbol
         self.crops = 0  # full-resolution crops decoded so far (the bench reports them)
 
     def decode(self, frame: np.ndarray) -> list[str]:
-        texts, boxes = self.decoder.scan(frame)
+        locate = getattr(self.decoder, "locate", None) if self.on_symbol is not None else None
+        texts: list[str]
+        boxes: list[Box]
+        sides: list[float]
+        if locate is not None:
+            texts, boxes, sides = locate(frame)
+        else:
+            texts, boxes = self.decoder.scan(frame)
+            sides = []
         moved = self.motion.update(frame) if self.motion is not None else None
         if moved is not None and not boxes:
             boxes = [moved]
@@ -107,31 +122,55 @@ class FullCropReader:
                 self.on_candidate(boxes[0] if boxes else None, frame)
             except Exception as exc:  # focus and light are helpers: reading goes on without
                 log.warning("candidate follower failed: %s: %s", type(exc).__name__, exc)
+        side = sides[0] if sides else None
         if texts or not boxes or self.source is None:
+            self._symbol(side)
             return texts
         size = (frame.shape[1], frame.shape[0])
         for box in boxes[:MAX_CROPS]:
+            wide = widen(box, size)
             try:
-                crop = self.source.read_full_crop(widen(box, size))
+                crop = self.source.read_full_crop(wide)
             except Exception as exc:  # a crop is a bonus: its failure is "nothing found"
                 log.debug("full-resolution crop failed: %s: %s", type(exc).__name__, exc)
                 continue
             if crop is None:
                 continue
-            found = self._decode_crop(np.ascontiguousarray(crop))
+            found, crop_side = self._decode_crop(np.ascontiguousarray(crop), locate is not None)
             if found:
                 return found
+            if side is None and crop_side is not None:  # crop pixels to frame pixels
+                side = crop_side * (wide[2] - wide[0]) / crop.shape[1]
+        self._symbol(side)
         return []
 
-    def _decode_crop(self, crop: np.ndarray) -> list[str]:
-        """The crop at each of ``scales`` (1: as the main stream gives it; k: k x k means)."""
+    def _symbol(self, side: float | None) -> None:
+        if side is None or self.on_symbol is None:
+            return
+        try:
+            self.on_symbol(side)
+        except Exception as exc:  # focus is a helper: reading goes on without
+            log.warning("symbol follower failed: %s: %s", type(exc).__name__, exc)
+
+    def _decode_crop(self, crop: np.ndarray, sized: bool = False) -> tuple[list[str], float | None]:
+        """The crop at each of ``scales`` (1: as the main stream gives it; k: k x k means).
+
+        ``sized``: each decode is ``decoder.locate`` (the same zxing-cpp call with
+        ``return_errors``), and the first located symbol's side comes back in crop pixels.
+        """
+        side: float | None = None
         for k in self.scales:
             if min(crop.shape) < k * MIN_CROP:
                 break
             # k x k means, in C: k times less noise, k times fewer pixels per module
             view = crop if k == 1 else np.asarray(Image.fromarray(crop).reduce(k))
             self.crops += 1
-            found = self.decoder.decode(view)
+            if sized:
+                found, _, sides = self.decoder.locate(view)
+                if side is None and sides:
+                    side = sides[0] * k
+            else:
+                found = self.decoder.decode(view)
             if found:
-                return found
-        return []
+                return found, None
+        return [], side

@@ -110,6 +110,21 @@ def valid_float_range(lo: float | None, hi: float | None) -> Validator:
     return valid_float
 
 
+def valid_float_span(lo: float, hi: float) -> Validator:
+    """``[low, high]``: two finite numbers in ``lo..hi``, low <= high, stored as floats."""
+    one = valid_float_range(lo, hi)
+
+    def valid_span(v: Any) -> tuple[float, float]:
+        if not isinstance(v, list | tuple) or len(v) != 2:
+            raise ConfigError(f"must be [low, high], not {show(v)}")
+        low, high = one(v[0]), one(v[1])
+        if low > high:
+            raise ConfigError(f"low must not exceed high, not {list(v)}")
+        return (low, high)
+
+    return valid_span
+
+
 def valid_string(pattern: re.Pattern[str] | None = None, *, nonempty: bool = False) -> Validator:
     """A string; if ``pattern`` is given, an empty one or one matching it in full."""
 

@@ -52,6 +52,7 @@ from passgate.options.validators import (
     valid_bool,
     valid_choice,
     valid_float_range,
+    valid_float_span,
     valid_int_range,
     valid_path,
     valid_size,
@@ -147,6 +148,27 @@ class CameraConfig:
     )
     af_on_candidate: bool = option(
         True, valid_bool, "focus: manual or continuous, plus one autofocus scan on a held candidate"
+    )
+    # Focus from the symbol's size (issue 15, third round; docs/decoders.md): a symbol located
+    # but not read (at 640x480, or in the candidate's main-stream crop) has a side in pixels,
+    # and with the range of printed and phone pass sizes that bounds its distance. The lens is
+    # set there at once (AfMode manual, one LensPosition) instead of waiting at lens_position
+    # for the held candidate's scan, which then starts from there. The estimate takes the
+    # harmonic mean of symbol_mm: whatever the size within the range, the defocus it leaves is
+    # at most about 1 module (the decoder reads up to about 1.2), at any distance.
+    focus_from_size: bool = option(
+        True, valid_bool,
+        "focus: manual, plus the lens set from a located symbol's size while it approaches",
+    )
+    symbol_mm: tuple[float, float] = option(
+        (30.0, 56.0), valid_float_span(5.0, 500.0),
+        "[smallest, largest] side in mm of the QR symbols shown (finder to finder, no quiet "
+        "zone): printed passes and phone screens",
+    )
+    focal_length_px: float = option(
+        3386.0, valid_float_range(100.0, 100_000.0),
+        "the lens's focal length in sensor pixels: Camera Module 3 4.74 mm / 1.4 um = 3386 "
+        "(the Wide: 2.75 mm, 1964)",
     )
     exposure_time_us: int | None = option(
         None,
@@ -316,6 +338,7 @@ class PicameraSource(SourceBase):
         self._warned_unsupported: frozenset[str] = frozenset()
         self._af_window: tuple[int, int, int, int] | None = None  # where the last scan looked
         self._af_last: tuple[int, int, int, int] | None = None  # the previous frame's candidate
+        self._sized: float | None = None  # dioptres on_symbol set the lens to, if it did
         self._crop: tuple[int, int, int, int] = (0, 0, *self.config.main_size)
         self._request: Any = None  # the last frame's request: its main stream gives crops
         self._mapped: Callable[..., Any] | None = None  # picamera2.MappedArray on a Pi
@@ -443,28 +466,78 @@ class PicameraSource(SourceBase):
         Only with ``af_on_candidate`` and a lens to move. While a pass approaches its box grows
         and moves from frame to frame, and a scan started then would focus where the pass
         *was* (measured: that put the lens behind an approaching pass and cost more reads than
-        it saved). So the lens stays at ``lens_position`` until the candidate is *held* (:func:
-        `_held`: about the same size and place in two frames in a row), then one scan is
-        triggered on its window; another only when it moves by more than half its size, or
-        grows or shrinks by more than ``REFOCUS_SIZE`` (a slow approach can look held on its
-        first frames), and is held again. When it has gone, the lens returns to ``lens_position``.
+        it saved). So the lens stays at ``lens_position`` (or where :meth:`on_symbol` put it)
+        until the candidate is *held* (:func:`_held`: about the same size and place in two
+        frames in a row), then one scan is triggered on its window; another only when it moves
+        by more than half its size, or grows or shrinks by more than ``REFOCUS_SIZE`` (a slow
+        approach can look held on its first frames), and is held again. When it has gone, the
+        lens returns to ``lens_position``.
         """
         cfg = self.config
-        if not cfg.af_on_candidate or cfg.focus == "fixed" or self._cam is None:
+        if cfg.focus == "fixed" or self._cam is None:
             return
         previous, self._af_last = self._af_last, box
         if box is None:
-            if self._af_window is not None:
-                self._af_window = None
+            # Gone at the first frame without a candidate. (Measured in the third round: waiting
+            # 0.5 s instead kept a scan's wrong focus under a pass it had missed, and read 2
+            # fewer of 168 as-shipped presentations within 0.5 s; docs/decoders.md.)
+            if self._af_window is not None or self._sized is not None:
+                self._af_window = self._sized = None
                 self._set(cfg.controls(self._capped))  # the idle focus again
             return
+        if not cfg.af_on_candidate:
+            return
         if previous is None or not _held(previous, box):
-            return  # still approaching (or just appeared): the lens waits at lens_position
+            return  # still approaching (or just appeared): the lens waits (or follows its size)
         if self._af_window is not None and not _moved(self._af_window, box):
             return
         self._af_window = box
         self._set({"AfMode": AF_AUTO, "AfMetering": AF_METERING_WINDOWS,
                    "AfWindows": [self._sensor_rect(box)], "AfTrigger": AF_TRIGGER_START})
+
+    def symbol_dioptres(self, side: float) -> float:
+        """Where to focus for a located symbol ``side`` lores pixels across (dioptres).
+
+        Its distance is ``f * s / side`` for a symbol ``s`` mm across, ``f`` the focal length
+        in lores pixels (``focal_length_px`` over the ``ScalerCrop``'s width); ``s`` is taken
+        as the harmonic mean of ``symbol_mm``. Defocus in modules is proportional to ``|1 -
+        d / focus| / s``, so for any symbol in the range it is at most that of the range's two
+        ends, which the harmonic mean makes equal (30-56 mm: 0.23 / 30 mm, about 1 module of
+        blur circle for a version-8 pass at f/1.8), whatever the distance. Clamped to the
+        lens's ``LensPosition`` range (0-15 dioptres when the camera does not say).
+        """
+        lo, hi = self.config.symbol_mm
+        mm = 2 * lo * hi / (lo + hi)
+        focal = self.config.focal_length_px * self.config.lores_size[0] / self._crop[2]
+        dioptres = 1000.0 * max(side, 1.0) / (focal * mm)
+        low, high = 0.0, 15.0
+        limits = (getattr(self._cam, "camera_controls", None) or {}).get("LensPosition")
+        if isinstance(limits, tuple) and len(limits) >= 2 and all(
+                isinstance(v, int | float) for v in limits[:2]):
+            low, high = float(limits[0]), float(limits[1])
+        return min(max(dioptres, low), high)
+
+    def on_symbol(self, side: float) -> None:
+        """Set the lens from a located symbol's size (lores pixels), until a scan takes over.
+
+        Only with ``focus_from_size`` and ``focus`` manual: ``AfMode`` manual and the
+        ``LensPosition`` of :meth:`symbol_dioptres`, one lens move (the IMX708's VCM slews 1.5
+        dioptres a frame in libcamera's tuning). Not while a scan triggered on the held
+        candidate runs or has landed (``AfMode`` manual would cancel it: the scan starts from
+        where this put the lens, and ends sharper); again when it differs from the last by
+        ``FOCUS_STEP`` or more (the pass approaches). ``on_candidate(None)`` puts the lens back.
+        """
+        cfg = self.config
+        if not cfg.focus_from_size or cfg.focus != "manual" or self._cam is None:
+            return
+        if self._af_window is not None or self._af_last is None:
+            return  # a scan has the lens, or no candidate is in view (a late crop: ignore)
+        dioptres = self.symbol_dioptres(side)
+        last = cfg.lens_position if self._sized is None else self._sized
+        if abs(dioptres - last) < FOCUS_STEP:
+            return
+        self._sized = dioptres
+        self._set({"AfMode": AF_MANUAL, "LensPosition": round(dioptres, 2)})
 
     def _scaler_crop(self) -> tuple[int, int, int, int]:
         """The sensor region (x, y, w, h) the streams show: with ``scaler_crop`` "lores" the
@@ -496,7 +569,7 @@ class PicameraSource(SourceBase):
             self._cam.set_controls(wanted)
 
     def _close(self) -> None:
-        self._af_window = self._af_last = None
+        self._af_window = self._af_last = self._sized = None
         self._release()
         cam, self._cam = self._cam, None
         if cam is None:
@@ -531,6 +604,7 @@ def _held(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> boo
     return abs(size_new / size_old - 1) <= 0.15 and max(abs(dx), abs(dy)) <= size_old / 4
 
 
+FOCUS_STEP = 0.25  # dioptres: a smaller change of the size's estimate does not move the lens
 REFOCUS_SIZE = 0.2  # a held candidate this much larger or smaller than the scanned one
 
 
