@@ -55,8 +55,8 @@ SPAN_MS = 7 * 24 * HOUR_MS
 SITES = 20
 CHUNK = 1_000_000
 NOW = 1_767_225_600 + 30 * 86400  # 2026-01-31 00:00 UTC: "now" for the generated week
-DROP = ("scans_device_seq", "scans_time", "scans_pass", "scans_site_time", "scans_device_time",
-        "scans_reason_time", "scans_problem")
+DROP = ("scans_device_seq", "scans_time", "scans_pass", "scans_pass_day", "scans_site_time",
+        "scans_device_time", "scans_reason_time", "scans_problem")
 REASONS = ("expired", "revoked", "wrong_zone", "bad_signature")
 
 

@@ -15,7 +15,12 @@ smaller difference between its 1,000,000-row and 0-row figures in the same round
 Variants, on top of the store's own pragmas (``store/sqlite.py``: its WAL checkpoint
 interval included, unless the variant sets that): ``default``, nothing more; ``cacheN``:
 ``cache_size`` of N MiB per connection; ``mmapN``: ``mmap_size`` of N MiB; ``walN``:
-``wal_autocheckpoint`` of N pages (``wal1000`` is SQLite's own default); joined with ``+``.
+``wal_autocheckpoint`` of N pages (``wal1000`` is SQLite's own default); ``passold``: the
+pass index as it was before schema 12, (pass_hash, t_ms), in place of the day-led
+``scans_pass_day`` (swapped on the copy before the timed part; the queries are the code's, and
+SQLite probes (pass_hash, t_ms) with them too); joined with ``+``.
+
+    .venv/bin/python bench/sqlite_pragmas.py --rows 10000 --variants default,passold
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ DEVICE = "bench-1"
 
 
 def pragmas(variant: str) -> list[str]:
-    if variant == "default":
+    if variant in ("default", "passold"):
         return []
     if "+" in variant:
         return [p for part in variant.split("+") for p in pragmas(part)]
@@ -49,7 +54,8 @@ def pragmas(variant: str) -> list[str]:
             n = int(variant[len(prefix):])
             return [fmt.format(n * 1024 if prefix == "cache" else
                                n * 1024 * 1024 if prefix == "mmap" else n)]
-    raise SystemExit(f"unknown variant {variant!r}: default, cacheN, mmapN, walN, joined by +")
+    raise SystemExit(f"unknown variant {variant!r}: default, passold, cacheN, mmapN, walN, "
+                     "joined by +")
 
 
 def build(folder: str, history: int) -> str:
@@ -91,6 +97,12 @@ def one(source: str, work: str, variant: str, rows: int) -> float:
             return conn
 
     store = Store(work)
+    if "passold" in variant.split("+"):  # after the store's migrate(), which makes the new one
+        db = sqlite3.connect(work)
+        db.execute("DROP INDEX scans_pass_day")
+        db.execute("CREATE INDEX scans_pass ON scans (pass_hash, t_ms)")
+        db.commit()
+        db.close()
     t0 = _cpu()
     for i in range(0, rows, 200):
         out = apply(store, Batch(DEVICE, None, prev, tuple(new[i:i + 200]), {}),

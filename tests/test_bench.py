@@ -33,7 +33,7 @@ CASES = {
                  "--sqlite-wal-pages", "1000,10000"],
                 "x bare executemany"),
     "sqlite_pragmas.py": (["--rows", "400", "--rounds", "1", "--history", "0,200",
-                           "--variants", "wal1000,cache8+mmap8,default"],
+                           "--variants", "wal1000,cache8+mmap8,default,passold"],
                           "x the anchor, wal1000"),
     "holder_screens.py": (["--frames", "1"], "x bare zxing-cpp"),
 }

@@ -22,6 +22,7 @@ from passgate_collector.errors import StoredNonce
 from passgate_collector.ingest import apply_batch
 from passgate_collector.store import open_store
 from passgate_collector.store.base import HELD_SQL
+from passgate_collector.store.schema import SCHEMA_VERSION
 
 
 def _enrol(store, dev: FakeDevice) -> None:  # noqa: F811
@@ -103,7 +104,8 @@ def test_the_migration_fills_every_head_from_the_stored_rows(store):  # noqa: F8
     url = store.url if store.kind == "postgresql" else f"sqlite:///{store.path}"
     upgraded = open_store(url)
     try:
-        assert upgraded._all("SELECT value FROM meta WHERE key = 'schema'") == [("11",)]
+        assert upgraded._all("SELECT value FROM meta WHERE key = 'schema'") == [
+            (str(SCHEMA_VERSION),)]  # through 11 and on
         assert _head(upgraded, a) == (7, a_rows[-1]["chain"])
         assert _head(upgraded, b) == (3, b_rows[-1]["chain"])
         assert _head(upgraded, idle) == (None, None)

@@ -7,7 +7,9 @@ Rules kept here, because the console must stay fast at a city's scale (70 millio
 * Scan lists are keyset-paginated, newest first, on ``(t_ms, device_id, seq)`` - unique per
   scan - never with ``OFFSET``: page 1,000 costs what page 1 costs.
 * A filter by site reads the ``(site, t_ms)`` index, by checkpoint ``(device_id, t_ms)``, a
-  pass search ``(pass_hash, t_ms)``, by reason ``(reason, t_ms)`` (see ``schema.LATE_DDL``);
+  pass search the pass index, by reason ``(reason, t_ms)`` (see ``schema.LATE_DDL``);
+  on SQLite the pass index leads with the day (schema 12), so a pass search names the days
+  of its range that hold scans, found by one index search each (``PASS_DAYS``);
   other filters (zone, verdict) narrow rows inside the time range those indexes give.
 * Health history grows by a row only when something a guard cares about changed, or once an
   hour at most otherwise: a batch a minute from 2,000 devices must not add 3 million rows a day.
@@ -19,7 +21,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from . import rollup
+from . import rollup, schema
 
 FEED_COLS = "t_ms, device_id, seq, site, zone, verdict, reason, pass_hash, purpose, flags, problem"
 FEED_KEYS = tuple(k.strip() for k in FEED_COLS.split(","))
@@ -58,6 +60,29 @@ class ScanFilter:
             clauses.append("device_id = ?")
             params.append(self.device)
         return " AND ".join(clauses), params
+
+
+# SQLite: the days in [lo, hi] that hold any scan, read from scans_pass_day one index search
+# per day found (a loose index scan), so a search "since 0" costs the days stored, not the
+# days since 1970; the query then probes (day, pass_hash) once per such day.
+PASS_DAYS = (
+    f"WITH RECURSIVE pass_days(d) AS (SELECT (SELECT MIN({schema.DAY_SQL}) FROM scans "
+    f"WHERE {schema.DAY_SQL} >= ? AND {schema.DAY_SQL} <= ?) UNION ALL "
+    f"SELECT (SELECT MIN({schema.DAY_SQL}) FROM scans WHERE {schema.DAY_SQL} > pass_days.d "
+    f"AND {schema.DAY_SQL} <= ?) FROM pass_days WHERE pass_days.d IS NOT NULL) ")
+
+
+def _pass_days(store, f: ScanFilter, where: str, params: list) -> tuple[str, str, list]:
+    """(start of the query up to WHERE, the WHERE, params) for ``f`` on ``store``: on SQLite,
+    with a pass hash, each row's day bound to the days of ``f``'s range that hold scans
+    (schema 12), and the index named: with statistics (ANALYZE) and a LIMIT, the planner
+    otherwise walked the whole range through scans_time newest first to save a sort of the
+    few rows the pass has (tests/test_collector_passday.py pins the plan)."""
+    if f.pass_hash is None or store.kind != "sqlite" or f.until_ms <= f.since_ms:
+        return f"SELECT {FEED_COLS} FROM scans", where, params
+    lo, hi = schema.day_of(f.since_ms), schema.day_of(f.until_ms - 1)
+    return (f"{PASS_DAYS}SELECT {FEED_COLS} FROM scans INDEXED BY scans_pass_day",
+            f"{schema.DAY_SQL} IN (SELECT d FROM pass_days) AND {where}", [lo, hi, hi, *params])
 
 
 Cursor = tuple[int, str, int]  # (t_ms, device_id, seq): the keyset of a scan
@@ -103,7 +128,10 @@ def log_health(store, cur, device_id: str, health: dict, now: int) -> None:
 
 
 class ConsoleQueries:
-    """Needs ``self._all(sql, params)``, ``self._tx()`` and ``self.sql(text)`` from the store."""
+    """Needs ``self._all(sql, params)``, ``self._tx()``, ``self.sql(text)`` and ``self.kind``
+    from the store."""
+
+    kind: str
 
     def _all(self, sql: str, params: Sequence = ()) -> list:
         raise NotImplementedError
@@ -153,15 +181,17 @@ class ConsoleQueries:
         if before is not None:
             where += " AND (t_ms, device_id, seq) < (?, ?, ?)"
             params += list(before)
-        rows = self._all(f"SELECT {FEED_COLS} FROM scans WHERE {where} "
+        select, where, params = _pass_days(self, f, where, params)
+        rows = self._all(f"{select} WHERE {where} "
                          "ORDER BY t_ms DESC, device_id DESC, seq DESC LIMIT ?",
                          (*params, limit))
         return [_feed_row(r) for r in rows]
 
     def scans_after(self, f: ScanFilter, after: Cursor, limit: int) -> list[dict]:
         """Scans matching ``f`` newer than ``after``, oldest first: the live feed's poll."""
-        where, params = replace(f, since_ms=max(f.since_ms, after[0])).where()  # as above
-        rows = self._all(f"SELECT {FEED_COLS} FROM scans WHERE {where} "
+        f = replace(f, since_ms=max(f.since_ms, after[0]))  # as above
+        select, where, params = _pass_days(self, f, *f.where())
+        rows = self._all(f"{select} WHERE {where} "
                          "AND (t_ms, device_id, seq) > (?, ?, ?) "
                          "ORDER BY t_ms, device_id, seq LIMIT ?", (*params, *after, limit))
         return [_feed_row(r) for r in rows]

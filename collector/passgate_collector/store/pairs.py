@@ -2,10 +2,10 @@
 
 The console used to find them with a self-join of a day of scans per view (10 million rows at
 a city's scale). Now each batch looks up, for its own scans that carry a pass hash, the other
-checkpoints' scans of the same hashes within ``PAIR_WINDOW_MS`` (a probe of the
-``(pass_hash, t_ms)`` index per hash), and stores each pair once in ``pass_pairs``. A view then
-reads the newest pairs from the ``pass_pairs_time`` index and keeps those closer than its
-window.
+checkpoints' scans of the same hashes within ``PAIR_WINDOW_MS`` (a probe of the pass index
+per hash: ``(pass_hash, t_ms)`` on PostgreSQL, per day on SQLite, schema.py), and stores each
+pair once in ``pass_pairs``. A view then reads the newest pairs from the ``pass_pairs_time``
+index and keeps those closer than its window.
 
 Rules kept here:
 
@@ -35,6 +35,8 @@ Rules kept here:
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from . import schema
 
 PAIR_WINDOW_MS = 3600 * 1000
 PAIRS_PER_SCAN = 16  # other checkpoints' scans a new scan is paired with, the earliest first
@@ -94,6 +96,15 @@ PG_LOCK, PG_PAIRS = _PG_LOCK.format(new=_PG_ARRAYS), _PG_PAIRS.format(new=_PG_AR
 PG_LOCK_RANGE, PG_PAIRS_RANGE = _PG_LOCK.format(new=_PG_RANGE), _PG_PAIRS.format(new=_PG_RANGE)
 
 
+# SQLite: one day's scans of some hashes (an index search of scans_pass_day per hash).
+SQLITE_PAIRS = (f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE {schema.DAY_SQL} = ? "
+                "AND pass_hash IN ({marks}) AND t_ms >= ? AND t_ms <= ? AND device_id <> ?")
+# Another checkpoint's scans of one hash within the window; SQLite names the window's days.
+LIVE_PEERS = ("SELECT device_id, t_ms, verdict, flags FROM scans WHERE pass_hash = ? "
+              "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?")
+SQLITE_LIVE_PEERS = LIVE_PEERS + f" AND {schema.DAY_SQL} IN (?, ?)"
+
+
 def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
          seqs: tuple[int, int] | None = None,
          times: tuple[int, int] | None = None) -> None:
@@ -119,18 +130,25 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
         cur.execute(lock, params)
         cur.execute(find, params)
         return
-    hashes = sorted({bytes(r[0]) for r in rows})  # SQLite writes one batch at a time: no lock
+    # SQLite writes one batch at a time: no lock. Its pass index leads with the day
+    # (schema.DAY_SQL), so the hashes are looked up day by day: each hash in the one or two
+    # days its scans' windows meet (a backlog's batch can span many days), one statement per
+    # day and chunk. A stored scan lies in one day only, so no row is read twice.
+    by_day: dict[int, set[bytes]] = {}
+    for h, t, _v in rows:
+        for day in range(schema.day_of(t - PAIR_WINDOW_MS), schema.day_of(t + PAIR_WINDOW_MS) + 1):
+            by_day.setdefault(day, set()).add(bytes(h))
     lo = min(r[1] for r in rows) - PAIR_WINDOW_MS
     hi = max(r[1] for r in rows) + PAIR_WINDOW_MS
     others: dict[bytes, list[tuple[str, int, str]]] = {}
-    for i in range(0, len(hashes), CHUNK):  # SQLite: IN lists
-        chunk = hashes[i:i + CHUNK]
-        cur.execute(store.sql(
-            f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE pass_hash IN "
-            f"({', '.join('?' * len(chunk))}) "
-            "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?"), (*chunk, lo, hi, device_id))
-        for h, dev, t, verdict in cur.fetchall():
-            others.setdefault(bytes(h), []).append((dev, t, verdict))
+    for day, day_hashes in sorted(by_day.items()):
+        hashes = sorted(day_hashes)
+        for i in range(0, len(hashes), CHUNK):  # SQLite: IN lists
+            chunk = hashes[i:i + CHUNK]
+            cur.execute(store.sql(SQLITE_PAIRS.format(marks=", ".join("?" * len(chunk)))),
+                        (day, *chunk, lo, hi, device_id))
+            for h, dev, t, verdict in cur.fetchall():
+                others.setdefault(bytes(h), []).append((dev, t, verdict))
     found = []
     for h, t, verdict in rows:
         near = sorted((t2, dev, verdict2) for dev, t2, verdict2 in others.get(bytes(h), ())
@@ -150,10 +168,12 @@ def live_reuse(store, cur, device_id: str,
     live = [(bytes(h), t, verdict, flag) for h, t, verdict, flags in rows
             if h is not None for flag in flags if flag.startswith(LIVE_FLAG_PREFIX)]
     for h, t, verdict, flag in live:
-        cur.execute(store.sql(
-            "SELECT device_id, t_ms, verdict, flags FROM scans WHERE pass_hash = ? "
-            "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?"),
-            (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id))
+        params: tuple = (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id)
+        if store.kind == "sqlite":  # the window (2 h) meets at most two days
+            days = (schema.day_of(t - PAIR_WINDOW_MS), schema.day_of(t + PAIR_WINDOW_MS))
+            cur.execute(store.sql(SQLITE_LIVE_PEERS), (*params, *days))
+        else:
+            cur.execute(store.sql(LIVE_PEERS), params)
         for dev, t2, verdict2, flags2 in cur.fetchall():
             if flag in (flags2 or "").split():
                 store._alert(cur, device_id, LIVE_CODE_REUSED,

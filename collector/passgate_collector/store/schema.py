@@ -19,7 +19,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS scans (
 ){scans_partitioned};
 CREATE INDEX IF NOT EXISTS scans_device_seq ON scans (device_id, seq);
 CREATE INDEX IF NOT EXISTS scans_time ON scans (t_ms);
-CREATE INDEX IF NOT EXISTS scans_pass ON scans (pass_hash, t_ms);
+{pass_index};
 CREATE TABLE IF NOT EXISTS rejected (
     id {serial},
     device_id TEXT NOT NULL,
@@ -174,15 +174,33 @@ CREATE INDEX IF NOT EXISTS pass_pairs_time ON pass_pairs (second_ms);
 # ``scans`` diverges: one SQLite table keyed by (device_id, nonce); on PostgreSQL a table
 # partitioned by week of ``t_ms`` whose parent has no key: each partition has its own unique
 # key, made with it (store/partitions.py says which and why).
+#
+# The pass index differs too. PostgreSQL keeps (pass_hash, t_ms): each weekly partition has
+# its own, and its ingest stays within +-20% from 0 to 1,000,000 stored rows with it
+# (docs/collector.md). SQLite's one table had that index grow with all history, random-keyed:
+# past the cache each new row dirtied its own leaf page. Since schema 12 it leads with the UTC
+# day, ``scans_pass_day`` on (t_ms / 86400000, pass_hash, t_ms), so new rows land in the
+# current day's part of it; a query uses it only when it names the day (``DAY_SQL``) with
+# equality or IN (store/pairs.py, store/console.py).
+DAY_MS = 86_400_000
+DAY_SQL = "t_ms / 86400000"  # exactly the index's expression, or SQLite will not use it
 SQLITE_TYPES = {"blob": "BLOB", "big": "INTEGER", "serial": "INTEGER PRIMARY KEY",
-                "scans_key": ",\n    PRIMARY KEY (device_id, nonce)", "scans_partitioned": ""}
+                "scans_key": ",\n    PRIMARY KEY (device_id, nonce)", "scans_partitioned": "",
+                "pass_index": "CREATE INDEX IF NOT EXISTS scans_pass_day ON scans "
+                              f"({DAY_SQL}, pass_hash, t_ms)"}
 POSTGRES_TYPES = {
     "blob": "BYTEA",
     "big": "BIGINT",
     "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     "scans_key": "",
     "scans_partitioned": " PARTITION BY RANGE (t_ms)",
+    "pass_index": "CREATE INDEX IF NOT EXISTS scans_pass ON scans (pass_hash, t_ms)",
 }
+
+
+def day_of(t_ms: int) -> int:
+    """The UTC day of a scan time as ``DAY_SQL`` computes it (t_ms >= 0: protocol.py)."""
+    return max(t_ms, 0) // DAY_MS
 
 
 # Each device's highest stored seq and that row's chain, from its scans (migration 11; the
@@ -236,6 +254,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "second_device, second_ms, second_verdict) "
         "SELECT a.pass_hash, a.device_id, a.t_ms, a.verdict, b.device_id, b.t_ms, b.verdict "
         "FROM scans a JOIN scans b ON b.pass_hash = a.pass_hash "
+        # The one or two days b lies in: SQLite's pass index leads with the day (schema 12,
+        # made before this step runs); only a filter on PostgreSQL.
+        f"AND b.{DAY_SQL} IN (a.{DAY_SQL}, (a.t_ms + 3600000) / {DAY_MS}) "
         "AND b.device_id <> a.device_id AND b.t_ms >= a.t_ms AND b.t_ms <= a.t_ms + 3600000 "
         "AND (b.t_ms > a.t_ms OR b.device_id > a.device_id) "
         "WHERE a.pass_hash IS NOT NULL "
@@ -254,16 +275,20 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE devices ADD COLUMN last_chain {blob}",
         *FILL_HEADS,
     ),
+    # 12: SQLite's pass index leads with the day (``SQLITE_TYPES["pass_index"]``, made by the
+    # DDL above, before the migrations); SqliteStore._migrate_step drops the old
+    # (pass_hash, t_ms) one. PostgreSQL keeps its index: nothing to do.
+    12: (),
 }
 
 # Indexes on columns a migration may have added: created after the migrations ran, for new
 # and upgraded databases alike. The console's queries are written to use them: a filter by
 # site or by checkpoint reads one (site, t_ms) or (device_id, t_ms) range, newest first; a
-# pass search reads scans_pass (pass_hash, t_ms); a filter by reason (a rare one, over 31
-# days, read the whole range through scans_time: 0.4 s at a million rows) reads
-# scans_reason_time. The staff page's flagged rows (a chain that does not check) read
-# scans_problem, a partial index of only those rows (a few, or none: it costs ingest one
-# test of the column per row), where they were a whole-table read.
+# pass search reads the pass index (on SQLite day by day: store/console.py); a filter by
+# reason (a rare one, over 31 days, read the whole range through scans_time: 0.4 s at a
+# million rows) reads scans_reason_time. The staff page's flagged rows (a chain that does
+# not check) read scans_problem, a partial index of only those rows (a few, or none: it
+# costs ingest one test of the column per row), where they were a whole-table read.
 LATE_DDL = """
 CREATE INDEX IF NOT EXISTS scans_site_time ON scans (site, t_ms);
 CREATE INDEX IF NOT EXISTS scans_device_time ON scans (device_id, t_ms);

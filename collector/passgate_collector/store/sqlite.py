@@ -6,8 +6,8 @@ pending. ``BEGIN IMMEDIATE`` takes the write lock at the start, which serialises
 
 The WAL is checkpointed into the database file every ``wal_pages`` pages (SQLite's
 ``wal_autocheckpoint``, default 1,000 there, :data:`DEFAULT_WAL_PAGES` here). Once the
-(pass_hash, t_ms) index outgrows memory, each new row dirties its own leaf page of it; a
-longer interval writes a page that several batches changed once per checkpoint instead of
+(pass_hash, t_ms) index outgrew memory (schema 11), each new row dirtied its own leaf page of
+it; a longer interval writes a page that several batches changed once per checkpoint instead of
 once per batch or two (docs/collector.md, "Ingest cost, measured"). It costs disk, not
 memory: the WAL file grows to about ``wal_pages`` x 4 KiB and stays that size. A larger page
 cache (``cache_size``) or a memory map was measured too and saved nothing: the growth is
@@ -61,6 +61,10 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute(f"PRAGMA wal_autocheckpoint={self.wal_pages:d}")
         return conn
+
+    def _migrate_step(self, cur, version: int) -> None:
+        if version == 12:  # the day-led pass index replaces (pass_hash, t_ms): schema.py
+            cur.execute("DROP INDEX IF EXISTS scans_pass")
 
     def _begin(self, cur, write: bool) -> None:
         cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
