@@ -512,6 +512,35 @@ def _v9_with_rows(pg_cluster, now: int):  # noqa: F811
     return url, old, fresh
 
 
+def test_a_collector_that_waited_while_another_converted_leaves_the_rows(pg_cluster,  # noqa: F811
+                                                                         monkeypatch):
+    """Two collectors upgrade at once: one saw the old table, then waited for the lock while
+    the other converted it. Under the lock it looks again and leaves the partitioned table
+    alone; before, it bounded it and set the rows past the bound aside in scans_ahead, where
+    nothing puts them back (the rows of gate-new were gone: seen once in CI)."""
+    import time
+
+    now = int(time.time())
+    url, _old, _fresh = _v9_with_rows(pg_cluster, now)
+    store = open_store(url)  # the first collector: converted, gate-new's rows in DEFAULT
+    try:
+        assert where_rows(store, "gate-new") == {partitions.DEFAULT: 3}
+        seen: list[bool] = []
+        real = partitions._legacy
+
+        def stale_then_real(cur) -> bool:  # the second collector's look before the lock
+            seen.append(real(cur))
+            return True if len(seen) == 1 else seen[-1]
+
+        monkeypatch.setattr(partitions, "_legacy", stale_then_real)
+        partitions.prepare_legacy(store, now * 1000)
+        assert where_rows(store, "gate-new") == {partitions.DEFAULT: 3}
+        assert where_rows(store, "gate-old") == {partitions.LEGACY: 30}
+        assert seen == [False, False]  # looked twice; the second, under the lock, decided
+    finally:
+        store.close()
+
+
 def test_the_upgrade_interrupted_between_its_two_steps_resumes(pg_cluster, monkeypatch):  # noqa: F811
     """A restart after the bound was added and the rows past it set aside (scans_ahead), but
     before the migration's transaction: the next start converts, and no row is lost or

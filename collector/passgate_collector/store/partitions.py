@@ -280,6 +280,16 @@ def _legacy_bound(cur, table: str) -> tuple[int, bool] | None:
     return int(m.group(1)), bool(r[1])
 
 
+def _legacy(cur) -> bool:
+    """Whether ``scans`` is still the old, unpartitioned table: read from ``pg_class`` by name
+    in a statement of its own, so it sees what other sessions committed (``has_default`` says
+    why not ``to_regclass``)."""
+    cur.execute("SELECT c.relkind FROM pg_class c WHERE c.relname = 'scans' "
+                "AND c.relnamespace = current_schema()::regnamespace")
+    r = cur.fetchone()
+    return r is not None and r[0] == "r"
+
+
 def prepare_legacy(store, now_ms: int) -> None:
     """Step one of the upgrade to partitions, before the migration's transaction: bound the
     old ``scans`` by ``CHECK (t_ms < until)`` and validate it, ingest going on meanwhile.
@@ -293,12 +303,16 @@ def prepare_legacy(store, now_ms: int) -> None:
     with store._pool.connection() as conn:  # autocommit: VALIDATE is its own transaction
         cur = conn.cursor()
         try:
-            cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass('scans')")
-            r = cur.fetchone()
-            if r is None or r[0] != "r":
+            if not _legacy(cur):
                 return  # a new database, or partitioned already
             cur.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
             try:
+                # Again under the lock: another collector starting at the same time may have
+                # converted the table while this one waited for it. Bounding the partitioned
+                # table then set its rows past the bound aside in scans_ahead, where nothing
+                # would ever put them back (seen once in CI, three collectors upgrading).
+                if not _legacy(cur):
+                    return
                 bound = _legacy_bound(cur, "scans")
                 if bound is None:
                     until = week_start(now_ms) + (AHEAD_WEEKS + 1) * WEEK_MS
