@@ -102,15 +102,17 @@ class FullCropReader:
         self.motion = MotionBox() if motion and source is not None else None
         self.on_candidate = on_candidate
         self.on_symbol = on_symbol
+        # The decoder's locate (scan plus each symbol's side) when someone hears the sides.
+        self._locate: Callable[[np.ndarray], tuple[list[str], list[Box], list[float]]] | None = (
+            getattr(decoder, "locate", None) if on_symbol is not None else None)
         self.crops = 0  # full-resolution crops decoded so far (the bench reports them)
 
     def decode(self, frame: np.ndarray) -> list[str]:
-        locate = getattr(self.decoder, "locate", None) if self.on_symbol is not None else None
         texts: list[str]
         boxes: list[Box]
         sides: list[float]
-        if locate is not None:
-            texts, boxes, sides = locate(frame)
+        if self._locate is not None:
+            texts, boxes, sides = self._locate(frame)
         else:
             texts, boxes = self.decoder.scan(frame)
             sides = []
@@ -136,7 +138,7 @@ class FullCropReader:
                 continue
             if crop is None:
                 continue
-            found, crop_side = self._decode_crop(np.ascontiguousarray(crop), locate is not None)
+            found, crop_side = self._decode_crop(np.ascontiguousarray(crop))
             if found:
                 return found
             if side is None and crop_side is not None:  # crop pixels to frame pixels
@@ -152,11 +154,12 @@ class FullCropReader:
         except Exception as exc:  # focus is a helper: reading goes on without
             log.warning("symbol follower failed: %s: %s", type(exc).__name__, exc)
 
-    def _decode_crop(self, crop: np.ndarray, sized: bool = False) -> tuple[list[str], float | None]:
+    def _decode_crop(self, crop: np.ndarray) -> tuple[list[str], float | None]:
         """The crop at each of ``scales`` (1: as the main stream gives it; k: k x k means).
 
-        ``sized``: each decode is ``decoder.locate`` (the same zxing-cpp call with
-        ``return_errors``), and the first located symbol's side comes back in crop pixels.
+        With a locate (``on_symbol`` given), each decode is ``decoder.locate`` (the same
+        zxing-cpp call with ``return_errors``), and the first located symbol's side comes back
+        in crop pixels.
         """
         side: float | None = None
         for k in self.scales:
@@ -165,8 +168,8 @@ class FullCropReader:
             # k x k means, in C: k times less noise, k times fewer pixels per module
             view = crop if k == 1 else np.asarray(Image.fromarray(crop).reduce(k))
             self.crops += 1
-            if sized:
-                found, _, sides = self.decoder.locate(view)
+            if self._locate is not None:
+                found, _, sides = self._locate(view)
                 if side is None and sides:
                     side = sides[0] * k
             else:
