@@ -61,12 +61,10 @@ def cmd_serve(args) -> int:
                          f"{retention.MIN_DAYS}")
     if args.threads < 1 or args.connection_limit < 1 or args.backlog < 1:
         raise UsageError("--threads, --connection-limit and --backlog must be at least 1")
-    if args.sqlite_wal_pages is not None:
-        from .store.sqlite import valid_wal_pages
-
-        if not _db(args).startswith("sqlite://"):
-            raise UsageError("--sqlite-wal-pages is for a sqlite:/// database only")
-        valid_wal_pages(args.sqlite_wal_pages)
+    if args.sqlite_wal_pages is not None and not _db(args).startswith("sqlite://"):
+        raise UsageError("--sqlite-wal-pages is for a sqlite:/// database only")
+    # The interval itself is checked by the store (SqliteStore: valid_wal_pages) before it
+    # opens anything, and its StoreError ends main with the one line and exit code 2.
     # One database connection per worker thread: a request holds one for its whole batch, and
     # more connections than threads would only sit idle on the server.
     store = open_store(_db(args), pool_size=args.pool_size or args.threads,
