@@ -105,6 +105,12 @@ LIVE_PEERS = ("SELECT device_id, t_ms, verdict, flags FROM scans WHERE pass_hash
 SQLITE_LIVE_PEERS = LIVE_PEERS + f" AND {schema.DAY_SQL} IN (?, ?)"
 
 
+def _window_days(t: int) -> tuple[int, int]:
+    """The first and last UTC day (``schema.DAY_SQL``) of the pairing window around ``t``:
+    one day, or two when the window crosses midnight (it is 2 hours wide)."""
+    return schema.day_of(t - PAIR_WINDOW_MS), schema.day_of(t + PAIR_WINDOW_MS)
+
+
 def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
          seqs: tuple[int, int] | None = None,
          times: tuple[int, int] | None = None) -> None:
@@ -136,7 +142,7 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
     # day and chunk. A stored scan lies in one day only, so no row is read twice.
     by_day: dict[int, set[bytes]] = {}
     for h, t, _v in rows:
-        for day in range(schema.day_of(t - PAIR_WINDOW_MS), schema.day_of(t + PAIR_WINDOW_MS) + 1):
+        for day in set(_window_days(t)):
             by_day.setdefault(day, set()).add(bytes(h))
     lo = min(r[1] for r in rows) - PAIR_WINDOW_MS
     hi = max(r[1] for r in rows) + PAIR_WINDOW_MS
@@ -169,9 +175,8 @@ def live_reuse(store, cur, device_id: str,
             if h is not None for flag in flags if flag.startswith(LIVE_FLAG_PREFIX)]
     for h, t, verdict, flag in live:
         params: tuple = (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id)
-        if store.kind == "sqlite":  # the window (2 h) meets at most two days
-            days = (schema.day_of(t - PAIR_WINDOW_MS), schema.day_of(t + PAIR_WINDOW_MS))
-            cur.execute(store.sql(SQLITE_LIVE_PEERS), (*params, *days))
+        if store.kind == "sqlite":
+            cur.execute(store.sql(SQLITE_LIVE_PEERS), (*params, *_window_days(t)))
         else:
             cur.execute(store.sql(LIVE_PEERS), params)
         for dev, t2, verdict2, flags2 in cur.fetchall():
