@@ -94,6 +94,47 @@ def test_fast_payload_decode_agrees_with_the_exact_check_on_random_corruptions()
     assert accepted > 100  # many corruptions stay valid CBOR (bytes inside strings): compared
 
 
+def test_rows_of_one_shape_are_checked_a_column_at_a_time_and_decide_as_the_exact_check():
+    rng = random.Random(6)
+    rows = [_row(i, rng) for i in range(1, 21)]
+    canon = [dict(sorted(r.items(), key=lambda kv: (len(kv[0]), kv[0]))) for r in rows]
+    assert cose._maps_of_one_shape(canon) is True  # the batch's rows take the column path
+
+    def one(i: int, key: str, value: object) -> list:
+        out = [dict(r) for r in canon]
+        out[i][key] = value
+        return out
+
+    unsorted = [dict(reversed(list(r.items()))) for r in canon]
+    two_shapes = canon[:5] + unsorted[5:6] + canon[6:]
+    cases = [
+        canon, unsorted, two_shapes,
+        one(7, "t_ms", 1.5),  # a float in one row's column
+        one(3, "flags", ["a", 2.5]),  # a float inside one row's list
+        one(9, "flags", ["a", cbor2.CBORTag(99, 1)]),  # a tag inside one row's list
+        one(0, "kid", {"b": 1, "a": 2}),  # an unsorted map as one row's value
+        one(0, "kid", {"a": 1, "b": [1, 2]}),  # a sorted nested map: plain
+        one(11, "zone", cbor2.undefined),  # a simple value
+        [{1: "a", 2: "b"}, {1: "c", 2: "d"}],  # maps with integer keys
+        [{"b": 1, "a": 2}, {"b": 3, "a": 4}],  # one shape, keys out of order
+    ]
+    def wire(batch: list) -> bytes:  # the payload's own map in canonical order, rows as given
+        return cbor2.dumps(dict(sorted(_payload(batch).items(),
+                                       key=lambda kv: (len(kv[0]), kv[0]))))
+
+    for batch in cases:
+        data = wire(batch)
+        assert _outcome(protocol.loads_payload, data) == _outcome(_strict, data)
+    assert wire(canon) == cose.dumps(_payload(canon))
+    for ok in (canon, cases[7]):
+        assert _outcome(protocol.loads_payload, wire(ok))[0] == "ok"
+    for refused in (unsorted, two_shapes, cases[3], cases[4], cases[6], cases[-1]):
+        assert _outcome(protocol.loads_payload, wire(refused))[0] == "refused"
+    assert cose._maps_of_one_shape([{"b": 1, "a": 2}, {"b": 3, "a": 4}]) is False
+    assert cose._maps_of_one_shape([{1: "a"}, {1: "b"}]) is None  # not text keys: one by one
+    assert cose._maps_of_one_shape(two_shapes) is None
+
+
 _ODD_VALUES = [None, True, False, 0, -1, 1, 1 << 63, (1 << 63) - 1, 1.0, "", "x", "a b",
                "é" * 64, "x" * 65, "a\x00", "a\x1f", "a\x7f", b"", bytes(16), bytes(32),
                [], ["stale"], ["b", "a"], ["a", "a"], [""], ["a b"], [1], ["x" * 65],
