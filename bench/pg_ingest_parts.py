@@ -39,7 +39,7 @@ def switch(variant: str) -> None:
     from passgate_collector.store import pairs, rollup
 
     orig = switch.__dict__.setdefault("orig", {
-        "lock": pairs.PG_LOCK_RANGE, "find": pairs.PG_PAIRS_RANGE, "note": pairs.note,
+        "lock": pairs.PG_LOCK, "find": pairs.PG_PAIRS_RANGE, "note": pairs.note,
         "rollup": rollup.add})
     # A statement that takes the same parameters and does nothing.
     nothing = ("SELECT %(d)s::text, %(w)s::bigint, %(lo)s::bigint, %(hi)s::bigint, "
@@ -47,7 +47,7 @@ def switch(variant: str) -> None:
     bound = "AND t_ms >= %(plo)s AND t_ms <= %(phi)s "
     if bound not in orig["find"]:
         raise SystemExit("store/pairs.py changed: its probes' bound is not where expected")
-    pairs.PG_LOCK_RANGE = nothing if variant == "nolock" else orig["lock"]
+    pairs.PG_LOCK = "SELECT %(keys)s::text" if variant == "nolock" else orig["lock"]
     pairs.PG_PAIRS_RANGE = (nothing if variant == "nofind" else
                             orig["find"].replace(bound, "") if variant == "unbounded" else
                             orig["find"])

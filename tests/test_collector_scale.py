@@ -198,7 +198,8 @@ def test_serve_sizes_connections_and_pool_for_storms():
 def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  # noqa: F811
     """The pairs statements (store/pairs.py) probe (pass_hash, t_ms) once per new scan, also
     on a table never analysed, whether the new scans come as arrays or are read back by
-    their (device_id, seq) range; the lock keys the server computes are lock_key's."""
+    their (device_id, seq) range; the lock statement takes lock_key's keys, once each, the keys
+    the server computed from the hashes before."""
     import psycopg
 
     from passgate_collector.store import pairs
@@ -220,6 +221,14 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
         keys = [r[0] for r in conn.execute(
             "SELECT ('x' || encode(substring(h from 1 for 8), 'hex'))::bit(64)::bigint "
             "FROM unnest(%b::bytea[]) AS u(h)", (hashes,))]
+        # The lock statement takes exactly one advisory lock per distinct key (a repeated
+        # hash locks once), the keys the server computed before (collectors of both codes
+        # lock alike).
+        with conn.transaction():
+            conn.execute(pairs.PG_LOCK, {"keys": pairs.lock_keys(hashes + hashes[:3])})
+            held = sorted(((c << 32) | o) - ((1 << 64) if c >> 31 else 0) for c, o in conn.execute(
+                "SELECT classid::int8, objid::int8 FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND objsubid = 1"))
     for plan in plans:
         assert "Nested Loop" in plan and not _seq_scan_of_rows(plan), plan
         assert re.search(r"Index Scan using \w*pass\w* on scans", plan), plan
@@ -236,6 +245,8 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
     assert re.search(r"using (scans_device_seq|\w+_device_id_seq_idx|scans_device_time|"
                      r"\w+_device_id_t_ms_idx) on scans", plans[1]), plans[1]
     assert keys == [pairs.lock_key(h) for h in hashes]
+    assert held == sorted(set(keys)) and len(held) == len(hashes)
+    assert pairs.lock_keys(hashes + hashes[:3]) == "{" + ",".join(map(str, held)) + "}"
 
 
 def test_batch_lock_statement_reads_one_index_entry_per_lookup(pg_cluster):  # noqa: F811

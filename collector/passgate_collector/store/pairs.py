@@ -34,7 +34,7 @@ Rules kept here:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from . import schema
 
@@ -49,10 +49,14 @@ INSERT = ("INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verd
           "ON CONFLICT DO NOTHING")
 
 
-# PostgreSQL, set-based. One statement takes the advisory locks (keys = lock_key, computed by
-# the server, in key order), the next finds and stores the pairs (a new statement: its
-# snapshot is taken after the locks were granted, so it sees what the batch it waited for
-# committed). The batch's new scans are read back from ``scans`` by their (device_id, seq)
+# PostgreSQL, set-based. One statement takes the advisory locks (keys = lock_key, computed
+# here and sent as one int8 array literal, taken in key order), the next finds and stores the
+# pairs (a new statement: its snapshot is taken after the locks were granted, so it sees
+# what the batch it waited for committed). The keys were computed by the server from the
+# batch's rows read back by their range: that read and a hex round trip per row cost the
+# server ~2-3 us a row, the keys here ~0.5 (docs/collector.md, "Ingest cost, measured");
+# the keys are the same (tests/test_collector_scale.py), so collectors of either code lock
+# alike. The batch's new scans are read back from ``scans`` by their (device_id, seq)
 # range when their seqs are consecutive (the usual batch): nothing to send, where psycopg
 # dumps a list parameter in Python, ~0.5 us an element. The batch's t_ms range bounds that
 # read too, so only the one or two weekly partitions it falls in are opened
@@ -74,9 +78,10 @@ _PG_RANGE = ("SELECT pass_hash AS h, t_ms AS t, verdict AS v FROM scans WHERE de
              "AND seq >= %(lo)s AND seq <= %(hi)s AND t_ms >= %(tlo)s AND t_ms <= %(thi)s "
              "AND pass_hash IS NOT NULL")
 _PG_ARRAYS = "SELECT * FROM unnest(%(h)b::bytea[], %(t)b::int8[], %(v)b::text[]) AS a(h, t, v)"
-_PG_LOCK = ("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT "
-            "('x' || encode(substring(n.h from 1 for 8), 'hex'))::bit(64)::bigint AS k "
-            "FROM ({new}) AS n ORDER BY 1) AS keys")
+# The keys as text ('{k1,k2,...}'): psycopg sends one string, where a list parameter is
+# dumped element by element in Python.
+PG_LOCK = ("SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest(%(keys)s::int8[]) AS k "
+           "ORDER BY k) AS keys")
 _PG_PAIRS = (
     "INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verdict, "
     "second_device, second_ms, second_verdict) "
@@ -92,8 +97,7 @@ _PG_PAIRS = (
     "CROSS JOIN LATERAL (SELECT n.t < s.t_ms OR (n.t = s.t_ms "
     "AND %(d)s::text COLLATE \"C\" < s.device_id COLLATE \"C\") AS mine) AS o "
     "ON CONFLICT DO NOTHING")
-PG_LOCK, PG_PAIRS = _PG_LOCK.format(new=_PG_ARRAYS), _PG_PAIRS.format(new=_PG_ARRAYS)
-PG_LOCK_RANGE, PG_PAIRS_RANGE = _PG_LOCK.format(new=_PG_RANGE), _PG_PAIRS.format(new=_PG_RANGE)
+PG_PAIRS, PG_PAIRS_RANGE = _PG_PAIRS.format(new=_PG_ARRAYS), _PG_PAIRS.format(new=_PG_RANGE)
 
 
 # SQLite: one day's scans of some hashes (an index search of scans_pass_day per hash).
@@ -125,15 +129,15 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
         params: dict = {"d": device_id, "w": PAIR_WINDOW_MS, "k": PAIRS_PER_SCAN}
         if seqs is not None and times is not None:
             params.update(lo=seqs[0], hi=seqs[1], tlo=times[0], thi=times[1])
-            lock, find = PG_LOCK_RANGE, PG_PAIRS_RANGE
+            find = PG_PAIRS_RANGE
             t_lo, t_hi = times  # every scan the range reads lies in it
         else:
             params.update(h=[bytes(r[0]) for r in rows], t=[r[1] for r in rows],
                           v=[r[2] for r in rows])
-            lock, find = PG_LOCK, PG_PAIRS
+            find = PG_PAIRS
             t_lo, t_hi = min(r[1] for r in rows), max(r[1] for r in rows)
         params.update(plo=t_lo - PAIR_WINDOW_MS, phi=t_hi + PAIR_WINDOW_MS)
-        cur.execute(lock, params)
+        cur.execute(PG_LOCK, {"keys": lock_keys(r[0] for r in rows)})
         cur.execute(find, params)
         return
     # SQLite writes one batch at a time: no lock. Its pass index leads with the day
@@ -189,3 +193,8 @@ def live_reuse(store, cur, device_id: str,
 def lock_key(pass_hash: bytes) -> int:
     """A signed 64-bit advisory-lock key from a pass hash (a collision only waits longer)."""
     return int.from_bytes(pass_hash[:8], "big", signed=True)
+
+
+def lock_keys(hashes: Iterable[bytes]) -> str:
+    """The distinct :func:`lock_key` of ``hashes`` as an int8 array literal, in key order."""
+    return "{" + ",".join(map(str, sorted({lock_key(h) for h in hashes}))) + "}"
