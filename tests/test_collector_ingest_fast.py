@@ -272,3 +272,33 @@ def test_sharing_pairs_are_found_when_the_stored_rows_are_not_consecutive(store)
     assert [(p["first_device"], p["second_device"], p["second_ms"])
             for p in store.shared_passes(3_600_000, 0, 10)] == [
         ("gate-north", "gate-south", (T0 + 30) * 1000)]
+
+
+def test_the_batch_row_check_passes_a_batch_only_when_every_row_passes_the_detailed_check():
+    rng = random.Random(7)
+    fields = list(protocol.ROW_FIELDS)
+    passed = refused = 0
+    for i in range(3000):
+        batch = [_row(seq, rng) for seq in range(1, rng.randint(1, 6) + 1)]
+        for _ in range(rng.randint(0, 2)):  # none, one or two rows mutated
+            row = rng.choice(batch)
+            choice = rng.random()
+            if choice < 0.05:
+                row.pop(rng.choice(fields), None)
+            elif choice < 0.1:
+                row[rng.choice(["extra", 1, b"seq"])] = 1
+            else:
+                row[rng.choice(fields)] = rng.choice(_ODD_VALUES)
+        fast = protocol.rows_ok(batch)
+        # Exactly the row-by-row shortcut's answer, which passes only rows the detailed
+        # check passes (above); it refuses some rows that check passes (a tuple of flags).
+        assert fast == all(protocol._row_ok(r) for r in batch), (i, batch)
+        assert not fast or all(protocol.row_detail(r) is None for r in batch), (i, batch)
+        passed += fast
+        refused += not fast
+    assert passed > 300 and refused > 300
+    assert protocol.rows_ok([]) is False
+    assert protocol.rows_ok([dict(_row(1, rng), flags=["b", "a"])]) is False  # unsorted
+    assert protocol.rows_ok([dict(_row(1, rng), flags=["a", "a"])]) is False  # repeated
+    assert protocol.rows_ok([dict(_row(1, rng), flags=["a b"])]) is False
+    assert protocol.rows_ok([_row(1, rng), dict(_row(2, rng), seq=True)]) is False

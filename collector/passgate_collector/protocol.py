@@ -9,10 +9,12 @@ shapes follow ``passgate.journal.journal``'s row.
 from __future__ import annotations
 
 import base64
+import functools
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain as chain_from
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -256,6 +258,49 @@ def _row_ok(row: Mapping) -> bool:
     if BAD_TEXT_RE.search("".join(texts)):
         return False
     return not flags or (all(f and " " not in f for f in flags) and flags == sorted(set(flags)))
+
+
+_DICT, _INT, _BYTES, _LIST = (frozenset({t}) for t in (dict, int, bytes, list))
+_BYTES_OR_NONE, _STR_OR_NONE = frozenset({bytes, type(None)}), frozenset({str, type(None)})
+_not_none = functools.partial(operator.is_not, None)
+
+
+def rows_ok(rows: Sequence[Mapping[object, object]]) -> bool:
+    """:func:`_row_ok` of every row of a batch at once, a field (column) at a time in C loops:
+    True only when every row is certainly well-formed; False: check each row with
+    :func:`row_problem`, which decides and says why. Per row of a 200-row batch about a
+    fifth of the row-by-row shortcut (docs/collector.md, "Ingest cost, measured")."""
+    if not rows or not _DICT.issuperset(map(type, rows)) or set(map(len, rows)) != {
+            len(ROW_FIELDS)}:
+        return False
+    try:  # every field present, and as many keys as fields: exactly the fields
+        columns = list(zip(*map(_ROW_VALUES, rows), strict=True))
+    except KeyError:
+        return False
+    seq, nonce, t_ms, clock, verdict, reason, ph, kid, purpose, zone, flags, chain = columns
+    if not (_INT.issuperset(map(type, seq)) and _INT.issuperset(map(type, t_ms))
+            and min(seq) >= 0 and max(seq) <= MAX_INT
+            and min(t_ms) >= 0 and max(t_ms) <= MAX_INT
+            and _BYTES.issuperset(map(type, nonce)) and set(map(len, nonce)) == {16}
+            and _BYTES.issuperset(map(type, chain)) and set(map(len, chain)) == {32}
+            and _BYTES_OR_NONE.issuperset(map(type, ph))
+            and {16}.issuperset(map(len, filter(_not_none, ph)))
+            and _STR.issuperset(map(type, clock)) and CLOCK_STATES.issuperset(clock)
+            and _STR.issuperset(map(type, verdict)) and VERDICTS.issuperset(verdict)
+            and _LIST.issuperset(map(type, flags)) and max(map(len, flags)) <= MAX_FLAGS
+            and _STR_OR_NONE.issuperset(map(type, kid))
+            and _STR_OR_NONE.issuperset(map(type, purpose))):
+        return False
+    words = list(chain_from.from_iterable(flags))
+    texts = [*reason, *zone, *filter(_not_none, kid), *filter(_not_none, purpose), *words]
+    if not _STR.issuperset(map(type, texts)) or max(map(len, texts)) > MAX_TEXT:
+        return False
+    joined = "".join(texts)  # single-character pattern: joining cannot make or hide a match
+    if BAD_TEXT_RE.search(joined):
+        return False
+    # Flags: non-empty words without a space, sorted and unique in each row.
+    return not words or (all(words) and " " not in "".join(words)
+                         and all(f == sorted(set(f)) for f in flags if f))
 
 
 def row_problem(row: Mapping) -> str | None:
