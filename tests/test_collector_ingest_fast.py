@@ -302,3 +302,29 @@ def test_the_batch_row_check_passes_a_batch_only_when_every_row_passes_the_detai
     assert protocol.rows_ok([dict(_row(1, rng), flags=["a", "a"])]) is False  # repeated
     assert protocol.rows_ok([dict(_row(1, rng), flags=["a b"])]) is False
     assert protocol.rows_ok([_row(1, rng), dict(_row(2, rng), seq=True)]) is False
+
+
+def test_a_remembered_device_key_verifies_as_before_and_a_refused_key_stays_refused():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from passgate.passes.keys import kid_of, raw_public
+
+    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pub = raw_public(key)
+    payload = _payload([])
+    good = protocol.decode_signed(protocol.sign_request(payload, key), "batch")
+    forged = protocol.decode_signed(protocol.sign_request(payload, other), "batch")
+    for _ in range(3):  # the first call makes the key, the others take it remembered
+        assert good.verifies_with(pub) is True
+        assert forged.verifies_with(pub) is False
+        assert forged.verifies_with(raw_public(other)) is True
+    # The identity point verifies a trivial signature (s = 0, R = identity) for every
+    # message (docs FIELD_NOTES 5): refused every time, and never remembered as a key.
+    identity = bytes([1]) + bytes(31)
+    trivial = protocol.decode_signed(cose.encode_sign1(
+        cose.dumps(payload), lambda _tbs: identity + bytes(32),
+        {cose.HDR_ALG: cose.ALG_EDDSA, cose.HDR_KID: kid_of(identity)}), "batch")
+    held = protocol._public_key.cache_info().currsize
+    for _ in range(2):
+        assert trivial.verifies_with(identity) is False
+    assert protocol._public_key.cache_info().currsize == held

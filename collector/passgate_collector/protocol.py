@@ -18,7 +18,10 @@ from itertools import chain as chain_from
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from passgate.bundle.verify import DEFAULT_MAX_BYTES
 from passgate.errors import KeyFileError, PassFormatError
@@ -121,10 +124,19 @@ class Signed:
         if kid_of(raw_pub) != self.envelope.kid:
             return False
         try:
-            public_from_raw(raw_pub).verify(self.envelope.signature, self.envelope.to_be_signed)
+            _public_key(raw_pub).verify(self.envelope.signature, self.envelope.to_be_signed)
         except (InvalidSignature, KeyFileError):
             return False
         return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(raw_pub: bytes) -> Ed25519PublicKey:
+    """``public_from_raw``, remembered per key: its point check costs ~40 us, a fifth of a
+    200-row batch's signature check, and gives the same answer every time (a refused key
+    raises, and a raise is not remembered). Bounded, least recently used out: enrolment
+    requests bring keys of their own."""
+    return public_from_raw(raw_pub)
 
 
 def loads_payload(data: bytes) -> object:
