@@ -212,14 +212,26 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
 
 
 def server_cpu(postmaster: int) -> float:
-    """A PostgreSQL server's CPU: the postmaster with reaped children, plus live children."""
-    total = cpu_seconds(postmaster, children=True)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            f = _stat(int(entry))
-            if f is not None and int(f[1]) == postmaster:
-                total += (int(f[11]) + int(f[12])) / TICK
-    return total
+    """A PostgreSQL server's CPU: the postmaster with reaped children, plus live children.
+
+    Read as one consistent snapshot: a child reaped while ``/proc`` is scanned moves its CPU
+    into the postmaster's reaped-children total after that was read and leaves ``/proc``
+    before the scan reached it, so it was counted nowhere, and the next reading counted all
+    of it: a backend's whole life billed to whatever was measured next. The bench's anchor
+    closes its connection just before the next round is measured, so that was its COPY's
+    server CPU, in some rounds (docs/collector.md, "Ingest cost, measured"). The scan is
+    taken again until the reaped total is the same before and after it."""
+    for _ in range(50):
+        before = cpu_seconds(postmaster, children=True)
+        live = 0.0
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                f = _stat(int(entry))
+                if f is not None and int(f[1]) == postmaster:
+                    live += (int(f[11]) + int(f[12])) / TICK
+        if cpu_seconds(postmaster, children=True) == before:
+            return before + live
+    raise RuntimeError("the PostgreSQL server's children kept exiting during 50 scans of /proc")
 
 
 def postmaster_pid(cluster) -> int:
