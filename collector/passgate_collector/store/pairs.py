@@ -53,13 +53,13 @@ INSERT = ("INSERT INTO pass_pairs (pass_hash, first_device, first_ms, first_verd
 # here and sent as one int8 array literal, taken in key order), the next finds and stores the
 # pairs (a new statement: its snapshot is taken after the locks were granted, so it sees
 # what the batch it waited for committed). The keys were computed by the server from the
-# batch's rows read back by their range: that read and a hex round trip per row cost the
-# server ~2-3 us a row, the keys here ~0.5 (docs/collector.md, "Ingest cost, measured");
-# the keys are the same (tests/test_collector_scale.py), so collectors of either code lock
-# alike. The batch's new scans are read back from ``scans`` by their (device_id, seq)
-# range when their seqs are consecutive (the usual batch): nothing to send, where psycopg
-# dumps a list parameter in Python, ~0.5 us an element. The batch's t_ms range bounds that
-# read too, so only the one or two weekly partitions it falls in are opened
+# batch's rows read back by their range: the statement cost the server 1.3-1.8 us a row with
+# that read and a hex round trip per row, 0.6 now, for ~0.35 more here (docs/collector.md,
+# "Ingest cost, measured"); the keys are the same (tests/test_collector_scale.py), so
+# collectors of either code lock alike. The batch's new scans are read back from ``scans``
+# by their (device_id, seq) range when their seqs are consecutive (the usual batch): nothing
+# to send, where psycopg dumps a list parameter in Python, ~0.5 us an element. The batch's
+# t_ms range bounds that read too, so only the one or two weekly partitions it falls in are opened
 # (store/partitions.py), not all of them. A range can also hold older rows of
 # the device with the same seqs (a journal that restarted); their pairs are found again and
 # ON CONFLICT keeps them once. Other batches send (hash, t_ms, verdict) as binary arrays.
