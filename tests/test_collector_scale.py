@@ -218,6 +218,11 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
         for sql in (pairs.PG_PAIRS, pairs.PG_PAIRS_RANGE):
             cur.execute("EXPLAIN " + sql.replace(")b::", ")s::"), params)
             plans.append(" ".join(r[0] for r in cur.fetchall()))
+        live = pairs.LIVE_PEERS.replace("?", "%s")
+        cur.execute("EXPLAIN " + live, (hashes[0], T0 * 1000 - pairs.PAIR_WINDOW_MS,
+                                        T0 * 1000 + pairs.PAIR_WINDOW_MS, "gate-fresh",
+                                        pairs.like_word("live_ab")))
+        live_plan = " ".join(r[0] for r in cur.fetchall())
         keys = [r[0] for r in conn.execute(
             "SELECT ('x' || encode(substring(h from 1 for 8), 'hex'))::bit(64)::bigint "
             "FROM unnest(%b::bytea[]) AS u(h)", (hashes,))]
@@ -247,6 +252,9 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
     assert keys == [pairs.lock_key(h) for h in hashes]
     assert held == sorted(set(keys)) and len(held) == len(hashes)
     assert pairs.lock_keys(hashes + hashes[:3]) == "{" + ",".join(map(str, held)) + "}"
+    # The live-code look-up (capped, earliest first) probes the pass index too.
+    assert re.search(r"Index Scan using \w*pass\w* on scans", live_plan), live_plan
+    assert not _seq_scan_of_rows(live_plan), live_plan
 
 
 def test_batch_lock_statement_reads_one_index_entry_per_lookup(pg_cluster):  # noqa: F811

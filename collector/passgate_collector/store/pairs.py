@@ -18,6 +18,9 @@ Rules kept here:
   picture of it passed on. Each such pair raises a ``live_code_reused`` alert for the device
   whose batch found it (the later one to arrive). Only a batch's scans that carry a live flag
   are looked up for it (``live_reuse``): most scans are of static passes and pay nothing.
+  The look-up finds the earliest ``PAIRS_PER_SCAN`` other scans that carry the same flag, as
+  the pairs are capped: a code passed around a city is alerted that many times per scan
+  already, and a batch's statements stay bounded.
 * A scan pairs with at most ``PAIRS_PER_SCAN`` other checkpoints' scans of its pass, the
   earliest in its window. A pass shown at more doors than that within the hour is flagged
   that many times over already, and without the cap the pairs grow with the square of the
@@ -103,10 +106,25 @@ PG_PAIRS, PG_PAIRS_RANGE = _PG_PAIRS.format(new=_PG_ARRAYS), _PG_PAIRS.format(ne
 # SQLite: one day's scans of some hashes (an index search of scans_pass_day per hash).
 SQLITE_PAIRS = (f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE {schema.DAY_SQL} = ? "
                 "AND pass_hash IN ({marks}) AND t_ms >= ? AND t_ms <= ? AND device_id <> ?")
-# Another checkpoint's scans of one hash within the window; SQLite names the window's days.
-LIVE_PEERS = ("SELECT device_id, t_ms, verdict, flags FROM scans WHERE pass_hash = ? "
-              "AND t_ms >= ? AND t_ms <= ? AND device_id <> ?")
-SQLITE_LIVE_PEERS = LIVE_PEERS + f" AND {schema.DAY_SQL} IN (?, ?)"
+# Another checkpoint's scans of one hash within the window that carry the same live flag (a
+# LIKE on the space-separated flags, ``like_word``), the earliest ``PAIRS_PER_SCAN``, as the
+# pairs are capped; SQLite names the window's days.
+# (SQLite is told its index: with statistics, the ORDER BY ... LIMIT makes its planner walk
+# scans_time instead.)
+_LIVE_PEERS = ("SELECT device_id, t_ms, verdict, flags FROM scans{index} WHERE pass_hash = ? "
+               "AND t_ms >= ? AND t_ms <= ? AND device_id <> ? "
+               "AND (' ' || flags || ' ') LIKE ? ESCAPE '!'{day} "
+               f"ORDER BY t_ms LIMIT {PAIRS_PER_SCAN}")
+LIVE_PEERS = _LIVE_PEERS.format(index="", day="")
+SQLITE_LIVE_PEERS = _LIVE_PEERS.format(index=" INDEXED BY scans_pass_day",
+                                       day=f" AND {schema.DAY_SQL} IN (?, ?)")
+
+
+def like_word(word: str) -> str:
+    """A LIKE pattern (escape character ``!``) matching ``word`` as one whole word of a
+    space-separated list padded with a space at each end: ``_`` and ``%`` match themselves."""
+    escaped = word.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"% {escaped} %"
 
 
 def _window_days(t: int) -> tuple[int, int]:
@@ -178,7 +196,7 @@ def live_reuse(store, cur, device_id: str,
     live = [(bytes(h), t, verdict, flag) for h, t, verdict, flags in rows
             if h is not None for flag in flags if flag.startswith(LIVE_FLAG_PREFIX)]
     for h, t, verdict, flag in live:
-        params: tuple = (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id)
+        params: tuple = (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id, like_word(flag))
         if store.kind == "sqlite":
             cur.execute(store.sql(SQLITE_LIVE_PEERS), (*params, *_window_days(t)))
         else:
