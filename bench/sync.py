@@ -1,7 +1,7 @@
 """Benchmark collector ingest as CPU time of every process, beside the bare-library ceiling.
 
     .venv/bin/python bench/sync.py [--rows 20000] [--repeats 3] [--history 0,1000000]
-                                   [--backend sqlite|postgresql|both] [--batch 200]
+                                   [--backend sqlite|postgresql|both] [--batch 500]
                                    [--nonces time|random|time,random]
                                    [--sqlite-wal-pages 1000,10000]
 
@@ -49,10 +49,11 @@ database then has no statistics at all, the case where a plan that depends on th
 show (``store/postgres.py``).
 
 The ceiling, measured in the same round on the same database: the same number of rows
-written by the bare library, one 200-row transaction at a time: ``COPY`` (text, as the
-collector's) for PostgreSQL, ``executemany`` for SQLite (same pragmas as the collector), into
-an empty copy of the ``scans`` table with all its indexes, made and dropped each round. Empty
-at every history: the strict ceiling (a copy holding the history would be slower to write).
+written by the bare library, one ``--batch``-row transaction at a time (the agent's batches):
+``COPY`` (text, as the collector's) for PostgreSQL, ``executemany`` for SQLite (same pragmas
+as the collector), into an empty copy of the ``scans`` table with all its indexes, made and
+dropped each round. Empty at every history: the strict ceiling (a copy holding the history
+would be slower to write).
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--history", default="0,1000000",
                     help="comma-separated counts of rows already stored for the device")
-    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=500)  # the agent's DEFAULT_BATCH
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--nonces", default="time",
                     help="comma-separated nonce layouts: time (agents' now), random (before)")

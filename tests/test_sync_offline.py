@@ -26,7 +26,7 @@ from passgate.clock.tokens import TimeKey, verify_token  # noqa: E402
 from passgate.journal.journal import Journal  # noqa: E402
 from passgate.journal.syncstate import OFFLINE, ONLINE, read_state  # noqa: E402
 from passgate.passes.keys import raw_public, write_private  # noqa: E402
-from passgate.sync.agent import SyncAgent  # noqa: E402
+from passgate.sync.agent import DEFAULT_BATCH, SyncAgent  # noqa: E402
 from passgate.sync.backoff import Backoff  # noqa: E402
 from passgate.sync.client import CollectorClient  # noqa: E402
 from passgate.sync.devicekey import load_device_key, new_device_key  # noqa: E402
@@ -92,7 +92,7 @@ def test_week_offline_backlog_drains_with_flat_memory(tmp_path, caplog):
         stop = threading.Event()
 
         def sleep(delay: float) -> None:
-            if journal.pending_count() == 0 or len(sampler.samples) > 3 * BACKLOG / 200:
+            if journal.pending_count() == 0 or len(sampler.samples) > 3 * BACKLOG / DEFAULT_BATCH:
                 stop.set()
 
         tracemalloc.start()
@@ -116,7 +116,7 @@ def test_week_offline_backlog_drains_with_flat_memory(tmp_path, caplog):
 
     # Memory is flat: the last third of the drain needs no more than the first third.
     samples = sampler.samples
-    assert len(samples) >= BACKLOG // 200
+    assert len(samples) >= BACKLOG // DEFAULT_BATCH
     third = len(samples) // 3
     early, late = samples[2:third], samples[-third:]
     peak_early, peak_late = max(p for p, _ in early), max(p for p, _ in late)

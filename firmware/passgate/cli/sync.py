@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="pinned time public key(s), a .pub or a folder (STATE/time-keys)")
     p = sub.add_parser("sync", parents=[common], help="upload the journal, fetch trust and time")
     p.add_argument("--once", action="store_true", help="one round, then exit (0 if all sent)")
-    p.add_argument("--batch", type=int, default=200, help="rows per upload (default 200)")
+    p.add_argument("--batch", type=int, default=500,  # passgate.sync.agent.DEFAULT_BATCH
+                   help="rows per upload (default 500, the collector's max_rows)")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
     p.set_defaults(func=run)
     ssub = p.add_subparsers(dest="sync_command", metavar="ACTION")

@@ -40,7 +40,7 @@ from passgate.sync.client import BundleReply, CollectorClient
 log = logging.getLogger(__name__)
 
 ACKED = frozenset({"stored", "duplicate"})
-DEFAULT_BATCH = 200  # docs/sync-protocol.md "recommended batch" (about 30 KB)
+DEFAULT_BATCH = 500  # the collector's max_rows: docs/sync-protocol.md "recommended batch"
 STATE_EVERY = 5.0  # seconds between state-file writes while a backlog drains
 BUNDLE_RETRY_S = 900.0  # seconds before a bundle this device could not write is fetched again
 
