@@ -344,6 +344,36 @@ def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns
     assert len(cam.set) == 4
 
 
+def test_autofocus_first_triggers_on_a_small_candidates_first_frame_not_a_frame_wide_one():
+    """af_trigger "first": the scan starts on the first frame of a candidate at most half the
+    frame across (the camera's PDAF loop follows it while it approaches); a frame-wide change
+    waits to be held, as with "held"; after the first scan, the held rule as before."""
+    src, (cam,) = _camera(af_trigger="first")
+    cam.set.clear()
+    src.on_candidate((200, 150, 280, 210))  # appears, small: scan at once
+    assert cam.set == [{"AfMode": 1, "AfMetering": 1, "AfTrigger": 0,
+                        "AfWindows": [(592 + 1080, 8 + 810, 432, 324)]}]
+    src.on_candidate((170, 125, 300, 225))  # grew by more than 15%: approaching, no new scan
+    src.on_candidate((160, 120, 320, 240))  # grew by 23%: not held
+    assert len(cam.set) == 1
+    src.on_candidate((162, 121, 321, 241))  # held 2x the scanned size: moved, scan again
+    assert len(cam.set) == 2 and cam.set[-1]["AfTrigger"] == 0
+    src.on_candidate((163, 122, 322, 242))  # the same: no new scan
+    assert len(cam.set) == 2
+    src.on_candidate(None)  # gone: the idle focus
+    assert cam.set[-1]["AfMode"] == 0 and len(cam.set) == 3
+    src.on_candidate((0, 0, 640, 470))  # a frame-wide change: not a pass to scan at once
+    assert len(cam.set) == 3
+    src.on_candidate((0, 0, 640, 472))  # held: the held rule scans it
+    assert len(cam.set) == 4
+    held, (cam2,) = _camera()  # "held", the default: nothing on a first frame
+    cam2.set.clear()
+    held.on_candidate((200, 150, 280, 210))
+    assert cam2.set == [] and held.config.af_trigger == "held"
+    with pytest.raises(ConfigError, match="^af_trigger: "):
+        CameraConfig(af_trigger="early")
+
+
 def test_focus_from_size_sets_the_lens_until_the_scan_takes_over_then_returns():
     src, (cam,) = _camera()  # 4:3 crop of the 16:9 sensor: 3456 px wide, f = 627 lores px
     cam.set.clear()
