@@ -234,9 +234,9 @@ AF_MODEL = "pdaf"
 class LensModel:
     """The Camera Module 3's lens driven by the firmware's own :class:`PicameraSource`.
 
-    A fake ``Picamera2`` records every ``set_controls`` with the frame it was asked on; the
-    real ``on_candidate`` (the held-candidate scan) and ``on_symbol`` (focus from the symbol's
-    size) decide, from the reader's own candidates frame by frame. Each control takes effect
+    A fake ``Picamera2`` records every ``set_controls`` with the frame it was asked on; the real
+    ``on_candidate`` (the held-candidate scan) and ``on_symbol`` (focus from the symbol's size)
+    decide, from the reader's own candidates frame by frame. Each control takes effect
     ``LENS_DELAY`` frames after the frame that asked. ``LensPosition`` (manual): the lens slews
     towards it at the speed's ``max_slew`` dioptres a frame. ``AfTrigger`` start in ``AfMode``
     auto, with ``AF_MODEL`` "pdaf": libcamera's triggered PDAF scan (``rpi.af``, ``af.cpp``
@@ -244,10 +244,10 @@ class LensModel:
     phase times ``pdaf_gain`` (here ``pdaf_gain / PDAF_FULL_GAIN`` of the dioptres it is off
     from the pass *on that frame*), clamped to ``max_slew``; once a correction is under
     ``pdaf_squelch`` the scan ends ``step_frames`` frames later, its corrections scaled down
-    meanwhile. A trigger while a scan runs is ignored (``triggerScan`` only from idle); a
-    manual ``AfMode`` cancels it. Not modelled: PDAF's noise and confidence (a phase too weak
-    for ``dropout_frames`` frames falls back to a contrast scan from the nearest end of the
-    range, seconds long), and the frame between a lens command and a phase that sees it (the
+    meanwhile. A trigger while a scan runs is ignored (``triggerScan`` only from idle); a manual
+    ``AfMode`` cancels it. Not modelled: PDAF's noise and confidence (a phase too weak for
+    ``dropout_frames`` frames falls back to a contrast scan up from the far end of the range, 0
+    dioptres, seconds long), and the frame between a lens command and a phase that sees it (the
     phase is taken as seeing the lens where this model has it). With "fixed": as before, the
     lens is ``AF_SCAN_S`` later at the distance the pass had on the trigger's frame. Its sensor
     is 4608 px over the model's 6.45 mm, so the firmware's focal length in lores pixels is the
