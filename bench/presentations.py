@@ -22,8 +22,11 @@ same field at ``--main`` (default 2304x1728, the sensor's 2x2-binned pitch):
 - **the lens waits** at ``--lens-mm`` (the idle ``lens_position``; 150 mm, 6.7 dioptres);
 - **the firmware's own focus** (``--cameras af-fw``, ``size``: :class:`LensModel`): the real
   ``PicameraSource`` hears the reader's candidates and located symbol sizes frame by frame and
-  sets its controls on a fake ``Picamera2``; a ``LensPosition`` lands ``LENS_DELAY`` frames
-  later and slews ``MAX_SLEW`` dioptres a frame, a triggered scan lands ``AF_SCAN_S`` later;
+  sets its controls on a fake ``Picamera2``; a control lands ``LENS_DELAY`` frames later, a
+  ``LensPosition`` slews ``max_slew`` dioptres a frame, a triggered scan is libcamera's
+  ``rpi.af`` PDAF loop with the IMX708 tuning's parameters (``AF_SPEEDS``; ``--af-model
+  fixed``: the third round's scan, ``AF_SCAN_S`` later at the pass's distance then); ``fast``
+  asks for ``AfSpeed`` fast, ``first`` for ``af_trigger = "first"``;
 - **the brighter illuminator** (``--cameras ...+bright``): ``BRIGHT_LED`` (2.5) times the light
   of the first one at the pass, so the AE's exposure there is 1.6-4 ms at gain 1; in good light
   it is lit by the first candidate frame, so the frames before are unlit and the next
@@ -201,46 +204,80 @@ def af_focus(p: Presentation, t: float) -> float:
 
 # Lens moves asked for with set_controls (--cameras af-fw, size): the first frame taken with
 # the new position is LENS_DELAY frames after the frame whose candidate asked for it (as the
-# AE's AE_DELAY: a control rides on a request queued after the ones already in flight), and
-# the lens then slews at most MAX_SLEW dioptres a frame (libcamera's IMX708 tuning, rpi.af
-# speeds normal max_slew 1.5; its VCM settles well within a frame period at that step)
+# AE's AE_DELAY: a control rides on a request queued after the ones already in flight; in
+# libcamera's Raspberry Pi IPA, LensPosition, AfTrigger and AfSpeed are all applied by
+# applyControls when that request reaches prepareIsp), and the lens then slews at most
+# max_slew dioptres a frame (rpi.af's updateLensPosition, in every mode)
 LENS_DELAY = 2
-MAX_SLEW = 1.5
+MAX_SLEW = 1.5  # rpi.af speeds normal max_slew (IMX708 tuning)
+
+# libcamera's rpi.af speed parameters for the IMX708 (src/ipa/rpi/{pisp,vc4}/data/imx708.json,
+# identical in both, raspberrypi/libcamera 26bfadc6): what a triggered PDAF scan uses
+AF_SPEEDS: dict[int, dict[str, float]] = {
+    0: {"max_slew": 1.5, "pdaf_gain": -0.016, "pdaf_squelch": 0.125, "pdaf_frames": 20,
+        "step_frames": 5},  # AfSpeedNormal
+    1: {"max_slew": 2.0, "pdaf_gain": -0.02, "pdaf_squelch": 0.125, "pdaf_frames": 16,
+        "step_frames": 4},  # AfSpeedFast
+}
+# The pdaf_gain that turns the sensor's phase into exactly the dioptres the lens is off (the
+# phase's calibration is not in the source). -0.02 is rpi.af's own default, "assuming IMX708
+# in a Raspberry Pi V3 camera"; with it the normal speed corrects 80% of the error a frame and
+# the fast one all of it. --pdaf-full-gain 0.016 makes the normal one exact (fast then
+# overshoots by 25%, and rings down).
+PDAF_FULL_GAIN = 0.02
+# "pdaf": a triggered scan is rpi.af's PDAF loop (af.cpp doPDAF/doAF), frame by frame, on the
+# pass's distance on each frame; "fixed": the model before (AF_SCAN_S after the trigger, the
+# lens at the distance the pass had on the trigger's frame)
+AF_MODEL = "pdaf"
 
 
 class LensModel:
     """The Camera Module 3's lens driven by the firmware's own :class:`PicameraSource`.
 
-    A fake ``Picamera2`` records every ``set_controls`` with the frame it was asked on; the
-    real ``on_candidate`` (the held-candidate scan) and ``on_symbol`` (focus from the symbol's
-    size) decide, from the reader's own candidates frame by frame. ``LensPosition`` (manual):
-    from ``LENS_DELAY`` frames later the lens slews towards it at ``MAX_SLEW`` dioptres a frame.
-    ``AfTrigger`` start: as the model's scan, ``AF_SCAN_S`` later the lens is at the distance
-    the pass had on the frame that triggered it, and where it was until then (a manual
-    position asked for later cancels it, as libcamera's AfMode manual does). Its sensor is
-    4608 px over the model's 6.45 mm, so the firmware's focal length in lores pixels is the
+    A fake ``Picamera2`` records every ``set_controls`` with the frame it was asked on; the real
+    ``on_candidate`` (the held-candidate scan) and ``on_symbol`` (focus from the symbol's size)
+    decide, from the reader's own candidates frame by frame. Each control takes effect
+    ``LENS_DELAY`` frames after the frame that asked. ``LensPosition`` (manual): the lens slews
+    towards it at the speed's ``max_slew`` dioptres a frame. ``AfTrigger`` start in ``AfMode``
+    auto, with ``AF_MODEL`` "pdaf": libcamera's triggered PDAF scan (``rpi.af``, ``af.cpp``
+    ``startAF``, ``doAF``, ``doPDAF``): for up to ``pdaf_frames`` frames the lens moves by the
+    phase times ``pdaf_gain`` (here ``pdaf_gain / PDAF_FULL_GAIN`` of the dioptres it is off
+    from the pass *on that frame*), clamped to ``max_slew``; once a correction is under
+    ``pdaf_squelch`` the scan ends ``step_frames`` frames later, its corrections scaled down
+    meanwhile. A trigger while a scan runs is ignored (``triggerScan`` only from idle); a manual
+    ``AfMode`` cancels it. Not modelled: PDAF's noise and confidence (a phase too weak for
+    ``dropout_frames`` frames falls back to a contrast scan up from the far end of the range, 0
+    dioptres, seconds long), and the frame between a lens command and a phase that sees it (the
+    phase is taken as seeing the lens where this model has it). With "fixed": as before, the
+    lens is ``AF_SCAN_S`` later at the distance the pass had on the trigger's frame. Its sensor
+    is 4608 px over the model's 6.45 mm, so the firmware's focal length in lores pixels is the
     model's (3386 x 640 / 4608 = 470).
     """
 
     camera_controls = {"AfMode": (0, 2, 0), "LensPosition": (0.0, 15.0, 1.0),
                        "AfMetering": (0, 1, 0), "AfWindows": None, "AfTrigger": (0, 1, 0),
-                       "ScalerCrop": None, "FrameDurationLimits": None, "AeMeteringMode": None,
-                       "ExposureValue": None, "AeExposureMode": None}
+                       "AfSpeed": (0, 1, 0), "ScalerCrop": None, "FrameDurationLimits": None,
+                       "AeMeteringMode": None, "ExposureValue": None, "AeExposureMode": None}
     camera_properties = {"ScalerCropMaximum": (0, 0, 4608, 3456)}
 
-    def __init__(self, size: bool) -> None:
+    def __init__(self, size: bool, af_speed: str = "normal", af_trigger: str = "held") -> None:
         from passgate.hardware.camera.picam import CameraConfig, PicameraSource
 
         self.frame = 0
         self.events: list[tuple[int, dict[str, object]]] = []
+        self.speed = 0  # AfSpeed as configured at open
         cfg = CameraConfig(lens_position=1000.0 / FOCUS_MM, focus_from_size=size,
-                           max_exposure_us=None, main_size=(1728, 1296))
+                           max_exposure_us=None, main_size=(1728, 1296), af_speed=af_speed,
+                           af_trigger=af_trigger)
         self.source = PicameraSource(cfg, factory=lambda num: self)
         self.source.open()
         self.events.clear()  # the ScalerCrop at start
 
     # the few Picamera2 calls PicameraSource makes
     def create_video_configuration(self, **kwargs: object) -> dict[str, object]:
+        controls = kwargs.get("controls")
+        if isinstance(controls, dict):
+            self.speed = int(controls.get("AfSpeed", 0))
         return dict(kwargs)
 
     def configure(self, config: object) -> None:
@@ -269,10 +306,51 @@ class LensModel:
         return 1000.0 / max(self._dioptres(p, fi), 1e-3)
 
     def _dioptres(self, p: Presentation, fi: int) -> float:
+        if AF_MODEL == "fixed":
+            return self._dioptres_fixed(p, fi)
+        idle = 1000.0 / FOCUS_MM
+        pos, target = idle, idle
+        speed, auto = self.speed, False
+        steps = -1  # rpi.af's stepCount_ while a triggered PDAF scan runs; -1: no scan
+        for g in range(fi + 1):
+            for k, c in self.events:
+                if k + LENS_DELAY != g:
+                    continue
+                if "AfSpeed" in c:
+                    speed = int(c["AfSpeed"])  # type: ignore[call-overload]
+                if "AfMode" in c:
+                    auto = c["AfMode"] == 1
+                    if not auto:
+                        steps = -1  # setMode manual: goIdle, the scan is cancelled
+                if "LensPosition" in c and not auto:
+                    target = float(c["LensPosition"])  # type: ignore[arg-type]
+                if "AfTrigger" in c and auto and steps < 0:
+                    steps = int(AF_SPEEDS[speed]["pdaf_frames"])  # startAF
+            sp = AF_SPEEDS[speed]
+            slew = sp["max_slew"]
+            if steps >= 0:  # doAF in Pdaf state: doPDAF, then count down
+                want = 1000.0 / state(p, (g - p.enter_frame) / FPS)[0]
+                corr = abs(sp["pdaf_gain"]) / PDAF_FULL_GAIN * (want - pos)
+                if steps >= sp["step_frames"]:
+                    if abs(corr) < sp["pdaf_squelch"]:
+                        steps = int(sp["step_frames"])
+                else:
+                    corr *= steps / sp["step_frames"]
+                pos += min(max(corr, -slew), slew)
+                target = pos
+                steps = steps - 1 if steps > 0 else -1
+            elif not auto:
+                pos = target if abs(target - pos) <= slew else pos + math.copysign(
+                    slew, target - pos)
+        return pos
+
+    def _dioptres_fixed(self, p: Presentation, fi: int) -> float:
+        """The model before the fourth round: a scan lands AF_SCAN_S after its trigger."""
         idle = 1000.0 / FOCUS_MM
         pos, target, slewing = idle, idle, False
         scans: list[tuple[int, float]] = []  # (frame it lands, dioptres)
         land = math.ceil(AF_SCAN_S * FPS - 1e-9)
+        slew = AF_SPEEDS[self.speed]["max_slew"]
         for g in range(fi + 1):
             for k, c in self.events:
                 if "LensPosition" in c and k + LENS_DELAY == g:
@@ -285,8 +363,8 @@ class LensModel:
                 if when == g:
                     pos, target, slewing = dioptres, dioptres, False
             if slewing:
-                pos = target if abs(target - pos) <= MAX_SLEW else pos + math.copysign(
-                    MAX_SLEW, target - pos)
+                pos = target if abs(target - pos) <= slew else pos + math.copysign(
+                    slew, target - pos)
         return pos
 
 
@@ -667,7 +745,7 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S, LENS
+    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S, LENS, AF_MODEL, PDAF_FULL_GAIN
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
@@ -695,7 +773,10 @@ def main(argv: list[str] | None = None) -> int:
                          "from the located symbol's size, on_symbol), "
                          "8ms or any Nms (an exposure limit of N ms), led (the illuminator "
                          "lights the pass), bright (a brighter illuminator: BRIGHT_LED times "
-                         "the light, so the exposure the AE wants shrinks by as much)")
+                         "the light, so the exposure the AE wants shrinks by as much), fast "
+                         "(with af-fw or size: the firmware asks for AfSpeed fast), first (with "
+                         "af-fw or size: af_trigger first, a scan on a small candidate's first "
+                         "frame)")
     ap.add_argument("--main", default=f"{MAIN[0]}x{MAIN[1]}",
                     help="main stream WxH over the lores frame's field of view: 1280x960 (5.0 um "
                          "pitch), 2304x1728 (the sensor's 2x2-binned pitch, 2.8 um)")
@@ -715,11 +796,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--af-scan-s", type=float, default=AF_SCAN_S,
                     help="seconds from an autofocus trigger to the lens in place (0.2: the "
                          "model's scan; shorter only as a what-if: not measured on a Pi)")
+    ap.add_argument("--af-model", choices=("pdaf", "fixed"), default=AF_MODEL,
+                    help="af-fw / size: a triggered scan as libcamera's rpi.af PDAF loop "
+                         "(pdaf), or the lens at the pass's distance --af-scan-s after the "
+                         "trigger (fixed: the third round's model)")
+    ap.add_argument("--pdaf-full-gain", type=float, default=PDAF_FULL_GAIN,
+                    help="the |pdaf_gain| that corrects the whole error in one frame (the "
+                         "phase's calibration: 0.02, rpi.af's default, or 0.016)")
     ap.add_argument("--idle", type=int, default=0, metavar="SCENES",
                     help="only measure the idle cost: SCENES still empty scenes x 10 frames")
     args = ap.parse_args(argv)
     FOCUS_MM = args.lens_mm
     AF_SCAN_S = args.af_scan_s
+    AF_MODEL = args.af_model
+    PDAF_FULL_GAIN = args.pdaf_full_gain
     lo, hi = (float(v) for v in args.phone_mm.split(","))
     mw, mh = (int(v) for v in args.main.lower().split("x"))
     print(measure_mod.machine_line())
@@ -730,16 +820,20 @@ def main(argv: list[str] | None = None) -> int:
           f"seed {args.seed}; CPU = this thread's time; code {args.code} at ECC "
           f"{args.ecc.upper()}, surfaces {args.surfaces}, phone symbol {lo:g}-{hi:g} mm; "
           f"main stream {mw}x{mh} over the lores field; lens waits at {FOCUS_MM:g} mm "
-          f"({1000 / FOCUS_MM:.2f} dioptres); autofocus scan {AF_SCAN_S:g} s")
+          f"({1000 / FOCUS_MM:.2f} dioptres); autofocus scan "
+          + (f"{AF_SCAN_S:g} s" if AF_MODEL == "fixed" else
+             f"rpi.af PDAF (full gain {PDAF_FULL_GAIN:g})"))
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
         caps = {lv for lv in levers if lv.endswith("ms") and lv[:-2].replace(".", "").isdigit()}
         if levers - caps - {"af", "autofocus", "af-follow", "af-rule", "af-fw", "size", "led",
-                            "bright"} or len(caps) > 1:
+                            "bright", "fast", "first"} or len(caps) > 1:
             ap.error(f"unknown camera set-up {cam!r}")
         af = bool(levers & {"af", "autofocus", "af-follow", "af-rule", "af-fw", "size"})
         fw = bool(levers & {"af-fw", "size"})
-        LENS = LensModel(size="size" in levers) if fw else None
+        LENS = LensModel(size="size" in levers,
+                         af_speed="fast" if "fast" in levers else "normal",
+                         af_trigger="first" if "first" in levers else "held") if fw else None
         AF_FOLLOW = "af-follow" in levers
         AF_RULE = "af-rule" in levers
         limit = float(next(iter(caps))[:-2]) if caps else None

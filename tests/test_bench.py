@@ -178,11 +178,13 @@ def test_bench_collectors_keep_the_benches_old_rows(monkeypatch: pytest.MonkeyPa
     assert args.retention_days == 0 and args.threads == 4
 
 
-def test_the_firmware_lens_model_lands_moves_late_slews_and_lets_manual_cancel_a_scan() -> None:
-    """af-fw / size: the controls the real PicameraSource sets, frame by frame: a LensPosition
-    lands LENS_DELAY frames later and slews MAX_SLEW dioptres a frame; a scan lands AF_SCAN_S
-    later at the distance the pass had when it was triggered; manual cancels a running scan."""
+def test_the_firmware_lens_model_lands_moves_late_slews_and_lets_manual_cancel_a_scan(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """af-fw / size with --af-model fixed (the third round's model): a LensPosition lands
+    LENS_DELAY frames later and slews MAX_SLEW dioptres a frame; a scan lands AF_SCAN_S later at
+    the distance the pass had when it was triggered; manual cancels a running scan."""
     P = _presentations_module()
+    monkeypatch.setattr(P, "AF_MODEL", "fixed")
     lens = P.LensModel(size=True)
     lens.reset()
     p = P.draw(5, 1, empty_share=0)
@@ -204,6 +206,57 @@ def test_the_firmware_lens_model_lands_moves_late_slews_and_lets_manual_cancel_a
     lens.set_controls({"AfMode": 0, "LensPosition": idle})  # gone: manual cancels the scan
     assert lens._dioptres(p, e + 14) == pytest.approx(idle)
     assert P.LensModel(size=False).source.config.focus_from_size is False
+
+
+def test_the_pdaf_lens_model_follows_libcamera_rpi_af_frame_by_frame() -> None:
+    """--af-model pdaf: a triggered scan is rpi.af's PDAF loop. It starts LENS_DELAY frames after
+    the trigger, moves towards the pass's distance *on each frame* by at most the speed's
+    max_slew (normal 1.5, fast 2.0 dioptres; manual moves too), settles step_frames frames once
+    within pdaf_squelch, ignores a trigger while it runs, and a manual AfMode cancels it."""
+    P = _presentations_module()
+    p = P.draw(5, 1, empty_share=0)
+    e = p.enter_frame
+    idle = 1000 / P.FOCUS_MM
+
+    def pass_at(g: int) -> float:
+        return 1000 / P.state(p, (g - e) / P.FPS)[0]
+
+    for speed, slew in (("normal", 1.5), ("fast", 2.0)):
+        lens = P.LensModel(size=True, af_speed=speed)
+        lens.reset()
+        assert lens.speed == (1 if speed == "fast" else 0)  # the firmware asked for it at open
+        lens.frame = e + 1
+        lens.set_controls({"AfMode": 0, "LensPosition": idle + 4.0})  # manual: slews
+        at = [lens._dioptres(p, e + k) for k in range(1, 6)]
+        assert at[:2] == [idle, idle]
+        assert at[2] == pytest.approx(idle + slew) and at[3] == pytest.approx(
+            min(idle + 2 * slew, idle + 4.0))
+        lens.frame = e + 6
+        lens.set_controls({"AfMode": 1, "AfTrigger": 0})
+        before = lens._dioptres(p, e + 7)
+        assert before == pytest.approx(idle + 4.0)  # not yet: the trigger is in flight
+        track = [lens._dioptres(p, e + k) for k in range(8, 16)]
+        prev = before
+        for pos in track:
+            assert abs(pos - prev) <= slew + 1e-9  # never faster than the speed's slew
+            prev = pos
+        assert track[0] == pytest.approx(before - slew)  # the first step: towards the pass
+        # it follows the pass where it is on each frame (a tremor here), not where it was
+        assert any(abs(pos - pass_at(e + k)) < 0.3
+                   for k, pos in zip(range(8, 16), track, strict=True))
+        # and ends within pdaf_frames frames: the lens then stays
+        end = e + 8 + int(P.AF_SPEEDS[lens.speed]["pdaf_frames"])
+        assert lens._dioptres(p, end) == lens._dioptres(p, end + 3)
+        lens.frame = e + 9
+        lens.set_controls({"AfMode": 1, "AfTrigger": 0})  # while the scan runs: ignored
+        assert [lens._dioptres(p, e + k) for k in range(8, 16)] == pytest.approx(track)
+        lens.frame = e + 10
+        lens.set_controls({"AfMode": 0, "LensPosition": idle})  # gone: manual cancels the scan
+        assert lens._dioptres(p, e + 17) == pytest.approx(idle)
+
+    speeds = P.AF_SPEEDS[0]  # the IMX708 tuning's rpi.af speeds, as read from libcamera
+    assert speeds["pdaf_frames"] == 20 and speeds["step_frames"] == 5
+    assert P.AF_SPEEDS[1]["max_slew"] == 2.0 and P.AF_SPEEDS[1]["pdaf_frames"] == 16
 
 
 def test_the_presentation_bench_runs_the_firmware_lens_with_focus_from_size() -> None:

@@ -115,8 +115,9 @@ class FakeRequest:
 class Factory:
     """Stands in for the Picamera2 class: each call makes a camera, or raises if told to."""
 
-    def __init__(self, **camera_kwargs):
+    def __init__(self, cls: type[FakePicamera2] | None = None, **camera_kwargs):
         self.cameras: list[FakePicamera2] = []
+        self.cls = cls or FakePicamera2
         self.camera_kwargs = camera_kwargs
         self.refuse = 0  # the next N constructions raise, as when no camera is connected
 
@@ -124,7 +125,7 @@ class Factory:
         if self.refuse:
             self.refuse -= 1
             raise RuntimeError("Camera __init__ sequence did not complete.")
-        cam = FakePicamera2(camera_num, **self.camera_kwargs)
+        cam = self.cls(camera_num, **self.camera_kwargs)
         self.cameras.append(cam)
         return cam
 
@@ -166,6 +167,47 @@ def test_picamera_continuous_focus_and_automatic_exposure():
     assert controls["AeMeteringMode"] == 2
     assert "ExposureTime" not in controls and "AnalogueGain" not in controls
     assert controls["FrameDurationLimits"] == (66667, 66667)  # 15 fps default
+
+
+class SpeedPicamera2(FakePicamera2):
+    """A Camera Module 3 as libcamera's Raspberry Pi IPA advertises it: AfSpeed included."""
+
+    AF_CONTROLS = dict(FakePicamera2.AF_CONTROLS, AfSpeed=(0, 1, 0), AfTrigger=(0, 1, 0))
+
+    def __init__(self, camera_num, **kwargs):
+        super().__init__(camera_num, **kwargs)
+        self.set: list[dict] = []
+
+    def set_controls(self, controls):
+        self.set.append(dict(controls))
+
+
+@pytest.mark.parametrize("speed, value", [("normal", 0), ("fast", 1)])
+def test_picamera_asks_for_the_lens_speed_at_open_and_with_the_idle_focus(speed, value):
+    """AfSpeed (libcamera: 0 normal, 1 fast) goes with the focus controls at open, and again
+    with the idle focus a gone candidate restores; a manual lens moves at that speed too."""
+    factory = Factory(cls=SpeedPicamera2)
+    cfg = CameraConfig(af_speed=speed)
+    with PicameraSource(cfg, factory=factory) as src:
+        cam = factory.cameras[0]
+        assert cam.config_kwargs["controls"]["AfSpeed"] == value
+        src.on_candidate((200, 150, 300, 250))
+        src.on_candidate((201, 151, 301, 251))  # held: one scan
+        assert cam.set[-1]["AfTrigger"] == 0
+        src.on_candidate(None)  # gone: the idle focus, at the configured speed
+        assert cam.set[-1] == {"AfMode": 0, "LensPosition": 6.7, "AfSpeed": value,
+                               "FrameDurationLimits": (66667, 66667), "AeMeteringMode": 0,
+                               "ExposureValue": 0.0}
+    assert CameraConfig(af_speed=speed, focus="continuous").controls()["AfSpeed"] == value
+    assert "AfSpeed" not in CameraConfig(af_speed=speed, focus="fixed").controls()
+    assert src.config.af_speed == speed
+
+
+def test_picamera_drops_the_lens_speed_on_a_camera_without_it():
+    factory = Factory()  # advertises AfMode and LensPosition, not AfSpeed (an older libcamera)
+    with PicameraSource(CameraConfig(af_speed="fast"), factory=factory):
+        controls = factory.cameras[0].config_kwargs["controls"]
+    assert "AfSpeed" not in controls and controls["AfMode"] == 0
 
 
 def test_picamera_fixed_focus_sends_no_focus_controls():
@@ -294,6 +336,8 @@ def test_importing_passgate_camera_imports_no_camera_library():
     ({"focus": "auto"}, "focus"),
     ({"lens_position": -1}, "lens_position"),
     ({"af_range": "near"}, "af_range"),
+    ({"af_speed": "turbo"}, "af_speed"),
+    ({"af_speed": 1}, "af_speed"),
     ({"metering": "average"}, "metering"),
     ({"exposure_value": 9}, "exposure_value"),
     ({"exposure_time_us": 100_000, "fps": 15}, "exposure_time_us"),

@@ -314,7 +314,7 @@ def test_streams_share_a_centred_scaler_crop_of_the_lores_aspect_and_the_sensor_
 
 
 def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns():
-    src, (cam,) = _camera(af_on_candidate=True)
+    src, (cam,) = _camera(af_on_candidate=True, af_trigger="held")
     cam.set.clear()  # the ScalerCrop at start
     src.on_candidate((200, 150, 280, 210))  # appears, small: approaching
     src.on_candidate((170, 125, 300, 225))  # grew by more than 15%: still approaching
@@ -344,8 +344,45 @@ def test_autofocus_waits_for_a_held_candidate_scans_its_window_once_then_returns
     assert len(cam.set) == 4
 
 
+def test_autofocus_first_triggers_on_a_small_candidates_first_frame_not_a_frame_wide_one():
+    """af_trigger "first": the scan starts on the first frame of a candidate at most half the
+    frame across (the camera's PDAF loop follows it while it approaches); a frame-wide change
+    waits to be held, as with "held"; after the first scan, the held rule as before."""
+    src, (cam,) = _camera(af_trigger="first")
+    cam.set.clear()
+    src.on_candidate((200, 150, 280, 210))  # appears, small: scan at once
+    assert cam.set == [{"AfMode": 1, "AfMetering": 1, "AfTrigger": 0,
+                        "AfWindows": [(592 + 1080, 8 + 810, 432, 324)]}]
+    src.on_candidate((170, 125, 300, 225))  # grew by more than 15%: approaching, no new scan
+    src.on_candidate((160, 120, 320, 240))  # grew by 23%: not held
+    assert len(cam.set) == 1
+    src.on_candidate((162, 121, 321, 241))  # held 2x the scanned size: moved, scan again
+    assert len(cam.set) == 2 and cam.set[-1]["AfTrigger"] == 0
+    src.on_candidate((163, 122, 322, 242))  # the same: no new scan
+    assert len(cam.set) == 2
+    src.on_candidate(None)  # gone: the idle focus
+    assert cam.set[-1]["AfMode"] == 0 and len(cam.set) == 3
+    src.on_candidate((0, 0, 640, 470))  # a frame-wide change: not a pass to scan at once
+    assert len(cam.set) == 3
+    src.on_candidate((0, 0, 640, 472))  # held: the held rule scans it
+    assert len(cam.set) == 4
+    big, (cam3,) = _camera()  # the default, "first": a first box over half the frame waits
+    cam3.set.clear()
+    big.on_candidate((100, 40, 500, 440))
+    big.on_symbol(300.0)  # and the symbol's size sets the lens meanwhile
+    assert cam3.set == [{"AfMode": 0, "LensPosition": round(big.symbol_dioptres(300.0), 2)}]
+    held, (cam2,) = _camera(af_trigger="held")  # "held": nothing on a first frame
+    cam2.set.clear()
+    held.on_candidate((200, 150, 280, 210))
+    assert cam2.set == [] and CameraConfig().af_trigger == "first"  # the default
+    with pytest.raises(ConfigError, match="^af_trigger: "):
+        CameraConfig(af_trigger="early")
+
+
 def test_focus_from_size_sets_the_lens_until_the_scan_takes_over_then_returns():
-    src, (cam,) = _camera()  # 4:3 crop of the 16:9 sensor: 3456 px wide, f = 627 lores px
+    # the held trigger: with "first" (the default) a small candidate's first frame takes the
+    # lens at once (the size then acts only on a first box over half the frame: below)
+    src, (cam,) = _camera(af_trigger="held")  # 4:3 crop of the 16:9 sensor: f = 627 lores px
     cam.set.clear()
     focal = 3386 * 640 / 3456
     mean = 2 * 30 * 56 / (30 + 56)  # the harmonic mean of symbol_mm
@@ -372,7 +409,7 @@ def test_focus_from_size_sets_the_lens_until_the_scan_takes_over_then_returns():
 
 def test_focus_from_size_only_when_asked_with_a_manual_lens_and_symbol_mm_checked():
     for kw in ({"focus_from_size": False}, {"focus": "continuous"}, {"focus": "fixed"}):
-        src, (cam,) = _camera(**kw)
+        src, (cam,) = _camera(af_trigger="held", **kw)
         cam.set.clear()
         src.on_candidate((200, 150, 300, 250))
         src.on_symbol(50.0)

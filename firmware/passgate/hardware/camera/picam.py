@@ -13,7 +13,8 @@ Not run on real hardware yet: the tests drive this adapter with a fake ``Picamer
 (``tests/test_camera.py``). The control names and enum values follow libcamera's control
 list and picamera2's manual (AeMeteringMode 0 centre-weighted, 1 spot, 2 matrix; AfMode
 0 manual, 1 auto, 2 continuous; AfRange 0 normal, 1 macro, 2 full; AfMetering 0 auto,
-1 windows; AfTrigger 0 start; AeExposureMode 0 normal, 1 short, 2 long).
+1 windows; AfTrigger 0 start; AfSpeed 0 normal, 1 fast; AeExposureMode 0 normal, 1 short,
+2 long).
 
 Reading at the door (issue 15, ``docs/decoders.md``): each frame is one request
 (``capture_request``), its lores Y plane decoded; the request is held until the next frame so
@@ -66,6 +67,7 @@ AF_RANGE = {"normal": 0, "macro": 1, "full": 2}
 AF_MANUAL, AF_AUTO, AF_CONTINUOUS = 0, 1, 2
 AF_METERING_WINDOWS, AF_TRIGGER_START = 1, 0
 AE_MODE = {"normal": 0, "short": 1, "long": 2}
+AF_SPEED = {"normal": 0, "fast": 1}  # libcamera AfSpeedNormal, AfSpeedFast
 AE_CUSTOM = 3  # AeExposureMode custom: the tuning's "custom" mode (max_exposure_us fills it)
 
 
@@ -122,6 +124,16 @@ class CameraConfig:
         "manual focus in dioptres (1/metres): 6.7 focuses at 15 cm",
     )
     af_range: str = option("normal", valid_choice(*AF_RANGE), "continuous focus range")
+    # libcamera's AfSpeed picks one of the two parameter sets of the tuning file's rpi.af
+    # (IMX708: "normal" slews the lens at most 1.5 dioptres a frame, "fast" 2.0, manual
+    # LensPosition moves included; a triggered PDAF scan runs 20 or 16 frames, settling 5 or 4
+    # frames once within 0.125 dioptres). Measured with a model of that algorithm, read from
+    # libcamera's source (docs/decoders.md, fourth round): fast read 1 more of 800 in time
+    # with the held trigger, none fewer; not run on a Pi.
+    af_speed: str = option(
+        "fast", valid_choice(*AF_SPEED),
+        "lens speed (libcamera AfSpeed): normal, or fast (larger steps, shorter scans)",
+    )
     metering: str = option("centre", valid_choice(*METERING), "exposure metering mode")
     exposure_value: float = option(
         0.0,
@@ -148,6 +160,18 @@ class CameraConfig:
     )
     af_on_candidate: bool = option(
         True, valid_bool, "focus: manual or continuous, plus one autofocus scan on a held candidate"
+    )
+    # A triggered scan on the Camera Module 3 is libcamera's PDAF loop (rpi.af: 16-20 frames
+    # that re-measure the phase every frame), so a scan started while a pass still approaches
+    # follows it instead of focusing where it was (docs/decoders.md, fourth round). "first":
+    # trigger on the first frame of a candidate at most half the frame across (a pass, not a
+    # frame-wide change), then as "held" does; "held": only once the candidate is held.
+    # Measured in that model: 800/800 read within 0.5 s with the brighter illuminator, against
+    # 795/800 with "held" (docs/decoders.md, fourth round); not run on a Pi.
+    af_trigger: str = option(
+        "first", valid_choice("held", "first"),
+        "when the autofocus scan starts: held (the candidate held still) or first (its first "
+        "frame, if it is at most half the frame across; then again when held)",
     )
     # Focus from the symbol's size (issue 15, third round; docs/decoders.md): a symbol located
     # but not read (at 640x480, or in the candidate's main-stream crop) has a side in pixels,
@@ -239,6 +263,8 @@ class CameraConfig:
         elif self.focus == "continuous":
             c["AfMode"] = AF_CONTINUOUS
             c["AfRange"] = AF_RANGE[self.af_range]
+        if self.focus != "fixed":
+            c["AfSpeed"] = AF_SPEED[self.af_speed]
         return c
 
 
@@ -464,14 +490,17 @@ class PicameraSource(SourceBase):
         """One autofocus scan on the candidate ``box`` (lores pixels) once it is held; None: back.
 
         Only with ``af_on_candidate`` and a lens to move. While a pass approaches its box grows
-        and moves from frame to frame, and a scan started then would focus where the pass
-        *was* (measured: that put the lens behind an approaching pass and cost more reads than
-        it saved). So the lens stays at ``lens_position`` (or where :meth:`on_symbol` put it)
-        until the candidate is *held* (:func:`_held`: about the same size and place in two
-        frames in a row), then one scan is triggered on its window; another only when it moves
-        by more than half its size, or grows or shrinks by more than ``REFOCUS_SIZE`` (a slow
-        approach can look held on its first frames), and is held again. When it has gone, the
-        lens returns to ``lens_position``.
+        and moves from frame to frame; a scan modelled as landing where the pass *was* cost more
+        reads than it saved (first round), so with ``af_trigger`` "held" the lens stays at
+        ``lens_position`` (or where :meth:`on_symbol` put it) until the candidate is *held*
+        (:func:`_held`: about the same size and place in two frames in a row), then one scan
+        is triggered on its window; another only when it moves by more than half its size, or
+        grows or shrinks by more than ``REFOCUS_SIZE`` (a slow approach can look held on its
+        first frames), and is held again. With "first", a candidate's first frame triggers a
+        scan if its box is small (:data:`FIRST_MAX`): libcamera's triggered scan on the Camera
+        Module 3 is a phase-detect loop that re-measures every frame for 16-20 frames, so it
+        follows the approach (libcamera ignores a trigger while one runs). When it has gone,
+        the lens returns to ``lens_position``.
         """
         cfg = self.config
         if cfg.focus == "fixed" or self._cam is None:
@@ -487,13 +516,24 @@ class PicameraSource(SourceBase):
             return
         if not cfg.af_on_candidate:
             return
+        if cfg.af_trigger == "first" and self._af_window is None and self._small(box):
+            self._trigger(box)  # PDAF follows it while it approaches
+            return
         if previous is None or not _held(previous, box):
             return  # still approaching (or just appeared): the lens waits (or follows its size)
         if self._af_window is not None and not _moved(self._af_window, box):
             return
+        self._trigger(box)
+
+    def _trigger(self, box: tuple[int, int, int, int]) -> None:
         self._af_window = box
         self._set({"AfMode": AF_AUTO, "AfMetering": AF_METERING_WINDOWS,
                    "AfWindows": [self._sensor_rect(box)], "AfTrigger": AF_TRIGGER_START})
+
+    def _small(self, box: tuple[int, int, int, int]) -> bool:
+        """At most ``FIRST_MAX`` of the lores frame across, each way (not a frame-wide change)."""
+        w, h = self.config.lores_size
+        return box[2] - box[0] <= FIRST_MAX * w and box[3] - box[1] <= FIRST_MAX * h
 
     def symbol_dioptres(self, side: float) -> float:
         """Where to focus for a located symbol ``side`` lores pixels across (dioptres).
@@ -604,6 +644,7 @@ def _held(old: tuple[int, int, int, int], new: tuple[int, int, int, int]) -> boo
     return abs(size_new / size_old - 1) <= 0.15 and max(abs(dx), abs(dy)) <= size_old / 4
 
 
+FIRST_MAX = 0.5  # af_trigger "first": a candidate box at most this share of the frame each way
 FOCUS_STEP = 0.25  # dioptres: a smaller change of the size's estimate does not move the lens
 REFOCUS_SIZE = 0.2  # a held candidate this much larger or smaller than the scanned one
 
