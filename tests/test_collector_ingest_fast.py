@@ -142,20 +142,25 @@ _ODD_VALUES = [None, True, False, 0, -1, 1, 1 << 63, (1 << 63) - 1, 1.0, "", "x"
                "accept", {"a": 1}]
 
 
+def _mutate(row: dict, rng: random.Random) -> None:
+    """One random damage: a field dropped, a key added, or a field given an odd value."""
+    fields = list(protocol.ROW_FIELDS)
+    choice = rng.random()
+    if choice < 0.05:
+        row.pop(rng.choice(fields), None)
+    elif choice < 0.1:
+        row[rng.choice(["extra", 1, b"seq"])] = 1
+    else:
+        row[rng.choice(fields)] = rng.choice(_ODD_VALUES)
+
+
 def test_the_row_shortcut_never_passes_a_row_the_detailed_check_refuses():
     rng = random.Random(3)
-    fields = list(protocol.ROW_FIELDS)
     passed = 0
     for i in range(6000):
         row = _row(i % 50 + 1, rng)
         for _ in range(rng.randint(1, 2)):
-            choice = rng.random()
-            if choice < 0.05:
-                row.pop(rng.choice(fields), None)
-            elif choice < 0.1:
-                row[rng.choice(["extra", 1, b"seq"])] = 1
-            else:
-                row[rng.choice(fields)] = rng.choice(_ODD_VALUES)
+            _mutate(row, rng)
         fast = protocol.row_problem(row)
         assert fast == protocol.row_detail(row), row
         passed += fast is None
@@ -276,19 +281,11 @@ def test_sharing_pairs_are_found_when_the_stored_rows_are_not_consecutive(store)
 
 def test_the_batch_row_check_passes_a_batch_only_when_every_row_passes_the_detailed_check():
     rng = random.Random(7)
-    fields = list(protocol.ROW_FIELDS)
     passed = refused = 0
     for i in range(3000):
         batch = [_row(seq, rng) for seq in range(1, rng.randint(1, 6) + 1)]
         for _ in range(rng.randint(0, 2)):  # none, one or two rows mutated
-            row = rng.choice(batch)
-            choice = rng.random()
-            if choice < 0.05:
-                row.pop(rng.choice(fields), None)
-            elif choice < 0.1:
-                row[rng.choice(["extra", 1, b"seq"])] = 1
-            else:
-                row[rng.choice(fields)] = rng.choice(_ODD_VALUES)
+            _mutate(rng.choice(batch), rng)
         fast = protocol.rows_ok(batch)
         # Exactly the row-by-row shortcut's answer, which passes only rows the detailed
         # check passes (above); it refuses some rows that check passes (a tuple of flags).
