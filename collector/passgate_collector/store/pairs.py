@@ -106,25 +106,19 @@ PG_PAIRS, PG_PAIRS_RANGE = _PG_PAIRS.format(new=_PG_ARRAYS), _PG_PAIRS.format(ne
 # SQLite: one day's scans of some hashes (an index search of scans_pass_day per hash).
 SQLITE_PAIRS = (f"SELECT pass_hash, device_id, t_ms, verdict FROM scans WHERE {schema.DAY_SQL} = ? "
                 "AND pass_hash IN ({marks}) AND t_ms >= ? AND t_ms <= ? AND device_id <> ?")
-# Another checkpoint's scans of one hash within the window that carry the same live flag (a
-# LIKE on the space-separated flags, ``like_word``), the earliest ``PAIRS_PER_SCAN``, as the
-# pairs are capped; SQLite names the window's days.
+# Another checkpoint's scans of one hash within the window that carry the same live flag (the
+# flag with a space each side found in the space-separated flags padded likewise: exact and
+# case-sensitive on both backends, where SQLite's LIKE ignores case), the earliest
+# ``PAIRS_PER_SCAN``, as the pairs are capped; SQLite names the window's days.
 # (SQLite is told its index: with statistics, the ORDER BY ... LIMIT makes its planner walk
 # scans_time instead.)
 _LIVE_PEERS = ("SELECT device_id, t_ms, verdict, flags FROM scans{index} WHERE pass_hash = ? "
                "AND t_ms >= ? AND t_ms <= ? AND device_id <> ? "
-               "AND (' ' || flags || ' ') LIKE ? ESCAPE '!'{day} "
+               "AND {find}(' ' || flags || ' ', ?) > 0{day} "
                f"ORDER BY t_ms LIMIT {PAIRS_PER_SCAN}")
-LIVE_PEERS = _LIVE_PEERS.format(index="", day="")
-SQLITE_LIVE_PEERS = _LIVE_PEERS.format(index=" INDEXED BY scans_pass_day",
+LIVE_PEERS = _LIVE_PEERS.format(index="", find="strpos", day="")
+SQLITE_LIVE_PEERS = _LIVE_PEERS.format(index=" INDEXED BY scans_pass_day", find="instr",
                                        day=f" AND {schema.DAY_SQL} IN (?, ?)")
-
-
-def like_word(word: str) -> str:
-    """A LIKE pattern (escape character ``!``) matching ``word`` as one whole word of a
-    space-separated list padded with a space at each end: ``_`` and ``%`` match themselves."""
-    escaped = word.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"% {escaped} %"
 
 
 def _window_days(t: int) -> tuple[int, int]:
@@ -196,7 +190,7 @@ def live_reuse(store, cur, device_id: str,
     live = [(bytes(h), t, verdict, flag) for h, t, verdict, flags in rows
             if h is not None for flag in flags if flag.startswith(LIVE_FLAG_PREFIX)]
     for h, t, verdict, flag in live:
-        params: tuple = (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id, like_word(flag))
+        params: tuple = (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id, f" {flag} ")
         if store.kind == "sqlite":
             cur.execute(store.sql(SQLITE_LIVE_PEERS), (*params, *_window_days(t)))
         else:
