@@ -355,17 +355,22 @@ def test_autofocus_first_triggers_on_a_small_candidates_first_frame_not_a_frame_
                         "AfWindows": [(592 + 1080, 8 + 810, 432, 324)]}]
     src.on_candidate((170, 125, 300, 225))  # grew by more than 15%: approaching, no new scan
     src.on_candidate((160, 120, 320, 240))  # grew by 23%: not held
-    assert len(cam.set) == 1
+    # ... but the running scan's window follows the pass (its phase is measured there).
+    assert cam.set[1:] == [{"AfWindows": [src._sensor_rect((170, 125, 300, 225))]},
+                           {"AfWindows": [src._sensor_rect((160, 120, 320, 240))]}]
+    assert all("AfTrigger" not in c for c in cam.set[1:])
     src.on_candidate((162, 121, 321, 241))  # held 2x the scanned size: moved, scan again
-    assert len(cam.set) == 2 and cam.set[-1]["AfTrigger"] == 0
-    src.on_candidate((163, 122, 322, 242))  # the same: no new scan
-    assert len(cam.set) == 2
-    src.on_candidate(None)  # gone: the idle focus
-    assert cam.set[-1]["AfMode"] == 0 and len(cam.set) == 3
-    src.on_candidate((0, 0, 640, 470))  # a frame-wide change: not a pass to scan at once
-    assert len(cam.set) == 3
-    src.on_candidate((0, 0, 640, 472))  # held: the held rule scans it
+    assert len(cam.set) == 4 and cam.set[-1]["AfTrigger"] == 0
+    src.on_candidate((162, 121, 321, 241))  # the same box: nothing to send
     assert len(cam.set) == 4
+    src.on_candidate((163, 122, 322, 242))  # held where it was scanned: the window only
+    assert len(cam.set) == 5 and "AfTrigger" not in cam.set[-1]
+    src.on_candidate(None)  # gone: the idle focus
+    assert cam.set[-1]["AfMode"] == 0 and len(cam.set) == 6
+    src.on_candidate((0, 0, 640, 470))  # a frame-wide change: not a pass to scan at once
+    assert len(cam.set) == 6
+    src.on_candidate((0, 0, 640, 472))  # held: the held rule scans it
+    assert len(cam.set) == 7 and cam.set[-1]["AfTrigger"] == 0
     big, (cam3,) = _camera()  # the default, "first": a first box over half the frame waits
     cam3.set.clear()
     big.on_candidate((100, 40, 500, 440))

@@ -519,11 +519,17 @@ class PicameraSource(SourceBase):
         if cfg.af_trigger == "first" and self._af_window is None and self._small(box):
             self._trigger(box)  # PDAF follows it while it approaches
             return
-        if previous is None or not _held(previous, box):
-            return  # still approaching (or just appeared): the lens waits (or follows its size)
-        if self._af_window is not None and not _moved(self._af_window, box):
+        # Still approaching (or just appeared): the lens waits (or follows its size). Held:
+        # a scan, unless one already looked there.
+        if previous is not None and _held(previous, box) and (
+                self._af_window is None or _moved(self._af_window, box)):
+            self._trigger(box)
             return
-        self._trigger(box)
+        if cfg.af_trigger == "first" and self._af_window is not None and box != previous:
+            # The scan measures its phase in its window: keep the window on the pass while it
+            # moves (libcamera applies AfWindows to a running scan), or the scan started on
+            # the first frame would measure where the pass was, background by then (review).
+            self._set({"AfWindows": [self._sensor_rect(box)]})
 
     def _trigger(self, box: tuple[int, int, int, int]) -> None:
         self._af_window = box
