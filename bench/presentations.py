@@ -225,6 +225,12 @@ AF_SPEEDS: dict[int, dict[str, float]] = {
 # the fast one all of it. --pdaf-full-gain 0.016 makes the normal one exact (fast then
 # overshoots by 25%, and rings down).
 PDAF_FULL_GAIN = 0.02
+# Frames from the frame whose phase is measured to the first frame exposed with the lens moved
+# by it (--pdaf-latency). libcamera reads a frame's PDAF data after that frame was exposed
+# (ipa_base.cpp prepareIsp -> Af::prepare), so a correction can reach the next frame at the
+# soonest: 1 is the best a real loop can do. 0 (the fourth round's first figures) drew each
+# frame with the lens its own phase had already corrected: optimistic (review, 2026-12-07).
+PDAF_LATENCY = 1
 # "pdaf": a triggered scan is rpi.af's PDAF loop (af.cpp doPDAF/doAF), frame by frame, on the
 # pass's distance on each frame; "fixed": the model before (AF_SCAN_S after the trigger, the
 # lens at the distance the pass had on the trigger's frame)
@@ -312,6 +318,7 @@ class LensModel:
         pos, target = idle, idle
         speed, auto = self.speed, False
         steps = -1  # rpi.af's stepCount_ while a triggered PDAF scan runs; -1: no scan
+        exposed = pos  # the lens while frame g is exposed
         for g in range(fi + 1):
             for k, c in self.events:
                 if k + LENS_DELAY != g:
@@ -330,6 +337,9 @@ class LensModel:
             slew = sp["max_slew"]
             if steps >= 0:  # doAF in Pdaf state: doPDAF, then count down
                 want = 1000.0 / state(p, (g - p.enter_frame) / FPS)[0]
+                # The phase of frame g sees the lens as it was while frame g was exposed; with
+                # PDAF_LATENCY 1 its correction moves the lens from frame g + 1 on.
+                exposed = pos
                 corr = abs(sp["pdaf_gain"]) / PDAF_FULL_GAIN * (want - pos)
                 if steps >= sp["step_frames"]:
                     if abs(corr) < sp["pdaf_squelch"]:
@@ -339,10 +349,14 @@ class LensModel:
                 pos += min(max(corr, -slew), slew)
                 target = pos
                 steps = steps - 1 if steps > 0 else -1
-            elif not auto:
-                pos = target if abs(target - pos) <= slew else pos + math.copysign(
-                    slew, target - pos)
-        return pos
+                if not PDAF_LATENCY:
+                    exposed = pos
+            else:
+                if not auto:
+                    pos = target if abs(target - pos) <= slew else pos + math.copysign(
+                        slew, target - pos)
+                exposed = pos
+        return exposed
 
     def _dioptres_fixed(self, p: Presentation, fi: int) -> float:
         """The model before the fourth round: a scan lands AF_SCAN_S after its trigger."""
@@ -745,7 +759,7 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S, LENS, AF_MODEL, PDAF_FULL_GAIN
+    global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S, LENS, AF_MODEL, PDAF_FULL_GAIN, PDAF_LATENCY
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
@@ -803,6 +817,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pdaf-full-gain", type=float, default=PDAF_FULL_GAIN,
                     help="the |pdaf_gain| that corrects the whole error in one frame (the "
                          "phase's calibration: 0.02, rpi.af's default, or 0.016)")
+    ap.add_argument("--pdaf-latency", type=int, choices=(0, 1), default=PDAF_LATENCY,
+                    help="frames from a frame's PDAF phase to the lens moved by it: 1, the "
+                         "soonest libcamera can (the phase is read after the frame); 0, the "
+                         "fourth round's first figures (optimistic)")
     ap.add_argument("--idle", type=int, default=0, metavar="SCENES",
                     help="only measure the idle cost: SCENES still empty scenes x 10 frames")
     args = ap.parse_args(argv)
@@ -810,6 +828,7 @@ def main(argv: list[str] | None = None) -> int:
     AF_SCAN_S = args.af_scan_s
     AF_MODEL = args.af_model
     PDAF_FULL_GAIN = args.pdaf_full_gain
+    PDAF_LATENCY = args.pdaf_latency
     lo, hi = (float(v) for v in args.phone_mm.split(","))
     mw, mh = (int(v) for v in args.main.lower().split("x"))
     print(measure_mod.machine_line())
@@ -822,7 +841,7 @@ def main(argv: list[str] | None = None) -> int:
           f"main stream {mw}x{mh} over the lores field; lens waits at {FOCUS_MM:g} mm "
           f"({1000 / FOCUS_MM:.2f} dioptres); autofocus scan "
           + (f"{AF_SCAN_S:g} s" if AF_MODEL == "fixed" else
-             f"rpi.af PDAF (full gain {PDAF_FULL_GAIN:g})"))
+             f"rpi.af PDAF (full gain {PDAF_FULL_GAIN:g}, latency {PDAF_LATENCY} frame)"))
     for cam in args.cameras.split(","):
         levers = set(cam.split("+")) - {"fixed"}
         caps = {lv for lv in levers if lv.endswith("ms") and lv[:-2].replace(".", "").isdigit()}
