@@ -208,12 +208,17 @@ def test_the_firmware_lens_model_lands_moves_late_slews_and_lets_manual_cancel_a
     assert P.LensModel(size=False).source.config.focus_from_size is False
 
 
-def test_the_pdaf_lens_model_follows_libcamera_rpi_af_frame_by_frame() -> None:
+@pytest.mark.parametrize("latency", [1, 0])
+def test_the_pdaf_lens_model_follows_libcamera_rpi_af_frame_by_frame(latency, monkeypatch) -> None:
     """--af-model pdaf: a triggered scan is rpi.af's PDAF loop. It starts LENS_DELAY frames after
     the trigger, moves towards the pass's distance *on each frame* by at most the speed's
     max_slew (normal 1.5, fast 2.0 dioptres; manual moves too), settles step_frames frames once
-    within pdaf_squelch, ignores a trigger while it runs, and a manual AfMode cancels it."""
+    within pdaf_squelch, ignores a trigger while it runs, and a manual AfMode cancels it. A
+    frame's phase moves the lens from the next frame on (--pdaf-latency 1, the default), or on
+    that frame itself (0, the optimistic reading)."""
     P = _presentations_module()
+    assert P.PDAF_LATENCY == 1
+    monkeypatch.setattr(P, "PDAF_LATENCY", latency)
     p = P.draw(5, 1, empty_share=0)
     e = p.enter_frame
     idle = 1000 / P.FOCUS_MM
@@ -240,7 +245,9 @@ def test_the_pdaf_lens_model_follows_libcamera_rpi_af_frame_by_frame() -> None:
         for pos in track:
             assert abs(pos - prev) <= slew + 1e-9  # never faster than the speed's slew
             prev = pos
-        assert track[0] == pytest.approx(before - slew)  # the first step: towards the pass
+        # the first step, towards the pass: seen on the scan's first frame, or the next one
+        assert track[latency] == pytest.approx(before - slew)
+        assert track[0] == pytest.approx(before if latency else before - slew)
         # it follows the pass where it is on each frame (a tremor here), not where it was
         assert any(abs(pos - pass_at(e + k)) < 0.3
                    for k, pos in zip(range(8, 16), track, strict=True))
