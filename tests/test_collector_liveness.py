@@ -147,6 +147,42 @@ def test_saturated_collector_answers_503_with_retry_after(store):  # noqa: F811
     assert store.scan_counts() == {"gate-1": 1}
 
 
+def test_a_database_out_of_locks_answers_503_not_500(store):  # noqa: F811
+    """PostgreSQL's "out of shared memory" (53200: the lock table full of many large batches'
+    advisory locks), a serialization failure or a deadlock roll the batch back whole: the
+    device is told busy (503 with Retry-After) and its rows wait on it; any other database
+    error stays a 500."""
+    real_batch = store.batch
+    raised: list[str] = []
+
+    class Refused(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__("refused")
+            self.sqlstate = sqlstate
+
+    def failing_batch(device_id, first_seq=None):
+        if raised:
+            raise Refused(raised.pop())
+        return real_batch(device_id, first_seq)
+
+    store.batch = failing_batch
+    app = create_app(store, time_token=None, now=Clock(),
+                     settings=Settings(retry_after_s=5))
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    dev, _ = _enrol(app.test_client(), store)
+    for state in ("53200", "40P01", "40001"):
+        raised.append(state)
+        r = app.test_client().post("/v1/batches", data=dev.batch_body(dev.scans(1)),
+                                   headers=CBOR)
+        assert (r.status_code, cbor2.loads(r.data)["error"]) == (503, "busy"), state
+        assert 5 <= int(r.headers["Retry-After"]) <= 10
+    raised.append("23505")  # a bug, not the load: stays a 500
+    r = app.test_client().post("/v1/batches", data=dev.batch_body(dev.scans(1)), headers=CBOR)
+    assert r.status_code == 500
+    r = app.test_client().post("/v1/batches", data=dev.batch_body(dev.scans(1)), headers=CBOR)
+    assert r.status_code == 200 and store.scan_counts() == {"gate-1": 1}
+
+
 def test_staff_page_reads_from_a_read_only_database(pg_cluster, staff_login):  # noqa: F811
     from collector_support import fresh_database
     from passgate_collector.readstore import open_read_store

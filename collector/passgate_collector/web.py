@@ -82,6 +82,18 @@ def _busy() -> ProtocolError:
     return ProtocolError(503, "busy", "the collector is saturated; retry after Retry-After")
 
 
+# PostgreSQL errors that say "not now" rather than "never": class 53, insufficient resources
+# (53200 out of shared memory: the advisory locks of many large batches at once can fill the
+# server's lock table, docs/collector.md), a serialization failure, a deadlock. The batch's
+# transaction was rolled back whole; the device is told busy, to wait and send it again.
+_TRANSIENT_SQLSTATES = ("53", "40001", "40P01")
+
+
+def _transient_db(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
+
+
 def create_app(
     store: SqlStore,
     *,
@@ -244,6 +256,12 @@ def create_app(
             done = apply(store, batch, clock(),
                          challenge_ms=challenges.issued_at_ms(batch.challenge, now()),
                          window_s=settings.fresh_window_s)
+        except Exception as exc:
+            if not _transient_db(exc):
+                raise
+            log.warning("device %s: batch rolled back, database busy (%s %s); answered 503",
+                        device_id, exc.sqlstate, type(exc).__name__)  # type: ignore[attr-defined]
+            raise _busy() from exc
         finally:
             inflight.release()
         # The bundle version was read in the batch's own transaction (store.base.HELD_SQL).
