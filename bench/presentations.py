@@ -209,7 +209,6 @@ def af_focus(p: Presentation, t: float) -> float:
 # applyControls when that request reaches prepareIsp), and the lens then slews at most
 # max_slew dioptres a frame (rpi.af's updateLensPosition, in every mode)
 LENS_DELAY = 2
-MAX_SLEW = 1.5  # rpi.af speeds normal max_slew (IMX708 tuning)
 
 # libcamera's rpi.af speed parameters for the IMX708 (src/ipa/rpi/{pisp,vc4}/data/imx708.json,
 # identical in both, raspberrypi/libcamera 26bfadc6): what a triggered PDAF scan uses
@@ -251,10 +250,11 @@ class LensModel:
     from the pass *on that frame*), clamped to ``max_slew``; once a correction is under
     ``pdaf_squelch`` the scan ends ``step_frames`` frames later, its corrections scaled down
     meanwhile. A trigger while a scan runs is ignored (``triggerScan`` only from idle); a manual
-    ``AfMode`` cancels it. Not modelled: PDAF's noise and confidence (a phase too weak for
-    ``dropout_frames`` frames falls back to a contrast scan up from the far end of the range, 0
-    dioptres, seconds long), and the frame between a lens command and a phase that sees it (the
-    phase is taken as seeing the lens where this model has it). With "fixed": as before, the
+    ``AfMode`` cancels it. A frame's phase sees the lens it was exposed with, and its correction
+    moves the lens from ``PDAF_LATENCY`` frames later (1; 0: on that frame itself). Not
+    modelled: PDAF's noise and confidence (a phase too weak for ``dropout_frames`` frames falls
+    back to a contrast scan up from the far end of the range, 0 dioptres, seconds long), and
+    the AF window (the phase is the pass's alone). With "fixed": as before, the
     lens is ``AF_SCAN_S`` later at the distance the pass had on the trigger's frame. Its sensor
     is 4608 px over the model's 6.45 mm, so the firmware's focal length in lores pixels is the
     model's (3386 x 640 / 4608 = 470).

@@ -279,12 +279,14 @@ def main() -> None:
         a = sys.argv[2:]
         worker(a[0], int(a[1]), int(a[2]), a[3], int(a[4]), a[5])
         return
+    from passgate.sync.agent import DEFAULT_BATCH
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20_000, help="rows uploaded per repeat")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--history", default="0,1000000",
                     help="comma-separated counts of rows already stored for the device")
-    ap.add_argument("--batch", type=int, default=500)  # the agent's DEFAULT_BATCH
+    ap.add_argument("--batch", type=int, default=DEFAULT_BATCH)  # the agent's batches
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--nonces", default="time",
                     help="comma-separated nonce layouts: time (agents' now), random (before)")

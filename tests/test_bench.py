@@ -181,7 +181,8 @@ def test_bench_collectors_keep_the_benches_old_rows(monkeypatch: pytest.MonkeyPa
 def test_the_firmware_lens_model_lands_moves_late_slews_and_lets_manual_cancel_a_scan(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """af-fw / size with --af-model fixed (the third round's model): a LensPosition lands
-    LENS_DELAY frames later and slews MAX_SLEW dioptres a frame; a scan lands AF_SCAN_S later at
+    LENS_DELAY frames later and slews the speed's max_slew (1.5 dioptres a frame, normal); a scan
+    lands AF_SCAN_S later at
     the distance the pass had when it was triggered; manual cancels a running scan."""
     P = _presentations_module()
     monkeypatch.setattr(P, "AF_MODEL", "fixed")
