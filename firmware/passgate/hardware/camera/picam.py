@@ -128,8 +128,8 @@ class CameraConfig:
     # (IMX708: "normal" slews the lens at most 1.5 dioptres a frame, "fast" 2.0, manual
     # LensPosition moves included; a triggered PDAF scan runs 20 or 16 frames, settling 5 or 4
     # frames once within 0.125 dioptres). Measured with a model of that algorithm, read from
-    # libcamera's source (docs/decoders.md, fourth round): fast read 1 more of 800 in time
-    # with the held trigger, none fewer; not run on a Pi.
+    # libcamera's source (docs/decoders.md, fourth round): with the held trigger fast read 1
+    # more of 800 in time, none fewer (before the model's one-frame latency); not run on a Pi.
     af_speed: str = option(
         "fast", valid_choice(*AF_SPEED),
         "lens speed (libcamera AfSpeed): normal, or fast (larger steps, shorter scans)",
@@ -165,9 +165,10 @@ class CameraConfig:
     # that re-measure the phase every frame), so a scan started while a pass still approaches
     # follows it instead of focusing where it was (docs/decoders.md, fourth round). "first":
     # trigger on the first frame of a candidate at most half the frame across (a pass, not a
-    # frame-wide change), then as "held" does; "held": only once the candidate is held.
-    # Measured in that model: 800/800 read within 0.5 s with the brighter illuminator, against
-    # 795/800 with "held" (docs/decoders.md, fourth round); not run on a Pi.
+    # frame-wide change), then as "held" does, the running scan's window following the
+    # candidate; "held": only once the candidate is held. Measured in that model with fast:
+    # 796/800 read within 0.5 s with the brighter illuminator, against 792/800 for normal and
+    # "held" (docs/decoders.md, fourth round after its review); not run on a Pi.
     af_trigger: str = option(
         "first", valid_choice("held", "first"),
         "when the autofocus scan starts: held (the candidate held still) or first (its first "
@@ -499,8 +500,9 @@ class PicameraSource(SourceBase):
         first frames), and is held again. With "first", a candidate's first frame triggers a
         scan if its box is small (:data:`FIRST_MAX`): libcamera's triggered scan on the Camera
         Module 3 is a phase-detect loop that re-measures every frame for 16-20 frames, so it
-        follows the approach (libcamera ignores a trigger while one runs). When it has gone,
-        the lens returns to ``lens_position``.
+        follows the approach (libcamera ignores a trigger while one runs); its ``AfWindows``
+        then follows the candidate each frame it moves, since the phase is measured there.
+        When it has gone, the lens returns to ``lens_position``.
         """
         cfg = self.config
         if cfg.focus == "fixed" or self._cam is None:
