@@ -19,7 +19,13 @@ from gpiozero.pins.mock import MockFactory
 from passgate.errors import ConfigError
 from passgate.hardware.camera import CameraConfig, PicameraSource, synth
 from passgate.hardware.decode import ZxingDecoder
-from passgate.hardware.reader import MAX_CROPS, FullCropReader, MotionBox, widen
+from passgate.hardware.reader import (
+    CARRY_FRAMES,
+    MAX_CROPS,
+    FullCropReader,
+    MotionBox,
+    widen,
+)
 from passgate.hardware.signals.gpio import SignalsConfig
 from passgate.hardware.signals.illuminator import Illuminator
 
@@ -151,6 +157,54 @@ def test_motion_box_finds_a_moving_pass_sized_region_not_noise_or_a_light_change
     box = m.update(moved)
     assert box is not None and box[0] <= 300 and box[2] >= 380 and box[1] <= 200
     assert m.update(np.full_like(moved, 250)) is None  # the lights came on: too big
+
+
+def _scene(rng, pass_at: int | None = None, level: float = 120.0) -> np.ndarray:
+    """A still noisy scene at ``level``; with ``pass_at``, a bright pass-sized patch at that x."""
+    frame = rng.normal(level, 4, (480, 640))
+    if pass_at is not None:
+        frame[200:280, pass_at:pass_at + 80] = level + 110
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def test_a_frame_wide_change_hides_a_candidate_for_a_few_frames_and_does_not_end_it():
+    # The illuminator lights for a moving pass: the next frames change whole (overexposed, the
+    # AE settling). The camera must keep hearing the pass's box, or it cancels the autofocus
+    # scan it just started (docs/decoders.md); after CARRY_FRAMES such frames it is gone.
+    assert CARRY_FRAMES >= 2  # the AE settles over two frames after the light changes
+    rng = np.random.default_rng(4)
+    heard: list = []
+    crops = Crops()
+    reader = FullCropReader(Shapes(), crops,  # type: ignore[arg-type]
+                            on_candidate=lambda box, frame: heard.append(box))
+    reader.decode(_scene(rng))
+    reader.decode(_scene(rng, pass_at=300))  # a pass moves in: a motion candidate
+    box = heard[-1]
+    assert box is not None and box[0] <= 300 <= box[2]
+    n = len(crops.boxes)
+    for k in range(CARRY_FRAMES):  # each frame brighter than the last: every block changes
+        reader.decode(_scene(rng, pass_at=300, level=140.0 + 20 * k))
+        assert heard[-1] == box
+    assert len(crops.boxes) == n + CARRY_FRAMES  # and its crop is still read on those frames
+    reader.decode(_scene(rng, pass_at=300, level=140.0 + 20 * CARRY_FRAMES))
+    assert heard[-1] is None  # frame-wide changes for longer than that: nothing kept
+
+
+def test_a_frame_wide_change_with_no_candidate_before_is_nothing():
+    rng = np.random.default_rng(5)
+    heard: list = []
+    crops = Crops()
+    reader = FullCropReader(Shapes(), crops,  # type: ignore[arg-type]
+                            on_candidate=lambda box, frame: heard.append(box))
+    for level in (120.0, 120.0, 200.0, 60.0):  # the lights switch at an idle door
+        reader.decode(_scene(rng, level=level))
+    assert heard == [None] * 4 and crops.boxes == []
+    # a still frame after a candidate ends it at once, as before: only a frame-wide change
+    # keeps it
+    reader.decode(_scene(rng, level=60.0, pass_at=100))
+    assert heard[-1] is not None
+    reader.decode(_scene(rng, level=60.0, pass_at=100))
+    assert heard[-1] is None
 
 
 class Shapes:

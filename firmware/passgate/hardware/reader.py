@@ -14,6 +14,13 @@ Rules kept (issue 15 point 5, measured in ``docs/decoders.md``):
   previous frame (:class:`MotionBox`, on 4x4 block means, well above sensor noise, between
   :data:`MIN_MOTION` and :data:`MAX_MOTION` of the frame) is a candidate too. A still scene
   costs the block means only (about 0.1 ms); something moving without a pass costs a crop.
+- A frame-wide change (more than :data:`MAX_MOTION` of the blocks: the illuminator switching
+  on, the exposure stepping after it, a bumped camera) hides a candidate; it does not end one.
+  On such a frame the previous frame's candidate is kept, for at most :data:`CARRY_FRAMES`
+  frames in a row: without it, the first overexposed frame after the illuminator lit for a
+  pass read as "gone", and the camera cancelled the autofocus scan it had just started on it
+  (seed 1 #13, #274, #356 and seed 2 #134 of the presentation bench, docs/decoders.md). With
+  no candidate before, a frame-wide change is nothing, as before: an idle door pays nothing.
 - It is a :class:`~passgate.hardware.decode.Decoder` itself (``decode(frame) -> texts``), so
   the frame loop is unchanged; a crop that fails is logged and counts as nothing found,
   like any decoder error. ``on_candidate(box or None, frame)`` (optional) hears after every
@@ -47,6 +54,9 @@ MARGIN = 0.35  # of the box's side, each way: the quiet zone, and the hand moved
 BLOCK = 4  # motion is looked for on BLOCK x BLOCK sums: noise averages out, 16x fewer pixels
 MOTION_LEVEL = 14  # mean change per pixel of a block that counts as moved (noise: 2-8 levels)
 MIN_MOTION, MAX_MOTION = 0.004, 0.25  # share of the blocks: a pass, not a flicker or a person
+# Frames in a row a frame-wide change keeps the previous candidate: the AE's settling after the
+# illuminator lights (2 frames in the presentation model, bench AE_DELAY) and one more
+CARRY_FRAMES = 3
 
 
 class CropSource(Protocol):
@@ -69,6 +79,7 @@ class MotionBox:
 
     def __init__(self) -> None:
         self._prev: np.ndarray | None = None
+        self.wide = False  # the last frame changed too much of itself to tell (light, a bump)
 
     def update(self, frame: np.ndarray) -> Box | None:
         # PIL's box reduce: the block means in C, ~0.05 ms at 640x480 (numpy's reshape-sum
@@ -76,10 +87,12 @@ class MotionBox:
         means = np.asarray(Image.fromarray(np.ascontiguousarray(frame)).reduce(BLOCK),
                            dtype=np.int16)
         prev, self._prev = self._prev, means
+        self.wide = False
         if prev is None or prev.shape != means.shape:
             return None
         moved = np.abs(means - prev) > MOTION_LEVEL
         share = moved.mean()
+        self.wide = bool(share > MAX_MOTION)
         if not MIN_MOTION <= share <= MAX_MOTION:
             return None
         rows, cols = np.nonzero(moved.any(axis=1))[0], np.nonzero(moved.any(axis=0))[0]
@@ -106,6 +119,8 @@ class FullCropReader:
         self._locate: Callable[[np.ndarray], tuple[list[str], list[Box], list[float]]] | None = (
             getattr(decoder, "locate", None) if on_symbol is not None else None)
         self.crops = 0  # full-resolution crops decoded so far (the bench reports them)
+        self._last: Box | None = None  # the previous frame's candidate
+        self._carried = 0  # frames in a row that kept it through a frame-wide change
 
     def decode(self, frame: np.ndarray) -> list[str]:
         texts: list[str]
@@ -119,6 +134,12 @@ class FullCropReader:
         moved = self.motion.update(frame) if self.motion is not None else None
         if moved is not None and not boxes:
             boxes = [moved]
+        if boxes or self.motion is None or not self.motion.wide or self._carried >= CARRY_FRAMES:
+            self._carried = 0
+        elif self._last is not None:  # the frame changed whole: the candidate is hidden, not gone
+            boxes = [self._last]
+            self._carried += 1
+        self._last = boxes[0] if boxes else None
         if self.on_candidate is not None:
             try:
                 self.on_candidate(boxes[0] if boxes else None, frame)
