@@ -169,25 +169,39 @@ def _scene(rng, pass_at: int | None = None, level: float = 120.0) -> np.ndarray:
 
 def test_a_frame_wide_change_hides_a_candidate_for_a_few_frames_and_does_not_end_it():
     # The illuminator lights for a moving pass: the next frames change whole (overexposed, the
-    # AE settling). The camera must keep hearing the pass's box, or it cancels the autofocus
-    # scan it just started (docs/decoders.md); after CARRY_FRAMES such frames it is gone.
+    # AE settling). Its crop is still read, and the followers hear nothing on those frames: a
+    # "gone" made the camera cancel the autofocus scan it had just started, and the old box
+    # would look "held" to it (docs/decoders.md). After CARRY_FRAMES such frames it is gone.
     assert CARRY_FRAMES >= 2  # the AE settles over two frames after the light changes
     rng = np.random.default_rng(4)
     heard: list = []
     crops = Crops()
     reader = FullCropReader(Shapes(), crops,  # type: ignore[arg-type]
                             on_candidate=lambda box, frame: heard.append(box))
+    level = 120.0
     reader.decode(_scene(rng))
-    reader.decode(_scene(rng, pass_at=300))  # a pass moves in: a motion candidate
-    box = heard[-1]
-    assert box is not None and box[0] <= 300 <= box[2]
-    n = len(crops.boxes)
-    for k in range(CARRY_FRAMES):  # each frame brighter than the last: every block changes
-        reader.decode(_scene(rng, pass_at=300, level=140.0 + 20 * k))
-        assert heard[-1] == box
-    assert len(crops.boxes) == n + CARRY_FRAMES  # and its crop is still read on those frames
-    reader.decode(_scene(rng, pass_at=300, level=140.0 + 20 * CARRY_FRAMES))
-    assert heard[-1] is None  # frame-wide changes for longer than that: nothing kept
+    for episode in range(2):  # the count starts again with each real candidate
+        reader.decode(_scene(rng, pass_at=300, level=level))  # a pass moves in: a candidate
+        box = heard[-1]
+        assert box is not None and box[0] <= 300 <= box[2]
+        n, told = len(crops.boxes), len(heard)
+        for _k in range(CARRY_FRAMES):  # each frame 20 levels brighter: every block changes
+            level += 20.0
+            reader.decode(_scene(rng, pass_at=300, level=level))
+        assert len(heard) == told  # the followers heard nothing on those frames
+        assert crops.boxes[n:] == crops.boxes[n - 1:n] * CARRY_FRAMES  # the same crop, read
+        level += 20.0
+        reader.decode(_scene(rng, pass_at=300, level=level))
+        assert heard[-1] is None and len(crops.boxes) == n + CARRY_FRAMES  # longer: gone
+        level -= 20.0
+        reader.decode(_scene(rng, pass_at=300, level=level))
+        assert heard[-1] is None and len(crops.boxes) == n + CARRY_FRAMES  # and stays gone
+        reader.decode(_scene(rng, level=level))  # the pass leaves: a candidate again
+        reader.decode(_scene(rng, level=level))
+        assert heard[-1] is None
+        level = 60.0 if episode == 0 else level
+        reader.decode(_scene(rng, level=level))  # a frame-wide change, nothing before it
+        assert heard[-1] is None
 
 
 def test_a_frame_wide_change_with_no_candidate_before_is_nothing():
@@ -205,6 +219,27 @@ def test_a_frame_wide_change_with_no_candidate_before_is_nothing():
     assert heard[-1] is not None
     reader.decode(_scene(rng, level=60.0, pass_at=100))
     assert heard[-1] is None
+    reader.decode(_scene(rng, level=160.0, pass_at=100))  # after it ended: nothing carried
+    assert heard[-1] is None and len(crops.boxes) == 1
+
+
+def test_the_autofocus_scan_started_on_a_pass_survives_the_illuminators_overexposed_frames():
+    """The reader wired to the camera as the checkpoint wires it: a small candidate's first
+    frame starts the scan (af_trigger "first"); the frame-wide changes after it neither cancel
+    it (AfMode manual) nor start another on the old box."""
+    rng = np.random.default_rng(6)
+    src, (cam,) = _camera(af_trigger="first")
+    reader = FullCropReader(Shapes(), Crops(),  # type: ignore[arg-type]
+                            on_candidate=lambda box, frame: src.on_candidate(box))
+    reader.decode(_scene(rng))
+    cam.set.clear()
+    reader.decode(_scene(rng, pass_at=300))
+    assert [c.get("AfTrigger") for c in cam.set] == [0]  # the scan starts
+    for level in (150.0, 180.0):  # the LED lit: two overexposed frames
+        reader.decode(_scene(rng, pass_at=300, level=level))
+    assert len(cam.set) == 1  # no AfMode manual, no second trigger
+    reader.decode(_scene(rng, pass_at=300, level=180.0))  # settled, the pass held: still
+    assert cam.set[-1]["AfMode"] == 0  # a still frame without a candidate: the idle focus
 
 
 class Shapes:

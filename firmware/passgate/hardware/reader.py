@@ -15,16 +15,20 @@ Rules kept (issue 15 point 5, measured in ``docs/decoders.md``):
   :data:`MIN_MOTION` and :data:`MAX_MOTION` of the frame) is a candidate too. A still scene
   costs the block means only (about 0.1 ms); something moving without a pass costs a crop.
 - A frame-wide change (more than :data:`MAX_MOTION` of the blocks: the illuminator switching
-  on, the exposure stepping after it, a bumped camera) hides a candidate; it does not end one.
-  On such a frame the previous frame's candidate is kept, for at most :data:`CARRY_FRAMES`
-  frames in a row: without it, the first overexposed frame after the illuminator lit for a
-  pass read as "gone", and the camera cancelled the autofocus scan it had just started on it
-  (seed 1 #13, #274, #356 and seed 2 #134 of the presentation bench, docs/decoders.md). With
-  no candidate before, a frame-wide change is nothing, as before: an idle door pays nothing.
+  on, the exposure settling after it, a bumped camera) hides a candidate rather than ending
+  it. On such a frame, if the previous frame had a candidate, its box is read again (the
+  crop) and ``on_candidate`` is not called: the followers hear neither "gone" nor a new
+  place, since the frame cannot tell them. At most :data:`CARRY_FRAMES` frames in a row;
+  after that the candidate is gone. Before, the first overexposed frame after the illuminator lit for
+  a pass read as "gone", and the camera cancelled the autofocus scan it had just started on
+  it (seed 1 #13, #274, #356 and seed 2 #134 of the presentation bench, docs/decoders.md);
+  telling the camera the old box instead would look "held" to it and start a scan where the
+  pass had been. With no candidate before, a frame-wide change is nothing, as before: an
+  idle door pays nothing.
 - It is a :class:`~passgate.hardware.decode.Decoder` itself (``decode(frame) -> texts``), so
   the frame loop is unchanged; a crop that fails is logged and counts as nothing found,
   like any decoder error. ``on_candidate(box or None, frame)`` (optional) hears after every
-  frame whether a candidate is in view (the illuminator and the autofocus window follow it).
+  frame (but a carried one, above) whether a candidate is in view (the illuminator and the autofocus window follow it).
 - ``on_symbol(side)`` (optional) hears, on a frame where a symbol was located but not read, the
   symbol's side in frame pixels: from the 640x480 call, or else from the crop's (the same
   zxing-cpp call, with ``return_errors``; a pass too small to be located at 640x480 often is in
@@ -55,7 +59,9 @@ BLOCK = 4  # motion is looked for on BLOCK x BLOCK sums: noise averages out, 16x
 MOTION_LEVEL = 14  # mean change per pixel of a block that counts as moved (noise: 2-8 levels)
 MIN_MOTION, MAX_MOTION = 0.004, 0.25  # share of the blocks: a pass, not a flicker or a person
 # Frames in a row a frame-wide change keeps the previous candidate: the AE's settling after the
-# illuminator lights (2 frames in the presentation model, bench AE_DELAY) and one more
+# illuminator lights (2 frames in the presentation model, bench AE_DELAY) and one more. From
+# the model, not measured on a Pi: a camera whose exposure settles slower still ends the
+# candidate after these, as every frame-wide change did before.
 CARRY_FRAMES = 3
 
 
@@ -134,13 +140,14 @@ class FullCropReader:
         moved = self.motion.update(frame) if self.motion is not None else None
         if moved is not None and not boxes:
             boxes = [moved]
+        carried = False
         if boxes or self.motion is None or not self.motion.wide or self._carried >= CARRY_FRAMES:
             self._carried = 0
         elif self._last is not None:  # the frame changed whole: the candidate is hidden, not gone
-            boxes = [self._last]
+            boxes, carried = [self._last], True
             self._carried += 1
         self._last = boxes[0] if boxes else None
-        if self.on_candidate is not None:
+        if self.on_candidate is not None and not carried:
             try:
                 self.on_candidate(boxes[0] if boxes else None, frame)
             except Exception as exc:  # focus and light are helpers: reading goes on without
