@@ -759,6 +759,9 @@ def measure_idle(scenes: int, frames: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from passgate.hardware import reader as reader_mod
+    from passgate.hardware.reader import CARRY_FRAMES  # nocarry: 0 for that camera only
+
     global FOCUS_MM, AF_FOLLOW, AF_RULE, AF_SCAN_S, LENS, AF_MODEL, PDAF_FULL_GAIN, PDAF_LATENCY
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presentations", type=int, default=200)
@@ -790,7 +793,8 @@ def main(argv: list[str] | None = None) -> int:
                          "the light, so the exposure the AE wants shrinks by as much), fast "
                          "(with af-fw or size: the firmware asks for AfSpeed fast), first (with "
                          "af-fw or size: af_trigger first, a scan on a small candidate's first "
-                         "frame)")
+                         "frame), nocarry (the reader without its carry through frame-wide "
+                         "changes, CARRY_FRAMES 0: the firmware before the fifth round)")
     ap.add_argument("--main", default=f"{MAIN[0]}x{MAIN[1]}",
                     help="main stream WxH over the lores frame's field of view: 1280x960 (5.0 um "
                          "pitch), 2304x1728 (the sensor's 2x2-binned pitch, 2.8 um)")
@@ -846,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
         levers = set(cam.split("+")) - {"fixed"}
         caps = {lv for lv in levers if lv.endswith("ms") and lv[:-2].replace(".", "").isdigit()}
         if levers - caps - {"af", "autofocus", "af-follow", "af-rule", "af-fw", "size", "led",
-                            "bright", "fast", "first"} or len(caps) > 1:
+                            "bright", "fast", "first", "nocarry"} or len(caps) > 1:
             ap.error(f"unknown camera set-up {cam!r}")
         af = bool(levers & {"af", "autofocus", "af-follow", "af-rule", "af-fw", "size"})
         fw = bool(levers & {"af-fw", "size"})
@@ -855,6 +859,7 @@ def main(argv: list[str] | None = None) -> int:
                          af_trigger="first" if "first" in levers else "held") if fw else None
         AF_FOLLOW = "af-follow" in levers
         AF_RULE = "af-rule" in levers
+        reader_mod.CARRY_FRAMES = 0 if "nocarry" in levers else CARRY_FRAMES
         limit = float(next(iter(caps))[:-2]) if caps else None
         lit = bool(levers & {"led", "bright"})
         t0 = time.perf_counter()
@@ -884,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{o.misread} / {o.false_pos} | {o.crops} |")
         print(f"\nbare zxing-cpp on the same still empty frames: {1e3 * b:.2f} ms median "
               f"({len(bare)} frames)")
+    reader_mod.CARRY_FRAMES = CARRY_FRAMES
     return 0
 
 
