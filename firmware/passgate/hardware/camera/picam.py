@@ -168,7 +168,9 @@ class CameraConfig:
     # frame-wide change), then as "held" does, the running scan's window following the
     # candidate; "held": only once the candidate is held. Measured in that model with fast:
     # 796/800 read within 0.5 s with the brighter illuminator, against 792/800 for normal and
-    # "held" (docs/decoders.md, fourth round after its review); not run on a Pi.
+    # "held" (docs/decoders.md, fourth round after its review); 800/800 once the reader kept
+    # the candidate through the illuminator's overexposed frames (reader.CARRY_FRAMES, fifth
+    # round); not run on a Pi.
     af_trigger: str = option(
         "first", valid_choice("held", "first"),
         "when the autofocus scan starts: held (the candidate held still) or first (its first "
