@@ -16,19 +16,20 @@ Rules kept (issue 15 point 5, measured in ``docs/decoders.md``):
   costs the block means only (about 0.1 ms); something moving without a pass costs a crop.
 - A frame-wide change (more than :data:`MAX_MOTION` of the blocks: the illuminator switching
   on, the exposure settling after it, a bumped camera) hides a candidate rather than ending
-  it. On such a frame, if the previous frame had a candidate, its box is read again (the
-  crop) and ``on_candidate`` is not called: the followers hear neither "gone" nor a new
-  place, since the frame cannot tell them. At most :data:`CARRY_FRAMES` frames in a row;
-  after that the candidate is gone. Before, the first overexposed frame after the illuminator lit for
-  a pass read as "gone", and the camera cancelled the autofocus scan it had just started on
-  it (seed 1 #13, #274, #356 and seed 2 #134 of the presentation bench, docs/decoders.md);
-  telling the camera the old box instead would look "held" to it and start a scan where the
-  pass had been. With no candidate before, a frame-wide change is nothing, as before: an
-  idle door pays nothing.
+  it. On such a frame, if the previous frame had a candidate, its box is read again (the crop)
+  and ``on_candidate`` is not called: the followers hear neither "gone" nor a new place, since
+  the frame cannot tell them. At most :data:`CARRY_FRAMES` frames in a row; after that the
+  candidate is gone. Before, the first overexposed frame after the illuminator lit for a pass
+  read as "gone", and the camera cancelled the autofocus scan it had just started on it (seed
+  1 #13, #274, #356 and seed 2 #134 of the presentation bench, docs/decoders.md); telling the
+  camera the old box instead would look "held" to it and start a scan where the pass had been.
+  With no candidate before, a frame-wide change is nothing, as before: an idle door pays
+  nothing.
 - It is a :class:`~passgate.hardware.decode.Decoder` itself (``decode(frame) -> texts``), so
-  the frame loop is unchanged; a crop that fails is logged and counts as nothing found,
-  like any decoder error. ``on_candidate(box or None, frame)`` (optional) hears after every
-  frame (but a carried one, above) whether a candidate is in view (the illuminator and the autofocus window follow it).
+  the frame loop is unchanged; a crop that fails is logged and counts as nothing found, like
+  any decoder error. ``on_candidate(box or None, frame)`` (optional) hears after every frame
+  (but a carried one, above) whether a candidate is in view (the illuminator and the autofocus
+  window follow it).
 - ``on_symbol(side)`` (optional) hears, on a frame where a symbol was located but not read, the
   symbol's side in frame pixels: from the 640x480 call, or else from the crop's (the same
   zxing-cpp call, with ``return_errors``; a pass too small to be located at 640x480 often is in
