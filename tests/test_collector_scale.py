@@ -208,6 +208,7 @@ def test_sharing_lookup_probes_the_pass_index_without_statistics(pg_cluster):  #
     hashes = [hashlib.sha256(b"p%d" % i).digest()[:16] for i in range(200)]
     params = {"h": hashes, "t": [T0 * 1000 + i for i in range(200)], "v": ["accept"] * 200,
               "d": "gate-fresh", "w": pairs.PAIR_WINDOW_MS, "k": pairs.PAIRS_PER_SCAN,
+              "top": pairs.T_TOP,
               "lo": 5000, "hi": 5199,
               "tlo": T0 * 1000, "thi": T0 * 1000 + 199,
               "plo": T0 * 1000 - pairs.PAIR_WINDOW_MS,

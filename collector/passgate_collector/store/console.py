@@ -106,7 +106,7 @@ def _feed_row(r: Sequence) -> dict:
     d = dict(zip(FEED_KEYS, r, strict=True))
     if d["pass_hash"] is not None:
         d["pass_hash"] = bytes(d["pass_hash"])
-    d["flags"] = d["flags"].split() if d["flags"] else []
+    d["flags"] = d["flags"].split(" ") if d["flags"] else []  # joined with " " (Tx.insert_scans)
     d["cursor"] = cursor_text((d["t_ms"], d["device_id"], d["seq"]))
     return d
 

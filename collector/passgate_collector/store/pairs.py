@@ -42,6 +42,11 @@ from collections.abc import Iterable, Sequence
 from . import schema
 
 PAIR_WINDOW_MS = 3600 * 1000
+T_MAX = (1 << 63) - 1  # the largest t_ms the protocol allows (protocol.MAX_INT; 0 the least)
+# The highest t_ms whose window's upper end is still a BIGINT: the probes' upper bound is
+# LEAST(t, this) + the window, so a scan near the end of the range never overflows (a row
+# the protocol allows must never fail its batch: no input blocks a queue).
+T_TOP = T_MAX - PAIR_WINDOW_MS
 PAIRS_PER_SCAN = 16  # other checkpoints' scans a new scan is paired with, the earliest first
 LIVE_CODE_REUSED = "live_code_reused"  # alert kind
 LIVE_FLAG_PREFIX = "live_"  # passgate.checkpoint.decide.LIVE_ID_PREFIX
@@ -94,7 +99,7 @@ _PG_PAIRS = (
     "CASE WHEN o.mine THEN s.t_ms ELSE n.t END, CASE WHEN o.mine THEN s.verdict ELSE n.v END "
     "FROM ({new}) AS n "
     "CROSS JOIN LATERAL (SELECT device_id, t_ms, verdict FROM scans "
-    "WHERE pass_hash = n.h AND t_ms >= n.t - %(w)s AND t_ms <= n.t + %(w)s "
+    "WHERE pass_hash = n.h AND t_ms >= n.t - %(w)s AND t_ms <= LEAST(n.t, %(top)s) + %(w)s "
     "AND t_ms >= %(plo)s AND t_ms <= %(phi)s AND device_id <> %(d)s "
     "ORDER BY t_ms LIMIT %(k)s) AS s "
     "CROSS JOIN LATERAL (SELECT n.t < s.t_ms OR (n.t = s.t_ms "
@@ -124,7 +129,14 @@ SQLITE_LIVE_PEERS = _LIVE_PEERS.format(index=" INDEXED BY scans_pass_day", find=
 def _window_days(t: int) -> tuple[int, int]:
     """The first and last UTC day (``schema.DAY_SQL``) of the pairing window around ``t``:
     one day, or two when the window crosses midnight (it is 2 hours wide)."""
-    return schema.day_of(t - PAIR_WINDOW_MS), schema.day_of(t + PAIR_WINDOW_MS)
+    lo, hi = window(t)
+    return schema.day_of(lo), schema.day_of(hi)
+
+
+def window(t: int) -> tuple[int, int]:
+    """The pairing window around ``t`` (0 <= t <= ``T_MAX``, the protocol's range), its ends
+    held inside that range: a BIGINT on both backends, whatever ``t``."""
+    return t - PAIR_WINDOW_MS, min(t, T_TOP) + PAIR_WINDOW_MS
 
 
 def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
@@ -138,7 +150,8 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
     if not rows:
         return
     if store.kind == "postgresql":
-        params: dict = {"d": device_id, "w": PAIR_WINDOW_MS, "k": PAIRS_PER_SCAN}
+        params: dict = {"d": device_id, "w": PAIR_WINDOW_MS, "k": PAIRS_PER_SCAN,
+                        "top": T_TOP}
         if seqs is not None and times is not None:
             params.update(lo=seqs[0], hi=seqs[1], tlo=times[0], thi=times[1])
             find = PG_PAIRS_RANGE
@@ -148,7 +161,7 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
                           v=[r[2] for r in rows])
             find = PG_PAIRS
             t_lo, t_hi = min(r[1] for r in rows), max(r[1] for r in rows)
-        params.update(plo=t_lo - PAIR_WINDOW_MS, phi=t_hi + PAIR_WINDOW_MS)
+        params.update(plo=window(t_lo)[0], phi=window(t_hi)[1])
         cur.execute(PG_LOCK, {"keys": lock_keys(r[0] for r in rows)})
         cur.execute(find, params)
         return
@@ -160,8 +173,7 @@ def note(store, cur, device_id: str, rows: Sequence[tuple[bytes, int, str]],
     for h, t, _v in rows:
         for day in set(_window_days(t)):
             by_day.setdefault(day, set()).add(bytes(h))
-    lo = min(r[1] for r in rows) - PAIR_WINDOW_MS
-    hi = max(r[1] for r in rows) + PAIR_WINDOW_MS
+    lo, hi = window(min(r[1] for r in rows))[0], window(max(r[1] for r in rows))[1]
     others: dict[bytes, list[tuple[str, int, str]]] = {}
     for day, day_hashes in sorted(by_day.items()):
         hashes = sorted(day_hashes)
@@ -190,13 +202,13 @@ def live_reuse(store, cur, device_id: str,
     live = [(bytes(h), t, verdict, flag) for h, t, verdict, flags in rows
             if h is not None for flag in flags if flag.startswith(LIVE_FLAG_PREFIX)]
     for h, t, verdict, flag in live:
-        params: tuple = (h, t - PAIR_WINDOW_MS, t + PAIR_WINDOW_MS, device_id, f" {flag} ")
+        params: tuple = (h, *window(t), device_id, f" {flag} ")
         if store.kind == "sqlite":
             cur.execute(store.sql(SQLITE_LIVE_PEERS), (*params, *_window_days(t)))
         else:
             cur.execute(store.sql(LIVE_PEERS), params)
         for dev, t2, verdict2, flags2 in cur.fetchall():
-            if flag in (flags2 or "").split():
+            if flag in (flags2 or "").split(" "):  # as stored: space-separated (store/reports.py)
                 store._alert(cur, device_id, LIVE_CODE_REUSED,
                              f"{flag} also at {dev}, {abs(t2 - t) / 1000:.1f} s apart "
                              f"({verdict2} there, {verdict} here)", now)

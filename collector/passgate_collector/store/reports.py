@@ -23,7 +23,7 @@ def scan_dict(r: Sequence) -> dict:
     for k in ("nonce", "pass_hash", "chain"):
         if d[k] is not None:
             d[k] = bytes(d[k])
-    d["flags"] = d["flags"].split() if d["flags"] else []
+    d["flags"] = d["flags"].split(" ") if d["flags"] else []  # joined with " " (Tx.insert_scans)
     return d
 
 
