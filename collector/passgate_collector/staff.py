@@ -100,9 +100,13 @@ STATE_ORDER = {"stale": 0, "never": 1, "ok": 2, "disabled": 3}
 
 
 def fmt_time(t: float | None) -> str:
+    """UTC text; ``@SECONDS`` for a time no datetime holds (a device clock far ahead)."""
     if t is None:
         return "-"
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        return f"@{int(t)}"
 
 
 def fmt_age(seconds: float | None) -> str:

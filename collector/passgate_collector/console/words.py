@@ -153,24 +153,47 @@ def valid_zone(name: str) -> bool:
     return True
 
 
+def moment(t: float, tz: dt.tzinfo = dt.UTC) -> dt.datetime | None:
+    """POSIX seconds ``t`` as a datetime in ``tz``, or None when no datetime can hold it: a
+    device's clock may say any time the protocol allows (up to 2**63 - 1 ms, the year 292
+    million), and one such scan must not take a page down for every staff member."""
+    try:
+        return dt.datetime.fromtimestamp(t, tz)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def beyond(t: float) -> str:
+    """A time no datetime holds, as GNU ``date -d @SECONDS`` reads it."""
+    return f"@{int(t)}"
+
+
 def utc_text(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = moment(t)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when is not None else beyond(t)
 
 
 def utc_iso(t: float) -> str:
-    """RFC 3339 in UTC, for exports and JSON: ``2026-01-01T00:00:00.123Z``."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    """RFC 3339 in UTC, for exports and JSON: ``2026-01-01T00:00:00.123Z`` (``@SECONDS``
+    for a time beyond the year 9999, :func:`beyond`)."""
+    when = moment(t)
+    if when is None:
+        return beyond(t)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def local_text(t: float, tz: str | None) -> str:
-    return dt.datetime.fromtimestamp(t, zone(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    when = moment(t, zone(tz))
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z") if when is not None else beyond(t)
 
 
 def time_tag(t: float | None, tz: str | None) -> Markup:
-    """``<time>`` with the site's local time as text and UTC on hover."""
+    """``<time>`` with the site's local time as text and UTC on hover (a time beyond the
+    year 9999 as ``@SECONDS``, without a ``datetime`` it could not hold)."""
     if t is None:
         return Markup("-")
+    if moment(t) is None:
+        return Markup("<time>{}</time>").format(beyond(t))
     return Markup('<time datetime="{}" title="{}">{}</time>').format(
         utc_iso(t), utc_text(t), local_text(t, tz))
 
@@ -211,7 +234,8 @@ def parse_local(text: str | None, tz: str | None) -> int | None:
 
 def local_input(t: int, tz: str | None) -> str:
     """The inverse of :func:`parse_local`, to fill the form back in."""
-    return dt.datetime.fromtimestamp(t, zone(tz)).strftime("%Y-%m-%dT%H:%M")
+    when = moment(t, zone(tz))  # None: a range asked at the year 1 or 9999 edge
+    return when.strftime("%Y-%m-%dT%H:%M") if when is not None else ""
 
 
 def short(h: bytes | None) -> str:
