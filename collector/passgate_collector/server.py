@@ -12,10 +12,16 @@ Rules kept here (tests/test_collector_limits.py, real sockets):
   moment, and stops after ``LINGER_IDLE_S`` of silence (an idle peer costs 5 s, no more).
 - Lingering runs in a small thread per connection, at most ``MAX_LINGERING`` at once;
   beyond that a connection closes at once (a flood of huge bodies cannot pin threads).
+- Under ``/v1/`` waitress's own refusals (413 for a body over its limit, 400 for a broken
+  chunk) are answered by the application, told by ``REFUSED`` in an environment without the
+  body: the protocol's CBOR error map and the headers every ``/v1/`` answer carries (its
+  ``Passgate-Challenge``), as for a body Flask refuses (docs/sync-protocol.md section 1).
+  Other paths keep waitress's plain-text answer.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import threading
@@ -23,6 +29,7 @@ import time
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask, WSGITask
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +74,37 @@ def _linger(sock: socket.socket) -> None:
         _lingering.release()
 
 
+# The environment key that tells the application waitress refused the request (its status).
+REFUSED = "passgate.refused"
+BODY_SLACK = 1024  # waitress's limit above the collector's (make_server)
+
+
+class _AppRefusal(WSGITask):
+    """A request waitress refused, answered by the application without its body."""
+
+    def get_environment(self) -> dict:
+        env = super().get_environment()
+        env.update({"CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(),
+                    REFUSED: self.request.error.code})
+        return env
+
+    def execute(self) -> None:
+        self.set_close_on_finish()  # the body was not read: the connection ends (lingering)
+        super().execute()
+
+
+def _refusal_task(channel, request):
+    path = getattr(request, "path", None) or ""
+    if request.error.code in (400, 413) and path.startswith("/v1/"):
+        return _AppRefusal(channel, request)
+    return ErrorTask(channel, request)
+
+
 class LingeringChannel(HTTPChannel):
-    """waitress's channel with a lingering close (see the module rules)."""
+    """waitress's channel with a lingering close, and its refusals under ``/v1/`` answered
+    by the application (see the module rules)."""
+
+    error_task_class = staticmethod(_refusal_task)
 
     def handle_close(self) -> None:
         sock = self.socket
@@ -88,6 +124,6 @@ def make_server(app, *, host: str, port: int, threads: int, max_body: int, **kw)
     one is refused by waitress from its ``Content-Length`` without being buffered.
     """
     server = create_server(app, host=host, port=port, threads=threads,
-                           max_request_body_size=max_body + 1024, **kw)
+                           max_request_body_size=max_body + BODY_SLACK, **kw)
     server.channel_class = LingeringChannel
     return server

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
@@ -41,6 +41,7 @@ from .console import ConsoleOptions, blueprint
 from .ingest import apply
 from .protocol import CONTENT_TYPE, ProtocolError
 from .ratelimit import RateLimiter, source_of
+from .server import REFUSED
 from .store import SqlStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class Settings:
     max_inflight: int = 4  # concurrent ingests (~ database connections) per process
     retry_after_s: int = 5  # what a 503 asks the device to wait at least
     releases_dir: str | None = None  # signed releases served to devices (releases.py)
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _cbor(obj: object, status: int = 200) -> Response:
@@ -113,6 +117,30 @@ def create_app(
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+
+    @app.before_request
+    def refuse_unusable() -> None:
+        """Two refusals before any other hook or view, the same for every path.
+
+        A body over ``max_body`` is 413 even where the view never reads it (a GET): Flask's
+        own limit fires only on reading, and waitress's (``server.py``) sits 1 KiB above it.
+        The length is the declared one, or with a chunked body the one waitress counted as it
+        buffered it. A NUL in the path, the query, a header or a form is 400: PostgreSQL text
+        cannot hold one, so any lookup with it failed there (500) and found nothing on
+        SQLite; now both backends answer alike, before any query is made."""
+        refused = request.environ.get(REFUSED)  # waitress refused it (server.py)
+        length = request.content_length
+        if refused == 413 or (length is not None and length > settings.max_body):
+            raise RequestEntityTooLarge()
+        if refused is not None:
+            raise BadRequest("the request could not be read (a broken chunked body)")
+        texts = [request.path, *request.headers.values()]
+        texts += [t for kv in request.args.items(multi=True) for t in kv]
+        if request.mimetype in _FORM_TYPES:
+            texts += [t for kv in request.form.items(multi=True) for t in kv]
+        if any("\x00" in t for t in texts):
+            raise BadRequest("a NUL character in the request")
+
     i18n.init_app(app)  # first: the sign-in page speaks the staff member's language too
     staff_auth.init_app(app, store, now=now, options=auth)  # no console route without a session
     deltas = DeltaCache()
