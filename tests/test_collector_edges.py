@@ -1,0 +1,214 @@
+"""Issue 11, point 2, from an independent review: inputs the protocol allows, or any client
+can send, at the edges the earlier tables missed. Each answer is a 2xx or a 4xx on both
+backends, never a 5xx, and what is stored comes back exactly as sent:
+
+- scans at the very end of the protocol's time range (t_ms up to 2**63 - 1) with a pass
+  hash: the sharing window's end was computed past a BIGINT (500 on both backends, and
+  the agent retries a 5xx for ever: that device's queue stopped);
+- flags holding a non-ASCII space (U+00A0, U+2028, U+3000): stored split on them, so the
+  resend of the same row was refused as a nonce conflict and raised a tamper alert;
+- the staff page and the console with such a scan stored (no datetime holds its time);
+- a NUL anywhere in a request (PostgreSQL text cannot hold one: 500 there, not on SQLite);
+- a body over the limit where the view never reads it (a GET), and waitress's own refusals,
+  which now give the protocol's CBOR error under /v1/ like every other answer there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+import cbor2
+import pytest
+
+from collector_support import (  # noqa: F401
+    NOW,
+    FakeDevice,
+    cheap_argon2,
+    fake_time_token,
+    pass_hash,
+    pg_cluster,
+    staff_login,
+    store,
+)
+from passgate.journal.schema import chain_of
+from passgate_collector import protocol
+from passgate_collector.web import Settings, create_app
+
+CBOR = {"Content-Type": "application/cbor"}
+TOP = (1 << 63) - 1  # the largest t_ms the protocol allows
+MAX_BODY = 64 * 1024
+
+
+def _app(store):  # noqa: F811
+    return create_app(store, time_token=fake_time_token, now=lambda: NOW,
+                      settings=Settings(max_body=MAX_BODY, rate_burst=10_000))
+
+
+def _enrol(client, store, name: str) -> FakeDevice:  # noqa: F811
+    dev = FakeDevice(name)
+    token = f"token-{name}".ljust(20, "x")
+    store.add_token(hashlib.sha256(token.encode()).digest(), name, NOW, NOW + 60)
+    assert client.post("/v1/enrol", data=dev.enrol_body(token), headers=CBOR).status_code == 201
+    return dev
+
+
+def _at(dev: FakeDevice, t_ms: int, **kw) -> dict:
+    """A scan at exactly ``t_ms`` (not through a float), chained."""
+    row = dev.scan(0, **kw)
+    row["t_ms"] = t_ms
+    row["chain"] = chain_of(dev.chain_before(row["seq"]), row)
+    return row
+
+
+def _statuses(resp) -> list[str]:
+    assert resp.status_code == 200, resp.data
+    return [r["status"] for r in cbor2.loads(resp.data)["results"]]
+
+
+def test_scans_at_the_end_of_time_with_any_space_in_flags_store_and_resend_alike(
+        store, staff_login):  # noqa: F811
+    client = staff_login(_app(store).test_client(), store)
+    shared = pass_hash(7)
+    # Sorted, unique, no ASCII space: allowed. One is a live code, so the reuse look-up runs.
+    flags = ("a\u00a0b", "live_k\u3000x", "z\u2028z")
+    sent = {}
+    for name in ("gate-1", "gate-2"):  # the second batch pairs with the first one's scans
+        dev = _enrol(client, store, name)
+        rows = [_at(dev, TOP - 1000, ph=shared, flags=flags),
+                _at(dev, TOP, ph=shared, flags=flags),
+                _at(dev, TOP - 3_600_000, ph=pass_hash(8))]
+        rows.sort(key=lambda r: r["seq"])
+        assert _statuses(client.post("/v1/batches", data=dev.batch_body(rows),
+                                     headers=CBOR)) == ["stored"] * 3
+        again = client.post("/v1/batches", data=dev.batch_body(rows), headers=CBOR)
+        assert _statuses(again) == ["duplicate"] * 3  # the same row, not a conflict
+        sent[name] = rows
+    held = store.recent_scans(10)
+    for name, rows in sent.items():
+        got = {s["seq"]: s for s in held[name]}
+        for row in rows:
+            assert {k: got[row["seq"]][k] for k in row} == row
+    kinds = {a["kind"] for a in store.alert_summary()}
+    assert kinds == {"live_code_reused"}  # no nonce_conflict, no chain alert
+    assert store.shared_passes(3_600_000, 0, 50)  # the pairs were found, at the range's end
+    # Pages that show these times: no datetime holds them, the pages still render.
+    for path in ("/", "/console/", "/console/feed.json", "/console/checkpoint/gate-1"):
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+    assert b"@%d" % (TOP // 1000 - 1) in client.get("/").data  # the time shown as @SECONDS
+
+
+@pytest.mark.parametrize("path", [
+    "/console/scans?zone=%00", "/console/scans?device=a%00", "/console/scans?site=%00",
+    "/console/charts?site=%00", "/console/checkpoint/%00", "/console/scans?%00=1",
+])
+def test_a_nul_anywhere_is_refused_alike_on_both_backends(store, staff_login, path):  # noqa: F811
+    client = staff_login(_app(store).test_client(), store)
+    assert client.get(path).status_code == 400
+
+
+def test_a_nul_before_sign_in_and_under_v1_is_400(store):  # noqa: F811
+    client = _app(store).test_client()
+    r = client.post("/login", data={"name": "a\x00b", "password": "x"})
+    assert r.status_code == 400
+    r = client.get("/v1/bundle?have=%00")
+    assert r.status_code == 400 and cbor2.loads(r.data)["error"] == "malformed"
+    assert protocol.CHALLENGE_HEADER in r.headers  # every /v1/ answer carries one
+    assert client.get("/v1/time", headers={"Passgate-Device": "gate-1"}).status_code == 204
+
+
+def test_a_console_range_at_the_calendar_edges_renders(store, staff_login):  # noqa: F811
+    client = staff_login(_app(store).test_client(), store)
+    for query in ("to=0001-01-01T00:00", "from=0001-01-01T00:00&to=0001-01-01T00:30",
+                  "from=9999-12-31T23:59", "to=9999-12-31T23:59"):
+        r = client.get(f"/console/scans?{query}")
+        assert r.status_code == 200, query
+
+
+# --- on a real socket, waitress in front --------------------------------------------------
+
+def _serve(app):
+    import threading
+
+    from passgate_collector.server import make_server
+
+    server = make_server(app, host="127.0.0.1", port=0, threads=2, max_body=MAX_BODY)
+    threading.Thread(target=server.run, daemon=True).start()
+    return server
+
+
+def _exchange(port: int, head: bytes, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """Send a raw request, half-close, read the whole answer: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(head)
+        try:
+            s.sendall(body)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:  # refused before the body was all sent: the answer is still there
+            pass
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    top, _, payload = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    return int(lines[0].split()[1]), headers, payload
+
+
+def _chunked(body: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 8192]), body[i:i + 8192])
+                    for i in range(0, len(body), 8192)) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/v1/time"), ("GET", "/v1/bundle"),
+                                          ("POST", "/v1/batches"), ("GET", "/v1/nope")])
+@pytest.mark.parametrize("size", [MAX_BODY + 1, MAX_BODY + 500, 5 << 20])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_every_body_over_the_limit_is_a_cbor_413_under_v1(tmp_path, method, path, size,
+                                                          chunked):
+    """Whether Flask (just over), this collector's own check (a GET that reads nothing) or
+    waitress (far over) refuses it, the answer is the protocol's: CBOR, with a challenge."""
+    from passgate_collector.store import open_store
+
+    st = open_store(f"sqlite:///{tmp_path}/c.db")
+    server = _serve(_app(st))
+    try:
+        body = b"\0" * size
+        framing = (b"Transfer-Encoding: chunked" if chunked
+                   else b"Content-Length: %d" % size)
+        head = (b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\n%s\r\n\r\n"
+                % (method.encode(), path.encode(), framing))
+        status, headers, payload = _exchange(server.effective_port, head,
+                                             _chunked(body) if chunked else body)
+        assert status == 413
+        assert headers["content-type"] == protocol.CONTENT_TYPE
+        assert cbor2.loads(payload)["error"] == "too_large"
+        assert protocol.CHALLENGE_HEADER.lower() in headers
+    finally:
+        server.close()
+        st.close()
+
+
+def test_waitress_refusals_elsewhere_stay_plain_and_a_broken_chunk_is_a_cbor_400(tmp_path):
+    from passgate_collector.store import open_store
+
+    st = open_store(f"sqlite:///{tmp_path}/c.db")
+    server = _serve(_app(st))
+    port = server.effective_port
+    try:
+        status, headers, _ = _exchange(
+            port, b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (5 << 20),
+            b"\0" * (5 << 20))
+        assert status == 413 and headers["content-type"].startswith("text/plain")
+        broken = (b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
+        status, headers, payload = _exchange(port, broken)
+        assert status == 400 and cbor2.loads(payload)["error"] == "malformed"
+        assert protocol.CHALLENGE_HEADER.lower() in headers
+        status, _, _ = _exchange(port, b"GET /v1/time HTTP/1.1\r\nHost: x\r\n"
+                                       b"Passgate-Device: gate-1\r\n\r\n")
+        assert status == 204  # and the server still answers
+    finally:
+        server.close()
+        st.close()
