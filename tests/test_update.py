@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bundle_support import NOW
 from passgate.errors import UpdateError
 from passgate.release import deb_file_name
-from passgate.update.state import read_state, report
+from passgate.update.state import read_state, report, status_text
 from passgate.update.system import DebianSystem
 from passgate.update.updater import Paths, Updater
 from release_support import ReleaseFleet
@@ -167,8 +167,10 @@ def test_refused_releases_are_never_installed(rig, case):
     rig.source.target_version = target
     state = rig.updater().run_once()
     assert state.outcome == "failed" and want in state.reason
+    # The reason as the collector keeps it (at most 64 characters), its code first.
     assert report(state) == {"update_state": "failed", "update_target": target,
-                             "update_reason": state.reason}
+                             "update_reason": status_text(state.reason)}
+    assert want in report(state)["update_reason"]
     assert rig.machine.installed == "0.1.0"
     assert not any(c.startswith(("dpkg -i", "mount")) for c in rig.machine.log)
 
@@ -505,3 +507,19 @@ def test_resume_only_does_nothing_when_idle_and_goes_on_with_a_step_in_progress(
     assert main(["update", "--resume-only", "--state-dir", str(tmp_path),
                  "--sync-dir", str(tmp_path)]) == 2
     assert "need a collector" in capsys.readouterr().err
+
+
+def test_the_heartbeat_carries_a_long_or_unclean_reason_as_the_collector_keeps_it():
+    """The collector keeps status texts of at most 64 characters without control characters
+    (docs/sync-protocol.md) and ignores any other: a longer reason never reached the staff.
+    The report cuts and cleans it so that it does."""
+    from passgate.update.state import FAILED, IDLE, STATUS_TEXT_MAX, UpdateState, status_text
+    from passgate_collector.protocol import health_fields
+
+    long = "health check: not healthy after 4 s\n" + "Traceback line " * 20
+    got = report(UpdateState(step=IDLE, outcome=FAILED, target="0.2.0", reason=long))
+    assert got["update_state"] == FAILED
+    assert len(got["update_reason"]) == STATUS_TEXT_MAX and got["update_reason"].endswith("\u2026")
+    assert got["update_reason"].startswith("health check: not healthy after 4 s Traceback")
+    assert health_fields(got) == got  # every field kept by the collector, none dropped
+    assert status_text("short\tone") == "short one"

@@ -354,4 +354,6 @@ def _int_or_none(text: str | None) -> int | None:
     if text is None:
         return None
     text = text.strip().strip('"')
-    return int(text) if text.isdigit() else None
+    # ASCII digits only: "²".isdigit() is true and int() refuses it (a proxy's odd header
+    # must not escape the agent's round as a ValueError).
+    return int(text) if text.isascii() and text.isdigit() else None

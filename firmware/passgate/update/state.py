@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
@@ -98,6 +99,19 @@ def write_state(path: Path, state: UpdateState) -> None:
     write_atomic(Path(path), state.to_json(), mode=0o644)
 
 
+# A status text the collector keeps: at most 64 characters, no control character
+# (docs/sync-protocol.md, "Limits"); a longer or unclean one was dropped there, unseen.
+STATUS_TEXT_MAX = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def status_text(text: str) -> str:
+    """``text`` as a heartbeat may carry it: control characters as spaces, cut to
+    :data:`STATUS_TEXT_MAX` characters (the last one an ellipsis when cut)."""
+    text = _CONTROL.sub(" ", text).strip()
+    return text if len(text) <= STATUS_TEXT_MAX else text[:STATUS_TEXT_MAX - 1] + "\u2026"
+
+
 def report(state: UpdateState) -> dict[str, str]:
     """The heartbeat fields: ``update_state`` (``up_to_date``, ``downloading``, ``updating``,
     ``rolled_back``, ``failed``), ``update_target`` and ``update_reason`` when there is one."""
@@ -113,9 +127,9 @@ def report(state: UpdateState) -> dict[str, str]:
         name = UP_TO_DATE
     out = {"update_state": name}
     if state.target:
-        out["update_target"] = state.target
+        out["update_target"] = status_text(state.target)
     if state.reason and name in ("rolled_back", "failed", "updating"):
-        out["update_reason"] = state.reason[:200]
+        out["update_reason"] = status_text(state.reason)
     return out
 
 
@@ -127,7 +141,8 @@ def report_file(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, TypeError) as exc:  # never reads as "up to date"
-        return {"update_state": FAILED, "update_reason": f"update state unreadable: {exc}"[:200]}
+        return {"update_state": FAILED,
+                "update_reason": status_text(f"update state unreadable: {exc}")}
 
 
 @contextlib.contextmanager
