@@ -256,8 +256,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "FROM scans a JOIN scans b ON b.pass_hash = a.pass_hash "
         # The one or two days b lies in: SQLite's pass index leads with the day (schema 12,
         # made before this step runs); only a filter on PostgreSQL.
-        f"AND b.{DAY_SQL} IN (a.{DAY_SQL}, (a.t_ms + 3600000) / {DAY_MS}) "
-        "AND b.device_id <> a.device_id AND b.t_ms >= a.t_ms AND b.t_ms <= a.t_ms + 3600000 "
+        # Written so no sum passes 2^63-1 for a t_ms the protocol allows (up to it): the day
+        # of a.t_ms + 1 h as a's day plus its carry, and b within the hour as b - 1 h <= a.
+        f"AND b.{DAY_SQL} IN (a.{DAY_SQL}, "
+        f"a.t_ms / {DAY_MS} + (a.t_ms % {DAY_MS} + 3600000) / {DAY_MS}) "
+        "AND b.device_id <> a.device_id AND b.t_ms >= a.t_ms AND b.t_ms - 3600000 <= a.t_ms "
         "AND (b.t_ms > a.t_ms OR b.device_id > a.device_id) "
         "WHERE a.pass_hash IS NOT NULL "
         "AND a.t_ms >= (SELECT COALESCE(MAX(t_ms), 0) FROM scans) - 7 * 86400000 "
