@@ -97,9 +97,20 @@ def parse_cursor(text: str | None) -> Cursor | None:
     if not text:
         return None
     parts = text.split(":", 2)
-    if len(parts) != 3 or not parts[0].lstrip("-").isdigit() or not parts[1].isdigit():
+    if len(parts) != 3 or not all(_int_text(p) for p in (parts[0].removeprefix("-"), parts[1])):
         return None
-    return int(parts[0]), parts[2], int(parts[1])
+    t_ms, seq = int(parts[0]), int(parts[1])
+    if not (-INT8_MAX - 1 <= t_ms <= INT8_MAX and seq <= INT8_MAX):
+        return None  # no stored row lies there; a BIGINT parameter could not hold it either
+    return t_ms, parts[2], seq
+
+
+INT8_MAX = (1 << 63) - 1
+
+
+def _int_text(text: str) -> bool:
+    """ASCII digits ("²" and "٣" pass str.isdigit(); int() refuses one, reads the other)."""
+    return text.isascii() and text.isdigit()
 
 
 def _feed_row(r: Sequence) -> dict:
