@@ -150,3 +150,15 @@ def test_proxy_environment_is_ignored(echo_server, monkeypatch):
 def test_other_schemes_are_refused():
     with pytest.raises(ValueError, match="http"):
         HttpTransport().send(Request("POST", "ftp://example.org/", b""))
+
+
+def test_an_odd_content_length_is_no_length_not_a_crash():
+    """"²" passes str.isdigit() and int() refuses it: a proxy's odd header must leave the
+    transport as an answer, not as a ValueError (which the client reads as a bad URL)."""
+    def odd(conn):
+        _read_request(conn)
+        conn.sendall("HTTP/1.1 502 Bad Gateway\r\nContent-Length: \u00b2\r\n"
+                     "Connection: close\r\n\r\nproxy".encode("latin-1"))
+
+    r = HttpTransport().send(Request("POST", _raw_server(odd), b"x"))
+    assert (r.status, r.body) == (502, b"proxy")

@@ -87,13 +87,15 @@ class HttpTransport:
             conn.request(request.method, path, body=request.body or None, headers=headers)
             resp = conn.getresponse()
             declared = resp.getheader("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > request.max_reply:
+            if declared is not None and not (declared.isascii() and declared.isdigit()):
+                declared = None  # "²" passes isdigit() and int() refuses it: not a length
+            if declared is not None and int(declared) > request.max_reply:
                 raise ReplyTooLarge(f"reply declares {declared} bytes (limit {request.max_reply})")
             body = resp.read(request.max_reply + 1)
             if len(body) > request.max_reply:
                 raise ReplyTooLarge(f"reply longer than {request.max_reply} bytes")
             # read(n) returns short data quietly when the peer closes early: check the length.
-            if declared is not None and declared.isdigit() and len(body) != int(declared):
+            if declared is not None and len(body) != int(declared):
                 raise LinkError(f"truncated reply: {len(body)} of {declared} bytes")
             headers_out = {k.lower(): v for k, v in resp.getheaders()}
             return Response(resp.status, body, headers_out)
