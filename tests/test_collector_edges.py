@@ -28,6 +28,7 @@ from collector_support import (  # noqa: F401
     fake_time_token,
     pass_hash,
     pg_cluster,
+    sign_in,
     staff_login,
     store,
 )
@@ -108,9 +109,9 @@ def test_a_nul_anywhere_is_refused_alike_on_both_backends(store, staff_login, pa
     assert client.get(path).status_code == 400
 
 
-def test_a_nul_before_sign_in_and_under_v1_is_400(store):  # noqa: F811
+def test_a_nul_before_sign_in_and_under_v1_is_400(store, cheap_argon2):  # noqa: F811
     client = _app(store).test_client()
-    r = client.post("/login", data={"name": "a\x00b", "password": "x"})
+    r = sign_in(client, "a\x00b")  # as a browser: the form's CSRF token, then the form
     assert r.status_code == 400
     r = client.get("/v1/bundle?have=%00")
     assert r.status_code == 400 and cbor2.loads(r.data)["error"] == "malformed"
@@ -124,6 +125,16 @@ def test_a_console_range_at_the_calendar_edges_renders(store, staff_login):  # n
                   "from=9999-12-31T23:59", "to=9999-12-31T23:59"):
         r = client.get(f"/console/scans?{query}")
         assert r.status_code == 200, query
+
+
+@pytest.mark.parametrize("cursor", ["\u00b2:1:gate-1", "1:\u00b2:gate-1", "\u0663:1:gate-1",
+                                    "99999999999999999999:1:gate-1", "1:99999999999999999999:g",
+                                    "--5:1:gate-1", "-99999999999999999999:1:g"])
+def test_a_page_cursor_out_of_range_is_the_first_page_on_both_backends(
+        store, staff_login, cursor):  # noqa: F811
+    client = staff_login(_app(store).test_client(), store)
+    assert client.get("/console/scans", query_string={"before": cursor}).status_code == 200
+    assert client.get("/console/feed.json", query_string={"after": cursor}).status_code == 200
 
 
 # --- on a real socket, waitress in front --------------------------------------------------
@@ -212,3 +223,25 @@ def test_waitress_refusals_elsewhere_stay_plain_and_a_broken_chunk_is_a_cbor_400
     finally:
         server.close()
         st.close()
+
+
+def test_migration_9_finds_the_pairs_of_scans_at_the_end_of_time(store):  # noqa: F811
+    """Schema 9 fills the sharing pairs once from the last week's scans: its window's end
+    must not pass 2^63-1 either (an older collector stored such scans; the upgrade then
+    failed on PostgreSQL, bigint out of range, and the collector would not start)."""
+    from passgate_collector.store import schema
+
+    client = _app(store).test_client()
+    a, b = _enrol(client, store, "gate-1"), _enrol(client, store, "gate-2")
+    shared, other = pass_hash(7), pass_hash(9)
+    for dev, times in ((a, (TOP - 5000, TOP - 7_200_000)), (b, (TOP, TOP - 3_600_000))):
+        rows = [_at(dev, t, ph=shared if t > TOP - 4_000_000 else other) for t in times]
+        assert _statuses(client.post("/v1/batches", data=dev.batch_body(rows),
+                                     headers=CBOR)) == ["stored"] * 2
+    found_at_ingest = sorted(map(tuple, store._all("SELECT * FROM pass_pairs")))
+    assert len(found_at_ingest) == 2  # gate-2's TOP and TOP - 1 h each with gate-1's TOP - 5 s
+    with store._tx() as cur:
+        cur.execute("DELETE FROM pass_pairs")
+        for stmt in schema.migration(9, store.types):
+            cur.execute(store.sql(stmt))
+    assert sorted(map(tuple, store._all("SELECT * FROM pass_pairs"))) == found_at_ingest

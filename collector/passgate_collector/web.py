@@ -133,7 +133,7 @@ def create_app(
         if refused == 413 or (length is not None and length > settings.max_body):
             raise RequestEntityTooLarge()
         if refused is not None:
-            raise BadRequest("the request could not be read (a broken chunked body)")
+            raise BadRequest("the request could not be read (its length or its chunks)")
         texts = [request.path, *request.headers.values()]
         texts += [t for kv in request.args.items(multi=True) for t in kv]
         if request.mimetype in _FORM_TYPES:
