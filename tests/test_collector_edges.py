@@ -16,6 +16,7 @@ backends, never a 5xx, and what is stored comes back exactly as sent:
 from __future__ import annotations
 
 import hashlib
+import random
 import socket
 
 import cbor2
@@ -245,3 +246,81 @@ def test_migration_9_finds_the_pairs_of_scans_at_the_end_of_time(store):  # noqa
         for stmt in schema.migration(9, store.types):
             cur.execute(store.sql(stmt))
     assert sorted(map(tuple, store._all("SELECT * FROM pass_pairs"))) == found_at_ingest
+
+
+def test_a_phone_photo_reaches_the_pass_search_through_waitress(tmp_path, cheap_argon2):  # noqa: F811
+    """The console's pass search takes a photo up to 12 MiB; behind waitress every body over
+    max_body (1 MiB by default) was refused before the view could raise its limit (the CSRF
+    check read the form first, and waitress's own limit sat 1 KiB above max_body). Only that
+    POST path is raised: a sign-in with the same body is still 413."""
+    import http.cookiejar
+    import io
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from PIL import Image
+
+    from collector_support import STAFF_PASSWORD, add_staff, csrf_of
+    from passgate_collector.console import passsearch
+    from passgate_collector.server import make_server
+    from passgate_collector.store import open_store
+    from passgate_collector.web import LARGE_BODIES
+
+    st = open_store(f"sqlite:///{tmp_path}/c.db")
+    add_staff(st, "guard")
+    app = _app(st)
+    app.config["SESSION_COOKIE_SECURE"] = False  # plain HTTP on loopback; TLS at the proxy
+    server = make_server(app, host="127.0.0.1", port=0, threads=2, max_body=MAX_BODY,
+                         large_bodies=LARGE_BODIES)
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    web = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def multipart(fields: dict, photo: bytes) -> tuple[bytes, str]:
+        edge = "passgate-test-edge"
+        parts = [f'--{edge}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                 .encode() for k, v in fields.items()]
+        parts.append(f'--{edge}\r\nContent-Disposition: form-data; name="photo"; '
+                     f'filename="pass.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+                     + photo + f"\r\n--{edge}--\r\n".encode())
+        return b"".join(parts), f"multipart/form-data; boundary={edge}"
+
+    def post(path: str, body: bytes, kind: str) -> tuple[int, str]:
+        req = urllib.request.Request(base + path, data=body, headers={"Content-Type": kind})
+        try:
+            with web.open(req, timeout=60) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    try:
+        login = web.open(base + "/login", timeout=30).read().decode()
+        status, _ = post("/login", urllib.parse.urlencode({
+            "csrf_token": csrf_of(login), "name": "guard", "password": STAFF_PASSWORD,
+            "code": "", "next": "/console/pass"}).encode(), "application/x-www-form-urlencoded")
+        assert status == 200  # followed to the pass search page
+        token = csrf_of(web.open(base + "/console/pass", timeout=30).read().decode())
+        # A 4 MB photo with no QR code in it: noise, so PNG cannot shrink it.
+        noise = random.Random(5).randbytes(4_000_000)
+        img = Image.frombytes("L", (2000, 2000), noise)
+        buf = io.BytesIO()
+        img.save(buf, "PNG", compress_level=0)
+        photo = buf.getvalue()
+        assert MAX_BODY * 16 < len(photo) < passsearch.MAX_PHOTO_BYTES
+        status, page = post("/console/pass", *multipart({"csrf_token": token, "text": ""},
+                                                        photo))
+        assert status == 200, page[:300]
+        assert "no QR code found in the photo" in page
+        status, _ = post("/console/pass", *multipart({"csrf_token": token, "text": ""},
+                                                     b"\0" * (passsearch.MAX_PHOTO_BYTES
+                                                              + 128 * 1024)))
+        assert status == 413
+        status, _ = post("/login", b"name=" + b"x" * len(photo),
+                         "application/x-www-form-urlencoded")
+        assert status == 413
+    finally:
+        server.close()
+        st.close()
+

@@ -45,7 +45,7 @@ def cmd_serve(args) -> int:
     from .console.passsearch import read_hash_key
     from .server import make_server
     from .timesign import load_time_signer
-    from .web import Settings, create_app
+    from .web import LARGE_BODIES, Settings, create_app
 
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
@@ -87,7 +87,8 @@ def cmd_serve(args) -> int:
                                             sharing_window_s=args.sharing_window),
                      auth=auth_options(args))
     server = make_server(app, host=args.host, port=args.port, threads=args.threads,
-                         max_body=args.max_body, connection_limit=args.connection_limit,
+                         max_body=args.max_body, large_bodies=LARGE_BODIES,
+                         connection_limit=args.connection_limit,
                          backlog=args.backlog, ident="passgate-collector")
     log.info("collector on http://%s:%d (%s database)", args.host, args.port, store.kind)
 

@@ -17,10 +17,13 @@ Rules kept here (tests/test_collector_limits.py, real sockets):
   body: the protocol's CBOR error map and the headers every ``/v1/`` answer carries (its
   ``Passgate-Challenge``), as for a body Flask refuses (docs/sync-protocol.md section 1).
   Other paths keep waitress's plain-text answer.
+- The few POST paths that take a larger body (``web.LARGE_BODIES``: the console's photo of a
+  pass) get waitress's limit raised to theirs; every other request keeps ``max_body``'s.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import socket
@@ -29,6 +32,7 @@ import time
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.task import ErrorTask, WSGITask
 
 log = logging.getLogger(__name__)
@@ -116,7 +120,21 @@ class LingeringChannel(HTTPChannel):
             threading.Thread(target=_linger, args=(keep,), name="linger", daemon=True).start()
 
 
-def make_server(app, *, host: str, port: int, threads: int, max_body: int, **kw):
+class _PathLimitParser(HTTPRequestParser):
+    """waitress's request parser with a larger body limit on a few POST paths (``large``:
+    path -> waitress's adjustments with that limit); it reads its limit after the headers."""
+
+    large: dict[str, object] = {}
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        adj = self.large.get(self.path)
+        if adj is not None and self.command == "POST":
+            self.adj = adj
+
+
+def make_server(app, *, host: str, port: int, threads: int, max_body: int,
+                large_bodies: dict[str, int] | None = None, **kw):
     """A waitress server for ``app`` whose connections linger (call ``.run()``, ``.close()``).
 
     ``max_body`` is the collector's limit; waitress's own is a little above it, so a body
@@ -125,5 +143,11 @@ def make_server(app, *, host: str, port: int, threads: int, max_body: int, **kw)
     """
     server = create_server(app, host=host, port=port, threads=threads,
                            max_request_body_size=max_body + BODY_SLACK, **kw)
-    server.channel_class = LingeringChannel
+    large = {}
+    for path, limit in (large_bodies or {}).items():
+        adj = copy.copy(server.adj)
+        adj.max_request_body_size = max(limit, max_body) + BODY_SLACK
+        large[path] = adj
+    parser = type("PathLimitParser", (_PathLimitParser,), {"large": large})
+    server.channel_class = type("Channel", (LingeringChannel,), {"parser_class": parser})
     return server

@@ -37,7 +37,7 @@ from passgate.passes.keys import kid_of
 from . import auth as staff_auth
 from . import holder, i18n, liveness, protocol, releases, staff
 from .bundles import DeltaCache
-from .console import ConsoleOptions, blueprint
+from .console import ConsoleOptions, blueprint, passsearch
 from .ingest import apply
 from .protocol import CONTENT_TYPE, ProtocolError
 from .ratelimit import RateLimiter, source_of
@@ -66,6 +66,10 @@ class Settings:
 
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# POST paths that take more than ``max_body``: the console's pass search takes a phone photo
+# of a QR code (its own limit, and the form around it). ``server.make_server`` lets them
+# through waitress too; everywhere else ``max_body`` holds.
+LARGE_BODIES = {"/console/pass": passsearch.MAX_PHOTO_BYTES + 64 * 1024}
 
 
 def _cbor(obj: object, status: int = 200) -> Response:
@@ -129,8 +133,12 @@ def create_app(
         cannot hold one, so any lookup with it failed there (500) and found nothing on
         SQLite; now both backends answer alike, before any query is made."""
         refused = request.environ.get(REFUSED)  # waitress refused it (server.py)
+        limit = settings.max_body
+        if request.method == "POST" and request.path in LARGE_BODIES:
+            # Before anything reads the form (this hook's NUL check, the CSRF check).
+            limit = request.max_content_length = LARGE_BODIES[request.path]
         length = request.content_length
-        if refused == 413 or (length is not None and length > settings.max_body):
+        if refused == 413 or (length is not None and length > limit):
             raise RequestEntityTooLarge()
         if refused is not None:
             raise BadRequest("the request could not be read (its length or its chunks)")
