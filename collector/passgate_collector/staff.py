@@ -18,7 +18,6 @@ console (``/console/``) is the tool for the rest: search, filters, every checkpo
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 from dataclasses import dataclass
@@ -101,12 +100,7 @@ STATE_ORDER = {"stale": 0, "never": 1, "ok": 2, "disabled": 3}
 
 def fmt_time(t: float | None) -> str:
     """UTC text; ``@SECONDS`` for a time no datetime holds (a device clock far ahead)."""
-    if t is None:
-        return "-"
-    try:
-        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, ValueError, OSError):
-        return f"@{int(t)}"
+    return "-" if t is None else words.utc_text(t)
 
 
 def fmt_age(seconds: float | None) -> str:

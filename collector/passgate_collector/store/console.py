@@ -100,12 +100,9 @@ def parse_cursor(text: str | None) -> Cursor | None:
     if len(parts) != 3 or not all(_int_text(p) for p in (parts[0].removeprefix("-"), parts[1])):
         return None
     t_ms, seq = int(parts[0]), int(parts[1])
-    if not (-INT8_MAX - 1 <= t_ms <= INT8_MAX and seq <= INT8_MAX):
+    if not (-schema.INT8_MAX - 1 <= t_ms <= schema.INT8_MAX and seq <= schema.INT8_MAX):
         return None  # no stored row lies there; a BIGINT parameter could not hold it either
     return t_ms, parts[2], seq
-
-
-INT8_MAX = (1 << 63) - 1
 
 
 def _int_text(text: str) -> bool:

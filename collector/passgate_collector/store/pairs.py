@@ -42,11 +42,10 @@ from collections.abc import Iterable, Sequence
 from . import schema
 
 PAIR_WINDOW_MS = 3600 * 1000
-T_MAX = (1 << 63) - 1  # the largest t_ms the protocol allows (protocol.MAX_INT; 0 the least)
 # The highest t_ms whose window's upper end is still a BIGINT: the probes' upper bound is
 # LEAST(t, this) + the window, so a scan near the end of the range never overflows (a row
 # the protocol allows must never fail its batch: no input blocks a queue).
-T_TOP = T_MAX - PAIR_WINDOW_MS
+T_TOP = schema.INT8_MAX - PAIR_WINDOW_MS
 PAIRS_PER_SCAN = 16  # other checkpoints' scans a new scan is paired with, the earliest first
 LIVE_CODE_REUSED = "live_code_reused"  # alert kind
 LIVE_FLAG_PREFIX = "live_"  # passgate.checkpoint.decide.LIVE_ID_PREFIX
@@ -134,8 +133,8 @@ def _window_days(t: int) -> tuple[int, int]:
 
 
 def window(t: int) -> tuple[int, int]:
-    """The pairing window around ``t`` (0 <= t <= ``T_MAX``, the protocol's range), its ends
-    held inside that range: a BIGINT on both backends, whatever ``t``."""
+    """The pairing window around ``t`` (0 <= t <= ``schema.INT8_MAX``, the protocol's
+    range), its ends held inside that range: a BIGINT on both backends, whatever ``t``."""
     return t - PAIR_WINDOW_MS, min(t, T_TOP) + PAIR_WINDOW_MS
 
 

@@ -182,6 +182,9 @@ CREATE INDEX IF NOT EXISTS pass_pairs_time ON pass_pairs (second_ms);
 # day, ``scans_pass_day`` on (t_ms / 86400000, pass_hash, t_ms), so new rows land in the
 # current day's part of it; a query uses it only when it names the day (``DAY_SQL``) with
 # equality or IN (store/pairs.py, store/console.py).
+# The largest BIGINT (PostgreSQL int8, SQLite INTEGER), every integer column's bound; the
+# protocol's integers stop at the same value (protocol.MAX_INT).
+INT8_MAX = (1 << 63) - 1
 DAY_MS = 86_400_000
 DAY_SQL = "t_ms / 86400000"  # exactly the index's expression, or SQLite will not use it
 SQLITE_TYPES = {"blob": "BLOB", "big": "INTEGER", "serial": "INTEGER PRIMARY KEY",
