@@ -120,6 +120,26 @@ def test_a_nul_before_sign_in_and_under_v1_is_400(store, cheap_argon2):  # noqa:
     assert client.get("/v1/time", headers={"Passgate-Device": "gate-1"}).status_code == 204
 
 
+def test_the_photo_path_takes_a_large_body_only_with_a_signed_session(store, staff_login):  # noqa: F811
+    """The pass search's 12 MiB limit applies to a request with a signed staff session; one
+    without (never signed in, or a cookie this collector did not sign) keeps max_body and
+    is refused before its form is read."""
+    from passgate_collector.console import passsearch
+
+    big = b"text=" + b"x" * (MAX_BODY * 4)
+    assert MAX_BODY * 4 < passsearch.MAX_PHOTO_BYTES
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    anonymous = _app(store).test_client()
+    assert anonymous.post("/console/pass", data=big, headers=form).status_code == 413
+    anonymous.set_cookie("passgate_staff", "eyJ1Ijoidmlld2VyIn0.Zm9yZ2Vk.c2ln")
+    assert anonymous.post("/console/pass", data=big, headers=form).status_code == 413
+    small = anonymous.post("/console/pass", data=b"text=x", headers=form)
+    assert small.status_code in (400, 401)  # read, then refused by the guard: not a 413
+    signed_in = staff_login(_app(store).test_client(), store)
+    # Read (no 413); refused only for its missing CSRF token, after the form was parsed.
+    assert signed_in.post("/console/pass", data=big, headers=form).status_code == 400
+
+
 def test_a_console_range_at_the_calendar_edges_renders(store, staff_login):  # noqa: F811
     client = staff_login(_app(store).test_client(), store)
     for query in ("to=0001-01-01T00:00", "from=0001-01-01T00:00&to=0001-01-01T00:30",
@@ -262,6 +282,7 @@ def test_a_phone_photo_reaches_the_pass_search_through_waitress(tmp_path, cheap_
     from PIL import Image
 
     from collector_support import STAFF_PASSWORD, add_staff, csrf_of
+    from passgate_collector.auth import names_account
     from passgate_collector.console import passsearch
     from passgate_collector.server import make_server
     from passgate_collector.store import open_store
@@ -272,11 +293,11 @@ def test_a_phone_photo_reaches_the_pass_search_through_waitress(tmp_path, cheap_
     app = _app(st)
     app.config["SESSION_COOKIE_SECURE"] = False  # plain HTTP on loopback; TLS at the proxy
     server = make_server(app, host="127.0.0.1", port=0, threads=2, max_body=MAX_BODY,
-                         large_bodies=LARGE_BODIES)
+                         large_bodies=LARGE_BODIES, admits=names_account(app))
     threading.Thread(target=server.run, daemon=True).start()
     base = f"http://127.0.0.1:{server.effective_port}"
-    web = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    jar = http.cookiejar.CookieJar()
+    web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
 
     def multipart(fields: dict, photo: bytes) -> tuple[bytes, str]:
         edge = "passgate-test-edge"
@@ -320,6 +341,29 @@ def test_a_phone_photo_reaches_the_pass_search_through_waitress(tmp_path, cheap_
         status, _ = post("/login", b"name=" + b"x" * len(photo),
                          "application/x-www-form-urlencoded")
         assert status == 413
+        # Without a signed session the photo path keeps max_body: a client that never
+        # signed in cannot make the collector read (and spool) 12 MiB. No cookie, a forged
+        # one, and the real one with its signature altered are all refused unread.
+        session_cookie = next(c for c in jar if c.name == "passgate_staff")
+        forged_values = [None, "eyJ1IjoiZ3VhcmQifQ.Zm9yZ2Vk.c2lnbmF0dXJl",
+                         session_cookie.value[:-2] + ("AA" if session_cookie.value[-2:] != "AA"
+                                                      else "BB")]
+        body, kind = multipart({"csrf_token": token, "text": ""}, photo)
+        for value in forged_values:
+            headers = {"Content-Type": kind}
+            if value is not None:
+                headers["Cookie"] = f"passgate_staff={value}"
+            req = urllib.request.Request(base + "/console/pass", data=body, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    got = r.status
+            except urllib.error.HTTPError as exc:
+                got = exc.code
+            assert got == 413, value
+        # The signed-in session still gets through after those.
+        status, page = post("/console/pass", *multipart({"csrf_token": token, "text": ""},
+                                                        photo))
+        assert status == 200, page[:300]
     finally:
         server.close()
         st.close()

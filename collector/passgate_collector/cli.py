@@ -41,6 +41,7 @@ def _db(args) -> str:
 
 
 def cmd_serve(args) -> int:
+    from .auth import names_account
     from .console import ConsoleOptions
     from .console.passsearch import read_hash_key
     from .server import make_server
@@ -88,6 +89,7 @@ def cmd_serve(args) -> int:
                      auth=auth_options(args))
     server = make_server(app, host=args.host, port=args.port, threads=args.threads,
                          max_body=args.max_body, large_bodies=LARGE_BODIES,
+                         admits=names_account(app),
                          connection_limit=args.connection_limit,
                          backlog=args.backlog, ident="passgate-collector")
     log.info("collector on http://%s:%d (%s database)", args.host, args.port, store.kind)

@@ -18,7 +18,10 @@ Rules kept here (tests/test_collector_limits.py, real sockets):
   ``Passgate-Challenge``), as for a body Flask refuses (docs/sync-protocol.md section 1).
   Other paths keep waitress's plain-text answer.
 - The few POST paths that take a larger body (``web.LARGE_BODIES``: the console's photo of a
-  pass) get waitress's limit raised to theirs; every other request keeps ``max_body``'s.
+  pass) get waitress's limit raised to theirs, and only for a request whose ``Cookie`` the
+  ``admits`` check passes (a signed staff session: ``auth.names_account``); every other
+  request keeps ``max_body``'s, so a client that never signed in cannot make the collector
+  read and spool a 12 MiB body.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
@@ -122,20 +126,27 @@ class LingeringChannel(HTTPChannel):
 
 class _PathLimitParser(HTTPRequestParser):
     """waitress's request parser with a larger body limit on a few POST paths (``large``:
-    path -> waitress's adjustments with that limit); it reads its limit after the headers."""
+    path -> waitress's adjustments with that limit) for requests whose ``Cookie`` header
+    ``admits`` passes; it reads its limit after the headers."""
 
     large: dict[str, object] = {}
+    admits: Callable[[str | None], bool] = staticmethod(lambda _cookie: False)
 
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)
         adj = self.large.get(self.path)
-        if adj is not None and self.command == "POST":
+        if adj is not None and self.command == "POST" and self.admits(
+                self.headers.get("COOKIE")):
             self.adj = adj
 
 
 def make_server(app, *, host: str, port: int, threads: int, max_body: int,
-                large_bodies: dict[str, int] | None = None, **kw):
+                large_bodies: dict[str, int] | None = None,
+                admits: Callable[[str | None], bool] | None = None, **kw):
     """A waitress server for ``app`` whose connections linger (call ``.run()``, ``.close()``).
+
+    ``large_bodies``: POST path -> its larger limit, for requests whose ``Cookie`` header
+    ``admits`` passes (None: none does; the collector's is ``auth.names_account``).
 
     ``max_body`` is the collector's limit; waitress's own is a little above it, so a body
     just over the limit reaches Flask and gets the protocol's CBOR 413, while a far larger
@@ -148,6 +159,7 @@ def make_server(app, *, host: str, port: int, threads: int, max_body: int,
         adj = copy.copy(server.adj)
         adj.max_request_body_size = max(limit, max_body) + BODY_SLACK
         large[path] = adj
-    parser = type("PathLimitParser", (_PathLimitParser,), {"large": large})
+    parser = type("PathLimitParser", (_PathLimitParser,), {
+        "large": large, "admits": staticmethod(admits or (lambda _cookie: False))})
     server.channel_class = type("Channel", (LingeringChannel,), {"parser_class": parser})
     return server

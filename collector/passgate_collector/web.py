@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, request, session
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from passgate.bundle.delta import CHAIN_CONTENT_TYPE
@@ -67,8 +67,9 @@ class Settings:
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # POST paths that take more than ``max_body``: the console's pass search takes a phone photo
-# of a QR code (its own limit, and the form around it). ``server.make_server`` lets them
-# through waitress too; everywhere else ``max_body`` holds.
+# of a QR code (its own limit, and the form around it). Only from a request with a signed
+# staff session (``auth.names_account``; ``server.make_server`` lets them through waitress
+# likewise); everywhere else, and for anyone not signed in, ``max_body`` holds.
 LARGE_BODIES = {"/console/pass": passsearch.MAX_PHOTO_BYTES + 64 * 1024}
 
 
@@ -134,8 +135,10 @@ def create_app(
         SQLite; now both backends answer alike, before any query is made."""
         refused = request.environ.get(REFUSED)  # waitress refused it (server.py)
         limit = settings.max_body
-        if request.method == "POST" and request.path in LARGE_BODIES:
-            # Before anything reads the form (this hook's NUL check, the CSRF check).
+        if request.method == "POST" and request.path in LARGE_BODIES and isinstance(
+                session.get("u"), str):
+            # Before anything reads the form (this hook's NUL check, the CSRF check); only
+            # with a signed session naming an account, as waitress (auth.names_account).
             limit = request.max_content_length = LARGE_BODIES[request.path]
         length = request.content_length
         if refused == 413 or (length is not None and length > limit):

@@ -63,6 +63,34 @@ def init_app(app: Flask, store: SqlStore, *, now: Callable[[], float] = time.tim
     app.register_blueprint(blueprint(gate))
 
 
+def names_account(app: Flask) -> Callable[[str | None], bool]:
+    """A check of a raw ``Cookie`` header, for the HTTP server before it reads a body: True
+    when it carries this app's session cookie, validly signed and not older than a session
+    may live, naming an account. No database read: whether the account still holds (epoch,
+    timeouts, role) is the guard's to decide, after. ``web.LARGE_BODIES`` are taken only
+    from such requests (``server.make_server``), so a client that never signed in cannot
+    make the collector read 12 MiB; no real request loses by it, as every POST of the
+    console needs the session's CSRF token anyway."""
+    from itsdangerous import BadSignature
+    from werkzeug.http import parse_cookie
+
+    signer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    name = app.config["SESSION_COOKIE_NAME"]
+    max_age = int(app.permanent_session_lifetime.total_seconds())
+
+    def check(header: str | None) -> bool:
+        value = parse_cookie(header or "").get(name)
+        if not value or signer is None:
+            return False
+        try:
+            data = signer.loads(value, max_age=max_age)
+        except BadSignature:  # forged, altered or expired: not a session of this collector
+            return False
+        return isinstance(data, dict) and isinstance(data.get("u"), str)
+
+    return check
+
+
 def signed_in() -> dict | None:
     """``{"name", "role", "csrf"}`` of the signed-in staff member, for templates rendered
     outside Flask's own environment (the staff page); None outside a request or signed out."""
