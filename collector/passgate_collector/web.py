@@ -29,13 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request, session
-from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+)
 
 from passgate.bundle.delta import CHAIN_CONTENT_TYPE
 from passgate.passes.keys import kid_of
 
 from . import auth as staff_auth
-from . import holder, i18n, liveness, protocol, releases, staff
+from . import errorpage, holder, i18n, liveness, protocol, releases, staff
 from .bundles import DeltaCache
 from .console import ConsoleOptions, blueprint, passsearch
 from .ingest import apply
@@ -144,13 +149,13 @@ def create_app(
         if refused == 413 or (length is not None and length > limit):
             raise RequestEntityTooLarge()
         if refused is not None:
-            raise BadRequest("the request could not be read (its length or its chunks)")
+            raise BadRequest(errorpage.UNREADABLE)
         texts = [request.path, *request.headers.values()]
         texts += [t for kv in request.args.items(multi=True) for t in kv]
         if request.mimetype in _FORM_TYPES:
             texts += [t for kv in request.form.items(multi=True) for t in kv]
         if any("\x00" in t for t in texts):
-            raise BadRequest("a NUL character in the request")
+            raise BadRequest(errorpage.NUL_IN_REQUEST)
 
     i18n.init_app(app)  # first: the sign-in page speaks the staff member's language too
     staff_auth.init_app(app, store, now=now, options=auth)  # no console route without a session
@@ -216,9 +221,12 @@ def create_app(
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         # Under /v1/ every error body is the protocol's CBOR map (docs/sync-protocol.md
-        # section 1), also for paths and methods Flask refuses itself; staff pages keep HTML.
-        if not request.path.startswith("/v1/") or exc.code is None:
+        # section 1), also for paths and methods Flask refuses itself; staff pages get HTML
+        # in the staff member's language (errorpage.py). Redirects stay redirects.
+        if exc.code is None or exc.code < 400:
             return exc
+        if not request.path.startswith("/v1/"):
+            return errorpage.page(exc)
         code = "malformed" if exc.code == 400 else re.sub(
             r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")  # not_found...
         resp = _error(exc.code, code, exc.description or exc.name or "")
@@ -228,12 +236,17 @@ def create_app(
         return resp
 
     @app.errorhandler(413)
-    def too_large(_exc) -> Response:
+    def too_large(exc) -> Response:
+        if not request.path.startswith("/v1/"):
+            return errorpage.page(exc if isinstance(exc, HTTPException)
+                                  else RequestEntityTooLarge())
         return _error(413, "too_large", f"request body over {settings.max_body} bytes")
 
     @app.errorhandler(500)
     def server_error(exc) -> Response:
         log.error("internal error: %s", type(getattr(exc, "original_exception", exc)).__name__)
+        if not request.path.startswith("/v1/"):
+            return errorpage.page(InternalServerError())
         return _error(500, "internal", "the collector failed; retry later")
 
     @app.after_request

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from flask import abort, g, redirect, request, session, url_for
 from flask.wrappers import Response
 
+from .. import errorpage
+from ..i18n import _
 from ..store import SqlStore
 from ..store.accounts import StaffUser
 from . import AuthOptions, roles
@@ -104,8 +106,7 @@ class Gate:
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
         expected = session.get("csrf") or ""
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-            abort(400, description="The form has expired or did not come from this console: "
-                                   "reload the page and try again.")
+            abort(400, description=errorpage.FORM_EXPIRED)
 
     def before_request(self) -> Response | None:
         g.staff = None
@@ -121,7 +122,7 @@ class Gate:
             return self._anonymous()
         need = roles.required_role(request.endpoint, request.path, request.method)
         if not roles.allows(user.role, need):
-            abort(403, description=f"This needs the {need} role.")
+            abort(403, description=_(errorpage.NEEDS_ROLE) % {"role": need})
         if unsafe:
             self.check_csrf()
         return None
