@@ -163,9 +163,12 @@ def test_a_page_cursor_out_of_range_is_the_first_page_on_both_backends(
 def _serve(app):
     import threading
 
+    from passgate_collector.auth import names_account
     from passgate_collector.server import make_server
+    from passgate_collector.web import LARGE_BODIES
 
-    server = make_server(app, host="127.0.0.1", port=0, threads=2, max_body=MAX_BODY)
+    server = make_server(app, host="127.0.0.1", port=0, threads=2, max_body=MAX_BODY,
+                         large_bodies=LARGE_BODIES, admits=names_account(app))
     threading.Thread(target=server.run, daemon=True).start()
     return server
 
@@ -222,25 +225,48 @@ def test_every_body_over_the_limit_is_a_cbor_413_under_v1(tmp_path, method, path
         st.close()
 
 
-def test_waitress_refusals_elsewhere_stay_plain_and_a_broken_chunk_is_a_cbor_400(tmp_path):
+def test_waitress_refusals_elsewhere_are_the_staff_page_and_a_broken_chunk_is_a_cbor_400(
+        tmp_path):
     from passgate_collector.store import open_store
 
     st = open_store(f"sqlite:///{tmp_path}/c.db")
     server = _serve(_app(st))
     port = server.effective_port
     try:
-        status, headers, _ = _exchange(
-            port, b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (5 << 20),
-            b"\0" * (5 << 20))
-        assert status == 413 and headers["content-type"].startswith("text/plain")
+        status, headers, payload = _exchange(
+            port, b"POST /login HTTP/1.1\r\nHost: x\r\nAccept-Language: ru\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (5 << 20), b"\0" * (5 << 20))
+        assert status == 413 and headers["content-type"].startswith("text/html")
+        assert "Слишком большой объём".encode() in payload  # the staff page, in Russian
         broken = (b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n")
         status, headers, payload = _exchange(port, broken)
         assert status == 400 and cbor2.loads(payload)["error"] == "malformed"
         assert protocol.CHALLENGE_HEADER.lower() in headers
+        status, headers, payload = _exchange(port, broken.replace(b"/v1/batches", b"/login"))
+        assert status == 400 and headers["content-type"].startswith("text/html")
         status, _, _ = _exchange(port, b"GET /v1/time HTTP/1.1\r\nHost: x\r\n"
                                        b"Passgate-Device: gate-1\r\n\r\n")
         assert status == 204  # and the server still answers
+    finally:
+        server.close()
+        st.close()
+
+
+def test_any_byte_in_a_cookie_at_the_photo_path_gets_an_answer(tmp_path):
+    """waitress gives header bytes as latin-1; a Cookie with bytes that are not UTF-8 made
+    the photo path's size check raise inside waitress's parser, which dropped the
+    connection without an answer (and logged a traceback per request)."""
+    from passgate_collector.store import open_store
+
+    st = open_store(f"sqlite:///{tmp_path}/c.db")
+    server = _serve(_app(st))
+    try:
+        for cookie in (b"passgate_staff=\xc7", b"x=\xff\xfe; passgate_staff=a.b.c"):
+            status, _, _ = _exchange(
+                server.effective_port, b"POST /console/pass HTTP/1.1\r\nHost: x\r\nCookie: "
+                + cookie + b"\r\nContent-Length: 0\r\n\r\n")
+            assert status == 401  # the guard's answer: not signed in
     finally:
         server.close()
         st.close()

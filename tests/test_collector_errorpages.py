@@ -7,6 +7,8 @@ CBOR. Under /v1/ the answers stay CBOR, checked here too.
 
 from __future__ import annotations
 
+import re
+
 import cbor2
 import pytest
 
@@ -114,3 +116,51 @@ def test_redirects_stay_redirects(store, staff_login):  # noqa: F811
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
     staff_login(client, store)
     assert client.get("/console").status_code in (301, 308)  # werkzeug's slash redirect
+
+
+def test_the_language_links_of_an_error_page_stay_on_this_site(store):  # noqa: F811
+    """An error page may be for any path a client asked: its language links must not
+    become links to another site (a browser reads "/\\x" and "//x" as another host)."""
+    client = _app(store).test_client()
+    for path in ("/%5Cevil.example/x?a=%00", "//evil.example/x?a=%00"):
+        html = _page(client.get(path), 400)  # refused (the NUL) before any sign-in
+        hrefs = re.findall(r'href="([^"]*)"', html)
+        assert hrefs and all(h.startswith("/") and not h.startswith(("//", "/\\"))
+                             for h in hrefs), hrefs
+
+
+def test_every_title_is_translated_and_the_holder_app_links_back_to_itself(store):  # noqa: F811
+    """A status with no title of its own (416 here, from a pass holder's range request)
+    gets the translated "Error"; under /holder/ the way back is the holder app."""
+    client = _app(store).test_client()
+    resp = client.get("/holder/", headers={"Range": "bytes=99999999-",
+                                           "Accept-Language": "ru"})
+    html = _page(resp, 416)
+    assert "<title>Ошибка - " in html and "Error" not in html
+    assert 'href="/holder/"' in html and "/console/" not in html
+    assert "Content-Range" in resp.headers
+
+
+def test_a_stock_description_of_werkzeug_is_never_shown(store, staff_login):  # noqa: F811
+    """werkzeug's stock sentences are English only; some are properties of their class
+    (BadRequestKeyError), which a comparison with the class attribute would miss."""
+    from werkzeug.exceptions import BadRequestKeyError
+
+    from passgate_collector import errorpage
+
+    app = _app(store)
+    with app.test_request_context("/console/", headers={"Accept-Language": "tt"}):
+        html = errorpage.page(BadRequestKeyError("photo")).get_data(as_text=True)
+    assert "Бит коллектор кабул итә алмаган" in html and "KeyError" not in html
+
+
+def test_an_odd_cookie_neither_passes_nor_breaks_the_size_check(store):  # noqa: F811
+    """Any byte may come in a Cookie header (waitress gives it as latin-1): the check
+    answers False, it does not raise (in waitress's parser a raise drops the connection
+    without an answer)."""
+    from passgate_collector.auth import names_account
+
+    check = names_account(_app(store))
+    for header in ("passgate_staff=\xc7", "other=\xff\xfe; passgate_staff=x.y.z", "",
+                   None, "passgate_staff", "passgate_staff=" + "A" * 5000, "=;=;;"):
+        assert check(header) is False, header

@@ -9,6 +9,8 @@ Rules kept here:
   translation where it is raised: ``FORM_EXPIRED``, ``NUL_IN_REQUEST``...), else the
   status's own. werkzeug's stock descriptions are never shown: they are English only.
 - The status and the headers the error carries (``Allow`` on a 405, ``Retry-After``) stay.
+- The link back goes to the console, except under ``/holder/`` (the pass holders' public
+  app, whose visitors have no console): there it goes to the holder app.
 - The language is the request's (``i18n.init_app``); a refusal made before that hook ran
   (``web.refuse_unusable``: a NUL, a body over the limit) picks it the same way here.
 """
@@ -53,6 +55,7 @@ TEXTS = {
             "the administrator."),
 }
 GENERIC = N_("The collector could not answer this request.")
+ERROR = N_("Error")  # the title of a status not in TITLES
 
 
 def _ensure_language() -> None:
@@ -64,8 +67,8 @@ def _ensure_language() -> None:
 def text_of(exc: HTTPException) -> str:
     """The sentence shown for ``exc``, translated: its own reason if the collector gave one,
     else its status's."""
-    own = exc.description
-    if own and own != type(exc).description:
+    own = vars(exc).get("description")  # set only when the raise gave one (werkzeug's own
+    if isinstance(own, str) and own:     # are class attributes, some of them properties)
         return _(own)
     return _(TEXTS.get(exc.code or 500, GENERIC))
 
@@ -77,7 +80,10 @@ def page(exc: HTTPException) -> Response:
     # Rendered without the context processors: a view's own (the console's reads what its
     # hooks set) cannot hold when the request was refused before them.
     body = current_app.jinja_env.get_template("error.html").render(
-        code=code, title=_(TITLES.get(code, N_("Error"))), text=text_of(exc))
+        code=code, title=_(TITLES.get(code, ERROR)), text=text_of(exc),
+        back=request.script_root + ("/holder/" if request.path.startswith("/holder/")
+                                    else "/console/"),
+        holder=request.path.startswith("/holder/"))
     resp = Response(body, status=code, content_type="text/html; charset=utf-8")
     for name, value in exc.get_headers():
         if name.lower() != "content-type":

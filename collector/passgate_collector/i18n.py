@@ -24,7 +24,7 @@ import functools
 import gettext as _gettext
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from markupsafe import Markup
 
@@ -87,10 +87,13 @@ def switch_links() -> Markup:
     from flask import request
 
     args = request.args.to_dict()
+    # The path as this site's own: quoted (a browser reads "/\\x" as "//x"), one leading
+    # slash (an error page may be for any path a client asked, "//other.example/" too).
+    path = request.script_root + quote("/" + request.path.lstrip("/"))
     parts = []
     for code in LANGUAGES:
         args["lang"] = code
-        url = request.script_root + request.path + "?" + urlencode(args)
+        url = path + "?" + urlencode(args)
         if code == current():
             parts.append(Markup('<strong lang="{}" aria-current="true">{}</strong>').format(
                 code, NAMES[code]))

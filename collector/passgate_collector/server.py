@@ -12,11 +12,12 @@ Rules kept here (tests/test_collector_limits.py, real sockets):
   moment, and stops after ``LINGER_IDLE_S`` of silence (an idle peer costs 5 s, no more).
 - Lingering runs in a small thread per connection, at most ``MAX_LINGERING`` at once;
   beyond that a connection closes at once (a flood of huge bodies cannot pin threads).
-- Under ``/v1/`` waitress's own refusals (413 for a body over its limit, 400 for a broken
-  chunk) are answered by the application, told by ``REFUSED`` in an environment without the
-  body: the protocol's CBOR error map and the headers every ``/v1/`` answer carries (its
-  ``Passgate-Challenge``), as for a body Flask refuses (docs/sync-protocol.md section 1).
-  Other paths keep waitress's plain-text answer.
+- waitress's own refusals (413 for a body over its limit, 400 for a broken chunk) are
+  answered by the application, told by ``REFUSED`` in an environment without the body: under
+  ``/v1/`` the protocol's CBOR error map and the headers every ``/v1/`` answer carries (its
+  ``Passgate-Challenge``), as for a body Flask refuses (docs/sync-protocol.md section 1);
+  elsewhere the staff side's page in the staff member's language (``errorpage.py``). A
+  request without a path to answer (a broken request line) keeps waitress's plain text.
 - The few POST paths that take a larger body (``web.LARGE_BODIES``: the console's photo of a
   pass) get waitress's limit raised to theirs, and only for a request whose ``Cookie`` the
   ``admits`` check passes (a signed staff session: ``auth.names_account``); every other
@@ -103,7 +104,7 @@ class _AppRefusal(WSGITask):
 
 def _refusal_task(channel, request):
     path = getattr(request, "path", None) or ""
-    if request.error.code in (400, 413) and path.startswith("/v1/"):
+    if request.error.code in (400, 413) and path.startswith("/"):
         return _AppRefusal(channel, request)
     return ErrorTask(channel, request)
 

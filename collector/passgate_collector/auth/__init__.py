@@ -71,8 +71,8 @@ def names_account(app: Flask) -> Callable[[str | None], bool]:
     from such requests (``server.make_server``), so a client that never signed in cannot
     make the collector read 12 MiB; no real request loses by it, as every POST of the
     console needs the session's CSRF token anyway."""
-    from itsdangerous import BadSignature
-    from werkzeug.http import parse_cookie
+    from itsdangerous import BadData
+    from werkzeug.sansio.http import parse_cookie  # Flask's own: it decodes no bytes
 
     signer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
     name = app.config["SESSION_COOKIE_NAME"]
@@ -84,7 +84,7 @@ def names_account(app: Flask) -> Callable[[str | None], bool]:
             return False
         try:
             data = signer.loads(value, max_age=max_age)
-        except BadSignature:  # forged, altered or expired: not a session of this collector
+        except BadData:  # forged, altered or expired: not a session of this collector
             return False
         return isinstance(data, dict) and isinstance(data.get("u"), str)
 
