@@ -244,10 +244,17 @@ def test_a_late_batch_does_not_turn_device_health_back(client, store, clock):  #
     assert (d.backlog, d.bundle_version, d.clock_offset_s, d.last_seen) == (10, 3, -10, now)
     assert send([], now + 30, backlog=0, bundle_version=3) == []
     assert (store.device("gate-1").backlog, store.device("gate-1").last_seen) == (0, now + 30)
-    # A device clock a year ahead is outside the window: not taken, nothing frozen either.
+    # A device clock a year ahead is outside the window: not taken. Its sent_at is kept as
+    # the marker all the same (a replay of it a year on must not be fresh), which shuts
+    # the sent_at way until then; a batch that echoes a challenge is seen at once.
     assert send([], now + 365 * 86400, backlog=7) == []
     assert store.device("gate-1").backlog == 0
     assert send([], now + 35, backlog=4) == []
+    assert store.device("gate-1").backlog == 0
+    challenge = protocol.unb64url(client.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    r = post(client, "/v1/batches", dev.batch_body([], status={"backlog": 4}, sent_at=now + 35,
+                                                   challenge=challenge))
+    assert r.status_code == 200
     assert (store.device("gate-1").backlog, store.device("gate-1").clock_offset_s) == (4, 5)
 
 

@@ -214,3 +214,150 @@ def test_staff_page_reads_from_a_read_only_database(pg_cluster, staff_login):  #
     finally:
         replica.close()
         primary.close()
+
+
+# A review's findings (issue 11 points 3 and 4), each failing before its fix.
+
+def test_a_batch_not_fresh_when_sent_becomes_fresh_when_replayed_later(store):  # noqa: F811
+    """Point 3: a device whose clock runs 15 min fast sends a heartbeat (no or stale
+    challenge): not fresh (sent_at outside the window). Replayed 400 s later by whoever
+    captured it, the same bytes move last_seen."""
+    clock = Clock()
+    client = create_app(store, time_token=None, now=clock).test_client()
+    dev, _c = _enrol(client, store)
+    captured = dev.batch_body([], status={"backlog": 3}, sent_at=NOW + 900)
+    assert client.post("/v1/batches", data=captured, headers=CBOR).status_code == 200
+    assert store.device("gate-1").last_seen is None  # not fresh: right
+    clock.t += 400  # the checkpoint is unplugged; the captured heartbeat is replayed
+    assert client.post("/v1/batches", data=captured, headers=CBOR).status_code == 200
+    d = store.device("gate-1")
+    assert (d.last_seen, d.backlog) == (None, None)
+
+
+def test_a_verified_replay_mints_unlimited_time_tokens_for_any_id(store):  # noqa: F811
+    """Point 4: time tokens for a request no device signed are rate-limited per source.
+    A captured batch of gate-1, replayed with Passgate-Device: gate-77, gets a token for
+    gate-77 (any nonce) on every request: the limiter is skipped because *a* signature
+    verified, though not gate-77's."""
+    clock, mono = Clock(), Clock()
+    app = create_app(store, time_token=fake_time_token, now=clock, monotonic=mono,
+                     settings=Settings(rate_per_s=1.0, rate_burst=3))
+    client = app.test_client()
+    dev, _c = _enrol(client, store)
+    captured = dev.batch_body([])
+    minted = 0
+    for i in range(20):
+        r = client.post("/v1/batches", data=captured, headers={
+            **CBOR, protocol.DEVICE_HEADER: "gate-77",
+            protocol.NONCE_HEADER: protocol.b64url(bytes([i]) * 16)})
+        tok = r.headers.get(protocol.TIME_HEADER)
+        if tok and cbor2.loads(protocol.unb64url(tok))["dev"] == "gate-77":
+            minted += 1
+    assert minted <= 3  # GET /v1/time from the same source stops there
+
+
+def test_a_replayed_batch_adds_tamper_alerts_and_rejected_rows(store):  # noqa: F811
+    """Point 3: a replay changes nothing but the dedup answers. A captured batch holding a
+    nonce-conflict row adds a new nonce_conflict alert (and a rejected row with its raw
+    bytes) on every replay; one with invalid rows adds rejected rows every time."""
+    clock = Clock()
+    client = create_app(store, time_token=None, now=clock).test_client()
+    dev, _c = _enrol(client, store)
+    rows = dev.scans(3)
+    client.post("/v1/batches", data=dev.batch_body(rows), headers=CBOR)
+    changed = dict(rows[2], verdict="deny", reason="revoked")
+    captured = dev.batch_body([changed], prev=rows[1]["chain"])
+    client.post("/v1/batches", data=captured, headers=CBOR)
+    before = (len(store.alerts(100)), len(store.rejected_rows(100)))
+    for _ in range(5):
+        clock.t += 60
+        client.post("/v1/batches", data=captured, headers=CBOR)
+    assert (len(store.alerts(100)), len(store.rejected_rows(100))) == before
+
+
+def test_a_challenge_from_a_process_ahead_is_refused_then_accepted_on_replay(store):  # noqa: F811
+    """Point 3 (minor variant): process A's clock runs 90 s ahead of B's (both on one
+    database). A batch echoing A's challenge, delivered to B, is not fresh (beyond
+    FUTURE_SLACK_MS); the same bytes replayed to B 60 s later are."""
+    ahead, clock = Clock(), Clock()
+    ahead.t += 90
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=clock).test_client()
+    dev, _c = _enrol(b, store)
+    challenge = protocol.unb64url(a.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    captured = dev.batch_body([], challenge=challenge, sent_at=NOW - 5000)  # its clock is off
+    b.post("/v1/batches", data=captured, headers=CBOR)
+    assert store.device("gate-1").last_seen is None
+    clock.t += 60
+    b.post("/v1/batches", data=captured, headers=CBOR)
+    assert store.device("gate-1").last_seen is None
+
+
+def test_a_far_future_sent_at_in_a_batch_with_a_challenge_shuts_nothing(store):  # noqa: F811
+    """A batch with a challenge is judged by it alone: the device clock it reports (year
+    2100 here) is not kept as the sent_at marker, so once the clock is corrected a batch
+    without a challenge (an old agent, the first after a start) is seen again at once."""
+    clock = Clock()
+    client = create_app(store, time_token=None, now=clock).test_client()
+    dev, _c = _enrol(client, store)
+    c = protocol.unb64url(client.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    client.post("/v1/batches", data=dev.batch_body([], challenge=c, sent_at=4_102_444_800),
+                headers=CBOR)
+    assert store.device("gate-1").last_seen == NOW
+    clock.t += 3600
+    client.post("/v1/batches", data=dev.batch_body([], sent_at=int(clock.t)), headers=CBOR)
+    assert store.device("gate-1").last_seen == int(clock.t)
+
+
+def test_a_collector_clock_far_ahead_does_not_freeze_the_challenge_way(store):  # noqa: F811
+    """A collector process whose clock ran a year ahead issued a challenge the device
+    echoed: it is taken (its replay is never fresh), but challenges from the right clock
+    still make the device's batches fresh; a frozen marker would keep every device that
+    process answered looking dead for a year."""
+    ahead, clock = Clock(), Clock()
+    ahead.t += 365 * 86400
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=clock).test_client()
+    dev, _c = _enrol(b, store)
+    wrong = protocol.unb64url(a.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    captured = dev.batch_body([], challenge=wrong, sent_at=NOW)
+    b.post("/v1/batches", data=captured, headers=CBOR)
+    assert store.device("gate-1").last_seen is None
+    clock.t += 30
+    right = protocol.unb64url(b.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    b.post("/v1/batches", data=dev.batch_body([], challenge=right, sent_at=NOW + 30),
+           headers=CBOR)
+    assert store.device("gate-1").last_seen == NOW + 30
+    clock.t = ahead.t + 10  # a year on: the captured batch's challenge is now in the window
+    b.post("/v1/batches", data=captured, headers=CBOR)
+    assert store.device("gate-1").last_seen == NOW + 30
+
+
+def test_ipv6_sources_count_by_their_64():
+    """Whoever holds an IPv6 /64 has 2^64 addresses: one bucket for them all."""
+    from passgate_collector.ratelimit import RateLimiter, source_of
+
+    limiter = RateLimiter(rate=0.0, burst=2, now=lambda: 0.0)
+    waits = [limiter.take(source_of(f"2001:db8:5:7::{i:x}", {}, None)) for i in range(1, 6)]
+    assert waits[:2] == [0.0, 0.0] and all(w > 0 for w in waits[2:])
+    assert limiter.take(source_of("2001:db8:5:8::1", {}, None)) == 0.0  # another /64
+    assert source_of("::ffff:192.0.2.7", {}, None) == "192.0.2.7"  # mapped IPv4: itself
+    assert source_of("10.0.0.1", {"X-Forwarded-For": "a, 2001:db8::9"},
+                     "X-Forwarded-For") == "2001:db8::/64"
+
+
+
+def test_a_disabled_devices_signed_batches_get_time_tokens_only_within_the_limit(store):  # noqa: F811
+    clock, mono = Clock(), Clock()
+    app = create_app(store, time_token=fake_time_token, now=clock, monotonic=mono,
+                     settings=Settings(rate_per_s=1.0, rate_burst=3))
+    client = app.test_client()
+    dev, _c = _enrol(client, store)
+    store.set_disabled("gate-1", True)
+    minted = 0
+    for i in range(10):
+        r = client.post("/v1/batches", data=dev.batch_body([]), headers={
+            **CBOR, protocol.NONCE_HEADER: protocol.b64url(bytes([i]) * 16)})
+        assert r.status_code == 403
+        minted += protocol.TIME_HEADER in r.headers
+    assert minted <= 3

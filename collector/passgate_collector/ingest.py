@@ -3,7 +3,8 @@
 The rules are those of ``docs/sync-protocol.md`` section 4. A row signed by the enrolled key
 is stored even when its chain link is wrong (flagged, with an alert): the scan happened, staff
 must see it, and rejecting it would only hide the edit in the device's dead-letter table.
-Only malformed rows and nonce conflicts are refused, per row.
+Only malformed rows and nonce conflicts are refused, per row; a refused row is kept (and a
+conflict alerted) once: sent again, or replayed, it gets the same answer and adds nothing.
 
 Device health and ``last_seen`` move only on a fresh batch (a genuine recent challenge, or a
 ``sent_at`` inside the window and newer than the last one taken): a replayed batch changes
@@ -21,7 +22,7 @@ import cbor2
 
 from passgate.journal.schema import ENCODING_VERSION, ZERO_CHAIN, encode_row
 
-from . import protocol
+from . import liveness, protocol
 from .errors import StoredNonce
 from .protocol import DUPLICATE, REJECTED, STORED, Batch
 from .store import SqlStore, Tx
@@ -93,7 +94,8 @@ def apply(store: SqlStore, batch: Batch, now: int, *, challenge_ms: int | None =
     """Store a verified batch in one transaction.
 
     ``challenge_ms``: when the liveness challenge the batch echoes was issued, if it is one
-    the collector made and still fresh (``liveness.Challenges.issued_at_ms``), else None.
+    the collector made, whatever its age (``liveness.Challenges.genuine_ms``), else None;
+    ``Tx.update_health`` judges it.
 
     A batch that starts past every seq stored for the device (the common case: new rows) is
     inserted without looking its nonces up first: the primary key checks each one as it is
@@ -144,9 +146,9 @@ def _apply(store: SqlStore, batch: Batch, now: int, challenge_ms: int | None, wi
                     results.append(protocol.result(seq, nonce, DUPLICATE))
                 else:
                     detail = f"seq {seq}: a stored row has this nonce with other content"
-                    tx.insert_rejected(seq, nonce, row["chain"], "nonce_conflict", detail,
-                                       protocol.encode(row), now)
-                    all_alerts.append(("nonce_conflict", detail))
+                    if tx.insert_rejected(seq, nonce, row["chain"], "nonce_conflict", detail,
+                                          protocol.encode(row), now):
+                        all_alerts.append(("nonce_conflict", detail))  # once, not per replay
                     results.append(protocol.result(seq, nonce, REJECTED,
                                                    reason="nonce_conflict"))
                 continue
@@ -167,5 +169,6 @@ def _apply(store: SqlStore, batch: Batch, now: int, challenge_ms: int | None, wi
         if all_alerts:
             log.warning("device %s: %d tamper alert(s), first: %s", batch.device,
                         len(all_alerts), all_alerts[0][0])
-        tx.update_health(health, now, batch.sent_at, challenge_ms=challenge_ms, window_s=window_s)
+        tx.update_health(health, now, batch.sent_at, challenge_ms=challenge_ms,
+                         window_s=window_s, future_slack_ms=liveness.FUTURE_SLACK_MS)
     return Applied(results, tx.held.bundle_version)

@@ -9,7 +9,9 @@ Rules kept here (docs/sync-protocol.md section 4, "Liveness"; tests/test_collect
   it first, so every process behind one database issues and accepts the same challenges.
 - A challenge is accepted only when it is newer than the last one taken for the device
   (``store.base.Tx.update_health`` decides under the device's batch lock), so a captured
-  request replayed later changes nothing; the agent's next challenge is always newer.
+  request replayed later changes nothing; the agent's next challenge is always newer. A
+  genuine challenge is taken even when it is too old or too new to make its batch fresh:
+  the same bytes replayed later, once its time has come, are judged against it.
 """
 
 from __future__ import annotations
@@ -49,14 +51,13 @@ class Challenges:
         stamp = int(now * 1000).to_bytes(8, "big")
         return stamp + self._mac(stamp)
 
-    def issued_at_ms(self, challenge: bytes | None, now: float) -> int | None:
-        """When a genuine, still fresh challenge was issued (ms), else None."""
+    def genuine_ms(self, challenge: bytes | None) -> int | None:
+        """When a challenge this fleet issued was issued (ms), whatever its age; None for
+        no challenge or one that is not ours (``update_health`` judges its age)."""
         if challenge is None or len(challenge) != CHALLENGE_LEN:
             return None
         stamp, mac = challenge[:8], challenge[8:]
         if not hmac.compare_digest(mac, self._mac(stamp)):
             return None
-        issued, now_ms = int.from_bytes(stamp, "big"), int(now * 1000)
-        if not now_ms - self.window_ms <= issued <= now_ms + FUTURE_SLACK_MS:
-            return None
-        return issued
+        return int.from_bytes(stamp, "big")
+

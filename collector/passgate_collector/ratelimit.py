@@ -6,6 +6,8 @@ Rules kept here (docs/collector.md "Rate limits"; tests/test_collector_enumerati
   finds its bucket empty is refused (429 with ``Retry-After``) or gets no time token.
 - The source is the peer address, or, behind a proxy, the rightmost address of a configured
   trusted header (the one the proxy appends; leftmost entries are whatever the client wrote).
+- An IPv6 source counts by its /64 (one subscriber's network: whoever holds one has 2^64
+  addresses to rotate through); an IPv4 address, or IPv4 mapped into IPv6, counts alone.
 - Memory is bounded: at most ``max_sources`` buckets, the least recently used one dropped.
 - Buckets are per process: N collector processes allow N times the rate. That is fine for
   what this guards (enumeration and signing work), and needs no shared state.
@@ -13,6 +15,7 @@ Rules kept here (docs/collector.md "Rate limits"; tests/test_collector_enumerati
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 from collections import OrderedDict
@@ -50,5 +53,18 @@ def source_of(remote_addr: str | None, headers, trusted_header: str | None) -> s
         if value:
             last = value.split(",")[-1].strip()
             if last:
-                return last
-    return remote_addr or "-"
+                return bucket_of(last)
+    return bucket_of(remote_addr or "-")
+
+
+def bucket_of(address: str) -> str:
+    """An IPv6 address's /64, else the address as given (IPv4, or not an address at all)."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -189,8 +189,11 @@ def create_app(
         return signed
 
     def token_for() -> tuple[str, bytes | None] | None:
-        """(device id, challenge) the time token answers, from the request headers."""
-        device = request.headers.get(protocol.DEVICE_HEADER) or g.get("device")
+        """(device id, challenge) the time token answers, from the request headers; for a
+        request an enrolled device signed (``g.verified``), always the id it signed: a
+        header naming another id must not get that id a token past the rate limit."""
+        device = (g.get("device") if g.get("verified") else
+                  request.headers.get(protocol.DEVICE_HEADER) or g.get("device"))
         if not device or not protocol.DEVICE_ID_RE.fullmatch(device):
             return None
         nonce = None
@@ -298,15 +301,15 @@ def create_app(
                 log.warning("device %s: batch with a bad signature refused (%d so far)",
                             device_id, n)
             raise _unauthenticated()
-        g.verified = True
-        if dev.disabled:
+        if dev.disabled:  # its time tokens are rate-limited like anyone's
             raise ProtocolError(403, "device_disabled", "this device is disabled")
+        g.verified = True
         batch = protocol.parse_batch(signed, settings.max_rows)
         if not inflight.acquire(blocking=False):
             raise _busy()
         try:
             done = apply(store, batch, clock(),
-                         challenge_ms=challenges.issued_at_ms(batch.challenge, now()),
+                         challenge_ms=challenges.genuine_ms(batch.challenge),
                          window_s=settings.fresh_window_s)
         except Exception as exc:
             if not _transient_db(exc):

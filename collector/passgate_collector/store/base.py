@@ -241,46 +241,90 @@ class Tx:
             self._head = None
 
     def insert_rejected(self, seq: int, nonce, chain, reason: str, detail: str,
-                        raw: bytes, now: int) -> None:
+                        raw: bytes, now: int) -> bool:
+        """Keep a refused row (its ``raw`` encoding) for staff; False, and nothing kept, when
+        the device's same row was refused for the same reason before: a resend, or a
+        captured batch replayed, answers the same and adds nothing (its probe is the
+        (device_id, seq) index)."""
+        self._q("SELECT 1 FROM rejected WHERE device_id = ? AND seq = ? AND reason = ? "
+                "AND raw = ? LIMIT 1", (self.device_id, seq, reason, raw))
+        if self._cur.fetchone() is not None:
+            return False
         nonce = nonce if isinstance(nonce, bytes) else None
         chain = chain if isinstance(chain, bytes) and len(chain) == 32 else None
         self._q("INSERT INTO rejected (device_id, seq, nonce, chain, reason, detail, received_at,"
                 " raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.device_id, seq, nonce, chain, reason, detail, now, raw))
+        return True
 
     def alert(self, kind: str, detail: str, now: int) -> None:
         self._s._alert(self._cur, self.device_id, kind, detail, now)
 
     def update_health(self, health: dict, now: int, sent_at: int | None = None, *,
-                      challenge_ms: int | None = None, window_s: int = 600) -> bool:
+                      challenge_ms: int | None = None, window_s: int = 600,
+                      future_slack_ms: int = 0) -> bool:
         """Record a batch's status as the device's health and move ``last_seen``, only when
         the batch is fresh (docs/sync-protocol.md section 4, "Liveness"); True if it was.
 
-        Fresh = it echoes a genuine challenge (checked by the caller) issued after the last
-        one taken (``live_challenge_ms``); or, from an agent that sends none, its ``sent_at``
-        is within ``window_s`` of ``now`` and later than the held ``health_sent_at``. Both
-        markers only grow, so a replayed batch (same challenge, same ``sent_at``) is never
-        fresh again.
+        ``challenge_ms``: when the genuine challenge the batch echoes was issued (its HMAC
+        checked by the caller, ``liveness.Challenges.genuine_ms``), whatever its age; None
+        when it echoes none, or none of ours. A batch with one is judged by it alone, against
+        ``live_challenge_ms`` (:func:`fresh_mark`); a batch without one by its ``sent_at``:
+        within ``window_s`` of ``now`` and later than ``health_sent_at``. The marker moves to
+        the batch's value whether the batch was fresh or not, so the same bytes are never
+        fresh later: a batch from a device clock running ahead, or echoing a challenge from
+        a process running ahead, is not made fresh by replaying it once its time has come.
+        The price: a device clock that ran ahead shuts the ``sent_at`` way until real time
+        passes it; the device is still seen at once by a batch that echoes a challenge (every
+        agent since issue 11 does, from its second request on).
         """
-        taken, held = self.held.live_challenge_ms, self.held.health_sent_at  # read with the lock
-        if challenge_ms is not None and (taken is None or challenge_ms > taken):
-            health = dict(health, live_challenge_ms=challenge_ms)
-        elif not (sent_at is not None and abs(sent_at - now) <= window_s
-                  and (held is None or sent_at > held)):
+        now_ms, window_ms = now * 1000, window_s * 1000
+        if challenge_ms is not None:
+            name, mark = "live_challenge_ms", self.held.live_challenge_ms  # read with the lock
+            fresh = fresh_mark(challenge_ms, mark, now_ms - window_ms, now_ms + future_slack_ms)
+            value: int | None = challenge_ms
+        else:
+            name, mark = "health_sent_at", self.held.health_sent_at
+            value = sent_at
+            fresh = (sent_at is not None and abs(sent_at - now) <= window_s
+                     and (mark is None or sent_at > mark))
+        marks = {name: value} if value is not None and (mark is None or value > mark) else {}
+        if not fresh:
+            if marks:  # only the marker: a replay of these bytes is judged against it
+                self._set_device(marks)
             return False
-        if sent_at is not None:
-            health = dict(health, health_sent_at=max(sent_at, held or 0))
+        health = dict(health, **marks)
         cols = [k for k in HEALTH_KEYS if k in health]
-        values = [now] + [health[k] for k in cols]
-        if self._head is not None:  # the device's new head, in the same UPDATE
-            cols += ["last_seq", "last_chain"]
-            values += list(self._head)
-            self._head = None
-        sets = ", ".join(["last_seen = ?"] + [f"{k} = ?" for k in cols])
-        self._q(f"UPDATE devices SET {sets} WHERE device_id = ?", values + [self.device_id])
+        self._set_device({k: health[k] for k in cols}, seen=now)
         if health:
             log_health(self._s, self._cur, self.device_id, health, now)
         return True
+
+    def _set_device(self, values: dict, seen: int | None = None) -> None:
+        """One UPDATE of the device row: ``values``, ``last_seen`` when ``seen`` is given,
+        and the device's new head if the batch moved it (see :meth:`finish`)."""
+        values = dict(values)
+        if self._head is not None:
+            values["last_seq"], values["last_chain"] = self._head
+            self._head = None
+        if seen is not None:
+            values = {"last_seen": seen, **values}
+        if not values:
+            return
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
+                [*values.values(), self.device_id])
+
+
+def fresh_mark(value: int, mark: int | None, lo: int, hi: int) -> bool:
+    """Whether a batch's challenge (issued at ``value``) makes it fresh: inside ``lo``..``hi``
+    (the window around now) and later than the device's marker, the latest challenge taken.
+    A marker beyond ``hi`` came from a collector process whose clock was ahead: it is not
+    held against challenges inside the window, or one process's wrong clock would keep every
+    device it answered looking dead until that time came. A replay of the batch that set it
+    is still not fresh: inside the window its value is the marker itself (unless a later
+    challenge from that clock moved the marker on: the price of not freezing the fleet)."""
+    return lo <= value <= hi and (mark is None or value > mark or mark > hi)
 
 
 class SqlStore(Reports, ConsoleQueries, Accounts):
