@@ -293,10 +293,10 @@ def test_a_challenge_from_a_process_ahead_is_refused_then_accepted_on_replay(sto
     assert store.device("gate-1").last_seen is None
 
 
-def test_a_far_future_sent_at_in_a_batch_with_a_challenge_shuts_nothing(store):  # noqa: F811
-    """A batch with a challenge is judged by it alone: the device clock it reports (year
-    2100 here) is not kept as the sent_at marker, so once the clock is corrected a batch
-    without a challenge (an old agent, the first after a start) is seen again at once."""
+def test_a_device_clock_once_far_ahead_is_still_seen_by_its_challenges(store):  # noqa: F811
+    """A batch whose device clock read year 2100 is taken with its sent_at as the marker
+    (its replay must never be fresh), which shuts the sent_at way until then; once the
+    clock is corrected, the device is seen by every batch that echoes a fresh challenge."""
     clock = Clock()
     client = create_app(store, time_token=None, now=clock).test_client()
     dev, _c = _enrol(client, store)
@@ -306,21 +306,24 @@ def test_a_far_future_sent_at_in_a_batch_with_a_challenge_shuts_nothing(store): 
     assert store.device("gate-1").last_seen == NOW
     clock.t += 3600
     client.post("/v1/batches", data=dev.batch_body([], sent_at=int(clock.t)), headers=CBOR)
+    assert store.device("gate-1").last_seen == NOW  # the sent_at way: shut until 2100
+    c = protocol.unb64url(client.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    client.post("/v1/batches", data=dev.batch_body([], challenge=c, sent_at=int(clock.t)),
+                headers=CBOR)
     assert store.device("gate-1").last_seen == int(clock.t)
 
 
-def test_a_collector_clock_far_ahead_does_not_freeze_the_challenge_way(store):  # noqa: F811
+def test_a_collector_clock_far_ahead_does_not_make_a_device_look_dead(store):  # noqa: F811
     """A collector process whose clock ran a year ahead issued a challenge the device
-    echoed: it is taken (its replay is never fresh), but challenges from the right clock
-    still make the device's batches fresh; a frozen marker would keep every device that
-    process answered looking dead for a year."""
+    echoed: it is taken (its replay is never fresh), which shuts the challenge way for a
+    year; the device's sent_at still makes its batches fresh."""
     ahead, clock = Clock(), Clock()
     ahead.t += 365 * 86400
     a = create_app(store, time_token=None, now=ahead).test_client()
     b = create_app(store, time_token=None, now=clock).test_client()
     dev, _c = _enrol(b, store)
     wrong = protocol.unb64url(a.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
-    captured = dev.batch_body([], challenge=wrong, sent_at=NOW)
+    captured = dev.batch_body([], challenge=wrong, sent_at=NOW - 5000)  # its clock is off
     b.post("/v1/batches", data=captured, headers=CBOR)
     assert store.device("gate-1").last_seen is None
     clock.t += 30
@@ -361,3 +364,99 @@ def test_a_disabled_devices_signed_batches_get_time_tokens_only_within_the_limit
         assert r.status_code == 403
         minted += protocol.TIME_HEADER in r.headers
     assert minted <= 3
+
+
+# A second review's findings: what a real agent (the firmware's CollectorClient) must keep.
+
+class FlaskTransport:
+    """The agent's client talking to one or more apps in turn (a load balancer)."""
+
+    def __init__(self, *clients) -> None:
+        self.clients, self.i = clients, 0
+
+    def send(self, req):
+        from passgate.sync.transport import Response
+
+        c = self.clients[self.i % len(self.clients)]
+        self.i += 1
+        r = c.open(req.url.split("http://c", 1)[1], method=req.method, data=req.body,
+                   headers=req.headers)
+        return Response(r.status_code, r.data, {k.lower(): v for k, v in r.headers.items()})
+
+
+def _agent(store, transport, clock, name="gate-1"):  # noqa: F811
+    from passgate.sync.client import CollectorClient
+    from passgate.sync.devicekey import DeviceKey
+
+    dev = FakeDevice(name)
+    store.add_token(hashlib.sha256(name.encode() * 4).digest(), name, NOW, NOW + 600)
+    cc = CollectorClient("http://c", name, DeviceKey(dev.key, dev.pubkey), now=clock,
+                         transport=transport)
+    cc.enrol(name * 4)
+    return cc
+
+
+ZERO = b"\0" * 32
+
+
+def test_after_an_outage_longer_than_the_window_the_first_heartbeat_is_seen(store):  # noqa: F811
+    """Its challenge is genuine but stale; its sent_at is right: fresh by sent_at."""
+    clock = Clock()
+    cc = _agent(store, FlaskTransport(create_app(store, time_token=None,
+                                                 now=clock).test_client()), clock)
+    cc.upload(ZERO, [], {"backlog": 0})
+    assert store.device("gate-1").last_seen == NOW
+    clock.t += 660
+    cc.upload(ZERO, [], {"backlog": 5})
+    d = store.device("gate-1")
+    assert (d.last_seen, d.backlog) == (NOW + 660, 5)
+
+
+def test_an_agent_interval_longer_than_the_window_is_seen_every_round(store):  # noqa: F811
+    clock = Clock()
+    cc = _agent(store, FlaskTransport(create_app(store, time_token=None,
+                                                 now=clock).test_client()), clock)
+    for _ in range(5):
+        clock.t += 700
+        cc.upload(ZERO, [], {"backlog": 0})
+        cc.fetch_bundle(None)  # the agent's round: heartbeat, then the bundle check
+        assert store.device("gate-1").last_seen == int(clock.t)
+
+
+def test_a_replay_stays_dead_after_a_far_ahead_challenge_was_taken(store):  # noqa: F811
+    ahead, clock = Clock(), Clock()
+    ahead.t += 365 * 86400
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=clock).test_client()
+    dev, _c = _enrol(b, store)
+    wrong = protocol.unb64url(a.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    b.post("/v1/batches", data=dev.batch_body([], challenge=wrong), headers=CBOR)
+    right = protocol.unb64url(b.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    captured = dev.batch_body([], challenge=right, status={"backlog": 1})
+    b.post("/v1/batches", data=captured, headers=CBOR)
+    assert store.device("gate-1").last_seen == NOW
+    for _ in range(5):  # the checkpoint is unplugged; the captured batch is replayed
+        clock.t += 100
+        b.post("/v1/batches", data=captured, headers=CBOR)
+    assert store.device("gate-1").last_seen == NOW
+
+
+def test_a_few_seconds_of_skew_between_processes_loses_no_heartbeat(store):  # noqa: F811
+    """Two processes behind one database, A's clock 5 s ahead: the final heartbeat of a
+    drain echoes B's challenge, older than A's taken one; its sent_at makes it fresh."""
+    ahead, clock = Clock(), Clock()
+    ahead.t += 5
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=clock).test_client()
+    cc = _agent(store, FlaskTransport(b), clock)
+    cc._transport = FlaskTransport(a, b, b, b)
+    cc.upload(ZERO, [], {"backlog": 9})  # to A: its answer carries A's challenge (t+5)
+    clock.t += 1
+    ahead.t += 1
+    cc.upload(ZERO, [], {"backlog": 4})  # echoes A's: fresh; B answers with t+1
+    clock.t += 1
+    ahead.t += 1
+    cc.upload(ZERO, [], {"backlog": 0})  # echoes B's t+1, older than A's taken t+5
+    d = store.device("gate-1")
+    assert (d.last_seen, d.backlog) == (NOW + 2, 0)
+

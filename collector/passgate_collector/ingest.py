@@ -6,9 +6,10 @@ must see it, and rejecting it would only hide the edit in the device's dead-lett
 Only malformed rows and nonce conflicts are refused, per row; a refused row is kept (and a
 conflict alerted) once: sent again, or replayed, it gets the same answer and adds nothing.
 
-Device health and ``last_seen`` move only on a fresh batch (a genuine recent challenge, or a
-``sent_at`` inside the window and newer than the last one taken): a replayed batch changes
-the dedup answers and nothing else (``Tx.update_health``).
+Device health and ``last_seen`` move only on a fresh batch (a genuine recent challenge newer
+than the last one taken, or a ``sent_at`` inside the window and newer than the last one
+taken; both markers move whether the batch was fresh or not): a replayed batch changes the
+dedup answers and nothing else (``Tx.update_health``).
 """
 
 from __future__ import annotations

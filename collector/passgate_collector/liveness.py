@@ -11,7 +11,8 @@ Rules kept here (docs/sync-protocol.md section 4, "Liveness"; tests/test_collect
   (``store.base.Tx.update_health`` decides under the device's batch lock), so a captured
   request replayed later changes nothing; the agent's next challenge is always newer. A
   genuine challenge is taken even when it is too old or too new to make its batch fresh:
-  the same bytes replayed later, once its time has come, are judged against it.
+  the same bytes replayed later, once its time has come, are judged against it (and a
+  batch that is not fresh by its challenge may still be by its ``sent_at``).
 """
 
 from __future__ import annotations

@@ -268,29 +268,30 @@ class Tx:
 
         ``challenge_ms``: when the genuine challenge the batch echoes was issued (its HMAC
         checked by the caller, ``liveness.Challenges.genuine_ms``), whatever its age; None
-        when it echoes none, or none of ours. A batch with one is judged by it alone, against
-        ``live_challenge_ms`` (:func:`fresh_mark`); a batch without one by its ``sent_at``:
-        within ``window_s`` of ``now`` and later than ``health_sent_at``. The marker moves to
-        the batch's value whether the batch was fresh or not, so the same bytes are never
-        fresh later: a batch from a device clock running ahead, or echoing a challenge from
-        a process running ahead, is not made fresh by replaying it once its time has come.
-        The price: a device clock that ran ahead shuts the ``sent_at`` way until real time
-        passes it; the device is still seen at once by a batch that echoes a challenge (every
-        agent since issue 11 does, from its second request on).
+        when it echoes none, or none of ours. Fresh by either of two ways, each with its
+        marker: the challenge was issued within ``window_s`` of ``now`` (up to
+        ``future_slack_ms`` ahead: another process's clock) and after ``live_challenge_ms``;
+        or ``sent_at`` is within ``window_s`` of ``now`` and after ``health_sent_at``. Both
+        markers move to the batch's values whether the batch was fresh or not, so the same
+        bytes are never fresh later: a batch from a device clock running ahead, or echoing
+        a challenge from a process running ahead, is not made fresh by replaying it once its
+        time has come. A marker pushed ahead by a wrong clock shuts its own way until real
+        time passes it; the other way still sees the device (a wrong device clock: its
+        challenges; a collector process's wrong clock: the device's ``sent_at``).
         """
-        now_ms, window_ms = now * 1000, window_s * 1000
-        if challenge_ms is not None:
-            name, mark = "live_challenge_ms", self.held.live_challenge_ms  # read with the lock
-            fresh = fresh_mark(challenge_ms, mark, now_ms - window_ms, now_ms + future_slack_ms)
-            value: int | None = challenge_ms
-        else:
-            name, mark = "health_sent_at", self.held.health_sent_at
-            value = sent_at
-            fresh = (sent_at is not None and abs(sent_at - now) <= window_s
-                     and (mark is None or sent_at > mark))
-        marks = {name: value} if value is not None and (mark is None or value > mark) else {}
+        now_ms = now * 1000
+        taken, held = self.held.live_challenge_ms, self.held.health_sent_at  # read with the lock
+        fresh = challenge_ms is not None and (taken is None or challenge_ms > taken) and (
+            now_ms - window_s * 1000 <= challenge_ms <= now_ms + future_slack_ms)
+        fresh = fresh or (sent_at is not None and abs(sent_at - now) <= window_s
+                          and (held is None or sent_at > held))
+        marks: dict = {}
+        if challenge_ms is not None and (taken is None or challenge_ms > taken):
+            marks["live_challenge_ms"] = challenge_ms
+        if sent_at is not None and (held is None or sent_at > held):
+            marks["health_sent_at"] = sent_at
         if not fresh:
-            if marks:  # only the marker: a replay of these bytes is judged against it
+            if marks:  # only the markers: a replay of these bytes is judged against them
                 self._set_device(marks)
             return False
         health = dict(health, **marks)
@@ -314,17 +315,6 @@ class Tx:
         sets = ", ".join(f"{k} = ?" for k in values)
         self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
                 [*values.values(), self.device_id])
-
-
-def fresh_mark(value: int, mark: int | None, lo: int, hi: int) -> bool:
-    """Whether a batch's challenge (issued at ``value``) makes it fresh: inside ``lo``..``hi``
-    (the window around now) and later than the device's marker, the latest challenge taken.
-    A marker beyond ``hi`` came from a collector process whose clock was ahead: it is not
-    held against challenges inside the window, or one process's wrong clock would keep every
-    device it answered looking dead until that time came. A replay of the batch that set it
-    is still not fresh: inside the window its value is the marker itself (unless a later
-    challenge from that clock moved the marker on: the price of not freezing the fleet)."""
-    return lo <= value <= hi and (mark is None or value > mark or mark > hi)
 
 
 class SqlStore(Reports, ConsoleQueries, Accounts):
