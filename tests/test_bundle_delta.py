@@ -154,14 +154,14 @@ def test_a_full_revocations_bundle_installs_on_a_fresh_device(tmp_path):
 
 
 def forged(city: City, base: bytes, version: int, parts_change=None, key=REVOKER,
-           base_field=None, expires=None) -> bytes:
+           base_field=None, expires=None, issued=NOW + 60) -> bytes:
     """A revocations bundle signed by ``key`` with arbitrary parts (the attacker's builder)."""
     b = read_bundle(base, city.fleet.roots.set)
     parts = {n: b.parts.get(n, b"") for n in REVOCATION_PARTS}
     parts.update(parts_change or {})
     refs = tuple(PartRef(n, len(parts[n]), hashlib.sha256(parts[n]).digest())
                  for n in REVOCATION_PARTS)
-    m = Manifest(version, NOW + 60, expires or b.root_manifest.expires, refs,
+    m = Manifest(version, issued, expires or b.root_manifest.expires, refs,
                  kind=REVOCATIONS_TYPE, anchor=b.anchor_header,
                  base=base_field or (b.version, bytes.fromhex(b.manifest_sha256)))
     payload = m.to_cbor()
@@ -239,7 +239,7 @@ def test_revocation_key_cannot_skip_or_roll_back_versions(tmp_path):
     city = City()
     v1 = city.root(1, ids(3))
     d = installed(city, tmp_path, v1)
-    refused(Refusal.BEYOND_REVOKER, d, make_delta(v1, city.revocations(v1, 5, ids(1))))
+    refused(Refusal.BEYOND_REVOKER, d, make_delta(v1, forged(city, v1, 5)))
     v2 = city.revocations(v1, 2, ids(1))
     apply_delta(make_delta(v1, v2), d, NOW + 120)
     # a delta from v1 again (replayed) is for another base; a revocations "v2" over v2 too
@@ -273,7 +273,7 @@ def test_a_de_authorised_revocation_key_is_refused(tmp_path):
     refused(Refusal.NOT_AUTHORISED, d, make_delta(v2, forged(city, v2, 3)))
     # nor can it come back on the old anchor that still listed it
     with pytest.raises(BundleRefused) as exc:
-        install_bundle(city.revocations(v1, 3, ids(1)), d, NOW + 120)
+        install_bundle(forged(city, v1, 3), d, NOW + 120)
     assert exc.value.reason is Refusal.NOT_AUTHORISED
 
 

@@ -37,9 +37,14 @@ from passgate.bundle.format import (
     sig_structure,
     signer_protected,
 )
-from passgate.bundle.parts import encode_fleet, encode_issuers, encode_policy
+from passgate.bundle.parts import decode_issuers, encode_fleet, encode_issuers, encode_policy
 from passgate.bundle.policy import ALL, FleetPolicy
-from passgate.bundle.revokers import anchor_manifest, merge_digests
+from passgate.bundle.revokers import (
+    anchor_manifest,
+    check_revocations_version,
+    check_revoker_keys,
+    merge_digests,
+)
 from passgate.bundle.roots import RootSet
 from passgate.bundle.verify import VerifiedBundle
 from passgate.errors import TrustError
@@ -143,6 +148,12 @@ def build_bundle(
     raws = [raw_public(k) for k in signing_keys]
     if len(set(raws)) != len(raws):
         raise TrustError("bundle: the same root key is given twice")
+    if revokers:  # what a device refuses (bundle.verify): a revocation key in another role
+        check_revoker_keys(revokers, {
+            "an issuer": tuple(k.raw for k in decode_issuers(parts["issuers"], "bundle")),
+            "a root": (*raws, *(() if new_roots is None else new_roots.keys)),
+            "a release": () if releases is None else releases.keys,
+        }, version)
     body = body_protected()
     sigs = []
     for key, raw in sorted(zip(signing_keys, raws, strict=True), key=lambda kr: kr[1]):
@@ -171,8 +182,13 @@ def build_revocations(
         raise TrustError(f"revocations: key {kid_of(raw).hex()} is not authorised by the anchor")
     if issued >= revoker.expires:
         raise TrustError("revocations: the revocation key's authorisation has expired")
-    if version <= base.version:
-        raise TrustError(f"revocations: version must be above the base's {base.version}")
+    if version != base.version + 1:
+        # A device takes a delta only one version above what it holds, and a full bundle at
+        # most MAX_REVOCATION_STEPS above its anchor: build the next version, nothing else.
+        raise TrustError(
+            f"revocations: version must be the base's + 1 ({base.version + 1}), not {version}"
+        )
+    check_revocations_version(version, anchor.version)
     if len(new_digests) % DIGEST_LEN:
         raise TrustError(f"revocations: digests must be {DIGEST_LEN} bytes each")
     fresh = {new_digests[i : i + DIGEST_LEN] for i in range(0, len(new_digests), DIGEST_LEN)}

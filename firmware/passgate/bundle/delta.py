@@ -13,7 +13,10 @@ Rules kept here, on top of a full install's:
 - the delta's base is the installed bundle (version and manifest SHA-256), else
   ``unknown_base``: the device fetches a full bundle instead;
 - a revocations target must *sign* that base, and be exactly one version above it (a
-  revocation key cannot skip or replay versions; the chain has no gaps).
+  revocation key cannot skip or replay versions; the chain has no gaps);
+- the target's header is checked (root threshold, or the revocation key's rules) and must
+  follow the installed bundle *before* a single digest is merged: a collector cannot make
+  the device do the work for an unsigned or unacceptable target.
 
 Layout::
 
@@ -24,6 +27,7 @@ Layout::
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,8 +37,7 @@ from passgate.bundle.format import (
     DIGEST_PARTS,
     MAGIC,
     PREFIX,
-    decode_header,
-    parse_manifest,
+    Manifest,
     refuse,
     strict_cbor,
 )
@@ -42,11 +45,22 @@ from passgate.bundle.install import (
     BUNDLE_FILE,
     LOCK_FILE,
     _installed_record,
+    _recover_rotation,
+    check_revocations_header,
+    check_succession,
     install_locked,
     pinned_roots,
 )
 from passgate.bundle.revokers import digests_added, merge_digests
-from passgate.bundle.verify import DEFAULT_MAX_BYTES, BundleInfo, VerifiedBundle, read_bundle
+from passgate.bundle.roots import RootSet
+from passgate.bundle.verify import (
+    DEFAULT_MAX_BYTES,
+    BundleInfo,
+    VerifiedBundle,
+    count_signatures,
+    read_bundle,
+    read_header,
+)
 from passgate.errors import Refusal
 from passgate.passes.cose import dumps
 from passgate.util.atomicfile import locked
@@ -145,25 +159,8 @@ def apply_delta(
                 Refusal.UNKNOWN_BASE,
                 f"delta from v{doc['base']}, but v{record['version']} is installed",
             )
-        _, payload, _ = decode_header(doc["header"])
-        target = parse_manifest(payload)
-        if not target.by_roots:
-            # A revocation key's chain: it must sign the installed base and follow it directly.
-            if target.base != (record["version"], base_sha):
-                raise refuse(
-                    Refusal.UNKNOWN_BASE, f"delta v{target.version}: signed for another base"
-                )
-            if target.version != record["version"] + 1:
-                raise refuse(
-                    Refusal.BEYOND_REVOKER,
-                    f"delta v{target.version}: a revocation key must follow "
-                    f"v{record['version']} with v{record['version'] + 1}",
-                )
-        if target.version <= record["version"]:
-            raise refuse(
-                Refusal.ROLLBACK,
-                f"delta to v{target.version} is not newer than the installed v{record['version']}",
-            )
+        roots = _recover_rotation(state_dir, roots)
+        target = _check_target(doc, record, roots, now, max_bytes)
         base = read_bundle(state_dir / BUNDLE_FILE, roots, max_bytes)
         chunks = [PREFIX.pack(MAGIC, len(doc["header"])), doc["header"]]
         for ref in target.parts:
@@ -176,6 +173,56 @@ def apply_delta(
         info = install_locked(rebuilt, state_dir, now, max_bytes=max_bytes, expect=same_target)
     log.info("applied delta v%d -> v%d (%d bytes)", doc["base"], target.version, len(data))
     return info
+
+
+def _check_target(
+    doc: Mapping[str, Any], record: dict[str, Any], roots: RootSet, now: float, max_bytes: int
+) -> Manifest:
+    """Check the target's signed header *before* any part is merged or rebuilt (merging is
+    work a collector could otherwise demand for free): the root threshold, or the revocation
+    key's rules (anchor, key, expiry, issue time, the parts it may not change, the delta's
+    base and its one-version step); then that it follows the installed bundle, and that what
+    it declares fits the device. The install that follows checks everything again."""
+    header = doc["header"]
+    h = read_header(io.BytesIO(PREFIX.pack(MAGIC, len(header)) + header), max_bytes)
+    target = h.manifest
+    anchor = None
+    if target.by_roots:
+        count_signatures(h, roots)
+        root_sha = h.manifest_sha256
+    else:
+        anchor, root_sha = check_revocations_header(h, roots, now)
+        # A revocation key's chain: it must sign the installed base and follow it directly.
+        base_sha = bytes.fromhex(record["manifest_sha256"])
+        if target.base != (record["version"], base_sha):
+            raise refuse(
+                Refusal.UNKNOWN_BASE, f"delta v{target.version}: signed for another base"
+            )
+        if target.version != record["version"] + 1:
+            raise refuse(
+                Refusal.BEYOND_REVOKER,
+                f"delta v{target.version}: a revocation key must follow "
+                f"v{record['version']} with v{record['version'] + 1}",
+            )
+    if check_succession(target, h.manifest_sha256, anchor, root_sha, record):
+        raise refuse(
+            Refusal.ROLLBACK,
+            f"delta to v{target.version} is not newer than the installed v{record['version']}",
+        )
+    total = len(h.prefix) + len(h.raw) + target.parts_length
+    if total > max_bytes:
+        raise refuse(
+            Refusal.TOO_LARGE, f"delta target declares {total} bytes, over {max_bytes}"
+        )
+    lengths = {ref.name: ref.length for ref in target.parts}
+    for kind in ("merge", "parts"):
+        for name, data in doc[kind].items():
+            if name not in lengths or len(data) > lengths[name]:
+                raise refuse(
+                    Refusal.PART_MISMATCH,
+                    f"delta: part {name} is not in the target or longer than it declares",
+                )
+    return target
 
 
 def _part(name: str, base: VerifiedBundle, doc: Mapping[str, Any]) -> bytes:

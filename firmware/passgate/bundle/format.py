@@ -64,6 +64,11 @@ MAX_TIME = 2**40
 MAX_VERSION = 2**53
 MAX_BUILD_VERSION = MAX_VERSION - 1
 MAX_SIGNATURES = 32
+# A revocations bundle's version is above its anchor's and at most this far above it: a
+# revocation key cannot number its bundles out of the roots' reach (a root bundle numbered
+# above anchor + MAX_REVOCATION_STEPS is above anything the key could sign on that anchor).
+# One revocations bundle an hour for 416 days, one a minute for almost 7.
+MAX_REVOCATION_STEPS = 10_000
 
 
 def refuse(reason: Refusal, message: str) -> BundleRefused:

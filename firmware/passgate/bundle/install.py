@@ -16,6 +16,7 @@ bundle stays active and a failed attempt leaves no trace but a log line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -24,12 +25,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from passgate.bundle.format import refuse
-from passgate.bundle.revokers import digests_added
+from passgate.bundle.format import Manifest, Revoker, refuse
+from passgate.bundle.revokers import anchor_manifest, check_revocations, digests_added
 from passgate.bundle.roots import ROOTS_FILE, RootSet
 from passgate.bundle.verify import (
     DEFAULT_MAX_BYTES,
     BundleInfo,
+    Header,
     Source,
     VerifiedBundle,
     check_signatures,
@@ -47,6 +49,10 @@ DEFAULT_STATE_DIR = Path("/var/lib/passgate/bundle")
 BUNDLE_FILE = "current.pgb"
 RECORD_FILE = "installed.json"
 LOCK_FILE = ".lock"
+# How far a revocations bundle's ``issued`` may be ahead of the device's clock: the office's
+# and the device's clocks differ a little; a bundle dated further ahead is refused (a
+# revocation key chooses its issue time, and must not make trust data look fresh).
+REVOCATIONS_ISSUED_SKEW_S = 300
 
 
 def pinned_roots(state_dir: Path) -> RootSet | None:
@@ -127,39 +133,33 @@ def install_locked(
     if expect is not None:
         expect(bundle)
     record = _installed_record(state_dir)
-    if record is not None:
-        if bundle.version < record["version"]:
-            raise refuse(
-                Refusal.ROLLBACK,
-                f"bundle v{bundle.version} is older than the installed v{record['version']}",
-            )
-        if bundle.version == record["version"]:
-            if bundle.manifest_sha256 != record["manifest_sha256"]:
-                raise refuse(
-                    Refusal.SAME_VERSION,
-                    f"bundle v{bundle.version} differs from the installed bundle "
-                    "of the same version",
-                )
-            # Not a refresh: the same file proves nothing about what is newest now (the
-            # sync agent calls record_refresh when the collector says so).
-            log.info("bundle v%d already installed", bundle.version)
-            if "installed_at" not in record:
-                # The record was lost or is one install behind (power cut): finish it.
-                record = {"last_refresh": None, **record, "installed_at": now}
-                _write_record(state_dir, record)
-            return _info(bundle, record)
+    anchor_sha = _root_sha256(bundle.manifest, bundle.manifest_sha256)
+    if record is not None and check_succession(
+        bundle.manifest, bundle.manifest_sha256, bundle.anchor, anchor_sha, record
+    ):
+        # Not a refresh: the same file proves nothing about what is newest now (the
+        # sync agent calls record_refresh when the collector says so).
+        log.info("bundle v%d already installed", bundle.version)
+        if "installed_at" not in record:
+            # The record was lost or is one install behind (power cut): finish it.
+            record = {"last_refresh": None, **record, "installed_at": now}
+            _write_record(state_dir, record)
+        return _info(bundle, record)
     if now >= bundle.manifest.expires:
         raise refuse(
             Refusal.EXPIRED,
             f"bundle v{bundle.version} expired at {iso(bundle.manifest.expires)}",
         )
     if bundle.revoker is not None:
-        _check_revocations(bundle, state_dir, trusted, now, max_bytes)
+        check_revoker_now(bundle.manifest, bundle.revoker, now)
+        _check_revocations(bundle, state_dir, trusted, record, max_bytes)
     _, info = bundle.trust()  # decode every part now: a bundle that cannot load is refused
     write_atomic(state_dir / BUNDLE_FILE, bundle.chunks())
     record = {
         "version": bundle.version,
         "manifest_sha256": bundle.manifest_sha256,
+        "root_version": bundle.root_manifest.version,
+        "root_sha256": anchor_sha,
         "installed_at": now,
         "last_refresh": now,
     }
@@ -172,33 +172,119 @@ def install_locked(
     return replace(info, installed_at=now, last_refresh=now)
 
 
-def _check_revocations(
-    bundle: VerifiedBundle, state_dir: Path, roots: RootSet, now: float, max_bytes: int
-) -> None:
-    """The install-time rules for a revocations bundle: its key is still valid now, its anchor
-    is not older than the root bundle in force here (a de-authorised key cannot come back on
-    an old anchor), and on the same anchor it keeps every digest the installed one added."""
-    assert bundle.revoker is not None and bundle.anchor is not None
-    v = bundle.version
-    if now >= bundle.revoker.expires:
+def check_succession(
+    manifest: Manifest,
+    manifest_sha256: str,
+    anchor: Manifest | None,
+    root_sha256: str,
+    record: dict[str, Any],
+) -> bool:
+    """Is a bundle (its manifest, and for a revocations bundle its anchor) a legal successor
+    of the installed one (``record``: see :func:`_installed_record`)? True if it *is* the
+    installed one; refuses otherwise. Only numbers the roots signed decide for root bundles:
+
+    - a root bundle must be above the root bundle in force (the installed one, or the anchor
+      of an installed revocations bundle), whatever number a revocation key gave its own
+      bundle: a key cannot lock the roots out;
+    - a revocations bundle on an older anchor, or on another manifest of the same version,
+      is NOT_AUTHORISED; on the anchor in force it must be above the installed version; on a
+      newer anchor (a root bundle the device has not seen, with its k-of-n signatures) it
+      starts the chain afresh.
+    """
+    if manifest_sha256 == record["manifest_sha256"]:
+        return True
+    v, installed, floor = manifest.version, record["version"], record["root_version"]
+    if anchor is None:
+        if v < floor:
+            raise refuse(
+                Refusal.ROLLBACK, f"bundle v{v} is older than the installed v{floor}"
+            )
+        if v == floor:
+            if root_sha256 == record.get("root_sha256"):
+                raise refuse(
+                    Refusal.ROLLBACK,
+                    f"bundle v{v} is the root bundle the installed revocations v{installed} "
+                    "build on; it would drop their revocations",
+                )
+            raise refuse(
+                Refusal.SAME_VERSION,
+                f"bundle v{v} differs from the installed bundle of the same version",
+            )
+        return False
+    if anchor.version < floor or (
+        anchor.version == floor and root_sha256 != record.get("root_sha256")
+    ):
+        raise refuse(
+            Refusal.NOT_AUTHORISED,
+            f"bundle v{v}: built on root bundle v{anchor.version}, but v{floor} is in force here",
+        )
+    if anchor.version == floor and v < installed:
+        raise refuse(Refusal.ROLLBACK, f"bundle v{v} is older than the installed v{installed}")
+    if anchor.version == floor and v == installed:
+        raise refuse(
+            Refusal.SAME_VERSION,
+            f"bundle v{v} differs from the installed bundle of the same version",
+        )
+    return False
+
+
+def check_revoker_now(manifest: Manifest, revoker: Revoker, now: float) -> None:
+    """A revocations bundle at the device's time ``now``: its key's authorisation has not
+    expired, and it is not dated more than REVOCATIONS_ISSUED_SKEW_S ahead."""
+    v = manifest.version
+    if now >= revoker.expires:
         raise refuse(
             Refusal.REVOKER_EXPIRED,
-            f"bundle v{v}: the revocation key expired at {iso(bundle.revoker.expires)}",
+            f"bundle v{v}: the revocation key expired at {iso(revoker.expires)}",
         )
+    if manifest.issued > now + REVOCATIONS_ISSUED_SKEW_S:
+        raise refuse(
+            Refusal.BEYOND_REVOKER,
+            f"bundle v{v}: issued {iso(manifest.issued)}, in the future (a revocation key "
+            "cannot date its bundles ahead)",
+        )
+
+
+def check_revocations_header(
+    h: Header, roots: RootSet, now: float
+) -> tuple[Manifest, str]:
+    """Everything about a revocations header that needs no parts: the anchor and the key
+    (:func:`check_revocations`) and :func:`check_revoker_now`. Returns the anchor manifest
+    and its SHA-256 (hex)."""
+    anchor, revoker = check_revocations(h.manifest, h.body_protected, h.payload, h.signatures,
+                                        roots)
+    assert revoker is not None  # with roots, check_revocations returns the signer
+    check_revoker_now(h.manifest, revoker, now)
+    return anchor, _root_sha256(h.manifest, h.manifest_sha256)
+
+
+def _root_sha256(manifest: Manifest, manifest_sha256: str) -> str:
+    """SHA-256 (hex) of the root manifest in force with this one: itself, or its anchor's."""
+    if manifest.anchor is None:
+        return manifest_sha256
+    _, payload, _, _ = anchor_manifest(manifest.anchor)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _check_revocations(
+    bundle: VerifiedBundle,
+    state_dir: Path,
+    roots: RootSet,
+    record: dict[str, Any] | None,
+    max_bytes: int,
+) -> None:
+    """On the anchor in force (its order checked by :func:`check_succession`), a revocations
+    bundle keeps every digest the installed one added."""
+    assert bundle.anchor is not None
+    if record is None or bundle.anchor.version != record["root_version"]:
+        return  # nothing installed, or a newer anchor: the chain starts afresh
     if not (state_dir / BUNDLE_FILE).exists():
         return
     installed = read_bundle(state_dir / BUNDLE_FILE, roots, max_bytes)
-    mine, theirs = bundle.anchor.version, installed.root_manifest.version
-    if mine < theirs or (mine == theirs and bundle.anchor_header != installed.anchor_header):
+    if digests_added(installed.parts.get("added", b""), bundle.parts["added"]) is None:
         raise refuse(
-            Refusal.NOT_AUTHORISED,
-            f"bundle v{v}: built on root bundle v{mine}, but v{theirs} is in force here",
-        )
-    if mine == theirs and digests_added(
-        installed.parts.get("added", b""), bundle.parts["added"]
-    ) is None:
-        raise refuse(
-            Refusal.BEYOND_REVOKER, f"bundle v{v}: drops revocations the installed one added"
+            Refusal.BEYOND_REVOKER,
+            f"bundle v{bundle.version}: drops revocations the installed one added",
         )
 
 
@@ -269,7 +355,9 @@ def _recover_rotation(state_dir: Path, pinned: RootSet) -> RootSet:
     """If power was cut between writing a rotating bundle and its roots, finish the rotation.
 
     Only the installed bundle's header is read; its manifest must carry valid signatures of
-    the pinned threshold and of the new set's own threshold, as at install time.
+    the pinned threshold and of the new set's own threshold, as at install time. A
+    revocations bundle rotates nothing (its anchor may not): its anchor and key are checked
+    against the pinned roots instead, so a real mismatch is still reported.
     """
     path = state_dir / BUNDLE_FILE
     if not path.exists():
@@ -277,6 +365,11 @@ def _recover_rotation(state_dir: Path, pinned: RootSet) -> RootSet:
     try:
         with open(path, "rb") as f:
             header = read_header(f)
+        if not header.manifest.by_roots:
+            check_revocations(
+                header.manifest, header.body_protected, header.payload, header.signatures, pinned
+            )
+            return pinned
         _, new_roots = check_signatures(header, pinned)
     except BundleError as exc:
         log.warning("installed bundle does not verify against the pinned roots: %s", exc)
@@ -288,11 +381,16 @@ def _recover_rotation(state_dir: Path, pinned: RootSet) -> RootSet:
 
 
 def _installed_record(state_dir: Path) -> dict[str, Any] | None:
-    """The rollback record: the higher version of ``installed.json`` and the installed file's
-    own header. The bundle is written before the record, so a power cut between the two
-    leaves the record one install behind; trusting it alone would let a second, different
-    bundle of the installed version in (a same-version swap). A lost or damaged record is
-    replaced by the header. A header-only record has no ``installed_at``."""
+    """The rollback record: the later of ``installed.json`` and the installed file's own
+    header. The bundle is written before the record, so a power cut between the two leaves
+    the record one install behind; trusting it alone would let a second, different bundle of
+    the installed version in (a same-version swap). A lost or damaged record is replaced by
+    the header. A header-only record has no ``installed_at``.
+
+    Besides ``version`` and ``manifest_sha256`` the record has ``root_version`` and
+    ``root_sha256``: the root manifest in force (the bundle itself, or a revocations bundle's
+    anchor). Installs only ever move (root_version, version) forward (see
+    :func:`check_succession`), so "later" is that pair's order."""
     try:
         record = _read_record(state_dir)
     except TrustError as exc:
@@ -301,21 +399,48 @@ def _installed_record(state_dir: Path) -> dict[str, Any] | None:
     try:
         with open(state_dir / BUNDLE_FILE, "rb") as f:
             header = read_header(f)
+        installed: dict[str, Any] = {
+            "version": header.manifest.version,
+            "manifest_sha256": header.manifest_sha256,
+            "root_version": (
+                header.manifest.version
+                if header.manifest.anchor is None
+                else anchor_manifest(header.manifest.anchor)[3].version
+            ),
+            "root_sha256": _root_sha256(header.manifest, header.manifest_sha256),
+        }
     except FileNotFoundError:
-        return record
+        return None if record is None else _with_root(record, None)
     except BundleError as exc:
         log.warning("installed bundle unreadable (%s): rollback record only", exc)
-        return record
-    installed = {"version": header.manifest.version, "manifest_sha256": header.manifest_sha256}
-    if record is None or installed["version"] > record["version"]:
-        if record is not None:
-            log.warning(
-                "install record says v%d but v%d is installed (interrupted install)",
-                record["version"],
-                installed["version"],
-            )
+        return None if record is None else _with_root(record, None)
+    if record is None:
+        return installed
+    record = _with_root(record, installed)
+    if _order(installed) > _order(record):
+        log.warning(
+            "install record says v%d but v%d is installed (interrupted install)",
+            record["version"],
+            installed["version"],
+        )
         return installed
     return record
+
+
+def _with_root(record: dict[str, Any], installed: dict[str, Any] | None) -> dict[str, Any]:
+    """``record`` with its root fields; a record written before they existed takes them from
+    the installed header if it describes the same bundle, else (conservatively) its own
+    version as the root version, and no root hash."""
+    if "root_version" in record:
+        return record
+    if installed is not None and installed["manifest_sha256"] == record.get("manifest_sha256"):
+        return {**record, "root_version": installed["root_version"],
+                "root_sha256": installed["root_sha256"]}
+    return {**record, "root_version": record["version"], "root_sha256": None}
+
+
+def _order(record: dict[str, Any]) -> tuple[int, int]:
+    return int(record["root_version"]), int(record["version"])
 
 
 def _info(bundle: VerifiedBundle, record: dict[str, Any]) -> BundleInfo:
@@ -335,6 +460,11 @@ def _read_record(state_dir: Path) -> dict[str, Any] | None:
         raise TrustError(f"{path}: unreadable install record: {exc}") from None
     if not isinstance(record, dict) or not isinstance(record.get("version"), int):
         raise TrustError(f"{path}: install record without a version")
+    root = record.get("root_version", 0)
+    if not isinstance(root, int) or isinstance(root, bool) or not isinstance(
+        record.get("root_sha256", ""), str | None
+    ):
+        raise TrustError(f"{path}: install record with a bad root version or hash")
     return record
 
 

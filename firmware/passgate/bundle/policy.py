@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from passgate.bundle.format import refuse
+from passgate.bundle.format import REVOCATIONS_TYPE, refuse
 from passgate.clock.clock import TimeReading
 from passgate.errors import Refusal, TrustError
 from passgate.passes.verdict import Reason
@@ -294,11 +294,12 @@ def trust_status(
 
     Age counts from the last *successful* refresh (an install, or the sync agent confirming
     there is nothing newer; failed attempts are never recorded), or from the bundle's issue
-    time if that is later. ``info`` is a :class:`BundleInfo`; ``max_offline_s`` defaults to the
+    time if that is later (for a revocations bundle, at most its install time:
+    :func:`counted_issue`). ``info`` is a :class:`BundleInfo`; ``max_offline_s`` defaults to the
     bundle's fleet setting (pass the checkpoint's own from ``for_checkpoint`` to honour zones).
     """
     refresh = last_refresh if last_refresh is not None else info.last_refresh
-    since = max(info.issued, refresh or 0)
+    since = max(counted_issue(info), refresh or 0)
     age = max(0, int(now - since))
     limit = info.fleet.max_offline_s if max_offline_s is None else max_offline_s
     if now >= info.expires:
@@ -306,6 +307,17 @@ def trust_status(
     if age > limit:
         return TrustStatus(True, age, f"{age_words(age)} old")
     return TrustStatus(False, age, "current")
+
+
+def counted_issue(info: BundleInfo) -> float:
+    """The issue time that counts for freshness. A revocation key chooses its bundle's
+    ``issued`` itself (only its authorisation's expiry limits it), so for a revocations bundle
+    it never counts as later than the install: a thief cannot date a bundle in the future to
+    keep a cut-off device looking fresh. Without an install time (a record lost to a power
+    cut) it does not count at all. A root bundle's issue time counts as signed."""
+    if info.kind != REVOCATIONS_TYPE:
+        return info.issued
+    return 0 if info.installed_at is None else min(info.issued, info.installed_at)
 
 
 def age_words(seconds: float) -> str:

@@ -9,20 +9,23 @@ Rules this module keeps (each has a test in ``tests/test_bundle_revokers.py``):
   byte (same length and SHA-256): a stolen key cannot admit a pass, change a key, a policy or
   a fleet setting. The effective revocation list is ``revoked`` + ``added``, so it can only
   grow: the key cannot un-revoke anything the roots revoked.
-- Its version is above the anchor's, its expiry is not later than the anchor's (it cannot keep
-  stale trust data looking fresh), it was issued before the key's authorisation expired, and
-  the anchor declares no root rotation.
+- Its version is above the anchor's and at most ``MAX_REVOCATION_STEPS`` above it (the key
+  cannot number itself out of the roots' reach), its expiry is not later than the anchor's
+  (it cannot keep stale trust data looking fresh), it was issued before the key's
+  authorisation expired, and the anchor declares no root rotation.
 
-Install-time rules (the key expired *now*, ``added`` shrinking, an older anchor, a delta's base)
-need the installed state: :mod:`passgate.bundle.install` and :mod:`passgate.bundle.delta`.
+Install-time rules (the key expired *now*, an issue time ahead of the device's clock,
+``added`` shrinking, an older anchor, a delta's base) need the installed state:
+:mod:`passgate.bundle.install` and :mod:`passgate.bundle.delta`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from passgate.bundle.format import (
     BUNDLE_TYPE,
+    MAX_REVOCATION_STEPS,
     Manifest,
     Revoker,
     Signature,
@@ -59,8 +62,7 @@ def check_revocations(
     v = manifest.version
     if anchor.new_roots is not None:
         raise refuse(Refusal.NOT_AUTHORISED, f"bundle v{v}: the anchor rotates roots")
-    if v <= anchor.version:
-        raise refuse(Refusal.BEYOND_REVOKER, f"bundle v{v}: not above its anchor v{anchor.version}")
+    check_revocations_version(v, anchor.version)
     if manifest.expires > anchor.expires:
         raise refuse(
             Refusal.BEYOND_REVOKER, f"bundle v{v}: a revocation key cannot extend the expiry"
@@ -96,6 +98,37 @@ def check_revocations(
             Refusal.REVOKER_EXPIRED, f"bundle v{v}: issued after the revocation key expired"
         )
     return anchor, revoker
+
+
+def check_revocations_version(version: int, anchor_version: int) -> None:
+    """A revocations bundle's version: above its anchor's, and at most
+    ``MAX_REVOCATION_STEPS`` above it (BEYOND_REVOKER otherwise)."""
+    if version <= anchor_version:
+        raise refuse(
+            Refusal.BEYOND_REVOKER, f"bundle v{version}: not above its anchor v{anchor_version}"
+        )
+    if version > anchor_version + MAX_REVOCATION_STEPS:
+        raise refuse(
+            Refusal.BEYOND_REVOKER,
+            f"bundle v{version}: a revocation key may number at most {MAX_REVOCATION_STEPS} "
+            f"versions above its anchor v{anchor_version}",
+        )
+
+
+def check_revoker_keys(
+    revokers: Sequence[Revoker], other_keys: Mapping[str, Sequence[bytes]], version: int
+) -> None:
+    """A revocation key must not also be a root, issuer or release key: it sits online, and
+    the same key in another role would let its thief sign what that role signs (passes,
+    bundles, releases). MALFORMED, as the roots should never sign such a bundle."""
+    for role, keys in other_keys.items():
+        same = {r.key for r in revokers} & set(keys)
+        if same:
+            raise refuse(
+                Refusal.MALFORMED,
+                f"bundle v{version}: revocation key {kid_of(min(same)).hex()} is also "
+                f"{role} key",
+            )
 
 
 def merge_digests(big: bytes, small: bytes) -> bytes:
@@ -142,6 +175,8 @@ __all__ = [
     "Revoker",
     "anchor_manifest",
     "check_revocations",
+    "check_revocations_version",
+    "check_revoker_keys",
     "digests_added",
     "merge_digests",
 ]

@@ -35,9 +35,9 @@ from passgate.bundle.format import (
     parse_manifest,
     refuse,
 )
-from passgate.bundle.parts import trust_store
+from passgate.bundle.parts import decode_issuers, trust_store
 from passgate.bundle.policy import FleetPolicy
-from passgate.bundle.revokers import check_revocations
+from passgate.bundle.revokers import check_revocations, check_revoker_keys
 from passgate.bundle.roots import RootSet
 from passgate.errors import KeyFileError, Refusal, TrustError
 from passgate.passes.keys import kid_of
@@ -256,6 +256,8 @@ def _read(stream: BinaryIO, roots: RootSet | None, max_bytes: int) -> VerifiedBu
     if stream.read(1):
         # Endless data: never read on past the signed length.
         raise refuse(Refusal.TOO_LARGE, f"bundle has data beyond its declared {total} bytes")
+    if manifest.revokers:
+        _check_revoker_roles(manifest, parts["issuers"], roots, new_roots)
     return VerifiedBundle(
         h.prefix,
         h.raw,
@@ -270,6 +272,20 @@ def _read(stream: BinaryIO, roots: RootSet | None, max_bytes: int) -> VerifiedBu
         anchor,
         revoker,
     )
+
+
+def _check_revoker_roles(
+    manifest: Manifest, issuers: bytes, roots: RootSet | None, new_roots: RootSet | None
+) -> None:
+    """No revocation key may also be a root, issuer or release key (see
+    :func:`passgate.bundle.revokers.check_revoker_keys`)."""
+    others: dict[str, tuple[bytes, ...]] = {
+        "an issuer": tuple(k.raw for k in decode_issuers(issuers, f"bundle v{manifest.version}")),
+        "a root": (() if roots is None else roots.keys)
+        + (() if new_roots is None else new_roots.keys),
+        "a release": () if manifest.releases is None else manifest.releases.keys,
+    }
+    check_revoker_keys(manifest.revokers, others, manifest.version)
 
 
 def check_signatures(h: Header, roots: RootSet | None) -> tuple[tuple[bytes, ...], RootSet | None]:

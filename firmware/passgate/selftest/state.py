@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from passgate.bundle.policy import trust_status
+from passgate.bundle.policy import counted_issue, trust_status
 from passgate.clock.clock import ClockState, TimeReading
 from passgate.errors import ConfigError, PassgateError
 from passgate.journal.syncstate import OFFLINE, ONLINE, UNKNOWN
@@ -102,13 +102,14 @@ def check_bundle(loaded: Any, now: float, zone: str | None = None, site: str = "
             why=_(head) + sep + error), {"version": None})
     policy = info.fleet.for_checkpoint(zone, site or None)
     status = trust_status(info, now, max_offline_s=policy.max_offline_s)
-    since = max(info.issued, info.last_refresh or 0)
+    issued = counted_issue(info)
+    since = max(issued, info.last_refresh or 0)
     figures = {"version": info.version, "age_s": status.age_s, "stale": status.stale,
                "expires_in_s": int(info.expires - now), "issuers": info.issuers,
                "revoked": info.revoked, "max_offline_s": policy.max_offline_s}
     ago = span(max(0, now - since), lang)
     refreshed = (_("refreshed {span} ago").format(span=ago)
-                 if info.last_refresh and info.last_refresh >= info.issued
+                 if info.last_refresh and info.last_refresh >= issued
                  else _("issued {span} ago").format(span=ago))
     detail = ", ".join([
         f"v{info.version}", refreshed,
