@@ -167,6 +167,32 @@ def test_the_agent_does_not_turn_a_refused_skip_into_a_full_install(tmp_path):
     assert load_installed(state / "bundle")[1].version == 1
 
 
+def test_the_agent_reaches_a_root_bundle_numbered_below_the_installed_revocations(tmp_path):
+    # The device holds revocations v9 on anchor v1 (within the key's reach); the collector
+    # publishes only the roots' v2, which withdraws the key. The collector's newest is below
+    # the installed number: no refresh, but the agent fetches that newest and it installs.
+    pytest.importorskip("flask")
+    from passgate.cli import main
+    from sync_support import LiveCollector
+    from test_sync_deltas import Chain, enrol, fill_journal, publish
+
+    state, sync = tmp_path / "state", tmp_path / "sync"
+    fill_journal(state / "journal.sqlite", 1)
+    assert main(["keys", "new-device", "--out", str(sync)]) == 0
+    args = ["--state", str(state), "--sync-dir", str(sync)]
+    c = Chain()
+    install_bundle(c.v1, state / "bundle", c.now, roots=c.fleet.roots.set)
+    install_bundle(_chain_forged(c, c.v1, 9), state / "bundle", c.now + 1)
+    v2 = build_bundle(c.fleet.content(c.old), c.fleet.roots.keys[:2], 2, c.now - 60,
+                      c.now + 86400)
+    with LiveCollector(f"sqlite:///{tmp_path}/c.db") as collector:
+        publish(collector, v2, 2)
+        enrol(collector, args)
+        assert main(["sync", "--once", *args]) == 0
+    _, info = load_installed(state / "bundle")
+    assert (info.version, info.kind, info.revokers) == (2, "passgate-bundle", ())
+
+
 def _chain_forged(c, base: bytes, version: int) -> bytes:
     """A revocations bundle a thief of test_sync_deltas' REVOKER signs, at any version."""
     from test_sync_deltas import REVOKER as CHAIN_REVOKER

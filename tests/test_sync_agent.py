@@ -463,3 +463,22 @@ def test_the_default_batch_is_the_collectors_limit():
 
     args = build_parser().parse_args(["sync", "--collector", "https://c.example"])
     assert DEFAULT_BATCH == MAX_ROWS == args.batch
+
+
+def test_a_newest_below_the_installed_version_is_fetched_once_and_is_no_refresh(journal, tmp_path):
+    # The device holds v9 (a revocation key's number); the collector's newest is the roots'
+    # v4. It confirms nothing about v9: no refresh; v4 is fetched in full (no "have"), and a
+    # refused v4 is not fetched again while it stays the newest.
+    bundles = FakeBundles(version=9, refuse=True)
+    client = ScriptedClient(bundle=(4, b"4"))
+    client.hint = 4
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    assert agent.run_round().ok and agent.run_round().ok
+    assert client.bundle_requests == [None] and bundles.installs == 1
+    assert bundles.refreshes == []
+    client.hint = None  # no hint: the 304 names v4, below v9: the same
+    agent.run_round()
+    assert client.bundle_requests == [None, 9] and bundles.refreshes == []
+    bundles.refuse, client.bundle, client.hint = False, (5, b"5"), 5
+    assert agent.run_round().bundle_installed == 5  # a root bundle above the anchor installs
+    assert client.bundle_requests == [None, 9, None]

@@ -264,13 +264,15 @@ class SyncAgent:
             return None
         have = self._bundle_version()
         # The batch reply names the newest published version: skip the request when it is
-        # not newer, or when it is the very version whose checks failed last time.
-        if hint is not None and have is not None and hint <= have:
-            self._refreshed()
-            self._bundle_error = None
-            return None
+        # the installed one, or the very version whose checks failed last time.
         if hint is not None and hint == self._refused_bundle:
             return None
+        if hint is not None and have is not None and hint <= have:
+            if hint == have:
+                self._refreshed()
+                self._bundle_error = None
+                return None
+            return self._fetch_newest(hint)
         if self._unwritable is not None:
             version, since = self._unwritable
             if (hint is None or hint == version) and 0 <= self._now() - since < BUNDLE_RETRY_S:
@@ -283,9 +285,11 @@ class SyncAgent:
         if reply.data is None:
             # Only "nothing newer" (304) confirms the installed bundle; a collector with none
             # published (404) confirms nothing, so the staleness clock keeps running.
-            if reply.published and have is not None and (
-                reply.version is None or reply.version <= have
+            if reply.published and have is not None and reply.version is not None and (
+                reply.version < have
             ):
+                return self._fetch_newest(reply.version)
+            if reply.published and have is not None:
                 self._refreshed()
             return None
         if reply.version is not None and reply.version == self._refused_bundle:
@@ -323,6 +327,24 @@ class SyncAgent:
             return have
         # A collector that answers "full" with a chain again gets no second fallback.
         return self._install(replace(reply, delta=False), have)
+
+    def _fetch_newest(self, newest: int) -> int | None:
+        """The collector's newest is *below* the installed version: it does not publish what
+        this device holds (a bundle from elsewhere, or a revocation key's number above what
+        the roots published since), so it confirms nothing: no refresh. Its newest is fetched
+        in full once (not again while it stays the newest and refused): a root bundle above
+        the root bundle in force installs whatever the installed bundle's number."""
+        if newest == self._refused_bundle:
+            return None
+        try:
+            reply = self.client.fetch_bundle(None)
+        except BundleTooLarge as exc:
+            self._bundle_refused(newest, exc)
+            return None
+        if reply.data is None:
+            return None
+        version = newest if reply.version is None else reply.version
+        return self._install(replace(reply, delta=False, version=version), self._bundle_version())
 
     def _bundle_refused(self, version: int | None, exc: Exception) -> None:
         # Remembered so the same version is not downloaded again every round; the round
