@@ -68,31 +68,44 @@ def test_a_stolen_revocation_key_cannot_jump_to_the_last_version_in_a_full_bundl
         == 1 + MAX_REVOCATION_STEPS
 
 
-def test_the_roots_next_bundle_installs_over_any_number_the_key_chose(tmp_path):
-    # Installed: revocations at the highest number the key may give on anchor v1. The roots'
-    # v2 (which withdraws the key) is judged against the root bundle in force, v1: it
-    # installs, and the key's bundles on the old anchor are refused from then on.
+def test_the_roots_bundle_past_the_keys_reach_installs_over_any_number_it_chose(tmp_path):
+    # Installed: revocations at the highest number the key may give on anchor v1. Versions
+    # only go up, so the roots number the bundle that withdraws the key above the key's
+    # reach (anchor + MAX_REVOCATION_STEPS, docs/trust.md): it installs, and the key's
+    # bundles on the old anchor are refused from then on.
     city = City()
     v1 = city.root(1, ids(3))
     d = installed(city, tmp_path, v1)
     high = forged(city, v1, 1 + MAX_REVOCATION_STEPS)
     install_bundle(high, d, NOW + 120)
-    v2 = city.root(2, ids(3), revokers=())
-    info = install_bundle(v2, d, NOW + 180)
-    assert (info.version, info.kind) == (2, "passgate-bundle")
-    assert load_installed(d)[1].version == 2
-    refused_install(Refusal.NOT_AUTHORISED, d, forged(city, v1, 3), NOW + 240)
-    refused_install(Refusal.NOT_AUTHORISED, d, high, NOW + 240)  # nor replayed
-    # and the roots' own rollback protection still holds against v2
+    refused_install(Refusal.ROLLBACK, d, city.root(2, ids(3), revokers=()), NOW + 150)
+    past = 2 + MAX_REVOCATION_STEPS
+    info = install_bundle(city.root(past, ids(3), revokers=()), d, NOW + 180)
+    assert (info.version, info.kind) == (past, "passgate-bundle")
+    # Nothing the key can number on anchor v1 comes after it (at most v1 + 10,000).
+    refused_install(Refusal.ROLLBACK, d, forged(city, v1, 3), NOW + 240)
+    refused_install(Refusal.ROLLBACK, d, high, NOW + 240)  # nor replayed
     refused_install(Refusal.ROLLBACK, d, v1, NOW + 240)
 
 
-def test_a_revocations_v2_that_lands_first_does_not_block_the_roots_v2(tmp_path):
+def test_a_superseded_root_bundle_cannot_unrevoke_what_the_key_added(tmp_path):
+    # The roots sign v2 from the office list (k-of-n signatures take a while); meanwhile the
+    # key publishes v2 (+b) and v3 (+c). The roots' v2 is genuine but superseded: served by
+    # a malicious collector, it must not un-revoke b and c (review 34).
     city = City()
-    v1 = city.root(1, ids(3))
+    a, b, c = ids(3, b"a"), ids(1, b"b"), ids(1, b"c")
+    v1 = city.root(1, a)
+    roots_v2 = city.root(2, a)
+    r2 = city.revocations(v1, 2, b)
+    r3 = city.revocations(r2, 3, c)
     d = installed(city, tmp_path, v1)
-    apply_delta(make_delta(v1, city.revocations(v1, 2, ids(1))), d, NOW + 120)
-    assert install_bundle(city.root(2, ids(4)), d, NOW + 180).kind == "passgate-bundle"
+    install_bundle(r3, d, NOW + 120)
+    refused_install(Refusal.ROLLBACK, d, roots_v2, NOW + 180)
+    refused_install(Refusal.ROLLBACK, d, r2, NOW + 180)
+    store = load_installed(d)[0]
+    assert b[0] in store.revoked and c[0] in store.revoked
+    # The roots' next bundle is numbered above what they saw published, and installs.
+    assert install_bundle(city.root(4, a + b + c), d, NOW + 240).kind == "passgate-bundle"
 
 
 def test_the_root_bundle_under_installed_revocations_is_not_reinstalled(tmp_path):
@@ -103,7 +116,8 @@ def test_the_root_bundle_under_installed_revocations_is_not_reinstalled(tmp_path
     d = installed(city, tmp_path, v1)
     install_bundle(city.revocations(v1, 2, victim), d, NOW + 120)
     refused_install(Refusal.ROLLBACK, d, v1, NOW + 180)
-    refused_install(Refusal.SAME_VERSION, d, city.root(1, ids(2)), NOW + 180)
+    refused_install(Refusal.ROLLBACK, d, city.root(1, ids(2)), NOW + 180)
+    refused_install(Refusal.SAME_VERSION, d, city.root(2, ids(2)), NOW + 180)
     assert victim[0] in load_installed(d)[0].revoked
 
 
@@ -112,9 +126,11 @@ def test_a_revocations_bundle_on_a_newer_anchor_starts_the_chain_afresh(tmp_path
     v1 = city.root(1, ids(3))
     d = installed(city, tmp_path, v1)
     install_bundle(forged(city, v1, 9), d, NOW + 120)
-    v5 = city.root(5, ids(3))
-    info = install_bundle(city.revocations(v5, 6, ids(1)), d, NOW + 180)
-    assert (info.version, info.anchor_version) == (6, 5)
+    refused_install(Refusal.ROLLBACK, d, city.revocations(city.root(5, ids(3)), 6, ids(1)),
+                    NOW + 150)  # versions only go up, on a newer anchor too
+    v10 = city.root(10, ids(3))
+    info = install_bundle(city.revocations(v10, 11, ids(1)), d, NOW + 180)
+    assert (info.version, info.anchor_version) == (11, 10)
 
 
 def test_the_builder_and_the_cli_build_only_the_next_version(tmp_path, capsys):
@@ -167,10 +183,11 @@ def test_the_agent_does_not_turn_a_refused_skip_into_a_full_install(tmp_path):
     assert load_installed(state / "bundle")[1].version == 1
 
 
-def test_the_agent_reaches_a_root_bundle_numbered_below_the_installed_revocations(tmp_path):
-    # The device holds revocations v9 on anchor v1 (within the key's reach); the collector
-    # publishes only the roots' v2, which withdraws the key. The collector's newest is below
-    # the installed number: no refresh, but the agent fetches that newest and it installs.
+def test_the_agent_reaches_the_roots_bundle_above_the_installed_revocations(tmp_path):
+    # The device holds revocations v9 on anchor v1 (within the key's reach). The collector
+    # publishes the roots' v2: below the installed number, no refresh and nothing fetched
+    # (the device would refuse it as a rollback). The roots then publish v10 (above the
+    # key's numbers), which withdraws the key: it installs.
     pytest.importorskip("flask")
     from passgate.cli import main
     from sync_support import LiveCollector
@@ -183,14 +200,21 @@ def test_the_agent_reaches_a_root_bundle_numbered_below_the_installed_revocation
     c = Chain()
     install_bundle(c.v1, state / "bundle", c.now, roots=c.fleet.roots.set)
     install_bundle(_chain_forged(c, c.v1, 9), state / "bundle", c.now + 1)
+    refreshed = load_installed(state / "bundle")[1].last_refresh
     v2 = build_bundle(c.fleet.content(c.old), c.fleet.roots.keys[:2], 2, c.now - 60,
                       c.now + 86400)
+    v10 = build_bundle(c.fleet.content(c.old), c.fleet.roots.keys[:2], 10, c.now - 60,
+                       c.now + 86400)
     with LiveCollector(f"sqlite:///{tmp_path}/c.db") as collector:
         publish(collector, v2, 2)
         enrol(collector, args)
         assert main(["sync", "--once", *args]) == 0
+        _, info = load_installed(state / "bundle")
+        assert (info.version, info.last_refresh) == (9, refreshed)  # no refresh
+        publish(collector, v10, 10)
+        assert main(["sync", "--once", *args]) == 0
     _, info = load_installed(state / "bundle")
-    assert (info.version, info.kind, info.revokers) == (2, "passgate-bundle", ())
+    assert (info.version, info.kind, info.revokers) == (10, "passgate-bundle", ())
 
 
 def _chain_forged(c, base: bytes, version: int) -> bytes:
@@ -386,22 +410,21 @@ def test_a_real_mismatch_under_a_revocations_bundle_is_still_reported(tmp_path, 
 # --- the install record --------------------------------------------------------------------
 
 
-def test_a_power_cut_after_a_root_bundle_numbered_below_the_revocations_loses_nothing(tmp_path):
-    # root v3 over revocations v9: the file is written, the record still says v9. The
-    # record's order is (root version, version), so v3 counts as installed: v3 again is a
-    # no-op, v2 a rollback, and the old anchor's revocations are refused.
+def test_a_power_cut_after_the_roots_bundle_over_revocations_loses_nothing(tmp_path):
+    # root v10 over revocations v9: the file is written, the record still says v9. The
+    # header is the later: v10 counts as installed, v10 again is a no-op, an older root
+    # bundle a rollback, and the old anchor's revocations are refused.
     city = City()
     v1 = city.root(1, ids(3))
     d = installed(city, tmp_path, v1)
-    v9 = forged(city, v1, 9)
-    install_bundle(v9, d, NOW + 120)
+    install_bundle(forged(city, v1, 9), d, NOW + 120)
     record = (d / RECORD_FILE).read_bytes()
-    v3 = city.root(3, ids(3))
-    install_bundle(v3, d, NOW + 180)
+    v10 = city.root(10, ids(3))
+    install_bundle(v10, d, NOW + 180)
     (d / RECORD_FILE).write_bytes(record)  # the power cut
-    refused_install(Refusal.ROLLBACK, d, city.root(2, ids(3)), NOW + 240)
-    refused_install(Refusal.NOT_AUTHORISED, d, forged(city, v1, 10), NOW + 240)
-    assert install_bundle(v3, d, NOW + 300).version == 3
+    refused_install(Refusal.ROLLBACK, d, city.root(8, ids(3)), NOW + 240)
+    refused_install(Refusal.NOT_AUTHORISED, d, forged(city, v1, 11), NOW + 240)
+    assert install_bundle(v10, d, NOW + 300).version == 10
 
 
 def test_a_record_from_before_the_root_fields_still_judges_by_the_anchor(tmp_path):
@@ -415,7 +438,78 @@ def test_a_record_from_before_the_root_fields_still_judges_by_the_anchor(tmp_pat
     for k in ("root_version", "root_sha256"):
         del old[k]
     (d / RECORD_FILE).write_text(json.dumps(old))
-    assert install_bundle(city.root(2, ids(3)), d, NOW + 180).version == 2
+    assert install_bundle(forged(city, v1, 10), d, NOW + 150).version == 10
+    refused_install(Refusal.ROLLBACK, d, city.root(2, ids(3)), NOW + 180)
+    assert install_bundle(city.root(11, ids(3)), d, NOW + 180).version == 11
+
+
+def test_a_record_from_older_firmware_one_install_behind_does_not_lock_out_the_key(tmp_path):
+    # Older firmware: installed.json has no root fields. A power cut after writing
+    # revocations v3 (anchor v1) left the record at v2: the header is the later (review 34).
+    import json
+
+    city = City()
+    v1 = city.root(1, ids(3))
+    r2 = city.revocations(v1, 2, ids(1, b"x"))
+    r3 = city.revocations(r2, 3, ids(1, b"y"))
+    r4 = city.revocations(r3, 4, ids(1, b"z"))
+    d = installed(city, tmp_path, v1)
+    install_bundle(r2, d, NOW + 120)
+    old = json.loads((d / RECORD_FILE).read_text())
+    for k in ("root_version", "root_sha256"):
+        old.pop(k, None)
+    (d / BUNDLE_FILE).write_bytes(r3)  # the power cut: file written, record one behind
+    (d / RECORD_FILE).write_text(json.dumps(old))
+    assert install_bundle(r3, d, NOW + 180).version == 3  # finishes the record
+    assert install_bundle(r4, d, NOW + 240).version == 4  # the key's next revocations
+
+
+def test_a_damaged_bundle_file_does_not_block_the_keys_full_bundle(tmp_path):
+    # SD card damage: no usable trust data. The key's next full bundle stands on its own
+    # (anchor, key, only additions to the anchor) and brings it back (review 34).
+    city = City()
+    v1 = city.root(1, ids(3))
+    r2 = city.revocations(v1, 2, ids(1, b"x"))
+    r3 = city.revocations(r2, 3, ids(1, b"y"))
+    d = installed(city, tmp_path, v1)
+    install_bundle(r2, d, NOW + 120)
+    (d / BUNDLE_FILE).write_bytes(b"garbage")
+    assert install_bundle(r3, d, NOW + 180).version == 3
+
+
+def test_the_normal_flow_installs_from_every_point_in_full_and_by_delta(tmp_path):
+    # Roots v1, the key's v2 and v3, the roots' v4 (with the key's revocations), the key's
+    # v5 on v4: from each point to each later one, in full and as a chain (review 34).
+    from passgate.bundle.delta import apply_chain, encode_chain
+
+    city = City()
+    a, b, c, e = (ids(3, t) for t in (b"a", b"b", b"c", b"e"))
+    v1 = city.root(1, a)
+    r2 = city.revocations(v1, 2, b)
+    r3 = city.revocations(r2, 3, c)
+    v4 = city.root(4, a + b + c)
+    r5 = city.revocations(v4, 5, e)
+    seq = [v1, r2, r3, v4, r5]
+    n = 0
+    for i in range(len(seq)):
+        for j in range(i + 1, len(seq)):
+            for how in ("full", "chain"):
+                n += 1
+                d = tmp_path / f"d{n}"
+                install_bundle(v1, d, NOW + 60, roots=city.fleet.roots.set)
+                for k in range(1, i + 1):
+                    install_bundle(seq[k], d, NOW + 60 + k)
+                if how == "full":
+                    info = install_bundle(seq[j], d, NOW + 120)
+                else:
+                    chain = encode_chain([make_delta(seq[k], seq[k + 1]) for k in range(i, j)])
+                    info = apply_chain(chain, d, NOW + 120)
+                assert info.version == j + 1, (i, j, how)
+                store = load_installed(d)[0]
+                want = [a, a + b, a + b + c, a + b + c, a + b + c + e][j]
+                assert all(x in store.revoked for x in want)
+                with pytest.raises(BundleRefused):  # nothing earlier goes back in
+                    install_bundle(seq[i], d, NOW + 130)
 
 
 def test_the_revocations_part_hashes_are_those_the_key_signed(tmp_path):

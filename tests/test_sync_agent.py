@@ -465,20 +465,35 @@ def test_the_default_batch_is_the_collectors_limit():
     assert DEFAULT_BATCH == MAX_ROWS == args.batch
 
 
-def test_a_newest_below_the_installed_version_is_fetched_once_and_is_no_refresh(journal, tmp_path):
-    # The device holds v9 (a revocation key's number); the collector's newest is the roots'
-    # v4. It confirms nothing about v9: no refresh; v4 is fetched in full (no "have"), and a
-    # refused v4 is not fetched again while it stays the newest.
-    bundles = FakeBundles(version=9, refuse=True)
+def test_a_newest_below_the_installed_version_is_no_refresh_and_nothing_is_fetched(
+        journal, tmp_path):
+    # The device holds v9 (installed by hand, or a revocation key's number); the collector's
+    # newest is v4. It confirms nothing about v9: no refresh, and nothing is fetched
+    # (versions only go up: v4 would be refused; 16 MB every round on a fleet). The reason
+    # shows in the state; a newest above v9 installs as usual.
+    bundles = FakeBundles(version=9)
     client = ScriptedClient(bundle=(4, b"4"))
     client.hint = 4
     agent = make_agent(journal, client, tmp_path, bundle=bundles)
     assert agent.run_round().ok and agent.run_round().ok
-    assert client.bundle_requests == [None] and bundles.installs == 1
-    assert bundles.refreshes == []
+    assert client.bundle_requests == [] and bundles.installs == 0 and bundles.refreshes == []
+    assert "below the installed v9" in read_state(tmp_path / "s.json").last_error
     client.hint = None  # no hint: the 304 names v4, below v9: the same
     agent.run_round()
-    assert client.bundle_requests == [None, 9] and bundles.refreshes == []
-    bundles.refuse, client.bundle, client.hint = False, (5, b"5"), 5
-    assert agent.run_round().bundle_installed == 5  # a root bundle above the anchor installs
-    assert client.bundle_requests == [None, 9, None]
+    assert client.bundle_requests == [9] and bundles.refreshes == []
+    client.bundle, client.hint = (10, b"10"), 10
+    assert agent.run_round().bundle_installed == 10
+
+
+def test_a_version_refused_once_then_installed_by_hand_is_still_refreshed(journal, tmp_path):
+    # v5 refused by the agent (say, dated ahead of a clock not yet set); the technician sets
+    # the clock and installs v5 by hand: the collector's newest is now the installed one,
+    # a refresh (review 34: the refusal's memory had come first).
+    bundles = FakeBundles(version=4, refuse=True)
+    client = ScriptedClient(bundle=(5, b"5"))
+    client.hint = 5
+    agent = make_agent(journal, client, tmp_path, bundle=bundles)
+    agent.run_round()
+    bundles.version = 5  # `passgate bundle install` by hand
+    agent.run_round()
+    assert bundles.refreshes

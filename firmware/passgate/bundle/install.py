@@ -181,49 +181,35 @@ def check_succession(
 ) -> bool:
     """Is a bundle (its manifest, and for a revocations bundle its anchor) a legal successor
     of the installed one (``record``: see :func:`_installed_record`)? True if it *is* the
-    installed one; refuses otherwise. Only numbers the roots signed decide for root bundles:
+    installed one; refuses otherwise.
 
-    - a root bundle must be above the root bundle in force (the installed one, or the anchor
-      of an installed revocations bundle), whatever number a revocation key gave its own
-      bundle: a key cannot lock the roots out;
-    - a revocations bundle on an older anchor, or on another manifest of the same version,
-      is NOT_AUTHORISED; on the anchor in force it must be above the installed version; on a
-      newer anchor (a root bundle the device has not seen, with its k-of-n signatures) it
-      starts the chain afresh.
+    - Versions only go up, root bundles and revocations bundles alike: a root bundle numbered
+      at or below an installed revocations bundle may predate the revocations it added (a
+      genuine bundle the roots have since superseded), and installing it would un-revoke
+      them. A revocation key cannot lock the roots out with a high number: its bundles are
+      at most ``MAX_REVOCATION_STEPS`` above their anchor (revokers.py), so the roots'
+      next bundle, numbered above that, always installs (docs/trust.md).
+    - A revocations bundle on an older anchor than the root bundle in force, or on another
+      manifest of that version, is NOT_AUTHORISED (a de-authorised key cannot come back on
+      an old anchor); on a newer anchor (a root bundle with its k-of-n signatures the device
+      has not seen) the chain starts afresh.
     """
     if manifest_sha256 == record["manifest_sha256"]:
         return True
     v, installed, floor = manifest.version, record["version"], record["root_version"]
-    if anchor is None:
-        if v < floor:
-            raise refuse(
-                Refusal.ROLLBACK, f"bundle v{v} is older than the installed v{floor}"
-            )
-        if v == floor:
-            if root_sha256 == record.get("root_sha256"):
-                raise refuse(
-                    Refusal.ROLLBACK,
-                    f"bundle v{v} is the root bundle the installed revocations v{installed} "
-                    "build on; it would drop their revocations",
-                )
-            raise refuse(
-                Refusal.SAME_VERSION,
-                f"bundle v{v} differs from the installed bundle of the same version",
-            )
-        return False
-    if anchor.version < floor or (
-        anchor.version == floor and root_sha256 != record.get("root_sha256")
-    ):
-        raise refuse(
-            Refusal.NOT_AUTHORISED,
-            f"bundle v{v}: built on root bundle v{anchor.version}, but v{floor} is in force here",
-        )
-    if anchor.version == floor and v < installed:
+    if v < installed:
         raise refuse(Refusal.ROLLBACK, f"bundle v{v} is older than the installed v{installed}")
-    if anchor.version == floor and v == installed:
+    if v == installed:
         raise refuse(
             Refusal.SAME_VERSION,
             f"bundle v{v} differs from the installed bundle of the same version",
+        )
+    if anchor is not None and (anchor.version < floor or (
+        anchor.version == floor and root_sha256 != record.get("root_sha256")
+    )):
+        raise refuse(
+            Refusal.NOT_AUTHORISED,
+            f"bundle v{v}: built on root bundle v{anchor.version}, but v{floor} is in force here",
         )
     return False
 
@@ -280,7 +266,15 @@ def _check_revocations(
         return  # nothing installed, or a newer anchor: the chain starts afresh
     if not (state_dir / BUNDLE_FILE).exists():
         return
-    installed = read_bundle(state_dir / BUNDLE_FILE, roots, max_bytes)
+    try:
+        installed = read_bundle(state_dir / BUNDLE_FILE, roots, max_bytes)
+    except BundleError as exc:
+        # A damaged installed file has no additions to keep, and the device no usable trust
+        # data: refusing would leave it so until the roots' next bundle. The incoming one
+        # stands on its own (anchor, key, only additions to its anchor: checked above).
+        log.warning("installed bundle unreadable (%s): the revocations bundle v%d is checked "
+                    "against its anchor only", exc, bundle.version)
+        return
     if digests_added(installed.parts.get("added", b""), bundle.parts["added"]) is None:
         raise refuse(
             Refusal.BEYOND_REVOKER,
@@ -389,8 +383,8 @@ def _installed_record(state_dir: Path) -> dict[str, Any] | None:
 
     Besides ``version`` and ``manifest_sha256`` the record has ``root_version`` and
     ``root_sha256``: the root manifest in force (the bundle itself, or a revocations bundle's
-    anchor). Installs only ever move (root_version, version) forward (see
-    :func:`check_succession`), so "later" is that pair's order."""
+    anchor). Installs only ever move the version forward (see :func:`check_succession`),
+    so "later" is the higher version."""
     try:
         record = _read_record(state_dir)
     except TrustError as exc:
@@ -439,8 +433,8 @@ def _with_root(record: dict[str, Any], installed: dict[str, Any] | None) -> dict
     return {**record, "root_version": record["version"], "root_sha256": None}
 
 
-def _order(record: dict[str, Any]) -> tuple[int, int]:
-    return int(record["root_version"]), int(record["version"])
+def _order(record: dict[str, Any]) -> int:
+    return int(record["version"])
 
 
 def _info(bundle: VerifiedBundle, record: dict[str, Any]) -> BundleInfo:

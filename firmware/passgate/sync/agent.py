@@ -264,15 +264,19 @@ class SyncAgent:
             return None
         have = self._bundle_version()
         # The batch reply names the newest published version: skip the request when it is
-        # the installed one, or the very version whose checks failed last time.
-        if hint is not None and hint == self._refused_bundle:
-            return None
+        # not newer, or when it is the very version whose checks failed last time. Only the
+        # installed version itself confirms the installed bundle: a newest below it (the
+        # device holds a bundle this collector does not publish) confirms nothing, and the
+        # staleness clock keeps running (nothing is fetched: versions only go up).
         if hint is not None and have is not None and hint <= have:
             if hint == have:
                 self._refreshed()
                 self._bundle_error = None
-                return None
-            return self._fetch_newest(hint)
+            else:
+                self._newest_below(hint, have)
+            return None
+        if hint is not None and hint == self._refused_bundle:
+            return None
         if self._unwritable is not None:
             version, since = self._unwritable
             if (hint is None or hint == version) and 0 <= self._now() - since < BUNDLE_RETRY_S:
@@ -288,8 +292,8 @@ class SyncAgent:
             if reply.published and have is not None and reply.version is not None and (
                 reply.version < have
             ):
-                return self._fetch_newest(reply.version)
-            if reply.published and have is not None:
+                self._newest_below(reply.version, have)
+            elif reply.published and have is not None:
                 self._refreshed()
             return None
         if reply.version is not None and reply.version == self._refused_bundle:
@@ -328,23 +332,15 @@ class SyncAgent:
         # A collector that answers "full" with a chain again gets no second fallback.
         return self._install(replace(reply, delta=False), have)
 
-    def _fetch_newest(self, newest: int) -> int | None:
+    def _newest_below(self, newest: int, have: int) -> None:
         """The collector's newest is *below* the installed version: it does not publish what
-        this device holds (a bundle from elsewhere, or a revocation key's number above what
-        the roots published since), so it confirms nothing: no refresh. Its newest is fetched
-        in full once (not again while it stays the newest and refused): a root bundle above
-        the root bundle in force installs whatever the installed bundle's number."""
-        if newest == self._refused_bundle:
-            return None
-        try:
-            reply = self.client.fetch_bundle(None)
-        except BundleTooLarge as exc:
-            self._bundle_refused(newest, exc)
-            return None
-        if reply.data is None:
-            return None
-        version = newest if reply.version is None else reply.version
-        return self._install(replace(reply, delta=False, version=version), self._bundle_version())
+        this device holds (a bundle installed by hand, or a revocation key's number above
+        what the roots published since). No refresh, and nothing to fetch: the device would
+        refuse it as a rollback. The staleness clock shows it on the screen in time."""
+        if self._bundle_error is None or not self._bundle_error.startswith("collector's newest"):
+            log.warning("the collector's newest bundle v%d is below the installed v%d: not "
+                        "counted as a refresh", newest, have)
+        self._bundle_error = f"collector's newest bundle v{newest} is below the installed v{have}"
 
     def _bundle_refused(self, version: int | None, exc: Exception) -> None:
         # Remembered so the same version is not downloaded again every round; the round
