@@ -104,6 +104,11 @@ def test_a_superseded_root_bundle_cannot_unrevoke_what_the_key_added(tmp_path):
     refused_install(Refusal.ROLLBACK, d, r2, NOW + 180)
     store = load_installed(d)[0]
     assert b[0] in store.revoked and c[0] in store.revoked
+    # Nor can the key anchor a bundle of its own on that superseded root bundle (review 35).
+    refused_install(Refusal.ROLLBACK, d, forged(city, roots_v2, 4), NOW + 180)
+    refused_install(Refusal.ROLLBACK, d, forged(city, roots_v2, 9), NOW + 180)
+    store = load_installed(d)[0]
+    assert b[0] in store.revoked and c[0] in store.revoked
     # The roots' next bundle is numbered above what they saw published, and installs.
     assert install_bundle(city.root(4, a + b + c), d, NOW + 240).kind == "passgate-bundle"
 

@@ -192,7 +192,9 @@ def check_succession(
     - A revocations bundle on an older anchor than the root bundle in force, or on another
       manifest of that version, is NOT_AUTHORISED (a de-authorised key cannot come back on
       an old anchor); on a newer anchor (a root bundle with its k-of-n signatures the device
-      has not seen) the chain starts afresh.
+      has not seen) the chain starts afresh, if that anchor is itself above the installed
+      version: one at or below it is a root bundle the device would refuse as a rollback,
+      and a thief could anchor on it to drop what the installed bundle revoked (review 35).
     """
     if manifest_sha256 == record["manifest_sha256"]:
         return True
@@ -210,6 +212,14 @@ def check_succession(
         raise refuse(
             Refusal.NOT_AUTHORISED,
             f"bundle v{v}: built on root bundle v{anchor.version}, but v{floor} is in force here",
+        )
+    if anchor is not None and floor < anchor.version <= installed:
+        # A root bundle numbered at or below the installed one is one the device refuses as
+        # a rollback (it may predate what the installed bundle revoked): it anchors nothing.
+        raise refuse(
+            Refusal.ROLLBACK,
+            f"bundle v{v}: built on root bundle v{anchor.version}, not above the installed "
+            f"v{installed}",
         )
     return False
 
