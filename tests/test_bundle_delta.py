@@ -173,10 +173,11 @@ def forged(city: City, base: bytes, version: int, parts_change=None, key=REVOKER
                      *(parts[n] for n in REVOCATION_PARTS)])
 
 
-def refused(reason: Refusal, d, delta: bytes, now: float = NOW + 120):
+def refused(reason: Refusal, d, delta: bytes, now: float = NOW + 120, apply=apply_delta):
+    """``apply(delta, d, now)`` is refused for ``reason`` and leaves the files as they were."""
     before = snapshot(d)
     with pytest.raises(BundleRefused) as exc:
-        apply_delta(delta, d, now)
+        apply(delta, d, now)
     assert exc.value.reason is reason, exc.value
     assert snapshot(d) == before
 

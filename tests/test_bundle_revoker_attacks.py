@@ -43,15 +43,11 @@ from passgate.bundle.verify import read_bundle
 from passgate.errors import TrustError
 from passgate.passes.cose import dumps
 from passgate.passes.keys import raw_public
-from test_bundle_delta import REVOKER, City, forged, ids, installed, packed, snapshot
+from test_bundle_delta import REVOKER, City, forged, ids, installed, packed, refused, snapshot
 
 
 def refused_install(reason: Refusal, d, data: bytes, now: float = NOW + 120) -> None:
-    before = snapshot(d)
-    with pytest.raises(BundleRefused) as exc:
-        install_bundle(data, d, now)
-    assert exc.value.reason is reason, exc.value
-    assert snapshot(d) == before
+    refused(reason, d, data, now, apply=install_bundle)
 
 
 # --- D1: the key's version numbers ---------------------------------------------------------
@@ -165,20 +161,29 @@ def test_the_builder_and_the_cli_build_only_the_next_version(tmp_path, capsys):
     assert read_bundle(tmp_path / "v.pgb", city.fleet.roots.set).version == 2
 
 
-def test_the_agent_does_not_turn_a_refused_skip_into_a_full_install(tmp_path):
-    # The delta that skips is refused; the agent's fallback to the full bundle must refuse
-    # the same skip (it installed it before).
+def _device_on_v1(tmp_path):
+    """A device with a journal, a device key and the chain's root v1 installed: (its state
+    folder, the CLI's folder arguments, test_sync_deltas.Chain)."""
     pytest.importorskip("flask")
     from passgate.cli import main
-    from sync_support import LiveCollector
-    from test_sync_deltas import Chain, enrol, fill_journal, publish
+    from test_sync_deltas import Chain, fill_journal
 
     state, sync = tmp_path / "state", tmp_path / "sync"
     fill_journal(state / "journal.sqlite", 1)
     assert main(["keys", "new-device", "--out", str(sync)]) == 0
-    args = ["--state", str(state), "--sync-dir", str(sync)]
     c = Chain()
     install_bundle(c.v1, state / "bundle", c.now, roots=c.fleet.roots.set)
+    return state, ["--state", str(state), "--sync-dir", str(sync)], c
+
+
+def test_the_agent_does_not_turn_a_refused_skip_into_a_full_install(tmp_path):
+    # The delta that skips is refused; the agent's fallback to the full bundle must refuse
+    # the same skip (it installed it before).
+    from passgate.cli import main
+    from sync_support import LiveCollector
+    from test_sync_deltas import enrol, publish
+
+    state, args, c = _device_on_v1(tmp_path)
     skip = _chain_forged(c, c.v1, 1_000_000)
     with LiveCollector(f"sqlite:///{tmp_path}/c.db") as collector:
         publish(collector, c.v1, 1)
@@ -193,17 +198,11 @@ def test_the_agent_reaches_the_roots_bundle_above_the_installed_revocations(tmp_
     # publishes the roots' v2: below the installed number, no refresh and nothing fetched
     # (the device would refuse it as a rollback). The roots then publish v10 (above the
     # key's numbers), which withdraws the key: it installs.
-    pytest.importorskip("flask")
     from passgate.cli import main
     from sync_support import LiveCollector
-    from test_sync_deltas import Chain, enrol, fill_journal, publish
+    from test_sync_deltas import enrol, publish
 
-    state, sync = tmp_path / "state", tmp_path / "sync"
-    fill_journal(state / "journal.sqlite", 1)
-    assert main(["keys", "new-device", "--out", str(sync)]) == 0
-    args = ["--state", str(state), "--sync-dir", str(sync)]
-    c = Chain()
-    install_bundle(c.v1, state / "bundle", c.now, roots=c.fleet.roots.set)
+    state, args, c = _device_on_v1(tmp_path)
     install_bundle(_chain_forged(c, c.v1, 9), state / "bundle", c.now + 1)
     refreshed = load_installed(state / "bundle")[1].last_refresh
     v2 = build_bundle(c.fleet.content(c.old), c.fleet.roots.keys[:2], 2, c.now - 60,

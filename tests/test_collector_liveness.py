@@ -275,16 +275,27 @@ def test_a_replayed_batch_adds_tamper_alerts_and_rejected_rows(store):  # noqa: 
     assert (len(store.alerts(100)), len(store.rejected_rows(100))) == before
 
 
+def _ahead_and_right(store, ahead_s: float):  # noqa: F811
+    """Two collector processes on one database, A's clock ``ahead_s`` ahead of B's, and a
+    device enrolled at B: (A's clock, B's clock, A, B, the device)."""
+    ahead, clock = Clock(), Clock()
+    ahead.t += ahead_s
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=clock).test_client()
+    dev, _c = _enrol(b, store)
+    return ahead, clock, a, b, dev
+
+
+def _challenge(client) -> bytes:
+    return protocol.unb64url(client.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+
+
 def test_a_challenge_from_a_process_ahead_is_refused_then_accepted_on_replay(store):  # noqa: F811
     """Point 3 (minor variant): process A's clock runs 90 s ahead of B's (both on one
     database). A batch echoing A's challenge, delivered to B, is not fresh (beyond
     FUTURE_SLACK_MS); the same bytes replayed to B 60 s later are."""
-    ahead, clock = Clock(), Clock()
-    ahead.t += 90
-    a = create_app(store, time_token=None, now=ahead).test_client()
-    b = create_app(store, time_token=None, now=clock).test_client()
-    dev, _c = _enrol(b, store)
-    challenge = protocol.unb64url(a.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    ahead, clock, a, b, dev = _ahead_and_right(store, 90)
+    challenge = _challenge(a)
     captured = dev.batch_body([], challenge=challenge, sent_at=NOW - 5000)  # its clock is off
     b.post("/v1/batches", data=captured, headers=CBOR)
     assert store.device("gate-1").last_seen is None
@@ -317,17 +328,13 @@ def test_a_collector_clock_far_ahead_does_not_make_a_device_look_dead(store):  #
     """A collector process whose clock ran a year ahead issued a challenge the device
     echoed: it is taken (its replay is never fresh), which shuts the challenge way for a
     year; the device's sent_at still makes its batches fresh."""
-    ahead, clock = Clock(), Clock()
-    ahead.t += 365 * 86400
-    a = create_app(store, time_token=None, now=ahead).test_client()
-    b = create_app(store, time_token=None, now=clock).test_client()
-    dev, _c = _enrol(b, store)
-    wrong = protocol.unb64url(a.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    ahead, clock, a, b, dev = _ahead_and_right(store, 365 * 86400)
+    wrong = _challenge(a)
     captured = dev.batch_body([], challenge=wrong, sent_at=NOW - 5000)  # its clock is off
     b.post("/v1/batches", data=captured, headers=CBOR)
     assert store.device("gate-1").last_seen is None
     clock.t += 30
-    right = protocol.unb64url(b.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    right = _challenge(b)
     b.post("/v1/batches", data=dev.batch_body([], challenge=right, sent_at=NOW + 30),
            headers=CBOR)
     assert store.device("gate-1").last_seen == NOW + 30
@@ -424,14 +431,10 @@ def test_an_agent_interval_longer_than_the_window_is_seen_every_round(store):  #
 
 
 def test_a_replay_stays_dead_after_a_far_ahead_challenge_was_taken(store):  # noqa: F811
-    ahead, clock = Clock(), Clock()
-    ahead.t += 365 * 86400
-    a = create_app(store, time_token=None, now=ahead).test_client()
-    b = create_app(store, time_token=None, now=clock).test_client()
-    dev, _c = _enrol(b, store)
-    wrong = protocol.unb64url(a.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    ahead, clock, a, b, dev = _ahead_and_right(store, 365 * 86400)
+    wrong = _challenge(a)
     b.post("/v1/batches", data=dev.batch_body([], challenge=wrong), headers=CBOR)
-    right = protocol.unb64url(b.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
+    right = _challenge(b)
     captured = dev.batch_body([], challenge=right, status={"backlog": 1})
     b.post("/v1/batches", data=captured, headers=CBOR)
     assert store.device("gate-1").last_seen == NOW
