@@ -304,24 +304,26 @@ def test_a_challenge_from_a_process_ahead_is_refused_then_accepted_on_replay(sto
     assert store.device("gate-1").last_seen is None
 
 
-def test_a_device_clock_once_far_ahead_is_still_seen_by_its_challenges(store):  # noqa: F811
-    """A batch whose device clock read year 2100 is taken with its sent_at as the marker
-    (its replay must never be fresh), which shuts the sent_at way until then; once the
-    clock is corrected, the device is seen by every batch that echoes a fresh challenge."""
+def test_a_device_clock_once_far_ahead_shuts_nothing(store):  # noqa: F811
+    """A batch whose device clock read year 2100 (fresh by its challenge) holds nothing
+    back: once the clock is corrected, the device is seen by its sent_at and its status is
+    taken; a replay of the 2100 batch is never fresh (its digest is kept till then)."""
     clock = Clock()
     client = create_app(store, time_token=None, now=clock).test_client()
     dev, _c = _enrol(client, store)
-    c = protocol.unb64url(client.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
-    client.post("/v1/batches", data=dev.batch_body([], challenge=c, sent_at=4_102_444_800),
-                headers=CBOR)
+    far = dev.batch_body([], challenge=_challenge(client), sent_at=4_102_444_800,
+                         status={"backlog": 9})
+    client.post("/v1/batches", data=far, headers=CBOR)
     assert store.device("gate-1").last_seen == NOW
     clock.t += 3600
-    client.post("/v1/batches", data=dev.batch_body([], sent_at=int(clock.t)), headers=CBOR)
-    assert store.device("gate-1").last_seen == NOW  # the sent_at way: shut until 2100
-    c = protocol.unb64url(client.get("/v1/health").headers[protocol.CHALLENGE_HEADER])
-    client.post("/v1/batches", data=dev.batch_body([], challenge=c, sent_at=int(clock.t)),
-                headers=CBOR)
-    assert store.device("gate-1").last_seen == int(clock.t)
+    client.post("/v1/batches", data=dev.batch_body([], sent_at=int(clock.t),
+                                                   status={"backlog": 1}), headers=CBOR)
+    d = store.device("gate-1")
+    assert (d.last_seen, d.backlog) == (int(clock.t), 1)
+    clock.t = 4_102_444_800 + 5  # 2100: the captured batch's sent_at is in the window
+    client.post("/v1/batches", data=far, headers=CBOR)
+    d = store.device("gate-1")
+    assert (d.last_seen, d.backlog) == (NOW + 3600, 1)
 
 
 def test_a_collector_clock_far_ahead_does_not_make_a_device_look_dead(store):  # noqa: F811
@@ -463,3 +465,86 @@ def test_a_few_seconds_of_skew_between_processes_loses_no_heartbeat(store):  # n
     d = store.device("gate-1")
     assert (d.last_seen, d.backlog) == (NOW + 2, 0)
 
+
+# A third review's findings: no wrong clock, and no re-enrolment, makes a replay fresh or
+# hides a live device.
+
+def test_a_same_second_drain_across_skewed_processes_keeps_its_last_status(store):  # noqa: F811
+    """A 5 s ahead, B right; a drain's batches go out within one second (sent_at is whole
+    seconds): the final heartbeat echoes B's challenge (< A's taken) with sent_at == held."""
+    ahead, clock = Clock(), Clock()
+    ahead.t += 5
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=clock).test_client()
+    cc = _agent(store, FlaskTransport(b), clock)
+    cc._transport = FlaskTransport(a, b, b, b)
+    cc.upload(ZERO, [], {"backlog": 9})  # to A
+    cc.upload(ZERO, [], {"backlog": 4})   # to B, echoes A's: fresh
+    cc.fetch_bundle(None)                 # to B
+    clock.t += 0.5
+    cc.upload(ZERO, [], {"backlog": 0})   # to B: the round's final heartbeat
+    assert store.device("gate-1").backlog == 0
+
+
+def test_a_device_clock_jump_corrected_by_ntp_hides_nothing(store):  # noqa: F811
+    """--interval 700 (>= --fresh-window: every echoed challenge is stale) and a device
+    clock that once read +1 h (the RTC at boot, then NTP): seen every round after."""
+    real = Clock()
+    dev_clock = Clock()
+    cc = _agent(store, FlaskTransport(create_app(store, time_token=None,
+                                                 now=real).test_client()), dev_clock)
+    cc.upload(ZERO, [], {"backlog": 0})
+    cc.fetch_bundle(None)
+    real.t += 700
+    dev_clock.t = real.t + 3600           # the jump
+    cc.upload(ZERO, [], {"backlog": 0})
+    cc.fetch_bundle(None)
+    unseen = []
+    for _ in range(4):                    # NTP corrected: the device clock is right again
+        real.t += 700
+        dev_clock.t = real.t
+        cc.upload(ZERO, [], {"backlog": 0})
+        cc.fetch_bundle(None)
+        unseen.append(store.device("gate-1").last_seen != int(real.t))
+    assert not any(unseen), unseen
+
+
+def test_a_process_a_year_ahead_that_also_set_the_device_clock_hides_nothing(store):  # noqa: F811
+    """A (a year ahead) answers once; the agent echoes A's challenge and (its signed time
+    token trusted by passgate.clock) its clock reads A's time for that batch. Once both
+    clocks are right again, the device is seen at once."""
+    ahead, real = Clock(), Clock()
+    ahead.t += 365 * 86400
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=real).test_client()
+    dev_clock = Clock()
+    cc = _agent(store, FlaskTransport(b), dev_clock)
+    cc._transport = FlaskTransport(a, b)
+    cc.fetch_bundle(None)                 # to A: its challenge (and token) a year ahead
+    dev_clock.t = ahead.t                 # the device clock follows the trusted token
+    cc._transport = FlaskTransport(b)
+    cc.upload(ZERO, [], {"backlog": 1})   # echoes A's: both markers a year ahead
+    dev_clock.t = real.t                  # corrected (NTP / a token from B)
+    for _ in range(3):
+        real.t += 60
+        dev_clock.t = real.t
+        cc.upload(ZERO, [], {"backlog": 0})
+        cc.fetch_bundle(None)
+    assert store.device("gate-1").last_seen == int(real.t)
+
+
+def test_a_capture_replayed_after_the_device_was_enrolled_again_is_not_fresh(store):  # noqa: F811
+    clock = Clock()
+    client = create_app(store, time_token=None, now=clock).test_client()
+    dev, c = _enrol(client, store)
+    captured = dev.batch_body([], challenge=c, status={"backlog": 7})
+    client.post("/v1/batches", data=captured, headers=CBOR)
+    clock.t += 120
+    store.remove_device("gate-1")         # staff re-provision the same checkpoint
+    store.add_token(hashlib.sha256(b"again-again-again").digest(), "gate-1", int(clock.t),
+                    int(clock.t) + 600)
+    r = client.post("/v1/enrol", data=dev.enrol_body("again-again-again"), headers=CBOR)
+    assert r.status_code == 201
+    clock.t += 60                         # checkpoint unplugged; the old capture is replayed
+    client.post("/v1/batches", data=captured, headers=CBOR)
+    assert store.device("gate-1").last_seen is None

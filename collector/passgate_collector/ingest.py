@@ -6,10 +6,10 @@ must see it, and rejecting it would only hide the edit in the device's dead-lett
 Only malformed rows and nonce conflicts are refused, per row; a refused row is kept (and a
 conflict alerted) once: sent again, or replayed, it gets the same answer and adds nothing.
 
-Device health and ``last_seen`` move only on a fresh batch (a genuine recent challenge newer
-than the last one taken, or a ``sent_at`` inside the window and newer than the last one
-taken; both markers move whether the batch was fresh or not): a replayed batch changes the
-dedup answers and nothing else (``Tx.update_health``).
+Device health and ``last_seen`` move only on a fresh batch: one not taken before (its digest
+is kept while a replay could look fresh) that echoes a genuine recent challenge or carries a
+``sent_at`` inside the window. A replayed batch changes the dedup answers and nothing else
+(``Tx.update_health``).
 """
 
 from __future__ import annotations
@@ -171,5 +171,6 @@ def _apply(store: SqlStore, batch: Batch, now: int, challenge_ms: int | None, wi
             log.warning("device %s: %d tamper alert(s), first: %s", batch.device,
                         len(all_alerts), all_alerts[0][0])
         tx.update_health(health, now, batch.sent_at, challenge_ms=challenge_ms,
-                         window_s=window_s, future_slack_ms=liveness.FUTURE_SLACK_MS)
+                         digest=batch.digest, window_s=window_s,
+                         future_slack_ms=liveness.FUTURE_SLACK_MS)
     return Applied(results, tx.held.bundle_version)

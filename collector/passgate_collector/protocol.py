@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import operator
 import re
 from collections.abc import Mapping, Sequence
@@ -204,6 +205,8 @@ class Batch:
     rows: tuple[dict, ...]
     status: dict
     challenge: bytes | None = None  # echoed from a Passgate-Challenge header: liveness
+    digest: bytes | None = None  # SHA-256 of the signed payload, first 16 bytes: the batch's
+    # identity, so that a replay of it is never fresh (store.base.Tx.update_health)
 
 
 def parse_batch(signed: Signed, max_rows: int = MAX_ROWS) -> Batch:
@@ -235,7 +238,7 @@ def parse_batch(signed: Signed, max_rows: int = MAX_ROWS) -> Batch:
         last = seq
     # Decoded maps are dicts already; a copy per row would only add work.
     return Batch(p["device"], sent_at, prev, tuple(r if type(r) is dict else dict(r) for r in rows),
-                 dict(status), challenge)
+                 dict(status), challenge, hashlib.sha256(signed.envelope.payload).digest()[:16])
 
 
 _ROW_KEYS = frozenset(ROW_FIELDS)

@@ -261,39 +261,52 @@ class Tx:
         self._s._alert(self._cur, self.device_id, kind, detail, now)
 
     def update_health(self, health: dict, now: int, sent_at: int | None = None, *,
-                      challenge_ms: int | None = None, window_s: int = 600,
-                      future_slack_ms: int = 0) -> bool:
+                      challenge_ms: int | None = None, digest: bytes | None = None,
+                      window_s: int = 600, future_slack_ms: int = 0) -> bool:
         """Record a batch's status as the device's health and move ``last_seen``, only when
         the batch is fresh (docs/sync-protocol.md section 4, "Liveness"); True if it was.
 
-        ``challenge_ms``: when the genuine challenge the batch echoes was issued (its HMAC
-        checked by the caller, ``liveness.Challenges.genuine_ms``), whatever its age; None
-        when it echoes none, or none of ours. Fresh by either of two ways, each with its
-        marker: the challenge was issued within ``window_s`` of ``now`` (up to
-        ``future_slack_ms`` ahead: another process's clock) and after ``live_challenge_ms``;
-        or ``sent_at`` is within ``window_s`` of ``now`` and after ``health_sent_at``. Both
-        markers move to the batch's values whether the batch was fresh or not, so the same
-        bytes are never fresh later: a batch from a device clock running ahead, or echoing
-        a challenge from a process running ahead, is not made fresh by replaying it once its
-        time has come. A marker pushed ahead by a wrong clock shuts its own way until real
-        time passes it; the other way still sees the device (a wrong device clock: its
-        challenges; a collector process's wrong clock: the device's ``sent_at``).
+        Fresh: taken for the first time, and either it echoes a genuine challenge
+        (``challenge_ms``: when it was issued, its HMAC checked by the caller,
+        ``liveness.Challenges.genuine_ms``) issued within ``window_s`` of ``now`` (up to
+        ``future_slack_ms`` ahead: another process's clock), or its ``sent_at`` is within
+        ``window_s`` of ``now``. "For the first time" is the batch's ``digest`` (of its signed
+        payload), kept in ``seen_batches`` under the device's lock, fresh or not, for as long
+        as a replay of it could look fresh: until the later of its challenge's time, its
+        ``sent_at`` and now, plus the window. So the same bytes are never fresh again, to any
+        process, whatever clock they carry (a heartbeat from a clock running ahead, refused
+        at once, is not taken when its time comes), and no wrong clock, the device's or a
+        collector process's, shuts out the device's later batches. ``digest`` None (a
+        caller without the signed payload): no replay record, the windows alone.
         """
+        window_ms = window_s * 1000
         now_ms = now * 1000
-        taken, held = self.held.live_challenge_ms, self.held.health_sent_at  # read with the lock
-        fresh = challenge_ms is not None and (taken is None or challenge_ms > taken) and (
-            now_ms - window_s * 1000 <= challenge_ms <= now_ms + future_slack_ms)
-        fresh = fresh or (sent_at is not None and abs(sent_at - now) <= window_s
-                          and (held is None or sent_at > held))
-        marks: dict = {}
-        if challenge_ms is not None and (taken is None or challenge_ms > taken):
-            marks["live_challenge_ms"] = challenge_ms
-        if sent_at is not None and (held is None or sent_at > held):
-            marks["health_sent_at"] = sent_at
-        if not fresh:
-            if marks:  # only the markers: a replay of these bytes is judged against them
-                self._set_device(marks)
+        by_challenge = challenge_ms is not None and (
+            now_ms - window_ms <= challenge_ms <= now_ms + future_slack_ms)
+        by_sent_at = sent_at is not None and abs(sent_at - now) <= window_s
+        if digest is not None:
+            latest = max(now, sent_at or 0, (challenge_ms or 0) // 1000 + 1)
+            until = min(latest, schema.INT8_MAX - window_s) + window_s
+            if not self._s._take_batch(self._cur, self.device_id, digest, until, now):
+                return False  # a replay: nothing but the dedup answers
+        if not (by_challenge or by_sent_at):
             return False
+        # The status itself only moves forward: a batch delivered late (held by the network,
+        # within the window) moves last_seen but does not turn the health back. Newer: its
+        # sent_at is not before the last one taken, or its challenge is after the last one
+        # taken. Only values inside the window are taken as those markers, so a clock that
+        # was wrong once (the device's, or a process's) does not hold later statuses back.
+        taken, held = self.held.live_challenge_ms, self.held.health_sent_at  # read with the lock
+        newer = (sent_at is None or held is None or sent_at >= held
+                 or (by_challenge and (taken is None or challenge_ms > taken)))  # type: ignore[operator]
+        marks: dict = {}
+        if by_sent_at and (held is None or sent_at > held):  # type: ignore[operator]
+            marks["health_sent_at"] = sent_at
+        if by_challenge and (taken is None or challenge_ms > taken):  # type: ignore[operator]
+            marks["live_challenge_ms"] = challenge_ms
+        if not newer:
+            self._set_device(marks, seen=now)
+            return True
         health = dict(health, **marks)
         cols = [k for k in HEALTH_KEYS if k in health]
         self._set_device({k: health[k] for k in cols}, seen=now)
@@ -354,6 +367,17 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
 
     def _lock_migration(self, cur) -> None:
         """Keep two collectors starting at once from both creating tables (no-op here)."""
+
+    def _take_batch(self, cur, device_id: str, digest: bytes, until: int, now: int) -> bool:
+        """Keep a signed batch's digest until ``until`` (POSIX s); False if it was kept
+        already (a replay). The device's entries past their time go at the same moment: a
+        device keeps about one window's batches here."""
+        cur.execute(self.sql("DELETE FROM seen_batches WHERE device_id = ? AND until_s < ?"),
+                    (device_id, now))
+        cur.execute(self.sql("INSERT INTO seen_batches (device_id, digest, until_s) VALUES "
+                             "(?, ?, ?) ON CONFLICT (device_id, digest) DO NOTHING"),
+                    (device_id, digest, until))
+        return cur.rowcount == 1
 
     def _delete_some_sql(self, table: str, where: str) -> str:
         """A DELETE of at most ``?`` rows of ``table`` matching ``where`` (its last parameter

@@ -19,7 +19,7 @@ A database made by an older collector is brought up to date by ``MIGRATIONS`` (r
 order, after the ``CREATE ... IF NOT EXISTS`` statements have added any new table).
 """
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -169,6 +169,12 @@ CREATE TABLE IF NOT EXISTS pass_pairs (
     PRIMARY KEY (pass_hash, first_device, first_ms, second_device, second_ms)
 );
 CREATE INDEX IF NOT EXISTS pass_pairs_time ON pass_pairs (second_ms);
+CREATE TABLE IF NOT EXISTS seen_batches (
+    device_id TEXT NOT NULL,
+    digest {blob} NOT NULL,
+    until_s {big} NOT NULL,
+    PRIMARY KEY (device_id, digest)
+);
 """
 
 # ``scans`` diverges: one SQLite table keyed by (device_id, nonce); on PostgreSQL a table
@@ -285,6 +291,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # DDL above, before the migrations); SqliteStore._migrate_step drops the old
     # (pass_hash, t_ms) one. PostgreSQL keeps its index: nothing to do.
     12: (),
+    # 13: the signed batches taken, each kept while a replay of it could look fresh
+    # (``seen_batches``, made by the DDL above; ``store.base.Tx.update_health``). A
+    # collector from before it would not look there: it refuses to start on this schema.
+    13: (),
 }
 
 # Indexes on columns a migration may have added: created after the migrations ran, for new
