@@ -105,7 +105,13 @@ _TRANSIENT_SQLSTATES = ("53", "40001", "40P01")
 
 def _transient_db(exc: BaseException) -> bool:
     state = getattr(exc, "sqlstate", None)
-    return isinstance(state, str) and state.startswith(_TRANSIENT_SQLSTATES)
+    if isinstance(state, str):
+        return state.startswith(_TRANSIENT_SQLSTATES)
+    # No SQLSTATE from psycopg: the database could not be reached or refused the session
+    # (every connection it allows in use, a restart, a network cut): not now, rather than
+    # never. SQLite's OperationalError also means SQL errors: not one of these.
+    return any(c.__name__ == "OperationalError" and c.__module__.split(".")[0] == "psycopg"
+               for c in type(exc).__mro__)
 
 
 def create_app(
@@ -247,7 +253,14 @@ def create_app(
 
     @app.errorhandler(500)
     def server_error(exc) -> Response:
-        log.error("internal error: %s", type(getattr(exc, "original_exception", exc)).__name__)
+        cause = getattr(exc, "original_exception", exc)
+        if request.path.startswith("/v1/") and cause is not None and _transient_db(cause):
+            # The database is out of connections or unreachable (its first query, before
+            # any batch began): the device waits and comes back, as for a saturated one.
+            log.warning("database unavailable (%s %s); answered 503",
+                        getattr(cause, "sqlstate", None), type(cause).__name__)
+            return protocol_error(_busy())
+        log.error("internal error: %s", type(cause).__name__)
         if not request.path.startswith("/v1/"):
             return errorpage.page(InternalServerError())
         return _error(500, "internal", "the collector failed; retry later")

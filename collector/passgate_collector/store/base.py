@@ -338,6 +338,7 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
     kind = "sql"
     types: dict[str, str] = {}
     placeholder = "?"
+    for_update = ""  # a row lock on a SELECT (PostgreSQL; SQLite's write transactions are one)
 
     def __init__(self, pool_size: int = 4) -> None:
         self._pool = Pool(self._connect, pool_size)
@@ -523,8 +524,10 @@ class SqlStore(Reports, ConsoleQueries, Accounts):
         the first answer was lost); raises :class:`StoreError` with ``bad_token`` or
         ``already_enrolled`` as its message otherwise."""
         with self._tx() as cur:
+            # Locked (PostgreSQL): the same enrolment retried at a second process waits for
+            # the first, then finds the token used by its key: "again", not a conflict.
             cur.execute(self.sql("SELECT device_id, expires_at, used_at, pubkey FROM tokens "
-                                 "WHERE token_hash = ?"), (token_hash,))
+                                 "WHERE token_hash = ?" + self.for_update), (token_hash,))
             tok = cur.fetchone()
             if tok is None or tok[0] != device_id:
                 raise StoreError("bad_token")

@@ -58,6 +58,7 @@ class PostgresStore(SqlStore):
     kind = "postgresql"
     types = schema.POSTGRES_TYPES
     placeholder = "%s"
+    for_update = " FOR UPDATE"
 
     def __init__(self, url: str, pool_size: int = 4) -> None:
         self.url = url
