@@ -408,6 +408,18 @@ def _agent(store, transport, clock, name="gate-1"):  # noqa: F811
 ZERO = b"\0" * 32
 
 
+def _agent_across_skew(store, ahead_s: float):  # noqa: F811
+    """The firmware's client enrolled at process B, then sending to A (its clock
+    ``ahead_s`` ahead), B, B, B in turn: (A's clock, B's clock, the client)."""
+    ahead, clock = Clock(), Clock()
+    ahead.t += ahead_s
+    a = create_app(store, time_token=None, now=ahead).test_client()
+    b = create_app(store, time_token=None, now=clock).test_client()
+    cc = _agent(store, FlaskTransport(b), clock)
+    cc._transport = FlaskTransport(a, b, b, b)
+    return ahead, clock, cc
+
+
 def test_after_an_outage_longer_than_the_window_the_first_heartbeat_is_seen(store):  # noqa: F811
     """Its challenge is genuine but stale; its sent_at is right: fresh by sent_at."""
     clock = Clock()
@@ -449,12 +461,7 @@ def test_a_replay_stays_dead_after_a_far_ahead_challenge_was_taken(store):  # no
 def test_a_few_seconds_of_skew_between_processes_loses_no_heartbeat(store):  # noqa: F811
     """Two processes behind one database, A's clock 5 s ahead: the final heartbeat of a
     drain echoes B's challenge, older than A's taken one; its sent_at makes it fresh."""
-    ahead, clock = Clock(), Clock()
-    ahead.t += 5
-    a = create_app(store, time_token=None, now=ahead).test_client()
-    b = create_app(store, time_token=None, now=clock).test_client()
-    cc = _agent(store, FlaskTransport(b), clock)
-    cc._transport = FlaskTransport(a, b, b, b)
+    ahead, clock, cc = _agent_across_skew(store, 5)
     cc.upload(ZERO, [], {"backlog": 9})  # to A: its answer carries A's challenge (t+5)
     clock.t += 1
     ahead.t += 1
@@ -472,12 +479,7 @@ def test_a_few_seconds_of_skew_between_processes_loses_no_heartbeat(store):  # n
 def test_a_same_second_drain_across_skewed_processes_keeps_its_last_status(store):  # noqa: F811
     """A 5 s ahead, B right; a drain's batches go out within one second (sent_at is whole
     seconds): the final heartbeat echoes B's challenge (< A's taken) with sent_at == held."""
-    ahead, clock = Clock(), Clock()
-    ahead.t += 5
-    a = create_app(store, time_token=None, now=ahead).test_client()
-    b = create_app(store, time_token=None, now=clock).test_client()
-    cc = _agent(store, FlaskTransport(b), clock)
-    cc._transport = FlaskTransport(a, b, b, b)
+    ahead, clock, cc = _agent_across_skew(store, 5)
     cc.upload(ZERO, [], {"backlog": 9})  # to A
     cc.upload(ZERO, [], {"backlog": 4})   # to B, echoes A's: fresh
     cc.fetch_bundle(None)                 # to B

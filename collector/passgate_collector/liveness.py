@@ -39,10 +39,11 @@ def load_key(store: SqlStore) -> bytes:
 
 
 class Challenges:
-    """Issue and check challenges with one key; ``window_s`` is how old one may be."""
+    """Issue challenges and tell genuine ones, with one key (how old one may be is
+    ``store.base.Tx.update_health``'s to judge)."""
 
-    def __init__(self, key: bytes, window_s: int) -> None:
-        self._key, self.window_ms = key, window_s * 1000
+    def __init__(self, key: bytes) -> None:
+        self._key = key
 
     def _mac(self, stamp: bytes) -> bytes:
         mac = hmac.new(self._key, b"passgate-liveness/1" + stamp, hashlib.sha256)

@@ -168,7 +168,7 @@ def create_app(
     deltas = DeltaCache()
     if time_token is None:
         log.warning("no time key: responses carry no signed time; devices cannot raise the floor")
-    challenges = liveness.Challenges(liveness.load_key(store), settings.fresh_window_s)
+    challenges = liveness.Challenges(liveness.load_key(store))
     limiter = RateLimiter(settings.rate_per_s, settings.rate_burst, monotonic)
     inflight = threading.BoundedSemaphore(settings.max_inflight)
 

@@ -305,26 +305,22 @@ class Tx:
         if by_challenge and (taken is None or challenge_ms > taken):  # type: ignore[operator]
             marks["live_challenge_ms"] = challenge_ms
         if not newer:
-            self._set_device(marks, seen=now)
+            self._set_device(marks, now)
             return True
         health = dict(health, **marks)
         cols = [k for k in HEALTH_KEYS if k in health]
-        self._set_device({k: health[k] for k in cols}, seen=now)
+        self._set_device({k: health[k] for k in cols}, now)
         if health:
             log_health(self._s, self._cur, self.device_id, health, now)
         return True
 
-    def _set_device(self, values: dict, seen: int | None = None) -> None:
-        """One UPDATE of the device row: ``values``, ``last_seen`` when ``seen`` is given,
-        and the device's new head if the batch moved it (see :meth:`finish`)."""
-        values = dict(values)
+    def _set_device(self, values: dict, seen: int) -> None:
+        """One UPDATE of the device row: ``last_seen``, ``values``, and the device's new
+        head if the batch moved it (see :meth:`finish`)."""
+        values = {"last_seen": seen, **values}
         if self._head is not None:
             values["last_seq"], values["last_chain"] = self._head
             self._head = None
-        if seen is not None:
-            values = {"last_seen": seen, **values}
-        if not values:
-            return
         sets = ", ".join(f"{k} = ?" for k in values)
         self._q(f"UPDATE devices SET {sets} WHERE device_id = ?",
                 [*values.values(), self.device_id])
